@@ -1,0 +1,580 @@
+"""Queues, skills and agents from YAML into typed, frozen objects, validated once.
+
+The loader walks the YAML *node* tree (`yaml.compose`) instead of plain dicts so that every
+error can name the file and line it came from. All problems are collected and raised
+together in one `AcdConfigError`: nothing starts half-configured.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal, TypeVar
+
+import yaml
+
+from acd.errors import AcdConfigError, ConfigIssue
+
+POLICIES = ("longest_idle", "most_skilled", "round_robin", "fewest_calls", "least_occupied")
+Policy = Literal["longest_idle", "most_skilled", "round_robin", "fewest_calls", "least_occupied"]
+TIMEOUT_KINDS = ("callback", "voicemail", "queue")
+MIN_LEVEL, MAX_LEVEL = 1, 10
+
+_EMPTY: Mapping[str, int] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class TimeoutActionSpec:
+    """What happens to a waiting caller at a deadline: `callback`, `voicemail` or `queue:<name>`."""
+
+    kind: Literal["callback", "voicemail", "queue"]
+    target: str | None = None
+
+    def __str__(self) -> str:
+        return f"queue:{self.target}" if self.kind == "queue" else self.kind
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationStep:
+    """After `after_s` seconds in the queue: relax levels, widen to other queues, or act."""
+
+    after_s: float
+    min_levels: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
+    also_offer_to: tuple[str, ...] = ()
+    action: TimeoutActionSpec | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceLevel:
+    percent: float = 80.0
+    within_s: float = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class PriorityRules:
+    """Base priority bonuses; aging is global (`AcdConfig.priority_aging_per_s`)."""
+
+    vip: int = 0
+    grades: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
+
+    def base(self, ivr_priority: int, vip: bool, grade: str | None) -> int:
+        bonus = self.vip if vip else 0
+        if grade is not None:
+            bonus += self.grades.get(grade, 0)
+        return ivr_priority + bonus
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfig:
+    name: str
+    skills: Mapping[str, int]
+    policy: Policy = "longest_idle"
+    service_level: ServiceLevel = ServiceLevel()
+    max_wait_s: float | None = None
+    on_max_wait: TimeoutActionSpec = TimeoutActionSpec("voicemail")
+    escalation: tuple[EscalationStep, ...] = ()
+    wrap_up_s: float = 30.0
+    announce_every_s: float = 30.0  # 0 disables position announcements
+    short_abandon_s: float = 5.0
+    ring_timeout_s: float = 15.0
+    sticky_window_s: float = 0.0
+    default_handle_s: float = 180.0  # used for estimated wait until real handle times exist
+    priority: PriorityRules = PriorityRules()
+    line: int = 0
+
+    def level_stages(self) -> tuple[Mapping[str, int], ...]:
+        """Distinct required-level sets over time: stage 0 is the queue's own requirement."""
+        stages: list[Mapping[str, int]] = [self.skills]
+        for step in self.escalation:
+            if step.min_levels:
+                merged = dict(stages[-1])
+                merged.update(step.min_levels)
+                stages.append(MappingProxyType(merged))
+        return tuple(stages)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    id: str
+    name: str
+    skills: Mapping[str, int]
+    queues: tuple[str, ...]
+    endpoint: str | None = None
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AcdConfig:
+    skills: tuple[str, ...]
+    pause_reasons: tuple[str, ...]
+    queues: tuple[QueueConfig, ...]
+    agents: tuple[AgentConfig, ...]
+    priority_aging_per_s: float = 1.0
+    source: str = "<string>"
+    _queues_by_name: Mapping[str, QueueConfig] = field(default_factory=lambda: MappingProxyType({}), repr=False,
+                                                     compare=False)
+    _agents_by_id: Mapping[str, AgentConfig] = field(default_factory=lambda: MappingProxyType({}), repr=False,
+                                                     compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_queues_by_name", MappingProxyType({q.name: q for q in self.queues}))
+        object.__setattr__(self, "_agents_by_id", MappingProxyType({a.id: a for a in self.agents}))
+
+    def queue(self, name: str) -> QueueConfig:
+        return self._queues_by_name[name]
+
+    def agent(self, agent_id: str) -> AgentConfig:
+        return self._agents_by_id[agent_id]
+
+    def has_queue(self, name: str) -> bool:
+        return name in self._queues_by_name
+
+    def has_agent(self, agent_id: str) -> bool:
+        return agent_id in self._agents_by_id
+
+
+def meets(levels: Mapping[str, int], required: Mapping[str, int]) -> bool:
+    return all(levels.get(skill, 0) >= level for skill, level in required.items())
+
+
+def load_config(path: str | Path) -> AcdConfig:
+    """Load and validate one YAML file; raises `AcdConfigError` listing every problem."""
+    path = Path(path)
+    return parse_config(path.read_text(encoding="utf-8"), source=str(path))
+
+
+def parse_config(text: str, source: str = "<string>") -> AcdConfig:
+    return _Loader(source).load(text)
+
+
+# --------------------------------------------------------------------------- node walking
+
+T = TypeVar("T")
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_STR_TAG = "tag:yaml.org,2002:str"
+_NULL_TAG = "tag:yaml.org,2002:null"
+
+_TOP_FIELDS = {"skills", "pause_reasons", "queues", "agents", "priority_aging_per_s"}
+_QUEUE_FIELDS = {
+    "name", "skills", "policy", "service_level", "max_wait_s", "on_max_wait", "escalation", "wrap_up_s",
+    "announce_every_s", "short_abandon_s", "ring_timeout_s", "sticky_window_s", "default_handle_s", "priority",
+}
+_STEP_FIELDS = {"after_s", "min_levels", "also_offer_to", "action"}
+_AGENT_FIELDS = {"id", "name", "skills", "queues", "endpoint"}
+
+
+class _Invalid(Exception):
+    """Internal: a field could not be read; the issue is already recorded."""
+
+
+class _Loader:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.issues: list[ConfigIssue] = []
+        self.queue: str | None = None  # queue being read, for error scoping
+
+    # ---- issue recording
+    def issue(self, node: yaml.Node | None, fld: str, message: str, queue: str | None = None) -> None:
+        line = node.start_mark.line + 1 if node is not None else 1
+        self.issues.append(ConfigIssue(self.source, line, fld, message, queue or self.queue))
+
+    def fail(self, node: yaml.Node | None, fld: str, message: str) -> _Invalid:
+        self.issue(node, fld, message)
+        return _Invalid()
+
+    # ---- typed readers
+    def mapping(self, node: yaml.Node, fld: str, allowed: set[str] | None = None) -> dict[str, yaml.Node]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, fld, "expected a mapping")
+        out: dict[str, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if not isinstance(key, str):
+                self.issue(key_node, fld, "keys must be plain names")
+                continue
+            name = f"{fld}.{key}" if fld else key
+            if key in out:
+                self.issue(key_node, name, "appears twice")
+                continue
+            if allowed is not None and key not in allowed:
+                self.issue(key_node, name, f"unknown field; expected one of {sorted(allowed)}")
+                continue
+            out[key] = value_node
+        return out
+
+    def sequence(self, node: yaml.Node, fld: str) -> list[yaml.Node]:
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.fail(node, fld, "expected a list")
+        return list(node.value)
+
+    def text(self, node: yaml.Node, fld: str) -> str:
+        if not isinstance(node, yaml.ScalarNode) or node.tag == _NULL_TAG or not node.value.strip():
+            raise self.fail(node, fld, "expected a non-empty text value")
+        return str(node.value)
+
+    def number(self, node: yaml.Node, fld: str, *, minimum: float = 0.0, strict: bool = False) -> float:
+        if not isinstance(node, yaml.ScalarNode) or node.tag not in (_INT_TAG, _FLOAT_TAG):
+            raise self.fail(node, fld, "expected a number")
+        value = float(node.value.replace("_", ""))
+        if value < minimum or (strict and value == minimum) or math.isnan(value):
+            bound = ">" if strict else ">="
+            raise self.fail(node, fld, f"must be {bound} {minimum:g}, got {node.value}")
+        return value
+
+    def integer(self, node: yaml.Node, fld: str, low: int | None = None, high: int | None = None) -> int:
+        if not isinstance(node, yaml.ScalarNode) or node.tag != _INT_TAG:
+            raise self.fail(node, fld, "expected a whole number")
+        value = int(node.value.replace("_", ""), 0)
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise self.fail(node, fld, f"must be between {low} and {high}, got {value}")
+        return value
+
+    def is_null(self, node: yaml.Node) -> bool:
+        return isinstance(node, yaml.ScalarNode) and node.tag == _NULL_TAG
+
+    def optional(self, fields: dict[str, yaml.Node], key: str, fld: str, read: Callable[[yaml.Node, str], T],
+                 default: T) -> T:
+        node = fields.get(key)
+        if node is None:
+            return default
+        try:
+            return read(node, fld)
+        except _Invalid:
+            return default
+
+    # ---- document
+    def load(self, text: str) -> AcdConfig:
+        try:
+            root = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = mark.line + 1 if mark is not None else 1
+            raise AcdConfigError([ConfigIssue(self.source, line, "<document>", f"not valid YAML: {exc}")]) from None
+        if root is None:
+            raise AcdConfigError([ConfigIssue(self.source, 1, "<document>", "the file is empty")])
+        try:
+            top = self.mapping(root, "", _TOP_FIELDS)
+        except _Invalid:
+            raise AcdConfigError(self.issues) from None
+
+        skills = self.names(top, "skills", root)
+        pause_reasons = self.names(top, "pause_reasons", root)
+        aging = self.optional(top, "priority_aging_per_s", "priority_aging_per_s", self.number, 1.0)
+        queue_nodes = self.list_field(top, "queues", root)
+        agent_nodes = self.list_field(top, "agents", root)
+
+        skill_set = set(skills)
+        queue_names = self.collect_queue_names(queue_nodes)
+        queues = [q for q in (self.read_queue(n, skill_set, queue_names) for n in queue_nodes) if q is not None]
+        agents = self.read_agents(agent_nodes, skill_set, queue_names)
+        self.check_overflow_cycles(queues)
+        self.check_servable(queues, agents)
+        if self.issues:
+            raise AcdConfigError(sorted(self.issues, key=lambda i: i.line))
+        return AcdConfig(tuple(skills), tuple(pause_reasons), tuple(queues), tuple(agents), aging, self.source)
+
+    def names(self, top: dict[str, yaml.Node], key: str, root: yaml.Node) -> list[str]:
+        node = top.get(key)
+        if node is None:
+            self.issue(root, key, "is required")
+            return []
+        out: list[str] = []
+        try:
+            for i, item in enumerate(self.sequence(node, key)):
+                try:
+                    name = self.text(item, f"{key}[{i}]")
+                except _Invalid:
+                    continue
+                if name in out:
+                    self.issue(item, f"{key}[{i}]", f"{name!r} is listed twice")
+                out.append(name)
+        except _Invalid:
+            return []
+        if not out:
+            self.issue(node, key, "must list at least one name")
+        return out
+
+    def list_field(self, top: dict[str, yaml.Node], key: str, root: yaml.Node) -> list[yaml.Node]:
+        node = top.get(key)
+        if node is None:
+            self.issue(root, key, "is required")
+            return []
+        try:
+            return self.sequence(node, key)
+        except _Invalid:
+            return []
+
+    def collect_queue_names(self, nodes: list[yaml.Node]) -> set[str]:
+        names: set[str] = set()
+        for i, node in enumerate(nodes):
+            if not isinstance(node, yaml.MappingNode):
+                continue
+            for key_node, value_node in node.value:
+                if getattr(key_node, "value", None) == "name" and isinstance(value_node, yaml.ScalarNode):
+                    if value_node.value in names:
+                        self.issue(value_node, f"queues[{i}].name", f"queue {value_node.value!r} is defined twice",
+                                   queue=value_node.value)
+                    names.add(value_node.value)
+        return names
+
+    def levels(self, node: yaml.Node, fld: str, skills: set[str]) -> Mapping[str, int]:
+        out: dict[str, int] = {}
+        for skill, level_node in self.mapping(node, fld).items():
+            if skill not in skills:
+                key_node = next(k for k, v in node.value if v is level_node)
+                self.issue(key_node, f"{fld}.{skill}", f"unknown skill {skill!r}; declare it under 'skills'")
+                continue
+            try:
+                out[skill] = self.integer(level_node, f"{fld}.{skill}", MIN_LEVEL, MAX_LEVEL)
+            except _Invalid:
+                continue
+        return MappingProxyType(out)
+
+    def action(self, node: yaml.Node, fld: str, queue_names: set[str]) -> TimeoutActionSpec:
+        raw = self.text(node, fld)
+        kind, _, target = raw.partition(":")
+        if kind == "queue":
+            if not target:
+                raise self.fail(node, fld, "queue action needs a target: 'queue:<name>'")
+            if target not in queue_names:
+                raise self.fail(node, fld, f"unknown queue {target!r}")
+            if target == self.queue:
+                raise self.fail(node, fld, "a queue cannot time out into itself")
+            return TimeoutActionSpec("queue", target)
+        if kind in ("callback", "voicemail") and not target:
+            return TimeoutActionSpec(kind)  # type: ignore[arg-type]
+        raise self.fail(node, fld, f"bad action {raw!r}; expected callback, voicemail or queue:<name>")
+
+    # ---- queues
+    def read_queue(self, node: yaml.Node, skills: set[str], queue_names: set[str]) -> QueueConfig | None:
+        self.queue = None
+        try:
+            fields = self.mapping(node, "queues[]", _QUEUE_FIELDS)
+            if "name" not in fields:
+                raise self.fail(node, "name", "every queue needs a name")
+            name = self.text(fields["name"], "name")
+        except _Invalid:
+            return None
+        self.queue = name
+        before = len(self.issues)
+        required: Mapping[str, int] = _EMPTY
+        if "skills" not in fields:
+            self.issue(node, "skills", "is required (skill: minimum level)")
+        else:
+            required = self.optional(fields, "skills", "skills", lambda n, f: self.levels(n, f, skills), _EMPTY)
+            if not required and len(self.issues) == before:
+                self.issue(fields["skills"], "skills", "must require at least one skill")
+        policy: str = "longest_idle"
+        if "policy" in fields:
+            policy = self.optional(fields, "policy", "policy", self.text, "longest_idle")
+            if policy not in POLICIES:
+                self.issue(fields["policy"], "policy", f"unknown routing policy {policy!r}; expected one of {POLICIES}")
+        sl = self.optional(fields, "service_level", "service_level", self.service_level, ServiceLevel())
+        max_wait = self.optional(fields, "max_wait_s", "max_wait_s", self.max_wait, None)
+        on_max_wait = self.optional(fields, "on_max_wait", "on_max_wait",
+                                    lambda n, f: self.action(n, f, queue_names), TimeoutActionSpec("voicemail"))
+        no_steps: tuple[EscalationStep, ...] = ()
+        steps = self.optional(fields, "escalation", "escalation",
+                              lambda n, f: self.escalation(n, f, required, skills, queue_names, max_wait), no_steps)
+        priority = self.optional(fields, "priority", "priority", self.priority_rules, PriorityRules())
+
+        def seconds(key: str, default: float) -> float:
+            return self.optional(fields, key, key, self.number, default)
+
+        queue = QueueConfig(
+            name=name, skills=required, policy=policy,  # type: ignore[arg-type]
+            service_level=sl, max_wait_s=max_wait, on_max_wait=on_max_wait, escalation=steps,
+            wrap_up_s=seconds("wrap_up_s", 30.0), announce_every_s=seconds("announce_every_s", 30.0),
+            short_abandon_s=seconds("short_abandon_s", 5.0),
+            ring_timeout_s=self.optional(fields, "ring_timeout_s", "ring_timeout_s",
+                                         lambda n, f: self.number(n, f, strict=True), 15.0),
+            sticky_window_s=seconds("sticky_window_s", 0.0),
+            default_handle_s=self.optional(fields, "default_handle_s", "default_handle_s",
+                                           lambda n, f: self.number(n, f, strict=True), 180.0),
+            priority=priority, line=node.start_mark.line + 1,
+        )
+        self.queue = None
+        return queue
+
+    def service_level(self, node: yaml.Node, fld: str) -> ServiceLevel:
+        fields = self.mapping(node, fld, {"percent", "within_s"})
+        percent = self.optional(fields, "percent", f"{fld}.percent", self.number, 80.0)
+        if percent <= 0 or percent > 100:
+            raise self.fail(fields["percent"], f"{fld}.percent", "must be in (0, 100]")
+        within = self.optional(fields, "within_s", f"{fld}.within_s",
+                               lambda n, f: self.number(n, f, strict=True), 20.0)
+        return ServiceLevel(percent, within)
+
+    def max_wait(self, node: yaml.Node, fld: str) -> float | None:
+        if self.is_null(node):
+            return None
+        return self.number(node, fld, strict=True)
+
+    def priority_rules(self, node: yaml.Node, fld: str) -> PriorityRules:
+        fields = self.mapping(node, fld, {"vip", "grades"})
+        vip = self.optional(fields, "vip", f"{fld}.vip", self.integer, 0)
+        grades: dict[str, int] = {}
+        if "grades" in fields:
+            try:
+                for grade, bonus in self.mapping(fields["grades"], f"{fld}.grades").items():
+                    try:
+                        grades[grade] = self.integer(bonus, f"{fld}.grades.{grade}")
+                    except _Invalid:
+                        pass
+            except _Invalid:
+                pass
+        return PriorityRules(vip, MappingProxyType(grades))
+
+    def escalation(self, node: yaml.Node, fld: str, required: Mapping[str, int], skills: set[str],
+                   queue_names: set[str], max_wait: float | None) -> tuple[EscalationStep, ...]:
+        steps: list[EscalationStep] = []
+        previous_at = 0.0
+        current = dict(required)
+        items = self.sequence(node, fld)
+        for i, item in enumerate(items):
+            here = f"{fld}[{i}]"
+            try:
+                fields = self.mapping(item, here, _STEP_FIELDS)
+                if "after_s" not in fields:
+                    raise self.fail(item, f"{here}.after_s", "is required")
+                after = self.number(fields["after_s"], f"{here}.after_s", strict=True)
+            except _Invalid:
+                continue
+            if after <= previous_at:
+                self.issue(fields["after_s"], f"{here}.after_s",
+                           f"escalation steps must increase in time: {after:g} s comes after {previous_at:g} s")
+            if max_wait is not None and after >= max_wait:
+                self.issue(fields["after_s"], f"{here}.after_s",
+                           f"step at {after:g} s is never reached: max_wait_s is {max_wait:g} s")
+            previous_at = max(previous_at, after)
+            min_levels: Mapping[str, int] = _EMPTY
+            if "min_levels" in fields:
+                min_levels = self.optional(fields, "min_levels", f"{here}.min_levels",
+                                           lambda n, f: self.levels(n, f, skills), _EMPTY)
+                for skill, level in min_levels.items():
+                    if skill not in required:
+                        self.issue(fields["min_levels"], f"{here}.min_levels.{skill}",
+                                   f"{skill!r} is not a required skill of this queue")
+                    elif level > current[skill]:
+                        self.issue(fields["min_levels"], f"{here}.min_levels.{skill}",
+                                   f"escalation may only lower a level: {level} > {current[skill]}")
+                    else:
+                        current[skill] = level
+            also: tuple[str, ...] = ()
+            if "also_offer_to" in fields:
+                also = self.optional(fields, "also_offer_to", f"{here}.also_offer_to",
+                                     lambda n, f: self.queue_refs(n, f, queue_names), ())
+            action = None
+            if "action" in fields:
+                action = self.optional(fields, "action", f"{here}.action",
+                                       lambda n, f: self.action(n, f, queue_names), None)
+                if i != len(items) - 1:
+                    self.issue(fields["action"], f"{here}.action",
+                               "an action ends the wait: it must be the last escalation step")
+            if not (min_levels or also or action) and "min_levels" not in fields:
+                self.issue(item, here, "a step needs min_levels, also_offer_to or action")
+            steps.append(EscalationStep(after, min_levels, also, action))
+        return tuple(steps)
+
+    def queue_refs(self, node: yaml.Node, fld: str, queue_names: set[str]) -> tuple[str, ...]:
+        nodes = [node] if isinstance(node, yaml.ScalarNode) else self.sequence(node, fld)
+        out: list[str] = []
+        for item in nodes:
+            try:
+                name = self.text(item, fld)
+            except _Invalid:
+                continue
+            if name not in queue_names:
+                self.issue(item, fld, f"unknown queue {name!r}")
+            elif name == self.queue:
+                self.issue(item, fld, "a queue cannot overflow into itself")
+            else:
+                out.append(name)
+        return tuple(out)
+
+    # ---- agents
+    def read_agents(self, nodes: list[yaml.Node], skills: set[str], queue_names: set[str]) -> list[AgentConfig]:
+        agents: list[AgentConfig] = []
+        seen: set[str] = set()
+        for i, node in enumerate(nodes):
+            here = f"agents[{i}]"
+            try:
+                fields = self.mapping(node, here, _AGENT_FIELDS)
+                if "id" not in fields:
+                    raise self.fail(node, f"{here}.id", "every agent needs an id")
+                id_node = fields["id"]
+                if not isinstance(id_node, yaml.ScalarNode) or not id_node.value.strip():
+                    raise self.fail(id_node, f"{here}.id", "expected a non-empty id")
+                agent_id = str(id_node.value)
+            except _Invalid:
+                continue
+            here = f"agents[{agent_id}]"
+            if agent_id in seen:
+                self.issue(id_node, f"{here}.id", f"agent {agent_id!r} is defined twice")
+            seen.add(agent_id)
+            name = self.optional(fields, "name", f"{here}.name", self.text, agent_id)
+            levels: Mapping[str, int] = _EMPTY
+            if "skills" in fields:
+                levels = self.optional(fields, "skills", f"{here}.skills",
+                                       lambda n, f: self.levels(n, f, skills), _EMPTY)
+            queues: tuple[str, ...] = ()
+            if "queues" in fields:
+                self.queue = None
+                queues = self.optional(fields, "queues", f"{here}.queues",
+                                       lambda n, f: self.queue_refs(n, f, queue_names), ())
+            endpoint = None
+            if "endpoint" in fields and not self.is_null(fields["endpoint"]):
+                endpoint = self.optional(fields, "endpoint", f"{here}.endpoint", self.text, None)
+            agents.append(AgentConfig(agent_id, name, levels, queues, endpoint, node.start_mark.line + 1))
+        return agents
+
+    # ---- cross checks
+    def check_overflow_cycles(self, queues: list[QueueConfig]) -> None:
+        edges: dict[str, list[str]] = {}
+        for q in queues:
+            targets: list[str] = []
+            for step in q.escalation:
+                targets.extend(step.also_offer_to)
+                if step.action is not None and step.action.target is not None:
+                    targets.append(step.action.target)
+            if q.on_max_wait.target is not None:
+                targets.append(q.on_max_wait.target)
+            edges[q.name] = targets
+        lines = {q.name: q.line for q in queues}
+        reported: set[frozenset[str]] = set()
+        state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+
+        def visit(name: str, path: list[str]) -> None:
+            state[name] = 1
+            path.append(name)
+            for target in edges.get(name, ()):
+                if state.get(target) == 1:
+                    cycle = path[path.index(target):] + [target]
+                    if frozenset(cycle) not in reported:
+                        reported.add(frozenset(cycle))
+                        self.issues.append(ConfigIssue(
+                            self.source, lines[target], "escalation",
+                            "queue overflow forms a loop: " + " -> ".join(cycle), target))
+                elif state.get(target) is None and target in edges:
+                    visit(target, path)
+            path.pop()
+            state[name] = 2
+
+        for q in queues:
+            if q.name not in state:
+                visit(q.name, [])
+
+    def check_servable(self, queues: list[QueueConfig], agents: list[AgentConfig]) -> None:
+        for q in queues:
+            if not q.skills:
+                continue  # already reported
+            loosest = q.level_stages()[-1]
+            if not any(q.name in a.queues and meets(a.skills, loosest) for a in agents):
+                self.issues.append(ConfigIssue(
+                    self.source, q.line, "skills",
+                    "no configured agent can ever serve this queue (member of it and skilled "
+                    f"{dict(loosest)} even after escalation)", q.name))

@@ -1,0 +1,148 @@
+"""Inputs of the router: what happened, as frozen slotted dataclasses.
+
+Time is never inside an event: `Router.handle(event, now)` receives it explicitly
+(monotonic seconds), so replays and tests control the clock.
+
+Two families: call-side facts reported by the PBX (through the call model) and agent
+commands from the console. Agent commands may be refused; PBX facts never are, but a
+stale one (second hang-up of the same call) is answered with a `Refusal` for the log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+# ---------------------------------------------------------------- caller side
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnqueued:
+    """A caller enters a queue (IVR `queue` node). `priority` comes from the IVR; `vip` and
+    `grade` from the CRM; `sticky_agent_id` is the caller's last agent from CRM history."""
+
+    call_id: str
+    queue: str
+    priority: int = 0
+    caller_num: str = ""
+    sticky_agent_id: str | None = None
+    vip: bool = False
+    grade: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallLeftQueue:
+    """The flow took the caller out of the queue (key for voicemail, transfer...).
+    `reason` is free text for the log; 'abandoned' counts as an abandon in statistics."""
+
+    call_id: str
+    reason: str = "left"
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackRequested:
+    """The caller pressed the callback key: the call keeps its place as a virtual caller
+    (no channel any more) and is offered to an agent when its turn comes."""
+
+    call_id: str
+    number: str | None = None  # defaults to the caller's number
+
+
+@dataclass(frozen=True, slots=True)
+class CallerHungUp:
+    """The caller's channel is gone, in any state (waiting, ringing an agent, connected)."""
+
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class OfferRinging:
+    """The agent's phone started ringing for this offer (screen-pop moment)."""
+
+    call_id: str
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class OfferAnswered:
+    call_id: str
+    agent_id: str
+
+
+OfferFailure = Literal["no-answer", "busy", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class OfferFailed:
+    """The agent leg did not answer (OriginateResponse Reason 3 is no-answer, see capture 05)."""
+
+    call_id: str
+    agent_id: str
+    reason: OfferFailure = "no-answer"
+
+
+@dataclass(frozen=True, slots=True)
+class HoldStarted:
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class HoldEnded:
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentCallEnded:
+    """The agent's side of a connected call ended: wrap-up starts."""
+
+    agent_id: str
+    call_id: str
+
+
+# ---------------------------------------------------------------- agent commands
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLoggedIn:
+    """Binds the agent to a phone endpoint (e.g. PJSIP/1001). `endpoint=None` uses the agent's
+    configured default; `queues=None` uses the configured membership."""
+
+    agent_id: str
+    endpoint: str | None = None
+    queues: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLoggedOut:
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentReady:
+    """The agent is available (from paused, not-responding, or ending wrap-up early)."""
+
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPaused:
+    """Pause with a configured reason code. On a call it is deferred to after wrap-up."""
+
+    agent_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class WrapUpDone:
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Only advances the clock: escalations, wrap-up expiry, announcements, deadlines."""
+
+
+CallEvent = (CallEnqueued | CallLeftQueue | CallbackRequested | CallerHungUp | OfferRinging | OfferAnswered
+             | OfferFailed | HoldStarted | HoldEnded | AgentCallEnded)
+AgentCommand = AgentLoggedIn | AgentLoggedOut | AgentReady | AgentPaused | WrapUpDone
+Event = CallEvent | AgentCommand | Tick

@@ -1,0 +1,880 @@
+"""The ACD router: a pure state machine. `Router(config).handle(event, now) -> list[Decision]`.
+
+Indexes, so no event scans all agents x all calls:
+
+* per queue and per *level stage* (the queue's required levels, then each relaxation step),
+  a heap of available agents qualified at that stage, ordered by the queue's policy;
+* per queue and per level stage, a heap of routable calls at that stage, and per queue an
+  overflow heap of calls from other queues that are "also offered" to it;
+* per agent, a heap of calls waiting for them inside a sticky window.
+
+A call at stage s is served by the top of agent heap (queue, s). An agent whose best
+qualification for queue q is stage m looks at call heaps (q, m..last) and, at stage 0, the
+overflow heap of q. Entries are invalidated lazily by a global version counter.
+
+Effective priority = base priority + aging x wait. The aging rate is global, so the order
+between two waiting calls never changes with time: the heap key `aging*entered - base` is
+static and comparable across queues ("pick by priority, then by wait" across queues).
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+from acd import decisions as d
+from acd import events as ev
+from acd.config import AcdConfig, AgentConfig, QueueConfig, TimeoutActionSpec, meets
+from acd.heaps import LazyHeap
+from acd.states import AgentState, CallState, agent_next, call_next
+
+A = AgentState
+C = CallState
+
+_BUSY = frozenset({A.RESERVED, A.ON_CALL, A.ON_HOLD, A.WRAP_UP})
+_STAFFED = frozenset({A.AVAILABLE, A.RESERVED, A.ON_CALL, A.ON_HOLD, A.WRAP_UP})
+_IN_LINE = frozenset({C.WAITING, C.CALLBACK})
+_OFFERED = frozenset({C.OFFERED, C.RINGING})
+_RECENT_ENDED = 10_000  # ended call ids remembered to swallow duplicate hang-ups quietly
+
+AgentEntry = tuple[tuple[Any, ...], int, str]
+CallEntry = tuple[tuple[Any, ...], int, str]
+
+
+class _Agent:
+    __slots__ = (
+        "answered_at",
+        "busy_s",
+        "call_id",
+        "call_queue",
+        "calls_answered",
+        "cfg",
+        "endpoint",
+        "id",
+        "idle_since",
+        "login_at",
+        "min_stage",
+        "occupancy",
+        "ordinal",
+        "pause_reason",
+        "pending_pause",
+        "queues",
+        "rr_last",
+        "score",
+        "since",
+        "state",
+        "sticky",
+        "version",
+        "wrap_token",
+    )
+
+    def __init__(self, cfg: AgentConfig, ordinal: int, is_live: Callable[[CallEntry], bool]) -> None:
+        self.cfg = cfg
+        self.id = cfg.id
+        self.ordinal = ordinal
+        self.state = A.LOGGED_OUT
+        self.since = 0.0
+        self.endpoint = ""
+        self.queues: tuple[str, ...] = ()
+        self.min_stage: dict[str, int] = {}  # queue -> first level stage this agent meets
+        self.score: dict[str, int] = {}  # queue -> sum of levels in the queue's skills
+        self.version = 0
+        self.idle_since = 0.0
+        self.call_id: str | None = None
+        self.call_queue: str | None = None
+        self.pending_pause: str | None = None
+        self.pause_reason: str | None = None
+        self.answered_at = 0.0
+        self.calls_answered = 0
+        self.busy_s = 0.0
+        self.login_at = 0.0
+        self.rr_last: dict[str, int] = {}
+        self.occupancy = 0.0
+        self.sticky: LazyHeap[CallEntry] = LazyHeap(is_live)
+        self.wrap_token = 0
+
+
+class _Call:
+    __slots__ = (
+        "agent_id",
+        "answered_at",
+        "base",
+        "callback_number",
+        "caller_num",
+        "entered_at",
+        "entry",
+        "first_enq",
+        "head",
+        "id",
+        "key",
+        "level_stage",
+        "next_step",
+        "overflow",
+        "pending_action",
+        "queue",
+        "seq",
+        "state",
+        "sticky_agent",
+        "version",
+        "virtual",
+    )
+
+    def __init__(self, call_id: str, queue: QueueConfig, base: int, now: float, seq: int, caller_num: str) -> None:
+        self.id = call_id
+        self.queue = queue
+        self.state = C.NEW
+        self.base = base
+        self.first_enq = now  # priority aging runs from the first queue entry, across moves
+        self.entered_at = now  # escalation runs from entry into the current queue
+        self.seq = seq
+        self.version = 0
+        self.next_step = 0
+        self.level_stage = 0
+        self.overflow: tuple[str, ...] = ()
+        self.caller_num = caller_num
+        self.callback_number: str | None = None
+        self.sticky_agent: str | None = None
+        self.head = 1  # 0 = put back at the head after ring-no-answer
+        self.entry = 0
+        self.agent_id: str | None = None
+        self.pending_action: TimeoutActionSpec | None = None
+        self.answered_at = 0.0
+        self.key: tuple[Any, ...] = ()
+        self.virtual = False
+
+
+class _QueueRuntime:
+    __slots__ = (
+        "agent_heaps",
+        "call_heaps",
+        "cfg",
+        "handle_times",
+        "line",
+        "overflow_heap",
+        "rr_counter",
+        "staffed",
+        "stages",
+        "step_overflow",
+        "step_stage",
+    )
+
+    def __init__(self, cfg: QueueConfig, agent_live: Callable[[AgentEntry], bool],
+                 call_live: Callable[[CallEntry], bool]) -> None:
+        self.cfg = cfg
+        self.stages = cfg.level_stages()
+        self.step_stage: list[int] = []
+        self.step_overflow: list[tuple[str, ...]] = []
+        stage, overflow = 0, cast(tuple[str, ...], ())
+        for step in cfg.escalation:
+            if step.min_levels:
+                stage += 1
+            overflow = overflow + tuple(q for q in step.also_offer_to if q not in overflow)
+            self.step_stage.append(stage)
+            self.step_overflow.append(overflow)
+        self.agent_heaps: list[LazyHeap[AgentEntry]] = [LazyHeap(agent_live) for _ in self.stages]
+        self.call_heaps: list[LazyHeap[CallEntry]] = [LazyHeap(call_live) for _ in self.stages]
+        self.overflow_heap: LazyHeap[CallEntry] = LazyHeap(call_live)
+        self.line: list[tuple[Any, ...]] = []  # sorted keys of calls in line, for positions
+        self.handle_times: deque[float] = deque(maxlen=50)
+        self.staffed = 0
+        self.rr_counter = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AgentView:
+    agent_id: str
+    state: str
+    since: float
+    time_in_state_s: float
+    endpoint: str
+    queues: tuple[str, ...]
+    call_id: str | None
+    pause_reason: str | None
+    pending_pause: str | None
+    calls_answered: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallView:
+    call_id: str
+    queue: str
+    state: str
+    agent_id: str | None
+    entered_at: float
+    position: int | None  # None when not in line (offered or connected)
+    level_stage: int
+    overflow: tuple[str, ...]
+    sticky_agent_id: str | None
+    virtual: bool
+
+
+class Router:
+    """Feed it events with the current monotonic time; carry out the decisions it returns."""
+
+    def __init__(self, config: AcdConfig) -> None:
+        self.config = config
+        self._aging = config.priority_aging_per_s
+        self._pause_reasons = frozenset(config.pause_reasons)
+        self._now = float("-inf")
+        self._version = 0
+        self._seq = 0
+        self._calls: dict[str, _Call] = {}
+        self._recent_ended: OrderedDict[str, None] = OrderedDict()
+        self._timers: list[tuple[float, int, str, str, int, int]] = []
+        self._agents = {a.id: _Agent(a, i, self._call_live) for i, a in enumerate(config.agents)}
+        self._queues = {q.name: _QueueRuntime(q, self._agent_live, self._call_live) for q in config.queues}
+        self._handlers: dict[type, Callable[[Any, float, list[d.Decision]], None]] = {
+            ev.CallEnqueued: self._on_enqueued,
+            ev.CallLeftQueue: self._on_left_queue,
+            ev.CallbackRequested: self._on_callback_requested,
+            ev.CallerHungUp: self._on_caller_hung_up,
+            ev.OfferRinging: self._on_offer_ringing,
+            ev.OfferAnswered: self._on_offer_answered,
+            ev.OfferFailed: self._on_offer_failed,
+            ev.HoldStarted: self._on_hold,
+            ev.HoldEnded: self._on_hold,
+            ev.AgentCallEnded: self._on_agent_call_ended,
+            ev.AgentLoggedIn: self._on_logged_in,
+            ev.AgentLoggedOut: self._on_logged_out,
+            ev.AgentReady: self._on_ready,
+            ev.AgentPaused: self._on_paused,
+            ev.WrapUpDone: self._on_wrap_up_done,
+            ev.Tick: lambda event, now, out: None,
+        }
+
+    # ================================================================ public API
+
+    def handle(self, event: ev.Event, now: float) -> list[d.Decision]:
+        """Apply `event` at monotonic time `now` (timers due by `now` run first)."""
+        if now < self._now:
+            raise ValueError(f"time went backwards: {now} < {self._now}")
+        handler = self._handlers.get(type(event))
+        if handler is None:
+            raise TypeError(f"not an ACD event: {event!r}")
+        self._now = now
+        out: list[d.Decision] = []
+        self._run_timers(now, out)
+        handler(event, now, out)
+        self._run_timers(now, out)  # zero-length timers started by the event (wrap_up_s: 0)
+        return out
+
+    def tick(self, now: float) -> list[d.Decision]:
+        return self.handle(ev.Tick(), now)
+
+    def next_due(self) -> float | None:
+        """When the next timer falls due: the service can sleep until then, then call tick()."""
+        while self._timers and not self._timer_live(self._timers[0]):
+            heapq.heappop(self._timers)
+        return self._timers[0][0] if self._timers else None
+
+    def agent_view(self, agent_id: str, now: float) -> AgentView:
+        a = self._agents[agent_id]
+        return AgentView(a.id, a.state.value, a.since, now - a.since, a.endpoint, a.queues, a.call_id,
+                         a.pause_reason, a.pending_pause, a.calls_answered)
+
+    def call_view(self, call_id: str) -> CallView | None:
+        c = self._calls.get(call_id)
+        if c is None:
+            return None
+        return CallView(c.id, c.queue.name, c.state.value, c.agent_id, c.entered_at, self._position(c),
+                        c.level_stage, c.overflow, c.sticky_agent, c.virtual)
+
+    def agent_ids(self) -> list[str]:
+        return list(self._agents)
+
+    def call_ids(self) -> list[str]:
+        return list(self._calls)
+
+    def reset_day(self) -> None:
+        """Zero the 'calls today' counters (fewest_calls policy) at the start of a day."""
+        for agent in self._agents.values():
+            agent.calls_answered = 0
+            if agent.state is A.AVAILABLE:
+                self._version += 1
+                agent.version = self._version
+                self._index_agent(agent)
+
+    # ================================================================ liveness of heap entries
+
+    def _agent_live(self, entry: AgentEntry) -> bool:
+        agent = self._agents[entry[2]]
+        return agent.version == entry[1] and agent.state is A.AVAILABLE
+
+    def _call_live(self, entry: CallEntry) -> bool:
+        call = self._calls.get(entry[2])
+        return call is not None and call.version == entry[1] and call.state in _IN_LINE
+
+    def _timer_live(self, timer: tuple[float, int, str, str, int, int]) -> bool:
+        _, _, kind, ident, token, _ = timer
+        if kind == "wrap":
+            agent = self._agents[ident]
+            return agent.state is A.WRAP_UP and agent.wrap_token == token
+        call = self._calls.get(ident)
+        return call is not None and call.entry == token
+
+    # ================================================================ timers
+
+    def _schedule(self, at: float, kind: str, ident: str, token: int, extra: int = 0) -> None:
+        self._seq += 1
+        heapq.heappush(self._timers, (at, self._seq, kind, ident, token, extra))
+
+    def _run_timers(self, now: float, out: list[d.Decision]) -> None:
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            timer = heapq.heappop(timers)
+            if not self._timer_live(timer):
+                continue
+            at, _, kind, ident, _, extra = timer
+            if kind == "wrap":
+                self._finish_wrap_up(self._agents[ident], "wrap-up time over", at, out)
+                continue
+            call = self._calls[ident]
+            if kind == "step":
+                self._escalate(call, extra, at, out)
+            elif kind == "deadline":
+                self._deadline(call, call.queue.on_max_wait, at, out)
+            elif kind == "sticky":
+                self._end_sticky_window(call, at, out)
+            elif kind == "announce":
+                self._announce(call, at, out)
+
+    def _schedule_call_timers(self, call: _Call, now: float) -> None:
+        q = call.queue
+        if q.escalation:
+            self._schedule(now + q.escalation[0].after_s, "step", call.id, call.entry, 0)
+        if q.max_wait_s is not None:
+            self._schedule(now + q.max_wait_s, "deadline", call.id, call.entry)
+        if q.announce_every_s > 0:
+            self._schedule(now + q.announce_every_s, "announce", call.id, call.entry)
+
+    def _escalate(self, call: _Call, index: int, now: float, out: list[d.Decision]) -> None:
+        if call.next_step != index:
+            return
+        rt = self._queues[call.queue.name]
+        steps = call.queue.escalation
+        step = steps[index]
+        call.next_step = index + 1
+        if index + 1 < len(steps):
+            self._schedule(call.entered_at + steps[index + 1].after_s, "step", call.id, call.entry, index + 1)
+        widened = rt.step_stage[index] != call.level_stage or rt.step_overflow[index] != call.overflow
+        call.level_stage = rt.step_stage[index]
+        call.overflow = rt.step_overflow[index]
+        if widened:
+            out.append(d.QueueLogEntry(now, call.id, call.queue.name, "", "ESCALATE",
+                                       (str(index), str(call.level_stage), ",".join(call.overflow))))
+        if step.action is not None and self._deadline(call, step.action, now, out):
+            return
+        if widened and call.state in _IN_LINE and call.sticky_agent is None:
+            self._route_call(call, now, out)
+
+    def _deadline(self, call: _Call, action: TimeoutActionSpec, now: float, out: list[d.Decision]) -> bool:
+        """Apply a timeout action; returns True if the call left this queue or became virtual."""
+        if call.virtual:
+            return False  # a callback already ended the caller's wait
+        if call.state in _OFFERED:
+            call.pending_action = action  # never yank a ringing offer; applied if it fails
+            return False
+        if call.state is not C.WAITING:
+            return False
+        self._apply_timeout(call, action, now, out)
+        return True
+
+    def _apply_timeout(self, call: _Call, action: TimeoutActionSpec, now: float, out: list[d.Decision]) -> None:
+        queue = call.queue.name
+        call.pending_action = None
+        out.append(d.TimeoutAction(call.id, queue, action.kind, action.target))
+        out.append(d.QueueLogEntry(now, call.id, queue, "", "EXITWITHTIMEOUT", (str(action),)))
+        if action.kind == "callback":
+            self._make_virtual(call, call.caller_num, "timeout: callback", now, out)
+        elif action.kind == "voicemail":
+            self._end_call(call, "leave", "timeout: voicemail", now, out)
+        else:
+            assert action.target is not None
+            self._move_to_queue(call, action.target, now, out)
+
+    def _announce(self, call: _Call, now: float, out: list[d.Decision]) -> None:
+        if call.virtual or call.state in (C.CONNECTED, C.HELD):
+            return
+        self._schedule(now + call.queue.announce_every_s, "announce", call.id, call.entry)
+        if call.state is C.WAITING:
+            position = self._position(call) or 1
+            out.append(d.Announce(call.id, call.queue.name, position, self._estimated_wait(call.queue.name, position)))
+
+    def _estimated_wait(self, queue: str, position: int) -> int:
+        rt = self._queues[queue]
+        times = rt.handle_times
+        aht = sum(times) / len(times) if times else rt.cfg.default_handle_s
+        return round(position * aht / max(1, rt.staffed))
+
+    def _position(self, call: _Call) -> int | None:
+        if call.state not in _IN_LINE:
+            return None
+        return bisect.bisect_left(self._queues[call.queue.name].line, call.key) + 1
+
+    # ================================================================ routing core
+
+    def _call_key(self, call: _Call) -> tuple[Any, ...]:
+        return (call.head, self._aging * call.first_enq - call.base, call.first_enq, call.seq)
+
+    def _agent_key(self, agent: _Agent, queue: str) -> tuple[Any, ...]:
+        policy = self._queues[queue].cfg.policy
+        if policy == "longest_idle":
+            return (agent.min_stage[queue], agent.idle_since, agent.ordinal)
+        if policy == "most_skilled":
+            return (-agent.score[queue], agent.idle_since, agent.ordinal)
+        if policy == "round_robin":
+            return (agent.rr_last.get(queue, 0), agent.ordinal)
+        if policy == "fewest_calls":
+            return (agent.calls_answered, agent.idle_since, agent.ordinal)
+        return (agent.occupancy, agent.idle_since, agent.ordinal)  # least_occupied
+
+    def _index_agent(self, agent: _Agent) -> None:
+        for q in agent.queues:
+            first = agent.min_stage.get(q)
+            if first is None:
+                continue
+            entry = (self._agent_key(agent, q), agent.version, agent.id)
+            heaps = self._queues[q].agent_heaps
+            for stage in range(first, len(heaps)):
+                heaps[stage].push(entry)
+
+    def _index_call(self, call: _Call) -> None:
+        self._version += 1
+        call.version = self._version
+        entry = (call.key, call.version, call.id)
+        if call.sticky_agent is not None:
+            self._agents[call.sticky_agent].sticky.push(entry)
+            return
+        self._queues[call.queue.name].call_heaps[call.level_stage].push(entry)
+        for target in call.overflow:
+            self._queues[target].overflow_heap.push(entry)
+
+    def _route_call(self, call: _Call, now: float, out: list[d.Decision]) -> None:
+        """A call became routable (or routable to more agents): offer it, or index it."""
+        rt = self._queues[call.queue.name]
+        top = rt.agent_heaps[call.level_stage].peek()
+        via = call.queue.name
+        if top is None:
+            for target in call.overflow:
+                top = self._queues[target].agent_heaps[0].peek()
+                if top is not None:
+                    via = target
+                    break
+        if top is None:
+            self._index_call(call)
+        else:
+            self._offer(call, self._agents[top[2]], via, now, out)
+
+    def _route_agent(self, agent: _Agent, now: float, out: list[d.Decision]) -> None:
+        """An agent became available: offer the best call they may take, or index them."""
+        best = agent.sticky.peek()  # the caller's own agent goes first
+        via = self._calls[best[2]].queue.name if best is not None else ""
+        if best is None:
+            for q in agent.queues:
+                first = agent.min_stage.get(q)
+                if first is None:
+                    continue
+                rt = self._queues[q]
+                for stage in range(first, len(rt.call_heaps)):
+                    top = rt.call_heaps[stage].peek()
+                    if top is not None and (best is None or top < best):
+                        best, via = top, q
+                if first == 0:
+                    top = rt.overflow_heap.peek()
+                    if top is not None and (best is None or top < best):
+                        best, via = top, q
+        if best is None:
+            agent.idle_since = now
+            self._index_agent(agent)
+        else:
+            self._offer(self._calls[best[2]], agent, via, now, out)
+
+    def _offer(self, call: _Call, agent: _Agent, via: str, now: float, out: list[d.Decision]) -> None:
+        self._leave_line(call)
+        self._move_call(call, "offer", "offered", now, out, agent.id)
+        call.agent_id = agent.id
+        agent.call_id = call.id
+        agent.call_queue = call.queue.name
+        rt = self._queues[via]
+        rt.rr_counter += 1
+        agent.rr_last[via] = rt.rr_counter
+        self._move_agent(agent, "offer", f"offer {call.id}", now, out)
+        out.append(d.Offer(call.id, agent.id, agent.endpoint, call.queue.name, via, call.queue.ring_timeout_s,
+                           call.caller_num, call.callback_number))
+
+    def _enter_line(self, call: _Call) -> None:
+        call.key = self._call_key(call)
+        bisect.insort(self._queues[call.queue.name].line, call.key)
+
+    def _leave_line(self, call: _Call) -> None:
+        line = self._queues[call.queue.name].line
+        i = bisect.bisect_left(line, call.key)
+        if i < len(line) and line[i] == call.key:
+            del line[i]
+
+    # ================================================================ state helpers
+
+    def _move_agent(self, agent: _Agent, trigger: str, reason: str, now: float, out: list[d.Decision]) -> None:
+        old = agent.state
+        new = agent_next(old, trigger)
+        if old in _BUSY:
+            agent.busy_s += now - agent.since
+        out.append(d.AgentStateChanged(agent.id, old.value, new.value, reason, now, now - agent.since, agent.queues,
+                                       agent.call_id, agent.call_queue))
+        agent.state = new
+        agent.since = now
+        self._version += 1
+        agent.version = self._version
+        if (old in _STAFFED) != (new in _STAFFED):
+            delta = 1 if new in _STAFFED else -1
+            for q in agent.queues:
+                if q in agent.min_stage:
+                    self._queues[q].staffed += delta
+
+    def _become_available(self, agent: _Agent, trigger: str, reason: str, now: float,
+                          out: list[d.Decision]) -> None:
+        self._move_agent(agent, trigger, reason, now, out)
+        agent.call_id = agent.call_queue = None
+        agent.pause_reason = None
+        logged = agent.login_at
+        agent.occupancy = agent.busy_s / (now - logged) if now > logged else 0.0
+        self._route_agent(agent, now, out)
+
+    def _move_call(self, call: _Call, trigger: str, reason: str, now: float, out: list[d.Decision],
+                   agent_id: str | None = None) -> None:
+        old = call.state
+        call.state = call_next(old, trigger)
+        out.append(d.CallStateChanged(call.id, call.queue.name, old.value, call.state.value, reason, now,
+                                      now - call.entered_at, agent_id))
+
+    def _end_call(self, call: _Call, trigger: str, reason: str, now: float, out: list[d.Decision]) -> None:
+        if call.state in _IN_LINE:
+            self._leave_line(call)
+        self._move_call(call, trigger, reason, now, out, call.agent_id)
+        call.entry = -1  # kills its timers
+        del self._calls[call.id]
+        self._recent_ended[call.id] = None
+        if len(self._recent_ended) > _RECENT_ENDED:
+            self._recent_ended.popitem(last=False)
+
+    def _make_virtual(self, call: _Call, number: str, reason: str, now: float, out: list[d.Decision]) -> None:
+        # Same key, same heap entries: the virtual caller keeps its place in line.
+        call.state = call_next(call.state, "callback_requested")
+        out.append(d.CallStateChanged(call.id, call.queue.name, "waiting", "callback", reason, now,
+                                      now - call.entered_at))
+        out.append(d.QueueLogEntry(now, call.id, call.queue.name, "", "CALLBACK", (number,)))
+        call.virtual = True
+        call.callback_number = number
+
+    def _requeue_at_head(self, call: _Call, reason: str, now: float, out: list[d.Decision]) -> None:
+        call.agent_id = None
+        call.head = 0
+        trigger = "requeue_head_callback" if call.virtual else "requeue_head"
+        self._move_call(call, trigger, reason, now, out)
+        self._enter_line(call)
+        if call.pending_action is not None and not call.virtual:
+            self._apply_timeout(call, call.pending_action, now, out)
+            if call.virtual and self._calls.get(call.id) is call:
+                self._route_call(call, now, out)  # now a callback: still needs an agent
+        elif call.sticky_agent is None:
+            self._route_call(call, now, out)
+        else:
+            self._index_call(call)
+
+    def _release_agent_offer(self, agent: _Agent, reason: str, now: float, out: list[d.Decision]) -> None:
+        """Caller left while the agent was ringing: cancel the agent's leg, agent back to work."""
+        call_id = agent.call_id
+        assert call_id is not None
+        out.append(d.CancelOffer(call_id, agent.id, reason))
+        self._become_available(agent, "offer_cancelled", reason, now, out)
+
+    def _move_to_queue(self, call: _Call, target: str, now: float, out: list[d.Decision]) -> None:
+        old_queue = call.queue.name
+        self._end_call(call, "leave", f"moved to {target}", now, out)
+        moved = _Call(call.id, self._queues[target].cfg, call.base, now, call.seq, call.caller_num)
+        moved.first_enq = call.first_enq
+        self._seq += 1
+        moved.entry = self._seq
+        self._recent_ended.pop(call.id, None)
+        self._start_waiting(moved, f"moved from {old_queue}", now, out)
+        self._route_call(moved, now, out)
+
+    def _start_waiting(self, call: _Call, reason: str, now: float, out: list[d.Decision]) -> None:
+        self._calls[call.id] = call
+        self._move_call(call, "enqueue", reason, now, out)
+        self._enter_line(call)
+        out.append(d.QueueLogEntry(now, call.id, call.queue.name, "", "ENTERQUEUE", (call.caller_num,)))
+        self._schedule_call_timers(call, now)
+
+    def _end_sticky_window(self, call: _Call, now: float, out: list[d.Decision]) -> None:
+        if call.sticky_agent is None:
+            return
+        call.sticky_agent = None
+        if call.state in _IN_LINE:
+            self._route_call(call, now, out)
+
+    # ================================================================ caller-side events
+
+    def _on_enqueued(self, e: ev.CallEnqueued, now: float, out: list[d.Decision]) -> None:
+        if e.call_id in self._calls:
+            out.append(d.Refusal(e, f"call {e.call_id} is already in queue {self._calls[e.call_id].queue.name}"))
+            return
+        rt = self._queues.get(e.queue)
+        if rt is None:
+            out.append(d.Refusal(e, f"unknown queue {e.queue!r}"))
+            return
+        self._seq += 1
+        call = _Call(e.call_id, rt.cfg, rt.cfg.priority.base(e.priority, e.vip, e.grade), now, self._seq,
+                     e.caller_num)
+        call.entry = self._seq
+        self._recent_ended.pop(e.call_id, None)
+        self._start_waiting(call, "entered queue", now, out)
+        sticky = self._agents.get(e.sticky_agent_id) if e.sticky_agent_id is not None else None
+        if sticky is not None and sticky.state is not A.LOGGED_OUT and e.queue in sticky.min_stage:
+            if sticky.state is A.AVAILABLE:
+                self._offer(call, sticky, e.queue, now, out)
+                return
+            if rt.cfg.sticky_window_s > 0:
+                call.sticky_agent = sticky.id
+                self._schedule(now + rt.cfg.sticky_window_s, "sticky", call.id, call.entry)
+                self._index_call(call)
+                return
+        self._route_call(call, now, out)
+
+    def _on_left_queue(self, e: ev.CallLeftQueue, now: float, out: list[d.Decision]) -> None:
+        call = self._calls.get(e.call_id)
+        if call is None or call.state in (C.CONNECTED, C.HELD):
+            out.append(d.Refusal(e, f"call {e.call_id} is not in a queue"))
+            return
+        if call.state in _OFFERED:
+            self._release_agent_offer(self._agents[call.agent_id or ""], f"caller left: {e.reason}", now, out)
+        out.append(d.QueueLogEntry(now, call.id, call.queue.name, "", "EXITLEFT", (e.reason,)))
+        self._end_call(call, "leave", e.reason, now, out)
+
+    def _on_callback_requested(self, e: ev.CallbackRequested, now: float, out: list[d.Decision]) -> None:
+        call = self._calls.get(e.call_id)
+        if call is None or call.state is not C.WAITING:
+            state = call.state.value if call is not None else "unknown"
+            out.append(d.Refusal(e, f"callback needs a waiting caller; call {e.call_id} is {state}"))
+            return
+        self._make_virtual(call, e.number or call.caller_num, "callback requested", now, out)
+
+    def _on_caller_hung_up(self, e: ev.CallerHungUp, now: float, out: list[d.Decision]) -> None:
+        call = self._calls.get(e.call_id)
+        if call is None:
+            if e.call_id not in self._recent_ended:
+                out.append(d.Refusal(e, f"unknown call {e.call_id}"))
+            return
+        if call.virtual and call.state not in (C.CONNECTED, C.HELD):
+            return  # the original channel of a callback request: its place is kept
+        if call.state in (C.CONNECTED, C.HELD):
+            self._finish_call(call, "caller hung up", now, out)
+            return
+        if call.state in _OFFERED:
+            self._release_agent_offer(self._agents[call.agent_id or ""], "caller hung up", now, out)
+        waited = now - call.entered_at
+        out.append(d.QueueLogEntry(now, call.id, call.queue.name, "", "ABANDON", (f"{waited:.1f}",)))
+        self._end_call(call, "leave", "abandoned", now, out)
+
+    def _offered_to(self, call_id: str, agent_id: str) -> _Call | None:
+        call = self._calls.get(call_id)
+        if call is None or call.state not in _OFFERED or call.agent_id != agent_id:
+            return None
+        return call
+
+    def _on_offer_ringing(self, e: ev.OfferRinging, now: float, out: list[d.Decision]) -> None:
+        call = self._offered_to(e.call_id, e.agent_id)
+        if call is None or call.state is C.RINGING:
+            if call is None:
+                out.append(d.Refusal(e, f"call {e.call_id} is not offered to agent {e.agent_id}"))
+            return
+        self._move_call(call, "ringing", "agent ringing", now, out, e.agent_id)
+
+    def _on_offer_answered(self, e: ev.OfferAnswered, now: float, out: list[d.Decision]) -> None:
+        call = self._offered_to(e.call_id, e.agent_id)
+        if call is None:
+            out.append(d.Refusal(e, f"nothing offered to agent {e.agent_id} for call {e.call_id}"))
+            return
+        agent = self._agents[e.agent_id]
+        self._move_call(call, "answer", "answered", now, out, agent.id)
+        call.answered_at = now
+        call.entry = -1  # connected: escalation, deadline and announcements stop
+        agent.answered_at = now
+        agent.calls_answered += 1
+        self._move_agent(agent, "answer", f"answered {call.id}", now, out)
+        out.append(d.QueueLogEntry(now, call.id, call.queue.name, agent.id, "CONNECT",
+                                   (f"{now - call.entered_at:.1f}",)))
+
+    def _on_offer_failed(self, e: ev.OfferFailed, now: float, out: list[d.Decision]) -> None:
+        call = self._offered_to(e.call_id, e.agent_id)
+        if call is None:
+            out.append(d.Refusal(e, f"call {e.call_id} is not offered to agent {e.agent_id}"))
+            return
+        agent = self._agents[e.agent_id]
+        agent.pending_pause = None
+        agent.pause_reason = e.reason
+        self._move_agent(agent, "ring_no_answer", e.reason, now, out)
+        agent.call_id = agent.call_queue = None
+        out.append(d.QueueLogEntry(now, call.id, call.queue.name, agent.id, "RINGNOANSWER", (e.reason,)))
+        if call.sticky_agent == agent.id:
+            call.sticky_agent = None
+        self._requeue_at_head(call, f"offer failed: {e.reason}", now, out)
+
+    def _on_hold(self, e: ev.HoldStarted | ev.HoldEnded, now: float, out: list[d.Decision]) -> None:
+        holding = isinstance(e, ev.HoldStarted)
+        call = self._calls.get(e.call_id)
+        wanted = C.CONNECTED if holding else C.HELD
+        if call is None or call.state is not wanted or call.agent_id is None:
+            out.append(d.Refusal(e, f"call {e.call_id} is not {wanted.value}"))
+            return
+        trigger = "hold" if holding else "unhold"
+        self._move_call(call, trigger, trigger, now, out, call.agent_id)
+        self._move_agent(self._agents[call.agent_id], trigger, trigger, now, out)
+
+    def _on_agent_call_ended(self, e: ev.AgentCallEnded, now: float, out: list[d.Decision]) -> None:
+        agent = self._agents.get(e.agent_id)
+        call = self._calls.get(e.call_id)
+        if agent is None or call is None or call.agent_id != agent.id or call.state not in (C.CONNECTED, C.HELD):
+            if call is None and e.call_id in self._recent_ended:
+                return  # the caller's hang-up got there first
+            out.append(d.Refusal(e, f"agent {e.agent_id} is not connected to call {e.call_id}"))
+            return
+        self._finish_call(call, "agent hung up", now, out)
+
+    def _finish_call(self, call: _Call, reason: str, now: float, out: list[d.Decision]) -> None:
+        agent = self._agents[call.agent_id or ""]
+        verb = "COMPLETECALLER" if reason == "caller hung up" else "COMPLETEAGENT"
+        out.append(d.QueueLogEntry(now, call.id, call.queue.name, agent.id, verb,
+                                   (f"{call.answered_at - call.entered_at:.1f}", f"{now - call.answered_at:.1f}")))
+        self._end_call(call, "end", reason, now, out)
+        self._move_agent(agent, "call_end", reason, now, out)
+        agent.wrap_token += 1
+        self._schedule(now + call.queue.wrap_up_s, "wrap", agent.id, agent.wrap_token)
+
+    # ================================================================ agent commands
+
+    def _agent_or_refuse(self, e: ev.AgentCommand, out: list[d.Decision]) -> _Agent | None:
+        agent = self._agents.get(e.agent_id)
+        if agent is None:
+            out.append(d.Refusal(e, f"unknown agent {e.agent_id!r}"))
+        return agent
+
+    def _on_logged_in(self, e: ev.AgentLoggedIn, now: float, out: list[d.Decision]) -> None:
+        agent = self._agent_or_refuse(e, out)
+        if agent is None:
+            return
+        if agent.state is not A.LOGGED_OUT:
+            out.append(d.Refusal(e, f"agent {agent.id} is already logged in ({agent.state.value})"))
+            return
+        endpoint = e.endpoint or agent.cfg.endpoint
+        if not endpoint:
+            out.append(d.Refusal(e, f"agent {agent.id}: no endpoint given and none configured"))
+            return
+        queues = agent.cfg.queues if e.queues is None else tuple(dict.fromkeys(e.queues))
+        unknown = [q for q in queues if q not in self._queues]
+        if unknown:
+            out.append(d.Refusal(e, f"unknown queue(s) {unknown}"))
+            return
+        agent.endpoint = endpoint
+        agent.queues = queues
+        agent.min_stage.clear()
+        agent.score.clear()
+        for q in queues:
+            rt = self._queues[q]
+            for stage, required in enumerate(rt.stages):
+                if meets(agent.cfg.skills, required):
+                    agent.min_stage[q] = stage
+                    agent.score[q] = sum(agent.cfg.skills.get(s, 0) for s in rt.cfg.skills)
+                    break
+        agent.login_at = now
+        agent.busy_s = 0.0
+        agent.pending_pause = agent.pause_reason = None
+        out.append(d.QueueLogEntry(now, "", ",".join(queues), agent.id, "AGENTLOGIN", (endpoint,)))
+        self._become_available(agent, "login", "logged in", now, out)
+
+    def _on_logged_out(self, e: ev.AgentLoggedOut, now: float, out: list[d.Decision]) -> None:
+        agent = self._agent_or_refuse(e, out)
+        if agent is None:
+            return
+        if agent.state in (A.LOGGED_OUT, A.ON_CALL, A.ON_HOLD):
+            why = "not logged in" if agent.state is A.LOGGED_OUT else "on a call: finish it first"
+            out.append(d.Refusal(e, f"agent {agent.id} cannot log out: {why}"))
+            return
+        call = self._calls.get(agent.call_id or "") if agent.state is A.RESERVED else None
+        if call is not None:
+            out.append(d.CancelOffer(call.id, agent.id, "agent logged out"))
+        self._move_agent(agent, "logout", "logged out", now, out)
+        agent.call_id = agent.call_queue = agent.pending_pause = agent.pause_reason = None
+        out.append(d.QueueLogEntry(now, "", ",".join(agent.queues), agent.id, "AGENTLOGOFF"))
+        if call is not None:
+            if call.sticky_agent == agent.id:
+                call.sticky_agent = None
+            self._requeue_at_head(call, "agent logged out", now, out)
+        stuck = sorted(agent.sticky.live())
+        agent.sticky = LazyHeap(self._call_live)
+        for _, _, call_id in stuck:
+            self._end_sticky_window(self._calls[call_id], now, out)
+
+    def _on_ready(self, e: ev.AgentReady, now: float, out: list[d.Decision]) -> None:
+        agent = self._agent_or_refuse(e, out)
+        if agent is None:
+            return
+        if agent.state is A.WRAP_UP:
+            agent.pending_pause = None
+            self._finish_wrap_up(agent, "ready", now, out)
+        elif agent.state in (A.PAUSED, A.NOT_RESPONDING):
+            out.append(d.QueueLogEntry(now, "", ",".join(agent.queues), agent.id, "UNPAUSE"))
+            self._become_available(agent, "ready", "ready", now, out)
+        else:
+            out.append(d.Refusal(e, f"agent {agent.id} cannot become ready while {agent.state.value}"))
+
+    def _on_paused(self, e: ev.AgentPaused, now: float, out: list[d.Decision]) -> None:
+        agent = self._agent_or_refuse(e, out)
+        if agent is None:
+            return
+        if e.reason not in self._pause_reasons:
+            out.append(d.Refusal(e, f"unknown pause reason {e.reason!r}; expected one of {sorted(self._pause_reasons)}"))
+            return
+        state = agent.state
+        if state is A.LOGGED_OUT or (state is A.PAUSED and agent.pause_reason == e.reason):
+            why = "not logged in" if state is A.LOGGED_OUT else f"already paused for {e.reason}"
+            out.append(d.Refusal(e, f"agent {agent.id} cannot pause: {why}"))
+            return
+        if state in _BUSY:
+            agent.pending_pause = e.reason
+            out.append(d.PauseDeferred(agent.id, e.reason, state.value, now))
+            return
+        if state is A.PAUSED:  # new reason code: a self-loop, still worth a state-change event
+            out.append(d.AgentStateChanged(agent.id, "paused", "paused", e.reason, now, now - agent.since,
+                                           agent.queues))
+            agent.pause_reason = e.reason
+            agent.since = now
+            return
+        agent.pause_reason = e.reason
+        self._move_agent(agent, "pause", e.reason, now, out)
+        out.append(d.QueueLogEntry(now, "", ",".join(agent.queues), agent.id, "PAUSE", (e.reason,)))
+
+    def _on_wrap_up_done(self, e: ev.WrapUpDone, now: float, out: list[d.Decision]) -> None:
+        agent = self._agent_or_refuse(e, out)
+        if agent is None:
+            return
+        if agent.state is not A.WRAP_UP:
+            out.append(d.Refusal(e, f"agent {agent.id} is not in wrap-up ({agent.state.value})"))
+            return
+        self._finish_wrap_up(agent, "wrap-up done", now, out)
+
+    def _finish_wrap_up(self, agent: _Agent, reason: str, now: float, out: list[d.Decision]) -> None:
+        if agent.call_queue is not None:
+            self._queues[agent.call_queue].handle_times.append(now - agent.answered_at)
+        if agent.pending_pause is not None:
+            agent.pause_reason, agent.pending_pause = agent.pending_pause, None
+            self._move_agent(agent, "wrap_up_done_pause_pending", agent.pause_reason, now, out)
+            agent.call_id = agent.call_queue = None
+            out.append(d.QueueLogEntry(now, "", ",".join(agent.queues), agent.id, "PAUSE", (agent.pause_reason,)))
+            return
+        trigger = "ready" if reason == "ready" else "wrap_up_done"
+        self._become_available(agent, trigger, reason, now, out)

@@ -1,0 +1,148 @@
+"""Live per-queue statistics, computed only from the router's decisions.
+
+`LiveStats.observe(decisions)` folds `CallStateChanged` / `AgentStateChanged` into counters;
+`snapshot(now)` returns one frozen `QueueSnapshot` per queue for the supervisor monitor.
+
+Definitions (documented in docs/acd.md):
+* service level = answered within the target / (answered + abandoned - short abandons);
+* ASA = mean wait of answered calls; AHT = (talk + hold + wrap-up) / completed calls;
+* occupancy = busy (reserved, on call, on hold, wrap-up) / (busy + available) time of the
+  queue's logged-in agents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from acd.config import AcdConfig
+from acd.decisions import AgentStateChanged, CallStateChanged, Decision
+
+_BUSY = frozenset({"reserved", "on_call", "on_hold", "wrap_up"})
+_IN_QUEUE = frozenset({"waiting", "callback", "offered", "ringing"})
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSnapshot:
+    queue: str
+    calls_waiting: int
+    longest_wait_s: float
+    answered: int
+    abandoned: int  # short abandons excluded
+    short_abandoned: int
+    timed_out: int
+    service_level_pct: float | None  # None until a call counts
+    asa_s: float | None
+    aht_s: float | None
+    agents_by_state: dict[str, int]
+    occupancy_pct: float | None
+
+
+@dataclass(slots=True)
+class _QueueCounters:
+    waiting: dict[str, float] = field(default_factory=dict)  # call -> entered; insertion order = age
+    answered: int = 0
+    answered_in_target: int = 0
+    wait_sum: float = 0.0
+    abandoned: int = 0
+    short_abandoned: int = 0
+    timed_out: int = 0
+    completed: int = 0
+    talk_sum: float = 0.0
+    wrap_sum: float = 0.0
+    agents: dict[str, str] = field(default_factory=dict)  # logged-in agent -> state
+    busy_s: float = 0.0
+    idle_s: float = 0.0
+
+
+class LiveStats:
+    def __init__(self, config: AcdConfig) -> None:
+        self._config = config
+        self._queues = {q.name: _QueueCounters() for q in config.queues}
+        self._answered_at: dict[str, float] = {}
+        self._agent_since: dict[str, tuple[str, float, tuple[str, ...]]] = {}
+
+    def observe(self, decisions: Iterable[Decision]) -> None:
+        for decision in decisions:
+            if isinstance(decision, CallStateChanged):
+                self._call(decision)
+            elif isinstance(decision, AgentStateChanged):
+                self._agent(decision)
+
+    def _call(self, c: CallStateChanged) -> None:
+        q = self._queues[c.queue]
+        if c.new in _IN_QUEUE:
+            if c.old == "new":
+                q.waiting[c.call_id] = c.at - c.waited_s
+            return
+        q.waiting.pop(c.call_id, None)
+        if c.new == "connected":
+            q.answered += 1
+            q.wait_sum += c.waited_s
+            if c.waited_s <= self._config.queue(c.queue).service_level.within_s:
+                q.answered_in_target += 1
+            self._answered_at[c.call_id] = c.at
+        elif c.new == "ended":
+            answered = self._answered_at.pop(c.call_id, None)
+            if answered is not None:
+                q.completed += 1
+                q.talk_sum += c.at - answered
+            elif c.reason == "abandoned":
+                if c.waited_s < self._config.queue(c.queue).short_abandon_s:
+                    q.short_abandoned += 1
+                else:
+                    q.abandoned += 1
+            elif c.reason.startswith(("timeout", "moved")):
+                q.timed_out += 1
+
+    def _agent(self, a: AgentStateChanged) -> None:
+        for name in a.queues:
+            q = self._queues[name]
+            if a.old in _BUSY:
+                q.busy_s += a.time_in_old_s
+            elif a.old == "available":
+                q.idle_s += a.time_in_old_s
+            if a.new == "logged_out":
+                q.agents.pop(a.agent_id, None)
+            else:
+                q.agents[a.agent_id] = a.new
+        if a.old == "wrap_up" and a.queue is not None:
+            self._queues[a.queue].wrap_sum += a.time_in_old_s
+        if a.new == "logged_out":
+            self._agent_since.pop(a.agent_id, None)
+        else:
+            self._agent_since[a.agent_id] = (a.new, a.at, a.queues)
+
+    def snapshot(self, now: float) -> dict[str, QueueSnapshot]:
+        ongoing_busy = dict.fromkeys(self._queues, 0.0)
+        ongoing_idle = dict.fromkeys(self._queues, 0.0)
+        for state, since, queues in self._agent_since.values():
+            target = ongoing_busy if state in _BUSY else ongoing_idle if state == "available" else None
+            if target is not None:
+                for name in queues:
+                    target[name] += now - since
+        return {name: self._snapshot(name, q, now, ongoing_busy[name], ongoing_idle[name])
+                for name, q in self._queues.items()}
+
+    def _snapshot(self, name: str, q: _QueueCounters, now: float, busy: float, idle: float) -> QueueSnapshot:
+        oldest = next(iter(q.waiting.values()), None)
+        counted = q.answered + q.abandoned
+        by_state: dict[str, int] = {}
+        for state in q.agents.values():
+            by_state[state] = by_state.get(state, 0) + 1
+        busy += q.busy_s
+        staffed = busy + idle + q.idle_s
+        return QueueSnapshot(
+            queue=name,
+            calls_waiting=len(q.waiting),
+            longest_wait_s=now - oldest if oldest is not None else 0.0,
+            answered=q.answered,
+            abandoned=q.abandoned,
+            short_abandoned=q.short_abandoned,
+            timed_out=q.timed_out,
+            service_level_pct=100.0 * q.answered_in_target / counted if counted else None,
+            asa_s=q.wait_sum / q.answered if q.answered else None,
+            aht_s=(q.talk_sum + q.wrap_sum) / q.completed if q.completed else None,
+            agents_by_state=by_state,
+            occupancy_pct=100.0 * busy / staffed if staffed > 0 else None,
+        )

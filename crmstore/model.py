@@ -1,0 +1,294 @@
+"""Typed records crossing the store's API. Frozen and slotted: a pop handed to the gateway cannot change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+
+class Grade(StrEnum):
+    A = "A"  # gold
+    B = "B"  # important
+    C = "C"  # general
+
+
+class Flag(StrEnum):
+    VIP = "vip"
+    KEY_ACCOUNT = "key_account"
+    BLACKLIST = "blacklist"
+    DIFFICULT = "difficult"
+
+
+class Direction(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class Outcome(StrEnum):
+    ANSWERED = "answered"
+    ABANDONED = "abandoned"  # caller hung up while waiting in queue
+    IVR_ONLY = "ivr_only"  # self-service, never reached the ACD
+    NO_ANSWER = "no_answer"  # outbound call nobody picked up
+
+
+class TicketStatus(StrEnum):
+    OPEN = "open"
+    PENDING = "pending"
+    CLOSED = "closed"
+
+
+class FollowUpKind(StrEnum):
+    CALLBACK = "callback"
+    VISIT = "visit"  # post-service visit
+    SATISFACTION_CALL = "satisfaction_call"
+
+
+class FollowUpStatus(StrEnum):
+    OPEN = "open"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+COMPLAINT = "complaint"  # the ticket category counted by churn signals and pop actions
+
+
+@dataclass(frozen=True, slots=True)
+class NewCustomer:
+    """What is needed to create a customer. Phones are raw: the store normalizes them."""
+
+    name: str = ""
+    company: str = ""
+    email: str = ""
+    phones: tuple[str, ...] = ()
+    accounts: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    notes: str = ""
+    preferred_language: str = ""
+    contact_time: str = ""  # free text as agreed with the customer, e.g. "weekdays 9-12"
+    contact_channel: str = ""  # phone, sms, email, wechat...
+    is_lead: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerCard:
+    """The customer as a viewer may see it: phones masked and notes hidden per the privacy matrix."""
+
+    id: int
+    name: str
+    company: str
+    email: str
+    phones: tuple[str, ...]
+    accounts: tuple[str, ...]
+    tags: tuple[str, ...]
+    notes: str | None  # None: hidden for this viewer
+    preferred_language: str
+    contact_time: str
+    contact_channel: str
+    is_lead: bool
+    grade: Grade | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FlagMark:
+    flag: Flag
+    reason: str
+    set_at: datetime
+    set_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class GradeChange:
+    customer_id: int
+    old: Grade | None
+    new: Grade
+    at: datetime
+    fast: bool  # jumped two levels in one run (A<->C)
+
+
+@dataclass(frozen=True, slots=True)
+class CallFacts:
+    """The timing facts of one call, as the call model knows them when the call ends."""
+
+    call_id: str
+    caller: str  # raw caller number (inbound) or dialled number (outbound)
+    started_at: datetime
+    direction: Direction = Direction.INBOUND
+    outcome: Outcome = Outcome.ANSWERED
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    queue: str = ""
+    agent: str = ""
+    wait_s: float = 0.0
+    talk_s: float = 0.0
+    hold_s: float = 0.0
+    ivr_path: tuple[str, ...] = ()  # node names the caller went through
+    recording_ref: str = ""
+    customer_id: int | None = None  # None: identify by caller number
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUpRequest:
+    kind: FollowUpKind
+    due_at: datetime
+    owner: str
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WrapUp:
+    """What the agent saves at the end of a call. Stored in one transaction, durable when save returns."""
+
+    call: CallFacts
+    disposition: str
+    notes: str = ""
+    wrapup_s: float = 0.0
+    follow_up: FollowUpRequest | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Interaction:
+    id: int
+    call_id: str
+    customer_id: int | None
+    direction: Direction
+    outcome: Outcome
+    caller: str  # masked for viewers without phone rights
+    started_at: datetime
+    answered_at: datetime | None
+    ended_at: datetime | None
+    queue: str
+    agent: str
+    wait_s: float
+    talk_s: float
+    hold_s: float
+    wrapup_s: float
+    disposition: str
+    notes: str | None
+    ivr_path: tuple[str, ...]
+    recording_ref: str
+    survey_score: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    id: int
+    customer_id: int
+    category: str
+    subject: str
+    status: TicketStatus
+    opened_at: datetime
+    due_at: datetime | None
+    closed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    id: int
+    customer_id: int
+    kind: FollowUpKind
+    owner: str
+    due_at: datetime
+    status: FollowUpStatus
+    note: str
+    source_call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Purchase:
+    id: int
+    customer_id: int
+    amount: Decimal
+    purchased_on: date
+    ref: str
+
+
+class ChurnKind(StrEnum):
+    ORDER_FREQUENCY_FALLING = "order_frequency_falling"
+    ORDER_AMOUNT_FALLING = "order_amount_falling"
+    REPEATED_COMPLAINTS = "repeated_complaints"
+    LONG_OPEN_TICKET = "long_open_ticket"
+
+
+@dataclass(frozen=True, slots=True)
+class ChurnSignal:
+    kind: ChurnKind
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChurnEntry:
+    customer_id: int
+    name: str
+    grade: Grade | None
+    signals: tuple[ChurnSignal, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NextAction:
+    kind: str  # stable key for the console (icons, sorting): flag, ticket, follow_up, grade, churn, lead, survey
+    text: str  # what the agent reads, e.g. "complaint open 5 days"
+    priority: int  # 1 = read first
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenPop:
+    """Everything the agent sees before saying hello, built by one repository call."""
+
+    caller: str | None  # E.164 of the caller if the number was readable (masked per viewer)
+    customer: CustomerCard | None  # None: unknown caller
+    flags: tuple[FlagMark, ...]  # shown plainly in every pop, whatever the viewer's role
+    grade: Grade | None
+    grade_change: GradeChange | None  # latest change within the pop's recent window
+    interactions: tuple[Interaction, ...]  # newest first
+    open_tickets: tuple[Ticket, ...]
+    due_follow_ups: tuple[FollowUp, ...]
+    churn: tuple[ChurnSignal, ...]
+    actions: tuple[NextAction, ...]  # sorted by priority
+    last_agent: str | None  # agent of the last answered call, for sticky routing
+
+
+@dataclass(frozen=True, slots=True)
+class GradingReport:
+    period_start: date
+    period_end: date
+    graded: int
+    counts: dict[Grade, int]
+    changes: tuple[GradeChange, ...]
+
+    @property
+    def fast_moves(self) -> tuple[GradeChange, ...]:
+        return tuple(c for c in self.changes if c.fast)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    actor: str
+    role: str
+    action: str  # view, create, update, wrapup, flag, grade, import, export, ...
+    customer_id: int | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRow:
+    row: int  # 1-based data row (CSV: header is row 0; JSON: index in the list + 1)
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImportReport:
+    path: str
+    encoding: str
+    rows: int
+    created: int
+    merged: int  # rows that matched an existing customer (by phone, account or email) and were merged into it
+    rejected: tuple[RejectedRow, ...] = field(default=())
+
+    @property
+    def accepted(self) -> int:
+        return self.created + self.merged

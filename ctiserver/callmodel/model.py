@@ -1,0 +1,643 @@
+"""The live call model: a pure state machine fed AMI messages, returning domain events.
+
+It knows every channel, which call each belongs to, the bridges, and derives each call's phase from those
+facts (the caller's application, music on hold, bridges, ringing legs). Deriving the phase from facts,
+rather than from a memory of past events, is what lets a resync after a dropped AMI link (CoreShowChannels)
+land on the same answer as an uninterrupted event stream.
+
+Identity: a call's ``call_id`` is the Linkedid of its first channel when it arrived. Asterisk rewrites a
+channel's Linkedid when it is bridged into an older call (capture 05 B: the originated agent leg takes the
+caller's Linkedid at BridgeEnter); the model then moves that channel into the older call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ..ami.protocol import Message
+from ..events import (
+    CallArrived,
+    CallConnected,
+    CallEnded,
+    CallHeld,
+    CallPhaseChanged,
+    CallResumed,
+    CallTransferred,
+    LegHungUp,
+    LegRinging,
+)
+from .states import CallPhase, IllegalTransition, check_transition
+
+P = CallPhase
+UP = 6
+RINGING = 5
+
+# Applications in which a caller is waiting for us, without music from our IVR.
+_WAITING_APPS = frozenset({"MusicOnHold", "Queue", "Wait", "WaitForCondition"})
+# The ;1 half of a dialled or originated Local pair shows these instead of a real application.
+_DIAL_HALF_APPS = frozenset({"AppDial", "AppDial2"})
+
+
+@dataclass(slots=True)
+class Channel:
+    uniqueid: str
+    name: str
+    linkedid: str
+    call_id: str
+    created_at: float
+    state: int = 0
+    caller_num: str = ""
+    caller_name: str = ""
+    connected_num: str = ""
+    connected_name: str = ""
+    context: str = ""
+    exten: str = ""
+    application: str = ""
+    app_data: str = ""
+    bridge: str | None = None
+    moh: bool = False
+    held: bool = False
+    was_bridged: bool = False
+    dial_answered: bool = False  # the far end of a Dial answered (DialEnd ANSWER)
+    parked: bool = False
+    dialing: bool = False  # a DialBegin with this channel as the destination, no DialEnd yet
+    queue: str | None = None  # inside app_queue
+    answered_at: float | None = None
+    hungup_at: float | None = None
+    cause: int = 0
+    cause_txt: str = ""
+
+    @property
+    def alive(self) -> bool:
+        return self.hungup_at is None
+
+    @property
+    def alerting(self) -> bool:
+        return self.alive and self.state != UP and (self.state == RINGING or self.dialing)
+
+
+@dataclass(slots=True)
+class Call:
+    call_id: str
+    pbx: str
+    origin: str  # uniqueid of the first channel
+    caller: str  # uniqueid of the caller's leg: the channel that runs the inbound dialplan
+    arrived_at: float
+    legs: dict[str, Channel] = field(default_factory=dict)
+    phase: CallPhase = P.ARRIVING
+    times: dict[CallPhase, float] = field(default_factory=dict)
+    announced: bool = False  # CallArrived published
+    queued: bool = False  # the ACD holds this caller (our waiting loop runs inside FastAGI)
+    peer: str | None = None  # uniqueid of the party the caller is connected to
+    ever_connected: bool = False
+    pending_transfer: str | None = None  # "blind"/"attended" seen on AMI, applied at the next connect
+    ended_at: float | None = None
+    cause: int = 0
+    cause_txt: str = ""
+    anomalies: int = 0
+
+    @property
+    def caller_leg(self) -> Channel | None:
+        return self.legs.get(self.caller)
+
+    @property
+    def answered_at(self) -> float | None:
+        leg = self.caller_leg
+        return leg.answered_at if leg else None
+
+
+def _local_base(name: str) -> str | None:
+    """``Local/5551000@from-pstn-00000000;2`` -> ``Local/5551000@from-pstn-00000000``."""
+    if name.startswith("Local/") and name[-2:] in (";1", ";2"):
+        return name[:-2]
+    return None
+
+
+class CallModel:
+    """Feed ``apply(message, now)``; read ``calls``, ``channels``, ``bridges``; publish what it returns."""
+
+    def __init__(self, pbx: str = "pbx1", *, keep_ended: int = 1000) -> None:
+        self.pbx = pbx
+        self.channels: dict[str, Channel] = {}
+        self.calls: dict[str, Call] = {}
+        self.bridges: dict[str, set[str]] = {}
+        self.by_name: dict[str, str] = {}
+        self._by_linkedid: dict[str, str] = {}
+        self._expected: dict[str, str] = {}  # uniqueid we chose (Originate ChannelId) -> call_id
+        self.ended: dict[str, Call] = {}
+        self._keep_ended = keep_ended
+        self.anomalies = 0
+        self._handlers = {
+            "Newchannel": self._newchannel,
+            "Newstate": self._touch_only,
+            "NewCallerid": self._touch_only,
+            "NewConnectedLine": self._touch_only,
+            "Newexten": self._newexten,
+            "Hangup": self._hangup,
+            "BridgeCreate": self._bridge_create,
+            "BridgeEnter": self._bridge_enter,
+            "BridgeLeave": self._bridge_leave,
+            "BridgeDestroy": self._bridge_destroy,
+            "BridgeMerge": self._bridge_merge,
+            "MusicOnHoldStart": self._moh_start,
+            "MusicOnHoldStop": self._moh_stop,
+            "Hold": self._hold,
+            "Unhold": self._unhold,
+            "DialBegin": self._dial_begin,
+            "DialEnd": self._dial_end,
+            "QueueCallerJoin": self._queue_join,
+            "QueueCallerLeave": self._queue_leave,
+            "BlindTransfer": self._blind_transfer,
+            "AttendedTransfer": self._attended_transfer,
+            "Rename": self._rename,
+            "ParkedCall": self._parked,
+            "UnParkedCall": self._unparked,
+            "ParkedCallGiveUp": self._unparked,
+            "ParkedCallTimeOut": self._unparked,
+        }
+
+    # ------------------------------------------------------------------ queries
+
+    def call_of(self, uniqueid: str) -> Call | None:
+        ch = self.channels.get(uniqueid)
+        return self.calls.get(ch.call_id) if ch else None
+
+    def call_of_channel(self, name: str) -> Call | None:
+        uid = self.by_name.get(name)
+        return self.call_of(uid) if uid else None
+
+    def live_calls(self) -> list[Call]:
+        return [c for c in self.calls.values() if c.phase is not P.ENDED]
+
+    def snapshot(self) -> dict[str, object]:
+        """What the model believes, in a form a test can compare with the PBX's truth."""
+        return {
+            "channels": {
+                u: {"name": c.name, "call": c.call_id, "state": c.state, "bridge": c.bridge}
+                for u, c in sorted(self.channels.items())
+            },
+            "calls": {cid: c.phase.value for cid, c in sorted(self.calls.items())},
+            "bridges": {b: sorted(m) for b, m in sorted(self.bridges.items()) if m},
+        }
+
+    # ------------------------------------------------------------------ inputs from the CTI itself
+
+    def expect_leg(self, uniqueid: str, call_id: str) -> None:
+        """An Originate with ``ChannelId: uniqueid`` is on its way for this call (an agent's leg)."""
+        self._expected[uniqueid] = call_id
+        self._by_linkedid[uniqueid] = call_id
+
+    def mark_queued(self, call_id: str, queued: bool, now: float) -> list[object]:
+        call = self.calls.get(call_id)
+        if call is None or call.queued == queued:
+            return []
+        call.queued = queued
+        return self._rederive(call, now)
+
+    # ------------------------------------------------------------------ the event feed
+
+    def apply(self, msg: Message, now: float) -> list[object]:
+        handler = self._handlers.get(msg.get("Event", ""))
+        if handler is None:
+            return []
+        return handler(msg, now)
+
+    def apply_all(self, msgs: Iterable[Message], now: float) -> list[object]:
+        out: list[object] = []
+        for m in msgs:
+            out.extend(self.apply(m, now))
+        return out
+
+    # ------------------------------------------------------------------ channel life
+
+    def _newchannel(self, m: Message, now: float) -> list[object]:
+        uid = m.get("Uniqueid", "")
+        if not uid or uid in self.channels:
+            return self._touch_only(m, now)
+        name = m.get("Channel", "")
+        linkedid = m.get("Linkedid", uid)
+        call_id = self._expected.pop(uid, None) or self._by_linkedid.get(linkedid)
+        out: list[object] = []
+        if call_id is None or call_id not in self.calls:
+            call_id = linkedid
+            self.calls[call_id] = Call(call_id, self.pbx, origin=uid, caller=uid, arrived_at=now)
+            self._by_linkedid[linkedid] = call_id
+        call = self.calls[call_id]
+        ch = Channel(uid, name, linkedid, call_id, now)
+        self._update(ch, m, now)
+        self.channels[uid] = ch
+        self.by_name[name] = uid
+        call.legs[uid] = ch
+        # A Local pair originated as the caller's phone: ;1 is the phone, ;2 runs the inbound dialplan
+        # and is the leg the CTI steers (README: "Local channels, Uniqueid and Linkedid").
+        base = _local_base(name)
+        if base and name.endswith(";2"):
+            origin = call.legs.get(call.origin)
+            if origin and origin.name == base + ";1" and call.caller == call.origin:
+                call.caller = uid
+        return out
+
+    def _touch_only(self, m: Message, now: float) -> list[object]:
+        ch = self._channel_for(m, now)
+        if ch is None:
+            return []
+        return self._after_change(ch, now)
+
+    def _newexten(self, m: Message, now: float) -> list[object]:
+        ch = self._channel_for(m, now)
+        if ch is None:
+            return []
+        app = m.get("Application", "")
+        if app not in _DIAL_HALF_APPS:
+            ch.application = app
+            ch.app_data = m.get("AppData", "")
+        return self._after_change(ch, now)
+
+    def _hangup(self, m: Message, now: float) -> list[object]:
+        ch = self._channel_for(m, now)
+        if ch is None or not ch.alive:
+            return []
+        ch.hungup_at = now
+        ch.cause = int(m.get("Cause", "0") or 0)
+        ch.cause_txt = m.get("Cause-txt", "")
+        if ch.bridge is not None:
+            self.bridges.get(ch.bridge, set()).discard(ch.uniqueid)
+            ch.bridge = None
+        call = self.calls[ch.call_id]
+        is_caller = ch.uniqueid in (call.caller, call.origin)
+        out: list[object] = [
+            LegHungUp(call.call_id, ch.name, ch.uniqueid, ch.cause, ch.cause_txt, is_caller, now)
+        ]
+        del self.channels[ch.uniqueid]
+        if self.by_name.get(ch.name) == ch.uniqueid:
+            del self.by_name[ch.name]
+        out.extend(self._rederive(call, now))
+        if not any(leg.alive for leg in call.legs.values()):
+            self._forget(call)
+        return out
+
+    def _forget(self, call: Call) -> None:
+        self.calls.pop(call.call_id, None)
+        for lid in [k for k, v in self._by_linkedid.items() if v == call.call_id]:
+            del self._by_linkedid[lid]
+        self.ended[call.call_id] = call
+        if len(self.ended) > self._keep_ended:
+            del self.ended[next(iter(self.ended))]
+
+    def _rename(self, m: Message, now: float) -> list[object]:
+        ch = self.channels.get(m.get("Uniqueid", ""))
+        if ch:
+            self.by_name.pop(ch.name, None)
+            ch.name = m.get("Newname", ch.name)
+            self.by_name[ch.name] = ch.uniqueid
+        return []
+
+    # ------------------------------------------------------------------ bridges
+
+    def _bridge_create(self, m: Message, now: float) -> list[object]:
+        self.bridges.setdefault(m.get("BridgeUniqueid", ""), set())
+        return []
+
+    def _bridge_enter(self, m: Message, now: float) -> list[object]:
+        ch = self._channel_for(m, now)
+        if ch is None:
+            return []
+        bid = m.get("BridgeUniqueid", "")
+        if ch.bridge and ch.bridge != bid:
+            self.bridges.get(ch.bridge, set()).discard(ch.uniqueid)
+        ch.bridge = bid
+        ch.was_bridged = True
+        self.bridges.setdefault(bid, set()).add(ch.uniqueid)
+        return self._rederive_bridge(bid, now, extra=ch)
+
+    def _bridge_leave(self, m: Message, now: float) -> list[object]:
+        ch = self._channel_for(m, now)
+        if ch is None:
+            return []
+        bid = m.get("BridgeUniqueid", "")
+        self.bridges.get(bid, set()).discard(ch.uniqueid)
+        if ch.bridge == bid:
+            ch.bridge = None
+        return self._rederive_bridge(bid, now, extra=ch)
+
+    def _bridge_destroy(self, m: Message, now: float) -> list[object]:
+        members = self.bridges.pop(m.get("BridgeUniqueid", ""), set())
+        for uid in members:
+            ch = self.channels.get(uid)
+            if ch:
+                ch.bridge = None
+        return []
+
+    def _bridge_merge(self, m: Message, now: float) -> list[object]:
+        to, frm = m.get("ToBridgeUniqueid", ""), m.get("FromBridgeUniqueid", "")
+        # An attended transfer completes by merging bridges; AttendedTransfer itself comes after
+        # BridgeMerge (README: event ordering), too late to name the transfer we are about to see.
+        for uid in (*self.bridges.get(to, ()), *self.bridges.get(frm, ())):
+            ch = self.channels.get(uid)
+            call = self.calls.get(ch.call_id) if ch else None
+            if call is not None and call.ever_connected:
+                call.pending_transfer = "attended"
+        moved = self.bridges.pop(frm, set())
+        dest = self.bridges.setdefault(to, set())
+        for uid in moved:
+            dest.add(uid)
+            ch = self.channels.get(uid)
+            if ch:
+                ch.bridge = to
+        return self._rederive_bridge(to, now)
+
+    def _rederive_bridge(self, bid: str, now: float, extra: Channel | None = None) -> list[object]:
+        out: list[object] = []
+        seen: set[str] = set()
+        members = [self.channels[u] for u in self.bridges.get(bid, ()) if u in self.channels]
+        if extra is not None:
+            members.append(extra)
+        for ch in members:
+            if ch.call_id not in seen and ch.call_id in self.calls:
+                seen.add(ch.call_id)
+                out.extend(self._rederive(self.calls[ch.call_id], now))
+        return out
+
+    # ------------------------------------------------------------------ music, hold, dial, queue, transfer
+
+    def _moh_start(self, m: Message, now: float) -> list[object]:
+        ch = self._channel_for(m, now)
+        if ch is None:
+            return []
+        ch.moh = True
+        return self._after_change(ch, now)
+
+    def _moh_stop(self, m: Message, now: float) -> list[object]:
+        ch = self._channel_for(m, now)
+        if ch is None:
+            return []
+        ch.moh = False
+        return self._after_change(ch, now)
+
+    def _hold(self, m: Message, now: float) -> list[object]:
+        ch = self._channel_for(m, now)
+        if ch is None:
+            return []
+        ch.held = True
+        return self._after_change(ch, now)
+
+    def _unhold(self, m: Message, now: float) -> list[object]:
+        ch = self._channel_for(m, now)
+        if ch is None:
+            return []
+        ch.held = False
+        return self._after_change(ch, now)
+
+    def _parked(self, m: Message, now: float) -> list[object]:
+        return self._set_parked(m.get("ParkeeUniqueid", ""), True, now)
+
+    def _unparked(self, m: Message, now: float) -> list[object]:
+        return self._set_parked(m.get("ParkeeUniqueid", ""), False, now)
+
+    def _set_parked(self, uid: str, parked: bool, now: float) -> list[object]:
+        ch = self.channels.get(uid)
+        if ch is None:
+            return []
+        ch.parked = parked
+        return self._after_change(ch, now)
+
+    def _dial_begin(self, m: Message, now: float) -> list[object]:
+        dest = self.channels.get(m.get("DestUniqueid", ""))
+        if dest is None:
+            return []
+        dest.dialing = True
+        return self._after_change(dest, now)
+
+    def _dial_end(self, m: Message, now: float) -> list[object]:
+        dest = self.channels.get(m.get("DestUniqueid", ""))
+        if dest is None:
+            return []
+        dest.dialing = False
+        dest.dial_answered = m.get("DialStatus") == "ANSWER"
+        return self._after_change(dest, now)
+
+    def _queue_join(self, m: Message, now: float) -> list[object]:
+        ch = self._channel_for(m, now)
+        if ch is None:
+            return []
+        ch.queue = m.get("Queue")
+        return self._after_change(ch, now)
+
+    def _queue_leave(self, m: Message, now: float) -> list[object]:
+        ch = self._channel_for(m, now)
+        if ch is None:
+            return []
+        ch.queue = None
+        return self._after_change(ch, now)
+
+    def _blind_transfer(self, m: Message, now: float) -> list[object]:
+        if m.get("Result") == "Success":
+            ch = self.channels.get(m.get("TransfereeUniqueid", ""))
+            call = self.calls.get(ch.call_id) if ch else None
+            if call:
+                call.pending_transfer = "blind"
+        return []
+
+    def _attended_transfer(self, m: Message, now: float) -> list[object]:
+        if m.get("Result") == "Success":
+            ch = self.channels.get(m.get("TransfereeUniqueid", ""))
+            call = self.calls.get(ch.call_id) if ch else None
+            if call:
+                call.pending_transfer = "attended"
+                return self._rederive(call, now)
+        return []
+
+    # ------------------------------------------------------------------ shared steps
+
+    def _channel_for(self, m: Message, now: float) -> Channel | None:
+        uid = m.get("Uniqueid")
+        if not uid:
+            return None
+        ch = self.channels.get(uid)
+        if ch is None:
+            return None
+        self._update(ch, m, now)
+        return ch
+
+    def _update(self, ch: Channel, m: Message, now: float) -> None:
+        """Refresh the channel snapshot every channel event carries."""
+        st = m.get("ChannelState")
+        if st is not None:
+            state = int(st)
+            if state == UP and ch.answered_at is None:
+                ch.answered_at = now
+            ch.state = state
+        num = m.get("CallerIDNum")
+        if num is not None:
+            ch.caller_num = num
+            ch.caller_name = m.get("CallerIDName", "")
+            ch.connected_num = m.get("ConnectedLineNum", "")
+            ch.connected_name = m.get("ConnectedLineName", "")
+        ctx = m.get("Context")
+        if ctx is not None:
+            ch.context = ctx
+            ch.exten = m.get("Exten", "")
+        linkedid = m.get("Linkedid")
+        if linkedid and linkedid != ch.linkedid:
+            ch.linkedid = linkedid
+            target = self._by_linkedid.get(linkedid)
+            if target and target != ch.call_id and target in self.calls:
+                self._move(ch, self.calls[target])
+
+    def _move(self, ch: Channel, dest: Call) -> None:
+        src = self.calls.get(ch.call_id)
+        if src is not None:
+            src.legs.pop(ch.uniqueid, None)
+            if not src.legs:
+                self.calls.pop(src.call_id, None)
+                for lid in [k for k, v in self._by_linkedid.items() if v == src.call_id]:
+                    self._by_linkedid[lid] = dest.call_id
+        ch.call_id = dest.call_id
+        dest.legs[ch.uniqueid] = ch
+
+    def _after_change(self, ch: Channel, now: float) -> list[object]:
+        call = self.calls.get(ch.call_id)
+        if call is None:
+            return []
+        return self._rederive(call, now)
+
+    def _derive(self, call: Call) -> CallPhase:
+        caller = call.legs.get(call.caller)
+        origin = call.legs.get(call.origin)
+        if caller is None or not caller.alive or (origin is not None and not origin.alive):
+            return P.ENDED
+        if caller.bridge is not None:
+            peers = [
+                u for u in self.bridges.get(caller.bridge, ()) if u != caller.uniqueid and u != call.origin
+            ]
+            if peers:
+                return P.ON_HOLD if caller.moh else P.CONNECTED
+        if (caller.moh and call.ever_connected) or caller.parked:
+            return P.ON_HOLD
+        for leg in call.legs.values():
+            if leg.alive and leg.uniqueid not in (call.caller, call.origin):
+                # Between the agent's answer (DialEnd) and BridgeEnter the caller is still in Dial.
+                if leg.alerting or leg.dialing or (
+                    # Answered, on its way into the bridge, the caller still in Dial. A leg that has
+                    # already left a bridge is being torn down, not offered.
+                    caller.application in ("Dial", "Queue")
+                    and leg.dial_answered
+                    and (not leg.was_bridged or leg.bridge is not None)
+                ):
+                    return P.OFFERED
+        if call.queued or caller.queue is not None or caller.application in _WAITING_APPS:
+            return P.ON_HOLD if call.ever_connected and caller.application == "MusicOnHold" else P.QUEUED
+        if caller.application == "AGI":
+            return P.IVR
+        return P.ARRIVING
+
+    def _peer(self, call: Call) -> str | None:
+        caller = call.legs.get(call.caller)
+        if caller is None or caller.bridge is None:
+            return None
+        for u in sorted(self.bridges.get(caller.bridge, ())):
+            if u != caller.uniqueid and u != call.origin:
+                return u
+        return None
+
+    def _rederive(self, call: Call, now: float) -> list[object]:
+        out: list[object] = []
+        caller = call.legs.get(call.caller)
+        if not call.announced and caller is not None and caller.application:
+            call.announced = True
+            out.append(
+                CallArrived(
+                    call.call_id, call.pbx, caller.name, caller.uniqueid, caller.caller_num,
+                    caller.caller_name, caller.exten, now,
+                )
+            )
+        new = self._derive(call)
+        old = call.phase
+        if new is P.OFFERED and old is not P.OFFERED:
+            for leg in call.legs.values():
+                if leg.alerting and leg.uniqueid not in (call.caller, call.origin):
+                    out.append(LegRinging(call.call_id, leg.name, leg.uniqueid, now))
+        if new is not old:
+            try:
+                check_transition(old, new)
+            except IllegalTransition:
+                # Real event streams are the truth: record the oddity and follow the facts.
+                call.anomalies += 1
+                self.anomalies += 1
+            call.phase = new
+            call.times.setdefault(new, now)
+            out.append(CallPhaseChanged(call.call_id, old, new, now))
+            if new is P.ON_HOLD:
+                out.append(CallHeld(call.call_id, now))
+            elif old is P.ON_HOLD and new is P.CONNECTED and self._peer(call) == call.peer:
+                out.append(CallResumed(call.call_id, now))
+        if new is P.CONNECTED:
+            peer = self._peer(call)
+            if peer is not None and peer != call.peer:
+                peer_ch = self.channels[peer]
+                if call.ever_connected and call.peer is not None:
+                    kind = call.pending_transfer or "redirect"
+                    prev = self.channels.get(call.peer) or call.legs.get(call.peer)
+                    out.append(
+                        CallTransferred(call.call_id, kind, prev.name if prev else call.peer, peer_ch.name, now)
+                    )
+                    call.pending_transfer = None
+                if old is not P.ON_HOLD or call.peer != peer:
+                    out.append(CallConnected(call.call_id, peer_ch.name, peer, now))
+                call.peer = peer
+                call.ever_connected = True
+        if new is P.ENDED and call.ended_at is None:
+            leg = caller if caller is not None and not caller.alive else call.legs.get(call.origin)
+            call.ended_at = now
+            call.cause = leg.cause if leg else 0
+            call.cause_txt = leg.cause_txt if leg else ""
+            out.append(CallEnded(call.call_id, call.cause, call.cause_txt, now))
+        return out
+
+
+def _uid_order(uid: str) -> tuple[float, int, str]:
+    epoch, _, counter = uid.partition(".")
+    try:
+        return (float(epoch), int(counter), uid)
+    except ValueError:
+        return (float("inf"), 0, uid)
+
+
+def resync(model: CallModel, entries: list[Message], now: float) -> list[object]:
+    """Make the model match a fresh ``CoreShowChannels`` listing (after a reconnect or a CTI restart).
+
+    Channels the PBX no longer has are hung up (cause 0: we did not see how they ended); channels we did
+    not know are added in creation order so each call's first channel becomes its origin; bridges are
+    rebuilt from ``BridgeId``. Then every call's phase is derived again from the facts.
+    """
+    out: list[object] = []
+    listed = {e.get("Uniqueid", ""): e for e in entries if e.get("Uniqueid")}
+    for uid in [u for u in model.channels if u not in listed]:
+        gone = Message({"Uniqueid": uid, "Cause": "0", "Cause-txt": "Gone while the AMI link was down"})
+        out.extend(model._hangup(gone, now))
+    for e in sorted(listed.values(), key=lambda e: (e.get("Linkedid", ""), _uid_order(e["Uniqueid"]))):
+        uid = e["Uniqueid"]
+        known = uid in model.channels
+        if not known:
+            out.extend(model._newchannel(e, now))
+        ch = model.channels[uid]
+        if known:
+            model._update(ch, e, now)
+        app = e.get("Application", "")
+        if app and app not in _DIAL_HALF_APPS:
+            ch.application = app
+            ch.app_data = e.get("ApplicationData", "")
+        if app == "MusicOnHold":
+            ch.moh = True
+        if ch.state == UP and ch.answered_at is None:
+            ch.answered_at = now
+    model.bridges = {}
+    for uid, ch in model.channels.items():
+        bid = listed[uid].get("BridgeId") or None
+        ch.bridge = bid
+        if bid:
+            model.bridges.setdefault(bid, set()).add(uid)
+    for call in list(model.calls.values()):
+        out.extend(model._rederive(call, now))
+    return out

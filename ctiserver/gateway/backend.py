@@ -1,0 +1,193 @@
+"""What the gateway needs from the rest of the server, and the views it pushes to consoles.
+
+The app wiring implements `Backend` (commands and snapshot queries); the gateway calls it with
+the authenticated `Principal` after the role check. Pushes go the other way: the app calls
+`Gateway.push_*` (see server.py) with the views below. Times are unix seconds (float) so a
+console counts time in state locally without a message per second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+from ctiserver.gateway.auth import Principal
+
+TargetKind = Literal["agent", "queue", "number"]
+SpyMode = Literal["listen", "whisper", "barge"]
+
+
+class Refused(Exception):
+    """The backend will not do it. `reason` is a short stable key the console can translate
+    (invalid_state, not_found, not_your_call, no_phone, ...); `message` is for humans."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class WrapUpFailed(Exception):
+    """Saving the wrap-up failed and nothing was written (locked database, full disk...)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class TransferTarget:
+    kind: TargetKind
+    value: str  # agent id, queue name or dialable number (already validated: no control characters)
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUpForm:
+    kind: Literal["callback", "visit", "satisfaction_call"]
+    due_at: datetime
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WrapUpForm:
+    disposition: str
+    notes: str = ""
+    follow_up: FollowUpForm | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleConfig:
+    """Sent in auth_ok: what the console offers in its menus."""
+
+    queues: tuple[str, ...] = ()
+    pause_reasons: tuple[str, ...] = ("break", "lunch", "training", "back_office")
+    dispositions: tuple[str, ...] = ("resolved", "follow_up", "complaint", "sale", "wrong_number")
+    wrap_up_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class AgentView:
+    agent_id: str
+    state: str  # logged_out, available, reserved, on_call, on_hold, wrap_up, paused, not_responding
+    since: float  # unix seconds when this state began
+    reason: str | None = None  # pause reason
+    extension: str | None = None
+    queues: tuple[str, ...] = ()
+    name: str = ""
+    wrap_up_until: float | None = None  # end of the wrap-up timer
+
+
+@dataclass(frozen=True, slots=True)
+class CallView:
+    call_id: str
+    agent_id: str  # the agent this call belongs to (the gateway refuses other agents' commands on it)
+    state: str  # ringing, talking, held, consulting, ended
+    since: float
+    caller: str = ""
+    caller_name: str = ""
+    queue: str = ""
+    direction: Literal["inbound", "outbound"] = "inbound"
+    talk_since: float | None = None  # for the talk-time counter
+    consult_target: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OfferView:
+    """An offer with its screen pop. `offer_id` identifies the pop: a console shows each one once."""
+
+    offer_id: str
+    call_id: str
+    agent_id: str
+    queue: str
+    caller: str
+    offered_at: float
+    ring_timeout_s: float
+    caller_name: str = ""
+    ivr_path: tuple[str, ...] = ()
+    ivr_said: tuple[str, ...] = ()  # what the caller said to the IVR (speech recognition results)
+    priority: int = 0
+    pop: object = None  # crmstore.model.ScreenPop (any dataclass/mapping serialisable by schema.to_wire)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertView:
+    alert_id: str
+    queue: str
+    metric: str  # waiting, longest_wait_s, service_level, abandon_rate ...
+    value: float
+    threshold: float
+    level: Literal["warning", "critical", "cleared"]
+    at: float
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSnapshot:
+    agent: AgentView
+    calls: tuple[CallView, ...] = ()
+    offers: tuple[OfferView, ...] = ()  # offers still ringing
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorSnapshot:
+    """Seed of the gateway's monitor mirror. Rows are the same field maps the deltas carry."""
+
+    wallboard: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    agents: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    calls: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    alerts: tuple[AlertView, ...] = ()
+
+
+class Backend(Protocol):
+    """Implemented by the app wiring. Every command may raise `Refused`; anything else is a bug
+    (the console gets `internal`). Each call is awaited with the gateway's command timeout."""
+
+    def console_config(self, who: Principal) -> ConsoleConfig: ...
+
+    async def agent_snapshot(self, agent_id: str) -> AgentSnapshot: ...
+
+    async def monitor_snapshot(self) -> MonitorSnapshot: ...
+
+    # agents (who.agent_id is set; the gateway has checked the call belongs to them)
+    async def agent_login(self, who: Principal, extension: str, queues: tuple[str, ...]) -> None: ...
+
+    async def agent_logout(self, who: Principal) -> None: ...
+
+    async def agent_ready(self, who: Principal) -> None: ...
+
+    async def agent_pause(self, who: Principal, reason: str) -> None: ...
+
+    async def hold(self, who: Principal, call_id: str) -> None: ...
+
+    async def unhold(self, who: Principal, call_id: str) -> None: ...
+
+    async def blind_transfer(self, who: Principal, call_id: str, target: TransferTarget) -> None: ...
+
+    async def attended_transfer(self, who: Principal, call_id: str, target: TransferTarget) -> None: ...
+
+    async def complete_transfer(self, who: Principal, call_id: str) -> None: ...
+
+    async def cancel_transfer(self, who: Principal, call_id: str) -> None: ...
+
+    async def hangup(self, who: Principal, call_id: str) -> None: ...
+
+    async def save_wrapup(self, who: Principal, call_id: str, form: WrapUpForm) -> None:
+        """Return only once durable; raise WrapUpFailed if nothing was written."""
+        ...
+
+    async def search_customers(self, who: Principal, query: str, limit: int) -> Sequence[object]: ...
+
+    async def click_to_call(self, who: Principal, customer_id: int | None, number: str | None) -> str:
+        """Originate the agent's phone then the customer; returns the new call id."""
+        ...
+
+    # supervisors and admins
+    async def spy(self, who: Principal, extension: str, agent_id: str, mode: SpyMode) -> None: ...
+
+    async def force_pause(self, who: Principal, agent_id: str, reason: str) -> None: ...
+
+    async def force_logout(self, who: Principal, agent_id: str) -> None: ...
+
+    async def move_call(self, who: Principal, call_id: str, queue: str | None, to_head: bool) -> None: ...

@@ -1,0 +1,536 @@
+"""The console protocol, version 1: what a client may send, what the server sends back. Pure: no I/O.
+
+Every client message is a JSON object ``{"v": 1, "type": ..., "id": ..., <fields>}``. The field
+specs below are data: `decode_client` validates against them and the JSON schemas in
+docs/protocol.md are generated from them (`json_schemas()`), so the documentation cannot drift.
+
+Strings are refused when they hold control characters (only the free-text ``notes`` fields
+may hold newlines and tabs), lone surrogates or line/paragraph separators: values such as
+an extension, a pause reason or a transfer target end up in AMI actions, where CR/LF would
+be header injection. `ami.protocol.encode_action` refuses them too; this is the first wall.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum as _PyEnum
+from enum import StrEnum
+from types import MappingProxyType
+
+PROTOCOL_VERSION = 1
+SOFT_MAX_BYTES = 16 * 1024  # larger: error reply `too_large`, the connection stays
+HARD_MAX_BYTES = 64 * 1024  # larger: the websocket layer closes with 1009 (message too big)
+MAX_SEQ = 2**53 - 1  # the largest integer a JavaScript client holds exactly
+
+
+class ErrorCode(StrEnum):
+    BAD_JSON = "bad_json"
+    BAD_MESSAGE = "bad_message"  # not an object, or no/invalid "type"
+    UNKNOWN_TYPE = "unknown_type"
+    BAD_FIELD = "bad_field"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    TOO_LARGE = "too_large"
+    BINARY_NOT_SUPPORTED = "binary_not_supported"
+    RATE_LIMITED = "rate_limited"
+    NOT_AUTHENTICATED = "not_authenticated"
+    ALREADY_AUTHENTICATED = "already_authenticated"
+    AUTH_FAILED = "auth_failed"
+    TOKEN_INVALID = "token_invalid"
+    TOKEN_EXPIRED = "token_expired"
+    FORBIDDEN = "forbidden"  # the role may not send this command
+    NOT_YOUR_CALL = "not_your_call"  # an agent named a call that is not theirs
+    REFUSED = "refused"  # the backend refused (see "reason")
+    UNAVAILABLE = "unavailable"  # the backend timed out or failed
+    INTERNAL = "internal"
+
+
+# ---------------------------------------------------------------------------------------------
+# Field kinds: a compact schema language, enough for this protocol.
+
+
+@dataclass(frozen=True, slots=True)
+class Str:
+    max_len: int
+    pattern: str | None = None
+    min_len: int = 1
+    multiline: bool = False  # newlines and tabs allowed (free text that never reaches AMI)
+    doc: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Int:
+    lo: int
+    hi: int
+    doc: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Bool:
+    doc: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    values: tuple[str, ...]
+    doc: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ListOf:
+    item: Kind
+    max_items: int
+    min_items: int = 0
+    unique: bool = True
+    doc: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Obj:
+    fields: Mapping[str, Field]
+    doc: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AnyObj:
+    """Server side only: a nested payload documented in prose (a pop, a stats row)."""
+
+    doc: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AnyValue:
+    doc: str = ""
+
+
+Kind = Str | Int | Bool | Choice | ListOf | Obj | AnyObj | AnyValue
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    kind: Kind
+    required: bool = True
+
+
+def req(kind: Kind) -> Field:
+    return Field(kind, True)
+
+
+def opt(kind: Kind) -> Field:
+    return Field(kind, False)
+
+
+NAME = r"[\w.@+-]+"  # queue, agent, reason and disposition names: letters (any script), digits, ._@+-
+EXTENSION = r"[0-9A-Za-z_*#+-]+"
+NUMBER = r"\+?[0-9*#]+"
+CALL_ID = r"[A-Za-z0-9._:@-]+"
+TOKEN = r"[A-Za-z0-9_.=-]+"
+ISO_DATETIME = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?"
+
+_call_id = req(Str(64, CALL_ID, doc="a call id the server sent (offer, call_state)"))
+_agent_id = req(Str(64, NAME))
+_reason = Str(32, NAME, doc="a pause reason code, e.g. break, lunch, training")
+_queue = Str(64, NAME)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSpec:
+    type: str
+    fields: Mapping[str, Field]
+    doc: str
+    check: Callable[[Mapping[str, object]], tuple[str, str] | None] | None = None  # cross-field rule
+
+
+def _exactly_one_target(args: Mapping[str, object]) -> tuple[str, str] | None:
+    if ("customer_id" in args) == ("number" in args):
+        return "customer_id", "give exactly one of customer_id or number"
+    return None
+
+
+def _transfer_target(args: Mapping[str, object]) -> tuple[str, str] | None:
+    pattern = NUMBER if args["target_kind"] == "number" else NAME
+    if not re.fullmatch(pattern, str(args["target"])):
+        return "target", f"not a valid {args['target_kind']}"
+    return None
+
+
+def _move_somewhere(args: Mapping[str, object]) -> tuple[str, str] | None:
+    if "queue" not in args and not args.get("head"):
+        return "queue", "give a queue, or head: true, or both"
+    return None
+
+
+_SPECS: tuple[MessageSpec, ...] = (
+    MessageSpec("auth", {"username": req(Str(64, NAME)), "password": req(Str(256))},
+                "Log in with a password. Reply: auth_ok then snapshot, or error auth_failed."),
+    MessageSpec("resume", {"token": req(Str(2048, TOKEN)), "last_seq": req(Int(0, MAX_SEQ))},
+                "Reconnect with a session token and the last seq seen. Reply: auth_ok, then the missed "
+                "messages in order or a snapshot."),
+    MessageSpec("ping", {}, "Application-level ping. Reply: pong."),
+    MessageSpec("logout", {}, "End the session: the token stops working for resume."),
+    MessageSpec("agent_login", {"extension": req(Str(32, EXTENSION, doc="the phone, e.g. 1001")),
+                                "queues": req(ListOf(_queue, 50, 1))},
+                "Agent: bind to a phone extension and join queues (state becomes paused or available as "
+                "the ACD decides)."),
+    MessageSpec("agent_logout", {}, "Agent: leave all queues and unbind the phone."),
+    MessageSpec("ready", {}, "Agent: become available."),
+    MessageSpec("pause", {"reason": req(_reason)}, "Agent: pause with a reason."),
+    MessageSpec("hold", {"call_id": _call_id}, "Agent: put the caller on hold."),
+    MessageSpec("unhold", {"call_id": _call_id}, "Agent: take the caller back from hold."),
+    MessageSpec("transfer", {"call_id": _call_id, "mode": req(Choice(("blind", "attended"))),
+                             "target_kind": req(Choice(("agent", "queue", "number"))),
+                             "target": req(Str(64))},
+                "Agent: transfer a call. attended starts a consultation; finish with transfer_complete "
+                "or transfer_cancel.", _transfer_target),
+    MessageSpec("transfer_complete", {"call_id": _call_id}, "Agent: join caller and consulted party."),
+    MessageSpec("transfer_cancel", {"call_id": _call_id}, "Agent: drop the consultation, back to the caller."),
+    MessageSpec("hangup", {"call_id": _call_id}, "Agent: hang up a call."),
+    MessageSpec("wrapup", {"call_id": _call_id, "disposition": req(Str(32, NAME)),
+                           "notes": opt(Str(4000, min_len=0, multiline=True)),
+                           "follow_up": opt(Obj({
+                               "kind": req(Choice(("callback", "visit", "satisfaction_call"))),
+                               "due_at": req(Str(40, ISO_DATETIME, doc="ISO 8601")),
+                               "note": opt(Str(500, min_len=0, multiline=True))}))},
+                "Agent: save the wrap-up. Reply: wrapup_saved once durable, or wrapup_failed."),
+    MessageSpec("search", {"q": req(Str(100)), "limit": opt(Int(1, 50))},
+                "Customer search by name, company, phone or account. Reply: search_results."),
+    MessageSpec("dial", {"customer_id": opt(Int(1, MAX_SEQ)), "number": opt(Str(32, NUMBER))},
+                "Agent: click-to-call a customer (their first phone) or a number.", _exactly_one_target),
+    MessageSpec("spy", {"agent_id": _agent_id, "mode": req(Choice(("listen", "whisper", "barge"))),
+                        "extension": opt(Str(32, EXTENSION, doc="the supervisor's phone; default from "
+                                                                "the account"))},
+                "Supervisor: listen to, whisper to or barge into an agent's call."),
+    MessageSpec("force_pause", {"agent_id": _agent_id, "reason": opt(_reason)}, "Supervisor: pause an agent."),
+    MessageSpec("force_logout", {"agent_id": _agent_id}, "Supervisor: log an agent out."),
+    MessageSpec("move_call", {"call_id": _call_id, "queue": opt(_queue), "head": opt(Bool())},
+                "Supervisor: move a waiting call to another queue and/or to the head of its queue.",
+                _move_somewhere),
+)
+
+CLIENT_MESSAGES: Mapping[str, MessageSpec] = MappingProxyType({s.type: s for s in _SPECS})
+PRE_AUTH_TYPES = frozenset({"auth", "resume", "ping"})
+
+# Server -> client messages. Only the top level is checked; nested payloads are described in prose.
+_seq = req(Int(0, MAX_SEQ, doc="position in this session's stream; replayed on resume"))
+_re = opt(AnyValue(doc="the id of the client message this answers"))
+_SERVER: dict[str, tuple[str, Mapping[str, Field]]] = {
+    "hello": ("Sent on connect.", {"server": req(Str(64)), "versions": req(AnyValue()),
+                                   "max_message_bytes": req(Int(0, MAX_SEQ)), "rate": req(AnyObj())}),
+    "auth_ok": ("Authenticated.", {"re": _re, "token": req(Str(2048)), "expires_at": req(Str(40)),
+                                   "user": req(AnyObj(doc="username, role, agent_id, display_name"))
+                                   , "config": req(AnyObj(doc="queues, pause_reasons, dispositions")),
+                                   "resumed": req(Bool())}),
+    "result": ("A command succeeded.", {"re": _re, "data": opt(AnyValue())}),
+    "error": ("A message was refused; the connection stays unless said otherwise.",
+              {"re": _re, "code": req(Str(40)), "message": req(Str(500)), "field": opt(Str(64)),
+               "reason": opt(Str(64))}),
+    "pong": ("Answer to ping.", {"re": _re}),
+    "snapshot": ("The whole current state; the stream continues after seq.",
+                 {"seq": _seq, "agent": opt(AnyObj()), "calls": opt(AnyValue()), "offers": opt(AnyValue()),
+                  "wallboard": opt(AnyObj()), "agents": opt(AnyObj()), "call_list": opt(AnyObj()),
+                  "alerts": opt(AnyValue())}),
+    "agent_state": ("An agent's state changed.", {"seq": _seq, "agent": req(AnyObj())}),
+    "offer": ("A call is offered (the agent's phone rings) with its screen pop.",
+              {"seq": _seq, "offer": req(AnyObj())}),
+    "offer_cancelled": ("The offer ended without an answer.", {"seq": _seq, "offer_id": req(Str(64)),
+                                                              "reason": req(Str(64))}),
+    "call_state": ("A call of this agent changed.", {"seq": _seq, "call": req(AnyObj())}),
+    "wrapup_saved": ("The wrap-up is durable in the CRM.", {"seq": opt(Int(0, MAX_SEQ)), "re": _re,
+                                                           "call_id": req(Str(64))}),
+    "wrapup_failed": ("The wrap-up was not saved: nothing was written; the form keeps its content.",
+                      {"re": _re, "call_id": req(Str(64)), "message": req(Str(500))}),
+    "search_results": ("Customers matching a search.", {"re": _re, "customers": req(AnyValue())}),
+    "wallboard_delta": ("Changed queue figures: {queue: {field: value}}.",
+                        {"seq": _seq, "queues": req(AnyObj())}),
+    "agent_grid_delta": ("Changed agents: {agent_id: {field: value} | null (gone)}.",
+                         {"seq": _seq, "agents": req(AnyObj())}),
+    "call_list_delta": ("Changed calls: {call_id: {field: value} | null (ended)}.",
+                        {"seq": _seq, "calls": req(AnyObj())}),
+    "alert": ("A queue crossed (or came back under) a threshold.", {"seq": _seq, "alert": req(AnyObj())}),
+}
+SERVER_MESSAGES: Mapping[str, tuple[str, Mapping[str, Field]]] = MappingProxyType(_SERVER)
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A valid client message."""
+
+    type: str
+    id: str | int | None
+    args: Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolError:
+    """A refused client message; `reply()` is what the server sends back."""
+
+    code: ErrorCode
+    message: str
+    re: str | int | None = None
+    field: str | None = None
+
+    def reply(self) -> dict[str, object]:
+        return error_reply(self.code, self.message, self.re, self.field)
+
+
+def error_reply(code: ErrorCode | str, message: str, re_: str | int | None = None,
+                field: str | None = None, reason: str | None = None) -> dict[str, object]:
+    out: dict[str, object] = {"v": PROTOCOL_VERSION, "type": "error", "code": str(code), "message": message}
+    if re_ is not None:
+        out["re"] = re_
+    if field is not None:
+        out["field"] = field
+    if reason is not None:
+        out["reason"] = reason
+    return out
+
+
+_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def decode_client(raw: str | bytes, max_bytes: int = SOFT_MAX_BYTES) -> Command | ProtocolError:
+    """Parse and validate one websocket message from a client."""
+    if isinstance(raw, bytes):
+        return ProtocolError(ErrorCode.BINARY_NOT_SUPPORTED, "send JSON in text frames")
+    if len(raw) > max_bytes // 4 and len(raw.encode("utf-8", "surrogatepass")) > max_bytes:
+        return ProtocolError(ErrorCode.TOO_LARGE, f"message larger than {max_bytes} bytes")
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        return ProtocolError(ErrorCode.BAD_JSON, "not valid JSON")
+    if not isinstance(data, dict):
+        return ProtocolError(ErrorCode.BAD_MESSAGE, "a message is a JSON object")
+    msg_id = data.get("id")
+    if msg_id is not None and not _valid_id(msg_id):
+        return ProtocolError(ErrorCode.BAD_FIELD, "id: a string of up to 64 [A-Za-z0-9._:-] or an integer",
+                             field="id")
+    version = data.get("v", PROTOCOL_VERSION)
+    if version != PROTOCOL_VERSION or isinstance(version, bool):
+        return ProtocolError(ErrorCode.UNSUPPORTED_VERSION, f"this server speaks v{PROTOCOL_VERSION}", msg_id)
+    kind = data.get("type")
+    if not isinstance(kind, str):
+        return ProtocolError(ErrorCode.BAD_MESSAGE, 'missing "type"', msg_id, "type")
+    spec = CLIENT_MESSAGES.get(kind)
+    if spec is None:
+        return ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind[:40]!r}", msg_id, "type")
+    args = {k: v for k, v in data.items() if k not in ("v", "type", "id")}
+    problem = _check_fields(spec.fields, args, "")
+    if problem is None and spec.check is not None:
+        problem = spec.check(args)
+    if problem is not None:
+        field, why = problem
+        return ProtocolError(ErrorCode.BAD_FIELD, f"{field}: {why}", msg_id, field)
+    return Command(kind, msg_id, MappingProxyType(args))
+
+
+def _valid_id(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return 0 <= value <= MAX_SEQ
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
+
+
+def _check_fields(fields: Mapping[str, Field], args: Mapping[str, object], prefix: str) -> tuple[str, str] | None:
+    for name in args:
+        if name not in fields:
+            return prefix + name, "unknown field"
+    for name, field in fields.items():
+        if name not in args:
+            if field.required:
+                return prefix + name, "required"
+            continue
+        why = check_value(field.kind, args[name], prefix + name)
+        if why is not None:
+            return why
+    return None
+
+
+def check_value(kind: Kind, value: object, path: str) -> tuple[str, str] | None:
+    """None if `value` fits `kind`, else (field path, reason)."""
+    if isinstance(kind, Str):
+        if not isinstance(value, str):
+            return path, "must be a string"
+        if not kind.min_len <= len(value) <= kind.max_len:
+            return path, f"length must be {kind.min_len}..{kind.max_len}"
+        bad = unsafe_char(value, kind.multiline)
+        if bad is not None:
+            return path, f"control character U+{ord(bad):04X} not allowed"
+        if kind.pattern is not None and not re.fullmatch(kind.pattern, value):
+            return path, "bad format"
+        return None
+    if isinstance(kind, Bool):
+        return None if isinstance(value, bool) else (path, "must be true or false")
+    if isinstance(kind, Int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            return path, "must be an integer"
+        return None if kind.lo <= value <= kind.hi else (path, f"must be {kind.lo}..{kind.hi}")
+    if isinstance(kind, Choice):
+        return None if value in kind.values else (path, "must be one of " + ", ".join(kind.values))
+    if isinstance(kind, ListOf):
+        if not isinstance(value, list):
+            return path, "must be a list"
+        if not kind.min_items <= len(value) <= kind.max_items:
+            return path, f"must hold {kind.min_items}..{kind.max_items} items"
+        for i, item in enumerate(value):
+            why = check_value(kind.item, item, f"{path}[{i}]")
+            if why is not None:
+                return why
+        if kind.unique and len({json.dumps(v, sort_keys=True) for v in value}) != len(value):
+            return path, "duplicate items"
+        return None
+    if isinstance(kind, Obj):
+        if not isinstance(value, dict):
+            return path, "must be an object"
+        return _check_fields(kind.fields, value, path + ".")
+    if isinstance(kind, AnyObj):
+        return None if isinstance(value, dict) else (path, "must be an object")
+    return None
+
+
+_ALLOWED_IN_TEXT = frozenset("\n\t")
+
+
+def unsafe_char(text: str, multiline: bool = False) -> str | None:
+    """The first character that must not pass (control, surrogate, line separator), or None."""
+    for ch in text:
+        if ch.isprintable() or ch == " ":
+            continue
+        if multiline and ch in _ALLOWED_IN_TEXT:
+            continue
+        category = unicodedata.category(ch)
+        # Not printable but harmless: spaces other than U+0020 (Zs), format marks used in
+        # Chinese/Arabic text (Cf, e.g. ZWJ) are allowed. Cc, Cs, Zl, Zp, Co, Cn are not.
+        if category in ("Zs", "Cf"):
+            continue
+        return ch
+    return None
+
+
+def validate_server(msg: Mapping[str, object]) -> str | None:
+    """None if a server message matches its documented shape (used by tests), else why not."""
+    kind = msg.get("type")
+    if msg.get("v") != PROTOCOL_VERSION:
+        return "missing v"
+    if not isinstance(kind, str) or kind not in SERVER_MESSAGES:
+        return f"unknown server type {kind!r}"
+    fields = SERVER_MESSAGES[kind][1]
+    for name in msg:
+        if name not in ("v", "type") and name not in fields:
+            return f"{kind}: undocumented field {name}"
+    for name, field in fields.items():
+        if name not in msg:
+            if field.required:
+                return f"{kind}: missing {name}"
+            continue
+        if isinstance(field.kind, (Str, Int, Bool, AnyObj)):
+            why = _loose_check(field.kind, msg[name])
+            if why:
+                return f"{kind}.{name}: {why}"
+    return None
+
+
+def _loose_check(kind: Kind, value: object) -> str | None:
+    if isinstance(kind, Str):
+        return None if isinstance(value, str) else "must be a string"
+    if isinstance(kind, Int):
+        return None if isinstance(value, int) and not isinstance(value, bool) else "must be an integer"
+    if isinstance(kind, Bool):
+        return None if isinstance(value, bool) else "must be a boolean"
+    return None if isinstance(value, dict) else "must be an object"
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoding
+
+
+def to_wire(obj: object) -> object:
+    """Dataclasses (e.g. crmstore's ScreenPop), enums, datetimes, Decimals, tuples -> JSON values."""
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, _PyEnum):
+        return to_wire(obj.value)
+    if isinstance(obj, datetime | date):
+        return obj.isoformat()
+    if isinstance(obj, Decimal):
+        return str(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_wire(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {str(k): to_wire(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [to_wire(v) for v in obj]
+    raise TypeError(f"cannot put {type(obj).__name__} on the wire")
+
+
+def server_message(kind: str, **fields: object) -> dict[str, object]:
+    out: dict[str, object] = {"v": PROTOCOL_VERSION, "type": kind}
+    out.update({k: to_wire(v) for k, v in fields.items() if v is not None or k == "data"})
+    return out
+
+
+def encode(msg: Mapping[str, object]) -> bytes:
+    """One UTF-8 JSON text frame. ensure_ascii=False keeps Chinese names short on the wire."""
+    return json.dumps(msg, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON Schema export (docs/protocol.md is generated from it)
+
+
+def _kind_schema(kind: Kind) -> dict[str, object]:
+    out: dict[str, object]
+    if isinstance(kind, Str):
+        out = {"type": "string", "minLength": kind.min_len, "maxLength": kind.max_len}
+        if kind.pattern:
+            out["pattern"] = f"^{kind.pattern}$"
+    elif isinstance(kind, Int):
+        out = {"type": "integer", "minimum": kind.lo, "maximum": kind.hi}
+    elif isinstance(kind, Bool):
+        out = {"type": "boolean"}
+    elif isinstance(kind, Choice):
+        out = {"enum": list(kind.values)}
+    elif isinstance(kind, ListOf):
+        out = {"type": "array", "items": _kind_schema(kind.item), "minItems": kind.min_items,
+               "maxItems": kind.max_items, "uniqueItems": kind.unique}
+    elif isinstance(kind, Obj):
+        out = _object_schema(kind.fields)
+    elif isinstance(kind, AnyObj):
+        out = {"type": "object"}
+    else:
+        out = {}
+    if kind.doc:
+        out["description"] = kind.doc
+    return out
+
+
+def _object_schema(fields: Mapping[str, Field], head: Mapping[str, object] | None = None) -> dict[str, object]:
+    props: dict[str, object] = dict(head or {})
+    props.update({name: _kind_schema(f.kind) for name, f in fields.items()})
+    required = [*(head or {})] + [name for name, f in fields.items() if f.required]
+    return {"type": "object", "properties": props, "required": required, "additionalProperties": False}
+
+
+def json_schemas() -> dict[str, dict[str, object]]:
+    """One JSON Schema (draft 2020-12) per client message type."""
+    out = {}
+    for spec in _SPECS:
+        head = {"type": {"const": spec.type}}
+        schema = _object_schema(spec.fields, head)
+        props = schema["properties"]
+        assert isinstance(props, dict)
+        props["v"] = {"const": PROTOCOL_VERSION}
+        props["id"] = {"type": ["string", "integer"], "description": "echoed as re in the reply"}
+        schema["description"] = spec.doc
+        out[spec.type] = schema
+    return out

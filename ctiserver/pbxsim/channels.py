@@ -1,0 +1,177 @@
+"""A simulated channel and bridge: state, snapshot headers and the wait primitives apps block on.
+
+The event ORDER is the contract (captures); durations are virtual and compressed by ``time_scale``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ctiserver.pbxsim import wire
+
+if TYPE_CHECKING:
+    from ctiserver.pbxsim.world import World
+
+HUNGUP = "\x00hangup"
+INTERRUPTED = "\x00interrupt"
+UNKNOWN = "<unknown>"
+
+
+@dataclass(slots=True)
+class Audio:
+    """Sound arriving on a channel from its far end (the caller speaking): [start, start+speech) is voice."""
+
+    start: float
+    speech: float
+    wav: str | None = None
+
+
+@dataclass(slots=True)
+class Interrupt:
+    """An outside request to pull a channel out of its application (Redirect, Bridge, hold...)."""
+
+    kind: str  # "goto" | "bridge"
+    context: str = ""
+    exten: str = ""
+    priority: int = 1
+
+
+class Channel:
+    def __init__(self, world: World, name: str, uniqueid: str, linkedid: str, *, state: int,
+                 context: str, exten: str, tech: str) -> None:
+        self.world = world
+        self.name = name
+        self.uniqueid = uniqueid
+        self.linkedid = linkedid
+        self.state = state
+        self.tech = tech
+        self.cid_num = UNKNOWN
+        self.cid_name = UNKNOWN
+        self.conn_num = UNKNOWN
+        self.conn_name = UNKNOWN
+        self.language = "en"
+        self.accountcode = ""
+        self.context = context
+        self.exten = exten
+        self.priority = 1
+        self.variables: dict[str, str] = {}
+        self.app = ""
+        self.appdata = ""
+        self.partner: Channel | None = None  # the other half of a Local pair
+        self.is_one = False  # ';1' of a Local pair
+        self.bridge: Bridge | None = None
+        self.created = world.vnow()
+        self.answered_at: float | None = None
+        self.hangup_cause: int | None = None
+        self.hungup = False  # soft hangup requested: apps stop
+        self.dead = False  # Hangup event sent
+        self.pbx = False  # runs dialplan (pbx thread) rather than an Originate application
+        self.interrupt: Interrupt | None = None
+        self.digits: collections.deque[str] = collections.deque()
+        self.audio: list[Audio] = []
+        self.moh: str | None = None
+        self.dialstring = ""  # for the Cdr / DialBegin
+        self.last_app = ""
+        self.last_data = ""
+        self.device = ""  # DeviceStateChange device name
+        self.task: asyncio.Task[Any] | None = None
+        self.observers: list[Any] = []  # people watching this channel (callers, phones)
+        self.agi_active = False
+        self.spied_by: list[Channel] = []
+        self._signal = asyncio.Event()
+        self.done = asyncio.Event()  # set once the Hangup event is out
+        self.remote_busy = False
+
+    # ------------------------------------------------------------------ headers
+    def snapshot(self, prefix: str = "") -> list[tuple[str, str]]:
+        pairs = [
+            ("Channel", self.name),
+            ("ChannelState", str(self.state)),
+            ("ChannelStateDesc", wire.STATE_DESC.get(self.state, "Unknown")),
+            ("CallerIDNum", self.cid_num),
+            ("CallerIDName", self.cid_name),
+            ("ConnectedLineNum", self.conn_num),
+            ("ConnectedLineName", self.conn_name),
+            ("Language", self.language),
+            ("AccountCode", self.accountcode),
+            ("Context", self.context),
+            ("Exten", self.exten),
+            ("Priority", str(self.priority)),
+            ("Uniqueid", self.uniqueid),
+            ("Linkedid", self.linkedid),
+        ]
+        return wire.prefixed(prefix, pairs) if prefix else pairs
+
+    def callerid_all(self) -> str:
+        num = "" if self.cid_num == UNKNOWN else self.cid_num
+        name = "" if self.cid_name == UNKNOWN else self.cid_name
+        return f'"{name}" <{num}>'
+
+    # ------------------------------------------------------------------ waiting
+    def wake(self) -> None:
+        self._signal.set()
+
+    async def wait_for(self, seconds: float | None, *, digits: bool = False) -> str | None:
+        """Wait virtual ``seconds``; return a digit (if wanted), HUNGUP, INTERRUPTED or None (timeout)."""
+        loop = asyncio.get_running_loop()
+        deadline = None if seconds is None else loop.time() + max(0.0, seconds) * self.world.time_scale
+        while True:
+            if self.hungup:
+                return HUNGUP
+            if self.interrupt is not None:
+                return INTERRUPTED
+            if digits and self.digits:
+                return self.digits.popleft()
+            self._signal.clear()
+            if deadline is None:
+                await self._signal.wait()
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            try:
+                await asyncio.wait_for(self._signal.wait(), remaining)
+            except TimeoutError:
+                pass
+
+    def heard_speech_until(self, now: float) -> tuple[bool, float | None]:
+        """(speaking now?, end of the last voice heard) from the audio arriving on this channel."""
+        speaking = False
+        last_end: float | None = None
+        for a in self.audio:
+            end = a.start + a.speech
+            if a.start <= now < end:
+                speaking = True
+            if a.start <= now:
+                last_end = max(last_end or end, min(end, now))
+        return speaking, last_end
+
+
+def new_bridge_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(slots=True)
+class Bridge:
+    uniqueid: str
+    channels: list[Channel] = field(default_factory=list)
+    kind: str = "basic"  # basic | holding (parking)
+    technology: str = "simple_bridge"
+    dissolve_on_hangup: bool = True
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def pairs(self, prefix: str = "", count: int | None = None) -> list[tuple[str, str]]:
+        pairs = [
+            ("BridgeUniqueid", self.uniqueid),
+            ("BridgeType", self.kind),
+            ("BridgeTechnology", self.technology),
+            ("BridgeCreator", "<unknown>"),
+            ("BridgeName", "<unknown>"),
+            ("BridgeNumChannels", str(len(self.channels) if count is None else count)),
+            ("BridgeVideoSourceMode", "none"),
+        ]
+        return wire.prefixed(prefix, pairs) if prefix else pairs
