@@ -176,6 +176,7 @@ class _Loader:
         self.source = source
         self.issues: list[ConfigIssue] = []
         self.queue: str | None = None  # queue being read, for error scoping
+        self.flawed: set[str] = set()  # queues and agents with their own issues: no cascade checks
 
     # ---- issue recording
     def issue(self, node: yaml.Node | None, fld: str, message: str, queue: str | None = None) -> None:
@@ -352,8 +353,11 @@ class _Loader:
     # ---- queues
     def read_queue(self, node: yaml.Node, skills: set[str], queue_names: set[str]) -> QueueConfig | None:
         self.queue = None
+        if isinstance(node, yaml.MappingNode):  # name first, so every issue below names its queue
+            self.queue = next((v.value for k, v in node.value
+                               if getattr(k, "value", None) == "name" and isinstance(v, yaml.ScalarNode)), None)
         try:
-            fields = self.mapping(node, "queues[]", _QUEUE_FIELDS)
+            fields = self.mapping(node, "", _QUEUE_FIELDS)
             if "name" not in fields:
                 raise self.fail(node, "name", "every queue needs a name")
             name = self.text(fields["name"], "name")
@@ -378,8 +382,11 @@ class _Loader:
         on_max_wait = self.optional(fields, "on_max_wait", "on_max_wait",
                                     lambda n, f: self.action(n, f, queue_names), TimeoutActionSpec("voicemail"))
         no_steps: tuple[EscalationStep, ...] = ()
+        declared = {k.value for k, _ in fields["skills"].value} if isinstance(fields.get("skills"),
+                                                                               yaml.MappingNode) else set()
         steps = self.optional(fields, "escalation", "escalation",
-                              lambda n, f: self.escalation(n, f, required, skills, queue_names, max_wait), no_steps)
+                              lambda n, f: self.escalation(n, f, required, declared, skills, queue_names, max_wait),
+                              no_steps)
         priority = self.optional(fields, "priority", "priority", self.priority_rules, PriorityRules())
 
         def seconds(key: str, default: float) -> float:
@@ -397,6 +404,8 @@ class _Loader:
                                            lambda n, f: self.number(n, f, strict=True), 180.0),
             priority=priority, line=node.start_mark.line + 1,
         )
+        if len(self.issues) > before:
+            self.flawed.add(name)
         self.queue = None
         return queue
 
@@ -429,7 +438,8 @@ class _Loader:
                 pass
         return PriorityRules(vip, MappingProxyType(grades))
 
-    def escalation(self, node: yaml.Node, fld: str, required: Mapping[str, int], skills: set[str],
+    def escalation(self, node: yaml.Node, fld: str, required: Mapping[str, int], declared: set[str],
+                   skills: set[str],
                    queue_names: set[str], max_wait: float | None) -> tuple[EscalationStep, ...]:
         steps: list[EscalationStep] = []
         previous_at = 0.0
@@ -456,9 +466,11 @@ class _Loader:
                 min_levels = self.optional(fields, "min_levels", f"{here}.min_levels",
                                            lambda n, f: self.levels(n, f, skills), _EMPTY)
                 for skill, level in min_levels.items():
-                    if skill not in required:
+                    if skill not in declared:
                         self.issue(fields["min_levels"], f"{here}.min_levels.{skill}",
                                    f"{skill!r} is not a required skill of this queue")
+                    elif skill not in required:
+                        continue  # its level in 'skills' is wrong, already reported
                     elif level > current[skill]:
                         self.issue(fields["min_levels"], f"{here}.min_levels.{skill}",
                                    f"escalation may only lower a level: {level} > {current[skill]}")
@@ -475,7 +487,7 @@ class _Loader:
                 if i != len(items) - 1:
                     self.issue(fields["action"], f"{here}.action",
                                "an action ends the wait: it must be the last escalation step")
-            if not (min_levels or also or action) and "min_levels" not in fields:
+            if not {"min_levels", "also_offer_to", "action"} & fields.keys():
                 self.issue(item, here, "a step needs min_levels, also_offer_to or action")
             steps.append(EscalationStep(after, min_levels, also, action))
         return tuple(steps)
@@ -502,6 +514,7 @@ class _Loader:
         seen: set[str] = set()
         for i, node in enumerate(nodes):
             here = f"agents[{i}]"
+            before = len(self.issues)
             try:
                 fields = self.mapping(node, here, _AGENT_FIELDS)
                 if "id" not in fields:
@@ -530,6 +543,8 @@ class _Loader:
             if "endpoint" in fields and not self.is_null(fields["endpoint"]):
                 endpoint = self.optional(fields, "endpoint", f"{here}.endpoint", self.text, None)
             agents.append(AgentConfig(agent_id, name, levels, queues, endpoint, node.start_mark.line + 1))
+            if len(self.issues) > before:
+                self.flawed.add(f"agent:{agent_id}")
         return agents
 
     # ---- cross checks
@@ -569,8 +584,10 @@ class _Loader:
                 visit(q.name, [])
 
     def check_servable(self, queues: list[QueueConfig], agents: list[AgentConfig]) -> None:
+        if any(f.startswith("agent:") for f in self.flawed):
+            return  # a broken agent entry may be the one meant to serve: fix it first
         for q in queues:
-            if not q.skills:
+            if not q.skills or q.name in self.flawed:
                 continue  # already reported
             loosest = q.level_stages()[-1]
             if not any(q.name in a.queues and meets(a.skills, loosest) for a in agents):

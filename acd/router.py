@@ -650,10 +650,11 @@ class Router:
         if call is None or call.state in (C.CONNECTED, C.HELD):
             out.append(d.Refusal(e, f"call {e.call_id} is not in a queue"))
             return
-        if call.state in _OFFERED:
-            self._release_agent_offer(self._agents[call.agent_id or ""], f"caller left: {e.reason}", now, out)
+        ringing = self._agents[call.agent_id] if call.state in _OFFERED and call.agent_id else None
         out.append(d.QueueLogEntry(now, call.id, call.queue.name, "", "EXITLEFT", (e.reason,)))
         self._end_call(call, "leave", e.reason, now, out)
+        if ringing is not None:  # after the call ended, so the freed agent cannot be handed it again
+            self._release_agent_offer(ringing, f"caller left: {e.reason}", now, out)
 
     def _on_callback_requested(self, e: ev.CallbackRequested, now: float, out: list[d.Decision]) -> None:
         call = self._calls.get(e.call_id)
@@ -674,11 +675,12 @@ class Router:
         if call.state in (C.CONNECTED, C.HELD):
             self._finish_call(call, "caller hung up", now, out)
             return
-        if call.state in _OFFERED:
-            self._release_agent_offer(self._agents[call.agent_id or ""], "caller hung up", now, out)
+        ringing = self._agents[call.agent_id] if call.state in _OFFERED and call.agent_id else None
         waited = now - call.entered_at
         out.append(d.QueueLogEntry(now, call.id, call.queue.name, "", "ABANDON", (f"{waited:.1f}",)))
         self._end_call(call, "leave", "abandoned", now, out)
+        if ringing is not None:
+            self._release_agent_offer(ringing, "caller hung up", now, out)
 
     def _offered_to(self, call_id: str, agent_id: str) -> _Call | None:
         call = self._calls.get(call_id)

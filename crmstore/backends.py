@@ -209,7 +209,9 @@ def _migrate_sqlite(con: sqlite3.Connection) -> None:
         con.execute(schema_version_ddl("sqlite"))
         current = con.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
         if current > LATEST_VERSION:
-            raise SchemaTooNew(f"CRM database is at schema version {current}; this code knows {LATEST_VERSION}")
+            raise SchemaTooNew(
+                f"CRM database is at schema version {current}; this code knows {LATEST_VERSION}"
+            )
         for m in pending(current):
             for stmt in m.statements("sqlite"):
                 con.execute(stmt)
@@ -325,7 +327,9 @@ async def _migrate_pg(con: asyncpg.Connection) -> None:
         await con.execute(schema_version_ddl("postgresql"))
         current = await con.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version")
         if current > LATEST_VERSION:
-            raise SchemaTooNew(f"CRM database is at schema version {current}; this code knows {LATEST_VERSION}")
+            raise SchemaTooNew(
+                f"CRM database is at schema version {current}; this code knows {LATEST_VERSION}"
+            )
         for m in pending(current):
             for stmt in m.statements("postgresql"):
                 await con.execute(stmt)

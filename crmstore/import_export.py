@@ -49,12 +49,33 @@ CSV_COLUMNS = (
 )
 # Headers seen in exports of Chinese CRMs and in hand-made sheets.
 ALIASES = {
-    "姓名": "name", "客户名称": "name", "名称": "name", "公司": "company", "单位": "company", "邮箱": "email",
-    "电子邮件": "email", "电话": "phones", "手机": "phones", "手机号": "phones", "联系电话": "phones",
-    "账号": "accounts", "账户": "accounts", "客户编号": "accounts", "标签": "tags", "备注": "notes",
-    "语言": "preferred_language", "联系时间": "contact_time", "联系方式": "contact_channel", "等级": "grade",
-    "phone": "phones", "mobile": "phones", "telephone": "phones", "account": "accounts",
-    "account_number": "accounts", "tag": "tags", "language": "preferred_language",
+    "姓名": "name",
+    "客户名称": "name",
+    "名称": "name",
+    "公司": "company",
+    "单位": "company",
+    "邮箱": "email",
+    "电子邮件": "email",
+    "电话": "phones",
+    "手机": "phones",
+    "手机号": "phones",
+    "联系电话": "phones",
+    "账号": "accounts",
+    "账户": "accounts",
+    "客户编号": "accounts",
+    "标签": "tags",
+    "备注": "notes",
+    "语言": "preferred_language",
+    "联系时间": "contact_time",
+    "联系方式": "contact_channel",
+    "等级": "grade",
+    "phone": "phones",
+    "mobile": "phones",
+    "telephone": "phones",
+    "account": "accounts",
+    "account_number": "accounts",
+    "tag": "tags",
+    "language": "preferred_language",
 }
 REQUIRED = ("name",)
 _MULTI = re.compile(r"[;|；、/]")
@@ -189,7 +210,7 @@ def validate(n: int, raw: Mapping[str, Any], default_country: str) -> ImportRow:
     email = str(raw.get("email") or "").strip()
     if email and ("@" not in email or " " in email):
         raise ValueError(f"email {email!r} is not an address")
-    fields = {
+    fields: dict[str, Any] = {
         k: str(raw.get(k) or "").strip()
         for k in ("company", "notes", "preferred_language", "contact_time", "contact_channel")
     }
@@ -214,9 +235,11 @@ def validate(n: int, raw: Mapping[str, Any], default_country: str) -> ImportRow:
     for k, items in history.items():
         for item in items:
             if not isinstance(item, dict):
-                raise ValueError(f"{k} entry {item!r} is not an object")
+                raise ValueError(f"{k} entry {item!r} is not an object")  # noqa: TRY004 - a rejected row, not a bug
             _check_history(k, item)
-    return ImportRow(n, fields, phones, _split(raw.get("accounts", "")), _split(raw.get("tags", "")), flags, history)
+    return ImportRow(
+        n, fields, phones, _split(raw.get("accounts", "")), _split(raw.get("tags", "")), flags, history
+    )
 
 
 def _check_history(kind: str, item: Mapping[str, Any]) -> None:
@@ -259,7 +282,9 @@ def _import_chunk(rows: Sequence[ImportRow], viewer: Viewer, now: float) -> Plan
             owners.update(x[0] for x in got)
         if len(owners) > 1:
             ids = ", ".join(str(o) for o in sorted(owners))
-            out.rejected.append(RejectedRow(r.row, f"phones/accounts match several customers ({ids}): not merged"))
+            out.rejected.append(
+                RejectedRow(r.row, f"phones/accounts match several customers ({ids}): not merged")
+            )
             continue
         if owners:
             cid = owners.pop()
@@ -282,15 +307,30 @@ def _create(r: ImportRow, now: float) -> Plan[int]:
         " contact_time, contact_channel, is_lead, grade, created_at, updated_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (
-            f["name"], f["company"], R.search_key(f["name"]), R.search_key(f["company"]), f["email"],
-            R.tags_text(r.tags), f["notes"], f["preferred_language"], f["contact_time"], f["contact_channel"],
-            int(f["is_lead"]), f["grade"] or None, now, now,
+            f["name"],
+            f["company"],
+            R.search_key(f["name"]),
+            R.search_key(f["company"]),
+            f["email"],
+            R.tags_text(r.tags),
+            f["notes"],
+            f["preferred_language"],
+            f["contact_time"],
+            f["contact_channel"],
+            int(f["is_lead"]),
+            f["grade"] or None,
+            now,
+            now,
         ),
     )
     cid: int = got[0][0]
-    yield ExecuteMany("INSERT INTO phones (e164, customer_id, position) VALUES (?, ?, ?)",
-                      [(p, cid, i) for i, p in enumerate(r.phones)])
-    yield ExecuteMany("INSERT INTO accounts (account, customer_id) VALUES (?, ?)", [(a, cid) for a in r.accounts])
+    yield ExecuteMany(
+        "INSERT INTO phones (e164, customer_id, position) VALUES (?, ?, ?)",
+        [(p, cid, i) for i, p in enumerate(r.phones)],
+    )
+    yield ExecuteMany(
+        "INSERT INTO accounts (account, customer_id) VALUES (?, ?)", [(a, cid) for a in r.accounts]
+    )
     yield from _flags(cid, r, now)
     return cid
 
@@ -315,9 +355,19 @@ def _merge(cid: int, r: ImportRow, now: float) -> Plan[None]:
         "UPDATE customers SET name = ?, company = ?, name_key = ?, company_key = ?, email = ?, tags = ?, notes = ?,"
         " preferred_language = ?, contact_time = ?, contact_channel = ?, grade = ?, updated_at = ? WHERE id = ?",
         (
-            name, company, R.search_key(name), R.search_key(company), email, R.tags_text(tags), notes,
-            cur[5] or f["preferred_language"], cur[6] or f["contact_time"], cur[7] or f["contact_channel"],
-            cur[8] or f["grade"] or None, now, cid,
+            name,
+            company,
+            R.search_key(name),
+            R.search_key(company),
+            email,
+            R.tags_text(tags),
+            notes,
+            cur[5] or f["preferred_language"],
+            cur[6] or f["contact_time"],
+            cur[7] or f["contact_channel"],
+            cur[8] or f["grade"] or None,
+            now,
+            cid,
         ),
     )
     pos = yield Fetch("SELECT COALESCE(MAX(position), -1) FROM phones WHERE customer_id = ?", (cid,))
@@ -364,12 +414,24 @@ def _history(cid: int, r: ImportRow, now: float) -> Plan[None]:
             " recording_ref, survey_score) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (call_id) DO NOTHING",
             (
-                str(i["call_id"]), cid, str(i.get("direction", "inbound")), str(i.get("outcome", "answered")),
-                str(i.get("caller", "")), _ts(i["started_at"]), _ts(i.get("answered_at")), _ts(i.get("ended_at")),
-                str(i.get("queue", "")), str(i.get("agent", "")), float(i.get("wait_s", 0)),
-                float(i.get("talk_s", 0)), float(i.get("hold_s", 0)), float(i.get("wrapup_s", 0)),
-                str(i.get("disposition", "")), str(i.get("notes", "")),
-                json.dumps(list(i.get("ivr_path", ())), ensure_ascii=False), str(i.get("recording_ref", "")),
+                str(i["call_id"]),
+                cid,
+                str(i.get("direction", "inbound")),
+                str(i.get("outcome", "answered")),
+                str(i.get("caller", "")),
+                _ts(i["started_at"]),
+                _ts(i.get("answered_at")),
+                _ts(i.get("ended_at")),
+                str(i.get("queue", "")),
+                str(i.get("agent", "")),
+                float(i.get("wait_s", 0)),
+                float(i.get("talk_s", 0)),
+                float(i.get("hold_s", 0)),
+                float(i.get("wrapup_s", 0)),
+                str(i.get("disposition", "")),
+                str(i.get("notes", "")),
+                json.dumps(list(i.get("ivr_path", ())), ensure_ascii=False),
+                str(i.get("recording_ref", "")),
                 i.get("survey_score"),
             ),
         )
@@ -383,20 +445,36 @@ def _history(cid: int, r: ImportRow, now: float) -> Plan[None]:
             yield Execute(
                 "INSERT INTO tickets (customer_id, category, subject, status, opened_at, due_at, closed_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (cid, str(t["category"]), str(t.get("subject", "")), str(t.get("status", "open")), opened,
-                 _ts(t.get("due_at")), _ts(t.get("closed_at"))),
+                (
+                    cid,
+                    str(t["category"]),
+                    str(t.get("subject", "")),
+                    str(t.get("status", "open")),
+                    opened,
+                    _ts(t.get("due_at")),
+                    _ts(t.get("closed_at")),
+                ),
             )
     for f in r.history.get("follow_ups", ()):
         due = _ts(f["due_at"])
         dup = yield Fetch(
-            "SELECT 1 FROM follow_ups WHERE customer_id = ? AND kind = ? AND due_at = ?", (cid, str(f["kind"]), due)
+            "SELECT 1 FROM follow_ups WHERE customer_id = ? AND kind = ? AND due_at = ?",
+            (cid, str(f["kind"]), due),
         )
         if not dup:
             yield Execute(
                 "INSERT INTO follow_ups (customer_id, kind, owner, due_at, status, note, source_call_id, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (cid, str(f["kind"]), str(f.get("owner", "")), due, str(f.get("status", "open")),
-                 str(f.get("note", "")), str(f.get("source_call_id", "")), now),
+                (
+                    cid,
+                    str(f["kind"]),
+                    str(f.get("owner", "")),
+                    due,
+                    str(f.get("status", "open")),
+                    str(f.get("note", "")),
+                    str(f.get("source_call_id", "")),
+                    now,
+                ),
             )
 
 
@@ -456,17 +534,32 @@ def _export_page(after: int, size: int) -> Plan[list[dict[str, Any]]]:
         cid = row[0]
         ph = yield Fetch("SELECT e164 FROM phones WHERE customer_id = ? ORDER BY position, e164", (cid,))
         ac = yield Fetch("SELECT account FROM accounts WHERE customer_id = ? ORDER BY account", (cid,))
-        fl = yield Fetch("SELECT flag, reason FROM customer_flags WHERE customer_id = ? ORDER BY flag", (cid,))
+        fl = yield Fetch(
+            "SELECT flag, reason FROM customer_flags WHERE customer_id = ? ORDER BY flag", (cid,)
+        )
         pu = yield Fetch(f"SELECT {R.PURCHASE_COLS} FROM purchases WHERE customer_id = ? ORDER BY id", (cid,))
-        it = yield Fetch(f"SELECT {R.INTERACTION_COLS} FROM interactions WHERE customer_id = ? ORDER BY id", (cid,))
+        it = yield Fetch(
+            f"SELECT {R.INTERACTION_COLS} FROM interactions WHERE customer_id = ? ORDER BY id", (cid,)
+        )
         tk = yield Fetch(f"SELECT {R.TICKET_COLS} FROM tickets WHERE customer_id = ? ORDER BY id", (cid,))
-        fu = yield Fetch(f"SELECT {R.FOLLOW_UP_COLS} FROM follow_ups WHERE customer_id = ? ORDER BY id", (cid,))
+        fu = yield Fetch(
+            f"SELECT {R.FOLLOW_UP_COLS} FROM follow_ups WHERE customer_id = ? ORDER BY id", (cid,)
+        )
         out.append(
             {
-                "id": cid, "name": row[1], "company": row[2], "email": row[3], "tags": list(R.tags_of(row[4])),
-                "notes": row[5], "preferred_language": row[6], "contact_time": row[7], "contact_channel": row[8],
-                "is_lead": bool(row[9]), "grade": row[10] or "",
-                "phones": [r[0] for r in ph], "accounts": [r[0] for r in ac],
+                "id": cid,
+                "name": row[1],
+                "company": row[2],
+                "email": row[3],
+                "tags": list(R.tags_of(row[4])),
+                "notes": row[5],
+                "preferred_language": row[6],
+                "contact_time": row[7],
+                "contact_channel": row[8],
+                "is_lead": bool(row[9]),
+                "grade": row[10] or "",
+                "phones": [r[0] for r in ph],
+                "accounts": [r[0] for r in ac],
                 "flags": [{"flag": r[0], "reason": r[1]} for r in fl],
                 "purchases": [
                     {"amount": str(p.amount), "date": p.purchased_on.isoformat(), "ref": p.ref}
@@ -474,13 +567,25 @@ def _export_page(after: int, size: int) -> Plan[list[dict[str, Any]]]:
                 ],
                 "interactions": [_interaction_json(r) for r in it],
                 "tickets": [
-                    {"category": t.category, "subject": t.subject, "status": t.status.value,
-                     "opened_at": t.opened_at.isoformat(), "due_at": _iso(t.due_at), "closed_at": _iso(t.closed_at)}
+                    {
+                        "category": t.category,
+                        "subject": t.subject,
+                        "status": t.status.value,
+                        "opened_at": t.opened_at.isoformat(),
+                        "due_at": _iso(t.due_at),
+                        "closed_at": _iso(t.closed_at),
+                    }
                     for t in map(R.ticket, tk)
                 ],
                 "follow_ups": [
-                    {"kind": f.kind.value, "owner": f.owner, "due_at": f.due_at.isoformat(), "status": f.status.value,
-                     "note": f.note, "source_call_id": f.source_call_id}
+                    {
+                        "kind": f.kind.value,
+                        "owner": f.owner,
+                        "due_at": f.due_at.isoformat(),
+                        "status": f.status.value,
+                        "note": f.note,
+                        "source_call_id": f.source_call_id,
+                    }
                     for f in map(R.follow_up, fu)
                 ],
             }
@@ -495,11 +600,24 @@ def _iso(d: datetime | None) -> str | None:
 def _interaction_json(row: Sequence[Any]) -> dict[str, Any]:
     i = R.interaction(row, see_phones=True, see_notes=True)
     return {
-        "call_id": i.call_id, "direction": i.direction.value, "outcome": i.outcome.value, "caller": i.caller,
-        "started_at": i.started_at.isoformat(), "answered_at": _iso(i.answered_at), "ended_at": _iso(i.ended_at),
-        "queue": i.queue, "agent": i.agent, "wait_s": i.wait_s, "talk_s": i.talk_s, "hold_s": i.hold_s,
-        "wrapup_s": i.wrapup_s, "disposition": i.disposition, "notes": i.notes, "ivr_path": list(i.ivr_path),
-        "recording_ref": i.recording_ref, "survey_score": i.survey_score,
+        "call_id": i.call_id,
+        "direction": i.direction.value,
+        "outcome": i.outcome.value,
+        "caller": i.caller,
+        "started_at": i.started_at.isoformat(),
+        "answered_at": _iso(i.answered_at),
+        "ended_at": _iso(i.ended_at),
+        "queue": i.queue,
+        "agent": i.agent,
+        "wait_s": i.wait_s,
+        "talk_s": i.talk_s,
+        "hold_s": i.hold_s,
+        "wrapup_s": i.wrapup_s,
+        "disposition": i.disposition,
+        "notes": i.notes,
+        "ivr_path": list(i.ivr_path),
+        "recording_ref": i.recording_ref,
+        "survey_score": i.survey_score,
     }
 
 
@@ -530,11 +648,22 @@ async def export(
                 if writer is not None:
                     flags = {f["flag"]: f["reason"] for f in c["flags"]}
                     writer.writerow(
-                        [c["name"], c["company"], c["email"], ";".join(c["phones"]), ";".join(c["accounts"]),
-                         ";".join(c["tags"]), c["notes"], c["preferred_language"], c["contact_time"],
-                         c["contact_channel"], "yes" if c["is_lead"] else "",
-                         *("yes" if f.value in flags else "" for f in Flag),
-                         next((r for r in flags.values() if r), ""), c["grade"]]
+                        [
+                            c["name"],
+                            c["company"],
+                            c["email"],
+                            ";".join(c["phones"]),
+                            ";".join(c["accounts"]),
+                            ";".join(c["tags"]),
+                            c["notes"],
+                            c["preferred_language"],
+                            c["contact_time"],
+                            c["contact_channel"],
+                            "yes" if c["is_lead"] else "",
+                            *("yes" if f.value in flags else "" for f in Flag),
+                            next((r for r in flags.values() if r), ""),
+                            c["grade"],
+                        ]
                     )
                 else:
                     fh.write((",\n" if count else "") + json.dumps(c, ensure_ascii=False))
@@ -543,5 +672,7 @@ async def export(
         if writer is None:
             fh.write("\n]}\n")
     tmp.replace(p)  # a half-written export never carries the final name
-    await store.backend.write(Q.write_audit([Q.audit_row(viewer, "export", None, f"{count} customers to {p.name}")]))
+    await store.backend.write(
+        Q.write_audit([Q.audit_row(viewer, "export", None, f"{count} customers to {p.name}")])
+    )
     return count

@@ -28,7 +28,14 @@ class Right(StrEnum):
 MATRIX: dict[Role, frozenset[Right]] = {
     Role.AGENT: frozenset({Right.SEE_PHONES, Right.SEE_NOTES, Right.WRITE_CONTACT}),
     Role.SUPERVISOR: frozenset(
-        {Right.SEE_PHONES, Right.SEE_NOTES, Right.WRITE_CONTACT, Right.SET_FLAGS, Right.RUN_GRADING, Right.READ_AUDIT}
+        {
+            Right.SEE_PHONES,
+            Right.SEE_NOTES,
+            Right.WRITE_CONTACT,
+            Right.SET_FLAGS,
+            Right.RUN_GRADING,
+            Right.READ_AUDIT,
+        }
     ),
     Role.ADMIN: frozenset(Right),
     Role.ANALYST: frozenset({Right.RUN_GRADING}),
@@ -47,7 +54,11 @@ class Viewer:
 
     def require(self, right: Right) -> None:
         if not self.may(right):
-            raise CrmPermissionError(f"user {self.user!r} with role {self.role} may not {right.value.replace('_', ' ')}")
+            raise CrmPermissionError(
+                f"user {self.user!r} with role {self.role} may not {right.value.replace('_', ' ')}"
+            )
 
 
-SYSTEM = Viewer("system", Role.ADMIN)  # the server itself: call logging, grading schedule, imports from the CLI
+SYSTEM = Viewer(
+    "system", Role.ADMIN
+)  # the server itself: call logging, grading schedule, imports from the CLI

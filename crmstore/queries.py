@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import cast
 
 from . import rows as R
 from .errors import CrmConflict, CrmNotFound
@@ -35,7 +36,9 @@ from .privacy import Right, Viewer
 from .signals import ChurnFacts, ChurnRules, churn_signals, next_actions
 
 AuditRow = tuple[float, str, str, str, int | None, str]
-AUDIT_INSERT = "INSERT INTO audit_log (at, actor, role, action, customer_id, detail) VALUES (?, ?, ?, ?, ?, ?)"
+AUDIT_INSERT = (
+    "INSERT INTO audit_log (at, actor, role, action, customer_id, detail) VALUES (?, ?, ?, ?, ?, ?)"
+)
 
 
 def audit_row(viewer: Viewer, action: str, customer_id: int | None, detail: str = "") -> AuditRow:
@@ -79,7 +82,9 @@ def identity(key: str, value: str) -> Plan[Identity | None]:
         return None
     c = yield Fetch("SELECT name, grade, is_lead FROM customers WHERE id = ?", (cid,))
     f = yield Fetch("SELECT flag FROM customer_flags WHERE customer_id = ?", (cid,))
-    return Identity(cid, c[0][0], Grade(c[0][1]) if c[0][1] else None, frozenset(Flag(r[0]) for r in f), bool(c[0][2]))
+    return Identity(
+        cid, c[0][0], Grade(c[0][1]) if c[0][1] else None, frozenset(Flag(r[0]) for r in f), bool(c[0][2])
+    )
 
 
 def load_card(cid: int, viewer: Viewer) -> Plan[CustomerCard | None]:
@@ -120,7 +125,8 @@ def search(query: str, e164: str | None, viewer: Viewer, limit: int) -> Plan[lis
             if len(ids) >= limit:
                 break
             got = yield Fetch(
-                f"SELECT id FROM customers WHERE {col} >= ? AND {col} < ? ORDER BY {col}, id LIMIT ?", (lo, hi, limit)
+                f"SELECT id FROM customers WHERE {col} >= ? AND {col} < ? ORDER BY {col}, id LIMIT ?",
+                (lo, hi, limit),
             )
             ids.extend(r[0] for r in got if r[0] not in ids)
         if len(ids) < limit:
@@ -147,10 +153,12 @@ class PopSettings:
     interactions: int = 5
     follow_up_horizon: timedelta = timedelta(days=1)  # follow-ups due before now + horizon are shown
     grade_change_window: timedelta = timedelta(days=30)
-    churn: ChurnRules = ChurnRules()
+    churn: ChurnRules = field(default_factory=ChurnRules)
 
 
-def churn_facts(cid: int, now: datetime, rules: ChurnRules, open_tickets: Sequence[Ticket]) -> Plan[ChurnFacts]:
+def churn_facts(
+    cid: int, now: datetime, rules: ChurnRules, open_tickets: Sequence[Ticket]
+) -> Plan[ChurnFacts]:
     today = now.date()
     recent = (today - timedelta(days=rules.window_days)).isoformat()
     prior = (today - timedelta(days=2 * rules.window_days)).isoformat()
@@ -225,7 +233,9 @@ def screen_pop(
     )
     change = None
     if g and R.dt(g[0][2]) >= now - settings.grade_change_window:
-        change = GradeChange(cid, Grade(g[0][0]) if g[0][0] else None, Grade(g[0][1]), R.dt(g[0][2]), bool(g[0][3]))
+        change = GradeChange(
+            cid, Grade(g[0][0]) if g[0][0] else None, Grade(g[0][1]), R.dt(g[0][2]), bool(g[0][3])
+        )
     it = yield Fetch(
         f"SELECT {R.INTERACTION_COLS} FROM interactions WHERE customer_id = ? ORDER BY started_at DESC LIMIT ?",
         (cid, settings.interactions),
@@ -260,7 +270,19 @@ def screen_pop(
         churn=churn,
         last_survey_score=survey,
     )
-    return ScreenPop(shown_caller, card, flags, card.grade, change, interactions, tickets, follow_ups, churn, actions, agent)
+    return ScreenPop(
+        shown_caller,
+        card,
+        flags,
+        card.grade,
+        change,
+        interactions,
+        tickets,
+        follow_ups,
+        churn,
+        actions,
+        agent,
+    )
 
 
 # ------------------------------------------------------------------------------------------- writes
@@ -317,7 +339,9 @@ def insert_customer(c: CleanCustomer, audit: AuditRow | None, now: float) -> Pla
         "INSERT INTO phones (e164, customer_id, position) VALUES (?, ?, ?)",
         [(p, cid, i) for i, p in enumerate(c.phones)],
     )
-    yield ExecuteMany("INSERT INTO accounts (account, customer_id) VALUES (?, ?)", [(a, cid) for a in d.accounts])
+    yield ExecuteMany(
+        "INSERT INTO accounts (account, customer_id) VALUES (?, ?)", [(a, cid) for a in d.accounts]
+    )
     if audit is not None:
         yield Execute(AUDIT_INSERT, audit[:4] + (cid,) + audit[5:])
     return cid
@@ -332,7 +356,7 @@ def update_customer(cid: int, changes: Mapping[str, object], audit: AuditRow, no
     for key, value in changes.items():
         if key == "tags":
             sets.append("tags = ?")
-            args.append(R.tags_text(tuple(value)))  # type: ignore[call-overload]
+            args.append(R.tags_text([str(t) for t in cast(Sequence[object], value)]))
         elif key == "is_lead":
             sets.append("is_lead = ?")
             args.append(int(bool(value)))
@@ -343,7 +367,9 @@ def update_customer(cid: int, changes: Mapping[str, object], audit: AuditRow, no
                 sets.append(f"{key}_key = ?")
                 args.append(R.search_key(str(value)))
         else:
-            raise ValueError(f"customer field {key!r} cannot be updated (use phones/accounts/flags operations)")
+            raise ValueError(
+                f"customer field {key!r} cannot be updated (use phones/accounts/flags operations)"
+            )
     sets.append("updated_at = ?")
     args.append(now)
     n = yield Execute(f"UPDATE customers SET {', '.join(sets)} WHERE id = ?", (*args, cid))
@@ -411,7 +437,9 @@ _TIMING_UPDATE = (
 )
 
 
-def _interaction_args(call: CallFacts, caller: str, cid: int | None, disposition: str, notes: str, wrapup_s: float):
+def _interaction_args(
+    call: CallFacts, caller: str, cid: int | None, disposition: str, notes: str, wrapup_s: float
+):
     return (
         call.call_id,
         cid,
@@ -499,7 +527,9 @@ def set_follow_up_status(fid: int, status: str, audit: AuditRow) -> Plan[None]:
 
 
 def save_survey(call_id: str, score: int, audit: AuditRow) -> Plan[None]:
-    got = yield Fetch("UPDATE interactions SET survey_score = ? WHERE call_id = ? RETURNING customer_id", (score, call_id))
+    got = yield Fetch(
+        "UPDATE interactions SET survey_score = ? WHERE call_id = ? RETURNING customer_id", (score, call_id)
+    )
     if not got:
         raise CrmNotFound(f"call {call_id!r} is not in the CRM: log it before its survey")
     yield Execute(AUDIT_INSERT, audit[:4] + (got[0][0],) + audit[5:])
@@ -530,7 +560,8 @@ def open_ticket(
 
 def set_ticket_status(tid: int, status: str, closed_at: float | None, audit: AuditRow) -> Plan[None]:
     got = yield Fetch(
-        "UPDATE tickets SET status = ?, closed_at = ? WHERE id = ? RETURNING customer_id", (status, closed_at, tid)
+        "UPDATE tickets SET status = ?, closed_at = ? WHERE id = ? RETURNING customer_id",
+        (status, closed_at, tid),
     )
     if not got:
         raise CrmNotFound(f"ticket {tid} does not exist")
@@ -573,7 +604,9 @@ def run_grading(period_start: date, period_end: date, audit: AuditRow, now: floa
     for cid, new in grades.items():
         if old[cid] != new:
             changes.append(GradeChange(cid, old[cid], new, R.dt(now), is_fast_move(old[cid], new)))
-    yield ExecuteMany("UPDATE customers SET grade = ? WHERE id = ?", [(c.new.value, c.customer_id) for c in changes])
+    yield ExecuteMany(
+        "UPDATE customers SET grade = ? WHERE id = ?", [(c.new.value, c.customer_id) for c in changes]
+    )
     yield ExecuteMany(
         "INSERT INTO grade_history (customer_id, old_grade, new_grade, revenue_cents, period_start, period_end,"
         " changed_at, fast) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -661,7 +694,9 @@ def interaction_by_call(call_id: str, viewer: Viewer) -> Plan[Interaction | None
     got = yield Fetch(f"SELECT {R.INTERACTION_COLS} FROM interactions WHERE call_id = ?", (call_id,))
     if not got:
         return None
-    return R.interaction(got[0], see_phones=viewer.may(Right.SEE_PHONES), see_notes=viewer.may(Right.SEE_NOTES))
+    return R.interaction(
+        got[0], see_phones=viewer.may(Right.SEE_PHONES), see_notes=viewer.may(Right.SEE_NOTES)
+    )
 
 
 def tickets_of(cid: int) -> Plan[list[Ticket]]:

@@ -56,7 +56,7 @@ def cents(amount: Decimal | int | str) -> int:
 
 
 def from_cents(c: int) -> Decimal:
-    return Decimal(c) / 100
+    return Decimal(c).scaleb(-2)  # exact, always two decimals: 9990 -> 99.90
 
 
 def search_key(text: str) -> str:
@@ -78,7 +78,9 @@ CUSTOMER_COLS = (
 )
 
 
-def card(row: Row, phones: Sequence[str], accounts: Sequence[str], *, see_phones: bool, see_notes: bool) -> CustomerCard:
+def card(
+    row: Row, phones: Sequence[str], accounts: Sequence[str], *, see_phones: bool, see_notes: bool
+) -> CustomerCard:
     return CustomerCard(
         id=row[0],
         name=row[1],

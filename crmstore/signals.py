@@ -52,7 +52,10 @@ def _days(n: float) -> str:
 def churn_signals(facts: ChurnFacts, rules: ChurnRules = ChurnRules()) -> tuple[ChurnSignal, ...]:
     out: list[ChurnSignal] = []
     w = rules.window_days
-    if facts.orders_prior >= rules.min_prior_orders and facts.orders_recent <= facts.orders_prior * rules.drop_ratio:
+    if (
+        facts.orders_prior >= rules.min_prior_orders
+        and facts.orders_recent <= facts.orders_prior * rules.drop_ratio
+    ):
         out.append(
             ChurnSignal(
                 ChurnKind.ORDER_FREQUENCY_FALLING,
@@ -73,7 +76,9 @@ def churn_signals(facts: ChurnFacts, rules: ChurnRules = ChurnRules()) -> tuple[
         )
     if facts.complaints_recent >= rules.complaints:
         out.append(
-            ChurnSignal(ChurnKind.REPEATED_COMPLAINTS, f"{facts.complaints_recent} complaints in the last {w} days")
+            ChurnSignal(
+                ChurnKind.REPEATED_COMPLAINTS, f"{facts.complaints_recent} complaints in the last {w} days"
+            )
         )
     long_open = [a for a in facts.open_ticket_ages_days if a >= rules.ticket_age_days]
     if long_open:
@@ -128,23 +133,31 @@ def next_actions(
     for t in open_tickets:
         age = now - t.opened_at
         if t.category == COMPLAINT:
-            acts.append(NextAction("ticket", f"complaint open {_days(age.days)}: {t.subject}".rstrip(": "), 2))
+            acts.append(
+                NextAction("ticket", f"complaint open {_days(age.days)}: {t.subject}".rstrip(": "), 2)
+            )
         elif t.due_at is not None and t.due_at < now:
-            acts.append(NextAction("ticket", f"{t.category} ticket overdue by {_ago(now - t.due_at)}: {t.subject}", 3))
+            acts.append(
+                NextAction("ticket", f"{t.category} ticket overdue by {_ago(now - t.due_at)}: {t.subject}", 3)
+            )
         else:
             acts.append(NextAction("ticket", f"{t.category} ticket open {_days(age.days)}: {t.subject}", 4))
     for f in due_follow_ups:
         word = _FOLLOW_UP_WORDS[f.kind]
-        when = f"overdue {_ago(now - f.due_at)}" if f.due_at < now else "due"
+        when = f"overdue {_ago(now - f.due_at)}" if f.due_at < now - timedelta(minutes=1) else "due"
         acts.append(NextAction("follow_up", f"{word} {when} (owner {f.owner})", 2))
     if grade_change is not None and grade_change.old is not None:
         if is_drop(grade_change.old, grade_change.new):
-            acts.append(NextAction("grade", f"grade dropped from {grade_change.old} to {grade_change.new}", 2))
+            acts.append(
+                NextAction("grade", f"grade dropped from {grade_change.old} to {grade_change.new}", 2)
+            )
         else:
             acts.append(NextAction("grade", f"grade rose from {grade_change.old} to {grade_change.new}", 4))
     for s in churn:
         acts.append(NextAction("churn", f"churn risk: {s.detail}", 3))
     if last_survey_score is not None and last_survey_score <= 2:
-        acts.append(NextAction("survey", f"last survey score {last_survey_score}/5: acknowledge the last call", 3))
+        acts.append(
+            NextAction("survey", f"last survey score {last_survey_score}/5: acknowledge the last call", 3)
+        )
     acts.sort(key=lambda a: a.priority)
     return tuple(acts)

@@ -61,7 +61,9 @@ class CrmStore:
     an fsync per pop would cost more than the pop. Changes are audited inside their own transaction.
     """
 
-    def __init__(self, backend: SqliteBackend | PostgresBackend, default_country: str, pop: PopSettings) -> None:
+    def __init__(
+        self, backend: SqliteBackend | PostgresBackend, default_country: str, pop: PopSettings
+    ) -> None:
         self.backend = backend
         self.default_country = default_country
         self.pop_settings = pop
@@ -106,7 +108,9 @@ class CrmStore:
 
     def _note_view(self, viewer: Viewer, action: str, customer_id: int | None, detail: str = "") -> None:
         if len(self._audit) >= AUDIT_BUFFER_MAX:
-            log.error("CRM audit buffer full (%d views); database unwritable? dropping the oldest", len(self._audit))
+            log.error(
+                "CRM audit buffer full (%d views); database unwritable? dropping the oldest", len(self._audit)
+            )
             del self._audit[: AUDIT_BUFFER_MAX // 10]
         self._audit.append(Q.audit_row(viewer, action, customer_id, detail))
 
@@ -242,24 +246,32 @@ class CrmStore:
 
         return await self._write(plan())
 
-    async def update_customer(self, customer_id: int, changes: Mapping[str, Any], viewer: Viewer = SYSTEM) -> None:
+    async def update_customer(
+        self, customer_id: int, changes: Mapping[str, Any], viewer: Viewer = SYSTEM
+    ) -> None:
         """Fields: name, company, email, notes, preferred_language, contact_time, contact_channel, tags, is_lead."""
         viewer.require(Right.WRITE_CONTACT)
         detail = "fields: " + ", ".join(sorted(changes))
         await self._write(
-            Q.update_customer(customer_id, changes, Q.audit_row(viewer, "update", customer_id, detail), time.time())
+            Q.update_customer(
+                customer_id, changes, Q.audit_row(viewer, "update", customer_id, detail), time.time()
+            )
         )
 
     async def add_phone(self, customer_id: int, phone: str, viewer: Viewer = SYSTEM) -> str:
         viewer.require(Right.WRITE_CONTACT)
         e164 = self.phone(phone)
-        await self._write(Q.add_phones(customer_id, [e164], Q.audit_row(viewer, "update", customer_id, "phone added")))
+        await self._write(
+            Q.add_phones(customer_id, [e164], Q.audit_row(viewer, "update", customer_id, "phone added"))
+        )
         return e164
 
     async def add_account(self, customer_id: int, account: str, viewer: Viewer = SYSTEM) -> None:
         viewer.require(Right.WRITE_CONTACT)
         await self._write(
-            Q.add_accounts(customer_id, [account.strip()], Q.audit_row(viewer, "update", customer_id, "account added"))
+            Q.add_accounts(
+                customer_id, [account.strip()], Q.audit_row(viewer, "update", customer_id, "account added")
+            )
         )
 
     async def set_flag(self, customer_id: int, flag: Flag, reason: str = "", viewer: Viewer = SYSTEM) -> None:
@@ -304,7 +316,9 @@ class CrmStore:
         """Post-call survey score 1..5 for a logged call (CrmNotFound if the call is unknown)."""
         if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
             raise ValueError(f"survey score must be an integer 1..5, got {score!r}")
-        await self._write(Q.save_survey(call_id, score, Q.audit_row(viewer, "survey", None, f"call {call_id}: {score}")))
+        await self._write(
+            Q.save_survey(call_id, score, Q.audit_row(viewer, "survey", None, f"call {call_id}: {score}"))
+        )
 
     async def interaction(self, call_id: str, viewer: Viewer) -> Interaction | None:
         return await self._read(Q.interaction_by_call(call_id, viewer))
@@ -317,7 +331,13 @@ class CrmStore:
     # ---------------------------------------------------------------- purchases, tickets, follow-ups
 
     async def add_purchase(
-        self, customer_id: int, amount: Decimal | int | str, on: date, *, ref: str = "", viewer: Viewer = SYSTEM
+        self,
+        customer_id: int,
+        amount: Decimal | int | str,
+        on: date,
+        *,
+        ref: str = "",
+        viewer: Viewer = SYSTEM,
     ) -> int:
         """Negative amounts are refunds."""
         viewer.require(Right.WRITE_CONTACT)
@@ -342,7 +362,9 @@ class CrmStore:
         viewer.require(Right.WRITE_CONTACT)
         audit = Q.audit_row(viewer, "ticket", customer_id, f"opened {category}: {subject}")
         return await self._write(
-            Q.open_ticket(customer_id, category, subject, R.ts(opened_at or _now()), R.ts_or_none(due_at), audit)
+            Q.open_ticket(
+                customer_id, category, subject, R.ts(opened_at or _now()), R.ts_or_none(due_at), audit
+            )
         )
 
     async def set_ticket_status(self, ticket_id: int, status: TicketStatus, viewer: Viewer = SYSTEM) -> None:
@@ -359,7 +381,9 @@ class CrmStore:
         audit = Q.audit_row(viewer, "follow_up", customer_id, f"{request.kind.value} for {request.owner}")
         return await self._write(Q.add_follow_up(customer_id, request, audit, time.time()))
 
-    async def set_follow_up_status(self, follow_up_id: int, status: FollowUpStatus, viewer: Viewer = SYSTEM) -> None:
+    async def set_follow_up_status(
+        self, follow_up_id: int, status: FollowUpStatus, viewer: Viewer = SYSTEM
+    ) -> None:
         viewer.require(Right.WRITE_CONTACT)
         audit = Q.audit_row(viewer, "follow_up", None, f"follow-up {follow_up_id} -> {status.value}")
         await self._write(Q.set_follow_up_status(follow_up_id, status.value, audit))
@@ -392,10 +416,14 @@ class CrmStore:
 
     # --------------------------------------------------------------------------------- privacy
 
-    async def add_user(self, name: str, role: Role, display_name: str = "", viewer: Viewer = SYSTEM) -> Viewer:
+    async def add_user(
+        self, name: str, role: Role, display_name: str = "", viewer: Viewer = SYSTEM
+    ) -> Viewer:
         if viewer.role is not Role.ADMIN:
             raise CrmError(f"user {viewer.user!r} ({viewer.role}) may not manage users")
-        await self._write(Q.add_user(name, role.value, display_name, Q.audit_row(viewer, "user", None, f"{name}={role}")))
+        await self._write(
+            Q.add_user(name, role.value, display_name, Q.audit_row(viewer, "user", None, f"{name}={role}"))
+        )
         return Viewer(name, role)
 
     async def viewer(self, name: str) -> Viewer:
@@ -435,7 +463,9 @@ async def open_store(
     ``sqlite:///abs/path.db`` (options ?readers=2&busy_timeout_ms=5000&synchronous=FULL) or
     ``postgresql://user@127.0.0.1:5432/db`` (options ?pool_min=2&pool_max=10&lock_timeout_ms=5000)."""
     if default_country.upper() not in phonenumbers.SUPPORTED_REGIONS:
-        raise ValueError(f"default_country {default_country!r} is not a region code phonenumbers knows (e.g. CN)")
+        raise ValueError(
+            f"default_country {default_country!r} is not a region code phonenumbers knows (e.g. CN)"
+        )
     backend = await open_backend(url)
     store = CrmStore(backend, default_country.upper(), pop or PopSettings())
     store._start()

@@ -584,7 +584,7 @@ def _days(spec: str, pos: Pos, what: str) -> list[int]:
             raise _Bad(pos, f"{what}: {spec!r} is not a day or range such as mon-fri")
         a = WEEKDAYS.index(first)
         b = WEEKDAYS.index(last) if last else a
-        days.extend(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
+        days.extend(range(a, b + 1) if a <= b else [*range(a, 7), *range(b + 1)])
     return days
 
 
@@ -631,15 +631,18 @@ def _graph(name: str, m: _Map, d: _Defaults, problems: list[_Bad]) -> Graph:
     nm = _Map(nodes_node, f"{what}.nodes")
     problems.extend(nm.dupes)
     nodes: dict[str, Node] = {}
+    broken: set[str] = set()
     for node_name, (knode, vnode) in nm.items.items():
+        broken.add(node_name)
         try:
             _name(knode, "node name")
             body = _Map(vnode, f"node {node_name!r}")
             problems.extend(body.dupes)
             nodes[node_name] = _node(node_name, body, d, problems)
+            broken.discard(node_name)
         except _Bad as e:
             problems.append(e)
-    return Graph(name, start, nodes, m.pos, _pos(start_node))
+    return Graph(name, start, nodes, m.pos, _pos(start_node), frozenset(broken))
 
 
 TOP_FIELDS = ("flow", "language", "start", "nodes", "subflows", "calendars", "variables", "fallback", "speech",

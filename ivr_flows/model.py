@@ -395,6 +395,7 @@ class Graph:
     nodes: dict[str, Node]
     pos: Pos
     start_pos: Pos
+    broken: frozenset[str] = frozenset()  # nodes that failed to parse (already reported by the loader)
 
 
 @dataclass(frozen=True, slots=True)

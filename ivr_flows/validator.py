@@ -76,6 +76,8 @@ def check_flow(flow: Flow, catalog: FlowCatalog | None = None) -> list[FlowError
         errors.extend(_check_targets(flow, g))
     errors.extend(_check_calls(flow))
     for g in graphs:
+        if g.broken:
+            continue  # the graph is incomplete: reachability and loops would only repeat the parse errors
         errors.extend(_check_reachable(flow, g))
         errors.extend(_check_loops(flow, g))
     errors.extend(_check_catalog(flow, catalog))
@@ -85,11 +87,11 @@ def check_flow(flow: Flow, catalog: FlowCatalog | None = None) -> list[FlowError
 
 
 def _check_targets(flow: Flow, g: Graph) -> Iterable[FlowError]:
-    if g.start not in g.nodes:
+    if g.start not in g.nodes and g.start not in g.broken:
         yield _err(flow, g.start_pos, f"{_where(g)}: start node {g.start!r} does not exist", "missing-target")
     for node in g.nodes.values():
         for fld, target in node.targets():
-            if target not in g.nodes:
+            if target not in g.nodes and target not in g.broken:
                 yield _err(
                     flow, node.field_pos(fld),
                     f"node {node.name!r}: {fld} goes to {target!r}, which is not a node of this {_where(g)}",
@@ -270,10 +272,10 @@ def _check_node_catalog(flow: Flow, node: Node, catalog: FlowCatalog) -> Iterabl
             if q not in catalog.queues:
                 yield _err(flow, node.field_pos(fld), f"node {node.name!r}: unknown queue {q!r}", "queue")
     speech = getattr(node, "speech", None)
-    if speech is not None and catalog.speech_languages is not None:
-        if speech.language not in catalog.speech_languages:
-            yield _err(flow, node.field_pos("speech"), f"node {node.name!r}: no speech model for language "
-                       f"{speech.language!r}", "speech")
+    if speech is not None and catalog.speech_languages is not None \
+            and speech.language not in catalog.speech_languages:
+        yield _err(flow, node.field_pos("speech"), f"node {node.name!r}: no speech model for language "
+                   f"{speech.language!r}", "speech")
 
 
 def defined_variables(flow: Flow) -> set[str]:

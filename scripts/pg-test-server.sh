@@ -43,6 +43,10 @@ fi
 mkdir -p "$dir"
 [ "$(id -u)" = 0 ] && chown "$owner" "$dir"
 chmod 700 "$dir"
+as_owner test -w "$dir" || {
+  echo "pg-test-server: $dir is not reachable by user $owner (a parent directory is private?); choose a directory under /tmp" >&2
+  exit 1
+}
 data="$dir/data"
 sock="$dir/sock"
 log="$dir/server.log"

@@ -3,10 +3,11 @@
 Why our own layer and not panoramisk 1.4 (the library the project first chose): panoramisk's Manager has no
 per-action timeout (a lost response hangs the caller forever), its Ping never checks the Pong (a half-open TCP
 link goes unnoticed until the kernel gives up, minutes later), it reconnects after a fixed 2 s (a restarted
-Asterisk gets every CTI at once, forever every 2 s while it is down), its FastAGI routes must be coroutines and
-its ``testing`` module patches module globals. Its parser also costs: with its dispatch it reaches about
-66,000-86,000 events/s here, against 100,000+ needed. Wrapping it would mean re-implementing the action
-tracking, the keepalive and the reconnect around it, so what would be left of panoramisk is the socket.
+Asterisk gets every CTI at once, forever every 2 s while it is down), its FastAGI routes must be
+coroutines and its ``testing`` module patches module globals. Its parser also costs: with its dispatch it
+reaches about 66,000-86,000 events/s (issue 2), against 100,000+ needed. Wrapping it would mean
+re-implementing the action tracking, the keepalive and the reconnect around it, so what would be left of
+panoramisk is the socket.
 
 So this module is a thin ``asyncio.Protocol`` over the pure parser in ``protocol.py`` (the h11/websockets
 split): ``data_received`` feeds bytes to ``AmiParser`` and dispatches each frame synchronously. Nothing on the
@@ -32,7 +33,9 @@ import hashlib
 import itertools
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
 
 from .errors import ActionTimeout, AmiActionError, AmiAuthError, AmiError, LinkDown
 from .protocol import (
@@ -68,7 +71,7 @@ _LOGGED_IN = (LinkState.SYNCING, LinkState.UP)
 
 
 class _ListCollector:
-    __slots__ = ("events", "done")
+    __slots__ = ("done", "events")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.events: list[Message] = []
@@ -83,7 +86,6 @@ class AmiConnection(asyncio.Protocol):
         self._link = link
         self._loop = loop
         self._parser = AmiParser(max_frame=max_frame)
-        self._handlers = link._handlers  # shared list: handlers added later are seen at once
         self.transport: asyncio.Transport | None = None
         self.greeting: asyncio.Future[str] = loop.create_future()
         self.lost: asyncio.Future[str] = loop.create_future()  # result: why the connection ended
@@ -92,6 +94,7 @@ class AmiConnection(asyncio.Protocol):
         self.originates: dict[str, asyncio.Future[Message]] = {}
         self._abort_reason: str | None = None
         self.frames_in = 0
+        self.malformed = 0
 
     # ---------------------------------------------------------------- asyncio.Protocol (the read path)
 
@@ -109,7 +112,7 @@ class AmiConnection(asyncio.Protocol):
             self.abort(f"protocol error: {exc}")
             return
         self.frames_in += len(frames)
-        handlers = self._handlers
+        handlers = self._link._handlers  # a tuple, replaced (not mutated) when handlers change
         for frame in frames:
             cls = frame.__class__
             if cls is Message or cls is RichMessage:
@@ -142,18 +145,30 @@ class AmiConnection(asyncio.Protocol):
                     log.debug("AMI %s: dropped a response nobody waits for: %r", self._link.name, aid)
                 elif not fut.done():
                     fut.set_result(msg)
-            elif cls is MalformedFrame:
-                log.warning("AMI %s: skipped malformed frame (%s): %r",
-                            self._link.name, frame.reason, frame.raw[:120])  # type: ignore[union-attr]
-            elif cls is Greeting:
-                if not self.greeting.done():
-                    self.greeting.set_result(frame.text)  # type: ignore[union-attr]
+            elif isinstance(frame, MalformedFrame):
+                self.malformed += 1
+                # Throttled: a peer spewing junk must not turn into a log flood.
+                if self.malformed <= 10 or self.malformed % 1000 == 0:
+                    log.warning(
+                        "AMI %s: skipped malformed frame #%d (%s): %r",
+                        self._link.name,
+                        self.malformed,
+                        frame.reason,
+                        frame.raw[:120],
+                    )
+            elif isinstance(frame, Greeting) and not self.greeting.done():
+                self.greeting.set_result(frame.text)
 
     def connection_lost(self, exc: Exception | None) -> None:
         reason = self._abort_reason or (f"connection lost: {exc}" if exc else "closed by the peer")
         down = LinkDown(f"AMI link {self._link.name} down ({reason})")
-        for fut in (*self.pending.values(), *self.originates.values(),
-                    *(c.done for c in self.lists.values()), self.greeting):
+        futures: list[asyncio.Future[Any]] = [
+            *self.pending.values(),
+            *self.originates.values(),
+            *(c.done for c in self.lists.values()),
+            self.greeting,
+        ]
+        for fut in futures:
             if not fut.done():
                 fut.set_exception(down)
         self.pending.clear()
@@ -200,7 +215,9 @@ class AmiConnection(asyncio.Protocol):
             raise AmiActionError(action, resp)
         return resp
 
-    async def request_list(self, action: str, headers: Headers, timeout: float) -> tuple[Message, list[Message]]:
+    async def request_list(
+        self, action: str, headers: Headers, timeout: float
+    ) -> tuple[Message, list[Message]]:
         aid, data = self._send(action, headers)
         fut: asyncio.Future[Message] = self._loop.create_future()
         coll = _ListCollector(self._loop)
@@ -289,6 +306,10 @@ class AmiLink:
         max_frame: int = MAX_FRAME,
         rng: random.Random | None = None,
     ) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", name):
+            raise ValueError(
+                f"PBX name {name!r}: use 1-40 letters, digits, '_', '.', '-' (it prefixes ActionIDs)"
+            )
         if auth not in ("plain", "md5"):
             raise ValueError(f"AMI auth must be 'plain' or 'md5', not {auth!r}")
         self.name = name
@@ -296,9 +317,7 @@ class AmiLink:
         self.port = port
         self.username = username
         self._secret = secret
-        self._handlers: list[EventHandler] = (
-            [on_event] if callable(on_event) else list(on_event)
-        )
+        self._handlers: tuple[EventHandler, ...] = (on_event,) if callable(on_event) else tuple(on_event)
         self._resync = on_connected
         self.action_timeout = action_timeout
         self.ping_interval = ping_interval
@@ -336,10 +355,12 @@ class AmiLink:
         return self._state is LinkState.UP
 
     def add_event_handler(self, handler: EventHandler) -> None:
-        self._handlers.append(handler)
+        self._handlers = (*self._handlers, handler)
 
     def remove_event_handler(self, handler: EventHandler) -> None:
-        self._handlers.remove(handler)
+        handlers = list(self._handlers)
+        handlers.remove(handler)
+        self._handlers = tuple(handlers)
 
     def set_resync_hook(self, hook: ResyncHook | None) -> None:
         """``hook(link)`` runs after every login, before the link is UP (CoreShowChannels, Status ...)."""
@@ -470,7 +491,12 @@ class AmiLink:
                     self.last_error = f"{type(exc).__name__}: {exc}"
                     log.warning(
                         "AMI %s: cannot connect to %s:%d (attempt %d): %s; retrying in %.2f s",
-                        self.name, self.host, self.port, failures, self.last_error, delay,
+                        self.name,
+                        self.host,
+                        self.port,
+                        failures,
+                        self.last_error,
+                        delay,
                     )
                     await asyncio.sleep(delay)
                     continue
@@ -480,8 +506,14 @@ class AmiLink:
                 failures = 0 if was_up else failures + 1
                 delay = self._backoff(max(failures, 1))
                 self.last_error = reason
-                log.warning("AMI %s: link to %s:%d lost (%s); reconnecting in %.2f s",
-                            self.name, self.host, self.port, reason, delay)
+                log.warning(
+                    "AMI %s: link to %s:%d lost (%s); reconnecting in %.2f s",
+                    self.name,
+                    self.host,
+                    self.port,
+                    reason,
+                    delay,
+                )
                 await asyncio.sleep(delay)
         finally:
             if self._conn is not None:
@@ -508,7 +540,8 @@ class AmiLink:
         headers: dict[str, HeaderValue]
         if self.auth == "md5":
             challenge = await conn.request("Challenge", {"AuthType": "MD5"}, self.login_timeout)
-            key = hashlib.md5((challenge.get("Challenge", "") + self._secret).encode()).hexdigest()
+            seed = (challenge.get("Challenge", "") + self._secret).encode()
+            key = hashlib.md5(seed, usedforsecurity=False).hexdigest()
             headers = {"AuthType": "MD5", "Username": self.username, "Key": key}
         else:
             headers = {"Username": self.username, "Secret": self._secret}
@@ -526,23 +559,31 @@ class AmiLink:
         """Resync, then stay UP until the connection ends. Returns (why it ended, whether it was UP)."""
         self._conn = conn
         self._set_state(LinkState.SYNCING)
-        keepalive = asyncio.get_running_loop().create_task(self._keepalive(conn), name=f"ami-ping-{self.name}")
+        keepalive = asyncio.get_running_loop().create_task(
+            self._keepalive(conn), name=f"ami-ping-{self.name}"
+        )
         was_up = False
         try:
             if self._resync is not None:
                 try:
                     async with asyncio.timeout(self.resync_timeout):
                         await self._resync(self)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - any resync failure means: drop and retry
                     if not conn.lost.done():
-                        log.error("AMI %s: resync failed (%s: %s); dropping the link to retry",
-                                  self.name, type(exc).__name__, exc)
+                        log.error(
+                            "AMI %s: resync failed (%s: %s); dropping the link to retry",
+                            self.name,
+                            type(exc).__name__,
+                            exc,
+                        )
                         conn.abort(f"resync failed: {exc}")
             if conn.is_open:
                 self.connects += 1
                 was_up = True
                 self._set_state(LinkState.UP)
-                log.info("AMI %s: up on %s:%d (connection %d)", self.name, self.host, self.port, self.connects)
+                log.info(
+                    "AMI %s: up on %s:%d (connection %d)", self.name, self.host, self.port, self.connects
+                )
             return await asyncio.shield(conn.lost), was_up
         finally:
             keepalive.cancel()
@@ -559,7 +600,9 @@ class AmiLink:
             try:
                 resp = await conn.request("Ping", None, self.ping_timeout)
             except ActionTimeout:
-                log.error("AMI %s: no Pong within %.1f s; declaring the link dead", self.name, self.ping_timeout)
+                log.error(
+                    "AMI %s: no Pong within %.1f s; declaring the link dead", self.name, self.ping_timeout
+                )
                 conn.abort(f"no Pong within {self.ping_timeout} s")
                 return
             except LinkDown:

@@ -27,7 +27,9 @@ class AmiPool:
         try:
             return self._links[pbx]
         except KeyError:
-            raise KeyError(f"no AMI link for PBX {pbx!r} (known: {', '.join(self._links) or 'none'})") from None
+            raise KeyError(
+                f"no AMI link for PBX {pbx!r} (known: {', '.join(self._links) or 'none'})"
+            ) from None
 
     def get(self, pbx: str) -> AmiLink | None:
         return self._links.get(pbx)

@@ -161,12 +161,22 @@ def _parse_general(text: str, lines: list[str]) -> Message | MalformedFrame:
 class AmiParser:
     """Incremental parser: ``feed(data)`` returns the frames completed by these bytes."""
 
-    __slots__ = ("_buf", "_greeted", "max_frame")
+    __slots__ = ("_buf", "_greeted", "max_frame", "ignore", "ignored")
 
-    def __init__(self, *, expect_greeting: bool = True, max_frame: int = MAX_FRAME) -> None:
+    def __init__(
+        self,
+        *,
+        expect_greeting: bool = True,
+        max_frame: int = MAX_FRAME,
+        ignore: frozenset[str] = frozenset(),
+    ) -> None:
         self._buf = b""
         self._greeted = not expect_greeting
         self.max_frame = max_frame
+        # Event types nobody reads (DeviceStateChange, Cdr, VarSet ...) are dropped after reading their
+        # first line: a quarter of a burst's events (README 09) cost nothing to parse then.
+        self.ignore = ignore
+        self.ignored = 0
 
     def feed(self, data: bytes) -> list[Frame]:
         buf = self._buf + data if self._buf else data
@@ -188,9 +198,16 @@ class AmiParser:
         last = buf.rfind(_TERM, pos)
         if last >= pos:
             # Decode every complete frame in one go: one decode and one split per read, not per frame.
+            ignore = self.ignore
             for text in buf[pos:last].decode("utf-8", "replace").split("\r\n\r\n"):
-                if text:
-                    out.append(parse_text(text))
+                if not text:
+                    continue
+                if ignore and text.startswith("Event: "):
+                    nl = text.find("\r\n")
+                    if text[7:nl if nl >= 0 else None] in ignore:
+                        self.ignored += 1
+                        continue
+                out.append(parse_text(text))
             pos = last + 4
         rest = buf[pos:]
         # Stray blank lines between frames are harmless; drop them so they don't count against the limit.

@@ -641,3 +641,14 @@ def resync(model: CallModel, entries: list[Message], now: float) -> list[object]
     for call in list(model.calls.values()):
         out.extend(model._rederive(call, now))
     return out
+
+
+# Events the call model never reads; an AMI link that feeds only the model can skip parsing them.
+UNUSED_EVENTS = frozenset(
+    {
+        "DeviceStateChange", "Cdr", "VarSet", "AGIExecStart", "AGIExecEnd", "DTMFBegin", "DTMFEnd",
+        "NewAccountCode", "RTCPSent", "RTCPReceived", "PeerStatus", "ContactStatus", "Registry",
+        "SuccessfulAuth", "ChallengeSent", "FullyBooted", "LocalBridge", "DialState",
+        "HangupRequest", "SoftHangupRequest",
+    }
+)

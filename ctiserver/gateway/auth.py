@@ -152,7 +152,7 @@ def _account_from(entry: Mapping[str, object], where: str) -> Account:
     allowed = {"username", "role", "password_hash", "agent_id", "extension", "display_name", "language"}
     extra = set(entry) - allowed
     if extra:
-        raise AccountConfigError(f"{where}: unknown field {sorted(extra)[0]!r}")
+        raise AccountConfigError(f"{where}: unknown field {min(extra)!r}")
 
     def text(name: str, required: bool) -> str | None:
         value = entry.get(name)
@@ -171,7 +171,7 @@ def _account_from(entry: Mapping[str, object], where: str) -> Account:
         raise AccountConfigError(f"{where}.username: letters, digits and ._@+- only")
     role_text = text("role", True)
     try:
-        role = Role(role_text)
+        role = Role(role_text or "")
     except ValueError:
         raise AccountConfigError(f"{where}.role: one of agent, supervisor, admin") from None
     password_hash = text("password_hash", True)

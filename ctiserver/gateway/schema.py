@@ -169,7 +169,8 @@ def _move_somewhere(args: Mapping[str, object]) -> tuple[str, str] | None:
 _SPECS: tuple[MessageSpec, ...] = (
     MessageSpec("auth", {"username": req(Str(64, NAME)), "password": req(Str(256))},
                 "Log in with a password. Reply: auth_ok then snapshot, or error auth_failed."),
-    MessageSpec("resume", {"token": req(Str(2048, TOKEN)), "last_seq": req(Int(0, MAX_SEQ))},
+    MessageSpec("resume", {"token": req(Str(2048, TOKEN)), "last_seq": req(Int(0, MAX_SEQ)),
+                           "stream": opt(Str(32, r"[0-9a-f]+", doc="the stream id of the last snapshot"))},
                 "Reconnect with a session token and the last seq seen. Reply: auth_ok, then the missed "
                 "messages in order or a snapshot."),
     MessageSpec("ping", {}, "Application-level ping. Reply: pong."),
@@ -221,7 +222,8 @@ _seq = req(Int(0, MAX_SEQ, doc="position in this session's stream; replayed on r
 _re = opt(AnyValue(doc="the id of the client message this answers"))
 _SERVER: dict[str, tuple[str, Mapping[str, Field]]] = {
     "hello": ("Sent on connect.", {"server": req(Str(64)), "versions": req(AnyValue()),
-                                   "max_message_bytes": req(Int(0, MAX_SEQ)), "rate": req(AnyObj())}),
+                                   "max_message_bytes": req(Int(0, MAX_SEQ)), "rate": req(AnyObj()),
+                                   "server_time": req(AnyValue(doc="unix seconds, to correct the clock"))}),
     "auth_ok": ("Authenticated.", {"re": _re, "token": req(Str(2048)), "expires_at": req(Str(40)),
                                    "user": req(AnyObj(doc="username, role, agent_id, display_name"))
                                    , "config": req(AnyObj(doc="queues, pause_reasons, dispositions")),
@@ -232,7 +234,7 @@ _SERVER: dict[str, tuple[str, Mapping[str, Field]]] = {
                "reason": opt(Str(64))}),
     "pong": ("Answer to ping.", {"re": _re}),
     "snapshot": ("The whole current state; the stream continues after seq.",
-                 {"seq": _seq, "agent": opt(AnyObj()), "calls": opt(AnyValue()), "offers": opt(AnyValue()),
+                 {"seq": _seq, "stream": req(Str(32)), "agent": opt(AnyObj()), "calls": opt(AnyValue()), "offers": opt(AnyValue()),
                   "wallboard": opt(AnyObj()), "agents": opt(AnyObj()), "call_list": opt(AnyObj()),
                   "alerts": opt(AnyValue())}),
     "agent_state": ("An agent's state changed.", {"seq": _seq, "agent": req(AnyObj())}),
@@ -241,7 +243,8 @@ _SERVER: dict[str, tuple[str, Mapping[str, Field]]] = {
     "offer_cancelled": ("The offer ended without an answer.", {"seq": _seq, "offer_id": req(Str(64)),
                                                               "reason": req(Str(64))}),
     "call_state": ("A call of this agent changed.", {"seq": _seq, "call": req(AnyObj())}),
-    "wrapup_saved": ("The wrap-up is durable in the CRM.", {"seq": opt(Int(0, MAX_SEQ)), "re": _re,
+    "wrapup_saved": ("The wrap-up is durable in the CRM (on the agent's stream: every tab clears its form).",
+                     {"seq": _seq, "re": _re,
                                                            "call_id": req(Str(64))}),
     "wrapup_failed": ("The wrap-up was not saved: nothing was written; the form keeps its content.",
                       {"re": _re, "call_id": req(Str(64)), "message": req(Str(500))}),

@@ -76,7 +76,7 @@ class MonitorMirror:
             pending[key] = None
             return True
         row = rows.get(key)
-        if row is None:
+        if row is None:  # new, or removed and re-added within one interval: the whole row
             rows[key] = dict(fields)
             pending[key] = dict(fields)
             return True
@@ -86,8 +86,7 @@ class MonitorMirror:
         row.update(changed)
         slot = pending.get(key)
         if slot is None:
-            # Removed and re-added within one interval: send the whole row.
-            pending[key] = dict(row) if key in pending else changed
+            pending[key] = changed
         else:
             slot.update(changed)
         return True

@@ -85,6 +85,7 @@ class Channel:
         self._signal = asyncio.Event()
         self.done = asyncio.Event()  # set once the Hangup event is out
         self.remote_busy = False
+        self.no_cdr = False  # a dialled leg's CDR is its caller's (capture 04: no Cdr for the agent ;1)
 
     # ------------------------------------------------------------------ headers
     def snapshot(self, prefix: str = "") -> list[tuple[str, str]]:
@@ -137,6 +138,13 @@ class Channel:
                 await asyncio.wait_for(self._signal.wait(), remaining)
             except TimeoutError:
                 pass
+
+    async def wait_signal(self) -> None:
+        """Wait for the next wake-up of this channel (state change, bridge change, hangup...)."""
+        if self.hungup or self.interrupt is not None:
+            return
+        self._signal.clear()
+        await self._signal.wait()
 
     def heard_speech_until(self, now: float) -> tuple[bool, float | None]:
         """(speaking now?, end of the last voice heard) from the audio arriving on this channel."""

@@ -156,7 +156,7 @@ def parse(text: str, path: str = "<extensions.conf>") -> Dialplan:
             if section not in _NON_DIALPLAN:
                 plan.contexts.setdefault(section, Context(section))
             continue
-        if line.startswith("#include") or line.startswith("#exec"):
+        if line.startswith(("#include", "#exec")):
             continue  # the simulator loads each file explicitly
         if section is None:
             raise DialplanError(path, n, f"line outside any [context]: {line!r}")
@@ -327,9 +327,9 @@ def _variable(expr: str, resolve: Resolver) -> str:
         value = resolve(m.group(1)) or ""
         start = int(m.group(2))
         length = int(m.group(3)) if m.group(3) is not None else None
-        value = value[start:] if start >= 0 else value[start:]
+        value = value[start:]
         if length is not None:
-            value = value[:length] if length >= 0 else value[:length]
+            value = value[:length]
         return value
     return resolve(expr) or ""
 

@@ -1,0 +1,292 @@
+// Supervisor monitor: wallboard, agent grid and call list kept from a snapshot plus deltas.
+// Rows are created once and only their changed cells are rewritten; times in state tick
+// locally, so a thousand agents cost no traffic per second.
+import { Connection } from "./connection.js";
+import { $, clear, el, option, show } from "./dom.js";
+import { duration, percent, since } from "./format.js";
+import { apply, bindToggle, label, onLangChange, t } from "./i18n.js";
+
+const model = { user: null, queues: [], wallboard: new Map(), agents: new Map(), calls: new Map(), alerts: new Map() };
+const rows = { wallboard: new Map(), agents: new Map(), calls: new Map() };
+
+const conn = new Connection({
+  storageKey: "cti.supervisor.session",
+  onMessage: handle,
+  onStatus: (status) => {
+    const node = $("conn");
+    node.dataset.status = status;
+    node.textContent = t(`conn.${status}`);
+  },
+  onAuth: (msg) => {
+    if (msg.user.role === "agent") {
+      $("login-error").textContent = t("err.supervisor_only");
+      conn.logout();
+      return;
+    }
+    model.user = msg.user;
+    model.queues = msg.config.queues;
+    $("who").textContent = msg.user.display_name;
+    $("my-phone").value = localStorage.getItem("cti.sup.phone") || msg.user.extension || "";
+    render();
+  },
+  onLoggedOut: () => {
+    model.user = null;
+    render();
+  },
+});
+
+function handle(msg) {
+  if (!model.user) return; // an agent who opened this page: being logged out
+  switch (msg.type) {
+    case "snapshot":
+      model.wallboard = new Map(Object.entries(msg.wallboard));
+      model.agents = new Map(Object.entries(msg.agents));
+      model.calls = new Map(Object.entries(msg.call_list));
+      model.alerts = new Map(msg.alerts.map((a) => [`${a.queue}/${a.metric}`, a]));
+      for (const section of Object.values(rows)) {
+        for (const row of section.values()) row.tr.remove();
+        section.clear();
+      }
+      for (const key of model.wallboard.keys()) paintQueue(key);
+      for (const key of model.agents.keys()) paintAgent(key);
+      for (const key of model.calls.keys()) paintCall(key);
+      paintAlerts();
+      break;
+    case "wallboard_delta":
+      merge(model.wallboard, msg.queues, paintQueue);
+      break;
+    case "agent_grid_delta":
+      merge(model.agents, msg.agents, paintAgent);
+      break;
+    case "call_list_delta":
+      merge(model.calls, msg.calls, paintCall);
+      break;
+    case "alert": {
+      const key = `${msg.alert.queue}/${msg.alert.metric}`;
+      if (msg.alert.level === "cleared") model.alerts.delete(key);
+      else model.alerts.set(key, msg.alert);
+      paintAlerts();
+      break;
+    }
+    default:
+      return;
+  }
+  counts();
+}
+
+function merge(map, changes, paint) {
+  for (const [key, fields] of Object.entries(changes)) {
+    if (fields === null) map.delete(key);
+    else map.set(key, { ...(map.get(key) || {}), ...fields });
+    paint(key);
+  }
+}
+
+// ------------------------------------------------------------------ rows
+
+function rowFor(section, key, tbody, build) {
+  let row = rows[section].get(key);
+  if (!row) {
+    row = build();
+    row.tr.dataset.key = key;
+    rows[section].set(key, row);
+    tbody.append(row.tr);
+  }
+  return row;
+}
+
+function drop(section, key) {
+  const row = rows[section].get(key);
+  if (row) {
+    row.tr.remove();
+    rows[section].delete(key);
+  }
+}
+
+function cells(names) {
+  const out = {};
+  for (const name of names) out[name] = el("td", { class: `c-${name}` });
+  return out;
+}
+
+function set(cell, text) {
+  const value = String(text);
+  if (cell.textContent !== value) cell.textContent = value;
+}
+
+function paintQueue(queue) {
+  const data = model.wallboard.get(queue);
+  if (!data) return drop("wallboard", queue);
+  const row = rowFor("wallboard", queue, $("wallboard"), () => {
+    const c = cells(["queue", "waiting", "longest", "sl", "abandon", "asa", "aht", "states"]);
+    return { tr: el("tr", {}, Object.values(c)), c };
+  });
+  set(row.c.queue, queue);
+  set(row.c.waiting, data.waiting ?? 0);
+  row.c.waiting.dataset.hot = String((data.waiting ?? 0) > 0);
+  set(row.c.sl, percent(data.sl));
+  set(row.c.abandon, percent(data.abandon_rate));
+  set(row.c.asa, duration(data.asa_s));
+  set(row.c.aht, duration(data.aht_s));
+  const states = Object.entries(data.agents_by_state || {}).filter(([, n]) => n > 0);
+  clear(row.c.states).append(...states.map(([state, n]) =>
+    el("span", { class: "badge state small", "data-state": state, text: `${label("state", state)} ${n}` })));
+  tickQueue(queue, row);
+}
+
+function tickQueue(queue, row) {
+  const data = model.wallboard.get(queue);
+  set(row.c.longest, data && data.oldest_since ? since(data.oldest_since) : data && data.longest_wait_s != null ? duration(data.longest_wait_s) : "–");
+}
+
+function actionButton(key, onclick, cls = "small") {
+  return el("button", { type: "button", class: cls, "data-i18n": key, text: t(key), onclick });
+}
+
+function paintAgent(agentId) {
+  const data = model.agents.get(agentId);
+  if (!data) return drop("agents", agentId);
+  const row = rowFor("agents", agentId, $("agent-grid"), () => {
+    const c = cells(["agent", "state", "time", "ext", "queues", "actions"]);
+    const spy = (mode) => () => supervise("spy", { agent_id: agentId, mode, ...phone() });
+    c.actions.append(
+      actionButton("sup.listen", spy("listen")), actionButton("sup.whisper", spy("whisper")),
+      actionButton("sup.barge", spy("barge")),
+      actionButton("sup.force_pause", () => supervise("force_pause", { agent_id: agentId, reason: "supervisor" })),
+      actionButton("sup.force_logout", () => supervise("force_logout", { agent_id: agentId }), "small danger"));
+    return { tr: el("tr", {}, Object.values(c)), c };
+  });
+  set(row.c.agent, data.name ? `${data.name} (${agentId})` : agentId);
+  row.c.state.dataset.state = data.state;
+  set(row.c.state, label("state", data.state) + (data.reason ? ` · ${label("reason", data.reason)}` : ""));
+  set(row.c.ext, data.extension || "–");
+  set(row.c.queues, (data.queues || []).join(", "));
+  set(row.c.time, since(data.since));
+  const onCall = ["on_call", "on_hold"].includes(data.state);
+  for (const button of row.c.actions.querySelectorAll("button")) {
+    const key = button.dataset.i18n;
+    if (["sup.listen", "sup.whisper", "sup.barge"].includes(key)) button.disabled = !onCall;
+    if (key === "sup.force_logout") button.disabled = data.state === "logged_out";
+  }
+  filterRow(row.tr, agentId, data);
+}
+
+function filterRow(tr, agentId, data) {
+  const q = $("agent-filter").value.trim().toLowerCase();
+  tr.hidden = Boolean(q) && !`${agentId} ${data.name || ""} ${data.extension || ""} ${data.state}`.toLowerCase().includes(q);
+}
+
+function paintCall(callId) {
+  const data = model.calls.get(callId);
+  if (!data) return drop("calls", callId);
+  const row = rowFor("calls", callId, $("call-list"), () => {
+    const c = cells(["caller", "queue", "state", "time", "agent", "actions"]);
+    const target = el("select", { class: "small", "aria-label": "queue" });
+    c.actions.append(target,
+      actionButton("sup.move", () => supervise("move_call", { call_id: callId, queue: target.value })),
+      actionButton("sup.to_head", () => supervise("move_call", { call_id: callId, head: true })));
+    return { tr: el("tr", {}, Object.values(c)), c, target };
+  });
+  set(row.c.caller, data.caller_name ? `${data.caller_name} ${data.caller}` : data.caller || "–");
+  set(row.c.queue, data.queue || "–");
+  row.c.state.dataset.state = data.state;
+  set(row.c.state, label("call", data.state));
+  set(row.c.agent, data.agent_id || "–");
+  set(row.c.time, since(data.since));
+  const waiting = data.state === "waiting";
+  row.c.actions.hidden = !waiting;
+  if (waiting && row.target.options.length !== model.queues.length) {
+    clear(row.target).append(...model.queues.map((q) => option(q, q)));
+  }
+}
+
+function paintAlerts() {
+  const list = clear($("alerts"));
+  if (!model.alerts.size) list.append(el("li", { class: "muted", "data-i18n": "sup.no_alerts", text: t("sup.no_alerts") }));
+  for (const alert of model.alerts.values()) {
+    list.append(el("li", { class: `alert alert-${alert.level}` },
+      el("b", { text: alert.queue }), ` ${alert.text || alert.metric} `,
+      el("span", { class: "muted", text: `${alert.value} / ${alert.threshold}` })));
+  }
+}
+
+function counts() {
+  set($("agent-count"), `(${model.agents.size})`);
+  set($("call-count"), `(${model.calls.size})`);
+}
+
+function render() {
+  const loggedIn = Boolean(model.user);
+  show($("login-panel"), !loggedIn);
+  show($("monitor"), loggedIn);
+  show($("logout"), loggedIn);
+  show($("phone-box"), loggedIn);
+  if (!loggedIn) $("who").textContent = "";
+}
+
+function tick() {
+  for (const [agentId, row] of rows.agents) {
+    const data = model.agents.get(agentId);
+    if (data) set(row.c.time, since(data.since));
+  }
+  for (const [callId, row] of rows.calls) {
+    const data = model.calls.get(callId);
+    if (data) set(row.c.time, since(data.since));
+  }
+  for (const [queue, row] of rows.wallboard) tickQueue(queue, row);
+}
+
+// ------------------------------------------------------------------ actions
+
+function phone() {
+  const value = $("my-phone").value.trim();
+  return value ? { extension: value } : {};
+}
+
+async function supervise(type, fields) {
+  const node = $("action-status");
+  node.textContent = "";
+  try {
+    const reply = await conn.request(type, fields);
+    if (reply.type === "error") {
+      const known = t(`err.${reply.reason || reply.code}`);
+      node.textContent = known.startsWith("err.") ? reply.message : `${known} (${reply.message})`;
+      node.dataset.kind = "error";
+    } else {
+      node.textContent = t("sup.done");
+      node.dataset.kind = "ok";
+    }
+  } catch {
+    node.textContent = t("err.offline");
+    node.dataset.kind = "error";
+  }
+}
+
+$("login-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  $("login-error").textContent = "";
+  try {
+    const reply = await conn.login($("login-user").value.trim(), $("login-pass").value);
+    if (reply.type === "error") $("login-error").textContent = t(`err.${reply.code}`);
+    $("login-pass").value = "";
+  } catch {
+    $("login-error").textContent = t("err.offline");
+  }
+});
+$("logout").addEventListener("click", () => conn.logout());
+$("my-phone").addEventListener("change", () => localStorage.setItem("cti.sup.phone", $("my-phone").value.trim()));
+$("agent-filter").addEventListener("input", () => {
+  for (const [agentId, row] of rows.agents) filterRow(row.tr, agentId, model.agents.get(agentId) || {});
+});
+
+bindToggle($("lang"));
+onLangChange(() => {
+  for (const key of model.wallboard.keys()) paintQueue(key);
+  for (const key of model.agents.keys()) paintAgent(key);
+  for (const key of model.calls.keys()) paintCall(key);
+  paintAlerts();
+});
+apply();
+render();
+setInterval(tick, 1000);
+conn.connect();

@@ -1,0 +1,186 @@
+"""cti.yaml: parsed once into typed objects; every error names the file, the line and the field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True, slots=True)
+class PbxConfig:
+    name: str
+    host: str
+    port: int
+    username: str
+    secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class Bind:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccountConfig:
+    username: str
+    role: str  # agent | supervisor | admin
+    password_hash: str
+    agent_id: str | None = None
+    display_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CtiConfig:
+    path: Path
+    pbxes: tuple[PbxConfig, ...]
+    agi: Bind
+    http: Bind
+    database_url: str
+    default_country: str
+    flows_dir: Path
+    flow_by_did: dict[str, str]
+    default_flow: str
+    prompts_dir: Path | None
+    queues_file: Path
+    recordings_dir: Path
+    speech_models: dict[str, Path]
+    accounts: tuple[AccountConfig, ...]
+    token_secret: str
+    token_ttl_s: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_ROLES = {"agent", "supervisor", "admin"}
+
+
+class _Reader:
+    """Walks the composed YAML node tree so errors can cite lines."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.errors: list[str] = []
+
+    def err(self, node: yaml.Node | None, where: str, msg: str) -> None:
+        line = f":{node.start_mark.line + 1}" if node is not None else ""
+        self.errors.append(f"{self.path}{line}: {where}: {msg}")
+
+
+def _mapping(node: yaml.Node | None) -> dict[str, yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return {k.value: v for k, v in node.value if isinstance(k, yaml.ScalarNode)}
+    return {}
+
+
+def load_config(path: str | Path) -> CtiConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError([f"{path}: cannot read: {e.strerror}"]) from e
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise ConfigError([f"{path}{line}: not valid YAML: {getattr(e, 'problem', e)}"]) from e
+    r = _Reader(path)
+    if not isinstance(root, yaml.MappingNode):
+        raise ConfigError([f"{path}: the top level must be a mapping"])
+    top = _mapping(root)
+    data: dict[str, Any] = yaml.safe_load(text) or {}
+    base = path.parent
+
+    def scalar(section: str, key: str, default: Any = None, kind: type = str, required: bool = False) -> Any:
+        node = _mapping(top.get(section)).get(key) if section else top.get(key)
+        value = (data.get(section) or {}).get(key) if section else data.get(key)
+        where = f"{section}.{key}" if section else key
+        if value is None:
+            if required:
+                r.err(top.get(section) if section else root, where, "is required")
+            return default
+        if kind is int and not isinstance(value, int):
+            r.err(node, where, f"must be a whole number, not {value!r}")
+            return default
+        if kind is str and not isinstance(value, (str, int)):
+            r.err(node, where, f"must be text, not {type(value).__name__}")
+            return default
+        return kind(value)
+
+    pbxes: list[PbxConfig] = []
+    pbx_nodes = top.get("pbx")
+    if not isinstance(pbx_nodes, yaml.SequenceNode) or not pbx_nodes.value:
+        r.err(pbx_nodes or root, "pbx", "list at least one PBX (name, host, port, username, secret)")
+    else:
+        seen: set[str] = set()
+        for i, (node, raw) in enumerate(zip(pbx_nodes.value, data["pbx"], strict=False)):
+            where = f"pbx[{i}]"
+            if not isinstance(raw, dict):
+                r.err(node, where, "must be a mapping")
+                continue
+            missing = [k for k in ("name", "host", "username", "secret") if not raw.get(k)]
+            if missing:
+                r.err(node, where, f"missing {', '.join(missing)}")
+                continue
+            if raw["name"] in seen:
+                r.err(node, where, f"duplicate PBX name {raw['name']!r}")
+            seen.add(raw["name"])
+            port = raw.get("port", 5038)
+            if not isinstance(port, int) or not 0 < port < 65536:
+                r.err(node, f"{where}.port", f"not a TCP port: {port!r}")
+                continue
+            pbxes.append(PbxConfig(str(raw["name"]), str(raw["host"]), port, str(raw["username"]),
+                                   str(raw["secret"])))
+
+    accounts: list[AccountConfig] = []
+    for i, raw in enumerate(data.get("accounts") or []):
+        node = top["accounts"].value[i] if isinstance(top.get("accounts"), yaml.SequenceNode) else None
+        where = f"accounts[{i}]"
+        if not isinstance(raw, dict) or not raw.get("username") or not raw.get("password_hash"):
+            r.err(node, where, "needs username and password_hash (see `ctiserver hash-password`)")
+            continue
+        role = raw.get("role", "agent")
+        if role not in _ROLES:
+            r.err(node, f"{where}.role", f"unknown role {role!r}; one of {sorted(_ROLES)}")
+            continue
+        accounts.append(AccountConfig(str(raw["username"]), role, str(raw["password_hash"]),
+                                      raw.get("agent_id"), str(raw.get("display_name", ""))))
+
+    secret = scalar("security", "token_secret", required=True)
+    if secret is not None and len(str(secret)) < 16:
+        r.err(_mapping(top.get("security")).get("token_secret"), "security.token_secret",
+              "must be at least 16 characters")
+
+    models = {str(k): base / str(v) for k, v in ((data.get("speech") or {}).get("models") or {}).items()}
+    cfg = CtiConfig(
+        path=path,
+        pbxes=tuple(pbxes),
+        agi=Bind(scalar("agi", "host", "127.0.0.1"), scalar("agi", "port", 4573, int)),
+        http=Bind(scalar("http", "host", "127.0.0.1"), scalar("http", "port", 8080, int)),
+        database_url=scalar("crm", "url", f"sqlite:///{base / 'crm.db'}"),
+        default_country=scalar("crm", "default_country", "CN"),
+        flows_dir=base / scalar("ivr", "flows_dir", "flows"),
+        flow_by_did={str(k): str(v) for k, v in ((data.get("ivr") or {}).get("flow_by_did") or {}).items()},
+        default_flow=scalar("ivr", "default_flow", "main"),
+        prompts_dir=(base / p) if (p := scalar("ivr", "prompts_dir")) else None,
+        queues_file=base / scalar("acd", "queues_file", "queues.yaml"),
+        recordings_dir=base / scalar("ivr", "recordings_dir", "recordings"),
+        speech_models=models,
+        accounts=tuple(accounts),
+        token_secret=str(secret or ""),
+        token_ttl_s=scalar("security", "token_ttl_s", 8 * 3600, int),
+        extra={k: v for k, v in data.items() if k not in
+               {"pbx", "agi", "http", "crm", "ivr", "acd", "speech", "accounts", "security"}},
+    )
+    if r.errors:
+        raise ConfigError(r.errors)
+    return cfg

@@ -1,0 +1,566 @@
+"""The websocket gateway: consoles in, pushes out. The I/O edge around schema, auth and streams.
+
+One port serves the pages (plain HTTP GET through `process_request`) and the websocket at /ws.
+Each connection: `hello`, then `auth` or `resume` within `auth_timeout_s`, then commands. A
+command is rate-limited, decoded, role-checked, ownership-checked (an agent's call ids), then
+handed to the `Backend` with a timeout. Pushes from the app land in a stream outbox first (for
+resume), then are written to the live connections without awaiting: one slow console never
+delays a pop to another, and a console whose write buffer overflows is dropped (it resumes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Self, cast
+
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from ctiserver.gateway import schema
+from ctiserver.gateway.auth import Accounts, AuthError, Principal, Role, TokenSigner
+from ctiserver.gateway.backend import (
+    AgentSnapshot,
+    AgentView,
+    AlertView,
+    Backend,
+    CallView,
+    FollowUpForm,
+    OfferView,
+    Refused,
+    TransferTarget,
+    WrapUpFailed,
+    WrapUpForm,
+)
+from ctiserver.gateway.schema import Command, ErrorCode, encode, error_reply, server_message
+from ctiserver.gateway.static import DEFAULT_ROOT, StaticSite
+from ctiserver.gateway.streams import MonitorMirror, Outbox, TokenBucket
+
+log = logging.getLogger("ctiserver.gateway")
+
+WS_PATH = "/ws"
+CLOSE_POLICY = 1008  # RFC 6455 policy violation: auth timeout, too many auth failures, session ended
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    host: str = "127.0.0.1"
+    port: int = 8088  # 0: any free port (tests)
+    static_root: Path = DEFAULT_ROOT
+    token_secret: bytes | None = None  # None: random per process (tokens do not survive a restart)
+    token_ttl_s: int = 12 * 3600
+    rate_per_s: float = 20.0
+    rate_burst: float = 60.0
+    soft_max_bytes: int = schema.SOFT_MAX_BYTES
+    hard_max_bytes: int = schema.HARD_MAX_BYTES
+    ping_interval_s: float | None = 20.0
+    ping_timeout_s: float | None = 20.0
+    close_timeout_s: float = 5.0  # a console that does not answer our close frame is cut after this
+    auth_timeout_s: float = 15.0
+    max_auth_failures: int = 5
+    command_timeout_s: float = 10.0
+    flush_interval_s: float = 0.25  # supervisor deltas are coalesced over this interval
+    agent_outbox_items: int = 64
+    monitor_outbox_items: int = 256
+    outbox_age_s: float = 300.0
+    slow_consumer_bytes: int = 4 * 1024 * 1024
+    owned_calls_per_agent: int = 32
+
+
+@dataclass(eq=False, slots=True)
+class _Client:
+    ws: ServerConnection
+    bucket: TokenBucket
+    principal: Principal | None = None
+    token: str = ""
+    auth_failures: int = 0
+    dropped: int = 0
+    last_throttle_notice: float = -1e9
+    stream: str = ""  # "agent:<id>" or "monitor"
+
+
+Handler = Callable[[_Client, Principal, Command], Awaitable[dict[str, object] | None]]
+
+
+class Gateway:
+    """Start with `async with Gateway(backend, accounts, GatewayConfig(...)) as gw:`; push with `await gw.push_*`."""
+
+    def __init__(self, backend: Backend, accounts: Accounts, config: GatewayConfig | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.backend = backend
+        self.accounts = accounts
+        self.config = config or GatewayConfig()
+        self.clock = clock
+        self.signer = TokenSigner(self.config.token_secret or secrets.token_bytes(32), self.config.token_ttl_s)
+        self.site = StaticSite(self.config.static_root)
+        self.monitor = MonitorMirror()
+        self._monitor_outbox = Outbox(self.config.monitor_outbox_items, self.config.outbox_age_s)
+        self._agent_outboxes: dict[str, Outbox] = {}
+        self._agent_clients: dict[str, set[_Client]] = {}
+        self._supervisors: set[_Client] = set()
+        self._owned: dict[str, OrderedDict[str, None]] = {}
+        self._server: Server | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._handlers: dict[str, Handler] = self._handler_table()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        seed = await asyncio.wait_for(self.backend.monitor_snapshot(), self.config.command_timeout_s)
+        for section, rows in (("wallboard", seed.wallboard), ("agents", seed.agents), ("calls", seed.calls)):
+            for key, row in rows.items():
+                self.monitor.apply(section, key, dict(row))
+        for alert in seed.alerts:
+            self.monitor.set_alert(cast(dict[str, object], schema.to_wire(alert)))
+        self.monitor.take_pending()
+        self._server = await serve(
+            self._connection, self.config.host, self.config.port,
+            process_request=self._process_request,
+            max_size=self.config.hard_max_bytes,
+            ping_interval=self.config.ping_interval_s, ping_timeout=self.config.ping_timeout_s,
+            close_timeout=self.config.close_timeout_s,
+            compression=None,  # latency and CPU over bytes: pops are small, the LAN is not the limit
+        )
+        self._flusher = asyncio.create_task(self._flush_loop(), name="gateway-monitor-flush")
+
+    async def stop(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        if self._server is not None:
+            self._server.close()
+            await asyncio.wait_for(self._server.wait_closed(), 10)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "gateway not started"
+        sock = next(iter(self._server.sockets))
+        return int(sock.getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.config.host}:{self.port}{WS_PATH}"
+
+    def connection_count(self) -> int:
+        return sum(len(c) for c in self._agent_clients.values()) + len(self._supervisors)
+
+    # ------------------------------------------------------------------ pushes (called by the app)
+
+    async def push_offer(self, agent_id: str, offer: OfferView) -> None:
+        """The agent's phone rings: the offer and its screen pop go to the agent's consoles."""
+        self._own(agent_id, offer.call_id)
+        self._push_agent(agent_id, "offer", offer=offer)
+
+    async def push_offer_cancelled(self, agent_id: str, offer_id: str, reason: str) -> None:
+        self._push_agent(agent_id, "offer_cancelled", offer_id=offer_id, reason=reason)
+
+    async def push_agent_state(self, agent: AgentView) -> None:
+        """To the agent's consoles, and its row of the supervisors' agent grid."""
+        self._push_agent(agent.agent_id, "agent_state", agent=agent)
+        row = schema.to_wire(agent)
+        assert isinstance(row, dict)
+        row.pop("agent_id")
+        self.monitor.apply("agents", agent.agent_id, row)
+
+    async def push_call_state(self, call: CallView) -> None:
+        """To the agent's consoles, and the supervisors' call list (state `ended` removes the row)."""
+        self._own(call.agent_id, call.call_id)
+        self._push_agent(call.agent_id, "call_state", call=call)
+        if call.state == "ended":
+            self.monitor.apply("calls", call.call_id, None)
+        else:
+            self.monitor.apply("calls", call.call_id, {
+                "state": call.state, "since": call.since, "agent_id": call.agent_id, "queue": call.queue,
+                "caller": call.caller, "caller_name": call.caller_name, "direction": call.direction})
+
+    async def push_wallboard_delta(self, queue: str, fields: Mapping[str, object]) -> None:
+        """Queue figures (waiting, oldest_since, sl, abandon_rate, asa_s, aht_s, agents_by_state...).
+        Full or partial: unchanged fields are not sent."""
+        self.monitor.apply("wallboard", queue, cast(dict[str, object], schema.to_wire(fields)))
+
+    async def push_agent_grid_delta(self, agent_id: str, fields: Mapping[str, object] | None) -> None:
+        """Extra grid fields (calls_today, ...); None removes the agent from the grid."""
+        self.monitor.apply("agents", agent_id, None if fields is None
+                           else cast(dict[str, object], schema.to_wire(fields)))
+
+    async def push_call_list_delta(self, call_id: str, fields: Mapping[str, object] | None) -> None:
+        """Waiting calls (state "waiting", queue, since, caller, priority); None removes the row."""
+        self.monitor.apply("calls", call_id, None if fields is None
+                           else cast(dict[str, object], schema.to_wire(fields)))
+
+    async def push_alert(self, alert: AlertView) -> None:
+        """Sent at once (not coalesced); active alerts are part of the supervisors' snapshot."""
+        row = cast(dict[str, object], schema.to_wire(alert))
+        self.monitor.set_alert(row)
+        frame = self._monitor_outbox.append("alert", self.clock(), alert=row)
+        self._write(self._supervisors, frame)
+
+    def flush_monitor(self) -> None:
+        """Send pending supervisor deltas now (the flush loop calls this every flush_interval_s)."""
+        now = self.clock()
+        for kind, payload_key, changes in self.monitor.take_pending():
+            frame = self._monitor_outbox.append(kind, now, **{payload_key: changes})
+            self._write(self._supervisors, frame)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.flush_interval_s)
+            try:
+                self.flush_monitor()
+            except Exception:  # a bad row must not stop the wallboard
+                log.exception("monitor flush failed")
+
+    def _push_agent(self, agent_id: str, kind: str, **fields: object) -> None:
+        frame = self._agent_outbox(agent_id).append(kind, self.clock(), **fields)
+        clients = self._agent_clients.get(agent_id)
+        if clients:
+            self._write(clients, frame)
+
+    def _agent_outbox(self, agent_id: str) -> Outbox:
+        outbox = self._agent_outboxes.get(agent_id)
+        if outbox is None:
+            outbox = self._agent_outboxes[agent_id] = Outbox(self.config.agent_outbox_items,
+                                                             self.config.outbox_age_s)
+        return outbox
+
+    def _own(self, agent_id: str, call_id: str) -> None:
+        owned = self._owned.setdefault(agent_id, OrderedDict())
+        owned[call_id] = None
+        owned.move_to_end(call_id)
+        while len(owned) > self.config.owned_calls_per_agent:
+            owned.popitem(last=False)
+
+    def _owns(self, agent_id: str | None, call_id: str) -> bool:
+        return agent_id is not None and call_id in self._owned.get(agent_id, {})
+
+    # ------------------------------------------------------------------ writing
+
+    def _write(self, clients: Iterable[_Client], frame: bytes) -> None:
+        healthy = []
+        for client in clients:
+            transport = client.ws.transport
+            if transport is None or transport.is_closing():
+                continue
+            if transport.get_write_buffer_size() > self.config.slow_consumer_bytes:
+                log.warning("dropping slow console %s", client.principal and client.principal.username)
+                transport.abort()  # it will resume and get a snapshot
+                continue
+            healthy.append(client.ws)
+        if healthy:
+            broadcast(healthy, frame, text=True)
+
+    def _send(self, client: _Client, msg: Mapping[str, object]) -> None:
+        self._write((client,), encode(msg))
+
+    # ------------------------------------------------------------------ HTTP
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if request.path.split("?", 1)[0] == WS_PATH:
+            return None  # go on with the websocket handshake
+        return self.site.respond(request.path)
+
+    # ------------------------------------------------------------------ connections
+
+    async def _connection(self, ws: ServerConnection) -> None:
+        client = _Client(ws, TokenBucket(self.config.rate_per_s, self.config.rate_burst))
+        self._send(client, server_message(
+            "hello", server="ctiserver", versions=[schema.PROTOCOL_VERSION],
+            max_message_bytes=self.config.soft_max_bytes,
+            rate={"per_s": self.config.rate_per_s, "burst": self.config.rate_burst},
+            server_time=self.clock()))
+        try:
+            try:
+                async with asyncio.timeout(self.config.auth_timeout_s):
+                    while client.principal is None:
+                        await self._pre_auth(client, await ws.recv())
+            except TimeoutError:
+                await ws.close(CLOSE_POLICY, "authentication timeout")
+                return
+            async for raw in ws:
+                await self._on_message(client, raw)
+        except ConnectionClosed:
+            pass
+        finally:
+            self._detach(client)
+
+    def _admit(self, client: _Client, raw: str | bytes) -> Command | None:
+        """Rate limit then decode; errors are answered here. None: nothing more to do."""
+        now = self.clock()
+        if not client.bucket.take(now):
+            client.dropped += 1
+            # One notice per second at most: a flood must not turn into a flood of replies.
+            if now - client.last_throttle_notice >= 1.0:
+                client.last_throttle_notice = now
+                self._send(client, error_reply(
+                    ErrorCode.RATE_LIMITED,
+                    f"too many messages: {client.dropped} dropped; limit {self.config.rate_per_s:g}/s"))
+            return None
+        decoded = schema.decode_client(raw, self.config.soft_max_bytes)
+        if isinstance(decoded, schema.ProtocolError):
+            self._send(client, decoded.reply())
+            return None
+        return decoded
+
+    async def _pre_auth(self, client: _Client, raw: str | bytes) -> None:
+        cmd = self._admit(client, raw)
+        if cmd is None:
+            return
+        if cmd.type == "ping":
+            self._send(client, server_message("pong", re=cmd.id))
+            return
+        if cmd.type not in schema.PRE_AUTH_TYPES:
+            self._send(client, error_reply(ErrorCode.NOT_AUTHENTICATED, "send auth or resume first", cmd.id))
+            return
+        now = self.clock()
+        try:
+            if cmd.type == "auth":
+                username, password = str(cmd.args["username"]), str(cmd.args["password"])
+                # scrypt takes tens of ms: off the event loop so pops keep flowing.
+                account = await asyncio.get_running_loop().run_in_executor(
+                    None, self.accounts.check_password, username, password)
+                client.token, principal = self.signer.issue(account, now)
+                resumed, last_seq, stream = False, None, None
+            else:
+                client.token = str(cmd.args["token"])
+                principal = self.signer.check(client.token, now, self.accounts)
+                resumed, last_seq = True, cast(int, cmd.args["last_seq"])
+                stream = cast(str | None, cmd.args.get("stream"))
+        except AuthError as exc:
+            client.auth_failures += 1
+            self._send(client, error_reply(exc.code, exc.message, cmd.id))
+            if client.auth_failures >= self.config.max_auth_failures:
+                await client.ws.close(CLOSE_POLICY, "too many failed logins")
+            return
+        client.principal = principal
+        self._send(client, server_message(
+            "auth_ok", re=cmd.id, token=client.token,
+            expires_at=datetime.fromtimestamp(principal.expires_at, UTC).isoformat(),
+            user={"username": principal.username, "role": str(principal.role), "agent_id": principal.agent_id,
+                  "display_name": principal.display_name, "extension": principal.extension,
+                  "language": self._language(principal)},
+            config=self.backend.console_config(principal), resumed=resumed))
+        await self._attach(client, principal, last_seq, stream)
+
+    def _language(self, principal: Principal) -> str:
+        account = self.accounts.get(principal.username)
+        return account.language if account else "zh"
+
+    async def _attach(self, client: _Client, who: Principal, last_seq: int | None, stream: str | None) -> None:
+        now = self.clock()
+        if who.role is Role.AGENT:
+            assert who.agent_id is not None
+            outbox = self._agent_outbox(who.agent_id)
+            replay = outbox.since(last_seq, now) if last_seq is not None and stream == outbox.stream_id else None
+            if replay is None:
+                base = outbox.last_seq
+                snap = await asyncio.wait_for(self.backend.agent_snapshot(who.agent_id),
+                                              self.config.command_timeout_s)
+                self._remember(who.agent_id, snap)
+                self._send(client, server_message("snapshot", seq=base, stream=outbox.stream_id,
+                                                  agent=snap.agent, calls=snap.calls, offers=snap.offers))
+                replay = outbox.since(base, self.clock()) or []  # pushed while the snapshot was read
+            for frame in replay:
+                self._write((client,), frame)
+            client.stream = "agent:" + who.agent_id
+            self._agent_clients.setdefault(who.agent_id, set()).add(client)
+            return
+        outbox = self._monitor_outbox
+        replay = outbox.since(last_seq, now) if last_seq is not None and stream == outbox.stream_id else None
+        if replay is None:
+            self._send(client, server_message("snapshot", seq=outbox.last_seq, stream=outbox.stream_id,
+                                              **self.monitor.snapshot()))
+        else:
+            for frame in replay:
+                self._write((client,), frame)
+        client.stream = "monitor"
+        self._supervisors.add(client)
+
+    def _remember(self, agent_id: str, snap: AgentSnapshot) -> None:
+        for call in snap.calls:
+            self._own(agent_id, call.call_id)
+        for offer in snap.offers:
+            self._own(agent_id, offer.call_id)
+
+    def _detach(self, client: _Client) -> None:
+        self._supervisors.discard(client)
+        who = client.principal
+        if who is not None and who.agent_id is not None:
+            clients = self._agent_clients.get(who.agent_id)
+            if clients is not None:
+                clients.discard(client)
+                if not clients:
+                    del self._agent_clients[who.agent_id]
+
+    async def _on_message(self, client: _Client, raw: str | bytes) -> None:
+        cmd = self._admit(client, raw)
+        if cmd is None:
+            return
+        who = client.principal
+        assert who is not None
+        if cmd.type in ("auth", "resume"):
+            self._send(client, error_reply(ErrorCode.ALREADY_AUTHENTICATED, "already logged in", cmd.id))
+            return
+        if who.expires_at <= self.clock():
+            self._send(client, error_reply(ErrorCode.TOKEN_EXPIRED, "session expired: log in again", cmd.id))
+            await client.ws.close(CLOSE_POLICY, "session expired")
+            return
+        if not who.may(cmd.type):
+            self._send(client, error_reply(ErrorCode.FORBIDDEN,
+                                           f"a {who.role} may not send {cmd.type}", cmd.id))
+            return
+        call_id = cmd.args.get("call_id")
+        if who.role is Role.AGENT and isinstance(call_id, str) and not self._owns(who.agent_id, call_id):
+            self._send(client, error_reply(ErrorCode.NOT_YOUR_CALL, "that call is not yours", cmd.id, "call_id"))
+            return
+        try:
+            reply = await asyncio.wait_for(self._handlers[cmd.type](client, who, cmd),
+                                           self.config.command_timeout_s)
+        except Refused as exc:
+            reply = error_reply(ErrorCode.REFUSED, exc.message, cmd.id, reason=exc.reason)
+        except TimeoutError:
+            reply = error_reply(ErrorCode.UNAVAILABLE, "the server did not answer in time", cmd.id)
+        except ConnectionClosed:
+            raise
+        except Exception:
+            log.exception("command %s failed", cmd.type)
+            reply = error_reply(ErrorCode.INTERNAL, "internal error", cmd.id)
+        if reply is not None:
+            self._send(client, reply)
+
+    # ------------------------------------------------------------------ commands
+
+    def _handler_table(self) -> dict[str, Handler]:
+        table: dict[str, Handler] = {
+            "ping": self._cmd_ping, "logout": self._cmd_logout,
+            "agent_login": self._cmd_agent_login, "agent_logout": self._simple("agent_logout"),
+            "ready": self._simple("agent_ready"), "pause": self._cmd_pause,
+            "hold": self._on_call("hold"), "unhold": self._on_call("unhold"),
+            "transfer_complete": self._on_call("complete_transfer"),
+            "transfer_cancel": self._on_call("cancel_transfer"), "hangup": self._on_call("hangup"),
+            "transfer": self._cmd_transfer, "wrapup": self._cmd_wrapup, "search": self._cmd_search,
+            "dial": self._cmd_dial, "spy": self._cmd_spy, "force_pause": self._cmd_force_pause,
+            "force_logout": self._cmd_force_logout, "move_call": self._cmd_move_call,
+        }
+        missing = set(schema.CLIENT_MESSAGES) - set(table) - {"auth", "resume"}
+        assert not missing, missing
+        return table
+
+    @staticmethod
+    def _ok(cmd: Command, data: object = None) -> dict[str, object]:
+        return server_message("result", re=cmd.id, data=data)
+
+    async def _cmd_ping(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
+        return server_message("pong", re=cmd.id)
+
+    async def _cmd_logout(self, client: _Client, who: Principal, cmd: Command) -> None:
+        self.signer.end(who, self.clock())
+        self._send(client, self._ok(cmd))
+        await client.ws.close(1000, "logged out")
+
+    def _simple(self, method: str) -> Handler:
+        async def run(client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
+            await getattr(self.backend, method)(who)
+            return self._ok(cmd)
+        return run
+
+    def _on_call(self, method: str) -> Handler:
+        async def run(client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
+            await getattr(self.backend, method)(who, str(cmd.args["call_id"]))
+            return self._ok(cmd)
+        return run
+
+    async def _cmd_agent_login(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
+        queues = tuple(str(q) for q in cast(list[object], cmd.args["queues"]))
+        await self.backend.agent_login(who, str(cmd.args["extension"]), queues)
+        return self._ok(cmd)
+
+    async def _cmd_pause(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
+        await self.backend.agent_pause(who, str(cmd.args["reason"]))
+        return self._ok(cmd)
+
+    async def _cmd_transfer(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
+        target = TransferTarget(cast(Any, cmd.args["target_kind"]), str(cmd.args["target"]))
+        call_id = str(cmd.args["call_id"])
+        if cmd.args["mode"] == "blind":
+            await self.backend.blind_transfer(who, call_id, target)
+        else:
+            await self.backend.attended_transfer(who, call_id, target)
+        return self._ok(cmd)
+
+    async def _cmd_wrapup(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object] | None:
+        call_id = str(cmd.args["call_id"])
+        follow_up = None
+        raw_follow_up = cmd.args.get("follow_up")
+        if isinstance(raw_follow_up, dict):
+            try:
+                due_at = datetime.fromisoformat(str(raw_follow_up["due_at"]))
+            except ValueError:
+                return error_reply(ErrorCode.BAD_FIELD, "follow_up.due_at: not a real date", cmd.id,
+                                   "follow_up.due_at")
+            follow_up = FollowUpForm(raw_follow_up["kind"], due_at, str(raw_follow_up.get("note", "")))
+        form = WrapUpForm(str(cmd.args["disposition"]), str(cmd.args.get("notes", "")), follow_up)
+        try:
+            await self.backend.save_wrapup(who, call_id, form)
+        except WrapUpFailed as exc:
+            return server_message("wrapup_failed", re=cmd.id, call_id=call_id, message=exc.message)
+        assert who.agent_id is not None
+        # On the agent's stream (not only a reply): every open console clears the form, and a
+        # console that drops right now learns it on resume.
+        self._push_agent(who.agent_id, "wrapup_saved", re=cmd.id, call_id=call_id)
+        return None
+
+    async def _cmd_search(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
+        limit = cast(int, cmd.args.get("limit", 20))
+        found = await self.backend.search_customers(who, str(cmd.args["q"]), limit)
+        return server_message("search_results", re=cmd.id, customers=list(found)[:limit])
+
+    async def _cmd_dial(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
+        customer_id = cast(int | None, cmd.args.get("customer_id"))
+        number = cast(str | None, cmd.args.get("number"))
+        call_id = await self.backend.click_to_call(who, customer_id, number)
+        assert who.agent_id is not None
+        self._own(who.agent_id, call_id)
+        return self._ok(cmd, {"call_id": call_id})
+
+    async def _cmd_spy(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
+        extension = cast(str | None, cmd.args.get("extension")) or who.extension
+        if extension is None:
+            return error_reply(ErrorCode.BAD_FIELD, "extension: your account has no phone; give one",
+                               cmd.id, "extension")
+        await self.backend.spy(who, extension, str(cmd.args["agent_id"]), cast(Any, cmd.args["mode"]))
+        return self._ok(cmd)
+
+    async def _cmd_force_pause(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
+        await self.backend.force_pause(who, str(cmd.args["agent_id"]), str(cmd.args.get("reason", "supervisor")))
+        return self._ok(cmd)
+
+    async def _cmd_force_logout(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
+        await self.backend.force_logout(who, str(cmd.args["agent_id"]))
+        return self._ok(cmd)
+
+    async def _cmd_move_call(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
+        await self.backend.move_call(who, str(cmd.args["call_id"]), cast(str | None, cmd.args.get("queue")),
+                                     bool(cmd.args.get("head", False)))
+        return self._ok(cmd)
+

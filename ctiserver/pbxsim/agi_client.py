@@ -1,0 +1,380 @@
+"""The Asterisk side of FastAGI: connect to agi://host:port/script, send the environment, run commands.
+
+Reply shapes, the HANGUP line, the 511s after a hangup, AGIExecStart/End and AGISTATUS follow captures
+02, 03, 13 and 13b.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import shlex
+import shutil
+import threading
+import wave
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from ctiserver.pbxsim import wire
+from ctiserver.pbxsim.channels import HUNGUP, INTERRUPTED, Channel
+from ctiserver.pbxsim.dialplan import split_args
+from ctiserver.pbxsim.prompts import DIGIT_SECONDS, samples
+
+if TYPE_CHECKING:
+    from ctiserver.pbxsim.world import World
+
+AGI_VERSION = "22.10.1"
+CONNECT_TIMEOUT = 5.0
+MAX_COMMAND = 8192
+DEAD = "511 Command Not Permitted on a dead channel or intercept routine"
+DEAD_TEXT = "Command Not Permitted on a dead channel or intercept routine"
+# Commands res_agi allows on a dead channel (its "dead" column).
+DEAD_OK = {"SET VARIABLE", "GET VARIABLE", "GET FULL VARIABLE", "VERBOSE", "DATABASE PUT", "DATABASE GET",
+           "DATABASE DEL", "DATABASE DELTREE", "NOOP", "ASYNCAGI BREAK"}
+VERBS = ["ANSWER", "STREAM FILE", "CONTROL STREAM FILE", "GET DATA", "GET OPTION", "WAIT FOR DIGIT",
+         "SAY DIGITS", "SAY NUMBER", "SAY ALPHA", "SAY DATE", "SAY TIME", "SAY DATETIME", "SET VARIABLE",
+         "GET VARIABLE", "GET FULL VARIABLE", "CHANNEL STATUS", "VERBOSE", "RECORD FILE", "EXEC",
+         "DATABASE PUT", "DATABASE GET", "DATABASE DEL", "DATABASE DELTREE", "HANGUP", "NOOP",
+         "SET CONTEXT", "SET EXTENSION", "SET PRIORITY", "SET MUSIC", "SET CALLERID", "ASYNCAGI BREAK"]
+
+
+def split_command(line: str) -> tuple[str, list[str]]:
+    """("STREAM FILE", ["custom/welcome", "0123456789#*"]) from the command line, res_agi style quoting."""
+    try:
+        words = shlex.split(line, posix=True)
+    except ValueError:
+        words = line.split()
+    upper = [w.upper() for w in words]
+    for n in (3, 2, 1):
+        verb = " ".join(upper[:n])
+        if verb in VERBS:
+            return verb, words[n:]
+    return line.strip().upper(), []
+
+
+class AgiRun:
+    def __init__(self, world: World, chan: Channel, url: str, args: list[str]) -> None:
+        self.world = world
+        self.chan = chan
+        self.url = url
+        self.args = args
+        self.hangup_sent = False
+        self.pending = b""
+
+    def env_block(self, script: str) -> bytes:
+        c = self.chan
+        unknown = "unknown"
+        lines = [
+            ("agi_network", "yes"), ("agi_network_script", script), ("agi_request", self.url),
+            ("agi_channel", c.name), ("agi_language", c.language), ("agi_type", c.tech),
+            ("agi_uniqueid", c.uniqueid), ("agi_version", AGI_VERSION),
+            ("agi_callerid", c.cid_num if c.cid_num != "<unknown>" else unknown),
+            ("agi_calleridname", c.cid_name if c.cid_name != "<unknown>" else unknown),
+            ("agi_callingpres", "0"), ("agi_callingani2", "0"), ("agi_callington", "0"),
+            ("agi_callingtns", "0"), ("agi_dnid", c.variables.get("__DID", unknown)), ("agi_rdnis", unknown),
+            ("agi_context", c.context), ("agi_extension", c.exten), ("agi_priority", str(c.priority)),
+            ("agi_enhanced", "0.0"), ("agi_accountcode", c.accountcode),
+            ("agi_threadid", str(140000000000000 + threading.get_ident() % 10**9 + random.randrange(10**6))),
+        ]
+        lines += [(f"agi_arg_{i}", a) for i, a in enumerate(self.args, 1)]
+        text = "".join(f"{k}: {_one_line(v)}\n" for k, v in lines) + "\n"
+        return text.encode("utf-8")
+
+    async def run(self) -> None:
+        w, chan = self.world, self.chan
+        parts = urlsplit(self.url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 4573
+        if w.agi_host_override is not None:
+            host, port = w.agi_host_override
+        script = self.url.split("://", 1)[-1].split("/", 1)[1] if "/" in self.url.split("://", 1)[-1] else ""
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), CONNECT_TIMEOUT)
+        except (OSError, TimeoutError):
+            w.set_var(chan, "AGISTATUS", "FAILURE")  # no AGIExecStart at all (capture 13b)
+            return
+        chan.agi_active = True
+        status = "SUCCESS"
+        try:
+            writer.write(self.env_block(script))
+            await writer.drain()
+            while True:
+                try:
+                    raw = self.pending + await reader.readuntil(b"\n") if self.pending != b"\n" else b"\n"
+                    self.pending = b""
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    break
+                except asyncio.LimitOverrunError:
+                    break
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                if not line.strip():
+                    continue
+                await self.command(line, reader, writer)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            chan.agi_active = False
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except (ConnectionError, OSError):
+                pass
+            if chan.hungup:
+                status = "HANGUP"
+            if not chan.dead:
+                w.set_var(chan, "AGISTATUS", status)
+            chan.wake()
+
+    async def command(self, line: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        w, chan = self.world, self.chan
+        verb, args = split_command(line)
+        command_id = str(random.randrange(1, 2**31))
+        w.chan_event("AGIExecStart", chan, ("CommandId", command_id), ("Command", line))
+        if chan.hungup and not self.hangup_sent:
+            self.hangup_sent = True
+            writer.write(b"HANGUP\n")  # before the next reply after a hangup (capture 03)
+        if chan.hungup and verb not in DEAD_OK and verb in VERBS:
+            w.chan_event("AGIExecEnd", chan, ("CommandId", command_id), ("Command", line),
+                         ("ResultCode", "511"), ("Result", DEAD_TEXT))
+            writer.write((DEAD + "\n").encode())
+            await writer.drain()
+            return
+        # The FastAGI server may close while a command runs: Asterisk stops at once (capture 13).
+        eof = asyncio.ensure_future(reader.read(1))
+        work = asyncio.ensure_future(self.execute(verb, args, line))
+        try:
+            await asyncio.wait([eof, work], return_when=asyncio.FIRST_COMPLETED)
+            if eof.done() and not work.done() and not eof.cancelled() and eof.result():
+                self.pending += eof.result()  # a pipelined byte, not a close
+                await work
+        finally:
+            if not work.done():
+                work.cancel()
+                try:
+                    await work
+                except asyncio.CancelledError:
+                    pass
+                w.chan_event("AGIExecEnd", chan, ("CommandId", command_id), ("Command", line),
+                             ("ResultCode", "200"), ("Result", "Success"))
+                raise ConnectionResetError("FastAGI server closed mid-command")
+            if not eof.done():
+                eof.cancel()
+                try:
+                    await eof
+                except asyncio.CancelledError:
+                    pass
+            elif not eof.cancelled() and eof.exception() is None and eof.result() and not self.pending:
+                self.pending += eof.result()
+        code, reply, result_text = work.result()
+        w.chan_event("AGIExecEnd", chan, ("CommandId", command_id), ("Command", line),
+                     ("ResultCode", code), ("Result", result_text))
+        writer.write((reply + "\n").encode("utf-8"))
+        await writer.drain()
+
+    async def execute(self, verb: str, args: list[str], line: str) -> tuple[str, str, str]:
+        w, chan = self.world, self.chan
+        apps = w.apps
+        if verb == "ANSWER":
+            apps.do_answer(chan)
+            return _ok("0")
+        if verb in ("STREAM FILE", "CONTROL STREAM FILE"):
+            name = args[0] if args else ""
+            escape = args[1] if len(args) > 1 else ""
+            r, played = await apps.play(chan, name, digits=escape)
+            endpos = samples(played)
+            if r == HUNGUP or r == INTERRUPTED:
+                w.set_var(chan, "PLAYBACKSTATUS", "FAILED")
+                return "-1", f"200 result=-1 endpos={endpos}", "Failure"
+            w.set_var(chan, "PLAYBACKSTATUS", "FAILED" if r else "SUCCESS")
+            return _ok(str(ord(r)) if r else "0", f" endpos={endpos}")
+        if verb == "GET DATA":
+            return await self.get_data(args)
+        if verb == "WAIT FOR DIGIT":
+            timeout_ms = int(args[0]) if args and args[0].lstrip("-").isdigit() else -1
+            for obs in chan.observers:
+                obs.input_wanted(chan, 1)
+            r = await chan.wait_for(None if timeout_ms < 0 else timeout_ms / 1000, digits=True)
+            if r == HUNGUP or r == INTERRUPTED:
+                return "-1", "200 result=-1", "Failure"
+            return _ok(str(ord(r)) if r else "0")
+        if verb in ("SAY DIGITS", "SAY NUMBER", "SAY ALPHA", "SAY DATE", "SAY TIME", "SAY DATETIME"):
+            text = args[0] if args else ""
+            count = len(text) if verb in ("SAY DIGITS", "SAY ALPHA") else max(1, min(6, len(text)))
+            escape = args[1] if len(args) > 1 else ""
+            r = await chan.wait_for(DIGIT_SECONDS * count, digits=bool(escape))
+            if r == HUNGUP or r == INTERRUPTED:
+                return "-1", "200 result=-1", "Failure"
+            return _ok(str(ord(r)) if r else "0")
+        if verb == "SET VARIABLE":
+            if len(args) >= 1:
+                w.set_var(chan, args[0], args[1] if len(args) > 1 else "")
+            return _ok("1")
+        if verb == "GET VARIABLE":
+            value = w.read_var(chan, args[0]) if args else None
+            return _ok("0") if value is None else _ok("1", f" ({value})")
+        if verb == "GET FULL VARIABLE":
+            value = w.expand(chan, args[0]) if args else ""
+            return _ok("1", f" ({value})")
+        if verb == "CHANNEL STATUS":
+            return _ok(str(chan.state))
+        if verb in ("VERBOSE",):
+            return _ok("1")
+        if verb == "NOOP":
+            return _ok("0")
+        if verb == "RECORD FILE":
+            return await self.record(args)
+        if verb == "EXEC":
+            app = args[0] if args else ""
+            data = " ".join(args[1:])
+            if not apps.exists(app):
+                return "200", "200 result=-2", "Unknown Result"
+            await apps.run(chan, app, data.replace("|", ","))
+            return _ok("-1" if chan.hungup else "0")
+        if verb == "DATABASE PUT":
+            if len(args) >= 3:
+                w.astdb[(args[0], args[1])] = args[2]
+            return _ok("1")
+        if verb == "DATABASE GET":
+            value = w.astdb.get((args[0], args[1])) if len(args) >= 2 else None
+            return _ok("0") if value is None else _ok("1", f" ({value})")
+        if verb in ("DATABASE DEL", "DATABASE DELTREE"):
+            existed = len(args) >= 2 and w.astdb.pop((args[0], args[1]), None) is not None
+            return _ok("1" if existed else "0")
+        if verb == "HANGUP":
+            w.soft_hangup(chan, 16)
+            return _ok("1")
+        if verb in ("SET CONTEXT", "SET EXTENSION", "SET PRIORITY"):
+            return _ok("0")
+        if verb == "SET CALLERID":
+            return _ok("1")
+        if verb == "SET MUSIC":
+            on = bool(args) and args[0].lower() == "on"
+            if on and chan.moh is None:
+                chan.moh = args[1] if len(args) > 1 else "default"
+                w.chan_event("MusicOnHoldStart", chan, ("Class", chan.moh))
+            elif not on and chan.moh is not None:
+                chan.moh = None
+                w.chan_event("MusicOnHoldStop", chan)
+            return _ok("0")
+        return "510", "510 Invalid or unknown command", "Invalid or unknown command"
+
+    async def get_data(self, args: list[str]) -> tuple[str, str, str]:
+        w, chan = self.world, self.chan
+        name = args[0] if args else ""
+        timeout = int(args[1]) / 1000 if len(args) > 1 and args[1].isdigit() else 6.0
+        max_digits = int(args[2]) if len(args) > 2 and args[2].isdigit() else 1024
+        r, _ = await w.apps.play(chan, name, digits="0123456789*#")
+        got = ""
+        if r == HUNGUP or r == INTERRUPTED:
+            return "-1", "200 result=-1", "Failure"
+        if r is not None:
+            if r == "#":
+                return _ok("")
+            got += r
+        while len(got) < max_digits:
+            r = await chan.wait_for(timeout, digits=True)
+            if r == HUNGUP or r == INTERRUPTED:
+                return "-1", "200 result=-1", "Failure"
+            if r is None:
+                return "200", f"200 result={got} (timeout)", "Success"
+            if r == "#":
+                break
+            got += r
+        return _ok(got)
+
+    async def record(self, args: list[str]) -> tuple[str, str, str]:
+        """RECORD FILE: the caller's voice ends after s= seconds of silence; the reply keeps the ms left
+        on the last wait and says (timeout) (README, capture 02)."""
+        w, chan = self.world, self.chan
+        path = args[0] if args else "/tmp/recording"
+        fmt = args[1] if len(args) > 1 else "wav"
+        escape = args[2] if len(args) > 2 else ""
+        timeout_ms = int(args[3]) if len(args) > 3 and args[3].lstrip("-").isdigit() else -1
+        rest = args[4:]
+        beep = any(a.upper() == "BEEP" for a in rest)
+        silence = next((float(a[2:]) for a in rest if a.lower().startswith("s=")), None)
+        if beep:
+            r, _ = await w.apps.play(chan, "beep")
+            if r == HUNGUP:
+                return "-1", "200 result=-1 (hangup) endpos=0", "Failure"
+        for obs in chan.observers:
+            obs.record_started(chan)
+        start = w.vnow()
+        limit = None if timeout_ms < 0 else timeout_ms / 1000
+        outcome = "timeout"
+        digit = ""
+        while True:
+            now = w.vnow()
+            elapsed = now - start
+            if limit is not None and elapsed >= limit:
+                break
+            speaking, last_end = chan.heard_speech_until(now)
+            quiet_since = max(start, last_end) if last_end is not None and last_end > start else start
+            if silence is not None and not speaking and now - quiet_since >= silence:
+                break
+            waits = [x for x in (None if limit is None else limit - elapsed,
+                                 None if silence is None or speaking else silence - (now - quiet_since))
+                     if x is not None]
+            if speaking:
+                end_of_voice = next(a.start + a.speech for a in chan.audio if a.start <= now < a.start + a.speech)
+                waits.append(end_of_voice - now)
+            r = await chan.wait_for(max(0.0, min(waits)) if waits else None, digits=bool(escape))
+            if r == HUNGUP or r == INTERRUPTED:
+                outcome = "hangup"
+                break
+            if r is not None and r in escape:
+                outcome, digit = "dtmf", r
+                break
+        now = w.vnow()
+        elapsed = now - start
+        _, last_end = chan.heard_speech_until(now)
+        voice_end = last_end if last_end is not None and last_end > start else start
+        kept = elapsed if outcome != "timeout" or silence is None else max(0.0, voice_end - start)
+        if outcome == "timeout" and silence is not None and limit is not None and elapsed >= limit:
+            kept = elapsed
+        endpos = samples(kept)
+        self.write_recording(path, fmt, kept)
+        if outcome == "hangup":
+            return "-1", f"200 result=-1 (hangup) endpos={endpos}", "Failure"
+        if outcome == "dtmf":
+            return _ok(str(ord(digit)), f" (dtmf) endpos={endpos}")
+        left = 0 if limit is None else max(0, int((limit - elapsed) * 1000))
+        return "200", f"200 result={left} (timeout) endpos={endpos}", "Success"
+
+    def write_recording(self, path: str, fmt: str, seconds: float) -> None:
+        """Copy the caller's utterance WAV into the recording path (8 kHz mono), or write silence."""
+        target = Path(f"{path}.{fmt}")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return
+        source = next((a.wav for a in reversed(self.chan.audio) if a.wav), None)
+        try:
+            if source is not None and fmt == "wav":
+                shutil.copyfile(source, target)
+                return
+            if fmt == "wav":
+                with wave.open(str(target), "wb") as out:
+                    out.setnchannels(1)
+                    out.setsampwidth(2)
+                    out.setframerate(8000)
+                    out.writeframes(b"\x00\x00" * samples(seconds))
+        except OSError:
+            return
+
+
+def _ok(result: str, tail: str = "") -> tuple[str, str, str]:
+    return "200", f"200 result={result}{tail}", "Success"
+
+
+def _one_line(value: str) -> str:
+    return wire.escape_value(value)
+
+
+async def run_agi(world: World, chan: Channel, data: str) -> None:
+    args = split_args(data)
+    url = args[0].strip()
+    if not url.startswith("agi://"):
+        world.set_var(chan, "AGISTATUS", "FAILURE")  # only FastAGI is simulated
+        return
+    await AgiRun(world, chan, url, [a for a in args[1:]]).run()

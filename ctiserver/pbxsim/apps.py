@@ -1,0 +1,450 @@
+"""Dialplan applications of the simulated PBX. Each returns None (next priority), a (context, exten,
+priority) goto, "hangup" (the app failed: pbx ends) or "hangup-app" (Hangup() itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from ctiserver.pbxsim import wire
+from ctiserver.pbxsim.channels import HUNGUP, Channel
+from ctiserver.pbxsim.dialplan import evaluate, split_args
+from ctiserver.pbxsim.prompts import prompt_seconds
+
+if TYPE_CHECKING:
+    from ctiserver.pbxsim.world import World
+
+AppResult = Any
+AppFunc = Callable[[Channel, str], Awaitable[AppResult]]
+
+# How much of a prompt is voice when a Local half plays it into its partner (README: caller-speech is
+# ~3 s of speech then 5 s of digital silence).
+SPEECH_SECONDS = {"custom/caller-speech": 3.0}
+
+DIAL_VARS = ("DIALSTATUS", "DIALEDPEERNUMBER", "DIALEDPEERNAME", "ANSWEREDTIME", "ANSWEREDTIME_MS",
+             "DIALEDTIME", "DIALEDTIME_MS", "RINGTIME", "RINGTIME_MS", "PROGRESSTIME", "PROGRESSTIME_MS")
+
+
+class Apps:
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.table: dict[str, AppFunc] = {
+            "noop": self.noop, "answer": self.answer, "hangup": self.hangup, "wait": self.wait,
+            "ringing": self.ringing, "playback": self.playback, "busy": self.busy,
+            "congestion": self.busy, "waitforcondition": self.wait_for_condition,
+            "musiconhold": self.music_on_hold, "startmusiconhold": self.start_moh,
+            "stopmusiconhold": self.stop_moh, "goto": self.goto, "gotoif": self.goto_if, "set": self.set,
+            "userevent": self.user_event, "agi": self.agi, "dial": self.dial, "voicemail": self.voicemail,
+            "chanspy": self.chanspy, "progress": self.noop, "verbose": self.noop, "log": self.noop,
+            "queue": self.queue,
+        }
+
+    def exists(self, app: str) -> bool:
+        return app.lower() in self.table
+
+    async def run(self, chan: Channel, app: str, data: str) -> AppResult:
+        func = self.table.get(app.lower())
+        if func is None:
+            return "hangup"  # "No application 'X' for extension": the pbx ends
+        return await func(chan, data)
+
+    # ---------------------------------------------------------------- simple apps
+    async def noop(self, chan: Channel, data: str) -> AppResult:
+        return None
+
+    def do_answer(self, chan: Channel) -> None:
+        w = self.world
+        if chan.state == 6:
+            return
+        partner = chan.partner
+        was_ringing = partner is not None and partner.state == 5
+        if partner is not None and not chan.is_one and partner.state != 6 and was_ringing:
+            # A ringing ';1' goes Up before ';2' (capture 05 B).
+            w.new_state(partner, 6)
+            if partner.dialstring:
+                w.emit(wire.event("DialEnd", partner.snapshot("Dest"), [("DialStatus", "ANSWER")]))
+            w.new_state(chan, 6)
+        else:
+            w.new_state(chan, 6)
+            if partner is not None and not chan.is_one and partner.state != 6:
+                w.new_state(partner, 6)
+                if partner.dialstring:
+                    w.emit(wire.event("DialEnd", partner.snapshot("Dest"), [("DialStatus", "ANSWER")]))
+        if partner is not None and partner.dialstring:
+            w.device_state(chan.device, "INUSE")
+            w.device_state(chan.device, "INUSE")
+
+    async def answer(self, chan: Channel, data: str) -> AppResult:
+        self.do_answer(chan)
+        await chan.wait_for(0.02)  # Answer() settles for ~20 ms before the next priority (captures 01-05)
+        return None
+
+    async def hangup(self, chan: Channel, data: str) -> AppResult:
+        cause = int(data) if data.strip().isdigit() else (chan.hangup_cause or 16)
+        chan.hangup_cause = cause
+        self.world.chan_event("SoftHangupRequest", chan, ("Cause", str(cause)))
+        chan.hungup = True
+        return "hangup-app"
+
+    async def wait(self, chan: Channel, data: str) -> AppResult:
+        try:
+            seconds = float(data or 0)
+        except ValueError:
+            seconds = 0.0
+        await chan.wait_for(seconds)
+        return None
+
+    async def ringing(self, chan: Channel, data: str) -> AppResult:
+        w = self.world
+        partner = chan.partner
+        if partner is not None and not chan.is_one and partner.state != 5 and partner.state != 6:
+            w.new_state(partner, 5)
+            if partner.dialstring:
+                w.device_state(chan.device, "INUSE")
+                w.emit(wire.event("DialState", partner.snapshot("Dest"), [("DialStatus", "RINGING")]))
+        return None
+
+    async def play(self, chan: Channel, name: str, *, digits: str = "") -> tuple[str | None, float]:
+        """Play a prompt; returns (escape digit / HUNGUP / INTERRUPTED / None, seconds played)."""
+        w = self.world
+        seconds = prompt_seconds(name)
+        partner = chan.partner
+        if partner is not None and not partner.dead:
+            w.hear(partner, SPEECH_SECONDS.get(name, seconds))
+        for obs in chan.observers:
+            obs.prompt_started(chan, name, bool(digits))
+        start = w.vnow()
+        chan_digits_wanted = bool(digits)
+        while True:
+            elapsed = w.vnow() - start
+            r = await chan.wait_for(seconds - elapsed, digits=chan_digits_wanted)
+            if r is not None and len(r) == 1 and r not in digits:
+                continue  # a key that is not an escape digit is ignored
+            return r, min(seconds, w.vnow() - start)
+
+    async def playback(self, chan: Channel, data: str) -> AppResult:
+        args = split_args(data)
+        ok = True
+        for name in args[0].split("&"):
+            r, _ = await self.play(chan, name)
+            if r is not None:
+                ok = False
+                break
+        if not chan.dead:
+            self.world.set_var(chan, "PLAYBACKSTATUS", "SUCCESS" if ok else "FAILED")
+        return None
+
+    async def busy(self, chan: Channel, data: str) -> AppResult:
+        w = self.world
+        w.new_state(chan, 7)
+        chan.hangup_cause = 17
+        partner = chan.partner
+        if partner is not None and partner.state != 6:
+            if partner.dialstring:
+                w.emit(wire.event("DialEnd", partner.snapshot("Dest"), [("DialStatus", "BUSY")]))
+            partner.remote_busy = True
+            partner.wake()
+        try:
+            seconds = float(data) if data else None
+        except ValueError:
+            seconds = None
+        await chan.wait_for(seconds)
+        return "hangup"
+
+    async def wait_for_condition(self, chan: Channel, data: str) -> AppResult:
+        args = split_args(data)
+        marker = args[0] or "$"
+        expr = args[1] if len(args) > 1 else ""
+        timeout = float(args[2]) if len(args) > 2 and args[2] else 10000.0
+        interval = float(args[3]) if len(args) > 3 and args[3] else 0.05
+        w = self.world
+        start = w.vnow()
+        while True:
+            value = w.expand(chan, expr.replace(marker + "{", "${").replace(marker + "[", "$["))
+            if value not in ("", "0"):
+                w.set_var(chan, "WAITFORCONDITIONSTATUS", "TRUE")
+                return None
+            if w.vnow() - start >= timeout:
+                w.set_var(chan, "WAITFORCONDITIONSTATUS", "TIMEOUT")
+                return None
+            r = await chan.wait_for(interval)
+            if r is not None:
+                return None
+
+    async def music_on_hold(self, chan: Channel, data: str) -> AppResult:
+        args = split_args(data)
+        klass = args[0] or "default"
+        seconds = float(args[1]) if len(args) > 1 and args[1] else None
+        w = self.world
+        w.chan_event("MusicOnHoldStart", chan, ("Class", klass))
+        chan.moh = klass
+        for obs in chan.observers:
+            obs.waiting_started(chan)
+        await chan.wait_for(seconds)
+        if chan.moh is not None:
+            chan.moh = None
+            w.chan_event("MusicOnHoldStop", chan)
+        return None
+
+    async def start_moh(self, chan: Channel, data: str) -> AppResult:
+        klass = split_args(data)[0] or "default"
+        self.world.chan_event("MusicOnHoldStart", chan, ("Class", klass))
+        chan.moh = klass
+        return None
+
+    async def stop_moh(self, chan: Channel, data: str) -> AppResult:
+        if chan.moh is not None:
+            chan.moh = None
+            self.world.chan_event("MusicOnHoldStop", chan)
+        return None
+
+    def _target(self, chan: Channel, spec: str) -> tuple[str, str, int]:
+        parts = [p.strip() for p in spec.split(",")]
+        if len(parts) == 1:
+            ctx, exten, prio = chan.context, chan.exten, parts[0]
+        elif len(parts) == 2:
+            ctx, exten, prio = chan.context, parts[0], parts[1]
+        else:
+            ctx, exten, prio = parts[0], parts[1], parts[2]
+        if prio.isdigit():
+            return ctx, exten, int(prio)
+        label = self.world.dialplan.label_priority(ctx, exten, prio)
+        return ctx, exten, label or 1
+
+    async def goto(self, chan: Channel, data: str) -> AppResult:
+        return self._target(chan, data)
+
+    async def goto_if(self, chan: Channel, data: str) -> AppResult:
+        cond, _, rest = data.partition("?")
+        yes, _, no = rest.partition(":")
+        branch = yes if evaluate(cond) not in ("", "0") and cond.strip() not in ("", "0") else no
+        if not branch:
+            return None
+        return self._target(chan, branch)
+
+    async def set(self, chan: Channel, data: str) -> AppResult:
+        name, _, value = data.partition("=")
+        name = name.strip()
+        w = self.world
+        up = name.upper()
+        if up.startswith("CALLERID("):
+            what = name[9:-1].lower()
+            num = value if what.startswith("num") else chan.cid_num
+            cname = value if what == "name" else chan.cid_name
+            w.set_callerid(chan, cname, num)
+            return None
+        if up.startswith("GLOBAL("):
+            w.globals[name[7:-1]] = value
+            return None
+        if up.startswith("DB("):
+            family, _, key = name[3:-1].partition("/")
+            w.astdb[(family, key)] = value
+            return None
+        w.set_var(chan, name.lstrip("_"), value)
+        return None
+
+    async def user_event(self, chan: Channel, data: str) -> AppResult:
+        args = split_args(data)
+        extra: list[tuple[str, str]] = [("UserEvent", args[0])]
+        for a in args[1:]:
+            k, _, v = a.partition(":")
+            extra.append((k.strip(), v.strip()))
+        self.world.chan_event("UserEvent", chan, *extra)
+        return None
+
+    async def agi(self, chan: Channel, data: str) -> AppResult:
+        from ctiserver.pbxsim.agi_client import run_agi
+
+        await run_agi(self.world, chan, data)
+        return None
+
+    # ---------------------------------------------------------------- Dial
+    async def dial(self, chan: Channel, data: str) -> AppResult:
+        w = self.world
+        args = split_args(data)
+        target = args[0].split("&")[0]
+        timeout = float(args[1]) if len(args) > 1 and args[1].strip() else None
+        for var in DIAL_VARS:
+            w.set_var(chan, var, "")
+        tech, _, rest = target.partition("/")
+        started = w.vnow()
+        callee: Channel
+        if tech.lower() == "local":
+            exten, _, ctx = rest.partition("@")
+            ctx = ctx.split("/", 1)[0]
+            if not w.dialplan.exists(ctx, exten):
+                w.set_var(chan, "DIALSTATUS", "CHANUNAVAIL")
+                return None
+            one, two = w.new_local_pair(exten, ctx, linkedid=chan.linkedid)
+            w.chan_event("Newchannel", one)
+            w.chan_event("Newchannel", two)
+            one.no_cdr = True
+            w.set_var(one, "DIALEDPEERNUMBER", rest)
+            # The dialled ';1' shows the caller's dialled number as its caller ID (capture 04).
+            one.cid_num, one.cid_name = chan.exten, chan.cid_name
+            one.conn_num, one.conn_name = chan.cid_num, chan.cid_name
+            one.exten = chan.exten
+            w.emit(wire.event("Newexten", one.snapshot(), [
+                ("Extension", one.exten), ("Application", "AppDial"), ("AppData", "(Outgoing Line)")]))
+            one.last_app, one.last_data = "AppDial", "(Outgoing Line)"
+            w.chan_event("NewCallerid", one, ("CID-CallingPres", "0 (Presentation Allowed, Not Screened)"))
+            w.chan_event("NewConnectedLine", one)
+            w.set_var(two, "DIALEDPEERNUMBER", rest)
+            w.set_callerid(two, chan.cid_name, chan.cid_num)
+            w.set_connected(two, chan.cid_name, chan.exten)
+            w.emit(wire.event("LocalBridge", one.snapshot("LocalOne"), two.snapshot("LocalTwo"), [
+                ("Context", ctx), ("Exten", exten), ("LocalOptimization", "Yes")]))
+            w.emit(wire.event("DialBegin", chan.snapshot(), one.snapshot("Dest"), [("DialString", rest)]))
+            callee = one
+            w.start_pbx(two)
+        elif tech.upper() == "PJSIP":
+            peer, _, trunk = rest.partition("@")
+            profile = w.phones.get(peer)
+            if profile is None and trunk:
+                from ctiserver.pbxsim.world import PhoneProfile
+
+                profile = PhoneProfile(answer_after=2.0)
+            if profile is None or not profile.registered:
+                w.set_var(chan, "DIALSTATUS", "CHANUNAVAIL")
+                return None
+            callee = w.new_pjsip(trunk or peer, context="default", exten=peer, state=0, linkedid=chan.linkedid)
+            callee.cid_num, callee.cid_name = chan.cid_num, chan.cid_name
+            callee.conn_num, callee.conn_name = chan.cid_num, chan.cid_name
+            w.chan_event("Newchannel", callee)
+            w.emit(wire.event("DialBegin", chan.snapshot(), callee.snapshot("Dest"), [("DialString", rest)]))
+            w.spawn(w.ring_phone(callee, profile, chan), name=f"phone {callee.name}")
+        else:
+            w.set_var(chan, "DIALSTATUS", "CHANUNAVAIL")
+            return None
+
+        rang = False
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout * w.time_scale
+        status = ""
+        while True:
+            if chan.hungup or chan.interrupt is not None:
+                status = "CANCEL"
+                break
+            if callee.state == 5 and not rang:
+                rang = True
+                ms = int((w.vnow() - started) * 1000)
+                w.set_var(chan, "RINGTIME", str(ms // 1000))
+                w.set_var(chan, "RINGTIME_MS", str(ms))
+                w.emit(wire.event("DialState", chan.snapshot(), callee.snapshot("Dest"), [("DialStatus", "RINGING")]))
+                if callee.tech == "Local":
+                    w.device_state(callee.device, "INUSE")
+            if callee.state == 6:
+                status = "ANSWER"
+                break
+            if callee.remote_busy:
+                status = "BUSY"
+                break
+            if callee.dead or callee.hungup:
+                status = "CHANUNAVAIL"
+                break
+            if deadline is not None and loop.time() >= deadline:
+                status = "NOANSWER"
+                break
+            await _wait_any([chan, callee], None if deadline is None else deadline - loop.time())
+        if status != "ANSWER":
+            if not callee.dead:
+                w.emit(wire.event("DialEnd", chan.snapshot(), callee.snapshot("Dest"), [("DialStatus", status)]))
+                if callee.partner is not None:
+                    w.queue_hangup(callee.partner, 16 if status == "CANCEL" else 0)
+                    callee.partner.partner = None
+                    callee.partner = None
+                callee.hungup = True
+                callee.hangup_cause = {"NOANSWER": 19, "BUSY": 17}.get(status, 16)
+                w.spawn(w.destroy(callee))
+            w.set_var(chan, "DIALSTATUS", status)
+            return "hangup" if chan.hungup else None
+        w.set_var(chan, "DIALSTATUS", "ANSWER")
+        w.set_var(chan, "DIALEDPEERNAME", callee.name)
+        w.set_var(chan, "DIALEDPEERNUMBER", rest)
+        w.emit(wire.event("DialEnd", chan.snapshot(), callee.snapshot("Dest"), [("DialStatus", "ANSWER")]))
+        answered = w.vnow()
+        bridge = w.create_bridge()
+        if callee.tech == "Local":
+            callee.exten = ""
+            w.emit(wire.event("Newexten", callee.snapshot(), [
+                ("Extension", ""), ("Application", "AppDial"), ("AppData", "(Outgoing Line)")]))
+        w.enter_bridge(bridge, callee)
+        w.enter_bridge(bridge, chan)
+        w.device_state(callee.device, "INUSE")
+        w.device_state(callee.device, "INUSE")
+        w.set_bridgepeers(bridge)
+        for obs in chan.observers:
+            obs.connected(chan, callee)
+        while chan.bridge is not None and not chan.hungup and chan.interrupt is None:
+            await chan.wait_signal()
+        now = w.vnow()
+        if not chan.dead and not chan.hungup:
+            w.set_var(chan, "ANSWEREDTIME", str(int(now - answered)))
+            w.set_var(chan, "ANSWEREDTIME_MS", str(int((now - answered) * 1000)))
+            w.set_var(chan, "DIALEDTIME", str(int(now - started)))
+            w.set_var(chan, "DIALEDTIME_MS", str(int((now - started) * 1000)))
+            w.set_var(chan, "DIALSTATUS", "ANSWER")
+        if chan.interrupt is not None:
+            return None
+        # Without the 'g' option the caller hangs up once the called party does (capture 04).
+        if chan.hangup_cause is None:
+            chan.hangup_cause = 16
+        return "hangup"
+
+    # ---------------------------------------------------------------- voicemail, spy, queue
+    async def voicemail(self, chan: Channel, data: str) -> AppResult:
+        w = self.world
+        self.do_answer(chan)
+        r, _ = await self.play(chan, "vm-intro", digits="#")
+        if r is not None and r.startswith("\x00"):
+            w.set_var(chan, "VMSTATUS", "FAILED")
+            return None
+        r = await chan.wait_for(30.0, digits=True)
+        w.set_var(chan, "VMSTATUS", "SUCCESS")
+        return None
+
+    async def chanspy(self, chan: Channel, data: str) -> AppResult:
+        w = self.world
+        args = split_args(data)
+        prefix = args[0]
+        spyee = next((c for c in w.channels.values() if c is not chan and c.name.startswith(prefix)
+                      and not c.dead), None)
+        if chan.state != 6:
+            self.do_answer(chan)
+        if spyee is None:
+            await chan.wait_for(1.0)
+            return None
+        w.emit(wire.event("ChanSpyStart", chan.snapshot("Spyer"), spyee.snapshot("Spyee")))
+        spyee.spied_by.append(chan)
+        while not chan.hungup and not spyee.dead and chan.interrupt is None:
+            await chan.wait_signal()
+        if chan in spyee.spied_by:
+            spyee.spied_by.remove(chan)
+        w.emit(wire.event("ChanSpyStop", chan.snapshot("Spyer"), spyee.snapshot("Spyee")))
+        return None
+
+    async def queue(self, chan: Channel, data: str) -> AppResult:
+        # app_queue is not simulated: the CTI's own ACD queues callers inside FastAGI (architecture.md).
+        self.world.set_var(chan, "QUEUESTATUS", "JOINUNAVAIL")
+        return None
+
+
+async def _wait_any(chans: list[Channel], timeout: float | None) -> None:
+    """Wait real ``timeout`` seconds or until any channel is signalled."""
+    for c in chans:
+        c._signal.clear()
+    waits = [asyncio.ensure_future(c._signal.wait()) for c in chans]
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in waits:
+            t.cancel()
+
+
+def install(world: World) -> None:
+    world.apps = Apps(world)
+
+
+__all__ = ["HUNGUP", "Apps", "install"]

@@ -1,0 +1,124 @@
+"""``Simulator``: the PBX simulator's facade for tests, benchmarks and the demo."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ctiserver.pbxsim import dialplan as dp
+from ctiserver.pbxsim.ami_server import AmiServer
+from ctiserver.pbxsim.channels import Channel
+from ctiserver.pbxsim.people import CallerBehaviour, CallerRun, sanitize_sip_text
+from ctiserver.pbxsim.world import PhoneProfile, World
+
+HERE = Path(__file__).resolve().parent
+PRODUCT_DIALPLAN = HERE.parents[1] / "asterisk-config" / "extensions.conf"
+CAPTURE_DIALPLAN = HERE / "dialplans" / "captures.conf"
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelTruth:
+    name: str
+    uniqueid: str
+    linkedid: str
+    state: str
+    caller_num: str
+    caller_name: str
+    context: str
+    exten: str
+    priority: int
+    application: str
+    bridge: str | None
+    in_agi: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    channels: tuple[ChannelTruth, ...]
+    bridges: dict[str, tuple[str, ...]]
+
+    def by_name(self) -> dict[str, ChannelTruth]:
+        return {c.name: c for c in self.channels}
+
+
+class Simulator:
+    def __init__(self, *, dialplan_paths: Sequence[str | Path] | None = None, time_scale: float = 1.0,
+                 agi_host: str | None = None, agi_port: int | None = None,
+                 ami_users: dict[str, str] | None = None, ami_port: int = 0,
+                 globals_override: dict[str, str] | None = None, capture_mode: bool = False,
+                 fixed_challenge: str | None = None) -> None:
+        paths = list(dialplan_paths) if dialplan_paths else [PRODUCT_DIALPLAN]
+        plan = dp.load(paths)
+        if globals_override:
+            plan.globals.update(globals_override)
+        self.world = World(plan, time_scale=time_scale)
+        if agi_host is not None or agi_port is not None:
+            self.world.agi_host_override = (agi_host or "127.0.0.1", agi_port or 4573)
+        self.ami = AmiServer(self.world, ami_users or {"cti": "ctisecret"}, port=ami_port,
+                             fixed_challenge=fixed_challenge)
+        self.capture_mode = capture_mode
+        self.callers: list[CallerRun] = []
+
+    @property
+    def time_scale(self) -> float:
+        return self.world.time_scale
+
+    async def start(self) -> int:
+        """Start (or restart) the AMI server; returns its port. Calls in progress are kept."""
+        return await self.ami.start()
+
+    async def stop_ami(self) -> None:
+        """Stop the AMI server only (the PBX keeps its calls); ``start()`` again brings it back."""
+        await self.ami.stop()
+
+    def drop_ami_clients(self) -> int:
+        return self.ami.drop_clients()
+
+    async def stop(self) -> None:
+        await self.ami.stop()
+        self.ami.close()
+        for c in list(self.world.channels.values()):
+            c.hungup = True
+            c.wake()
+        await self.world.close()
+
+    # ---------------------------------------------------------------- people
+    def add_agent_phone(self, ext: str, *, answer_after: float | None = 1.0, busy: bool = False,
+                        talk_time: float | None = None, registered: bool = True) -> PhoneProfile:
+        profile = PhoneProfile(answer_after=answer_after, busy=busy, talk_time=talk_time, registered=registered)
+        self.world.phones[ext] = profile
+        return profile
+
+    def place_call(self, did: str, caller_num: str, caller_name: str = "",
+                   behaviour: CallerBehaviour | None = None) -> Channel:
+        """A caller arrives from the trunk on ``did``; returns the trunk channel (PJSIP/pstn-XXXXXXXX)."""
+        chan = self.world.inbound_call(did, sanitize_sip_text(caller_num), sanitize_sip_text(caller_name))
+        run = CallerRun(self.world, chan, behaviour or CallerBehaviour())
+        self.callers.append(run)
+        run.start()
+        return chan
+
+    async def wait_idle(self, timeout: float = 10.0) -> None:
+        await self.world.wait_idle(timeout)
+
+    def snapshot(self) -> Snapshot:
+        chans = []
+        for c in self.world.channels.values():
+            if c.dead:
+                continue
+            chans.append(ChannelTruth(
+                name=c.name, uniqueid=c.uniqueid, linkedid=c.linkedid,
+                state={0: "Down", 4: "Ring", 5: "Ringing", 6: "Up", 7: "Busy"}.get(c.state, str(c.state)),
+                caller_num=c.cid_num, caller_name=c.cid_name, context=c.context, exten=c.exten,
+                priority=c.priority, application=c.app, bridge=c.bridge.uniqueid if c.bridge else None,
+                in_agi=c.agi_active))
+        bridges = {b.uniqueid: tuple(c.name for c in b.channels) for b in self.world.bridges.values()}
+        return Snapshot(tuple(chans), bridges)
+
+    def channel(self, name: str) -> Channel | None:
+        return self.world.find(name)
+
+    def info(self) -> dict[str, Any]:
+        return {"ami_port": self.ami.port, "channels": len(self.world.channels)}

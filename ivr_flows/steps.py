@@ -1,0 +1,153 @@
+"""What the interpreter asks for (Steps) and what it is fed back. Frozen, slotted, no I/O.
+
+A Step is one of:
+* AgiCommand: send these words on the caller's FastAGI channel; feed back the AgiReply (or, when ``listen``
+  is set, a SpeechCapture: the RECORD FILE reply plus the recognition of that recording).
+* a ServiceRequest (LookupCustomer, QueueFiguresRequest, SaveSurvey, RequestCallback, SaveVoicemail): the driver
+  asks FlowServices and feeds back the answer, or ServiceFailed.
+* an Outcome (QueueHandoff, Transfer, Hangup, VoicemailDone, CallerHungUp): the run is over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ctiserver.agi.protocol import AgiReply
+
+
+@dataclass(frozen=True, slots=True)
+class Recognize:
+    """Recognize the caller's answer in ``audio_path`` against a grammar of ``phrases``."""
+
+    audio_path: str
+    language: str
+    phrases: tuple[str, ...]
+    threshold: float
+
+
+@dataclass(frozen=True, slots=True)
+class Recognition:
+    text: str
+    confidence: float  # the lowest word confidence (0.0 when nothing was heard)
+    words: tuple[tuple[str, float], ...] = ()
+    decision_ms: float | None = None  # from the end of the recording to the result
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechCapture:
+    """Fed back for an AgiCommand with ``listen``: exactly one of recognition / error is set unless the
+    caller pressed a key (then both may be None)."""
+
+    reply: AgiReply
+    recognition: Recognition | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AgiCommand:
+    words: tuple[str | int, ...]
+    timeout: float | None = None
+    listen: Recognize | None = None
+
+
+class ServiceRequest:
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LookupCustomer(ServiceRequest):
+    by: str  # "caller_number" | "account"
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFiguresRequest(ServiceRequest):
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFigures:
+    waiting: int
+    available_agents: int
+    estimated_wait: float  # seconds
+
+
+@dataclass(frozen=True, slots=True)
+class SaveSurvey(ServiceRequest):
+    flow: str
+    question: str
+    score: int  # 1..5
+    caller_number: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestCallback(ServiceRequest):
+    number: str
+    queue: str
+    variables: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class SaveVoicemail(ServiceRequest):
+    mailbox: str
+    audio_path: str
+    caller_number: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceFailed:
+    """Fed back instead of a service answer when the service raised or timed out."""
+
+    error: str
+
+
+class Outcome:
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class QueueHandoff(Outcome):
+    queue: str
+    skills: tuple[str, ...] = ()
+    priority: int = 0
+    reason: str = "flow"  # "flow", or "ivr_error" when the safe fallback was taken
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer(Outcome):
+    destination: str
+    external: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup(Outcome):
+    reason: str = "flow"
+
+
+@dataclass(frozen=True, slots=True)
+class VoicemailDone(Outcome):
+    mailbox: str
+    audio_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallerHungUp(Outcome):
+    node: str
+
+
+Step = AgiCommand | ServiceRequest | Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class PathEntry:
+    """One thing that happened on the caller's way through the flow (for the screen pop and CRM history).
+
+    event: "node", "key", "speech", "no_input", "no_match", "collected", "recorded", "lookup", "branch",
+    "fallback_keypad", "retries_exhausted", "survey", "note", "error", "hangup".
+    """
+
+    node: str
+    event: str
+    value: str = ""
+    confidence: float | None = None

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# One command: install everything the tests need (Debian packages, venv, a throwaway PostgreSQL on
+# loopback), then run the whole suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh --test
+if [ -z "${CTISERVER_TEST_PG_URL:-}" ]; then
+  eval "$(./scripts/pg-test-server.sh)"
+  export CTISERVER_TEST_PG_URL
+fi
+export CTISERVER_CAPTURES="${CTISERVER_CAPTURES:-$(cd .. && pwd)/shared/asterisk-captures}"
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"

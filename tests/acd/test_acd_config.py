@@ -1,0 +1,143 @@
+"""Queue configuration: typed objects from YAML, and every mistake reported with file, line, queue, field."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from acd.config import TimeoutActionSpec, load_config, parse_config
+from acd.errors import AcdConfigError, ConfigIssue
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "acd" / "examples" / "queues.yaml"
+
+GOOD = """\
+skills: [billing, korean, english]
+pause_reasons: [break, lunch]
+queues:
+  - name: billing
+    skills: {billing: 4, korean: 3}
+    escalation:
+      - after_s: 30
+        min_levels: {billing: 2}
+      - after_s: 60
+        also_offer_to: general
+  - name: general
+    skills: {english: 1}
+agents:
+  - {id: "1", skills: {billing: 2, korean: 3}, queues: [billing]}
+  - {id: "2", skills: {english: 1}, queues: [general]}
+"""
+
+
+def issues_of(text: str) -> list[ConfigIssue]:
+    with pytest.raises(AcdConfigError) as info:
+        parse_config(textwrap.dedent(text), source="queues.yaml")
+    return list(info.value.issues)
+
+
+def test_example_file_loads_into_typed_objects() -> None:
+    cfg = load_config(EXAMPLE)
+    billing = cfg.queue("billing")
+    assert billing.policy == "longest_idle"
+    assert dict(billing.skills) == {"billing": 4, "korean": 3}
+    assert billing.service_level.percent == 80 and billing.service_level.within_s == 20
+    assert billing.escalation[2].action == TimeoutActionSpec("callback")
+    assert cfg.queue("sales").on_max_wait == TimeoutActionSpec("queue", "general")
+    assert cfg.agent("1003").endpoint == "PJSIP/1003"
+    assert cfg.agent("1002").endpoint is None
+    assert [dict(s) for s in billing.level_stages()] == [{"billing": 4, "korean": 3}, {"billing": 2, "korean": 3}]
+    with pytest.raises(AttributeError):
+        billing.name = "x"  # type: ignore[misc]
+
+
+def test_good_config_loads() -> None:
+    cfg = parse_config(GOOD)
+    assert cfg.queue("billing").escalation[1].also_offer_to == ("general",)
+    assert cfg.pause_reasons == ("break", "lunch")
+
+
+def test_unknown_skill_names_file_line_queue_and_field() -> None:
+    issue, = issues_of(GOOD.replace("{billing: 4, korean: 3}", "{billing: 4, corean: 3}"))
+    assert (issue.file, issue.line, issue.queue, issue.field) == ("queues.yaml", 5, "billing", "skills.corean")
+    assert "unknown skill 'corean'" in issue.message
+    assert str(issue).startswith("queues.yaml:5: queue 'billing' field 'skills.corean'")
+
+
+def test_level_out_of_range() -> None:
+    found = issues_of(GOOD.replace("billing: 4, korean", "billing: 11, korean")
+                      .replace('{billing: 2, korean: 3}, queues', '{billing: 0, korean: 3}, queues'))
+    assert [(i.line, i.field) for i in found] == [(5, "skills.billing"), (14, "agents[1].skills.billing")]
+    assert all("between 1 and 10" in i.message for i in found)
+
+
+def test_escalation_steps_must_increase_in_time() -> None:
+    issue, = issues_of(GOOD.replace("after_s: 60", "after_s: 30"))
+    assert (issue.line, issue.queue, issue.field) == (9, "billing", "escalation[1].after_s")
+    assert "increase in time" in issue.message
+
+
+def test_overflow_cycle_is_refused() -> None:
+    text = GOOD.replace("    skills: {english: 1}\n", "    skills: {english: 1}\n    on_max_wait: queue:billing\n"
+                        "    max_wait_s: 100\n")
+    issue, = issues_of(text)
+    assert "loop" in issue.message and "billing -> general -> billing" in issue.message
+    assert issue.field == "escalation"
+
+
+def test_queue_nobody_can_serve() -> None:
+    issue, = issues_of(GOOD.replace("{billing: 2, korean: 3}, queues", "{billing: 1, korean: 3}, queues"))
+    assert (issue.line, issue.queue, issue.field) == (4, "billing", "skills")
+    assert "no configured agent can ever serve" in issue.message
+
+
+def test_bad_policy_name() -> None:
+    issue, = issues_of(GOOD.replace("    skills: {english: 1}\n", "    skills: {english: 1}\n    policy: random\n"))
+    assert (issue.line, issue.queue, issue.field) == (13, "general", "policy")
+    assert "longest_idle" in issue.message
+
+
+def test_all_errors_are_listed_together() -> None:
+    bad = """\
+    skills: [billing]
+    pause_reasons: [break]
+    queues:
+      - name: billing
+        skills: {billing: 3}
+        policy: fastest
+        ring_timeout_s: -1
+        escalation:
+          - {after_s: 10, action: voicemail}
+          - {after_s: 20, also_offer_to: nowhere}
+        color: blue
+    agents:
+      - {id: "1", skills: {billing: 3, piano: 5}, queues: [billing, nowhere]}
+    """
+    found = issues_of(bad)
+    fields = [i.field for i in found]
+    assert fields == ["policy", "ring_timeout_s", "escalation[0].action", "escalation[1].also_offer_to",
+                      "color", "agents[1].skills.piano", "agents[1].queues"]
+    assert [i.line for i in found] == [6, 7, 9, 10, 11, 13, 13]
+    with pytest.raises(AcdConfigError, match="7 problem"):
+        parse_config(textwrap.dedent(bad))
+
+
+@pytest.mark.parametrize(("text", "field", "needle"), [
+    ("skills: [a]\nqueues: []\nagents: []\n", "pause_reasons", "is required"),
+    ("[1, 2]", "", "expected a mapping"),
+    ("skills: [a\n", "<document>", "not valid YAML"),
+    ("", "<document>", "empty"),
+])
+def test_document_level_errors(text: str, field: str, needle: str) -> None:
+    found = issues_of(text)
+    assert any(i.field == field and needle in i.message for i in found), found
+
+
+def test_action_must_be_last_and_before_max_wait() -> None:
+    text = GOOD.replace("      - after_s: 30\n        min_levels: {billing: 2}\n",
+                        "      - after_s: 30\n        min_levels: {billing: 2}\n        action: voicemail\n")
+    text = text.replace("    escalation:\n", "    max_wait_s: 45\n    escalation:\n")
+    found = issues_of(text)
+    assert [(i.field, i.line) for i in found] == [("escalation[0].action", 10), ("escalation[1].after_s", 11)]
+    assert "last escalation step" in found[0].message and "never reached" in found[1].message

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.gateway.gw_harness import MemorySite, memory_site
+
+
+@pytest.fixture
+async def site() -> AsyncIterator[MemorySite]:
+    # The lead re-points this fixture at the demo server (a tests.gateway.gw_harness.Site).
+    async with memory_site() as s:
+        yield s

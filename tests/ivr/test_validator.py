@@ -1,0 +1,130 @@
+"""`ctiserver flows check` errors: every kind, each with file, line and column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ivr_flows.errors import FlowError
+from ivr_flows.validator import FlowCatalog, check_files
+
+EXAMPLES = Path(__file__).parents[2] / "ivr_flows" / "examples"
+
+HEAD = "flow: t\nstart: a\nnodes:\n"
+
+
+def check(tmp_path: Path, text: str, catalog: FlowCatalog | None = None) -> list[FlowError]:
+    p = tmp_path / "f.yaml"
+    p.write_text(text, encoding="utf-8")
+    errors = check_files([p], catalog)
+    assert all(e.file == str(p) for e in errors)
+    return errors
+
+
+def only(errors: list[FlowError]) -> tuple[str, int, int]:
+    assert len(errors) == 1, [str(e) for e in errors]
+    e = errors[0]
+    return e.kind, e.line, e.column
+
+
+def test_good_flow_has_no_errors(tmp_path: Path) -> None:
+    assert check(tmp_path, HEAD + "  a: {type: hangup}\n") == []
+
+
+def test_broken_yaml(tmp_path: Path) -> None:
+    errors = check(tmp_path, HEAD + "  a: {type: hangup\n  b: [\n")
+    assert errors and errors[0].kind == "yaml" and errors[0].line >= 4
+    assert str(errors[0]).startswith(str(tmp_path / "f.yaml") + ":")
+
+
+def test_unknown_node_type(tmp_path: Path) -> None:
+    assert only(check(tmp_path, HEAD + "  a: {type: dance}\n")) == ("unknown-node-type", 4, 13)
+
+
+def test_missing_target(tmp_path: Path) -> None:
+    errors = check(tmp_path, HEAD + "  a:\n    type: play\n    prompts: beep\n    next: nowhere\n")
+    assert only(errors) == ("missing-target", 7, 11)
+    assert "'nowhere'" in errors[0].message
+
+
+def test_unreachable(tmp_path: Path) -> None:
+    assert only(check(tmp_path, HEAD + "  a: {type: hangup}\n  b: {type: hangup}\n")) == ("unreachable", 5, 6)
+
+
+def test_loop_with_no_exit(tmp_path: Path) -> None:
+    text = HEAD + "  a: {type: play, prompts: beep, next: b}\n  b: {type: play, prompts: beep, next: a}\n"
+    assert only(check(tmp_path, text)) == ("loop", 4, 6)
+
+
+def test_busy_loop_without_waiting(tmp_path: Path) -> None:
+    text = HEAD + (
+        "  a: {type: goto, target: b}\n"
+        "  b:\n    type: branch\n    cases: [{when: {var: x, eq: '1'}, next: c}]\n    default: a\n"
+        "  c: {type: hangup}\n"
+    )
+    errors = check(tmp_path, text.replace("nodes:\n", "variables: {x: ''}\nnodes:\n"))
+    assert only(errors) == ("loop", 5, 6)
+    assert "spin" in errors[0].message
+
+
+def test_menu_loop_with_exit_is_fine(tmp_path: Path) -> None:
+    text = HEAD + (
+        "  a:\n    type: menu\n    prompts: beep\n    on_fail: z\n"
+        "    options: [{key: '1', next: a}, {key: '2', next: z}]\n  z: {type: hangup}\n"
+    )
+    assert check(tmp_path, text) == []
+
+
+def test_missing_prompt_file(tmp_path: Path) -> None:
+    sounds = tmp_path / "sounds"
+    (sounds / "custom").mkdir(parents=True)
+    (sounds / "custom" / "welcome.wav").write_bytes(b"RIFF")
+    text = HEAD + "  a: {type: play, prompts: [custom/welcome, custom/gone], next: b}\n  b: {type: hangup}\n"
+    assert only(check(tmp_path, text, FlowCatalog(prompt_dirs=(sounds,)))) == ("prompt", 4, 28)
+
+
+def test_unsafe_prompt_name(tmp_path: Path) -> None:
+    text = HEAD + "  a: {type: hangup, prompt: '../../etc/passwd'}\n"
+    assert only(check(tmp_path, text)) == ("prompt", 4, 29)
+
+
+def test_unknown_queue_and_skill(tmp_path: Path) -> None:
+    text = HEAD + "  a:\n    type: queue\n    queue: salse\n    skills: [english, klingon]\n"
+    errors = check(tmp_path, text, FlowCatalog(queues=frozenset({"sales", "general"}),
+                                               skills=frozenset({"english"})))
+    assert sorted((e.kind, e.line, e.column) for e in errors) == [("queue", 6, 12), ("skill", 7, 13)]
+
+
+def test_undefined_variable(tmp_path: Path) -> None:
+    text = HEAD + "  a: {type: say, say: digits, value: '{acount}', next: b}\n  b: {type: hangup}\n"
+    errors = check(tmp_path, text)
+    assert only(errors) == ("variable", 4, 38)
+    assert "'acount'" in errors[0].message
+
+
+def test_field_errors_have_positions(tmp_path: Path) -> None:
+    text = HEAD + "  a:\n    type: collect\n    var: acct\n    prompt: beep\n    min: 9\n    max: 40\n" \
+                  "    next: b\n    on_fail: b\n  b: {type: hangup}\n"
+    assert only(check(tmp_path, text)) == ("invalid", 9, 10)
+    text2 = HEAD + "  a: {type: hangup, promt: beep}\n"
+    assert only(check(tmp_path, text2)) == ("invalid", 4, 21)
+
+
+def test_every_error_of_a_file_is_reported(tmp_path: Path) -> None:
+    text = HEAD + "  a: {type: play, prompts: beep, next: nope}\n  b: {type: dance}\n  c: {type: hangup}\n"
+    kinds = sorted(e.kind for e in check(tmp_path, text))
+    assert kinds == ["missing-target", "unknown-node-type"]
+    text = HEAD + "  a: {type: play, prompts: beep, next: nope}\n  c: {type: hangup}\n  d: {type: hangup}\n"
+    kinds = sorted(e.kind for e in check(tmp_path, text))
+    assert kinds == ["missing-target", "unreachable", "unreachable"]
+
+
+@pytest.mark.parametrize("name", ["customer_service_en.yaml", "customer_service_zh.yaml", "speech_menu_ko.yaml"])
+def test_examples_are_valid(name: str) -> None:
+    prompts = (EXAMPLES / "prompts.txt").read_text(encoding="utf-8").split()
+    catalog = FlowCatalog(prompt_names=frozenset(prompts),
+                          queues=frozenset({"general", "sales", "support", "complaints", "vip", "billing"}),
+                          skills=frozenset({"english", "mandarin", "korean", "sales", "support", "billing",
+                                            "complaints"}))
+    assert check_files([EXAMPLES / name], catalog) == []
