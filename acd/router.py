@@ -39,6 +39,7 @@ _BUSY = frozenset({A.RESERVED, A.ON_CALL, A.ON_HOLD, A.WRAP_UP})
 _STAFFED = frozenset({A.AVAILABLE, A.RESERVED, A.ON_CALL, A.ON_HOLD, A.WRAP_UP})
 _IN_LINE = frozenset({C.WAITING, C.CALLBACK})
 _OFFERED = frozenset({C.OFFERED, C.RINGING})
+_NAME = {s: s.value for s in (*AgentState, *CallState)}  # Enum.value is a slow descriptor on the hot path
 _RECENT_ENDED = 10_000  # ended call ids remembered to swallow duplicate hang-ups quietly
 
 AgentEntry = tuple[tuple[Any, ...], int, str]
@@ -523,8 +524,8 @@ class Router:
         new = agent_next(old, trigger)
         if old in _BUSY:
             agent.busy_s += now - agent.since
-        out.append(d.AgentStateChanged(agent.id, old.value, new.value, reason, now, now - agent.since, agent.queues,
-                                       agent.call_id, agent.call_queue))
+        out.append(d.AgentStateChanged(agent.id, _NAME[old], _NAME[new], reason, now, now - agent.since,
+                                       agent.queues, agent.call_id, agent.call_queue))
         agent.state = new
         agent.since = now
         self._version += 1
@@ -542,13 +543,18 @@ class Router:
         agent.pause_reason = None
         logged = agent.login_at
         agent.occupancy = agent.busy_s / (now - logged) if now > logged else 0.0
+        if agent.pending_pause is not None:  # asked while ringing, and the offer was cancelled
+            agent.pause_reason, agent.pending_pause = agent.pending_pause, None
+            self._move_agent(agent, "pause", agent.pause_reason, now, out)
+            out.append(d.QueueLogEntry(now, "", ",".join(agent.queues), agent.id, "PAUSE", (agent.pause_reason,)))
+            return
         self._route_agent(agent, now, out)
 
     def _move_call(self, call: _Call, trigger: str, reason: str, now: float, out: list[d.Decision],
                    agent_id: str | None = None) -> None:
         old = call.state
         call.state = call_next(old, trigger)
-        out.append(d.CallStateChanged(call.id, call.queue.name, old.value, call.state.value, reason, now,
+        out.append(d.CallStateChanged(call.id, call.queue.name, _NAME[old], _NAME[call.state], reason, now,
                                       now - call.entered_at, agent_id))
 
     def _end_call(self, call: _Call, trigger: str, reason: str, now: float, out: list[d.Decision]) -> None:
@@ -781,17 +787,20 @@ class Router:
         if unknown:
             out.append(d.Refusal(e, f"unknown queue(s) {unknown}"))
             return
+        min_stage: dict[str, int] = {}
+        for q in queues:
+            stage = next((i for i, required in enumerate(self._queues[q].stages)
+                          if meets(agent.cfg.skills, required)), None)
+            if stage is not None:
+                min_stage[q] = stage
+        if e.queues is not None and len(min_stage) < len(queues):
+            unfit = [q for q in queues if q not in min_stage]
+            out.append(d.Refusal(e, f"agent {agent.id} lacks the skills for queue(s) {unfit}"))
+            return
         agent.endpoint = endpoint
         agent.queues = queues
-        agent.min_stage.clear()
-        agent.score.clear()
-        for q in queues:
-            rt = self._queues[q]
-            for stage, required in enumerate(rt.stages):
-                if meets(agent.cfg.skills, required):
-                    agent.min_stage[q] = stage
-                    agent.score[q] = sum(agent.cfg.skills.get(s, 0) for s in rt.cfg.skills)
-                    break
+        agent.min_stage = min_stage
+        agent.score = {q: sum(agent.cfg.skills.get(s, 0) for s in self._queues[q].cfg.skills) for q in min_stage}
         agent.login_at = now
         agent.busy_s = 0.0
         agent.pending_pause = agent.pause_reason = None

@@ -65,6 +65,16 @@ class AgentLegControl(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Site:
+    """One PBX as the ACD sees it: its call model and its call control. Agents' phones are assumed to be
+    reachable from the PBX that carries the caller."""
+
+    name: str
+    model: CallModel
+    control: AgentLegControl
+
+
+@dataclass(frozen=True, slots=True)
 class OfferStarted:
     """Published when the router reserves an agent: the moment the screen pop is pushed."""
 
@@ -102,16 +112,14 @@ class AcdService:
     def __init__(
         self,
         router: Router,
-        model: CallModel,
-        control: AgentLegControl,
+        site_of: Callable[[str], Site],
         bus: EventBus,
         *,
         clock: Callable[[], float] | None = None,
         queue_log: Callable[[str], None] | None = None,
     ) -> None:
         self.router = router
-        self.model = model
-        self.control = control
+        self._site_of = site_of
         self.bus = bus
         self.stats = LiveStats(router.config)
         self._clock = clock or (lambda: asyncio.get_running_loop().time())
@@ -120,6 +128,7 @@ class AcdService:
         self._offers: dict[str, _OfferLeg] = {}  # call_id -> the leg ringing/answered for it
         self._legs: dict[str, _OfferLeg] = {}  # our ChannelId -> leg
         self._connected: dict[str, str] = {}  # call_id -> agent_id
+        self._enqueued: dict[str, ev.CallEnqueued] = {}  # how each waiting call entered (for moves)
         self._tasks: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
         self._wakeup = asyncio.Event()
@@ -192,7 +201,8 @@ class AcdService:
         call_id = enqueued.call_id
         waiting = _Waiting(call_id, channel.env.channel)
         self._waiting[call_id] = waiting
-        self.bus.publish_all(self.model.mark_queued(call_id, True, self._clock()))
+        self.bus.publish_all(self._site_of(call_id).model.mark_queued(call_id, True, self._clock()))
+        self._enqueued[call_id] = enqueued
         self.handle(enqueued)
         try:
             return await self._wait_loop(channel, waiting)
@@ -203,6 +213,7 @@ class AcdService:
             return WaitResult("hangup")
         finally:
             self._waiting.pop(call_id, None)
+            self._enqueued.pop(call_id, None)
 
     async def _wait_loop(self, channel: AgiChannel, waiting: _Waiting) -> WaitResult:
         while True:
@@ -246,16 +257,17 @@ class AcdService:
         leg = _OfferLeg(offer.call_id, offer.agent_id, channel_id)
         self._offers[offer.call_id] = leg
         self._legs[channel_id] = leg
-        self.model.expect_leg(channel_id, offer.call_id)
+        self._site_of(offer.call_id).model.expect_leg(channel_id, offer.call_id)
         self.bus.publish(OfferStarted(offer.call_id, offer.agent_id, offer.queue, offer.caller_num, self._clock()))
         leg.task = self._spawn(self._run_offer(offer, leg), f"offer-{offer.call_id}")
 
     async def _run_offer(self, offer: d.Offer, leg: _OfferLeg) -> None:
-        call = self.model.calls.get(offer.call_id)
+        site = self._site_of(offer.call_id)
+        call = site.model.calls.get(offer.call_id)
         caller = call.caller_leg if call else None
         name = caller.caller_name if caller else ""
         try:
-            outcome = await self.control.originate_agent_leg(
+            outcome = await site.control.originate_agent_leg(
                 offer.endpoint, channel_id=leg.channel_id, caller_id_name=name,
                 caller_id_num=offer.caller_num, ring_timeout_s=offer.ring_timeout_s,
             )
@@ -269,33 +281,33 @@ class AcdService:
             return
         leg.channel = outcome.channel or leg.channel
         if offer.callback_number is not None:
-            await self._connect_callback(offer, leg)
+            await self._connect_callback(offer, leg, site)
             return
         caller_channel = caller.name if caller and caller.alive else None
         if caller_channel is None:
-            await self._safe_hangup(leg.channel)
+            await self._safe_hangup(site, leg.channel)
             self._offer_failed(leg, "failed")
             return
         try:
-            await self.control.set_var(caller_channel, "IVR_DONE", "1")
+            await site.control.set_var(caller_channel, "IVR_DONE", "1")
             leg.answered = True
-            await self.control.bridge(caller_channel, leg.channel)
+            await site.control.bridge(caller_channel, leg.channel)
         except Exception as e:
             log.warning("bridge %s <-> %s failed: %s", caller_channel, leg.channel, e)
             leg.answered = False
-            await self._safe_hangup(leg.channel)
+            await self._safe_hangup(site, leg.channel)
             self._offer_failed(leg, "failed")
             return
         self._connected[offer.call_id] = offer.agent_id
         self.handle(ev.OfferAnswered(offer.call_id, offer.agent_id))
 
-    async def _connect_callback(self, offer: d.Offer, leg: _OfferLeg) -> None:
+    async def _connect_callback(self, offer: d.Offer, leg: _OfferLeg, site: Site) -> None:
         """A virtual caller's turn: the agent answered; now dial the customer from the agent's leg."""
         assert offer.callback_number is not None
         self._connected[offer.call_id] = offer.agent_id
         self.handle(ev.OfferAnswered(offer.call_id, offer.agent_id))
         try:
-            await self.control.redirect(leg.channel, "cti-outbound", offer.callback_number)
+            await site.control.redirect(leg.channel, "cti-outbound", offer.callback_number)
         except Exception as e:
             log.warning("callback dial for %s failed: %s", offer.call_id, e)
 
@@ -314,19 +326,21 @@ class AcdService:
         if leg is None or leg.agent_id != cancel.agent_id:
             return
         self._forget_leg(leg)
-        channel = leg.channel or self._channel_name(leg.channel_id)
+        site = self._site_of(cancel.call_id)
+        channel = leg.channel or self._channel_name(site, leg.channel_id)
         if leg.task is not None:
             leg.task.cancel()
         if channel:
-            self._spawn(self._safe_hangup(channel), f"cancel-{cancel.call_id}")
+            self._spawn(self._safe_hangup(site, channel), f"cancel-{cancel.call_id}")
 
-    def _channel_name(self, uniqueid: str) -> str:
-        ch = self.model.channels.get(uniqueid)
+    @staticmethod
+    def _channel_name(site: Site, uniqueid: str) -> str:
+        ch = site.model.channels.get(uniqueid)
         return ch.name if ch else ""
 
-    async def _safe_hangup(self, channel: str) -> None:
+    async def _safe_hangup(self, site: Site, channel: str) -> None:
         try:
-            await self.control.hangup(channel)
+            await site.control.hangup(channel)
         except Exception as e:
             log.info("hangup of %s: %s", channel, e)
 
@@ -363,11 +377,32 @@ class AcdService:
     def agent_of_call(self, call_id: str) -> str | None:
         return self._connected.get(call_id)
 
+    def agent_leg_uniqueid(self, call_id: str) -> str | None:
+        leg = self._offers.get(call_id)
+        return leg.channel_id if leg else None
+
+    def move_call(self, call_id: str, queue: str | None, to_head: bool) -> None:
+        """A supervisor moves a waiting caller to another queue, or to the head of its own."""
+        entered = self._enqueued.get(call_id)
+        view = self.router.call_view(call_id)
+        if entered is None or view is None or view.state != "waiting":
+            raise Refused(f"call {call_id} is not waiting in a queue")
+        target = queue or view.queue
+        if not self.router.config.has_queue(target):
+            raise Refused(f"no queue {target!r}")
+        # Leaving and entering again with a priority above every rule puts the caller first in line.
+        bump = 1_000_000 if to_head else 0
+        moved = ev.CallEnqueued(call_id, target, entered.priority + bump, entered.caller_num,
+                                entered.sticky_agent_id, entered.vip, entered.grade)
+        self.handle(ev.CallLeftQueue(call_id, "moved"))
+        self._enqueued[call_id] = moved
+        self.handle(moved)
+
     def agent_leg(self, call_id: str) -> str | None:
         leg = self._offers.get(call_id)
         if leg is None:
             return None
-        return leg.channel or self._channel_name(leg.channel_id) or None
+        return leg.channel or self._channel_name(self._site_of(call_id), leg.channel_id) or None
 
     def _spawn(self, coro: object, name: str) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]

@@ -31,15 +31,6 @@ class Bind:
 
 
 @dataclass(frozen=True, slots=True)
-class AccountConfig:
-    username: str
-    role: str  # agent | supervisor | admin
-    password_hash: str
-    agent_id: str | None = None
-    display_name: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class CtiConfig:
     path: Path
     pbxes: tuple[PbxConfig, ...]
@@ -54,13 +45,10 @@ class CtiConfig:
     queues_file: Path
     recordings_dir: Path
     speech_models: dict[str, Path]
-    accounts: tuple[AccountConfig, ...]
+    accounts: tuple[dict[str, Any], ...]  # validated by ctiserver.gateway.auth.Accounts.from_config
     token_secret: str
     token_ttl_s: int
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-_ROLES = {"agent", "supervisor", "admin"}
 
 
 class _Reader:
@@ -141,19 +129,10 @@ def load_config(path: str | Path) -> CtiConfig:
             pbxes.append(PbxConfig(str(raw["name"]), str(raw["host"]), port, str(raw["username"]),
                                    str(raw["secret"])))
 
-    accounts: list[AccountConfig] = []
-    for i, raw in enumerate(data.get("accounts") or []):
-        node = top["accounts"].value[i] if isinstance(top.get("accounts"), yaml.SequenceNode) else None
-        where = f"accounts[{i}]"
-        if not isinstance(raw, dict) or not raw.get("username") or not raw.get("password_hash"):
-            r.err(node, where, "needs username and password_hash (see `ctiserver hash-password`)")
-            continue
-        role = raw.get("role", "agent")
-        if role not in _ROLES:
-            r.err(node, f"{where}.role", f"unknown role {role!r}; one of {sorted(_ROLES)}")
-            continue
-        accounts.append(AccountConfig(str(raw["username"]), role, str(raw["password_hash"]),
-                                      raw.get("agent_id"), str(raw.get("display_name", ""))))
+    accounts = tuple(data.get("accounts") or ())
+    if not all(isinstance(a, dict) for a in accounts):
+        r.err(top.get("accounts"), "accounts", "must be a list of mappings (username, role, password_hash ...)")
+        accounts = ()
 
     secret = scalar("security", "token_secret", required=True)
     if secret is not None and len(str(secret)) < 16:
@@ -175,7 +154,7 @@ def load_config(path: str | Path) -> CtiConfig:
         queues_file=base / scalar("acd", "queues_file", "queues.yaml"),
         recordings_dir=base / scalar("ivr", "recordings_dir", "recordings"),
         speech_models=models,
-        accounts=tuple(accounts),
+        accounts=accounts,
         token_secret=str(secret or ""),
         token_ttl_s=scalar("security", "token_ttl_s", 8 * 3600, int),
         extra={k: v for k, v in data.items() if k not in

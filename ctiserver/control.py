@@ -124,7 +124,20 @@ def check_var_name(value: object, field: str = "variable") -> str:
     return _match(field, value, _VAR_NAME, "a variable name like ACCOUNT or CALLERID(num)")
 
 
-def _caller_id(name: str, num: str) -> str:
+# Asterisk's placeholder when a caller ID part is not set (Newchannel in every capture).
+_UNKNOWN = "<unknown>"
+
+
+def _caller_id(name: str, num: str, *, from_wire: bool = False) -> str:
+    """``"name" <num>``. ``from_wire``: the name is the inbound caller's (the ACD's agent leg), so CallerID
+    syntax characters are stripped instead of failing the offer; control characters are refused anyway."""
+    if num == _UNKNOWN:
+        num = ""
+    if name == _UNKNOWN:
+        name = ""
+    if from_wire:
+        _text("caller_id_name", name)
+        name = clean_display_name(name)
     return f'"{check_display_name(name)}" <{check_caller_num(num)}>'
 
 
@@ -261,14 +274,16 @@ class CallControl:
         other_channel_id: str | None = None,
     ) -> OriginateResult:
         """Ring an agent's phone; answered, it waits in ``[cti-agent-ready]`` for the Bridge (capture 05 B).
-        Returns when the OriginateResponse arrives (answered, or Reason 3/5/0 ...)."""
+        Returns when the OriginateResponse arrives (answered, or Reason 3/5/0 ...). The caller's name is the
+        inbound caller's: ``"<>\\`` are stripped from it (a quote must not cost the caller the offer), control
+        characters raise UnsafeValue, ``<unknown>`` becomes empty."""
         headers: dict[str, HeaderValue] = {
             "Channel": check_endpoint(endpoint),
             "Context": check_context(context or self.agent_ready_context),
             "Exten": check_exten(exten),
             "Priority": "1",
             "Timeout": _timeout_ms(ring_timeout_s),
-            "CallerID": _caller_id(caller_id_name, caller_id_num),
+            "CallerID": _caller_id(caller_id_name, caller_id_num, from_wire=True),
             "ChannelId": _match("channel_id", channel_id, _ID, "an id of letters, digits, . _ -"),
         }
         if other_channel_id is not None:

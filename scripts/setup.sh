@@ -9,7 +9,7 @@ want_test=0
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 debs=(ffmpeg)
-[ $want_test = 1 ] && debs+=(espeak-ng sox postgresql chromium)
+[ $want_test = 1 ] && debs+=(espeak-ng sox postgresql chromium fonts-wqy-zenhei)
 missing=()
 for d in "${debs[@]}"; do dpkg -s "$d" >/dev/null 2>&1 || missing+=("$d"); done
 if [ ${#missing[@]} -gt 0 ]; then

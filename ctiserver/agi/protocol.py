@@ -18,7 +18,8 @@ MAX_LINE = 8192
 MAX_ENV_LINES = 200
 
 _REPLY = re.compile(r"^(\d{3})(?:[ -](.*))?$")
-_RESULT = re.compile(r"^result=(-?\d*)(?: \((.*?)\))?(?: endpos=(-?\d+))?\s*$")
+# GET DATA returns the keys as typed, '*' included ("200 result=12*3"); only '#' ends it and is left out.
+_RESULT = re.compile(r"^result=(-?[0-9*#]*)(?: \((.*?)\))?(?: endpos=(-?\d+))?\s*$")
 
 
 class AgiProtocolError(ValueError):
@@ -88,14 +89,20 @@ class AgiReply:
 
     @property
     def value(self) -> int | None:
-        """The integer result, or None when result= is empty (GET DATA timeout)."""
-        return int(self.result) if self.result not in ("", "-") else None
+        """The integer result, or None when result= is empty (GET DATA timeout) or holds keys like '*'."""
+        try:
+            return int(self.result)
+        except ValueError:
+            return None
 
     @property
     def digit(self) -> str | None:
         """For STREAM FILE / WAIT FOR DIGIT: the key pressed, from its ASCII code (53 -> "5")."""
         v = self.value
-        return chr(v) if v is not None and v > 0 else None
+        if v is None or v <= 0 or v > 127:
+            return None
+        key = chr(v)
+        return key if key in "0123456789*#ABCD" else None
 
 
 def parse_environment(block: str) -> AgiEnvironment:

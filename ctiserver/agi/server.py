@@ -261,6 +261,9 @@ class FastAgiServer:
         self.sessions_total += 1
         try:
             await self._run_session(reader, writer)
+        except asyncio.CancelledError:
+            # Server shutdown: asyncio's start_server callback would report the cancellation as an error.
+            pass
         finally:
             self._sessions.discard(task)
             writer.close()

@@ -82,10 +82,11 @@ class AmiConnection(asyncio.Protocol):
     """One TCP connection. Owns the parser and the actions pending on this connection only: when the
     connection goes, they fail with LinkDown (they cannot be answered on the next one)."""
 
-    def __init__(self, link: AmiLink, loop: asyncio.AbstractEventLoop, max_frame: int) -> None:
+    def __init__(self, link: AmiLink, loop: asyncio.AbstractEventLoop, max_frame: int,
+                 ignore: frozenset[str] = frozenset()) -> None:
         self._link = link
         self._loop = loop
-        self._parser = AmiParser(max_frame=max_frame)
+        self._parser = AmiParser(max_frame=max_frame, ignore=ignore)
         self.transport: asyncio.Transport | None = None
         self.greeting: asyncio.Future[str] = loop.create_future()
         self.lost: asyncio.Future[str] = loop.create_future()  # result: why the connection ended
@@ -304,6 +305,7 @@ class AmiLink:
         auth: str = "plain",  # or "md5" (Challenge/Login with Key, capture 01 AMI3)
         events: str | None = None,  # Login "Events:" header; None = Asterisk's default (all permitted)
         max_frame: int = MAX_FRAME,
+        ignore_events: frozenset[str] = frozenset(),
         rng: random.Random | None = None,
     ) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", name):
@@ -330,6 +332,8 @@ class AmiLink:
         self.auth = auth
         self.events = events
         self.max_frame = max_frame
+        # Event types no handler reads are skipped unparsed (ctiserver.callmodel.model.UNUSED_EVENTS).
+        self.ignore_events = ignore_events
         self._rng = rng or random.Random()
         self._ids = itertools.count(1)
         self._state = LinkState.STOPPED
@@ -524,7 +528,7 @@ class AmiLink:
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(self.connect_timeout):
             _, conn = await loop.create_connection(
-                lambda: AmiConnection(self, loop, self.max_frame), self.host, self.port
+                lambda: AmiConnection(self, loop, self.max_frame, self.ignore_events), self.host, self.port
             )
         try:
             async with asyncio.timeout(self.connect_timeout):

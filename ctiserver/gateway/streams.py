@@ -65,6 +65,9 @@ class MonitorMirror:
     def __init__(self) -> None:
         self.rows: dict[str, dict[str, dict[str, object]]] = {name: {} for name in SECTIONS}
         self.pending: dict[str, dict[str, dict[str, object] | None]] = {name: {} for name in SECTIONS}
+        # Rows removed then re-added within one interval: consoles merge rows, so the removal must
+        # reach them first or the old row's fields would survive in the new one.
+        self.replaced: dict[str, set[str]] = {name: set() for name in SECTIONS}
         self.alerts: dict[tuple[str, str], Mapping[str, object]] = {}
 
     def apply(self, section: str, key: str, fields: Mapping[str, object] | None) -> bool:
@@ -77,6 +80,8 @@ class MonitorMirror:
             return True
         row = rows.get(key)
         if row is None:  # new, or removed and re-added within one interval: the whole row
+            if key in pending:
+                self.replaced[section].add(key)
             rows[key] = dict(fields)
             pending[key] = dict(fields)
             return True
@@ -92,8 +97,12 @@ class MonitorMirror:
         return True
 
     def take_pending(self) -> list[tuple[str, str, dict[str, dict[str, object] | None]]]:
-        out = []
+        out: list[tuple[str, str, dict[str, dict[str, object] | None]]] = []
         for section, (kind, payload_key) in SECTIONS.items():
+            replaced = self.replaced[section]
+            if replaced:
+                out.append((kind, payload_key, dict.fromkeys(sorted(replaced))))
+                replaced.clear()
             if self.pending[section]:
                 out.append((kind, payload_key, self.pending[section]))
                 self.pending[section] = {}

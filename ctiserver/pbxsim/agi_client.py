@@ -61,6 +61,21 @@ class AgiRun:
         self.args = args
         self.hangup_sent = False
         self.pending = b""
+        self.gen = chan.pbx_gen
+
+    @property
+    def zombie(self) -> bool:
+        """AMI Bridge yanked the channel away: this session now talks to a zombie (World.yank_into_bridge)."""
+        return self.chan.pbx_gen != self.gen
+
+    @property
+    def dead(self) -> bool:
+        # A Redirect is an async goto, a soft hangup res_agi reports like a real one (HANGUP, then 511s).
+        return self.chan.hungup or self.zombie or self.chan.interrupt is not None
+
+    def event(self, name: str, *extra: tuple[str, str]) -> None:
+        if not self.zombie:  # the zombie's events are not the caller's
+            self.world.chan_event(name, self.chan, *extra)
 
     def env_block(self, script: str) -> bytes:
         c = self.chan
@@ -113,7 +128,9 @@ class AgiRun:
         except (ConnectionError, OSError):
             pass
         finally:
-            chan.agi_active = False
+            zombie = self.zombie
+            if not zombie:
+                chan.agi_active = False
             writer.close()
             try:
                 await writer.wait_closed()
@@ -121,7 +138,7 @@ class AgiRun:
                 pass
             if chan.hungup:
                 status = "HANGUP"
-            if not chan.dead:
+            if not chan.dead and not zombie:
                 w.set_var(chan, "AGISTATUS", status)
             chan.wake()
 
@@ -129,14 +146,23 @@ class AgiRun:
         w, chan = self.world, self.chan
         verb, args = split_command(line)
         command_id = str(random.randrange(1, 2**31))
-        w.chan_event("AGIExecStart", chan, ("CommandId", command_id), ("Command", line))
-        if chan.hungup and not self.hangup_sent:
+        self.event("AGIExecStart", ("CommandId", command_id), ("Command", line))
+        dead = self.dead
+        if dead and not self.hangup_sent:
             self.hangup_sent = True
             writer.write(b"HANGUP\n")  # before the next reply after a hangup (capture 03)
-        if chan.hungup and verb not in DEAD_OK and verb in VERBS:
-            w.chan_event("AGIExecEnd", chan, ("CommandId", command_id), ("Command", line),
-                         ("ResultCode", "511"), ("Result", DEAD_TEXT))
+        if dead and verb not in DEAD_OK and verb in VERBS:
+            self.event("AGIExecEnd", ("CommandId", command_id), ("Command", line),
+                       ("ResultCode", "511"), ("Result", DEAD_TEXT))
             writer.write((DEAD + "\n").encode())
+            await writer.drain()
+            return
+        if self.zombie and verb in DEAD_OK:
+            # Variable and database commands act on the zombie's copy, not on the live channel.
+            value = w.read_var(chan, args[0]) if verb.startswith("GET") and args else None
+            reply = f"200 result=1 ({value})" if value else ("200 result=0" if verb.startswith("GET") else
+                                                             "200 result=1")
+            writer.write((reply + "\n").encode())
             await writer.drain()
             return
         # The FastAGI server may close while a command runs: Asterisk stops at once (capture 13).
@@ -154,8 +180,8 @@ class AgiRun:
                     await work
                 except asyncio.CancelledError:
                     pass
-                w.chan_event("AGIExecEnd", chan, ("CommandId", command_id), ("Command", line),
-                             ("ResultCode", "200"), ("Result", "Success"))
+                self.event("AGIExecEnd", ("CommandId", command_id), ("Command", line),
+                           ("ResultCode", "200"), ("Result", "Success"))
                 raise ConnectionResetError("FastAGI server closed mid-command")
             if not eof.done():
                 eof.cancel()
@@ -166,8 +192,8 @@ class AgiRun:
             elif not eof.cancelled() and eof.exception() is None and eof.result() and not self.pending:
                 self.pending += eof.result()
         code, reply, result_text = work.result()
-        w.chan_event("AGIExecEnd", chan, ("CommandId", command_id), ("Command", line),
-                     ("ResultCode", code), ("Result", result_text))
+        self.event("AGIExecEnd", ("CommandId", command_id), ("Command", line),
+                   ("ResultCode", code), ("Result", result_text))
         writer.write((reply + "\n").encode("utf-8"))
         await writer.drain()
 
@@ -183,7 +209,8 @@ class AgiRun:
             r, played = await apps.play(chan, name, digits=escape)
             endpos = samples(played)
             if r == HUNGUP or r == INTERRUPTED:
-                w.set_var(chan, "PLAYBACKSTATUS", "FAILED")
+                if not self.zombie:
+                    w.set_var(chan, "PLAYBACKSTATUS", "FAILED")
                 return "-1", f"200 result=-1 endpos={endpos}", "Failure"
             w.set_var(chan, "PLAYBACKSTATUS", "FAILED" if r else "SUCCESS")
             return _ok(str(ord(r)) if r else "0", f" endpos={endpos}")

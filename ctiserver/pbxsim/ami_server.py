@@ -411,7 +411,16 @@ async def _redirect(s: AmiSession, m: Message, aid: str | None) -> None:
 
 def redirect(world: World, chan: Channel, ctx: str, exten: str, prio: int) -> None:
     chan.interrupt = Interrupt("goto", ctx, exten, prio)
-    if chan.bridge is not None:
+    bridge = chan.bridge
+    if bridge is not None:
+        # The async goto moves the channel before it leaves the bridge (BridgeLeave shows the new place).
+        world.clear_bridgepeers(bridge)
+        chan.context, chan.exten, chan.priority = ctx, exten, prio
+        if bridge.by_dial:
+            # Dial's bridge: the move itself is published, with the app still running (capture 07 A).
+            world.emit(wire.event("Newexten", chan.snapshot(), [
+                ("Extension", exten), ("Application", chan.app), ("AppData", chan.appdata)]))
+            chan.skip_newexten = True
         world.leave_bridge(chan)
     chan.wake()
     if chan.task is None or chan.task.done():
@@ -435,6 +444,9 @@ async def _bridge(s: AmiSession, m: Message, aid: str | None) -> None:
         if c.moh is not None:
             c.moh = None
             w.chan_event("MusicOnHoldStop", c)
+        if c.agi_active:
+            w.yank_into_bridge(c)  # the AGI goes on with a zombie; FastAGI sees a hangup
+            continue
         c.interrupt = Interrupt("bridge")
         if c.pbx:
             c.priority += 1  # the channel resumes after the app it was in (capture 05 B)
@@ -493,7 +505,10 @@ async def _mixmonitor(s: AmiSession, m: Message, aid: str | None) -> None:
         s.send(wire.response(aid, "Error", "No such channel"))
         return
     s.send(wire.response(aid, "Success"))
-    s.world.chan_event("MixMonitorStart", chan)
+    w = s.world
+    w.set_var(chan, "MIXMONITOR_FILENAME", m.get("File", ""))
+    w.announce_bridgepeers(chan)
+    w.chan_event("MixMonitorStart", chan)
     chan.variables["__mixmonitor"] = m.get("File", "")
 
 
@@ -506,6 +521,7 @@ async def _stop_mixmonitor(s: AmiSession, m: Message, aid: str | None) -> None:
     s.send(wire.response(aid, "Success"))
     if chan.variables.pop("__mixmonitor", None) is not None:
         s.world.chan_event("MixMonitorStop", chan)
+        s.world.announce_bridgepeers(chan)
 
 
 @action("QueueStatus")

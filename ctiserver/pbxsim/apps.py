@@ -142,7 +142,8 @@ class Apps:
         chan.hangup_cause = 17
         partner = chan.partner
         if partner is not None and partner.state != 6:
-            if partner.dialstring:
+            if partner.dialstring and not partner.dial_ended:
+                partner.dial_ended = True
                 w.emit(wire.event("DialEnd", partner.snapshot("Dest"), [("DialStatus", "BUSY")]))
             partner.remote_busy = True
             partner.wake()
@@ -366,6 +367,7 @@ class Apps:
         w.emit(wire.event("DialEnd", chan.snapshot(), callee.snapshot("Dest"), [("DialStatus", "ANSWER")]))
         answered = w.vnow()
         bridge = w.create_bridge()
+        bridge.by_dial = True
         if callee.tech == "Local":
             callee.exten = ""
             w.emit(wire.event("Newexten", callee.snapshot(), [
@@ -380,6 +382,9 @@ class Apps:
         while chan.bridge is not None and not chan.hungup and chan.interrupt is None:
             await chan.wait_signal()
         now = w.vnow()
+        if chan.interrupt is not None and not chan.hungup:
+            w.set_var(chan, "DIALSTATUS", "ANSWER")  # redirected out of the call: only this (07 A)
+            return None
         if not chan.dead and not chan.hungup:
             w.set_var(chan, "ANSWEREDTIME", str(int(now - answered)))
             w.set_var(chan, "ANSWEREDTIME_MS", str(int((now - answered) * 1000)))

@@ -75,12 +75,23 @@ class Channel:
         self.audio: list[Audio] = []
         self.moh: str | None = None
         self.dialstring = ""  # for the Cdr / DialBegin
+        self.hangup_device_state = "NOT_INUSE"  # DeviceStateChange sent with this channel's Hangup
+        self.bridged_hangup = False  # hung up by AMI while bridged: the bridge, not the pbx, ends it
+        self.late_callerid: tuple[str, str] | None = None  # (name, num) a Local half takes at hangup
+        self.dial_ended = False  # DialEnd already sent for an originated channel
         self.last_app = ""
         self.last_data = ""
         self.device = ""  # DeviceStateChange device name
         self.task: asyncio.Task[Any] | None = None
         self.observers: list[Any] = []  # people watching this channel (callers, phones)
         self.agi_active = False
+        # Bumped when AMI Bridge yanks the channel away from the program running it (an AGI): that program
+        # now runs on a zombie and every wait it is in reports INTERRUPTED (see World.yank_into_bridge).
+        self.pbx_gen = 0
+        # An async goto already published the new place (with the old app): the first priority run
+        # there gets no Newexten of its own (manager only reports a changed place; capture 07 A).
+        self.skip_newexten = False
+        self.default_cause: int | None = None  # cause of an AMI Hangup without Cause (16 once bridged)
         self.spied_by: list[Channel] = []
         self._signal = asyncio.Event()
         self.done = asyncio.Event()  # set once the Hangup event is out
@@ -120,10 +131,11 @@ class Channel:
         """Wait virtual ``seconds``; return a digit (if wanted), HUNGUP, INTERRUPTED or None (timeout)."""
         loop = asyncio.get_running_loop()
         deadline = None if seconds is None else loop.time() + max(0.0, seconds) * self.world.time_scale
+        gen = self.pbx_gen
         while True:
             if self.hungup:
                 return HUNGUP
-            if self.interrupt is not None:
+            if self.interrupt is not None or self.pbx_gen != gen:
                 return INTERRUPTED
             if digits and self.digits:
                 return self.digits.popleft()
@@ -170,6 +182,7 @@ class Bridge:
     kind: str = "basic"  # basic | holding (parking)
     technology: str = "simple_bridge"
     dissolve_on_hangup: bool = True
+    by_dial: bool = False  # made by Dial(): a Redirect out of it reports the old app at the new place (07 A)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
     def pairs(self, prefix: str = "", count: int | None = None) -> list[tuple[str, str]]:

@@ -260,6 +260,7 @@ class World:
             await self.sleep(delay)
         ended_by_app = False
         failed = False
+        gen = chan.pbx_gen
         try:
             while not chan.hungup:
                 step = self.dialplan.step(chan.context, chan.exten, chan.priority)
@@ -270,9 +271,14 @@ class World:
                 data = self.expand(chan, step.data)
                 chan.app, chan.appdata = step.app, data
                 chan.last_app, chan.last_data = step.app, data
-                self.emit(wire.event("Newexten", chan.snapshot(), [
-                    ("Extension", chan.exten), ("Application", step.app), ("AppData", data)]))
+                if chan.skip_newexten:
+                    chan.skip_newexten = False
+                else:
+                    self.emit(wire.event("Newexten", chan.snapshot(), [
+                        ("Extension", chan.exten), ("Application", step.app), ("AppData", data)]))
                 result = await self.apps.run(chan, step.app, data)
+                if chan.pbx_gen != gen:
+                    return  # yanked into a bridge: another task runs the channel now
                 if result == "hangup-app":
                     ended_by_app = True
                     break
@@ -292,8 +298,8 @@ class World:
                     break
                 chan.priority += 1
         finally:
-            if not chan.dead:
-                if (chan.hungup or failed) and not ended_by_app:
+            if not chan.dead and chan.pbx_gen == gen:
+                if (chan.hungup or failed) and not ended_by_app and not chan.bridged_hangup:
                     # The pbx thread notices the hangup and raises its own soft hangup (captures 01, 03, 05).
                     self.chan_event("SoftHangupRequest", chan, ("Cause", "16"))
                 await self.destroy(chan)
@@ -365,6 +371,13 @@ class World:
             return
         if cause is not None:
             chan.hangup_cause = cause
+        elif chan.hangup_cause is None:
+            chan.hangup_cause = chan.default_cause
+        if chan.bridge is not None:
+            # The bridge ends a bridged channel: Normal Clearing and no SoftHangupRequest (capture 05 B).
+            chan.bridged_hangup = True
+            if chan.hangup_cause is None:
+                chan.hangup_cause = 16
         chan.hungup = True
         chan.wake()
         if chan.task is None:
@@ -393,14 +406,20 @@ class World:
         bridge = chan.bridge
         if bridge is not None:
             self.leave_bridge(chan, hangup=True)
+        late_cid = chan.late_callerid
+        if late_cid is not None:
+            chan.cid_name, chan.cid_num = late_cid
         self.chan_event("Hangup", chan, ("Cause", str(cause)), ("Cause-txt", wire.CAUSE_TEXT.get(cause, "Unknown")))
+        if late_cid is not None:
+            # A Local half learns its partner's new connected line as caller ID only as it goes (05 B).
+            self.chan_event("NewCallerid", chan, ("CID-CallingPres", "0 (Presentation Allowed, Not Screened)"))
         if not chan.no_cdr:
             self.cdr(chan)
         self.channels.pop(chan.name, None)
         for spy in list(chan.spied_by):
             spy.wake()
         if partner is None or partner.dead:
-            self.device_state(chan.device, "NOT_INUSE")
+            self.device_state(chan.device, chan.hangup_device_state)
             if partner is not None:
                 self.device_state(chan.device, "NOT_INUSE")
         chan.done.set()
@@ -421,6 +440,7 @@ class World:
         if chan.bridge is not None and chan.bridge is not bridge:
             self.leave_bridge(chan)
         chan.bridge = bridge
+        chan.default_cause = 16  # a channel that has been bridged ends with Normal Clearing (07 E)
         bridge.channels.append(chan)
         if len(bridge.channels) > 1:
             # Bridged channels share the oldest Linkedid (capture 05 B: the agent leg takes the caller's).
@@ -434,13 +454,22 @@ class World:
             self.set_var(a, "BRIDGEPEER", b.name)
             self.set_var(b, "BRIDGEPEER", a.name)
 
+    def clear_bridgepeers(self, bridge: Bridge) -> None:
+        if len(bridge.channels) == 2 and bridge.channels[0].variables.get("BRIDGEPEER"):
+            for c in bridge.channels:
+                self.set_var(c, "BRIDGEPEER", "")
+
+    def announce_bridgepeers(self, chan: Channel) -> None:
+        """A bridge re-publishes BRIDGEPEER when a member's audiohooks change (MixMonitor, ChanSpy: 07 B-D)."""
+        bridge = chan.bridge
+        if bridge is not None and len(bridge.channels) == 2:
+            self.set_bridgepeers(bridge)
+
     def leave_bridge(self, chan: Channel, *, hangup: bool = False) -> None:
         bridge = chan.bridge
         if bridge is None:
             return
-        if len(bridge.channels) == 2:
-            for c in bridge.channels:
-                self.set_var(c, "BRIDGEPEER", "")
+        self.clear_bridgepeers(bridge)
         bridge.channels.remove(chan)
         chan.bridge = None
         self.emit(wire.event("BridgeLeave", bridge.pairs(), chan.snapshot()))
@@ -461,11 +490,46 @@ class World:
             self.emit(wire.event("BridgeDestroy", bridge.pairs()))
             bridge.ended.set()
 
+    def yank_into_bridge(self, chan: Channel) -> None:
+        """AMI Bridge on a channel whose program cannot be interrupted in place (an AGI): Asterisk yanks
+        the channel (a masquerade) and the old program goes on with a zombie, which the FastAGI server
+        sees as a hangup (-1, then HANGUP and 511s). The channel itself resumes after the bridge at the
+        next priority (ast_bridge_set_after_go_on), in a new task."""
+        chan.pbx_gen += 1
+        chan.agi_active = False  # the zombie holds the FastAGI session, not this channel
+        chan.priority += 1
+        chan.wake()
+        chan.task = self.spawn(self._resume_after_bridge(chan), name=f"pbx {chan.name}")
+
+    async def _resume_after_bridge(self, chan: Channel) -> None:
+        await asyncio.sleep(0)  # the bridge is built by the caller of yank_into_bridge
+        while chan.bridge is not None and not chan.hungup and chan.interrupt is None:
+            await chan.wait_signal()
+        intr = chan.interrupt
+        if intr is not None and not chan.hungup:
+            chan.interrupt = None
+            if intr.kind == "goto":  # redirected out of the bridge
+                chan.context, chan.exten, chan.priority = intr.context, intr.exten, intr.priority
+            elif intr.kind == "bridge":  # bridged again before this task ran
+                await self._take_interrupt(chan)
+        await self._pbx(chan, 0.0)
+
     def bridge_channels(self, a: Channel, b: Channel) -> Bridge:
         bridge = self.create_bridge()
         self.enter_bridge(bridge, a)
         self.enter_bridge(bridge, b)
         self.set_bridgepeers(bridge)
+        # Each side's connected line becomes the other's caller ID (capture 05 B, after BRIDGEPEER).
+        a_name, a_num, b_name, b_num = a.cid_name, a.cid_num, b.cid_name, b.cid_num
+        for chan, name, num in ((a, b_name, b_num), (b, a_name, a_num)):
+            if (chan.conn_name, chan.conn_num) != (name, num):  # only a change is published (07 A)
+                self.set_connected(chan, name, num)
+        for chan, name, num in ((a, b_name, b_num), (b, a_name, a_num)):
+            if chan.partner is not None:
+                chan.partner.late_callerid = (name, num)
+        # The older channel is the bridge CDR's party A; the younger one's own record is dropped (05 B).
+        younger = b if _uid_key(b.uniqueid) >= _uid_key(a.uniqueid) and b.created >= a.created else a
+        younger.no_cdr = True
         return bridge
 
     # ---------------------------------------------------------------- DTMF and audio
@@ -561,7 +625,8 @@ class World:
             ("Extension", one.exten), ("Application", "AppDial2"), ("AppData", "(Outgoing Line)")]))
         one.last_app, one.last_data = "AppDial2", "(Outgoing Line)"
         if not exists:
-            # Invalid extension: no LocalBridge, cause 0 on both halves (captures 01, 05 C).
+            # Invalid extension: caller ID events, then no LocalBridge, cause 0 on both halves (captures 01, 05 C).
+            self._apply_originate_ids(one, two, req)
             one.hangup_cause = two.hangup_cause = 0
             two.dead = True
             self.chan_event("Hangup", two, ("Cause", "0"), ("Cause-txt", "Unknown"))
@@ -614,7 +679,8 @@ class World:
             self._start_originated(one, req)
             self._originate_response(req, result)
             return result
-        reason = {"timeout": 3, "busy": 5}.get(outcome, 0)
+        # __ast_request_and_dial's outstate: 3 ringing (timed out), 5 busy, 1 hung up while ringing.
+        reason = {"timeout": 3, "busy": 5, "hangup": 1}.get(outcome, 0)
         result = OriginateResult(False, reason)
         if respond is not None and not req.is_async:
             respond(wire.response(req.action_id, "Error", "Originate failed"))
@@ -622,7 +688,8 @@ class World:
             one.hangup_cause = 19  # User alerting, no answer (capture 05 C)
         elif one.hangup_cause is None:
             one.hangup_cause = 0
-        if outcome == "busy" and one.dialstring:
+        if outcome == "busy" and one.dialstring and not one.dial_ended:
+            one.dial_ended = True
             self.emit(wire.event("DialEnd", one.snapshot("Dest"), [("DialStatus", "BUSY")]))
         partner = one.partner
         if partner is not None and not partner.dead:
@@ -631,15 +698,19 @@ class World:
             one.partner = None
         self._originate_response(req, result)
         one.hungup = True
-        self.spawn(self._drop_originated(one, partner))
+        busy = outcome == "busy" and partner is not None
+        if busy:
+            one.hangup_device_state = "INUSE"  # ';2' is still up in Busy() (capture 05 C)
+        self.spawn(self._drop_originated(one, partner, busy))
         return result
 
-    async def _drop_originated(self, one: Channel, partner: Channel | None) -> None:
+    async def _drop_originated(self, one: Channel, partner: Channel | None, busy: bool) -> None:
         await asyncio.sleep(0)
         await self.destroy(one)
         if partner is not None:
             await partner.done.wait()
-        self.device_state(one.device, "NOT_INUSE")
+        if busy:
+            self.device_state(one.device, "NOT_INUSE")
 
     async def _originate_pjsip(self, req: OriginateRequest, rest: str,
                                respond: Callable[[wire.Pairs], None] | None) -> OriginateResult:

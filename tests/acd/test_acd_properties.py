@@ -52,7 +52,7 @@ OFFERED = ("offered", "ringing")
 
 
 def expected_stage(view: CallView, now: float) -> tuple[int, tuple[str, ...]]:
-    stage, overflow = 0, ()
+    stage, overflow = 0, tuple[str, ...]()
     for step in CONFIG.queue(view.queue).escalation:
         if step.after_s <= now - view.entered_at:
             stage += 1 if step.min_levels else 0
@@ -212,8 +212,8 @@ class RouterMachine(RuleBasedStateMachine):
                 reserved[view.call_id] = agent_id
         assert reserved == self.outstanding
         for call_id in self.calls_in(*OFFERED):
-            view = self.router.call_view(call_id)
-            assert view is not None and reserved.get(call_id) == view.agent_id
+            call = self.router.call_view(call_id)
+            assert call is not None and reserved.get(call_id) == call.agent_id
 
     @invariant()
     def escalation_follows_the_clock(self) -> None:

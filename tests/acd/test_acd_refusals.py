@@ -13,8 +13,9 @@ from tests.acd.acd_helpers import Driver, agent, make_config, of_type, offers, r
 
 
 def setup() -> Driver:
-    cfg = make_config([{"name": "billing", "skills": {"billing": 1}, "wrap_up_s": 30, "announce_every_s": 0}],
-                      [agent("a", ["billing"], billing=1), agent("b", ["billing"], billing=1),
+    cfg = make_config([{"name": "billing", "skills": {"billing": 1}, "wrap_up_s": 30, "announce_every_s": 0},
+                       {"name": "sales", "skills": {"sales": 1}}],
+                      [agent("a", ["billing"], billing=1), agent("b", ["billing"], billing=1), agent("s", ["sales"], sales=1),
                        {"id": "noend", "skills": {"billing": 1}, "queues": ["billing"], "endpoint": None}])
     drv = Driver(cfg)
     drv.at(0).login("a")
@@ -37,6 +38,7 @@ def snapshot(router: Router) -> Any:
     (ev.AgentLoggedIn("ghost"), "unknown agent 'ghost'"),
     (ev.AgentLoggedIn("b", queues=("nowhere",)), "unknown queue"),
     (ev.AgentLoggedIn("noend"), "no endpoint"),
+    (ev.AgentLoggedIn("b", queues=("billing", "sales")), "lacks the skills for queue(s) ['sales']"),
     (ev.AgentLoggedOut("b"), "not logged in"),
     (ev.AgentPaused("b", "break"), "not logged in"),
     (ev.CallEnqueued("x", "nowhere"), "unknown queue 'nowhere'"),
@@ -127,3 +129,14 @@ def test_time_cannot_go_backwards() -> None:
     drv.tick(10.0)
     with pytest.raises(ValueError, match="backwards"):
         drv.router.tick(9.0)
+
+
+def test_pause_while_ringing_applies_when_the_caller_hangs_up() -> None:
+    drv = setup()
+    drv.at(1).enqueue("c1", "billing")
+    drv.at(2)(ev.AgentPaused("a", "break"))
+    drv.at(3).enqueue("c2", "billing")
+    out = drv.at(4)(ev.CallerHungUp("c1"))
+    assert offers(out) == []  # c2 is not offered to an agent who asked for a break
+    assert drv.router.agent_view("a", 4.0).pause_reason == "break"
+    assert drv.state("a") == "paused"

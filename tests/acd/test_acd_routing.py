@@ -382,3 +382,44 @@ def test_every_policy_serves_every_waiting_call(policy: str) -> None:
     for call_id, agent_id in got:
         drv(ev.OfferAnswered(call_id, agent_id))
     assert offers(drv.at(1)(ev.AgentCallEnded(got[0][1], got[0][0]))) == [("c3", got[0][1])]
+
+
+def test_agent_freeing_up_takes_a_call_overflowing_into_their_queue() -> None:
+    cfg = make_config([queue("billing", {"billing": 5}, escalation=[{"after_s": 60, "also_offer_to": "general"}]),
+                       queue("general", {"english": 1})],
+                      [agent("b", ["billing"], billing=5), agent("g", ["general"], english=2)])
+    drv = Driver(cfg)
+    drv.at(0).login("b", "g")
+    drv.busy("b")
+    drv.busy("g")
+    drv.at(1).enqueue("c1", "billing")
+    drv.tick(61.0)
+    drv.at(62).enqueue("g1", "general")
+    assert offers(drv.at(70).free("g")) == [("c1", "g")]  # waited longer than g1, same priority
+
+
+def test_reset_day_zeroes_fewest_calls_counters() -> None:
+    cfg = make_config([queue("sales", {"sales": 1}, policy="fewest_calls", wrap_up_s=0)],
+                      [agent("a", ["sales"], sales=5), agent("b", ["sales"], sales=5)])
+    drv = Driver(cfg)
+    drv.at(0).login("a", "b")
+    drv.at(1).busy("b", "x1")
+    drv.at(2).free("b")
+    drv.at(3).busy("b", "x2")
+    drv.at(4).free("b")  # b: 2 calls, idle since 4
+    drv.at(5).busy("a")
+    drv.at(6).free("a")  # a: 1 call, idle since 6
+    drv.router.reset_day()
+    assert offers(drv.at(7).enqueue("c1", "sales")) == [("c1", "b")]  # 0 calls each: longest idle wins
+    assert drv.router.agent_view("a", 7.0).calls_answered == 0
+
+
+def test_queue_log_lines() -> None:
+    cfg = make_config([queue("billing", {"billing": 1})], [agent("a", ["billing"], billing=1)])
+    drv = Driver(cfg)
+    drv.at(0).login("a")
+    drv.at(1.5).enqueue("c1", "billing", caller_num="0101234")
+    drv.at(3)(ev.OfferAnswered("c1", "a"))
+    lines = [x.line() for x in of_type(drv.log, d.QueueLogEntry)]
+    assert lines == ["0.000|NONE|billing|a|AGENTLOGIN|PJSIP/a", "1.500|c1|billing|NONE|ENTERQUEUE|0101234",
+                     "3.000|c1|billing|a|CONNECT|1.5"]

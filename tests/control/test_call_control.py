@@ -298,8 +298,31 @@ async def test_any_caller_id_either_refused_or_clean(
         return
     assert res.success
     frames = assert_wire_clean(bytes(peer.raw[start:]))
-    assert len(frames) == 1 and frames[0]["CallerID"] == f'"{name}" <{number}>'
+    shown = "" if name == "<unknown>" else clean_display_name(name)
+    assert len(frames) == 1 and frames[0]["CallerID"] == f'"{shown}" <{number}>'
     assert len(frames[0]) == 10  # no smuggled header
+
+
+async def test_caller_name_from_the_wire_vs_typed_in_the_console(pbx: tuple[AmiPeer, CallControl]) -> None:
+    peer, cc = pbx
+    await cc.originate_agent_leg(
+        "PJSIP/1001",
+        channel_id="c1-a",
+        caller_id_name="<unknown>",
+        caller_id_num="<unknown>",
+        ring_timeout_s=5,
+    )
+    assert peer.actions("Originate")[-1]["CallerID"] == '"" <>'  # Asterisk's placeholders (Newchannel)
+    await cc.originate_agent_leg(
+        "PJSIP/1001",
+        channel_id="c2-a",
+        caller_id_name='Kim "Boss" <x>',
+        caller_id_num="5551234",
+        ring_timeout_s=5,
+    )
+    assert peer.actions("Originate")[-1]["CallerID"] == '"Kim Boss x" <5551234>'
+    with pytest.raises(InvalidValue):  # a supervisor's own label is checked, not silently rewritten
+        await cc.spy("PJSIP/2001", AGENT, caller_id_name='Sup "X"')
 
 
 def test_clean_display_name_keeps_printables() -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+
 from tests.gateway.gw_harness import MemorySite, memory_site
 
 

@@ -14,10 +14,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
-from tests.gateway.gw_memory_backend import InMemoryTestBackend
-
 from ctiserver.gateway.auth import Account, Accounts, Role, hash_password
 from ctiserver.gateway.server import Gateway, GatewayConfig
+from tests.gateway.gw_memory_backend import InMemoryTestBackend
 
 XSS_NAME = '<img src=x onerror="window.__xss=1">王<script>window.__xss=2</script>'
 

@@ -69,7 +69,8 @@ class InMemoryTestBackend:
         return AgentSnapshot(agent, calls, offers)
 
     async def monitor_snapshot(self) -> MonitorSnapshot:
-        wallboard = {q: {"waiting": 0, "oldest_since": None, "sl": 100.0, "abandon_rate": 0.0, "asa_s": 0.0,
+        wallboard: dict[str, dict[str, object]] = {
+            q: {"waiting": 0, "oldest_since": None, "sl": 100.0, "abandon_rate": 0.0, "asa_s": 0.0,
                          "aht_s": 0.0, "answered": 0, "agents_by_state": {}} for q in QUEUES}
         return MonitorSnapshot(wallboard=wallboard)
 

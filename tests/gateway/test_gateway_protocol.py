@@ -8,11 +8,11 @@ import time
 import urllib.request
 
 import pytest
-from tests.gateway.gw_client import ConsoleClient
-from tests.gateway.gw_harness import XSS_NAME, MemorySite, memory_site
 from websockets.exceptions import ConnectionClosed
 
 from ctiserver.gateway.server import GatewayConfig
+from tests.gateway.gw_client import ConsoleClient
+from tests.gateway.gw_harness import XSS_NAME, MemorySite, memory_site
 
 
 async def agent(site: MemorySite, name: str = "agent1", extension: str = "1001") -> ConsoleClient:
@@ -157,10 +157,11 @@ async def test_role_violations(site: MemorySite) -> None:
                          ("transfer", {"mode": "blind", "target_kind": "agent", "target": "agent1"})):
         reply = await a1.request(kind, call_id=call_id, **fields)
         assert reply["code"] == "not_your_call", (kind, reply)
-    for kind, fields in (("spy", {"agent_id": "agent2", "mode": "listen"}),
+    others: tuple[tuple[str, dict[str, object]], ...] = (("spy", {"agent_id": "agent2", "mode": "listen"}),
                          ("force_pause", {"agent_id": "agent2"}), ("force_logout", {"agent_id": "agent2"}),
-                         ("move_call", {"call_id": call_id, "head": True})):
-        reply = await a1.request(kind, **fields)
+                         ("move_call", {"call_id": call_id, "head": True}))
+    for kind, other in others:
+        reply = await a1.request(kind, **other)
         assert reply["code"] == "forbidden", (kind, reply)
     for kind, fields in (("hangup", {"call_id": call_id}), ("ready", {}), ("pause", {"reason": "break"}),
                          ("dial", {"number": "100"})):
@@ -264,7 +265,7 @@ async def test_flood_is_throttled_and_server_stays_healthy(site: MemorySite) -> 
 
 async def test_resume_replays_missed_messages_once(site: MemorySite) -> None:
     a = await agent(site)
-    offer_id, call_id = await site.ring_agent("agent1", "+8613800000006")
+    _offer_id, call_id = await site.ring_agent("agent1", "+8613800000006")
     await a.wait_for("offer")
     await a.wait_for(lambda m: m["type"] == "call_state" and m["call"]["state"] == "ringing")
     token, last_seq, stream = a.token, a.last_seq, a.stream

@@ -1,0 +1,333 @@
+"""The paths the CTI server drives, on the product dialplan (asterisk-config/extensions.conf), through the
+simulator's AMI port with a raw AMI client and a real FastAGI server on loopback:
+
+1a  Originate of an agent leg on PJSIP/<ext> into cti-agent-ready (answered, no answer, busy, unknown);
+1b  AMI Bridge of a caller that is inside the FastAGI IVR with the answered agent leg;
+1c  the agent or the caller hanging up (ringing or connected);
+1d  CTI hold (dual Redirect, un-hold by Bridge), transfers, recording, supervisor spy, Hangup of a leg.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from ctiserver.ami.protocol import Message
+from ctiserver.pbxsim.channels import Channel
+from ctiserver.pbxsim.simulator import Simulator
+from tests.pbxsim.raw_ami import AmiClient
+
+SCALE = 0.02
+DEAD = b"511 Command Not Permitted on a dead channel or intercept routine\n"
+
+
+@dataclass
+class AgiSession:
+    env: str
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+    async def send(self, command: str) -> None:
+        self.writer.write(command.encode() + b"\n")
+        await self.writer.drain()
+
+    async def line(self, timeout: float = 5.0) -> bytes:
+        return await asyncio.wait_for(self.reader.readline(), timeout)
+
+    async def run(self, command: str) -> bytes:
+        await self.send(command)
+        return await self.line()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+@dataclass
+class AgiServer:
+    """The CTI's FastAGI side, driven step by step by the test."""
+
+    sessions: asyncio.Queue[AgiSession] = field(default_factory=asyncio.Queue)
+    server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            env = await reader.readuntil(b"\n\n")
+            await self.sessions.put(AgiSession(env.decode(), reader, writer))
+
+        self.server = await asyncio.start_server(accept, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def next(self) -> AgiSession:
+        return await asyncio.wait_for(self.sessions.get(), 5)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+@dataclass
+class Pbx:
+    sim: Simulator
+    ami: AmiClient
+    agi: AgiServer
+
+    def events(self, channel: str, *names: str) -> list[Message]:
+        return [f for f in self.ami.frames if f.get("Channel") == channel and (not names or f.get("Event") in names)]
+
+    async def event(self, name: str, channel: str | None = None, timeout: float = 5.0, **want: str) -> Message:
+        def match(f: Message) -> bool:
+            if f.get("Event") != name or (channel is not None and f.get("Channel") != channel):
+                return False
+            return all(f.get(k) == v for k, v in want.items())
+
+        return await self.ami.wait_event(match, timeout)
+
+    async def originate_agent(self, ext: str, leg_id: str, *, timeout_ms: int = 20000,
+                              callerid: str = '"John Doe" <5551234>') -> Message:
+        resp = await self.ami.action("Originate", Channel=f"PJSIP/{ext}", Context="cti-agent-ready", Exten="s",
+                                     Priority="1", Async="true", ChannelId=leg_id, Timeout=str(timeout_ms),
+                                     CallerID=callerid)
+        assert resp["Response"] == "Success" and resp["Message"] == "Originate successfully queued"
+        return await self.ami.wait_event(lambda f: f.get("Event") == "OriginateResponse"
+                                         and f.get("ActionID") == resp["ActionID"])
+
+    async def caller_in_ivr(self, num: str = "5551234", name: str = "John Doe") -> tuple[Channel, AgiSession]:
+        caller = self.sim.place_call("5551000", num, name)
+        session = await self.agi.next()
+        assert await session.run("ANSWER") == b"200 result=0\n"
+        return caller, session
+
+
+@pytest.fixture
+async def pbx() -> AsyncIterator[Pbx]:
+    agi = AgiServer()
+    agi_port = await agi.start()
+    sim = Simulator(time_scale=SCALE, agi_port=agi_port)
+    sim.add_agent_phone("1001", answer_after=1.0)
+    sim.add_agent_phone("1002", busy=True)
+    sim.add_agent_phone("1003", answer_after=None)
+    sim.add_agent_phone("1004", registered=False)
+    sim.add_agent_phone("1005", answer_after=0.5, talk_time=3.0)
+    sim.add_agent_phone("1006", answer_after=0.5)
+    sim.add_agent_phone("1009", answer_after=0.5)  # supervisor
+    ami = await AmiClient.connect(await sim.start())
+    try:
+        yield Pbx(sim, ami, agi)
+    finally:
+        ami.close()
+        await sim.stop()
+        agi.close()
+
+
+def names(frames: list[Message]) -> list[str]:
+    return [f["Event"] for f in frames]
+
+
+# ------------------------------------------------------------------------------------------------ 1a originate
+
+
+async def test_originate_agent_leg_rings_then_answers_into_cti_agent_ready(pbx: Pbx) -> None:
+    done = await pbx.originate_agent("1001", "cti-leg-1")
+    assert (done["Response"], done["Reason"], done["Uniqueid"]) == ("Success", "4", "cti-leg-1")
+    agent = done["Channel"]
+    assert agent.startswith("PJSIP/1001-") and len(agent) == len("PJSIP/1001-") + 8
+    assert (done["Context"], done["Exten"]) == ("cti-agent-ready", "s")
+    assert (done["CallerIDNum"], done["CallerIDName"]) == ("5551234", "John Doe")
+    await pbx.event("Newexten", agent, Application="Wait")
+    mine = [f for f in pbx.ami.frames if agent in (f.get("Channel"), f.get("DestChannel"))
+            and f["Event"] != "OriginateResponse"]  # its place is not fixed (README)
+    assert names(mine)[:9] == ["Newchannel", "NewCallerid", "NewConnectedLine", "DialBegin", "Newstate",
+                               "DialState", "Newstate", "DialEnd", "Newexten"]
+    new = mine[0]
+    assert (new["Uniqueid"], new["Linkedid"], new["ChannelState"]) == ("cti-leg-1", "cti-leg-1", "0")
+    ringing, up = (f for f in mine if f["Event"] == "Newstate")
+    # Ringing is on the wire before the answer, so the CTI can pop the agent's screen.
+    assert (ringing["ChannelState"], ringing["ChannelStateDesc"]) == ("5", "Ringing")
+    assert up["ChannelState"] == "6"
+    assert mine[3]["DialString"] == "1001" and mine[7]["DialStatus"] == "ANSWER"
+    assert pbx.ami.frames.index(ringing) < pbx.ami.frames.index(done)
+    waits = [f for f in mine if f["Event"] == "Newexten"]
+    assert [(f["Context"], f["Priority"], f["Application"]) for f in waits] == [
+        ("cti-agent-ready", "1", "NoOp"), ("cti-agent-ready", "2", "Wait")]
+    assert waits[1]["AppData"] == "3600"  # ${CTI_AGENT_WAIT}
+    truth = pbx.sim.snapshot().by_name()[agent]
+    assert (truth.state, truth.uniqueid, truth.application) == ("Up", "cti-leg-1", "Wait")
+
+
+async def test_originate_no_answer_times_out_with_cause_19_and_reason_3(pbx: Pbx) -> None:
+    done = await pbx.originate_agent("1003", "cti-leg-2", timeout_ms=2000)
+    assert (done["Response"], done["Reason"], done["Uniqueid"]) == ("Failure", "3", "<unknown>")
+    assert done["Channel"] == "PJSIP/1003"  # the dial string, as in capture 05 C
+    new = await pbx.event("Newchannel", Uniqueid="cti-leg-2")
+    hang = await pbx.event("Hangup", new["Channel"])
+    assert (hang["Cause"], hang["Cause-txt"]) == ("19", "User alerting, no answer")
+    assert names(pbx.events(new["Channel"], "Newstate", "Hangup")) == ["Newstate", "Hangup"]
+    assert pbx.events(new["Channel"], "Newstate")[0]["ChannelState"] == "5"
+    assert not pbx.events(new["Channel"], "Newexten")
+
+
+async def test_originate_busy_phone_gives_reason_5(pbx: Pbx) -> None:
+    done = await pbx.originate_agent("1002", "cti-leg-3")
+    assert (done["Response"], done["Reason"], done["Channel"]) == ("Failure", "5", "PJSIP/1002")
+    new = await pbx.event("Newchannel", Uniqueid="cti-leg-3")
+    end = await pbx.ami.wait_event(lambda f: f.get("Event") == "DialEnd" and f.get("DestChannel") == new["Channel"])
+    assert end["DialStatus"] == "BUSY"
+    hang = await pbx.event("Hangup", new["Channel"])
+    assert hang["Cause"] == "17"
+
+
+@pytest.mark.parametrize("ext", ["1004", "4711"])  # unregistered, unknown
+async def test_originate_to_unregistered_or_unknown_phone_gives_reason_0(pbx: Pbx, ext: str) -> None:
+    done = await pbx.originate_agent(ext, "cti-leg-4")
+    assert (done["Response"], done["Reason"], done["Channel"], done["Uniqueid"]) == (
+        "Failure", "0", f"PJSIP/{ext}", "<unknown>")
+    assert not any(f.get("Uniqueid") == "cti-leg-4" for f in pbx.ami.frames if f.get("Event") != "OriginateResponse")
+
+
+async def test_cti_hangs_up_a_ringing_agent_leg(pbx: Pbx) -> None:
+    resp = await pbx.ami.action("Originate", Channel="PJSIP/1003", Context="cti-agent-ready", Exten="s",
+                                Async="true", ChannelId="cti-leg-5", Timeout="20000")
+    ring = await pbx.event("Newstate", ChannelState="5", Uniqueid="cti-leg-5")
+    hung = await pbx.ami.action("Hangup", Channel=ring["Channel"])
+    assert hung["Message"] == "Channel Hungup"
+    done = await pbx.ami.wait_event(lambda f: f.get("Event") == "OriginateResponse"
+                                    and f.get("ActionID") == resp["ActionID"])
+    assert (done["Response"], done["Reason"]) == ("Failure", "1")
+    await pbx.event("Hangup", ring["Channel"])
+
+
+# ------------------------------------------------------------------------------------------------ 1b bridge
+
+
+async def _bridge_caller_in_agi(pbx: Pbx, ext: str = "1001") -> tuple[Channel, AgiSession, str]:
+    caller, session = await pbx.caller_in_ivr()
+    await session.send('STREAM FILE custom/long-prompt ""')  # 11.6 s: still playing when the bridge comes
+    await pbx.event("AGIExecStart", caller.name)
+    done = await pbx.originate_agent(ext, f"leg-{ext}")
+    agent = done["Channel"]
+    resp = await pbx.ami.action("Bridge", Channel1=caller.name, Channel2=agent)
+    assert (resp["Response"], resp["Message"]) == ("Success", "Channels have been bridged")
+    return caller, session, agent
+
+
+async def test_bridge_interrupts_the_callers_agi_and_the_dialplan_resumes_after_it(pbx: Pbx) -> None:
+    caller, session, agent = await _bridge_caller_in_agi(pbx)
+    # The prompt in progress ends as after a hangup; then HANGUP and 511 for channel commands.
+    reply = await session.line()
+    assert reply.startswith(b"200 result=-1 endpos=")
+    assert await session.run("GET DATA beep 3000 4") == b"HANGUP\n"
+    assert await session.line() == DEAD
+    assert await session.run("CHANNEL STATUS") == DEAD
+    assert await session.run("GET VARIABLE CALLERID(num)") == b"200 result=1 (5551234)\n"
+    session.close()
+
+    enter_caller = await pbx.event("BridgeEnter", caller.name)
+    enter_agent = await pbx.event("BridgeEnter", agent)
+    assert enter_caller["BridgeUniqueid"] == enter_agent["BridgeUniqueid"]
+    assert (enter_caller["Context"], enter_caller["Priority"]) == ("from-pstn", "5")  # after AGI()
+    assert enter_agent["Linkedid"] == caller.linkedid == enter_caller["Linkedid"]
+    await pbx.event("VarSet", agent, Variable="BRIDGEPEER", Value=caller.name)
+    connected = pbx.events(agent, "NewConnectedLine")[-1]
+    assert (connected["Linkedid"], connected["ConnectedLineNum"]) == (caller.linkedid, "5551234")
+    bridge_events = [f["Event"] for f in pbx.ami.frames if f.get("BridgeUniqueid") == enter_caller["BridgeUniqueid"]
+                     or (f.get("Event") in ("VarSet", "NewConnectedLine") and f.get("Channel") in (caller.name, agent)
+                         and pbx.ami.frames.index(f) > pbx.ami.frames.index(enter_caller))]
+    assert bridge_events[:7] == ["BridgeCreate", "BridgeEnter", "BridgeEnter", "VarSet", "VarSet",
+                                 "NewConnectedLine", "NewConnectedLine"]
+    truth = pbx.sim.snapshot().by_name()
+    assert truth[caller.name].bridge == truth[agent].bridge is not None
+    assert not truth[caller.name].in_agi
+    # The zombie's AGI is not reported as the caller's, and the caller did not hang up.
+    after = pbx.ami.frames[pbx.ami.frames.index(enter_caller):]
+    assert not [f for f in after if f.get("Channel") == caller.name and f["Event"].startswith("AGIExec")]
+    assert not [f for f in after if f.get("Channel") == caller.name and f["Event"] in ("Hangup", "VarSet")
+                and f.get("Variable") == "AGISTATUS"]
+
+    set_done = await pbx.ami.action("Setvar", Channel=caller.name, Variable="IVR_DONE", Value="1")
+    assert set_done["Response"] == "Success"
+    await pbx.ami.action("Hangup", Channel=agent)
+    hang_agent = await pbx.event("Hangup", agent)
+    assert hang_agent["Cause"] == "16"
+    resumed = await pbx.event("Newexten", caller.name, Priority="5")
+    assert (resumed["Context"], resumed["Application"]) == ("from-pstn", "GotoIf")
+    leave = await pbx.event("BridgeLeave", caller.name)
+    assert pbx.ami.frames.index(leave) < pbx.ami.frames.index(resumed)
+    hang_caller = await pbx.event("Hangup", caller.name)
+    assert hang_caller["Priority"] == "7" and hang_caller["Cause"] == "16"  # the 'done' label
+
+
+async def test_bridge_while_the_agi_is_idle_and_the_session_stays_open(pbx: Pbx) -> None:
+    caller, session = await pbx.caller_in_ivr()
+    done = await pbx.originate_agent("1005", "leg-talk")  # talks 3 s, then hangs up
+    agent = done["Channel"]
+    await pbx.ami.action("Bridge", Channel1=caller.name, Channel2=agent)
+    await pbx.event("BridgeEnter", caller.name)
+    hang_agent = await pbx.event("Hangup", agent)
+    assert hang_agent["Cause"] == "16"
+    # The FastAGI session is still open, yet the caller goes on (IVR_DONE unset: the fallback).
+    moh = await pbx.event("MusicOnHoldStart", caller.name)
+    assert moh["Context"] == "cti-fallback"
+    assert await session.run("STREAM FILE beep \"\"") == b"HANGUP\n"
+    assert await session.line() == DEAD
+    session.close()
+    await pbx.ami.action("Hangup", Channel=caller.name)
+    await pbx.event("Hangup", caller.name)
+
+
+# ------------------------------------------------------------------------------------------------ 1c hang-ups
+
+
+async def test_caller_hangs_up_while_connected_ends_the_agent_leg(pbx: Pbx) -> None:
+    caller, session, agent = await _bridge_caller_in_agi(pbx)
+    session.close()
+    await pbx.event("BridgeEnter", agent)
+    pbx.sim.world.queue_hangup(caller, 16)  # the caller's side sends BYE
+    hang = await pbx.event("Hangup", caller.name)
+    assert hang["Cause"] == "16"
+    agent_hang = await pbx.event("Hangup", agent)
+    assert agent_hang["Cause"] == "16"
+    assert names(pbx.events(agent, "BridgeLeave", "Newexten", "Hangup"))[-3:] == ["BridgeLeave", "Newexten", "Hangup"]
+    assert pbx.events(agent, "Newexten")[-1]["Application"] == "Hangup"  # cti-agent-ready after the Wait
+    await pbx.sim.wait_idle(5)
+
+
+async def test_caller_hangs_up_while_agent_rings_leaves_the_leg_to_the_cti(pbx: Pbx) -> None:
+    caller, session = await pbx.caller_in_ivr()
+    resp = await pbx.ami.action("Originate", Channel="PJSIP/1003", Context="cti-agent-ready", Exten="s",
+                                Async="true", ChannelId="leg-ringing", Timeout="60000")
+    ring = await pbx.event("Newstate", ChannelState="5", Uniqueid="leg-ringing")
+    pbx.sim.world.queue_hangup(caller, 16)
+    session.close()  # the Hangup of a channel in AGI waits for the FastAGI socket to close (capture 03)
+    await pbx.event("Hangup", caller.name)
+    assert pbx.sim.snapshot().by_name()[ring["Channel"]].state == "Ringing"  # no relation in the PBX
+    await pbx.ami.action("Hangup", Channel=ring["Channel"])
+    done = await pbx.ami.wait_event(lambda f: f.get("Event") == "OriginateResponse"
+                                    and f.get("ActionID") == resp["ActionID"])
+    assert done["Reason"] == "1"
+
+
+async def test_agent_phone_hangs_up_after_talking_and_caller_continues(pbx: Pbx) -> None:
+    caller, session, agent = await _bridge_caller_in_agi(pbx, ext="1005")
+    await session.line()
+    session.close()
+    await pbx.ami.action("Setvar", Channel=caller.name, Variable="IVR_DONE", Value="1")
+    hang = await pbx.event("Hangup", agent)
+    assert hang["Cause"] == "16"
+    assert names(pbx.events(agent, "BridgeLeave", "Hangup")) == ["BridgeLeave", "Hangup"]
+    await pbx.event("Hangup", caller.name, Priority="7")
+
+
+async def test_ami_hangup_of_the_bridged_agent_leg(pbx: Pbx) -> None:
+    caller, session, agent = await _bridge_caller_in_agi(pbx)
+    session.close()
+    await pbx.event("NewConnectedLine", agent)
+    resp = await pbx.ami.action("Hangup", Channel=agent)
+    assert (resp["Response"], resp["Message"]) == ("Success", "Channel Hungup")
+    hang = await pbx.event("Hangup", agent)
+    assert hang["Cause"] == "16"
+    # No SoftHangupRequest on the target of AMI Hangup that was in a bridge (capture 05 B).
+    assert not pbx.events(agent, "SoftHangupRequest", "HangupRequest")
+    await pbx.event("BridgeDestroy")
