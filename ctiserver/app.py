@@ -273,6 +273,8 @@ class CtiServer:
     async def _agi_after_call(self, session: AgiSession) -> None:
         """After the agent hung up: the post-call survey, when the flow has one."""
         ctx = await self._context_for(session)
+        if ctx.answered_at is None:
+            return
         name = self.settings.flow_by_did.get(ctx.dialed) or self.settings.default_flow
         try:
             flow = self.flows.get(name)

@@ -5,8 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh --test
 if [ -z "${CTISERVER_TEST_PG_URL:-}" ]; then
-  eval "$(./scripts/pg-test-server.sh)"
-  export CTISERVER_TEST_PG_URL
+  eval "$(./scripts/pg-test-server.sh --env)"
 fi
 export CTISERVER_CAPTURES="${CTISERVER_CAPTURES:-$(cd .. && pwd)/shared/asterisk-captures}"
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

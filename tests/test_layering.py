@@ -14,6 +14,10 @@ PURE = [
     "ctiserver/agi/protocol.py",
     "ivr_flows/interpreter.py",
     "ctiserver/gateway/schema.py",
+    "ctiserver/gateway/auth.py",
+    "ctiserver/gateway/streams.py",
+    "ivr_flows/steps.py",
+    "ivr_flows/validator.py",
 ]
 
 

@@ -255,7 +255,11 @@ class AgiRun:
             data = " ".join(args[1:])
             if not apps.exists(app):
                 return "200", "200 result=-2", "Unknown Result"
-            await apps.run(chan, app, data.replace("|", ","))
+            target = await apps.run(chan, app, data.replace("|", ","))
+            if isinstance(target, tuple) and not self.zombie:
+                # EXEC Goto moves the channel's place (ast_explicit_goto stores priority - 1 while the pbx
+                # loop runs): when the AGI script ends, the dialplan continues at the target.
+                chan.context, chan.exten, chan.priority = target[0], target[1], target[2] - 1
             return _ok("-1" if chan.hungup else "0")
         if verb == "DATABASE PUT":
             if len(args) >= 3:

@@ -409,19 +409,21 @@ async def _redirect(s: AmiSession, m: Message, aid: str | None) -> None:
                  int(m.get("ExtraPriority") or prio))
 
 
-def redirect(world: World, chan: Channel, ctx: str, exten: str, prio: int) -> None:
+def redirect(world: World, chan: Channel, ctx: str, exten: str, prio: int, *, moved: bool = False) -> None:
     chan.interrupt = Interrupt("goto", ctx, exten, prio)
     bridge = chan.bridge
     if bridge is not None:
         # The async goto moves the channel before it leaves the bridge (BridgeLeave shows the new place).
         world.clear_bridgepeers(bridge)
         chan.context, chan.exten, chan.priority = ctx, exten, prio
-        if bridge.by_dial:
+        if bridge.by_dial and not moved:
             # Dial's bridge: the move itself is published, with the app still running (capture 07 A).
             world.emit(wire.event("Newexten", chan.snapshot(), [
                 ("Extension", exten), ("Application", chan.app), ("AppData", chan.appdata)]))
             chan.skip_newexten = True
         world.leave_bridge(chan)
+        if bridge.by_dial and bridge.channels:
+            world.spawn(world.release_dial_orphans(bridge))
     chan.wake()
     if chan.task is None or chan.task.done():
         chan.interrupt = None
@@ -472,13 +474,29 @@ async def _blind_transfer(s: AmiSession, m: Message, aid: str | None) -> None:
         redirect(w, chan, ctx, exten, 1)
         return
     others = [c for c in bridge.channels if c is not chan]
+    # Capture 06 B: Unhold on the transferer (no Hold before it), BLINDTRANSFER on both sides, the
+    # transferee moves (still in Dial), BlindTransfer, then the transferee leaves and the transferer ends.
     w.chan_event("Unhold", chan)
+    for o in others:
+        w.set_var(o, "BLINDTRANSFER", chan.name)
+    if others:
+        w.set_var(chan, "BLINDTRANSFER", others[0].name)
+    w.clear_bridgepeers(bridge)
+    for o in others:
+        o.context, o.exten, o.priority = ctx, exten, 1
+        if bridge.by_dial:
+            w.emit(wire.event("Newexten", o.snapshot(), [
+                ("Extension", exten), ("Application", o.app), ("AppData", o.appdata)]))
+            o.skip_newexten = True
     w.emit(wire.event("BlindTransfer", [("Result", "Success")], chan.snapshot("Transferer"),
                       others[0].snapshot("Transferee") if others else [], bridge.pairs(),
                       [("IsExternal", "No"), ("Context", ctx), ("Extension", exten)]))
     for o in others:
-        redirect(w, o, ctx, exten, 1)
-    w.soft_hangup(chan, 16)
+        redirect(w, o, ctx, exten, 1, moved=True)
+    if chan.task is None and chan.bridge is not None:
+        w.spawn(w.release_dial_orphans(bridge))
+    else:
+        w.soft_hangup(chan, 16)
 
 
 @action("Atxfer")
@@ -559,7 +577,7 @@ async def _park(s: AmiSession, m: Message, aid: str | None) -> None:
         s.send(wire.response(aid, "Error", "Channel does not exist"))
         return
     # The message really ends in a stray LF before the CRLF (README).
-    s.send(wire.response(aid, "Success", "Park successful\n"))
+    s.send(wire.response(aid, "Success", wire.Verbatim("Park successful\n")))
 
 
 @action("ParkedCalls")

@@ -370,6 +370,7 @@ class Apps:
         bridge.by_dial = True
         if callee.tech == "Local":
             callee.exten = ""
+            callee.app, callee.appdata = "AppDial", "(Outgoing Line)"
             w.emit(wire.event("Newexten", callee.snapshot(), [
                 ("Extension", ""), ("Application", "AppDial"), ("AppData", "(Outgoing Line)")]))
         w.enter_bridge(bridge, callee)
@@ -416,18 +417,28 @@ class Apps:
         prefix = args[0]
         spyee = next((c for c in w.channels.values() if c is not chan and c.name.startswith(prefix)
                       and not c.dead), None)
+        options = args[1] if len(args) > 1 else ""
         if chan.state != 6:
             self.do_answer(chan)
         if spyee is None:
             await chan.wait_for(1.0)
             return None
+        # ChanSpy starts ~100 ms after the answer; attaching its audiohook makes the spyee's bridge
+        # re-publish BRIDGEPEER, once per hook (whisper adds a second one on the way out) (07 C/D).
+        if await chan.wait_for(0.1) is not None:
+            return None
         w.emit(wire.event("ChanSpyStart", chan.snapshot("Spyer"), spyee.snapshot("Spyee")))
+        w.announce_bridgepeers(spyee)
         spyee.spied_by.append(chan)
         while not chan.hungup and not spyee.dead and chan.interrupt is None:
             await chan.wait_signal()
         if chan in spyee.spied_by:
             spyee.spied_by.remove(chan)
+        if not spyee.dead:
+            w.announce_bridgepeers(spyee)
         w.emit(wire.event("ChanSpyStop", chan.snapshot("Spyer"), spyee.snapshot("Spyee")))
+        if "w" in options and not spyee.dead:
+            w.announce_bridgepeers(spyee)
         return None
 
     async def queue(self, chan: Channel, data: str) -> AppResult:

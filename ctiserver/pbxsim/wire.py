@@ -94,9 +94,13 @@ CAUSE_TEXT = {
 _ESCAPES = {"\r": "\\r", "\n": "\\n", "\t": "\\t", "\a": "\\a", "\b": "\\b", "\f": "\\f", "\v": "\\v"}
 
 
+class Verbatim(str):
+    """A value Asterisk itself writes with a control character in it (the Park response's stray LF)."""
+
+
 def escape_value(value: str) -> str:
     """C-escape control characters the way ast_escape_c_alloc does (see the module docstring)."""
-    if value.isprintable() or not any(c < " " or c == "\x7f" for c in value):
+    if isinstance(value, Verbatim) or value.isprintable() or not any(c < " " or c == "\x7f" for c in value):
         return value
     out = []
     for c in value:

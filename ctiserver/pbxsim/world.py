@@ -358,7 +358,8 @@ class World:
         if chan.dead or chan.hungup:
             return
         if chan.hangup_cause is None or chan.hangup_cause == 0:
-            chan.hangup_cause = cause
+            # A channel that has been bridged clears normally even when told "0" (07 E).
+            chan.hangup_cause = cause or chan.default_cause or cause
         self.chan_event("HangupRequest", chan, ("Cause", str(cause)))
         chan.hungup = True
         chan.wake()
@@ -447,6 +448,8 @@ class World:
             oldest = min(bridge.channels, key=lambda c: _uid_key(c.linkedid)).linkedid
             chan.linkedid = oldest
         self.emit(wire.event("BridgeEnter", bridge.pairs(), chan.snapshot()))
+        if chan.variables.get("BLINDTRANSFER"):
+            self.set_var(chan, "BLINDTRANSFER", "")  # the transfer is over once it is bridged again (06 B)
 
     def set_bridgepeers(self, bridge: Bridge) -> None:
         if len(bridge.channels) == 2:
@@ -483,6 +486,16 @@ class World:
                 other.wake()
         if not bridge.channels:
             self.destroy_bridge(bridge)
+
+    async def release_dial_orphans(self, bridge: Bridge) -> None:
+        """Dial's callee left alone in the bridge (its caller was redirected away) is hung up: BridgeLeave,
+        then Hangup with Normal Clearing, no (Soft)HangupRequest of its own (capture 06 A/B)."""
+        await asyncio.sleep(0)  # a dual Redirect moves the other channel in the same action
+        for other in list(bridge.channels):
+            if other.task is None and other.interrupt is None and not other.dead:
+                other.hangup_cause = 16
+                other.hungup = True
+                await self.destroy(other)
 
     def destroy_bridge(self, bridge: Bridge) -> None:
         if bridge.uniqueid in self.bridges:
@@ -524,9 +537,8 @@ class World:
         for chan, name, num in ((a, b_name, b_num), (b, a_name, a_num)):
             if (chan.conn_name, chan.conn_num) != (name, num):  # only a change is published (07 A)
                 self.set_connected(chan, name, num)
-        for chan, name, num in ((a, b_name, b_num), (b, a_name, a_num)):
-            if chan.partner is not None:
-                chan.partner.late_callerid = (name, num)
+                if chan.partner is not None:
+                    chan.partner.late_callerid = (name, num)
         # The older channel is the bridge CDR's party A; the younger one's own record is dropped (05 B).
         younger = b if _uid_key(b.uniqueid) >= _uid_key(a.uniqueid) and b.created >= a.created else a
         younger.no_cdr = True

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +17,10 @@ from typing import Any, TypeVar
 from acd import events as ev
 from acd.config import AcdConfig, parse_config
 from ctiserver.app import CtiServer, Pbx, PbxSettings, ServerSettings
+from ctiserver.console_backend import ConsoleBackend
 from ctiserver.gateway.auth import Principal, Role, hash_password
 from ctiserver.pbxsim import wire
+from ctiserver.pbxsim.people import CallerBehaviour
 from ctiserver.pbxsim.simulator import Simulator
 
 DEMO = Path(__file__).resolve().parents[2] / "ctiserver" / "demo"
@@ -97,6 +99,36 @@ class Stack:
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError(f"timed out after {timeout} s waiting for {what}")
             await asyncio.sleep(0.02)
+
+    async def until_async(self, probe: Callable[[], Awaitable[T]], timeout: float = 10.0,
+                          what: str = "condition") -> T:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            value = await probe()
+            if value:
+                return value
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            await asyncio.sleep(0.02)
+
+    @property
+    def console(self) -> ConsoleBackend:
+        return ConsoleBackend(self.server)
+
+    async def ready(self, agent_id: str) -> None:
+        """The agent presses Ready on the console (ends wrap-up, or a pause)."""
+        await self.console.agent_ready(agent_principal(agent_id))
+
+    def hang_up(self, channel_name: str) -> None:
+        """The simulated caller on this trunk channel hangs up (cause 16)."""
+        run = next((r for r in self.sim.callers if r.chan.name == channel_name), None)
+        assert run is not None, f"no simulated caller on {channel_name}"
+        run.hang_up()
+
+    def place_call(self, caller_num: str, behaviour: CallerBehaviour, name: str = "",
+                   did: str = "5551000") -> str:
+        """A caller arrives on the demo DID; returns its trunk channel's name."""
+        return self.sim.place_call(did, caller_num, name or f"Caller {caller_num[-2:]}", behaviour).name
 
     def login(self, *agent_ids: str) -> None:
         for a in agent_ids:

@@ -1,0 +1,137 @@
+"""The `ctiserver` command as a user runs it: real processes, real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from ctiserver.gateway.auth import hash_password, verify_password
+from ctiserver.pbxsim.simulator import Simulator
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "ctiserver.cli"]
+
+
+def run_cli(*args: str, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, input=input, timeout=timeout, cwd=ROOT)
+
+
+def test_flows_check_accepts_the_demo_flow_and_reports_errors_with_positions(tmp_path: Path):
+    ok = run_cli("flows", "check", "ctiserver/demo/flows/main.yaml", "--queues", "ctiserver/demo/queues.yaml")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("flow: bad\nstart: a\nnodes:\n  a: {type: play, prompts: [x], next: nowhere}\n"
+                   "  q: {type: queue, queue: no_such_queue}\n")
+    res = run_cli("flows", "check", str(bad), "--queues", "ctiserver/demo/queues.yaml")
+    assert res.returncode == 1
+    assert f"{bad}:4:" in res.stdout and "nowhere" in res.stdout
+    assert "no_such_queue" in res.stdout
+
+
+def test_flows_check_broken_yaml(tmp_path: Path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("flow: x\nnodes: [\n")
+    res = run_cli("flows", "check", str(bad))
+    assert res.returncode == 1 and str(bad) in res.stdout
+
+
+def test_hash_password_round_trip():
+    res = run_cli("hash-password", "--stdin", input="correct horse battery\n")
+    assert res.returncode == 0
+    assert verify_password("correct horse battery", res.stdout.strip())
+    assert not verify_password("wrong", res.stdout.strip())
+    short = run_cli("hash-password", "--stdin", input="short\n")
+    assert short.returncode != 0 and "8 characters" in short.stderr
+
+
+def test_crm_import_gbk_csv_and_export(tmp_path: Path):
+    csv_path = tmp_path / "customers.csv"
+    csv_path.write_bytes("name,company,phones\n张伟,华为,13800138000\n李娜,,not-a-phone\n".encode("gbk"))
+    db = f"sqlite:///{tmp_path / 'crm.db'}"
+    res = run_cli("crm", "import", str(csv_path), "--db", db)
+    assert res.returncode == 0, res.stderr
+    assert "张伟" not in res.stderr
+    out = tmp_path / "export.json"
+    exp = run_cli("crm", "export", str(out), "--db", db)
+    assert exp.returncode == 0, exp.stderr
+    assert "张伟" in out.read_text(encoding="utf-8")
+
+
+def _config(tmp_path: Path, ami_port: int, secret: str) -> Path:
+    cfg = tmp_path / "cti.yaml"
+    cfg.write_text(f"""
+pbx:
+  - {{name: pbx1, host: 127.0.0.1, port: {ami_port}, username: cti, secret: {secret}}}
+agi: {{host: 127.0.0.1, port: 0}}
+http: {{host: 127.0.0.1, port: 0}}
+crm: {{url: "sqlite:///{tmp_path / 'crm.db'}"}}
+ivr: {{flows_dir: {ROOT / 'ctiserver/demo/flows'}, default_flow: main}}
+acd: {{queues_file: {ROOT / 'ctiserver/demo/queues.yaml'}}}
+accounts:
+  - {{username: agent1001, role: agent, agent_id: "1001", password_hash: "{hash_password('s3cret-pass')}"}}
+security: {{token_secret: "0123456789abcdef0123"}}
+""")
+    return cfg
+
+
+async def test_run_with_wrong_ami_credentials_exits_non_zero(tmp_path: Path):
+    sim = Simulator()
+    port = await sim.start()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *CLI, "run", "--config", str(_config(tmp_path, port, "wrong-secret")),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT)
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        await sim.stop()
+    assert proc.returncode == 3
+    assert b"AMI login refused" in err
+
+
+def test_run_with_a_broken_config_names_file_and_line(tmp_path: Path):
+    cfg = tmp_path / "cti.yaml"
+    cfg.write_text("pbx:\n  - {name: a, host: h, port: 99999, username: u, secret: s}\nsecurity: {}\n")
+    res = run_cli("run", "--config", str(cfg))
+    assert res.returncode == 2
+    assert f"{cfg}:2" in res.stderr and "port" in res.stderr
+    assert "token_secret" in res.stderr
+
+
+def test_demo_serves_the_consoles_and_handles_calls(tmp_path: Path):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [*CLI, "demo", "--data-dir", str(tmp_path / "demo"), "--http-port", "0", "--agi-port", "0",
+         "--calls-per-minute", "60", "--duration", "40"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    url = None
+    deadline = time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "Agent console:" in line:
+                url = line.split()[2]
+            if line.startswith("[demo]") and "answered" in line:
+                answered = int(line.split("answered ")[1].split(",")[0])
+                if answered > 0:
+                    break
+        assert url is not None, "".join(lines)
+        page = urllib.request.urlopen(url, timeout=5).read().decode()
+        assert "<html" in page.lower()
+        sup = urllib.request.urlopen(url.replace("/agent", "/supervisor"), timeout=5).read().decode()
+        assert "<html" in sup.lower()
+        assert any(line.startswith("[demo]") and "answered 0," not in line for line in lines), "".join(lines)
+    finally:
+        proc.terminate()
+        proc.wait(20)

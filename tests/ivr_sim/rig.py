@@ -1,0 +1,211 @@
+"""The IVR over the PBX simulator: real FastAgiServer, real Simulator (its FastAGI client, the product dialplan
+asterisk-config/extensions.conf), a real SQLite CRM behind the product's IvrServices, real vosk.
+
+Nothing of ours is faked. Only the queue figures come from a small deterministic source (the ACD is another
+team's part) and the clock is injected so business hours and holidays can be chosen per test.
+
+``IvrRig.call(did, caller, behaviour)`` places a trunk call on the simulator; the dialplan runs
+``AGI(${CTI_AGI}/ivr)``, the simulator's FastAGI client connects to our server, and the handler below (a
+trimmed copy of ``ctiserver.app.App._agi_ivr``) runs the flow the DID maps to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from crmstore.store import CrmStore, open_store
+from ctiserver.agi.protocol import AgiEnvironment, AgiReply, format_command
+from ctiserver.agi.server import AgiSession, FastAgiServer
+from ctiserver.calls import CallContext
+from ctiserver.ivr_services import IvrServices
+from ctiserver.pbxsim.channels import Channel
+from ctiserver.pbxsim.people import CallerBehaviour
+from ctiserver.pbxsim.simulator import Simulator
+from ivr_flows.driver import FlowResult, run_flow
+from ivr_flows.interpreter import FlowRun
+from ivr_flows.registry import FlowRegistry
+from ivr_flows.speech import RecognizerPool
+from ivr_flows.steps import QueueFigures, Transfer
+from ivr_flows.validator import FlowCatalog
+
+FLOWS = Path(__file__).parent / "flows"
+# Fast enough for a whole suite well under a minute; slow enough that the IVR's own round trips (a few ms of
+# real time each) stay small against prompt lengths and key delays.
+TIME_SCALE = 0.02
+OPEN = datetime(2025, 6, 3, 3, 0, tzinfo=UTC)  # a Tuesday, 11:00 in Shanghai
+NIGHT = datetime(2025, 6, 3, 14, 0, tzinfo=UTC)  # 22:00 in Shanghai
+HOLIDAY = datetime(2025, 10, 1, 3, 0, tzinfo=UTC)  # a Wednesday, 11:00, National Day
+
+CATALOG_QUEUES = frozenset({"general", "vip", "sales", "support", "billing"})
+CATALOG_SKILLS = frozenset({"english", "sales", "korean", "billing", "support"})
+
+
+class FixedFigures:
+    """Queue figures for ``branch`` nodes: a plain table the test sets (ctiserver.ivr_services.QueueFiguresSource)."""
+
+    def __init__(self) -> None:
+        self.table: dict[str, QueueFigures] = {}
+
+    def figures(self, queue: str) -> QueueFigures:
+        return self.table.get(queue, QueueFigures(waiting=0, available_agents=3, estimated_wait=20.0))
+
+
+class Witness:
+    """A simulator observer on the caller's channel: what the caller heard and whom they reached."""
+
+    def __init__(self) -> None:
+        self.prompts: list[str] = []
+        self.recordings = 0
+        self.connected_to: list[str] = []
+        self.gone = asyncio.Event()
+
+    def prompt_started(self, chan: Channel, name: str, interruptible: bool) -> None:
+        self.prompts.append(name)
+
+    def input_wanted(self, chan: Channel, max_digits: int) -> None:
+        return None
+
+    def record_started(self, chan: Channel) -> None:
+        self.recordings += 1
+
+    def waiting_started(self, chan: Channel) -> None:
+        return None
+
+    def connected(self, chan: Channel, peer: Channel) -> None:
+        self.connected_to.append(peer.name)
+
+    def channel_gone(self, chan: Channel) -> None:
+        self.gone.set()
+
+
+class SentLog:
+    """The caller's real AgiSession, keeping the text of each command sent (for assertions on the wire)."""
+
+    def __init__(self, session: AgiSession) -> None:
+        self.session = session
+        self.env: AgiEnvironment = session.env
+        self.sent: list[str] = []
+
+    async def command(self, *words: str | int, timeout: float | None = None) -> AgiReply:
+        self.sent.append(format_command(*words).decode().rstrip("\n"))
+        return await self.session.command(*words, timeout=timeout)
+
+
+@dataclass
+class Call:
+    did: str
+    chan: Channel
+    witness: Witness
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    done: asyncio.Future[FlowResult] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    ctx: CallContext | None = None
+    log: SentLog | None = None
+    session: AgiSession | None = None
+    flow_version: str = ""
+
+    @property
+    def sent(self) -> list[str]:
+        assert self.log is not None, "the flow never started"
+        return self.log.sent
+
+    async def result(self, timeout: float = 15.0) -> FlowResult:
+        async with asyncio.timeout(timeout):
+            return await asyncio.shield(self.done)
+
+    async def ended(self, timeout: float = 15.0) -> None:
+        """The caller's channel is gone on the simulator (hung up by the flow, the caller or the dialplan)."""
+        async with asyncio.timeout(timeout):
+            await self.witness.gone.wait()
+
+
+class IvrRig:
+    def __init__(self, tmp: Path, *, speech: RecognizerPool | None = None, time_scale: float = TIME_SCALE,
+                 flows_dir: Path | None = None) -> None:
+        self.tmp = tmp
+        self.spool = tmp / "spool"
+        self.spool.mkdir(exist_ok=True)
+        self.flows_dir = flows_dir or FLOWS
+        self.catalog = FlowCatalog(queues=CATALOG_QUEUES, skills=CATALOG_SKILLS,
+                                   speech_languages=frozenset({"ko"}))
+        self.registry = FlowRegistry(self.flows_dir, self.catalog)
+        self.flow_by_did: dict[str, str] = {"8000": "service_line", "8100": "speech_ko"}
+        self.extra_variables: dict[str, Mapping[str, str]] = {}
+        self.clock = OPEN
+        self.figures = FixedFigures()
+        self.speech = speech
+        self.time_scale = time_scale
+        self.calls: dict[str, Call] = {}  # by the trunk channel's uniqueid
+        self.crm: CrmStore
+        self.server: FastAgiServer
+        self.sim: Simulator
+
+    async def start(self) -> None:
+        errors = self.registry.reload()
+        assert errors == [], errors
+        self.crm = await open_store(f"sqlite:///{self.tmp / 'crm.db'}")
+        self.server = FastAgiServer("127.0.0.1", 0, command_timeout=30.0)
+        self.server.route("ivr", self._ivr)
+        await self.server.start()
+        self.sim = Simulator(time_scale=self.time_scale,
+                             globals_override={"CTI_AGI": f"agi://127.0.0.1:{self.server.port}"})
+        await self.sim.start()
+        self.sim.add_agent_phone("2001", answer_after=1.0)
+
+    async def close(self) -> None:
+        await self.sim.stop()
+        await self.server.close()
+        await self.crm.close()
+
+    def now(self) -> datetime:
+        return self.clock
+
+    def call(self, did: str, caller_num: str, behaviour: CallerBehaviour | None = None,
+             caller_name: str = "Caller") -> Call:
+        chan = self.sim.place_call(did, caller_num, caller_name, behaviour or CallerBehaviour())
+        witness = Witness()
+        chan.observers.append(witness)
+        # The FastAGI client connects only after the dialplan's Answer() on a later loop turn, so the call is
+        # known here before the handler can ask for it.
+        call = Call(did, chan, witness)
+        self.calls[chan.uniqueid] = call
+        return call
+
+    async def _ivr(self, session: AgiSession) -> None:
+        env = session.env
+        call = self.calls[env.uniqueid]
+        call.session = session
+        did = env.dnid
+        ctx = CallContext(env.uniqueid, "sim", env.channel, env.caller_num, env.caller_name, did)
+        call.ctx = ctx
+        flow = self.registry.get(self.flow_by_did[did])
+        variables = {
+            "caller_number": ctx.caller_num, "caller_name": ctx.caller_name, "dnid": did,
+            "uniqueid": env.uniqueid, "call_id": ctx.call_id, "language": env.language,
+            **self.extra_variables.get(did, {}),
+        }
+        run = FlowRun(flow, variables, self.now, spool_dir=str(self.spool), call_id=ctx.call_id)
+        call.flow_version = flow.version
+        call.log = SentLog(session)
+        call.started.set()
+        try:
+            result = await run_flow(call.log, run, IvrServices(ctx, self.crm, self.figures, self.speech))
+        except BaseException as e:
+            if not call.done.done():
+                call.done.set_exception(e)
+            raise
+        call.done.set_result(result)
+        outcome = result.outcome
+        if isinstance(outcome, Transfer):
+            # As ctiserver.app does: the dialplan continues at the transfer context once the AGI ends.
+            context = "cti-outbound" if outcome.external else "cti-dial"
+            with contextlib.suppress(Exception):
+                await session.command("EXEC", "Goto", f"{context},{outcome.destination},1", timeout=5.0)
+
+
+def events(result: FlowResult) -> list[tuple[str, str, str]]:
+    return [(p.node, p.event, p.value) for p in result.path]
