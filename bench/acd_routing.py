@@ -37,8 +37,9 @@ from acd.config import (
 )
 from acd.router import Router
 
-FULL = {"agents": 5000, "skills": 200, "queues": 50, "waiting": 2000, "cycles": 25000}
-QUICK = {"agents": 1000, "skills": 40, "queues": 10, "waiting": 400, "cycles": 6000}
+# step_ms: simulated time per cycle, chosen so callers wait 60-100 s and escalations fire.
+FULL = {"agents": 5000, "skills": 200, "queues": 50, "waiting": 2000, "cycles": 25000, "step_ms": 50}
+QUICK = {"agents": 1000, "skills": 40, "queues": 10, "waiting": 400, "cycles": 8000, "step_ms": 200}
 
 
 def rss_mb() -> float:
@@ -75,6 +76,7 @@ class Bench:
     def __init__(self, size: dict[str, int], seed: int) -> None:
         self.rng = random.Random(seed)
         self.size = size
+        self.step_s = size["step_ms"] / 1000
         self.config = build_config(size, self.rng)
         self.router = Router(self.config)
         self.now = 0.0
@@ -133,7 +135,7 @@ class Bench:
             if agent.id not in self.on_call:
                 self.send(ev.AgentPaused(agent.id, "break"), False)  # nobody's calls reached them
         while self.waiting() < target:  # callers arrive over time, as they do, so timers spread out
-            self.now += 0.05
+            self.now += self.step_s
             self.new_call(False)
             self.answer_offers(False)
         self.warm = False
@@ -148,7 +150,7 @@ class Bench:
 
     def cycle(self) -> None:
         """One agent hangs up, one finishes wrap-up and takes the best call, one caller arrives."""
-        self.advance(self.now + 0.05)
+        self.advance(self.now + self.step_s)
         agent_id = self.rng.choice(self.talking)
         call_id = self.on_call.pop(agent_id)
         self.send(ev.AgentCallEnded(agent_id, call_id), True)
@@ -229,7 +231,13 @@ def measure_offer_latency(quick: bool) -> dict[str, Any]:
 
     Expected keys: offer_p50_ms, offer_p99_ms, and calls_per_s with 500 simulated agents.
     """
-    raise NotImplementedError("needs the ACD service and the PBX simulator (ctiserver.pbxsim)")
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from acd_offer_e2e import measure
+
+    return measure(quick)
 
 
 def main() -> None:

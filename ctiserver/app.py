@@ -476,24 +476,32 @@ class CtiServer:
 
     def call_row(self, ctx: CallContext) -> dict[str, object]:
         view = self.acd.router.call_view(ctx.call_id)
+        # The call list speaks the consoles' call states (docs/protocol.md), as push_call_state does.
+        state = _CALL_LIST_STATE.get(view.state, view.state) if view else "ivr"
+        if state == "talking" and ctx.held_since is not None:
+            state = "held"
         return {"call_id": ctx.call_id, "caller": ctx.caller_num,
                 "caller_name": ctx.customer_name or ctx.caller_name, "queue": ctx.queue,
-                "state": view.state if view else "ivr", "agent_id": ctx.agent_id or "",
+                "state": state, "agent_id": ctx.agent_id or "",
                 "position": view.position if view else None, "vip": ctx.vip,
                 "since": (ctx.queued_at or ctx.started_at).timestamp()}
 
     def wallboard_rows(self) -> dict[str, dict[str, object]]:
         rows: dict[str, dict[str, object]] = {}
+        wall_now = time.time()
         for name, q in self.acd.stats.snapshot(self.now()).items():
             handled = q.answered + q.abandoned
             rows[name] = {
-                "waiting": q.calls_waiting, "longest_wait_s": round(q.longest_wait_s),
+                # Field names of docs/protocol.md. The oldest caller's arrival, not the longest wait: it
+                # does not change every second, so it costs no delta; the console ticks it locally.
+                "waiting": q.calls_waiting,
+                "oldest_since": round(wall_now - q.longest_wait_s, 1) if q.calls_waiting else None,
                 "answered": q.answered, "abandoned": q.abandoned, "short_abandoned": q.short_abandoned,
-                "service_level_pct": None if q.service_level_pct is None else round(q.service_level_pct, 1),
-                "abandon_rate_pct": round(100.0 * q.abandoned / handled, 1) if handled else None,
+                "sl": None if q.service_level_pct is None else round(q.service_level_pct, 1),
+                "abandon_rate": round(100.0 * q.abandoned / handled, 1) if handled else None,
                 "asa_s": None if q.asa_s is None else round(q.asa_s, 1),
                 "aht_s": None if q.aht_s is None else round(q.aht_s, 1),
-                "agents": dict(q.agents_by_state),
+                "agents_by_state": dict(q.agents_by_state),
                 "occupancy_pct": None if q.occupancy_pct is None else round(q.occupancy_pct, 1),
             }
         return rows
@@ -508,6 +516,9 @@ class CtiServer:
                 if changed:
                     self._last_wallboard[queue] = row
                     await self.gateway.push_wallboard_delta(queue, changed)
+
+
+_CALL_LIST_STATE = {"new": "ivr", "offered": "ringing", "connected": "talking"}  # acd CallState -> console
 
 
 def _path_text(entry: Any) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from acd import events as ev
@@ -200,6 +201,9 @@ class ConsoleBackend:
         if target.kind == "queue":
             raise Refused("invalid_target", "an attended transfer goes to an agent or a number")
         await self._do(self.s.pbxes[ctx.pbx].control.attended_transfer(agent, exten, context))
+        # The call model has no consultation phase: the PBX took the Atxfer, so the agent is consulting.
+        await self.s.gateway.push_call_state(replace(self.call_view(ctx, "consulting"),
+                                                     consult_target=f"{target.kind}:{target.value}"))
 
     async def complete_transfer(self, who: Principal, call_id: str) -> None:
         # Atxfer completes when the transferer hangs up (capture 06 C: BridgeMerge, AttendedTransfer).
@@ -219,6 +223,7 @@ class ConsoleBackend:
         if target is None:
             raise Refused("invalid_state", "no consultation call to cancel")
         await self._do(self.s.pbxes[ctx.pbx].control.hangup(target))
+        await self.s.gateway.push_call_state(self.call_view(ctx, "held" if ctx.held_since else "talking"))
 
     async def hangup(self, who: Principal, call_id: str) -> None:
         ctx, _caller, agent = self._call(call_id, who)

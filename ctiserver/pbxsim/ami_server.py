@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from ctiserver.ami.protocol import AmiParser, AmiProtocolError, Message
 from ctiserver.pbxsim import wire
 from ctiserver.pbxsim.channels import Channel, Interrupt
+from ctiserver.pbxsim.transfers import attended_transfer
 from ctiserver.pbxsim.world import OriginateRequest, World, parse_callerid
 
 log = logging.getLogger(__name__)
@@ -510,10 +511,8 @@ async def _atxfer(s: AmiSession, m: Message, aid: str | None) -> None:
         s.send(wire.response(aid, "Error", "No extension specified"))
         return
     s.send(wire.response(aid, "Success", "Atxfer successfully queued"))
-    w = s.world
-    w.chan_event("Hold", chan)
-    for d in exten:
-        w.receive_dtmf(chan, d, 100, begin=False)
+    ctx = m.get("Context") or chan.context
+    s.world.spawn(attended_transfer(s.world, chan, exten, ctx), name=f"atxfer {chan.name}")
 
 
 @action("MixMonitor")

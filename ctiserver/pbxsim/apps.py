@@ -386,7 +386,11 @@ class Apps:
         if chan.interrupt is not None and not chan.hungup:
             w.set_var(chan, "DIALSTATUS", "ANSWER")  # redirected out of the call: only this (07 A)
             return None
-        if not chan.dead and not chan.hungup:
+        if chan.hungup and chan.bridge is not None and not chan.dead:
+            # The caller hung up: Dial leaves the bridge and files its variables before the pbx
+            # raises its soft hangup (captures 06 C, 07 F).
+            w.leave_bridge(chan, hangup=True)
+        if not chan.dead:
             w.set_var(chan, "ANSWEREDTIME", str(int(now - answered)))
             w.set_var(chan, "ANSWEREDTIME_MS", str(int((now - answered) * 1000)))
             w.set_var(chan, "DIALEDTIME", str(int(now - started)))

@@ -96,6 +96,9 @@ class Channel:
         self._signal = asyncio.Event()
         self.done = asyncio.Event()  # set once the Hangup event is out
         self.remote_busy = False
+        # CDR records beyond the first: Asterisk closes a record and opens a new one each time the channel
+        # leaves a bridge alive or gets a new bridge peer (captures 06, 07: one Cdr per segment).
+        self.cdr_extra = 0
         self.no_cdr = False  # a dialled leg's CDR is its caller's (capture 04: no Cdr for the agent ;1)
 
     # ------------------------------------------------------------------ headers
@@ -182,7 +185,8 @@ class Bridge:
     kind: str = "basic"  # basic | holding (parking)
     technology: str = "simple_bridge"
     dissolve_on_hangup: bool = True
-    by_dial: bool = False  # made by Dial(): a Redirect out of it reports the old app at the new place (07 A)
+    by_dial: bool = False
+    merge_into: Bridge | None = None  # an attended transfer's second bridge merges into this one  # made by Dial(): a Redirect out of it reports the old app at the new place (07 A)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
     def pairs(self, prefix: str = "", count: int | None = None) -> list[tuple[str, str]]:

@@ -147,6 +147,10 @@ class World:
         return "" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
     def cdr(self, chan: Channel) -> None:
+        for _ in range(1 + chan.cdr_extra):
+            self._cdr_record(chan)
+
+    def _cdr_record(self, chan: Channel) -> None:
         end = self.vnow()
         answered = chan.answered_at
         src = "" if chan.cid_num == UNKNOWN else chan.cid_num
@@ -468,15 +472,32 @@ class World:
         if bridge is not None and len(bridge.channels) == 2:
             self.set_bridgepeers(bridge)
 
-    def leave_bridge(self, chan: Channel, *, hangup: bool = False) -> None:
+    def leave_bridge(self, chan: Channel, *, hangup: bool = False, clear_peers: bool = True) -> None:
         bridge = chan.bridge
         if bridge is None:
             return
-        self.clear_bridgepeers(bridge)
+        merging = hangup and bridge.merge_into is not None
+        if merging:
+            self.set_var(chan, "BRIDGEPEER", "")  # only the transferer's is cleared (06 C)
+        elif clear_peers:
+            self.clear_bridgepeers(bridge)
         bridge.channels.remove(chan)
         chan.bridge = None
         self.emit(wire.event("BridgeLeave", bridge.pairs(), chan.snapshot()))
         chan.wake()
+        if not hangup and not chan.hungup:
+            if chan.no_cdr:
+                chan.no_cdr = False  # a dialled leg that goes on alone gets its own record (07 A)
+            else:
+                chan.cdr_extra += 1
+        if merging:
+            partner = chan.partner
+            if partner is not None and not partner.dead:
+                self.queue_hangup(partner, chan.hangup_cause or 16)
+            from ctiserver.pbxsim.transfers import merge_after_transferer_left
+
+            merge_after_transferer_left(self, bridge, chan)
+            return
         if hangup and bridge.dissolve_on_hangup:
             for other in list(bridge.channels):
                 other.bridge = None
@@ -484,6 +505,11 @@ class World:
                 self.emit(wire.event("BridgeLeave", bridge.pairs(), other.snapshot()))
                 other.variables["__bridge_peer_hungup"] = "1"
                 other.wake()
+                if other.task is None and not other.hungup and not other.dead:
+                    # A leg with no program of its own (Dial's callee, a transfer target) ends with it.
+                    other.hangup_cause = 16
+                    other.hungup = True
+                    self.spawn(self.destroy(other))
         if not bridge.channels:
             self.destroy_bridge(bridge)
 

@@ -88,6 +88,17 @@ class ConsoleClient:
         await self.wait_for("snapshot")
         return reply
 
+    async def collect(self, seconds: float) -> list[Msg]:
+        """Everything that arrives within `seconds` (after what was already in the backlog)."""
+        out = self.drain()
+        deadline = asyncio.get_running_loop().time() + seconds
+        while (left := deadline - asyncio.get_running_loop().time()) > 0:
+            try:
+                out.append(await self.next(left))
+            except TimeoutError:
+                break
+        return out
+
     def drain(self) -> list[Msg]:
         out, self._backlog = self._backlog, []
         return out

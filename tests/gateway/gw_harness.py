@@ -166,7 +166,7 @@ class AppSite:
     def call(self, caller: str, queue: str = "sales", **behaviour: object) -> Channel:
         """A caller dials in; the demo flow's menu takes them to `queue` (VIPs go to vip by themselves)."""
         keys = (MENU_KEYS[queue],) if queue in MENU_KEYS else ()
-        return self.sim.place_call(DID, caller, "", CallerBehaviour(keys=keys, **behaviour))  # type: ignore[arg-type]
+        return self.sim.place_call(DID, caller, "", CallerBehaviour(keys=keys, press_on_prompt=False, **behaviour))  # type: ignore[arg-type]
 
     async def ring_agent(self, agent_id: str, caller: str, queue: str = "sales") -> tuple[str, str]:
         """A real call through the IVR and the ACD until it rings at `agent_id` (who must be the only

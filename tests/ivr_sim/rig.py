@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from crmstore.model import CallFacts
 from crmstore.store import CrmStore, open_store
 from ctiserver.agi.protocol import AgiEnvironment, AgiReply, format_command
 from ctiserver.agi.server import AgiSession, FastAgiServer
@@ -107,6 +108,7 @@ class Call:
     log: SentLog | None = None
     session: AgiSession | None = None
     flow_version: str = ""
+    logged: bool = False  # the call is in the CRM history before the flow runs (a post-call survey)
 
     @property
     def sent(self) -> list[str]:
@@ -165,13 +167,13 @@ class IvrRig:
         return self.clock
 
     def call(self, did: str, caller_num: str, behaviour: CallerBehaviour | None = None,
-             caller_name: str = "Caller") -> Call:
+             caller_name: str = "Caller", *, logged: bool = False) -> Call:
         chan = self.sim.place_call(did, caller_num, caller_name, behaviour or CallerBehaviour())
         witness = Witness()
         chan.observers.append(witness)
         # The FastAGI client connects only after the dialplan's Answer() on a later loop turn, so the call is
         # known here before the handler can ask for it.
-        call = Call(did, chan, witness)
+        call = Call(did, chan, witness, logged=logged)
         self.calls[chan.uniqueid] = call
         return call
 
@@ -182,6 +184,9 @@ class IvrRig:
         did = env.dnid
         ctx = CallContext(env.uniqueid, "sim", env.channel, env.caller_num, env.caller_name, did)
         call.ctx = ctx
+        if call.logged:
+            # After an agent call the app has logged the call before the survey runs (ctiserver.app).
+            await self.crm.log_interaction(CallFacts(ctx.call_id, ctx.caller_num, ctx.started_at))
         flow = self.registry.get(self.flow_by_did[did])
         variables = {
             "caller_number": ctx.caller_num, "caller_name": ctx.caller_name, "dnid": did,
@@ -204,7 +209,7 @@ class IvrRig:
             # As ctiserver.app does: the dialplan continues at the transfer context once the AGI ends.
             context = "cti-outbound" if outcome.external else "cti-dial"
             with contextlib.suppress(Exception):
-                await session.command("EXEC", "Goto", f"{context},{outcome.destination},1", timeout=5.0)
+                await call.log.command("EXEC", "Goto", f"{context},{outcome.destination},1", timeout=5.0)
 
 
 def events(result: FlowResult) -> list[tuple[str, str, str]]:
