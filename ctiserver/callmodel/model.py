@@ -32,6 +32,8 @@ from .states import CallPhase, IllegalTransition, check_transition
 P = CallPhase
 UP = 6
 RINGING = 5
+# ChannelState as it comes on the wire; int() is the fallback for anything else (and still raises on junk).
+_STATES = {str(n): n for n in range(11)}
 
 # Applications in which a caller is waiting for us, without music from our IVR.
 _WAITING_APPS = frozenset({"MusicOnHold", "Queue", "Wait", "WaitForCondition"})
@@ -96,6 +98,10 @@ class Call:
     cause: int = 0
     cause_txt: str = ""
     anomalies: int = 0
+    # A fact _derive reads may have changed since the last _rederive. While False, an event that changes
+    # none of those facts (NewCallerid, NewConnectedLine, a Newexten within the same application: a
+    # third of a burst, README 09) skips the rederive, which would return nothing.
+    stale: bool = field(default=True, repr=False, compare=False)
 
     @property
     def caller_leg(self) -> Channel | None:
@@ -198,7 +204,7 @@ class CallModel:
     # ------------------------------------------------------------------ the event feed
 
     def apply(self, msg: Message, now: float) -> list[object]:
-        handler = self._handlers.get(msg.get("Event", ""))
+        handler = self._handlers.get(msg.get("Event"))
         if handler is None:
             return []
         return handler(msg, now)
@@ -229,6 +235,7 @@ class CallModel:
         self.channels[uid] = ch
         self.by_name[name] = uid
         call.legs[uid] = ch
+        call.stale = True
         # A Local pair originated as the caller's phone: ;1 is the phone, ;2 runs the inbound dialplan
         # and is the leg the CTI steers (README: "Local channels, Uniqueid and Linkedid").
         base = _local_base(name)
@@ -239,20 +246,32 @@ class CallModel:
         return out
 
     def _touch_only(self, m: Message, now: float) -> list[object]:
-        ch = self._channel_for(m, now)
+        uid = m.get("Uniqueid")
+        ch = self.channels.get(uid) if uid else None
         if ch is None:
             return []
-        return self._after_change(ch, now)
+        changed = self._update(ch, m, now)
+        call = self.calls.get(ch.call_id)
+        if call is None or not (changed or call.stale):
+            return []
+        return self._rederive(call, now)
 
     def _newexten(self, m: Message, now: float) -> list[object]:
-        ch = self._channel_for(m, now)
+        uid = m.get("Uniqueid")
+        ch = self.channels.get(uid) if uid else None
         if ch is None:
             return []
+        changed = self._update(ch, m, now)
         app = m.get("Application", "")
         if app not in _DIAL_HALF_APPS:
-            ch.application = app
+            if app != ch.application:
+                ch.application = app
+                changed = True
             ch.app_data = m.get("AppData", "")
-        return self._after_change(ch, now)
+        call = self.calls.get(ch.call_id)
+        if call is None or not (changed or call.stale):
+            return []
+        return self._rederive(call, now)
 
     def _hangup(self, m: Message, now: float) -> list[object]:
         ch = self._channel_for(m, now)
@@ -262,6 +281,7 @@ class CallModel:
         ch.cause = int(m.get("Cause", "0") or 0)
         ch.cause_txt = m.get("Cause-txt", "")
         if ch.bridge is not None:
+            self._stale_bridge(ch.bridge)
             self.bridges.get(ch.bridge, set()).discard(ch.uniqueid)
             ch.bridge = None
         call = self.calls[ch.call_id]
@@ -273,7 +293,10 @@ class CallModel:
         if self.by_name.get(ch.name) == ch.uniqueid:
             del self.by_name[ch.name]
         out.extend(self._rederive(call, now))
-        if not any(leg.alive for leg in call.legs.values()):
+        for leg in call.legs.values():
+            if leg.hungup_at is None:
+                break
+        else:
             self._forget(call)
         return out
 
@@ -305,7 +328,10 @@ class CallModel:
             return []
         bid = m.get("BridgeUniqueid", "")
         if ch.bridge and ch.bridge != bid:
+            self._stale_bridge(ch.bridge)
             self.bridges.get(ch.bridge, set()).discard(ch.uniqueid)
+        self._stale_bridge(bid)
+        self._stale_channel(ch)
         ch.bridge = bid
         ch.was_bridged = True
         self.bridges.setdefault(bid, set()).add(ch.uniqueid)
@@ -316,13 +342,17 @@ class CallModel:
         if ch is None:
             return []
         bid = m.get("BridgeUniqueid", "")
+        self._stale_bridge(bid)
+        self._stale_channel(ch)
         self.bridges.get(bid, set()).discard(ch.uniqueid)
         if ch.bridge == bid:
             ch.bridge = None
         return self._rederive_bridge(bid, now, extra=ch)
 
     def _bridge_destroy(self, m: Message, now: float) -> list[object]:
-        members = self.bridges.pop(m.get("BridgeUniqueid", ""), set())
+        bid = m.get("BridgeUniqueid", "")
+        self._stale_bridge(bid)
+        members = self.bridges.pop(bid, set())
         for uid in members:
             ch = self.channels.get(uid)
             if ch:
@@ -331,6 +361,8 @@ class CallModel:
 
     def _bridge_merge(self, m: Message, now: float) -> list[object]:
         to, frm = m.get("ToBridgeUniqueid", ""), m.get("FromBridgeUniqueid", "")
+        self._stale_bridge(to)
+        self._stale_bridge(frm)
         # An attended transfer completes by merging bridges; AttendedTransfer itself comes after
         # BridgeMerge (README: event ordering), too late to name the transfer we are about to see.
         for uid in (*self.bridges.get(to, ()), *self.bridges.get(frm, ())):
@@ -437,6 +469,7 @@ class CallModel:
             call = self.calls.get(ch.call_id) if ch else None
             if call:
                 call.pending_transfer = "blind"
+                call.stale = True
         return []
 
     def _attended_transfer(self, m: Message, now: float) -> list[object]:
@@ -460,34 +493,57 @@ class CallModel:
         self._update(ch, m, now)
         return ch
 
-    def _update(self, ch: Channel, m: Message, now: float) -> None:
-        """Refresh the channel snapshot every channel event carries."""
-        st = m.get("ChannelState")
+    def _update(self, ch: Channel, m: Message, now: float) -> bool:
+        """Refresh the channel snapshot every channel event carries. True if a fact _derive reads changed."""
+        get = m.get
+        changed = False
+        st = get("ChannelState")
         if st is not None:
-            state = int(st)
+            state = _STATES.get(st)
+            if state is None:
+                state = int(st)
             if state == UP and ch.answered_at is None:
                 ch.answered_at = now
-            ch.state = state
-        num = m.get("CallerIDNum")
+            if state != ch.state:
+                ch.state = state
+                changed = True
+        num = get("CallerIDNum")
         if num is not None:
             ch.caller_num = num
-            ch.caller_name = m.get("CallerIDName", "")
-            ch.connected_num = m.get("ConnectedLineNum", "")
-            ch.connected_name = m.get("ConnectedLineName", "")
-        ctx = m.get("Context")
+            ch.caller_name = get("CallerIDName", "")
+            ch.connected_num = get("ConnectedLineNum", "")
+            ch.connected_name = get("ConnectedLineName", "")
+        ctx = get("Context")
         if ctx is not None:
             ch.context = ctx
-            ch.exten = m.get("Exten", "")
-        linkedid = m.get("Linkedid")
+            ch.exten = get("Exten", "")
+        linkedid = get("Linkedid")
         if linkedid and linkedid != ch.linkedid:
             ch.linkedid = linkedid
             target = self._by_linkedid.get(linkedid)
             if target and target != ch.call_id and target in self.calls:
                 self._move(ch, self.calls[target])
+                changed = True
+        return changed
+
+    def _stale_channel(self, ch: Channel) -> None:
+        call = self.calls.get(ch.call_id)
+        if call is not None:
+            call.stale = True
+
+    def _stale_bridge(self, bid: str) -> None:
+        """Bridge membership is a fact of every call with a channel in the bridge (the caller's peers)."""
+        channels = self.channels
+        for uid in self.bridges.get(bid, ()):
+            ch = channels.get(uid)
+            if ch is not None:
+                self._stale_channel(ch)
 
     def _move(self, ch: Channel, dest: Call) -> None:
+        dest.stale = True
         src = self.calls.get(ch.call_id)
         if src is not None:
+            src.stale = True
             src.legs.pop(ch.uniqueid, None)
             if not src.legs:
                 self.calls.pop(src.call_id, None)
@@ -503,32 +559,40 @@ class CallModel:
         return self._rederive(call, now)
 
     def _derive(self, call: Call) -> CallPhase:
-        caller = call.legs.get(call.caller)
-        origin = call.legs.get(call.origin)
-        if caller is None or not caller.alive or (origin is not None and not origin.alive):
+        # Runs on most events: the Channel properties (alive, alerting) are spelled out inline.
+        legs = call.legs
+        caller_id = call.caller
+        origin_id = call.origin
+        caller = legs.get(caller_id)
+        if caller is None or caller.hungup_at is not None:
             return P.ENDED
+        if origin_id != caller_id:
+            origin = legs.get(origin_id)
+            if origin is not None and origin.hungup_at is not None:
+                return P.ENDED
         if caller.bridge is not None:
-            peers = [
-                u for u in self.bridges.get(caller.bridge, ()) if u != caller.uniqueid and u != call.origin
-            ]
-            if peers:
-                return P.ON_HOLD if caller.moh else P.CONNECTED
+            for u in self.bridges.get(caller.bridge, ()):
+                if u != caller_id and u != origin_id:
+                    return P.ON_HOLD if caller.moh else P.CONNECTED
         if (caller.moh and call.ever_connected) or caller.parked:
             return P.ON_HOLD
-        for leg in call.legs.values():
-            if leg.alive and leg.uniqueid not in (call.caller, call.origin):
-                # Between the agent's answer (DialEnd) and BridgeEnter the caller is still in Dial.
-                if leg.alerting or leg.dialing or (
+        app = caller.application
+        in_dial = app == "Dial" or app == "Queue"
+        for leg in legs.values():
+            if leg.hungup_at is None and leg.uniqueid != caller_id and leg.uniqueid != origin_id:
+                # Ringing (alerting) or dialled; and between the agent's answer (DialEnd) and BridgeEnter
+                # the caller is still in Dial.
+                if leg.dialing or leg.state == RINGING or (
                     # Answered, on its way into the bridge, the caller still in Dial. A leg that has
                     # already left a bridge is being torn down, not offered.
-                    caller.application in ("Dial", "Queue")
+                    in_dial
                     and leg.dial_answered
                     and (not leg.was_bridged or leg.bridge is not None)
                 ):
                     return P.OFFERED
-        if call.queued or caller.queue is not None or caller.application in _WAITING_APPS:
-            return P.ON_HOLD if call.ever_connected and caller.application == "MusicOnHold" else P.QUEUED
-        if caller.application == "AGI":
+        if call.queued or caller.queue is not None or app in _WAITING_APPS:
+            return P.ON_HOLD if call.ever_connected and app == "MusicOnHold" else P.QUEUED
+        if app == "AGI":
             return P.IVR
         return P.ARRIVING
 
@@ -543,6 +607,7 @@ class CallModel:
 
     def _rederive(self, call: Call, now: float) -> list[object]:
         out: list[object] = []
+        call.stale = False
         caller = call.legs.get(call.caller)
         if not call.announced and caller is not None and caller.application:
             call.announced = True

@@ -423,8 +423,8 @@ def redirect(world: World, chan: Channel, ctx: str, exten: str, prio: int, *, mo
                 ("Extension", exten), ("Application", chan.app), ("AppData", chan.appdata)]))
             chan.skip_newexten = True
         world.leave_bridge(chan)
-        if bridge.by_dial and bridge.channels:
-            world.spawn(world.release_dial_orphans(bridge))
+        if bridge.channels:
+            world.spawn(world.release_bridge_rest(bridge))
     chan.wake()
     if chan.task is None or chan.task.done():
         chan.interrupt = None
@@ -494,9 +494,7 @@ async def _blind_transfer(s: AmiSession, m: Message, aid: str | None) -> None:
                       [("IsExternal", "No"), ("Context", ctx), ("Extension", exten)]))
     for o in others:
         redirect(w, o, ctx, exten, 1, moved=True)
-    if chan.task is None and chan.bridge is not None:
-        w.spawn(w.release_dial_orphans(bridge))
-    else:
+    if chan.bridge is None and chan.task is None:
         w.soft_hangup(chan, 16)
 
 
@@ -575,14 +573,22 @@ async def _park(s: AmiSession, m: Message, aid: str | None) -> None:
     if chan is None:
         s.send(wire.response(aid, "Error", "Channel does not exist"))
         return
+    if chan.bridge is None:
+        s.send(wire.response(aid, "Error", "Park failed"))
+        return
+    timeout_chan = s.channel(m, "TimeoutChannel")
     # The message really ends in a stray LF before the CRLF (README).
     s.send(wire.response(aid, "Success", wire.Verbatim("Park successful\n")))
+    s.world.parking.park(chan, timeout_chan)
 
 
 @action("ParkedCalls")
 async def _parked_calls(s: AmiSession, m: Message, aid: str | None) -> None:
     s.send(wire.response(aid, "Success", "Parked calls will follow", ("EventList", "start")))
-    s.send(_complete("ParkedCallsComplete", aid, 0, ("Total", "0")))
+    items = s.world.parking.list_items(aid)
+    for item in items:
+        s.send(item)
+    s.send(_complete("ParkedCallsComplete", aid, len(items), ("Total", str(len(items)))))
 
 
 @action("ListCommands")

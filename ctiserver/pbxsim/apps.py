@@ -38,7 +38,7 @@ class Apps:
             "stopmusiconhold": self.stop_moh, "goto": self.goto, "gotoif": self.goto_if, "set": self.set,
             "userevent": self.user_event, "agi": self.agi, "dial": self.dial, "voicemail": self.voicemail,
             "chanspy": self.chanspy, "progress": self.noop, "verbose": self.noop, "log": self.noop,
-            "queue": self.queue,
+            "queue": self.queue, "parkedcall": self.parked_call,
         }
 
     def exists(self, app: str) -> bool:
@@ -336,6 +336,9 @@ class Apps:
                 w.emit(wire.event("DialState", chan.snapshot(), callee.snapshot("Dest"), [("DialStatus", "RINGING")]))
                 if callee.tech == "Local":
                     w.device_state(callee.device, "INUSE")
+                partner = chan.partner
+                if partner is not None and not chan.is_one and partner.state not in (5, 6):
+                    w.new_state(partner, 5)  # ringing travels back through a Local pair (an atxfer target)
             if callee.state == 6:
                 status = "ANSWER"
                 break
@@ -361,6 +364,8 @@ class Apps:
                 w.spawn(w.destroy(callee))
             w.set_var(chan, "DIALSTATUS", status)
             return "hangup" if chan.hungup else None
+        if chan.state != 6:
+            self.do_answer(chan)  # Dial answers its caller once the callee does
         w.set_var(chan, "DIALSTATUS", "ANSWER")
         w.set_var(chan, "DIALEDPEERNAME", callee.name)
         w.set_var(chan, "DIALEDPEERNUMBER", rest)
@@ -444,6 +449,20 @@ class Apps:
         if "w" in options and not spyee.dead:
             w.announce_bridgepeers(spyee)
         return None
+
+    async def parked_call(self, chan: Channel, data: str) -> AppResult:
+        args = split_args(data)
+        space = args[1] if len(args) > 1 else ""
+        if chan.state != 6:
+            self.do_answer(chan)
+        bridge = self.world.parking.retrieve(chan, space)
+        if bridge is None:
+            return "hangup"
+        while chan.bridge is not None and not chan.hungup:
+            await chan.wait_signal()
+        if chan.hangup_cause is None:
+            chan.hangup_cause = 16
+        return "hangup"  # the call is over for the retriever (07 F: SoftHangupRequest, cause 16)
 
     async def queue(self, chan: Channel, data: str) -> AppResult:
         # app_queue is not simulated: the CTI's own ACD queues callers inside FastAGI (architecture.md).

@@ -99,6 +99,7 @@ class Channel:
         # CDR records beyond the first: Asterisk closes a record and opens a new one each time the channel
         # leaves a bridge alive or gets a new bridge peer (captures 06, 07: one Cdr per segment).
         self.cdr_extra = 0
+        self.originated = False  # created by AMI Originate (its record yields to an older bridge peer: 05 B)
         self.no_cdr = False  # a dialled leg's CDR is its caller's (capture 04: no Cdr for the agent ;1)
 
     # ------------------------------------------------------------------ headers
@@ -186,7 +187,10 @@ class Bridge:
     technology: str = "simple_bridge"
     dissolve_on_hangup: bool = True
     by_dial: bool = False
-    merge_into: Bridge | None = None  # an attended transfer's second bridge merges into this one  # made by Dial(): a Redirect out of it reports the old app at the new place (07 A)
+    merge_into: Bridge | None = None  # an attended transfer's second bridge merges into this one
+    creator: str = "<unknown>"
+    name: str = "<unknown>"
+    persistent: bool = False  # a parking lot's holding bridge outlives its members  # made by Dial(): a Redirect out of it reports the old app at the new place (07 A)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
     def pairs(self, prefix: str = "", count: int | None = None) -> list[tuple[str, str]]:
@@ -194,8 +198,8 @@ class Bridge:
             ("BridgeUniqueid", self.uniqueid),
             ("BridgeType", self.kind),
             ("BridgeTechnology", self.technology),
-            ("BridgeCreator", "<unknown>"),
-            ("BridgeName", "<unknown>"),
+            ("BridgeCreator", self.creator),
+            ("BridgeName", self.name),
             ("BridgeNumChannels", str(len(self.channels) if count is None else count)),
             ("BridgeVideoSourceMode", "none"),
         ]

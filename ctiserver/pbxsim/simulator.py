@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +15,26 @@ from ctiserver.pbxsim.people import CallerBehaviour, CallerRun, sanitize_sip_tex
 from ctiserver.pbxsim.world import PhoneProfile, World
 
 HERE = Path(__file__).resolve().parent
-PRODUCT_DIALPLAN = HERE.parents[1] / "asterisk-config" / "extensions.conf"
-CAPTURE_DIALPLAN = HERE / "dialplans" / "captures.conf"
+CAPTURE_DIALPLAN = HERE / "dialplans" / "captures.conf"  # package data (pbxsim/dialplans/*.conf)
+CONFIG_ENV = "CTISERVER_ASTERISK_CONFIG"
+
+
+def product_dialplan() -> Path:
+    """asterisk-config/extensions.conf: $CTISERVER_ASTERISK_CONFIG (the folder), else the repo checkout
+    this package runs from, else the current directory. It is not package data (it is the reference
+    configuration for a real Asterisk), so an installed wheel needs the variable or a checkout."""
+    env = os.environ.get(CONFIG_ENV)
+    candidates = [Path(env) / "extensions.conf"] if env else []
+    candidates += [parent / "asterisk-config" / "extensions.conf" for parent in HERE.parents]
+    candidates.append(Path.cwd() / "asterisk-config" / "extensions.conf")
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"asterisk-config/extensions.conf not found (looked beside the package and in the "
+                            f"current directory); set {CONFIG_ENV} to the asterisk-config folder")
+
+
+PRODUCT_DIALPLAN = HERE.parents[1] / "asterisk-config" / "extensions.conf"  # in a checkout
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +68,7 @@ class Simulator:
                  ami_users: dict[str, str] | None = None, ami_port: int = 0,
                  globals_override: dict[str, str] | None = None, capture_mode: bool = False,
                  fixed_challenge: str | None = None) -> None:
-        paths = list(dialplan_paths) if dialplan_paths else [PRODUCT_DIALPLAN]
+        paths = list(dialplan_paths) if dialplan_paths else [product_dialplan()]
         plan = dp.load(paths)
         if globals_override:
             plan.globals.update(globals_override)

@@ -69,9 +69,9 @@ async def attended_transfer(w: World, transferer: Channel, exten: str, context: 
     w.enter_bridge(second, transferer)
     w.set_bridgepeers(second)
     w.set_connected(transferer, one.cid_name, one.cid_num)
-    if transferer.partner is not None:
-        transferer.partner.late_callerid = (one.cid_name, one.cid_num)
+    w.propagate_connected(transferer, one.cid_name, one.cid_num)
     answered = await _wait_state(w, one, (6,), NO_ANSWER_TIMEOUT)
+    one.dialstring = ""  # answered or given up: from now on it is an ordinary bridged leg
     if answered and not transferer.dead:
         w.set_bridgepeers(second)  # the answer re-publishes the peers (06 C)
         return
@@ -127,7 +127,7 @@ def merge_after_transferer_left(w: World, second: Bridge, transferer: Channel) -
         transferee = next((c for c in first.channels if c is not target), None)
         w.emit(wire.event(
             "AttendedTransfer", [("Result", "Success")], transferer.snapshot("OrigTransferer"),
-            first.pairs("OrigBridge"), transferer.snapshot("SecondTransferer"), second.pairs("SecondBridge"),
+            first.pairs("Orig"), transferer.snapshot("SecondTransferer"), second.pairs("Second"),
             transferee.snapshot("Transferee") if transferee is not None else [],
             target.snapshot("TransferTarget"),
             [("IsExternal", "No"), ("DestType", "Bridge"), ("DestBridgeUniqueid", first.uniqueid)]))
@@ -136,9 +136,7 @@ def merge_after_transferer_left(w: World, second: Bridge, transferer: Channel) -
             t_name, t_num = target.cid_name, target.cid_num
             w.set_connected(target, transferee.cid_name, transferee.cid_num)
             w.set_connected(transferee, t_name, t_num)
-            for chan, name, num in ((target, transferee.cid_name, transferee.cid_num),
-                                    (transferee, t_name, t_num)):
-                if chan.partner is not None:
-                    chan.partner.late_callerid = (name, num)  # as after a Bridge (05 B)
+            w.propagate_connected(target, transferee.cid_name, transferee.cid_num)
+            w.propagate_connected(transferee, t_name, t_num)
         target.wake()
     w.destroy_bridge(second)

@@ -83,7 +83,9 @@ class World:
         self.agi_host_override: tuple[str, int] | None = None
         self.apps: Any = None  # set by apps.install()
         self.queues: dict[str, Any] = {}
-        self.parked: dict[str, Any] = {}
+        from ctiserver.pbxsim.parking import ParkingLot
+
+        self.parking = ParkingLot(self)
         from ctiserver.pbxsim import apps
 
         apps.install(self)
@@ -138,6 +140,17 @@ class World:
     def set_connected(self, chan: Channel, name: str, num: str) -> None:
         chan.conn_name, chan.conn_num = name, num
         self.chan_event("NewConnectedLine", chan)
+
+    def propagate_connected(self, chan: Channel, name: str, num: str) -> None:
+        """A Local half's new connected line becomes its partner's caller ID. The partner reports it at
+        once while it is in Answer() (07 F), otherwise only as it hangs up (05 B, 06 C)."""
+        partner = chan.partner
+        if partner is None or partner.dead:
+            return
+        if partner.app == "Answer":
+            self.set_callerid(partner, name, num)
+        else:
+            partner.late_callerid = (name, num)
 
     def device_state(self, device: str, state: str) -> None:
         if device:
@@ -510,18 +523,25 @@ class World:
                     other.hangup_cause = 16
                     other.hungup = True
                     self.spawn(self.destroy(other))
-        if not bridge.channels:
+        if not bridge.channels and not bridge.persistent:
             self.destroy_bridge(bridge)
 
-    async def release_dial_orphans(self, bridge: Bridge) -> None:
-        """Dial's callee left alone in the bridge (its caller was redirected away) is hung up: BridgeLeave,
-        then Hangup with Normal Clearing, no (Soft)HangupRequest of its own (capture 06 A/B)."""
+    async def release_bridge_rest(self, bridge: Bridge) -> None:
+        """A channel moved out of a two-party bridge (Redirect, BlindTransfer): the bridge dissolves. A leg
+        with no program of its own (Dial's callee) is hung up: BridgeLeave, then Hangup with Normal
+        Clearing and no (Soft)HangupRequest (capture 06 A/B); a leg running dialplan goes on after it."""
         await asyncio.sleep(0)  # a dual Redirect moves the other channel in the same action
         for other in list(bridge.channels):
-            if other.task is None and other.interrupt is None and not other.dead:
+            if other.interrupt is not None or other.dead or other.bridge is not bridge:
+                continue
+            if other.variables.get("BRIDGEPEER"):
+                self.set_var(other, "BRIDGEPEER", "")
+            if other.task is None:
                 other.hangup_cause = 16
                 other.hungup = True
                 await self.destroy(other)
+            else:
+                self.leave_bridge(other)
 
     def destroy_bridge(self, bridge: Bridge) -> None:
         if bridge.uniqueid in self.bridges:
@@ -563,11 +583,11 @@ class World:
         for chan, name, num in ((a, b_name, b_num), (b, a_name, a_num)):
             if (chan.conn_name, chan.conn_num) != (name, num):  # only a change is published (07 A)
                 self.set_connected(chan, name, num)
-                if chan.partner is not None:
-                    chan.partner.late_callerid = (name, num)
+                self.propagate_connected(chan, name, num)
         # The older channel is the bridge CDR's party A; the younger one's own record is dropped (05 B).
-        younger = b if _uid_key(b.uniqueid) >= _uid_key(a.uniqueid) and b.created >= a.created else a
-        younger.no_cdr = True
+        younger = b if b.created >= a.created else a
+        if younger.originated and younger.cdr_extra == 0:
+            younger.no_cdr = True
         return bridge
 
     # ---------------------------------------------------------------- DTMF and audio
@@ -684,6 +704,7 @@ class World:
             ("Context", ctx), ("Exten", target), ("LocalOptimization", "Yes")]))
         self.emit(wire.event("DialBegin", one.snapshot("Dest"), [("DialString", f"{target}@{ctx}")]))
         one.dialstring = f"{target}@{ctx}"
+        one.originated = True
         self.start_pbx(two)
         outcome = await self._await_answer(one, req.timeout_ms)
         return self._finish_originate(req, one, outcome, respond)
@@ -770,6 +791,7 @@ class World:
             self.set_callerid(chan, name, num)
             self.set_connected(chan, name, num)
         chan.dialstring = peer
+        chan.originated = True
         self.emit(wire.event("DialBegin", chan.snapshot("Dest"), [("DialString", peer)]))
         self.spawn(self.ring_phone(chan, profile, None), name=f"phone {chan.name}")
         outcome = await self._await_answer(chan, req.timeout_ms)

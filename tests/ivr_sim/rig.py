@@ -23,7 +23,7 @@ from crmstore.store import CrmStore, open_store
 from ctiserver.agi.protocol import AgiEnvironment, AgiReply, format_command
 from ctiserver.agi.server import AgiSession, FastAgiServer
 from ctiserver.calls import CallContext
-from ctiserver.ivr_services import IvrServices
+from ctiserver.ivr_services import IvrServices, QueueFiguresSource
 from ctiserver.pbxsim.channels import Channel
 from ctiserver.pbxsim.people import CallerBehaviour
 from ctiserver.pbxsim.simulator import Simulator
@@ -46,8 +46,8 @@ CATALOG_QUEUES = frozenset({"general", "vip", "sales", "support", "billing"})
 CATALOG_SKILLS = frozenset({"english", "sales", "korean", "billing", "support"})
 
 
-class FixedFigures:
-    """Queue figures for ``branch`` nodes: a plain table the test sets (ctiserver.ivr_services.QueueFiguresSource)."""
+class FixedFigures(QueueFiguresSource):
+    """Queue figures for ``branch`` nodes: a plain table the test sets (the ACD is not part of these tests)."""
 
     def __init__(self) -> None:
         self.table: dict[str, QueueFigures] = {}

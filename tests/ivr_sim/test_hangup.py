@@ -74,4 +74,6 @@ async def test_hang_up_while_leaving_a_voicemail(slow_rig: IvrRig, voice_dir: Pa
     assert result.outcome == CallerHungUp("closed")  # type: ignore[attr-defined]
     assert ev[-2:] == [("closed", "node", "voicemail"), ("closed", "hangup", "caller")]
     call = next(iter(slow_rig.calls.values()))
-    assert call.witness.recordings == 1 and call.sent[-1].startswith("RECORD FILE ")
+    assert call.witness.recordings == 1 and call.sent[-2].startswith("RECORD FILE ")
+    # capture 03: result=-1 from the interrupted command, then HANGUP + 511 on the CHANNEL STATUS probe
+    assert call.sent[-1] == "CHANNEL STATUS"

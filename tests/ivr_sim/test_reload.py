@@ -69,7 +69,7 @@ async def test_reload_during_calls(hotline: tuple[IvrRig, Path]) -> None:
 
     edit(path, BROKEN, 2 * 10**18)
     errors = watcher.check()
-    assert errors is not None and [(e.kind, e.line) for e in errors] == [("missing-target", 8)]
+    assert errors is not None and [(e.kind, e.line) for e in errors] == [("missing-target", 9)]
     assert rig.registry.get("hotline").version == v2  # the broken file is never loaded
     third = rig.call(HOTLINE, KNOWN_NUMBER, CallerBehaviour(keys=("1",)))
 

