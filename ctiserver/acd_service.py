@@ -156,7 +156,10 @@ class AcdService:
             delay = 1.0 if due is None else max(0.0, min(1.0, due - now))
             self._wakeup.clear()
             try:
-                await asyncio.wait_for(self._wakeup.wait(), delay)
+                # Not wait_for: on 3.11 it swallows a cancel that races with the wake-up being set, and
+                # stop() then waits for this loop forever (seen in tests/e2e).
+                async with asyncio.timeout(delay):
+                    await self._wakeup.wait()
             except TimeoutError:
                 pass
             self._execute(self.router.tick(self._clock()))

@@ -99,6 +99,7 @@ class CtiServer:
         self.pbxes: dict[str, Pbx] = {}
         self.pool = AmiPool()
         self.open_offers: dict[str, OfferView] = {}  # call_id -> the pop on the agent's screen
+        self.consults: dict[str, str] = {}  # call_id -> "kind:target" while its agent consults (Atxfer)
         self._offer_ids = itertools.count(1)
         self._pushes: asyncio.Queue[Callable[[], Any]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -388,6 +389,13 @@ class CtiServer:
             if offer is not None and offer.agent_id == e.agent_id:
                 del self.open_offers[offer.call_id]
                 self._push(lambda: gw.push_offer_cancelled(e.agent_id, offer.offer_id, e.reason))
+        if e.call_id and e.old in _ON_CALL and e.new not in _ON_CALL:
+            # The agent's part is over (hung up, or transferred the caller, whose call goes on without
+            # them): their console closes the call now, not when the caller's side ends.
+            ctx = self.calls.get(e.call_id)
+            if ctx is not None and ctx.agent_id == e.agent_id:
+                self.consults.pop(e.call_id, None)
+                self._push_call_state(ctx, "ended")
 
     def _on_acd_call_state(self, e: d.CallStateChanged) -> None:
         ctx = self.calls.get(e.call_id)
@@ -425,11 +433,13 @@ class CtiServer:
         if ctx.outcome == "ivr_only" and ctx.queued_at is not None and ctx.answered_at is None:
             ctx.outcome = "abandoned"
         self.open_offers.pop(e.call_id, None)
+        self.consults.pop(e.call_id, None)
         gw = self.gateway
         call_id = e.call_id
         self._push(lambda: gw.push_call_list_delta(call_id, None))
         if ctx.agent_id is not None and ctx.answered_at is not None:
-            self._push_call_state(ctx, "ended")
+            if self._agent_on(ctx):  # otherwise _on_agent_state closed it when the agent left
+                self._push_call_state(ctx, "ended")
         else:
             # Nobody will wrap this call up: its history is written now.
             facts = self.call_facts(ctx)
@@ -441,7 +451,16 @@ class CtiServer:
 
             self._push(log_it)
 
+    def _agent_on(self, ctx: CallContext) -> bool:
+        """Is the call's agent still on it (the ACD's view)?"""
+        if ctx.agent_id is None or not self.acd_config.has_agent(ctx.agent_id):
+            return False
+        view = self.acd.router.agent_view(ctx.agent_id, self.now())
+        return view.call_id == ctx.call_id and view.state in ("reserved", *_ON_CALL)
+
     def _push_call_state(self, ctx: CallContext, state: str) -> None:
+        if state != "ended" and not self._agent_on(ctx):
+            return  # the caller's side moved on (a transfer) after the agent left: not the agent's call now
         view: CallView = ConsoleBackend(self).call_view(ctx, state)
         gw = self.gateway
         self._push(lambda: gw.push_call_state(view))
@@ -518,6 +537,7 @@ class CtiServer:
                     await self.gateway.push_wallboard_delta(queue, changed)
 
 
+_ON_CALL = ("on_call", "on_hold")
 _CALL_LIST_STATE = {"new": "ivr", "offered": "ringing", "connected": "talking"}  # acd CallState -> console
 
 

@@ -3,10 +3,10 @@ through the ACD, call control and the CRM, plus the snapshots a console gets whe
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from acd import events as ev
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 _EXTENSION = re.compile(r"[0-9]{2,15}")
 _FOLLOW_UP_KINDS = {"callback": FollowUpKind.CALLBACK, "visit": FollowUpKind.VISIT,
                     "satisfaction_call": FollowUpKind.SATISFACTION_CALL}
+_CONSULT_LEG_WAIT_S = 2.0
 _SPY = {"listen": SpyMode.LISTEN, "whisper": SpyMode.WHISPER, "barge": SpyMode.BARGE}
 
 
@@ -82,10 +83,14 @@ class ConsoleBackend:
 
     def call_view(self, ctx: CallContext, state: str) -> CallView:
         since = ctx.answered_at or ctx.queued_at or ctx.started_at
+        consult = self.s.consults.get(ctx.call_id)
+        if consult is not None and state in ("talking", "held"):
+            state = "consulting"  # Atxfer puts the caller on hold: to the agent it is a consultation
         return CallView(
             call_id=ctx.call_id, agent_id=ctx.agent_id or "", state=state, since=since.timestamp(),
             caller=ctx.caller_num, caller_name=ctx.customer_name or ctx.caller_name, queue=ctx.queue,
             talk_since=ctx.answered_at.timestamp() if ctx.answered_at else None,
+            consult_target=consult if state == "consulting" else None,
         )
 
     async def agent_snapshot(self, agent_id: str) -> AgentSnapshot:
@@ -202,8 +207,8 @@ class ConsoleBackend:
             raise Refused("invalid_target", "an attended transfer goes to an agent or a number")
         await self._do(self.s.pbxes[ctx.pbx].control.attended_transfer(agent, exten, context))
         # The call model has no consultation phase: the PBX took the Atxfer, so the agent is consulting.
-        await self.s.gateway.push_call_state(replace(self.call_view(ctx, "consulting"),
-                                                     consult_target=f"{target.kind}:{target.value}"))
+        self.s.consults[call_id] = f"{target.kind}:{target.value}"
+        await self.s.gateway.push_call_state(self.call_view(ctx, "consulting"))
 
     async def complete_transfer(self, who: Principal, call_id: str) -> None:
         # Atxfer completes when the transferer hangs up (capture 06 C: BridgeMerge, AttendedTransfer).
@@ -212,18 +217,26 @@ class ConsoleBackend:
 
     async def cancel_transfer(self, who: Principal, call_id: str) -> None:
         ctx, _caller, _agent = self._call(call_id, who)
-        model = self.s.pbxes[ctx.pbx].model
-        call = model.calls.get(call_id)
-        agent_uid = self.s.acd.agent_leg_uniqueid(call_id)
+        # The Atxfer's dialling leg shows on AMI a moment after the action's response: an agent who
+        # cancels at once must not be told there is nothing to cancel.
+        deadline = self.s.now() + _CONSULT_LEG_WAIT_S
+        while (target := self._consult_leg(ctx)) is None and self.s.now() < deadline:
+            await asyncio.sleep(0.02)
+        if target is None:
+            raise Refused("invalid_state", "no consultation call to cancel")
+        await self._do(self.s.pbxes[ctx.pbx].control.hangup(target))
+        self.s.consults.pop(call_id, None)
+        await self.s.gateway.push_call_state(self.call_view(ctx, "held" if ctx.held_since else "talking"))
+
+    def _consult_leg(self, ctx: CallContext) -> str | None:
+        call = self.s.pbxes[ctx.pbx].model.calls.get(ctx.call_id)
+        agent_uid = self.s.acd.agent_leg_uniqueid(ctx.call_id)
         target = None
         if call is not None:
             for leg in call.legs.values():
                 if leg.alive and leg.uniqueid not in (call.caller, call.origin, agent_uid):
                     target = leg.name
-        if target is None:
-            raise Refused("invalid_state", "no consultation call to cancel")
-        await self._do(self.s.pbxes[ctx.pbx].control.hangup(target))
-        await self.s.gateway.push_call_state(self.call_view(ctx, "held" if ctx.held_since else "talking"))
+        return target
 
     async def hangup(self, who: Principal, call_id: str) -> None:
         ctx, _caller, agent = self._call(call_id, who)

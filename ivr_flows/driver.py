@@ -93,7 +93,10 @@ async def run_flow(
             else:
                 result = await _service(step, services, service_timeout)
         except ChannelHungUp:
+            salvage, run.on_hangup = run.on_hangup, None
             step = run.caller_hung_up()
+            if salvage is not None:
+                await _salvage(salvage, services, service_timeout, run)
             break
         except Exception as e:
             log.exception("flow %s: %s failed in node %r; caller goes to the fallback queue",
@@ -135,6 +138,13 @@ async def _agi(channel: AgiChannel, cmd: AgiCommand, services: FlowServices, ser
         await _cancel(task)
         return SpeechCapture(reply, error=f"{type(e).__name__}: {e}")
     return SpeechCapture(reply, recognition)
+
+
+async def _salvage(req: ServiceRequest, services: FlowServices, timeout: float, run: FlowRun) -> None:
+    """Finish what the caller's hang-up interrupted (the voicemail they were leaving)."""
+    result = await _service(req, services, timeout)
+    note = "saved after hang-up" if not isinstance(result, ServiceFailed) else f"lost: {result.error[:80]}"
+    run.path.append(PathEntry(run.current_node, "note", note))
 
 
 async def _cancel(task: asyncio.Task[Recognition]) -> None:

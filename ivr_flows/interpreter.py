@@ -62,6 +62,7 @@ from .steps import (
     SaveSurvey,
     SaveVoicemail,
     ServiceFailed,
+    ServiceRequest,
     SpeechCapture,
     Step,
     Transfer,
@@ -173,6 +174,9 @@ class FlowRun:
         self._node = ""
         self._gen: Gen | None = None
         self._recordings = 0
+        # Work that must still be done if the caller hangs up now (a voicemail being recorded: callers
+        # often hang up instead of pressing '#', and the message must not be lost).
+        self.on_hangup: ServiceRequest | None = None
 
     # ------------------------------------------------------------------ driving
     @property
@@ -539,10 +543,13 @@ def _voicemail_node(run: FlowRun, node: VoicemailNode) -> Gen:
     if node.prompt:
         yield from run._play((node.prompt,))
     base = run._recording_name()
+    audio = f"{base}.wav"
+    save = SaveVoicemail(node.mailbox, audio, run.variables.get("caller_number", ""))
+    run.on_hangup = save
     yield from run._command(*_record_words(base, node.max_seconds, node.silence_seconds, True),
                             timeout=node.max_seconds + REPLY_MARGIN)
-    audio = f"{base}.wav"
-    answer = yield SaveVoicemail(node.mailbox, audio, run.variables.get("caller_number", ""))
+    run.on_hangup = None
+    answer = yield save
     run.path.append(PathEntry(run._node, "recorded", "voicemail saved" if not isinstance(answer, ServiceFailed)
                               else f"voicemail not saved: {answer.error[:80]}"))
     if node.goodbye:

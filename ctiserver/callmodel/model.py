@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from ..ami.protocol import Message
 from ..events import (
@@ -30,15 +31,33 @@ from ..events import (
 from .states import CallPhase, IllegalTransition, check_transition
 
 P = CallPhase
+# The phases as plain module constants: an attribute of an Enum class costs ~100 ns a lookup (EnumType),
+# and _derive/_rederive run on most events.
+_ARRIVING = P.ARRIVING
+_IVR = P.IVR
+_QUEUED = P.QUEUED
+_OFFERED = P.OFFERED
+_CONNECTED = P.CONNECTED
+_ON_HOLD = P.ON_HOLD
+_ENDED = P.ENDED
 UP = 6
 RINGING = 5
 # ChannelState as it comes on the wire; int() is the fallback for anything else (and still raises on junk).
 _STATES = {str(n): n for n in range(11)}
+# The channel snapshot every channel event carries (EVENT-CATALOG.md), read in one C call.
+_SNAPSHOT = itemgetter(
+    "ChannelState", "CallerIDNum", "CallerIDName", "ConnectedLineNum", "ConnectedLineName", "Context", "Exten",
+    "Linkedid",
+)
 
 # Applications in which a caller is waiting for us, without music from our IVR.
 _WAITING_APPS = frozenset({"MusicOnHold", "Queue", "Wait", "WaitForCondition"})
 # The ;1 half of a dialled or originated Local pair shows these instead of a real application.
 _DIAL_HALF_APPS = frozenset({"AppDial", "AppDial2"})
+# The caller's application as _derive sees it; moving between two applications of one class (Set, NoOp,
+# Gosub ... all "other") changes no phase. "" (not announced yet) is a class of its own.
+_APP_CLASS = {"": 0, "Dial": 1, "Queue": 2, "MusicOnHold": 3, "Wait": 4, "WaitForCondition": 4, "AGI": 5}
+_OTHER_APP = 6
 
 
 @dataclass(slots=True)
@@ -130,6 +149,9 @@ class CallModel:
         self.bridges: dict[str, set[str]] = {}
         self.by_name: dict[str, str] = {}
         self._by_linkedid: dict[str, str] = {}
+        # call_id -> the other _by_linkedid keys that were pointed at it (expect_leg, _move), so ending a
+        # call does not scan every live call's Linkedid.
+        self._aliases: dict[str, list[str]] = {}
         self._expected: dict[str, str] = {}  # uniqueid we chose (Originate ChannelId) -> call_id
         self.ended: dict[str, Call] = {}
         self._keep_ended = keep_ended
@@ -174,7 +196,7 @@ class CallModel:
         return self.call_of(uid) if uid else None
 
     def live_calls(self) -> list[Call]:
-        return [c for c in self.calls.values() if c.phase is not P.ENDED]
+        return [c for c in self.calls.values() if c.phase is not _ENDED]
 
     def snapshot(self) -> dict[str, object]:
         """What the model believes, in a form a test can compare with the PBX's truth."""
@@ -193,6 +215,7 @@ class CallModel:
         """An Originate with ``ChannelId: uniqueid`` is on its way for this call (an agent's leg)."""
         self._expected[uniqueid] = call_id
         self._by_linkedid[uniqueid] = call_id
+        self._aliases.setdefault(call_id, []).append(uniqueid)
 
     def mark_queued(self, call_id: str, queued: bool, now: float) -> list[object]:
         call = self.calls.get(call_id)
@@ -250,28 +273,40 @@ class CallModel:
         ch = self.channels.get(uid) if uid else None
         if ch is None:
             return []
-        changed = self._update(ch, m, now)
+        state_changed = self._update(ch, m, now)
         call = self.calls.get(ch.call_id)
-        if call is None or not (changed or call.stale):
+        if call is None:
             return []
-        return self._rederive(call, now)
+        # The state of a leg other than the caller's (and the origin's) tells whether it rings.
+        if call.stale or (state_changed and uid != call.caller and uid != call.origin):
+            return self._rederive(call, now)
+        return []
 
     def _newexten(self, m: Message, now: float) -> list[object]:
         uid = m.get("Uniqueid")
         ch = self.channels.get(uid) if uid else None
         if ch is None:
             return []
-        changed = self._update(ch, m, now)
+        state_changed = self._update(ch, m, now)
         app = m.get("Application", "")
+        old_app = ch.application
         if app not in _DIAL_HALF_APPS:
-            if app != ch.application:
-                ch.application = app
-                changed = True
+            ch.application = app
             ch.app_data = m.get("AppData", "")
         call = self.calls.get(ch.call_id)
-        if call is None or not (changed or call.stale):
+        if call is None:
             return []
-        return self._rederive(call, now)
+        if call.stale:
+            return self._rederive(call, now)
+        if uid == call.caller:
+            # Only the caller's application counts, and only its class.
+            if app != old_app and app not in _DIAL_HALF_APPS and (
+                _APP_CLASS.get(app, _OTHER_APP) != _APP_CLASS.get(old_app, _OTHER_APP)
+            ):
+                return self._rederive(call, now)
+        elif state_changed and uid != call.origin:
+            return self._rederive(call, now)
+        return []
 
     def _hangup(self, m: Message, now: float) -> list[object]:
         ch = self._channel_for(m, now)
@@ -302,8 +337,11 @@ class CallModel:
 
     def _forget(self, call: Call) -> None:
         self.calls.pop(call.call_id, None)
-        for lid in [k for k, v in self._by_linkedid.items() if v == call.call_id]:
-            del self._by_linkedid[lid]
+        call_id = call.call_id
+        by_linkedid = self._by_linkedid
+        for lid in (call_id, *self._aliases.pop(call_id, ())):
+            if by_linkedid.get(lid) == call_id:
+                del by_linkedid[lid]
         self.ended[call.call_id] = call
         if len(self.ended) > self._keep_ended:
             del self.ended[next(iter(self.ended))]
@@ -494,7 +532,33 @@ class CallModel:
         return ch
 
     def _update(self, ch: Channel, m: Message, now: float) -> bool:
-        """Refresh the channel snapshot every channel event carries. True if a fact _derive reads changed."""
+        """Refresh the channel snapshot every channel event carries.
+
+        True if the channel state changed. A move to another call (a new Linkedid) marks both calls stale.
+        """
+        try:
+            st, num, name, cnum, cname, ctx, exten, linkedid = _SNAPSHOT(m)
+        except KeyError:
+            return self._update_partial(ch, m, now)
+        state = _STATES.get(st)
+        if state is None:
+            state = int(st)
+        if state == UP and ch.answered_at is None:
+            ch.answered_at = now
+        changed = state != ch.state
+        ch.state = state
+        ch.caller_num = num
+        ch.caller_name = name
+        ch.connected_num = cnum
+        ch.connected_name = cname
+        ch.context = ctx
+        ch.exten = exten
+        if linkedid and linkedid != ch.linkedid:
+            self._relink(ch, linkedid)
+        return changed
+
+    def _update_partial(self, ch: Channel, m: Message, now: float) -> bool:
+        """_update for a message without the whole snapshot (CoreShowChannel entries, odd peers)."""
         get = m.get
         changed = False
         st = get("ChannelState")
@@ -519,12 +583,14 @@ class CallModel:
             ch.exten = get("Exten", "")
         linkedid = get("Linkedid")
         if linkedid and linkedid != ch.linkedid:
-            ch.linkedid = linkedid
-            target = self._by_linkedid.get(linkedid)
-            if target and target != ch.call_id and target in self.calls:
-                self._move(ch, self.calls[target])
-                changed = True
+            self._relink(ch, linkedid)
         return changed
+
+    def _relink(self, ch: Channel, linkedid: str) -> None:
+        ch.linkedid = linkedid
+        target = self._by_linkedid.get(linkedid)
+        if target and target != ch.call_id and target in self.calls:
+            self._move(ch, self.calls[target])
 
     def _stale_channel(self, ch: Channel) -> None:
         call = self.calls.get(ch.call_id)
@@ -547,8 +613,12 @@ class CallModel:
             src.legs.pop(ch.uniqueid, None)
             if not src.legs:
                 self.calls.pop(src.call_id, None)
-                for lid in [k for k, v in self._by_linkedid.items() if v == src.call_id]:
-                    self._by_linkedid[lid] = dest.call_id
+                by_linkedid = self._by_linkedid
+                aliases = self._aliases.setdefault(dest.call_id, [])
+                for lid in (src.call_id, *self._aliases.pop(src.call_id, ())):
+                    if by_linkedid.get(lid) == src.call_id:
+                        by_linkedid[lid] = dest.call_id
+                        aliases.append(lid)
         ch.call_id = dest.call_id
         dest.legs[ch.uniqueid] = ch
 
@@ -565,17 +635,17 @@ class CallModel:
         origin_id = call.origin
         caller = legs.get(caller_id)
         if caller is None or caller.hungup_at is not None:
-            return P.ENDED
+            return _ENDED
         if origin_id != caller_id:
             origin = legs.get(origin_id)
             if origin is not None and origin.hungup_at is not None:
-                return P.ENDED
+                return _ENDED
         if caller.bridge is not None:
             for u in self.bridges.get(caller.bridge, ()):
                 if u != caller_id and u != origin_id:
-                    return P.ON_HOLD if caller.moh else P.CONNECTED
+                    return _ON_HOLD if caller.moh else _CONNECTED
         if (caller.moh and call.ever_connected) or caller.parked:
-            return P.ON_HOLD
+            return _ON_HOLD
         app = caller.application
         in_dial = app == "Dial" or app == "Queue"
         for leg in legs.values():
@@ -589,12 +659,12 @@ class CallModel:
                     and leg.dial_answered
                     and (not leg.was_bridged or leg.bridge is not None)
                 ):
-                    return P.OFFERED
+                    return _OFFERED
         if call.queued or caller.queue is not None or app in _WAITING_APPS:
-            return P.ON_HOLD if call.ever_connected and app == "MusicOnHold" else P.QUEUED
+            return _ON_HOLD if call.ever_connected and app == "MusicOnHold" else _QUEUED
         if app == "AGI":
-            return P.IVR
-        return P.ARRIVING
+            return _IVR
+        return _ARRIVING
 
     def _peer(self, call: Call) -> str | None:
         caller = call.legs.get(call.caller)
@@ -619,7 +689,7 @@ class CallModel:
             )
         new = self._derive(call)
         old = call.phase
-        if new is P.OFFERED and old is not P.OFFERED:
+        if new is _OFFERED and old is not _OFFERED:
             for leg in call.legs.values():
                 if leg.alerting and leg.uniqueid not in (call.caller, call.origin):
                     out.append(LegRinging(call.call_id, leg.name, leg.uniqueid, now))
@@ -633,11 +703,11 @@ class CallModel:
             call.phase = new
             call.times.setdefault(new, now)
             out.append(CallPhaseChanged(call.call_id, old, new, now))
-            if new is P.ON_HOLD:
+            if new is _ON_HOLD:
                 out.append(CallHeld(call.call_id, now))
-            elif old is P.ON_HOLD and new is P.CONNECTED and self._peer(call) == call.peer:
+            elif old is _ON_HOLD and new is _CONNECTED and self._peer(call) == call.peer:
                 out.append(CallResumed(call.call_id, now))
-        if new is P.CONNECTED:
+        if new is _CONNECTED:
             peer = self._peer(call)
             if peer is not None and peer != call.peer:
                 peer_ch = self.channels[peer]
@@ -648,11 +718,11 @@ class CallModel:
                         CallTransferred(call.call_id, kind, prev.name if prev else call.peer, peer_ch.name, now)
                     )
                     call.pending_transfer = None
-                if old is not P.ON_HOLD or call.peer != peer:
+                if old is not _ON_HOLD or call.peer != peer:
                     out.append(CallConnected(call.call_id, peer_ch.name, peer, now))
                 call.peer = peer
                 call.ever_connected = True
-        if new is P.ENDED and call.ended_at is None:
+        if new is _ENDED and call.ended_at is None:
             leg = caller if caller is not None and not caller.alive else call.legs.get(call.origin)
             call.ended_at = now
             call.cause = leg.cause if leg else 0

@@ -73,6 +73,7 @@ class World:
         self._mono0 = time.monotonic()
         self.listeners: list[Listener] = []
         self.channels: dict[str, Channel] = {}
+        self._linked_birth: dict[str, tuple[float, int, str]] = {}
         self.bridges: dict[str, Bridge] = {}
         self.local_counter = 0
         self.uid_counter = 0
@@ -238,6 +239,8 @@ class World:
 
     def _register(self, chan: Channel) -> None:
         self.channels[chan.name] = chan
+        # A Linkedid's age is its call's creation order, whatever the id looks like (a CTI ChannelId).
+        self._linked_birth.setdefault(chan.linkedid, (0.0, len(self._linked_birth), chan.linkedid))
 
     def new_local_pair(self, exten: str, context: str, *, linkedid: str | None = None,
                        ids: tuple[str | None, str | None] = (None, None)) -> tuple[Channel, Channel]:
@@ -434,6 +437,9 @@ class World:
         if not chan.no_cdr:
             self.cdr(chan)
         self.channels.pop(chan.name, None)
+        live_links = {c.linkedid for c in self.channels.values()}
+        for link in [k for k in self._linked_birth if k not in live_links]:
+            del self._linked_birth[link]  # bounded by the live calls (long demo and load runs)
         for spy in list(chan.spied_by):
             spy.wake()
         if partner is None or partner.dead:
@@ -462,7 +468,7 @@ class World:
         bridge.channels.append(chan)
         if len(bridge.channels) > 1:
             # Bridged channels share the oldest Linkedid (capture 05 B: the agent leg takes the caller's).
-            oldest = min(bridge.channels, key=lambda c: _uid_key(c.linkedid)).linkedid
+            oldest = min(bridge.channels, key=lambda c: self._linked_birth.get(c.linkedid, _uid_key(c.linkedid))).linkedid
             chan.linkedid = oldest
         self.emit(wire.event("BridgeEnter", bridge.pairs(), chan.snapshot()))
         if chan.variables.get("BLINDTRANSFER"):

@@ -31,7 +31,9 @@ T = TypeVar("T")
 
 
 def accounts(agent_ids: list[str]) -> tuple[dict[str, str], ...]:
-    out = [{"username": f"agent{a}", "role": "agent", "agent_id": a, "password_hash": _HASH} for a in agent_ids]
+    out = [
+        {"username": f"agent{a}", "role": "agent", "agent_id": a, "password_hash": _HASH} for a in agent_ids
+    ]
     out.append({"username": "super", "role": "supervisor", "extension": "1900", "password_hash": _HASH})
     out.append({"username": "admin", "role": "admin", "password_hash": _HASH})
     return tuple(out)
@@ -39,8 +41,15 @@ def accounts(agent_ids: list[str]) -> tuple[dict[str, str], ...]:
 
 def agent_principal(agent_id: str, extension: str | None = None) -> Principal:
     """Who an agent console speaks for, as the gateway would hand it to the backend after a login."""
-    return Principal(f"agent{agent_id}", Role.AGENT, agent_id, extension or agent_id, f"Agent {agent_id}",
-                     f"session-{agent_id}", 2**31)
+    return Principal(
+        f"agent{agent_id}",
+        Role.AGENT,
+        agent_id,
+        extension or agent_id,
+        f"Agent {agent_id}",
+        f"session-{agent_id}",
+        2**31,
+    )
 
 
 def free_port() -> int:
@@ -100,8 +109,9 @@ class Stack:
                 raise AssertionError(f"timed out after {timeout} s waiting for {what}")
             await asyncio.sleep(0.02)
 
-    async def until_async(self, probe: Callable[[], Awaitable[T]], timeout: float = 10.0,
-                          what: str = "condition") -> T:
+    async def until_async(
+        self, probe: Callable[[], Awaitable[T]], timeout: float = 10.0, what: str = "condition"
+    ) -> T:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             value = await probe()
@@ -125,8 +135,9 @@ class Stack:
         assert run is not None, f"no simulated caller on {channel_name}"
         run.hang_up()
 
-    def place_call(self, caller_num: str, behaviour: CallerBehaviour, name: str = "",
-                   did: str = "5551000") -> str:
+    def place_call(
+        self, caller_num: str, behaviour: CallerBehaviour, name: str = "", did: str = "5551000"
+    ) -> str:
         """A caller arrives on the demo DID; returns its trunk channel's name."""
         return self.sim.place_call(did, caller_num, name or f"Caller {caller_num[-2:]}", behaviour).name
 
@@ -165,8 +176,13 @@ async def start_server(sim: Simulator, settings: ServerSettings) -> CtiServer:
 
 
 def server_settings(
-    tmp: Path, acd_config: AcdConfig, ami_port: int, *, flows_dir: Path | None = None,
-    database_url: str | None = None, ami_secret: str = AMI_SECRET,
+    tmp: Path,
+    acd_config: AcdConfig,
+    ami_port: int,
+    *,
+    flows_dir: Path | None = None,
+    database_url: str | None = None,
+    ami_secret: str = AMI_SECRET,
 ) -> ServerSettings:
     return ServerSettings(
         pbxes=(PbxSettings("pbx1", "127.0.0.1", ami_port, AMI_USER, ami_secret),),
@@ -207,16 +223,21 @@ async def running_stack(
     """
     acd_config = _acd_config(acd)
     port = free_port()
-    sim = Simulator(time_scale=time_scale, ami_port=port, ami_users={AMI_USER: AMI_SECRET},
-                    globals_override=dict(sim_globals or {}))
+    sim = Simulator(
+        time_scale=time_scale,
+        ami_port=port,
+        ami_users={AMI_USER: AMI_SECRET},
+        globals_override=dict(sim_globals or {}),
+    )
     tap = AmiTap()
     sim.world.listeners.append(tap)
     if start_pbx:
         await sim.start()
     for a in agents:
         sim.add_agent_phone(a, answer_after=ring_answer_after)
-    settings = server_settings(tmp, acd_config, port, flows_dir=flows_dir, database_url=database_url,
-                               ami_secret=ami_secret)
+    settings = server_settings(
+        tmp, acd_config, port, flows_dir=flows_dir, database_url=database_url, ami_secret=ami_secret
+    )
     stack = Stack(sim, await start_server(sim, settings), tmp, settings, tap)
     try:
         if start_pbx and wait_up:
@@ -232,8 +253,11 @@ def model_view(stack: Stack) -> dict[str, Any]:
     model = stack.pbx.model
     return {
         "channels": {u: (c.name, c.bridge) for u, c in model.channels.items() if c.alive},
-        "calls": sorted(sorted(u for u, c in call.legs.items() if c.alive) for call in model.calls.values()
-                        if any(c.alive for c in call.legs.values())),
+        "calls": sorted(
+            sorted(u for u, c in call.legs.items() if c.alive)
+            for call in model.calls.values()
+            if any(c.alive for c in call.legs.values())
+        ),
     }
 
 

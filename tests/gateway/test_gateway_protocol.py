@@ -100,7 +100,8 @@ async def test_whole_agent_day(site: AppSite) -> None:
     # Consult a number (the simulator's trunk answers it), think better of it, then send the caller there.
     reply = await a.request("transfer", call_id=call_id, mode="attended", target_kind="number", target="861012345")
     assert reply["type"] == "result", reply
-    await a.wait_for(call_state("consulting", call_id))
+    consulting = await a.wait_for(call_state("consulting", call_id))
+    assert consulting["call"]["consult_target"] == "number:861012345"
     assert (await a.request("transfer_cancel", call_id=call_id))["type"] == "result"
     await a.wait_for(call_state("talking", call_id))
     reply = await a.request("transfer", call_id=call_id, mode="blind", target_kind="number", target="+861012345")

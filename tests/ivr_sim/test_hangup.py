@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from crmstore.privacy import SYSTEM
 from ctiserver.pbxsim.people import CallerBehaviour
 from ivr_flows.steps import CallerHungUp
 
@@ -72,8 +73,12 @@ async def test_hang_up_while_leaving_a_voicemail(slow_rig: IvrRig, voice_dir: Pa
     # welcome 4.3, leave-message 2.1, beep 0.43: recording from 6.8 s; the caller talks from 7.3 s
     result, ev = await hung_up(slow_rig, KNOWN_NUMBER, CallerBehaviour(utterance=wav, patience=8.3))
     assert result.outcome == CallerHungUp("closed")  # type: ignore[attr-defined]
-    assert ev[-2:] == [("closed", "node", "voicemail"), ("closed", "hangup", "caller")]
+    # Hanging up instead of pressing '#' is how most callers end a message: it is saved all the same.
+    assert ev[-3:] == [("closed", "node", "voicemail"), ("closed", "hangup", "caller"),
+                       ("closed", "note", "saved after hang-up")]
     call = next(iter(slow_rig.calls.values()))
+    interaction = await slow_rig.crm.interaction(call.chan.uniqueid, SYSTEM)
+    assert interaction is not None and interaction.recording_ref.endswith(".wav")
     assert call.witness.recordings == 1 and call.sent[-2].startswith("RECORD FILE ")
     # capture 03: result=-1 from the interrupted command, then HANGUP + 511 on the CHANNEL STATUS probe
     assert call.sent[-1] == "CHANNEL STATUS"
