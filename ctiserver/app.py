@@ -500,7 +500,8 @@ class CtiServer:
         if state == "talking" and ctx.held_since is not None:
             state = "held"
         return {"call_id": ctx.call_id, "caller": ctx.caller_num,
-                "caller_name": ctx.customer_name or ctx.caller_name, "queue": ctx.queue,
+                "caller_name": ctx.customer_name or ctx.caller_name,
+                "queue": view.queue if view else ctx.queue,  # a supervisor may have moved it
                 "state": state, "agent_id": ctx.agent_id or "",
                 "position": view.position if view else None, "vip": ctx.vip,
                 "since": (ctx.queued_at or ctx.started_at).timestamp()}

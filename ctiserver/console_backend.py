@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from acd import decisions as d
 from acd import events as ev
 from acd.states import AgentState
 from crmstore.errors import CrmWriteError
@@ -30,10 +31,12 @@ from .gateway.backend import (
     MonitorSnapshot,
     OfferView,
     Refused,
-    SpyMode as ConsoleSpyMode,
     TransferTarget,
     WrapUpFailed,
     WrapUpForm,
+)
+from .gateway.backend import (
+    SpyMode as ConsoleSpyMode,
 )
 
 if TYPE_CHECKING:
@@ -43,12 +46,13 @@ _EXTENSION = re.compile(r"[0-9]{2,15}")
 _FOLLOW_UP_KINDS = {"callback": FollowUpKind.CALLBACK, "visit": FollowUpKind.VISIT,
                     "satisfaction_call": FollowUpKind.SATISFACTION_CALL}
 _CONSULT_LEG_WAIT_S = 2.0
+_OUTBOUND_ID = "cti-out-"  # ChannelId prefix of click-to-call legs
+_SPY_RING_S = 8.0  # the supervisor's phone rings this long: under the gateway's 10 s command timeout
 _SPY = {"listen": SpyMode.LISTEN, "whisper": SpyMode.WHISPER, "barge": SpyMode.BARGE}
 
 
 def wall(mono: float) -> float:
     """A loop-clock instant as unix seconds (the consoles count time in state from it)."""
-    import asyncio
 
     return time.time() - (asyncio.get_running_loop().time() - mono)
 
@@ -66,7 +70,6 @@ class ConsoleBackend:
                              wrap_up_s=wrap)
 
     def agent_view(self, agent_id: str) -> AgentView:
-        import asyncio
 
         now = asyncio.get_running_loop().time()
         v = self.s.acd.router.agent_view(agent_id, now)
@@ -116,11 +119,18 @@ class ConsoleBackend:
 
     # ------------------------------------------------------------------ agent state
 
-    def _acd(self, event: ev.Event) -> None:
+    def _acd(self, event: ev.Event) -> list[d.Decision]:
         try:
-            self.s.acd.command(event)
+            return self.s.acd.command(event)
         except AcdRefused as e:
             raise Refused("invalid_state", str(e)) from None
+
+    async def _pause(self, agent_id: str, reason: str) -> None:
+        decisions = self._acd(ev.AgentPaused(agent_id, reason))
+        if not any(isinstance(x, d.AgentStateChanged) for x in decisions):
+            # Paused during a call or wrap-up: the pause waits for the end of it and the state does not
+            # change yet, but the agent's console and the grid must show the pending pause now.
+            await self.s.gateway.push_agent_state(self.agent_view(agent_id))
 
     def _known_agent(self, agent_id: str | None) -> str:
         if not agent_id or not self.s.acd_config.has_agent(agent_id):
@@ -142,7 +152,7 @@ class ConsoleBackend:
         self._acd(ev.WrapUpDone(agent_id) if view.state == AgentState.WRAP_UP.value else ev.AgentReady(agent_id))
 
     async def agent_pause(self, who: Principal, reason: str) -> None:
-        self._acd(ev.AgentPaused(self._known_agent(who.agent_id), reason))
+        await self._pause(self._known_agent(who.agent_id), reason)
 
     # ------------------------------------------------------------------ call control
 
@@ -193,7 +203,7 @@ class ConsoleBackend:
         return ("cti-wait", "s")
 
     async def blind_transfer(self, who: Principal, call_id: str, target: TransferTarget) -> None:
-        ctx, caller, agent = self._call(call_id, who)
+        ctx, caller, _agent = self._call(call_id, who)
         context, exten = self._destination(target)
         control = self.s.pbxes[ctx.pbx].control
         if target.kind == "queue":
@@ -239,6 +249,9 @@ class ConsoleBackend:
         return target
 
     async def hangup(self, who: Principal, call_id: str) -> None:
+        if call_id.startswith(_OUTBOUND_ID):
+            await self._hangup_outbound(call_id)
+            return
         ctx, _caller, agent = self._call(call_id, who)
         await self._do(self.s.pbxes[ctx.pbx].control.hangup(agent))
 
@@ -286,7 +299,7 @@ class ConsoleBackend:
         if not number or not re.fullmatch(r"\+?[0-9]{2,20}", number):
             raise Refused("invalid_value", "no dialable number")
         pbx = next(iter(self.s.pbxes.values()))
-        channel_id = f"cti-out-{int(time.time() * 1000)}-{agent_id}"
+        channel_id = f"{_OUTBOUND_ID}{int(time.time() * 1000)}-{agent_id}"
         try:
             result = await pbx.control.originate_outbound(view.endpoint, number.lstrip("+"),
                                                           caller_id_num=number.lstrip("+"),
@@ -298,6 +311,16 @@ class ConsoleBackend:
         if not result.success:
             raise Refused("no_answer", f"the agent's phone did not answer ({result.outcome.value})")
         return result.uniqueid or channel_id
+
+    async def _hangup_outbound(self, call_id: str) -> None:
+        """A click-to-call is not an ACD call: its id is the agent leg's ChannelId (the gateway has
+        checked it is this agent's: it answered the dial command with it)."""
+        for pbx in self.s.pbxes.values():
+            leg = pbx.model.channels.get(call_id)
+            if leg is not None and leg.alive:
+                await self._do(pbx.control.hangup(leg.name))
+                return
+        raise Refused("not_found", f"no live call {call_id}")
 
     # ------------------------------------------------------------------ supervisors
 
@@ -311,10 +334,18 @@ class ConsoleBackend:
             raise Refused("invalid_state", f"agent {agent_id} is not on a call")
         if not _EXTENSION.fullmatch(extension or ""):
             raise Refused("invalid_extension", "the supervisor's extension must be digits")
-        await self._do(self.s.pbxes[ctx.pbx].control.spy(f"PJSIP/{extension}", leg, _SPY[mode]))
+        try:
+            result = await self.s.pbxes[ctx.pbx].control.spy(f"PJSIP/{extension}", leg, _SPY[mode],
+                                                             ring_timeout_s=_SPY_RING_S)
+        except (UnsafeValue, InvalidValue) as e:
+            raise Refused("invalid_value", str(e)) from None
+        except AmiError as e:
+            raise Refused("pbx_error", str(e)) from None
+        if not result.success:  # the supervisor hears nothing: saying "done" would be a lie
+            raise Refused("no_answer", f"your phone {extension} did not answer ({result.outcome.value})")
 
     async def force_pause(self, who: Principal, agent_id: str, reason: str) -> None:
-        self._acd(ev.AgentPaused(self._known_agent(agent_id), reason))
+        await self._pause(self._known_agent(agent_id), reason)
 
     async def force_logout(self, who: Principal, agent_id: str) -> None:
         self._acd(ev.AgentLoggedOut(self._known_agent(agent_id)))
@@ -326,4 +357,4 @@ class ConsoleBackend:
             raise Refused("invalid_state", str(e)) from None
 
 
-__all__ = ["ConsoleBackend", "CallFacts", "Outcome"]
+__all__ = ["CallFacts", "ConsoleBackend", "Outcome"]

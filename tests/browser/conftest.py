@@ -1,14 +1,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
-from tests.gateway.gw_harness import MemorySite, memory_site
+from tests.gateway.gw_harness import AppSite, app_site
 
 
 @pytest.fixture
-async def site() -> AsyncIterator[MemorySite]:
-    # The lead re-points this fixture at the demo server (a tests.gateway.gw_harness.Site).
-    async with memory_site() as s:
+async def site(tmp_path: Path) -> AsyncIterator[AppSite]:
+    """The real app: PBX simulator, CTI server (serving the pages), seeded SQLite CRM."""
+    async with app_site(tmp_path) as s:
         yield s

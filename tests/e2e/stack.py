@@ -278,5 +278,7 @@ async def settle(stack: Stack, timeout: float = 5.0) -> dict[str, Any]:
     try:
         await stack.until(lambda: model_view(stack) == truth_view(stack), timeout, "model == truth")
     except AssertionError:
-        assert model_view(stack) == truth_view(stack)  # shows the difference
+        model, truth = model_view(stack), truth_view(stack)
+        if model != truth:
+            raise AssertionError(f"call model != PBX truth\n model: {model}\n truth: {truth}") from None
     return truth_view(stack)

@@ -25,11 +25,11 @@ from crmstore.sample import ensure_callers
 from crmstore.store import open_store
 from ctiserver.app import CtiServer, PbxSettings, ServerSettings
 from ctiserver.console_backend import ConsoleBackend
+from ctiserver.gateway.auth import hash_password
 from ctiserver.gateway.server import Gateway, GatewayConfig
 from ctiserver.pbxsim.channels import Channel
 from ctiserver.pbxsim.people import CallerBehaviour
 from ctiserver.pbxsim.simulator import Simulator
-from ctiserver.gateway.auth import hash_password
 
 DEMO = Path(__file__).resolve().parents[2] / "ctiserver" / "demo"
 T = TypeVar("T")
@@ -49,12 +49,13 @@ MENU_KEYS = {"sales": "1", "support": "2", "complaints": "3"}  # ctiserver/demo/
 
 # The demo's queue names (its flow routes to them) with two agents. ring_timeout_s is the Originate
 # Timeout, counted by the simulator in virtual seconds: 600 at TIME_SCALE is 30 real seconds of ringing,
-# so an offer stays on screen until a test answers it.
+# so an offer stays on screen until a test answers it. "supervisor" is the reason the monitor's force-pause
+# button sends (docs/protocol.md default): the ACD refuses reasons it was not configured with.
 TIME_SCALE = 0.05
 ACD_YAML = """\
 priority_aging_per_s: 1.0
 skills: [sales, support, complaints, english]
-pause_reasons: [break, lunch, training, coaching]
+pause_reasons: [break, lunch, training, coaching, supervisor]
 queues:
   - {name: vip, skills: {support: 1}, ring_timeout_s: 600, wrap_up_s: 30, announce_every_s: 60}
   - {name: sales, skills: {sales: 1}, ring_timeout_s: 600, wrap_up_s: 30, announce_every_s: 60}

@@ -7,11 +7,13 @@ import asyncio
 import json
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from ctiserver.control import SpyMode
 from ctiserver.gateway.server import GatewayConfig
 from tests.gateway.gw_client import ConsoleClient, Msg
 from tests.gateway.gw_harness import (
@@ -51,12 +53,12 @@ def grid_state(msg: Msg, agent_id: str) -> str | None:
     return row.get("state") if row else None
 
 
-def call_state(state: str, call_id: str | None = None) -> object:
+def call_state(state: str, call_id: str | None = None) -> Callable[[Msg], bool]:
     return lambda m: (m["type"] == "call_state" and m["call"]["state"] == state
                       and (call_id is None or m["call"]["call_id"] == call_id))
 
 
-def agent_state(state: str) -> object:
+def agent_state(state: str) -> Callable[[Msg], bool]:
     return lambda m: m["type"] == "agent_state" and m["agent"]["state"] == state
 
 
@@ -229,15 +231,17 @@ async def test_supervisor_actions(site: AppSite) -> None:
     _, call_id = await site.ring_agent(AGENT1, KEY_ACCOUNT_CALLER)
     await site.answer(call_id)
     await a.wait_for(call_state("talking", call_id))
-    spies_before = len(site.sim.world.channels)
+    # The supervisor's desk phone (from the account) is rung; unanswered, the supervisor is told so.
+    unanswered = await boss.request("spy", agent_id=AGENT1, mode="listen")
+    assert unanswered["code"] == "refused" and unanswered["reason"] == "no_answer", unanswered
+    site.sim.world.phones[SUPERVISOR_EXTENSION].answer_after = 0.2
     for mode in ("listen", "whisper", "barge"):
         assert (await boss.request("spy", agent_id=AGENT1, mode=mode))["type"] == "result"
-    # The supervisor's desk phone (from the account) is originated into ChanSpy: one leg per request.
-    spy_legs = await site.until(
-        lambda: [c for c in site.sim.world.channels.values() if c.name.startswith(f"PJSIP/{SUPERVISOR_EXTENSION}-")]
-        if len([c for c in site.sim.world.channels.values()
-                if c.name.startswith(f"PJSIP/{SUPERVISOR_EXTENSION}-")]) == 3 else None, "three spy legs")
-    assert len(site.sim.world.channels) >= spies_before + 3 and len(spy_legs) == 3
+    # Each answered request is a ChanSpy on the agent's leg (capture 07 C/D), options per mode.
+    agent_leg = site.server.acd.agent_leg(call_id)
+    spying = await site.until(lambda: [c.appdata for c in site.sim.world.channels.values()
+                                       if c.app == "ChanSpy"] or None, "ChanSpy running")
+    assert sorted(spying) == sorted(f"{agent_leg},{mode.value}" for mode in SpyMode), spying
     missing = await boss.request("spy", agent_id="ghost", mode="listen")
     assert missing["code"] == "refused" and missing["reason"] == "not_found"
     assert (await a.request("hangup", call_id=call_id))["type"] == "result"
@@ -245,9 +249,14 @@ async def test_supervisor_actions(site: AppSite) -> None:
     idle = await boss.request("spy", agent_id=AGENT1, mode="listen")
     assert idle["code"] == "refused" and idle["reason"] == "invalid_state"
 
+    # Forced pause during wrap-up: it takes effect once the wrap-up is saved.
     assert (await boss.request("force_pause", agent_id=AGENT1, reason="coaching"))["type"] == "result"
+    pending = await a.wait_for(lambda m: m["type"] == "agent_state" and m["agent"]["reason"] == "coaching")
+    assert pending["agent"]["state"] == "wrap_up"
+    assert (await a.request("wrapup", call_id=call_id, disposition="resolved"))["type"] == "wrapup_saved"
     forced = await a.wait_for(agent_state("paused"))
     assert forced["agent"]["reason"] == "coaching"
+    await boss.wait_for(lambda m: grid_state(m, AGENT1) == "paused")
 
     waiting = await site.add_waiting_call("sales", "+8613900000004")
     await boss.wait_for(lambda m: m["type"] == "call_list_delta" and
@@ -411,11 +420,11 @@ async def test_wallboard_deltas_only_carry_changes(site: AppSite) -> None:
     await site.add_waiting_call("support", "+8613900000001")
     first = await boss.wait_for(lambda m: m["type"] == "wallboard_delta" and
                                 m["queues"].get("support", {}).get("waiting") == 1)
-    assert "answered" not in first["queues"]["support"]  # unchanged: not sent
-    # The longest wait grows every second; the count of waiting callers does not: not sent again.
-    later = await boss.wait_for(lambda m: m["type"] == "wallboard_delta" and "support" in m["queues"],
-                                timeout=3)
-    assert later["queues"]["support"].keys() == {"longest_wait_s"}, later
+    row = first["queues"]["support"]
+    assert "answered" not in row and abs(row["oldest_since"] - time.time()) < 5  # unchanged fields: not sent
+    # The console ticks the longest wait from oldest_since: while nothing changes, nothing is sent.
+    with pytest.raises(TimeoutError):
+        await boss.wait_for(lambda m: m["type"] == "wallboard_delta" and "support" in m["queues"], timeout=2.5)
 
 
 async def test_search_and_click_to_call(site: AppSite) -> None:
@@ -432,6 +441,10 @@ async def test_search_and_click_to_call(site: AppSite) -> None:
     await site.until(lambda: any(c.name.startswith("PJSIP/trunk-") or "13800000002" in c.name
                                  for c in site.sim.world.channels.values()), "the customer's line dialled")
     assert (await a.request("hangup", call_id=out_id))["type"] == "result"
+    await site.until(lambda: all(c.uniqueid != out_id for c in site.sim.world.channels.values()),
+                     "the agent's leg hung up")
+    gone = await a.request("hangup", call_id=out_id)
+    assert gone["code"] == "refused" and gone["reason"] == "not_found"
 
 
 async def test_heartbeat_drops_silent_console(site: AppSite) -> None:

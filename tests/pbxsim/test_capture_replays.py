@@ -6,7 +6,7 @@ import pytest
 
 from tests.pbxsim.pbxsim_replay import agi_shape, compare, replay
 
-MATCHED = ["01", "02", "03", "04", "05", "06", "07", "09", "13", "13b"]
+MATCHED = ["01", "02", "03", "04", "05", "06", "07", "08", "09", "13", "13b"]
 
 
 @pytest.mark.parametrize("name", MATCHED)
