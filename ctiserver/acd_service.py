@@ -295,6 +295,8 @@ class AcdService:
             await site.control.set_var(caller_channel, "IVR_DONE", "1")
             leg.answered = True
             await site.control.bridge(caller_channel, leg.channel)
+            # The caller no longer waits: the phase follows the bridge, not the queue flag.
+            self.bus.publish_all(site.model.mark_queued(offer.call_id, False, self._clock()))
         except Exception as e:
             log.warning("bridge %s <-> %s failed: %s", caller_channel, leg.channel, e)
             leg.answered = False

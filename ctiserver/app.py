@@ -49,6 +49,8 @@ from .ivr_services import IvrServices
 
 log = logging.getLogger(__name__)
 
+FALLBACK_CONTEXT = "cti-fallback"  # asterisk-config/extensions.conf: where calls go when the CTI is gone
+
 
 @dataclass(frozen=True, slots=True)
 class PbxSettings:
@@ -104,6 +106,7 @@ class CtiServer:
         self._pushes: asyncio.Queue[Callable[[], Any]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[Any]] = []
         self._last_wallboard: dict[str, dict[str, object]] = {}
+        self._take_backs: dict[str, int] = {}  # caller uniqueid -> attempts to take it back from the fallback
         self._queue_log_file: Any = None
         self.crm: CrmStore
         self.acd: AcdService
@@ -152,6 +155,7 @@ class CtiServer:
         self._tasks = [
             loop.create_task(self._push_loop(), name="gateway-pushes"),
             loop.create_task(self._wallboard_loop(), name="wallboard"),
+            loop.create_task(self._fallback_loop(), name="fallback-take-back"),
             loop.create_task(FlowWatcher(self.flows).run(), name="flow-watcher"),
         ]
         if self.speech is not None:
@@ -195,12 +199,49 @@ class CtiServer:
 
         def on_snapshot(snap: PbxSnapshot) -> None:
             publish(resync(model, list(snap.channels), clock()))
+            self._scan_fallback()
 
         link = AmiLink(p.name, p.host, p.port, p.username, p.secret, on_event=on_event,
                        on_connected=resync_hook(on_snapshot), action_timeout=self.settings.ami_action_timeout,
                        ping_interval=self.settings.ami_ping_interval, ignore_events=UNUSED_EVENTS)
         self.pool.add(link)
         self.pbxes[p.name] = Pbx(p.name, link, model, CallControl(link))
+
+    def _scan_fallback(self) -> None:
+        """Callers whose FastAGI session died (with a previous CTI process, or a crash) went on to the
+        dialplan's fallback: captures 13 and 13b, Asterisk never reconnects an AGI. Send each back to
+        waiting, twice at most so a broken wait script cannot bounce a caller forever; CTI_QUEUE on the
+        channel says which queue they were in."""
+        for pbx in self.pbxes.values():
+            if not pbx.link.is_up:
+                continue
+            for call in pbx.model.live_calls():
+                leg = call.caller_leg
+                if leg is None or leg.context != FALLBACK_CONTEXT:
+                    continue
+                tries = self._take_backs.get(leg.uniqueid, 0)
+                if tries < 2:
+                    self._take_backs[leg.uniqueid] = tries + 1
+                    self._spawn(self._take_back(pbx, leg.name), f"take-back-{leg.uniqueid}")
+
+    async def _take_back(self, pbx: Pbx, channel: str) -> None:
+        try:
+            await pbx.control.redirect(channel, "cti-wait", "s")
+            log.info("took %s back from the fallback into the ACD", channel)
+        except Exception as e:
+            log.warning("could not take back %s: %s", channel, e)
+
+    async def _fallback_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self._scan_fallback()
+            if len(self._take_backs) > 10_000:
+                self._take_backs.clear()
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.append(task)
+        task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
 
     def _site_of(self, call_id: str) -> Site:
         ctx = self.calls.get(call_id)
@@ -308,6 +349,9 @@ class CtiServer:
         if sticky is not None and not self.acd_config.has_agent(sticky):
             sticky = None
         self._push(self._call_row_push(ctx))
+        # Kept on the channel, so a CTI restarted while the caller waits can put them back in this queue.
+        with contextlib.suppress(Exception):
+            await session.command("SET VARIABLE", "CTI_QUEUE", queue)
         result: WaitResult = await self.acd.wait_in_queue(session, ev.CallEnqueued(
             ctx.call_id, queue, priority, ctx.caller_num, sticky, ctx.vip, ctx.grade))
         if result.outcome == "voicemail":

@@ -600,17 +600,14 @@ class CallModel:
     def _stale_bridge(self, bid: str) -> None:
         """Bridge membership is a fact of every call with a channel in the bridge (the caller's peers)."""
         channels = self.channels
-        return
         for uid in self.bridges.get(bid, ()):
             ch = channels.get(uid)
             if ch is not None:
                 self._stale_channel(ch)
 
     def _move(self, ch: Channel, dest: Call) -> None:
-        dest.stale = True
         src = self.calls.get(ch.call_id)
         if src is not None:
-            src.stale = True
             src.legs.pop(ch.uniqueid, None)
             if not src.legs:
                 self.calls.pop(src.call_id, None)

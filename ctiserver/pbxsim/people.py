@@ -107,8 +107,9 @@ class CallerRun:
         return None
 
     def connected(self, chan: Channel, peer: Channel) -> None:
+        first = self.connected_at is None  # an un-hold or a transfer bridges again: one timer per call
         self.connected_at = self.world.vnow()
-        if self.behaviour.hangup_after_connect is not None:
+        if first and self.behaviour.hangup_after_connect is not None:
             self._spawn(self._hang_up_after(self.behaviour.hangup_after_connect))
 
     def channel_gone(self, chan: Channel) -> None:

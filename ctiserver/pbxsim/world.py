@@ -598,6 +598,10 @@ class World:
         younger = b if b.created >= a.created else a
         if younger.originated and younger.cdr_extra == 0:
             younger.no_cdr = True
+        # Emulated people react to being connected however it happened (Dial or an AMI Bridge).
+        for chan, peer in ((a, b), (b, a)):
+            for obs in chan.observers:
+                obs.connected(chan, peer)
         return bridge
 
     # ---------------------------------------------------------------- DTMF and audio

@@ -157,22 +157,24 @@ async def test_server_restart_recovers_calls_in_progress(tmp_path: Path) -> None
         assert st.phase(a_call) == "connected"
 
         # B's FastAGI session died with the old server: Asterisk went on in the dialplan (capture 13,
-        # AGISTATUS SUCCESS but no IVR_DONE) to [cti-fallback]'s music; the new server found it there.
-        def b_where() -> tuple[str, str, bool]:
+        # AGISTATUS SUCCESS but no IVR_DONE) to [cti-fallback]'s music. The new server finds it there and
+        # takes it back into its queue (Redirect to cti-wait; CTI_QUEUE on the channel names the queue).
+        def b_where() -> tuple[str, bool]:
             t = st.sim.snapshot().by_name()[b]
-            return (t.context, t.application, t.in_agi)
+            return (t.context, t.in_agi)
 
-        await st.until(lambda: b_where() == ("cti-fallback", "MusicOnHold", False), what="B in the fallback")
-        await settle(st)
-        assert st.phase(b_call) == "queued"
+        await st.until(lambda: b_where() == ("cti-wait", True), what="B taken back into the ACD")
+        await st.until(lambda: st.call_state(b_call) == "waiting", what="B waiting in its queue")
+        assert new.acd.router.call_view(b_call).queue == "support"  # type: ignore[union-attr]
         a_truth = st.sim.snapshot().by_name()[a]
         assert a_truth.bridge is not None and not a_truth.in_agi
 
-        # The new server routes new callers: agent 1002 logs in to it and gets the next caller.
+        # The new server routes callers: agent 1002 logs in and gets B, who waited longest; C waits.
         st.login("1002")
         c = st.place_call("13800138005", SUPPORT)
-        await st.until(lambda: st.phase(st.call_id_of(c) or "?") == "connected", what="C connected")
-        assert _bridge_of(st, c) is not None
+        await st.until(lambda: st.phase(b_call) == "connected", what="B connected")
+        assert _bridge_of(st, b) is not None
+        await st.until(lambda: st.phase(st.call_id_of(c) or "?") == "queued", what="C waiting")
         await settle(st)
 
 
