@@ -117,6 +117,7 @@ class AcdService:
         *,
         clock: Callable[[], float] | None = None,
         queue_log: Callable[[str], None] | None = None,
+        after_call: Callable[[str], bool] | None = None,
     ) -> None:
         self.router = router
         self._site_of = site_of
@@ -124,6 +125,7 @@ class AcdService:
         self.stats = LiveStats(router.config)
         self._clock = clock or (lambda: asyncio.get_running_loop().time())
         self._queue_log = queue_log
+        self._after_call = after_call  # does this call go to the post-call step (survey) when it ends?
         self._waiting: dict[str, _Waiting] = {}
         self._offers: dict[str, _OfferLeg] = {}  # call_id -> the leg ringing/answered for it
         self._legs: dict[str, _OfferLeg] = {}  # our ChannelId -> leg
@@ -293,6 +295,8 @@ class AcdService:
             return
         try:
             await site.control.set_var(caller_channel, "IVR_DONE", "1")
+            if self._after_call is not None and self._after_call(offer.call_id):
+                await site.control.set_var(caller_channel, "CTI_AFTER_CALL", "1")
             leg.answered = True
             await site.control.bridge(caller_channel, leg.channel)
             # The caller no longer waits: the phase follows the bridge, not the queue flag.

@@ -135,7 +135,7 @@ class CtiServer:
         for p in s.pbxes:
             self._add_pbx(p)
         self.acd = AcdService(Router(self.acd_config), self._site_of, self.bus, clock=self.now,
-                              queue_log=self._write_queue_log)
+                              queue_log=self._write_queue_log, after_call=self._wants_survey)
         self._subscribe()
         self.agi = FastAgiServer(s.agi_host, s.agi_port)
         self.agi.route("ivr", self._agi_ivr)
@@ -287,6 +287,7 @@ class CtiServer:
             log.error("no IVR flow %r for %s; caller goes to the first queue", name, ctx.call_id)
             await self._queue_caller(session, ctx, self.acd_config.queues[0].name, 0)
             return
+        ctx.survey = any(type(n).__name__ == "SurveyNode" for n in _all_nodes(flow))
         services = IvrServices(ctx, self.crm, self, self.speech)
         variables = {
             "caller_number": ctx.caller_num, "caller_name": ctx.caller_name, "dnid": ctx.dialed,
@@ -360,6 +361,10 @@ class CtiServer:
                 await session.command("EXEC", "Goto", f"cti-voicemail,{queue},1")
         elif result.outcome == "callback":
             ctx.outcome = "callback"
+
+    def _wants_survey(self, call_id: str) -> bool:
+        ctx = self.calls.get(call_id)
+        return bool(ctx and ctx.survey)
 
     def figures(self, queue: str) -> QueueFigures:
         """Live figures for IVR branch nodes (ivr_services.QueueFiguresSource)."""
@@ -584,6 +589,10 @@ class CtiServer:
 
 _ON_CALL = ("on_call", "on_hold")
 _CALL_LIST_STATE = {"new": "ivr", "offered": "ringing", "connected": "talking"}  # acd CallState -> console
+
+
+def _all_nodes(flow: Any) -> list[Any]:
+    return [n for graph in (flow.main, *flow.subflows.values()) for n in graph.nodes.values()]
 
 
 def _path_text(entry: Any) -> str:

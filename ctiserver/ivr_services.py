@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
 
+from crmstore.errors import CrmNotFound
 from crmstore.model import CallFacts, FollowUpKind, FollowUpRequest, Outcome
 from crmstore.queries import Identity
 from crmstore.store import CrmStore
@@ -95,7 +96,19 @@ class IvrServices:
         return result
 
     async def save_survey(self, request: SaveSurvey) -> None:
-        await self.crm.save_survey(self.ctx.call_id, request.score)
+        try:
+            await self.crm.save_survey(self.ctx.call_id, request.score)
+        except CrmNotFound:
+            # The post-call survey usually beats the agent's wrap-up: log the call first; the wrap-up
+            # later updates the same row (upsert by call id) and keeps the score.
+            ctx = self.ctx
+            await self.crm.log_interaction(CallFacts(
+                call_id=ctx.call_id, caller=ctx.caller_num, started_at=ctx.started_at,
+                outcome=Outcome.ANSWERED if ctx.answered_at else Outcome.IVR_ONLY,
+                answered_at=ctx.answered_at, queue=ctx.queue, agent=ctx.agent_id or "",
+                ivr_path=ctx.ivr_path, customer_id=ctx.customer_id,
+            ))
+            await self.crm.save_survey(ctx.call_id, request.score)
 
     async def request_callback(self, request: RequestCallback) -> bool:
         customer_id = self.ctx.customer_id

@@ -606,8 +606,10 @@ class CallModel:
                 self._stale_channel(ch)
 
     def _move(self, ch: Channel, dest: Call) -> None:
+        dest.stale = True
         src = self.calls.get(ch.call_id)
         if src is not None:
+            src.stale = True
             src.legs.pop(ch.uniqueid, None)
             if not src.legs:
                 self.calls.pop(src.call_id, None)

@@ -66,7 +66,7 @@ def streams(draw: st.DrawFn) -> list[Message]:
     return out
 
 
-@settings(max_examples=int(__import__("os").environ.get("N", "60")), deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(stream=streams())
 def test_a_call_not_marked_stale_has_nothing_to_publish(stream: list[Message]) -> None:
     model = CallModel()

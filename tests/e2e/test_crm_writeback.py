@@ -80,3 +80,28 @@ async def test_wrap_up_saved_from_the_console_is_in_the_crm(tmp_path: Path) -> N
         history = await crm.interactions(customer, SUPERVISOR)
         assert [i.call_id for i in history] == [a_call]
         await settle(st)
+
+
+async def test_post_call_survey_after_the_agent_hangs_up(tmp_path: Path) -> None:
+    """The demo flow has a survey: after the agent hangs up the caller goes on to the CTI's after-call
+    step (CTI_AFTER_CALL set at the bridge), answers 4, and the score lands on the call in the CRM."""
+    async with running_stack(tmp_path, acd=TEST_QUEUES, agents=("1001",)) as st:
+        st.login("1001")
+        # greeting (nothing), menu "2" (support), the hold music (nothing), then the survey question: 4
+        a = st.place_call("13800138061", CallerBehaviour(keys=("", "2", "", "4"), patience=10_000))
+        a_call = await st.until(lambda: st.call_id_of(a), what="A known")
+        await st.until(lambda: st.phase(a_call) == "connected", what="A connected")
+        agent_leg = st.server.acd.agent_leg(a_call)
+        assert agent_leg is not None
+        await st.pbx.control.hangup(agent_leg)  # the agent hangs up
+        await st.until(lambda: st.agent_state("1001") == "wrap_up", what="wrap-up")
+        await st.until(lambda: st.phase(a_call) is None, what="the caller's line ended after the survey")
+        await st.console.save_wrapup(agent_principal("1001"), a_call, WrapUpForm("resolved"))
+
+        async def scored() -> bool:
+            row = await st.server.crm.interaction(a_call, SUPERVISOR)
+            return row is not None and row.survey_score == 4
+
+        await st.until_async(scored, what="survey score 4 in the CRM")
+        commands = st.tap.agi_commands(a)
+        assert commands.count("GET DATA demo/rate-1-to-5 5000 1") == 1  # answered at the first asking

@@ -260,7 +260,7 @@ async def test_bridge_interrupts_the_callers_agi_and_the_dialplan_resumes_after_
     leave = await pbx.event("BridgeLeave", caller.name)
     assert pbx.ami.frames.index(leave) < pbx.ami.frames.index(resumed)
     hang_caller = await pbx.event("Hangup", caller.name)
-    assert hang_caller["Priority"] == "7" and hang_caller["Cause"] == "16"  # the 'done' label
+    assert hang_caller["Priority"] == "8" and hang_caller["Cause"] == "16"  # after the 'done' label
 
 
 async def test_bridge_while_the_agi_is_idle_and_the_session_stays_open(pbx: Pbx) -> None:
@@ -321,7 +321,7 @@ async def test_agent_phone_hangs_up_after_talking_and_caller_continues(pbx: Pbx)
     hang = await pbx.event("Hangup", agent)
     assert hang["Cause"] == "16"
     assert names(pbx.events(agent, "BridgeLeave", "Hangup")) == ["BridgeLeave", "Hangup"]
-    await pbx.event("Hangup", caller.name, Priority="7")
+    await pbx.event("Hangup", caller.name, Priority="8")
 
 
 async def test_ami_hangup_of_the_bridged_agent_leg(pbx: Pbx) -> None:
