@@ -39,7 +39,7 @@ def _acd_yaml(agents: int, queues: int) -> str:
 
 def _pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 async def _measure(agents: int, rate: float, seconds: float) -> dict[str, Any]:

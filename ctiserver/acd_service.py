@@ -38,13 +38,19 @@ class Refused(Exception):
 
 
 class _OutcomeKind(Protocol):
-    value: str  # "answered", "no_answer", "busy", "failed"
+    @property
+    def value(self) -> str: ...  # "answered", "no_answer", "busy", "failed"
 
 
 class OfferOutcome(Protocol):
-    success: bool
-    outcome: _OutcomeKind
-    channel: str
+    @property
+    def success(self) -> bool: ...
+
+    @property
+    def outcome(self) -> _OutcomeKind: ...
+
+    @property
+    def channel(self) -> str: ...
 
 
 class AgentLegControl(Protocol):
@@ -276,7 +282,7 @@ class AcdService:
                 offer.endpoint, channel_id=leg.channel_id, caller_id_name=name,
                 caller_id_num=offer.caller_num, ring_timeout_s=offer.ring_timeout_s,
             )
-        except Exception as e:  # link down, timeout, refused value: the router must hear of it
+        except Exception as e:  # noqa: BLE001 - link down, timeout, refused value: the router must hear of it
             log.warning("originate for %s to agent %s failed: %s", offer.call_id, offer.agent_id, e)
             self._offer_failed(leg, "failed")
             return
@@ -301,7 +307,7 @@ class AcdService:
             await site.control.bridge(caller_channel, leg.channel)
             # The caller no longer waits: the phase follows the bridge, not the queue flag.
             self.bus.publish_all(site.model.mark_queued(offer.call_id, False, self._clock()))
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - an edge: log it, the call goes on
             log.warning("bridge %s <-> %s failed: %s", caller_channel, leg.channel, e)
             leg.answered = False
             await self._safe_hangup(site, leg.channel)
@@ -317,7 +323,7 @@ class AcdService:
         self.handle(ev.OfferAnswered(offer.call_id, offer.agent_id))
         try:
             await site.control.redirect(leg.channel, "cti-outbound", offer.callback_number)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - an edge: log it, the call goes on
             log.warning("callback dial for %s failed: %s", offer.call_id, e)
 
     def _offer_failed(self, leg: _OfferLeg, reason: ev.OfferFailure) -> None:
@@ -350,7 +356,7 @@ class AcdService:
     async def _safe_hangup(self, site: Site, channel: str) -> None:
         try:
             await site.control.hangup(channel)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - an edge: log it, the call goes on
             log.info("hangup of %s: %s", channel, e)
 
     # ------------------------------------------------------------------ facts from the call model

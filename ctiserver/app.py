@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -228,7 +228,7 @@ class CtiServer:
         try:
             await pbx.control.redirect(channel, "cti-wait", "s")
             log.info("took %s back from the fallback into the ACD", channel)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - an edge: log it, the call goes on
             log.warning("could not take back %s: %s", channel, e)
 
     async def _fallback_loop(self) -> None:
@@ -293,7 +293,7 @@ class CtiServer:
             "caller_number": ctx.caller_num, "caller_name": ctx.caller_name, "dnid": ctx.dialed,
             "uniqueid": session.env.uniqueid, "call_id": ctx.call_id, "language": session.env.language,
         }
-        run = FlowRun(flow, variables, lambda: datetime.now(timezone.utc),
+        run = FlowRun(flow, variables, lambda: datetime.now(UTC),
                       spool_dir=str(self.settings.recordings_dir), call_id=ctx.call_id)
         result = await run_flow(session, run, services)
         ctx.ivr_path = tuple(_path_text(p) for p in result.path)
@@ -324,7 +324,7 @@ class CtiServer:
         except KeyError:
             return
         variables = {"caller_number": ctx.caller_num, "call_id": ctx.call_id, "post_call": "yes"}
-        run = FlowRun(flow, variables, lambda: datetime.now(timezone.utc),
+        run = FlowRun(flow, variables, lambda: datetime.now(UTC),
                       spool_dir=str(self.settings.recordings_dir), call_id=ctx.call_id)
         await run_flow(session, run, IvrServices(ctx, self.crm, self, self.speech))
 
@@ -345,7 +345,7 @@ class CtiServer:
                 ctx.customer_id, ctx.customer_name = card.id, card.name
                 ctx.grade = card.grade.value if card.grade else None
                 ctx.vip = any(str(f.flag) == "vip" for f in ctx.pop.flags)  # type: ignore[attr-defined]
-        except Exception as e:  # the caller waits even when the CRM does not answer
+        except Exception as e:  # noqa: BLE001 - the caller waits even when the CRM does not answer
             log.warning("screen pop for %s failed: %r", ctx.call_id, e)
         if sticky is not None and not self.acd_config.has_agent(sticky):
             sticky = None

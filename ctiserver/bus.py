@@ -19,7 +19,7 @@ Handler = Callable[[Any], None]
 
 
 class EventBus:
-    __slots__ = ("_handlers", "_any", "errors")
+    __slots__ = ("_any", "_handlers", "errors")
 
     def __init__(self) -> None:
         self._handlers: dict[type, list[Handler]] = defaultdict(list)

@@ -9,6 +9,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 EXIT_CONFIG = 2
 EXIT_AUTH = 3
@@ -19,7 +20,7 @@ def _logging(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-async def _until_signal(main: asyncio.Future[object] | asyncio.Task[object]) -> None:
+async def _until_signal(main: asyncio.Future[Any]) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -51,7 +52,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from acd.config import AcdConfigError, load_config as load_acd
+    from acd.config import AcdConfigError
+    from acd.config import load_config as load_acd
 
     from .ami.errors import AmiAuthError
     from .app import CtiServer, PbxSettings, ServerSettings
@@ -94,7 +96,8 @@ def cmd_flows_check(args: argparse.Namespace) -> int:
 
     queues = skills = None
     if args.queues:
-        from acd.config import AcdConfigError, load_config as load_acd
+        from acd.config import AcdConfigError
+        from acd.config import load_config as load_acd
 
         try:
             acd = load_acd(args.queues)
@@ -105,8 +108,8 @@ def cmd_flows_check(args: argparse.Namespace) -> int:
         skills = frozenset(acd.skills)
     catalog = FlowCatalog(prompt_dirs=tuple(Path(p) for p in args.prompts), queues=queues, skills=skills)
     errors = check_files([Path(f) for f in args.files], catalog)
-    for e in errors:
-        print(e)
+    for error in errors:
+        print(error)
     if not errors:
         print(f"{len(args.files)} flow file(s) OK")
     return 1 if errors else 0

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
+from typing import Protocol
 
 from crmstore.errors import CrmNotFound
 from crmstore.model import CallFacts, FollowUpKind, FollowUpRequest, Outcome
@@ -27,11 +28,10 @@ from ivr_flows.steps import (
 from .calls import CallContext, utcnow
 
 
-class QueueFiguresSource:
+class QueueFiguresSource(Protocol):
     """Implemented by the app: live figures of a queue for `branch` nodes."""
 
-    def figures(self, queue: str) -> QueueFigures:  # pragma: no cover - protocol
-        raise NotImplementedError
+    def figures(self, queue: str) -> QueueFigures: ...
 
 
 class IvrServices:

@@ -120,7 +120,7 @@ def parse_environment(block: str) -> AgiEnvironment:
         key, sep, value = line.partition(":")
         if not sep or not key.startswith("agi_"):
             raise AgiProtocolError(f"AGI environment line {n} is not 'agi_name: value': {line[:80]!r}")
-        variables[key] = value[1:] if value.startswith(" ") else value
+        variables[key] = value.removeprefix(" ")
     if "agi_network_script" not in variables and "agi_request" not in variables:
         raise AgiProtocolError("AGI environment has neither agi_network_script nor agi_request")
     script_path = variables.get("agi_network_script")

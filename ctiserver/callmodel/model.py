@@ -477,7 +477,7 @@ class CallModel:
         if dest is None:
             return []
         dest.dialing = True
-        return self._after_change(dest, now)
+        return self._after_leg_change(dest, now)
 
     def _dial_end(self, m: Message, now: float) -> list[object]:
         dest = self.channels.get(m.get("DestUniqueid", ""))
@@ -485,7 +485,7 @@ class CallModel:
             return []
         dest.dialing = False
         dest.dial_answered = m.get("DialStatus") == "ANSWER"
-        return self._after_change(dest, now)
+        return self._after_leg_change(dest, now)
 
     def _queue_join(self, m: Message, now: float) -> list[object]:
         ch = self._channel_for(m, now)
@@ -627,6 +627,16 @@ class CallModel:
         if call is None:
             return []
         return self._rederive(call, now)
+
+    def _after_leg_change(self, ch: Channel, now: float) -> list[object]:
+        """A fact that counts only for a leg other than the caller's and the origin's changed (dialing,
+        Dial answered): the Dial of an originated Local pair's own ;1 half changes no phase."""
+        call = self.calls.get(ch.call_id)
+        if call is None:
+            return []
+        if call.stale or (ch.uniqueid != call.caller and ch.uniqueid != call.origin):
+            return self._rederive(call, now)
+        return []
 
     def _derive(self, call: Call) -> CallPhase:
         # Runs on most events: the Channel properties (alive, alerting) are spelled out inline.

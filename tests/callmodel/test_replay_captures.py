@@ -14,7 +14,6 @@ from ctiserver.events import (
     LegHungUp,
     LegRinging,
 )
-
 from tests.callmodel.replay import replay
 
 

@@ -10,8 +10,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
-
 from ctiserver.gateway.auth import hash_password, verify_password
 from ctiserver.pbxsim.simulator import Simulator
 
@@ -20,7 +18,7 @@ CLI = [sys.executable, "-m", "ctiserver.cli"]
 
 
 def run_cli(*args: str, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, input=input, timeout=timeout, cwd=ROOT)
+    return subprocess.run([*CLI, *args], check=False, capture_output=True, text=True, input=input, timeout=timeout, cwd=ROOT)
 
 
 def test_flows_check_accepts_the_demo_flow_and_reports_errors_with_positions(tmp_path: Path):
