@@ -118,8 +118,10 @@ class Call:
     cause_txt: str = ""
     anomalies: int = 0
     # A fact _derive reads may have changed since the last _rederive. While False, an event that changes
-    # none of those facts (NewCallerid, NewConnectedLine, a Newexten within the same application: a
-    # third of a burst, README 09) skips the rederive, which would return nothing.
+    # none of those facts skips the rederive, which would return nothing: NewCallerid, NewConnectedLine,
+    # a Newexten that keeps the caller's application class, the state or Dial of the caller's own legs
+    # (10 rederives a call in a burst became 6, README 09). tests/callmodel/test_rederive_skips.py holds
+    # the model to it.
     stale: bool = field(default=True, repr=False, compare=False)
 
     @property
