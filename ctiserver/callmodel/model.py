@@ -82,6 +82,7 @@ class Channel:
     was_bridged: bool = False
     dial_answered: bool = False  # the far end of a Dial answered (DialEnd ANSWER)
     parked: bool = False
+    offer_leg: bool = False  # originated by the CTI for this call (expect_leg): an agent being offered it
     dialing: bool = False  # a DialBegin with this channel as the destination, no DialEnd yet
     queue: str | None = None  # inside app_queue
     answered_at: float | None = None
@@ -248,7 +249,8 @@ class CallModel:
             return self._touch_only(m, now)
         name = m.get("Channel", "")
         linkedid = m.get("Linkedid", uid)
-        call_id = self._expected.pop(uid, None) or self._by_linkedid.get(linkedid)
+        expected = self._expected.pop(uid, None)
+        call_id = expected or self._by_linkedid.get(linkedid)
         out: list[object] = []
         if call_id is None or call_id not in self.calls:
             call_id = linkedid
@@ -256,6 +258,7 @@ class CallModel:
             self._by_linkedid[linkedid] = call_id
         call = self.calls[call_id]
         ch = Channel(uid, name, linkedid, call_id, now)
+        ch.offer_leg = expected is not None and expected == call_id
         self._update(ch, m, now)
         self.channels[uid] = ch
         self.by_name[name] = uid
@@ -673,6 +676,8 @@ class CallModel:
                     # Answered, on its way into the bridge, the caller still in Dial. A leg that has
                     # already left a bridge is being torn down, not offered.
                     or (in_dial and leg.dial_answered and (not leg.was_bridged or leg.bridge is not None))
+                    # The agent answered the CTI's Originate and the Bridge action is on its way.
+                    or (leg.offer_leg and leg.state == UP and not leg.was_bridged)
                 )
             ):
                 return _OFFERED
