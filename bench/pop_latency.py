@@ -3,12 +3,14 @@
 The server process runs the real Gateway (ctiserver.gateway.server) on loopback with a minimal
 backend; a second process holds the consoles (N agents + M supervisors, real websocket
 clients), so the two cores are split between server and clients as on a real site. Calls arrive
-at a fixed rate; each one is offered to an idle agent with a realistic screen pop, rings,
+at a fixed rate; the real ACD router (acd.router.Router, 1,000 agents over 10 queues) picks the
+agent, and the call is offered with a realistic screen pop, rings,
 is answered, talks, wraps up, and the agent becomes available again, with the agent state,
 call state, call list and wallboard pushes the app would make.
 
-pop latency = from just before `await gateway.push_offer(...)` (the ACD's offer decision) to
-the offer frame being read by the agent's websocket, on CLOCK_MONOTONIC (shared by processes).
+pop latency = from just before the router handles the caller's queue entry (the ACD's offer
+decision) to the offer frame being read by the agent's websocket, on CLOCK_MONOTONIC (shared by
+processes). In the server the pop's CRM data is fetched while the caller waits, so it is ready then.
 
 Prints one JSON object: pop_p50_ms, pop_p99_ms, pop_max_ms, supervisor_bytes_per_min, ...
     python bench/pop_latency.py [--quick]
@@ -33,6 +35,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from acd import decisions as acd_d
+from acd import events as acd_ev
+from acd.config import parse_config
+from acd.router import Router
 from ctiserver.gateway.auth import Account, Accounts, Principal, Role, hash_password
 from ctiserver.gateway.backend import (
     AgentSnapshot,
@@ -183,6 +189,17 @@ def console_process(ws_url: str, agent_tokens: list[str], supervisor_tokens: lis
 # ------------------------------------------------------------------ server process (this one)
 
 
+def acd_router(agent_ids: Sequence[str]) -> Router:
+    """The real ACD router deciding every offer: agents spread over the queues, all skilled enough."""
+    lines = ["skills: [s]", "pause_reasons: [break]", "queues:"]
+    lines += [f"  - {{name: {q}, skills: {{s: 1}}, wrap_up_s: 2, ring_timeout_s: 20}}" for q in QUEUES]
+    lines.append("agents:")
+    for i, a in enumerate(agent_ids):
+        lines.append(f"  - {{id: '{a}', name: A{i}, skills: {{s: 5}}, queues: [{QUEUES[i % len(QUEUES)]}],"
+                     f" endpoint: PJSIP/{1000 + i}}}")
+    return Router(parse_config("\n".join(lines) + "\n", "<bench>"))
+
+
 async def run(sizes: Sizes) -> dict[str, object]:
     raise_fd_limit()
     shared_hash = hash_password("bench", n=2**10)
@@ -218,36 +235,49 @@ async def run(sizes: Sizes) -> dict[str, object]:
         gateway.flush_monitor()
         await asyncio.sleep(1.0)
 
-        idle = [a.agent_id or "" for a in agents]
-        random.shuffle(idle)
+        router = acd_router([a.agent_id or "" for a in agents])
+        clock = loop.time
+        for account in agents:
+            router.handle(acd_ev.AgentLoggedIn(account.agent_id or ""), clock())
         pushed: dict[str, int] = {}
         waiting: dict[str, int] = dict.fromkeys(QUEUES, 0)
         lifecycles: set[asyncio.Task[None]] = set()
 
-        async def lifecycle(n: int, agent_id: str) -> None:
+        def offer_of(decisions: list[acd_d.Decision]) -> acd_d.Offer | None:
+            return next((x for x in decisions if isinstance(x, acd_d.Offer)), None)
+
+        async def lifecycle(n: int) -> None:
             queue = QUEUES[n % len(QUEUES)]
             call_id = f"call-{n}"
             caller = f"+86138{n:08d}"
-            waiting[queue] += 1
-            await gateway.push_call_list_delta(call_id, {"state": "waiting", "queue": queue, "caller": caller,
-                                                         "since": time.time()})
-            await gateway.push_wallboard_delta(queue, {"waiting": waiting[queue]})
+            # The clock starts before the ACD decides: queue entry -> Offer -> pop on the agent's socket.
+            t0 = now_ns()
+            decision = offer_of(router.handle(acd_ev.CallEnqueued(call_id, queue, 0, caller), clock()))
+            if decision is None:
+                return
+            agent_id = decision.agent_id
             offer = OfferView(offer_id=f"offer-{n}", call_id=call_id, agent_id=agent_id, queue=queue,
                               caller=caller, offered_at=time.time(), ring_timeout_s=20,
                               ivr_path=("welcome", "menu", queue), ivr_said=("我想查询订单",), pop=sample_pop(n))
-            pushed[offer.offer_id] = now_ns()
+            pushed[offer.offer_id] = t0
             await gateway.push_offer(agent_id, offer)
+            waiting[queue] += 1
+            await gateway.push_call_list_delta(call_id, {"state": "ringing", "queue": queue, "caller": caller,
+                                                         "since": time.time()})
             t = time.time()
             await gateway.push_agent_state(AgentView(agent_id, "reserved", t, queues=(queue,)))
             await gateway.push_call_state(CallView(call_id, agent_id, "ringing", t, caller=caller, queue=queue))
+            router.handle(acd_ev.OfferRinging(call_id, agent_id), clock())
             waiting[queue] -= 1
             await gateway.push_wallboard_delta(queue, {"waiting": waiting[queue]})
             await asyncio.sleep(1.0)
+            router.handle(acd_ev.OfferAnswered(call_id, agent_id), clock())
             t = time.time()
             await gateway.push_call_state(CallView(call_id, agent_id, "talking", t, caller=caller, queue=queue,
                                                    talk_since=t))
             await gateway.push_agent_state(AgentView(agent_id, "on_call", t, queues=(queue,)))
             await asyncio.sleep(sizes.talk_s * random.uniform(0.5, 1.5))
+            router.handle(acd_ev.AgentCallEnded(agent_id, call_id), clock())
             t = time.time()
             await gateway.push_call_state(CallView(call_id, agent_id, "ended", t, caller=caller, queue=queue))
             await gateway.push_agent_state(AgentView(agent_id, "wrap_up", t, queues=(queue,), wrap_up_until=t + 2))
@@ -255,8 +285,8 @@ async def run(sizes: Sizes) -> dict[str, object]:
                                                        "asa_s": round(random.uniform(5, 9), 1),
                                                        "sl": round(random.uniform(80, 95), 1)})
             await asyncio.sleep(2.0)
+            router.tick(clock())  # the wrap-up timer ends
             await gateway.push_agent_state(AgentView(agent_id, "available", time.time(), queues=(queue,)))
-            idle.append(agent_id)
 
         # What a long-running server does after start-up (the app should too): move the objects
         # that live for the whole run out of the collector's way, so no gen-2 pass stalls a pop.
@@ -272,10 +302,9 @@ async def run(sizes: Sizes) -> dict[str, object]:
             delay = due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            if idle:
-                task = asyncio.create_task(lifecycle(n, idle.pop(0)))
-                lifecycles.add(task)
-                task.add_done_callback(lifecycles.discard)
+            task = asyncio.create_task(lifecycle(n))
+            lifecycles.add(task)
+            task.add_done_callback(lifecycles.discard)
             n += 1
         await asyncio.sleep(0.3)
         for ctl in (agent_ctl, sup_ctl):

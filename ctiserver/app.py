@@ -114,6 +114,7 @@ class CtiServer:
         self.agi: FastAgiServer
         self.flows: FlowRegistry
         self.speech: RecognizerPool | None = None
+        self.console = ConsoleBackend(self)
 
     # ------------------------------------------------------------------ life
 
@@ -143,7 +144,7 @@ class CtiServer:
         self.agi.route("after-call", self._agi_after_call)
         await self.agi.start()
         self.gateway = Gateway(
-            ConsoleBackend(self),
+            self.console,
             Accounts.from_config(s.accounts, "accounts"),
             GatewayConfig(host=s.http_host, port=s.http_port, token_secret=s.token_secret,
                           token_ttl_s=s.token_ttl_s),
@@ -427,8 +428,7 @@ class CtiServer:
             self._push(lambda: gw.push_offer_cancelled(e.agent_id, offer.offer_id, e.reason))
 
     def _on_agent_state(self, e: d.AgentStateChanged) -> None:
-        backend = ConsoleBackend(self)
-        view: AgentView = backend.agent_view(e.agent_id)
+        view: AgentView = self.console.agent_view(e.agent_id)
         row = self.agent_row(e.agent_id)
         gw = self.gateway
         self._push(lambda: gw.push_agent_state(view))
@@ -495,10 +495,14 @@ class CtiServer:
             crm = self.crm
 
             async def log_it() -> None:
-                await crm.log_interaction(facts)
-                ctx.logged = True
+                try:
+                    await crm.log_interaction(facts)
+                    ctx.logged = True
+                except Exception:  # the history write must not take the server down
+                    log.exception("could not log call %s in the CRM", facts.call_id)
 
-            self._push(log_it)
+            # Its own task, not the push queue: a slow disk must not delay anybody's screen pop.
+            self._spawn(log_it(), f"log-{call_id}")
 
     def _agent_on(self, ctx: CallContext) -> bool:
         """Is the call's agent still on it (the ACD's view)?"""
@@ -510,7 +514,7 @@ class CtiServer:
     def _push_call_state(self, ctx: CallContext, state: str) -> None:
         if state != "ended" and not self._agent_on(ctx):
             return  # the caller's side moved on (a transfer) after the agent left: not the agent's call now
-        view: CallView = ConsoleBackend(self).call_view(ctx, state)
+        view: CallView = self.console.call_view(ctx, state)
         gw = self.gateway
         self._push(lambda: gw.push_call_state(view))
 
