@@ -115,6 +115,7 @@ class CtiServer:
         self.flows: FlowRegistry
         self.speech: RecognizerPool | None = None
         self.console = ConsoleBackend(self)
+        self.started_mono = 0.0
 
     # ------------------------------------------------------------------ life
 
@@ -123,6 +124,8 @@ class CtiServer:
 
     async def start(self) -> None:
         s = self.settings
+        # The router's clock starts at 0: an agent never seen is "logged out since the server started".
+        self.started_mono = self.now()
         self.crm = await open_store(s.database_url, default_country=s.default_country)
         self.flows = FlowRegistry(s.flows_dir)
         errors = self.flows.reload()
@@ -541,7 +544,7 @@ class CtiServer:
     def agent_row(self, agent_id: str) -> dict[str, object]:
         v = self.acd.router.agent_view(agent_id, self.now())
         name = self.acd_config.agent(agent_id).name
-        since = time.time() - v.time_in_state_s
+        since = time.time() - min(v.time_in_state_s, self.now() - self.started_mono)
         return {"agent_id": agent_id, "name": name, "state": v.state, "since": since,
                 "reason": v.pause_reason or "", "extension": v.endpoint.rsplit("/", 1)[-1] if v.endpoint else "",
                 "queues": list(v.queues), "call_id": v.call_id or "", "answered": v.calls_answered}

@@ -81,7 +81,8 @@ class ConsoleBackend:
             q = self.s.acd_config.queue(call.queue) if call else None
             if q is not None:
                 wrap_until = wall(v.since) + q.wrap_up_s
-        return AgentView(agent_id, v.state, wall(v.since), v.pause_reason or v.pending_pause, ext,
+        since = max(v.since, self.s.started_mono)
+        return AgentView(agent_id, v.state, wall(since), v.pause_reason or v.pending_pause, ext,
                          v.queues, name, wrap_until)
 
     def call_view(self, ctx: CallContext, state: str) -> CallView:
