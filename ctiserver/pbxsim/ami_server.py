@@ -539,22 +539,24 @@ async def _stop_mixmonitor(s: AmiSession, m: Message, aid: str | None) -> None:
         s.world.announce_bridgepeers(chan)
 
 
-@action("QueueStatus")
-async def _queue_status(s: AmiSession, m: Message, aid: str | None) -> None:
-    s.send(wire.response(aid, "Success", "Queue status will follow", ("EventList", "start")))
-    items = s.world.queues.status_items(m.get("Queue"), aid)
+def _send_list(s: AmiSession, aid: str | None, message: str, items: list[wire.Pairs], complete: str) -> None:
+    """A list action's answer: Response with EventList start, the items, then the ...Complete event."""
+    s.send(wire.response(aid, "Success", message, ("EventList", "start")))
     for item in items:
         s.send(item)
-    s.send(_complete("QueueStatusComplete", aid, len(items)))
+    s.send(_complete(complete, aid, len(items)))
+
+
+@action("QueueStatus")
+async def _queue_status(s: AmiSession, m: Message, aid: str | None) -> None:
+    _send_list(s, aid, "Queue status will follow", s.world.queues.status_items(m.get("Queue"), aid),
+               "QueueStatusComplete")
 
 
 @action("QueueSummary")
 async def _queue_summary(s: AmiSession, m: Message, aid: str | None) -> None:
-    s.send(wire.response(aid, "Success", "Queue summary will follow", ("EventList", "start")))
-    items = s.world.queues.summary_items(m.get("Queue"), aid)
-    for item in items:
-        s.send(item)
-    s.send(_complete("QueueSummaryComplete", aid, len(items)))
+    _send_list(s, aid, "Queue summary will follow", s.world.queues.summary_items(m.get("Queue"), aid),
+               "QueueSummaryComplete")
 
 
 @action("QueueAdd")
