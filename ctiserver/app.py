@@ -25,7 +25,7 @@ from crmstore.model import CallFacts, Outcome
 from crmstore.privacy import Role as CrmRole
 from crmstore.privacy import Viewer
 from crmstore.store import CrmStore, open_store
-from ivr_flows.driver import run_flow
+from ivr_flows.driver import FlowResult, run_flow
 from ivr_flows.interpreter import FlowRun
 from ivr_flows.registry import FlowRegistry, FlowWatcher
 from ivr_flows.speech import RecognizerPool
@@ -291,15 +291,12 @@ class CtiServer:
             log.error("no IVR flow %r for %s; caller goes to the first queue", name, ctx.call_id)
             await self._queue_caller(session, ctx, self.acd_config.queues[0].name, 0)
             return
+        ctx.flow = name
         ctx.survey = any(type(n).__name__ == "SurveyNode" for n in _all_nodes(flow))
-        services = IvrServices(ctx, self.crm, self, self.speech)
-        variables = {
+        result = await self._run_flow(session, ctx, flow, {
             "caller_number": ctx.caller_num, "caller_name": ctx.caller_name, "dnid": ctx.dialed,
             "uniqueid": session.env.uniqueid, "call_id": ctx.call_id, "language": session.env.language,
-        }
-        run = FlowRun(flow, variables, lambda: datetime.now(UTC),
-                      spool_dir=str(self.settings.recordings_dir), call_id=ctx.call_id)
-        result = await run_flow(session, run, services)
+        })
         ctx.ivr_path = tuple(_path_text(p) for p in result.path)
         outcome = result.outcome
         if isinstance(outcome, QueueHandoff):
@@ -322,15 +319,18 @@ class CtiServer:
         ctx = await self._context_for(session)
         if ctx.answered_at is None:
             return
-        name = self.settings.flow_by_did.get(ctx.dialed) or self.settings.default_flow
         try:
-            flow = self.flows.get(name)
+            flow = self.flows.get(ctx.flow)  # the flow the caller came through: it owns the survey
         except KeyError:
             return
-        variables = {"caller_number": ctx.caller_num, "call_id": ctx.call_id, "post_call": "yes"}
+        await self._run_flow(session, ctx, flow,
+                             {"caller_number": ctx.caller_num, "call_id": ctx.call_id, "post_call": "yes"})
+
+    async def _run_flow(self, session: AgiSession, ctx: CallContext, flow: Any,
+                        variables: dict[str, str]) -> FlowResult:
         run = FlowRun(flow, variables, lambda: datetime.now(UTC),
                       spool_dir=str(self.settings.recordings_dir), call_id=ctx.call_id)
-        await run_flow(session, run, IvrServices(ctx, self.crm, self, self.speech))
+        return await run_flow(session, run, IvrServices(ctx, self.crm, self, self.speech))
 
     async def _queue_caller(self, session: AgiSession, ctx: CallContext, queue: str, priority: int) -> None:
         if not self.acd_config.has_queue(queue):
@@ -412,12 +412,11 @@ class CtiServer:
         ctx.agent_id = e.agent_id
         view = self.acd.router.call_view(e.call_id)
         q = self.acd_config.queue(e.queue) if self.acd_config.has_queue(e.queue) else None
-        said = tuple(p.split(":speech=", 1)[1] for p in ctx.ivr_path if ":speech=" in p)
         offer = OfferView(
             offer_id=f"{e.call_id}#{next(self._offer_ids)}", call_id=e.call_id, agent_id=e.agent_id,
             queue=e.queue, caller=ctx.caller_num, offered_at=time.time(),
             ring_timeout_s=q.ring_timeout_s if q else 15.0, caller_name=ctx.customer_name or ctx.caller_name,
-            ivr_path=ctx.ivr_path, ivr_said=said or ctx.said, priority=view.level_stage if view else 0,
+            ivr_path=ctx.ivr_path, ivr_said=ctx.said, priority=view.level_stage if view else 0,
             pop=ctx.pop,
         )
         self.open_offers[e.call_id] = offer

@@ -36,6 +36,7 @@ class CallContext:
     held_since: datetime | None = None
     hold_s: float = 0.0
     outcome: str = "ivr_only"  # ivr_only, answered, abandoned, callback, voicemail
+    flow: str = ""  # the IVR flow the caller came through (the post-call survey runs the same one)
     survey: bool = False  # the caller's flow has a post-call survey
     logged: bool = False  # written to the CRM history (abandon, IVR-only) or wrapped up by the agent
 

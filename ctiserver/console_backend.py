@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from .app import CtiServer
 
 _EXTENSION = re.compile(r"[0-9]{2,15}")
+_DIALABLE = re.compile(r"\+?[0-9]{2,20}")  # what an agent may type as an outside number
 _FOLLOW_UP_KINDS = {"callback": FollowUpKind.CALLBACK, "visit": FollowUpKind.VISIT,
                     "satisfaction_call": FollowUpKind.SATISFACTION_CALL}
 _CONSULT_LEG_WAIT_S = 2.0
@@ -53,7 +54,6 @@ _SPY = {"listen": SpyMode.LISTEN, "whisper": SpyMode.WHISPER, "barge": SpyMode.B
 
 def wall(mono: float) -> float:
     """A loop-clock instant as unix seconds (the consoles count time in state from it)."""
-
     return time.time() - (asyncio.get_running_loop().time() - mono)
 
 
@@ -191,7 +191,7 @@ class ConsoleBackend:
     def _destination(self, target: TransferTarget) -> tuple[str, str]:
         """(context, exten) to send a caller to."""
         if target.kind == "number":
-            if not re.fullmatch(r"\+?[0-9]{2,20}", target.value):
+            if not _DIALABLE.fullmatch(target.value):
                 raise Refused("invalid_value", "a number is digits, with an optional leading +")
             return ("cti-outbound", target.value.lstrip("+"))
         if target.kind == "agent":
@@ -297,7 +297,7 @@ class ConsoleBackend:
         if number is None and customer_id is not None:
             card = await self.s.crm.get_customer(customer_id, self._viewer(who))
             number = card.phones[0] if card.phones else None
-        if not number or not re.fullmatch(r"\+?[0-9]{2,20}", number):
+        if not number or not _DIALABLE.fullmatch(number):
             raise Refused("invalid_value", "no dialable number")
         pbx = next(iter(self.s.pbxes.values()))
         channel_id = f"{_OUTBOUND_ID}{int(time.time() * 1000)}-{agent_id}"
