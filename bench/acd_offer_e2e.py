@@ -19,8 +19,8 @@ from acd import decisions as d
 from acd.config import parse_config
 from ctiserver.app import CtiServer, PbxSettings, ServerSettings
 from ctiserver.events import LegRinging
-from ctiserver.pbxsim.people import CallerBehaviour
-from ctiserver.pbxsim.simulator import Simulator
+from pbxsim.people import CallerBehaviour
+from pbxsim.simulator import Simulator
 
 FLOW = "flow: main\nlanguage: en-US\nfallback: {queue: q0}\nstart: q\nnodes:\n  q: {type: queue, queue: q0}\n"
 

@@ -227,7 +227,7 @@ class Bench:
 
 
 def measure_offer_latency(quick: bool) -> dict[str, Any]:
-    """Queue entry to agent ringing through the PBX simulator (ctiserver.pbxsim): for the lead.
+    """Queue entry to agent ringing through the PBX simulator (pbxsim): for the lead.
 
     Expected keys: offer_p50_ms, offer_p99_ms, and calls_per_s with 500 simulated agents.
     """

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ctiserver.ami.link import AmiConnection, AmiLink
 from ctiserver.ami.protocol import AmiParser, Message
-from ctiserver.pbxsim.captures import RECEIVED, capture
+from pbxsim.captures import RECEIVED, capture
 
 Apply = Callable[[Message, float], object]
 CHUNK = 65536  # one socket read

@@ -14,8 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from ctiserver.agi.session import AgiChannel, ChannelHungUp
-
+from .channel import AgiChannel, ChannelHungUp
 from .interpreter import FlowRun
 from .steps import (
     AgiCommand,

@@ -17,8 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ctiserver.agi.protocol import AgiReply
-
+from .channel import AgiReply
 from .model import (
     VARIABLE_REF,
     BranchNode,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ctiserver.agi.protocol import AgiReply
+from .channel import AgiReply
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,5 +7,4 @@ cd "$(dirname "$0")/.."
 if [ -z "${CTISERVER_TEST_PG_URL:-}" ]; then
   eval "$(./scripts/pg-test-server.sh --env)"
 fi
-export CTISERVER_CAPTURES="${CTISERVER_CAPTURES:-$(cd .. && pwd)/shared/asterisk-captures}"
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
+from ivr_flows.channel import AgiReply
+
 # A security limit, as in websockets' read_line(m): an env block or reply line longer than this is an error.
 MAX_LINE = 8192
 MAX_ENV_LINES = 200
@@ -20,6 +22,10 @@ MAX_ENV_LINES = 200
 _REPLY = re.compile(r"^(\d{3})(?:[ -](.*))?$")
 # GET DATA returns the keys as typed, '*' included ("200 result=12*3"); only '#' ends it and is left out.
 _RESULT = re.compile(r"^result=(-?[0-9*#]*)(?: \((.*?)\))?(?: endpos=(-?\d+))?\s*$")
+
+
+__all__ = ["AgiEnvironment", "AgiProtocolError", "AgiReply", "ReplyReader", "UnsafeAgiArgument",
+           "format_command", "parse_environment", "parse_reply", "quote"]
 
 
 class AgiProtocolError(ValueError):
@@ -64,45 +70,6 @@ class AgiEnvironment:
     @property
     def language(self) -> str:
         return self.variables.get("agi_language", "en")
-
-
-@dataclass(frozen=True, slots=True)
-class AgiReply:
-    code: int
-    result: str = ""  # raw text after result= ("53", "", "-1")
-    data: str | None = None  # text in parentheses ("timeout")
-    endpos: int | None = None
-    message: str = ""  # text of a non-200 reply
-    hungup: bool = False  # a HANGUP line came before this reply
-
-    @property
-    def ok(self) -> bool:
-        return self.code == 200
-
-    @property
-    def dead_channel(self) -> bool:
-        return self.code == 511
-
-    @property
-    def timed_out(self) -> bool:
-        return self.data == "timeout"
-
-    @property
-    def value(self) -> int | None:
-        """The integer result, or None when result= is empty (GET DATA timeout) or holds keys like '*'."""
-        try:
-            return int(self.result)
-        except ValueError:
-            return None
-
-    @property
-    def digit(self) -> str | None:
-        """For STREAM FILE / WAIT FOR DIGIT: the key pressed, from its ASCII code (53 -> "5")."""
-        v = self.value
-        if v is None or v <= 0 or v > 127:
-            return None
-        key = chr(v)
-        return key if key in "0123456789*#ABCD" else None
 
 
 def parse_environment(block: str) -> AgiEnvironment:

@@ -1,6 +1,6 @@
 """AMI wire format: a pure parser fed bytes, and a safe action encoder. No sockets.
 
-The shapes come from ../shared/asterisk-captures: messages are ``Key: Value`` lines ending in CRLF, a message
+The shapes come from the Asterisk captures (tests/captures): messages are ``Key: Value`` lines ending in CRLF, a message
 ends with an empty line (CRLF CRLF); the only exception is the greeting line ``Asterisk Call Manager/11.0.0``
 that opens every connection. Values may be empty (``AccountCode: ``) and a few keys repeat inside one
 message (``Output:`` in a Command response, ``Variable:`` in Status).

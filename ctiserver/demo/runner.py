@@ -15,13 +15,13 @@ from acd import events as ev
 from acd.config import load_config
 from crmstore.sample import SampleSpec, ensure_callers
 from crmstore.store import open_store
+from pbxsim.people import CallerBehaviour
+from pbxsim.simulator import Simulator
 
 from ..app import CtiServer, PbxSettings, ServerSettings
 from ..console_backend import ConsoleBackend
 from ..gateway.auth import Principal, Role, hash_password
 from ..gateway.backend import WrapUpForm
-from ..pbxsim.people import CallerBehaviour
-from ..pbxsim.simulator import Simulator
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent

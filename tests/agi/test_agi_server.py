@@ -11,7 +11,7 @@ import pytest
 from ctiserver.agi.protocol import AgiReply
 from ctiserver.agi.server import AgiSession, FastAgiServer
 from ctiserver.agi.session import AgiChannel, ChannelHungUp
-from ctiserver.pbxsim.captures import RECEIVED, SENT, capture
+from pbxsim.captures import RECEIVED, SENT, capture
 
 
 def agi_records(name: str, stream: str = "AGI1") -> list[tuple[str, bytes]]:

@@ -12,7 +12,7 @@ from ctiserver.agi.protocol import (
     parse_environment,
     parse_reply,
 )
-from ctiserver.pbxsim.captures import RECEIVED, capture
+from pbxsim.captures import RECEIVED, capture
 
 
 def _agi_lines(name: str, stream: str = "AGI1") -> tuple[str, list[str]]:

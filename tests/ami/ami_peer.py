@@ -1,6 +1,6 @@
 """A loopback AMI peer for link tests: answers actions with byte-exact records from the golden captures.
 
-Not a simulator (that is ctiserver.pbxsim): it only replays the response (and list events) Asterisk sent for
+Not a simulator (that is pbxsim): it only replays the response (and list events) Asterisk sent for
 one recorded action, with the ActionID rewritten. Knobs let a test make it silent, slow or rude.
 """
 
@@ -12,7 +12,7 @@ import socket
 from collections.abc import Callable
 
 from ctiserver.ami.protocol import AmiParser, Message
-from ctiserver.pbxsim.captures import RECEIVED, SENT, capture
+from pbxsim.captures import RECEIVED, SENT, capture
 
 GREETING = b"Asterisk Call Manager/11.0.0\r\n"
 

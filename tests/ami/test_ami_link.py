@@ -14,7 +14,7 @@ from ctiserver.ami.link import AmiLink, LinkState
 from ctiserver.ami.pool import AmiPool
 from ctiserver.ami.protocol import AmiParser, Message, UnsafeValue, parse_frame
 from ctiserver.ami.resync import PbxSnapshot, resync_hook
-from ctiserver.pbxsim.captures import ami_received, capture
+from pbxsim.captures import ami_received, capture
 from tests.ami.ami_peer import AmiPeer, free_port, recorded_reply, with_action_id
 
 

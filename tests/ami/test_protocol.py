@@ -18,7 +18,7 @@ from ctiserver.ami.protocol import (
     parse_text,
 )
 from ctiserver.callmodel.model import UNUSED_EVENTS
-from ctiserver.pbxsim.captures import RECEIVED, ami_received, capture
+from pbxsim.captures import RECEIVED, ami_received, capture
 
 
 def reference(text: str) -> tuple[list[tuple[str, str]], list[str]]:

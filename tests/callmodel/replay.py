@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from ctiserver.ami.protocol import AmiParser, Message
 from ctiserver.callmodel.model import CallModel
 from ctiserver.events import CallArrived, CallPhaseChanged
-from ctiserver.pbxsim.captures import RECEIVED, capture
+from pbxsim.captures import RECEIVED, capture
 
 
 @dataclass

@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from ctiserver.gateway.auth import hash_password, verify_password
-from ctiserver.pbxsim.simulator import Simulator
+from pbxsim.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "ctiserver.cli"]

@@ -19,9 +19,9 @@ from acd.config import AcdConfig, parse_config
 from ctiserver.app import CtiServer, Pbx, PbxSettings, ServerSettings
 from ctiserver.console_backend import ConsoleBackend
 from ctiserver.gateway.auth import Principal, Role, hash_password
-from ctiserver.pbxsim import wire
-from ctiserver.pbxsim.people import CallerBehaviour
-from ctiserver.pbxsim.simulator import Simulator
+from pbxsim import wire
+from pbxsim.people import CallerBehaviour
+from pbxsim.simulator import Simulator
 
 DEMO = Path(__file__).resolve().parents[2] / "ctiserver" / "demo"
 PASSWORD = "s3cret-pass"

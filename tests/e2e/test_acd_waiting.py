@@ -12,7 +12,7 @@ from pathlib import Path
 from crmstore.model import Outcome
 from crmstore.privacy import Role as CrmRole
 from crmstore.privacy import Viewer
-from ctiserver.pbxsim.people import CallerBehaviour
+from pbxsim.people import CallerBehaviour
 
 from .queues import TEST_QUEUES
 from .stack import Stack, running_stack, settle

@@ -23,7 +23,7 @@ from crmstore.privacy import Viewer
 from ctiserver.ami.errors import AmiAuthError
 from ctiserver.ami.link import LinkState
 from ctiserver.gateway.backend import WrapUpForm
-from ctiserver.pbxsim.people import CallerBehaviour
+from pbxsim.people import CallerBehaviour
 
 from .queues import TEST_QUEUES
 from .stack import AMI_USER, Stack, agent_principal, running_stack, settle, truth_view

@@ -14,7 +14,7 @@ from crmstore.model import NewCustomer, Outcome
 from crmstore.privacy import Role as CrmRole
 from crmstore.privacy import Viewer
 from ctiserver.gateway.backend import FollowUpForm, Refused, WrapUpForm
-from ctiserver.pbxsim.people import CallerBehaviour
+from pbxsim.people import CallerBehaviour
 
 from .queues import TEST_QUEUES
 from .stack import agent_principal, running_stack, settle

@@ -27,9 +27,9 @@ from ctiserver.app import CtiServer, PbxSettings, ServerSettings
 from ctiserver.console_backend import ConsoleBackend
 from ctiserver.gateway.auth import hash_password
 from ctiserver.gateway.server import Gateway, GatewayConfig
-from ctiserver.pbxsim.channels import Channel
-from ctiserver.pbxsim.people import CallerBehaviour
-from ctiserver.pbxsim.simulator import Simulator
+from pbxsim.channels import Channel
+from pbxsim.people import CallerBehaviour
+from pbxsim.simulator import Simulator
 
 DEMO = Path(__file__).resolve().parents[2] / "ctiserver" / "demo"
 T = TypeVar("T")

@@ -2,7 +2,7 @@
 
 Commands go through the real ``format_command`` (so unsafe values are refused exactly as on the wire) and
 every answer is a real reply line fed through the real ``ReplyReader``/``parse_reply``. Reply shapes are
-copied from /work/shared/asterisk-captures 02 and 03:
+copied from tests/captures 02 and 03:
 
 * STREAM FILE: ``200 result=0 endpos=16589``; key 5 pressed: ``200 result=53 endpos=13120``;
   hang-up during it: ``200 result=-1 endpos=31840``

@@ -24,15 +24,15 @@ from ctiserver.agi.protocol import AgiEnvironment, AgiReply, format_command
 from ctiserver.agi.server import AgiSession, FastAgiServer
 from ctiserver.calls import CallContext
 from ctiserver.ivr_services import IvrServices, QueueFiguresSource
-from ctiserver.pbxsim.channels import Channel
-from ctiserver.pbxsim.people import CallerBehaviour
-from ctiserver.pbxsim.simulator import Simulator
 from ivr_flows.driver import FlowResult, run_flow
 from ivr_flows.interpreter import FlowRun
 from ivr_flows.registry import FlowRegistry
 from ivr_flows.speech import RecognizerPool
 from ivr_flows.steps import QueueFigures, Transfer
 from ivr_flows.validator import FlowCatalog
+from pbxsim.channels import Channel
+from pbxsim.people import CallerBehaviour
+from pbxsim.simulator import Simulator
 
 FLOWS = Path(__file__).parent / "flows"
 # Fast enough for a whole suite well under a minute; slow enough that the IVR's own round trips (a few ms of

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from crmstore.privacy import SYSTEM
-from ctiserver.pbxsim.people import CallerBehaviour
 from ivr_flows.steps import CallerHungUp
+from pbxsim.people import CallerBehaviour
 
 from .conftest import KNOWN_NUMBER, UNKNOWN_NUMBER, make_rig, synthesize
 from .rig import NIGHT, IvrRig, events

@@ -1,6 +1,6 @@
 """Every node type, run by the real FastAGI server against the PBX simulator's FastAGI client.
 
-The caller is the simulator's scripted person (ctiserver.pbxsim.people): each entry of ``keys`` is pressed at
+The caller is the simulator's scripted person (pbxsim.people): each entry of ``keys`` is pressed at
 the next input request (a prompt with escape digits, GET DATA, WAIT FOR DIGIT); ``utterance`` is spoken into
 RECORD FILE. The flow is tests/ivr_sim/flows/service_line.yaml.
 """
@@ -14,8 +14,8 @@ import pytest
 
 from crmstore.model import Outcome
 from crmstore.privacy import SYSTEM
-from ctiserver.pbxsim.people import CallerBehaviour
 from ivr_flows.steps import Hangup, QueueFigures, QueueHandoff, Transfer, VoicemailDone
+from pbxsim.people import CallerBehaviour
 
 from .conftest import ACCOUNT, KNOWN_NUMBER, UNKNOWN_NUMBER, VIP_NUMBER, synthesize
 from .rig import HOLIDAY, NIGHT, IvrRig, events

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from ctiserver.pbxsim.people import CallerBehaviour
 from ivr_flows.registry import FlowWatcher
 from ivr_flows.steps import QueueHandoff
+from pbxsim.people import CallerBehaviour
 
 from .conftest import KNOWN_NUMBER, make_rig
 from .rig import IvrRig

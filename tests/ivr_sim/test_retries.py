@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import random
 
-from ctiserver.pbxsim.people import CallerBehaviour
 from ivr_flows.steps import Hangup, Transfer
+from pbxsim.people import CallerBehaviour
 
 from .conftest import KNOWN_NUMBER, UNKNOWN_NUMBER
 from .rig import IvrRig, events

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from ctiserver.pbxsim.people import CallerBehaviour
 from ivr_flows.speech import RecognizerPool
 from ivr_flows.steps import QueueHandoff
+from pbxsim.people import CallerBehaviour
 
 from .conftest import KNOWN_NUMBER, make_rig, synthesize
 from .rig import IvrRig, events

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ctiserver.ami.protocol import AmiParser, Message
-from ctiserver.pbxsim.captures import Record, capture
-from ctiserver.pbxsim.simulator import Simulator
+from pbxsim.captures import Record, capture
+from pbxsim.simulator import Simulator
 
-DIALPLAN = Path(__file__).resolve().parents[2] / "ctiserver" / "pbxsim" / "dialplans" / "captures.conf"
+DIALPLAN = Path(__file__).resolve().parents[2] / "pbxsim" / "dialplans" / "captures.conf"
 FLOATING = {"Cdr", "DeviceStateChange", "OriginateResponse", "SuccessfulAuth", "InvalidPassword",
             "RequestNotAllowed", "RequestBadFormat"}
 OWNER_KEYS = ("Channel", "DestChannel", "LocalOneChannel", "SpyerChannel", "TransfererChannel",

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ctiserver.pbxsim import dialplan as dp
+from pbxsim import dialplan as dp
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,7 +25,7 @@ def test_product_dialplan_loads_with_every_contract_context() -> None:
 
 
 def test_capture_dialplan_loads() -> None:
-    plan = dp.load([ROOT / "ctiserver" / "pbxsim" / "dialplans" / "captures.conf"])
+    plan = dp.load([ROOT / "pbxsim" / "dialplans" / "captures.conf"])
     assert plan.globals["AGISERVER"] == "agi://127.0.0.1:4573"
     assert plan.step("agi-fallback", "s", 3).data == "16"  # type: ignore[union-attr]
 
@@ -78,7 +78,7 @@ def test_x_dot_matches_every_number_of_two_digits_or_more(num: str) -> None:
 def test_product_dialplan_is_found_from_the_checkout_or_the_variable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ctiserver.pbxsim.simulator import CONFIG_ENV, product_dialplan
+    from pbxsim.simulator import CONFIG_ENV, product_dialplan
 
     assert product_dialplan() == ROOT / "asterisk-config" / "extensions.conf"
     (tmp_path / "extensions.conf").write_text("[from-pstn]\nexten => _X.,1,Hangup()\n")

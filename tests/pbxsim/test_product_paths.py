@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from ctiserver.ami.protocol import Message
-from ctiserver.pbxsim.channels import Channel
-from ctiserver.pbxsim.simulator import Simulator
+from pbxsim.channels import Channel
+from pbxsim.simulator import Simulator
 from tests.pbxsim.raw_ami import AmiClient
 
 SCALE = 0.02

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from ctiserver.ami.protocol import encode_action
-from ctiserver.pbxsim.people import CallerBehaviour
-from ctiserver.pbxsim.simulator import Simulator
+from pbxsim.people import CallerBehaviour
+from pbxsim.simulator import Simulator
 from tests.pbxsim.raw_ami import AmiClient
 
 SCALE = 0.02
@@ -193,7 +193,7 @@ async def test_unknown_action_and_permission_denied() -> None:
 
 
 async def test_random_load_places_calls_and_they_all_end() -> None:
-    from ctiserver.pbxsim.scenarios import LoadProfile, run_for
+    from pbxsim.scenarios import LoadProfile, run_for
 
     sim = Simulator(time_scale=SCALE, agi_port=1, globals_override={"CTI_FALLBACK_WAIT": "1"})
     await sim.start()

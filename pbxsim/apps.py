@@ -8,13 +8,13 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from ctiserver.pbxsim import wire
-from ctiserver.pbxsim.channels import HUNGUP, Channel
-from ctiserver.pbxsim.dialplan import evaluate, split_args
-from ctiserver.pbxsim.prompts import prompt_seconds
+from pbxsim import wire
+from pbxsim.channels import HUNGUP, Channel
+from pbxsim.dialplan import evaluate, split_args
+from pbxsim.prompts import prompt_seconds
 
 if TYPE_CHECKING:
-    from ctiserver.pbxsim.world import World
+    from pbxsim.world import World
 
 AppResult = Any
 AppFunc = Callable[[Channel, str], Awaitable[AppResult]]
@@ -256,7 +256,7 @@ class Apps:
         return None
 
     async def agi(self, chan: Channel, data: str) -> AppResult:
-        from ctiserver.pbxsim.agi_client import run_agi
+        from pbxsim.agi_client import run_agi
 
         await run_agi(self.world, chan, data)
         return None
@@ -304,7 +304,7 @@ class Apps:
             peer, _, trunk = rest.partition("@")
             profile = w.phones.get(peer)
             if profile is None and trunk:
-                from ctiserver.pbxsim.world import PhoneProfile
+                from pbxsim.world import PhoneProfile
 
                 profile = PhoneProfile(answer_after=2.0)
             if profile is None or not profile.registered:

@@ -11,10 +11,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ctiserver.pbxsim import wire
+from pbxsim import wire
 
 if TYPE_CHECKING:
-    from ctiserver.pbxsim.world import World
+    from pbxsim.world import World
 
 HUNGUP = "\x00hangup"
 INTERRUPTED = "\x00interrupt"

@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ctiserver.pbxsim import wire
-from ctiserver.pbxsim.channels import Bridge, Channel, new_bridge_id
-from ctiserver.pbxsim.dialplan import Context, Extension, Step
+from pbxsim import wire
+from pbxsim.channels import Bridge, Channel, new_bridge_id
+from pbxsim.dialplan import Context, Extension, Step
 
 if TYPE_CHECKING:
-    from ctiserver.pbxsim.world import World
+    from pbxsim.world import World
 
 LOT = "default"
 CONTEXT = "parkedcalls"

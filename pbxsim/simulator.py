@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ctiserver.pbxsim import dialplan as dp
-from ctiserver.pbxsim.ami_server import AmiServer
-from ctiserver.pbxsim.channels import Channel
-from ctiserver.pbxsim.people import CallerBehaviour, CallerRun, sanitize_sip_text
-from ctiserver.pbxsim.world import PhoneProfile, World
+from pbxsim import dialplan as dp
+from pbxsim.ami_server import AmiServer
+from pbxsim.channels import Channel
+from pbxsim.people import CallerBehaviour, CallerRun, sanitize_sip_text
+from pbxsim.world import PhoneProfile, World
 
 HERE = Path(__file__).resolve().parent
 CAPTURE_DIALPLAN = HERE / "dialplans" / "captures.conf"  # package data (pbxsim/dialplans/*.conf)
@@ -34,7 +34,7 @@ def product_dialplan() -> Path:
                             f"current directory); set {CONFIG_ENV} to the asterisk-config folder")
 
 
-PRODUCT_DIALPLAN = HERE.parents[1] / "asterisk-config" / "extensions.conf"  # in a checkout
+PRODUCT_DIALPLAN = HERE.parent / "asterisk-config" / "extensions.conf"  # in a checkout
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from ctiserver.pbxsim import wire
-from ctiserver.pbxsim.channels import HUNGUP, INTERRUPTED, Channel
-from ctiserver.pbxsim.dialplan import split_args
-from ctiserver.pbxsim.prompts import DIGIT_SECONDS, samples
+from pbxsim import wire
+from pbxsim.channels import HUNGUP, INTERRUPTED, Channel
+from pbxsim.dialplan import split_args
+from pbxsim.prompts import DIGIT_SECONDS, samples
 
 if TYPE_CHECKING:
-    from ctiserver.pbxsim.world import World
+    from pbxsim.world import World
 
 AGI_VERSION = "22.10.1"
 CONNECT_TIMEOUT = 5.0

@@ -11,12 +11,12 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ctiserver.pbxsim import wire
-from ctiserver.pbxsim.channels import HUNGUP, Channel
-from ctiserver.pbxsim.dialplan import split_args
+from pbxsim import wire
+from pbxsim.channels import HUNGUP, Channel
+from pbxsim.dialplan import split_args
 
 if TYPE_CHECKING:
-    from ctiserver.pbxsim.world import World
+    from pbxsim.world import World
 
 POLL = 1.0  # app_queue re-checks for a free member once a second (capture 08: ring 1 s after unpause)
 STATUS_NOT_INUSE = 1

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ctiserver.pbxsim.channels import Channel
+from pbxsim.channels import Channel
 
 if TYPE_CHECKING:
-    from ctiserver.pbxsim.world import World
+    from pbxsim.world import World
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 

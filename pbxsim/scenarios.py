@@ -6,8 +6,8 @@ import asyncio
 import random
 from dataclasses import dataclass, field
 
-from ctiserver.pbxsim.people import CallerBehaviour
-from ctiserver.pbxsim.simulator import Simulator
+from pbxsim.people import CallerBehaviour
+from pbxsim.simulator import Simulator
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,10 +16,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ctiserver.ami.protocol import AmiParser, AmiProtocolError, Message
-from ctiserver.pbxsim import wire
-from ctiserver.pbxsim.channels import Channel, Interrupt
-from ctiserver.pbxsim.transfers import attended_transfer
-from ctiserver.pbxsim.world import OriginateRequest, World, parse_callerid
+from pbxsim import wire
+from pbxsim.channels import Channel, Interrupt
+from pbxsim.transfers import attended_transfer
+from pbxsim.world import OriginateRequest, World, parse_callerid
 
 log = logging.getLogger(__name__)
 

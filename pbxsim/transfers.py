@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ctiserver.pbxsim import wire
-from ctiserver.pbxsim.channels import Bridge, Channel
+from pbxsim import wire
+from pbxsim.channels import Bridge, Channel
 
 if TYPE_CHECKING:
-    from ctiserver.pbxsim.world import World
+    from pbxsim.world import World
 
 ATXFER_CODE = "*2"  # features.conf [featuremap] atxfer (README of the captures)
 DIGIT_GAP = 0.1  # virtual seconds between queued digits (capture 06 C: 60-150 ms)

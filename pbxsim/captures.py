@@ -1,4 +1,4 @@
-"""Reader for the golden transcripts in ../shared/asterisk-captures (format: that folder's README)."""
+"""Reader for the golden transcripts of a real Asterisk 22.10.1 in tests/captures (format: that folder's README)."""
 
 from __future__ import annotations
 
@@ -23,19 +23,15 @@ class Record:
 
 
 def captures_dir() -> Path:
-    """The captures folder: $CTISERVER_CAPTURES, else ../shared/asterisk-captures beside the repo."""
+    """The captures folder: $CTISERVER_CAPTURES, else tests/captures of the checkout this package runs from."""
     env = os.environ.get("CTISERVER_CAPTURES")
     if env:
         return Path(env)
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        cand = parent / "shared" / "asterisk-captures"
-        if cand.is_dir():
+    for parent in Path(__file__).resolve().parents:
+        cand = parent / "tests" / "captures"
+        if (cand / "README.md").is_file():
             return cand
-        cand = parent.parent / "shared" / "asterisk-captures"
-        if cand.is_dir():
-            return cand
-    raise FileNotFoundError("asterisk captures not found; set CTISERVER_CAPTURES")
+    raise FileNotFoundError("the Asterisk captures (tests/captures) are not found; set CTISERVER_CAPTURES")
 
 
 def read_records(path: str | Path) -> list[Record]:

@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from ctiserver.pbxsim import wire
-from ctiserver.pbxsim.channels import HUNGUP, UNKNOWN, Bridge, Channel, new_bridge_id
-from ctiserver.pbxsim.dialplan import Dialplan, expand
+from pbxsim import wire
+from pbxsim.channels import HUNGUP, UNKNOWN, Bridge, Channel, new_bridge_id
+from pbxsim.dialplan import Dialplan, expand
 
 Listener = Callable[[wire.Pairs], None]
 
@@ -83,13 +83,13 @@ class World:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.agi_host_override: tuple[str, int] | None = None
         self.apps: Any = None  # set by apps.install()
-        from ctiserver.pbxsim.queues import Queues
+        from pbxsim.queues import Queues
 
         self.queues = Queues(self)
-        from ctiserver.pbxsim.parking import ParkingLot
+        from pbxsim.parking import ParkingLot
 
         self.parking = ParkingLot(self)
-        from ctiserver.pbxsim import apps
+        from pbxsim import apps
 
         apps.install(self)
 
@@ -517,7 +517,7 @@ class World:
             partner = chan.partner
             if partner is not None and not partner.dead:
                 self.queue_hangup(partner, chan.hangup_cause or 16)
-            from ctiserver.pbxsim.transfers import merge_after_transferer_left
+            from pbxsim.transfers import merge_after_transferer_left
 
             merge_after_transferer_left(self, bridge, chan)
             return
@@ -623,7 +623,7 @@ class World:
                         ("Direction", "Received"))
 
     def hear(self, chan: Channel, speech_seconds: float, wav: str | None = None) -> None:
-        from ctiserver.pbxsim.channels import Audio
+        from pbxsim.channels import Audio
 
         chan.audio.append(Audio(self.vnow(), speech_seconds, wav))
         chan.wake()
