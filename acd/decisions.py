@@ -27,6 +27,12 @@ class Offer:
     ring_timeout_s: float
     caller_num: str
     callback_number: str | None = None
+    # The ChannelId to originate the agent's leg with: chosen here so a replay of the router names the
+    # same leg, and a restarted server knows which channel is whose.
+    leg_id: str = ""
+    # "queue": a caller from the line; "transfer": a blind transfer from another agent; "consult": the
+    # first agent wants to speak to this one before handing the caller over.
+    kind: Literal["queue", "transfer", "consult"] = "queue"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +42,17 @@ class CancelOffer:
     call_id: str
     agent_id: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Handover:
+    """An attended transfer completed: bridge the caller with `to_agent`'s leg (`leg_id`) and let the
+    first agent's leg go."""
+
+    call_id: str
+    from_agent: str
+    to_agent: str
+    leg_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +102,8 @@ class CallStateChanged:
 
 @dataclass(frozen=True, slots=True)
 class QueueLogEntry:
-    """One append-only queue log line, in the spirit of Asterisk's queue_log."""
+    """One queue_log line in Asterisk's grammar (tests/captures 16): epoch seconds, call id, one queue,
+    agent, verb and the verb's fields, as app_queue fills them."""
 
     at: float
     call_id: str
@@ -95,8 +113,9 @@ class QueueLogEntry:
     data: tuple[str, ...] = ()
 
     def line(self) -> str:
-        fields = [f"{self.at:.3f}", self.call_id or "NONE", self.queue or "NONE", self.agent_id or "NONE",
-                  self.verb, *self.data]
+        # app_queue always writes at least one (possibly empty) data field: "UNPAUSE|", "ADDMEMBER|".
+        fields = [str(int(self.at)), self.call_id or "NONE", self.queue or "NONE", self.agent_id or "NONE",
+                  self.verb, *(self.data or ("",))]
         return "|".join(fields)
 
 
@@ -118,5 +137,5 @@ class Refusal:
     reason: str
 
 
-Decision = (Offer | CancelOffer | Announce | TimeoutAction | AgentStateChanged | CallStateChanged
+Decision = (Offer | CancelOffer | Handover | Announce | TimeoutAction | AgentStateChanged | CallStateChanged
             | QueueLogEntry | PauseDeferred | Refusal)

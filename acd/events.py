@@ -69,12 +69,14 @@ class OfferAnswered:
     agent_id: str
 
 
-OfferFailure = Literal["no-answer", "busy", "failed"]
+# "cancelled": withdrawn by the CTI or lost with the PBX (link down, restart), no fault of the agent.
+OfferFailure = Literal["no-answer", "busy", "failed", "cancelled"]
 
 
 @dataclass(frozen=True, slots=True)
 class OfferFailed:
-    """The agent leg did not answer (OriginateResponse Reason 3 is no-answer, see capture 05)."""
+    """The agent leg did not answer (OriginateResponse Reason 3 is no-answer, see capture 05). Only a
+    ring-no-answer or a busy phone puts the agent in not_responding; the other reasons are not theirs."""
 
     call_id: str
     agent_id: str
@@ -91,12 +93,66 @@ class HoldEnded:
     call_id: str
 
 
+HungUpBy = Literal["caller", "agent", "unknown"]
+
+
 @dataclass(frozen=True, slots=True)
 class AgentCallEnded:
-    """The agent's side of a connected call ended: wrap-up starts."""
+    """The agent's part of a connected call ended: wrap-up starts. `hung_up_by` comes from the facts of
+    the hang-up (whose channel asked first); "unknown" when the end was not seen (link down, restart)."""
 
     agent_id: str
     call_id: str
+    hung_up_by: HungUpBy = "agent"
+
+
+@dataclass(frozen=True, slots=True)
+class TransferToQueue:
+    """The agent sends the caller to a queue: the agent's part ends, the caller waits in `queue` keeping
+    the age of the first entry (priority aging)."""
+
+    call_id: str
+    agent_id: str
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class TransferToAgent:
+    """Blind transfer to another agent, who must be available: reserved at once, so nobody else can
+    offer them a call while their phone rings; the first agent's part ends."""
+
+    call_id: str
+    agent_id: str
+    target_agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TransferOut:
+    """The caller leaves the ACD for an outside number (blind, or an attended transfer completed)."""
+
+    call_id: str
+    agent_id: str
+    destination: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConsultStarted:
+    """Attended transfer to another agent: the target is reserved and rung; the caller waits on hold
+    with the first agent, who stays on the call until `ConsultEnded`."""
+
+    call_id: str
+    agent_id: str
+    target_agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConsultEnded:
+    """`completed`: the consulted agent takes the caller and the first agent's part ends; otherwise the
+    consulted agent is released and the caller stays with the first agent."""
+
+    call_id: str
+    agent_id: str
+    completed: bool
 
 
 # ---------------------------------------------------------------- agent commands
@@ -143,6 +199,7 @@ class Tick:
 
 
 CallEvent = (CallEnqueued | CallLeftQueue | CallbackRequested | CallerHungUp | OfferRinging | OfferAnswered
-             | OfferFailed | HoldStarted | HoldEnded | AgentCallEnded)
+             | OfferFailed | HoldStarted | HoldEnded | AgentCallEnded | TransferToQueue | TransferToAgent
+             | TransferOut | ConsultStarted | ConsultEnded)
 AgentCommand = AgentLoggedIn | AgentLoggedOut | AgentReady | AgentPaused | WrapUpDone
 Event = CallEvent | AgentCommand | Tick

@@ -39,6 +39,8 @@ _BUSY = frozenset({A.RESERVED, A.ON_CALL, A.ON_HOLD, A.WRAP_UP})
 _STAFFED = frozenset({A.AVAILABLE, A.RESERVED, A.ON_CALL, A.ON_HOLD, A.WRAP_UP})
 _IN_LINE = frozenset({C.WAITING, C.CALLBACK})
 _OFFERED = frozenset({C.OFFERED, C.RINGING})
+_TALKING = frozenset({C.CONNECTED, C.HELD})
+_ON_A_LEG = frozenset({A.RESERVED, A.ON_CALL, A.ON_HOLD})
 _NAME = {s: s.value for s in (*AgentState, *CallState)}  # Enum.value is a slow descriptor on the hot path
 _RECENT_ENDED = 10_000  # ended call ids remembered to swallow duplicate hang-ups quietly
 
@@ -57,6 +59,7 @@ class _Agent:
         "endpoint",
         "id",
         "idle_since",
+        "leg_id",
         "login_at",
         "min_stage",
         "occupancy",
@@ -97,6 +100,7 @@ class _Agent:
         self.occupancy = 0.0
         self.sticky: LazyHeap[CallEntry] = LazyHeap(is_live)
         self.wrap_token = 0
+        self.leg_id = ""  # the ChannelId of this agent's leg for call_id (offer or consultation)
 
 
 class _Call:
@@ -106,14 +110,18 @@ class _Call:
         "base",
         "callback_number",
         "caller_num",
+        "consult",
         "entered_at",
         "entry",
         "first_enq",
         "head",
         "id",
         "key",
+        "leg_id",
         "level_stage",
         "next_step",
+        "offered_at",
+        "orig_position",
         "overflow",
         "pending_action",
         "queue",
@@ -146,6 +154,10 @@ class _Call:
         self.answered_at = 0.0
         self.key: tuple[Any, ...] = ()
         self.virtual = False
+        self.leg_id = ""  # ChannelId of the agent leg of the current offer or connection
+        self.offered_at = 0.0
+        self.orig_position = 0  # position when the caller entered the queue (queue_log fields)
+        self.consult: str | None = None  # agent consulted by call.agent_id (attended transfer)
 
 
 class _QueueRuntime:
@@ -197,6 +209,7 @@ class AgentView:
     pause_reason: str | None
     pending_pause: str | None
     calls_answered: int
+    leg_id: str = ""  # ChannelId of the agent's leg for call_id, when ringing or on a call
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +224,8 @@ class CallView:
     overflow: tuple[str, ...]
     sticky_agent_id: str | None
     virtual: bool
+    leg_id: str = ""
+    consult_agent_id: str | None = None
 
 
 class Router:
@@ -223,6 +238,7 @@ class Router:
         self._now = float("-inf")
         self._version = 0
         self._seq = 0
+        self._offers = 0  # numbers the agent legs (Offer.leg_id)
         self._calls: dict[str, _Call] = {}
         self._recent_ended: OrderedDict[str, None] = OrderedDict()
         self._timers: list[tuple[float, int, str, str, int, int]] = []
@@ -239,6 +255,11 @@ class Router:
             ev.HoldStarted: self._on_hold,
             ev.HoldEnded: self._on_hold,
             ev.AgentCallEnded: self._on_agent_call_ended,
+            ev.TransferToQueue: self._on_transfer_to_queue,
+            ev.TransferToAgent: self._on_transfer_to_agent,
+            ev.TransferOut: self._on_transfer_out,
+            ev.ConsultStarted: self._on_consult_started,
+            ev.ConsultEnded: self._on_consult_ended,
             ev.AgentLoggedIn: self._on_logged_in,
             ev.AgentLoggedOut: self._on_logged_out,
             ev.AgentReady: self._on_ready,
@@ -275,14 +296,15 @@ class Router:
     def agent_view(self, agent_id: str, now: float) -> AgentView:
         a = self._agents[agent_id]
         return AgentView(a.id, a.state.value, a.since, now - a.since, a.endpoint, a.queues, a.call_id,
-                         a.pause_reason, a.pending_pause, a.calls_answered)
+                         a.pause_reason, a.pending_pause, a.calls_answered,
+                         a.leg_id if a.state in _ON_A_LEG else "")
 
     def call_view(self, call_id: str) -> CallView | None:
         c = self._calls.get(call_id)
         if c is None:
             return None
         return CallView(c.id, c.queue.name, c.state.value, c.agent_id, c.entered_at, self._position(c),
-                        c.level_stage, c.overflow, c.sticky_agent, c.virtual)
+                        c.level_stage, c.overflow, c.sticky_agent, c.virtual, c.leg_id, c.consult)
 
     def agent_ids(self) -> list[str]:
         return list(self._agents)
@@ -298,6 +320,104 @@ class Router:
                 self._version += 1
                 agent.version = self._version
                 self._index_agent(agent)
+
+    # ================================================================ checkpoints
+
+    def dump(self) -> dict[str, Any]:
+        """The router's state as plain data (JSON-able), for a journal checkpoint. `Router.load` rebuilds
+        an equivalent router: the same decisions for the same events from then on."""
+        agents = {}
+        for a in self._agents.values():
+            if a.state is A.LOGGED_OUT and a.since == 0.0 and not a.calls_answered and not a.rr_last:
+                continue  # never seen: the default state
+            agents[a.id] = {
+                "state": a.state.value, "since": a.since, "endpoint": a.endpoint, "queues": list(a.queues),
+                "min_stage": a.min_stage, "score": a.score, "idle_since": a.idle_since, "call_id": a.call_id,
+                "call_queue": a.call_queue, "pending_pause": a.pending_pause, "pause_reason": a.pause_reason,
+                "answered_at": a.answered_at, "calls_answered": a.calls_answered, "busy_s": a.busy_s,
+                "login_at": a.login_at, "rr_last": a.rr_last, "occupancy": a.occupancy,
+                "wrap_token": a.wrap_token, "leg_id": a.leg_id,
+            }
+        calls = [{
+            "id": c.id, "queue": c.queue.name, "state": c.state.value, "base": c.base, "first_enq": c.first_enq,
+            "entered_at": c.entered_at, "seq": c.seq, "next_step": c.next_step, "level_stage": c.level_stage,
+            "overflow": list(c.overflow), "caller_num": c.caller_num, "callback_number": c.callback_number,
+            "sticky_agent": c.sticky_agent, "head": c.head, "entry": c.entry, "agent_id": c.agent_id,
+            "pending_action": None if c.pending_action is None else [c.pending_action.kind,
+                                                                     c.pending_action.target],
+            "answered_at": c.answered_at, "key": list(c.key), "virtual": c.virtual, "leg_id": c.leg_id,
+            "offered_at": c.offered_at, "orig_position": c.orig_position, "consult": c.consult,
+        } for c in self._calls.values()]
+        live_timers = [list(t) for t in sorted(self._timers) if self._timer_live(t)]
+        return {
+            "now": self._now, "seq": self._seq, "offers": self._offers, "calls": calls, "agents": agents,
+            "timers": live_timers, "recent_ended": list(self._recent_ended),
+            "queues": {n: {"handle_times": list(rt.handle_times), "rr_counter": rt.rr_counter}
+                       for n, rt in self._queues.items()},
+        }
+
+    @classmethod
+    def load(cls, config: AcdConfig, data: dict[str, Any]) -> tuple[Router, list[str]]:
+        """A router in the state `dump` wrote. Returns it with what could not be restored because the
+        configuration changed since (an agent or a queue that no longer exists)."""
+        router = cls(config)
+        problems: list[str] = []
+        router._now = data["now"]
+        router._seq = data["seq"]
+        router._offers = data["offers"]
+        for name, q in data["queues"].items():
+            rt = router._queues.get(name)
+            if rt is not None:
+                rt.handle_times.extend(q["handle_times"])
+                rt.rr_counter = q["rr_counter"]
+        for agent_id, a in data["agents"].items():
+            agent = router._agents.get(agent_id)
+            if agent is None:
+                problems.append(f"agent {agent_id} is no longer configured; its session is dropped")
+                continue
+            agent.state = AgentState(a["state"])
+            for name in ("since", "endpoint", "idle_since", "call_id", "call_queue", "pending_pause",
+                         "pause_reason", "answered_at", "calls_answered", "busy_s", "login_at", "occupancy",
+                         "wrap_token", "leg_id"):
+                setattr(agent, name, a[name])
+            agent.queues = tuple(q for q in a["queues"] if q in router._queues)
+            agent.min_stage = {q: v for q, v in a["min_stage"].items() if q in router._queues}
+            agent.score = {q: v for q, v in a["score"].items() if q in router._queues}
+            agent.rr_last = dict(a["rr_last"])
+        for c in data["calls"]:
+            rt = router._queues.get(c["queue"])
+            if rt is None:
+                problems.append(f"call {c['id']} was in queue {c['queue']}, which is no longer configured")
+                continue
+            call = _Call(c["id"], rt.cfg, c["base"], c["first_enq"], c["seq"], c["caller_num"])
+            call.state = CallState(c["state"])
+            for name in ("entered_at", "next_step", "level_stage", "callback_number", "sticky_agent", "head",
+                         "entry", "agent_id", "answered_at", "virtual", "leg_id", "offered_at", "orig_position",
+                         "consult"):
+                setattr(call, name, c[name])
+            call.overflow = tuple(q for q in c["overflow"] if q in router._queues)
+            call.key = tuple(c["key"])
+            if c["pending_action"] is not None:
+                call.pending_action = TimeoutActionSpec(*c["pending_action"])
+            router._calls[call.id] = call
+        router._recent_ended = OrderedDict.fromkeys(data["recent_ended"])
+        for t in data["timers"]:
+            heapq.heappush(router._timers, tuple(t))  # type: ignore[arg-type]
+        # Indexes are derived: lines, heaps and staffed counts are rebuilt from the state.
+        for call in router._calls.values():
+            if call.state in _IN_LINE:
+                bisect.insort(router._queues[call.queue.name].line, call.key)
+                router._index_call(call)
+        for agent in router._agents.values():
+            if agent.state in _STAFFED:
+                for q in agent.queues:
+                    if q in agent.min_stage:
+                        router._queues[q].staffed += 1
+            if agent.state is A.AVAILABLE:
+                router._version += 1
+                agent.version = router._version
+                router._index_agent(agent)
+        return router, problems
 
     # ================================================================ liveness of heap entries
 
@@ -364,9 +484,6 @@ class Router:
         widened = rt.step_stage[index] != call.level_stage or rt.step_overflow[index] != call.overflow
         call.level_stage = rt.step_stage[index]
         call.overflow = rt.step_overflow[index]
-        if widened:
-            out.append(d.QueueLogEntry(now, call.id, call.queue.name, "", "ESCALATE",
-                                       (str(index), str(call.level_stage), ",".join(call.overflow))))
         if step.action is not None and self._deadline(call, step.action, now, out):
             return
         if widened and call.state in _IN_LINE and call.sticky_agent is None:
@@ -388,7 +505,7 @@ class Router:
         queue = call.queue.name
         call.pending_action = None
         out.append(d.TimeoutAction(call.id, queue, action.kind, action.target))
-        out.append(d.QueueLogEntry(now, call.id, queue, "", "EXITWITHTIMEOUT", (str(action),)))
+        out.append(d.QueueLogEntry(now, call.id, queue, "", "EXITWITHTIMEOUT", self._leaving_fields(call, now)))
         if action.kind == "callback":
             self._make_virtual(call, call.caller_num, "timeout: callback", now, out)
         elif action.kind == "voicemail":
@@ -494,18 +611,27 @@ class Router:
         else:
             self._offer(self._calls[best[2]], agent, via, now, out)
 
-    def _offer(self, call: _Call, agent: _Agent, via: str, now: float, out: list[d.Decision]) -> None:
+    def _offer(self, call: _Call, agent: _Agent, via: str, now: float, out: list[d.Decision],
+               kind: str = "queue") -> None:
         self._leave_line(call)
-        self._move_call(call, "offer", "offered", now, out, agent.id)
+        self._move_call(call, "transfer" if kind == "transfer" else "offer", "offered", now, out, agent.id)
         call.agent_id = agent.id
-        agent.call_id = call.id
-        agent.call_queue = call.queue.name
+        call.offered_at = now
         rt = self._queues[via]
         rt.rr_counter += 1
         agent.rr_last[via] = rt.rr_counter
-        self._move_agent(agent, "offer", f"offer {call.id}", now, out)
+        call.leg_id = self._reserve(agent, call, now, out)
         out.append(d.Offer(call.id, agent.id, agent.endpoint, call.queue.name, via, call.queue.ring_timeout_s,
-                           call.caller_num, call.callback_number))
+                           call.caller_num, call.callback_number, call.leg_id, kind))  # type: ignore[arg-type]
+
+    def _reserve(self, agent: _Agent, call: _Call, now: float, out: list[d.Decision]) -> str:
+        """The agent's phone is about to ring for `call`: returns the leg's ChannelId."""
+        self._offers += 1
+        agent.call_id = call.id
+        agent.call_queue = call.queue.name
+        agent.leg_id = f"cti-offer-{self._offers}-{agent.id}"
+        self._move_agent(agent, "offer", f"offer {call.id}", now, out)
+        return agent.leg_id
 
     def _enter_line(self, call: _Call) -> None:
         call.key = self._call_key(call)
@@ -546,7 +672,7 @@ class Router:
         if agent.pending_pause is not None:  # asked while ringing, and the offer was cancelled
             agent.pause_reason, agent.pending_pause = agent.pending_pause, None
             self._move_agent(agent, "pause", agent.pause_reason, now, out)
-            out.append(d.QueueLogEntry(now, "", ",".join(agent.queues), agent.id, "PAUSE", (agent.pause_reason,)))
+            self._log_agent(agent, "PAUSE", (agent.pause_reason,), now, out)
             return
         self._route_agent(agent, now, out)
 
@@ -572,7 +698,8 @@ class Router:
         call.state = call_next(call.state, "callback_requested")
         out.append(d.CallStateChanged(call.id, call.queue.name, "waiting", "callback", reason, now,
                                       now - call.entered_at))
-        out.append(d.QueueLogEntry(now, call.id, call.queue.name, "", "CALLBACK", (number,)))
+        out.append(d.QueueLogEntry(now, call.id, call.queue.name, "", "EXITWITHKEY",
+                                   ("*", *self._leaving_fields(call, now))))
         call.virtual = True
         call.callback_number = number
 
@@ -613,8 +740,20 @@ class Router:
         self._calls[call.id] = call
         self._move_call(call, "enqueue", reason, now, out)
         self._enter_line(call)
-        out.append(d.QueueLogEntry(now, call.id, call.queue.name, "", "ENTERQUEUE", (call.caller_num,)))
+        call.orig_position = self._position(call) or 1
+        out.append(d.QueueLogEntry(now, call.id, call.queue.name, "", "ENTERQUEUE",
+                                   ("", call.caller_num, str(call.orig_position))))
         self._schedule_call_timers(call, now)
+
+    def _leaving_fields(self, call: _Call, now: float) -> tuple[str, str, str]:
+        """position|origposition|waittime, as app_queue writes them for ABANDON and the EXIT verbs."""
+        return (str(self._position(call) or 1), str(call.orig_position or 1), str(round(now - call.entered_at)))
+
+    def _log_agent(self, agent: _Agent, verb: str, data: tuple[str, ...], now: float,
+                   out: list[d.Decision]) -> None:
+        """Agent lines go once per queue the agent serves: a queue_log line names one queue."""
+        for queue in agent.queues:
+            out.append(d.QueueLogEntry(now, "NONE", queue, agent.id, verb, data))
 
     def _end_sticky_window(self, call: _Call, now: float, out: list[d.Decision]) -> None:
         if call.sticky_agent is None:
@@ -657,7 +796,8 @@ class Router:
             out.append(d.Refusal(e, f"call {e.call_id} is not in a queue"))
             return
         ringing = self._agents[call.agent_id] if call.state in _OFFERED and call.agent_id else None
-        out.append(d.QueueLogEntry(now, call.id, call.queue.name, "", "EXITLEFT", (e.reason,)))
+        out.append(d.QueueLogEntry(now, call.id, call.queue.name, "", "EXITWITHKEY",
+                                   ("", *self._leaving_fields(call, now))))
         self._end_call(call, "leave", e.reason, now, out)
         if ringing is not None:  # after the call ended, so the freed agent cannot be handed it again
             self._release_agent_offer(ringing, f"caller left: {e.reason}", now, out)
@@ -676,14 +816,13 @@ class Router:
             if e.call_id not in self._recent_ended:
                 out.append(d.Refusal(e, f"unknown call {e.call_id}"))
             return
-        if call.virtual and call.state not in (C.CONNECTED, C.HELD):
+        if call.virtual and call.state not in _TALKING:
             return  # the original channel of a callback request: its place is kept
-        if call.state in (C.CONNECTED, C.HELD):
-            self._finish_call(call, "caller hung up", now, out)
+        if call.state in _TALKING:
+            self._finish_call(call, "caller", now, out)
             return
         ringing = self._agents[call.agent_id] if call.state in _OFFERED and call.agent_id else None
-        waited = now - call.entered_at
-        out.append(d.QueueLogEntry(now, call.id, call.queue.name, "", "ABANDON", (f"{waited:.1f}",)))
+        out.append(d.QueueLogEntry(now, call.id, call.queue.name, "", "ABANDON", self._leaving_fields(call, now)))
         self._end_call(call, "leave", "abandoned", now, out)
         if ringing is not None:
             self._release_agent_offer(ringing, "caller hung up", now, out)
@@ -694,7 +833,13 @@ class Router:
             return None
         return call
 
+    def _consulted(self, call_id: str, agent_id: str) -> _Call | None:
+        call = self._calls.get(call_id)
+        return call if call is not None and call.consult == agent_id else None
+
     def _on_offer_ringing(self, e: ev.OfferRinging, now: float, out: list[d.Decision]) -> None:
+        if self._consulted(e.call_id, e.agent_id) is not None:
+            return  # the consulted agent's phone rings; the caller's call does not change
         call = self._offered_to(e.call_id, e.agent_id)
         if call is None or call.state is C.RINGING:
             if call is None:
@@ -703,34 +848,62 @@ class Router:
         self._move_call(call, "ringing", "agent ringing", now, out, e.agent_id)
 
     def _on_offer_answered(self, e: ev.OfferAnswered, now: float, out: list[d.Decision]) -> None:
+        consulted = self._consulted(e.call_id, e.agent_id)
+        if consulted is not None:
+            agent = self._agents[e.agent_id]
+            if agent.state is A.RESERVED:
+                agent.answered_at = now
+                self._move_agent(agent, "answer", f"consulted on {consulted.id}", now, out)
+            return
         call = self._offered_to(e.call_id, e.agent_id)
         if call is None:
             out.append(d.Refusal(e, f"nothing offered to agent {e.agent_id} for call {e.call_id}"))
             return
         agent = self._agents[e.agent_id]
+        transferred = call.answered_at > 0  # a blind transfer from a colleague: already answered once
         self._move_call(call, "answer", "answered", now, out, agent.id)
-        call.answered_at = now
+        if not transferred:
+            call.answered_at = now
         call.entry = -1  # connected: escalation, deadline and announcements stop
         agent.answered_at = now
         agent.calls_answered += 1
         self._move_agent(agent, "answer", f"answered {call.id}", now, out)
-        out.append(d.QueueLogEntry(now, call.id, call.queue.name, agent.id, "CONNECT",
-                                   (f"{now - call.entered_at:.1f}",)))
+        if not transferred:
+            # holdtime counts from entering the queue to the answer, ringing included (app_queue's CONNECT).
+            out.append(d.QueueLogEntry(now, call.id, call.queue.name, agent.id, "CONNECT", (
+                str(round(now - call.entered_at)), call.leg_id, str(round(now - call.offered_at)))))
 
     def _on_offer_failed(self, e: ev.OfferFailed, now: float, out: list[d.Decision]) -> None:
+        consulted = self._consulted(e.call_id, e.agent_id)
+        if consulted is not None:
+            consulted.consult = None
+            self._offer_failed_agent(self._agents[e.agent_id], consulted, e.reason, now, out, requeue=False)
+            return
         call = self._offered_to(e.call_id, e.agent_id)
         if call is None:
             out.append(d.Refusal(e, f"call {e.call_id} is not offered to agent {e.agent_id}"))
             return
-        agent = self._agents[e.agent_id]
-        agent.pending_pause = None
-        agent.pause_reason = e.reason
-        self._move_agent(agent, "ring_no_answer", e.reason, now, out)
-        agent.call_id = agent.call_queue = None
-        out.append(d.QueueLogEntry(now, call.id, call.queue.name, agent.id, "RINGNOANSWER", (e.reason,)))
-        if call.sticky_agent == agent.id:
+        if call.sticky_agent == e.agent_id:
             call.sticky_agent = None
-        self._requeue_at_head(call, f"offer failed: {e.reason}", now, out)
+        self._offer_failed_agent(self._agents[e.agent_id], call, e.reason, now, out, requeue=True)
+
+    def _offer_failed_agent(self, agent: _Agent, call: _Call, reason: ev.OfferFailure, now: float,
+                            out: list[d.Decision], *, requeue: bool) -> None:
+        if reason == "cancelled":
+            # Withdrawn by the CTI or lost with the PBX: the agent is not to blame and goes back to work,
+            # after the caller is back in line so the freed agent can be handed the call again.
+            if requeue:
+                self._requeue_at_head(call, "offer cancelled", now, out)
+            self._become_available(agent, "cancelled", "offer withdrawn", now, out)
+            return
+        agent.pending_pause = None
+        agent.pause_reason = reason
+        self._move_agent(agent, "ring_no_answer", reason, now, out)
+        agent.call_id = agent.call_queue = None
+        out.append(d.QueueLogEntry(now, call.id, call.queue.name, agent.id, "RINGNOANSWER",
+                                   (str(round(1000 * (now - call.offered_at))),)))
+        if requeue:
+            self._requeue_at_head(call, f"offer failed: {reason}", now, out)
 
     def _on_hold(self, e: ev.HoldStarted | ev.HoldEnded, now: float, out: list[d.Decision]) -> None:
         holding = isinstance(e, ev.HoldStarted)
@@ -741,27 +914,182 @@ class Router:
             return
         trigger = "hold" if holding else "unhold"
         self._move_call(call, trigger, trigger, now, out, call.agent_id)
-        self._move_agent(self._agents[call.agent_id], trigger, trigger, now, out)
+        agent = self._agents[call.agent_id]
+        if agent.state in (A.ON_CALL, A.ON_HOLD):
+            self._move_agent(agent, trigger, trigger, now, out)
 
     def _on_agent_call_ended(self, e: ev.AgentCallEnded, now: float, out: list[d.Decision]) -> None:
         agent = self._agents.get(e.agent_id)
         call = self._calls.get(e.call_id)
-        if agent is None or call is None or call.agent_id != agent.id or call.state not in (C.CONNECTED, C.HELD):
+        if agent is not None and call is not None and call.consult == agent.id:
+            self._end_consult(call, agent, "consulted agent hung up", now, out)
+            return
+        if agent is None or call is None or call.agent_id != agent.id or call.state not in _TALKING:
             if call is None and e.call_id in self._recent_ended:
                 return  # the caller's hang-up got there first
             out.append(d.Refusal(e, f"agent {e.agent_id} is not connected to call {e.call_id}"))
             return
-        self._finish_call(call, "agent hung up", now, out)
+        if call.consult is not None:
+            target = self._agents[call.consult]
+            if target.state is A.ON_CALL:
+                # The transferer hung up while talking to the consulted agent: the transfer completes,
+                # as Asterisk completes an attended transfer when the transferer hangs up.
+                self._complete_consult(call, agent, target, now, out)
+                return
+            self._end_consult(call, target, "transferer hung up", now, out)
+        self._finish_call(call, e.hung_up_by, now, out)
 
-    def _finish_call(self, call: _Call, reason: str, now: float, out: list[d.Decision]) -> None:
+    def _finish_call(self, call: _Call, hung_up_by: str, now: float, out: list[d.Decision]) -> None:
         agent = self._agents[call.agent_id or ""]
-        verb = "COMPLETECALLER" if reason == "caller hung up" else "COMPLETEAGENT"
+        if call.consult is not None:
+            self._end_consult(call, self._agents[call.consult], "caller hung up", now, out)
+        # app_queue has only COMPLETECALLER and COMPLETEAGENT; an end nobody saw (link down, restart) is
+        # written as COMPLETECALLER with a fourth field "unknown", never as the agent's doing.
+        verb = "COMPLETEAGENT" if hung_up_by == "agent" else "COMPLETECALLER"
+        extra = ("unknown",) if hung_up_by not in ("agent", "caller") else ()
         out.append(d.QueueLogEntry(now, call.id, call.queue.name, agent.id, verb,
-                                   (f"{call.answered_at - call.entered_at:.1f}", f"{now - call.answered_at:.1f}")))
-        self._end_call(call, "end", reason, now, out)
+                                   self._talk_fields(call, now) + extra))
+        self._end_call(call, "end", f"{hung_up_by} hung up", now, out)
+        self._start_wrap_up(agent, call, f"{hung_up_by} hung up", now, out)
+
+    def _talk_fields(self, call: _Call, now: float) -> tuple[str, str, str]:
+        """holdtime|calltime|origposition of COMPLETE* and TRANSFER lines."""
+        return (str(round(call.answered_at - call.entered_at)), str(round(now - call.answered_at)),
+                str(call.orig_position or 1))
+
+    def _start_wrap_up(self, agent: _Agent, call: _Call, reason: str, now: float, out: list[d.Decision]) -> None:
         self._move_agent(agent, "call_end", reason, now, out)
+        agent.call_queue = call.queue.name
         agent.wrap_token += 1
         self._schedule(now + call.queue.wrap_up_s, "wrap", agent.id, agent.wrap_token)
+
+    # ================================================================ transfers
+
+    def _talking_with(self, e: ev.TransferToQueue | ev.TransferToAgent | ev.TransferOut | ev.ConsultStarted
+                      | ev.ConsultEnded, out: list[d.Decision]) -> tuple[_Call, _Agent] | None:
+        call = self._calls.get(e.call_id)
+        agent = self._agents.get(e.agent_id)
+        if call is None or agent is None or call.agent_id != agent.id or call.state not in _TALKING:
+            out.append(d.Refusal(e, f"agent {e.agent_id} is not connected to call {e.call_id}"))
+            return None
+        return call, agent
+
+    def _free_target(self, e: ev.TransferToAgent | ev.ConsultStarted, call: _Call,
+                     out: list[d.Decision]) -> _Agent | None:
+        target = self._agents.get(e.target_agent_id)
+        if target is None:
+            out.append(d.Refusal(e, f"unknown agent {e.target_agent_id!r}"))
+        elif target.id == e.agent_id:
+            out.append(d.Refusal(e, "an agent cannot transfer a call to themselves"))
+        elif target.state is not A.AVAILABLE:
+            out.append(d.Refusal(e, f"agent {target.id} is not available ({target.state.value})"))
+        elif call.consult is not None:
+            out.append(d.Refusal(e, f"call {call.id} is already in a consultation with {call.consult}"))
+        else:
+            return target
+        return None
+
+    def _hand_off(self, call: _Call, agent: _Agent, destination: str, context: str, now: float,
+                  out: list[d.Decision]) -> None:
+        """The first agent's part of a transferred call ends: TRANSFER line, then wrap-up."""
+        out.append(d.QueueLogEntry(now, call.id, call.queue.name, agent.id, "TRANSFER",
+                                   (destination, context, *self._talk_fields(call, now))))
+        self._start_wrap_up(agent, call, f"transferred to {destination}", now, out)
+
+    def _on_transfer_to_queue(self, e: ev.TransferToQueue, now: float, out: list[d.Decision]) -> None:
+        talking = self._talking_with(e, out)
+        if talking is None:
+            return
+        call, agent = talking
+        if e.queue not in self._queues:
+            out.append(d.Refusal(e, f"unknown queue {e.queue!r}"))
+            return
+        if call.consult is not None:
+            out.append(d.Refusal(e, f"call {call.id} is in a consultation: finish it first"))
+            return
+        self._hand_off(call, agent, e.queue, "queue", now, out)
+        self._end_call(call, "end", f"transferred to queue {e.queue}", now, out)
+        self._enter_queue_again(call, e.queue, f"transferred from {call.queue.name}", now, out)
+
+    def _enter_queue_again(self, call: _Call, queue: str, reason: str, now: float, out: list[d.Decision]) -> None:
+        """The same caller in a (new) queue: a new line entry that keeps the first entry's age."""
+        moved = _Call(call.id, self._queues[queue].cfg, call.base, now, call.seq, call.caller_num)
+        moved.first_enq = call.first_enq
+        self._seq += 1
+        moved.entry = self._seq
+        self._recent_ended.pop(call.id, None)
+        self._start_waiting(moved, reason, now, out)
+        self._route_call(moved, now, out)
+
+    def _on_transfer_to_agent(self, e: ev.TransferToAgent, now: float, out: list[d.Decision]) -> None:
+        talking = self._talking_with(e, out)
+        if talking is None:
+            return
+        call, agent = talking
+        target = self._free_target(e, call, out)
+        if target is None:
+            return
+        self._hand_off(call, agent, target.id, "agent", now, out)
+        self._offer(call, target, call.queue.name, now, out, kind="transfer")
+
+    def _on_transfer_out(self, e: ev.TransferOut, now: float, out: list[d.Decision]) -> None:
+        talking = self._talking_with(e, out)
+        if talking is None:
+            return
+        call, agent = talking
+        if call.consult is not None:
+            self._end_consult(call, self._agents[call.consult], "transferred out", now, out)
+        self._hand_off(call, agent, e.destination, "external", now, out)
+        self._end_call(call, "end", f"transferred to {e.destination}", now, out)
+
+    def _on_consult_started(self, e: ev.ConsultStarted, now: float, out: list[d.Decision]) -> None:
+        talking = self._talking_with(e, out)
+        if talking is None:
+            return
+        call, _agent = talking
+        target = self._free_target(e, call, out)
+        if target is None:
+            return
+        call.consult = target.id
+        leg = self._reserve(target, call, now, out)
+        out.append(d.Offer(call.id, target.id, target.endpoint, call.queue.name, call.queue.name,
+                           call.queue.ring_timeout_s, call.caller_num, None, leg, "consult"))
+
+    def _on_consult_ended(self, e: ev.ConsultEnded, now: float, out: list[d.Decision]) -> None:
+        talking = self._talking_with(e, out)
+        if talking is None:
+            return
+        call, agent = talking
+        if call.consult is None:
+            out.append(d.Refusal(e, f"call {call.id} has no consultation"))
+            return
+        target = self._agents[call.consult]
+        if not e.completed:
+            self._end_consult(call, target, "consultation cancelled", now, out)
+        elif target.state is not A.ON_CALL:
+            out.append(d.Refusal(e, f"agent {target.id} has not answered yet"))
+        else:
+            self._complete_consult(call, agent, target, now, out)
+
+    def _complete_consult(self, call: _Call, agent: _Agent, target: _Agent, now: float,
+                          out: list[d.Decision]) -> None:
+        self._hand_off(call, agent, target.id, "agent", now, out)
+        call.consult = None
+        call.agent_id = target.id
+        call.leg_id = target.leg_id
+        target.calls_answered += 1
+        if call.state is C.HELD:
+            self._move_call(call, "consult_done", f"handed to {target.id}", now, out, target.id)
+        out.append(d.Handover(call.id, agent.id, target.id, target.leg_id))
+
+    def _end_consult(self, call: _Call, target: _Agent, reason: str, now: float, out: list[d.Decision]) -> None:
+        """The consulted agent goes back to work; the caller stays with the first agent."""
+        call.consult = None
+        if target.state is A.RESERVED:
+            out.append(d.CancelOffer(call.id, target.id, reason))
+            self._become_available(target, "offer_cancelled", reason, now, out)
+        elif target.state in (A.ON_CALL, A.ON_HOLD):
+            self._become_available(target, "consult_released", reason, now, out)
 
     # ================================================================ agent commands
 
@@ -804,7 +1132,7 @@ class Router:
         agent.login_at = now
         agent.busy_s = 0.0
         agent.pending_pause = agent.pause_reason = None
-        out.append(d.QueueLogEntry(now, "", ",".join(queues), agent.id, "AGENTLOGIN", (endpoint,)))
+        self._log_agent(agent, "AGENTLOGIN", (endpoint,), now, out)
         self._become_available(agent, "login", "logged in", now, out)
 
     def _on_logged_out(self, e: ev.AgentLoggedOut, now: float, out: list[d.Decision]) -> None:
@@ -818,9 +1146,12 @@ class Router:
         call = self._calls.get(agent.call_id or "") if agent.state is A.RESERVED else None
         if call is not None:
             out.append(d.CancelOffer(call.id, agent.id, "agent logged out"))
+            if call.consult == agent.id:
+                call.consult = None  # a colleague's consultation: the caller stays with them
+                call = None
         self._move_agent(agent, "logout", "logged out", now, out)
         agent.call_id = agent.call_queue = agent.pending_pause = agent.pause_reason = None
-        out.append(d.QueueLogEntry(now, "", ",".join(agent.queues), agent.id, "AGENTLOGOFF"))
+        self._log_agent(agent, "AGENTLOGOFF", (agent.endpoint, str(round(now - agent.login_at))), now, out)
         if call is not None:
             if call.sticky_agent == agent.id:
                 call.sticky_agent = None
@@ -838,7 +1169,7 @@ class Router:
             agent.pending_pause = None
             self._finish_wrap_up(agent, "ready", now, out)
         elif agent.state in (A.PAUSED, A.NOT_RESPONDING):
-            out.append(d.QueueLogEntry(now, "", ",".join(agent.queues), agent.id, "UNPAUSE"))
+            self._log_agent(agent, "UNPAUSE", (), now, out)
             self._become_available(agent, "ready", "ready", now, out)
         else:
             out.append(d.Refusal(e, f"agent {agent.id} cannot become ready while {agent.state.value}"))
@@ -867,7 +1198,7 @@ class Router:
             return
         agent.pause_reason = e.reason
         self._move_agent(agent, "pause", e.reason, now, out)
-        out.append(d.QueueLogEntry(now, "", ",".join(agent.queues), agent.id, "PAUSE", (e.reason,)))
+        self._log_agent(agent, "PAUSE", (e.reason,), now, out)
 
     def _on_wrap_up_done(self, e: ev.WrapUpDone, now: float, out: list[d.Decision]) -> None:
         agent = self._agent_or_refuse(e, out)
@@ -885,7 +1216,7 @@ class Router:
             agent.pause_reason, agent.pending_pause = agent.pending_pause, None
             self._move_agent(agent, "wrap_up_done_pause_pending", agent.pause_reason, now, out)
             agent.call_id = agent.call_queue = None
-            out.append(d.QueueLogEntry(now, "", ",".join(agent.queues), agent.id, "PAUSE", (agent.pause_reason,)))
+            self._log_agent(agent, "PAUSE", (agent.pause_reason,), now, out)
             return
         trigger = "ready" if reason == "ready" else "wrap_up_done"
         self._become_available(agent, trigger, reason, now, out)

@@ -49,7 +49,9 @@ AGENT_TRANSITIONS: Mapping[tuple[AgentState, str], AgentState] = {
     (A.RESERVED, "offer_cancelled"): A.AVAILABLE,
     (A.RESERVED, "pause"): A.RESERVED,  # deferred to after wrap-up
     (A.RESERVED, "logout"): A.LOGGED_OUT,  # the offer is cancelled, the caller goes back first in line
+    (A.RESERVED, "cancelled"): A.AVAILABLE,  # the CTI or the PBX withdrew the offer: not the agent's fault
     (A.ON_CALL, "hold"): A.ON_HOLD,
+    (A.ON_CALL, "consult_released"): A.AVAILABLE,  # consulted by a colleague who kept the caller
     (A.ON_CALL, "call_end"): A.WRAP_UP,
     (A.ON_CALL, "pause"): A.ON_CALL,  # deferred
     (A.ON_HOLD, "unhold"): A.ON_CALL,
@@ -87,8 +89,14 @@ CALL_TRANSITIONS: Mapping[tuple[CallState, str], CallState] = {
     (C.RINGING, "leave"): C.ENDED,
     (C.CONNECTED, "hold"): C.HELD,
     (C.CONNECTED, "end"): C.ENDED,
+    (C.CONNECTED, "transfer"): C.OFFERED,  # blind transfer to an agent: rings them
+    (C.CONNECTED, "transfer_queue"): C.WAITING,
+    (C.CONNECTED, "consult_done"): C.CONNECTED,  # the consulted agent has the caller now
     (C.HELD, "unhold"): C.CONNECTED,
     (C.HELD, "end"): C.ENDED,
+    (C.HELD, "transfer"): C.OFFERED,
+    (C.HELD, "transfer_queue"): C.WAITING,
+    (C.HELD, "consult_done"): C.CONNECTED,
 }
 
 

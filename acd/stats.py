@@ -13,7 +13,7 @@ Definitions (documented in docs/acd.md):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from acd.config import AcdConfig
 from acd.decisions import AgentStateChanged, CallStateChanged, Decision
@@ -55,6 +55,10 @@ class _QueueCounters:
     idle_s: float = 0.0
 
 
+def vars_of(counters: _QueueCounters) -> dict[str, object]:
+    return {f.name: getattr(counters, f.name) for f in fields(counters)}
+
+
 class LiveStats:
     def __init__(self, config: AcdConfig) -> None:
         self._config = config
@@ -72,11 +76,14 @@ class LiveStats:
     def _call(self, c: CallStateChanged) -> None:
         q = self._queues[c.queue]
         if c.new in _IN_QUEUE:
-            if c.old == "new":
+            # A new caller, or one back in line after a transfer to an agent who did not answer.
+            if c.old == "new" or (c.new == "waiting" and c.call_id not in q.waiting):
                 q.waiting[c.call_id] = c.at - c.waited_s
             return
         q.waiting.pop(c.call_id, None)
         if c.new == "connected":
+            if c.call_id in self._answered_at:
+                return  # answered again after a transfer or a consultation: one answered call
             q.answered += 1
             q.wait_sum += c.waited_s
             if c.waited_s <= self._config.queue(c.queue).service_level.within_s:
@@ -112,6 +119,26 @@ class LiveStats:
             self._agent_since.pop(a.agent_id, None)
         else:
             self._agent_since[a.agent_id] = (a.new, a.at, a.queues)
+
+    def dump(self) -> dict[str, object]:
+        """The counters as plain data, for a checkpoint (restore with `load`)."""
+        return {
+            "queues": {name: {f: (dict(v) if isinstance(v, dict) else v) for f, v in vars_of(q).items()}
+                       for name, q in self._queues.items()},
+            "answered_at": dict(self._answered_at),
+            "agent_since": {a: [st, since, list(qs)] for a, (st, since, qs) in self._agent_since.items()},
+        }
+
+    def load(self, data: dict[str, object]) -> None:
+        queues = data.get("queues", {})
+        assert isinstance(queues, dict)
+        for name, fields in queues.items():
+            if name in self._queues:  # a queue removed from the configuration since: its counters go
+                self._queues[name] = _QueueCounters(**fields)
+        self._answered_at = dict(data.get("answered_at", {}))  # type: ignore[call-overload]
+        since = data.get("agent_since", {})
+        assert isinstance(since, dict)
+        self._agent_since = {a: (st, t, tuple(qs)) for a, (st, t, qs) in since.items()}
 
     def snapshot(self, now: float) -> dict[str, QueueSnapshot]:
         ongoing_busy = dict.fromkeys(self._queues, 0.0)

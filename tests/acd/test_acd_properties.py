@@ -8,6 +8,7 @@ a brute-force reading of the configuration, independent of the router's indexes.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import hypothesis.strategies as st
@@ -78,13 +79,18 @@ class RouterMachine(RuleBasedStateMachine):
         self.next_call = 0
         self.live_calls: dict[str, str] = {}  # call -> state, as told by CallStateChanged decisions
         self.outstanding: dict[str, str] = {}  # call -> agent, from Offer until its outcome
+        self.consults: dict[str, str] = {}  # call -> consulted agent, from its Offer until released
         self.offers_seen = 0
+        # A router restored from a checkpoint of this one: from then on it must decide exactly the same.
+        self.shadow: Router | None = None
 
     # ------------------------------------------------------------ plumbing
 
     def send(self, event: ev.Event) -> list[d.Decision]:
         before = self.snapshot()
         out = self.router.handle(event, self.now)
+        if self.shadow is not None:
+            assert self.shadow.handle(event, self.now) == out
         refused = [x for x in out if isinstance(x, d.Refusal)]
         if refused:
             assert out == refused, out  # a refusal comes alone...
@@ -106,7 +112,13 @@ class RouterMachine(RuleBasedStateMachine):
                 if x.new in ("waiting", "callback", "connected"):
                     self.outstanding.pop(x.call_id, None)
             elif isinstance(x, d.CancelOffer):
-                assert self.outstanding.pop(x.call_id, None) == x.agent_id
+                if self.consults.get(x.call_id) == x.agent_id:
+                    del self.consults[x.call_id]
+                else:
+                    assert self.outstanding.pop(x.call_id, None) == x.agent_id
+            elif isinstance(x, d.Offer) and x.kind == "consult":
+                assert x.call_id not in self.consults
+                self.consults[x.call_id] = x.agent_id
             elif isinstance(x, d.Offer):
                 assert x.call_id not in self.outstanding, f"{x.call_id} offered twice"
                 assert x.agent_id not in self.outstanding.values(), f"{x.agent_id} holds two offers"
@@ -114,6 +126,11 @@ class RouterMachine(RuleBasedStateMachine):
                 self.offers_seen += 1
         # an offer ends with an answer, a failure or a CancelOffer: never silently
         assert all(c in self.live_calls for c in self.outstanding), (self.outstanding, out)
+        # a consultation ends with the call handed over, cancelled, or the caller gone
+        for call_id in list(self.consults):
+            view = self.router.call_view(call_id)
+            if view is None or view.consult_agent_id != self.consults[call_id]:
+                del self.consults[call_id]
 
     def calls_in(self, *states: str) -> list[str]:
         return sorted(c for c, s in self.live_calls.items() if s in states)
@@ -141,11 +158,13 @@ class RouterMachine(RuleBasedStateMachine):
     def leave_queue(self, data: st.DataObject) -> None:
         self.send(ev.CallLeftQueue(data.draw(st.sampled_from(self.calls_in(*WAITING, *OFFERED))), "abandoned"))
 
-    @precondition(lambda self: self.outstanding)
-    @rule(data=st.data(), outcome=st.sampled_from(["ringing", "answer", "answer", "no-answer", "busy"]))
-    def offer_outcome(self, data: st.DataObject, outcome: str) -> None:
-        call_id = data.draw(st.sampled_from(sorted(self.outstanding)))
-        agent_id = self.outstanding[call_id]
+    @precondition(lambda self: self.outstanding or self.consults)
+    @rule(data=st.data(), consult=st.booleans(),
+          outcome=st.sampled_from(["ringing", "answer", "answer", "no-answer", "busy", "cancelled"]))
+    def offer_outcome(self, data: st.DataObject, consult: bool, outcome: str) -> None:
+        pending = self.consults if (consult and self.consults) or not self.outstanding else self.outstanding
+        call_id = data.draw(st.sampled_from(sorted(pending)))
+        agent_id = pending[call_id]
         if outcome == "ringing":
             self.send(ev.OfferRinging(call_id, agent_id))
         elif outcome == "answer":
@@ -154,15 +173,48 @@ class RouterMachine(RuleBasedStateMachine):
             self.send(ev.OfferFailed(call_id, agent_id, outcome))  # type: ignore[arg-type]
 
     @precondition(lambda self: self.calls_in("connected", "held"))
-    @rule(data=st.data(), what=st.sampled_from(["agent-end", "hold", "unhold"]))
-    def connected_call(self, data: st.DataObject, what: str) -> None:
+    @rule(data=st.data(), what=st.sampled_from(["agent-end", "hold", "unhold", "unknown-end", "consulted-ends"]),
+          side=st.sampled_from(["caller", "agent", "unknown"]))
+    def connected_call(self, data: st.DataObject, what: str, side: str) -> None:
         call_id = data.draw(st.sampled_from(self.calls_in("connected", "held")))
         view = self.router.call_view(call_id)
         assert view is not None and view.agent_id is not None
         if what == "agent-end":
-            self.send(ev.AgentCallEnded(view.agent_id, call_id))
+            self.send(ev.AgentCallEnded(view.agent_id, call_id, side))  # type: ignore[arg-type]
+        elif what == "consulted-ends":
+            self.send(ev.AgentCallEnded(view.consult_agent_id or view.agent_id, call_id, "agent"))
+        elif what == "unknown-end":
+            self.send(ev.AgentCallEnded(view.agent_id, call_id, "unknown"))
         else:
             self.send(ev.HoldStarted(call_id) if what == "hold" else ev.HoldEnded(call_id))
+
+    @precondition(lambda self: self.calls_in("connected", "held"))
+    @rule(data=st.data(), what=st.sampled_from(["queue", "agent", "out", "consult", "complete", "cancel"]),
+          to=st.sampled_from([*AGENTS, *QUEUES]))
+    def transfer(self, data: st.DataObject, what: str, to: str) -> None:
+        call_id = data.draw(st.sampled_from(self.calls_in("connected", "held")))
+        view = self.router.call_view(call_id)
+        assert view is not None and view.agent_id is not None
+        event: ev.Event
+        if what == "queue":
+            event = ev.TransferToQueue(call_id, view.agent_id, to)
+        elif what == "agent":
+            event = ev.TransferToAgent(call_id, view.agent_id, to)
+        elif what == "out":
+            event = ev.TransferOut(call_id, view.agent_id, "5551234")
+        elif what == "consult":
+            event = ev.ConsultStarted(call_id, view.agent_id, to)
+        else:
+            event = ev.ConsultEnded(call_id, view.agent_id, what == "complete")
+        self.send(event)
+
+    @rule()
+    def checkpoint(self) -> None:
+        """Dump the router as a journal checkpoint would (through JSON) and restore it beside."""
+        data = json.loads(json.dumps(self.router.dump()))
+        self.shadow, problems = Router.load(CONFIG, data)
+        assert problems == []
+        assert self.shadow.dump() == data
 
     @rule(call=st.sampled_from(["c1", "c2", "nope"]), agent=st.sampled_from(AGENTS))
     def nonsense_offer_answer(self, call: str, agent: str) -> None:
@@ -205,12 +257,16 @@ class RouterMachine(RuleBasedStateMachine):
     @invariant()
     def offers_are_one_to_one(self) -> None:
         reserved = {}
+        consulted = {}
         for agent_id in AGENTS:
             view = self.router.agent_view(agent_id, self.now)
-            if view.state == "reserved":
+            if view.state == "reserved" and self.consults.get(view.call_id or "") == agent_id:
+                consulted[view.call_id] = agent_id
+            elif view.state == "reserved":
                 assert view.call_id is not None
                 reserved[view.call_id] = agent_id
         assert reserved == self.outstanding
+        assert set(consulted.items()) <= set(self.consults.items())
         for call_id in self.calls_in(*OFFERED):
             call = self.router.call_view(call_id)
             assert call is not None and reserved.get(call_id) == call.agent_id

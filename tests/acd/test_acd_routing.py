@@ -421,5 +421,7 @@ def test_queue_log_lines() -> None:
     drv.at(1.5).enqueue("c1", "billing", caller_num="0101234")
     drv.at(3)(ev.OfferAnswered("c1", "a"))
     lines = [x.line() for x in of_type(drv.log, d.QueueLogEntry)]
-    assert lines == ["0.000|NONE|billing|a|AGENTLOGIN|PJSIP/a", "1.500|c1|billing|NONE|ENTERQUEUE|0101234",
-                     "3.000|c1|billing|a|CONNECT|1.5"]
+    # Asterisk's grammar (tests/captures 16): epoch seconds, one queue per line, ENTERQUEUE url|caller|position,
+    # CONNECT holdtime|bridged leg|ringtime.
+    assert lines == ["0|NONE|billing|a|AGENTLOGIN|PJSIP/a", "1|c1|billing|NONE|ENTERQUEUE||0101234|1",
+                     "3|c1|billing|a|CONNECT|2|cti-offer-1-a|2"]
