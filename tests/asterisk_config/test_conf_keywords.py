@@ -53,6 +53,9 @@ CTI_ACTIONS = {
     "Hangup": {"system", "call"}, "Status": {"system", "call", "reporting"},
     "CoreShowChannels": {"system", "reporting"}, "MixMonitor": {"system"}, "StopMixMonitor": {"system", "call"},
 }
+# modules that `.requires` a module we switch off (Asterisk 22 module info): left to load, each logs
+# "Error loading module ..., missing dependency"
+DEPENDENTS = {"res_phoneprov": {"res_pjsip_phoneprov_provider"}}
 # modules the dialplan and the CTI use; modules.conf must not switch them off
 NEEDED_MODULES = {"res_agi", "app_dial", "app_chanspy", "app_mixmonitor", "res_musiconhold", "app_voicemail",
                   "res_pjsip", "chan_pjsip", "res_pjsip_session", "res_pjsip_endpoint_identifier_ip",
@@ -222,6 +225,7 @@ def test_modules_conf_keeps_what_the_cti_needs():
     assert modules.get("autoload") == "yes"  # nothing below is loaded by name
     off = {v.removesuffix(".so") for v in modules.values("noload")}
     assert off & NEEDED_MODULES == set()
+    assert [m for module in off for m in sorted(DEPENDENTS.get(module, ())) if m not in off] == []
 
 
 def test_parking_lot_is_the_one_the_simulator_plays():
@@ -243,3 +247,14 @@ def test_parking_lot_is_the_one_the_simulator_plays():
 def test_hosts_are_read_out_of_address_values(value: str, found: list[str]):
     assert hosts(value) == found
     assert [is_ip(h) for h in found] == ["carrier" not in h for h in found]
+
+
+def test_agent_phones_prefer_a_codec_the_callers_arrive_in():
+    # Asterisk's source build has no opus transcoder (codec_opus is a separate binary): an agent leg that
+    # negotiates a codec the trunk does not carry could not be bridged to the caller.
+    endpoints = {s.name: s for kind, s in objects("pjsip.conf") if kind == "endpoint"}
+    trunk = {c.strip() for c in ",".join(endpoints["trunk"].values("allow")).split(",")}
+    first = {name: ",".join(s.values("allow")).split(",")[0].strip()
+             for name, s in endpoints.items() if name != "trunk"}
+    assert first
+    assert {name: codec for name, codec in first.items() if codec not in trunk} == {}
