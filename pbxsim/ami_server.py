@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pbxsim import wire
 from pbxsim.action_frames import ActionFrame, ActionParser, OversizedFrame
 from pbxsim.channels import Channel, Interrupt
+from pbxsim.parking import ParkingLot
+from pbxsim.queues import Queues
 from pbxsim.transfers import attended_transfer
 from pbxsim.world import OriginateRequest, World, parse_callerid
 
@@ -548,13 +550,13 @@ def _send_list(s: AmiSession, aid: str | None, message: str, items: list[wire.Pa
 
 @action("QueueStatus")
 async def _queue_status(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
-    _send_list(s, aid, "Queue status will follow", s.world.queues.status_items(m.get("Queue"), aid),
+    _send_list(s, aid, "Queue status will follow", s.server.queues.status_items(m.get("Queue"), aid),
                "QueueStatusComplete")
 
 
 @action("QueueSummary")
 async def _queue_summary(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
-    _send_list(s, aid, "Queue summary will follow", s.world.queues.summary_items(m.get("Queue"), aid),
+    _send_list(s, aid, "Queue summary will follow", s.server.queues.summary_items(m.get("Queue"), aid),
                "QueueSummaryComplete")
 
 
@@ -566,7 +568,7 @@ async def _queue_add(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
         return
     penalty = int(m["Penalty"]) if (m.get("Penalty") or "").isdigit() else 0
     s.send(wire.response(aid, "Success", "Added interface to queue"))
-    error = s.world.queues.add(queue, interface, m.get("MemberName") or interface, penalty, _truthy(m.get("Paused")))
+    error = s.server.queues.add(queue, interface, m.get("MemberName") or interface, penalty, _truthy(m.get("Paused")))
     if error is not None:
         log.warning("QueueAdd: %s", error)
 
@@ -578,12 +580,12 @@ async def _queue_pause(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
         s.send(wire.response(aid, "Error", "Need 'Interface' parameter"))
         return
     paused = _truthy(m.get("Paused"))
-    if not s.world.queues.queues or not any(interface in q.members for q in s.world.queues.queues.values()):
+    if not s.server.queues.queues or not any(interface in q.members for q in s.server.queues.queues.values()):
         s.send(wire.response(aid, "Error", "Interface not found"))
         return
     s.send(wire.response(aid, "Success", "Interface paused successfully" if paused else
                          "Interface unpaused successfully"))
-    s.world.queues.pause(m.get("Queue"), interface, paused, m.get("Reason") or "")
+    s.server.queues.pause(m.get("Queue"), interface, paused, m.get("Reason") or "")
 
 
 @action("QueuePenalty")
@@ -593,18 +595,18 @@ async def _queue_penalty(s: AmiSession, m: ActionFrame, aid: str | None) -> None
         s.send(wire.response(aid, "Error", "Need 'Interface' and 'Penalty' parameters."))
         return
     s.send(wire.response(aid, "Success", "Interface penalty set successfully"))
-    s.world.queues.penalty(m.get("Queue"), interface, int(penalty))
+    s.server.queues.penalty(m.get("Queue"), interface, int(penalty))
 
 
 @action("QueueRemove")
 async def _queue_remove(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     queue, interface = m.get("Queue") or "", m.get("Interface") or ""
-    q = s.world.queues.queues.get(queue)
+    q = s.server.queues.queues.get(queue)
     if q is None or interface not in q.members:
         s.send(wire.response(aid, "Error", "Unable to remove interface: Not there"))
         return
     s.send(wire.response(aid, "Success", "Removed interface from queue"))
-    s.world.queues.remove(queue, interface)
+    s.server.queues.remove(queue, interface)
 
 
 @action("Park")
@@ -619,13 +621,13 @@ async def _park(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     timeout_chan = s.channel(m, "TimeoutChannel")
     # The message really ends in a stray LF before the CRLF (README).
     s.send(wire.response(aid, "Success", wire.Verbatim("Park successful\n")))
-    s.world.parking.park(chan, timeout_chan)
+    s.server.parking.park(chan, timeout_chan)
 
 
 @action("ParkedCalls")
 async def _parked_calls(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     s.send(wire.response(aid, "Success", "Parked calls will follow", ("EventList", "start")))
-    items = s.world.parking.list_items(aid)
+    items = s.server.parking.list_items(aid)
     for item in items:
         s.send(item)
     s.send(_complete("ParkedCallsComplete", aid, len(items), ("Total", str(len(items)))))
@@ -640,10 +642,12 @@ async def _list_commands(s: AmiSession, m: ActionFrame, aid: str | None) -> None
 
 
 class AmiServer:
-    def __init__(self, world: World, users: dict[str, str], *, host: str = "127.0.0.1", port: int = 0,
-                 fixed_challenge: str | None = None) -> None:
+    def __init__(self, world: World, users: dict[str, str], *, queues: Queues, parking: ParkingLot,
+                 host: str = "127.0.0.1", port: int = 0, fixed_challenge: str | None = None) -> None:
         self.fixed_challenge = fixed_challenge  # deterministic MD5 challenge for replaying captures
         self.world = world
+        self.queues = queues  # app_queue's members and callers (QueueAdd, QueueStatus ...)
+        self.parking = parking  # res_parking's lot (Park, ParkedCalls)
         self.users = {u: AmiUser(u, p) for u, p in users.items()}
         self.host = host
         self.port = port
