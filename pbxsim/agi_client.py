@@ -13,16 +13,14 @@ import shutil
 import threading
 import wave
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from pbxsim import wire
 from pbxsim.channels import HUNGUP, INTERRUPTED, Channel
 from pbxsim.dialplan import split_args
 from pbxsim.prompts import DIGIT_SECONDS, samples
-
-if TYPE_CHECKING:
-    from pbxsim.world import World
+from pbxsim.world import World
 
 AGI_VERSION = "22.10.1"
 CONNECT_TIMEOUT = 5.0
@@ -37,6 +35,18 @@ VERBS = ["ANSWER", "STREAM FILE", "CONTROL STREAM FILE", "GET DATA", "GET OPTION
          "GET VARIABLE", "GET FULL VARIABLE", "CHANNEL STATUS", "VERBOSE", "RECORD FILE", "EXEC",
          "DATABASE PUT", "DATABASE GET", "DATABASE DEL", "DATABASE DELTREE", "HANGUP", "NOOP",
          "SET CONTEXT", "SET EXTENSION", "SET PRIORITY", "SET MUSIC", "SET CALLERID", "ASYNCAGI BREAK"]
+
+
+class DialplanApps(Protocol):
+    """What a FastAGI session needs of the dialplan applications (apps.Apps): ANSWER, prompts and EXEC."""
+
+    def exists(self, app: str) -> bool: ...
+
+    async def run(self, chan: Channel, app: str, data: str) -> Any: ...
+
+    def do_answer(self, chan: Channel) -> None: ...
+
+    async def play(self, chan: Channel, name: str, *, digits: str = "") -> tuple[str | None, float]: ...
 
 
 def split_command(line: str) -> tuple[str, list[str]]:
@@ -54,8 +64,9 @@ def split_command(line: str) -> tuple[str, list[str]]:
 
 
 class AgiRun:
-    def __init__(self, world: World, chan: Channel, url: str, args: list[str]) -> None:
+    def __init__(self, world: World, apps: DialplanApps, chan: Channel, url: str, args: list[str]) -> None:
         self.world = world
+        self.apps = apps
         self.chan = chan
         self.url = url
         self.args = args
@@ -199,7 +210,7 @@ class AgiRun:
 
     async def execute(self, verb: str, args: list[str], line: str) -> tuple[str, str, str]:
         w, chan = self.world, self.chan
-        apps = w.apps
+        apps = self.apps
         if verb == "ANSWER":
             apps.do_answer(chan)
             return _ok("0")
@@ -290,11 +301,11 @@ class AgiRun:
         return "510", "510 Invalid or unknown command", "Invalid or unknown command"
 
     async def get_data(self, args: list[str]) -> tuple[str, str, str]:
-        w, chan = self.world, self.chan
+        chan = self.chan
         name = args[0] if args else ""
         timeout = int(args[1]) / 1000 if len(args) > 1 and args[1].isdigit() else 6.0
         max_digits = int(args[2]) if len(args) > 2 and args[2].isdigit() else 1024
-        r, _ = await w.apps.play(chan, name, digits="0123456789*#")
+        r, _ = await self.apps.play(chan, name, digits="0123456789*#")
         got = ""
         if r == HUNGUP or r == INTERRUPTED:
             return "-1", "200 result=-1", "Failure"
@@ -325,7 +336,7 @@ class AgiRun:
         beep = any(a.upper() == "BEEP" for a in rest)
         silence = next((float(a[2:]) for a in rest if a.lower().startswith("s=")), None)
         if beep:
-            r, _ = await w.apps.play(chan, "beep")
+            r, _ = await self.apps.play(chan, "beep")
             if r == HUNGUP:
                 return "-1", "200 result=-1 (hangup) endpos=0", "Failure"
         for obs in chan.observers:
@@ -402,10 +413,10 @@ def _one_line(value: str) -> str:
     return wire.escape_value(value)
 
 
-async def run_agi(world: World, chan: Channel, data: str) -> None:
+async def run_agi(world: World, apps: DialplanApps, chan: Channel, data: str) -> None:
     args = split_args(data)
     url = args[0].strip()
     if not url.startswith("agi://"):
         world.set_var(chan, "AGISTATUS", "FAILURE")  # only FastAGI is simulated
         return
-    await AgiRun(world, chan, url, [a for a in args[1:]]).run()
+    await AgiRun(world, apps, chan, url, [a for a in args[1:]]).run()

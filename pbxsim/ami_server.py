@@ -1,7 +1,7 @@
 """The simulator's AMI server: Asterisk 22's greeting, login rules, actions and event fan-out.
 
-Parsing uses the lead's pure codec (``AmiParser(expect_greeting=False)``); frames are written by
-``wire.render``. Response texts are the captures' (EVENT-CATALOG "Action responses seen").
+Actions are read by the simulator's own parser (action_frames.py); frames are written by ``wire.render``.
+Response texts are the captures' (EVENT-CATALOG "Action responses seen").
 """
 
 from __future__ import annotations
@@ -11,13 +11,16 @@ import contextlib
 import hashlib
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from ctiserver.ami.protocol import AmiParser, AmiProtocolError, Message
 from pbxsim import wire
+from pbxsim.action_frames import ActionFrame, ActionParser, OversizedFrame
 from pbxsim.channels import Channel, Interrupt
+from pbxsim.parking import ParkingLot
+from pbxsim.queues import Queues
 from pbxsim.transfers import attended_transfer
 from pbxsim.world import OriginateRequest, World, parse_callerid
 
@@ -72,22 +75,22 @@ class AmiSession:
 
     # ---------------------------------------------------------------- input
     async def serve(self) -> None:
-        parser = AmiParser(expect_greeting=False)
+        parser = ActionParser()
         self.writer.write(GREETING)
         try:
             while not self.closed:
                 data = await self.reader.read(65536)
                 if not data:
                     break
-                try:
-                    frames = parser.feed(data)
-                except AmiProtocolError:
-                    break
-                for frame in frames:
-                    if isinstance(frame, Message):
-                        await self.handle(frame)
-                        if self.closed:
-                            break
+                for frame in parser.feed(data):
+                    if isinstance(frame, OversizedFrame):
+                        log.warning("AMI client %s sent an action over %d bytes (%r...); closing the session",
+                                    self.remote, frame.limit, frame.head)
+                        self.closed = True
+                        break
+                    await self.handle(frame)
+                    if self.closed:
+                        break
                 with contextlib.suppress(ConnectionError):
                     await self.writer.drain()
         except (ConnectionError, OSError):
@@ -99,7 +102,7 @@ class AmiSession:
             with contextlib.suppress(Exception):
                 await self.writer.wait_closed()
 
-    async def handle(self, msg: Message) -> None:
+    async def handle(self, msg: ActionFrame) -> None:
         action = (msg.get("Action") or "").strip()
         aid = msg.get("ActionID")
         key = action.lower()
@@ -116,7 +119,7 @@ class AmiSession:
         await handler(self, msg, aid)
 
     # ---------------------------------------------------------------- helpers
-    def channel(self, msg: Message, key: str = "Channel") -> Channel | None:
+    def channel(self, msg: ActionFrame, key: str = "Channel") -> Channel | None:
         name = msg.get(key)
         return self.world.find(name) if name else None
 
@@ -126,7 +129,7 @@ def _tv() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}+0000"
 
 
-Handler = Callable[[AmiSession, Message, str | None], Awaitable[None]]
+Handler = Callable[[AmiSession, ActionFrame, str | None], Awaitable[None]]
 ACTIONS: dict[str, Handler] = {}
 
 
@@ -142,13 +145,13 @@ def action(name: str) -> Callable[[Handler], Handler]:
 
 
 @action("Challenge")
-async def _challenge(s: AmiSession, m: Message, aid: str | None) -> None:
+async def _challenge(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     s.challenge = s.server.fixed_challenge or str(random.randrange(100000000, 999999999))
     s.send(wire.response(aid, "Success", None, ("Challenge", s.challenge)))
 
 
 @action("Login")
-async def _login(s: AmiSession, m: Message, aid: str | None) -> None:
+async def _login(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     username = m.get("Username", "")
     user = s.server.users.get(username)
     ok = False
@@ -178,7 +181,7 @@ async def _login(s: AmiSession, m: Message, aid: str | None) -> None:
 
 
 @action("Logoff")
-async def _logoff(s: AmiSession, m: Message, aid: str | None) -> None:
+async def _logoff(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     s.send(wire.response(aid, "Goodbye", "Thanks for all the fish."))
     with contextlib.suppress(ConnectionError):
         await s.writer.drain()
@@ -187,7 +190,7 @@ async def _logoff(s: AmiSession, m: Message, aid: str | None) -> None:
 
 
 @action("Ping")
-async def _ping(s: AmiSession, m: Message, aid: str | None) -> None:
+async def _ping(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     s.send(wire.response(aid, "Success", None, ("Ping", "Pong"), ("Timestamp", f"{time.time():.6f}")))
 
 
@@ -200,7 +203,7 @@ def _duration(chan: Channel, now: float) -> str:
 
 
 @action("CoreShowChannels")
-async def _core_show(s: AmiSession, m: Message, aid: str | None) -> None:
+async def _core_show(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     s.send(wire.response(aid, "Success", "Channels will follow", ("EventList", "start")))
     chans = list(s.world.channels.values())
     now = s.world.vnow()
@@ -225,7 +228,7 @@ def _complete(name: str, aid: str | None, n: int, *extra: tuple[str, str]) -> wi
 
 
 @action("Status")
-async def _status(s: AmiSession, m: Message, aid: str | None) -> None:
+async def _status(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     name = m.get("Channel")
     if name:
         chan = s.world.find(name)
@@ -257,7 +260,7 @@ async def _status(s: AmiSession, m: Message, aid: str | None) -> None:
 
 
 @action("Getvar")
-async def _getvar(s: AmiSession, m: Message, aid: str | None) -> None:
+async def _getvar(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     var = m.get("Variable", "")
     chan = s.channel(m)
     if m.get("Channel") and chan is None:
@@ -268,7 +271,7 @@ async def _getvar(s: AmiSession, m: Message, aid: str | None) -> None:
 
 
 @action("Setvar")
-async def _setvar(s: AmiSession, m: Message, aid: str | None) -> None:
+async def _setvar(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     var = m.get("Variable", "")
     value = m.get("Value", "")
     chan = s.channel(m)
@@ -284,7 +287,7 @@ async def _setvar(s: AmiSession, m: Message, aid: str | None) -> None:
 
 
 @action("Command")
-async def _command(s: AmiSession, m: Message, aid: str | None) -> None:
+async def _command(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     cmd = (m.get("Command") or "").strip()
     out: list[tuple[str, str]] = []
     if cmd.startswith("core show channels concise"):
@@ -313,7 +316,7 @@ def _truthy(v: str | None) -> bool:
 
 
 @action("Originate")
-async def _originate(s: AmiSession, m: Message, aid: str | None) -> None:
+async def _originate(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     channel = m.get("Channel")
     if not channel:
         s.send(wire.response(aid, "Error", "Channel not specified"))
@@ -347,7 +350,7 @@ async def _originate(s: AmiSession, m: Message, aid: str | None) -> None:
 
 
 @action("Hangup")
-async def _hangup(s: AmiSession, m: Message, aid: str | None) -> None:
+async def _hangup(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     name = m.get("Channel")
     if not name:
         s.server.security_event(s, "RequestBadFormat", getattr(s, "pending_bad", "Action: Hangup"), authed=True)
@@ -355,8 +358,6 @@ async def _hangup(s: AmiSession, m: Message, aid: str | None) -> None:
         return
     targets = [c for c in s.world.channels.values() if c.name == name or c.uniqueid == name]
     if not targets and name.startswith("/") and name.endswith("/"):
-        import re
-
         rx = re.compile(name[1:-1])
         targets = [c for c in s.world.channels.values() if rx.search(c.name)]
     if not targets:
@@ -369,7 +370,7 @@ async def _hangup(s: AmiSession, m: Message, aid: str | None) -> None:
 
 
 @action("PlayDTMF")
-async def _play_dtmf(s: AmiSession, m: Message, aid: str | None) -> None:
+async def _play_dtmf(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     chan = s.channel(m)
     digit = m.get("Digit", "")
     if chan is None:
@@ -389,7 +390,7 @@ async def _play_dtmf(s: AmiSession, m: Message, aid: str | None) -> None:
 
 
 @action("Redirect")
-async def _redirect(s: AmiSession, m: Message, aid: str | None) -> None:
+async def _redirect(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     chan = s.channel(m)
     if chan is None:
         s.send(wire.response(aid, "Error", "Channel specified does not exist"))
@@ -433,7 +434,7 @@ def redirect(world: World, chan: Channel, ctx: str, exten: str, prio: int, *, mo
 
 
 @action("Bridge")
-async def _bridge(s: AmiSession, m: Message, aid: str | None) -> None:
+async def _bridge(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     a, b = s.channel(m, "Channel1"), s.channel(m, "Channel2")
     if a is None or b is None:
         which = "Channel1" if a is None else "Channel2"
@@ -458,7 +459,7 @@ async def _bridge(s: AmiSession, m: Message, aid: str | None) -> None:
 
 
 @action("BlindTransfer")
-async def _blind_transfer(s: AmiSession, m: Message, aid: str | None) -> None:
+async def _blind_transfer(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     chan = s.channel(m)
     if chan is None:
         s.send(wire.response(aid, "Error", "No channel found"))
@@ -499,7 +500,7 @@ async def _blind_transfer(s: AmiSession, m: Message, aid: str | None) -> None:
 
 
 @action("Atxfer")
-async def _atxfer(s: AmiSession, m: Message, aid: str | None) -> None:
+async def _atxfer(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     chan = s.channel(m)
     if chan is None:
         s.send(wire.response(aid, "Error", "Channel specified does not exist"))
@@ -514,7 +515,7 @@ async def _atxfer(s: AmiSession, m: Message, aid: str | None) -> None:
 
 
 @action("MixMonitor")
-async def _mixmonitor(s: AmiSession, m: Message, aid: str | None) -> None:
+async def _mixmonitor(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     chan = s.channel(m)
     if chan is None:
         s.send(wire.response(aid, "Error", "No such channel"))
@@ -528,7 +529,7 @@ async def _mixmonitor(s: AmiSession, m: Message, aid: str | None) -> None:
 
 
 @action("StopMixMonitor")
-async def _stop_mixmonitor(s: AmiSession, m: Message, aid: str | None) -> None:
+async def _stop_mixmonitor(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     chan = s.channel(m)
     if chan is None:
         s.send(wire.response(aid, "Error", "No such channel"))
@@ -548,68 +549,68 @@ def _send_list(s: AmiSession, aid: str | None, message: str, items: list[wire.Pa
 
 
 @action("QueueStatus")
-async def _queue_status(s: AmiSession, m: Message, aid: str | None) -> None:
-    _send_list(s, aid, "Queue status will follow", s.world.queues.status_items(m.get("Queue"), aid),
+async def _queue_status(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
+    _send_list(s, aid, "Queue status will follow", s.server.queues.status_items(m.get("Queue"), aid),
                "QueueStatusComplete")
 
 
 @action("QueueSummary")
-async def _queue_summary(s: AmiSession, m: Message, aid: str | None) -> None:
-    _send_list(s, aid, "Queue summary will follow", s.world.queues.summary_items(m.get("Queue"), aid),
+async def _queue_summary(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
+    _send_list(s, aid, "Queue summary will follow", s.server.queues.summary_items(m.get("Queue"), aid),
                "QueueSummaryComplete")
 
 
 @action("QueueAdd")
-async def _queue_add(s: AmiSession, m: Message, aid: str | None) -> None:
+async def _queue_add(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     queue, interface = m.get("Queue"), m.get("Interface")
     if not queue or not interface:
         s.send(wire.response(aid, "Error", "'Queue' or 'Interface' not set."))
         return
     penalty = int(m["Penalty"]) if (m.get("Penalty") or "").isdigit() else 0
     s.send(wire.response(aid, "Success", "Added interface to queue"))
-    error = s.world.queues.add(queue, interface, m.get("MemberName") or interface, penalty, _truthy(m.get("Paused")))
+    error = s.server.queues.add(queue, interface, m.get("MemberName") or interface, penalty, _truthy(m.get("Paused")))
     if error is not None:
         log.warning("QueueAdd: %s", error)
 
 
 @action("QueuePause")
-async def _queue_pause(s: AmiSession, m: Message, aid: str | None) -> None:
+async def _queue_pause(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     interface = m.get("Interface")
     if not interface:
         s.send(wire.response(aid, "Error", "Need 'Interface' parameter"))
         return
     paused = _truthy(m.get("Paused"))
-    if not s.world.queues.queues or not any(interface in q.members for q in s.world.queues.queues.values()):
+    if not s.server.queues.queues or not any(interface in q.members for q in s.server.queues.queues.values()):
         s.send(wire.response(aid, "Error", "Interface not found"))
         return
     s.send(wire.response(aid, "Success", "Interface paused successfully" if paused else
                          "Interface unpaused successfully"))
-    s.world.queues.pause(m.get("Queue"), interface, paused, m.get("Reason") or "")
+    s.server.queues.pause(m.get("Queue"), interface, paused, m.get("Reason") or "")
 
 
 @action("QueuePenalty")
-async def _queue_penalty(s: AmiSession, m: Message, aid: str | None) -> None:
+async def _queue_penalty(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     interface, penalty = m.get("Interface"), m.get("Penalty") or ""
     if not interface or not penalty.lstrip("-").isdigit():
         s.send(wire.response(aid, "Error", "Need 'Interface' and 'Penalty' parameters."))
         return
     s.send(wire.response(aid, "Success", "Interface penalty set successfully"))
-    s.world.queues.penalty(m.get("Queue"), interface, int(penalty))
+    s.server.queues.penalty(m.get("Queue"), interface, int(penalty))
 
 
 @action("QueueRemove")
-async def _queue_remove(s: AmiSession, m: Message, aid: str | None) -> None:
+async def _queue_remove(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     queue, interface = m.get("Queue") or "", m.get("Interface") or ""
-    q = s.world.queues.queues.get(queue)
+    q = s.server.queues.queues.get(queue)
     if q is None or interface not in q.members:
         s.send(wire.response(aid, "Error", "Unable to remove interface: Not there"))
         return
     s.send(wire.response(aid, "Success", "Removed interface from queue"))
-    s.world.queues.remove(queue, interface)
+    s.server.queues.remove(queue, interface)
 
 
 @action("Park")
-async def _park(s: AmiSession, m: Message, aid: str | None) -> None:
+async def _park(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     chan = s.channel(m)
     if chan is None:
         s.send(wire.response(aid, "Error", "Channel does not exist"))
@@ -620,20 +621,20 @@ async def _park(s: AmiSession, m: Message, aid: str | None) -> None:
     timeout_chan = s.channel(m, "TimeoutChannel")
     # The message really ends in a stray LF before the CRLF (README).
     s.send(wire.response(aid, "Success", wire.Verbatim("Park successful\n")))
-    s.world.parking.park(chan, timeout_chan)
+    s.server.parking.park(chan, timeout_chan)
 
 
 @action("ParkedCalls")
-async def _parked_calls(s: AmiSession, m: Message, aid: str | None) -> None:
+async def _parked_calls(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     s.send(wire.response(aid, "Success", "Parked calls will follow", ("EventList", "start")))
-    items = s.world.parking.list_items(aid)
+    items = s.server.parking.list_items(aid)
     for item in items:
         s.send(item)
     s.send(_complete("ParkedCallsComplete", aid, len(items), ("Total", str(len(items)))))
 
 
 @action("ListCommands")
-async def _list_commands(s: AmiSession, m: Message, aid: str | None) -> None:
+async def _list_commands(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     s.send(wire.response(aid, "Success", None, *[(name, name) for name in sorted(ACTIONS)]))
 
 
@@ -641,10 +642,12 @@ async def _list_commands(s: AmiSession, m: Message, aid: str | None) -> None:
 
 
 class AmiServer:
-    def __init__(self, world: World, users: dict[str, str], *, host: str = "127.0.0.1", port: int = 0,
-                 fixed_challenge: str | None = None) -> None:
+    def __init__(self, world: World, users: dict[str, str], *, queues: Queues, parking: ParkingLot,
+                 host: str = "127.0.0.1", port: int = 0, fixed_challenge: str | None = None) -> None:
         self.fixed_challenge = fixed_challenge  # deterministic MD5 challenge for replaying captures
         self.world = world
+        self.queues = queues  # app_queue's members and callers (QueueAdd, QueueStatus ...)
+        self.parking = parking  # res_parking's lot (Park, ParkedCalls)
         self.users = {u: AmiUser(u, p) for u, p in users.items()}
         self.host = host
         self.port = port

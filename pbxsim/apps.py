@@ -1,22 +1,24 @@
 """Dialplan applications of the simulated PBX. Each returns None (next priority), a (context, exten,
 priority) goto, "hangup" (the app failed: pbx ends) or "hangup-app" (Hangup() itself).
+
+A feature above world.py: the facade installs ``Apps`` as the world's ``AppRunner``. Queue() and
+ParkedCall() use the queues and the parking lot it is given.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
 
 from pbxsim import wire
+from pbxsim.agi_client import run_agi
 from pbxsim.channels import HUNGUP, Channel
 from pbxsim.dialplan import evaluate, split_args
+from pbxsim.parking import ParkingLot
 from pbxsim.prompts import prompt_seconds
+from pbxsim.queues import Queues
+from pbxsim.world import AppResult, PhoneProfile, World
 
-if TYPE_CHECKING:
-    from pbxsim.world import World
-
-AppResult = Any
 AppFunc = Callable[[Channel, str], Awaitable[AppResult]]
 
 # How much of a prompt is voice when a Local half plays it into its partner (README: caller-speech is
@@ -28,8 +30,10 @@ DIAL_VARS = ("DIALSTATUS", "DIALEDPEERNUMBER", "DIALEDPEERNAME", "ANSWEREDTIME",
 
 
 class Apps:
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, queues: Queues, parking: ParkingLot) -> None:
         self.world = world
+        self.queues = queues
+        self.parking = parking
         self.table: dict[str, AppFunc] = {
             "noop": self.noop, "answer": self.answer, "hangup": self.hangup, "wait": self.wait,
             "ringing": self.ringing, "playback": self.playback, "busy": self.busy,
@@ -256,9 +260,7 @@ class Apps:
         return None
 
     async def agi(self, chan: Channel, data: str) -> AppResult:
-        from pbxsim.agi_client import run_agi
-
-        await run_agi(self.world, chan, data)
+        await run_agi(self.world, self, chan, data)
         return None
 
     # ---------------------------------------------------------------- Dial
@@ -304,8 +306,6 @@ class Apps:
             peer, _, trunk = rest.partition("@")
             profile = w.phones.get(peer)
             if profile is None and trunk:
-                from pbxsim.world import PhoneProfile
-
                 profile = PhoneProfile(answer_after=2.0)
             if profile is None or not profile.registered:
                 w.set_var(chan, "DIALSTATUS", "CHANUNAVAIL")
@@ -455,7 +455,7 @@ class Apps:
         space = args[1] if len(args) > 1 else ""
         if chan.state != 6:
             self.do_answer(chan)
-        bridge = self.world.parking.retrieve(chan, space)
+        bridge = self.parking.retrieve(chan, space)
         if bridge is None:
             return "hangup"
         while chan.bridge is not None and not chan.hungup:
@@ -466,7 +466,7 @@ class Apps:
 
     async def queue(self, chan: Channel, data: str) -> AppResult:
         # The CTI's own ACD queues callers inside FastAGI (architecture.md); this is for capture 08.
-        return await self.world.queues.run(chan, data)
+        return await self.queues.run(chan, data)
 
 
 async def _wait_any(chans: list[Channel], timeout: float | None) -> None:
@@ -481,8 +481,4 @@ async def _wait_any(chans: list[Channel], timeout: float | None) -> None:
             t.cancel()
 
 
-def install(world: World) -> None:
-    world.apps = Apps(world)
-
-
-__all__ = ["HUNGUP", "Apps", "install"]
+__all__ = ["HUNGUP", "Apps"]

@@ -1,6 +1,7 @@
 """A simulated channel and bridge: state, snapshot headers and the wait primitives apps block on.
 
 The event ORDER is the contract (captures); durations are virtual and compressed by ``time_scale``.
+A channel only needs the world's clock, so this module sits below world.py and imports nothing above it.
 """
 
 from __future__ import annotations
@@ -8,13 +9,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pbxsim import wire
-
-if TYPE_CHECKING:
-    from pbxsim.world import World
 
 HUNGUP = "\x00hangup"
 INTERRUPTED = "\x00interrupt"
@@ -40,10 +39,34 @@ class Interrupt:
     priority: int = 1
 
 
+class Clock(Protocol):
+    """Virtual time as the world keeps it: ``vnow()`` in epoch seconds, real waits scaled by ``time_scale``."""
+
+    time_scale: float
+
+    def vnow(self) -> float: ...
+
+
+class ChannelObserver(Protocol):
+    """Someone at the far end of a channel (an emulated caller, people.py), told what happens on it."""
+
+    def prompt_started(self, chan: Channel, name: str, interruptible: bool) -> None: ...
+
+    def input_wanted(self, chan: Channel, max_digits: int) -> None: ...
+
+    def record_started(self, chan: Channel) -> None: ...
+
+    def waiting_started(self, chan: Channel) -> None: ...
+
+    def connected(self, chan: Channel, peer: Channel) -> None: ...
+
+    def channel_gone(self, chan: Channel) -> None: ...
+
+
 class Channel:
-    def __init__(self, world: World, name: str, uniqueid: str, linkedid: str, *, state: int,
+    def __init__(self, clock: Clock, name: str, uniqueid: str, linkedid: str, *, state: int,
                  context: str, exten: str, tech: str) -> None:
-        self.world = world
+        self.clock = clock
         self.name = name
         self.uniqueid = uniqueid
         self.linkedid = linkedid
@@ -64,7 +87,7 @@ class Channel:
         self.partner: Channel | None = None  # the other half of a Local pair
         self.is_one = False  # ';1' of a Local pair
         self.bridge: Bridge | None = None
-        self.created = world.vnow()
+        self.created = clock.vnow()
         self.answered_at: float | None = None
         self.hangup_cause: int | None = None
         self.hungup = False  # soft hangup requested: apps stop
@@ -83,7 +106,7 @@ class Channel:
         self.last_data = ""
         self.device = ""  # DeviceStateChange device name
         self.task: asyncio.Task[Any] | None = None
-        self.observers: list[Any] = []  # people watching this channel (callers, phones)
+        self.observers: list[ChannelObserver] = []  # people watching this channel (callers)
         self.agi_active = False
         # Bumped when AMI Bridge yanks the channel away from the program running it (an AGI): that program
         # now runs on a zombie and every wait it is in reports INTERRUPTED (see World.yank_into_bridge).
@@ -135,7 +158,7 @@ class Channel:
     async def wait_for(self, seconds: float | None, *, digits: bool = False) -> str | None:
         """Wait virtual ``seconds``; return a digit (if wanted), HUNGUP, INTERRUPTED or None (timeout)."""
         loop = asyncio.get_running_loop()
-        deadline = None if seconds is None else loop.time() + max(0.0, seconds) * self.world.time_scale
+        deadline = None if seconds is None else loop.time() + max(0.0, seconds) * self.clock.time_scale
         gen = self.pbx_gen
         while True:
             if self.hungup:
@@ -187,11 +210,13 @@ class Bridge:
     kind: str = "basic"  # basic | holding (parking)
     technology: str = "simple_bridge"
     dissolve_on_hangup: bool = True
-    by_dial: bool = False
-    merge_into: Bridge | None = None  # an attended transfer's second bridge merges into this one
+    by_dial: bool = False  # made by Dial(): a Redirect out of it reports the old app at the new place (07 A)
+    # Set on an attended transfer's second bridge: it merges into the first when a member hangs up in it (the
+    # transferer, 06 C). The world knows the moment, transfers.py knows the merge: called with (this, member).
+    merge_on_hangup: Callable[[Bridge, Channel], None] | None = None
     creator: str = "<unknown>"
     name: str = "<unknown>"
-    persistent: bool = False  # a parking lot's holding bridge outlives its members  # made by Dial(): a Redirect out of it reports the old app at the new place (07 A)
+    persistent: bool = False  # a parking lot's holding bridge outlives its members
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
     def pairs(self, prefix: str = "", count: int | None = None) -> list[tuple[str, str]]:

@@ -8,14 +8,11 @@ Not simulated: the parking timeout's call-back to the parker (comebacktoorigin);
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from pbxsim import wire
 from pbxsim.channels import Bridge, Channel, new_bridge_id
 from pbxsim.dialplan import Context, Extension, Step
-
-if TYPE_CHECKING:
-    from pbxsim.world import World
+from pbxsim.world import World
 
 LOT = "default"
 CONTEXT = "parkedcalls"

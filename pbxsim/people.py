@@ -12,12 +12,9 @@ import re
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pbxsim.channels import Channel
-
-if TYPE_CHECKING:
-    from pbxsim.world import World
+from pbxsim.world import World
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from pbxsim import wire
 from pbxsim.channels import HUNGUP, Channel
 from pbxsim.dialplan import split_args
-
-if TYPE_CHECKING:
-    from pbxsim.world import World
+from pbxsim.world import World
 
 POLL = 1.0  # app_queue re-checks for a free member once a second (capture 08: ring 1 s after unpause)
 STATUS_NOT_INUSE = 1

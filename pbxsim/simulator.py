@@ -1,4 +1,8 @@
-"""``Simulator``: the PBX simulator's facade for tests, benchmarks and the demo."""
+"""``Simulator``: the PBX simulator's facade for tests, benchmarks and the demo.
+
+It is also where the parts meet: the PBX core (world.py) knows no feature, so the facade gives it its
+applications and hands the queues and the parking lot to the applications and to the AMI server.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,11 @@ from typing import Any
 
 from pbxsim import dialplan as dp
 from pbxsim.ami_server import AmiServer
+from pbxsim.apps import Apps
 from pbxsim.channels import Channel
+from pbxsim.parking import ParkingLot
 from pbxsim.people import CallerBehaviour, CallerRun, sanitize_sip_text
+from pbxsim.queues import Queues
 from pbxsim.world import PhoneProfile, World
 
 HERE = Path(__file__).resolve().parent
@@ -73,10 +80,13 @@ class Simulator:
         if globals_override:
             plan.globals.update(globals_override)
         self.world = World(plan, time_scale=time_scale)
+        self.queues = Queues(self.world)
+        self.parking = ParkingLot(self.world)
+        self.world.apps = Apps(self.world, self.queues, self.parking)
         if agi_host is not None or agi_port is not None:
             self.world.agi_host_override = (agi_host or "127.0.0.1", agi_port or 4573)
-        self.ami = AmiServer(self.world, ami_users or {"cti": "ctisecret"}, port=ami_port,
-                             fixed_challenge=fixed_challenge)
+        self.ami = AmiServer(self.world, ami_users or {"cti": "ctisecret"}, queues=self.queues,
+                             parking=self.parking, port=ami_port, fixed_challenge=fixed_challenge)
         self.capture_mode = capture_mode
         self.callers: list[CallerRun] = []
 

@@ -7,13 +7,12 @@ target.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+from functools import partial
 
 from pbxsim import wire
 from pbxsim.channels import Bridge, Channel
-
-if TYPE_CHECKING:
-    from pbxsim.world import World
+from pbxsim.world import World
 
 ATXFER_CODE = "*2"  # features.conf [featuremap] atxfer (README of the captures)
 DIGIT_GAP = 0.1  # virtual seconds between queued digits (capture 06 C: 60-150 ms)
@@ -46,7 +45,7 @@ async def attended_transfer(w: World, transferer: Channel, exten: str, context: 
     w.set_var(one, "TRANSFERERNAME", transferer.name)
     w.set_var(one, "ATTENDEDTRANSFER", transferer.name)
     second = w.create_bridge()
-    second.merge_into = first
+    second.merge_on_hangup = partial(merge_after_transferer_left, w, first)
     w.set_var(two, "ATTENDEDTRANSFER", transferer.name)
     w.set_var(two, "TRANSFERERNAME", transferer.name)
     w.set_callerid(two, transferer.cid_name, transferer.cid_num)
@@ -89,8 +88,6 @@ async def attended_transfer(w: World, transferer: Channel, exten: str, context: 
 
 
 async def _wait_state(w: World, chan: Channel, states: tuple[int, ...], seconds: float) -> bool:
-    import asyncio
-
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds * w.time_scale
     while chan.state not in states:
@@ -107,12 +104,11 @@ async def _wait_state(w: World, chan: Channel, states: tuple[int, ...], seconds:
     return True
 
 
-def merge_after_transferer_left(w: World, second: Bridge, transferer: Channel) -> None:
+def merge_after_transferer_left(w: World, first: Bridge, second: Bridge, transferer: Channel) -> None:
     """The transferer hung up in the second bridge: merge it into the first (BridgeMerge, AttendedTransfer)."""
-    first = second.merge_into
-    if first is None or first.uniqueid not in w.bridges:
+    if first.uniqueid not in w.bridges:
         return
-    second.merge_into = None
+    second.merge_on_hangup = None
     w.emit(wire.event("BridgeMerge", first.pairs("To"), second.pairs("From")))
     for target in list(second.channels):
         second.channels.remove(target)

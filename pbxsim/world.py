@@ -2,7 +2,9 @@
 
 Every rule that fixes an event's place in the stream cites the capture it comes from. Events go to
 subscribers (AMI sessions) synchronously, in emission order; durations are virtual and scaled by
-``time_scale``. Apps live in apps.py; the FastAGI client in agi_client.py.
+``time_scale``. This is the PBX core: it imports only the low modules (wire, channels, dialplan) and never
+a feature. The features (apps.py, agi_client.py, queues.py, parking.py, transfers.py) import it, and the
+facade (simulator.py) wires them in: the applications the pbx runs are an ``AppRunner`` it is given.
 """
 
 from __future__ import annotations
@@ -11,13 +13,29 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pbxsim import wire
-from pbxsim.channels import HUNGUP, UNKNOWN, Bridge, Channel, new_bridge_id
+from pbxsim.channels import HUNGUP, UNKNOWN, Audio, Bridge, Channel, new_bridge_id
 from pbxsim.dialplan import Dialplan, expand
 
 Listener = Callable[[wire.Pairs], None]
+# What an application returns: None (next priority), a (context, exten, priority) goto, "hangup" (the app
+# failed: the pbx ends) or "hangup-app" (Hangup() itself).
+AppResult = Any
+
+
+class AppRunner(Protocol):
+    """The dialplan applications (apps.Apps, installed by the facade)."""
+
+    async def run(self, chan: Channel, app: str, data: str) -> AppResult: ...
+
+
+class NoApps:
+    """A pbx with no application loaded: every app is unknown, so the pbx ends ("No application")."""
+
+    async def run(self, chan: Channel, app: str, data: str) -> AppResult:
+        return "hangup"
 
 
 @dataclass(slots=True)
@@ -82,16 +100,7 @@ class World:
         self.globals: dict[str, str] = dict(dialplan.globals)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.agi_host_override: tuple[str, int] | None = None
-        self.apps: Any = None  # set by apps.install()
-        from pbxsim.queues import Queues
-
-        self.queues = Queues(self)
-        from pbxsim.parking import ParkingLot
-
-        self.parking = ParkingLot(self)
-        from pbxsim import apps
-
-        apps.install(self)
+        self.apps: AppRunner = NoApps()
 
     # ---------------------------------------------------------------- time and tasks
     def vnow(self) -> float:
@@ -499,8 +508,8 @@ class World:
         bridge = chan.bridge
         if bridge is None:
             return
-        merging = hangup and bridge.merge_into is not None
-        if merging:
+        merge = bridge.merge_on_hangup if hangup else None
+        if merge is not None:
             self.set_var(chan, "BRIDGEPEER", "")  # only the transferer's is cleared (06 C)
         elif clear_peers:
             self.clear_bridgepeers(bridge)
@@ -513,13 +522,11 @@ class World:
                 chan.no_cdr = False  # a dialled leg that goes on alone gets its own record (07 A)
             else:
                 chan.cdr_extra += 1
-        if merging:
+        if merge is not None:
             partner = chan.partner
             if partner is not None and not partner.dead:
                 self.queue_hangup(partner, chan.hangup_cause or 16)
-            from pbxsim.transfers import merge_after_transferer_left
-
-            merge_after_transferer_left(self, bridge, chan)
+            merge(bridge, chan)
             return
         if hangup and bridge.dissolve_on_hangup:
             for other in list(bridge.channels):
@@ -623,8 +630,6 @@ class World:
                         ("Direction", "Received"))
 
     def hear(self, chan: Channel, speech_seconds: float, wav: str | None = None) -> None:
-        from pbxsim.channels import Audio
-
         chan.audio.append(Audio(self.vnow(), speech_seconds, wav))
         chan.wake()
 
