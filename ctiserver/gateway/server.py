@@ -23,6 +23,7 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -150,10 +151,13 @@ class HashingBusy(Exception):
 
 class HashGate:
     """At most `slots` password hashes run at once, in worker threads: memory and CPU stay bounded
-    whatever the number of logins in flight. A login waits up to `wait_s` for a slot (HashingBusy)."""
+    whatever the number of logins in flight. A login waits up to `wait_s` for a slot (HashingBusy).
+    The threads are its own, as many as slots: each thread that ever ran scrypt keeps its ~16 MiB
+    in its malloc arena, so hashing on the shared default pool would hold that much per pool thread."""
 
     def __init__(self, slots: int, wait_s: float) -> None:
         self._free = asyncio.Semaphore(slots)
+        self._threads = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="password-hash")
         self.wait_s = wait_s
         self.running = 0
         self.peak = 0  # the most hashes ever run at once (tests, and a figure for operators)
@@ -177,9 +181,12 @@ class HashGate:
             raise
         self.running += 1
         self.peak = max(self.peak, self.running)
-        job = asyncio.get_running_loop().run_in_executor(None, work)
+        job = asyncio.get_running_loop().run_in_executor(self._threads, work)
         job.add_done_callback(lambda done: self._finished(done, settle))
         return await asyncio.shield(job)
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
 
     def _finished(self, job: asyncio.Future[T], settle: Callable[[asyncio.Future[T]], None]) -> None:
         try:
@@ -272,6 +279,7 @@ class Gateway:
         if self._server is not None:
             self._server.close()
             await asyncio.wait_for(self._server.wait_closed(), 10)
+        self.hash_gate.close()
 
     async def __aenter__(self) -> Self:
         await self.start()
