@@ -16,8 +16,12 @@ EXIT_AUTH = 3
 
 
 def _logging(verbose: bool) -> None:
+    from .gateway.server import redact_logs
+
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # At debug level websockets prints every frame, the console's password and tokens included.
+    redact_logs(logging.getLogger().handlers)
 
 
 async def _until_signal(main: asyncio.Future[Any]) -> None:

@@ -3,8 +3,10 @@
 Passwords are stored as ``scrypt$<n>$<r>$<p>$<salt b64>$<hash b64>`` with a per-user random salt;
 the cost is in the string so it can be raised later without breaking stored hashes.
 Session tokens are ``<payload b64url>.<HMAC-SHA256 b64url>``; the payload holds the user, role,
-a session id and the expiry. The server keeps no token table: a token is valid while its
-signature checks, it has not expired and its session was not ended by `logout`.
+a session id, when it was issued and the expiry. The server keeps no token table: a token is valid
+while its signature checks, it has not expired, its session was not ended by `logout` and its user
+was not forced out after it was issued.
+Failed logins are counted per username and per client address across connections (`LoginThrottle`).
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
+import math
 import re
 import secrets
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -51,10 +56,11 @@ class AccountConfigError(ValueError):
 
 
 class AuthError(Exception):
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str, retry_after_s: int | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +85,7 @@ class Principal:
     display_name: str
     session_id: str
     expires_at: int  # unix seconds
+    issued_at: float = 0.0  # unix seconds; a forced logout ends the sessions issued before it
 
     def may(self, command: str) -> bool:
         return command in PERMISSIONS[self.role]
@@ -129,6 +136,10 @@ class Accounts:
 
     def get(self, username: str) -> Account | None:
         return self._table.get(username)
+
+    def of_agent(self, agent_id: str) -> list[Account]:
+        """The accounts that act as this ACD agent (normally one)."""
+        return [a for a in self._table.values() if a.agent_id == agent_id and a.role is Role.AGENT]
 
     @classmethod
     def from_config(cls, entries: Iterable[Mapping[str, object]], source: str = "config") -> Accounts:
@@ -197,14 +208,16 @@ class TokenSigner:
         self._secret = secret
         self.ttl_s = ttl_s
         self._ended: dict[str, int] = {}  # session id -> expiry, for sessions ended by logout
+        self._forced_out: dict[str, float] = {}  # username -> when a supervisor logged them out
 
     def issue(self, account: Account, now: float) -> tuple[str, Principal]:
         principal = Principal(username=account.username, role=account.role, agent_id=account.agent_id,
                               extension=account.extension, display_name=account.display_name,
-                              session_id=secrets.token_urlsafe(12), expires_at=int(now) + self.ttl_s)
+                              session_id=secrets.token_urlsafe(12), expires_at=int(now) + self.ttl_s,
+                              issued_at=now)
         payload = {"u": principal.username, "r": str(principal.role), "a": principal.agent_id,
                    "x": principal.extension, "d": principal.display_name, "s": principal.session_id,
-                   "e": principal.expires_at}
+                   "e": principal.expires_at, "i": principal.issued_at}
         body = _b64(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
         return f"{body}.{self._sign(body)}", principal
 
@@ -216,13 +229,10 @@ class TokenSigner:
             data = json.loads(_unb64(body))
             principal = Principal(username=str(data["u"]), role=Role(data["r"]), agent_id=data["a"],
                                   extension=data["x"], display_name=str(data["d"]), session_id=str(data["s"]),
-                                  expires_at=int(data["e"]))
-        except (ValueError, KeyError, TypeError):
+                                  expires_at=int(data["e"]), issued_at=float(data.get("i", 0.0)))
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise AuthError(ErrorCode.TOKEN_INVALID, "token not valid") from None
-        if principal.expires_at <= now:
-            raise AuthError(ErrorCode.TOKEN_EXPIRED, "session expired: log in again")
-        if principal.session_id in self._ended:
-            raise AuthError(ErrorCode.TOKEN_INVALID, "session ended: log in again")
+        self.verify(principal, now)
         if accounts is not None:
             account = accounts.get(principal.username)
             # A removed account or a changed role ends its sessions at the next resume.
@@ -230,9 +240,139 @@ class TokenSigner:
                 raise AuthError(ErrorCode.TOKEN_INVALID, "account changed: log in again")
         return principal
 
+    def verify(self, principal: Principal, now: float) -> None:
+        """Raises AuthError unless the session is still live (checked on resume and before every command)."""
+        if principal.expires_at <= now:
+            raise AuthError(ErrorCode.TOKEN_EXPIRED, "session expired: log in again")
+        if principal.session_id in self._ended:
+            raise AuthError(ErrorCode.TOKEN_INVALID, "session ended: log in again")
+        forced_at = self._forced_out.get(principal.username)
+        if forced_at is not None and principal.issued_at < forced_at:
+            raise AuthError(ErrorCode.TOKEN_INVALID, "logged out by a supervisor: log in again")
+
     def end(self, principal: Principal, now: float) -> None:
         self._ended = {sid: exp for sid, exp in self._ended.items() if exp > now}
         self._ended[principal.session_id] = principal.expires_at
 
+    def end_user(self, username: str, now: float) -> None:
+        """End every session of `username` issued until now, wherever it is (a supervisor's forced logout).
+        One entry per account at most: the table stays as small as the account list."""
+        self._forced_out[username] = now
+
     def _sign(self, body: str) -> str:
         return _b64(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())
+
+
+# ---------------------------------------------------------------------------------------------
+# Login throttling: failures counted across connections, so reconnecting does not reset them.
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """The `lock_after`-th failure of one key locks it for base_s, each further one for twice as long
+    as the last, up to max_s. A key with no failure for forget_s starts again from zero."""
+
+    lock_after: int
+    base_s: float = 1.0
+    max_s: float = 300.0
+    forget_s: float = 900.0  # longer than max_s: waiting out one lock does not wipe the count
+
+    def lock_s(self, failures: int) -> float:
+        over = failures - self.lock_after
+        if over < 0:
+            return 0.0
+        return min(self.max_s, self.base_s * 2.0 ** min(over, 64))
+
+
+@dataclass(slots=True)
+class _Failures:
+    count: int = 0
+    last: float = 0.0
+    locked_until: float = 0.0
+
+
+class FailureCounter:
+    """Failed logins of one kind of key (usernames, or client addresses), bounded: an LRU of `max_keys`.
+
+    Evicting the least recently failed key forgets the oldest trouble first; an attacker who wants a
+    lock forgotten must first fail from enough other keys, which the other counter limits."""
+
+    def __init__(self, policy: Backoff, max_keys: int = 10_000) -> None:
+        self.policy = policy
+        self.max_keys = max_keys
+        self._keys: OrderedDict[str, _Failures] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def retry_after(self, key: str, now: float) -> float:
+        """Seconds until `key` may try again; 0 when it may now."""
+        entry = self._keys.get(key)
+        if entry is None:
+            return 0.0
+        if now >= entry.locked_until and now - entry.last > self.policy.forget_s:
+            del self._keys[key]
+            return 0.0
+        return max(0.0, entry.locked_until - now)
+
+    def failed(self, key: str, now: float) -> float:
+        """Count one failure; returns how long the key is now locked (0: not locked)."""
+        entry = self._keys.get(key)
+        if entry is None:
+            entry = self._keys[key] = _Failures()
+        elif now - entry.last > self.policy.forget_s:
+            entry.count = 0
+        self._keys.move_to_end(key)
+        entry.count += 1
+        entry.last = now
+        lock = self.policy.lock_s(entry.count)
+        if lock:
+            entry.locked_until = max(entry.locked_until, now + lock)
+        while len(self._keys) > self.max_keys:
+            self._keys.popitem(last=False)
+        return lock
+
+    def forget(self, key: str) -> None:
+        self._keys.pop(key, None)
+
+
+class LoginThrottle:
+    """Failed password logins per username and per client address, whatever the connection.
+
+    A username is locked sooner than an address: one person mistyping a password fails a few
+    times, while an office behind one NAT address is many people. A success clears the username's
+    count but not the address's: an attacker who also holds one good account must not be able to
+    wash their address between guesses. The clock is the caller's (`now`), so this stays pure."""
+
+    def __init__(self, per_user: Backoff, per_address: Backoff, max_keys: int = 10_000) -> None:
+        self.users = FailureCounter(per_user, max_keys)
+        self.addresses = FailureCounter(per_address, max_keys)
+
+    def check(self, username: str, address: str, now: float) -> None:
+        """Raises AuthError locked_out (with retry_after_s) when either key is locked."""
+        wait = max(self.users.retry_after(username, now), self.addresses.retry_after(address, now))
+        if wait > 0:
+            seconds = max(1, math.ceil(wait))
+            raise AuthError(ErrorCode.LOCKED_OUT, f"too many failed logins: try again in {seconds} s",
+                            retry_after_s=seconds)
+
+    def failed(self, username: str, address: str, now: float) -> None:
+        self.users.failed(username, now)
+        self.addresses.failed(address, now)
+
+    def succeeded(self, username: str) -> None:
+        self.users.forget(username)
+
+
+def address_key(host: str) -> str:
+    """The throttling key of a client address. IPv6 clients are counted per /64: one host usually
+    holds a whole /64, and counting its 2**64 addresses apart would count nothing."""
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)

@@ -42,12 +42,13 @@ class ErrorCode(StrEnum):
     NOT_AUTHENTICATED = "not_authenticated"
     ALREADY_AUTHENTICATED = "already_authenticated"
     AUTH_FAILED = "auth_failed"
+    LOCKED_OUT = "locked_out"  # too many failed logins for this username or address: see retry_after_s
     TOKEN_INVALID = "token_invalid"
     TOKEN_EXPIRED = "token_expired"
     FORBIDDEN = "forbidden"  # the role may not send this command
     NOT_YOUR_CALL = "not_your_call"  # an agent named a call that is not theirs
     REFUSED = "refused"  # the backend refused (see "reason")
-    UNAVAILABLE = "unavailable"  # the backend timed out or failed
+    UNAVAILABLE = "unavailable"  # the backend timed out or failed, or too many logins at once
     INTERNAL = "internal"
 
 
@@ -62,6 +63,7 @@ class Str:
     min_len: int = 1
     multiline: bool = False  # newlines and tabs allowed (free text that never reaches AMI)
     doc: str = ""
+    secret: bool = False  # a password or token: never written to a log (see `redact`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,9 +169,10 @@ def _move_somewhere(args: Mapping[str, object]) -> tuple[str, str] | None:
 
 
 _SPECS: tuple[MessageSpec, ...] = (
-    MessageSpec("auth", {"username": req(Str(64, NAME)), "password": req(Str(256))},
-                "Log in with a password. Reply: auth_ok then snapshot, or error auth_failed."),
-    MessageSpec("resume", {"token": req(Str(2048, TOKEN)), "last_seq": req(Int(0, MAX_SEQ)),
+    MessageSpec("auth", {"username": req(Str(64, NAME)), "password": req(Str(256, secret=True))},
+                "Log in with a password. Reply: auth_ok then snapshot, or error auth_failed, locked_out "
+                "(with retry_after_s) or unavailable."),
+    MessageSpec("resume", {"token": req(Str(2048, TOKEN, secret=True)), "last_seq": req(Int(0, MAX_SEQ)),
                            "stream": opt(Str(32, r"[0-9a-f]+", doc="the stream id of the last snapshot"))},
                 "Reconnect with a session token and the last seq seen. Reply: auth_ok, then the missed "
                 "messages in order or a snapshot."),
@@ -224,14 +227,15 @@ _SERVER: dict[str, tuple[str, Mapping[str, Field]]] = {
     "hello": ("Sent on connect.", {"server": req(Str(64)), "versions": req(AnyValue()),
                                    "max_message_bytes": req(Int(0, MAX_SEQ)), "rate": req(AnyObj()),
                                    "server_time": req(AnyValue(doc="unix seconds, to correct the clock"))}),
-    "auth_ok": ("Authenticated.", {"re": _re, "token": req(Str(2048)), "expires_at": req(Str(40)),
+    "auth_ok": ("Authenticated.", {"re": _re, "token": req(Str(2048, secret=True)), "expires_at": req(Str(40)),
                                    "user": req(AnyObj(doc="username, role, agent_id, display_name"))
                                    , "config": req(AnyObj(doc="queues, pause_reasons, dispositions")),
                                    "resumed": req(Bool())}),
     "result": ("A command succeeded.", {"re": _re, "data": opt(AnyValue())}),
     "error": ("A message was refused; the connection stays unless said otherwise.",
               {"re": _re, "code": req(Str(40)), "message": req(Str(500)), "field": opt(Str(64)),
-               "reason": opt(Str(64))}),
+               "reason": opt(Str(64)),
+               "retry_after_s": opt(Int(1, MAX_SEQ, doc="locked_out, unavailable: seconds to wait"))}),
     "pong": ("Answer to ping.", {"re": _re}),
     "snapshot": ("The whole current state; the stream continues after seq.",
                  {"seq": _seq, "stream": req(Str(32)), "agent": opt(AnyObj()), "calls": opt(AnyValue()), "offers": opt(AnyValue()),
@@ -261,6 +265,51 @@ SERVER_MESSAGES: Mapping[str, tuple[str, Mapping[str, Field]]] = MappingProxyTyp
 
 
 # ---------------------------------------------------------------------------------------------
+# Secrets in logs: a debug log of the frames must not hold a password or a session token.
+
+
+def _secret_names(fields: Mapping[str, Field]) -> set[str]:
+    names = set()
+    for name, field in fields.items():
+        if isinstance(field.kind, Str) and field.kind.secret:
+            names.add(name)
+        elif isinstance(field.kind, Obj):
+            names |= _secret_names(field.kind.fields)
+    return names
+
+
+SECRET_FIELDS = frozenset(set().union(*(_secret_names(spec.fields) for spec in _SPECS),
+                                      *(_secret_names(fields) for _, fields in _SERVER.values())))
+REDACTED = "***"
+_SECRET_NAMES = "|".join(sorted(SECRET_FIELDS))
+_SECRET_VALUE = re.compile(rf'("(?:{_SECRET_NAMES})"\s*:\s*)"(?:[^"\\]|\\.)*(?:"|$)')
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])")  # auth.TokenSigner's
+
+
+def redact(text: str) -> str:
+    """`text` with the values of secret fields, and anything shaped like a session token, replaced by
+    ***. A JSON message is parsed, so a key written with escapes is caught too; other text (a cut
+    frame, a log line) goes through patterns."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        data = None
+    if isinstance(data, dict | list):
+        text = json.dumps(_redact_value(data), ensure_ascii=False, separators=(",", ":"))
+    else:
+        text = _SECRET_VALUE.sub(lambda m: f'{m.group(1)}"{REDACTED}"', text)
+    return _TOKEN_SHAPE.sub(REDACTED, text)
+
+
+def _redact_value(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: REDACTED if k in SECRET_FIELDS else _redact_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_value(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
 # Decoding
 
 
@@ -287,7 +336,8 @@ class ProtocolError:
 
 
 def error_reply(code: ErrorCode | str, message: str, re_: str | int | None = None,
-                field: str | None = None, reason: str | None = None) -> dict[str, object]:
+                field: str | None = None, reason: str | None = None,
+                retry_after_s: int | None = None) -> dict[str, object]:
     out: dict[str, object] = {"v": PROTOCOL_VERSION, "type": "error", "code": str(code), "message": message}
     if re_ is not None:
         out["re"] = re_
@@ -295,6 +345,8 @@ def error_reply(code: ErrorCode | str, message: str, re_: str | int | None = Non
         out["field"] = field
     if reason is not None:
         out["reason"] = reason
+    if retry_after_s is not None:
+        out["retry_after_s"] = retry_after_s
     return out
 
 

@@ -1,33 +1,52 @@
 """The websocket gateway: consoles in, pushes out. The I/O edge around schema, auth and streams.
 
-One port serves the pages (plain HTTP GET through `process_request`) and the websocket at /ws.
+One port serves the pages (plain HTTP GET through `process_request`) and the websocket at /ws,
+whose handshake is refused (403) from a browser page of any other origin than `allowed_origins`.
 Each connection: `hello`, then `auth` or `resume` within `auth_timeout_s`, then commands. A
-command is rate-limited, decoded, role-checked, ownership-checked (an agent's call ids), then
-handed to the `Backend` with a timeout. Pushes from the app land in a stream outbox first (for
-resume), then are written to the live connections without awaiting: one slow console never
-delays a pop to another, and a console whose write buffer overflows is dropped (it resumes).
+password login is throttled per username and per client address across connections, and at most
+`max_concurrent_hashes` passwords are hashed at once. A command is rate-limited, decoded, checked
+against its session (not expired, not logged out, not forced out), role-checked, ownership-checked
+(an agent's call ids), then handed to the `Backend` with a timeout. Pushes from the app land in a
+stream outbox first (for resume), then are written to the live connections without awaiting: one
+slow console never delays a pop to another, and a console whose write buffer overflows is dropped
+(it resumes). Passwords and tokens are kept out of every log (`SecretFilter`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
+import re
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http import HTTPStatus
 from pathlib import Path
-from typing import Any, Self, cast
+from typing import Any, Self, TypeVar, cast
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 
 from ctiserver.gateway import schema
-from ctiserver.gateway.auth import Accounts, AuthError, Principal, Role, TokenSigner
+from ctiserver.gateway.auth import (
+    Account,
+    Accounts,
+    AuthError,
+    Backoff,
+    LoginThrottle,
+    Principal,
+    Role,
+    TokenSigner,
+    address_key,
+)
 from ctiserver.gateway.backend import (
     AgentSnapshot,
     AgentView,
@@ -46,9 +65,11 @@ from ctiserver.gateway.static import DEFAULT_ROOT, StaticSite
 from ctiserver.gateway.streams import MonitorMirror, Outbox, TokenBucket
 
 log = logging.getLogger("ctiserver.gateway")
+T = TypeVar("T")
 
 WS_PATH = "/ws"
 CLOSE_POLICY = 1008  # RFC 6455 policy violation: auth timeout, too many auth failures, session ended
+_ORIGIN = re.compile(r"https?://[^/\s?#@]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +87,19 @@ class GatewayConfig:
     ping_timeout_s: float | None = 20.0
     close_timeout_s: float = 5.0  # a console that does not answer our close frame is cut after this
     auth_timeout_s: float = 15.0
-    max_auth_failures: int = 5
+    max_auth_failures: int = 5  # per connection; then it is closed
+    # Browser pages allowed to open /ws, e.g. ("https://cti.example.com",). Empty: the gateway's own
+    # http://host:port, and its localhost/127.0.0.1/[::1] aliases when bound to loopback or to all
+    # interfaces. A client that sends no Origin (not a browser) is let in: see docs/protocol.md.
+    allowed_origins: tuple[str, ...] = ()
+    # Failed password logins, counted across connections (see auth.LoginThrottle).
+    user_lock_after: int = 5  # failures of one username before it is locked for 1 s, 2 s, 4 s ...
+    address_lock_after: int = 20  # failures from one address (an office behind NAT is one address)
+    login_backoff_max_s: float = 300.0
+    login_forget_s: float = 900.0  # a key with no failure for this long starts from zero
+    login_tracked_keys: int = 10_000  # usernames and addresses remembered, each (LRU)
+    max_concurrent_hashes: int = 2  # scrypt costs ~16 MiB and tens of ms per login
+    hash_wait_s: float = 3.0  # a login waits this long for a hashing slot, then gets `unavailable`
     command_timeout_s: float = 10.0
     flush_interval_s: float = 0.25  # supervisor deltas are coalesced over this interval
     agent_outbox_items: int = 64
@@ -75,11 +108,103 @@ class GatewayConfig:
     slow_consumer_bytes: int = 4 * 1024 * 1024
     owned_calls_per_agent: int = 32
 
+    def __post_init__(self) -> None:
+        for origin in self.allowed_origins:
+            if not isinstance(origin, str) or not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"allowed_origins: {origin!r} is not an origin like https://cti.example.com "
+                                 "(scheme and host, optional port, no path)")
+        if self.max_concurrent_hashes < 1:
+            raise ValueError("max_concurrent_hashes: at least 1")
+
+
+def default_origins(host: str, port: int) -> frozenset[str]:
+    """The origins of the pages this gateway serves, as a browser names them."""
+    names = {host}
+    if host in ("", "0.0.0.0", "::") or host == "localhost" or _is_loopback(host):
+        names |= {"localhost", "127.0.0.1", "::1"}
+    names.discard("")
+    names -= {"0.0.0.0", "::"}  # a browser never has these as its page's host
+    return frozenset(_origin("http", name, port) for name in names)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _origin(scheme: str, host: str, port: int) -> str:
+    if ":" in host:
+        host = f"[{host}]"
+    default = {"http": 80, "https": 443}[scheme]
+    return f"{scheme}://{host.lower()}" + ("" if port == default else f":{port}")
+
+
+def _normal_origin(origin: str) -> str:
+    return origin.strip().rstrip("/").lower()
+
+
+class HashingBusy(Exception):
+    pass
+
+
+class HashGate:
+    """At most `slots` password hashes run at once, in worker threads: memory and CPU stay bounded
+    whatever the number of logins in flight. A login waits up to `wait_s` for a slot (HashingBusy).
+    The threads are its own, as many as slots: each thread that ever ran scrypt keeps its ~16 MiB
+    in its malloc arena, so hashing on the shared default pool would hold that much per pool thread."""
+
+    def __init__(self, slots: int, wait_s: float) -> None:
+        self._free = asyncio.Semaphore(slots)
+        self._threads = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="password-hash")
+        self.wait_s = wait_s
+        self.running = 0
+        self.peak = 0  # the most hashes ever run at once (tests, and a figure for operators)
+
+    async def run(self, work: Callable[[], T], ready: Callable[[], None] = lambda: None,
+                  settle: Callable[[asyncio.Future[T]], None] = lambda job: None) -> T:
+        """`ready()` runs on the loop once a slot is held (it may raise to give the slot back unused),
+        then `work()` in a thread, then `settle(job)` on the loop as soon as it ends, before the slot
+        goes to the next waiter: whatever `settle` records (a failed login) is seen by that waiter's
+        `ready`. The slot is freed when `work` really ends, even if this login is cancelled meanwhile
+        (auth timeout): an abandoned hash still holds its memory until then."""
+        try:
+            async with asyncio.timeout(self.wait_s):
+                await self._free.acquire()
+        except TimeoutError:
+            raise HashingBusy from None
+        try:
+            ready()
+        except BaseException:
+            self._free.release()
+            raise
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        job = asyncio.get_running_loop().run_in_executor(self._threads, work)
+        job.add_done_callback(lambda done: self._finished(done, settle))
+        return await asyncio.shield(job)
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+    def _finished(self, job: asyncio.Future[T], settle: Callable[[asyncio.Future[T]], None]) -> None:
+        try:
+            settle(job)
+        except Exception:
+            log.exception("settling a password check failed")
+        finally:
+            self.running -= 1
+            self._free.release()
+            if not job.cancelled():
+                job.exception()  # an abandoned login's outcome is dropped without a warning
+
 
 @dataclass(eq=False, slots=True)
 class _Client:
     ws: ServerConnection
     bucket: TokenBucket
+    address: str = ""  # throttling key of the peer (auth.address_key)
     principal: Principal | None = None
     token: str = ""
     auth_failures: int = 0
@@ -101,12 +226,20 @@ class Gateway:
         self.config = config or GatewayConfig()
         self.clock = clock
         self.signer = TokenSigner(self.config.token_secret or secrets.token_bytes(32), self.config.token_ttl_s)
+        cfg = self.config
+        self.throttle = LoginThrottle(
+            Backoff(cfg.user_lock_after, max_s=cfg.login_backoff_max_s, forget_s=cfg.login_forget_s),
+            Backoff(cfg.address_lock_after, max_s=cfg.login_backoff_max_s, forget_s=cfg.login_forget_s),
+            cfg.login_tracked_keys)
+        self.hash_gate = HashGate(cfg.max_concurrent_hashes, cfg.hash_wait_s)
+        self.origins: frozenset[str] = frozenset()  # set at start, once the port is known
         self.site = StaticSite(self.config.static_root)
         self.monitor = MonitorMirror()
         self._monitor_outbox = Outbox(self.config.monitor_outbox_items, self.config.outbox_age_s)
         self._agent_outboxes: dict[str, Outbox] = {}
         self._agent_clients: dict[str, set[_Client]] = {}
         self._supervisors: set[_Client] = set()
+        self._clients: set[_Client] = set()  # every authenticated connection, attached or not yet
         self._owned: dict[str, OrderedDict[str, None]] = {}
         self._server: Server | None = None
         self._flusher: asyncio.Task[None] | None = None
@@ -122,6 +255,7 @@ class Gateway:
         for alert in seed.alerts:
             self.monitor.set_alert(cast(dict[str, object], schema.to_wire(alert)))
         self.monitor.take_pending()
+        redact_logs()
         self._server = await serve(
             self._connection, self.config.host, self.config.port,
             process_request=self._process_request,
@@ -130,6 +264,11 @@ class Gateway:
             close_timeout=self.config.close_timeout_s,
             compression=None,  # latency and CPU over bytes: pops are small, the LAN is not the limit
         )
+        if self.config.allowed_origins:
+            self.origins = frozenset(_normal_origin(o) for o in self.config.allowed_origins)
+        else:
+            self.origins = default_origins(self.config.host, self.port)
+        log.info("console pages may open the websocket from: %s", ", ".join(sorted(self.origins)))
         self._flusher = asyncio.create_task(self._flush_loop(), name="gateway-monitor-flush")
 
     async def stop(self) -> None:
@@ -140,6 +279,7 @@ class Gateway:
         if self._server is not None:
             self._server.close()
             await asyncio.wait_for(self._server.wait_closed(), 10)
+        self.hash_gate.close()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -277,13 +417,24 @@ class Gateway:
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if request.path.split("?", 1)[0] == WS_PATH:
-            return None  # go on with the websocket handshake
+            return self._check_origin(connection, request)  # None: go on with the websocket handshake
         return self.site.respond(request.path)
+
+    def _check_origin(self, connection: ServerConnection, request: Request) -> Response | None:
+        """A page elsewhere (another site, a sandboxed frame: Origin `null`) must not drive a console's
+        browser against this server. Browsers always send Origin on a websocket handshake; a client
+        without one is not a browser and could send any Origin it likes, so refusing it guards nothing."""
+        sent = request.headers.get_all("Origin")
+        if not sent or (len(sent) == 1 and _normal_origin(sent[0]) in self.origins):
+            return None
+        log.warning("refused a websocket from origin %r (%s): not in allowed_origins",
+                    ", ".join(sent)[:200], _peer(connection))
+        return connection.respond(HTTPStatus.FORBIDDEN, "origin not allowed\n")
 
     # ------------------------------------------------------------------ connections
 
     async def _connection(self, ws: ServerConnection) -> None:
-        client = _Client(ws, TokenBucket(self.config.rate_per_s, self.config.rate_burst))
+        client = _Client(ws, TokenBucket(self.config.rate_per_s, self.config.rate_burst), address_key(_peer(ws)))
         self._send(client, server_message(
             "hello", server="ctiserver", versions=[schema.PROTOCOL_VERSION],
             max_message_bytes=self.config.soft_max_bytes,
@@ -332,27 +483,31 @@ class Gateway:
         if cmd.type not in schema.PRE_AUTH_TYPES:
             self._send(client, error_reply(ErrorCode.NOT_AUTHENTICATED, "send auth or resume first", cmd.id))
             return
-        now = self.clock()
         try:
             if cmd.type == "auth":
-                username, password = str(cmd.args["username"]), str(cmd.args["password"])
-                # scrypt takes tens of ms: off the event loop so pops keep flowing.
-                account = await asyncio.get_running_loop().run_in_executor(
-                    None, self.accounts.check_password, username, password)
-                client.token, principal = self.signer.issue(account, now)
+                account = await self._check_password(client, str(cmd.args["username"]), str(cmd.args["password"]))
+                client.token, principal = self.signer.issue(account, self.clock())
                 resumed, last_seq, stream = False, None, None
             else:
                 client.token = str(cmd.args["token"])
-                principal = self.signer.check(client.token, now, self.accounts)
+                principal = self.signer.check(client.token, self.clock(), self.accounts)
                 resumed, last_seq = True, cast(int, cmd.args["last_seq"])
                 stream = cast(str | None, cmd.args.get("stream"))
+        except HashingBusy:
+            self._send(client, error_reply(ErrorCode.UNAVAILABLE, "too many logins at once: try again",
+                                           cmd.id, retry_after_s=1))
+            return
         except AuthError as exc:
+            client.token = ""
             client.auth_failures += 1
-            self._send(client, error_reply(exc.code, exc.message, cmd.id))
+            self._send(client, error_reply(exc.code, exc.message, cmd.id, retry_after_s=exc.retry_after_s))
             if client.auth_failures >= self.config.max_auth_failures:
                 await client.ws.close(CLOSE_POLICY, "too many failed logins")
             return
+        # From here on the connection belongs to its session: a logout elsewhere closes it too,
+        # even while the snapshot below is being read.
         client.principal = principal
+        self._clients.add(client)
         self._send(client, server_message(
             "auth_ok", re=cmd.id, token=client.token,
             expires_at=datetime.fromtimestamp(principal.expires_at, UTC).isoformat(),
@@ -361,6 +516,33 @@ class Gateway:
                   "language": self._language(principal)},
             config=self.backend.console_config(principal), resumed=resumed))
         await self._attach(client, principal, last_seq, stream)
+
+    async def _check_password(self, client: _Client, username: str, password: str) -> Account:
+        """The account, or AuthError (auth_failed, locked_out) / HashingBusy. A locked username or
+        address is refused before any hashing, so the right password is refused too while locked."""
+        address = client.address
+        self.throttle.check(username, address, self.clock())
+
+        def still_unlocked() -> None:  # failures counted while this login waited for a slot count too
+            self.throttle.check(username, address, self.clock())
+
+        def count(job: asyncio.Future[Account]) -> None:  # before the next waiter's still_unlocked
+            if job.cancelled():
+                return
+            exc = job.exception()
+            if exc is None:
+                self.throttle.succeeded(username)
+            elif isinstance(exc, AuthError) and exc.code is ErrorCode.AUTH_FAILED:
+                now = self.clock()
+                self.throttle.failed(username, address, now)
+                locked = max(self.throttle.users.retry_after(username, now),
+                             self.throttle.addresses.retry_after(address, now))
+                if locked:
+                    log.warning("logins of %r from %s locked for %.0f s after repeated failures",
+                                username, address, locked)
+
+        return await self.hash_gate.run(lambda: self.accounts.check_password(username, password),
+                                        ready=still_unlocked, settle=count)
 
     def _language(self, principal: Principal) -> str:
         account = self.accounts.get(principal.username)
@@ -403,6 +585,7 @@ class Gateway:
             self._own(agent_id, offer.call_id)
 
     def _detach(self, client: _Client) -> None:
+        self._clients.discard(client)
         self._supervisors.discard(client)
         who = client.principal
         if who is not None and who.agent_id is not None:
@@ -421,9 +604,11 @@ class Gateway:
         if cmd.type in ("auth", "resume"):
             self._send(client, error_reply(ErrorCode.ALREADY_AUTHENTICATED, "already logged in", cmd.id))
             return
-        if who.expires_at <= self.clock():
-            self._send(client, error_reply(ErrorCode.TOKEN_EXPIRED, "session expired: log in again", cmd.id))
-            await client.ws.close(CLOSE_POLICY, "session expired")
+        try:
+            self.signer.verify(who, self.clock())
+        except AuthError as exc:  # expired, logged out elsewhere, or forced out by a supervisor
+            self._send(client, error_reply(exc.code, exc.message, cmd.id))
+            await client.ws.close(CLOSE_POLICY, exc.message.split(":", 1)[0])
             return
         if not who.may(cmd.type):
             self._send(client, error_reply(ErrorCode.FORBIDDEN,
@@ -474,9 +659,14 @@ class Gateway:
         return server_message("pong", re=cmd.id)
 
     async def _cmd_logout(self, client: _Client, who: Principal, cmd: Command) -> None:
+        """Ends the session on every connection that holds it (another tab that resumed the same token)."""
         self.signer.end(who, self.clock())
         self._send(client, self._ok(cmd))
-        await client.ws.close(1000, "logged out")
+        others = [c for c in self._clients if c is not client and c.principal is not None
+                  and c.principal.session_id == who.session_id]
+        await asyncio.gather(client.ws.close(1000, "logged out"),
+                             *(c.ws.close(CLOSE_POLICY, "session ended: logged out") for c in others),
+                             return_exceptions=True)
 
     def _simple(self, method: str) -> Handler:
         async def run(client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
@@ -556,7 +746,17 @@ class Gateway:
         return self._ok(cmd)
 
     async def _cmd_force_logout(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
-        await self.backend.force_logout(who, str(cmd.args["agent_id"]))
+        """The agent leaves the ACD and every console session of theirs ends, open or not: a token kept
+        in a closed tab no longer resumes. The agent logs in again with the password."""
+        agent_id = str(cmd.args["agent_id"])
+        await self.backend.force_logout(who, agent_id)
+        now = self.clock()
+        for account in self.accounts.of_agent(agent_id):
+            self.signer.end_user(account.username, now)
+        gone = [c for c in self._clients if c.principal is not None and c.principal.role is Role.AGENT
+                and c.principal.agent_id == agent_id]
+        await asyncio.gather(*(c.ws.close(CLOSE_POLICY, "logged out by a supervisor") for c in gone),
+                             return_exceptions=True)
         return self._ok(cmd)
 
     async def _cmd_move_call(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
@@ -564,3 +764,60 @@ class Gateway:
                                      bool(cmd.args.get("head", False)))
         return self._ok(cmd)
 
+
+def _peer(ws: ServerConnection) -> str:
+    address = ws.remote_address
+    return str(address[0]) if isinstance(address, tuple) and address else "unknown"
+
+
+# ---------------------------------------------------------------------------------------------
+# Secrets out of the logs. The websockets debug log prints every frame (`auth` with its password,
+# `auth_ok` and `resume` with a token) and its own rendering cuts long frames in the middle, which
+# can cut a field's name and keep its value: frames are rendered here, whole, then redacted.
+
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+_REDACTED_LOGGERS = ("websockets", "websockets.server", "websockets.client", "ctiserver.gateway")
+_SHOWN_CHARS = 300
+
+
+class SecretFilter(logging.Filter):
+    """Rewrites a record so that no password or session token reaches any handler; drops nothing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and args:
+            if any(isinstance(a, Frame) for a in args):
+                args = tuple(_frame_text(a) if isinstance(a, Frame) else a for a in args)
+            if (len(args) == 2 and isinstance(args[0], str) and args[0].lower() in _SECRET_HEADERS
+                    and str(record.msg).endswith("%s: %s")):
+                args = (args[0], schema.REDACTED)  # request/response header lines of the handshake
+            record.args = args
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            return True  # a broken format string: logging reports it as usual
+        clean = schema.redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+def _frame_text(frame: Frame) -> str:
+    size = f"[{len(frame.data)} bytes{'' if frame.fin else ', continued'}]"
+    if frame.opcode is Opcode.TEXT and frame.fin:
+        text = schema.redact(bytes(frame.data).decode("utf-8", "replace"))
+        if len(text) > _SHOWN_CHARS:
+            text = text[:_SHOWN_CHARS] + "..."
+        return f"TEXT {text!r} {size}"
+    if frame.opcode in (Opcode.TEXT, Opcode.CONT, Opcode.BINARY):
+        # A fragment may hold part of a secret that no pattern can recognise on its own.
+        return f"{frame.opcode.name} (payload not shown) {size}"
+    return str(frame)  # ping, pong, close: no secrets
+
+
+def redact_logs(handlers: Iterable[logging.Handler] = ()) -> None:
+    """Put a SecretFilter on the loggers that see frames (a logger's filter covers the records made on
+    it, whatever handler takes them, pytest's included) and on `handlers` (records from anywhere)."""
+    for target in (*(logging.getLogger(name) for name in _REDACTED_LOGGERS), *handlers):
+        if not any(isinstance(f, SecretFilter) for f in target.filters):
+            target.addFilter(SecretFilter())

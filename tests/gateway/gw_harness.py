@@ -12,6 +12,7 @@ import asyncio
 import shutil
 import sqlite3
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -121,6 +122,19 @@ async def crm_template() -> Path:
         await _seed(db)
         _template = db
     return _template
+
+
+class ManualClock:
+    """Unix time that moves only when a test says so: lockouts and backoff without sleeping."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self.now = time.time() if start is None else start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 # ---------------------------------------------------------------------------- the site
@@ -243,11 +257,12 @@ class AppSite:
         self._lock.close()
         self._lock = None
 
-    async def use_gateway(self, config: GatewayConfig) -> Gateway:
-        """Serve the consoles through a gateway with other settings (heartbeat, timeouts, outbox sizes).
-        The app reads `server.gateway` at every push, so the new one gets everything from now on."""
+    async def use_gateway(self, config: GatewayConfig, clock: Callable[[], float] | None = None) -> Gateway:
+        """Serve the consoles through a gateway with other settings (heartbeat, timeouts, outbox sizes)
+        and, if given, its own clock. The app reads `server.gateway` at every push, so the new one gets
+        everything from now on."""
         old = self.server.gateway
-        gateway = Gateway(ConsoleBackend(self.server), old.accounts, config)
+        gateway = Gateway(ConsoleBackend(self.server), old.accounts, config, **({"clock": clock} if clock else {}))
         await gateway.start()
         self.server.gateway = gateway
         await old.stop()

@@ -10,8 +10,12 @@ from ctiserver.gateway.auth import (
     AccountConfigError,
     Accounts,
     AuthError,
+    Backoff,
+    FailureCounter,
+    LoginThrottle,
     Role,
     TokenSigner,
+    address_key,
     hash_password,
     verify_password,
 )
@@ -93,3 +97,67 @@ def test_role_table() -> None:
     assert "spy" not in PERMISSIONS[Role.AGENT] and "spy" in PERMISSIONS[Role.SUPERVISOR]
     assert "hangup" not in PERMISSIONS[Role.SUPERVISOR] and "hangup" in PERMISSIONS[Role.AGENT]
     assert PERMISSIONS[Role.ADMIN] >= PERMISSIONS[Role.SUPERVISOR]
+
+
+def test_backoff_doubles_from_the_lock_after_th_failure() -> None:
+    policy = Backoff(lock_after=5, base_s=1.0, max_s=300.0)
+    assert [policy.lock_s(n) for n in range(1, 12)] == [0, 0, 0, 0, 1, 2, 4, 8, 16, 32, 64]
+    assert policy.lock_s(14) == 300 and policy.lock_s(10_000) == 300
+
+
+def test_failure_counter_locks_forgets_and_stays_bounded() -> None:
+    counter = FailureCounter(Backoff(lock_after=2, forget_s=100.0), max_keys=3)
+    assert counter.failed("a", 0.0) == 0 and counter.retry_after("a", 0.0) == 0
+    assert counter.failed("a", 1.0) == 1 and counter.retry_after("a", 1.5) == 0.5
+    assert counter.retry_after("a", 2.0) == 0
+    assert counter.failed("a", 2.0) == 2  # the count goes on after a lock has passed
+    # A quiet key starts again from zero, and is dropped when looked at.
+    assert counter.failed("a", 200.0) == 0
+    assert counter.retry_after("a", 400.0) == 0 and len(counter) == 0
+    for key in "wxyz":
+        counter.failed(key, 500.0)
+        counter.failed(key, 500.0)
+    assert len(counter) == 3 and counter.retry_after("w", 500.0) == 0  # least recently failed: evicted
+    assert counter.retry_after("z", 500.0) == 1
+
+
+def test_login_throttle_clears_the_user_not_the_address() -> None:
+    throttle = LoginThrottle(Backoff(lock_after=2), Backoff(lock_after=3))
+    throttle.failed("li.na", "10.0.0.7", 0.0)
+    throttle.check("li.na", "10.0.0.7", 0.0)
+    throttle.failed("li.na", "10.0.0.7", 0.0)
+    with pytest.raises(AuthError) as err:
+        throttle.check("li.na", "10.0.0.9", 0.2)
+    assert (err.value.code, err.value.retry_after_s) == (ErrorCode.LOCKED_OUT, 1)  # whole seconds, rounded up
+    throttle.succeeded("li.na")
+    throttle.check("li.na", "10.0.0.7", 0.2)
+    throttle.failed("bob", "10.0.0.7", 0.2)  # the address's third failure
+    with pytest.raises(AuthError) as err:
+        throttle.check("carol", "10.0.0.7", 0.2)
+    assert err.value.code is ErrorCode.LOCKED_OUT
+    throttle.check("carol", "10.0.0.8", 0.2)
+
+
+def test_address_keys() -> None:
+    assert address_key("192.0.2.7") == "192.0.2.7"
+    assert address_key("::ffff:192.0.2.7") == "192.0.2.7"
+    assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2:bbbb::9") == "2001:db8:1:2::/64"
+    assert address_key("2001:db8:1:3::1") != address_key("2001:db8:1:2::1")
+    assert address_key("fe80::1%eth0") == "fe80::/64"
+    assert address_key("unknown") == "unknown"
+
+
+def test_forced_logout_ends_sessions_issued_before_it() -> None:
+    agent = Account("li.na", Role.AGENT, hash_password("pw", **CHEAP), agent_id="1001")
+    accounts = Accounts([agent, Account("sup", Role.SUPERVISOR, hash_password("pw", **CHEAP))])
+    assert accounts.of_agent("1001") == [agent] and accounts.of_agent("sup") == []
+    signer = TokenSigner(b"k" * 32, ttl_s=600)
+    before, principal = signer.issue(agent, now=1000.0)
+    signer.end_user("li.na", 1000.5)
+    with pytest.raises(AuthError) as err:
+        signer.check(before, 1001)
+    assert err.value.code is ErrorCode.TOKEN_INVALID and "supervisor" in err.value.message
+    with pytest.raises(AuthError):
+        signer.verify(principal, 1001)  # a live connection's principal: checked before each command
+    after, _ = signer.issue(agent, now=1000.6)
+    assert signer.check(after, 1001).username == "li.na"
