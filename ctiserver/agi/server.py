@@ -15,8 +15,9 @@ build an ``AgiSession`` (the ``AgiChannel`` the IVR runs against) and run the ha
   server died mid-session (capture 13), so ``[from-pstn]`` sends calls without ``IVR_DONE=1`` to
   ``[cti-fallback]``.
 
-Everything read is bounded (line length, env block, 520 usage block, unsolicited replies): a peer past a
-limit is dropped with one warning line.
+FastAGI has no login, so the edge guards itself: only peers on the allow-list (the PBXes) are served, others
+are closed at once; and everything read is bounded (line length, env block, 520 usage block, unsolicited
+replies). A peer past a limit is dropped with one warning line.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ import contextlib
 import dataclasses
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Self
 
+from .peers import LOOPBACK, AllowList, Network, allow_list, peer_allowed
 from .protocol import (
     MAX_ENV_BYTES,
     MAX_ENV_LINES,
@@ -213,6 +215,8 @@ class FastAgiServer:
         error_variable: str = "CTI_AGI_ERROR",
         cancel_on_hangup: bool = True,
         close_timeout: float = 5.0,
+        allow: Iterable[str | Network] = LOOPBACK,
+        refusal_log_interval: float = 60.0,
     ) -> None:
         self.host = host
         self.port = port
@@ -223,10 +227,13 @@ class FastAgiServer:
         self.error_variable = error_variable
         self.cancel_on_hangup = cancel_on_hangup
         self.close_timeout = close_timeout
+        self.allow: AllowList = allow_list(allow)
+        self._refusals = _RefusalLog(refusal_log_interval)
         self._routes: dict[str, AgiHandler] = {}
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
         self.sessions_total = 0
+        self.refused_total = 0
 
     # ---------------------------------------------------------------- routing
 
@@ -256,7 +263,8 @@ class FastAgiServer:
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, self.host, self.port, limit=MAX_LINE + 2)
         self.port = self._server.sockets[0].getsockname()[1]
-        log.info("FastAGI listening on %s:%d (scripts: %s)", self.host, self.port, ", ".join(self._routes))
+        log.info("FastAGI listening on %s:%d (scripts: %s; peers allowed: %s)", self.host, self.port,
+                 ", ".join(self._routes), ", ".join(map(str, self.allow)))
 
     async def close(self) -> None:
         """Stop listening, cancel running sessions (their sockets close), wait for them."""
@@ -282,6 +290,14 @@ class FastAgiServer:
     # ---------------------------------------------------------------- sessions
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        host = peer[0] if isinstance(peer, tuple) and peer else None
+        if not peer_allowed(host, self.allow):
+            # Before reading a byte: an unknown peer gets no session, no reply, no buffer.
+            self.refused_total += 1
+            self._refusals.refused(host, asyncio.get_running_loop().time())
+            writer.transport.abort()
+            return
         task = asyncio.current_task()
         assert task is not None
         self._sessions.add(task)
@@ -388,3 +404,23 @@ class FastAgiServer:
 async def _as_coroutine(handler: AgiHandler, session: AgiSession) -> object:
     return await handler(session)
 
+
+class _RefusalLog:
+    """At most one warning per interval for refused peers, counting the ones it kept quiet about.
+
+    A scanner or a misrouted PBX would otherwise write a line per connection attempt.
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.quiet_until = float("-inf")
+        self.unreported = 0
+
+    def refused(self, host: object, now: float) -> None:
+        if now < self.quiet_until:
+            self.unreported += 1
+            return
+        more = f" ({self.unreported} more refused since the last report)" if self.unreported else ""
+        log.warning("FastAGI: refused a connection from %s: not in agi.allow%s", host, more)
+        self.unreported = 0
+        self.quiet_until = now + self.interval

@@ -421,3 +421,38 @@ async def test_a_flood_of_unsolicited_replies_drops_the_peer(
     assert len(lines) == 2, lines  # the first stray reply, then the drop
     assert "no command pending" in lines[0] and "dropping the peer" in lines[1]
     assert not [r for r in caplog.records if "caller gone" in r.getMessage()]
+
+
+# ------------------------------------------------------------------------------------ allow-list
+
+
+async def test_a_peer_not_on_the_allow_list_is_refused_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, "ctiserver.agi")
+    srv = FastAgiServer("127.0.0.1", 0, allow=["10.0.0.0/24", "::1"])
+    called: list[AgiSession] = []
+
+    async def ivr(session: AgiSession) -> None:
+        called.append(session)
+
+    srv.route("ivr", ivr)
+    async with srv:
+        for _ in range(3):
+            pbx = await AsteriskSide.open(srv.port)
+            await cut_off(pbx)  # no command, no reply: closed
+            pbx.close()
+        assert srv.refused_total == 3 and srv.sessions_total == 0 and not called
+    lines = warnings_of(caplog)
+    assert len(lines) == 1, lines  # three refusals, one line: the log is rate-limited
+    assert "127.0.0.1" in lines[0] and "agi.allow" in lines[0]
+
+
+@pytest.mark.parametrize("allow", [["127.0.0.1"], ["10.0.0.0/24", "127.0.0.0/8"]])
+async def test_a_peer_on_the_allow_list_is_served(allow: list[str]) -> None:
+    srv = FastAgiServer("127.0.0.1", 0, allow=allow)
+    srv.route("ivr", _noop)
+    async with srv:
+        pbx = await AsteriskSide.open(srv.port)
+        assert await pbx.command() == "SET VARIABLE IVR_DONE 1\n"
+        pbx.send("200 result=1\n")
+        assert await pbx.closed_by_server() == b""
+        assert srv.refused_total == 0 and srv.sessions_total == 1
