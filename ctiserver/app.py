@@ -32,6 +32,7 @@ from ivr_flows.speech import RecognizerPool
 from ivr_flows.steps import QueueFigures, QueueHandoff, Transfer, VoicemailDone
 
 from .acd_service import AcdService, OfferStarted, Site, WaitResult
+from .agi.peers import LOOPBACK, AllowList
 from .agi.server import AgiSession, FastAgiServer
 from .ami.link import AmiLink
 from .ami.pool import AmiPool
@@ -70,6 +71,7 @@ class ServerSettings:
     accounts: tuple[Mapping[str, Any], ...]
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
+    agi_allow: AllowList = LOOPBACK  # who may connect to FastAGI: the PBXes
     http_host: str = "127.0.0.1"
     http_port: int = 8088
     default_country: str = "CN"
@@ -141,7 +143,7 @@ class CtiServer:
         self.acd = AcdService(Router(self.acd_config), self._site_of, self.bus, clock=self.now,
                               queue_log=self._write_queue_log, after_call=self._wants_survey)
         self._subscribe()
-        self.agi = FastAgiServer(s.agi_host, s.agi_port)
+        self.agi = FastAgiServer(s.agi_host, s.agi_port, allow=s.agi_allow)
         self.agi.route("ivr", self._agi_ivr)
         self.agi.route("wait", self._agi_wait)
         self.agi.route("after-call", self._agi_after_call)

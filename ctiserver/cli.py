@@ -74,6 +74,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         pbxes=tuple(PbxSettings(p.name, p.host, p.port, p.username, p.secret) for p in cfg.pbxes),
         acd=acd, database_url=cfg.database_url, flows_dir=cfg.flows_dir, accounts=cfg.accounts,
         agi_host=cfg.agi.host, agi_port=cfg.agi.port, http_host=cfg.http.host, http_port=cfg.http.port,
+        agi_allow=cfg.agi_allow,
         default_country=cfg.default_country, flow_by_did=cfg.flow_by_did, default_flow=cfg.default_flow,
         recordings_dir=cfg.recordings_dir, speech_models=cfg.speech_models,
         token_secret=cfg.token_secret.encode(), token_ttl_s=cfg.token_ttl_s,

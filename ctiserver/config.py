@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
+from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from .agi.peers import AllowList
 
 
 class ConfigError(ValueError):
@@ -49,6 +53,8 @@ class CtiConfig:
     token_secret: str
     token_ttl_s: int
     extra: dict[str, Any] = field(default_factory=dict)
+    # Who may open a FastAGI session: agi.allow, else the addresses of the PBX hosts (resolved at load).
+    agi_allow: AllowList = ()
 
 
 class _Reader:
@@ -67,6 +73,54 @@ def _mapping(node: yaml.Node | None) -> dict[str, yaml.Node]:
     if isinstance(node, yaml.MappingNode):
         return {k.value: v for k, v in node.value if isinstance(k, yaml.ScalarNode)}
     return {}
+
+
+# (index in the pbx list, the PBX, its node): where an error about that PBX points.
+_PbxAt = tuple[int, PbxConfig, yaml.Node]
+
+
+def _agi_allow(r: _Reader, agi: yaml.Node | None, pbxes: list[_PbxAt]) -> AllowList:
+    """``agi.allow``: IP addresses and networks. Unset, the PBX hosts' addresses: they are the only peers
+    FastAGI serves (``AGI(agi://...)`` runs on the PBX)."""
+    node = _mapping(agi).get("allow")
+    if node is None:
+        return _pbx_addresses(r, pbxes)
+    if not isinstance(node, yaml.SequenceNode) or not node.value:
+        r.err(node, "agi.allow", "list the PBXes' IP addresses or networks, e.g. [10.0.0.10, 10.0.1.0/24]")
+        return ()
+    nets = []
+    for i, item in enumerate(node.value):
+        if not isinstance(item, yaml.ScalarNode):
+            r.err(item, f"agi.allow[{i}]", "must be an IP address or network, not a list or mapping")
+            continue
+        # The scalar's text, not YAML's reading of it: YAML 1.1 reads 10:20 as a number.
+        try:
+            nets.append(ip_network(item.value.strip()))
+        except ValueError as e:
+            r.err(item, f"agi.allow[{i}]", f"not an IP address or network: {item.value!r} ({e})")
+    return tuple(nets)
+
+
+def _pbx_addresses(r: _Reader, pbxes: list[_PbxAt]) -> AllowList:
+    nets = []
+    for i, pbx, node in pbxes:
+        try:
+            addrs = [ip_address(pbx.host)]
+        except ValueError:
+            try:
+                infos = socket.getaddrinfo(pbx.host, None, type=socket.SOCK_STREAM)
+            except (OSError, UnicodeError) as e:
+                why = getattr(e, "strerror", None) or str(e)
+                r.err(_mapping(node).get("host", node), f"pbx[{i}].host",
+                      f"{pbx.host!r} does not resolve ({why}); FastAGI accepts only the PBXes' addresses, "
+                      "so fix the host or list them in agi.allow")
+                continue
+            addrs = [ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+        for addr in addrs:
+            net = ip_network(addr)
+            if net not in nets:
+                nets.append(net)
+    return tuple(nets)
 
 
 def load_config(path: str | Path) -> CtiConfig:
@@ -105,6 +159,7 @@ def load_config(path: str | Path) -> CtiConfig:
         return kind(value)
 
     pbxes: list[PbxConfig] = []
+    pbx_at: list[_PbxAt] = []
     pbx_nodes = top.get("pbx")
     if not isinstance(pbx_nodes, yaml.SequenceNode) or not pbx_nodes.value:
         r.err(pbx_nodes or root, "pbx", "list at least one PBX (name, host, port, username, secret)")
@@ -128,6 +183,7 @@ def load_config(path: str | Path) -> CtiConfig:
                 continue
             pbxes.append(PbxConfig(str(raw["name"]), str(raw["host"]), port, str(raw["username"]),
                                    str(raw["secret"])))
+            pbx_at.append((i, pbxes[-1], node))
 
     accounts = tuple(data.get("accounts") or ())
     if not all(isinstance(a, dict) for a in accounts):
@@ -159,6 +215,7 @@ def load_config(path: str | Path) -> CtiConfig:
         token_ttl_s=scalar("security", "token_ttl_s", 8 * 3600, int),
         extra={k: v for k, v in data.items() if k not in
                {"pbx", "agi", "http", "crm", "ivr", "acd", "speech", "accounts", "security"}},
+        agi_allow=_agi_allow(r, top.get("agi"), pbx_at),
     )
     if r.errors:
         raise ConfigError(r.errors)

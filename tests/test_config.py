@@ -1,3 +1,4 @@
+from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
@@ -31,4 +32,66 @@ def test_broken_yaml_is_a_clear_error(tmp_path: Path):
     p = tmp_path / "cti.yaml"
     p.write_text("pbx: [\n")
     with pytest.raises(ConfigError, match=r"cti.yaml:2:1: not valid YAML"):
+        load_config(p)
+
+
+# ------------------------------------------------------------------------------------ agi.allow
+
+_BASE = "security: {token_secret: a-long-enough-secret}\n"
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "cti.yaml"
+    p.write_text(text + _BASE)
+    return p
+
+
+def test_example_config_binds_fastagi_to_the_pbx_network_and_lists_the_pbx():
+    cfg = load_config(ROOT / "docs" / "cti.example.yaml")
+    assert cfg.agi.host not in ("0.0.0.0", "::", "")
+    assert cfg.agi_allow == (ip_network("10.0.0.10"),)
+
+
+def test_agi_allow_takes_addresses_and_networks(tmp_path: Path):
+    p = _write(tmp_path, "pbx:\n  - {name: a, host: pbx.invalid, username: u, secret: s}\n"
+                         "agi:\n  allow: [10.0.0.10, 10.0.1.0/24, '::1', 'fd00::/8']\n")
+    # With agi.allow given, the PBX host is not looked up: a name that does not resolve is no error here.
+    assert load_config(p).agi_allow == tuple(map(ip_network, ["10.0.0.10", "10.0.1.0/24", "::1", "fd00::/8"]))
+
+
+def test_agi_allow_defaults_to_the_pbx_hosts_addresses(tmp_path: Path):
+    p = _write(tmp_path, "pbx:\n  - {name: a, host: 10.0.0.10, username: u, secret: s}\n"
+                         "  - {name: b, host: localhost, username: u, secret: s}\n"
+                         "  - {name: c, host: 10.0.0.10, port: 5039, username: u, secret: s}\n")
+    allow = load_config(p).agi_allow
+    assert allow[0] == ip_network("10.0.0.10") and allow.count(ip_network("10.0.0.10")) == 1
+    rest = allow[1:]
+    assert rest and all(net.is_loopback for net in rest)  # localhost, as /etc/hosts resolves it
+
+
+def test_a_pbx_host_that_does_not_resolve_is_a_config_error_when_agi_allow_is_unset(tmp_path: Path):
+    p = _write(tmp_path, "pbx:\n  - name: a\n    host: pbx.invalid\n    username: u\n    secret: s\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert f"{p}:3: pbx[0].host: 'pbx.invalid' does not resolve" in str(e.value)
+    assert "agi.allow" in str(e.value)
+
+
+def test_agi_allow_errors_name_file_line_and_entry(tmp_path: Path):
+    p = _write(tmp_path, "pbx:\n  - {name: a, host: 10.0.0.10, username: u, secret: s}\n"
+                         "agi:\n  allow:\n    - 10.0.0.1/24\n    - pbx1.example\n    - 10:20\n    - [1]\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    text = str(e.value)
+    assert f"{p}:5: agi.allow[0]: not an IP address or network: '10.0.0.1/24'" in text  # host bits set
+    assert f"{p}:6: agi.allow[1]: not an IP address or network: 'pbx1.example'" in text
+    assert f"{p}:7: agi.allow[2]: not an IP address or network: '10:20'" in text  # not YAML's 620
+    assert f"{p}:8: agi.allow[3]: must be an IP address or network" in text
+
+
+@pytest.mark.parametrize("allow", ["[]", "10.0.0.10", "{a: 1}"])
+def test_agi_allow_must_be_a_non_empty_list(tmp_path: Path, allow: str):
+    p = _write(tmp_path, "pbx:\n  - {name: a, host: 10.0.0.10, username: u, secret: s}\n"
+                         f"agi: {{host: 10.0.0.20, allow: {allow}}}\n")
+    with pytest.raises(ConfigError, match=r"cti.yaml:3: agi.allow: list the PBXes"):
         load_config(p)

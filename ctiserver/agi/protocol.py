@@ -15,16 +15,26 @@ from urllib.parse import parse_qsl
 
 from ivr_flows.channel import AgiReply
 
-# A security limit, as in websockets' read_line(m): an env block or reply line longer than this is an error.
-MAX_LINE = 8192
+# Security limits, as in websockets' read_line(m): whatever a peer sends is bounded before it is kept.
+MAX_LINE = 8192  # any line: an environment line, a reply line, a line of a 520 usage block
 MAX_ENV_LINES = 200
+MAX_ENV_BYTES = 64 * 1024  # the env block in the captures is ~560 bytes; room for long agi_arg_N values
+# A 520 reply carries the command's usage text from res_agi's documentation: tens of lines, a few kB.
+MAX_USAGE_LINES = 256
+MAX_USAGE_BYTES = 64 * 1024
+# GET DATA answers with the keys typed, up to its 1024-byte buffer (res_agi.c handle_getdata); every other
+# result is an int. endpos is a sample offset, a 64-bit long: 19 digits.
+MAX_RESULT_CHARS = 1024
+MAX_ENDPOS_DIGITS = 19
 
-_REPLY = re.compile(r"^(\d{3})(?:[ -](.*))?$")
+# [0-9], not \d: \d also takes other scripts' digits, which int() would then read.
+_REPLY = re.compile(r"^([0-9]{3})(?:[ -](.*))?$")
 # GET DATA returns the keys as typed, '*' included ("200 result=12*3"); only '#' ends it and is left out.
-_RESULT = re.compile(r"^result=(-?[0-9*#]*)(?: \((.*?)\))?(?: endpos=(-?\d+))?\s*$")
+_RESULT = re.compile(r"^result=(-?[0-9*#]*)(?: \((.*?)\))?(?: endpos=(-?[0-9]+))?\s*$")
 
 
-__all__ = ["AgiEnvironment", "AgiProtocolError", "AgiReply", "ReplyReader", "UnsafeAgiArgument",
+__all__ = ["MAX_ENV_BYTES", "MAX_ENV_LINES", "MAX_LINE", "MAX_USAGE_BYTES", "MAX_USAGE_LINES",
+           "AgiEnvironment", "AgiProtocolError", "AgiReply", "ReplyReader", "UnsafeAgiArgument",
            "format_command", "parse_environment", "parse_reply", "quote"]
 
 
@@ -72,10 +82,12 @@ class AgiEnvironment:
         return self.variables.get("agi_language", "en")
 
 
-def parse_environment(block: str) -> AgiEnvironment:
+def parse_environment(block: str, *, max_bytes: int = MAX_ENV_BYTES) -> AgiEnvironment:
     """Parse the ``agi_*`` block (without or with its terminating empty line)."""
     variables: dict[str, str] = {}
-    lines = block.split("\n")
+    if len(block) > max_bytes:
+        raise AgiProtocolError(f"AGI environment is longer than {max_bytes} bytes")
+    lines = block.rstrip("\r\n").split("\n")  # the terminating empty line is not a line of the block
     if len(lines) > MAX_ENV_LINES:
         raise AgiProtocolError(f"AGI environment has {len(lines)} lines (limit {MAX_ENV_LINES})")
     for n, line in enumerate(lines, 1):
@@ -115,39 +127,72 @@ def parse_reply(line: str, *, hungup: bool = False) -> AgiReply:
     r = _RESULT.match(rest)
     if not r:
         raise AgiProtocolError(f"AGI 200 reply without result=: {line[:80]!r}")
-    endpos = int(r.group(3)) if r.group(3) is not None else None
-    return AgiReply(code=200, result=r.group(1), data=r.group(2), endpos=endpos, hungup=hungup)
+    result, endpos_text = r.group(1), r.group(3)
+    if len(result) > MAX_RESULT_CHARS:
+        raise AgiProtocolError(f"AGI result of {len(result)} characters (limit {MAX_RESULT_CHARS})")
+    endpos = None
+    if endpos_text is not None:
+        # Also keeps int() clear of Python's digit limit, whose ValueError would read as a bug.
+        if len(endpos_text.lstrip("-")) > MAX_ENDPOS_DIGITS:
+            raise AgiProtocolError(f"AGI endpos of {len(endpos_text)} digits (limit {MAX_ENDPOS_DIGITS})")
+        endpos = int(endpos_text)
+    return AgiReply(code=200, result=result, data=r.group(2), endpos=endpos, hungup=hungup)
 
 
 class ReplyReader:
     """Turns the lines Asterisk sends after a command into one AgiReply.
 
     Fed line by line; ``feed`` returns the reply once complete, else None. Handles the ``HANGUP`` line
-    (capture 03) and multi-line ``520-`` usage replies.
+    (capture 03) and multi-line ``520-`` usage replies, whose lines and bytes are bounded: a peer that goes
+    past a limit gets AgiProtocolError, and what it sent is let go.
     """
 
-    __slots__ = ("_hungup", "_usage")
+    __slots__ = ("_hungup", "_usage", "held", "held_peak", "max_usage_bytes", "max_usage_lines")
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_usage_lines: int = MAX_USAGE_LINES, max_usage_bytes: int = MAX_USAGE_BYTES) -> None:
         self._hungup = False
         self._usage: list[str] | None = None
+        self.max_usage_lines = max_usage_lines
+        self.max_usage_bytes = max_usage_bytes
+        self.held = 0  # bytes of an unfinished 520 block
+        self.held_peak = 0
 
     def feed(self, line: str) -> AgiReply | None:
         line = line.rstrip("\r\n")
+        if len(line) > MAX_LINE:
+            self._drop_usage()
+            raise AgiProtocolError(f"AGI reply line longer than {MAX_LINE} bytes")
         if self._usage is not None:
             if line.startswith("520 "):
                 text = "\n".join(self._usage)
-                self._usage = None
+                self._drop_usage()
                 return self._done(AgiReply(code=520, message=text))
-            self._usage.append(line)
+            self._hold(line)
             return None
         if line == "HANGUP":
             self._hungup = True
             return None
         if line.startswith("520-"):
-            self._usage = [line[4:]]
+            self._usage = []
+            self._hold(line[4:])
             return None
         return self._done(parse_reply(line))
+
+    def _hold(self, line: str) -> None:
+        assert self._usage is not None
+        size = len(line.encode("utf-8", "replace")) + 1
+        if len(self._usage) >= self.max_usage_lines or self.held + size > self.max_usage_bytes:
+            self._drop_usage()
+            raise AgiProtocolError(
+                f"AGI 520 usage reply over {self.max_usage_lines} lines or {self.max_usage_bytes} bytes"
+            )
+        self._usage.append(line)
+        self.held += size
+        self.held_peak = max(self.held_peak, self.held)
+
+    def _drop_usage(self) -> None:
+        self._usage = None
+        self.held = 0
 
     def _done(self, reply: AgiReply) -> AgiReply:
         if self._hungup:

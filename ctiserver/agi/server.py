@@ -14,6 +14,10 @@ build an ``AgiSession`` (the ``AgiChannel`` the IVR runs against) and run the ha
   not, and that is the only thing the dialplan can branch on: ``AGISTATUS`` is ``SUCCESS`` even when the
   server died mid-session (capture 13), so ``[from-pstn]`` sends calls without ``IVR_DONE=1`` to
   ``[cti-fallback]``.
+
+FastAGI has no login, so the edge guards itself: only peers on the allow-list (the PBXes) are served, others
+are closed at once; and everything read is bounded (line length, env block, 520 usage block, unsolicited
+replies). A peer past a limit is dropped with one warning line.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ import contextlib
 import dataclasses
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Self
 
+from .peers import LOOPBACK, AllowList, Network, allow_list, peer_allowed
 from .protocol import (
+    MAX_ENV_BYTES,
     MAX_ENV_LINES,
     MAX_LINE,
     AgiEnvironment,
@@ -42,8 +48,9 @@ log = logging.getLogger(__name__)
 
 AgiHandler = Callable[["AgiSession"], Awaitable[object]]
 
-# The env block in the captures is ~560 bytes; 64 KiB leaves room for long agi_arg_N values.
-MAX_ENV_BYTES = 64 * 1024
+# Asterisk answers only the command it was sent. One stray reply can be a late answer racing a timeout;
+# a stream of them is not Asterisk.
+MAX_UNSOLICITED_REPLIES = 8
 
 
 class AgiSession:
@@ -79,10 +86,18 @@ class AgiSession:
         self.hangup = asyncio.Event()  # set on HANGUP or EOF, for handlers that wait on other things
         self.done_marked = False
         self.cancelled_by_hangup = False
+        self.dropped: str | None = None  # why the session cut a misbehaving peer off
+        self.bytes_read = 0  # bytes of reply lines read after the env block
+        self._unsolicited = 0
         self._handler_task: asyncio.Task[object] | None = None
 
     def __repr__(self) -> str:
         return f"<AgiSession {self.env.script} {self.env.channel}>"
+
+    @property
+    def held_peak(self) -> int:
+        """The most bytes of an unfinished multi-line reply held at once (bounded by MAX_USAGE_BYTES)."""
+        return self._replies.held_peak
 
     async def command(self, *words: str | int, timeout: float | None = None) -> AgiReply:
         data = format_command(*words)  # UnsafeAgiArgument before anything is sent
@@ -128,12 +143,19 @@ class AgiSession:
             self._hangup_unreported = False
             task.cancel(why)
 
+    def _drop(self, why: str) -> None:
+        """Cut a peer that broke the protocol or a limit: one warning, and the socket closes now."""
+        self.dropped = why
+        log.warning("FastAGI %s: %s; dropping the peer", self.env.channel, why)
+        self._writer.transport.abort()
+
     async def _read_loop(self) -> None:
         try:
             while True:
                 line = await self._reader.readline()
                 if not line.endswith(b"\n"):
                     break  # EOF (possibly after a partial line)
+                self.bytes_read += len(line)
                 text = line.decode("utf-8", "replace").rstrip("\r\n")
                 if text == "HANGUP":
                     # Reported on the next reply (as the wire does) or, if idle, by cancelling the handler.
@@ -154,12 +176,19 @@ class AgiSession:
                     self._hangup_unreported = False
                 waiter = self._waiter
                 if waiter is None or waiter.done():
-                    log.warning("FastAGI %s: reply with no command pending: %r", self.env.channel, text[:80])
+                    self._unsolicited += 1
+                    if self._unsolicited > MAX_UNSOLICITED_REPLIES:
+                        self._drop(f"{self._unsolicited} replies with no command pending")
+                        break
+                    if self._unsolicited == 1:
+                        log.warning("FastAGI %s: reply with no command pending: %r", self.env.channel, text[:80])
                     continue
                 waiter.set_result(reply)
-        except (AgiProtocolError, ValueError, ConnectionError) as exc:
+        except (AgiProtocolError, ValueError) as exc:
             # ValueError: a line over the StreamReader limit (MAX_LINE).
-            log.warning("FastAGI %s: unreadable reply (%s); closing the session", self.env.channel, exc)
+            self._drop(f"unreadable reply ({exc})")
+        except ConnectionError as exc:
+            log.info("FastAGI %s: connection lost (%s)", self.env.channel, exc)
         finally:
             self.closed = True
             self.hung_up = True
@@ -186,6 +215,8 @@ class FastAgiServer:
         error_variable: str = "CTI_AGI_ERROR",
         cancel_on_hangup: bool = True,
         close_timeout: float = 5.0,
+        allow: Iterable[str | Network] = LOOPBACK,
+        refusal_log_interval: float = 60.0,
     ) -> None:
         self.host = host
         self.port = port
@@ -196,10 +227,13 @@ class FastAgiServer:
         self.error_variable = error_variable
         self.cancel_on_hangup = cancel_on_hangup
         self.close_timeout = close_timeout
+        self.allow: AllowList = allow_list(allow)
+        self._refusals = _RefusalLog(refusal_log_interval)
         self._routes: dict[str, AgiHandler] = {}
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
         self.sessions_total = 0
+        self.refused_total = 0
 
     # ---------------------------------------------------------------- routing
 
@@ -229,7 +263,8 @@ class FastAgiServer:
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, self.host, self.port, limit=MAX_LINE + 2)
         self.port = self._server.sockets[0].getsockname()[1]
-        log.info("FastAGI listening on %s:%d (scripts: %s)", self.host, self.port, ", ".join(self._routes))
+        log.info("FastAGI listening on %s:%d (scripts: %s; peers allowed: %s)", self.host, self.port,
+                 ", ".join(self._routes), ", ".join(map(str, self.allow)))
 
     async def close(self) -> None:
         """Stop listening, cancel running sessions (their sockets close), wait for them."""
@@ -255,6 +290,14 @@ class FastAgiServer:
     # ---------------------------------------------------------------- sessions
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        host = peer[0] if isinstance(peer, tuple) and peer else None
+        if not peer_allowed(host, self.allow):
+            # Before reading a byte: an unknown peer gets no session, no reply, no buffer.
+            self.refused_total += 1
+            self._refusals.refused(host, asyncio.get_running_loop().time())
+            writer.transport.abort()
+            return
         task = asyncio.current_task()
         assert task is not None
         self._sessions.add(task)
@@ -293,7 +336,7 @@ class FastAgiServer:
         try:
             async with asyncio.timeout(self.env_timeout):
                 block = await self._read_env(reader)
-            env = parse_environment(block)
+            env = parse_environment(block, max_bytes=self.max_env_bytes)
         except (TimeoutError, AgiProtocolError, ValueError, ConnectionError) as exc:
             log.warning("FastAGI %s: bad or missing AGI environment (%s); closing", peer, exc)
             return
@@ -335,12 +378,14 @@ class FastAgiServer:
         try:
             await task
         except ChannelHungUp as exc:
-            log.info("FastAGI %s %s: caller gone (%s)", env.script, env.channel, exc)
+            if session.dropped is None:  # a dropped peer has had its warning line
+                log.info("FastAGI %s %s: caller gone (%s)", env.script, env.channel, exc)
             return
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if session.cancelled_by_hangup and current is not None and not current.cancelling():
-                log.info("FastAGI %s %s: handler cancelled, caller gone", env.script, env.channel)
+                if session.dropped is None:
+                    log.info("FastAGI %s %s: handler cancelled, caller gone", env.script, env.channel)
                 return
             raise
         except Exception:
@@ -358,3 +403,24 @@ class FastAgiServer:
 
 async def _as_coroutine(handler: AgiHandler, session: AgiSession) -> object:
     return await handler(session)
+
+
+class _RefusalLog:
+    """At most one warning per interval for refused peers, counting the ones it kept quiet about.
+
+    A scanner or a misrouted PBX would otherwise write a line per connection attempt.
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.quiet_until = float("-inf")
+        self.unreported = 0
+
+    def refused(self, host: object, now: float) -> None:
+        if now < self.quiet_until:
+            self.unreported += 1
+            return
+        more = f" ({self.unreported} more refused since the last report)" if self.unreported else ""
+        log.warning("FastAGI: refused a connection from %s: not in agi.allow%s", host, more)
+        self.unreported = 0
+        self.quiet_until = now + self.interval

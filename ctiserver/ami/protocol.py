@@ -15,6 +15,8 @@ from itertools import repeat
 # A security limit (see websockets' read_line): a frame that grows past this without its terminator is
 # refused rather than buffered forever. The largest real frame in the captures is about 3 kB.
 MAX_FRAME = 1 << 20
+# The greeting line, without its CRLF; Asterisk's is 28 bytes.
+MAX_GREETING = 256
 
 _TERM = b"\r\n\r\n"
 _GREETING_PREFIX = b"Asterisk Call Manager/"
@@ -25,7 +27,15 @@ _ONCE = repeat(1)
 
 
 class AmiProtocolError(ValueError):
-    """The peer sent something that cannot be AMI; the link should drop and resync."""
+    """The peer sent something that cannot be AMI; the link should drop and resync.
+
+    ``frames`` holds the frames the same read completed before the fault: they are as good as any other, and
+    a reading that had split the stream elsewhere would have returned them from an earlier ``feed``.
+    """
+
+    def __init__(self, message: str, frames: list[Frame] | None = None) -> None:
+        super().__init__(message)
+        self.frames: list[Frame] = frames if frames is not None else []
 
 
 class UnsafeValue(ValueError):
@@ -167,9 +177,16 @@ def _parse_general(text: str, lines: list[str]) -> Message | MalformedFrame:
 
 
 class AmiParser:
-    """Incremental parser: ``feed(data)`` returns the frames completed by these bytes."""
+    """Incremental parser: ``feed(data)`` returns the frames completed by these bytes.
 
-    __slots__ = ("_buf", "_greeted", "_ignore_prefixes", "_ignored_by", "ignore", "ignored", "max_frame")
+    The output does not depend on where the reads split the stream: frames are cut at the leftmost CRLF CRLF
+    as a one-read parse would cut them, every limit is judged on the whole frame or line, and a fault raises
+    only after the frames before it (on the error's ``frames``). After a fault every ``feed`` raises again.
+    """
+
+    __slots__ = (
+        "_buf", "_failed", "_greeted", "_ignore_prefixes", "_ignored_by", "ignore", "ignored", "max_frame",
+    )
 
     def __init__(
         self,
@@ -180,6 +197,7 @@ class AmiParser:
     ) -> None:
         self._buf = b""
         self._greeted = not expect_greeting
+        self._failed: str | None = None
         self.max_frame = max_frame
         # Event types nobody reads (DeviceStateChange, Cdr, VarSet ...) are dropped after reading their
         # first line: a quarter of a burst's events (README 09) cost nothing to parse then.
@@ -196,60 +214,95 @@ class AmiParser:
             self._ignore_prefixes = tuple(f"Event: {name}\r\n" for name in self.ignore if "\r\n" not in name)
         return self._ignore_prefixes
 
+    def _fail(self, reason: str, out: list[Frame]) -> AmiProtocolError:
+        self._buf = b""
+        self._failed = reason
+        return AmiProtocolError(reason, out)
+
     def feed(self, data: bytes) -> list[Frame]:
+        if self._failed is not None:
+            raise AmiProtocolError(self._failed)
         buf = self._buf + data if self._buf else data
         out: list[Frame] = []
         pos = 0
         if not self._greeted:
             nl = buf.find(b"\r\n")
+            # Without its CRLF yet, the line is as long as the buffer, less a final CR that may start the CRLF.
+            if (nl if nl >= 0 else len(buf) - buf.endswith(b"\r")) > MAX_GREETING:
+                raise self._fail(f"no AMI greeting in the first {MAX_GREETING} bytes", out)
             if nl < 0:
-                if len(buf) > 256:
-                    raise AmiProtocolError("no AMI greeting in the first 256 bytes")
                 self._buf = buf
                 return out
             line = buf[:nl]
             if not line.startswith(_GREETING_PREFIX):
-                raise AmiProtocolError(f"not an AMI greeting: {line[:60]!r}")
+                raise self._fail(f"not an AMI greeting: {line[:60]!r}", out)
             out.append(Greeting(line.decode("ascii", "replace")))
             self._greeted = True
             pos = nl + 2
         last = buf.rfind(_TERM, pos)
         if last >= pos:
-            # Decode every complete frame in one go: one decode and one split per read, not per frame.
-            ignore = self.ignore
-            prefixes = self._prefixes() if ignore else ()
-            append = out.append
-            ignored = 0
-            for text in buf[pos:last].decode("utf-8", "replace").split("\r\n\r\n"):
-                if prefixes and text.startswith(prefixes):
-                    ignored += 1
-                    continue
-                lines = text.split("\r\n")
-                if ignore and len(lines) == 1 and text.startswith("Event: ") and text[7:] in ignore:
-                    ignored += 1  # a frame that is only its Event line: no CRLF for the prefixes to match
-                    continue
-                # parse_text's fast path, inlined: this loop runs once per event.
-                try:
-                    msg = Message(map(_SPLIT, lines, _SEP, _ONCE))
-                except ValueError:
-                    pass
-                else:
-                    if len(msg) == len(lines):
-                        append(msg)
-                        continue
-                if text:
-                    append(_parse_general(text, lines))
-            self.ignored += ignored
-            pos = last + 4
+            # rfind pairs the CRLFs of a run of blank lines from the right, the wire from the left: a one-read
+            # parse of "A CRLF CRLF CRLF | B" ends A at the first pair and leaves CRLF B for the next frame.
+            # So find where the run starts and end on the last pair counted from there.
+            run = last
+            while run - 2 >= pos and buf.startswith(b"\r\n", run - 2):
+                run -= 2
+            end = run + (last + 4 - run) // 4 * 4
+            if end - 4 - pos > self.max_frame:
+                # Only a batch longer than the limit can hold a frame longer than it: look at each.
+                cut = self._oversized(buf, pos, end - 4)
+                if cut >= 0:
+                    if cut > pos:
+                        self._frames(buf, pos, cut - 4, out)
+                    raise self._fail(f"AMI frame longer than {self.max_frame} bytes", out)
+            self._frames(buf, pos, end - 4, out)
+            pos = end
         rest = buf[pos:]
-        # Stray blank lines between frames are harmless; drop them so they don't count against the limit.
-        if rest.startswith(b"\r\n") and rest.strip(b"\r\n") == b"":
-            rest = b""
         if len(rest) > self.max_frame:
-            self._buf = b""
-            raise AmiProtocolError(f"AMI frame longer than {self.max_frame} bytes without a terminator")
+            # A final CR, CRLF or CRLF CR may be the start of the terminator rather than part of the frame.
+            tail = 3 if rest.endswith(b"\r\n\r") else 2 if rest.endswith(b"\r\n") else rest.endswith(b"\r")
+            if len(rest) - tail > self.max_frame:
+                raise self._fail(f"AMI frame longer than {self.max_frame} bytes", out)
         self._buf = rest
         return out
+
+    def _oversized(self, buf: bytes, start: int, stop: int) -> int:
+        """Where the first frame longer than ``max_frame`` starts in ``buf[start:stop]``, or -1."""
+        while True:
+            term = buf.find(_TERM, start, stop)
+            if (term if term >= 0 else stop) - start > self.max_frame:
+                return start
+            if term < 0:
+                return -1
+            start = term + 4
+
+    def _frames(self, buf: bytes, start: int, stop: int, out: list[Frame]) -> None:
+        """Parse the complete frames in ``buf[start:stop]`` (their terminators between them) onto ``out``."""
+        # Decode every complete frame in one go: one decode and one split per read, not per frame.
+        ignore = self.ignore
+        prefixes = self._prefixes() if ignore else ()
+        append = out.append
+        ignored = 0
+        for text in buf[start:stop].decode("utf-8", "replace").split("\r\n\r\n"):
+            if prefixes and text.startswith(prefixes):
+                ignored += 1
+                continue
+            lines = text.split("\r\n")
+            if ignore and len(lines) == 1 and text.startswith("Event: ") and text[7:] in ignore:
+                ignored += 1  # a frame that is only its Event line: no CRLF for the prefixes to match
+                continue
+            # parse_text's fast path, inlined: this loop runs once per event.
+            try:
+                msg = Message(map(_SPLIT, lines, _SEP, _ONCE))
+            except ValueError:
+                pass
+            else:
+                if len(msg) == len(lines):
+                    append(msg)
+                    continue
+            if text:
+                append(_parse_general(text, lines))
+        self.ignored += ignored
 
     @property
     def pending(self) -> int:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
 import pytest
 
-from ctiserver.agi.protocol import AgiReply
+from ctiserver.agi.protocol import MAX_LINE, MAX_USAGE_BYTES, AgiReply
 from ctiserver.agi.server import AgiSession, FastAgiServer
 from ctiserver.agi.session import AgiChannel, ChannelHungUp
 from pbxsim.captures import RECEIVED, SENT, capture
@@ -340,3 +341,118 @@ async def test_session_satisfies_the_agi_channel_protocol(server: FastAgiServer)
 
 async def _noop(session: AgiSession) -> None:
     return None
+
+
+# ------------------------------------------------------------------------------------ a hostile peer
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.name.startswith("ctiserver.agi") and r.levelno >= logging.WARNING]
+
+
+async def cut_off(pbx: AsteriskSide) -> None:
+    """Returns once the server has closed the connection: EOF, or a reset if it aborted with data unread."""
+    with contextlib.suppress(ConnectionError):
+        assert await pbx.closed_by_server(timeout=10) == b""
+
+
+async def flood(pbx: AsteriskSide, total: int, line: bytes) -> int:
+    """Write ``line`` over and over until ``total`` bytes or until the server cuts the connection."""
+    chunk = line * (65536 // len(line))
+    sent = 0
+    try:
+        while sent < total:
+            pbx.writer.write(chunk)
+            async with asyncio.timeout(10):
+                await pbx.writer.drain()
+            sent += len(chunk)
+    except (ConnectionError, OSError):
+        pass
+    return sent
+
+
+@pytest.mark.parametrize("size", [4 << 20, 64 << 20])
+async def test_an_endless_520_block_is_cut_off_and_held_bytes_stay_bounded(
+    server: FastAgiServer, size: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "ctiserver.agi")
+    sessions: list[AgiSession] = []
+    outcome: list[BaseException] = []
+
+    async def ivr(session: AgiSession) -> None:
+        sessions.append(session)
+        try:
+            await session.command("GET DATA", "beep")
+        except ChannelHungUp as exc:
+            outcome.append(exc)
+
+    server.route("ivr", ivr)
+    pbx = await AsteriskSide.open(server.port)
+    assert await pbx.command() == "GET DATA beep\n"
+    pbx.send("520-Invalid command syntax.  Proper usage follows:\n")
+    await flood(pbx, size, b"Usage: GET DATA <file to be streamed> [timeout] [maximum digits]\n")
+    await cut_off(pbx)
+    await wait_idle(server)
+    [session] = sessions
+    assert isinstance(outcome[0], ChannelHungUp) and session.dropped is not None
+    # What the server took in and held does not depend on how much the peer sent.
+    assert session.held_peak <= MAX_USAGE_BYTES
+    assert session.bytes_read <= MAX_USAGE_BYTES + 2 * MAX_LINE
+    assert len(warnings_of(caplog)) == 1 and "520 usage reply over" in warnings_of(caplog)[0]
+    assert not [r for r in caplog.records if "caller gone" in r.getMessage()]
+
+
+async def test_a_flood_of_unsolicited_replies_drops_the_peer(
+    server: FastAgiServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "ctiserver.agi")
+    idle = asyncio.Event()
+
+    async def ivr(session: AgiSession) -> None:
+        await idle.wait()  # no command in flight: every reply is one nobody asked for
+
+    server.route("ivr", ivr)
+    pbx = await AsteriskSide.open(server.port)
+    await flood(pbx, 4 << 20, b"200 result=0\n")
+    await cut_off(pbx)
+    await wait_idle(server)
+    lines = warnings_of(caplog)
+    assert len(lines) == 2, lines  # the first stray reply, then the drop
+    assert "no command pending" in lines[0] and "dropping the peer" in lines[1]
+    assert not [r for r in caplog.records if "caller gone" in r.getMessage()]
+
+
+# ------------------------------------------------------------------------------------ allow-list
+
+
+async def test_a_peer_not_on_the_allow_list_is_refused_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, "ctiserver.agi")
+    srv = FastAgiServer("127.0.0.1", 0, allow=["10.0.0.0/24", "::1"])
+    called: list[AgiSession] = []
+
+    async def ivr(session: AgiSession) -> None:
+        called.append(session)
+
+    srv.route("ivr", ivr)
+    async with srv:
+        for _ in range(3):
+            pbx = await AsteriskSide.open(srv.port)
+            await cut_off(pbx)  # no command, no reply: closed
+            pbx.close()
+        assert srv.refused_total == 3 and srv.sessions_total == 0 and not called
+    lines = warnings_of(caplog)
+    assert len(lines) == 1, lines  # three refusals, one line: the log is rate-limited
+    assert "127.0.0.1" in lines[0] and "agi.allow" in lines[0]
+
+
+@pytest.mark.parametrize("allow", [["127.0.0.1"], ["10.0.0.0/24", "127.0.0.0/8"]])
+async def test_a_peer_on_the_allow_list_is_served(allow: list[str]) -> None:
+    srv = FastAgiServer("127.0.0.1", 0, allow=allow)
+    srv.route("ivr", _noop)
+    async with srv:
+        pbx = await AsteriskSide.open(srv.port)
+        assert await pbx.command() == "SET VARIABLE IVR_DONE 1\n"
+        pbx.send("200 result=1\n")
+        assert await pbx.closed_by_server() == b""
+        assert srv.refused_total == 0 and srv.sessions_total == 1

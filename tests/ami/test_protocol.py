@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,7 +20,7 @@ from ctiserver.ami.protocol import (
     parse_text,
 )
 from ctiserver.callmodel.model import UNUSED_EVENTS
-from pbxsim.captures import RECEIVED, ami_received, capture
+from pbxsim.captures import RECEIVED, ami_received, capture, captures_dir
 
 
 def reference(text: str) -> tuple[list[tuple[str, str]], list[str]]:
@@ -205,3 +207,160 @@ def test_ignore_only_removes_frames_whose_first_line_names_an_ignored_event(
     assert parser.ignored == len(texts) - len(others)
     _, expected = feed_all("".join(t + "\r\n\r\n" for t in others).encode(), [])
     assert kept == expected
+
+
+# ------------------------------------------------------------------------------------ split invariance
+# A parser's output must not depend on where the socket reads happen to split the stream.
+
+Outcome = tuple[list[object], str | None, int]
+
+
+def describe(frame: object) -> object:
+    """Everything a frame carries, so that two readings compare exactly (class included)."""
+    if isinstance(frame, Message):
+        return (type(frame).__name__, list(frame.items()), frame.repeated, frame.malformed)
+    if isinstance(frame, MalformedFrame):
+        return ("MalformedFrame", frame.raw, frame.reason)
+    assert isinstance(frame, Greeting)
+    return ("Greeting", frame.text)
+
+
+def read_in_chunks(chunks: list[bytes], **kw: object) -> Outcome:
+    """The frames, the protocol error (if any) and the ignored count, reading ``chunks`` one by one.
+
+    An error ends the stream (the link drops); the frames completed before it ride on the error.
+    """
+    parser = AmiParser(**kw)  # type: ignore[arg-type]
+    frames: list[object] = []
+    error = None
+    for chunk in chunks:
+        try:
+            frames.extend(parser.feed(chunk))
+        except AmiProtocolError as exc:
+            frames.extend(getattr(exc, "frames", ()))
+            error = str(exc)
+            break
+    return [describe(f) for f in frames], error, parser.ignored
+
+
+def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = [0, *sorted({min(c, len(data)) for c in cuts}), len(data)]
+    return [data[a:b] for a, b in pairwise(points)]
+
+
+def split_by_sizes(data: bytes, sizes: list[int]) -> list[bytes]:
+    """Chunks of the given sizes, cycled over the whole stream (many small reads, as a slow link gives)."""
+    out, i, k = [], 0, 0
+    while i < len(data):
+        n = sizes[k % len(sizes)]
+        out.append(data[i : i + n])
+        i, k = i + n, k + 1
+    return out
+
+
+GREETING = b"Asterisk Call Manager/11.0.0\r\n"
+# Pieces of real frames and of every oddity a peer can send: bare CR or LF, blank lines between frames, a
+# line too long for the greeting, a frame too long for max_frame=64, repeated keys, broken UTF-8.
+_PIECES = [
+    b"\r\n", b"\r\n", b"\r\n\r\n", b"\r", b"\n", b"A: 1", b"B: 2", b"Event: Cdr", b"Event: Hangup",
+    b"Event: ", b"Output: x", b"Output: y", b": ", b":", b" ", b"junk", b"\xff", b"\xe2\x82", b"\xac",
+    "é".encode(), GREETING, b"Asterisk Call Manager/", b"y" * 70, b"z" * 260,
+]
+_STREAM = st.tuples(st.booleans(), st.lists(st.sampled_from(_PIECES), max_size=40)).map(
+    lambda g: (GREETING if g[0] else b"") + b"".join(g[1])
+)
+_OPTIONS = st.fixed_dictionaries(
+    {
+        "expect_greeting": st.booleans(),
+        "max_frame": st.sampled_from([64, 1 << 20]),
+        "ignore": st.sampled_from([frozenset(), frozenset({"Cdr"}), frozenset({"Cdr", "Hangup"})]),
+    }
+)
+
+
+def test_a_blank_line_split_between_reads_does_not_leak_into_the_next_key() -> None:
+    reads = [b"A: 1\r\n\r\n", b"\r\n\r", b"\nB: 2\r\n\r\n"]
+    whole = read_in_chunks([b"".join(reads)], expect_greeting=False)
+    assert whole[0] == [("Message", [("A", "1")], None, ()), ("Message", [("B", "2")], None, ())]
+    assert read_in_chunks(reads, expect_greeting=False) == whole
+
+
+def test_an_odd_run_of_blank_lines_leaves_the_same_rest_whatever_the_reads() -> None:
+    # One read pairs CRLFs from the left: "junk" CRLF CRLF | CRLF "B: 2" ... A last-terminator search
+    # that pairs them from the right would give "junk\r\n" and a frame without its leading blank line.
+    data = b"junk\r\n\r\n\r\nEvent: Cdr\r\nX: 1\r\n\r\n"
+    whole = read_in_chunks([data], expect_greeting=False, ignore=frozenset({"Cdr"}))
+    assert whole[0][0] == ("MalformedFrame", b"junk", "no 'Key: Value' header in frame")
+    assert read_in_chunks([data[:10], data[10:]], expect_greeting=False, ignore=frozenset({"Cdr"})) == whole
+
+
+def test_an_oversized_frame_is_refused_whole_or_in_pieces_after_the_frames_before_it() -> None:
+    for data in (
+        b"A: 1\r\n\r\nData: " + b"x" * 100 + b"\r\n\r\n",  # complete: one read used to accept it
+        b"A: 1\r\n\r\nData: " + b"x" * 100,  # incomplete: one read used to lose A with the error
+    ):
+        whole = read_in_chunks([data], expect_greeting=False, max_frame=64)
+        assert whole == ([("Message", [("A", "1")], None, ())], "AMI frame longer than 64 bytes", 0)
+        assert read_in_chunks([data[:20], data[20:]], expect_greeting=False, max_frame=64) == whole
+
+
+def test_after_a_fault_the_parser_stays_failed() -> None:
+    parser = AmiParser(expect_greeting=False, max_frame=64)
+    with pytest.raises(AmiProtocolError) as first:
+        parser.feed(b"A: 1\r\n\r\n" + b"x" * 100)
+    assert first.value.frames == [{"A": "1"}]
+    # What follows the fault is not read as if it started a frame.
+    with pytest.raises(AmiProtocolError, match="longer than 64") as again:
+        parser.feed(b"\r\n\r\nEvent: Hangup\r\n\r\n")
+    assert again.value.frames == []
+
+
+def test_the_greeting_limit_does_not_depend_on_the_reads() -> None:
+    line = GREETING[:-2] + b"x" * (256 - len(GREETING) + 2)  # exactly 256 bytes: allowed
+    assert len(line) == 256
+    for data in (line + b"\r\n", line + b"x\r\n"):
+        whole = read_in_chunks([data])
+        assert read_in_chunks([data[:-1], data[-1:]]) == whole
+        assert read_in_chunks(split_by_sizes(data, [1])) == whole
+
+
+@settings(max_examples=3000, deadline=None)
+@given(data=_STREAM, options=_OPTIONS, cuts=st.lists(st.integers(0, 2000), max_size=12))
+def test_any_split_of_any_stream_reads_like_one_read(
+    data: bytes, options: dict[str, object], cuts: list[int]
+) -> None:
+    assert read_in_chunks(split_at(data, cuts), **options) == read_in_chunks([data], **options)
+
+
+@settings(max_examples=500, deadline=None)
+@given(data=_STREAM, options=_OPTIONS, sizes=st.lists(st.integers(1, 9), min_size=1, max_size=5))
+def test_many_small_reads_read_like_one_read(data: bytes, options: dict[str, object], sizes: list[int]) -> None:
+    assert read_in_chunks(split_by_sizes(data, sizes), **options) == read_in_chunks([data], **options)
+
+
+def _ami_streams() -> list[tuple[str, str]]:
+    out = []
+    for path in sorted(captures_dir().glob("[0-9]*.txt")):
+        if path.name.startswith("16-"):
+            continue  # a queue_log file, not a wire transcript
+        name = path.name.split("-", 1)[0]
+        streams = sorted({r.stream for r in capture(name) if r.stream.startswith("AMI")})
+        out.extend((name, s) for s in streams)
+    return out
+
+
+@pytest.mark.parametrize(("name", "stream"), _ami_streams())
+@settings(max_examples=15, deadline=None)
+@given(sizes=st.lists(st.integers(1, 3000), min_size=1, max_size=8), cuts=st.lists(st.integers(0, 400_000)))
+def test_every_capture_reads_the_same_in_random_splits(
+    name: str, stream: str, sizes: list[int], cuts: list[int]
+) -> None:
+    records = [r.payload for r in capture(name) if r.stream == stream and r.direction == RECEIVED]
+    data = b"".join(records)
+    whole = read_in_chunks([data])
+    frames, error, _ = whole
+    # One message per record (the greeting is a record of its own), none malformed, no error.
+    assert error is None and len(frames) == len(records)
+    assert frames[0][0] == "Greeting" and all(f[0] in ("Message", "RichMessage") for f in frames[1:])
+    assert read_in_chunks(split_by_sizes(data, sizes)) == whole
+    assert read_in_chunks(split_at(data, cuts)) == whole
