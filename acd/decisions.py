@@ -86,6 +86,7 @@ class AgentStateChanged:
     queues: tuple[str, ...]  # queues the agent serves in this session (for per-queue counts)
     call_id: str | None = None
     queue: str | None = None  # queue of the call involved, if any
+    leg_id: str = ""  # the agent's leg for that call (the offer a console shows is named by it)
 
 
 @dataclass(frozen=True, slots=True)

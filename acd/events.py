@@ -155,6 +155,15 @@ class ConsultEnded:
     completed: bool
 
 
+@dataclass(frozen=True, slots=True)
+class CallMoved:
+    """A supervisor moves a waiting caller to another queue (`queue`), or to the head of the line."""
+
+    call_id: str
+    queue: str | None = None
+    to_head: bool = False
+
+
 # ---------------------------------------------------------------- agent commands
 
 
@@ -200,6 +209,6 @@ class Tick:
 
 CallEvent = (CallEnqueued | CallLeftQueue | CallbackRequested | CallerHungUp | OfferRinging | OfferAnswered
              | OfferFailed | HoldStarted | HoldEnded | AgentCallEnded | TransferToQueue | TransferToAgent
-             | TransferOut | ConsultStarted | ConsultEnded)
+             | TransferOut | ConsultStarted | ConsultEnded | CallMoved)
 AgentCommand = AgentLoggedIn | AgentLoggedOut | AgentReady | AgentPaused | WrapUpDone
 Event = CallEvent | AgentCommand | Tick

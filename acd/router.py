@@ -40,7 +40,6 @@ _STAFFED = frozenset({A.AVAILABLE, A.RESERVED, A.ON_CALL, A.ON_HOLD, A.WRAP_UP})
 _IN_LINE = frozenset({C.WAITING, C.CALLBACK})
 _OFFERED = frozenset({C.OFFERED, C.RINGING})
 _TALKING = frozenset({C.CONNECTED, C.HELD})
-_ON_A_LEG = frozenset({A.RESERVED, A.ON_CALL, A.ON_HOLD})
 _NAME = {s: s.value for s in (*AgentState, *CallState)}  # Enum.value is a slow descriptor on the hot path
 _RECENT_ENDED = 10_000  # ended call ids remembered to swallow duplicate hang-ups quietly
 
@@ -209,7 +208,7 @@ class AgentView:
     pause_reason: str | None
     pending_pause: str | None
     calls_answered: int
-    leg_id: str = ""  # ChannelId of the agent's leg for call_id, when ringing or on a call
+    leg_id: str = ""  # ChannelId of the agent's latest leg (ringing, on a call, or just ended)
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +259,7 @@ class Router:
             ev.TransferOut: self._on_transfer_out,
             ev.ConsultStarted: self._on_consult_started,
             ev.ConsultEnded: self._on_consult_ended,
+            ev.CallMoved: self._on_call_moved,
             ev.AgentLoggedIn: self._on_logged_in,
             ev.AgentLoggedOut: self._on_logged_out,
             ev.AgentReady: self._on_ready,
@@ -296,8 +296,7 @@ class Router:
     def agent_view(self, agent_id: str, now: float) -> AgentView:
         a = self._agents[agent_id]
         return AgentView(a.id, a.state.value, a.since, now - a.since, a.endpoint, a.queues, a.call_id,
-                         a.pause_reason, a.pending_pause, a.calls_answered,
-                         a.leg_id if a.state in _ON_A_LEG else "")
+                         a.pause_reason, a.pending_pause, a.calls_answered, a.leg_id)
 
     def call_view(self, call_id: str) -> CallView | None:
         c = self._calls.get(call_id)
@@ -651,7 +650,7 @@ class Router:
         if old in _BUSY:
             agent.busy_s += now - agent.since
         out.append(d.AgentStateChanged(agent.id, _NAME[old], _NAME[new], reason, now, now - agent.since,
-                                       agent.queues, agent.call_id, agent.call_queue))
+                                       agent.queues, agent.call_id, agent.call_queue, agent.leg_id))
         agent.state = new
         agent.since = now
         self._version += 1
@@ -801,6 +800,30 @@ class Router:
         self._end_call(call, "leave", e.reason, now, out)
         if ringing is not None:  # after the call ended, so the freed agent cannot be handed it again
             self._release_agent_offer(ringing, f"caller left: {e.reason}", now, out)
+
+    def _on_call_moved(self, e: ev.CallMoved, now: float, out: list[d.Decision]) -> None:
+        call = self._calls.get(e.call_id)
+        if call is None or call.state is not C.WAITING:
+            out.append(d.Refusal(e, f"call {e.call_id} is not waiting in a queue"))
+            return
+        target = e.queue or call.queue.name
+        if target not in self._queues:
+            out.append(d.Refusal(e, f"unknown queue {target!r}"))
+            return
+        if target != call.queue.name:
+            out.append(d.QueueLogEntry(now, call.id, call.queue.name, "", "EXITWITHKEY",
+                                       ("", *self._leaving_fields(call, now))))
+            self._end_call(call, "leave", f"moved to {target}", now, out)
+            self._enter_queue_again(call, target, f"moved from {call.queue.name}", now, out)
+            call = self._calls[e.call_id]
+            if not e.to_head or call.state is not C.WAITING:
+                return
+        # The head of the line: the same mark a caller gets back after a ring-no-answer.
+        self._leave_line(call)
+        call.head = 0
+        self._enter_line(call)
+        self._index_call(call)
+        self._route_call(call, now, out)
 
     def _on_callback_requested(self, e: ev.CallbackRequested, now: float, out: list[d.Decision]) -> None:
         call = self._calls.get(e.call_id)

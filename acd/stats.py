@@ -65,6 +65,7 @@ class LiveStats:
         self._queues = {q.name: _QueueCounters() for q in config.queues}
         self._answered_at: dict[str, float] = {}
         self._agent_since: dict[str, tuple[str, float, tuple[str, ...]]] = {}
+        self._counting_from = float("-inf")  # start of the day the counters are for
 
     def observe(self, decisions: Iterable[Decision]) -> None:
         for decision in decisions:
@@ -103,22 +104,35 @@ class LiveStats:
                 q.timed_out += 1
 
     def _agent(self, a: AgentStateChanged) -> None:
+        spent = min(a.time_in_old_s, a.at - self._counting_from)
         for name in a.queues:
-            q = self._queues[name]
+            q = self._queues.get(name)
+            if q is None:
+                continue
             if a.old in _BUSY:
-                q.busy_s += a.time_in_old_s
+                q.busy_s += spent
             elif a.old == "available":
-                q.idle_s += a.time_in_old_s
+                q.idle_s += spent
             if a.new == "logged_out":
                 q.agents.pop(a.agent_id, None)
             else:
                 q.agents[a.agent_id] = a.new
-        if a.old == "wrap_up" and a.queue is not None:
-            self._queues[a.queue].wrap_sum += a.time_in_old_s
+        if a.old == "wrap_up" and a.queue is not None and a.queue in self._queues:
+            self._queues[a.queue].wrap_sum += spent
         if a.new == "logged_out":
             self._agent_since.pop(a.agent_id, None)
         else:
             self._agent_since[a.agent_id] = (a.new, a.at, a.queues)
+
+    def reset_counters(self, day_start: float) -> None:
+        """A new day from `day_start`: the counts start again; who waits and the agents' states carry
+        over, and time in a state counts from the start of the day."""
+        for name, q in list(self._queues.items()):
+            fresh = _QueueCounters()
+            fresh.waiting, fresh.agents = q.waiting, q.agents
+            self._queues[name] = fresh
+        self._counting_from = day_start
+        self._agent_since = {a: (st, max(since, day_start), qs) for a, (st, since, qs) in self._agent_since.items()}
 
     def dump(self) -> dict[str, object]:
         """The counters as plain data, for a checkpoint (restore with `load`)."""
@@ -127,18 +141,21 @@ class LiveStats:
                        for name, q in self._queues.items()},
             "answered_at": dict(self._answered_at),
             "agent_since": {a: [st, since, list(qs)] for a, (st, since, qs) in self._agent_since.items()},
+            "counting_from": self._counting_from if self._counting_from > float("-inf") else None,
         }
 
     def load(self, data: dict[str, object]) -> None:
         queues = data.get("queues", {})
         assert isinstance(queues, dict)
-        for name, fields in queues.items():
+        for name, counters in queues.items():
             if name in self._queues:  # a queue removed from the configuration since: its counters go
-                self._queues[name] = _QueueCounters(**fields)
+                self._queues[name] = _QueueCounters(**counters)
         self._answered_at = dict(data.get("answered_at", {}))  # type: ignore[call-overload]
         since = data.get("agent_since", {})
         assert isinstance(since, dict)
         self._agent_since = {a: (st, t, tuple(qs)) for a, (st, t, qs) in since.items()}
+        start = data.get("counting_from")
+        self._counting_from = float("-inf") if start is None else float(start)  # type: ignore[arg-type]
 
     def snapshot(self, now: float) -> dict[str, QueueSnapshot]:
         ongoing_busy = dict.fromkeys(self._queues, 0.0)

@@ -18,7 +18,7 @@ from typing import Any
 from acd import decisions as d
 from acd.config import parse_config
 from ctiserver.app import CtiServer, PbxSettings, ServerSettings
-from ctiserver.events import LegRinging
+from ctiserver.callmodel.events import LegRinging
 from pbxsim.people import CallerBehaviour
 from pbxsim.simulator import Simulator
 

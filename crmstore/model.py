@@ -31,6 +31,8 @@ class Outcome(StrEnum):
     ABANDONED = "abandoned"  # caller hung up while waiting in queue
     IVR_ONLY = "ivr_only"  # self-service, never reached the ACD
     NO_ANSWER = "no_answer"  # outbound call nobody picked up
+    VOICEMAIL = "voicemail"  # left a message (in the IVR, or at a queue's deadline)
+    CALLBACK = "callback"  # asked to be called back instead of waiting
 
 
 class TicketStatus(StrEnum):
@@ -127,6 +129,42 @@ class CallFacts:
     ivr_path: tuple[str, ...] = ()  # node names the caller went through
     recording_ref: str = ""
     customer_id: int | None = None  # None: identify by caller number
+
+
+@dataclass(frozen=True, slots=True)
+class InteractionRow:
+    """One row of a call's history: the call itself when no agent took it, else one agent's part of it
+    (`segment` 1, 2 ... after transfers; `call_id` is the root call id for segment 1 and
+    `<root>/<segment>` after). Times are epoch seconds. Written by the journal's projection."""
+
+    call_id: str
+    root_call_id: str
+    segment: int
+    caller: str
+    started_at: float
+    outcome: str
+    direction: str = "inbound"
+    customer_id: int | None = None
+    dialed: str = ""
+    answered_at: float | None = None
+    ended_at: float | None = None
+    queue: str = ""
+    agent: str = ""
+    wait_s: float = 0.0
+    talk_s: float = 0.0
+    hold_s: float = 0.0
+    wrapup_s: float = 0.0
+    disposition: str = ""
+    notes: str = ""
+    ivr_path: str = "[]"  # JSON list
+    recording_ref: str = ""
+    survey_score: int | None = None
+    hung_up_by: str = ""  # caller, agent, unknown; "" while the part is not over
+    end_cause: int | None = None
+    end_inferred: int = 0  # 1: the end was not seen (link or server down, PBX restart)
+    end_not_before: float | None = None  # for an inferred end: last seen alive (ended_at is the upper bound)
+    call_ended_at: float | None = None  # the end of the whole call (the caller may stay on for a survey)
+    transferred_to: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from .model import (
     GradeChange,
     GradingReport,
     Interaction,
+    InteractionRow,
     NewCustomer,
     Outcome,
     ScreenPop,
@@ -755,3 +756,70 @@ def counts() -> Plan[dict[str, int]]:
         got = yield Fetch(f"SELECT COUNT(*) FROM {table}")
         out[table] = int(got[0][0])
     return out
+
+
+# ------------------------------------------------------------------------ interaction rows (journal)
+
+
+_ROW_COLUMNS = (
+    "call_id", "root_call_id", "segment", "customer_id", "direction", "outcome", "caller", "dialed",
+    "started_at", "answered_at", "ended_at", "queue", "agent", "wait_s", "talk_s", "hold_s", "wrapup_s",
+    "disposition", "notes", "ivr_path", "recording_ref", "survey_score", "hung_up_by", "end_cause",
+    "end_inferred", "end_not_before", "call_ended_at", "transferred_to",
+)
+_ROW_UPSERT = (
+    f"INSERT INTO interactions ({', '.join(_ROW_COLUMNS)}) VALUES ({', '.join('?' * len(_ROW_COLUMNS))})"
+    " ON CONFLICT (call_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _ROW_COLUMNS[1:])
+)
+
+
+def upsert_interaction_row(row: InteractionRow, e164: str | None) -> Plan[int | None]:
+    """Write one agent part of a call (or the whole call when no agent took it) as the journal's
+    projection sees it now; the same row again is a no-op. Never raises for a customer deleted since:
+    the row then names no customer (a failing side write would hold back the journal's batch)."""
+    cid = row.customer_id
+    if cid is not None:
+        found = yield Fetch("SELECT 1 FROM customers WHERE id = ?", (cid,))
+        cid = cid if found else None
+    if cid is None and e164 is not None:
+        cid = yield from customer_id_by_phone(e164)
+    args = tuple(cid if c == "customer_id" else getattr(row, c) for c in _ROW_COLUMNS)
+    yield Execute(_ROW_UPSERT, args)
+    return cid
+
+
+def update_wrapup_only(root_call_id: str, agent: str, disposition: str, notes: str,
+                       wrapup_s: float) -> Plan[int]:
+    """A wrap-up saved long after its call left the projection's memory: the agent's last part of it."""
+    got = yield Fetch(
+        "SELECT call_id FROM interactions WHERE root_call_id = ? AND agent = ? ORDER BY segment DESC LIMIT 1",
+        (root_call_id, agent),
+    )
+    if not got:
+        return 0
+    return (yield Execute(
+        "UPDATE interactions SET disposition = ?, notes = ?, wrapup_s = ? WHERE call_id = ?",
+        (disposition, notes, wrapup_s, got[0][0]),
+    ))
+
+
+def follow_up_from_call(source_call_id: str, e164: str | None, customer_id: int | None, f: FollowUpRequest,
+                        now: float) -> Plan[int | None]:
+    """The follow-up an agent asked for in a wrap-up, once per call part: saving the wrap-up again, or
+    replaying the journal, does not make a second one. An unknown caller becomes a lead."""
+    got = yield Fetch("SELECT id FROM follow_ups WHERE source_call_id = ?", (source_call_id,))
+    if got:
+        yield Execute("UPDATE follow_ups SET kind = ?, owner = ?, due_at = ?, note = ? WHERE id = ?",
+                      (f.kind.value, f.owner, R.ts(f.due_at), f.note, got[0][0]))
+        return int(got[0][0])
+    cid = customer_id
+    if cid is not None:
+        found = yield Fetch("SELECT 1 FROM customers WHERE id = ?", (cid,))
+        cid = cid if found else None
+    if cid is None and e164 is not None:
+        cid = yield from customer_id_by_phone(e164)
+    if cid is None:
+        lead = CleanCustomer(NewCustomer(is_lead=True), (e164,) if e164 else ())
+        cid = yield from insert_customer(lead, None, now)
+    return (yield from insert_follow_up(cid, f, source_call_id, now))

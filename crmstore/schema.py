@@ -165,7 +165,50 @@ _V1_INDEXES = (
     "CREATE INDEX ix_audit_actor ON audit_log (actor, at)",
 )
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial CRM schema", _V1_TABLES, _V1_INDEXES),)
+# The journal (ctiserver/journal): every fact of the centre, appended in batches, each batch with a
+# checksum so a damaged tail is found and dropped at start; checkpoints of the projections so a restart
+# replays only what came after the last one. Interaction rows become one per agent part of a call
+# (`segment`), with who ended it and whether the end was seen or inferred.
+_V2_TABLES = (
+    """CREATE TABLE journal (
+        seq {big} PRIMARY KEY,
+        at {real} NOT NULL,
+        kind TEXT NOT NULL,
+        call_id TEXT NOT NULL DEFAULT '',
+        agent_id TEXT NOT NULL DEFAULT '',
+        body TEXT NOT NULL)""",
+    """CREATE TABLE journal_batches (
+        first_seq {big} PRIMARY KEY,
+        last_seq {big} NOT NULL,
+        written_at {real} NOT NULL,
+        crc {big} NOT NULL)""",
+    """CREATE TABLE journal_checkpoints (
+        seq {big} PRIMARY KEY,
+        at {real} NOT NULL,
+        format INTEGER NOT NULL,
+        state TEXT NOT NULL)""",
+    """CREATE TABLE journal_meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL)""",
+    "ALTER TABLE interactions ADD COLUMN root_call_id TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE interactions ADD COLUMN segment INTEGER NOT NULL DEFAULT 1",
+    "ALTER TABLE interactions ADD COLUMN dialed TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE interactions ADD COLUMN hung_up_by TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE interactions ADD COLUMN end_cause INTEGER",
+    "ALTER TABLE interactions ADD COLUMN end_inferred INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE interactions ADD COLUMN end_not_before {real}",
+    "ALTER TABLE interactions ADD COLUMN call_ended_at {real}",
+    "ALTER TABLE interactions ADD COLUMN transferred_to TEXT NOT NULL DEFAULT ''",
+)
+_V2_INDEXES = (
+    "CREATE INDEX ix_journal_at ON journal (at)",
+    "CREATE INDEX ix_interactions_root ON interactions (root_call_id, segment)",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial CRM schema", _V1_TABLES, _V1_INDEXES),
+    Migration(2, "journal; interaction segments and ends", _V2_TABLES, _V2_INDEXES),
+)
 
 LATEST_VERSION = MIGRATIONS[-1].version
 

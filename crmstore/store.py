@@ -106,6 +106,14 @@ class CrmStore:
     async def _write(self, plan: Plan[T]) -> T:
         return await self.backend.write(plan)
 
+    async def read_plan(self, plan: Plan[T]) -> T:
+        """Run a read plan of another room (the journal) on a reader, in one transaction."""
+        return await self.backend.read(plan)
+
+    async def write_plan(self, plan: Plan[T]) -> T:
+        """Run a write plan of another room (the journal's batches) in one durable transaction."""
+        return await self.backend.write(plan)
+
     def _note_view(self, viewer: Viewer, action: str, customer_id: int | None, detail: str = "") -> None:
         if len(self._audit) >= AUDIT_BUFFER_MAX:
             log.error(

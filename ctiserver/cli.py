@@ -78,14 +78,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         default_country=cfg.default_country, flow_by_did=cfg.flow_by_did, default_flow=cfg.default_flow,
         recordings_dir=cfg.recordings_dir, speech_models=cfg.speech_models,
         token_secret=cfg.token_secret.encode(), token_ttl_s=cfg.token_ttl_s,
-        queue_log=cfg.path.parent / "queue_log",
+        queue_log=cfg.path.parent / "queue_log", prompts_dir=cfg.prompts_dir,
     )
 
     async def main() -> int:
         server = CtiServer(settings)
         await server.start()
         try:
-            await _until_signal(asyncio.ensure_future(server.pool.run()))
+            await _until_signal(asyncio.ensure_future(server.calls.pool.run()))
         except AmiAuthError as e:
             print(f"ctiserver: AMI login refused: {e}", file=sys.stderr)
             return EXIT_AUTH

@@ -67,6 +67,10 @@ class FlowServices(Protocol):
         run.path and run.variables go to the screen pop."""
         ...
 
+    def path_entry(self, entry: PathEntry) -> None:
+        """One step of the caller's way, told as it happens (a caller who hangs up mid-flow keeps it)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class FlowResult:
@@ -84,7 +88,16 @@ async def run_flow(
     *,
     service_timeout: float = DEFAULT_SERVICE_TIMEOUT,
 ) -> FlowResult:
+    told = 0
+
+    def tell() -> None:
+        nonlocal told
+        for entry in run.path[told:]:
+            services.path_entry(entry)
+        told = len(run.path)
+
     step = run.start()
+    tell()
     while not isinstance(step, Outcome):
         try:
             if isinstance(step, AgiCommand):
@@ -103,6 +116,8 @@ async def run_flow(
             step = run.fail_safe(f"{type(e).__name__}: {e}")
             break
         step = run.feed(result)
+        tell()
+    tell()
     if isinstance(step, QueueHandoff):
         try:
             async with asyncio.timeout(service_timeout):

@@ -342,6 +342,7 @@ class AmiLink:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.auth_error: AmiAuthError | None = None
+        self.state_listeners: list[Callable[[LinkState], None]] = []  # told of every state change
         self.connects = 0  # successful logins+resyncs, for tests and the monitor
         self.last_error: str | None = None
 
@@ -371,9 +372,12 @@ class AmiLink:
         self._resync = hook
 
     def _set_state(self, state: LinkState) -> None:
-        self._state = state
+        old, self._state = self._state, state
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
+        if state is not old:
+            for listener in self.state_listeners:
+                listener(state)
 
     def _next_action_id(self) -> str:
         return f"{self.name}-{next(self._ids)}"

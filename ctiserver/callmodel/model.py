@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 
 from ..ami.protocol import Message
-from ..events import (
+from .events import (
     CallArrived,
     CallConnected,
     CallEnded,
@@ -27,6 +27,7 @@ from ..events import (
     CallTransferred,
     LegHungUp,
     LegRinging,
+    PbxShutdown,
 )
 from .states import CallPhase, IllegalTransition, check_transition
 
@@ -89,6 +90,8 @@ class Channel:
     hungup_at: float | None = None
     cause: int = 0
     cause_txt: str = ""
+    end_signal: int = 0  # order of this channel's first sign of ending (hang-up request or Hangup); 0: none
+    shutdown: bool = False  # hung up by the PBX shutting down (SoftHangupRequest Cause 4)
 
     @property
     def alive(self) -> bool:
@@ -118,6 +121,9 @@ class Call:
     cause: int = 0
     cause_txt: str = ""
     anomalies: int = 0
+    connect_mark: int = 0  # hang-up signals up to this number came before the current connection
+    tearing_down: bool = False  # the caller's party is hanging up: no false phase until a real one
+    caller_leaving: bool = False  # the caller's side is hanging up: the phase holds until the end
     # A fact _derive reads may have changed since the last _rederive. While False, an event that changes
     # none of those facts skips the rederive, which would return nothing: NewCallerid, NewConnectedLine,
     # a Newexten that keeps the caller's application class, the state or Dial of the caller's own legs
@@ -159,6 +165,8 @@ class CallModel:
         self.ended: dict[str, Call] = {}
         self._keep_ended = keep_ended
         self.anomalies = 0
+        self._signals = 0  # numbers hang-up signals in arrival order
+        self.shutting_down = False  # Asterisk announced a shutdown or restart
         self._handlers = {
             "Newchannel": self._newchannel,
             "Newstate": self._touch_only,
@@ -166,6 +174,9 @@ class CallModel:
             "NewConnectedLine": self._touch_only,
             "Newexten": self._newexten,
             "Hangup": self._hangup,
+            "HangupRequest": self._hangup_request,
+            "SoftHangupRequest": self._hangup_request,
+            "Shutdown": self._shutdown,
             "BridgeCreate": self._bridge_create,
             "BridgeEnter": self._bridge_enter,
             "BridgeLeave": self._bridge_leave,
@@ -313,10 +324,63 @@ class CallModel:
             return self._rederive(call, now)
         return []
 
-    def _hangup(self, m: Message, now: float) -> list[object]:
+    def _hangup_request(self, m: Message, now: float) -> list[object]:
+        """HangupRequest (the channel's driver queued a hang-up: a BYE, a Local partner gone) or
+        SoftHangupRequest (something hangs it up: its dialplan ended, Cause 16 = AST_SOFTHANGUP_APPUNLOAD;
+        the PBX shuts down, Cause 4 = AST_SOFTHANGUP_SHUTDOWN). The first one of a call tells who hung up."""
         ch = self._channel_for(m, now)
         if ch is None or not ch.alive:
             return []
+        if m.get("Event") == "SoftHangupRequest" and m.get("Cause") == "4":
+            ch.shutdown = True
+        self._signal(ch)
+        return []
+
+    def _signal(self, ch: Channel) -> None:
+        if ch.end_signal:
+            return
+        self._signals += 1
+        ch.end_signal = self._signals
+        call = self.calls.get(ch.call_id)
+        if call is None:
+            return
+        if ch.uniqueid in (call.caller, call.origin):
+            call.caller_leaving = True
+        elif call.peer is not None and ch.bridge is not None and call.caller_leg is not None \
+                and ch.bridge == call.caller_leg.bridge:
+            call.tearing_down = True
+
+    def _shutdown(self, m: Message, now: float) -> list[object]:
+        self.shutting_down = True
+        return [PbxShutdown(self.pbx, m.get("Restart") == "True", now)]
+
+    def hung_up_by(self, call: Call) -> str:
+        """Whose side ended the caller's current connection: the side whose channel gave the first sign
+        of ending since the connection was made."""
+        if self.shutting_down or any(leg.shutdown for leg in call.legs.values()):
+            return "unknown"
+        caller_first = other_first = 0
+        for leg in call.legs.values():
+            sig = leg.end_signal
+            if sig <= call.connect_mark:
+                continue
+            if leg.uniqueid in (call.caller, call.origin):
+                caller_first = sig if not caller_first else min(caller_first, sig)
+            else:
+                other_first = sig if not other_first else min(other_first, sig)
+        if caller_first and (not other_first or caller_first < other_first):
+            return "caller"
+        if other_first:
+            return "agent"
+        return "unknown"
+
+    def _hangup(self, m: Message, now: float, *, not_before: float | None = None) -> list[object]:
+        ch = self._channel_for(m, now)
+        if ch is None or not ch.alive:
+            return []
+        observed = not_before is None
+        if observed:
+            self._signal(ch)  # a Hangup with no request before it (an AMI Hangup) is a sign of its own
         ch.hungup_at = now
         ch.cause = int(m.get("Cause", "0") or 0)
         ch.cause_txt = m.get("Cause-txt", "")
@@ -326,13 +390,15 @@ class CallModel:
             ch.bridge = None
         call = self.calls[ch.call_id]
         is_caller = ch.uniqueid in (call.caller, call.origin)
+        side = self.hung_up_by(call) if observed else "unknown"
         out: list[object] = [
-            LegHungUp(call.call_id, ch.name, ch.uniqueid, ch.cause, ch.cause_txt, is_caller, now)
+            LegHungUp(call.call_id, ch.name, ch.uniqueid, ch.cause, ch.cause_txt, is_caller, now, side,  # type: ignore[arg-type]
+                      observed, not_before)
         ]
         del self.channels[ch.uniqueid]
         if self.by_name.get(ch.name) == ch.uniqueid:
             del self.by_name[ch.name]
-        out.extend(self._rederive(call, now))
+        out.extend(self._rederive(call, now, not_before=not_before))
         for leg in call.legs.values():
             if leg.hungup_at is None:
                 break
@@ -377,6 +443,10 @@ class CallModel:
         self._stale_channel(ch)
         ch.bridge = bid
         ch.was_bridged = True
+        if ch.application == "AGI":
+            # An AMI Bridge pulls the channel out of its AGI (the session ends); after the bridge it goes
+            # on in the dialplan, so the AGI it was in is no fact any more.
+            ch.application = ""
         self.bridges.setdefault(bid, set()).add(ch.uniqueid)
         return self._rederive_bridge(bid, now, extra=ch)
 
@@ -696,7 +766,7 @@ class CallModel:
                 return u
         return None
 
-    def _rederive(self, call: Call, now: float) -> list[object]:
+    def _rederive(self, call: Call, now: float, *, not_before: float | None = None) -> list[object]:
         out: list[object] = []
         call.stale = False
         caller = call.legs.get(call.caller)
@@ -710,6 +780,8 @@ class CallModel:
             )
         new = self._derive(call)
         old = call.phase
+        if new is not _ENDED and new is not old:
+            new = self._through_teardown(call, old, new)
         if new is _OFFERED and old is not _OFFERED:
             for leg in call.legs.values():
                 if leg.alerting and leg.uniqueid not in (call.caller, call.origin):
@@ -743,13 +815,37 @@ class CallModel:
                     out.append(CallConnected(call.call_id, peer_ch.name, peer, now))
                 call.peer = peer
                 call.ever_connected = True
+                call.connect_mark = self._signals
         if new is _ENDED and call.ended_at is None:
             gone = caller if caller is not None and not caller.alive else call.legs.get(call.origin)
             call.ended_at = now
             call.cause = gone.cause if gone else 0
             call.cause_txt = gone.cause_txt if gone else ""
-            out.append(CallEnded(call.call_id, call.cause, call.cause_txt, now))
+            if self.shutting_down or any(leg.shutdown for leg in call.legs.values()):
+                # Asterisk hangs everything up with cause 16 when it restarts: that is not how it ended.
+                out.append(CallEnded(call.call_id, 0, "PBX restart", now, "unknown", False,
+                                     not_before if not_before is not None else now, "pbx_restart"))
+            elif not_before is not None:
+                out.append(CallEnded(call.call_id, 0, "", now, "unknown", False, not_before, "link_down"))
+            else:
+                out.append(CallEnded(call.call_id, call.cause, call.cause_txt, now,
+                                     self.hung_up_by(call), True))  # type: ignore[arg-type]
         return out
+
+    def _through_teardown(self, call: Call, old: CallPhase, new: CallPhase) -> CallPhase:
+        """While a connection is being torn down (hang-up requests seen, Hangups on their way), the facts
+        pass through states that are no phase of the call: the caller out of the bridge for a moment, a
+        dialplan step before the hang-up. The call keeps its last real phase until a real one comes."""
+        if call.caller_leaving:
+            return old
+        if not call.tearing_down:
+            return new
+        caller = call.caller_leg
+        app = caller.application if caller is not None else ""
+        if new is _ARRIVING or new is _OFFERED or (new is _QUEUED and app not in ("AGI", "Queue")):
+            return old
+        call.tearing_down = False
+        return new
 
 
 def _uid_order(uid: str) -> tuple[float, int, str]:
@@ -760,10 +856,11 @@ def _uid_order(uid: str) -> tuple[float, int, str]:
         return (float("inf"), 0, uid)
 
 
-def resync(model: CallModel, entries: list[Message], now: float) -> list[object]:
+def resync(model: CallModel, entries: list[Message], now: float, *, gone_since: float | None = None) -> list[object]:
     """Make the model match a fresh ``CoreShowChannels`` listing (after a reconnect or a CTI restart).
 
-    Channels the PBX no longer has are hung up (cause 0: we did not see how they ended); channels we did
+    Channels the PBX no longer has are hung up as ends nobody saw: cause 0, side unknown, the end between
+    ``gone_since`` (when the link went down: last seen alive) and now (first seen gone). Channels we did
     not know are added in creation order so each call's first channel becomes its origin; bridges are
     rebuilt from ``BridgeId``. Then every call's phase is derived again from the facts.
     """
@@ -771,7 +868,8 @@ def resync(model: CallModel, entries: list[Message], now: float) -> list[object]
     listed = {e.get("Uniqueid", ""): e for e in entries if e.get("Uniqueid")}
     for uid in [u for u in model.channels if u not in listed]:
         gone = Message({"Uniqueid": uid, "Cause": "0", "Cause-txt": "Gone while the AMI link was down"})
-        out.extend(model._hangup(gone, now))
+        out.extend(model._hangup(gone, now, not_before=gone_since if gone_since is not None else now))
+    model.shutting_down = False  # a PBX that answers a resync is up again
     for e in sorted(listed.values(), key=lambda e: (e.get("Linkedid", ""), _uid_order(e["Uniqueid"]))):
         uid = e["Uniqueid"]
         known = uid in model.channels
@@ -805,6 +903,5 @@ UNUSED_EVENTS = frozenset(
         "DeviceStateChange", "Cdr", "VarSet", "AGIExecStart", "AGIExecEnd", "DTMFBegin", "DTMFEnd",
         "NewAccountCode", "RTCPSent", "RTCPReceived", "PeerStatus", "ContactStatus", "Registry",
         "SuccessfulAuth", "ChallengeSent", "FullyBooted", "LocalBridge", "DialState",
-        "HangupRequest", "SoftHangupRequest",
     }
 )

@@ -19,7 +19,6 @@ from pbxsim.people import CallerBehaviour
 from pbxsim.simulator import Simulator
 
 from ..app import CtiServer, PbxSettings, ServerSettings
-from ..console_backend import ConsoleBackend
 from ..gateway.auth import Principal, Role, hash_password
 from ..gateway.backend import WrapUpForm
 
@@ -66,13 +65,13 @@ def _accounts(agent_ids: list[str]) -> tuple[dict[str, str], ...]:
 
 async def _simulated_agent(server: CtiServer, agent_id: str, rng: random.Random) -> None:
     """Logs in, takes calls; after each call saves a wrap-up to the CRM after a short think."""
-    backend = ConsoleBackend(server)
+    backend = server.console
     who = Principal(f"agent{agent_id}", Role.AGENT, agent_id, agent_id, f"agent{agent_id}", "sim",
                     int(time.time()) + 10**8)
-    server.acd.command(ev.AgentLoggedIn(agent_id, f"PJSIP/{agent_id}", None))
+    server.queueing.command(ev.AgentLoggedIn(agent_id, f"PJSIP/{agent_id}", None))
     while True:
         await asyncio.sleep(1.0)
-        view = server.acd.router.agent_view(agent_id, server.now())
+        view = server.projector.router.agent_view(agent_id, server.now())
         if view.state == "wrap_up" and view.call_id and view.time_in_state_s > rng.uniform(2, 6):
             form = WrapUpForm(rng.choice(DISPOSITIONS), notes="handled by a simulated agent")
             try:
@@ -81,7 +80,7 @@ async def _simulated_agent(server: CtiServer, agent_id: str, rng: random.Random)
                 log.info("simulated agent %s: wrap-up not saved: %s", agent_id, e)
         elif view.state == "not_responding":
             await asyncio.sleep(rng.uniform(5, 15))
-            server.acd.command(ev.AgentReady(agent_id))
+            server.queueing.command(ev.AgentReady(agent_id))
 
 
 async def _callers(sim: Simulator, options: DemoOptions, rng: random.Random) -> None:
@@ -103,16 +102,17 @@ async def _status(server: CtiServer) -> None:
     """One line every 10 s, so the terminal shows the contact center is alive."""
     while True:
         await asyncio.sleep(10)
-        snap = server.acd.stats.snapshot(server.now())
+        snap = server.projector.stats.live.snapshot(server.now())
         waiting = sum(q.calls_waiting for q in snap.values())
         answered = sum(q.answered for q in snap.values())
         abandoned = sum(q.abandoned + q.short_abandoned for q in snap.values())
         states: dict[str, int] = {}
-        for a in server.acd.router.agent_ids():
-            st = server.acd.router.agent_view(a, server.now()).state
+        for a in server.projector.router.agent_ids():
+            st = server.projector.router.agent_view(a, server.now()).state
             states[st] = states.get(st, 0) + 1
         agents = ", ".join(f"{k} {v}" for k, v in sorted(states.items()))
-        print(f"[demo] calls live {len(server.calls.live)}, waiting {waiting}, answered {answered}, "
+        live = sum(1 for rec in server.projector.records.calls.values() if rec.live)
+        print(f"[demo] calls live {live}, waiting {waiting}, answered {answered}, "
               f"abandoned {abandoned}; agents: {agents}", flush=True)
 
 

@@ -254,6 +254,11 @@ class TokenSigner:
         self._ended = {sid: exp for sid, exp in self._ended.items() if exp > now}
         self._ended[principal.session_id] = principal.expires_at
 
+    def restore(self, ended: dict[str, int], forced_out: dict[str, float]) -> None:
+        """Sessions ended before a restart stay ended (the journal keeps them)."""
+        self._ended.update(ended)
+        self._forced_out.update(forced_out)
+
     def end_user(self, username: str, now: float) -> None:
         """End every session of `username` issued until now, wherever it is (a supervisor's forced logout).
         One entry per account at most: the table stays as small as the account list."""

@@ -146,6 +146,19 @@ class Backend(Protocol):
 
     def console_config(self, who: Principal) -> ConsoleConfig: ...
 
+    def owns(self, agent_id: str, call_id: str) -> bool:
+        """May this agent send commands about this call (ringing for them, theirs now, or theirs to wrap
+        up)? Read from the one owner of who has which call; the gateway keeps no copy."""
+        ...
+
+    def session_ended(self, who: Principal) -> None:
+        """A console session was ended by logout (it must stay ended after a restart)."""
+        ...
+
+    def user_logged_out(self, username: str) -> None:
+        """A supervisor ended every session of an account."""
+        ...
+
     async def agent_snapshot(self, agent_id: str) -> AgentSnapshot: ...
 
     async def monitor_snapshot(self) -> MonitorSnapshot: ...

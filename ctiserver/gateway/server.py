@@ -21,7 +21,6 @@ import logging
 import re
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -48,7 +47,6 @@ from ctiserver.gateway.auth import (
     address_key,
 )
 from ctiserver.gateway.backend import (
-    AgentSnapshot,
     AgentView,
     AlertView,
     Backend,
@@ -106,7 +104,6 @@ class GatewayConfig:
     monitor_outbox_items: int = 256
     outbox_age_s: float = 300.0
     slow_consumer_bytes: int = 4 * 1024 * 1024
-    owned_calls_per_agent: int = 32
 
     def __post_init__(self) -> None:
         for origin in self.allowed_origins:
@@ -240,7 +237,6 @@ class Gateway:
         self._agent_clients: dict[str, set[_Client]] = {}
         self._supervisors: set[_Client] = set()
         self._clients: set[_Client] = set()  # every authenticated connection, attached or not yet
-        self._owned: dict[str, OrderedDict[str, None]] = {}
         self._server: Server | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._handlers: dict[str, Handler] = self._handler_table()
@@ -309,7 +305,6 @@ class Gateway:
 
     async def push_offer(self, agent_id: str, offer: OfferView) -> None:
         """The agent's phone rings: the offer and its screen pop go to the agent's consoles."""
-        self._own(agent_id, offer.call_id)
         self._push_agent(agent_id, "offer", offer=offer)
 
     async def push_offer_cancelled(self, agent_id: str, offer_id: str, reason: str) -> None:
@@ -325,7 +320,6 @@ class Gateway:
 
     async def push_call_state(self, call: CallView) -> None:
         """To the agent's consoles, and the supervisors' call list (state `ended` removes the row)."""
-        self._own(call.agent_id, call.call_id)
         self._push_agent(call.agent_id, "call_state", call=call)
         if call.state == "ended":
             self.monitor.apply("calls", call.call_id, None)
@@ -384,15 +378,8 @@ class Gateway:
                                                              self.config.outbox_age_s)
         return outbox
 
-    def _own(self, agent_id: str, call_id: str) -> None:
-        owned = self._owned.setdefault(agent_id, OrderedDict())
-        owned[call_id] = None
-        owned.move_to_end(call_id)
-        while len(owned) > self.config.owned_calls_per_agent:
-            owned.popitem(last=False)
-
     def _owns(self, agent_id: str | None, call_id: str) -> bool:
-        return agent_id is not None and call_id in self._owned.get(agent_id, {})
+        return agent_id is not None and self.backend.owns(agent_id, call_id)
 
     # ------------------------------------------------------------------ writing
 
@@ -558,7 +545,6 @@ class Gateway:
                 base = outbox.last_seq
                 snap = await asyncio.wait_for(self.backend.agent_snapshot(who.agent_id),
                                               self.config.command_timeout_s)
-                self._remember(who.agent_id, snap)
                 self._send(client, server_message("snapshot", seq=base, stream=outbox.stream_id,
                                                   agent=snap.agent, calls=snap.calls, offers=snap.offers))
                 replay = outbox.since(base, self.clock()) or []  # pushed while the snapshot was read
@@ -577,12 +563,6 @@ class Gateway:
                 self._write((client,), frame)
         client.stream = "monitor"
         self._supervisors.add(client)
-
-    def _remember(self, agent_id: str, snap: AgentSnapshot) -> None:
-        for call in snap.calls:
-            self._own(agent_id, call.call_id)
-        for offer in snap.offers:
-            self._own(agent_id, offer.call_id)
 
     def _detach(self, client: _Client) -> None:
         self._clients.discard(client)
@@ -661,6 +641,7 @@ class Gateway:
     async def _cmd_logout(self, client: _Client, who: Principal, cmd: Command) -> None:
         """Ends the session on every connection that holds it (another tab that resumed the same token)."""
         self.signer.end(who, self.clock())
+        self.backend.session_ended(who)
         self._send(client, self._ok(cmd))
         others = [c for c in self._clients if c is not client and c.principal is not None
                   and c.principal.session_id == who.session_id]
@@ -729,8 +710,6 @@ class Gateway:
         customer_id = cast(int | None, cmd.args.get("customer_id"))
         number = cast(str | None, cmd.args.get("number"))
         call_id = await self.backend.click_to_call(who, customer_id, number)
-        assert who.agent_id is not None
-        self._own(who.agent_id, call_id)
         return self._ok(cmd, {"call_id": call_id})
 
     async def _cmd_spy(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
@@ -753,6 +732,7 @@ class Gateway:
         now = self.clock()
         for account in self.accounts.of_agent(agent_id):
             self.signer.end_user(account.username, now)
+            self.backend.user_logged_out(account.username)
         gone = [c for c in self._clients if c.principal is not None and c.principal.role is Role.AGENT
                 and c.principal.agent_id == agent_id]
         await asyncio.gather(*(c.ws.close(CLOSE_POLICY, "logged out by a supervisor") for c in gone),

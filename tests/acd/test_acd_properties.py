@@ -153,6 +153,11 @@ class RouterMachine(RuleBasedStateMachine):
     def callback(self, data: st.DataObject) -> None:
         self.send(ev.CallbackRequested(data.draw(st.sampled_from(self.calls_in("waiting")))))
 
+    @precondition(lambda self: self.calls_in("waiting"))
+    @rule(data=st.data(), queue=st.sampled_from([None, *QUEUES]), to_head=st.booleans())
+    def supervisor_moves(self, data: st.DataObject, queue: str | None, to_head: bool) -> None:
+        self.send(ev.CallMoved(data.draw(st.sampled_from(self.calls_in("waiting"))), queue, to_head))
+
     @precondition(lambda self: self.calls_in(*WAITING, *OFFERED))
     @rule(data=st.data())
     def leave_queue(self, data: st.DataObject) -> None:

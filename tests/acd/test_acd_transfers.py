@@ -186,3 +186,19 @@ def test_an_offer_withdrawn_by_the_system_does_not_penalize_the_agent() -> None:
     out = drv.at(3)(ev.OfferFailed("c1", "a", "no-answer"))
     assert drv.state("a") == "not_responding"
     assert [x.data for x in of_type(out, d.QueueLogEntry) if x.verb == "RINGNOANSWER"] == [("1000",)]
+
+
+def test_a_supervisor_moves_a_waiting_caller_to_another_queue_or_to_the_head() -> None:
+    drv = Driver(config())
+    drv.at(0).enqueue("c1", "billing")
+    drv.at(1).enqueue("c2", "billing")
+    drv.at(2)(ev.CallMoved("c2", None, True))
+    assert drv.router.call_view("c2").position == 1  # type: ignore[union-attr]
+    assert drv.router.call_view("c1").position == 2  # type: ignore[union-attr]
+    drv.at(3)(ev.CallMoved("c1", "sales"))
+    view = drv.router.call_view("c1")
+    assert view is not None and (view.queue, view.position) == ("sales", 1)
+    assert refusals(drv(ev.CallMoved("c1", "nowhere")))
+    drv.at(4).login("c")
+    assert drv.router.call_view("c1").agent_id == "c"  # type: ignore[union-attr]
+    assert refusals(drv(ev.CallMoved("c1", "billing")))  # no longer waiting

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ctiserver.ami.protocol import AmiParser, Message
+from ctiserver.callmodel.events import CallArrived, CallPhaseChanged
 from ctiserver.callmodel.model import CallModel
-from ctiserver.events import CallArrived, CallPhaseChanged
 from pbxsim.captures import RECEIVED, capture
 
 

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ctiserver.ami.protocol import AmiParser, Message
+from ctiserver.callmodel.events import CallPhaseChanged, LegRinging
 from ctiserver.callmodel.model import CallModel
-from ctiserver.events import CallPhaseChanged, LegRinging
 from pbxsim.captures import RECEIVED, capture
 
 NAMES = ("01", "02", "03", "04", "05", "06", "07", "08", "13")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from ctiserver.ami.protocol import Message
-from ctiserver.callmodel.model import CallModel, resync
-from ctiserver.callmodel.states import CallPhase
-from ctiserver.events import (
+from ctiserver.callmodel.events import (
     CallConnected,
     CallEnded,
     CallHeld,
@@ -14,6 +12,8 @@ from ctiserver.events import (
     LegHungUp,
     LegRinging,
 )
+from ctiserver.callmodel.model import CallModel, resync
+from ctiserver.callmodel.states import CallPhase
 from tests.callmodel.replay import replay
 
 
@@ -71,7 +71,8 @@ def test_03_caller_hangs_up_during_agi_both_variants():
 def test_04_caller_bridged_to_agent():
     r = replay("04")
     [call] = _callers(r)
-    assert r.phases(call.call_id) == ["ivr", "arriving", "offered", "connected", "arriving", "ended"]
+    # The agent hangs up: the call goes from connected to ended, not through the dialplan steps between.
+    assert r.phases(call.call_id) == ["ivr", "arriving", "offered", "connected", "ended"]
     [ring] = r.of(LegRinging, call.call_id)
     [conn] = r.of(CallConnected, call.call_id)
     assert ring.channel == conn.peer_channel == "Local/agent1@agents-00000001;1"
@@ -93,7 +94,7 @@ def test_05_redirect_bridge_and_originate_outcomes():
     r = replay("05")
     a, b = _callers(r)
     # A) MusicOnHold wait, Redirect to connect-agent, Dial, bridge.
-    assert r.phases(a.call_id) == ["queued", "arriving", "offered", "connected", "arriving", "ended"]
+    assert r.phases(a.call_id) == ["queued", "arriving", "offered", "connected", "ended"]
     # B) Wait(), agent leg originated into agent-ready, AMI Bridge: the originated leg takes the caller's
     # Linkedid at BridgeEnter and the model moves it into the caller's call.
     assert r.phases(b.call_id)[:2] == ["queued", "connected"]
@@ -225,3 +226,44 @@ def test_resync_matches_an_uninterrupted_stream():
     [a] = r.model.live_calls()
     [b] = fresh.live_calls()
     assert (a.call_id, a.phase, a.caller, a.peer) == (b.call_id, b.phase, b.caller, b.peer)
+
+
+def test_who_hung_up_comes_from_the_first_hang_up_request():
+    # 04: the agent's dialplan ends (SoftHangupRequest on agent1;2) before the caller's side moves.
+    r = replay("04")
+    [call] = _callers(r)
+    [end] = r.of(CallEnded, call.call_id)
+    assert (end.hung_up_by, end.observed, end.cause) == ("agent", True, 16)
+    agent_leg = next(h for h in r.of(LegHungUp, call.call_id) if not h.is_caller)
+    assert agent_leg.hung_up_by == "agent"
+    # 03, variant 1: the caller's phone hangs up during the prompt.
+    r = replay("03")
+    first, _second = _callers(r)
+    assert r.of(CallEnded, first.call_id)[0].hung_up_by == "caller"
+
+
+def test_a_pbx_shutdown_ends_calls_with_cause_unknown():
+    """Asterisk's `core restart now`: SoftHangupRequest with Cause 4 (AST_SOFTHANGUP_SHUTDOWN) on every
+    channel, then Hangup events that say Cause 16 Normal Clearing, which is not how the calls ended."""
+    r = replay("04", until=3.0)
+    [call] = r.model.live_calls()
+    events: list[object] = []
+    for uid in [u for u in call.legs if call.legs[u].alive]:
+        call.legs[uid]
+        events += r.model.apply(Message({"Event": "SoftHangupRequest", "Uniqueid": uid, "Cause": "4"}), 3.1)
+    for uid in [u for u in call.legs if call.legs[u].alive]:
+        events += r.model.apply(Message({"Event": "Hangup", "Uniqueid": uid, "Cause": "16",
+                                         "Cause-txt": "Normal Clearing"}), 3.2)
+    [end] = [e for e in events if isinstance(e, CallEnded)]
+    assert (end.cause, end.hung_up_by, end.observed, end.reason) == (0, "unknown", False, "pbx_restart")
+    phases = [e.new.value for e in events if hasattr(e, "new")]
+    assert phases == ["ended"]  # connected, then ended: no phase on the way down
+
+
+def test_ends_found_at_a_resync_are_inferred_with_bounds():
+    r = replay("04", until=3.0)
+    [_call] = r.model.live_calls()
+    out = resync(r.model, [], 15.0, gone_since=3.0)
+    [end] = [e for e in out if isinstance(e, CallEnded)]
+    assert (end.observed, end.not_before, end.at, end.hung_up_by, end.cause) == (False, 3.0, 15.0, "unknown", 0)
+    assert all(not h.observed for h in out if isinstance(h, LegHungUp))

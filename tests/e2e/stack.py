@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from acd import events as ev
 from acd.config import AcdConfig, parse_config
 from ctiserver.app import CtiServer, Pbx, PbxSettings, ServerSettings
-from ctiserver.console_backend import ConsoleBackend
+from ctiserver.consoles.backend import ConsoleBackend
 from ctiserver.gateway.auth import Principal, Role, hash_password
 from pbxsim import wire
 from pbxsim.people import CallerBehaviour
@@ -58,12 +58,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _acd_config(acd: AcdConfig | str | None) -> AcdConfig:
+def _acd_config(acd: AcdConfig | str | None) -> tuple[AcdConfig, str]:
+    """The queues configuration and its text (the server journals the text it runs with)."""
     if acd is None:
-        return parse_config((DEMO / "queues.yaml").read_text(), str(DEMO / "queues.yaml"))
+        text = (DEMO / "queues.yaml").read_text()
+        return parse_config(text, str(DEMO / "queues.yaml")), text
     if isinstance(acd, str):
-        return parse_config(acd, "<test>")
-    return acd
+        return parse_config(acd, "<test>"), acd
+    return acd, Path(acd.source).read_text()
 
 
 @dataclass
@@ -96,8 +98,14 @@ class Stack:
     def pbx(self) -> Pbx:
         return next(iter(self.server.pbxes.values()))
 
+    def queue_log(self) -> str:
+        """The queue_log file as it is now (lines are written with each journal batch, every 20 ms)."""
+        path = self.tmp / "queue_log"
+        return path.read_text() if path.exists() else ""
+
     def now(self) -> float:
-        return asyncio.get_running_loop().time()
+        """The server's clock (epoch seconds): the router's and the journal's time."""
+        return self.server.now()
 
     async def until(self, predicate: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
         deadline = asyncio.get_running_loop().time() + timeout
@@ -123,7 +131,7 @@ class Stack:
 
     @property
     def console(self) -> ConsoleBackend:
-        return ConsoleBackend(self.server)
+        return self.server.console
 
     async def ready(self, agent_id: str) -> None:
         """The agent presses Ready on the console (ends wrap-up, or a pause)."""
@@ -143,13 +151,13 @@ class Stack:
 
     def login(self, *agent_ids: str) -> None:
         for a in agent_ids:
-            self.server.acd.command(ev.AgentLoggedIn(a, f"PJSIP/{a}", None))
+            self.server.queueing.command(ev.AgentLoggedIn(a, f"PJSIP/{a}", None))
 
     def agent_state(self, agent_id: str) -> str:
-        return str(self.server.acd.router.agent_view(agent_id, self.now()).state)
+        return str(self.server.projector.router.agent_view(agent_id, self.server.now()).state)
 
     def call_state(self, call_id: str) -> str | None:
-        view = self.server.acd.router.call_view(call_id)
+        view = self.server.projector.router.call_view(call_id)
         return None if view is None else str(view.state)
 
     def call_id_of(self, channel_name: str) -> str | None:
@@ -180,6 +188,7 @@ def server_settings(
     acd_config: AcdConfig,
     ami_port: int,
     *,
+    acd_text: str = "",
     flows_dir: Path | None = None,
     database_url: str | None = None,
     ami_secret: str = AMI_SECRET,
@@ -187,6 +196,7 @@ def server_settings(
     return ServerSettings(
         pbxes=(PbxSettings("pbx1", "127.0.0.1", ami_port, AMI_USER, ami_secret),),
         acd=acd_config,
+        acd_text=acd_text,
         database_url=database_url or f"sqlite:///{tmp / 'crm.db'}",
         flows_dir=flows_dir or DEMO / "flows",
         accounts=accounts([a.id for a in acd_config.agents]),
@@ -221,7 +231,7 @@ async def running_stack(
     ``start_pbx=False`` leaves the simulator's AMI port closed (the PBX is down when the server starts):
     call ``stack.sim.start()`` later. ``wait_up=False`` does not wait for the AMI link to come up.
     """
-    acd_config = _acd_config(acd)
+    acd_config, acd_text = _acd_config(acd)
     port = free_port()
     sim = Simulator(
         time_scale=time_scale,
@@ -236,7 +246,8 @@ async def running_stack(
     for a in agents:
         sim.add_agent_phone(a, answer_after=ring_answer_after)
     settings = server_settings(
-        tmp, acd_config, port, flows_dir=flows_dir, database_url=database_url, ami_secret=ami_secret
+        tmp, acd_config, port, acd_text=acd_text, flows_dir=flows_dir, database_url=database_url,
+        ami_secret=ami_secret,
     )
     stack = Stack(sim, await start_server(sim, settings), tmp, settings, tap)
     try:

@@ -81,7 +81,7 @@ async def test_caller_hears_position_announcements_then_reaches_an_agent(tmp_pat
             what="second caller hears it is next",
         )
         assert st.call_state(second_call) == "waiting"
-        stats = st.server.acd.stats.snapshot(st.now())["support"]
+        stats = st.server.projector.stats.live.snapshot(st.now())["support"]
         assert (stats.answered, stats.calls_waiting, stats.abandoned) == (1, 1, 0)
         await settle(st)
 
@@ -113,7 +113,7 @@ async def test_ring_no_answer_puts_agent_not_responding_and_caller_back_at_the_h
             what="agent leg hung up, no answer",
         )
         await st.until(lambda: st.phase(x_call) == "queued", what="X back to queued in the model")
-        assert "RINGNOANSWER" in (st.tmp / "queue_log").read_text()
+        await st.until(lambda: "RINGNOANSWER" in st.queue_log(), what="RINGNOANSWER in the queue_log")
 
         st.login("1002")
         await st.until(lambda: st.phase(x_call) == "connected", what="X re-offered and connected")
@@ -132,7 +132,7 @@ async def test_caller_hangs_up_while_waiting_is_an_abandon(tmp_path: Path) -> No
         await st.until(lambda: st.call_state(a_call) is None, timeout=5, what="A gave up")
         assert a_call not in st.pbx.model.calls
         stats = await st.until(
-            lambda: (s := st.server.acd.stats.snapshot(st.now())["support"]).abandoned and s,
+            lambda: (s := st.server.projector.stats.live.snapshot(st.now())["support"]).abandoned and s,
             what="abandon counted",
         )
         assert (stats.abandoned, stats.short_abandoned, stats.answered, stats.calls_waiting) == (1, 0, 0, 0)
@@ -140,7 +140,7 @@ async def test_caller_hangs_up_while_waiting_is_an_abandon(tmp_path: Path) -> No
         assert row.outcome is Outcome.ABANDONED
         assert row.queue == "support" and row.agent == "" and row.answered_at is None
         assert row.wait_s > 0.5 and "main_menu" in " ".join(row.ivr_path)
-        assert "ABANDON" in (st.tmp / "queue_log").read_text()
+        await st.until(lambda: "ABANDON" in st.queue_log(), what="ABANDON in the queue_log")
 
 
 async def test_callback_request_keeps_the_callers_place(tmp_path: Path) -> None:
@@ -159,13 +159,13 @@ async def test_callback_request_keeps_the_callers_place(tmp_path: Path) -> None:
         y = st.place_call("13800138042", SUPPORT)
         y_call = await _waiting(st, y)
         assert st.call_state(x_call) == "callback"
-        assert st.server.acd.router.call_view(y_call).position == 2  # type: ignore[union-attr]
+        assert st.server.projector.router.call_view(y_call).position == 2  # type: ignore[union-attr]
 
         st.login("1001")
         # X's turn comes first: the agent's phone rings, then the PBX dials X back from the agent's leg.
         await st.until(lambda: st.call_state(x_call) == "connected", what="callback offered and answered")
         assert st.agent_state("1001") == "on_call"
-        assert st.server.acd.router.agent_view("1001", st.now()).call_id == x_call
+        assert st.server.projector.router.agent_view("1001", st.now()).call_id == x_call
         assert st.call_state(y_call) == "waiting"
 
         def dialled_back() -> bool:
@@ -178,4 +178,4 @@ async def test_callback_request_keeps_the_callers_place(tmp_path: Path) -> None:
 
         await st.until(dialled_back, what="agent bridged to X's number")
         # app_queue's grammar has no callback verb: the caller left the line with the callback key.
-        assert f"|{x_call}|support|NONE|EXITWITHKEY|*|" in (st.tmp / "queue_log").read_text()
+        await st.until(lambda: f"|{x_call}|support|NONE|EXITWITHKEY|*|" in st.queue_log(), what="the key in the log")

@@ -30,8 +30,8 @@ async def test_wrap_up_saved_from_the_console_is_in_the_crm(tmp_path: Path) -> N
         a = st.place_call("13800138051", CallerBehaviour(keys=("", "2"), patience=10_000))
         a_call = await st.until(lambda: st.call_id_of(a), what="A known")
         await st.until(lambda: st.phase(a_call) == "connected", what="A connected")
-        ctx = st.server.calls.get(a_call)
-        assert ctx is not None and ctx.customer_id == customer  # the IVR's lookup found the caller
+        rec = st.server.projector.records.get(a_call)
+        assert rec is not None and rec.customer_id == customer  # the IVR's lookup found the caller
         # Talks for a second, then hangs up. (CallerBehaviour.hangup_after_connect would be the natural
         # way, but the simulator only honours it after Dial, not after the CTI's AMI Bridge.)
         await asyncio.sleep(1.0)
@@ -91,7 +91,7 @@ async def test_post_call_survey_after_the_agent_hangs_up(tmp_path: Path) -> None
         a = st.place_call("13800138061", CallerBehaviour(keys=("", "2", "", "4"), patience=10_000))
         a_call = await st.until(lambda: st.call_id_of(a), what="A known")
         await st.until(lambda: st.phase(a_call) == "connected", what="A connected")
-        agent_leg = st.server.acd.agent_leg(a_call)
+        agent_leg = st.server.queueing.agent_leg(a_call)
         assert agent_leg is not None
         await st.pbx.control.hangup(agent_leg)  # the agent hangs up
         await st.until(lambda: st.agent_state("1001") == "wrap_up", what="wrap-up")

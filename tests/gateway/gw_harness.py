@@ -13,7 +13,7 @@ import shutil
 import sqlite3
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,7 +25,6 @@ from crmstore.model import COMPLAINT, CallFacts, Flag, NewCustomer, WrapUp
 from crmstore.sample import ensure_callers
 from crmstore.store import open_store
 from ctiserver.app import CtiServer, PbxSettings, ServerSettings
-from ctiserver.console_backend import ConsoleBackend
 from ctiserver.gateway.auth import hash_password
 from ctiserver.gateway.server import Gateway, GatewayConfig
 from pbxsim.channels import Channel
@@ -171,6 +170,14 @@ class AppSite:
                 raise AssertionError(f"timed out after {timeout} s waiting for {what}")
             await asyncio.sleep(0.01)
 
+    async def until_async(self, probe: Callable[[], Awaitable[bool]], what: str, timeout: float = 10.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not await probe():
+            if loop.time() > deadline:
+                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            await asyncio.sleep(0.02)
+
     def _call_id_of(self, chan: Channel) -> str | None:
         for pbx in self.server.pbxes.values():
             call = pbx.model.call_of_channel(chan.name)
@@ -188,19 +195,29 @@ class AppSite:
         available agent of its queue); returns (offer_id, call_id)."""
         chan = self.call(caller, queue)
         call_id = await self.until(lambda: self._call_id_of(chan), f"the call model to see {chan.name}")
-        offer = await self.until(lambda: self.server.open_offers.get(call_id), f"an offer of {call_id}")
-        assert offer.agent_id == agent_id, (offer.agent_id, agent_id)
-        return offer.offer_id, call_id
+
+        def offered() -> tuple[str, str] | None:
+            view = self.server.projector.router.call_view(call_id)
+            ok = view is not None and view.state in ("offered", "ringing") and view.agent_id
+            return (view.agent_id, view.leg_id) if ok else None  # type: ignore[union-attr, return-value]
+
+        offered_to, leg_id = await self.until(offered, f"an offer of {call_id}")
+        assert offered_to == agent_id, (offered_to, agent_id)
+        return leg_id, call_id  # an offer is named by its agent leg
+
+    def _leg_id(self, call_id: str) -> str | None:
+        view = self.server.projector.router.call_view(call_id)
+        return view.leg_id if view is not None and view.leg_id else None
 
     def agent_leg(self, call_id: str) -> Channel:
-        leg = self.server.acd.agent_leg_uniqueid(call_id)
+        leg = self._leg_id(call_id)
         found = [c for c in self.sim.world.channels.values() if c.uniqueid == leg and not c.dead]
         assert found, f"no agent leg ringing for {call_id}"
         return found[0]
 
     async def answer(self, call_id: str) -> None:
         """The agent picks up the ringing desk phone (a simulated PJSIP phone set never to answer)."""
-        leg = await self.until(lambda: self.server.acd.agent_leg_uniqueid(call_id), f"the agent leg of {call_id}")
+        leg = await self.until(lambda: self._leg_id(call_id), f"the agent leg of {call_id}")
         chan = await self.until(
             lambda: next((c for c in self.sim.world.channels.values() if c.uniqueid == leg and c.state == 5), None),
             f"{leg} ringing")
@@ -213,7 +230,7 @@ class AppSite:
         call_id = await self.until(lambda: self._call_id_of(chan), f"the call model to see {chan.name}")
 
         def waiting() -> bool:
-            view = self.server.acd.router.call_view(call_id)
+            view = self.server.projector.router.call_view(call_id)
             return view is not None and view.state == "waiting" and view.queue == queue
         await self.until(waiting, f"{call_id} waiting in {queue}")
         return call_id
@@ -262,9 +279,10 @@ class AppSite:
         and, if given, its own clock. The app reads `server.gateway` at every push, so the new one gets
         everything from now on."""
         old = self.server.gateway
-        gateway = Gateway(ConsoleBackend(self.server), old.accounts, config, **({"clock": clock} if clock else {}))
+        gateway = Gateway(self.server.console, old.accounts, config, **({"clock": clock} if clock else {}))
         await gateway.start()
         self.server.gateway = gateway
+        self.server.notifier.gateway = gateway
         await old.stop()
         return gateway
 
@@ -273,6 +291,7 @@ def _settings(tmp: Path, db: Path, ami_port: int, token_ttl_s: int) -> ServerSet
     return ServerSettings(
         pbxes=(PbxSettings("pbx1", "127.0.0.1", ami_port, "cti", "ctisecret"),),
         acd=ACD_CONFIG,
+        acd_text=ACD_YAML,
         # A short busy timeout: a locked CRM fails a wrap-up save in 0.2 s instead of 5.
         database_url=f"sqlite:///{db}?busy_timeout_ms=200",
         flows_dir=DEMO / "flows",

@@ -140,14 +140,23 @@ async def test_wrapup_failure_loses_nothing(site: AppSite) -> None:
     assert (await a.request("hangup", call_id=call_id))["type"] == "result"
     await a.wait_for(call_state("ended", call_id))
     site.lock_crm()  # another process holds the write lock
-    failed = await a.request("wrapup", call_id=call_id, disposition="resolved", notes="n")
+    failed = await a.request("wrapup", call_id=call_id, disposition="resolved", notes="first")
+    # The agent is told the truth: not durable yet, and why. The notes are kept in the journal's
+    # waiting batch, not thrown away.
     assert failed["type"] == "wrapup_failed" and "locked" in failed["message"]
-    site.unlock_crm()
     assert await site.saved_wrapup(call_id) is None
+    site.unlock_crm()
+
+    async def written() -> bool:
+        stored = await site.saved_wrapup(call_id)
+        return stored is not None and stored["notes"] == "first"
+    await site.until_async(written, "the kept wrap-up written once the database answers")
+    # Saving again (the agent's retry) updates the same row, never a second one.
     ok = await a.request("wrapup", call_id=call_id, disposition="resolved", notes="n")
     assert ok["type"] == "wrapup_saved"
     stored = await site.saved_wrapup(call_id)
     assert stored is not None and stored["notes"] == "n"
+    assert len(site.crm_rows("SELECT 1 FROM interactions WHERE call_id = ?", call_id)) == 1
 
 
 async def test_login_failures(site: AppSite) -> None:
@@ -238,7 +247,7 @@ async def test_supervisor_actions(site: AppSite) -> None:
     for mode in ("listen", "whisper", "barge"):
         assert (await boss.request("spy", agent_id=AGENT1, mode=mode))["type"] == "result"
     # Each answered request is a ChanSpy on the agent's leg (capture 07 C/D), options per mode.
-    agent_leg = site.server.acd.agent_leg(call_id)
+    agent_leg = site.server.queueing.agent_leg(call_id)
     spying = await site.until(lambda: [c.appdata for c in site.sim.world.channels.values()
                                        if c.app == "ChanSpy"] or None, "ChanSpy running")
     assert sorted(spying) == sorted(f"{agent_leg},{mode.value}" for mode in SpyMode), spying
@@ -264,7 +273,7 @@ async def test_supervisor_actions(site: AppSite) -> None:
     assert (await boss.request("move_call", call_id=waiting, queue="support", head=True))["type"] == "result"
     await boss.wait_for(lambda m: m["type"] == "call_list_delta" and
                         (m["calls"].get(waiting) or {}).get("queue") == "support")
-    view = site.server.acd.router.call_view(waiting)
+    view = site.server.projector.router.call_view(waiting)
     assert view is not None and view.queue == "support" and view.state == "waiting"
 
     assert (await boss.request("force_logout", agent_id=AGENT1))["type"] == "result"
@@ -304,7 +313,7 @@ async def test_bad_messages_keep_connection(site: AppSite) -> None:
     await a.ws.send(json.dumps({"type": "search", "q": "x" * 20_000, "id": 9}))
     assert (await a.wait_for("error"))["code"] == "too_large"
     # Nothing bad reached the ACD: the agent is still available on the queues it chose.
-    view = site.server.acd.router.agent_view(AGENT1, site.server.now())
+    view = site.server.projector.router.agent_view(AGENT1, site.server.now())
     assert view.state == "available" and set(view.queues) == {"sales", "vip"}
     assert (await a.request("ping"))["type"] == "pong"
     # Over the hard limit the websocket layer closes with 1009.
@@ -347,7 +356,7 @@ async def test_resume_replays_missed_messages_once(site: AppSite) -> None:
     token, last_seq, stream = a.token, a.last_seq, a.stream
     await a.ws.close()
     await site.answer(call_id)  # pushed while the console is away
-    await site.until(lambda: site.server.acd.router.agent_view(AGENT1, site.server.now()).state == "on_call",
+    await site.until(lambda: site.server.projector.router.agent_view(AGENT1, site.server.now()).state == "on_call",
                      "the agent on the call")
     await asyncio.sleep(0.1)
     b = await ConsoleClient.open(site.ws_url)

@@ -205,7 +205,7 @@ async def test_forced_logout_ends_every_session_of_the_agent(site: AppSite) -> N
     assert (await boss.request("force_logout", agent_id=AGENT1))["type"] == "result"
     for console in (agent, second_tab):
         assert await closed_by_server(console) == (1008, "logged out by a supervisor")
-    assert site.server.acd.router.agent_view(AGENT1, site.server.now()).state == "logged_out"
+    assert site.server.projector.router.agent_view(AGENT1, site.server.now()).state == "logged_out"
     for token in (agent.token, closed_tab.token):
         c = await ConsoleClient.open(site.ws_url)
         refused = await c.request("resume", token=token, last_seq=0)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from ivr_flows.interpreter import FlowRun
 from ivr_flows.speech import RecognizerPool
 from ivr_flows.steps import (
+    PathEntry,
     QueueFigures,
     QueueHandoff,
     Recognition,
@@ -31,6 +32,7 @@ class MemoryServices:
     voicemails: list[SaveVoicemail] = field(default_factory=list)
     enqueued: list[QueueHandoff] = field(default_factory=list)
     recognitions: list[Recognition] = field(default_factory=list)
+    told: list[PathEntry] = field(default_factory=list)  # the path as the driver told it, step by step
 
     def _maybe_fail(self, name: str) -> None:
         if name in self.fail:
@@ -67,3 +69,6 @@ class MemoryServices:
 
     async def enqueue(self, handoff: QueueHandoff, run: FlowRun) -> None:
         self.enqueued.append(handoff)
+
+    def path_entry(self, entry: PathEntry) -> None:
+        self.told.append(entry)

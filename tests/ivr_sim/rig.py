@@ -1,29 +1,38 @@
 """The IVR over the PBX simulator: real FastAgiServer, real Simulator (its FastAGI client, the product dialplan
 asterisk-config/extensions.conf), a real SQLite CRM behind the product's IvrServices, real vosk.
 
-Nothing of ours is faked. Only the queue figures come from a small deterministic source (the ACD is another
-team's part) and the clock is injected so business hours and holidays can be chosen per test.
+Nothing of ours is faked: the flow's facts go through the real journal into the real call records and CRM
+history. Only the queue figures come from a small deterministic source (the ACD is not part of these tests),
+and the clock is injected so business hours and holidays can be chosen per test.
 
 ``IvrRig.call(did, caller, behaviour)`` places a trunk call on the simulator; the dialplan runs
-``AGI(${CTI_AGI}/ivr)``, the simulator's FastAGI client connects to our server, and the handler below (a
-trimmed copy of ``ctiserver.app.App._agi_ivr``) runs the flow the DID maps to.
+``AGI(${CTI_AGI}/ivr)``, the simulator's FastAGI client connects to our server, and the handler below (the
+part of ``ctiserver.ivr.service.IvrService.on_ivr`` that runs a flow) runs the flow the DID maps to. The rig
+plays the calls slice's part too: it journals the call's arrival and, when the channel is gone, its end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from crmstore.model import CallFacts
+from acd.config import parse_config
+from crmstore.model import Interaction
+from crmstore.privacy import SYSTEM
 from crmstore.store import CrmStore, open_store
 from ctiserver.agi.protocol import AgiEnvironment, AgiReply, format_command
 from ctiserver.agi.server import AgiSession, FastAgiServer
-from ctiserver.calls import CallContext
-from ctiserver.ivr_services import IvrServices, QueueFiguresSource
+from ctiserver.crm_history.records import CallRecord
+from ctiserver.crm_history.writer import CrmHistoryWriter
+from ctiserver.ivr.services import IvrCall, IvrServices, QueueFiguresSource
+from ctiserver.journal import facts as f
+from ctiserver.journal.journal import Journal
+from ctiserver.journal.projector import Projector
+from ctiserver.journal.recorder import Recorder
 from ivr_flows.driver import FlowResult, run_flow
 from ivr_flows.interpreter import FlowRun
 from ivr_flows.registry import FlowRegistry
@@ -44,6 +53,14 @@ HOLIDAY = datetime(2025, 10, 1, 3, 0, tzinfo=UTC)  # a Wednesday, 11:00, Nationa
 
 CATALOG_QUEUES = frozenset({"general", "vip", "sales", "support", "billing"})
 CATALOG_SKILLS = frozenset({"english", "sales", "korean", "billing", "support"})
+ACD_YAML = """\
+skills: [english, sales, korean, billing, support]
+pause_reasons: [break]
+queues:
+""" + "".join(f"  - {{name: {q}, skills: {{english: 1}}}}\n" for q in sorted(CATALOG_QUEUES)) + """\
+agents:
+  - {id: "2001", name: Agent, skills: {english: 1}, queues: [billing, general, sales, support, vip]}
+"""
 
 
 class FixedFigures(QueueFiguresSource):
@@ -64,6 +81,7 @@ class Witness:
         self.recordings = 0
         self.connected_to: list[str] = []
         self.gone = asyncio.Event()
+        self.on_gone: Callable[[], object] | None = None
 
     def prompt_started(self, chan: Channel, name: str, interruptible: bool) -> None:
         self.prompts.append(name)
@@ -81,6 +99,8 @@ class Witness:
         self.connected_to.append(peer.name)
 
     def channel_gone(self, chan: Channel) -> None:
+        if not self.gone.is_set() and self.on_gone is not None:
+            self.on_gone()
         self.gone.set()
 
 
@@ -104,11 +124,11 @@ class Call:
     witness: Witness
     started: asyncio.Event = field(default_factory=asyncio.Event)
     done: asyncio.Future[FlowResult] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
-    ctx: CallContext | None = None
+    ivr: IvrCall | None = None
+    record: CallRecord | None = None  # the call's record, as the journal's projection holds it
     log: SentLog | None = None
     session: AgiSession | None = None
     flow_version: str = ""
-    logged: bool = False  # the call is in the CRM history before the flow runs (a post-call survey)
 
     @property
     def sent(self) -> list[str]:
@@ -145,11 +165,17 @@ class IvrRig:
         self.crm: CrmStore
         self.server: FastAgiServer
         self.sim: Simulator
+        self.recorder: Recorder
 
     async def start(self) -> None:
         errors = self.registry.reload()
         assert errors == [], errors
         self.crm = await open_store(f"sqlite:///{self.tmp / 'crm.db'}")
+        journal = Journal(self.crm, batch_interval_s=0.01)
+        projector = Projector(parse_config(ACD_YAML, "<ivr rig>"))
+        projector.listeners.append(CrmHistoryWriter(projector.records, journal, "CN"))
+        self.recorder = Recorder(journal, projector, lambda: ("<ivr rig>", ACD_YAML))
+        self._journal_task = asyncio.get_running_loop().create_task(journal.run())
         self.server = FastAgiServer("127.0.0.1", 0, command_timeout=30.0)
         self.server.route("ivr", self._ivr)
         await self.server.start()
@@ -161,20 +187,33 @@ class IvrRig:
     async def close(self) -> None:
         await self.sim.stop()
         await self.server.close()
+        self._journal_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._journal_task
+        await self.recorder.journal.close()
         await self.crm.close()
+
+    async def history(self, call: Call, timeout: float = 15.0) -> Interaction | None:
+        """The call's row in the CRM history: written by the journal's projection once the call ended."""
+        await call.ended(timeout)
+        await self.recorder.journal.durable(self.recorder.journal.last_seq, timeout)
+        return await self.crm.interaction(call.chan.uniqueid, SYSTEM)
 
     def now(self) -> datetime:
         return self.clock
 
     def call(self, did: str, caller_num: str, behaviour: CallerBehaviour | None = None,
-             caller_name: str = "Caller", *, logged: bool = False) -> Call:
+             caller_name: str = "Caller") -> Call:
         chan = self.sim.place_call(did, caller_num, caller_name, behaviour or CallerBehaviour())
         witness = Witness()
         chan.observers.append(witness)
         # The FastAGI client connects only after the dialplan's Answer() on a later loop turn, so the call is
         # known here before the handler can ask for it.
-        call = Call(did, chan, witness, logged=logged)
+        call = Call(did, chan, witness)
         self.calls[chan.uniqueid] = call
+        self.recorder.record(f.CallArrived(chan.uniqueid, "sim", chan.name, caller_num, caller_name, did))
+        call.record = self.recorder.projector.records.get(chan.uniqueid)
+        witness.on_gone = lambda: self.recorder.record(f.CallEnded(chan.uniqueid, 16, "Normal Clearing", "caller"))
         return call
 
     async def _ivr(self, session: AgiSession) -> None:
@@ -182,23 +221,21 @@ class IvrRig:
         call = self.calls[env.uniqueid]
         call.session = session
         did = env.dnid
-        ctx = CallContext(env.uniqueid, "sim", env.channel, env.caller_num, env.caller_name, did)
-        call.ctx = ctx
-        if call.logged:
-            # After an agent call the app has logged the call before the survey runs (ctiserver.app).
-            await self.crm.log_interaction(CallFacts(ctx.call_id, ctx.caller_num, ctx.started_at))
+        ivr = IvrCall(env.uniqueid, env.caller_num, env.caller_name)
+        call.ivr = ivr
         flow = self.registry.get(self.flow_by_did[did])
         variables = {
-            "caller_number": ctx.caller_num, "caller_name": ctx.caller_name, "dnid": did,
-            "uniqueid": env.uniqueid, "call_id": ctx.call_id, "language": env.language,
+            "caller_number": ivr.caller_num, "caller_name": ivr.caller_name, "dnid": did,
+            "uniqueid": env.uniqueid, "call_id": ivr.call_id, "language": env.language,
             **self.extra_variables.get(did, {}),
         }
-        run = FlowRun(flow, variables, self.now, spool_dir=str(self.spool), call_id=ctx.call_id)
+        run = FlowRun(flow, variables, self.now, spool_dir=str(self.spool), call_id=ivr.call_id)
         call.flow_version = flow.version
         call.log = SentLog(session)
         call.started.set()
         try:
-            result = await run_flow(call.log, run, IvrServices(ctx, self.crm, self.figures, self.speech))
+            result = await run_flow(call.log, run, IvrServices(ivr, self.crm, self.figures, self.speech,
+                                                                self.recorder.record))
         except BaseException as e:
             if not call.done.done():
                 call.done.set_exception(e)

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from crmstore.privacy import SYSTEM
 from ivr_flows.steps import CallerHungUp
 from pbxsim.people import CallerBehaviour
 
@@ -77,7 +76,7 @@ async def test_hang_up_while_leaving_a_voicemail(slow_rig: IvrRig, voice_dir: Pa
     assert ev[-3:] == [("closed", "node", "voicemail"), ("closed", "hangup", "caller"),
                        ("closed", "note", "saved after hang-up")]
     call = next(iter(slow_rig.calls.values()))
-    interaction = await slow_rig.crm.interaction(call.chan.uniqueid, SYSTEM)
+    interaction = await slow_rig.history(call)
     assert interaction is not None and interaction.recording_ref.endswith(".wav")
     assert call.witness.recordings == 1 and call.sent[-2].startswith("RECORD FILE ")
     # capture 03: result=-1 from the interrupted command, then HANGUP + 511 on the CHANNEL STATUS probe

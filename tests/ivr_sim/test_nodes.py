@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from crmstore.model import Outcome
-from crmstore.privacy import SYSTEM
 from ivr_flows.steps import Hangup, QueueFigures, QueueHandoff, Transfer, VoicemailDone
 from pbxsim.people import CallerBehaviour
 
@@ -61,7 +60,8 @@ async def test_vip_is_identified_by_number_and_fast_laned(rig: IvrRig) -> None:
     result = await call.result()
     assert result.outcome == QueueHandoff("vip", ("english",), 50)
     assert result.variables["vip"] == "true" and ("vip", "branch", "case 1 -> vip_queue") in events(result)
-    assert call.ctx is not None and call.ctx.vip and (call.ctx.queue, call.ctx.priority) == ("vip", 50)
+    assert call.record is not None and call.record.vip
+    assert call.ivr is not None and (call.ivr.queue, call.ivr.priority) == ("vip", 50)
     assert not any(s.startswith("STREAM FILE custom/main-menu") for s in call.sent)
 
 
@@ -102,7 +102,7 @@ async def test_queue_handoff_follows_queue_figures(rig: IvrRig, figures: QueueFi
     call = rig.call(LINE, KNOWN_NUMBER, CallerBehaviour(keys=("2",)))
     result = await call.result()
     assert result.outcome == expected
-    assert call.ctx is not None and (call.ctx.queue, call.ctx.priority) == (expected.queue, expected.priority)
+    assert call.ivr is not None and (call.ivr.queue, call.ivr.priority) == (expected.queue, expected.priority)
     await call.ended()
     assert call.session is not None and call.session.done_marked  # IVR_DONE=1: the dialplan did not fall back
 
@@ -120,13 +120,13 @@ async def test_long_wait_offers_callback_stored_in_crm(rig: IvrRig) -> None:
     due = await rig.crm.due_follow_ups("sales", datetime.now(UTC) + timedelta(hours=1))
     ours = [f for f in due if f.note == f"IVR callback request from {KNOWN_NUMBER}"]
     assert [(f.customer_id, f.kind.value) for f in ours] == [(known.customer_id, "callback")]
-    assert call.ctx is not None and call.ctx.outcome == "callback"
+    assert call.record is not None and call.record.outcome == "callback"
 
 
 async def test_record_set_goto_survey(rig: IvrRig, voice_dir: Path) -> None:
     wav = synthesize("I would like to talk about my invoice", voice_dir, voice="en")
     behaviour = CallerBehaviour(keys=("3", "8", "4"), utterance=wav)
-    call = rig.call(LINE, KNOWN_NUMBER, behaviour, logged=True)
+    call = rig.call(LINE, KNOWN_NUMBER, behaviour)
     result = await call.result()
     assert result.outcome == Hangup("flow")
     recording = Path(result.variables["message"])
@@ -141,21 +141,21 @@ async def test_record_set_goto_survey(rig: IvrRig, voice_dir: Path) -> None:
     assert ("goto_survey", "node", "goto") in ev and ("survey", "node", "survey") in ev
     assert ("survey", "no_match", "8") in ev and ("survey", "survey", "overall=4") in ev
     assert result.variables["score"] == "4"
-    interaction = await rig.crm.interaction(call.chan.uniqueid, SYSTEM)
+    interaction = await rig.history(call)
     assert interaction is not None and interaction.survey_score == 4
 
 
 async def test_post_call_survey_after_no_input(rig: IvrRig) -> None:
     rig.flow_by_did[POST_CALL] = "service_line"
     rig.extra_variables[POST_CALL] = {"post_call": "yes"}
-    call = rig.call(POST_CALL, KNOWN_NUMBER, CallerBehaviour(keys=("", "5")), logged=True)
+    call = rig.call(POST_CALL, KNOWN_NUMBER, CallerBehaviour(keys=("", "5")))
     result = await call.result()
     assert result.outcome == Hangup("flow")
     ev = events(result)
     assert ev[:3] == [("entry", "node", "branch"), ("entry", "branch", "case 1 -> survey"), ("survey", "node", "survey")]
     assert ("survey", "no_input", "") in ev and ("survey", "survey", "overall=5") in ev
     assert sum(s.startswith("GET DATA custom/survey") for s in call.sent) == 2
-    interaction = await rig.crm.interaction(call.chan.uniqueid, SYSTEM)
+    interaction = await rig.history(call)
     assert interaction is not None and interaction.survey_score == 5
 
 
@@ -174,9 +174,9 @@ async def test_after_hours_and_holidays_go_to_voicemail(rig: IvrRig, voice_dir: 
     assert any(s.startswith(f"RECORD FILE {audio.with_suffix('')} wav # 60000 0 BEEP s=2") for s in call.sent)
     assert call.sent[-2:] == ['STREAM FILE vm-goodbye ""', "HANGUP"]
     assert call.witness.prompts[-3:] == ["custom/leave-message", "beep", "vm-goodbye"]
-    interaction = await rig.crm.interaction(call.chan.uniqueid, SYSTEM)
+    interaction = await rig.history(call)
     assert interaction is not None and interaction.recording_ref == str(audio)
-    assert interaction.outcome == Outcome.IVR_ONLY
+    assert interaction.outcome == Outcome.VOICEMAIL
 
 
 async def test_transfer_to_outside_number_reaches_the_trunk(rig: IvrRig) -> None:

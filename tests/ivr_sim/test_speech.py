@@ -42,7 +42,7 @@ async def test_spoken_keywords_pick_options_on_concurrent_calls(speech_rig: IvrR
         assert len(heard) == 1 and heard[0].value == word, result.path
         assert heard[0].confidence is not None and heard[0].confidence >= 0.5
         assert result.variables["topic"] == word
-        assert call.ctx is not None and call.ctx.said == (word,)
+        assert call.record is not None and call.record.said == [word]
         base = speech_rig.spool / f"ivr-{call.chan.uniqueid.replace('.', '-')}-menu-1"
         assert call.sent[:2] == ["STREAM FILE cs/ko/main-menu 12340", f"RECORD FILE {base} wav 12340 5000 0 s=1"]
         assert base.with_suffix(".wav").read_bytes() == wavs[word].read_bytes()  # via the shared spool

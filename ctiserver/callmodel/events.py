@@ -7,8 +7,9 @@ logging, websocket gateway) and into tests.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-from .callmodel.states import CallPhase
+from .states import CallPhase
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,12 @@ class CallTransferred:
     at: float
 
 
+# Who ended the caller's connection with its party: read from the facts of the hang-up (whose channel
+# asked first: HangupRequest, SoftHangupRequest, or the Hangup itself), never from which Hangup event
+# happens to arrive first. "unknown" when the end was not seen or the PBX ended it (restart).
+HungUpBy = Literal["caller", "agent", "unknown"]
+
+
 @dataclass(frozen=True, slots=True)
 class LegHungUp:
     call_id: str
@@ -79,6 +86,9 @@ class LegHungUp:
     cause_txt: str
     is_caller: bool
     at: float
+    hung_up_by: HungUpBy = "unknown"
+    observed: bool = True  # False: found gone at a resync (the AMI link was down)
+    not_before: float | None = None  # for an end not observed: last seen alive
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,4 +96,17 @@ class CallEnded:
     call_id: str
     cause: int
     cause_txt: str
+    at: float
+    hung_up_by: HungUpBy = "unknown"
+    observed: bool = True
+    not_before: float | None = None
+    reason: str = ""  # "", "pbx_restart", "link_down"
+
+
+@dataclass(frozen=True, slots=True)
+class PbxShutdown:
+    """Asterisk announced it is shutting down or restarting (AMI Shutdown event)."""
+
+    pbx: str
+    restart: bool
     at: float

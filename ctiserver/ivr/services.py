@@ -1,21 +1,22 @@
 """The IVR's view of the server (ivr_flows.driver.FlowServices) for one call: CRM look-ups, queue
-figures, speech, surveys, callbacks and voicemail."""
+figures, speech, and the facts of the caller's way through the flow, journaled as they happen."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from datetime import timedelta
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
-from crmstore.errors import CrmNotFound
-from crmstore.model import CallFacts, FollowUpKind, FollowUpRequest, Outcome
+from crmstore.model import FollowUpKind, FollowUpRequest
 from crmstore.queries import Identity
 from crmstore.store import CrmStore
 from ivr_flows.interpreter import FlowRun
 from ivr_flows.speech import RecognizerPool
 from ivr_flows.steps import (
+    PathEntry,
     QueueFigures,
     QueueHandoff,
     Recognition,
@@ -25,51 +26,69 @@ from ivr_flows.steps import (
     SaveVoicemail,
 )
 
-from .calls import CallContext, utcnow
+from ..journal import facts as f
+
+Record = Callable[[object], object]  # journals one fact (ctiserver.journal.recorder.Recorder.record)
 
 
 class QueueFiguresSource(Protocol):
-    """Implemented by the app: live figures of a queue for `branch` nodes."""
+    """Live figures of a queue for `branch` nodes."""
 
     def figures(self, queue: str) -> QueueFigures: ...
+
+
+@dataclass(slots=True)
+class IvrCall:
+    """The call the flow runs for, as far as the IVR needs it."""
+
+    call_id: str
+    caller_num: str
+    caller_name: str = ""
+    customer_id: int | None = None
+    queue: str = ""
+    priority: int = 0
 
 
 class IvrServices:
     def __init__(
         self,
-        ctx: CallContext,
+        call: IvrCall,
         crm: CrmStore,
         figures: QueueFiguresSource,
         speech: RecognizerPool | None,
+        record: Record,
     ) -> None:
-        self.ctx = ctx
+        self.call = call
         self.crm = crm
         self._figures = figures
         self._speech = speech
+        self._record = record
+
+    def path_entry(self, entry: PathEntry) -> None:
+        self._record(f.IvrStep(self.call.call_id, entry.node, entry.event, entry.value, entry.confidence))
 
     async def lookup_customer(self, by: str, key: str) -> Mapping[str, object] | None:
         if by == "caller_number":
-            identity = await self.crm.identify_by_phone(key or self.ctx.caller_num)
+            identity = await self.crm.identify_by_phone(key or self.call.caller_num)
         elif by == "account":
             identity = await self.crm.identify_by_account(key)
         else:
             raise ValueError(f"unknown lookup {by!r}")
         if identity is None:
             return None
-        self._remember(identity)
+        self.identified(identity)
         return await self._self_service(identity)
 
-    def _remember(self, identity: Identity) -> None:
-        self.ctx.customer_id = identity.customer_id
-        self.ctx.customer_name = identity.name
-        self.ctx.vip = identity.vip
-        self.ctx.grade = identity.grade.value if identity.grade else None
+    def identified(self, identity: Identity) -> None:
+        self.call.customer_id = identity.customer_id
+        self._record(f.CallerIdentified(self.call.call_id, identity.customer_id, identity.name,
+                                        identity.grade.value if identity.grade else None, identity.vip))
 
     async def _self_service(self, identity: Identity) -> dict[str, object]:
         # Self-service figures from purchases: the amount bought in the last 30 days stands in for the
         # balance, and the age of the last order for its status (processing, shipped, delivered).
         purchases = await self.crm.purchases(identity.customer_id)
-        today = utcnow().date()
+        today = datetime.now(UTC).date()
         recent = [p for p in purchases if (today - p.purchased_on).days <= 30]
         balance = sum((Decimal(str(p.amount)) for p in recent), Decimal(0))
         out: dict[str, object] = {
@@ -90,47 +109,29 @@ class IvrServices:
     async def recognize(self, request: Recognize, recording_done: asyncio.Event) -> Recognition:
         if self._speech is None:
             raise RuntimeError("no speech model configured")
-        result = await self._speech.recognize(request, recording_done)
-        if result.text:
-            self.ctx.said = (*self.ctx.said, result.text)
-        return result
+        return await self._speech.recognize(request, recording_done)
 
     async def save_survey(self, request: SaveSurvey) -> None:
-        try:
-            await self.crm.save_survey(self.ctx.call_id, request.score)
-        except CrmNotFound:
-            # The post-call survey usually beats the agent's wrap-up: log the call first; the wrap-up
-            # later updates the same row (upsert by call id) and keeps the score.
-            ctx = self.ctx
-            await self.crm.log_interaction(CallFacts(
-                call_id=ctx.call_id, caller=ctx.caller_num, started_at=ctx.started_at,
-                outcome=Outcome.ANSWERED if ctx.answered_at else Outcome.IVR_ONLY,
-                answered_at=ctx.answered_at, queue=ctx.queue, agent=ctx.agent_id or "",
-                ivr_path=ctx.ivr_path, customer_id=ctx.customer_id,
-            ))
-            await self.crm.save_survey(ctx.call_id, request.score)
+        if isinstance(request.score, bool) or not isinstance(request.score, int) or not 1 <= request.score <= 5:
+            raise ValueError(f"survey score must be an integer 1..5, got {request.score!r}")
+        self._record(f.SurveyAnswered(self.call.call_id, request.score))
 
     async def request_callback(self, request: RequestCallback) -> bool:
-        customer_id = self.ctx.customer_id
+        number = request.number or self.call.caller_num
+        customer_id = self.call.customer_id
         if customer_id is None:
-            customer_id = await self.crm.create_lead(request.number or self.ctx.caller_num,
-                                                     self.ctx.caller_name)
+            customer_id = await self.crm.create_lead(number, self.call.caller_name)
         await self.crm.add_follow_up(
             customer_id,
-            FollowUpRequest(FollowUpKind.CALLBACK, utcnow() + timedelta(minutes=15), owner=request.queue,
-                            note=f"IVR callback request from {request.number or self.ctx.caller_num}"),
+            FollowUpRequest(FollowUpKind.CALLBACK, datetime.now(UTC) + timedelta(minutes=15), owner=request.queue,
+                            note=f"IVR callback request from {number}"),
         )
-        self.ctx.outcome = "callback"
+        self._record(f.CallbackPromised(self.call.call_id, number, request.queue))
         return True
 
     async def save_voicemail(self, request: SaveVoicemail) -> None:
-        self.ctx.outcome = "voicemail"
-        await self.crm.log_interaction(CallFacts(
-            call_id=self.ctx.call_id, caller=self.ctx.caller_num, started_at=self.ctx.started_at,
-            outcome=Outcome.IVR_ONLY, ivr_path=self.ctx.ivr_path, recording_ref=request.audio_path,
-            customer_id=self.ctx.customer_id,
-        ))
+        self._record(f.VoicemailLeft(self.call.call_id, request.audio_path))
 
     async def enqueue(self, handoff: QueueHandoff, run: FlowRun) -> None:
-        self.ctx.queue = handoff.queue
-        self.ctx.priority = handoff.priority
+        self.call.queue = handoff.queue
+        self.call.priority = handoff.priority

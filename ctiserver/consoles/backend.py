@@ -1,0 +1,333 @@
+"""The consoles' backend (ctiserver.gateway.backend.Backend): agent and supervisor commands, carried out by
+recording facts (the ACD decides) and through the queueing slice and call control, plus the snapshots a
+console gets when it connects. It holds no state of its own: who has which call is the router's."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from acd import events as ev
+from acd.config import AcdConfig
+from acd.states import AgentState
+from crmstore.privacy import Role as CrmRole
+from crmstore.privacy import Viewer
+from crmstore.store import CrmStore
+
+from ..ami.errors import AmiError
+from ..ami.protocol import UnsafeValue
+from ..calls.service import CallsService
+from ..control import InvalidValue, SpyMode
+from ..gateway.auth import Principal
+from ..gateway.backend import (
+    AgentSnapshot,
+    CallView,
+    ConsoleConfig,
+    MonitorSnapshot,
+    OfferView,
+    Refused,
+    TransferTarget,
+    WrapUpFailed,
+    WrapUpForm,
+)
+from ..gateway.backend import SpyMode as ConsoleSpyMode
+from ..journal import facts as f
+from ..journal.recorder import Recorder
+from ..queueing.service import QueueingService
+from ..queueing.service import Refused as AcdRefused
+from .views import ConsoleViews
+
+_EXTENSION = re.compile(r"[0-9]{2,15}")
+_DIALABLE = re.compile(r"\+?[0-9]{2,20}")  # what an agent may type as an outside number
+_OUTBOUND_ID = "cti-out-"  # ChannelId prefix of click-to-call legs
+_SPY_RING_S = 8.0  # the supervisor's phone rings this long: under the gateway's 10 s command timeout
+_SPY = {"listen": SpyMode.LISTEN, "whisper": SpyMode.WHISPER, "barge": SpyMode.BARGE}
+_SAVE_TIMEOUT_S = 3.0  # a wrap-up is "saved" only once durable; beyond this the agent is told so
+_TALKING = ("connected", "held")
+
+
+class ConsoleBackend:
+    def __init__(
+        self,
+        *,
+        recorder: Recorder,
+        queueing: QueueingService,
+        calls: CallsService,
+        crm: CrmStore,
+        views: ConsoleViews,
+        clock: Callable[[], float],
+    ) -> None:
+        self.recorder = recorder
+        self.queueing = queueing
+        self.calls = calls
+        self.crm = crm
+        self.views = views
+        self.clock = clock
+        self._dialled: dict[str, str] = {}  # click-to-call leg -> agent: untracked outbound calls
+
+    @property
+    def config(self) -> AcdConfig:
+        return self.recorder.projector.config
+
+    # ------------------------------------------------------------------ snapshots
+
+    def console_config(self, who: Principal) -> ConsoleConfig:
+        cfg = self.config
+        wrap = max((q.wrap_up_s for q in cfg.queues), default=30.0)
+        return ConsoleConfig(queues=tuple(q.name for q in cfg.queues), pause_reasons=cfg.pause_reasons,
+                             wrap_up_s=wrap)
+
+    def owns(self, agent_id: str, call_id: str) -> bool:
+        if self._dialled.get(call_id) == agent_id:
+            return True
+        if not self.config.has_agent(agent_id):
+            return False
+        view = self.views.router.agent_view(agent_id, self.clock())
+        if view.call_id == call_id:
+            return True
+        rec = self.views.records.get(call_id)
+        return rec is not None and rec.part_of(agent_id) is not None
+
+    def session_ended(self, who: Principal) -> None:
+        self.recorder.record(f.ConsoleSessionEnded(who.session_id, who.username, who.expires_at))
+
+    def user_logged_out(self, username: str) -> None:
+        self.recorder.record(f.ConsoleUserLoggedOut(username))
+
+    async def agent_snapshot(self, agent_id: str) -> AgentSnapshot:
+        self._known_agent(agent_id)
+        view = self.views.router.agent_view(agent_id, self.clock())
+        calls: list[CallView] = []
+        offers: list[OfferView] = []
+        if view.call_id is not None:
+            call = self.views.router.call_view(view.call_id)
+            if view.state == "reserved" and call is not None and call.consult_agent_id != agent_id:
+                queue = call.queue
+                timeout = self.config.queue(queue).ring_timeout_s if self.config.has_queue(queue) else 15.0
+                offers.append(self.views.offer(view.call_id, agent_id, view.leg_id, queue, timeout))
+            elif view.state in ("on_call", "on_hold"):
+                state = "held" if call is not None and call.state == "held" else "talking"
+                calls.append(self.views.call(view.call_id, agent_id, state))
+        return AgentSnapshot(self.views.agent(agent_id), tuple(calls), tuple(offers))
+
+    async def monitor_snapshot(self) -> MonitorSnapshot:
+        rows = {c: row for c in self.views.live_call_ids() if (row := self.views.call_row(c)) is not None}
+        return MonitorSnapshot(
+            wallboard=self.views.wallboard_rows(),
+            agents={a: self.views.agent_row(a) for a in self.views.router.agent_ids()},
+            calls=rows,
+        )
+
+    # ------------------------------------------------------------------ agent state
+
+    def _acd(self, event: ev.Event) -> None:
+        try:
+            self.queueing.command(event)
+        except AcdRefused as e:
+            raise Refused("invalid_state", str(e)) from None
+
+    def _known_agent(self, agent_id: str | None) -> str:
+        if not agent_id or not self.config.has_agent(agent_id):
+            raise Refused("not_found", f"no agent {agent_id!r} in the ACD configuration")
+        return agent_id
+
+    async def agent_login(self, who: Principal, extension: str, queues: tuple[str, ...]) -> None:
+        agent_id = self._known_agent(who.agent_id)
+        if not _EXTENSION.fullmatch(extension):
+            raise Refused("invalid_extension", "the extension must be 2 to 15 digits")
+        self._acd(ev.AgentLoggedIn(agent_id, f"PJSIP/{extension}", queues or None))
+
+    async def agent_logout(self, who: Principal) -> None:
+        self._acd(ev.AgentLoggedOut(self._known_agent(who.agent_id)))
+
+    async def agent_ready(self, who: Principal) -> None:
+        agent_id = self._known_agent(who.agent_id)
+        view = self.views.router.agent_view(agent_id, self.clock())
+        self._acd(ev.WrapUpDone(agent_id) if view.state == AgentState.WRAP_UP.value else ev.AgentReady(agent_id))
+
+    async def agent_pause(self, who: Principal, reason: str) -> None:
+        self._acd(ev.AgentPaused(self._known_agent(who.agent_id), reason))
+
+    # ------------------------------------------------------------------ call control
+
+    def _talking(self, call_id: str, who: Principal) -> str:
+        """The agent whose call this is, connected now; refuses what isn't there."""
+        view = self.views.router.call_view(call_id)
+        if view is None or view.state not in _TALKING:
+            raise Refused("invalid_state", "the call is not connected to an agent")
+        if who.role == "agent" and view.agent_id != who.agent_id:
+            raise Refused("not_your_call", "this call belongs to another agent")
+        assert view.agent_id is not None
+        return view.agent_id
+
+    async def _do(self, coro: Awaitable[object]) -> None:
+        try:
+            await coro
+        except (UnsafeValue, InvalidValue) as e:
+            raise Refused("invalid_value", str(e)) from None
+        except AmiError as e:
+            raise Refused("pbx_error", str(e)) from None
+        except AcdRefused as e:
+            raise Refused("invalid_state", str(e)) from None
+
+    async def hold(self, who: Principal, call_id: str) -> None:
+        agent_id = self._talking(call_id, who)
+        pbx, caller, leg = self._legs(call_id, agent_id)
+        await self._do(pbx.control.hold(caller, leg))
+
+    async def unhold(self, who: Principal, call_id: str) -> None:
+        agent_id = self._talking(call_id, who)
+        pbx, caller, leg = self._legs(call_id, agent_id)
+        await self._do(pbx.control.unhold(caller, leg))
+
+    def _legs(self, call_id: str, agent_id: str):  # type: ignore[no-untyped-def]
+        pbx = self.calls.pbx_of(call_id)
+        caller = self.calls.caller_channel(call_id)
+        leg = self.queueing.agent_leg(call_id)
+        if pbx is None or caller is None or leg is None:
+            raise Refused("invalid_state", "the call is not connected to an agent")
+        return pbx, caller, leg
+
+    def _target(self, target: TransferTarget) -> tuple[str, str]:
+        if target.kind == "number":
+            if not _DIALABLE.fullmatch(target.value):
+                raise Refused("invalid_value", "a number is digits, with an optional leading +")
+        elif target.kind == "agent":
+            self._known_agent(target.value)
+        elif not self.config.has_queue(target.value):
+            raise Refused("not_found", f"no queue {target.value!r}")
+        return target.kind, target.value
+
+    async def blind_transfer(self, who: Principal, call_id: str, target: TransferTarget) -> None:
+        agent_id = self._talking(call_id, who)
+        kind, value = self._target(target)
+        await self._do(self.queueing.transfer(call_id, agent_id, (kind, value)))  # type: ignore[arg-type]
+
+    async def attended_transfer(self, who: Principal, call_id: str, target: TransferTarget) -> None:
+        agent_id = self._talking(call_id, who)
+        kind, value = self._target(target)
+        if kind == "queue":
+            raise Refused("invalid_target", "an attended transfer goes to an agent or a number")
+        await self._do(self.queueing.consult(call_id, agent_id, (kind, value)))  # type: ignore[arg-type]
+
+    async def complete_transfer(self, who: Principal, call_id: str) -> None:
+        agent_id = self._talking(call_id, who)
+        await self._do(self.queueing.consult_complete(call_id, agent_id))
+
+    async def cancel_transfer(self, who: Principal, call_id: str) -> None:
+        agent_id = self._talking(call_id, who)
+        await self._do(self.queueing.consult_cancel(call_id, agent_id))
+
+    async def hangup(self, who: Principal, call_id: str) -> None:
+        if call_id.startswith(_OUTBOUND_ID):
+            await self._hangup_outbound(call_id)
+            return
+        agent_id = self._talking(call_id, who)
+        pbx, _caller, leg = self._legs(call_id, agent_id)
+        await self._do(pbx.control.hangup(leg))
+
+    # ------------------------------------------------------------------ wrap-up, CRM
+
+    def _viewer(self, who: Principal) -> Viewer:
+        return Viewer(who.username, CrmRole(str(who.role)))
+
+    async def save_wrapup(self, who: Principal, call_id: str, form: WrapUpForm) -> None:
+        rec = self.views.records.get(call_id)
+        agent_id = who.agent_id or ""
+        if who.role == "agent" and not self.owns(agent_id, call_id):
+            raise Refused("not_your_call", "this call belongs to another agent")
+        if rec is None and not self.owns(agent_id, call_id):
+            raise Refused("not_found", f"no call {call_id}")
+        follow = form.follow_up
+        fact = f.WrapUpSaved(
+            call_id, agent_id, form.disposition, form.notes,
+            follow.kind if follow else "", follow.due_at.timestamp() if follow else None,
+            follow.note if follow else "", who.username,
+        )
+        self.recorder.record(fact)
+        seq = self.recorder.journal.last_seq
+        try:
+            await self.recorder.journal.durable(seq, timeout=_SAVE_TIMEOUT_S)
+        except Exception:  # noqa: BLE001 - the database does not take it: the agent must know
+            why = self.recorder.journal.last_error or "the database does not answer"
+            raise WrapUpFailed(f"not saved yet ({why}); it is kept and written as soon as the database "
+                               f"answers, or save again") from None
+        if who.agent_id:
+            view = self.views.router.agent_view(who.agent_id, self.clock())
+            if view.state == AgentState.WRAP_UP.value and view.call_id == call_id:
+                self.queueing.record(ev.WrapUpDone(who.agent_id))
+
+    async def search_customers(self, who: Principal, query: str, limit: int) -> Sequence[object]:
+        return await self.crm.search(query, self._viewer(who), limit=limit)
+
+    async def click_to_call(self, who: Principal, customer_id: int | None, number: str | None) -> str:
+        agent_id = self._known_agent(who.agent_id)
+        view = self.views.router.agent_view(agent_id, self.clock())
+        if not view.endpoint:
+            raise Refused("invalid_state", "log in with a phone first")
+        if number is None and customer_id is not None:
+            card = await self.crm.get_customer(customer_id, self._viewer(who))
+            number = card.phones[0] if card.phones else None
+        if not number or not _DIALABLE.fullmatch(number):
+            raise Refused("invalid_value", "no dialable number")
+        pbx = next(iter(self.calls.pbxes.values()))
+        channel_id = f"{_OUTBOUND_ID}{int(time.time() * 1000)}-{agent_id}"
+        self._dialled[channel_id] = agent_id
+        try:
+            result = await pbx.control.originate_outbound(view.endpoint, number.lstrip("+"),
+                                                          caller_id_num=number.lstrip("+"),
+                                                          channel_id=channel_id)
+        except (UnsafeValue, InvalidValue) as e:
+            raise Refused("invalid_value", str(e)) from None
+        except AmiError as e:
+            raise Refused("pbx_error", str(e)) from None
+        if not result.success:
+            raise Refused("no_answer", f"the agent's phone did not answer ({result.outcome.value})")
+        call_id = result.uniqueid or channel_id
+        self._dialled[call_id] = agent_id
+        if len(self._dialled) > 1000:
+            del self._dialled[next(iter(self._dialled))]
+        return call_id
+
+    async def _hangup_outbound(self, call_id: str) -> None:
+        """A click-to-call is not an ACD call: its id is the agent leg's ChannelId (the gateway has
+        checked it is this agent's: it answered the dial command with it)."""
+        for pbx in self.calls.pbxes.values():
+            leg = pbx.model.channels.get(call_id)
+            if leg is not None and leg.alive:
+                await self._do(pbx.control.hangup(leg.name))
+                return
+        raise Refused("not_found", f"no live call {call_id}")
+
+    # ------------------------------------------------------------------ supervisors
+
+    async def spy(self, who: Principal, extension: str, agent_id: str, mode: ConsoleSpyMode) -> None:
+        view = self.views.router.agent_view(self._known_agent(agent_id), self.clock())
+        leg = self.queueing.agent_leg(view.call_id) if view.call_id and view.state in ("on_call", "on_hold") else None
+        pbx = self.calls.pbx_of(view.call_id) if view.call_id else None
+        if leg is None or pbx is None:
+            raise Refused("invalid_state", f"agent {agent_id} is not on a call")
+        if not _EXTENSION.fullmatch(extension or ""):
+            raise Refused("invalid_extension", "the supervisor's extension must be digits")
+        self.recorder.record(f.SupervisorAction(who.username, f"spy:{mode}", agent_id, view.call_id or ""))
+        try:
+            result = await pbx.control.spy(f"PJSIP/{extension}", leg, _SPY[mode], ring_timeout_s=_SPY_RING_S)
+        except (UnsafeValue, InvalidValue) as e:
+            raise Refused("invalid_value", str(e)) from None
+        except AmiError as e:
+            raise Refused("pbx_error", str(e)) from None
+        if not result.success:  # the supervisor hears nothing: saying "done" would be a lie
+            raise Refused("no_answer", f"your phone {extension} did not answer ({result.outcome.value})")
+
+    async def force_pause(self, who: Principal, agent_id: str, reason: str) -> None:
+        self.recorder.record(f.SupervisorAction(who.username, "force_pause", agent_id, reason))
+        self._acd(ev.AgentPaused(self._known_agent(agent_id), reason))
+
+    async def force_logout(self, who: Principal, agent_id: str) -> None:
+        self.recorder.record(f.SupervisorAction(who.username, "force_logout", agent_id))
+        self._acd(ev.AgentLoggedOut(self._known_agent(agent_id)))
+
+    async def move_call(self, who: Principal, call_id: str, queue: str | None, to_head: bool) -> None:
+        self.recorder.record(f.SupervisorAction(who.username, "move_call", call_id, f"{queue or ''}:{to_head}"))
+        self._acd(ev.CallMoved(call_id, queue, to_head))

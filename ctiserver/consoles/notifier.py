@@ -1,0 +1,127 @@
+"""Pushes to the consoles: projections of the ACD's decisions and the call facts, sent in order.
+
+Nothing here is a store: every push is built from the owners (ctiserver.consoles.views) at the moment of
+the event. Bus handlers are synchronous; pushes keep their order through one queue and one task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from acd import decisions as d
+
+from ..bus import EventBus
+from ..gateway.server import Gateway
+from ..journal import facts as f
+from ..queueing.service import ConsultationChanged
+from .views import ConsoleViews
+
+log = logging.getLogger(__name__)
+
+_ON_CALL = ("on_call", "on_hold")
+_TALKING = {"connected": "talking", "held": "held"}
+
+
+class ConsoleNotifier:
+    def __init__(self, views: ConsoleViews, gateway: Gateway, bus: EventBus) -> None:
+        self.views = views
+        self.gateway = gateway
+        self._pushes: asyncio.Queue[Callable[[], Awaitable[Any]]] = asyncio.Queue()
+        self._last_wallboard: dict[str, dict[str, object]] = {}
+        bus.subscribe(d.Offer, self._on_offer)
+        bus.subscribe(d.AgentStateChanged, self._on_agent_state)
+        bus.subscribe(d.PauseDeferred, self._on_pause_deferred)
+        bus.subscribe(d.CallStateChanged, self._on_call_state)
+        bus.subscribe(d.Handover, self._on_handover)
+        bus.subscribe(f.CallArrived, self._on_call_fact)
+        bus.subscribe(f.CallEnded, self._on_call_ended)
+        bus.subscribe(ConsultationChanged, self._on_consultation)
+
+    def _push(self, make: Callable[[], Awaitable[Any]]) -> None:
+        self._pushes.put_nowait(make)
+
+    async def run(self) -> None:
+        while True:
+            make = await self._pushes.get()
+            try:
+                await make()
+            except Exception:
+                log.exception("push to the consoles failed")
+
+    async def run_wallboard(self) -> None:
+        """Push what changed on the wallboard once a second: deltas, never whole snapshots."""
+        while True:
+            await asyncio.sleep(1.0)
+            for queue, row in self.views.wallboard_rows().items():
+                last = self._last_wallboard.get(queue, {})
+                changed = {k: v for k, v in row.items() if last.get(k) != v}
+                if changed:
+                    self._last_wallboard[queue] = row
+                    await self.gateway.push_wallboard_delta(queue, changed)
+
+    # ------------------------------------------------------------------ agents
+
+    def _on_offer(self, e: d.Offer) -> None:
+        offer = self.views.offer(e.call_id, e.agent_id, e.leg_id, e.queue, e.ring_timeout_s, e.kind)
+        gw = self.gateway
+        self._push(lambda: gw.push_offer(e.agent_id, offer))
+        self._call_row(e.call_id)
+
+    def _on_agent_state(self, e: d.AgentStateChanged) -> None:
+        view = self.views.agent(e.agent_id)
+        row = self.views.agent_row(e.agent_id)
+        gw = self.gateway
+        self._push(lambda: gw.push_agent_state(view))
+        self._push(lambda: gw.push_agent_grid_delta(e.agent_id, row))
+        if e.old == "reserved" and e.new not in _ON_CALL:
+            # The offer ended without an answer (cancelled, not answered, withdrawn): named by its leg.
+            self._push(lambda: gw.push_offer_cancelled(e.agent_id, e.leg_id, e.reason))
+        if e.call_id and e.old in _ON_CALL and e.new not in _ON_CALL:
+            # The agent's part is over (hung up, or the caller was transferred on): their console closes
+            # the call now, not when the caller's side ends.
+            ended = self.views.call(e.call_id, e.agent_id, "ended")
+            self._push(lambda: gw.push_call_state(ended))
+        elif e.call_id and e.new == "on_call" and e.old == "reserved":
+            talking = self.views.call(e.call_id, e.agent_id, "talking")
+            self._push(lambda: gw.push_call_state(talking))
+
+    def _on_pause_deferred(self, e: d.PauseDeferred) -> None:
+        # The pause waits for the end of the call or wrap-up: the console and the grid show it now.
+        view = self.views.agent(e.agent_id)
+        gw = self.gateway
+        self._push(lambda: gw.push_agent_state(view))
+
+    # ------------------------------------------------------------------ calls
+
+    def _on_call_state(self, e: d.CallStateChanged) -> None:
+        self._call_row(e.call_id)
+        state = _TALKING.get(e.new)
+        if state is not None and e.agent_id and e.old in ("connected", "held"):
+            view = self.views.call(e.call_id, e.agent_id, state)
+            gw = self.gateway
+            self._push(lambda: gw.push_call_state(view))
+
+    def _on_handover(self, e: d.Handover) -> None:
+        view = self.views.call(e.call_id, e.to_agent, "talking")
+        gw = self.gateway
+        self._push(lambda: gw.push_call_state(view))
+
+    def _on_consultation(self, e: ConsultationChanged) -> None:
+        view = self.views.call(e.call_id, e.agent_id, "held" if e.active else "talking")
+        gw = self.gateway
+        self._push(lambda: gw.push_call_state(view))
+
+    def _on_call_fact(self, e: f.CallArrived) -> None:
+        self._call_row(e.call_id)
+
+    def _on_call_ended(self, e: f.CallEnded) -> None:
+        gw, call_id = self.gateway, e.call_id
+        self._push(lambda: gw.push_call_list_delta(call_id, None))
+
+    def _call_row(self, call_id: str) -> None:
+        row = self.views.call_row(call_id)
+        gw = self.gateway
+        self._push(lambda: gw.push_call_list_delta(call_id, row))

@@ -1,0 +1,144 @@
+"""What consoles are shown, read from the owners: agents and calls from the ACD router, callers from the
+call records, figures from the day's statistics. Views are built when needed, never stored."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from acd.config import AcdConfig
+from acd.router import Router
+from acd.states import AgentState
+
+from ..crm_history.records import CallRecord, CallRecords
+from ..gateway.backend import AgentView, CallView, OfferView
+from ..journal.projector import Projector
+
+# acd CallState -> the consoles' call states (docs/protocol.md)
+_CALL_LIST_STATE = {"new": "ivr", "offered": "ringing", "connected": "talking"}
+
+
+class ConsoleViews:
+    def __init__(self, projector: Projector, clock: Callable[[], float], started_at: float,
+                 consulting: Callable[[str], str | None] = lambda call_id: None) -> None:
+        self.projector = projector
+        self.clock = clock
+        self.started_at = started_at  # an agent never seen is "logged out since the server started"
+        self._consulting = consulting
+        self.pops: dict[str, object] = {}  # call id -> the CRM screen pop fetched when the caller queued
+
+    @property
+    def router(self) -> Router:
+        return self.projector.router
+
+    @property
+    def config(self) -> AcdConfig:
+        return self.projector.config
+
+    @property
+    def records(self) -> CallRecords:
+        return self.projector.records
+
+    def put_pop(self, call_id: str, pop: object) -> None:
+        self.pops[call_id] = pop
+        if len(self.pops) > 5000:
+            del self.pops[next(iter(self.pops))]
+
+    # ------------------------------------------------------------------ agents
+
+    def agent(self, agent_id: str) -> AgentView:
+        now = self.clock()
+        v = self.router.agent_view(agent_id, now)
+        name = self.config.agent(agent_id).name if self.config.has_agent(agent_id) else agent_id
+        ext = v.endpoint.rsplit("/", 1)[-1] if v.endpoint else None
+        wrap_until = None
+        if v.state == AgentState.WRAP_UP.value and v.call_id:
+            rec = self.records.get(v.call_id)
+            queue = rec.queue if rec is not None else ""
+            if self.config.has_queue(queue):
+                wrap_until = v.since + self.config.queue(queue).wrap_up_s
+        return AgentView(agent_id, v.state, max(v.since, self.started_at), v.pause_reason or v.pending_pause,
+                         ext, v.queues, name, wrap_until)
+
+    def agent_row(self, agent_id: str) -> dict[str, object]:
+        v = self.router.agent_view(agent_id, self.clock())
+        return {"agent_id": agent_id, "name": self.config.agent(agent_id).name, "state": v.state,
+                "since": max(v.since, self.started_at), "reason": v.pause_reason or "",
+                "extension": v.endpoint.rsplit("/", 1)[-1] if v.endpoint else "",
+                "queues": list(v.queues), "call_id": v.call_id or "", "answered": v.calls_answered}
+
+    # ------------------------------------------------------------------ calls
+
+    def call(self, call_id: str, agent_id: str, state: str) -> CallView:
+        rec = self.records.get(call_id)
+        part = rec.part_of(agent_id) if rec is not None else None
+        talk_since = part.answered_at if part is not None else None
+        since = talk_since or (rec.queued_at if rec is not None else None) or \
+            (rec.started_at if rec is not None else self.clock())
+        consult = self._consulting(call_id)
+        if consult is not None and state in ("talking", "held") and (part is None or part.ended_at is None):
+            view = self.router.call_view(call_id)
+            if view is not None and view.agent_id == agent_id:
+                state = "consulting"  # the caller is on hold while the agent speaks to the target
+        return CallView(
+            call_id=call_id, agent_id=agent_id, state=state, since=since,
+            caller=rec.caller_num if rec else "", caller_name=_caller_name(rec), queue=rec.queue if rec else "",
+            talk_since=talk_since, consult_target=consult if state == "consulting" else None,
+        )
+
+    def offer(self, call_id: str, agent_id: str, leg_id: str, queue: str, ring_timeout_s: float,
+              kind: str = "queue") -> OfferView:
+        rec = self.records.get(call_id)
+        view = self.router.call_view(call_id)
+        return OfferView(
+            offer_id=leg_id, call_id=call_id, agent_id=agent_id, queue=queue,
+            caller=rec.caller_num if rec else "", offered_at=time.time(), ring_timeout_s=ring_timeout_s,
+            caller_name=_caller_name(rec), ivr_path=tuple(rec.ivr_path) if rec else (),
+            ivr_said=tuple(rec.said) if rec else (), priority=view.level_stage if view else 0,
+            pop=self.pops.get(call_id),
+        )
+
+    def call_row(self, call_id: str) -> dict[str, object] | None:
+        rec = self.records.get(call_id)
+        if rec is None or not rec.live:
+            return None
+        view = self.router.call_view(call_id)
+        state = _CALL_LIST_STATE.get(view.state, view.state) if view else "ivr"
+        if state == "held":
+            state = "held"
+        agent = view.agent_id if view and view.agent_id else ""
+        return {"call_id": call_id, "caller": rec.caller_num, "caller_name": _caller_name(rec),
+                "queue": view.queue if view else rec.queue, "state": state, "agent_id": agent,
+                "position": view.position if view else None, "vip": rec.vip,
+                "since": rec.queued_at or rec.started_at}
+
+    def live_call_ids(self) -> list[str]:
+        return [c for c, rec in self.records.calls.items() if rec.live]
+
+    # ------------------------------------------------------------------ queues
+
+    def wallboard_rows(self) -> dict[str, dict[str, object]]:
+        rows: dict[str, dict[str, object]] = {}
+        now = self.clock()
+        for name, q in self.projector.stats.live.snapshot(now).items():
+            handled = q.answered + q.abandoned
+            rows[name] = {
+                # Field names of docs/protocol.md. The oldest caller's arrival, not the longest wait: it
+                # does not change every second, so it costs no delta; the console ticks it locally.
+                "waiting": q.calls_waiting,
+                "oldest_since": round(now - q.longest_wait_s, 1) if q.calls_waiting else None,
+                "answered": q.answered, "abandoned": q.abandoned, "short_abandoned": q.short_abandoned,
+                "sl": None if q.service_level_pct is None else round(q.service_level_pct, 1),
+                "abandon_rate": round(100.0 * q.abandoned / handled, 1) if handled else None,
+                "asa_s": None if q.asa_s is None else round(q.asa_s, 1),
+                "aht_s": None if q.aht_s is None else round(q.aht_s, 1),
+                "agents_by_state": dict(q.agents_by_state),
+                "occupancy_pct": None if q.occupancy_pct is None else round(q.occupancy_pct, 1),
+            }
+        return rows
+
+
+def _caller_name(rec: CallRecord | None) -> str:
+    if rec is None:
+        return ""
+    return rec.customer_name or rec.caller_name

@@ -1,0 +1,372 @@
+"""Call records: each call's history, folded from the journal's facts and the ACD's decisions. Pure.
+
+A record holds what the CRM history shows of a call: who called, the way through the IVR, the queue, and
+one *part* per agent who had the caller (a transfer or a consultation hands the caller to the next one),
+each with its answer, hold time, end, who ended it, and the agent's wrap-up. `rows()` turns a record into
+the CRM's interaction rows, one per part (or one for a call no agent took).
+
+The fold is the only writer of these records, live and on replay alike: the same facts give the same
+rows, whichever order the wrap-up save and the caller's hang-up came in.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from acd import decisions as d
+from acd import events as acd
+from crmstore.model import InteractionRow
+
+from ..journal import facts as f
+
+KEEP_ENDED = 20_000  # ended calls kept for late wrap-ups; older ones are updated in the database only
+
+
+@dataclass(slots=True)
+class Part:
+    """One agent's part of a call."""
+
+    agent_id: str
+    offered_at: float
+    answered_at: float | None = None
+    ended_at: float | None = None
+    hung_up_by: str = ""
+    transferred_to: str = ""
+    hold_s: float = 0.0
+    held_since: float | None = None
+    wrapup_s: float = 0.0
+    disposition: str = ""
+    notes: str = ""
+    wrapped: bool = False
+    follow_up: tuple[str, float, str] | None = None  # kind, due (epoch), note
+
+
+@dataclass(slots=True)
+class CallRecord:
+    call_id: str
+    started_at: float
+    pbx: str = ""
+    channel: str = ""
+    caller_num: str = ""
+    caller_name: str = ""
+    dialed: str = ""
+    customer_id: int | None = None
+    customer_name: str = ""
+    grade: str | None = None
+    vip: bool = False
+    flow: str = ""
+    survey: bool = False
+    ivr_path: list[str] = field(default_factory=list)
+    said: list[str] = field(default_factory=list)
+    queue: str = ""
+    priority: int = 0
+    queued_at: float | None = None
+    offered_to: str | None = None  # agent whose phone rings for this call now
+    parts: list[Part] = field(default_factory=list)
+    outcome: str = "ivr_only"  # ivr_only, answered, abandoned, callback, voicemail
+    recording: str = ""
+    survey_score: int | None = None
+    ended_at: float | None = None
+    cause: int | None = None
+    cause_txt: str = ""
+    hung_up_by: str = ""
+    observed: bool = True
+    not_before: float | None = None
+    end_reason: str = ""
+
+    @property
+    def live(self) -> bool:
+        return self.ended_at is None
+
+    def part_of(self, agent_id: str) -> Part | None:
+        for part in reversed(self.parts):
+            if part.agent_id == agent_id:
+                return part
+        return None
+
+    @property
+    def current(self) -> Part | None:
+        """The part going on now (answered, not ended)."""
+        if self.parts and self.parts[-1].answered_at is not None and self.parts[-1].ended_at is None:
+            return self.parts[-1]
+        return None
+
+
+def path_text(step: f.IvrStep) -> str:
+    """The path as the screen pop and the CRM show it: "node", "node:key=1", "node:speech=환불(0.93)"."""
+    if step.event == "node":
+        return step.node
+    if step.event == "speech" and step.confidence is not None:
+        return f"{step.node}:speech={step.value}({step.confidence:.2f})"
+    return f"{step.node}:{step.event}={step.value}" if step.value else f"{step.node}:{step.event}"
+
+
+class CallRecords:
+    """The fold. `apply(fact, decisions)` for each journaled fact with the ACD decisions it caused (or
+    `apply(None, decisions)` for decisions of the ACD's timers); `changed` collects the calls whose rows
+    must be written, `take_changed()` hands them over."""
+
+    def __init__(self) -> None:
+        self.calls: OrderedDict[str, CallRecord] = OrderedDict()
+        self._ended: OrderedDict[str, None] = OrderedDict()
+        self.changed: set[str] = set()
+        self.late_wrapups: list[f.WrapUpSaved] = []  # for calls no longer held in memory
+
+    def get(self, call_id: str) -> CallRecord | None:
+        return self.calls.get(call_id)
+
+    # ------------------------------------------------------------------ the fold
+
+    def apply(self, fact: f.Fact | None, decisions: Iterable[d.Decision]) -> None:
+        if fact is not None:
+            self._fact(fact.body, fact.at)
+        for x in decisions:
+            if isinstance(x, d.CallStateChanged):
+                self._call_state(x)
+            elif isinstance(x, d.AgentStateChanged):
+                self._agent_state(x, fact.body if fact is not None else None)
+            elif isinstance(x, d.Handover):
+                self._handover(x, fact.at if fact is not None else 0.0)
+
+    def _record(self, call_id: str, at: float) -> CallRecord:
+        rec = self.calls.get(call_id)
+        if rec is None:  # a call the journal first hears of from the ACD (a callback, a recovered call)
+            rec = self.calls[call_id] = CallRecord(call_id, at)
+        return rec
+
+    def _fact(self, body: Any, at: float) -> None:
+        if isinstance(body, f.CallArrived):
+            if body.call_id in self.calls:
+                return
+            self.calls[body.call_id] = CallRecord(body.call_id, at, body.pbx, body.channel, body.caller_num,
+                                                  body.caller_name, body.dialed)
+        elif isinstance(body, f.IvrStarted):
+            rec = self._record(body.call_id, at)
+            rec.flow, rec.survey = body.flow, body.survey
+        elif isinstance(body, f.IvrStep):
+            rec = self._record(body.call_id, at)
+            rec.ivr_path.append(path_text(body))
+            if body.event == "speech" and body.value:
+                rec.said.append(body.value)
+            self.changed.add(rec.call_id)
+        elif isinstance(body, f.CallerIdentified):
+            rec = self._record(body.call_id, at)
+            rec.customer_id, rec.customer_name = body.customer_id, body.name
+            rec.grade, rec.vip = body.grade, body.vip
+            self.changed.add(rec.call_id)
+        elif isinstance(body, acd.CallEnqueued):
+            rec = self._record(body.call_id, at)
+            rec.priority = body.priority
+            if not rec.caller_num:
+                rec.caller_num = body.caller_num
+        elif isinstance(body, (acd.CallbackRequested, f.CallbackPromised)):
+            self._record(body.call_id, at).outcome = "callback"
+        elif isinstance(body, f.CallEnded):
+            self._ended_call(body, at)
+        elif isinstance(body, f.WrapUpSaved):
+            self._wrapup(body)
+        elif isinstance(body, f.SurveyAnswered):
+            rec = self._record(body.call_id, at)
+            rec.survey_score = body.score
+            self.changed.add(rec.call_id)
+        elif isinstance(body, f.VoicemailLeft):
+            rec = self._record(body.call_id, at)
+            rec.outcome, rec.recording = "voicemail", body.file
+            self.changed.add(rec.call_id)
+        elif isinstance(body, f.RecordingStarted):
+            rec = self._record(body.call_id, at)
+            rec.recording = body.file
+            self.changed.add(rec.call_id)
+
+    def _call_state(self, x: d.CallStateChanged) -> None:
+        rec = self._record(x.call_id, x.at)
+        if x.new == "waiting" and x.old == "new":
+            rec.queue = x.queue
+            if rec.queued_at is None:
+                rec.queued_at = x.at - x.waited_s
+        elif x.new in ("offered", "ringing") and x.agent_id:
+            if rec.offered_to != x.agent_id:
+                rec.offered_to = x.agent_id
+                rec.parts.append(Part(x.agent_id, x.at))
+        elif x.new == "connected" and x.old in ("offered", "ringing"):
+            part = rec.part_of(x.agent_id or "")
+            if part is not None and part.answered_at is None:
+                part.answered_at = x.at
+            rec.offered_to = None
+            rec.queue = x.queue
+            rec.outcome = "answered"
+        elif x.new in ("waiting", "callback") and x.old in ("offered", "ringing"):
+            # The offer failed: a part nobody answered is no part of the call.
+            if rec.parts and rec.parts[-1].answered_at is None:
+                rec.parts.pop()
+            rec.offered_to = None
+        elif x.new == "held":
+            part = rec.current
+            if part is not None and part.held_since is None:
+                part.held_since = x.at
+        elif x.new == "connected" and x.old == "held":
+            self._resume(rec, x.at)
+        elif x.new == "ended":
+            if x.reason == "abandoned" and rec.outcome == "ivr_only":
+                rec.outcome = "abandoned"
+            if rec.parts and rec.parts[-1].answered_at is None:
+                rec.parts.pop()  # the caller left while an agent's phone rang
+                rec.offered_to = None
+
+    @staticmethod
+    def _resume(rec: CallRecord, at: float) -> None:
+        part = rec.current
+        if part is not None and part.held_since is not None:
+            part.hold_s += at - part.held_since
+            part.held_since = None
+
+    def _agent_state(self, x: d.AgentStateChanged, cause: Any) -> None:
+        if not x.call_id:
+            return
+        rec = self.calls.get(x.call_id)
+        if rec is None:
+            return
+        part = rec.part_of(x.agent_id)
+        if part is None:
+            return
+        if x.new == "wrap_up" and x.old in ("on_call", "on_hold") and part.ended_at is None:
+            self._end_part(rec, part, x.at, cause)
+        elif x.old == "wrap_up" and part.ended_at is not None:
+            part.wrapup_s = x.time_in_old_s
+            self.changed.add(rec.call_id)
+
+    def _end_part(self, rec: CallRecord, part: Part, at: float, cause: Any) -> None:
+        if part.held_since is not None:
+            part.hold_s += at - part.held_since
+            part.held_since = None
+        part.ended_at = at
+        if isinstance(cause, acd.AgentCallEnded):
+            part.hung_up_by = cause.hung_up_by
+        elif isinstance(cause, acd.CallerHungUp):
+            part.hung_up_by = "caller"
+        elif isinstance(cause, acd.TransferToQueue):
+            part.transferred_to = f"queue:{cause.queue}"
+        elif isinstance(cause, (acd.TransferToAgent, acd.ConsultStarted)):
+            part.transferred_to = f"agent:{cause.target_agent_id}"
+        elif isinstance(cause, acd.TransferOut):
+            part.transferred_to = f"number:{cause.destination}"
+        self.changed.add(rec.call_id)
+
+    def _handover(self, x: d.Handover, at: float) -> None:
+        rec = self.calls.get(x.call_id)
+        if rec is None:
+            return
+        first = rec.part_of(x.from_agent)
+        if first is not None:
+            first.transferred_to = f"agent:{x.to_agent}"
+        nxt = rec.part_of(x.to_agent)
+        if nxt is None or nxt.ended_at is not None:
+            rec.parts.append(Part(x.to_agent, at, answered_at=at))
+        elif nxt.answered_at is None:
+            nxt.answered_at = at
+        self.changed.add(rec.call_id)
+
+    def _ended_call(self, body: f.CallEnded, at: float) -> None:
+        rec = self._record(body.call_id, at)
+        if rec.ended_at is not None:
+            return  # exactly one end per call
+        rec.ended_at = at
+        rec.cause = body.cause if body.observed else None
+        rec.cause_txt = body.cause_txt
+        rec.hung_up_by = body.hung_up_by
+        rec.observed = body.observed
+        rec.not_before = body.not_before
+        rec.end_reason = body.reason
+        if rec.outcome == "ivr_only" and rec.queued_at is not None:
+            rec.outcome = "abandoned"
+        if rec.parts and rec.parts[-1].answered_at is None:
+            rec.parts.pop()
+        for part in rec.parts:
+            if part.ended_at is None:  # the ACD never heard the agent's leg end: the call's end is its end
+                self._end_part(rec, part, at, None)
+                part.hung_up_by = body.hung_up_by
+        self.changed.add(rec.call_id)
+        self._ended[rec.call_id] = None
+        while len(self._ended) > KEEP_ENDED:
+            old, _ = self._ended.popitem(last=False)
+            self.calls.pop(old, None)
+            self.changed.discard(old)
+
+    def _wrapup(self, body: f.WrapUpSaved) -> None:
+        rec = self.calls.get(body.call_id)
+        part = rec.part_of(body.agent_id) if rec is not None else None
+        if rec is None or part is None:
+            self.late_wrapups.append(body)
+            return
+        part.disposition, part.notes, part.wrapped = body.disposition, body.notes, True
+        if body.follow_up_kind and body.follow_up_due is not None:
+            part.follow_up = (body.follow_up_kind, body.follow_up_due, body.follow_up_note)
+        self.changed.add(rec.call_id)
+
+    def take_changed(self) -> list[CallRecord]:
+        out = [self.calls[c] for c in sorted(self.changed) if c in self.calls]
+        self.changed.clear()
+        return out
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def dump(self) -> dict[str, Any]:
+        return {"calls": [asdict(r) for r in self.calls.values()], "ended": list(self._ended)}
+
+    @classmethod
+    def load(cls, data: dict[str, Any]) -> CallRecords:
+        out = cls()
+        for raw in data["calls"]:
+            parts = [Part(**{**p, "follow_up": tuple(p["follow_up"]) if p["follow_up"] else None})
+                     for p in raw["parts"]]
+            out.calls[raw["call_id"]] = CallRecord(**{**raw, "parts": parts})
+        out._ended = OrderedDict.fromkeys(data["ended"])
+        return out
+
+
+# ------------------------------------------------------------------------------------------ CRM rows
+
+
+def part_id(call_id: str, n: int) -> str:
+    return call_id if n == 1 else f"{call_id}/{n}"
+
+
+def rows(rec: CallRecord) -> list[InteractionRow]:
+    """The CRM rows of a call as it stands: one per agent part that has ended, or one for the whole call
+    once it ended without an agent. Nothing while everything is still going on."""
+    path = json.dumps(rec.ivr_path, ensure_ascii=False)
+    end: dict[str, Any] = {"hung_up_by": rec.hung_up_by, "end_cause": rec.cause, "end_inferred": 0 if rec.observed else 1,
+                               "end_not_before": rec.not_before, "call_ended_at": rec.ended_at}
+    common: dict[str, Any] = {"root_call_id": rec.call_id, "caller": rec.caller_num, "customer_id": rec.customer_id,
+                                  "dialed": rec.dialed, "queue": rec.queue, "recording_ref": rec.recording,
+                                  "survey_score": rec.survey_score}
+    answered = [p for p in rec.parts if p.answered_at is not None]
+    if not answered:
+        if rec.ended_at is None:
+            return []
+        wait = (rec.ended_at - rec.queued_at) if rec.queued_at is not None else 0.0
+        return [InteractionRow(call_id=rec.call_id, segment=1, started_at=rec.started_at, outcome=rec.outcome,
+                               ended_at=rec.ended_at, wait_s=max(0.0, wait), ivr_path=path, **common, **end)]
+    out = []
+    for n, part in enumerate(answered, 1):
+        if part.ended_at is None and rec.ended_at is None:
+            continue
+        assert part.answered_at is not None
+        ended = part.ended_at if part.ended_at is not None else rec.ended_at
+        assert ended is not None
+        wait = (part.answered_at - rec.queued_at) if n == 1 and rec.queued_at is not None else 0.0
+        talk = max(0.0, ended - part.answered_at - part.hold_s)
+        last = n == len(answered)
+        out.append(InteractionRow(
+            call_id=part_id(rec.call_id, n), segment=n, started_at=rec.started_at if n == 1 else part.offered_at,
+            outcome="answered", answered_at=part.answered_at, ended_at=ended, agent=part.agent_id,
+            wait_s=max(0.0, wait), talk_s=talk, hold_s=part.hold_s, wrapup_s=part.wrapup_s,
+            disposition=part.disposition, notes=part.notes, ivr_path=path if n == 1 else "[]",
+            transferred_to=part.transferred_to,
+            **{**common, **end, "hung_up_by": part.hung_up_by or (rec.hung_up_by if last else "")},
+        ))
+    return out

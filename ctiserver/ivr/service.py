@@ -1,0 +1,200 @@
+"""The IVR's FastAGI entry points: `ivr` (a new caller runs the flow of their DID), `wait` (a caller sent
+back to waiting: a queue transfer, or a caller taken back after a restart) and `after-call` (the post-call
+survey once the agent hung up).
+
+The caller's way through the flow is journaled step by step (a caller who hangs up mid-menu keeps it in
+the CRM), then the caller is handed to the queueing slice to wait for an agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from acd import events as ev
+from acd.config import AcdConfig
+from crmstore.privacy import Role as CrmRole
+from crmstore.privacy import Viewer
+from crmstore.store import CrmStore
+from ivr_flows.driver import FlowResult, run_flow
+from ivr_flows.interpreter import FlowRun
+from ivr_flows.registry import FlowRegistry
+from ivr_flows.speech import RecognizerPool
+from ivr_flows.steps import QueueFigures, QueueHandoff, Transfer, VoicemailDone
+
+from ..agi.server import AgiSession, FastAgiServer
+from ..calls.service import CallsService
+from ..journal import facts as f
+from ..journal.recorder import Recorder
+from ..queueing.service import QueueingService
+from .services import IvrCall, IvrServices
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class IvrSettings:
+    flow_by_did: Mapping[str, str]
+    default_flow: str
+    recordings_dir: Path
+
+
+class IvrService:
+    def __init__(
+        self,
+        settings: IvrSettings,
+        flows: FlowRegistry,
+        crm: CrmStore,
+        speech: RecognizerPool | None,
+        recorder: Recorder,
+        calls: CallsService,
+        queueing: QueueingService,
+        acd_config: Callable[[], AcdConfig],
+        *,
+        clock: Callable[[], float],
+        put_pop: Callable[[str, object], None] = lambda call_id, pop: None,
+    ) -> None:
+        self.settings = settings
+        self.flows = flows
+        self.crm = crm
+        self.speech = speech
+        self.recorder = recorder
+        self.calls = calls
+        self.queueing = queueing
+        self._acd_config = acd_config
+        self.clock = clock
+        self._put_pop = put_pop
+
+    def routes(self, agi: FastAgiServer) -> None:
+        agi.route("ivr", self.on_ivr)
+        agi.route("wait", self.on_wait)
+        agi.route("after-call", self.on_after_call)
+
+    # ------------------------------------------------------------------ entry points
+
+    async def _call_for(self, session: AgiSession) -> IvrCall:
+        env = session.env
+        found = await self.calls.find_call(env.uniqueid)
+        if found is None:
+            log.warning("AGI channel %s not (yet) known on AMI; using its uniqueid as call id", env.channel)
+            call_id = env.uniqueid
+        else:
+            call_id = found[1]
+        rec = self.recorder.projector.records.get(call_id)
+        if rec is None:
+            pbx = found[0].name if found else next(iter(self.calls.pbxes), "")
+            self.recorder.record(f.CallArrived(call_id, pbx, env.channel, env.caller_num, env.caller_name,
+                                               env.extension))
+            rec = self.recorder.projector.records.get(call_id)
+        assert rec is not None
+        return IvrCall(call_id, rec.caller_num or env.caller_num, rec.caller_name or env.caller_name,
+                       rec.customer_id, rec.queue, rec.priority)
+
+    async def on_ivr(self, session: AgiSession) -> None:
+        call = await self._call_for(session)
+        rec = self.recorder.projector.records.get(call.call_id)
+        dialed = rec.dialed if rec is not None else session.env.extension
+        name = session.env.params.get("flow") or self.settings.flow_by_did.get(dialed) or self.settings.default_flow
+        try:
+            flow = self.flows.get(name)
+        except KeyError:
+            log.error("no IVR flow %r for %s; caller goes to the first queue", name, call.call_id)
+            await self._queue_caller(session, call, self._acd_config().queues[0].name, 0)
+            return
+        survey = any(type(n).__name__ == "SurveyNode" for n in _all_nodes(flow))
+        self.recorder.record(f.IvrStarted(call.call_id, name, survey))
+        env = session.env
+        result = await self._run_flow(session, call, flow, {
+            "caller_number": call.caller_num, "caller_name": call.caller_name, "dnid": dialed,
+            "uniqueid": env.uniqueid, "call_id": call.call_id, "language": env.language,
+            "extension": env.extension, "channel": env.channel,
+        })
+        outcome = result.outcome
+        if isinstance(outcome, QueueHandoff):
+            await self._queue_caller(session, call, outcome.queue, outcome.priority)
+        elif isinstance(outcome, Transfer):
+            context = "cti-outbound" if outcome.external else "cti-dial"
+            await session.command("EXEC", "Goto", f"{context},{outcome.destination},1")
+        elif isinstance(outcome, VoicemailDone):
+            log.info("call %s left a voicemail", call.call_id)
+
+    async def on_wait(self, session: AgiSession) -> None:
+        """A caller sent back to waiting: a queue transfer, or a call recovered after a CTI restart."""
+        call = await self._call_for(session)
+        reply = await session.command("GET VARIABLE", "CTI_QUEUE")
+        view = self.recorder.projector.router.call_view(call.call_id)
+        queue = view.queue if view is not None else (
+            reply.data if reply.value == 1 and reply.data else (call.queue or self._acd_config().queues[0].name))
+        await self._queue_caller(session, call, queue, call.priority)
+
+    async def on_after_call(self, session: AgiSession) -> None:
+        """After the agent hung up: the post-call survey, when the flow has one."""
+        call = await self._call_for(session)
+        rec = self.recorder.projector.records.get(call.call_id)
+        if rec is None or not rec.parts or not rec.flow:
+            return
+        try:
+            flow = self.flows.get(rec.flow)  # the flow the caller came through: it owns the survey
+        except KeyError:
+            return
+        await self._run_flow(session, call, flow, {"caller_number": call.caller_num, "call_id": call.call_id,
+                                                   "post_call": "yes"})
+
+    async def _run_flow(self, session: AgiSession, call: IvrCall, flow: Any, variables: dict[str, str]) -> FlowResult:
+        run = FlowRun(flow, variables, lambda: datetime.now(UTC), spool_dir=str(self.settings.recordings_dir),
+                      call_id=call.call_id)
+        services = IvrServices(call, self.crm, self, self.speech, self.recorder.record)
+        return await run_flow(session, run, services)
+
+    async def _queue_caller(self, session: AgiSession, call: IvrCall, queue: str, priority: int) -> None:
+        config = self._acd_config()
+        if not config.has_queue(queue):
+            log.error("flow sent %s to unknown queue %r; using %r", call.call_id, queue, config.queues[0].name)
+            queue = config.queues[0].name
+        sticky = None
+        vip, grade = False, None
+        try:
+            # One CRM round for both: the pop (shown the moment an agent is chosen) and the sticky agent.
+            pop = await asyncio.wait_for(
+                self.crm.screen_pop(viewer=Viewer("acd", CrmRole.AGENT), phone=call.caller_num), 2.0)
+            self._put_pop(call.call_id, pop)
+            sticky = getattr(pop, "last_agent", None)
+            card = getattr(pop, "customer", None)
+            if card is not None:
+                grade = card.grade.value if card.grade else None
+                vip = any(str(flag.flag) == "vip" for flag in pop.flags)
+                rec = self.recorder.projector.records.get(call.call_id)
+                if rec is not None and rec.customer_id is None:
+                    self.recorder.record(f.CallerIdentified(call.call_id, card.id, card.name, grade, vip))
+        except Exception as e:  # noqa: BLE001 - the caller waits even when the CRM does not answer
+            log.warning("screen pop for %s failed: %r", call.call_id, e)
+        if sticky is not None and not config.has_agent(sticky):
+            sticky = None
+        # Kept on the channel, so a CTI restarted while the caller waits can put them back in this queue.
+        with contextlib.suppress(Exception):
+            await session.command("SET VARIABLE", "CTI_QUEUE", queue)
+        result = await self.queueing.wait_in_queue(session, ev.CallEnqueued(
+            call.call_id, queue, priority, call.caller_num, sticky, vip, grade))
+        if result.outcome == "voicemail":
+            with contextlib.suppress(Exception):
+                await session.command("EXEC", "Goto", f"cti-voicemail,{queue},1")
+
+    def figures(self, queue: str) -> QueueFigures:
+        """Live figures for IVR branch nodes (services.QueueFiguresSource)."""
+        snap = self.recorder.projector.stats.live.snapshot(self.clock()).get(queue)
+        if snap is None:
+            return QueueFigures(0, 0, 0.0)
+        available = snap.agents_by_state.get("available", 0)
+        per_call = snap.aht_s or 180.0
+        ewt = snap.calls_waiting * per_call / max(1, available + snap.agents_by_state.get("on_call", 0))
+        return QueueFigures(snap.calls_waiting, available, ewt)
+
+
+def _all_nodes(flow: Any) -> list[Any]:
+    return [n for graph in (flow.main, *flow.subflows.values()) for n in graph.nodes.values()]

@@ -1,0 +1,172 @@
+"""The projector: every fact, in order, to the ACD router and the projections. Pure.
+
+Live and on replay alike, a fact goes through `apply`: the router's timers that fell due before the fact
+run first (their decisions are handed on as their own step), then the fact itself (an ACD input is handled
+by the router at the fact's time), then every projection sees the fact and the decisions it caused. The
+router is fed nothing else, so the journal alone rebuilds it, and with it the statistics, the queue_log
+and the call records: one owner per fact, everything else a projection of its facts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime, tzinfo
+from typing import Any, cast
+
+from acd import decisions as d
+from acd import events as ev
+from acd.config import AcdConfig, parse_config
+from acd.router import Router
+from acd.stats import LiveStats
+
+from ..crm_history.records import CallRecords
+from .facts import (
+    ACD_INPUTS,
+    FORMAT_VERSION,
+    AcdConfigLoaded,
+    ConsoleSessionEnded,
+    ConsoleUserLoggedOut,
+    Fact,
+    JournalTooNew,
+)
+
+Listener = Callable[[Fact | None, list[d.Decision]], None]
+
+
+class QueueLogLines:
+    """The queue_log as Asterisk tools read it: one line per router QueueLogEntry, in order. `offset` is
+    the file's length once every line produced so far is written (a checkpoint keeps it)."""
+
+    def __init__(self, offset: int = 0) -> None:
+        self.offset = offset
+        self.pending: list[str] = []
+
+    def apply(self, decisions: list[d.Decision]) -> None:
+        for x in decisions:
+            if isinstance(x, d.QueueLogEntry):
+                line = x.line() + "\n"
+                self.pending.append(line)
+                self.offset += len(line.encode("utf-8"))
+
+    def take(self) -> list[str]:
+        out, self.pending = self.pending, []
+        return out
+
+
+class DayStats:
+    """The live statistics of the current day (in the centre's time zone): counters start again at
+    midnight; who is waiting and which agents are in which state carry over."""
+
+    def __init__(self, config: AcdConfig, tz: tzinfo | None) -> None:
+        self.tz = tz
+        self.live = LiveStats(config)
+        self.day = ""
+
+    def day_of(self, at: float) -> str:
+        return datetime.fromtimestamp(at, self.tz).date().isoformat()
+
+    def start_of_day(self, at: float) -> float:
+        moment = datetime.fromtimestamp(at, self.tz)
+        return moment.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+    def apply(self, decisions: list[d.Decision]) -> None:
+        self.live.observe(decisions)
+
+
+class Projector:
+    def __init__(self, config: AcdConfig, *, tz: tzinfo | None = None) -> None:
+        self.config = config
+        self.router = Router(config)
+        self.stats = DayStats(config, tz)
+        self.records = CallRecords()
+        self.queue_log = QueueLogLines()
+        self.ended_sessions: dict[str, int] = {}  # console session -> its expiry (epoch s)
+        self.logged_out_users: dict[str, float] = {}  # username -> when a supervisor logged it out
+        self.listeners: list[Listener] = []
+        self.last_seq = 0
+        self.last_at = 0.0
+
+    # ------------------------------------------------------------------ feeding
+
+    def apply(self, fact: Fact) -> list[d.Decision]:
+        """Apply one journaled fact; returns the decisions the fact itself caused (refusals included)."""
+        self._new_day(fact.at)
+        due = self.router.next_due()
+        if due is not None and due <= fact.at:
+            self._emit(None, self.router.tick(fact.at))
+        body = fact.body
+        if isinstance(body, AcdConfigLoaded):
+            self._reconfigure(body)
+        decisions = self.router.handle(cast(ev.Event, body), fact.at) if isinstance(body, ACD_INPUTS) else []
+        if isinstance(body, ConsoleSessionEnded):
+            self.ended_sessions = {s: e for s, e in self.ended_sessions.items() if e > fact.at}
+            self.ended_sessions[body.session] = body.expires_at
+        elif isinstance(body, ConsoleUserLoggedOut):
+            self.logged_out_users[body.username] = fact.at
+        self.last_seq, self.last_at = fact.seq, fact.at
+        self._emit(fact, decisions)
+        return decisions
+
+    def tick(self, now: float) -> list[d.Decision]:
+        """The router's timers (wrap-up ends, escalations, announcements) up to `now`."""
+        self._new_day(now)
+        decisions = self.router.tick(now)
+        if decisions:
+            self._emit(None, decisions)
+        return decisions
+
+    def _emit(self, fact: Fact | None, decisions: list[d.Decision]) -> None:
+        self.stats.apply(decisions)
+        self.records.apply(fact, decisions)
+        self.queue_log.apply(decisions)
+        for listener in self.listeners:
+            listener(fact, decisions)
+
+    def _new_day(self, at: float) -> None:
+        day = self.stats.day_of(at)
+        if day != self.stats.day:
+            if self.stats.day:
+                self.stats.live.reset_counters(self.stats.start_of_day(at))
+                self.router.reset_day()
+            self.stats.day = day
+
+    def _reconfigure(self, body: AcdConfigLoaded) -> None:
+        config = parse_config(body.text, body.source)
+        if config == self.config:
+            return
+        # The new queues file: the same agents' sessions and callers' places, under the new rules.
+        self.router, _problems = Router.load(config, self.router.dump())
+        stats = LiveStats(config)
+        stats.load(self.stats.live.dump())
+        self.stats.live = stats
+        self.config = config
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def dump(self, acd_text: tuple[str, str]) -> str:
+        """Everything the projections hold, as JSON text; `acd_text` is (source, text) of the config."""
+        return json.dumps({
+            "format": FORMAT_VERSION, "seq": self.last_seq, "at": self.last_at, "acd": list(acd_text),
+            "router": self.router.dump(), "stats": self.stats.live.dump(), "day": self.stats.day,
+            "records": self.records.dump(), "queue_log_offset": self.queue_log.offset,
+            "ended_sessions": self.ended_sessions, "logged_out_users": self.logged_out_users,
+        }, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def load(cls, text: str, *, tz: tzinfo | None = None) -> tuple[Projector, list[str]]:
+        data: dict[str, Any] = json.loads(text)
+        if data.get("format", 0) > FORMAT_VERSION:
+            raise JournalTooNew(f"checkpoint format {data.get('format')} is newer than this ctiserver's")
+        source, acd_text = data["acd"]
+        config = parse_config(acd_text, source)
+        out = cls(config, tz=tz)
+        out.router, problems = Router.load(config, data["router"])
+        out.stats.live.load(data["stats"])
+        out.stats.day = data["day"]
+        out.records = CallRecords.load(data["records"])
+        out.queue_log = QueueLogLines(data["queue_log_offset"])
+        out.ended_sessions = dict(data["ended_sessions"])
+        out.logged_out_users = dict(data["logged_out_users"])
+        out.last_seq, out.last_at = data["seq"], data["at"]
+        return out, problems
