@@ -302,7 +302,10 @@ class _Loader:
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = mark.line + 1 if mark is not None else 1
-            raise AcdConfigError([ConfigIssue(self.source, line, "<document>", f"not valid YAML: {exc}")]) from None
+            where = f" (column {mark.column + 1})" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]  # the mark is ours to print
+            raise AcdConfigError([ConfigIssue(self.source, line, "<document>",
+                                              f"not valid YAML: {problem}{where}")]) from None
         if root is None:
             raise AcdConfigError([ConfigIssue(self.source, 1, "<document>", "the file is empty")])
         try:
