@@ -14,7 +14,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -550,7 +550,7 @@ class _Batch:
     seen: int = 0  # data rows read (blank lines are not rows)
 
 
-def _batches(source: Source, country: str) -> Iterator[_Batch]:
+def _batches(source: Source, country: str) -> Generator[_Batch, None, None]:
     """The file's rows, checked, in batches of at most CHUNK rows or CHUNK_CHARS characters."""
     batch, chars = _Batch(), 0
     for n, raw, size in rows(source, CSV_COLUMNS):
@@ -593,23 +593,26 @@ async def import_file(
     total = created = merged = rejected_count = 0
     rejected: list[RejectedRow] = []
     merges: list[MergedRow] = []
-    while (batch := await asyncio.to_thread(next, batches, None)) is not None:
-        total += batch.seen
-        outcomes: list[RowOutcome] = list(batch.rejected)
-        if batch.rows:
-            res = await store.backend.write(_import_chunk(batch.rows, viewer, time.time()))
-            created += res.created
-            merged += res.merged
-            outcomes += res.outcomes
-        for o in sorted(outcomes, key=lambda o: o.row):
-            if isinstance(o, RejectedRow):
-                rejected_count += 1
-                if len(rejected) < DETAIL_LIMIT:
-                    rejected.append(o)
-            elif len(merges) < DETAIL_LIMIT:
-                merges.append(o)
-            if on_row is not None:
-                on_row(o)
+    try:
+        while (batch := await asyncio.to_thread(next, batches, None)) is not None:
+            total += batch.seen
+            outcomes: list[RowOutcome] = list(batch.rejected)
+            if batch.rows:
+                res = await store.backend.write(_import_chunk(batch.rows, viewer, time.time()))
+                created += res.created
+                merged += res.merged
+                outcomes += res.outcomes
+            for o in sorted(outcomes, key=lambda o: o.row):
+                if isinstance(o, RejectedRow):
+                    rejected_count += 1
+                    if len(rejected) < DETAIL_LIMIT:
+                        rejected.append(o)
+                elif len(merges) < DETAIL_LIMIT:
+                    merges.append(o)
+                if on_row is not None:
+                    on_row(o)
+    finally:
+        batches.close()  # the file, now, even when a write failed
     return ImportReport(
         str(p), source.reported_encoding, total, created, merged, rejected_count, tuple(rejected), tuple(merges)
     )
