@@ -149,7 +149,7 @@ def _rows(source: Source, columns: tuple[str, ...]) -> Iterator[Row]:
 
 
 def _mib(n: int) -> str:
-    return f"{n / (1 << 20):.1f} MiB"
+    return f"{n} bytes" if n < 1 << 20 else f"{n / (1 << 20):.1f} MiB"
 
 
 def _decoded(fh: BinaryIO, source: Source) -> Iterator[str]:
@@ -202,6 +202,7 @@ class _Lines:
         self.chunks = chunks
         self.path = path
         self.record_chars = 0  # since the reader last took a record
+        self.line = 0  # physical lines handed out
 
     def __iter__(self) -> Iterator[str]:
         pending: list[str] = []
@@ -226,12 +227,14 @@ class _Lines:
             yield self._checked("".join(pending))
 
     def _checked(self, line: str) -> str:
+        self.line += 1
         if len(line) > MAX_LINE_CHARS:
-            raise ImportFormatError(f"{self.path}: a line is longer than {MAX_LINE_CHARS} characters")
+            raise ImportFormatError(f"{self.path}: line {self.line} is longer than {MAX_LINE_CHARS} characters")
         self.record_chars += len(line)
         if self.record_chars > MAX_RECORD_CHARS:
             raise ImportFormatError(
-                f"{self.path}: a record is longer than {MAX_RECORD_CHARS} characters (an unclosed quote?)"
+                f"{self.path}: the record ending at line {self.line} is longer than {MAX_RECORD_CHARS} characters"
+                " (an unclosed quote?)"
             )
         return line
 
