@@ -140,10 +140,34 @@ def meets(levels: Mapping[str, int], required: Mapping[str, int]) -> bool:
     return all(levels.get(skill, 0) >= level for skill, level in required.items())
 
 
+MAX_FILE_BYTES = 2_000_000  # a security limit: a queues file is text written by people
+MAX_DEPTH = 64  # nesting levels; a queues file needs 5
+
+
 def load_config(path: str | Path) -> AcdConfig:
     """Load and validate one YAML file; raises `AcdConfigError` listing every problem."""
     path = Path(path)
-    return parse_config(path.read_text(encoding="utf-8"), source=str(path))
+    return parse_config(_read_text(path), source=str(path))
+
+
+def _read_text(path: Path) -> str:
+    """The file as text, refused (before it is read) when too large, and when not UTF-8."""
+    def refuse(line: int, message: str) -> AcdConfigError:
+        return AcdConfigError([ConfigIssue(str(path), line, "<file>", message)])
+
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise refuse(1, f"larger than {MAX_FILE_BYTES} bytes: not a queues file")
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)  # a pipe or a device has no size to check first
+    except OSError as exc:
+        raise refuse(1, f"cannot read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise refuse(1, f"larger than {MAX_FILE_BYTES} bytes: not a queues file")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise refuse(raw.count(b"\n", 0, exc.start) + 1, f"not UTF-8 text (byte {exc.start})") from None
 
 
 def parse_config(text: str, source: str = "<string>") -> AcdConfig:
@@ -158,7 +182,30 @@ _FLOAT_TAG = "tag:yaml.org,2002:float"
 _STR_TAG = "tag:yaml.org,2002:str"
 _NULL_TAG = "tag:yaml.org,2002:null"
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: same nodes and marks, faster
+
+
+class _BoundedSafeLoader(yaml.SafeLoader):
+    """The pure-Python composer recurses once per nesting level: refuse deep nesting with a position
+    instead of a RecursionError. (libyaml stops at 1000 levels with a ScannerError of its own.)"""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.depth >= MAX_DEPTH:
+            raise yaml.composer.ComposerError(
+                None, None, f"nested deeper than {MAX_DEPTH} levels", self.peek_event().start_mark
+            )
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+# libyaml when present: same nodes and marks, faster
+_LOADER: type = getattr(yaml, "CSafeLoader", _BoundedSafeLoader)
 _TOP_FIELDS = {"skills", "pause_reasons", "queues", "agents", "priority_aging_per_s"}
 _QUEUE_FIELDS = {
     "name", "skills", "policy", "service_level", "max_wait_s", "on_max_wait", "escalation", "wrap_up_s",
@@ -255,7 +302,10 @@ class _Loader:
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = mark.line + 1 if mark is not None else 1
-            raise AcdConfigError([ConfigIssue(self.source, line, "<document>", f"not valid YAML: {exc}")]) from None
+            where = f" (column {mark.column + 1})" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]  # the mark is ours to print
+            raise AcdConfigError([ConfigIssue(self.source, line, "<document>",
+                                              f"not valid YAML: {problem}{where}")]) from None
         if root is None:
             raise AcdConfigError([ConfigIssue(self.source, 1, "<document>", "the file is empty")])
         try:
@@ -563,26 +613,31 @@ class _Loader:
         lines = {q.name: q.line for q in queues}
         reported: set[frozenset[str]] = set()
         state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-
-        def visit(name: str, path: list[str]) -> None:
-            state[name] = 1
-            path.append(name)
-            for target in edges.get(name, ()):
-                if state.get(target) == 1:
+        # Depth-first with an explicit stack: a chain of thousands of overflow queues is a valid file and
+        # must not hit Python's recursion limit.
+        for q in queues:
+            if q.name in state:
+                continue
+            state[q.name] = 1
+            path = [q.name]
+            todo = [iter(edges[q.name])]
+            while todo:
+                target = next(todo[-1], None)
+                if target is None:
+                    todo.pop()
+                    state[path.pop()] = 2
+                elif state.get(target) == 1:
                     cycle = path[path.index(target):] + [target]
                     if frozenset(cycle) not in reported:
                         reported.add(frozenset(cycle))
+                        shown = cycle if len(cycle) <= 12 else [*cycle[:10], f"... {len(cycle) - 12} more", *cycle[-2:]]
                         self.issues.append(ConfigIssue(
                             self.source, lines[target], "escalation",
-                            "queue overflow forms a loop: " + " -> ".join(cycle), target))
+                            "queue overflow forms a loop: " + " -> ".join(shown), target))
                 elif state.get(target) is None and target in edges:
-                    visit(target, path)
-            path.pop()
-            state[name] = 2
-
-        for q in queues:
-            if q.name not in state:
-                visit(q.name, [])
+                    state[target] = 1
+                    path.append(target)
+                    todo.append(iter(edges[target]))
 
     def check_servable(self, queues: list[QueueConfig], agents: list[AgentConfig]) -> None:
         if any(f.startswith("agent:") for f in self.flawed):

@@ -1,28 +1,41 @@
 """Import and export of customers and their history (CSV and JSON), for ``ctiserver crm import|export``.
 
-Files from Chinese systems are often GBK or UTF-8 with a BOM; both are detected. Every data row is either
-created, merged into the customer it matches (same phone or account number) or reported as rejected with
-its row number and the reason; a row is never silently dropped or doubled.
+Every data row is either created, merged into the customer it matches (same phone or account number) or
+rejected with its row number and the reason; a row is never silently dropped or doubled, and every merge
+is reported with what was kept. Reading (encodings, size limits, streaming) is ``import_source``; this
+module checks rows and writes them. Files are read one row at a time: memory does not grow with the file.
 """
 
 from __future__ import annotations
 
-import codecs
+import asyncio
 import csv
-import io
 import json
+import math
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from . import queries as Q
 from . import rows as R
-from .errors import ImportFormatError, InvalidPhone
-from .model import Flag, ImportReport, RejectedRow
+from .errors import InvalidPhone
+from .import_source import HISTORY_FIELDS, MAX_FILE_BYTES, Source, guard_cell, open_source, rows
+from .model import (
+    Direction,
+    Flag,
+    FollowUpKind,
+    FollowUpStatus,
+    ImportReport,
+    MergedRow,
+    Outcome,
+    RejectedRow,
+    TicketStatus,
+)
 from .phones import normalize_phone
 from .plan import Execute, ExecuteMany, Fetch, Plan
 from .privacy import SYSTEM, Right, Viewer
@@ -47,121 +60,28 @@ CSV_COLUMNS = (
     "flag_reason",
     "grade",
 )
-# Headers seen in exports of Chinese CRMs and in hand-made sheets.
-ALIASES = {
-    "姓名": "name",
-    "客户名称": "name",
-    "名称": "name",
-    "公司": "company",
-    "单位": "company",
-    "邮箱": "email",
-    "电子邮件": "email",
-    "电话": "phones",
-    "手机": "phones",
-    "手机号": "phones",
-    "联系电话": "phones",
-    "账号": "accounts",
-    "账户": "accounts",
-    "客户编号": "accounts",
-    "标签": "tags",
-    "备注": "notes",
-    "语言": "preferred_language",
-    "联系时间": "contact_time",
-    "联系方式": "contact_channel",
-    "等级": "grade",
-    "phone": "phones",
-    "mobile": "phones",
-    "telephone": "phones",
-    "account": "accounts",
-    "account_number": "accounts",
-    "tag": "tags",
-    "language": "preferred_language",
-}
-REQUIRED = ("name",)
 _MULTI = re.compile(r"[;|；、/]")
 _TRUE = {"1", "true", "yes", "y", "是", "x", "✓"}
 _FALSE = {"", "0", "false", "no", "n", "否"}
-CHUNK = 500
+CHUNK = 500  # rows per transaction
+CHUNK_CHARS = 32 << 20  # ... or fewer when the rows are large (JSON with long histories)
+DETAIL_LIMIT = 1000  # per-row details kept in the ImportReport, of each kind
+AKA = "also known as: "  # the notes line that keeps a merged row's other name
 
+RowOutcome = RejectedRow | MergedRow
 
-# ------------------------------------------------------------------------------------------ reading
-
-
-def decode(data: bytes) -> tuple[str, str]:
-    """(text, encoding name). UTF-8 (with or without BOM), UTF-16 with BOM, else GB18030 (a superset of GBK)."""
-    if data.startswith(codecs.BOM_UTF8):
-        return data[3:].decode("utf-8"), "utf-8-sig"
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return data.decode("utf-16"), "utf-16"
-    try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("gb18030"), "gbk"
-    except UnicodeDecodeError as exc:
-        raise ImportFormatError(f"cannot decode the file as UTF-8 or GBK (byte {exc.start})") from None
-
-
-def _column(name: str) -> str:
-    key = name.strip().lstrip("\ufeff")
-    return ALIASES.get(key, ALIASES.get(key.lower(), key.lower().replace(" ", "_")))
-
-
-def read_csv(text: str) -> Iterator[tuple[int, dict[str, str]]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
-    if header is None:
-        raise ImportFormatError("the CSV file is empty (no header row)")
-    cols = [_column(h) for h in header]
-    unknown = [h for h, c in zip(header, cols) if c not in CSV_COLUMNS]
-    missing = [c for c in REQUIRED if c not in cols]
-    if unknown or missing:
-        parts = []
-        if unknown:
-            parts.append("unknown column(s) " + ", ".join(repr(u) for u in unknown))
-        if missing:
-            parts.append("missing column(s) " + ", ".join(missing))
-        raise ImportFormatError("; ".join(parts) + ". Accepted columns: " + ", ".join(CSV_COLUMNS))
-    dup = sorted({c for c in cols if cols.count(c) > 1 and c != "phones"})
-    if dup:
-        raise ImportFormatError("column(s) given twice: " + ", ".join(dup))
-    for n, values in enumerate(reader, start=1):
-        if not any(v.strip() for v in values):
-            continue
-        if len(values) > len(cols):
-            yield n, {"__error__": f"{len(values)} fields, the header has {len(cols)}"}
-            continue
-        row: dict[str, str] = {}
-        for c, v in zip(cols, values):
-            # Several phone columns (手机, 电话) are merged into one list.
-            row[c] = f"{row[c]};{v}" if c in row and v.strip() else row.get(c) or v
-        yield n, row
-
-
-def read_json(text: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ImportFormatError(f"not valid JSON: {exc}") from None
-    items = doc.get("customers") if isinstance(doc, dict) else doc
-    if not isinstance(items, list):
-        raise ImportFormatError('JSON must be a list of customers or {"customers": [...]}')
-    for n, item in enumerate(items, start=1):
-        if not isinstance(item, dict):
-            yield n, {"__error__": "not a JSON object"}
-            continue
-        unknown = sorted(set(item) - set(CSV_COLUMNS) - _JSON_HISTORY - {"flags", "id"})
-        if unknown:
-            yield n, {"__error__": "unknown field(s) " + ", ".join(unknown)}
-            continue
-        yield n, item
-
-
-_JSON_HISTORY = {"purchases", "interactions", "tickets", "follow_ups"}
+# Control characters are refused, not stored: PostgreSQL refuses NUL in text outright (one NUL would fail
+# its whole transaction) and the rest break consoles and exports. Notes may hold tabs and line breaks.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_IN_NOTES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
+_EMAIL_NAME = re.compile(r"[^\s@\"(),:;<>\[\]\\]+")
 
 
 # ------------------------------------------------------------------------------------- validation
+
+
+class BadRow(ValueError):
+    """The reason a row is rejected (a value of the wrong type is a bad row too, not a bug)."""
 
 
 @dataclass(slots=True)
@@ -172,13 +92,40 @@ class ImportRow:
     accounts: list[str]
     tags: list[str]
     flags: dict[Flag, str]
-    history: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # Column values ready for INSERT (after customer_id), checked before the write transaction starts:
+    # nothing inside a write plan may fail on a bad value, that would roll back the rows beside it.
+    history: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
 
 
-def _split(value: Any) -> list[str]:
+def _clean(value: str, what: str, *, multiline: bool = False) -> str:
+    bad = (_CONTROL_IN_NOTES if multiline else _CONTROL).search(value)
+    if bad:
+        raise ValueError(f"{what} contains a control character (U+{ord(bad.group()):04X}) at position {bad.start()}")
+    return value
+
+
+def _text(raw: Mapping[str, Any], key: str, what: str | None = None, *, multiline: bool = False) -> str:
+    value = raw.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise BadRow(f"{what or key} must be text, not {type(value).__name__}")
+    return _clean(str(value).strip(), what or key, multiline=multiline)
+
+
+def _split(raw: Mapping[str, Any], key: str) -> list[str]:
+    value = raw.get(key)
     if isinstance(value, list):
-        return [str(v).strip() for v in value if str(v).strip()]
-    return [p.strip() for p in _MULTI.split(str(value or "")) if p.strip()]
+        parts = []
+        for v in value:
+            if isinstance(v, bool) or not isinstance(v, (str, int)):
+                raise BadRow(f"{key} must hold text, not {type(v).__name__}")
+            parts.append(str(v).strip())
+    elif value is None or isinstance(value, (str, int)) and not isinstance(value, bool):
+        parts = [p.strip() for p in _MULTI.split(str(value or ""))]
+    else:
+        raise ValueError(f"{key} must be text or a list, not {type(value).__name__}")
+    return [_clean(p, key) for p in parts if p]
 
 
 def _bool(value: Any, column: str) -> bool:
@@ -192,72 +139,182 @@ def _bool(value: Any, column: str) -> bool:
     raise ValueError(f"{column}={value!r} is not yes/no")
 
 
+def email_problem(email: str) -> str | None:
+    """Why ``email`` is not an address (None: it is one). Deliberately simple: one @, a name part
+    without spaces or quotes, a domain of dotted labels (Unicode letters allowed)."""
+    if len(email) > 254:
+        return "longer than 254 characters"
+    name, at, domain = email.rpartition("@")
+    if not at or not name:
+        return "no name@domain"
+    if "@" in name:
+        return "more than one @"
+    if not _EMAIL_NAME.fullmatch(name) or name.startswith(".") or name.endswith(".") or ".." in name:
+        return f"{name!r} is not a mailbox name"
+    labels = domain.split(".")
+    if len(labels) < 2:
+        return f"domain {domain!r} has no dot"
+    for label in labels:
+        if not label or len(label) > 63 or label[0] == "-" or label[-1] == "-":
+            return f"domain {domain!r} is not a domain name"
+        if not all(ch.isalnum() or ch == "-" for ch in label):
+            return f"domain {domain!r} is not a domain name"
+    if labels[-1].isdigit():
+        return f"domain {domain!r} is not a domain name"
+    return None
+
+
 def validate(n: int, raw: Mapping[str, Any], default_country: str) -> ImportRow:
     """Raise ValueError with the reason for a bad row."""
     if "__error__" in raw:
         raise ValueError(raw["__error__"])
     phones: list[str] = []
-    for p in _split(raw.get("phones", "")):
+    for p in _split(raw, "phones"):
         try:
-            e164 = normalize_phone(p, default_country)
+            # A hand-made sheet may carry Excel's text quote ('13800138000): never part of a number.
+            e164 = normalize_phone(p.lstrip("'"), default_country, strict=True)
         except InvalidPhone as exc:
             raise ValueError(str(exc)) from None
         if e164 not in phones:
             phones.append(e164)
-    name = str(raw.get("name") or "").strip()
+    name = _text(raw, "name")
     if not name and not phones:
         raise ValueError("neither a name nor a phone number")
-    email = str(raw.get("email") or "").strip()
-    if email and ("@" not in email or " " in email):
-        raise ValueError(f"email {email!r} is not an address")
+    email = _text(raw, "email")
+    if email and (why := email_problem(email)):
+        raise ValueError(f"email {email!r} is not an address ({why})")
     fields: dict[str, Any] = {
-        k: str(raw.get(k) or "").strip()
-        for k in ("company", "notes", "preferred_language", "contact_time", "contact_channel")
+        k: _text(raw, k) for k in ("company", "preferred_language", "contact_time", "contact_channel")
     }
+    fields["notes"] = _text(raw, "notes", multiline=True)
     fields["name"] = name
     fields["email"] = email
     fields["is_lead"] = _bool(raw.get("is_lead", ""), "is_lead")
-    grade = str(raw.get("grade") or "").strip().upper()
+    grade = _text(raw, "grade").upper()
     if grade and grade not in ("A", "B", "C"):
         raise ValueError(f"grade {grade!r} is not A, B or C")
     fields["grade"] = grade
     flags: dict[Flag, str] = {}
-    reason = str(raw.get("flag_reason") or "").strip()
+    reason = _text(raw, "flag_reason")
     for flag in Flag:
         if _bool(raw.get(flag.value, ""), flag.value):
             flags[flag] = reason
-    for item in raw.get("flags") or ():
+    listed = raw.get("flags") or []
+    if not isinstance(listed, list):
+        raise BadRow("flags must be a list")
+    for item in listed:
         try:
-            flags[Flag(item["flag"])] = str(item.get("reason", ""))
+            flags[Flag(item["flag"])] = _text(item, "reason", "flag reason")
         except (KeyError, ValueError, TypeError):
             raise ValueError(f"flag {item!r} is not one of {', '.join(f.value for f in Flag)}") from None
-    history = {k: list(raw.get(k) or ()) for k in _JSON_HISTORY if raw.get(k)}
-    for k, items in history.items():
-        for item in items:
-            if not isinstance(item, dict):
-                raise ValueError(f"{k} entry {item!r} is not an object")  # noqa: TRY004 - a rejected row, not a bug
-            _check_history(k, item)
-    return ImportRow(
-        n, fields, phones, _split(raw.get("accounts", "")), _split(raw.get("tags", "")), flags, history
+    history: dict[str, list[tuple[Any, ...]]] = {}
+    for kind in sorted(HISTORY_FIELDS):
+        items = raw.get(kind)
+        if not items:
+            continue
+        if not isinstance(items, list):
+            raise BadRow(f"{kind} must be a list")
+        history[kind] = [_history_entry(kind, i, item) for i, item in enumerate(items, start=1)]
+    return ImportRow(n, fields, phones, _split(raw, "accounts"), _split(raw, "tags"), flags, history)
+
+
+# ---------------------------------------------------------------------------------- history entries
+
+
+class _Entry:
+    """Typed reads of one history entry; every error names the entry and the field."""
+
+    def __init__(self, kind: str, i: int, item: Any) -> None:
+        if not isinstance(item, dict):
+            raise BadRow(f"{kind} entry {i} is not an object")
+        self.where = f"{kind} entry {i}"
+        self.item = item
+
+    def text(self, key: str, *, required: bool = False, multiline: bool = False) -> str:
+        if required and self.item.get(key) in (None, ""):
+            raise ValueError(f"{self.where}: {key} is missing")
+        return _text(self.item, key, f"{self.where}: {key}", multiline=multiline)
+
+    def choice(self, key: str, kind: type[StrEnum], default: StrEnum) -> str:
+        value = self.text(key) or default.value
+        try:
+            return kind(value).value
+        except ValueError:
+            allowed = ", ".join(m.value for m in kind)  # type: ignore[attr-defined]
+            raise ValueError(f"{self.where}: {key} {value!r} is not one of {allowed}") from None
+
+    def time(self, key: str, *, required: bool = False) -> float | None:
+        text = self.text(key, required=required)
+        if not text:
+            return None
+        try:
+            return R.ts(datetime.fromisoformat(text))
+        except ValueError:
+            raise ValueError(f"{self.where}: {key} {text!r} is not an ISO date and time") from None
+
+    def seconds(self, key: str) -> float:
+        value = self.item.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"{self.where}: {key} {value!r} is not a number of seconds")
+        return float(value)
+
+
+def _history_entry(kind: str, i: int, item: Any) -> tuple[Any, ...]:
+    e = _Entry(kind, i, item)
+    if kind == "purchases":
+        amount = e.text("amount", required=True)
+        on = e.text("date", required=True)
+        try:
+            cents = R.cents(amount)
+            day = date.fromisoformat(on).isoformat()
+        except (ValueError, ArithmeticError):
+            raise ValueError(f"{e.where}: amount {amount!r} or date {on!r} is malformed") from None
+        return (cents, day, e.text("ref"))
+    if kind == "interactions":
+        path = item.get("ivr_path") or []
+        if not isinstance(path, list) or not all(isinstance(p, str) for p in path):
+            raise ValueError(f"{e.where}: ivr_path must be a list of node names")
+        score = item.get("survey_score")
+        if score is not None and (isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5):
+            raise ValueError(f"{e.where}: survey_score {score!r} is not 1 to 5")
+        return (
+            e.text("call_id", required=True),
+            e.choice("direction", Direction, Direction.INBOUND),
+            e.choice("outcome", Outcome, Outcome.ANSWERED),
+            e.text("caller"),
+            e.time("started_at", required=True),
+            e.time("answered_at"),
+            e.time("ended_at"),
+            e.text("queue"),
+            e.text("agent"),
+            e.seconds("wait_s"),
+            e.seconds("talk_s"),
+            e.seconds("hold_s"),
+            e.seconds("wrapup_s"),
+            e.text("disposition"),
+            e.text("notes", multiline=True),
+            json.dumps([_clean(p, f"{e.where}: ivr_path") for p in path], ensure_ascii=False),
+            e.text("recording_ref"),
+            score,
+        )
+    if kind == "tickets":
+        return (
+            e.text("category", required=True),
+            e.text("subject", multiline=True),
+            e.choice("status", TicketStatus, TicketStatus.OPEN),
+            e.time("opened_at", required=True),
+            e.time("due_at"),
+            e.time("closed_at"),
+        )
+    e.text("kind", required=True)
+    return (
+        e.choice("kind", FollowUpKind, FollowUpKind.CALLBACK),
+        e.text("owner"),
+        e.time("due_at", required=True),
+        e.choice("status", FollowUpStatus, FollowUpStatus.OPEN),
+        e.text("note", multiline=True),
+        e.text("source_call_id"),
     )
-
-
-def _check_history(kind: str, item: Mapping[str, Any]) -> None:
-    try:
-        if kind == "purchases":
-            R.cents(str(item["amount"]))
-            date.fromisoformat(str(item["date"]))
-        elif kind == "interactions":
-            str(item["call_id"])
-            datetime.fromisoformat(str(item["started_at"]))
-        elif kind == "tickets":
-            str(item["category"])
-            datetime.fromisoformat(str(item["opened_at"]))
-        else:
-            str(item["kind"])
-            datetime.fromisoformat(str(item["due_at"]))
-    except (KeyError, ValueError, ArithmeticError) as exc:
-        raise ValueError(f"{kind} entry {dict(item)!r} is incomplete or malformed ({exc})") from None
 
 
 # -------------------------------------------------------------------------------------- the plan
@@ -267,29 +324,36 @@ def _check_history(kind: str, item: Mapping[str, Any]) -> None:
 class ChunkResult:
     created: int = 0
     merged: int = 0
-    rejected: list[RejectedRow] = field(default_factory=list)
+    outcomes: list[RowOutcome] = field(default_factory=list)
 
 
 def _import_chunk(rows: Sequence[ImportRow], viewer: Viewer, now: float) -> Plan[ChunkResult]:
     out = ChunkResult()
     for r in rows:
         owners: set[int] = set()
+        new_phones: list[str] = []
+        new_accounts: list[str] = []
         for p in r.phones:
             got = yield Fetch("SELECT customer_id FROM phones WHERE e164 = ?", (p,))
             owners.update(x[0] for x in got)
+            if not got:
+                new_phones.append(p)
         for a in r.accounts:
             got = yield Fetch("SELECT customer_id FROM accounts WHERE account = ?", (a,))
             owners.update(x[0] for x in got)
+            if not got:
+                new_accounts.append(a)
         if len(owners) > 1:
             ids = ", ".join(str(o) for o in sorted(owners))
-            out.rejected.append(
+            out.outcomes.append(
                 RejectedRow(r.row, f"phones/accounts match several customers ({ids}): not merged")
             )
             continue
         if owners:
             cid = owners.pop()
-            yield from _merge(cid, r, now)
+            name, kept = yield from _merge(cid, r, new_phones, new_accounts, now)
             out.merged += 1
+            out.outcomes.append(MergedRow(r.row, cid, name, kept))
             action = "merged"
         else:
             cid = yield from _create(r, now)
@@ -335,9 +399,22 @@ def _create(r: ImportRow, now: float) -> Plan[int]:
     return cid
 
 
-def _merge(cid: int, r: ImportRow, now: float) -> Plan[None]:
+_MERGED_FIELDS = (  # (column in the SELECT below, field, label in the report)
+    (1, "company", "company"),
+    (2, "email", "email"),
+    (5, "preferred_language", "language"),
+    (6, "contact_time", "contact time"),
+    (7, "contact_channel", "contact channel"),
+    (8, "grade", "grade"),
+)
+
+
+def _merge(
+    cid: int, r: ImportRow, new_phones: list[str], new_accounts: list[str], now: float
+) -> Plan[tuple[str, str]]:
     """Fill what the stored customer lacks; never overwrite a stored value with a different one.
-    Differing notes are appended, tags/phones/accounts are unions, flags are added."""
+    A different name is kept in the notes ("also known as: ..."), different notes are appended,
+    tags/phones/accounts are unions, flags are added. Returns the name and what was done, for the report."""
     got = yield Fetch(
         "SELECT name, company, email, tags, notes, preferred_language, contact_time, contact_channel, grade"
         " FROM customers WHERE id = ?",
@@ -345,27 +422,50 @@ def _merge(cid: int, r: ImportRow, now: float) -> Plan[None]:
     )
     cur = got[0]
     f = r.fields
-    name, company, email = cur[0] or f["name"], cur[1] or f["company"], cur[2] or f["email"]
-    tags = list(R.tags_of(cur[3]))
-    tags += [t for t in r.tags if t not in tags]
-    notes = cur[4]
+    done: list[str] = []
+    name, notes = cur[0], cur[4]
     if f["notes"] and f["notes"] not in notes:
         notes = f"{notes}\n{f['notes']}" if notes else f["notes"]
+        done.append("notes appended")
+    if f["name"] and not name:
+        name = f["name"]
+        done.append(f"name {name!r} filled in")
+    elif f["name"] and f["name"] != name:
+        aka = AKA + f["name"]
+        if aka not in notes.split("\n"):
+            notes = f"{notes}\n{aka}" if notes else aka
+            done.append(f"name {name!r} kept, {f['name']!r} added to the notes as another name")
+        else:
+            done.append(f"name {name!r} kept, {f['name']!r} already in the notes as another name")
+    merged: dict[str, Any] = {}
+    for col, key, label in _MERGED_FIELDS:
+        stored, given = cur[col] or "", f[key]
+        merged[key] = stored or given
+        if given and not stored:
+            done.append(f"{label} {given!r} filled in")
+        elif given and given != stored:
+            done.append(f"{label} {stored!r} kept, not {given!r}")
+    tags = list(R.tags_of(cur[3]))
+    added_tags = [t for t in r.tags if t not in tags]
+    tags += added_tags
+    for what, items in (("phones", new_phones), ("accounts", new_accounts), ("tags", added_tags)):
+        if items:
+            done.append(f"{what} {', '.join(items)} added")
     yield Execute(
         "UPDATE customers SET name = ?, company = ?, name_key = ?, company_key = ?, email = ?, tags = ?, notes = ?,"
         " preferred_language = ?, contact_time = ?, contact_channel = ?, grade = ?, updated_at = ? WHERE id = ?",
         (
             name,
-            company,
+            merged["company"],
             R.search_key(name),
-            R.search_key(company),
-            email,
+            R.search_key(merged["company"]),
+            merged["email"],
             R.tags_text(tags),
             notes,
-            cur[5] or f["preferred_language"],
-            cur[6] or f["contact_time"],
-            cur[7] or f["contact_channel"],
-            cur[8] or f["grade"] or None,
+            merged["preferred_language"],
+            merged["contact_time"],
+            merged["contact_channel"],
+            merged["grade"] or None,
             now,
             cid,
         ),
@@ -379,7 +479,13 @@ def _merge(cid: int, r: ImportRow, now: float) -> Plan[None]:
         "INSERT INTO accounts (account, customer_id) VALUES (?, ?) ON CONFLICT (account) DO NOTHING",
         [(a, cid) for a in r.accounts],
     )
+    if r.flags:
+        stored_flags = yield Fetch("SELECT flag FROM customer_flags WHERE customer_id = ?", (cid,))
+        added_flags = sorted({f.value for f in r.flags} - {x[0] for x in stored_flags})
+        if added_flags:
+            done.append(f"flags {', '.join(added_flags)} added")
     yield from _flags(cid, r, now)
+    return name, "; ".join(done) or "nothing new"
 
 
 def _flags(cid: int, r: ImportRow, now: float) -> Plan[None]:
@@ -390,14 +496,9 @@ def _flags(cid: int, r: ImportRow, now: float) -> Plan[None]:
     )
 
 
-def _ts(text: str | None) -> float | None:
-    return None if not text else R.ts(datetime.fromisoformat(text))
-
-
 def _history(cid: int, r: ImportRow, now: float) -> Plan[None]:
     """History rows are appended unless an identical one is stored: re-importing an export doubles nothing."""
-    for p in r.history.get("purchases", ()):
-        c, on, ref = R.cents(str(p["amount"])), str(date.fromisoformat(str(p["date"]))), str(p.get("ref", ""))
+    for c, on, ref in r.history.get("purchases", ()):
         dup = yield Fetch(
             "SELECT 1 FROM purchases WHERE customer_id = ? AND purchased_on = ? AND amount_cents = ? AND ref = ?",
             (cid, on, c, ref),
@@ -413,116 +514,108 @@ def _history(cid: int, r: ImportRow, now: float) -> Plan[None]:
             " ended_at, queue, agent, wait_s, talk_s, hold_s, wrapup_s, disposition, notes, ivr_path,"
             " recording_ref, survey_score) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (call_id) DO NOTHING",
-            (
-                str(i["call_id"]),
-                cid,
-                str(i.get("direction", "inbound")),
-                str(i.get("outcome", "answered")),
-                str(i.get("caller", "")),
-                _ts(i["started_at"]),
-                _ts(i.get("answered_at")),
-                _ts(i.get("ended_at")),
-                str(i.get("queue", "")),
-                str(i.get("agent", "")),
-                float(i.get("wait_s", 0)),
-                float(i.get("talk_s", 0)),
-                float(i.get("hold_s", 0)),
-                float(i.get("wrapup_s", 0)),
-                str(i.get("disposition", "")),
-                str(i.get("notes", "")),
-                json.dumps(list(i.get("ivr_path", ())), ensure_ascii=False),
-                str(i.get("recording_ref", "")),
-                i.get("survey_score"),
-            ),
+            (i[0], cid, *i[1:]),
         )
     for t in r.history.get("tickets", ()):
-        opened = _ts(t["opened_at"])
         dup = yield Fetch(
             "SELECT 1 FROM tickets WHERE customer_id = ? AND category = ? AND opened_at = ?",
-            (cid, str(t["category"]), opened),
+            (cid, t[0], t[3]),
         )
         if not dup:
             yield Execute(
                 "INSERT INTO tickets (customer_id, category, subject, status, opened_at, due_at, closed_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    cid,
-                    str(t["category"]),
-                    str(t.get("subject", "")),
-                    str(t.get("status", "open")),
-                    opened,
-                    _ts(t.get("due_at")),
-                    _ts(t.get("closed_at")),
-                ),
+                (cid, *t),
             )
     for f in r.history.get("follow_ups", ()):
-        due = _ts(f["due_at"])
         dup = yield Fetch(
             "SELECT 1 FROM follow_ups WHERE customer_id = ? AND kind = ? AND due_at = ?",
-            (cid, str(f["kind"]), due),
+            (cid, f[0], f[2]),
         )
         if not dup:
             yield Execute(
                 "INSERT INTO follow_ups (customer_id, kind, owner, due_at, status, note, source_call_id, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    cid,
-                    str(f["kind"]),
-                    str(f.get("owner", "")),
-                    due,
-                    str(f.get("status", "open")),
-                    str(f.get("note", "")),
-                    str(f.get("source_call_id", "")),
-                    now,
-                ),
+                (cid, *f, now),
             )
 
 
 # ------------------------------------------------------------------------------------- public API
 
 
+@dataclass(slots=True)
+class _Batch:
+    rows: list[ImportRow] = field(default_factory=list)
+    rejected: list[RejectedRow] = field(default_factory=list)
+    seen: int = 0  # data rows read (blank lines are not rows)
+
+
+def _batches(source: Source, country: str) -> Generator[_Batch, None, None]:
+    """The file's rows, checked, in batches of at most CHUNK rows or CHUNK_CHARS characters."""
+    batch, chars = _Batch(), 0
+    for n, raw, size in rows(source, CSV_COLUMNS):
+        batch.seen += 1
+        chars += size
+        try:
+            batch.rows.append(validate(n, raw, country))
+        except ValueError as exc:
+            batch.rejected.append(RejectedRow(n, str(exc)))
+        if len(batch.rows) >= CHUNK or chars >= CHUNK_CHARS or len(batch.rejected) >= CHUNK:
+            yield batch
+            batch, chars = _Batch(), 0
+    if batch.seen:
+        yield batch
+
+
 async def import_file(
-    store: CrmStore, path: str | Path, *, default_country: str | None = None, viewer: Viewer = SYSTEM
+    store: CrmStore,
+    path: str | Path,
+    *,
+    default_country: str | None = None,
+    viewer: Viewer = SYSTEM,
+    max_bytes: int = MAX_FILE_BYTES,
+    on_row: Callable[[RowOutcome], None] | None = None,
 ) -> ImportReport:
-    """Import customers (CSV or JSON, by extension; JSON may carry history). Raises ImportFormatError when the
-    file as a whole is unusable (wrong columns, undecodable); bad rows are reported, good rows imported.
-    Rows are written in transactions of CHUNK rows; a failing chunk raises CrmWriteError and the report of
-    the chunks already stored is lost only from memory, not from the database (re-running merges them)."""
+    """Import customers (CSV or JSON, by extension; JSON may carry history).
+
+    Raises ImportFormatError, before anything is written, when the file as a whole is unusable (missing,
+    larger than ``max_bytes``, undecodable, wrong columns, broken JSON); bad rows are reported, good rows
+    imported. ``on_row`` is called with every merged or rejected row, in row order, as the import goes
+    (the report itself keeps the first DETAIL_LIMIT of each). Rows are written in transactions of CHUNK
+    rows; a failing chunk raises CrmWriteError: the chunks before it are stored, and running the same
+    import again merges them (it doubles nothing)."""
     viewer.require(Right.IMPORT_EXPORT)
     p = Path(path)
-    text, encoding = decode(p.read_bytes())
-    suffix = p.suffix.lower()
-    if suffix == ".json":
-        source: Iterator[tuple[int, Mapping[str, Any]]] = read_json(text)
-    elif suffix in (".csv", ".txt"):
-        source = read_csv(text)
-    else:
-        raise ImportFormatError(f"{p.name}: unknown file type {suffix!r} (use .csv or .json)")
     country = (default_country or store.default_country).upper()
-    total = created = merged = 0
+    # Reading and checking is blocking file I/O and CPU work: off the event loop, one batch at a time.
+    source = await asyncio.to_thread(open_source, p, CSV_COLUMNS, max_bytes)
+    batches = _batches(source, country)
+    total = created = merged = rejected_count = 0
     rejected: list[RejectedRow] = []
-    chunk: list[ImportRow] = []
-
-    async def flush() -> None:
-        nonlocal created, merged
-        if chunk:
-            res = await store.backend.write(_import_chunk(list(chunk), viewer, time.time()))
-            created += res.created
-            merged += res.merged
-            rejected.extend(res.rejected)
-            chunk.clear()
-
-    for n, raw in source:
-        total += 1
-        try:
-            chunk.append(validate(n, raw, country))
-        except ValueError as exc:
-            rejected.append(RejectedRow(n, str(exc)))
-        if len(chunk) >= CHUNK:
-            await flush()
-    await flush()
-    rejected.sort(key=lambda r: r.row)
-    return ImportReport(str(p), encoding, total, created, merged, tuple(rejected))
+    merges: list[MergedRow] = []
+    try:
+        while (batch := await asyncio.to_thread(next, batches, None)) is not None:
+            total += batch.seen
+            outcomes: list[RowOutcome] = list(batch.rejected)
+            if batch.rows:
+                res = await store.backend.write(_import_chunk(batch.rows, viewer, time.time()))
+                created += res.created
+                merged += res.merged
+                outcomes += res.outcomes
+            for o in sorted(outcomes, key=lambda o: o.row):
+                if isinstance(o, RejectedRow):
+                    rejected_count += 1
+                    if len(rejected) < DETAIL_LIMIT:
+                        rejected.append(o)
+                elif len(merges) < DETAIL_LIMIT:
+                    merges.append(o)
+                if on_row is not None:
+                    on_row(o)
+    finally:
+        batches.close()  # the file, now, even when a write failed
+    return ImportReport(
+        str(p), source.reported_encoding, total, created, merged, rejected_count, tuple(rejected), tuple(merges)
+    )
 
 
 def _export_page(after: int, size: int) -> Plan[list[dict[str, Any]]]:
@@ -621,57 +714,77 @@ def _interaction_json(row: Sequence[Any]) -> dict[str, Any]:
     }
 
 
+EXPORT_FORMATS = ("csv", "json")
+
+
+def export_format(path: str | Path, fmt: str | None = None) -> str:
+    """csv or json, from ``fmt`` or the file's extension; ValueError naming the choices otherwise."""
+    kind = (fmt or Path(path).suffix.lstrip(".")).lower()
+    if kind not in EXPORT_FORMATS:
+        raise ValueError(f"export format {kind!r} is not known: use a .csv or .json file name")
+    return kind
+
+
+def _csv_line(c: Mapping[str, Any]) -> list[str]:
+    flags = {f["flag"]: f["reason"] for f in c["flags"]}
+    cells = [
+        c["name"],
+        c["company"],
+        c["email"],
+        ";".join(c["phones"]),
+        ";".join(c["accounts"]),
+        ";".join(c["tags"]),
+        c["notes"],
+        c["preferred_language"],
+        c["contact_time"],
+        c["contact_channel"],
+        "yes" if c["is_lead"] else "",
+        *("yes" if f.value in flags else "" for f in Flag),
+        next((r for r in flags.values() if r), ""),
+        c["grade"],
+    ]
+    # A phone in E.164 (+86...) or a note starting with "=" must reach a spreadsheet as text, never as a
+    # formula: guard_cell quotes it, and import takes the quote off again (round trip exact).
+    return [guard_cell(v) for v in cells]
+
+
 async def export(
     store: CrmStore, path: str | Path, *, fmt: str | None = None, viewer: Viewer = SYSTEM, page: int = 500
 ) -> int:
     """Write every customer to ``path``: JSON with full history, or CSV (customers only; UTF-8 with BOM so
-    Excel opens Chinese text correctly). Returns the number of customers written. Admins only (full data)."""
+    Excel opens Chinese text correctly; cells a spreadsheet would run as formulas start with a quote).
+    Returns the number of customers written. Admins only (full data). ValueError for an unknown format,
+    OSError when the file cannot be written (nothing is left under its name)."""
     viewer.require(Right.IMPORT_EXPORT)
     p = Path(path)
-    kind = (fmt or p.suffix.lstrip(".")).lower()
-    if kind not in ("csv", "json"):
-        raise ValueError(f"export format {kind!r}: use csv or json")
+    kind = export_format(p, fmt)
     count = 0
     tmp = p.with_name(p.name + ".part")
-    with tmp.open("w", encoding="utf-8-sig" if kind == "csv" else "utf-8", newline="") as fh:
-        writer = csv.writer(fh) if kind == "csv" else None
-        if writer is not None:
-            writer.writerow(CSV_COLUMNS)
-        else:
-            fh.write('{"format": "ctiserver-crm", "version": 1, "customers": [\n')
-        after = 0
-        while True:
-            items = await store.backend.read(_export_page(after, page))
-            if not items:
-                break
-            for c in items:
-                if writer is not None:
-                    flags = {f["flag"]: f["reason"] for f in c["flags"]}
-                    writer.writerow(
-                        [
-                            c["name"],
-                            c["company"],
-                            c["email"],
-                            ";".join(c["phones"]),
-                            ";".join(c["accounts"]),
-                            ";".join(c["tags"]),
-                            c["notes"],
-                            c["preferred_language"],
-                            c["contact_time"],
-                            c["contact_channel"],
-                            "yes" if c["is_lead"] else "",
-                            *("yes" if f.value in flags else "" for f in Flag),
-                            next((r for r in flags.values() if r), ""),
-                            c["grade"],
-                        ]
-                    )
-                else:
-                    fh.write((",\n" if count else "") + json.dumps(c, ensure_ascii=False))
-                count += 1
-            after = items[-1]["id"]
-        if writer is None:
-            fh.write("\n]}\n")
-    tmp.replace(p)  # a half-written export never carries the final name
+    try:
+        with tmp.open("w", encoding="utf-8-sig" if kind == "csv" else "utf-8", newline="") as fh:
+            writer = csv.writer(fh, quoting=csv.QUOTE_ALL) if kind == "csv" else None
+            if writer is not None:
+                writer.writerow(CSV_COLUMNS)
+            else:
+                fh.write('{"format": "ctiserver-crm", "version": 1, "customers": [\n')
+            after = 0
+            while True:
+                items = await store.backend.read(_export_page(after, page))
+                if not items:
+                    break
+                for c in items:
+                    if writer is not None:
+                        writer.writerow(_csv_line(c))
+                    else:
+                        fh.write((",\n" if count else "") + json.dumps(c, ensure_ascii=False))
+                    count += 1
+                after = items[-1]["id"]
+            if writer is None:
+                fh.write("\n]}\n")
+        tmp.replace(p)  # a half-written export never carries the final name
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     await store.backend.write(
         Q.write_audit([Q.audit_row(viewer, "export", None, f"{count} customers to {p.name}")])
     )

@@ -317,16 +317,55 @@ class RejectedRow:
     row: int  # 1-based data row (CSV: header is row 0; JSON: index in the list + 1)
     reason: str
 
+    def __str__(self) -> str:
+        return f"row {self.row}: rejected: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class MergedRow:
+    """A row that matched a stored customer (same phone or account) and was merged into it."""
+
+    row: int
+    customer_id: int
+    name: str  # the customer's name after the merge
+    kept: str  # what was kept, filled in, added or not taken from the file
+
+    def __str__(self) -> str:
+        return f"row {self.row}: merged into customer {self.customer_id} ({self.name!r}): {self.kept}"
+
 
 @dataclass(frozen=True, slots=True)
 class ImportReport:
+    """Totals are exact; the per-row details keep only the first rows of each kind (an import of a
+    million rows must not hold a million details: ``import_file(on_row=...)`` sees every one)."""
+
     path: str
     encoding: str
     rows: int
     created: int
-    merged: int  # rows that matched an existing customer (by phone, account or email) and were merged into it
+    merged: int  # rows that matched an existing customer (by phone or account) and were merged into it
+    rejected_count: int
     rejected: tuple[RejectedRow, ...] = field(default=())
+    merges: tuple[MergedRow, ...] = field(default=())
 
     @property
     def accepted(self) -> int:
         return self.created + self.merged
+
+    @property
+    def details_left_out(self) -> int:
+        return self.merged + self.rejected_count - len(self.merges) - len(self.rejected)
+
+    def summary(self) -> str:
+        return (
+            f"{self.path} ({self.encoding}): {self.rows} rows: {self.created} created, {self.merged} merged,"
+            f" {self.rejected_count} rejected"
+        )
+
+    def __str__(self) -> str:
+        details: list[RejectedRow | MergedRow] = [*self.rejected, *self.merges]
+        lines = [str(d) for d in sorted(details, key=lambda d: d.row)]
+        if self.details_left_out:
+            lines.append(f"... and {self.details_left_out} more merged or rejected rows not listed")
+        lines.append(self.summary())
+        return "\n".join(lines)

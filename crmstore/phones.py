@@ -10,12 +10,14 @@ from .errors import InvalidPhone
 _NO_NUMBER = frozenset({"", "anonymous", "unknown", "restricted", "private", "unavailable", "<unknown>"})
 
 
-def normalize_phone(raw: str, default_country: str) -> str:
+def normalize_phone(raw: str, default_country: str, *, strict: bool = False) -> str:
     """Return the E.164 form of ``raw`` or raise InvalidPhone with the reason.
 
-    We accept numbers whose length is *possible* for their country rather than requiring a currently
-    allocated range: number-range metadata changes every few months and a caller must never become
-    unknown because of a library update.
+    By default we accept numbers whose length is *possible* for their country rather than requiring a
+    currently allocated range: number-range metadata changes every few months and a caller must never
+    become unknown because of a library update. ``strict`` (numbers entering the store from a file)
+    also requires a number in an assigned range (``phonenumbers.is_valid_number``): "12345" is a typo
+    there, not a customer's phone.
     """
     text = raw.strip()
     if text.lower() in _NO_NUMBER:
@@ -26,6 +28,8 @@ def normalize_phone(raw: str, default_country: str) -> str:
         raise InvalidPhone(raw, default_country, str(exc).split(") ", 1)[-1]) from None
     if not phonenumbers.is_possible_number(parsed):
         raise InvalidPhone(raw, default_country, "wrong number of digits")
+    if strict and not phonenumbers.is_valid_number(parsed):
+        raise InvalidPhone(raw, default_country, f"no such number range in country code +{parsed.country_code}")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 

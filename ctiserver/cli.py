@@ -40,6 +40,13 @@ async def _until_signal(main: asyncio.Future[Any]) -> None:
         pass
 
 
+def _config_problems(command: str, e: Exception) -> None:
+    """One line per problem (file:line: field: message), nothing else."""
+    problems = [str(i) for i in getattr(e, "issues", ())] or getattr(e, "errors", None) or [str(e)]
+    for problem in problems:
+        print(f"ctiserver {command}: {problem}", file=sys.stderr)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo.runner import DemoOptions, run_demo
 
@@ -68,7 +75,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config)
         acd = load_acd(cfg.queues_file)
     except (ConfigError, AcdConfigError) as e:
-        print(f"ctiserver: configuration error:\n{e}", file=sys.stderr)
+        _config_problems("run", e)
         return EXIT_CONFIG
     settings = ServerSettings(
         pbxes=tuple(PbxSettings(p.name, p.host, p.port, p.username, p.secret) for p in cfg.pbxes),
@@ -107,7 +114,7 @@ def cmd_flows_check(args: argparse.Namespace) -> int:
         try:
             acd = load_acd(args.queues)
         except AcdConfigError as e:
-            print(f"{e}", file=sys.stderr)
+            _config_problems("flows check", e)
             return EXIT_CONFIG
         queues = frozenset(q.name for q in acd.queues)
         skills = frozenset(acd.skills)
@@ -120,40 +127,158 @@ def cmd_flows_check(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
-def cmd_crm_import(args: argparse.Namespace) -> int:
-    from crmstore.errors import ImportFormatError
-    from crmstore.import_export import import_file
+class CliError(Exception):
+    """A mistake in what the user asked for: one line on stderr, exit code 2, no traceback."""
+
+
+def _crm_database(args: argparse.Namespace) -> tuple[str, str]:
+    """(database URL, default country) from --db, or from the crm section of --config cti.yaml."""
+    country = args.country
+    if args.db:
+        return args.db, (country or "CN")
+    if args.config:
+        from .config import ConfigError, load_config
+
+        try:
+            cfg = load_config(args.config)
+        except ConfigError as e:
+            raise CliError("; ".join(e.errors)) from None
+        return cfg.database_url, (country or cfg.default_country)
+    # No default database: a CRM written to some path relative to wherever the command ran is worse
+    # than an error.
+    raise CliError("which CRM database? give --db URL (e.g. sqlite:///var/lib/ctiserver/crm.db)"
+                   " or --config cti.yaml")
+
+
+def _shown_url(url: str) -> str:
+    """The URL without its password, for error messages."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+async def _open_crm(target: tuple[str, str], *, must_exist: bool) -> Any:
+    import sqlite3
+
+    import asyncpg
+    import phonenumbers
+
+    from crmstore.backends import parse_url
+    from crmstore.errors import CrmError
     from crmstore.store import open_store
 
-    async def main() -> int:
-        store = await open_store(args.db, default_country=args.country)
+    url, country = target
+    if country.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        raise CliError(f"country {country!r} is not a region code (e.g. CN, US)")
+    try:
+        parsed = parse_url(url)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    if must_exist and parsed.dialect == "sqlite" and not Path(parsed.target).is_file():
+        raise CliError(f"no CRM database at {parsed.target}")
+    try:
+        return await open_store(url, default_country=country)
+    except (CrmError, ValueError, OSError, TimeoutError, sqlite3.Error, asyncpg.PostgresError,
+            asyncpg.InterfaceError) as e:
+        raise CliError(f"cannot open the CRM database {_shown_url(url)}: {_reason(e)}") from None
+
+
+def _crm_command(args: argparse.Namespace, main: Any, check: Any = None) -> int:
+    """Run one `crm` subcommand: ``check()``, then ``main((database URL, country))``, a coroutine function.
+    Every mistake (file, database, format) is one line on stderr and exit code 2."""
+    import sqlite3
+
+    import asyncpg
+
+    from crmstore.errors import CrmError
+
+    try:
+        if check is not None:
+            check()
+        target = _crm_database(args)
+        return int(asyncio.run(main(target)))
+    except CliError as e:
+        message = str(e)
+    except CrmError as e:  # a write that failed half-way, a schema from a newer version...
+        message = _reason(e)
+    except (OSError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError) as e:  # server gone mid-way
+        message = f"database error: {_reason(e)}"
+    print(f"ctiserver crm {args.crm_command}: {message}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def cmd_crm_import(args: argparse.Namespace) -> int:
+    from crmstore.errors import CrmWriteError, ImportFormatError
+    from crmstore.import_export import import_file
+    from crmstore.import_source import source_kind
+
+    path = Path(args.file)
+
+    def readable() -> None:  # checked before the database is opened (or created)
         try:
-            report = await import_file(store, Path(args.file), default_country=args.country)
+            source_kind(path)
+            with path.open("rb"):
+                pass
         except ImportFormatError as e:
-            print(f"ctiserver crm import: {e}", file=sys.stderr)
-            return EXIT_CONFIG
+            raise CliError(str(e)) from None
+        except OSError as e:
+            raise CliError(f"cannot read {path}: {_reason(e)}") from None
+
+    async def main(target: tuple[str, str]) -> int:
+        store = await _open_crm(target, must_exist=False)
+        try:
+            report = await import_file(store, path, default_country=target[1],
+                                       max_bytes=args.max_size << 20,
+                                       on_row=print)
+        except ImportFormatError as e:
+            raise CliError(str(e)) from None
+        except CrmWriteError as e:
+            raise CliError(f"{e} (the rows before this batch are stored; importing the file again merges them"
+                           " and doubles nothing)") from None
         finally:
             await store.close()
-        print(report)
+        print(report.summary())
         return 0
 
-    return asyncio.run(main())
+    return _crm_command(args, main, readable)
 
 
 def cmd_crm_export(args: argparse.Namespace) -> int:
-    from crmstore.import_export import export
-    from crmstore.store import open_store
+    from crmstore.import_export import export, export_format
 
-    async def main() -> int:
-        store = await open_store(args.db, default_country=args.country)
+    path = Path(args.file)
+
+    def writable() -> None:  # checked before the database is opened
         try:
-            n = await export(store, Path(args.file))
+            export_format(path)
+        except ValueError as e:
+            raise CliError(str(e)) from None
+        if not path.parent.is_dir():
+            raise CliError(f"cannot write {path}: folder {path.parent} does not exist")
+
+    async def main(target: tuple[str, str]) -> int:
+        store = await _open_crm(target, must_exist=True)
+        try:
+            n = await export(store, path)
+        except OSError as e:
+            raise CliError(f"cannot write {path}: {_reason(e)}") from None
         finally:
             await store.close()
-        print(f"exported {n} customers to {args.file}")
+        print(f"exported {n} customers to {path}")
         return 0
 
-    return asyncio.run(main())
+    return _crm_command(args, main, writable)
 
 
 def cmd_hash_password(args: argparse.Namespace) -> int:
@@ -198,9 +323,13 @@ def parser() -> argparse.ArgumentParser:
                                  ("export", cmd_crm_export, "export customers and history (CSV or JSON)")):
         cp = csub.add_parser(name, help=helptext)
         cp.add_argument("file")
-        cp.add_argument("--db", default="sqlite:///var/crm.db", help="database URL")
-        cp.add_argument("--country", default="CN", help="default country for phone numbers")
+        cp.add_argument("--db", help="database URL (sqlite:///path/crm.db or postgresql://...)")
+        cp.add_argument("--config", help="take the database URL and default country from this cti.yaml")
+        cp.add_argument("--country", help="default country for phone numbers (default: from --config, else CN)")
         cp.set_defaults(func=func)
+        if name == "import":
+            cp.add_argument("--max-size", type=int, default=1024, metavar="MIB",
+                            help="refuse files larger than this many MiB (default 1024)")
 
     h = sub.add_parser("hash-password", help="make a password hash for an account in cti.yaml")
     h.add_argument("--stdin", action="store_true", help="read the password from standard input")

@@ -12,6 +12,9 @@ import yaml
 
 from .agi.peers import AllowList
 
+MAX_FILE_BYTES = 2_000_000  # a security limit: cti.yaml is text written by people
+MAX_DEPTH = 64  # nesting levels; cti.yaml needs 4. The YAML composer recurses once per level.
+
 
 class ConfigError(ValueError):
     def __init__(self, errors: list[str]) -> None:
@@ -67,6 +70,44 @@ class _Reader:
     def err(self, node: yaml.Node | None, where: str, msg: str) -> None:
         line = f":{node.start_mark.line + 1}" if node is not None else ""
         self.errors.append(f"{self.path}{line}: {where}: {msg}")
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader refusing nesting deeper than MAX_DEPTH with a position, instead of a RecursionError."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.depth >= MAX_DEPTH:
+            raise yaml.composer.ComposerError(
+                None, None, f"nested deeper than {MAX_DEPTH} levels", self.peek_event().start_mark
+            )
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def _read_text(path: Path) -> str:
+    """The file as text, refused (before it is read) when too large, and when not UTF-8."""
+    too_large = ConfigError([f"{path}: larger than {MAX_FILE_BYTES} bytes: not a configuration file"])
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise too_large
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)  # a pipe or a device has no size to check first
+    except OSError as e:
+        raise ConfigError([f"{path}: cannot read: {e.strerror or e}"]) from e
+    if len(raw) > MAX_FILE_BYTES:
+        raise too_large
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise ConfigError([f"{path}:{line}: not UTF-8 text (byte {e.start})"]) from None
 
 
 def _mapping(node: yaml.Node | None) -> dict[str, yaml.Node]:
@@ -125,12 +166,9 @@ def _pbx_addresses(r: _Reader, pbxes: list[_PbxAt]) -> AllowList:
 
 def load_config(path: str | Path) -> CtiConfig:
     path = Path(path)
+    text = _read_text(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError([f"{path}: cannot read: {e.strerror}"]) from e
-    try:
-        root = yaml.compose(text)
+        root = yaml.compose(text, Loader=_BoundedLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
@@ -139,7 +177,7 @@ def load_config(path: str | Path) -> CtiConfig:
     if not isinstance(root, yaml.MappingNode):
         raise ConfigError([f"{path}: the top level must be a mapping"])
     top = _mapping(root)
-    data: dict[str, Any] = yaml.safe_load(text) or {}
+    data: dict[str, Any] = yaml.load(text, Loader=_BoundedLoader) or {}  # a SafeLoader
     base = path.parent
 
     def scalar(section: str, key: str, default: Any = None, kind: type = str, required: bool = False) -> Any:

@@ -55,6 +55,9 @@ from .model import (
 # A ten-minute recording is the longest anyone may configure; Asterisk enforces it with RECORD FILE's timeout.
 MAX_RECORD_SECONDS = 600
 MAX_FILE_BYTES = 2_000_000  # a security limit: a flow file is text written by people
+# Also a security limit: the YAML composer and the condition builder below recurse once per level.
+# A real flow nests about 10 levels (nodes > menu > options > condition > all > ...).
+MAX_DEPTH = 64
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 KEYS = "0123456789*#"
@@ -69,6 +72,25 @@ class _Bad(Exception):
         self.pos = pos
         self.message = message
         self.kind = kind
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader refusing nesting deeper than MAX_DEPTH with a position, instead of a RecursionError."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.depth >= MAX_DEPTH:
+            raise yaml.composer.ComposerError(
+                None, None, f"nested deeper than {MAX_DEPTH} levels", self.peek_event().start_mark
+            )
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 def _pos(node: yaml.Node) -> Pos:
@@ -653,7 +675,7 @@ def parse_flow(text: str, file: str) -> tuple[Flow | None, list[FlowError]]:
     """Parse one flow file's text. Returns the Flow (None if it could not be built) and the problems found."""
     problems: list[_Bad] = []
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_BoundedLoader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -722,14 +744,19 @@ def _errors(file: str, problems: list[_Bad]) -> list[FlowError]:
 
 def read_flow(path: str | Path) -> tuple[Flow | None, list[FlowError]]:
     p = Path(path)
+    too_large = [FlowError(str(p), 1, 1, f"flow file is larger than {MAX_FILE_BYTES} bytes", "io")]
     try:
-        raw = p.read_bytes()
+        if p.stat().st_size > MAX_FILE_BYTES:  # refused unread
+            return None, too_large
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)  # a pipe or a device has no size to check first
     except OSError as e:
         return None, [FlowError(str(p), 1, 1, f"cannot read flow file: {e.strerror or e}", "io")]
     if len(raw) > MAX_FILE_BYTES:
-        return None, [FlowError(str(p), 1, 1, f"flow file is larger than {MAX_FILE_BYTES} bytes", "io")]
+        return None, too_large
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        return None, [FlowError(str(p), 1, 1, f"flow file is not UTF-8: {e}", "yaml")]
+        line = raw.count(b"\n", 0, e.start) + 1
+        return None, [FlowError(str(p), line, 1, f"flow file is not UTF-8 text (byte {e.start})", "yaml")]
     return parse_flow(text, str(p))

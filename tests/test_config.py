@@ -95,3 +95,26 @@ def test_agi_allow_must_be_a_non_empty_list(tmp_path: Path, allow: str):
                          f"agi: {{host: 10.0.0.20, allow: {allow}}}\n")
     with pytest.raises(ConfigError, match=r"cti.yaml:3: agi.allow: list the PBXes"):
         load_config(p)
+
+
+def test_binary_file_names_file_and_line(tmp_path: Path):
+    p = tmp_path / "cti.yaml"
+    p.write_bytes(b"pbx: []\n" + bytes(range(128, 256)))
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert e.value.errors == [f"{p}:2: not UTF-8 text (byte 8)"]
+
+
+def test_oversized_file_is_refused_unread(tmp_path: Path):
+    p = tmp_path / "cti.yaml"
+    with p.open("wb") as fh:  # sparse: 50 MB of size and no disk
+        fh.truncate(50_000_000)
+    with pytest.raises(ConfigError, match="larger than 2000000 bytes"):
+        load_config(p)
+
+
+def test_deep_nesting_is_a_clear_error(tmp_path: Path):
+    p = tmp_path / "cti.yaml"
+    p.write_text("pbx: []\nextra: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(ConfigError, match=r"cti.yaml:2:\d+: not valid YAML: nested deeper than 64 levels"):
+        load_config(p)

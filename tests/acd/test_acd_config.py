@@ -141,3 +141,54 @@ def test_action_must_be_last_and_before_max_wait() -> None:
     found = issues_of(text)
     assert [(i.field, i.line) for i in found] == [("escalation[0].action", 10), ("escalation[1].after_s", 11)]
     assert "last escalation step" in found[0].message and "never reached" in found[1].message
+
+
+# ---- the file itself: size, encoding, nesting, length of overflow chains
+
+
+def test_missing_file_is_an_issue_not_a_traceback(tmp_path: Path) -> None:
+    with pytest.raises(AcdConfigError, match="cannot read: No such file"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_binary_file_names_file_and_line(tmp_path: Path) -> None:
+    p = tmp_path / "queues.yaml"
+    p.write_bytes(b"skills: [a]\npause_reasons: []\n" + bytes(range(128, 256)))
+    with pytest.raises(AcdConfigError) as info:
+        load_config(p)
+    (issue,) = info.value.issues
+    assert (issue.file, issue.line) == (str(p), 3) and "not UTF-8" in issue.message
+
+
+def test_oversized_file_is_refused_unread(tmp_path: Path) -> None:
+    p = tmp_path / "queues.yaml"
+    with p.open("wb") as fh:  # sparse: 50 MB of size, no disk, and nothing worth reading
+        fh.truncate(50_000_000)
+    with pytest.raises(AcdConfigError, match="larger than 2000000 bytes"):
+        load_config(p)
+
+
+@pytest.mark.parametrize("loader", ["libyaml", "python"])
+def test_deep_nesting_is_a_clear_error(loader: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from acd import config
+
+    if loader == "python":  # what runs where PyYAML was built without libyaml
+        monkeypatch.setattr(config, "_LOADER", config._BoundedSafeLoader)
+    text = "skills: " + "[" * 100_000 + "]" * 100_000 + "\n"
+    with pytest.raises(AcdConfigError) as info:
+        parse_config(text, source="queues.yaml")
+    (issue,) = info.value.issues
+    assert issue.line == 1 and "nest" in issue.message
+
+
+def test_long_overflow_chain_is_checked_without_recursion() -> None:
+    n = 3000  # a loop through 3000 queues: far deeper than Python's recursion limit
+    queues = "\n".join(
+        f"  - {{name: q{i}, skills: {{s: 1}}, on_max_wait: 'queue:q{(i + 1) % n}'}}" for i in range(n)
+    )
+    members = ", ".join(f"q{i}" for i in range(n))
+    text = f"skills: [s]\npause_reasons: [break]\nqueues:\n{queues}\nagents:\n  - {{id: '1', skills: {{s: 5}}, queues: [{members}]}}\n"
+    with pytest.raises(AcdConfigError) as info:
+        parse_config(text, source="queues.yaml")
+    (issue,) = info.value.issues
+    assert issue.field == "escalation" and "forms a loop: q0 -> q1" in issue.message and "more" in issue.message

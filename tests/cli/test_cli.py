@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -17,8 +18,21 @@ ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "ctiserver.cli"]
 
 
-def run_cli(*args: str, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], check=False, capture_output=True, text=True, input=input, timeout=timeout, cwd=ROOT)
+def run_cli(*args: str, input: str | None = None, timeout: float = 60,
+            cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([*CLI, *args], check=False, capture_output=True, text=True, input=input, timeout=timeout,
+                          cwd=cwd, env=env)
+
+
+def one_line_error(res: subprocess.CompletedProcess[str], *needles: str) -> str:
+    """A user's mistake: exit code 2 and exactly one line on stderr, no traceback."""
+    assert res.returncode == 2, res.stdout + res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
 
 
 def test_flows_check_accepts_the_demo_flow_and_reports_errors_with_positions(tmp_path: Path):
@@ -60,6 +74,106 @@ def test_crm_import_gbk_csv_and_export(tmp_path: Path):
     exp = run_cli("crm", "export", str(out), "--db", db)
     assert exp.returncode == 0, exp.stderr
     assert "张伟" in out.read_text(encoding="utf-8")
+
+
+def test_crm_import_prints_a_readable_report(tmp_path: Path):
+    csv_path = tmp_path / "customers.csv"
+    csv_path.write_text("name,phones\n张伟,13800138000\nZhang Wei,+86 138 0013 8000\nShort,12345\n")
+    db = f"sqlite:///{tmp_path / 'crm.db'}"
+    res = run_cli("crm", "import", str(csv_path), "--db", db)
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+    assert res.stdout.splitlines() == [
+        "row 2: merged into customer 1 ('张伟'): name '张伟' kept, 'Zhang Wei' added to the notes as another name",
+        (
+            "row 3: rejected: phone number '12345' is not valid (default country CN): no such number range"
+            " in country code +86"
+        ),
+        f"{csv_path} (utf-8): 3 rows: 1 created, 1 merged, 1 rejected",
+    ]
+
+
+def test_crm_export_unknown_format(tmp_path: Path):
+    res = run_cli("crm", "export", str(tmp_path / "out.xlsx"), "--db", f"sqlite:///{tmp_path / 'crm.db'}")
+    one_line_error(res, "ctiserver crm export:", "'xlsx'", ".csv or .json")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_crm_export_into_a_missing_folder(tmp_path: Path):
+    res = run_cli("crm", "export", str(tmp_path / "no" / "out.csv"), "--db", f"sqlite:///{tmp_path / 'crm.db'}")
+    one_line_error(res, f"folder {tmp_path / 'no'} does not exist")
+
+
+def test_crm_export_from_a_database_that_does_not_exist(tmp_path: Path):
+    res = run_cli("crm", "export", str(tmp_path / "out.csv"), "--db", f"sqlite:///{tmp_path / 'crm.db'}")
+    one_line_error(res, f"no CRM database at /{tmp_path / 'crm.db'}")
+    assert list(tmp_path.iterdir()) == []  # neither an empty database nor an empty export
+
+
+def test_crm_import_of_a_missing_file(tmp_path: Path):
+    res = run_cli("crm", "import", str(tmp_path / "nope.csv"), "--db", f"sqlite:///{tmp_path / 'crm.db'}")
+    one_line_error(res, f"cannot read {tmp_path / 'nope.csv'}: No such file or directory")
+    assert list(tmp_path.iterdir()) == []  # no database created for nothing
+
+
+def test_crm_import_of_a_binary_file(tmp_path: Path):
+    junk = tmp_path / "junk.csv"
+    junk.write_bytes(b"name\n" + bytes(range(256)) * 4)
+    res = run_cli("crm", "import", str(junk), "--db", f"sqlite:///{tmp_path / 'crm.db'}")
+    one_line_error(res, str(junk), "cannot decode the file as UTF-8 or GBK")
+
+
+def test_crm_database_in_a_missing_folder(tmp_path: Path):
+    csv_path = tmp_path / "c.csv"
+    csv_path.write_text("name\nx\n")
+    res = run_cli("crm", "import", str(csv_path), "--db", f"sqlite:///{tmp_path / 'no' / 'crm.db'}")
+    one_line_error(res, "cannot open the CRM database", "does not exist")
+
+
+def test_crm_postgresql_down(tmp_path: Path):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    csv_path = tmp_path / "c.csv"
+    csv_path.write_text("name\nx\n")
+    for command, file in (("import", csv_path), ("export", tmp_path / "out.json")):
+        res = run_cli("crm", command, str(file), "--db", f"postgresql://crm:s3cret@127.0.0.1:{port}/crm")
+        line = one_line_error(res, "cannot open the CRM database", f"127.0.0.1:{port}")
+        assert "s3cret" not in line
+
+
+def test_crm_needs_a_database(tmp_path: Path):
+    csv_path = tmp_path / "c.csv"
+    csv_path.write_text("name\nx\n")
+    res = run_cli("crm", "import", str(csv_path), cwd=tmp_path)
+    one_line_error(res, "--db", "--config")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.csv"]  # no var/crm.db made on the way
+
+
+def test_crm_takes_the_database_from_the_server_config(tmp_path: Path):
+    csv_path = tmp_path / "c.csv"
+    csv_path.write_text("name,phones\nLi,13800138000\n")
+    cfg = _config(tmp_path, 5038, "x")
+    res = run_cli("crm", "import", str(csv_path), "--config", str(cfg))
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "crm.db").is_file()
+    broken = tmp_path / "broken.yaml"
+    broken.write_bytes(b"crm: {url: x}\n\xff")
+    one_line_error(run_cli("crm", "import", str(csv_path), "--config", str(broken)), f"{broken}:2: not UTF-8")
+
+
+def test_run_and_flows_check_refuse_unreadable_files_in_one_line(tmp_path: Path):
+    binary = tmp_path / "cti.yaml"
+    binary.write_bytes(bytes(range(128, 256)))
+    one_line_error(run_cli("run", "--config", str(binary)), "ctiserver run:", f"{binary}:1: not UTF-8")
+    deep = tmp_path / "queues.yaml"
+    deep.write_text("skills: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    res = run_cli("flows", "check", "ctiserver/demo/flows/main.yaml", "--queues", str(deep))
+    one_line_error(res, "ctiserver flows check:", f"{deep}:1", "nesting depth")
+    flow = tmp_path / "flow.yaml"
+    flow.write_text("flow: x\nstart: a\nnodes: " + "{a: " * 100_000 + "1" + "}" * 100_000 + "\n")
+    res = run_cli("flows", "check", str(flow))
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    assert res.stdout.startswith(f"{flow}:3:") and "nested deeper than 64 levels" in res.stdout
 
 
 def _config(tmp_path: Path, ami_port: int, secret: str) -> Path:

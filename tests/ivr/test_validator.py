@@ -128,3 +128,41 @@ def test_examples_are_valid(name: str) -> None:
                           skills=frozenset({"english", "mandarin", "korean", "sales", "support", "billing",
                                             "complaints"}))
     assert check_files([EXAMPLES / name], catalog) == []
+
+
+# ---- the file itself: size, encoding, nesting
+
+
+def test_deep_nesting_is_one_error_not_a_recursion_error(tmp_path: Path) -> None:
+    deep = 100_000
+    errors = check(tmp_path, HEAD + "  a: " + "[" * deep + "]" * deep + "\n")
+    kind, line, _ = only(errors)
+    assert (kind, line) == ("yaml", 4) and "nested deeper than 64 levels" in errors[0].message
+
+
+def test_conditions_nest_up_to_the_limit(tmp_path: Path) -> None:
+    def flow(depth: int) -> str:
+        condition = "{var: x, set: true}"
+        for _ in range(depth):
+            condition = "{not: " + condition + "}"
+        return (HEAD + "  a: {type: branch, cases: [{when: " + condition + ", next: b}], default: b}\n"
+                "  b: {type: hangup}\nvariables: {x: ''}\n")
+
+    assert check(tmp_path, flow(25)) == []
+    kind, _, _ = only(check(tmp_path, flow(200)))
+    assert kind == "yaml"
+
+
+def test_binary_file_names_the_line(tmp_path: Path) -> None:
+    p = tmp_path / "f.yaml"
+    p.write_bytes(HEAD.encode() + bytes(range(128, 256)))
+    errors = check_files([p])
+    assert [(e.kind, e.line) for e in errors] == [("yaml", 4)] and "not UTF-8" in errors[0].message
+
+
+def test_oversized_file_is_refused_unread(tmp_path: Path) -> None:
+    p = tmp_path / "f.yaml"
+    with p.open("wb") as fh:  # sparse: 50 MB of size and no disk
+        fh.truncate(50_000_000)
+    errors = check_files([p])
+    assert [(e.kind, e.line) for e in errors] == [("io", 1)] and "larger than 2000000 bytes" in errors[0].message
