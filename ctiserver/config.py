@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
@@ -55,6 +56,10 @@ class CtiConfig:
     accounts: tuple[dict[str, Any], ...]  # validated by ctiserver.gateway.auth.Accounts.from_config
     token_secret: str
     token_ttl_s: int
+    timezone: str | None = None  # the centre's day for the statistics (IANA name); None: the machine's
+    journal_batch_ms: int = 20  # what a crash may lose at most
+    checkpoint_facts: int = 20_000
+    checkpoint_s: int = 60
     extra: dict[str, Any] = field(default_factory=dict)
     # Who may open a FastAGI session: agi.allow, else the addresses of the PBX hosts (resolved at load).
     agi_allow: AllowList = ()
@@ -114,6 +119,18 @@ def _mapping(node: yaml.Node | None) -> dict[str, yaml.Node]:
     if isinstance(node, yaml.MappingNode):
         return {k.value: v for k, v in node.value if isinstance(k, yaml.ScalarNode)}
     return {}
+
+
+def _timezone(r: _Reader, top: dict[str, yaml.Node], name: str | None) -> str | None:
+    if name is None:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        r.err(_mapping(top.get("centre")).get("timezone"), "centre.timezone",
+              f"{name!r} is not a time zone name (e.g. Asia/Shanghai)")
+        return None
+    return name
 
 
 # (index in the pbx list, the PBX, its node): where an error about that PBX points.
@@ -251,8 +268,13 @@ def load_config(path: str | Path) -> CtiConfig:
         accounts=accounts,
         token_secret=str(secret or ""),
         token_ttl_s=scalar("security", "token_ttl_s", 8 * 3600, int),
+        timezone=_timezone(r, top, scalar("centre", "timezone")),
+        journal_batch_ms=scalar("journal", "batch_ms", 20, int),
+        checkpoint_facts=scalar("journal", "checkpoint_facts", 20_000, int),
+        checkpoint_s=scalar("journal", "checkpoint_s", 60, int),
         extra={k: v for k, v in data.items() if k not in
-               {"pbx", "agi", "http", "crm", "ivr", "acd", "speech", "accounts", "security"}},
+               {"pbx", "agi", "http", "crm", "ivr", "acd", "speech", "accounts", "security", "centre",
+                "journal"}},
         agi_allow=_agi_allow(r, top.get("agi"), pbx_at),
     )
     if r.errors:
