@@ -95,7 +95,7 @@ class ProcessSite:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with self.log.open("ab") as log:
             log.write(f"\n==== start {self.starts} ====\n".encode())
-            self.proc = subprocess.Popen(
+            self.proc = subprocess.Popen(  # noqa: ASYNC220 - spawning only; the ports are awaited below
                 [sys.executable, "-m", "ctiserver.cli", "run", "--config", str(config)],
                 stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.tmp)
         deadline = asyncio.get_running_loop().time() + timeout
