@@ -139,6 +139,18 @@ class CtiServer:
         tz = ZoneInfo(s.timezone) if s.timezone else None
         self.crm = await open_store(s.database_url, default_country=s.default_country)
         self.journal = Journal(self.crm, batch_interval_s=s.journal_batch_s)
+        try:
+            await self._build(tz)
+        except BaseException:
+            # A journal this version must not read, a port already taken: nothing may stay open, or the
+            # process would not even exit.
+            await self._abandon_start()
+            raise
+        self._runner = asyncio.get_running_loop().create_task(self._run(self.notifier), name="ctiserver")
+        await self._started.wait()
+
+    async def _build(self, tz: ZoneInfo | None) -> None:
+        s = self.settings
         self.recovery = await recover(self.crm, s.acd, tz=tz, before_replay=self._attach_projections)
         for line in (*self.recovery.dropped, *self.recovery.problems):
             log.error("%s", line)
@@ -182,8 +194,14 @@ class CtiServer:
         await self.gateway.start()
         if self.speech is not None:
             await self.speech.preload()
-        self._runner = asyncio.get_running_loop().create_task(self._run(self.notifier), name="ctiserver")
-        await self._started.wait()
+
+    async def _abandon_start(self) -> None:
+        for close in (lambda: self.agi.close(), lambda: self.gateway.stop(), lambda: self.calls.close()):
+            with contextlib.suppress(Exception):
+                await close()
+        if self._queue_log is not None:
+            self._queue_log.close()
+        await self.crm.close()
 
     def _attach_projections(self, projector: Projector) -> None:
         """Before the replay: the writers of the durable projections see the replayed facts too (the

@@ -66,8 +66,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from acd.config import AcdConfigError
     from acd.config import load_config as load_acd
 
+    from crmstore.errors import SchemaTooNew
+
     from .ami.errors import AmiAuthError
     from .app import CtiServer, PbxSettings, ServerSettings
+    from .journal.facts import JournalTooNew
     from .config import ConfigError, load_config
 
     _logging(args.verbose)
@@ -92,7 +95,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         server = CtiServer(settings)
-        await server.start()
+        try:
+            await server.start()
+        except (JournalTooNew, SchemaTooNew) as e:
+            print(f"ctiserver: {e}", file=sys.stderr)
+            return EXIT_CONFIG
         try:
             await _until_signal(asyncio.ensure_future(server.calls.pool.run()))
         except AmiAuthError as e:

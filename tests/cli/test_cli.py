@@ -247,3 +247,18 @@ def test_demo_serves_the_consoles_and_handles_calls(tmp_path: Path):
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_run_refuses_a_journal_written_by_a_newer_version(tmp_path: Path):
+    import sqlite3
+
+    from crmstore.store import open_store
+
+    async def make() -> None:  # a CRM database of this version...
+        await (await open_store(f"sqlite:///{tmp_path / 'crm.db'}")).close()
+
+    asyncio.run(make())
+    with sqlite3.connect(tmp_path / "crm.db") as con:  # then a later ctiserver wrote its journal here
+        con.execute("INSERT INTO journal_meta VALUES ('format', '99')")
+    res = run_cli("run", "--config", str(_config(tmp_path, 1, "secret")))
+    one_line_error(res, "ctiserver:", "format 99, newer than this ctiserver understands")
