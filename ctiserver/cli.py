@@ -65,13 +65,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from acd.config import AcdConfigError
     from acd.config import load_config as load_acd
-
     from crmstore.errors import SchemaTooNew
 
     from .ami.errors import AmiAuthError
     from .app import CtiServer, PbxSettings, ServerSettings
-    from .journal.facts import JournalTooNew
     from .config import ConfigError, load_config
+    from .journal.facts import JournalTooNew
 
     _logging(args.verbose)
     try:
