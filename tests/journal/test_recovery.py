@@ -18,7 +18,6 @@ from ctiserver.journal.journal import Journal
 from ctiserver.journal.projector import Projector
 from ctiserver.journal.recorder import Recorder
 from ctiserver.journal.recovery import recover
-from tests.crmstore.conftest import db_url, pg_url, store  # noqa: F401 - the fixtures, shared
 
 QUEUES = """\
 skills: [support]
