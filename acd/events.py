@@ -104,6 +104,9 @@ class AgentCallEnded:
     agent_id: str
     call_id: str
     hung_up_by: HungUpBy = "agent"
+    # An end nobody saw (link down, server down): it happened after this time, before the event's. Talk
+    # time counts to it, never to the moment the end was found.
+    not_before: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

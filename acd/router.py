@@ -960,9 +960,10 @@ class Router:
                 self._complete_consult(call, agent, target, now, out)
                 return
             self._end_consult(call, target, "transferer hung up", now, out)
-        self._finish_call(call, e.hung_up_by, now, out)
+        self._finish_call(call, e.hung_up_by, now, out, e.not_before)
 
-    def _finish_call(self, call: _Call, hung_up_by: str, now: float, out: list[d.Decision]) -> None:
+    def _finish_call(self, call: _Call, hung_up_by: str, now: float, out: list[d.Decision],
+                     ended: float | None = None) -> None:
         agent = self._agents[call.agent_id or ""]
         if call.consult is not None:
             self._end_consult(call, self._agents[call.consult], "caller hung up", now, out)
@@ -970,8 +971,9 @@ class Router:
         # written as COMPLETECALLER with a fourth field "unknown", never as the agent's doing.
         verb = "COMPLETEAGENT" if hung_up_by == "agent" else "COMPLETECALLER"
         extra = ("unknown",) if hung_up_by not in ("agent", "caller") else ()
+        end = now if ended is None else max(call.answered_at, min(now, ended))
         out.append(d.QueueLogEntry(now, call.id, call.queue.name, agent.id, verb,
-                                   self._talk_fields(call, now) + extra))
+                                   self._talk_fields(call, end) + extra))
         self._end_call(call, "end", f"{hung_up_by} hung up", now, out)
         self._start_wrap_up(agent, call, f"{hung_up_by} hung up", now, out)
 

@@ -33,6 +33,7 @@ class Outcome(StrEnum):
     NO_ANSWER = "no_answer"  # outbound call nobody picked up
     VOICEMAIL = "voicemail"  # left a message (in the IVR, or at a queue's deadline)
     CALLBACK = "callback"  # asked to be called back instead of waiting
+    LOST = "lost"  # ended by the system while waiting (a PBX restart, an end nobody saw): nobody's abandon
 
 
 class TicketStatus(StrEnum):
@@ -161,8 +162,11 @@ class InteractionRow:
     survey_score: int | None = None
     hung_up_by: str = ""  # caller, agent, unknown; "" while the part is not over
     end_cause: int | None = None
-    end_inferred: int = 0  # 1: the end was not seen (link or server down, PBX restart)
-    end_not_before: float | None = None  # for an inferred end: last seen alive (ended_at is the upper bound)
+    # 1: the end was not seen (link or server down, PBX restart). ended_at and call_ended_at are then the
+    # earliest it can have been (last seen alive) and end_not_after the latest (first seen gone): times
+    # computed from them never overstate a call.
+    end_inferred: int = 0
+    end_not_after: float | None = None
     call_ended_at: float | None = None  # the end of the whole call (the caller may stay on for a survey)
     transferred_to: str = ""
 

@@ -196,7 +196,7 @@ _V2_TABLES = (
     "ALTER TABLE interactions ADD COLUMN hung_up_by TEXT NOT NULL DEFAULT ''",
     "ALTER TABLE interactions ADD COLUMN end_cause INTEGER",
     "ALTER TABLE interactions ADD COLUMN end_inferred INTEGER NOT NULL DEFAULT 0",
-    "ALTER TABLE interactions ADD COLUMN end_not_before {real}",
+    "ALTER TABLE interactions ADD COLUMN end_not_after {real}",
     "ALTER TABLE interactions ADD COLUMN call_ended_at {real}",
     "ALTER TABLE interactions ADD COLUMN transferred_to TEXT NOT NULL DEFAULT ''",
 )

@@ -6,6 +6,7 @@ applications and hands the queues and the parking lot to the applications and to
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pbxsim import dialplan as dp
+from pbxsim import wire
 from pbxsim.ami_server import AmiServer
 from pbxsim.apps import Apps
 from pbxsim.channels import Channel
@@ -104,6 +106,21 @@ class Simulator:
 
     def drop_ami_clients(self) -> int:
         return self.ami.drop_clients()
+
+    async def restart_pbx(self, down_s: float = 0.2) -> None:
+        """Asterisk's `core restart now` (main/asterisk.c can_safely_quit, really_quit): every channel is
+        soft-hung-up with AST_SOFTHANGUP_SHUTDOWN (SoftHangupRequest Cause 4), the calls clear (their
+        Hangup events say Normal Clearing), the Shutdown event goes out, the AMI connections close; the
+        new process listens again after ``down_s`` real seconds, with no calls."""
+        world = self.world
+        for chan in [c for c in world.channels.values() if not c.dead and not c.hungup]:
+            world.chan_event("SoftHangupRequest", chan, ("Cause", "4"))
+            world.soft_hangup(chan, 16)
+        await world.wait_idle(10.0)
+        world.emit(wire.event("Shutdown", [], [("Shutdown", "Cleanly"), ("Restart", "True")]))
+        await self.ami.stop()
+        await asyncio.sleep(down_s)
+        await self.ami.start()
 
     async def stop(self) -> None:
         await self.ami.stop()

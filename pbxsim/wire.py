@@ -22,6 +22,7 @@ PRIVILEGE = {
     "DTMFBegin": "dtmf,all",
     "DTMFEnd": "dtmf,all",
     "FullyBooted": "system,all",
+    "Shutdown": "system,all",
     "InvalidPassword": "security,all",
     "Newexten": "dialplan,all",
     "QueueCallerAbandon": "agent,all",

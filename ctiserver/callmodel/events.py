@@ -89,6 +89,7 @@ class LegHungUp:
     hung_up_by: HungUpBy = "unknown"
     observed: bool = True  # False: found gone at a resync (the AMI link was down)
     not_before: float | None = None  # for an end not observed: last seen alive
+    reason: str = ""  # "", "pbx_restart", "link_down"
 
 
 @dataclass(frozen=True, slots=True)

@@ -391,9 +391,11 @@ class CallModel:
         call = self.calls[ch.call_id]
         is_caller = ch.uniqueid in (call.caller, call.origin)
         side = self.hung_up_by(call) if observed else "unknown"
+        restart = self.shutting_down or ch.shutdown
+        reason = "pbx_restart" if restart else "" if observed else "link_down"
         out: list[object] = [
             LegHungUp(call.call_id, ch.name, ch.uniqueid, ch.cause, ch.cause_txt, is_caller, now, side,  # type: ignore[arg-type]
-                      observed, not_before)
+                      observed and not restart, not_before, reason)
         ]
         del self.channels[ch.uniqueid]
         if self.by_name.get(ch.name) == ch.uniqueid:

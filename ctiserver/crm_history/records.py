@@ -39,6 +39,7 @@ class Part:
     hold_s: float = 0.0
     held_since: float | None = None
     wrapup_s: float = 0.0
+    not_after: float | None = None  # for an end nobody saw: ended_at is the earliest, this the latest
     disposition: str = ""
     notes: str = ""
     wrapped: bool = False
@@ -67,7 +68,7 @@ class CallRecord:
     queued_at: float | None = None
     offered_to: str | None = None  # agent whose phone rings for this call now
     parts: list[Part] = field(default_factory=list)
-    outcome: str = "ivr_only"  # ivr_only, answered, abandoned, callback, voicemail
+    outcome: str = "ivr_only"  # ivr_only, answered, abandoned, callback, voicemail, lost
     recording: str = ""
     survey_score: int | None = None
     ended_at: float | None = None
@@ -75,7 +76,7 @@ class CallRecord:
     cause_txt: str = ""
     hung_up_by: str = ""
     observed: bool = True
-    not_before: float | None = None
+    not_after: float | None = None  # for an end nobody saw: ended_at is the earliest, this the latest
     end_reason: str = ""
 
     @property
@@ -240,10 +241,13 @@ class CallRecords:
             self.changed.add(rec.call_id)
 
     def _end_part(self, rec: CallRecord, part: Part, at: float, cause: Any) -> None:
-        if part.held_since is not None:
-            part.hold_s += at - part.held_since
-            part.held_since = None
-        part.ended_at = at
+        if isinstance(cause, acd.AgentCallEnded) and cause.not_before is not None:
+            self._unseen_end(part, cause.not_before, at)
+        else:
+            if part.held_since is not None:
+                part.hold_s += at - part.held_since
+                part.held_since = None
+            part.ended_at = at
         if isinstance(cause, acd.AgentCallEnded):
             part.hung_up_by = cause.hung_up_by
         elif isinstance(cause, acd.CallerHungUp):
@@ -255,6 +259,15 @@ class CallRecords:
         elif isinstance(cause, acd.TransferOut):
             part.transferred_to = f"number:{cause.destination}"
         self.changed.add(rec.call_id)
+
+    @staticmethod
+    def _unseen_end(part: Part, not_before: float, found_at: float) -> None:
+        """An end nobody saw: the part lasted at least until `not_before`, at most until `found_at`."""
+        end = max(part.answered_at or not_before, min(not_before, found_at))
+        if part.held_since is not None:
+            part.hold_s += max(0.0, end - part.held_since)
+            part.held_since = None
+        part.ended_at, part.not_after = end, found_at
 
     def _handover(self, x: d.Handover, at: float) -> None:
         rec = self.calls.get(x.call_id)
@@ -274,20 +287,30 @@ class CallRecords:
         rec = self._record(body.call_id, at)
         if rec.ended_at is not None:
             return  # exactly one end per call
-        rec.ended_at = at
         rec.cause = body.cause if body.observed else None
         rec.cause_txt = body.cause_txt
         rec.hung_up_by = body.hung_up_by
         rec.observed = body.observed
-        rec.not_before = body.not_before
         rec.end_reason = body.reason
-        if rec.outcome == "ivr_only" and rec.queued_at is not None:
-            rec.outcome = "abandoned"
+        if body.observed or body.not_before is None:
+            rec.ended_at = at
+        else:
+            rec.ended_at, rec.not_after = max(rec.started_at, min(body.not_before, at)), at
+            for part in rec.parts:
+                if part.answered_at is not None and part.ended_at is not None and part.not_after is None \
+                        and part.ended_at > body.not_before and part.hung_up_by == "unknown":
+                    self._unseen_end(part, body.not_before, part.ended_at)
+        if rec.outcome in ("ivr_only", "abandoned") and rec.queued_at is not None:
+            # A caller gone while nobody watched, or cut off by a PBX restart, did not abandon.
+            rec.outcome = "abandoned" if body.observed else "lost"
         if rec.parts and rec.parts[-1].answered_at is None:
             rec.parts.pop()
         for part in rec.parts:
             if part.ended_at is None:  # the ACD never heard the agent's leg end: the call's end is its end
-                self._end_part(rec, part, at, None)
+                if body.observed or body.not_before is None:
+                    self._end_part(rec, part, at, None)
+                else:
+                    self._unseen_end(part, body.not_before, at)
                 part.hung_up_by = body.hung_up_by
         self.changed.add(rec.call_id)
         self._ended[rec.call_id] = None
@@ -339,8 +362,9 @@ def rows(rec: CallRecord) -> list[InteractionRow]:
     """The CRM rows of a call as it stands: one per agent part that has ended, or one for the whole call
     once it ended without an agent. Nothing while everything is still going on."""
     path = json.dumps(rec.ivr_path, ensure_ascii=False)
-    end: dict[str, Any] = {"hung_up_by": rec.hung_up_by, "end_cause": rec.cause, "end_inferred": 0 if rec.observed else 1,
-                               "end_not_before": rec.not_before, "call_ended_at": rec.ended_at}
+    end: dict[str, Any] = {"hung_up_by": rec.hung_up_by, "end_cause": rec.cause,
+                           "end_inferred": 0 if rec.observed else 1, "end_not_after": rec.not_after,
+                           "call_ended_at": rec.ended_at}
     common: dict[str, Any] = {"root_call_id": rec.call_id, "caller": rec.caller_num, "customer_id": rec.customer_id,
                                   "dialed": rec.dialed, "queue": rec.queue, "recording_ref": rec.recording,
                                   "survey_score": rec.survey_score}
@@ -367,6 +391,8 @@ def rows(rec: CallRecord) -> list[InteractionRow]:
             wait_s=max(0.0, wait), talk_s=talk, hold_s=part.hold_s, wrapup_s=part.wrapup_s,
             disposition=part.disposition, notes=part.notes, ivr_path=path if n == 1 else "[]",
             transferred_to=part.transferred_to,
-            **{**common, **end, "hung_up_by": part.hung_up_by or (rec.hung_up_by if last else "")},
+            **{**common, **end, "hung_up_by": part.hung_up_by or (rec.hung_up_by if last else ""),
+               "end_inferred": 1 if part.not_after is not None or not rec.observed else 0,
+               "end_not_after": part.not_after if part.not_after is not None else rec.not_after},
         ))
     return out

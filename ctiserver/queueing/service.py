@@ -188,14 +188,16 @@ class QueueingService:
 
     def _caller_left(self, call_id: str) -> None:
         """The FastAGI session saw the waiting caller hang up. It is its own socket: when the AMI link is
-        down this is the only way the end is seen, at its true time; when the link is up the AMI events
-        say the same a moment later and find nothing left to do."""
+        down this is the only way the end is seen, at its true time. When the link is up the AMI events say
+        it with more (who asked first, a PBX shutting down) a moment later: they are the ones recorded."""
+        pbx = self.calls.pbx_of(call_id)
+        if pbx is None or pbx.link.is_up:
+            return
         view = self.router.call_view(call_id)
         if view is not None and not view.virtual and view.state in _IN_LINE:
             self.record(ev.CallerHungUp(call_id))
-        pbx = self.calls.pbx_of(call_id)
         rec = self.recorder.projector.records.get(call_id)
-        if pbx is not None and not pbx.link.is_up and rec is not None and rec.live:
+        if rec is not None and rec.live:
             self.recorder.record(f.CallEnded(call_id, 0, "", "caller", True, None, "link_down"))
 
     async def _wait_loop(self, channel: AgiChannel, waiting: _Waiting) -> WaitResult:
@@ -442,7 +444,9 @@ class QueueingService:
             if view is None or view.virtual and view.state not in _TALKING:
                 return
             if view.state in _TALKING and view.agent_id is not None:
-                self.record(ev.AgentCallEnded(view.agent_id, e.call_id, side))  # type: ignore[arg-type]
+                self.record(ev.AgentCallEnded(view.agent_id, e.call_id, side, e.not_before))  # type: ignore[arg-type]
+            elif e.reason == "pbx_restart":
+                self.record(ev.CallLeftQueue(e.call_id, "ended by a PBX restart"))
             elif not e.observed:
                 self.record(ev.CallLeftQueue(e.call_id, "ended while the link was down"))
             else:
@@ -450,7 +454,7 @@ class QueueingService:
             return
         owner = self._agent_on_leg(e.uniqueid)
         if owner is not None and owner[1].state in ("on_call", "on_hold") and owner[1].call_id == e.call_id:
-            self.record(ev.AgentCallEnded(owner[0], e.call_id, side))  # type: ignore[arg-type]
+            self.record(ev.AgentCallEnded(owner[0], e.call_id, side, e.not_before))  # type: ignore[arg-type]
 
     def _on_held(self, e: ce.CallHeld) -> None:
         view = self.router.call_view(e.call_id)
@@ -485,13 +489,13 @@ class QueueingService:
                     self.record(ev.OfferFailed(call_id, agent_id, "cancelled"))
                 elif agent.state in ("on_call", "on_hold") and agent.call_id == call_id and \
                         self.calls.channel_name(call_id, agent.leg_id) is None:
-                    self.record(ev.AgentCallEnded(agent_id, call_id, "unknown"))
+                    self.record(ev.AgentCallEnded(agent_id, call_id, "unknown", e.gone_since))
             view = self.router.call_view(call_id)
             if view is None or view.virtual:
                 continue
             if self.calls.caller_channel(call_id) is None:
                 if view.state in _TALKING and view.agent_id is not None:
-                    self.record(ev.AgentCallEnded(view.agent_id, call_id, "unknown"))
+                    self.record(ev.AgentCallEnded(view.agent_id, call_id, "unknown", e.gone_since))
                 elif view.state in _IN_LINE:
                     self.record(ev.CallLeftQueue(call_id, "ended while unwatched"))
             elif view.state == "waiting":

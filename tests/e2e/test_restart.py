@@ -227,7 +227,7 @@ async def test_kill_9_with_callers_waiting_agents_talking_and_wrapping_up(tmp_pa
             assert (row["end_inferred"], row["hung_up_by"]) == (1, "unknown")
             # Last seen alive: the killed server's last fact (a heartbeat every 2 s at least); first seen
             # gone: the restarted server's resync.
-            assert killed_at - 2.5 < row["end_not_before"] <= killed_at < restarted_at < row["ended_at"]
+            assert killed_at - 2.5 < row["ended_at"] <= killed_at < restarted_at < row["end_not_after"]
         else:
             assert (row["end_inferred"], row["hung_up_by"]) == (0, "caller")
     for a in WRAPPING:

@@ -79,11 +79,24 @@ def test_no_row_before_anything_ended(centre: Centre) -> None:
 
 def test_an_end_not_seen_is_inferred_with_its_bounds(centre: Centre) -> None:
     centre.at(1).connected("c1")
-    centre.at(30)(ev.AgentCallEnded("a", "c1", "unknown"))
+    # Found gone at 30 s, last seen alive at 12 s: the times count to 12 s, never to the moment found.
     centre.at(30)(f.CallEnded("c1", 0, "", "unknown", False, 1_800_000_012.0, "server_down"))
+    centre.at(30)(ev.AgentCallEnded("a", "c1", "unknown", 1_800_000_012.0))
     (row,) = centre.rows("c1")
-    assert (row.end_inferred, row.end_not_before, row.ended_at, row.hung_up_by, row.end_cause) == (
+    assert (row.end_inferred, row.ended_at, row.end_not_after, row.hung_up_by, row.end_cause) == (
         1, 1_800_000_012.0, 1_800_000_030.0, "unknown", None)
+    assert (row.call_ended_at, row.talk_s) == (1_800_000_012.0, 11.0)
+
+
+def test_an_unseen_end_found_from_the_agents_leg_first_is_bounded_too(centre: Centre) -> None:
+    centre.at(1).connected("c1")
+    centre.at(30)(ev.AgentCallEnded("a", "c1", "unknown", 1_800_000_012.0))
+    centre.at(30)(f.CallEnded("c1", 0, "", "unknown", False, 1_800_000_012.0, "link_down"))
+    (row,) = centre.rows("c1")
+    assert (row.ended_at, row.end_not_after, row.talk_s, row.end_inferred) == (
+        1_800_000_012.0, 1_800_000_030.0, 11.0, 1)
+    line = next(x for x in centre.p.queue_log.take() if "|COMPLETE" in x)
+    assert line.rstrip().endswith("|COMPLETECALLER|0|11|1|unknown")  # talk time to the bound, side unknown
 
 
 def test_exactly_one_end_per_call(centre: Centre) -> None:
