@@ -328,13 +328,13 @@ class CallModel:
         """HangupRequest (the channel's driver queued a hang-up: a BYE, a Local partner gone) or
         SoftHangupRequest (something hangs it up: its dialplan ended, Cause 16 = AST_SOFTHANGUP_APPUNLOAD;
         the PBX shuts down, Cause 4 = AST_SOFTHANGUP_SHUTDOWN). The first one of a call tells who hung up."""
-        ch = self._channel_for(m, now)
+        ch = self.channels.get(m.get("Uniqueid", ""))
         if ch is None or not ch.alive:
             return []
         if m.get("Event") == "SoftHangupRequest" and m.get("Cause") == "4":
             ch.shutdown = True
         self._signal(ch)
-        return []
+        return self._touch_only(m, now)  # it carries the channel's snapshot, like any channel event
 
     def _signal(self, ch: Channel) -> None:
         if ch.end_signal:
@@ -345,10 +345,21 @@ class CallModel:
         if call is None:
             return
         if ch.uniqueid in (call.caller, call.origin):
-            call.caller_leaving = True
+            call.caller_leaving = call.stale = True  # the phase now holds: a fact _derive's caller reads
         elif call.peer is not None and ch.bridge is not None and call.caller_leg is not None \
                 and ch.bridge == call.caller_leg.bridge:
-            call.tearing_down = True
+            call.tearing_down = call.stale = True
+
+    @staticmethod
+    def _party(call: Call) -> set[str]:
+        if call.peer is None:
+            return {u for u in call.legs if u not in (call.caller, call.origin)}
+        peer = call.legs.get(call.peer)
+        party = {call.peer}
+        base = _local_base(peer.name) if peer is not None else None
+        if base is not None:
+            party.update(u for u, leg in call.legs.items() if _local_base(leg.name) == base)
+        return party
 
     def _shutdown(self, m: Message, now: float) -> list[object]:
         self.shutting_down = True
@@ -356,9 +367,12 @@ class CallModel:
 
     def hung_up_by(self, call: Call) -> str:
         """Whose side ended the caller's current connection: the side whose channel gave the first sign
-        of ending since the connection was made."""
+        of ending since the connection was made. The party's side is the channel the caller is connected
+        to and its Local partner; another leg of the call going away (the first agent after a transfer)
+        is not the end of this connection."""
         if self.shutting_down or any(leg.shutdown for leg in call.legs.values()):
             return "unknown"
+        party = self._party(call)
         caller_first = other_first = 0
         for leg in call.legs.values():
             sig = leg.end_signal
@@ -366,7 +380,7 @@ class CallModel:
                 continue
             if leg.uniqueid in (call.caller, call.origin):
                 caller_first = sig if not caller_first else min(caller_first, sig)
-            else:
+            elif leg.uniqueid in party:
                 other_first = sig if not other_first else min(other_first, sig)
         if caller_first and (not other_first or caller_first < other_first):
             return "caller"

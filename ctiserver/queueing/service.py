@@ -605,9 +605,7 @@ class QueueingService:
         pbx, caller, first = self._talking_legs(call_id, agent_id)
         outside = self._outside.pop(call_id, None)
         if outside is not None:
-            leg = self.calls.channel_name(call_id, outside[0])
-            if leg is not None:
-                await self._safe_hangup(pbx, leg)
+            leg_id = outside[0]
         else:
             view = self.router.call_view(call_id)
             consulted = view.consult_agent_id if view is not None else None
@@ -615,10 +613,13 @@ class QueueingService:
                 raise Refused("no consultation to cancel")
             leg_id = self.router.agent_view(consulted, self.clock()).leg_id
             self.command(ev.ConsultEnded(call_id, agent_id, False))
-            leg = self.calls.channel_name(call_id, leg_id)
-            if leg is not None:
-                await self._safe_hangup(pbx, leg)
+        # Back to the caller first: the first agent's leg leaves the consultation's bridge for the caller's,
+        # so the consulted leg hanging up next cannot take it along (a channel left alone in a bridge made
+        # by AMI Bridge goes on in its dialplan, here to a hang-up).
         await pbx.control.unhold(caller, first)
+        leg = self.calls.channel_name(call_id, leg_id)
+        if leg is not None:
+            await self._safe_hangup(pbx, leg)
         self.bus.publish(ConsultationChanged(call_id, agent_id, False))
 
     def consulting(self, call_id: str) -> str | None:
