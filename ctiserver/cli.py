@@ -111,6 +111,55 @@ def cmd_run(args: argparse.Namespace) -> int:
     return asyncio.run(main())
 
 
+def cmd_journal_replay(args: argparse.Namespace) -> int:
+    from zoneinfo import ZoneInfo
+
+    from crmstore.errors import CrmError
+    from crmstore.store import open_store
+
+    from .config import ConfigError, load_config
+    from .journal.facts import JournalCorrupt, JournalTooNew
+    from .journal.replay import replay
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as e:
+        print(f"ctiserver journal replay: configuration error:\n{e}", file=sys.stderr)
+        return EXIT_CONFIG
+    out = Path(args.queue_log) if args.queue_log else cfg.path.parent / "queue_log.replayed"
+    if not out.parent.is_dir():
+        print(f"ctiserver journal replay: folder {out.parent} does not exist", file=sys.stderr)
+        return EXIT_CONFIG
+
+    async def main() -> int:
+        try:
+            source = await open_store(cfg.database_url, default_country=cfg.default_country)
+        except (CrmError, OSError, ValueError) as e:
+            print(f"ctiserver journal replay: cannot open the CRM database: {e}", file=sys.stderr)
+            return EXIT_CONFIG
+        into = None
+        try:
+            if args.into:
+                into = await open_store(args.into, default_country=cfg.default_country)
+            done = await replay(source, into=into, queue_log=out, country=cfg.default_country,
+                                tz=ZoneInfo(cfg.timezone) if cfg.timezone else None)
+        except (JournalTooNew, JournalCorrupt, CrmError, ValueError) as e:
+            print(f"ctiserver journal replay: {e}", file=sys.stderr)
+            return EXIT_CONFIG
+        finally:
+            if into is not None:
+                await into.close()
+            await source.close()
+        print(f"{done.facts} facts replayed (last {done.last_seq}); {done.rows_written} call history rows written "
+              f"to {args.into or cfg.database_url}; {done.queue_log_lines} queue_log lines to {out}")
+        for name, q in done.projector.stats.live.snapshot(done.projector.last_at).items():
+            print(f"  {name}: answered {q.answered}, abandoned {q.abandoned} (+{q.short_abandoned} short), "
+                  f"service level {'-' if q.service_level_pct is None else f'{q.service_level_pct:.1f}%'}")
+        return 0
+
+    return asyncio.run(main())
+
+
 def cmd_flows_check(args: argparse.Namespace) -> int:
     from ivr_flows.validator import FlowCatalog, check_files
 
@@ -316,6 +365,15 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run against real Asterisk servers")
     r.add_argument("--config", required=True)
     r.set_defaults(func=cmd_run)
+
+    j = sub.add_parser("journal", help="the journal of the centre's facts")
+    jsub = j.add_subparsers(dest="journal_command", required=True)
+    jr = jsub.add_parser("replay", help="rebuild the call history rows, the queue_log and the day's figures "
+                                        "from the journal")
+    jr.add_argument("--config", required=True, help="the server's cti.yaml (its CRM database holds the journal)")
+    jr.add_argument("--into", help="write the call history rows into this database URL (default: the same)")
+    jr.add_argument("--queue-log", help="write the queue_log here (default: queue_log.replayed beside cti.yaml)")
+    jr.set_defaults(func=cmd_journal_replay)
 
     f = sub.add_parser("flows", help="IVR flows")
     fsub = f.add_subparsers(dest="flows_command", required=True)

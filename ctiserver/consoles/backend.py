@@ -33,6 +33,7 @@ from ..gateway.backend import (
 )
 from ..gateway.backend import SpyMode as ConsoleSpyMode
 from ..journal import facts as f
+from ..journal.journal import JournalClosed
 from ..journal.recorder import Recorder
 from ..queueing.service import QueueingService
 from ..queueing.service import Refused as AcdRefused
@@ -45,6 +46,10 @@ _SPY_RING_S = 8.0  # the supervisor's phone rings this long: under the gateway's
 _SPY = {"listen": SpyMode.LISTEN, "whisper": SpyMode.WHISPER, "barge": SpyMode.BARGE}
 _SAVE_TIMEOUT_S = 3.0  # a wrap-up is "saved" only once durable; beyond this the agent is told so
 _TALKING = ("connected", "held")
+
+
+def _stopping() -> Refused:
+    return Refused("stopping", "the server is stopping; try again in a moment")
 
 
 class ConsoleBackend:
@@ -78,6 +83,12 @@ class ConsoleBackend:
         return ConsoleConfig(queues=tuple(q.name for q in cfg.queues), pause_reasons=cfg.pause_reasons,
                              wrap_up_s=wrap)
 
+    def _record(self, body: object) -> None:
+        try:
+            self.recorder.record(body)
+        except JournalClosed:  # a command that races the server's stop: refused, not a traceback
+            raise _stopping() from None
+
     def owns(self, agent_id: str, call_id: str) -> bool:
         if self._dialled.get(call_id) == agent_id:
             return True
@@ -90,10 +101,10 @@ class ConsoleBackend:
         return rec is not None and rec.part_of(agent_id) is not None
 
     def session_ended(self, who: Principal) -> None:
-        self.recorder.record(f.ConsoleSessionEnded(who.session_id, who.username, who.expires_at))
+        self._record(f.ConsoleSessionEnded(who.session_id, who.username, who.expires_at))
 
     def user_logged_out(self, username: str) -> None:
-        self.recorder.record(f.ConsoleUserLoggedOut(username))
+        self._record(f.ConsoleUserLoggedOut(username))
 
     async def agent_snapshot(self, agent_id: str) -> AgentSnapshot:
         self._known_agent(agent_id)
@@ -126,6 +137,8 @@ class ConsoleBackend:
             self.queueing.command(event)
         except AcdRefused as e:
             raise Refused("invalid_state", str(e)) from None
+        except JournalClosed:
+            raise _stopping() from None
 
     def _known_agent(self, agent_id: str | None) -> str:
         if not agent_id or not self.config.has_agent(agent_id):
@@ -170,6 +183,8 @@ class ConsoleBackend:
             raise Refused("pbx_error", str(e)) from None
         except AcdRefused as e:
             raise Refused("invalid_state", str(e)) from None
+        except JournalClosed:
+            raise _stopping() from None
 
     async def hold(self, who: Principal, call_id: str) -> None:
         agent_id = self._talking(call_id, who)
@@ -245,7 +260,7 @@ class ConsoleBackend:
             follow.kind if follow else "", follow.due_at.timestamp() if follow else None,
             follow.note if follow else "", who.username,
         )
-        self.recorder.record(fact)
+        self._record(fact)
         seq = self.recorder.journal.last_seq
         try:
             await self.recorder.journal.durable(seq, timeout=_SAVE_TIMEOUT_S)
@@ -256,7 +271,10 @@ class ConsoleBackend:
         if who.agent_id:
             view = self.views.router.agent_view(who.agent_id, self.clock())
             if view.state == AgentState.WRAP_UP.value and view.call_id == call_id:
-                self.queueing.record(ev.WrapUpDone(who.agent_id))
+                try:
+                    self.queueing.record(ev.WrapUpDone(who.agent_id))
+                except JournalClosed:
+                    raise _stopping() from None
 
     async def search_customers(self, who: Principal, query: str, limit: int) -> Sequence[object]:
         return await self.crm.search(query, self._viewer(who), limit=limit)
@@ -310,7 +328,7 @@ class ConsoleBackend:
             raise Refused("invalid_state", f"agent {agent_id} is not on a call")
         if not _EXTENSION.fullmatch(extension or ""):
             raise Refused("invalid_extension", "the supervisor's extension must be digits")
-        self.recorder.record(f.SupervisorAction(who.username, f"spy:{mode}", agent_id, view.call_id or ""))
+        self._record(f.SupervisorAction(who.username, f"spy:{mode}", agent_id, view.call_id or ""))
         try:
             result = await pbx.control.spy(f"PJSIP/{extension}", leg, _SPY[mode], ring_timeout_s=_SPY_RING_S)
         except (UnsafeValue, InvalidValue) as e:
@@ -321,13 +339,13 @@ class ConsoleBackend:
             raise Refused("no_answer", f"your phone {extension} did not answer ({result.outcome.value})")
 
     async def force_pause(self, who: Principal, agent_id: str, reason: str) -> None:
-        self.recorder.record(f.SupervisorAction(who.username, "force_pause", agent_id, reason))
+        self._record(f.SupervisorAction(who.username, "force_pause", agent_id, reason))
         self._acd(ev.AgentPaused(self._known_agent(agent_id), reason))
 
     async def force_logout(self, who: Principal, agent_id: str) -> None:
-        self.recorder.record(f.SupervisorAction(who.username, "force_logout", agent_id))
+        self._record(f.SupervisorAction(who.username, "force_logout", agent_id))
         self._acd(ev.AgentLoggedOut(self._known_agent(agent_id)))
 
     async def move_call(self, who: Principal, call_id: str, queue: str | None, to_head: bool) -> None:
-        self.recorder.record(f.SupervisorAction(who.username, "move_call", call_id, f"{queue or ''}:{to_head}"))
+        self._record(f.SupervisorAction(who.username, "move_call", call_id, f"{queue or ''}:{to_head}"))
         self._acd(ev.CallMoved(call_id, queue, to_head))

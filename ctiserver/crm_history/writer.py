@@ -32,6 +32,7 @@ class CrmHistoryWriter:
         self.audit = True  # off while a restart replays facts whose audit rows are already written
         self._written: OrderedDict[str, InteractionRow] = OrderedDict()
         self._e164: dict[str, str | None] = {}
+        self.rows_seen: set[str] | None = None  # a replay counts the rows it wrote; the live server does not
 
     def __call__(self, fact: f.Fact | None, decisions: list[d.Decision]) -> None:
         for rec in self.records.take_changed():
@@ -44,6 +45,8 @@ class CrmHistoryWriter:
                 if len(self._written) > _KEEP:
                     self._written.popitem(last=False)
                 self.journal.write_also(("row", row.call_id), partial(Q.upsert_interaction_row, row, e164))
+                if self.rows_seen is not None:
+                    self.rows_seen.add(row.call_id)
             for n, part in enumerate((p for p in rec.parts if p.answered_at is not None), 1):
                 if part.follow_up is None:
                     continue
