@@ -43,9 +43,9 @@ from .gateway.server import Gateway, GatewayConfig
 from .ivr.service import IvrService, IvrSettings
 from .journal import facts as f
 from .journal.journal import Journal
-from .journal.projector import Projector
-from .journal.recorder import Recorder
-from .journal.recovery import Recovery, recover
+from .projections.projector import Projector
+from .projections.recorder import Recorder
+from .projections.recovery import Recovery, recover
 from .queue_log.writer import QueueLogWriter
 from .queueing.service import QueueingService
 

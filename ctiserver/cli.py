@@ -119,7 +119,7 @@ def cmd_journal_replay(args: argparse.Namespace) -> int:
 
     from .config import ConfigError, load_config
     from .journal.facts import JournalCorrupt, JournalTooNew
-    from .journal.replay import replay
+    from .projections.replay import replay
 
     try:
         cfg = load_config(args.config)

@@ -30,7 +30,7 @@ from ..callmodel import events as ce
 from ..callmodel.model import UNUSED_EVENTS, Call, CallModel, resync
 from ..control import CallControl
 from ..journal import facts as f
-from ..journal.recorder import Recorder
+from ..projections.recorder import Recorder
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from ..gateway.backend import (
 from ..gateway.backend import SpyMode as ConsoleSpyMode
 from ..journal import facts as f
 from ..journal.journal import JournalClosed
-from ..journal.recorder import Recorder
+from ..projections.recorder import Recorder
 from ..queueing.service import QueueingService
 from ..queueing.service import Refused as AcdRefused
 from .views import ConsoleViews

@@ -12,7 +12,7 @@ from acd.states import AgentState
 
 from ..crm_history.records import CallRecord, CallRecords
 from ..gateway.backend import AgentView, CallView, OfferView
-from ..journal.projector import Projector
+from ..projections.projector import Projector
 
 # acd CallState -> the consoles' call states (docs/protocol.md)
 _CALL_LIST_STATE = {"new": "ivr", "offered": "ringing", "connected": "talking"}

@@ -31,7 +31,7 @@ from ivr_flows.steps import QueueFigures, QueueHandoff, Transfer, VoicemailDone
 from ..agi.server import AgiSession, FastAgiServer
 from ..calls.service import CallsService
 from ..journal import facts as f
-from ..journal.recorder import Recorder
+from ..projections.recorder import Recorder
 from ..queueing.service import QueueingService
 from .services import IvrCall, IvrServices
 

@@ -28,7 +28,7 @@ from ivr_flows.steps import (
 
 from ..journal import facts as f
 
-Record = Callable[[object], object]  # journals one fact (ctiserver.journal.recorder.Recorder.record)
+Record = Callable[[object], object]  # journals one fact (ctiserver.projections.recorder.Recorder.record)
 
 
 class QueueFiguresSource(Protocol):

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
-from ..journal.projector import QueueLogLines
+from .lines import QueueLogLines
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from ..bus import EventBus
 from ..callmodel import events as ce
 from ..calls.service import CallsService, Pbx, PbxResynced
 from ..journal import facts as f
-from ..journal.recorder import Recorder
+from ..projections.recorder import Recorder
 
 log = logging.getLogger(__name__)
 

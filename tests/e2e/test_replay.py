@@ -15,7 +15,7 @@ from pathlib import Path
 
 from crmstore.store import open_store
 from ctiserver.gateway.backend import Refused, TransferTarget, WrapUpForm
-from ctiserver.journal.replay import replay
+from ctiserver.projections.replay import replay
 from pbxsim.people import CallerBehaviour
 
 from .stack import DEMO, Stack, agent_principal, running_stack

@@ -31,8 +31,8 @@ from ctiserver.crm_history.writer import CrmHistoryWriter
 from ctiserver.ivr.services import IvrCall, IvrServices, QueueFiguresSource
 from ctiserver.journal import facts as f
 from ctiserver.journal.journal import Journal
-from ctiserver.journal.projector import Projector
-from ctiserver.journal.recorder import Recorder
+from ctiserver.projections.projector import Projector
+from ctiserver.projections.recorder import Recorder
 from ivr_flows.driver import FlowResult, run_flow
 from ivr_flows.interpreter import FlowRun
 from ivr_flows.registry import FlowRegistry

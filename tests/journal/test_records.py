@@ -12,7 +12,7 @@ from acd import decisions as d
 from acd import events as ev
 from ctiserver.crm_history.records import rows
 from ctiserver.journal import facts as f
-from ctiserver.journal.projector import Projector
+from ctiserver.projections.projector import Projector
 from tests.acd.acd_helpers import agent, make_config
 
 

@@ -15,9 +15,9 @@ from crmstore import journal as store_ops
 from crmstore.store import CrmStore, open_store
 from ctiserver.journal import facts as f
 from ctiserver.journal.journal import Journal
-from ctiserver.journal.projector import Projector
-from ctiserver.journal.recorder import Recorder
-from ctiserver.journal.recovery import recover
+from ctiserver.projections.projector import Projector
+from ctiserver.projections.recorder import Recorder
+from ctiserver.projections.recovery import recover
 
 QUEUES = """\
 skills: [support]

@@ -16,9 +16,9 @@ from crmstore import journal as store_ops
 from crmstore.store import CrmStore
 
 from ..crm_history.writer import CrmHistoryWriter
+from ..journal.facts import AcdConfigLoaded, Fact, decode
+from ..journal.journal import Journal
 from ..queue_log.writer import QueueLogWriter
-from .facts import AcdConfigLoaded, Fact, decode
-from .journal import Journal
 from .projector import Projector
 
 READ_BATCH = 10_000

@@ -21,7 +21,7 @@ from acd.router import Router
 from acd.stats import LiveStats
 
 from ..crm_history.records import CallRecords
-from .facts import (
+from ..journal.facts import (
     ACD_INPUTS,
     FORMAT_VERSION,
     AcdConfigLoaded,
@@ -30,28 +30,9 @@ from .facts import (
     Fact,
     JournalTooNew,
 )
+from ..queue_log.lines import QueueLogLines
 
 Listener = Callable[[Fact | None, list[d.Decision]], None]
-
-
-class QueueLogLines:
-    """The queue_log as Asterisk tools read it: one line per router QueueLogEntry, in order. `offset` is
-    the file's length once every line produced so far is written (a checkpoint keeps it)."""
-
-    def __init__(self, offset: int = 0) -> None:
-        self.offset = offset
-        self.pending: list[str] = []
-
-    def apply(self, decisions: list[d.Decision]) -> None:
-        for x in decisions:
-            if isinstance(x, d.QueueLogEntry):
-                line = x.line() + "\n"
-                self.pending.append(line)
-                self.offset += len(line.encode("utf-8"))
-
-    def take(self) -> list[str]:
-        out, self.pending = self.pending, []
-        return out
 
 
 class DayStats:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from acd import decisions as d
 
-from .journal import Journal
+from ..journal.journal import Journal
 from .projector import Projector
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from acd.config import AcdConfig
 from crmstore import journal as store_ops
 from crmstore.store import CrmStore
 
-from .facts import Fact, JournalCorrupt, decode
-from .journal import open_journal_store
+from ..journal.facts import Fact, JournalCorrupt, decode
+from ..journal.journal import open_journal_store
 from .projector import Projector
 
 log = logging.getLogger(__name__)
