@@ -7,7 +7,8 @@ statistics, the call records, the queue_log), then the slices are built around t
 * queueing   the ACD's edge: callers waiting in FastAGI, offers, transfers, hold
 * ivr        FastAGI entry points and the flows
 * consoles   the gateway's backend and its pushes
-* journal    facts in, checkpoints, recovery; crm_history and queue_log are its projections' writers
+* journal    the durable record of facts; projections: recorder, projector, checkpoints, recovery;
+             crm_history and queue_log write the projections that leave the process
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """One AMI link to one Asterisk: connect, log in, resync, route responses and events, keep alive, reconnect.
 
-Why our own layer and not panoramisk 1.4 (the library the project first chose): panoramisk's Manager has no
+Why our own layer and not panoramisk 1.4 (tried first): panoramisk's Manager has no
 per-action timeout (a lost response hangs the caller forever), its Ping never checks the Pong (a half-open TCP
 link goes unnoticed until the kernel gives up, minutes later), it reconnects after a fixed 2 s (a restarted
 Asterisk gets every CTI at once, forever every 2 s while it is down), its FastAGI routes must be
 coroutines and its ``testing`` module patches module globals. Its parser also costs: with its dispatch it
-reaches about 66,000-86,000 events/s (issue 2), against 100,000+ needed. Wrapping it would mean
+reaches about 66,000-86,000 events/s (measured), against 100,000+ needed. Wrapping it would mean
 re-implementing the action tracking, the keepalive and the reconnect around it, so what would be left of
 panoramisk is the socket.
 

@@ -1,4 +1,4 @@
-"""Every golden capture replays through the call model to the right states (issue 2, first 'Done means')."""
+"""Every golden capture replays through the call model to the right states."""
 
 from __future__ import annotations
 

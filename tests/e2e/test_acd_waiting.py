@@ -1,4 +1,4 @@
-"""Issue 3 end to end: the caller's wait inside our FastAGI session (hold music, position announcements,
+"""The caller's wait inside our FastAGI session (hold music, position announcements,
 the callback key), the offer (ring, bridge, ring-no-answer), abandons, all through the PBX simulator.
 
 What the caller hears is read from the simulator's AMI stream (AGIExecStart: the commands Asterisk ran for

@@ -1,4 +1,4 @@
-"""Issue 2, faults end to end: the AMI link dropped mid-call, the PBX's AMI gone for a while, the CTI server
+"""Faults end to end: the AMI link dropped mid-call, the PBX's AMI gone for a while, the CTI server
 restarted with calls in progress, the PBX down when the server starts, wrong AMI credentials.
 
 After every fault the CTI's call model must equal the simulator's truth: the same live channels (uniqueid,
