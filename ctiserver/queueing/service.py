@@ -598,12 +598,14 @@ class QueueingService:
         self.command(ev.ConsultEnded(call_id, agent_id, True))  # the Handover decision bridges them
 
     async def consult_cancel(self, call_id: str, agent_id: str) -> None:
+        """The first agent goes back to the caller, then the consulted party is let go. Not the other way
+        round: the first agent's leg was pulled out of its Wait by the consultation's Bridge, so when the
+        consulted leg hangs up it leaves the bridge, goes on in the dialplan and hangs up too, and the
+        caller is left on hold music with nobody (seen on Asterisk 22 with PJSIP phones)."""
         pbx, caller, first = self._talking_legs(call_id, agent_id)
         outside = self._outside.pop(call_id, None)
         if outside is not None:
             leg = self.calls.channel_name(call_id, outside[0])
-            if leg is not None:
-                await self._safe_hangup(pbx, leg)
         else:
             view = self.router.call_view(call_id)
             consulted = view.consult_agent_id if view is not None else None
@@ -612,9 +614,9 @@ class QueueingService:
             leg_id = self.router.agent_view(consulted, self.clock()).leg_id
             self.command(ev.ConsultEnded(call_id, agent_id, False))
             leg = self.calls.channel_name(call_id, leg_id)
-            if leg is not None:
-                await self._safe_hangup(pbx, leg)
         await pbx.control.unhold(caller, first)
+        if leg is not None:
+            await self._safe_hangup(pbx, leg)
         self.bus.publish(ConsultationChanged(call_id, agent_id, False))
 
     def consulting(self, call_id: str) -> str | None:
