@@ -231,6 +231,15 @@ class CallModel:
         self._by_linkedid[uniqueid] = call_id
         self._aliases.setdefault(call_id, []).append(uniqueid)
 
+    def hangup_requested(self, name: str) -> None:
+        """The CTI is about to hang this channel up (AMI Hangup: an agent's hang-up button). Asterisk shows
+        no request on the target of an AMI Hangup, and the partner's own dialplan hang-up comes before the
+        target's Hangup event (capture 17, step 4), so this is the first sign of who ended the call."""
+        uid = self.by_name.get(name)
+        ch = self.channels.get(uid) if uid else None
+        if ch is not None and ch.alive:
+            self._signal(ch)
+
     def mark_queued(self, call_id: str, queued: bool, now: float) -> list[object]:
         call = self.calls.get(call_id)
         if call is None or call.queued == queued:
@@ -356,17 +365,22 @@ class CallModel:
 
     def hung_up_by(self, call: Call) -> str:
         """Whose side ended the caller's current connection: the side whose channel gave the first sign
-        of ending since the connection was made."""
+        of ending since the connection was made. The other side is the party the caller is connected to
+        (with its Local half): a consulted agent let go before the caller's BYE is not who ended the call
+        (capture 17, step 5)."""
         if self.shutting_down or any(leg.shutdown for leg in call.legs.values()):
             return "unknown"
         caller_first = other_first = 0
+        peer = call.legs.get(call.peer) if call.peer is not None else None
+        peer_base = _local_base(peer.name) if peer is not None else None
         for leg in call.legs.values():
             sig = leg.end_signal
             if sig <= call.connect_mark:
                 continue
             if leg.uniqueid in (call.caller, call.origin):
                 caller_first = sig if not caller_first else min(caller_first, sig)
-            else:
+            elif leg is peer or (peer is None and not call.ever_connected) or (
+                    peer_base is not None and _local_base(leg.name) == peer_base):
                 other_first = sig if not other_first else min(other_first, sig)
         if caller_first and (not other_first or caller_first < other_first):
             return "caller"

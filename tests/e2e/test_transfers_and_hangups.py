@@ -3,14 +3,19 @@ tried on Asterisk 22.10.1 with PJSIP phones (capture 17): what went wrong there 
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 
+from crmstore.privacy import Role as CrmRole
+from crmstore.privacy import Viewer
 from ctiserver.gateway.backend import TransferTarget
 from pbxsim.people import CallerBehaviour
 
 from .queues import TEST_QUEUES
 from .stack import Stack, agent_principal, running_stack
 
+SUPERVISOR = Viewer("e2e", CrmRole.SUPERVISOR)
 SUPPORT = CallerBehaviour(keys=("", "2"), patience=10_000)  # greeting, then "2" in the menu: support
 
 
@@ -51,3 +56,37 @@ async def test_cancelled_consultation_gives_the_caller_back_to_the_first_agent(t
         await st.until(lambda: consulted not in st.sim.snapshot().by_name(), what="the consulted leg gone")
         assert st.call_state(call_id) == "connected"
         assert st.agent_state("1001") == "on_call"
+
+
+STRAIGHT_TO_SUPPORT = """\
+flow: main
+language: en-US
+fallback: {queue: support}
+start: q
+nodes:
+  q: {type: queue, queue: support}
+"""
+
+
+async def test_the_agents_hang_up_button_ends_the_call_on_the_agents_side(tmp_path: Path) -> None:
+    """The console's hang-up is an AMI Hangup of the agent's leg: Asterisk shows no request on it, and the
+    caller's own dialplan hang-up comes before the agent leg's Hangup (capture 17, step 4)."""
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "main.yaml").write_text(STRAIGHT_TO_SUPPORT)  # no survey: the caller's dialplan hangs up at once
+    async with running_stack(tmp_path, acd=TEST_QUEUES, agents=("1001",), flows_dir=flows) as st:
+        _caller, call_id, _leg = await _connected_to_1001(st)
+        await st.console.hangup(agent_principal("1001"), call_id)
+        await st.until(lambda: "COMPLETE" in st.queue_log(), what="the end in the queue_log")
+        [end] = [line.split("|")[4] for line in st.queue_log().splitlines() if "|COMPLETE" in line]
+        assert end == "COMPLETEAGENT"
+        await st.until_async(lambda: st.server.crm.interaction(call_id, SUPERVISOR), what="the CRM row")
+        await st.until(lambda: _hung_up_by(st, call_id), what="the CRM row ended")
+        assert _hung_up_by(st, call_id) == "agent"
+
+
+def _hung_up_by(st: Stack, call_id: str) -> str:
+    with contextlib.closing(sqlite3.connect(st.tmp / "crm.db")) as db:
+        row = db.execute("SELECT hung_up_by FROM interactions WHERE call_id = ? AND ended_at IS NOT NULL",
+                         (call_id,)).fetchone()
+    return row[0] if row else ""
