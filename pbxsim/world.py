@@ -390,10 +390,20 @@ class World:
         """The far end hung up: HangupRequest on this channel, its app stops (captures 01-05)."""
         if chan.dead or chan.hungup:
             return
-        if chan.hangup_cause is None or chan.hangup_cause == 0:
+        local = chan.name.startswith("Local/")
+        if not local and cause == 16:
+            # A SIP phone's BYE carries no cause: HangupRequest has no Cause header, and the channel ends
+            # Normal Clearing only if a bridge clears it; in an AGI it ends 0 Unknown (capture 17, 1-3).
+            self.chan_event("HangupRequest", chan)
+            if chan.bridge is not None:
+                chan.bridged_hangup = True  # the bridge ends it: no SoftHangupRequest (capture 17, 1-2)
+            elif chan.agi_active and chan.hangup_cause is None:
+                chan.hangup_cause = 0
+        else:
+            self.chan_event("HangupRequest", chan, ("Cause", str(cause)))
+        if chan.hangup_cause is None or (chan.hangup_cause == 0 and local):
             # A channel that has been bridged clears normally even when told "0" (07 E).
             chan.hangup_cause = cause or chan.default_cause or cause
-        self.chan_event("HangupRequest", chan, ("Cause", str(cause)))
         chan.hungup = True
         chan.wake()
         if chan.task is None and not chan.dialstring and not chan.held_by_app:
@@ -439,7 +449,13 @@ class World:
             chan.moh = None
         bridge = chan.bridge
         if bridge is not None:
+            partners = [c for c in bridge.channels if c is not chan and c.task is not None]
             self.leave_bridge(chan, hangup=True)
+            if chan.bridged_hangup and partners and not chan.name.startswith("Local/"):
+                # A SIP channel ended inside a bridge (a BYE, an AMI Hangup) leaves it at once, but its
+                # Hangup event comes only after the partner, back in its dialplan, has run its Hangup()
+                # (capture 17, steps 1, 2 and 4: the partner's SoftHangupRequest first).
+                await self.sleep(0.005)
         late_cid = chan.late_callerid
         if late_cid is not None:
             chan.cid_name, chan.cid_num = late_cid

@@ -275,6 +275,11 @@ class AmiConnection(asyncio.Protocol):
         return resp, event
 
 
+# During `core restart gracefully` / `when convenient` Asterisk answers every action, Ping and a new
+# session's Login included, with this error until it restarts; events keep flowing (capture 18).
+SHUTTING_DOWN = "Asterisk is shutting down"
+
+
 class AmiLink:
     """A supervised AMI link to one named PBX.
 
@@ -558,6 +563,8 @@ class AmiLink:
         try:
             await conn.request("Login", headers, self.login_timeout)
         except AmiActionError as exc:
+            if exc.message == SHUTTING_DOWN:
+                raise  # not the credentials: retried until Asterisk has restarted
             raise AmiAuthError(
                 f"AMI {self.name}: {self.host}:{self.port} refused the login of user {self.username!r}: "
                 f"{exc.message or 'Response: Error'} (check manager.conf and the CTI config)"
@@ -603,6 +610,7 @@ class AmiLink:
 
     async def _keepalive(self, conn: AmiConnection) -> None:
         """Ping and check the Pong: a half-open link (peer gone without FIN) is only noticed this way."""
+        warned = False
         while conn.is_open:
             await asyncio.sleep(self.ping_interval)
             try:
@@ -616,6 +624,14 @@ class AmiLink:
             except LinkDown:
                 return
             except AmiActionError as exc:
+                if exc.message == SHUTTING_DOWN:
+                    # The PBX answered, so the link is alive, and its events tell how the calls it is
+                    # waiting for end: keep it until the Shutdown event and the close.
+                    if not warned:
+                        warned = True
+                        log.warning("AMI %s: Asterisk is shutting down; it refuses every action until it "
+                                    "has restarted", self.name)
+                    continue
                 log.error("AMI %s: Ping refused (%s); dropping the link", self.name, exc.message)
                 conn.abort(f"Ping refused: {exc.message}")
                 return

@@ -231,6 +231,15 @@ class CallModel:
         self._by_linkedid[uniqueid] = call_id
         self._aliases.setdefault(call_id, []).append(uniqueid)
 
+    def hangup_requested(self, name: str) -> None:
+        """The CTI is about to hang this channel up (AMI Hangup: an agent's hang-up button). Asterisk shows
+        no request on the target of an AMI Hangup, and the partner's own dialplan hang-up comes before the
+        target's Hangup event (capture 17, step 4), so this is the first sign of who ended the call."""
+        uid = self.by_name.get(name)
+        ch = self.channels.get(uid) if uid else None
+        if ch is not None and ch.alive:
+            self._signal(ch)
+
     def mark_queued(self, call_id: str, queued: bool, now: float) -> list[object]:
         call = self.calls.get(call_id)
         if call is None or call.queued == queued:

@@ -189,6 +189,12 @@ class CallsService:
         if pbx is not None:
             self.bus.publish_all(pbx.model.mark_queued(call_id, True, self.clock()))
 
+    async def hang_up(self, pbx: Pbx, channel: str) -> None:
+        """Hang a channel up for someone of the centre (an agent's hang-up button). The model hears it
+        before Asterisk does: nothing on AMI says who asked (capture 17, step 4)."""
+        pbx.model.hangup_requested(channel)
+        await pbx.control.hangup(channel)
+
     # ------------------------------------------------------------------ queries
 
     def pbx_of(self, call_id: str) -> Pbx | None:

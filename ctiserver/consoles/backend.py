@@ -240,7 +240,7 @@ class ConsoleBackend:
             return
         agent_id = self._talking(call_id, who)
         pbx, _caller, leg = self._legs(call_id, agent_id)
-        await self._do(pbx.control.hangup(leg))
+        await self._do(self.calls.hang_up(pbx, leg))
 
     # ------------------------------------------------------------------ wrap-up, CRM
 

@@ -602,6 +602,10 @@ class QueueingService:
         self.command(ev.ConsultEnded(call_id, agent_id, True))  # the Handover decision bridges them
 
     async def consult_cancel(self, call_id: str, agent_id: str) -> None:
+        """The first agent goes back to the caller, then the consulted party is let go. Not the other way
+        round: the first agent's leg was pulled out of its Wait by the consultation's Bridge, so when the
+        consulted leg hangs up it leaves the bridge, goes on in the dialplan and hangs up too, and the
+        caller is left on hold music with nobody (seen on Asterisk 22 with PJSIP phones)."""
         pbx, caller, first = self._talking_legs(call_id, agent_id)
         outside = self._outside.pop(call_id, None)
         if outside is not None:

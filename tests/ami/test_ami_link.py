@@ -89,6 +89,50 @@ async def test_wrong_credentials_raise_auth_error_and_stop_retrying(
         await link.action("Ping")
 
 
+async def test_login_refused_while_asterisk_shuts_down_is_retried(peer: AmiPeer) -> None:
+    """During `core restart gracefully` Asterisk answers a new session's Login "Asterisk is shutting
+    down" (capture 18 AMI2): not the credentials, so the link retries instead of giving up for good
+    (which made `ctiserver run` exit)."""
+    refusal = recorded_reply("18", "cap2-001", "AMI2")
+
+    def refuse_once(m: Message) -> list[bytes]:
+        del peer.custom["Login"]
+        return refusal
+
+    peer.custom["Login"] = refuse_once
+    link = make_link(peer.port)
+    try:
+        await link.connect(timeout=3)
+        assert link.state is LinkState.UP
+        assert link.auth_error is None
+        assert peer.connections == 2 and peer.logins == 1
+    finally:
+        await link.close()
+
+
+async def test_ping_refused_while_asterisk_shuts_down_keeps_the_link(peer: AmiPeer) -> None:
+    """Every action, Ping included, is refused during a graceful restart while the session keeps its
+    events (capture 18): the calls Asterisk waits for end on this link, so it must stay up."""
+    refusal = recorded_reply("18", "cap-002")
+    events: list[Message] = []
+    link = make_link(peer.port, ping_interval=0.05, on_event=events.append)
+    await link.connect(timeout=3)
+    try:
+        peer.custom["Ping"] = lambda m: refusal
+        async with asyncio.timeout(3):
+            while len(peer.actions("Ping")) < 4:
+                await asyncio.sleep(0.01)
+        hangup = next(r.payload for r in capture("18") if r.payload.startswith(b"Event: Hangup\r\n"))
+        peer.push(hangup)
+        async with asyncio.timeout(3):
+            while not [e for e in events if e.event == "Hangup"]:
+                await asyncio.sleep(0.01)
+        assert link.state is LinkState.UP
+        assert peer.connections == 1, "the link was not dropped"
+    finally:
+        await link.close()
+
+
 async def test_action_error_carries_the_message(peer: AmiPeer) -> None:
     peer.custom["Hangup"] = lambda m: recorded_reply("01", "ami1-008")  # "No channel specified"
     link = make_link(peer.port)
