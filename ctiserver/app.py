@@ -35,6 +35,7 @@ from .bus import EventBus
 from .calls.service import CallsService, Pbx, PbxSettings
 from .clock import Clock
 from .consoles.backend import ConsoleBackend
+from .consoles.devices import Phones, PhoneSettings
 from .consoles.notifier import ConsoleNotifier
 from .consoles.views import ConsoleViews
 from .crm_history.writer import CrmHistoryWriter
@@ -85,6 +86,7 @@ class ServerSettings:
     checkpoint_facts: int = 20_000
     checkpoint_s: float = 60.0
     grading_every: timedelta = timedelta(days=1)
+    phones: PhoneSettings = field(default_factory=PhoneSettings)  # agents' and supervisors' phones (cti.yaml)
 
 
 class _Stop(Exception):
@@ -166,7 +168,8 @@ class CtiServer:
             self.speech = RecognizerPool({k: str(v) for k, v in s.speech_models.items()})
         views = ConsoleViews(self.projector, self.clock, self.clock(), self.queueing.consulting)
         self.console = ConsoleBackend(recorder=self.recorder, queueing=self.queueing, calls=self.calls,
-                                      crm=self.crm, views=views, clock=self.clock)
+                                      crm=self.crm, views=views, clock=self.clock,
+                                      phones=Phones(s.phones))
         self.ivr = IvrService(IvrSettings(s.flow_by_did, s.default_flow, s.recordings_dir), self.flows, self.crm,
                               self.speech, self.recorder, self.calls, self.queueing, lambda: self.projector.config,
                               clock=self.clock, put_pop=views.put_pop)

@@ -87,7 +87,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         token_secret=cfg.token_secret.encode(), token_ttl_s=cfg.token_ttl_s,
         queue_log=cfg.path.parent / "queue_log", prompts_dir=cfg.prompts_dir, timezone=cfg.timezone,
         journal_batch_s=cfg.journal_batch_ms / 1000, checkpoint_facts=cfg.checkpoint_facts,
-        checkpoint_s=cfg.checkpoint_s,
+        checkpoint_s=cfg.checkpoint_s, phones=cfg.agents,
     )
 
     async def main() -> int:

@@ -36,6 +36,7 @@ from ..journal import facts as f
 from ..journal.recorder import Recorder
 from ..queueing.service import QueueingService
 from ..queueing.service import Refused as AcdRefused
+from .devices import DeviceRefused, Phones
 from .views import ConsoleViews
 
 _EXTENSION = re.compile(r"[0-9]{2,15}")
@@ -57,6 +58,7 @@ class ConsoleBackend:
         crm: CrmStore,
         views: ConsoleViews,
         clock: Callable[[], float],
+        phones: Phones | None = None,
     ) -> None:
         self.recorder = recorder
         self.queueing = queueing
@@ -64,6 +66,7 @@ class ConsoleBackend:
         self.crm = crm
         self.views = views
         self.clock = clock
+        self.phones = phones or Phones()
         self._dialled: dict[str, str] = {}  # click-to-call leg -> agent: untracked outbound calls
 
     @property
@@ -134,9 +137,15 @@ class ConsoleBackend:
 
     async def agent_login(self, who: Principal, extension: str, queues: tuple[str, ...]) -> None:
         agent_id = self._known_agent(who.agent_id)
-        if not _EXTENSION.fullmatch(extension):
+        agent = self.config.agent(agent_id)
+        # An agent with a device of their own (queues.yaml) rings there whatever they type.
+        if self.phones.needs_extension(agent) and not _EXTENSION.fullmatch(extension):
             raise Refused("invalid_extension", "the extension must be 2 to 15 digits")
-        self._acd(ev.AgentLoggedIn(agent_id, f"PJSIP/{extension}", queues or None))
+        try:
+            device = self.phones.agent_device(agent, extension)
+        except DeviceRefused as e:
+            raise Refused("invalid_extension", str(e)) from None
+        self._acd(ev.AgentLoggedIn(agent_id, device, queues or None))
 
     async def agent_logout(self, who: Principal) -> None:
         self._acd(ev.AgentLoggedOut(self._known_agent(who.agent_id)))
@@ -310,9 +319,13 @@ class ConsoleBackend:
             raise Refused("invalid_state", f"agent {agent_id} is not on a call")
         if not _EXTENSION.fullmatch(extension or ""):
             raise Refused("invalid_extension", "the supervisor's extension must be digits")
+        try:
+            device = self.phones.supervisor_device(extension)
+        except DeviceRefused as e:
+            raise Refused("invalid_extension", str(e)) from None
         self.recorder.record(f.SupervisorAction(who.username, f"spy:{mode}", agent_id, view.call_id or ""))
         try:
-            result = await pbx.control.spy(f"PJSIP/{extension}", leg, _SPY[mode], ring_timeout_s=_SPY_RING_S)
+            result = await pbx.control.spy(device, leg, _SPY[mode], ring_timeout_s=_SPY_RING_S)
         except (UnsafeValue, InvalidValue) as e:
             raise Refused("invalid_value", str(e)) from None
         except AmiError as e:
