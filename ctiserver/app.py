@@ -168,7 +168,7 @@ class CtiServer:
             self.speech = RecognizerPool({k: str(v) for k, v in s.speech_models.items()})
         views = ConsoleViews(self.projector, self.clock, self.clock(), self.queueing.consulting)
         self.console = ConsoleBackend(recorder=self.recorder, queueing=self.queueing, calls=self.calls,
-                                      crm=self.crm, views=views, clock=self.clock,
+                                      crm=self.crm, views=views, clock=self.clock, bus=self.bus,
                                       phones=Phones(s.phones))
         self.ivr = IvrService(IvrSettings(s.flow_by_did, s.default_flow, s.recordings_dir), self.flows, self.crm,
                               self.speech, self.recorder, self.calls, self.queueing, lambda: self.projector.config,
