@@ -1,29 +1,26 @@
 """`ctiserver run` as a process: a port already taken is one line and exit code 2 (the process does not
-linger), and SIGTERM drains, during start-up as well as later: every fact journaled, the last one saying so."""
+linger), and SIGTERM drains, during start-up as well as later: every fact journaled, the last one saying so.
+Only the command line and the files it leaves are looked at (test_listeners.py has the parts)."""
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
 import os
 import socket
 import sqlite3
-import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-import aiosqlite
 import pytest
 
-from ctiserver.app import CannotListen, CtiServer
-from ctiserver.cli import listening_inodes, port_holder
-from ctiserver.consoles.devices import PhoneSettings
 from ctiserver.gateway.auth import hash_password
 from ivr_flows.speech import korean_model_path
 from pbxsim.people import CallerBehaviour
 from pbxsim.site import ProcessSite, SiteConfig
 from tests.cli.test_cli import ROOT, one_line_error, run_cli
 from tests.gateway.gw_client import ConsoleClient
-from tests.gateway.gw_harness import ACD_YAML, _settings, crm_template
 
 QUEUES = """\
 skills: [support]
@@ -78,36 +75,6 @@ def test_a_port_in_use_is_one_line_naming_it_and_its_holder(tmp_path: Path, take
     assert "Traceback" not in res.stdout + res.stderr, line
 
 
-def test_the_holder_of_a_port_is_read_from_proc(taken: tuple[socket.socket, int]) -> None:
-    sock, port = taken
-    assert port_holder(port) == port_holder(port) is not None
-    assert (port_holder(port) or "").startswith(f"pid {os.getpid()} (")
-    rows = ["  0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000 0 4242 1",
-            "  1: 0100007F:1F90 0100007F:D431 01 00000000:00000000 00:00000000 00000000  1000 0 4343 1"]
-    assert listening_inodes(rows, 8080) == {"4242"}  # the established connection is not the listener
-    sock.close()
-    assert port_holder(port) is None
-
-
-async def test_a_start_that_cannot_listen_closes_what_it_opened(tmp_path: Path,
-                                                                taken: tuple[socket.socket, int]) -> None:
-    """The race the CLI's own check cannot close (the port is taken between check and bind): start() raises
-    CannotListen with nothing left running, so the process exits (before, the CRM's thread kept it up)."""
-    _, port = taken
-    db = tmp_path / "crm.db"
-    db.write_bytes((await crm_template()).read_bytes())
-    before = {t for t in threading.enumerate() if isinstance(t, aiosqlite.Connection)}
-    settings = dataclasses.replace(_settings(tmp_path, db, 5999, 3600, ACD_YAML, PhoneSettings()), agi_port=port)
-    server = CtiServer(settings)
-    with pytest.raises(CannotListen) as failed:
-        await server.start()
-    assert (failed.value.service, failed.value.port, failed.value.reason) == (
-        "FastAGI", port, "address already in use")
-    assert {t for t in threading.enumerate() if isinstance(t, aiosqlite.Connection) and t.is_alive()} <= before
-    kinds = [row[0] for row in sqlite3.connect(db).execute("SELECT kind FROM journal ORDER BY seq")]
-    assert kinds[-1] == "system.stopping"  # what start() journaled is written, and that it stopped
-
-
 # ---------------------------------------------------------------------------- SIGTERM
 
 
@@ -117,7 +84,9 @@ def _site(tmp: Path, **extra: object) -> ProcessSite:
     (flows / "main.yaml").write_text(FLOW)
     accounts = [{"username": "agent2001", "role": "agent", "agent_id": "2001",
                  "password_hash": hash_password(PASSWORD, n=2**10)}]
-    return ProcessSite(tmp, SiteConfig(QUEUES, flows, accounts, extra=extra))
+    # A caller the CTI lost waits on music in [cti-fallback] (virtual seconds) for the next server.
+    return ProcessSite(tmp, SiteConfig(QUEUES, flows, accounts, extra=extra),
+                       sim_globals={"CTI_FALLBACK_WAIT": "100000"})
 
 
 def _journal(site: ProcessSite) -> list[str]:
@@ -144,6 +113,9 @@ async def test_sigterm_during_start_up_drains(tmp_path: Path) -> None:
 
 
 async def test_sigterm_drains_a_busy_server(tmp_path: Path) -> None:
+    """A caller talking, one waiting, and a console that never answers the close frame (the drain waits
+    its close timeout, 5 s): exit 0, every fact written, the waiting caller left to the dialplan's
+    fallback for the next server."""
     site = _site(tmp_path)
     await site.start()
     try:
@@ -154,13 +126,33 @@ async def test_sigterm_drains_a_busy_server(tmp_path: Path) -> None:
         site.sim.place_call("5551000", "13800138000", "Talking", CallerBehaviour(patience=100_000))
         await console.wait_for(lambda m: m["type"] == "call_state" and m["call"]["state"] == "talking", 15)
         waiting = site.sim.place_call("5551000", "13900139000", "Waiting", CallerBehaviour(patience=100_000))
-        await console.collect(0.5)
-        assert await site.stop_server() == 0, site.log.read_text()[-2000:]
-        # Nobody is lost: the waiting caller goes on in the dialplan's fallback for the next server.
-        assert not waiting.dead and waiting.context == "cti-fallback"
+        await until(lambda: waiting.agi_active, "the second caller waiting in FastAGI")
+        with _stuck_console(site.http_port):
+            assert await site.stop_server() == 0, site.log.read_text()[-2000:]
+        # Nobody is lost: the waiting caller waits in the dialplan's fallback for the next server.
+        await until(lambda: waiting.context == "cti-fallback", "the waiting caller in the fallback")
+        assert not waiting.dead
     finally:
         await site.close()
     kinds = _journal(site)
     assert kinds[-1] == "system.stopping", kinds[-5:]
     log = site.log.read_text()
     assert "Traceback" not in log and " ERROR " not in log, log[-3000:]
+
+
+@contextmanager
+def _stuck_console(port: int) -> Iterator[None]:
+    """A websocket client that opens the connection and then reads nothing, not even a close frame."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+        assert sock.recv(12) == b"HTTP/1.1 101"
+        yield
+
+
+async def until(predicate: Callable[[], object], what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
