@@ -16,6 +16,7 @@ from typing import Literal, TypeVar
 
 import yaml
 
+from acd import devices
 from acd.errors import AcdConfigError, ConfigIssue
 
 POLICIES = ("longest_idle", "most_skilled", "round_robin", "fewest_calls", "least_occupied")
@@ -102,8 +103,14 @@ class AgentConfig:
     name: str
     skills: Mapping[str, int]
     queues: tuple[str, ...]
-    endpoint: str | None = None
+    device: str | None = None  # the phone's dial string (Local ones with /n); None: the site's template
     line: int = 0
+    auto_answer: bool | None = None  # None: the site's setting
+
+    @property
+    def endpoint(self) -> str | None:
+        """The device, by its former name (queues files may still say ``endpoint:``)."""
+        return self.device
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +219,8 @@ _QUEUE_FIELDS = {
     "announce_every_s", "short_abandon_s", "ring_timeout_s", "sticky_window_s", "default_handle_s", "priority",
 }
 _STEP_FIELDS = {"after_s", "min_levels", "also_offer_to", "action"}
-_AGENT_FIELDS = {"id", "name", "skills", "queues", "endpoint"}
+_AGENT_FIELDS = {"id", "name", "skills", "queues", "device", "endpoint", "auto_answer"}
+_BOOL_TAG = "tag:yaml.org,2002:bool"
 
 
 class _Invalid(Exception):
@@ -590,13 +598,46 @@ class _Loader:
                 self.queue = None
                 queues = self.optional(fields, "queues", f"{here}.queues",
                                        lambda n, f: self.queue_refs(n, f, queue_names), ())
-            endpoint = None
-            if "endpoint" in fields and not self.is_null(fields["endpoint"]):
-                endpoint = self.optional(fields, "endpoint", f"{here}.endpoint", self.text, None)
-            agents.append(AgentConfig(agent_id, name, levels, queues, endpoint, node.start_mark.line + 1))
+            device = self.device(fields, here)
+            auto_answer = self.optional(fields, "auto_answer", f"{here}.auto_answer", self.boolean, None)
+            if auto_answer and device is not None and devices.desk_phone(device) is None:
+                self.issue(fields["auto_answer"], f"{here}.auto_answer",
+                           f"auto-answer is a SIP header for a desk phone: the device must be PJSIP/<endpoint>, "
+                           f"not {device!r}")
+            agents.append(AgentConfig(agent_id, name, levels, queues, device, node.start_mark.line + 1,
+                                      auto_answer))
             if len(self.issues) > before:
                 self.flawed.add(f"agent:{agent_id}")
         return agents
+
+    def device(self, fields: dict[str, yaml.Node], here: str) -> str | None:
+        """``device:`` (or its older name ``endpoint:``): a dial string, checked strictly here so a bad one
+        is a line in this file, not a refused Originate when the first call rings. The agent's own phone,
+        so no ``{extension}`` (that is for cti.yaml's site-wide template)."""
+        if "device" in fields and "endpoint" in fields:
+            self.issue(fields["endpoint"], f"{here}.endpoint", "give device or endpoint (its older name), not both")
+            return None
+        key = "device" if "device" in fields else "endpoint"
+        node = fields.get(key)
+        if node is None or self.is_null(node):
+            return None
+        try:
+            text = self.text(node, f"{here}.{key}")
+        except _Invalid:
+            return None
+        problem = devices.device_problem(text)
+        if problem is None and devices.uses_extension(text):
+            problem = (f"{text!r}: {devices.PLACEHOLDER} belongs in cti.yaml's agents.device (the site's template); "
+                       "here give the agent's own phone")
+        if problem is not None:
+            self.issue(node, f"{here}.{key}", problem)
+            return None
+        return devices.without_optimization(text)
+
+    def boolean(self, node: yaml.Node, fld: str) -> bool:
+        if not isinstance(node, yaml.ScalarNode) or node.tag != _BOOL_TAG:
+            raise self.fail(node, fld, "expected true or false")
+        return node.value.lower() in ("true", "yes", "on", "y")
 
     # ---- cross checks
     def check_overflow_cycles(self, queues: list[QueueConfig]) -> None:

@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+import os
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -36,6 +37,7 @@ from .bus import EventBus
 from .calls.service import CallsService, Pbx, PbxSettings
 from .clock import Clock
 from .consoles.backend import ConsoleBackend
+from .consoles.devices import Phones, PhoneSettings
 from .consoles.notifier import ConsoleNotifier
 from .consoles.views import ConsoleViews
 from .crm_history.writer import CrmHistoryWriter
@@ -52,7 +54,7 @@ from .queueing.service import QueueingService
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CtiServer", "Pbx", "PbxSettings", "ServerSettings"]
+__all__ = ["CannotListen", "CtiServer", "Pbx", "PbxSettings", "ServerSettings"]
 
 VERSION = "0.2.0"
 
@@ -86,10 +88,25 @@ class ServerSettings:
     checkpoint_facts: int = 20_000
     checkpoint_s: float = 60.0
     grading_every: timedelta = timedelta(days=1)
+    phones: PhoneSettings = field(default_factory=PhoneSettings)  # agents' and supervisors' phones (cti.yaml)
 
 
 class _Stop(Exception):
     pass
+
+
+class CannotListen(Exception):
+    """A listening socket could not be opened (port in use, address not on this host): nothing started."""
+
+    def __init__(self, service: str, host: str, port: int, error: OSError) -> None:
+        self.service = service
+        self.host = host
+        self.port = port
+        self.errno = error.errno
+        # asyncio's message repeats the address ("error while attempting to bind on address ..."): the
+        # system's words for the errno say it once.
+        self.reason = os.strerror(error.errno).lower() if error.errno else str(error)
+        super().__init__(f"{service} cannot listen on {host}:{port}: {self.reason}")
 
 
 class CtiServer:
@@ -115,6 +132,7 @@ class CtiServer:
         self._runner: asyncio.Task[None] | None = None
         self._started = asyncio.Event()
         self._stop_grading = asyncio.Event()
+        self._intake: list[asyncio.Task[None]] = []  # tasks that bring calls in: stopped first on drain
 
     @property
     def projector(self) -> Projector:
@@ -136,6 +154,15 @@ class CtiServer:
     # ------------------------------------------------------------------ life
 
     async def start(self) -> None:
+        """Replay the journal, build the slices, open the listeners. On failure (a port in use: CannotListen)
+        what was opened is closed again, so the process can exit."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         s = self.settings
         tz = ZoneInfo(s.timezone) if s.timezone else None
         self.crm = await open_store(s.database_url, default_country=s.default_country)
@@ -179,7 +206,8 @@ class CtiServer:
             self.speech = RecognizerPool({k: str(v) for k, v in s.speech_models.items()})
         views = ConsoleViews(self.projector, self.clock, self.clock(), self.queueing.consulting)
         self.console = ConsoleBackend(recorder=self.recorder, queueing=self.queueing, calls=self.calls,
-                                      crm=self.crm, views=views, clock=self.clock)
+                                      crm=self.crm, views=views, clock=self.clock, bus=self.bus,
+                                      phones=Phones(s.phones))
         self.ivr = IvrService(IvrSettings(s.flow_by_did, s.default_flow, s.recordings_dir), self.flows, self.crm,
                               self.speech, self.recorder, self.calls, self.queueing, lambda: self.projector.config,
                               clock=self.clock, put_pop=views.put_pop)
@@ -191,8 +219,8 @@ class CtiServer:
         )
         self.gateway.signer.restore(self.projector.ended_sessions, self.projector.logged_out_users)
         self.notifier = ConsoleNotifier(views, self.gateway, self.bus)
-        await self.agi.start()
-        await self.gateway.start()
+        await self._listen("FastAGI", s.agi_host, s.agi_port, self.agi.start())
+        await self._listen("the console gateway (http)", s.http_host, s.http_port, self.gateway.start())
         if self.speech is not None:
             await self.speech.preload()
 
@@ -203,6 +231,13 @@ class CtiServer:
         if self._queue_log is not None:
             self._queue_log.close()
         await self.crm.close()
+
+    @staticmethod
+    async def _listen(service: str, host: str, port: int, opening: Coroutine[Any, Any, None]) -> None:
+        try:
+            await opening
+        except OSError as e:
+            raise CannotListen(service, host, port, e) from e
 
     def _attach_projections(self, projector: Projector) -> None:
         """Before the replay: the writers of the durable projections see the replayed facts too (the
@@ -231,7 +266,7 @@ class CtiServer:
                 tg.create_task(self.journal.run(), name="journal")
                 tg.create_task(notifier.run(), name="console-pushes")
                 tg.create_task(notifier.run_wallboard(), name="wallboard")
-                tg.create_task(self.calls.run_fallback_scan(), name="fallback-take-back")
+                self._intake.append(tg.create_task(self.calls.run_fallback_scan(), name="fallback-take-back"))
                 tg.create_task(FlowWatcher(self.flows).run(), name="flow-watcher")
                 tg.create_task(grading_loop(self.crm, every=s.grading_every, stop=self._stop_grading),
                                name="grading")
@@ -243,24 +278,38 @@ class CtiServer:
             pass
 
     async def stop(self) -> None:
-        """Drain: no new callers, the ACD and the links stop, the journal writes what it holds."""
-        with contextlib.suppress(Exception):
-            await self.agi.close()
-        await self.queueing.stop()
-        with contextlib.suppress(Exception):
-            await self.gateway.stop()
-        await self.calls.close()
+        """Drain (SIGTERM, or a start that failed half-way: only what was opened is closed). First no new
+        work: FastAGI stops taking callers, the fallback take-back stops sending them back to a server that
+        is going, the ACD stops offering, the consoles disconnect. Then the AMI links close, and last the
+        journal writes every fact it holds (the last one says the server stopped) before the database
+        closes. The journal goes last: closing the links still records facts."""
+        opened = vars(self)
+        for task in self._intake:
+            task.cancel()
         self._stop_grading.set()
+        if "agi" in opened:
+            with contextlib.suppress(Exception):
+                await self.agi.close()
+        if "queueing" in opened:
+            await self.queueing.stop()
+        if "gateway" in opened:
+            with contextlib.suppress(Exception):
+                await self.gateway.stop()
+        if "calls" in opened:
+            await self.calls.close()
         if self._runner is not None:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError, _Stop):
                 await self._runner
-        with contextlib.suppress(Exception):
-            self.recorder.record(f.ServerStopping("stop"))
-        await self.journal.close()
+        if "recorder" in opened:
+            with contextlib.suppress(Exception):
+                self.recorder.record(f.ServerStopping("stop"))
+        if "journal" in opened:
+            await self.journal.close()
         if self._queue_log is not None:
             self._queue_log.close()
-        await self.crm.close()
+        if "crm" in opened:
+            await self.crm.close()
 
     @property
     def http_port(self) -> int:

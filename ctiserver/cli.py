@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import getpass
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .app import CannotListen
 
 EXIT_CONFIG = 2
 EXIT_AUTH = 3
@@ -68,7 +73,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from crmstore.errors import SchemaTooNew
 
     from .ami.errors import AmiAuthError
-    from .app import CtiServer, PbxSettings, ServerSettings
+    from .app import CannotListen, CtiServer, PbxSettings, ServerSettings
     from .config import ConfigError, load_config
     from .journal.facts import JournalTooNew
 
@@ -89,16 +94,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         token_secret=cfg.token_secret.encode(), token_ttl_s=cfg.token_ttl_s,
         queue_log=cfg.path.parent / "queue_log", prompts_dir=cfg.prompts_dir, timezone=cfg.timezone,
         journal_batch_s=cfg.journal_batch_ms / 1000, checkpoint_facts=cfg.checkpoint_facts,
-        checkpoint_s=cfg.checkpoint_s,
+        checkpoint_s=cfg.checkpoint_s, phones=cfg.agents,
     )
 
+    # Before the journal replays (which can take a while): a port already taken is one line, at once.
+    for service, bind in (("FastAGI", cfg.agi), ("the console gateway (http)", cfg.http)):
+        taken = _port_taken(service, bind.host, bind.port)
+        if taken is not None:
+            print(f"ctiserver run: {_cannot_listen(taken, cfg.path)}", file=sys.stderr)
+            return EXIT_CONFIG
+
     async def main() -> int:
+        # The signals are ours from the start: a SIGTERM while the journal replays still drains.
         server = CtiServer(settings)
+        starting = asyncio.ensure_future(server.start())
         try:
-            await server.start()
+            await _until_signal(starting)
+        except CannotListen as e:  # start() closed what it had opened: the process can exit
+            print(f"ctiserver run: {_cannot_listen(e, cfg.path)}", file=sys.stderr)
+            return EXIT_CONFIG
         except (JournalTooNew, SchemaTooNew) as e:
             print(f"ctiserver: {e}", file=sys.stderr)
             return EXIT_CONFIG
+        if starting.cancelled():
+            return 0  # stopped while starting: start() closed what it had opened
         try:
             await _until_signal(asyncio.ensure_future(server.calls.pool.run()))
         except AmiAuthError as e:
@@ -158,6 +177,89 @@ def cmd_journal_replay(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(main())
+
+
+def _port_taken(service: str, host: str, port: int) -> CannotListen | None:
+    """Bind (and let go) each address asyncio would listen on, with the same SO_REUSEADDR: a port another
+    process listens on is found before anything starts. The server's own bind still checks (a race)."""
+    import socket
+
+    from .app import CannotListen
+
+    if port == 0:
+        return None
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError:
+        return None  # the server's own bind reports it
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(address)
+            except OSError as e:
+                return CannotListen(service, host, port, e)
+    return None
+
+
+def _cannot_listen(error: CannotListen, config: Path) -> str:
+    """One line: which listener, which address, why, and who holds the port when this machine can tell."""
+    key = "agi" if error.service == "FastAGI" else "http"
+    line = f"{error}"
+    if error.errno == errno.EADDRINUSE:
+        holder = port_holder(error.port)
+        line += f" (held by {holder})" if holder else " (held by another process)"
+    return f"{line}; stop it or set {key}.port in {config}"
+
+
+def port_holder(port: int, proc: Path = Path("/proc")) -> str | None:
+    """``pid 1234 (python3 -m http.server)`` for the process listening on TCP ``port``, when /proc tells
+    (Linux, and a process of the same user or root); None otherwise."""
+    inodes = set()
+    for table in ("net/tcp", "net/tcp6"):
+        try:
+            lines = (proc / table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        inodes.update(listening_inodes(lines, port))
+    if not inodes:
+        return None
+    try:
+        pids = [d for d in proc.iterdir() if d.name.isdigit()]
+    except OSError:
+        return None
+    for pid in pids:
+        try:
+            fds = list((pid / "fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                return f"pid {pid.name} ({_command(pid)})"
+    return None
+
+
+def listening_inodes(lines: list[str], port: int) -> set[str]:
+    """The socket inodes of /proc/net/tcp rows listening (state 0A) on ``port``."""
+    found = set()
+    for row in lines:
+        cols = row.split()
+        if len(cols) > 9 and cols[3] == "0A" and cols[1].rsplit(":", 1)[-1] == f"{port:04X}":
+            found.add(cols[9])
+    return found
+
+
+def _command(pid: Path) -> str:
+    try:
+        args = (pid / "cmdline").read_bytes().split(b"\0")
+        text = " ".join(a.decode(errors="replace") for a in args if a)
+    except OSError:
+        text = ""
+    return text[:120] or "?"
 
 
 def cmd_flows_check(args: argparse.Namespace) -> int:

@@ -11,7 +11,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from acd import devices
+
 from .agi.peers import AllowList
+from .consoles.devices import PhoneSettings
 
 MAX_FILE_BYTES = 2_000_000  # a security limit: cti.yaml is text written by people
 MAX_DEPTH = 64  # nesting levels; cti.yaml needs 4. The YAML composer recurses once per level.
@@ -63,6 +66,7 @@ class CtiConfig:
     extra: dict[str, Any] = field(default_factory=dict)
     # Who may open a FastAGI session: agi.allow, else the addresses of the PBX hosts (resolved at load).
     agi_allow: AllowList = ()
+    agents: PhoneSettings = field(default_factory=PhoneSettings)  # the site's phones: device template, auto-answer
 
 
 class _Reader:
@@ -181,6 +185,46 @@ def _pbx_addresses(r: _Reader, pbxes: list[_PbxAt]) -> AllowList:
     return tuple(nets)
 
 
+_AGENTS_KEYS = ("device", "auto_answer")
+
+
+def _phones(r: _Reader, node: yaml.Node | None) -> PhoneSettings:
+    """``agents: {device: "PJSIP/{extension}", auto_answer: true}``: how an agent's (and a supervisor's)
+    phone is dialled when queues.yaml gives the agent no device of its own."""
+    if node is None:
+        return PhoneSettings()
+    if not isinstance(node, yaml.MappingNode):
+        r.err(node, "agents", 'must be a mapping, e.g. {device: "PJSIP/{extension}", auto_answer: false}')
+        return PhoneSettings()
+    fields = _mapping(node)
+    for key in fields:
+        if key not in _AGENTS_KEYS:
+            r.err(next(k for k, _ in node.value if getattr(k, "value", None) == key), f"agents.{key}",
+                  f"unknown field; expected one of {list(_AGENTS_KEYS)}")
+    settings = PhoneSettings()
+    device = settings.device
+    dev = fields.get("device")
+    if dev is not None:
+        if not isinstance(dev, yaml.ScalarNode) or not dev.value.strip():
+            r.err(dev, "agents.device", 'must be a dial string template, e.g. "PJSIP/{extension}"')
+        elif (problem := devices.device_problem(dev.value)) is not None:
+            r.err(dev, "agents.device", problem)
+        else:
+            device = devices.without_optimization(dev.value)
+    auto = settings.auto_answer
+    aa = fields.get("auto_answer")
+    if aa is not None:
+        if not isinstance(aa, yaml.ScalarNode) or aa.tag != "tag:yaml.org,2002:bool":
+            r.err(aa, "agents.auto_answer", "must be true or false")
+        else:
+            auto = aa.value.lower() in ("true", "yes", "on")
+            if auto and devices.desk_phone(devices.render(device, "1001")) is None:
+                r.err(aa, "agents.auto_answer", f"auto-answer is a SIP header for desk phones: agents.device "
+                      f"must be PJSIP/<endpoint> (e.g. PJSIP/{{extension}}), not {device!r}")
+                auto = False
+    return PhoneSettings(device, auto)
+
+
 def load_config(path: str | Path) -> CtiConfig:
     path = Path(path)
     text = _read_text(path)
@@ -274,8 +318,9 @@ def load_config(path: str | Path) -> CtiConfig:
         checkpoint_s=scalar("journal", "checkpoint_s", 60, int),
         extra={k: v for k, v in data.items() if k not in
                {"pbx", "agi", "http", "crm", "ivr", "acd", "speech", "accounts", "security", "centre",
-                "journal"}},
+                "journal", "agents"}},
         agi_allow=_agi_allow(r, top.get("agi"), pbx_at),
+        agents=_phones(r, top.get("agents")),
     )
     if r.errors:
         raise ConfigError(r.errors)

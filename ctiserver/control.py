@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from acd.devices import DIAL_STRING
+
 from .ami.protocol import HeaderValue, Message, UnsafeValue, check_value
 
 
@@ -88,7 +90,8 @@ def check_channel(value: object, field: str = "channel") -> str:
 
 
 def check_endpoint(value: object, field: str = "endpoint") -> str:
-    return _match(field, value, _CHANNEL, "a dial string like PJSIP/1001")
+    """A dial string (acd.devices): stricter than a channel name, no ``;`` (Local's ``;1``/``;2`` are names)."""
+    return _match(field, value, DIAL_STRING, "a dial string like PJSIP/1001 or Local/1001@agent-phones/n")
 
 
 def check_context(value: object, field: str = "context") -> str:
@@ -407,20 +410,22 @@ class CallControl:
         caller_id_name: str = "Supervisor",
         caller_id_num: str = "",
         ring_timeout_s: float = 30.0,
+        channel_id: str | None = None,
     ) -> OriginateResult:
-        """Ring the supervisor's phone; answered, it runs ``ChanSpy(<target>,<options>)`` (capture 07 C/D)."""
+        """Ring the supervisor's phone; answered, it runs ``ChanSpy(<target>,<options>)`` (capture 07 C/D).
+        ``channel_id`` names the spy's channel (its Uniqueid): the caller can follow and end it."""
         spy_mode = mode if isinstance(mode, SpyMode) else SpyMode[str(mode).upper()]
         target = check_channel(target_channel, "target_channel")
-        event = await self.link.originate(
-            {
-                "Channel": check_endpoint(supervisor_endpoint, "supervisor_endpoint"),
-                "Application": "ChanSpy",
-                "Data": f"{target},{spy_mode.value}",
-                "Timeout": _timeout_ms(ring_timeout_s),
-                "CallerID": _caller_id(caller_id_name, caller_id_num),
-            },
-            event_timeout=ring_timeout_s + self.originate_margin_s,
-        )
+        headers: dict[str, HeaderValue] = {
+            "Channel": check_endpoint(supervisor_endpoint, "supervisor_endpoint"),
+            "Application": "ChanSpy",
+            "Data": f"{target},{spy_mode.value}",
+            "Timeout": _timeout_ms(ring_timeout_s),
+            "CallerID": _caller_id(caller_id_name, caller_id_num),
+        }
+        if channel_id is not None:
+            headers["ChannelId"] = _match("channel_id", channel_id, _ID, "an id of letters, digits, . _ -")
+        event = await self.link.originate(headers, event_timeout=ring_timeout_s + self.originate_margin_s)
         return OriginateResult.from_event(event)
 
     async def set_var(self, channel: str, name: str, value: str) -> Message:

@@ -234,6 +234,12 @@ class Apps:
         name = name.strip()
         w = self.world
         up = name.upper()
+        if up.startswith("PJSIP_HEADER(") and name.endswith(")"):
+            action, _, header = name[13:-1].partition(",")
+            # Only a PJSIP channel has a session to carry it (Asterisk logs an error for any other).
+            if action.strip().lower() == "add" and chan.tech == "PJSIP":
+                chan.sip_headers.append((header.strip(), value))
+            return None
         if up.startswith("CALLERID("):
             what = name[9:-1].lower()
             num = value if what.startswith("num") else chan.cid_num
@@ -269,6 +275,7 @@ class Apps:
         args = split_args(data)
         target = args[0].split("&")[0]
         timeout = float(args[1]) if len(args) > 1 and args[1].strip() else None
+        predial = _option_arg(args[2] if len(args) > 2 else "", "b")
         for var in DIAL_VARS:
             w.set_var(chan, var, "")
         tech, _, rest = target.partition("/")
@@ -276,7 +283,7 @@ class Apps:
         callee: Channel
         if tech.lower() == "local":
             exten, _, ctx = rest.partition("@")
-            ctx = ctx.split("/", 1)[0]
+            ctx, _, local_options = ctx.partition("/")
             if not w.dialplan.exists(ctx, exten):
                 w.set_var(chan, "DIALSTATUS", "CHANUNAVAIL")
                 return None
@@ -294,11 +301,14 @@ class Apps:
             one.last_app, one.last_data = "AppDial", "(Outgoing Line)"
             w.chan_event("NewCallerid", one, ("CID-CallingPres", "0 (Presentation Allowed, Not Screened)"))
             w.chan_event("NewConnectedLine", one)
+            if predial:
+                await self.pre_dial(one, predial)
             w.set_var(two, "DIALEDPEERNUMBER", rest)
             w.set_callerid(two, chan.cid_name, chan.cid_num)
             w.set_connected(two, chan.cid_name, chan.exten)
             w.emit(wire.event("LocalBridge", one.snapshot("LocalOne"), two.snapshot("LocalTwo"), [
-                ("Context", ctx), ("Exten", exten), ("LocalOptimization", "Yes")]))
+                ("Context", ctx), ("Exten", exten),
+                ("LocalOptimization", "No" if "n" in local_options else "Yes")]))
             w.emit(wire.event("DialBegin", chan.snapshot(), one.snapshot("Dest"), [("DialString", rest)]))
             callee = one
             w.start_pbx(two)
@@ -314,6 +324,8 @@ class Apps:
             callee.cid_num, callee.cid_name = chan.cid_num, chan.cid_name
             callee.conn_num, callee.conn_name = chan.cid_num, chan.cid_name
             w.chan_event("Newchannel", callee)
+            if predial:
+                await self.pre_dial(callee, predial)  # app_dial: after the request, before ast_call
             w.emit(wire.event("DialBegin", chan.snapshot(), callee.snapshot("Dest"), [("DialString", rest)]))
             w.spawn(w.ring_phone(callee, profile, chan), name=f"phone {callee.name}")
         else:
@@ -408,6 +420,43 @@ class Apps:
             chan.hangup_cause = 16
         return "hangup"
 
+    async def pre_dial(self, callee: Channel, where: str) -> None:
+        """Dial's ``b(context^exten^priority)``: a Gosub on the new callee channel before it is called, the
+        only place ``PJSIP_HEADER(add,...)`` reaches the INVITE (Asterisk 22 docs of PJSIP_HEADER)."""
+        parts = where.split("^")
+        exten = parts[1] if len(parts) > 1 else "s"
+        priority = parts[2] if len(parts) > 2 else "1"
+        await self.gosub(callee, parts[0], exten, int(priority) if priority.isdigit() else 1)
+
+    async def gosub(self, chan: Channel, context: str, exten: str, priority: int) -> None:
+        """Run ``context,exten,priority`` on ``chan`` until ``Return()`` (app_stack's gosub_run), then put the
+        channel back where it was. GOSUB_RETVAL is set on the way out."""
+        w = self.world
+        saved = chan.context, chan.exten, chan.priority
+        chan.context, chan.exten, chan.priority = context, exten, priority
+        value = ""
+        try:
+            while not chan.hungup:
+                step = w.dialplan.step(chan.context, chan.exten, chan.priority)
+                if step is None:
+                    break
+                data = w.expand(chan, step.data)
+                w.emit(wire.event("Newexten", chan.snapshot(), [
+                    ("Extension", chan.exten), ("Application", step.app), ("AppData", data)]))
+                if step.app.lower() == "return":
+                    value = data
+                    break
+                result = await self.run(chan, step.app, data)
+                if isinstance(result, tuple):
+                    chan.context, chan.exten, chan.priority = result
+                    continue
+                if result in ("hangup", "hangup-app"):
+                    break
+                chan.priority += 1
+        finally:
+            chan.context, chan.exten, chan.priority = saved
+        w.set_var(chan, "GOSUB_RETVAL", value)
+
     # ---------------------------------------------------------------- voicemail, spy, queue
     async def voicemail(self, chan: Channel, data: str) -> AppResult:
         w = self.world
@@ -467,6 +516,23 @@ class Apps:
     async def queue(self, chan: Channel, data: str) -> AppResult:
         # The CTI's own ACD queues callers inside FastAGI (architecture.md); this is for capture 08.
         return await self.queues.run(chan, data)
+
+
+def _option_arg(options: str, letter: str) -> str:
+    """The argument of an application option letter: ``b`` in ``tTb(cti-autoanswer^s^1)``; "" if absent."""
+    i = 0
+    while i < len(options):
+        c = options[i]
+        arg = ""
+        if i + 1 < len(options) and options[i + 1] == "(":
+            end = options.find(")", i + 2)
+            end = len(options) if end < 0 else end
+            arg = options[i + 2:end]
+            i = end
+        if c == letter:
+            return arg
+        i += 1
+    return ""
 
 
 async def _wait_any(chans: list[Channel], timeout: float | None) -> None:

@@ -116,6 +116,7 @@ class Channel:
         self.skip_newexten = False
         self.default_cause: int | None = None  # cause of an AMI Hangup without Cause (16 once bridged)
         self.spied_by: list[Channel] = []
+        self.sip_headers: list[tuple[str, str]] = []  # added to the INVITE by a pre-dial PJSIP_HEADER(add,...)
         self._signal = asyncio.Event()
         self.done = asyncio.Event()  # set once the Hangup event is out
         self.remote_busy = False

@@ -132,8 +132,10 @@ class Simulator:
 
     # ---------------------------------------------------------------- people
     def add_agent_phone(self, ext: str, *, answer_after: float | None = 1.0, busy: bool = False,
-                        talk_time: float | None = None, registered: bool = True) -> PhoneProfile:
-        profile = PhoneProfile(answer_after=answer_after, busy=busy, talk_time=talk_time, registered=registered)
+                        talk_time: float | None = None, registered: bool = True,
+                        auto_answer: bool = False) -> PhoneProfile:
+        profile = PhoneProfile(answer_after=answer_after, busy=busy, talk_time=talk_time, registered=registered,
+                               auto_answer=auto_answer)
         self.world.phones[ext] = profile
         return profile
 

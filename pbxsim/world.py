@@ -10,6 +10,7 @@ facade (simulator.py) wires them in: the applications the pbx runs are an ``AppR
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Any, Protocol
 
 from pbxsim import wire
 from pbxsim.channels import HUNGUP, UNKNOWN, Audio, Bridge, Channel, new_bridge_id
-from pbxsim.dialplan import Dialplan, expand
+from pbxsim.dialplan import Dialplan, expand, split_args
 
 Listener = Callable[[wire.Pairs], None]
 # What an application returns: None (next priority), a (context, exten, priority) goto, "hangup" (the app
@@ -46,6 +47,7 @@ class PhoneProfile:
     busy: bool = False
     talk_time: float | None = None  # hang up this long after answering (None: stay until the call ends)
     registered: bool = True
+    auto_answer: bool = False  # answers by itself when the INVITE says Call-Info: ...;answer-after=N
 
 
 @dataclass(slots=True)
@@ -229,6 +231,11 @@ class World:
             return a if cond.strip() not in ("", "0") else b
         if up.startswith("GLOBAL(") and e.endswith(")"):
             return self.globals.get(e[7:-1], "")
+        if up.startswith("STRREPLACE(") and e.endswith(")"):
+            # func_strings: STRREPLACE(varname,find-string[,replace-string]): the variable's value edited
+            var, find, replace = (split_args(e[11:-1]) + ["", ""])[:3]
+            value = self.read_var(chan, var) or ""
+            return value.replace(find, replace) if find else value
         special = {
             "CHANNEL": chan.name, "EXTEN": chan.exten, "CONTEXT": chan.context, "PRIORITY": str(chan.priority),
             "UNIQUEID": chan.uniqueid, "LINKEDID": chan.linkedid, "HANGUPCAUSE": str(chan.hangup_cause or 0),
@@ -707,7 +714,8 @@ class World:
     async def _originate_local(self, req: OriginateRequest, rest: str,
                                respond: Callable[[wire.Pairs], None] | None) -> OriginateResult:
         target, _, ctx = rest.partition("@")
-        ctx = ctx.split("/", 1)[0] or "default"
+        ctx, _, options = ctx.partition("/")  # Local/<exten>@<context>/n: no optimization
+        ctx = ctx or "default"
         exists = self.dialplan.exists(ctx, target)
         if not exists and respond is not None and not req.is_async:
             respond(wire.response(req.action_id, "Error", "Originate failed"))  # before the events (01)
@@ -736,7 +744,7 @@ class World:
             return result
         self._apply_originate_ids(one, two, req)
         self.emit(wire.event("LocalBridge", one.snapshot("LocalOne"), two.snapshot("LocalTwo"), [
-            ("Context", ctx), ("Exten", target), ("LocalOptimization", "Yes")]))
+            ("Context", ctx), ("Exten", target), ("LocalOptimization", "No" if "n" in options else "Yes")]))
         self.emit(wire.event("DialBegin", one.snapshot("Dest"), [("DialString", f"{target}@{ctx}")]))
         one.dialstring = f"{target}@{ctx}"
         one.originated = True
@@ -849,10 +857,14 @@ class World:
         self.device_state(chan.device, "RINGING")
         if caller is None:
             self.emit(wire.event("DialState", chan.snapshot("Dest"), [("DialStatus", "RINGING")]))
-        if profile.answer_after is None:
+        answer_after = profile.answer_after
+        told = _answer_after(chan.sip_headers) if profile.auto_answer else None
+        if told is not None:
+            answer_after = told if answer_after is None else min(told, answer_after)
+        if answer_after is None:
             await chan.wait_for(None)
             return
-        r = await chan.wait_for(profile.answer_after)
+        r = await chan.wait_for(answer_after)
         if r == HUNGUP or chan.dead:
             return
         self.new_state(chan, 6)
@@ -905,6 +917,18 @@ class World:
                 await asyncio.sleep(0.005)
 
         await asyncio.wait_for(idle(), timeout)
+
+
+_ANSWER_AFTER = re.compile(r"answer-after=(\d+)", re.IGNORECASE)
+
+
+def _answer_after(headers: list[tuple[str, str]]) -> float | None:
+    """Seconds a phone waits before answering by itself, from ``Call-Info: <...>;answer-after=N``."""
+    for name, value in headers:
+        m = _ANSWER_AFTER.search(value) if name.lower() == "call-info" else None
+        if m:
+            return float(m.group(1))
+    return None
 
 
 def _uid_key(uid: str) -> tuple[float, int, str]:

@@ -118,3 +118,37 @@ def test_deep_nesting_is_a_clear_error(tmp_path: Path):
     p.write_text("pbx: []\nextra: " + "[" * 100_000 + "]" * 100_000 + "\n")
     with pytest.raises(ConfigError, match=r"cti.yaml:2:\d+: not valid YAML: nested deeper than 64 levels"):
         load_config(p)
+
+
+# ------------------------------------------------------------------------------------ agents (phones)
+
+
+def test_agents_phones_default_to_pjsip_extensions_without_auto_answer(tmp_path: Path):
+    cfg = load_config(_write(tmp_path, "pbx: [{name: a, host: 127.0.0.1, username: u, secret: s}]\n"))
+    assert (cfg.agents.device, cfg.agents.auto_answer) == ("PJSIP/{extension}", False)
+    example = load_config(ROOT / "docs" / "cti.example.yaml")
+    assert (example.agents.device, example.agents.auto_answer) == ("PJSIP/{extension}", False)
+    assert "agents" not in example.extra
+
+
+def test_agents_device_template_and_auto_answer(tmp_path: Path):
+    pbx = "pbx: [{name: a, host: 127.0.0.1, username: u, secret: s}]\n"
+    cfg = load_config(_write(tmp_path, pbx + 'agents: {device: "Local/{extension}@agent-phones"}\n'))
+    assert cfg.agents.device == "Local/{extension}@agent-phones/n"
+    cfg = load_config(_write(tmp_path, pbx + 'agents: {device: "PJSIP/{extension}", auto_answer: true}\n'))
+    assert cfg.agents.auto_answer is True
+
+
+@pytest.mark.parametrize(("agents", "message"), [
+    ('{device: "PJSIP/{extension}&PJSIP/9999"}', "agents.device: 'PJSIP/{extension}&PJSIP/9999' is not a dial"),
+    ('{device: "PJSIP/{ext}"}', "agents.device: 'PJSIP/{ext}': only {extension} may stand in braces"),
+    ('{device: "IAX2/office/{extension}", auto_answer: true}', "agents.auto_answer: auto-answer is a SIP header"),
+    ("{auto_answer: often}", "agents.auto_answer: must be true or false"),
+    ("{ring_s: 10}", "agents.ring_s: unknown field"),
+    ("[PJSIP]", "agents: must be a mapping"),
+])
+def test_agents_mistakes_name_the_line(tmp_path: Path, agents: str, message: str):
+    p = _write(tmp_path, "pbx: [{name: a, host: 127.0.0.1, username: u, secret: s}]\n" + f"agents: {agents}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert f"{p}:2: {message}" in str(e.value)

@@ -1,12 +1,16 @@
 """The consoles' backend (ctiserver.gateway.backend.Backend): agent and supervisor commands, carried out by
 recording facts (the ACD decides) and through the queueing slice and call control, plus the snapshots a
-console gets when it connects. It holds no state of its own: who has which call is the router's."""
+console gets when it connects. Who has which call is the router's; the one state kept here is execution
+state of its own commands: which supervisor listens to whom (one spy each, ended when their phone hangs up).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from acd import events as ev
 from acd.config import AcdConfig
@@ -17,7 +21,9 @@ from crmstore.store import CrmStore
 
 from ..ami.errors import AmiError
 from ..ami.protocol import UnsafeValue
-from ..calls.service import CallsService
+from ..bus import EventBus
+from ..callmodel import events as ce
+from ..calls.service import CallsService, Pbx
 from ..control import InvalidValue, SpyMode
 from ..gateway.auth import Principal
 from ..gateway.backend import (
@@ -37,11 +43,13 @@ from ..journal.journal import JournalClosed
 from ..projections.recorder import Recorder
 from ..queueing.service import QueueingService
 from ..queueing.service import Refused as AcdRefused
+from .devices import DeviceRefused, Phones
 from .views import ConsoleViews
 
 _EXTENSION = re.compile(r"[0-9]{2,15}")
 _DIALABLE = re.compile(r"\+?[0-9]{2,20}")  # what an agent may type as an outside number
 _OUTBOUND_ID = "cti-out-"  # ChannelId prefix of click-to-call legs
+_SPY_ID = "cti-spy-"  # ChannelId prefix of supervisors' spy calls
 _SPY_RING_S = 8.0  # the supervisor's phone rings this long: under the gateway's 10 s command timeout
 _SPY = {"listen": SpyMode.LISTEN, "whisper": SpyMode.WHISPER, "barge": SpyMode.BARGE}
 _SAVE_TIMEOUT_S = 3.0  # a wrap-up is "saved" only once durable; beyond this the agent is told so
@@ -50,6 +58,19 @@ _TALKING = ("connected", "held")
 
 def _stopping() -> Refused:
     return Refused("stopping", "the server is stopping; try again in a moment")
+
+
+@dataclass(slots=True)
+class _Spy:
+    """A supervisor's ChanSpy call: the Originate's ChannelId names it from the first ring to the Hangup."""
+
+    supervisor: str
+    agent_id: str
+    call_id: str
+    pbx: Pbx
+    channel_id: str
+    answered: bool = False
+    gone: bool = False  # its Hangup came while the Originate was still waiting for an answer
 
 
 class ConsoleBackend:
@@ -62,6 +83,8 @@ class ConsoleBackend:
         crm: CrmStore,
         views: ConsoleViews,
         clock: Callable[[], float],
+        bus: EventBus,
+        phones: Phones | None = None,
     ) -> None:
         self.recorder = recorder
         self.queueing = queueing
@@ -69,7 +92,11 @@ class ConsoleBackend:
         self.crm = crm
         self.views = views
         self.clock = clock
+        self.phones = phones or Phones()
         self._dialled: dict[str, str] = {}  # click-to-call leg -> agent: untracked outbound calls
+        self._spies: dict[str, _Spy] = {}  # supervisor (username) -> their spy call
+        self._spy_calls = 0
+        bus.subscribe(ce.LegHungUp, self._on_leg_hung_up)
 
     @property
     def config(self) -> AcdConfig:
@@ -147,9 +174,15 @@ class ConsoleBackend:
 
     async def agent_login(self, who: Principal, extension: str, queues: tuple[str, ...]) -> None:
         agent_id = self._known_agent(who.agent_id)
-        if not _EXTENSION.fullmatch(extension):
+        agent = self.config.agent(agent_id)
+        # An agent with a device of their own (queues.yaml) rings there whatever they type.
+        if self.phones.needs_extension(agent) and not _EXTENSION.fullmatch(extension):
             raise Refused("invalid_extension", "the extension must be 2 to 15 digits")
-        self._acd(ev.AgentLoggedIn(agent_id, f"PJSIP/{extension}", queues or None))
+        try:
+            device = self.phones.agent_device(agent, extension)
+        except DeviceRefused as e:
+            raise Refused("invalid_extension", str(e)) from None
+        self._acd(ev.AgentLoggedIn(agent_id, device, queues or None))
 
     async def agent_logout(self, who: Principal) -> None:
         self._acd(ev.AgentLoggedOut(self._known_agent(who.agent_id)))
@@ -321,22 +354,84 @@ class ConsoleBackend:
     # ------------------------------------------------------------------ supervisors
 
     async def spy(self, who: Principal, extension: str, agent_id: str, mode: ConsoleSpyMode) -> None:
+        """Ring the supervisor's phone into a ChanSpy on the agent's leg. One spy per supervisor: a second
+        request (another agent, or another mode) ends the first call before ringing again."""
         view = self.views.router.agent_view(self._known_agent(agent_id), self.clock())
         leg = self.queueing.agent_leg(view.call_id) if view.call_id and view.state in ("on_call", "on_hold") else None
         pbx = self.calls.pbx_of(view.call_id) if view.call_id else None
-        if leg is None or pbx is None:
+        if leg is None or pbx is None or view.call_id is None:
             raise Refused("invalid_state", f"agent {agent_id} is not on a call")
         if not _EXTENSION.fullmatch(extension or ""):
             raise Refused("invalid_extension", "the supervisor's extension must be digits")
-        self._record(f.SupervisorAction(who.username, f"spy:{mode}", agent_id, view.call_id or ""))
         try:
-            result = await pbx.control.spy(f"PJSIP/{extension}", leg, _SPY[mode], ring_timeout_s=_SPY_RING_S)
+            device = self.phones.supervisor_device(extension)
+        except DeviceRefused as e:
+            raise Refused("invalid_extension", str(e)) from None
+        old = self._spies.get(who.username)
+        if old is not None:
+            self._spy_over(old, "replaced")
+            await self._hang_up_spy(old)
+        self._spy_calls += 1
+        spy = _Spy(who.username, agent_id, view.call_id, pbx,
+                   f"{_SPY_ID}{int(time.time() * 1000)}-{self._spy_calls}")
+        self._spies[who.username] = spy
+        self._record(f.SupervisorAction(who.username, f"spy:{mode}", agent_id, view.call_id))
+        try:
+            result = await pbx.control.spy(device, leg, _SPY[mode], ring_timeout_s=_SPY_RING_S,
+                                           channel_id=spy.channel_id)
         except (UnsafeValue, InvalidValue) as e:
+            self._spy_over(spy, "refused")
             raise Refused("invalid_value", str(e)) from None
         except AmiError as e:
+            self._spy_over(spy, "pbx_error")
+            await self._hang_up_spy(spy)  # a late answer must not leave a ChanSpy nobody follows
             raise Refused("pbx_error", str(e)) from None
         if not result.success:  # the supervisor hears nothing: saying "done" would be a lie
+            self._spy_over(spy, "not answered")
             raise Refused("no_answer", f"your phone {extension} did not answer ({result.outcome.value})")
+        spy.answered = True
+        if self._spies.get(who.username) is not spy:
+            await self._hang_up_spy(spy)  # stopped (or replaced) while it rang
+        elif spy.gone:
+            self._spy_over(spy, "hung up")
+
+    async def spy_stop(self, who: Principal) -> bool:
+        """End this supervisor's spy call; False when there is none."""
+        spy = self._spies.get(who.username)
+        if spy is None:
+            return False
+        self._spy_over(spy, "stopped")
+        await self._hang_up_spy(spy)
+        return True
+
+    def listening(self, supervisor: str) -> tuple[str, str] | None:
+        """(agent, call) the supervisor listens to, None when not."""
+        spy = self._spies.get(supervisor)
+        return (spy.agent_id, spy.call_id) if spy is not None else None
+
+    def _on_leg_hung_up(self, e: ce.LegHungUp) -> None:
+        """The spy's channel ended: the supervisor hung up, or ChanSpy left with the spied call (option E)."""
+        spy = next((s for s in self._spies.values() if s.channel_id == e.uniqueid), None)
+        if spy is None:
+            return
+        spy.gone = True
+        if spy.answered:
+            self._spy_over(spy, "hung up")
+
+    def _spy_over(self, spy: _Spy, why: str) -> bool:
+        """Forget the spy (once) and journal its end."""
+        if self._spies.get(spy.supervisor) is not spy:
+            return False
+        del self._spies[spy.supervisor]
+        self.recorder.record(f.SupervisorAction(spy.supervisor, "spy_stop", spy.agent_id, f"{spy.call_id}:{why}"))
+        return True
+
+    async def _hang_up_spy(self, spy: _Spy) -> None:
+        chan = spy.pbx.model.channels.get(spy.channel_id)
+        if chan is None or not chan.alive:
+            return
+        with contextlib.suppress(AmiError, UnsafeValue, InvalidValue):  # gone meanwhile: that is the goal
+            await spy.pbx.control.hangup(chan.name)
 
     async def force_pause(self, who: Principal, agent_id: str, reason: str) -> None:
         self._record(f.SupervisorAction(who.username, "force_pause", agent_id, reason))

@@ -13,6 +13,7 @@ from acd.states import AgentState
 from ..crm_history.records import CallRecord, CallRecords
 from ..gateway.backend import AgentView, CallView, OfferView
 from ..projections.projector import Projector
+from .devices import label
 
 # acd CallState -> the consoles' call states (docs/protocol.md)
 _CALL_LIST_STATE = {"new": "ivr", "offered": "ringing", "connected": "talking"}
@@ -50,7 +51,7 @@ class ConsoleViews:
         now = self.clock()
         v = self.router.agent_view(agent_id, now)
         name = self.config.agent(agent_id).name if self.config.has_agent(agent_id) else agent_id
-        ext = v.endpoint.rsplit("/", 1)[-1] if v.endpoint else None
+        ext = label(v.endpoint) if v.endpoint else None
         wrap_until = None
         if v.state == AgentState.WRAP_UP.value and v.call_id:
             rec = self.records.get(v.call_id)
@@ -64,7 +65,7 @@ class ConsoleViews:
         v = self.router.agent_view(agent_id, self.clock())
         return {"agent_id": agent_id, "name": self.config.agent(agent_id).name, "state": v.state,
                 "since": max(v.since, self.started_at), "reason": v.pause_reason or "",
-                "extension": v.endpoint.rsplit("/", 1)[-1] if v.endpoint else "",
+                "extension": label(v.endpoint) if v.endpoint else "",
                 "queues": list(v.queues), "call_id": v.call_id or "", "answered": v.calls_answered}
 
     # ------------------------------------------------------------------ calls

@@ -40,7 +40,7 @@ class Role(StrEnum):
 _COMMON = frozenset({"ping", "logout", "search"})
 _AGENT_ONLY = frozenset({"agent_login", "agent_logout", "ready", "pause", "hold", "unhold", "transfer",
                          "transfer_complete", "transfer_cancel", "hangup", "wrapup", "dial"})
-_SUPERVISOR = frozenset({"spy", "force_pause", "force_logout", "move_call"})
+_SUPERVISOR = frozenset({"spy", "spy_stop", "force_pause", "force_logout", "move_call"})
 
 # Which commands each role may send (pre-auth messages `auth`/`resume` are handled apart).
 PERMISSIONS: Mapping[Role, frozenset[str]] = MappingProxyType({

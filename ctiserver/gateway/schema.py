@@ -209,7 +209,11 @@ _SPECS: tuple[MessageSpec, ...] = (
     MessageSpec("spy", {"agent_id": _agent_id, "mode": req(Choice(("listen", "whisper", "barge"))),
                         "extension": opt(Str(32, EXTENSION, doc="the supervisor's phone; default from "
                                                                 "the account"))},
-                "Supervisor: listen to, whisper to or barge into an agent's call."),
+                "Supervisor: listen to, whisper to or barge into an agent's call: your phone rings, and once "
+                "answered you hear the call. One at a time: a second spy ends the first. It ends when you "
+                "hang up, when the call ends, or with spy_stop."),
+    MessageSpec("spy_stop", {}, "Supervisor: stop listening (your spy call is hung up). Reply: result with "
+                "data.stopped, false when you were not listening."),
     MessageSpec("force_pause", {"agent_id": _agent_id, "reason": opt(_reason)}, "Supervisor: pause an agent."),
     MessageSpec("force_logout", {"agent_id": _agent_id}, "Supervisor: log an agent out."),
     MessageSpec("move_call", {"call_id": _call_id, "queue": opt(_queue), "head": opt(Bool())},

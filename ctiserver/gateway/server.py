@@ -624,7 +624,8 @@ class Gateway:
             "transfer_complete": self._on_call("complete_transfer"),
             "transfer_cancel": self._on_call("cancel_transfer"), "hangup": self._on_call("hangup"),
             "transfer": self._cmd_transfer, "wrapup": self._cmd_wrapup, "search": self._cmd_search,
-            "dial": self._cmd_dial, "spy": self._cmd_spy, "force_pause": self._cmd_force_pause,
+            "dial": self._cmd_dial, "spy": self._cmd_spy, "spy_stop": self._cmd_spy_stop,
+            "force_pause": self._cmd_force_pause,
             "force_logout": self._cmd_force_logout, "move_call": self._cmd_move_call,
         }
         missing = set(schema.CLIENT_MESSAGES) - set(table) - {"auth", "resume"}
@@ -719,6 +720,9 @@ class Gateway:
                                cmd.id, "extension")
         await self.backend.spy(who, extension, str(cmd.args["agent_id"]), cast(Any, cmd.args["mode"]))
         return self._ok(cmd)
+
+    async def _cmd_spy_stop(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
+        return self._ok(cmd, {"stopped": await self.backend.spy_stop(who)})
 
     async def _cmd_force_pause(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
         await self.backend.force_pause(who, str(cmd.args["agent_id"]), str(cmd.args.get("reason", "supervisor")))

@@ -192,3 +192,39 @@ def test_long_overflow_chain_is_checked_without_recursion() -> None:
         parse_config(text, source="queues.yaml")
     (issue,) = info.value.issues
     assert issue.field == "escalation" and "forms a loop: q0 -> q1" in issue.message and "more" in issue.message
+
+
+# ---------------------------------------------------------------------------- agents' devices
+
+DEVICES = GOOD.replace('  - {id: "2", skills: {english: 1}, queues: [general]}\n', "")
+
+
+def test_an_agents_device_is_a_dial_string_and_endpoint_is_its_older_name() -> None:
+    cfg = parse_config(DEVICES + "".join(f'  - {{id: "{n}", skills: {{english: 1}}, queues: [general], {entry}}}\n'
+                                         for n, entry in (("2", "device: IAX2/office/1002"),
+                                                          ("3", "endpoint: PJSIP/1003, auto_answer: true"),
+                                                          ("4", 'device: "PJSIP/13800138000@trunk"'),
+                                                          ("5", "device: Local/1005@agent-phones"))))
+    assert cfg.agent("2").device == cfg.agent("2").endpoint == "IAX2/office/1002"
+    assert (cfg.agent("3").device, cfg.agent("3").auto_answer) == ("PJSIP/1003", True)
+    assert cfg.agent("4").device == "PJSIP/13800138000@trunk"
+    # A Local pair must not be optimized away under the agent leg the CTI follows.
+    assert cfg.agent("5").device == "Local/1005@agent-phones/n"
+    assert (cfg.agent("1").device, cfg.agent("1").auto_answer) == (None, None)  # the site's template
+
+
+@pytest.mark.parametrize(("entry", "field", "message"), [
+    ('device: "PJSIP/1002&PJSIP/1003"', "device", "not a dial string"),  # Dial would ring both
+    ('device: "PJSIP/1002,30"', "device", "without commas"),
+    ('device: "Local/1002@agent-phones;2"', "device", "not a dial string"),
+    ('device: "PJSIP/${EXTEN}"', "device", "braces"),
+    ("device: 1002", "device", "not a dial string"),
+    ('device: "PJSIP/{extension}"', "device", "cti.yaml's agents.device"),
+    ("device: PJSIP/1002, endpoint: PJSIP/1002", "endpoint", "not both"),
+    ('device: "PJSIP/13800138000@trunk", auto_answer: true', "auto_answer", "PJSIP/<endpoint>"),
+    ("auto_answer: sometimes", "auto_answer", "true or false"),
+])
+def test_a_bad_device_is_a_line_of_the_file(entry: str, field: str, message: str) -> None:
+    found = issues_of(DEVICES + f'  - {{id: "2", skills: {{english: 1}}, queues: [general], {entry}}}\n')
+    assert [(i.line, i.field) for i in found] == [(15, f"agents[2].{field}")], found
+    assert message in found[0].message

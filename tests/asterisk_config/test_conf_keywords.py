@@ -58,6 +58,7 @@ CTI_ACTIONS = {
 DEPENDENTS = {"res_phoneprov": {"res_pjsip_phoneprov_provider"}}
 # modules the dialplan and the CTI use; modules.conf must not switch them off
 NEEDED_MODULES = {"res_agi", "app_dial", "app_chanspy", "app_mixmonitor", "res_musiconhold", "app_voicemail",
+                  "app_stack", "func_strings", "res_pjsip_header_funcs",  # auto-answer, CTI_TRUNK
                   "res_pjsip", "chan_pjsip", "res_pjsip_session", "res_pjsip_endpoint_identifier_ip",
                   "res_pjsip_transport_websocket", "res_http_websocket", "res_parking", "bridge_simple",
                   "bridge_holding", "pbx_config"}

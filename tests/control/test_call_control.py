@@ -124,6 +124,24 @@ async def test_spy_originates_chanspy(pbx: tuple[AmiPeer, CallControl], mode: ob
     assert (sent["Application"], sent["Data"]) == ("ChanSpy", f"{AGENT},{data}")  # capture 07 C/D shape
 
 
+async def test_spy_names_its_channel_when_asked(pbx: tuple[AmiPeer, CallControl]) -> None:
+    peer, cc = pbx
+    await cc.spy("Local/2001@cti-agent-dial/n", AGENT, SpyMode.LISTEN, channel_id="cti-spy-1-1")
+    sent = peer.actions("Originate")[-1]
+    assert (sent["Channel"], sent["ChannelId"]) == ("Local/2001@cti-agent-dial/n", "cti-spy-1-1")
+
+
+@pytest.mark.parametrize("device", ["PJSIP/1001&PJSIP/1002", "PJSIP/1001,30", "Local/1001@agent-phones;2",
+                                    "PJSIP/${EXTEN}", "PJSIP/1001 ", "1001", "PJSIP/"])
+async def test_an_agent_leg_rings_a_dial_string_and_nothing_more(pbx: tuple[AmiPeer, CallControl],
+                                                                 device: str) -> None:
+    peer, cc = pbx
+    with pytest.raises(InvalidValue, match="dial string"):
+        await cc.originate_agent_leg(device, channel_id="cti-leg-1", caller_id_name="", caller_id_num="",
+                                     ring_timeout_s=5)
+    assert peer.actions("Originate") == []
+
+
 async def test_asterisk_errors_reach_the_caller(pbx: tuple[AmiPeer, CallControl]) -> None:
     peer, cc = pbx
     peer.custom["Atxfer"] = lambda m: recorded_reply("06", "ami1-010")  # "Channel specified does not exist"

@@ -13,7 +13,7 @@ import shutil
 import sqlite3
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,11 +25,12 @@ from crmstore.model import COMPLAINT, CallFacts, Flag, NewCustomer, WrapUp
 from crmstore.sample import ensure_callers
 from crmstore.store import open_store
 from ctiserver.app import CtiServer, PbxSettings, ServerSettings
+from ctiserver.consoles.devices import PhoneSettings
 from ctiserver.gateway.auth import hash_password
 from ctiserver.gateway.server import Gateway, GatewayConfig
 from pbxsim.channels import Channel
 from pbxsim.people import CallerBehaviour
-from pbxsim.simulator import Simulator
+from pbxsim.simulator import Simulator, product_dialplan
 
 DEMO = Path(__file__).resolve().parents[2] / "ctiserver" / "demo"
 T = TypeVar("T")
@@ -287,11 +288,13 @@ class AppSite:
         return gateway
 
 
-def _settings(tmp: Path, db: Path, ami_port: int, token_ttl_s: int) -> ServerSettings:
+def _settings(tmp: Path, db: Path, ami_port: int, token_ttl_s: int, acd_yaml: str,
+              phones: PhoneSettings) -> ServerSettings:
     return ServerSettings(
         pbxes=(PbxSettings("pbx1", "127.0.0.1", ami_port, "cti", "ctisecret"),),
-        acd=ACD_CONFIG,
-        acd_text=ACD_YAML,
+        acd=ACD_CONFIG if acd_yaml == ACD_YAML else parse_config(acd_yaml, "<gateway tests>"),
+        acd_text=acd_yaml,
+        phones=phones,
         # A short busy timeout: a locked CRM fails a wrap-up save in 0.2 s instead of 5.
         database_url=f"sqlite:///{db}?busy_timeout_ms=200",
         flows_dir=DEMO / "flows",
@@ -308,14 +311,19 @@ def _settings(tmp: Path, db: Path, ami_port: int, token_ttl_s: int) -> ServerSet
 
 
 @asynccontextmanager
-async def app_site(tmp: Path, *, token_ttl_s: int = 3600) -> AsyncIterator[AppSite]:
+async def app_site(tmp: Path, *, token_ttl_s: int = 3600, acd_yaml: str = ACD_YAML,
+                   phones: PhoneSettings | None = None,
+                   dialplans: Sequence[Path] = ()) -> AsyncIterator[AppSite]:
+    """The site; ``acd_yaml`` and ``phones`` (cti.yaml's agents section) change how agents are rung,
+    ``dialplans`` are loaded after the product's extensions.conf (contexts a site adds)."""
     db = tmp / "crm.db"
     shutil.copy(await crm_template(), db)
-    sim = Simulator(time_scale=TIME_SCALE, ami_users={"cti": "ctisecret"})
+    sim = Simulator(time_scale=TIME_SCALE, ami_users={"cti": "ctisecret"},
+                    dialplan_paths=[product_dialplan(), *dialplans] if dialplans else None)
     port = await sim.start()
     for ext in (AGENT1, AGENT2, SUPERVISOR_EXTENSION):
         sim.add_agent_phone(ext, answer_after=None)  # desk phones: the test picks them up (AppSite.answer)
-    server = CtiServer(_settings(tmp, db, port, token_ttl_s))
+    server = CtiServer(_settings(tmp, db, port, token_ttl_s, acd_yaml, phones or PhoneSettings()))
     await server.start()
     site = AppSite(sim, server, db)
     try:

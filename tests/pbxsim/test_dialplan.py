@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_product_dialplan_loads_with_every_contract_context() -> None:
     plan = dp.load([ROOT / "asterisk-config" / "extensions.conf"])
-    for ctx in ("from-pstn", "cti-fallback", "cti-wait", "cti-agent-ready", "cti-hold", "cti-dial",
-                "cti-outbound", "cti-voicemail", "cti-spy"):
+    for ctx in ("from-pstn", "cti-fallback", "cti-operator", "cti-wait", "cti-agent-ready", "cti-agent-dial",
+                "cti-autoanswer", "cti-hold", "cti-dial", "cti-outbound", "cti-voicemail", "cti-spy"):
         assert ctx in plan.contexts, ctx
     assert plan.find("from-pstn", "5551000") is not None
     assert plan.step("from-pstn", "5551000", 4).app == "AGI"  # type: ignore[union-attr]

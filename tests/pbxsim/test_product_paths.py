@@ -4,7 +4,9 @@ simulator's AMI port with a raw AMI client and a real FastAGI server on loopback
 1a  Originate of an agent leg on PJSIP/<ext> into cti-agent-ready (answered, no answer, busy, unknown);
 1b  AMI Bridge of a caller that is inside the FastAGI IVR with the answered agent leg;
 1c  the agent or the caller hanging up (ringing or connected);
-1d  CTI hold (dual Redirect, un-hold by Bridge), transfers, recording, supervisor spy, Hangup of a leg.
+1d  CTI hold (dual Redirect, un-hold by Bridge), transfers, recording, supervisor spy, Hangup of a leg;
+1e  agents' phones that answer by themselves ([cti-agent-dial], its pre-dial handler), the trunk and
+    operator placeholders of [globals].
 """
 
 from __future__ import annotations
@@ -113,6 +115,7 @@ async def pbx() -> AsyncIterator[Pbx]:
     sim.add_agent_phone("1005", answer_after=0.5, talk_time=3.0)
     sim.add_agent_phone("1006", answer_after=0.5)
     sim.add_agent_phone("1009", answer_after=0.5)  # supervisor
+    sim.add_agent_phone("1007", answer_after=None, auto_answer=True)  # answers only when told to
     ami = await AmiClient.connect(await sim.start())
     try:
         yield Pbx(sim, ami, agi)
@@ -489,3 +492,76 @@ async def test_redirect_of_a_caller_inside_the_agi(pbx: Pbx) -> None:
     assert [f["Value"] for f in status] == ["SUCCESS"]
     await pbx.ami.action("Hangup", Channel=caller.name)
     assert (await pbx.event("Hangup", caller.name))["Cause"] == "0"
+
+
+# ------------------------------------------------------------------------------------------------ 1e phones, [globals]
+
+
+async def test_an_auto_answer_phone_is_rung_through_the_pre_dial_handler(pbx: Pbx) -> None:
+    resp = await pbx.ami.action("Originate", Channel="Local/1007@cti-agent-dial/n", Context="cti-agent-ready",
+                                Exten="s", Priority="1", Async="true", ChannelId="cti-leg-aa", Timeout="20000",
+                                CallerID='"John Doe" <5551234>')
+    done = await pbx.ami.wait_event(lambda f: f.get("Event") == "OriginateResponse"
+                                    and f.get("ActionID") == resp["ActionID"])
+    assert (done["Response"], done["Reason"], done["Uniqueid"]) == ("Success", "4", "cti-leg-aa")
+    leg = done["Channel"]
+    assert leg.startswith("Local/1007@cti-agent-dial-") and leg.endswith(";1")  # the option is not in the name
+    bridge = await pbx.event("LocalBridge")
+    assert (bridge["LocalOneChannel"], bridge["LocalOptimization"]) == (leg, "No")
+    phone = (await pbx.ami.wait_event(lambda f: f.get("Event") == "Newchannel"
+                                      and f["Channel"].startswith("PJSIP/1007-")))["Channel"]
+    # app_dial runs the b() Gosub on the new channel after requesting it and before calling it.
+    steps = [(f["Event"], f.get("Context"), f.get("Application")) for f in pbx.events(phone)
+             if f["Event"] in ("Newexten", "DialBegin", "VarSet") or f.get("DestChannel") == phone]
+    assert steps[:4] == [("Newexten", "cti-autoanswer", "Set"), ("Newexten", "cti-autoanswer", "Set"),
+                         ("Newexten", "cti-autoanswer", "Return"), ("VarSet", "default", None)]
+    begin = await pbx.ami.wait_event(lambda f: f.get("Event") == "DialBegin" and f.get("DestChannel") == phone)
+    assert pbx.ami.frames.index(begin) > pbx.ami.frames.index(pbx.events(phone, "VarSet")[0])
+    chan = pbx.sim.channel(phone)
+    assert chan is not None and chan.state == 6  # nobody picked it up: the header did
+    headers = dict(chan.sip_headers)
+    assert headers["Call-Info"] == "<sip:127.0.0.1>;answer-after=0"
+    assert headers["Alert-Info"] == "<http://127.0.0.1>;info=alert-autoanswer;delay=0"
+    await pbx.event("Newexten", leg, Application="Wait")  # ';1' waits in cti-agent-ready for the bridge
+
+
+async def test_a_phone_that_refuses_auto_answer_just_rings(pbx: Pbx) -> None:
+    resp = await pbx.ami.action("Originate", Channel="Local/1003@cti-agent-dial/n", Context="cti-agent-ready",
+                                Exten="s", Async="true", ChannelId="cti-leg-ab", Timeout="2000")
+    done = await pbx.ami.wait_event(lambda f: f.get("Event") == "OriginateResponse"
+                                    and f.get("ActionID") == resp["ActionID"])
+    assert (done["Response"], done["Reason"]) == ("Failure", "3")
+    phone = next(f["Channel"] for f in pbx.ami.frames
+                 if f.get("Event") == "Newchannel" and f["Channel"].startswith("PJSIP/1003-"))
+    await pbx.event("Hangup", phone)
+
+
+async def test_outside_numbers_go_through_the_trunk_template() -> None:
+    for trunk, dialled in (("PJSIP/%s@trunk", "PJSIP/13800138000@trunk"),
+                           ("IAX2/carrier/%s", "IAX2/carrier/13800138000")):
+        sim = Simulator(time_scale=SCALE, globals_override={"CTI_TRUNK": trunk})
+        ami = await AmiClient.connect(await sim.start())
+        try:
+            await ami.action("Originate", Channel="Local/13800138000@cti-outbound/n", Application="Wait",
+                             Data="1", Async="true")
+            dial = await ami.wait_event(lambda f: f.get("Event") == "Newexten" and f.get("Application") == "Dial")
+            assert (dial["Context"], dial["AppData"]) == ("cti-outbound", f"{dialled},60,tT")
+        finally:
+            ami.close()
+            await sim.stop()
+
+
+async def test_the_fallback_placeholder_takes_a_message_for_the_operator() -> None:
+    sim = Simulator(time_scale=SCALE, globals_override={"CTI_FALLBACK_WAIT": "1"})
+    ami = await AmiClient.connect(await sim.start())
+    try:
+        caller = sim.place_call("5551000", "5551234", "John Doe")
+        await ami.action("Redirect", Channel=caller.name, Context="cti-fallback", Exten="s", Priority="1")
+        dial = await ami.wait_event(lambda f: f.get("Event") == "Newexten" and f.get("Application") == "Dial"
+                                    and f.get("Channel") == caller.name)
+        assert dial["AppData"] == "Local/s@cti-operator,60"
+        vm = await ami.wait_event(lambda f: f.get("Event") == "Newexten" and f.get("Application") == "VoiceMail")
+        assert vm["Channel"].startswith("Local/s@cti-operator-") and vm["AppData"] == "1000@default,u"
+    finally:
+        ami.close()
+        await sim.stop()
