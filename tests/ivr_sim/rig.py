@@ -38,7 +38,7 @@ from ivr_flows.interpreter import FlowRun
 from ivr_flows.registry import FlowRegistry
 from ivr_flows.speech import RecognizerPool
 from ivr_flows.steps import QueueFigures, Transfer
-from ivr_flows.validator import FlowCatalog
+from ivr_flows.validator import FlowCatalog, static_prompts
 from pbxsim.channels import Channel
 from pbxsim.people import CallerBehaviour
 from pbxsim.simulator import Simulator
@@ -162,6 +162,7 @@ class IvrRig:
         self.speech = speech
         self.time_scale = time_scale
         self.calls: dict[str, Call] = {}  # by the trunk channel's uniqueid
+        self.deleted_prompts: set[str] = set()  # not on the PBX even though a flow plays them
         self.crm: CrmStore
         self.server: FastAgiServer
         self.sim: Simulator
@@ -202,6 +203,11 @@ class IvrRig:
     def now(self) -> datetime:
         return self.clock
 
+    def delete_prompts(self, *names: str) -> None:
+        """These prompts are missing on the PBX (never installed, or deleted since)."""
+        self.deleted_prompts.update(names)
+        self.sim.sounds.remove(*names)
+
     def call(self, did: str, caller_num: str, behaviour: CallerBehaviour | None = None,
              caller_name: str = "Caller") -> Call:
         chan = self.sim.place_call(did, caller_num, caller_name, behaviour or CallerBehaviour())
@@ -224,6 +230,8 @@ class IvrRig:
         ivr = IvrCall(env.uniqueid, env.caller_num, env.caller_name)
         call.ivr = ivr
         flow = self.registry.get(self.flow_by_did[did])
+        # The flow's prompts are in the PBX's sounds directory, as the install step puts them there.
+        self.sim.sounds.install(*{name for _, name in static_prompts(flow)} - self.deleted_prompts)
         variables = {
             "caller_number": ivr.caller_num, "caller_name": ivr.caller_name, "dnid": did,
             "uniqueid": env.uniqueid, "call_id": ivr.call_id, "language": env.language,
