@@ -28,6 +28,7 @@ from ctiserver.agi.protocol import AgiEnvironment, AgiReply, format_command
 from ctiserver.agi.server import AgiSession, FastAgiServer
 from ctiserver.crm_history.records import CallRecord
 from ctiserver.crm_history.writer import CrmHistoryWriter
+from ctiserver.ivr.prompts import MissingPrompts
 from ctiserver.ivr.services import IvrCall, IvrServices, QueueFiguresSource
 from ctiserver.journal import facts as f
 from ctiserver.journal.journal import Journal
@@ -167,6 +168,7 @@ class IvrRig:
         self.server: FastAgiServer
         self.sim: Simulator
         self.recorder: Recorder
+        self.missing_prompts: MissingPrompts
 
     async def start(self) -> None:
         errors = self.registry.reload()
@@ -176,6 +178,7 @@ class IvrRig:
         projector = Projector(parse_config(ACD_YAML, "<ivr rig>"))
         projector.listeners.append(CrmHistoryWriter(projector.records, journal, "CN"))
         self.recorder = Recorder(journal, projector, lambda: ("<ivr rig>", ACD_YAML))
+        self.missing_prompts = MissingPrompts(self.recorder.record)  # one per server, as IvrService has
         self._journal_task = asyncio.get_running_loop().create_task(journal.run())
         self.server = FastAgiServer("127.0.0.1", 0, command_timeout=30.0)
         self.server.route("ivr", self._ivr)
@@ -243,7 +246,8 @@ class IvrRig:
         call.started.set()
         try:
             result = await run_flow(call.log, run, IvrServices(ivr, self.crm, self.figures, self.speech,
-                                                                self.recorder.record))
+                                                                self.recorder.record, flow=flow.name,
+                                                                missing_prompts=self.missing_prompts))
         except BaseException as e:
             if not call.done.done():
                 call.done.set_exception(e)
