@@ -225,6 +225,7 @@ class QueueingService:
             self.prompts_missing.add(prompt)
             log.error("prompt %r cannot be played (missing on the PBX?): callers hear music on hold instead",
                       prompt)
+            self.recorder.record(f.PromptMissing(prompt, "queue"))
         if prompt != HOLD_MUSIC:
             return reply
         await channel.command("SET MUSIC", "ON", MOH_CLASS)

@@ -111,6 +111,8 @@ export default {
   "pop.due": "due",
   "sup.alerts": "Alerts",
   "sup.no_alerts": "No alerts.",
+  "alert.prompt_missing": "Prompt cannot be played:",
+  "alert.prompt_missing_hint": "callers go on without it (music on hold in the queue); install the file on the PBX.",
   "sup.wallboard": "Queues",
   "sup.queue": "Queue",
   "sup.waiting": "Waiting",

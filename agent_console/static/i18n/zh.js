@@ -111,6 +111,8 @@ export default {
   "pop.due": "截止",
   "sup.alerts": "告警",
   "sup.no_alerts": "暂无告警。",
+  "alert.prompt_missing": "语音提示无法播放：",
+  "alert.prompt_missing_hint": "来电者会跳过这段提示（排队时改听默认等待音乐）；请在 PBX 上安装该文件。",
   "sup.wallboard": "队列实时",
   "sup.queue": "队列",
   "sup.waiting": "排队数",
