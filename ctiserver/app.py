@@ -40,6 +40,7 @@ from .consoles.views import ConsoleViews
 from .crm_history.writer import CrmHistoryWriter
 from .gateway.auth import Accounts
 from .gateway.server import Gateway, GatewayConfig
+from .ivr.prompts import check_prompts
 from .ivr.service import IvrService, IvrSettings
 from .journal import facts as f
 from .journal.journal import Journal
@@ -47,7 +48,7 @@ from .journal.projector import Projector
 from .journal.recorder import Recorder
 from .journal.recovery import Recovery, recover
 from .queue_log.writer import QueueLogWriter
-from .queueing.service import QueueingService
+from .queueing.service import QUEUE_PROMPTS, QueueingService
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +163,9 @@ class CtiServer:
                                                            skills=frozenset(s.acd.skills)))
         for error in self.flows.reload():
             log.error("IVR flow not loaded: %s", error)
+        if s.prompts_dir is not None:  # a missing prompt is told, not fatal: callers go on without it
+            for problem in check_prompts(s.prompts_dir, map(self.flows.get, self.flows.names()), QUEUE_PROMPTS):
+                log.error("%s", problem)
         if s.speech_models:
             self.speech = RecognizerPool({k: str(v) for k, v in s.speech_models.items()})
         views = ConsoleViews(self.projector, self.clock, self.clock(), self.queueing.consulting)

@@ -15,10 +15,10 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from acd.config import parse_config
 from crmstore.model import COMPLAINT, CallFacts, Flag, NewCustomer, WrapUp
@@ -308,14 +308,15 @@ def _settings(tmp: Path, db: Path, ami_port: int, token_ttl_s: int) -> ServerSet
 
 
 @asynccontextmanager
-async def app_site(tmp: Path, *, token_ttl_s: int = 3600) -> AsyncIterator[AppSite]:
+async def app_site(tmp: Path, *, token_ttl_s: int = 3600, **settings: Any) -> AsyncIterator[AppSite]:
+    """The site; `settings` override ServerSettings fields (prompts_dir, console_lost_after_s ...)."""
     db = tmp / "crm.db"
     shutil.copy(await crm_template(), db)
     sim = Simulator(time_scale=TIME_SCALE, ami_users={"cti": "ctisecret"})
     port = await sim.start()
     for ext in (AGENT1, AGENT2, SUPERVISOR_EXTENSION):
         sim.add_agent_phone(ext, answer_after=None)  # desk phones: the test picks them up (AppSite.answer)
-    server = CtiServer(_settings(tmp, db, port, token_ttl_s))
+    server = CtiServer(replace(_settings(tmp, db, port, token_ttl_s), **settings))
     await server.start()
     site = AppSite(sim, server, db)
     try:
