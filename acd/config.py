@@ -106,6 +106,12 @@ class AgentConfig:
     line: int = 0
 
 
+# Pause reasons the server gives itself, accepted besides the configured ones (agents never choose them):
+# "console_lost" pauses an agent none of whose consoles has been connected for a while.
+CONSOLE_LOST = "console_lost"
+SYSTEM_PAUSE_REASONS = (CONSOLE_LOST,)
+
+
 @dataclass(frozen=True, slots=True)
 class AcdConfig:
     skills: tuple[str, ...]

@@ -36,6 +36,7 @@ from .calls.service import CallsService, Pbx, PbxSettings
 from .clock import Clock
 from .consoles.backend import ConsoleBackend
 from .consoles.notifier import ConsoleNotifier
+from .consoles.presence import ConsolePresence
 from .consoles.views import ConsoleViews
 from .crm_history.writer import CrmHistoryWriter
 from .gateway.auth import Accounts
@@ -86,6 +87,9 @@ class ServerSettings:
     checkpoint_facts: int = 20_000
     checkpoint_s: float = 60.0
     grading_every: timedelta = timedelta(days=1)
+    console_lost_after_s: float = 30.0  # an agent with no console this long is paused (console_lost); 0: never
+    console_ping_interval_s: float = 20.0  # websocket keepalive: finds a console whose network is gone
+    console_ping_timeout_s: float = 20.0
 
 
 class _Stop(Exception):
@@ -107,6 +111,7 @@ class CtiServer:
         self.agi: FastAgiServer
         self.gateway: Gateway
         self.console: ConsoleBackend
+        self.presence: ConsolePresence
         self.notifier: ConsoleNotifier
         self.flows: FlowRegistry
         self.speech: RecognizerPool | None = None
@@ -169,8 +174,9 @@ class CtiServer:
         if s.speech_models:
             self.speech = RecognizerPool({k: str(v) for k, v in s.speech_models.items()})
         views = ConsoleViews(self.projector, self.clock, self.clock(), self.queueing.consulting)
+        self.presence = ConsolePresence(self.queueing, self.bus, self.clock, s.console_lost_after_s)
         self.console = ConsoleBackend(recorder=self.recorder, queueing=self.queueing, calls=self.calls,
-                                      crm=self.crm, views=views, clock=self.clock)
+                                      crm=self.crm, views=views, clock=self.clock, presence=self.presence)
         self.ivr = IvrService(IvrSettings(s.flow_by_did, s.default_flow, s.recordings_dir), self.flows, self.crm,
                               self.speech, self.recorder, self.calls, self.queueing, lambda: self.projector.config,
                               clock=self.clock, put_pop=views.put_pop)
@@ -178,10 +184,12 @@ class CtiServer:
         self.ivr.routes(self.agi)
         self.gateway = Gateway(
             self.console, Accounts.from_config(s.accounts, "accounts"),
-            GatewayConfig(host=s.http_host, port=s.http_port, token_secret=s.token_secret, token_ttl_s=s.token_ttl_s),
+            GatewayConfig(host=s.http_host, port=s.http_port, token_secret=s.token_secret, token_ttl_s=s.token_ttl_s,
+                          ping_interval_s=s.console_ping_interval_s, ping_timeout_s=s.console_ping_timeout_s),
         )
         self.gateway.signer.restore(self.projector.ended_sessions, self.projector.logged_out_users)
         self.notifier = ConsoleNotifier(views, self.gateway, self.bus)
+        self.presence.start(self.projector.router.agent_ids())  # before any console can connect
         await self.agi.start()
         await self.gateway.start()
         if self.speech is not None:
@@ -218,6 +226,7 @@ class CtiServer:
                 tg.create_task(notifier.run_wallboard(), name="wallboard")
                 tg.create_task(self.calls.run_fallback_scan(), name="fallback-take-back")
                 tg.create_task(FlowWatcher(self.flows).run(), name="flow-watcher")
+                tg.create_task(self.presence.run(), name="console-presence")
                 tg.create_task(grading_loop(self.crm, every=s.grading_every, stop=self._stop_grading),
                                name="grading")
                 self.queueing.start()

@@ -87,7 +87,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         token_secret=cfg.token_secret.encode(), token_ttl_s=cfg.token_ttl_s,
         queue_log=cfg.path.parent / "queue_log", prompts_dir=cfg.prompts_dir, timezone=cfg.timezone,
         journal_batch_s=cfg.journal_batch_ms / 1000, checkpoint_facts=cfg.checkpoint_facts,
-        checkpoint_s=cfg.checkpoint_s,
+        checkpoint_s=cfg.checkpoint_s, console_lost_after_s=cfg.consoles.lost_after_s,
+        console_ping_interval_s=cfg.consoles.ping_interval_s, console_ping_timeout_s=cfg.consoles.ping_timeout_s,
     )
 
     async def main() -> int:

@@ -118,3 +118,24 @@ def test_deep_nesting_is_a_clear_error(tmp_path: Path):
     p.write_text("pbx: []\nextra: " + "[" * 100_000 + "]" * 100_000 + "\n")
     with pytest.raises(ConfigError, match=r"cti.yaml:2:\d+: not valid YAML: nested deeper than 64 levels"):
         load_config(p)
+
+
+# ------------------------------------------------------------------------------------ consoles
+
+
+def test_consoles_settings(tmp_path: Path):
+    cfg = load_config(ROOT / "docs" / "cti.example.yaml")
+    assert (cfg.consoles.lost_after_s, cfg.consoles.ping_interval_s, cfg.consoles.ping_timeout_s) == (30, 20, 20)
+    p = _write(tmp_path, "pbx:\n  - {name: a, host: 10.0.0.1, username: u, secret: s}\n"
+                         "consoles: {lost_after_s: 0, ping_interval_s: 2.5}\n")
+    consoles = load_config(p).consoles
+    assert (consoles.lost_after_s, consoles.ping_interval_s, consoles.ping_timeout_s) == (0, 2.5, 20)
+    p = _write(tmp_path, "pbx:\n  - {name: a, host: 10.0.0.1, username: u, secret: s}\n"
+                         "consoles:\n  lost_after_s: soon\n  ping_timeout_s: 0\n  grace: 3\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert e.value.errors == [
+        f"{p}:4: consoles.lost_after_s: must be a number of seconds from 0 to 86400, not 'soon'",
+        f"{p}:5: consoles.ping_timeout_s: must be a number of seconds from 0.1 to 86400, not 0",
+        f"{p}:6: consoles.grace: unknown setting (lost_after_s, ping_interval_s, ping_timeout_s)",
+    ]

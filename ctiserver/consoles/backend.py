@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from acd import events as ev
-from acd.config import AcdConfig
+from acd.config import SYSTEM_PAUSE_REASONS, AcdConfig
 from acd.states import AgentState
 from crmstore.privacy import Role as CrmRole
 from crmstore.privacy import Viewer
@@ -36,6 +36,7 @@ from ..journal import facts as f
 from ..journal.recorder import Recorder
 from ..queueing.service import QueueingService
 from ..queueing.service import Refused as AcdRefused
+from .presence import ConsolePresence
 from .views import ConsoleViews
 
 _EXTENSION = re.compile(r"[0-9]{2,15}")
@@ -57,6 +58,7 @@ class ConsoleBackend:
         crm: CrmStore,
         views: ConsoleViews,
         clock: Callable[[], float],
+        presence: ConsolePresence | None = None,
     ) -> None:
         self.recorder = recorder
         self.queueing = queueing
@@ -64,6 +66,7 @@ class ConsoleBackend:
         self.crm = crm
         self.views = views
         self.clock = clock
+        self.presence = presence
         self._dialled: dict[str, str] = {}  # click-to-call leg -> agent: untracked outbound calls
 
     @property
@@ -94,6 +97,10 @@ class ConsoleBackend:
 
     def user_logged_out(self, username: str) -> None:
         self.recorder.record(f.ConsoleUserLoggedOut(username))
+
+    def console_presence(self, agent_id: str, connected: bool) -> None:
+        if self.presence is not None:
+            self.presence.console_presence(agent_id, connected)
 
     async def agent_snapshot(self, agent_id: str) -> AgentSnapshot:
         self._known_agent(agent_id)
@@ -146,8 +153,14 @@ class ConsoleBackend:
         view = self.views.router.agent_view(agent_id, self.clock())
         self._acd(ev.WrapUpDone(agent_id) if view.state == AgentState.WRAP_UP.value else ev.AgentReady(agent_id))
 
+    def _chosen_reason(self, reason: str) -> str:
+        # The server's own reasons (console_lost) are the server's to give: resuming on reconnect relies on it.
+        if reason in SYSTEM_PAUSE_REASONS and reason not in self.config.pause_reasons:
+            raise Refused("invalid_value", f"{reason!r} is not a pause reason to choose")
+        return reason
+
     async def agent_pause(self, who: Principal, reason: str) -> None:
-        self._acd(ev.AgentPaused(self._known_agent(who.agent_id), reason))
+        self._acd(ev.AgentPaused(self._known_agent(who.agent_id), self._chosen_reason(reason)))
 
     # ------------------------------------------------------------------ call control
 
@@ -321,6 +334,7 @@ class ConsoleBackend:
             raise Refused("no_answer", f"your phone {extension} did not answer ({result.outcome.value})")
 
     async def force_pause(self, who: Principal, agent_id: str, reason: str) -> None:
+        self._chosen_reason(reason)
         self.recorder.record(f.SupervisorAction(who.username, "force_pause", agent_id, reason))
         self._acd(ev.AgentPaused(self._known_agent(agent_id), reason))
 

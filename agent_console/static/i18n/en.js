@@ -70,6 +70,7 @@ export default {
   "reason.supervisor": "By supervisor",
   "reason.coaching": "Coaching",
   "reason.no_answer": "No answer",
+  "reason.console_lost": "Console lost",
   "disposition.resolved": "Resolved",
   "disposition.follow_up": "Needs follow-up",
   "disposition.complaint": "Complaint",

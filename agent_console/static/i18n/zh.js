@@ -70,6 +70,7 @@ export default {
   "reason.supervisor": "班长置忙",
   "reason.coaching": "辅导",
   "reason.no_answer": "未接听",
+  "reason.console_lost": "控制台断线",
   "disposition.resolved": "已解决",
   "disposition.follow_up": "需回访",
   "disposition.complaint": "投诉",
