@@ -117,8 +117,8 @@ class Sounds:
         base, dot, ext = rel.rpartition(".")
         if not dot or f".{ext}" not in AUDIO_EXTENSIONS:
             return False
-        first, _, rest = base.partition("/")
-        return base in self.installed or (len(first) in (2, 5) and rest in self.installed)
+        _language, _, rest = base.partition("/")
+        return base in self.installed or rest in self.installed
 
 
 def moh_class(name: str) -> str:
