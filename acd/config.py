@@ -113,6 +113,12 @@ class AgentConfig:
         return self.device
 
 
+# Pause reasons the server gives itself, accepted besides the configured ones (agents never choose them):
+# "console_lost" pauses an agent none of whose consoles has been connected for a while.
+CONSOLE_LOST = "console_lost"
+SYSTEM_PAUSE_REASONS = (CONSOLE_LOST,)
+
+
 @dataclass(frozen=True, slots=True)
 class AcdConfig:
     skills: tuple[str, ...]

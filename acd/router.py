@@ -28,7 +28,7 @@ from typing import Any, cast
 
 from acd import decisions as d
 from acd import events as ev
-from acd.config import AcdConfig, AgentConfig, QueueConfig, TimeoutActionSpec, meets
+from acd.config import SYSTEM_PAUSE_REASONS, AcdConfig, AgentConfig, QueueConfig, TimeoutActionSpec, meets
 from acd.heaps import LazyHeap
 from acd.states import AgentState, CallState, agent_next, call_next
 
@@ -233,7 +233,7 @@ class Router:
     def __init__(self, config: AcdConfig) -> None:
         self.config = config
         self._aging = config.priority_aging_per_s
-        self._pause_reasons = frozenset(config.pause_reasons)
+        self._pause_reasons = frozenset(config.pause_reasons) | frozenset(SYSTEM_PAUSE_REASONS)
         self._now = float("-inf")
         self._version = 0
         self._seq = 0

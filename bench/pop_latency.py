@@ -108,6 +108,9 @@ class BenchBackend:
     async def agent_snapshot(self, agent_id: str) -> AgentSnapshot:
         return AgentSnapshot(AgentView(agent_id, "available", time.time()))
 
+    def console_presence(self, agent_id: str, connected: bool) -> None:
+        return None  # the gateway tells it of every agent connection; presence is not measured here
+
     async def monitor_snapshot(self) -> MonitorSnapshot:
         return MonitorSnapshot(wallboard={q: {"waiting": 0, "sl": 100.0} for q in QUEUES})
 

@@ -39,10 +39,12 @@ from .clock import Clock
 from .consoles.backend import ConsoleBackend
 from .consoles.devices import Phones, PhoneSettings
 from .consoles.notifier import ConsoleNotifier
+from .consoles.presence import ConsolePresence
 from .consoles.views import ConsoleViews
 from .crm_history.writer import CrmHistoryWriter
 from .gateway.auth import Accounts
 from .gateway.server import Gateway, GatewayConfig
+from .ivr.prompts import check_prompts
 from .ivr.service import IvrService, IvrSettings
 from .journal import facts as f
 from .journal.journal import Journal
@@ -50,7 +52,7 @@ from .projections.projector import Projector
 from .projections.recorder import Recorder
 from .projections.recovery import Recovery, recover
 from .queue_log.writer import QueueLogWriter
-from .queueing.service import QueueingService
+from .queueing.service import QUEUE_PROMPTS, QueueingService
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,9 @@ class ServerSettings:
     checkpoint_s: float = 60.0
     grading_every: timedelta = timedelta(days=1)
     phones: PhoneSettings = field(default_factory=PhoneSettings)  # agents' and supervisors' phones (cti.yaml)
+    console_lost_after_s: float = 30.0  # an agent with no console this long is paused (console_lost); 0: never
+    console_ping_interval_s: float = 20.0  # websocket keepalive: finds a console whose network is gone
+    console_ping_timeout_s: float = 20.0
 
 
 class _Stop(Exception):
@@ -124,6 +129,7 @@ class CtiServer:
         self.agi: FastAgiServer
         self.gateway: Gateway
         self.console: ConsoleBackend
+        self.presence: ConsolePresence
         self.notifier: ConsoleNotifier
         self.flows: FlowRegistry
         self.speech: RecognizerPool | None = None
@@ -167,13 +173,7 @@ class CtiServer:
         tz = ZoneInfo(s.timezone) if s.timezone else None
         self.crm = await open_store(s.database_url, default_country=s.default_country)
         self.journal = Journal(self.crm, batch_interval_s=s.journal_batch_s)
-        try:
-            await self._build(tz)
-        except BaseException:
-            # A journal this version must not read, a port already taken: nothing may stay open, or the
-            # process would not even exit.
-            await self._abandon_start()
-            raise
+        await self._build(tz)
         self._runner = asyncio.get_running_loop().create_task(self._run(self.notifier), name="ctiserver")
         await self._started.wait()
 
@@ -202,12 +202,16 @@ class CtiServer:
                                                            skills=frozenset(s.acd.skills)))
         for error in self.flows.reload():
             log.error("IVR flow not loaded: %s", error)
+        if s.prompts_dir is not None:  # a missing prompt is told, not fatal: callers go on without it
+            for problem in check_prompts(s.prompts_dir, map(self.flows.get, self.flows.names()), QUEUE_PROMPTS):
+                log.error("%s", problem)
         if s.speech_models:
             self.speech = RecognizerPool({k: str(v) for k, v in s.speech_models.items()})
         views = ConsoleViews(self.projector, self.clock, self.clock(), self.queueing.consulting)
+        self.presence = ConsolePresence(self.queueing, self.bus, self.clock, s.console_lost_after_s)
         self.console = ConsoleBackend(recorder=self.recorder, queueing=self.queueing, calls=self.calls,
                                       crm=self.crm, views=views, clock=self.clock, bus=self.bus,
-                                      phones=Phones(s.phones))
+                                      phones=Phones(s.phones), presence=self.presence)
         self.ivr = IvrService(IvrSettings(s.flow_by_did, s.default_flow, s.recordings_dir), self.flows, self.crm,
                               self.speech, self.recorder, self.calls, self.queueing, lambda: self.projector.config,
                               clock=self.clock, put_pop=views.put_pop)
@@ -215,22 +219,16 @@ class CtiServer:
         self.ivr.routes(self.agi)
         self.gateway = Gateway(
             self.console, Accounts.from_config(s.accounts, "accounts"),
-            GatewayConfig(host=s.http_host, port=s.http_port, token_secret=s.token_secret, token_ttl_s=s.token_ttl_s),
+            GatewayConfig(host=s.http_host, port=s.http_port, token_secret=s.token_secret, token_ttl_s=s.token_ttl_s,
+                          ping_interval_s=s.console_ping_interval_s, ping_timeout_s=s.console_ping_timeout_s),
         )
         self.gateway.signer.restore(self.projector.ended_sessions, self.projector.logged_out_users)
         self.notifier = ConsoleNotifier(views, self.gateway, self.bus)
+        self.presence.start(self.projector.router.agent_ids())  # before any console can connect
         await self._listen("FastAGI", s.agi_host, s.agi_port, self.agi.start())
         await self._listen("the console gateway (http)", s.http_host, s.http_port, self.gateway.start())
         if self.speech is not None:
             await self.speech.preload()
-
-    async def _abandon_start(self) -> None:
-        for close in (lambda: self.agi.close(), lambda: self.gateway.stop(), lambda: self.calls.close()):
-            with contextlib.suppress(Exception):
-                await close()
-        if self._queue_log is not None:
-            self._queue_log.close()
-        await self.crm.close()
 
     @staticmethod
     async def _listen(service: str, host: str, port: int, opening: Coroutine[Any, Any, None]) -> None:
@@ -268,6 +266,7 @@ class CtiServer:
                 tg.create_task(notifier.run_wallboard(), name="wallboard")
                 self._intake.append(tg.create_task(self.calls.run_fallback_scan(), name="fallback-take-back"))
                 tg.create_task(FlowWatcher(self.flows).run(), name="flow-watcher")
+                tg.create_task(self.presence.run(), name="console-presence")
                 tg.create_task(grading_loop(self.crm, every=s.grading_every, stop=self._stop_grading),
                                name="grading")
                 self.queueing.start()

@@ -94,7 +94,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         token_secret=cfg.token_secret.encode(), token_ttl_s=cfg.token_ttl_s,
         queue_log=cfg.path.parent / "queue_log", prompts_dir=cfg.prompts_dir, timezone=cfg.timezone,
         journal_batch_s=cfg.journal_batch_ms / 1000, checkpoint_facts=cfg.checkpoint_facts,
-        checkpoint_s=cfg.checkpoint_s, phones=cfg.agents,
+        checkpoint_s=cfg.checkpoint_s, phones=cfg.agents, console_lost_after_s=cfg.consoles.lost_after_s,
+        console_ping_interval_s=cfg.consoles.ping_interval_s, console_ping_timeout_s=cfg.consoles.ping_timeout_s,
     )
 
     # Before the journal replays (which can take a while): a port already taken is one line, at once.

@@ -42,6 +42,17 @@ class Bind:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsolesConfig:
+    """consoles: how long an agent may be without any console before being paused (console_lost; 0: never),
+    and the websocket keepalive that finds a console whose network is gone (a laptop asleep sends no
+    close): a ping every ping_interval_s, the connection dropped when no pong comes in ping_timeout_s."""
+
+    lost_after_s: float = 30.0
+    ping_interval_s: float = 20.0
+    ping_timeout_s: float = 20.0
+
+
+@dataclass(frozen=True, slots=True)
 class CtiConfig:
     path: Path
     pbxes: tuple[PbxConfig, ...]
@@ -67,6 +78,7 @@ class CtiConfig:
     # Who may open a FastAGI session: agi.allow, else the addresses of the PBX hosts (resolved at load).
     agi_allow: AllowList = ()
     agents: PhoneSettings = field(default_factory=PhoneSettings)  # the site's phones: device template, auto-answer
+    consoles: ConsolesConfig = field(default_factory=lambda: ConsolesConfig())
 
 
 class _Reader:
@@ -225,6 +237,29 @@ def _phones(r: _Reader, node: yaml.Node | None) -> PhoneSettings:
     return PhoneSettings(device, auto)
 
 
+def _consoles(r: _Reader, node: yaml.Node | None, raw: object) -> ConsolesConfig:
+    if node is None:
+        return ConsolesConfig()
+    if not isinstance(raw, dict):
+        r.err(node, "consoles", "must be a mapping (lost_after_s, ping_interval_s, ping_timeout_s)")
+        return ConsolesConfig()
+    nodes = _mapping(node)
+    values: dict[str, float] = {}
+    for key in raw:
+        if key not in ("lost_after_s", "ping_interval_s", "ping_timeout_s"):
+            r.err(nodes.get(str(key), node), f"consoles.{key}",
+                  "unknown setting (lost_after_s, ping_interval_s, ping_timeout_s)")
+            continue
+        value = raw[key]
+        least = 0.0 if key == "lost_after_s" else 0.1
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not least <= value <= 86400:
+            r.err(nodes.get(key), f"consoles.{key}", f"must be a number of seconds from {least:g} to 86400, "
+                                                    f"not {value!r}")
+            continue
+        values[key] = float(value)
+    return ConsolesConfig(**values)
+
+
 def load_config(path: str | Path) -> CtiConfig:
     path = Path(path)
     text = _read_text(path)
@@ -318,9 +353,10 @@ def load_config(path: str | Path) -> CtiConfig:
         checkpoint_s=scalar("journal", "checkpoint_s", 60, int),
         extra={k: v for k, v in data.items() if k not in
                {"pbx", "agi", "http", "crm", "ivr", "acd", "speech", "accounts", "security", "centre",
-                "journal", "agents"}},
+                "journal", "agents", "consoles"}},
         agi_allow=_agi_allow(r, top.get("agi"), pbx_at),
         agents=_phones(r, top.get("agents")),
+        consoles=_consoles(r, top.get("consoles"), data.get("consoles")),
     )
     if r.errors:
         raise ConfigError(r.errors)

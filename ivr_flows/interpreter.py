@@ -80,6 +80,10 @@ ALL_KEYS = "0123456789*#"
 MAX_INSTANT_NODES = 200
 # Extra seconds on top of a command's own time limit before the driver gives up on Asterisk's reply.
 REPLY_MARGIN = 30.0
+# Commands that play a prompt: their result=-1 on a live channel means the prompt could not be played.
+PROMPT_VERBS = frozenset({"STREAM FILE", "CONTROL STREAM FILE", "GET DATA", "GET OPTION"})
+# Asked over when the question's prompt is missing, so the caller can still key an answer (a core sound).
+FALLBACK_PROMPT = "beep"
 
 Gen = Generator[Step, Any, Any]
 
@@ -262,14 +266,28 @@ class FlowRun:
         reply = yield AgiCommand(tuple(words), timeout)
         assert isinstance(reply, AgiReply), f"expected an AgiReply, got {type(reply).__name__}"
         if reply.code == 200 and reply.result == "-1":
-            yield from self._probe()
+            yield from self._probe(words)
         return reply
 
-    def _probe(self) -> Gen:
-        # result=-1 means the caller hung up (capture 03) or the file could not be played. CHANNEL STATUS
-        # tells them apart: on a dead channel Asterisk answers HANGUP + 511 and the driver ends the run.
+    def _probe(self, words: tuple[str | int, ...] = ()) -> Gen:
+        # result=-1 means the caller hung up (capture 03) or the file could not be played (capture 14: a
+        # missing prompt, endpos=0 or none, channel up). CHANNEL STATUS tells them apart: on a dead channel
+        # Asterisk answers HANGUP + 511 and the driver ends the run; alive, the flow goes on as if the
+        # prompt had played, and the path says which prompt is missing (the server alerts supervisors).
         yield AgiCommand(("CHANNEL STATUS",), 10.0)
-        self.path.append(PathEntry(self._node, "note", "command failed (result=-1), channel still up"))
+        if len(words) > 1 and words[0] in PROMPT_VERBS:
+            self.path.append(PathEntry(self._node, "prompt_missing", str(words[1])))
+        else:
+            self.path.append(PathEntry(self._node, "note", "command failed (result=-1), channel still up"))
+
+    def _get_data(self, prompt: str, timeout_ms: int, max_digits: int,
+                  timeout: float) -> Generator[Step, Any, AgiReply]:
+        """GET DATA; a missing prompt makes it return at once without keys (capture 14), so the question
+        is asked again over a beep: the caller can still answer, as if the prompt had played."""
+        reply = yield from self._command("GET DATA", prompt, timeout_ms, max_digits, timeout=timeout)
+        if reply.code == 200 and reply.result == "-1" and prompt != FALLBACK_PROMPT:
+            reply = yield from self._command("GET DATA", FALLBACK_PROMPT, timeout_ms, max_digits, timeout=timeout)
+        return reply
 
     def _play(self, prompts: tuple[Template, ...], escape: str = "") -> Generator[Step, Any, str | None]:
         """STREAM FILE each prompt; returns the key that interrupted it (barge-in), if any."""
@@ -408,9 +426,9 @@ def _collect_node(run: FlowRun, node: CollectNode) -> Gen:
     for _attempt in range(node.retries + 1):
         if last:
             yield from run._play(node.no_input if last == "no_input" else node.invalid)
-        prompt = render_prompt(node.prompt, run.variables) or "beep"
-        reply = yield from run._command("GET DATA", prompt, int(node.timeout * 1000), node.max_digits,
-                                        timeout=node.timeout * (node.max_digits + 1) + REPLY_MARGIN)
+        prompt = render_prompt(node.prompt, run.variables) or FALLBACK_PROMPT
+        reply = yield from run._get_data(prompt, int(node.timeout * 1000), node.max_digits,
+                                         timeout=node.timeout * (node.max_digits + 1) + REPLY_MARGIN)
         digits = re.sub(r"[^0-9*#]", "", reply.result) if reply.result != "-1" else ""
         if not digits:
             run.path.append(PathEntry(run._node, "no_input"))
@@ -572,9 +590,8 @@ def _survey_node(run: FlowRun, node: SurveyNode) -> Gen:
     for attempt in range(node.retries + 1):
         if attempt:
             yield from run._play(node.invalid)
-        prompt = render_prompt(node.prompt, run.variables) or "beep"
-        reply = yield from run._command("GET DATA", prompt, int(node.timeout * 1000), 1,
-                                        timeout=node.timeout + REPLY_MARGIN)
+        prompt = render_prompt(node.prompt, run.variables) or FALLBACK_PROMPT
+        reply = yield from run._get_data(prompt, int(node.timeout * 1000), 1, timeout=node.timeout + REPLY_MARGIN)
         if reply.result in ("1", "2", "3", "4", "5"):
             score = int(reply.result)
             answer = yield SaveSurvey(run.flow.name, node.question, score, run.variables.get("caller_number", ""))

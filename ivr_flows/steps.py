@@ -144,8 +144,8 @@ class PathEntry:
     """One thing that happened on the caller's way through the flow (for the screen pop and CRM history).
 
     event: "node", "key", "speech", "no_input", "no_match", "collected", "recorded", "lookup", "branch",
-    "fallback_keypad", "retries_exhausted", "survey", "note", "error", "hangup".
-    """
+    "fallback_keypad", "retries_exhausted", "survey", "note", "error", "hangup", "prompt_missing" (value: the
+    prompt that could not be played; the flow went on as if it had)."""
 
     node: str
     event: str

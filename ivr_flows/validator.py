@@ -242,6 +242,13 @@ def _check_catalog(flow: Flow, catalog: FlowCatalog) -> Iterable[FlowError]:
             yield from _check_node_catalog(flow, node, catalog)
 
 
+def static_prompts(flow: Flow) -> list[tuple[Node, str]]:
+    """Every prompt a flow names as it is (node, prompt name): the sounds the PBX must have. Names built from
+    variables are left out: their values are only known when a call runs."""
+    return [(node, prompt.text) for g in (flow.main, *flow.subflows.values()) for node in g.nodes.values()
+            for _fld, prompt in node.prompts() if prompt.is_static]
+
+
 def _check_node_catalog(flow: Flow, node: Node, catalog: FlowCatalog) -> Iterable[FlowError]:
     for fld, prompt in node.prompts():
         if not prompt.is_static:

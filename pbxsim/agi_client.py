@@ -1,7 +1,8 @@
 """The Asterisk side of FastAGI: connect to agi://host:port/script, send the environment, run commands.
 
 Reply shapes, the HANGUP line, the 511s after a hangup, AGIExecStart/End and AGISTATUS follow captures
-02, 03, 13 and 13b.
+02, 03, 13 and 13b; prompts that are not installed (STREAM FILE, GET DATA, GET OPTION, CONTROL STREAM FILE)
+follow capture 14.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 from pbxsim import wire
 from pbxsim.channels import HUNGUP, INTERRUPTED, Channel
 from pbxsim.dialplan import split_args
-from pbxsim.prompts import DIGIT_SECONDS, samples
+from pbxsim.prompts import DIGIT_SECONDS, moh_class, samples
 from pbxsim.world import World
 
 AGI_VERSION = "22.10.1"
@@ -214,6 +215,8 @@ class AgiRun:
         if verb == "ANSWER":
             apps.do_answer(chan)
             return _ok("0")
+        if verb in ("STREAM FILE", "CONTROL STREAM FILE", "GET OPTION") and not w.sounds.exists(args[0] if args else ""):
+            return self.missing_prompt(verb)
         if verb in ("STREAM FILE", "CONTROL STREAM FILE"):
             name = args[0] if args else ""
             escape = args[1] if len(args) > 1 else ""
@@ -227,6 +230,8 @@ class AgiRun:
             return _ok(str(ord(r)) if r else "0", f" endpos={endpos}")
         if verb == "GET DATA":
             return await self.get_data(args)
+        if verb == "GET OPTION":
+            return await self.get_option(args)
         if verb == "WAIT FOR DIGIT":
             timeout_ms = int(args[0]) if args and args[0].lstrip("-").isdigit() else -1
             for obs in chan.observers:
@@ -292,7 +297,7 @@ class AgiRun:
         if verb == "SET MUSIC":
             on = bool(args) and args[0].lower() == "on"
             if on and chan.moh is None:
-                chan.moh = args[1] if len(args) > 1 else "default"
+                chan.moh = moh_class(args[1] if len(args) > 1 else "")
                 w.chan_event("MusicOnHoldStart", chan, ("Class", chan.moh))
             elif not on and chan.moh is not None:
                 chan.moh = None
@@ -300,11 +305,42 @@ class AgiRun:
             return _ok("0")
         return "510", "510 Invalid or unknown command", "Invalid or unknown command"
 
+    def missing_prompt(self, verb: str) -> tuple[str, str, str]:
+        """A prompt that is not installed, on a live channel (capture 14): the command fails at once with
+        result=-1, which is also what a hang-up gives; only the shape of endpos differs."""
+        if verb == "CONTROL STREAM FILE":
+            self.world.set_var(self.chan, "CPLAYBACKSTATUS", "ERROR")
+            self.world.set_var(self.chan, "CPLAYBACKOFFSET", "-1")
+            return "-1", "200 result=-1 endpos=-1", "Failure"
+        return "-1", "200 result=-1 endpos=0", "Failure"  # STREAM FILE, GET OPTION
+
+    async def get_option(self, args: list[str]) -> tuple[str, str, str]:
+        """GET OPTION <file> <escape digits> [timeout ms]: STREAM FILE, then a wait for one of the digits
+        (res_agi's default wait is the dialplan's digit timeout, 5 s)."""
+        chan = self.chan
+        name = args[0] if args else ""
+        escape = args[1] if len(args) > 1 else ""
+        timeout_ms = int(args[2]) if len(args) > 2 and args[2].lstrip("-").isdigit() else 5000
+        r, played = await self.apps.play(chan, name, digits=escape)
+        endpos = samples(played)
+        if r == HUNGUP or r == INTERRUPTED:
+            return "-1", f"200 result=-1 endpos={endpos}", "Failure"
+        while r is None and escape and timeout_ms > 0:
+            r = await chan.wait_for(timeout_ms / 1000, digits=True)
+            if r == HUNGUP or r == INTERRUPTED:
+                return "-1", f"200 result=-1 endpos={endpos}", "Failure"
+            if r is None or r in escape:
+                break
+            r = None  # a key that is not an escape digit is ignored
+        return _ok(str(ord(r)) if r else "0", f" endpos={endpos}")
+
     async def get_data(self, args: list[str]) -> tuple[str, str, str]:
         chan = self.chan
         name = args[0] if args else ""
         timeout = int(args[1]) / 1000 if len(args) > 1 and args[1].isdigit() else 6.0
         max_digits = int(args[2]) if len(args) > 2 and args[2].isdigit() else 1024
+        if not self.world.sounds.exists(name):
+            return "200", "200 result=-1", "Success"  # no endpos, and no wait for keys (capture 14)
         r, _ = await self.apps.play(chan, name, digits="0123456789*#")
         got = ""
         if r == HUNGUP or r == INTERRUPTED:

@@ -15,7 +15,7 @@ from pbxsim.agi_client import run_agi
 from pbxsim.channels import HUNGUP, Channel
 from pbxsim.dialplan import evaluate, split_args
 from pbxsim.parking import ParkingLot
-from pbxsim.prompts import prompt_seconds
+from pbxsim.prompts import moh_class, prompt_seconds
 from pbxsim.queues import Queues
 from pbxsim.world import AppResult, PhoneProfile, World
 
@@ -132,6 +132,9 @@ class Apps:
         args = split_args(data)
         ok = True
         for name in args[0].split("&"):
+            if not self.world.sounds.exists(name):
+                ok = False  # "Playback failed": the next file is played all the same (capture 14)
+                continue
             r, _ = await self.play(chan, name)
             if r is not None:
                 ok = False
@@ -180,7 +183,7 @@ class Apps:
 
     async def music_on_hold(self, chan: Channel, data: str) -> AppResult:
         args = split_args(data)
-        klass = args[0] or "default"
+        klass = moh_class(args[0])
         seconds = float(args[1]) if len(args) > 1 and args[1] else None
         w = self.world
         w.chan_event("MusicOnHoldStart", chan, ("Class", klass))
@@ -194,7 +197,7 @@ class Apps:
         return None
 
     async def start_moh(self, chan: Channel, data: str) -> AppResult:
-        klass = split_args(data)[0] or "default"
+        klass = moh_class(split_args(data)[0])
         self.world.chan_event("MusicOnHoldStart", chan, ("Class", klass))
         chan.moh = klass
         return None

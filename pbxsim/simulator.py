@@ -20,6 +20,7 @@ from pbxsim.apps import Apps
 from pbxsim.channels import Channel
 from pbxsim.parking import ParkingLot
 from pbxsim.people import CallerBehaviour, CallerRun, sanitize_sip_text
+from pbxsim.prompts import Sounds
 from pbxsim.queues import Queues
 from pbxsim.world import PhoneProfile, World
 
@@ -76,12 +77,14 @@ class Simulator:
                  agi_host: str | None = None, agi_port: int | None = None,
                  ami_users: dict[str, str] | None = None, ami_port: int = 0,
                  globals_override: dict[str, str] | None = None, capture_mode: bool = False,
-                 fixed_challenge: str | None = None) -> None:
+                 fixed_challenge: str | None = None, sounds: Sounds | None = None) -> None:
         paths = list(dialplan_paths) if dialplan_paths else [product_dialplan()]
         plan = dp.load(paths)
         if globals_override:
             plan.globals.update(globals_override)
         self.world = World(plan, time_scale=time_scale)
+        # The sounds directory: the captures' PBX, or the product's (core sounds + asterisk-config/prompts.tsv).
+        self.world.sounds = sounds or (Sounds.captures() if capture_mode else Sounds.product(product_dialplan().parent))
         self.queues = Queues(self.world)
         self.parking = ParkingLot(self.world)
         self.world.apps = Apps(self.world, self.queues, self.parking)
@@ -95,6 +98,11 @@ class Simulator:
     @property
     def time_scale(self) -> float:
         return self.world.time_scale
+
+    @property
+    def sounds(self) -> Sounds:
+        """The prompts installed on this PBX: ``sim.sounds.remove("cti/hold-music")`` deletes one."""
+        return self.world.sounds
 
     async def start(self) -> int:
         """Start (or restart) the AMI server; returns its port. Calls in progress are kept."""

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from pbxsim import wire
 from pbxsim.channels import HUNGUP, UNKNOWN, Audio, Bridge, Channel, new_bridge_id
 from pbxsim.dialplan import Dialplan, expand, split_args
+from pbxsim.prompts import ASTDATADIR, Sounds
 
 Listener = Callable[[wire.Pairs], None]
 # What an application returns: None (next priority), a (context, exten, priority) goto, "hangup" (the app
@@ -103,6 +104,7 @@ class World:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.agi_host_override: tuple[str, int] | None = None
         self.apps: AppRunner = NoApps()
+        self.sounds = Sounds()  # what is in the sounds directory (the facade installs the PBX's set)
 
     # ---------------------------------------------------------------- time and tasks
     def vnow(self) -> float:
@@ -236,9 +238,15 @@ class World:
             var, find, replace = (split_args(e[11:-1]) + ["", ""])[:3]
             value = self.read_var(chan, var) or ""
             return value.replace(find, replace) if find else value
+        if up.startswith("STAT(") and e.endswith(")"):
+            flag, _, path = e[5:-1].partition(",")
+            if flag.strip() != "e":
+                return ""  # only the existence test is simulated (capture 14)
+            return "1" if self.sounds.file_exists(path.strip()) else "0"
         special = {
             "CHANNEL": chan.name, "EXTEN": chan.exten, "CONTEXT": chan.context, "PRIORITY": str(chan.priority),
             "UNIQUEID": chan.uniqueid, "LINKEDID": chan.linkedid, "HANGUPCAUSE": str(chan.hangup_cause or 0),
+            "ASTDATADIR": ASTDATADIR,
         }
         if e in chan.variables:
             return chan.variables[e]

@@ -152,3 +152,24 @@ def test_agents_mistakes_name_the_line(tmp_path: Path, agents: str, message: str
     with pytest.raises(ConfigError) as e:
         load_config(p)
     assert f"{p}:2: {message}" in str(e.value)
+
+
+# ------------------------------------------------------------------------------------ consoles
+
+
+def test_consoles_settings(tmp_path: Path):
+    cfg = load_config(ROOT / "docs" / "cti.example.yaml")
+    assert (cfg.consoles.lost_after_s, cfg.consoles.ping_interval_s, cfg.consoles.ping_timeout_s) == (30, 20, 20)
+    p = _write(tmp_path, "pbx:\n  - {name: a, host: 10.0.0.1, username: u, secret: s}\n"
+                         "consoles: {lost_after_s: 0, ping_interval_s: 2.5}\n")
+    consoles = load_config(p).consoles
+    assert (consoles.lost_after_s, consoles.ping_interval_s, consoles.ping_timeout_s) == (0, 2.5, 20)
+    p = _write(tmp_path, "pbx:\n  - {name: a, host: 10.0.0.1, username: u, secret: s}\n"
+                         "consoles:\n  lost_after_s: soon\n  ping_timeout_s: 0\n  grace: 3\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert e.value.errors == [
+        f"{p}:4: consoles.lost_after_s: must be a number of seconds from 0 to 86400, not 'soon'",
+        f"{p}:5: consoles.ping_timeout_s: must be a number of seconds from 0.1 to 86400, not 0",
+        f"{p}:6: consoles.grace: unknown setting (lost_after_s, ping_interval_s, ping_timeout_s)",
+    ]

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from acd import events as ev
-from acd.config import AcdConfig
+from acd.config import SYSTEM_PAUSE_REASONS, AcdConfig
 from acd.states import AgentState
 from crmstore.privacy import Role as CrmRole
 from crmstore.privacy import Viewer
@@ -44,6 +44,7 @@ from ..projections.recorder import Recorder
 from ..queueing.service import QueueingService
 from ..queueing.service import Refused as AcdRefused
 from .devices import DeviceRefused, Phones
+from .presence import ConsolePresence
 from .views import ConsoleViews
 
 _EXTENSION = re.compile(r"[0-9]{2,15}")
@@ -85,6 +86,7 @@ class ConsoleBackend:
         clock: Callable[[], float],
         bus: EventBus,
         phones: Phones | None = None,
+        presence: ConsolePresence | None = None,
     ) -> None:
         self.recorder = recorder
         self.queueing = queueing
@@ -93,6 +95,7 @@ class ConsoleBackend:
         self.views = views
         self.clock = clock
         self.phones = phones or Phones()
+        self.presence = presence
         self._dialled: dict[str, str] = {}  # click-to-call leg -> agent: untracked outbound calls
         self._spies: dict[str, _Spy] = {}  # supervisor (username) -> their spy call
         self._spy_calls = 0
@@ -132,6 +135,10 @@ class ConsoleBackend:
 
     def user_logged_out(self, username: str) -> None:
         self._record(f.ConsoleUserLoggedOut(username))
+
+    def console_presence(self, agent_id: str, connected: bool) -> None:
+        if self.presence is not None:
+            self.presence.console_presence(agent_id, connected)
 
     async def agent_snapshot(self, agent_id: str) -> AgentSnapshot:
         self._known_agent(agent_id)
@@ -192,8 +199,14 @@ class ConsoleBackend:
         view = self.views.router.agent_view(agent_id, self.clock())
         self._acd(ev.WrapUpDone(agent_id) if view.state == AgentState.WRAP_UP.value else ev.AgentReady(agent_id))
 
+    def _chosen_reason(self, reason: str) -> str:
+        # The server's own reasons (console_lost) are the server's to give: resuming on reconnect relies on it.
+        if reason in SYSTEM_PAUSE_REASONS and reason not in self.config.pause_reasons:
+            raise Refused("invalid_value", f"{reason!r} is not a pause reason to choose")
+        return reason
+
     async def agent_pause(self, who: Principal, reason: str) -> None:
-        self._acd(ev.AgentPaused(self._known_agent(who.agent_id), reason))
+        self._acd(ev.AgentPaused(self._known_agent(who.agent_id), self._chosen_reason(reason)))
 
     # ------------------------------------------------------------------ call control
 
@@ -434,6 +447,7 @@ class ConsoleBackend:
             await spy.pbx.control.hangup(chan.name)
 
     async def force_pause(self, who: Principal, agent_id: str, reason: str) -> None:
+        self._chosen_reason(reason)
         self._record(f.SupervisorAction(who.username, "force_pause", agent_id, reason))
         self._acd(ev.AgentPaused(self._known_agent(agent_id), reason))
 

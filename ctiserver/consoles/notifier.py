@@ -14,6 +14,7 @@ from typing import Any
 from acd import decisions as d
 
 from ..bus import EventBus
+from ..gateway.backend import AlertView
 from ..gateway.server import Gateway
 from ..journal import facts as f
 from ..queueing.service import ConsultationChanged
@@ -31,6 +32,7 @@ class ConsoleNotifier:
         self.gateway = gateway
         self._pushes: asyncio.Queue[Callable[[], Awaitable[Any]]] = asyncio.Queue()
         self._last_wallboard: dict[str, dict[str, object]] = {}
+        self._prompts_alerted: set[str] = set()
         bus.subscribe(d.Offer, self._on_offer)
         bus.subscribe(d.AgentStateChanged, self._on_agent_state)
         bus.subscribe(d.PauseDeferred, self._on_pause_deferred)
@@ -39,6 +41,7 @@ class ConsoleNotifier:
         bus.subscribe(f.CallArrived, self._on_call_fact)
         bus.subscribe(f.CallEnded, self._on_call_ended)
         bus.subscribe(ConsultationChanged, self._on_consultation)
+        bus.subscribe(f.PromptMissing, self._on_prompt_missing)
 
     def _push(self, make: Callable[[], Awaitable[Any]]) -> None:
         self._pushes.put_nowait(make)
@@ -120,6 +123,18 @@ class ConsoleNotifier:
     def _on_call_ended(self, e: f.CallEnded) -> None:
         gw, call_id = self.gateway, e.call_id
         self._push(lambda: gw.push_call_list_delta(call_id, None))
+
+    # ------------------------------------------------------------------ supervisors
+
+    def _on_prompt_missing(self, e: f.PromptMissing) -> None:
+        # Once per prompt: the IVR and the queues may both meet it, and every caller after the first does.
+        if e.prompt in self._prompts_alerted:
+            return
+        self._prompts_alerted.add(e.prompt)
+        alert = AlertView(f"prompt:{e.prompt}", "", "prompt_missing", 0.0, 0.0, "warning", self.views.clock(),
+                          f"prompt {e.prompt} cannot be played ({e.where}): install it on the PBX", e.prompt)
+        gw = self.gateway
+        self._push(lambda: gw.push_alert(alert))
 
     def _call_row(self, call_id: str) -> None:
         row = self.views.call_row(call_id)

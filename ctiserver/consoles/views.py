@@ -64,7 +64,7 @@ class ConsoleViews:
     def agent_row(self, agent_id: str) -> dict[str, object]:
         v = self.router.agent_view(agent_id, self.clock())
         return {"agent_id": agent_id, "name": self.config.agent(agent_id).name, "state": v.state,
-                "since": max(v.since, self.started_at), "reason": v.pause_reason or "",
+                "since": max(v.since, self.started_at), "reason": v.pause_reason or v.pending_pause or "",
                 "extension": label(v.endpoint) if v.endpoint else "",
                 "queues": list(v.queues), "call_id": v.call_id or "", "answered": v.calls_answered}
 

@@ -69,6 +69,7 @@ async def _simulated_agent(server: CtiServer, agent_id: str, rng: random.Random)
     who = Principal(f"agent{agent_id}", Role.AGENT, agent_id, agent_id, f"agent{agent_id}", "sim",
                     int(time.time()) + 10**8)
     server.queueing.command(ev.AgentLoggedIn(agent_id, f"PJSIP/{agent_id}", None))
+    server.presence.console_presence(agent_id, True)  # at their desk: never paused for a lost console
     while True:
         await asyncio.sleep(1.0)
         view = server.projector.router.agent_view(agent_id, server.now())

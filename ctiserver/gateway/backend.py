@@ -113,14 +113,17 @@ class OfferView:
 
 @dataclass(frozen=True, slots=True)
 class AlertView:
+    """One alert per (queue, metric, subject): a newer one replaces it, level "cleared" removes it."""
+
     alert_id: str
-    queue: str
-    metric: str  # waiting, longest_wait_s, service_level, abandon_rate ...
+    queue: str  # "" when the alert is not about one queue
+    metric: str  # waiting, longest_wait_s, service_level, abandon_rate ..., prompt_missing
     value: float
     threshold: float
     level: Literal["warning", "critical", "cleared"]
     at: float
     text: str = ""
+    subject: str = ""  # what the alert is about beyond the queue (prompt_missing: the prompt's name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +160,11 @@ class Backend(Protocol):
 
     def user_logged_out(self, username: str) -> None:
         """A supervisor ended every session of an account."""
+        ...
+
+    def console_presence(self, agent_id: str, connected: bool) -> None:
+        """The agent's first console connected, or their last one went away (closed, or dropped by the
+        keepalive when its network is gone). Told on each change, from the gateway's connections."""
         ...
 
     async def agent_snapshot(self, agent_id: str) -> AgentSnapshot: ...

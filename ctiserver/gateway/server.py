@@ -551,7 +551,10 @@ class Gateway:
             for frame in replay:
                 self._write((client,), frame)
             client.stream = "agent:" + who.agent_id
-            self._agent_clients.setdefault(who.agent_id, set()).add(client)
+            clients = self._agent_clients.setdefault(who.agent_id, set())
+            clients.add(client)
+            if len(clients) == 1:
+                self._presence(who.agent_id, True)
             return
         outbox = self._monitor_outbox
         replay = outbox.since(last_seq, now) if last_seq is not None and stream == outbox.stream_id else None
@@ -570,10 +573,17 @@ class Gateway:
         who = client.principal
         if who is not None and who.agent_id is not None:
             clients = self._agent_clients.get(who.agent_id)
-            if clients is not None:
+            if clients is not None and client in clients:
                 clients.discard(client)
                 if not clients:
                     del self._agent_clients[who.agent_id]
+                    self._presence(who.agent_id, False)
+
+    def _presence(self, agent_id: str, connected: bool) -> None:
+        try:
+            self.backend.console_presence(agent_id, connected)
+        except Exception:  # a connection opens and closes whatever the backend makes of it
+            log.exception("console presence of agent %s", agent_id)
 
     async def _on_message(self, client: _Client, raw: str | bytes) -> None:
         cmd = self._admit(client, raw)

@@ -68,7 +68,7 @@ class MonitorMirror:
         # Rows removed then re-added within one interval: consoles merge rows, so the removal must
         # reach them first or the old row's fields would survive in the new one.
         self.replaced: dict[str, set[str]] = {name: set() for name in SECTIONS}
-        self.alerts: dict[tuple[str, str], Mapping[str, object]] = {}
+        self.alerts: dict[tuple[str, str, str], Mapping[str, object]] = {}
 
     def apply(self, section: str, key: str, fields: Mapping[str, object] | None) -> bool:
         rows, pending = self.rows[section], self.pending[section]
@@ -109,7 +109,7 @@ class MonitorMirror:
         return out
 
     def set_alert(self, alert: Mapping[str, object]) -> None:
-        key = (str(alert["queue"]), str(alert["metric"]))
+        key = (str(alert["queue"]), str(alert["metric"]), str(alert.get("subject") or ""))
         if alert.get("level") == "cleared":
             self.alerts.pop(key, None)
         else:

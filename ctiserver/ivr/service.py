@@ -33,6 +33,7 @@ from ..calls.service import CallsService
 from ..journal import facts as f
 from ..projections.recorder import Recorder
 from ..queueing.service import QueueingService
+from .prompts import MissingPrompts
 from .services import IvrCall, IvrServices
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class IvrService:
         *,
         clock: Callable[[], float],
         put_pop: Callable[[str, object], None] = lambda call_id, pop: None,
+        missing_prompts: MissingPrompts | None = None,
     ) -> None:
         self.settings = settings
         self.flows = flows
@@ -70,6 +72,7 @@ class IvrService:
         self._acd_config = acd_config
         self.clock = clock
         self._put_pop = put_pop
+        self.missing_prompts = missing_prompts or MissingPrompts(recorder.record)
 
     def routes(self, agi: FastAgiServer) -> None:
         agi.route("ivr", self.on_ivr)
@@ -149,7 +152,8 @@ class IvrService:
     async def _run_flow(self, session: AgiSession, call: IvrCall, flow: Any, variables: dict[str, str]) -> FlowResult:
         run = FlowRun(flow, variables, lambda: datetime.now(UTC), spool_dir=str(self.settings.recordings_dir),
                       call_id=call.call_id)
-        services = IvrServices(call, self.crm, self, self.speech, self.recorder.record)
+        services = IvrServices(call, self.crm, self, self.speech, self.recorder.record, flow=flow.name,
+                               missing_prompts=self.missing_prompts)
         return await run_flow(session, run, services)
 
     async def _queue_caller(self, session: AgiSession, call: IvrCall, queue: str, priority: int) -> None:

@@ -27,6 +27,7 @@ from ivr_flows.steps import (
 )
 
 from ..journal import facts as f
+from .prompts import MissingPrompts
 
 Record = Callable[[object], object]  # journals one fact (ctiserver.projections.recorder.Recorder.record)
 
@@ -57,15 +58,22 @@ class IvrServices:
         figures: QueueFiguresSource,
         speech: RecognizerPool | None,
         record: Record,
+        *,
+        flow: str = "",
+        missing_prompts: MissingPrompts | None = None,
     ) -> None:
         self.call = call
         self.crm = crm
         self._figures = figures
         self._speech = speech
         self._record = record
+        self._flow = flow
+        self._missing = missing_prompts or MissingPrompts(record)
 
     def path_entry(self, entry: PathEntry) -> None:
         self._record(f.IvrStep(self.call.call_id, entry.node, entry.event, entry.value, entry.confidence))
+        if entry.event == "prompt_missing":
+            self._missing.report(entry.value, f"flow {self._flow}, node {entry.node}", self.call.call_id)
 
     async def lookup_customer(self, by: str, key: str) -> Mapping[str, object] | None:
         if by == "caller_number":

@@ -80,6 +80,17 @@ class PbxRestarting:
     pbx: str
 
 
+@dataclass(frozen=True, slots=True)
+class PromptMissing:
+    """A prompt could not be played to a caller while the channel was up (not on the PBX: capture 14).
+    The caller went on without it (the IVR as if it had played, the queue on Asterisk's music on hold).
+    Told once per prompt and place: `where` is "queue" or "flow <name>, node <node>"."""
+
+    prompt: str
+    where: str
+    call_id: str = ""
+
+
 # ---------------------------------------------------------------------------------------------- calls
 
 
@@ -225,6 +236,7 @@ OWN_KINDS: dict[str, type] = {
     "system.acd_config": AcdConfigLoaded,
     "pbx.link": PbxLinkChanged,
     "pbx.restarting": PbxRestarting,
+    "pbx.prompt_missing": PromptMissing,
     "call.arrived": CallArrived,
     "call.ivr_started": IvrStarted,
     "call.ivr_step": IvrStep,

@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 
 HOLD_MUSIC = "cti/hold-music"  # a short piece of music, played again and again between announcements
 MOH_CLASS = "default"  # Asterisk's music-on-hold class: what a caller hears when our prompt is missing
+# Every prompt a waiting caller may hear, and what for: looked for on the PBX at start (ctiserver.ivr.prompts).
+QUEUE_PROMPTS = {HOLD_MUSIC: "hold music", "cti/callback-confirmed": "callback confirmed",
+                 "queue-youarenext": "announcement", "queue-thereare": "announcement",
+                 "queue-callswaiting": "announcement", "queue-holdtime": "announcement",
+                 "queue-minutes": "announcement"}
 CALLBACK_KEY = "*"
 _TALKING = ("connected", "held")
 _IN_LINE = ("waiting", "callback", "offered", "ringing")
@@ -227,6 +232,7 @@ class QueueingService:
             self.prompts_missing.add(prompt)
             log.error("prompt %r cannot be played (missing on the PBX?): callers hear music on hold instead",
                       prompt)
+            self.recorder.record(f.PromptMissing(prompt, "queue"))
         if prompt != HOLD_MUSIC:
             return reply
         await channel.command("SET MUSIC", "ON", MOH_CLASS)

@@ -91,6 +91,20 @@ def test_pause_on_a_call_is_deferred_to_after_wrap_up() -> None:
     assert offers(drv.at(60)(ev.AgentReady("a"))) == [("c2", "a")]
 
 
+def test_console_lost_is_a_pause_reason_without_being_configured() -> None:
+    # The server's own reason (ctiserver.consoles.presence): not in pause_reasons, accepted all the same,
+    # and deferred on a call like any pause.
+    drv = setup()
+    assert "console_lost" not in drv.router.config.pause_reasons
+    drv.busy("a")
+    out = drv.at(5)(ev.AgentPaused("a", "console_lost"))
+    assert of_type(out, d.PauseDeferred) == [d.PauseDeferred("a", "console_lost", "on_call", 5)]
+    drv.at(20)(ev.AgentCallEnded("a", "busy-a"))
+    drv.tick(50.0)
+    view = drv.router.agent_view("a", 50.0)
+    assert (view.state, view.pause_reason) == ("paused", "console_lost")
+
+
 def test_ready_during_wrap_up_ends_it_early() -> None:
     drv = setup()
     drv.busy("a")

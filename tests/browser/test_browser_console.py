@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
 
-from tests.gateway.gw_harness import AGENT1, HOSTILE_CALLER, XSS_NAME, AppSite
+from tests.gateway.gw_harness import AGENT1, HOSTILE_CALLER, PLAIN_CALLER, XSS_NAME, AppSite, app_site
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -162,4 +162,32 @@ async def test_login_failure_and_role_pages(browser: Browser, site: AppSite) -> 
     await login(page, site, "super1")
     await expect(page.locator("#login-error")).to_contain_text("for agents")
     await expect(page.locator("#login-panel")).to_be_visible()
+    assert problems == [], problems
+
+
+async def test_supervisor_sees_a_lost_console_and_a_missing_prompt(browser: Browser, tmp_path: Path) -> None:
+    problems: list[str] = []
+    async with app_site(tmp_path, console_lost_after_s=0.5) as site:
+        site.sim.sounds.remove("demo/welcome")  # the demo flow's greeting is not on the PBX
+        boss = await open_page(browser, site.http_url + "/supervisor", problems)
+        await login(boss, site, "super1")
+        agent = await open_page(browser, site.http_url + "/agent", problems, lang="en")
+        await login(agent, site, "agent1")
+        await agent.fill("#phone-ext", AGENT1)
+        await agent.click("#phone-form button[type=submit]")
+        await expect(agent.locator("#state-badge")).to_have_text("Available")
+        agent_row = boss.locator(f"#agent-grid tr[data-key='{AGENT1}']")
+        await expect(agent_row.locator(".c-state")).to_have_text("空闲")
+
+        await agent.close()  # the agent's tab is closed: the server sees the websocket go
+        await expect(agent_row.locator(".c-state")).to_have_text("示忙 · 控制台断线")
+
+        await site.add_waiting_call("sales", PLAIN_CALLER)  # the IVR meets the missing greeting
+        alert = boss.locator("#alerts li[data-metric=prompt_missing]")
+        await expect(alert).to_contain_text("语音提示无法播放")
+        await expect(alert.locator("code")).to_have_text("demo/welcome")
+        await boss.click("#lang")
+        await expect(agent_row.locator(".c-state")).to_have_text("Paused · Console lost")
+        await expect(alert).to_contain_text("Prompt cannot be played")
+        await boss.screenshot(path=str(ARTIFACTS / "supervisor_alerts.png"), full_page=True)
     assert problems == [], problems

@@ -15,10 +15,10 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from acd.config import parse_config
 from crmstore.model import COMPLAINT, CallFacts, Flag, NewCustomer, WrapUp
@@ -312,10 +312,11 @@ def _settings(tmp: Path, db: Path, ami_port: int, token_ttl_s: int, acd_yaml: st
 
 @asynccontextmanager
 async def app_site(tmp: Path, *, token_ttl_s: int = 3600, acd_yaml: str = ACD_YAML,
-                   phones: PhoneSettings | None = None,
-                   dialplans: Sequence[Path] = ()) -> AsyncIterator[AppSite]:
+                   phones: PhoneSettings | None = None, dialplans: Sequence[Path] = (),
+                   **settings: Any) -> AsyncIterator[AppSite]:
     """The site; ``acd_yaml`` and ``phones`` (cti.yaml's agents section) change how agents are rung,
-    ``dialplans`` are loaded after the product's extensions.conf (contexts a site adds)."""
+    ``dialplans`` are loaded after the product's extensions.conf (contexts a site adds); ``settings``
+    override ServerSettings fields (prompts_dir, console_lost_after_s ...)."""
     db = tmp / "crm.db"
     shutil.copy(await crm_template(), db)
     sim = Simulator(time_scale=TIME_SCALE, ami_users={"cti": "ctisecret"},
@@ -323,7 +324,8 @@ async def app_site(tmp: Path, *, token_ttl_s: int = 3600, acd_yaml: str = ACD_YA
     port = await sim.start()
     for ext in (AGENT1, AGENT2, SUPERVISOR_EXTENSION):
         sim.add_agent_phone(ext, answer_after=None)  # desk phones: the test picks them up (AppSite.answer)
-    server = CtiServer(_settings(tmp, db, port, token_ttl_s, acd_yaml, phones or PhoneSettings()))
+    server = CtiServer(replace(_settings(tmp, db, port, token_ttl_s, acd_yaml, phones or PhoneSettings()),
+                               **settings))
     await server.start()
     site = AppSite(sim, server, db)
     try:

@@ -28,6 +28,7 @@ from ctiserver.agi.protocol import AgiEnvironment, AgiReply, format_command
 from ctiserver.agi.server import AgiSession, FastAgiServer
 from ctiserver.crm_history.records import CallRecord
 from ctiserver.crm_history.writer import CrmHistoryWriter
+from ctiserver.ivr.prompts import MissingPrompts
 from ctiserver.ivr.services import IvrCall, IvrServices, QueueFiguresSource
 from ctiserver.journal import facts as f
 from ctiserver.journal.journal import Journal
@@ -38,7 +39,7 @@ from ivr_flows.interpreter import FlowRun
 from ivr_flows.registry import FlowRegistry
 from ivr_flows.speech import RecognizerPool
 from ivr_flows.steps import QueueFigures, Transfer
-from ivr_flows.validator import FlowCatalog
+from ivr_flows.validator import FlowCatalog, static_prompts
 from pbxsim.channels import Channel
 from pbxsim.people import CallerBehaviour
 from pbxsim.simulator import Simulator
@@ -162,10 +163,12 @@ class IvrRig:
         self.speech = speech
         self.time_scale = time_scale
         self.calls: dict[str, Call] = {}  # by the trunk channel's uniqueid
+        self.deleted_prompts: set[str] = set()  # not on the PBX even though a flow plays them
         self.crm: CrmStore
         self.server: FastAgiServer
         self.sim: Simulator
         self.recorder: Recorder
+        self.missing_prompts: MissingPrompts
 
     async def start(self) -> None:
         errors = self.registry.reload()
@@ -175,6 +178,7 @@ class IvrRig:
         projector = Projector(parse_config(ACD_YAML, "<ivr rig>"))
         projector.listeners.append(CrmHistoryWriter(projector.records, journal, "CN"))
         self.recorder = Recorder(journal, projector, lambda: ("<ivr rig>", ACD_YAML))
+        self.missing_prompts = MissingPrompts(self.recorder.record)  # one per server, as IvrService has
         self._journal_task = asyncio.get_running_loop().create_task(journal.run())
         self.server = FastAgiServer("127.0.0.1", 0, command_timeout=30.0)
         self.server.route("ivr", self._ivr)
@@ -202,6 +206,11 @@ class IvrRig:
     def now(self) -> datetime:
         return self.clock
 
+    def delete_prompts(self, *names: str) -> None:
+        """These prompts are missing on the PBX (never installed, or deleted since)."""
+        self.deleted_prompts.update(names)
+        self.sim.sounds.remove(*names)
+
     def call(self, did: str, caller_num: str, behaviour: CallerBehaviour | None = None,
              caller_name: str = "Caller") -> Call:
         chan = self.sim.place_call(did, caller_num, caller_name, behaviour or CallerBehaviour())
@@ -224,6 +233,8 @@ class IvrRig:
         ivr = IvrCall(env.uniqueid, env.caller_num, env.caller_name)
         call.ivr = ivr
         flow = self.registry.get(self.flow_by_did[did])
+        # The flow's prompts are in the PBX's sounds directory, as the install step puts them there.
+        self.sim.sounds.install(*{name for _, name in static_prompts(flow)} - self.deleted_prompts)
         variables = {
             "caller_number": ivr.caller_num, "caller_name": ivr.caller_name, "dnid": did,
             "uniqueid": env.uniqueid, "call_id": ivr.call_id, "language": env.language,
@@ -235,7 +246,8 @@ class IvrRig:
         call.started.set()
         try:
             result = await run_flow(call.log, run, IvrServices(ivr, self.crm, self.figures, self.speech,
-                                                                self.recorder.record))
+                                                                self.recorder.record, flow=flow.name,
+                                                                missing_prompts=self.missing_prompts))
         except BaseException as e:
             if not call.done.done():
                 call.done.set_exception(e)

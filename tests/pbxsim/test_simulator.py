@@ -34,7 +34,7 @@ async def _agi_server(script: list[bytes], sessions: list[str]) -> asyncio.Serve
 @pytest.fixture
 async def agi_sessions() -> AsyncIterator[tuple[int, list[str]]]:
     sessions: list[str] = []
-    script = [b"ANSWER\n", b'GET DATA custom/enter-account 3000 4\n', b"SET VARIABLE IVR_DONE 1\n"]
+    script = [b"ANSWER\n", b'GET DATA demo/main-menu 3000 4\n', b"SET VARIABLE IVR_DONE 1\n"]
     server = await _agi_server(script, sessions)
     yield server.sockets[0].getsockname()[1], sessions
     server.close()

@@ -42,7 +42,7 @@ function handle(msg) {
       model.wallboard = new Map(Object.entries(msg.wallboard));
       model.agents = new Map(Object.entries(msg.agents));
       model.calls = new Map(Object.entries(msg.call_list));
-      model.alerts = new Map(msg.alerts.map((a) => [`${a.queue}/${a.metric}`, a]));
+      model.alerts = new Map(msg.alerts.map((a) => [alertKey(a), a]));
       for (const section of Object.values(rows)) {
         for (const row of section.values()) row.tr.remove();
         section.clear();
@@ -62,7 +62,7 @@ function handle(msg) {
       merge(model.calls, msg.calls, paintCall);
       break;
     case "alert": {
-      const key = `${msg.alert.queue}/${msg.alert.metric}`;
+      const key = alertKey(msg.alert);
       if (msg.alert.level === "cleared") model.alerts.delete(key);
       else model.alerts.set(key, msg.alert);
       paintAlerts();
@@ -200,11 +200,23 @@ function paintCall(callId) {
   }
 }
 
+// One alert per queue, metric and subject (the server replaces it, or clears it).
+function alertKey(alert) {
+  return `${alert.queue}/${alert.metric}/${alert.subject || ""}`;
+}
+
 function paintAlerts() {
   const list = clear($("alerts"));
   if (!model.alerts.size) list.append(el("li", { class: "muted", "data-i18n": "sup.no_alerts", text: t("sup.no_alerts") }));
   for (const alert of model.alerts.values()) {
-    list.append(el("li", { class: `alert alert-${alert.level}` },
+    if (alert.metric === "prompt_missing") {
+      // A sound file the PBX cannot play: callers go on without it until somebody installs it.
+      list.append(el("li", { class: `alert alert-${alert.level}`, "data-metric": alert.metric },
+        el("b", { text: t("alert.prompt_missing") }), " ", el("code", { text: alert.subject }), " ",
+        el("span", { class: "muted", text: t("alert.prompt_missing_hint") })));
+      continue;
+    }
+    list.append(el("li", { class: `alert alert-${alert.level}`, "data-metric": alert.metric },
       el("b", { text: alert.queue }), ` ${alert.text || alert.metric} `,
       el("span", { class: "muted", text: `${alert.value} / ${alert.threshold}` })));
   }
