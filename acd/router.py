@@ -624,6 +624,8 @@ class Router:
         """Where a caller of `queue` who needs `skills` (sorted) is routed: the queue itself when its
         every stage requires them already, else the queue's pool for them, created on first use."""
         rt = self._queues[queue]
+        if not skills:
+            return rt
         extras = tuple(s for s in skills if s not in rt.implied)
         if not extras:
             return rt
