@@ -3,7 +3,8 @@ the supervisor monitor, statistics and the append-only queue log).
 
 Actions for call control: `Offer`, `CancelOffer`, `Announce`, `TimeoutAction`.
 Domain events: `AgentStateChanged`, `CallStateChanged`, `QueueLogEntry`.
-Answers to nonsense: `Refusal` (state is left unchanged).
+Answers to nonsense: `Refusal` (state is left unchanged), `Ignored` (the event was applied without
+the part that made no sense).
 """
 
 from __future__ import annotations
@@ -131,6 +132,15 @@ class PauseDeferred:
 
 
 @dataclass(frozen=True, slots=True)
+class Ignored:
+    """`event` was applied, but part of it made no sense and was left out (an extra skill the
+    configuration does not know): worth a warning in the log, not a refusal of the caller."""
+
+    event: Event
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Refusal:
     """`event` made no sense in the current state; nothing changed."""
 
@@ -139,4 +149,4 @@ class Refusal:
 
 
 Decision = (Offer | CancelOffer | Handover | Announce | TimeoutAction | AgentStateChanged | CallStateChanged
-            | QueueLogEntry | PauseDeferred | Refusal)
+            | QueueLogEntry | PauseDeferred | Ignored | Refusal)

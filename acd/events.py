@@ -19,7 +19,9 @@ from typing import Literal
 @dataclass(frozen=True, slots=True)
 class CallEnqueued:
     """A caller enters a queue (IVR `queue` node). `priority` comes from the IVR; `vip` and
-    `grade` from the CRM; `sticky_agent_id` is the caller's last agent from CRM history."""
+    `grade` from the CRM; `sticky_agent_id` is the caller's last agent from CRM history.
+    `skills`: extra skills this caller needs on top of the queue's (the flow's `skills: [korean]`):
+    only agents holding each of them (level >= 1) are offered the call."""
 
     call_id: str
     queue: str
@@ -28,6 +30,7 @@ class CallEnqueued:
     sticky_agent_id: str | None = None
     vip: bool = False
     grade: str | None = None
+    skills: tuple[str, ...] = ()  # last, with a default: journals written before it still decode
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,13 @@ A call at stage s is served by the top of agent heap (queue, s). An agent whose 
 qualification for queue q is stage m looks at call heaps (q, m..last) and, at stage 0, the
 overflow heap of q. Entries are invalidated lazily by a global version counter.
 
+A caller who needs extra skills (`CallEnqueued.skills`, e.g. korean in the shared sales queue) is
+routed in a derived *pool* of the queue: the same stages, each also requiring the extra skills at
+level 1. A pool has its own agent, call and overflow heaps (same keys as the queue's); it is created
+when its first caller arrives, filled from the queue's logged-in members who hold the skills, and
+from then on agents are indexed into every pool they belong to, as into their queues. The queue stays
+the caller's queue for everything else: its line (positions), timers, statistics and queue_log.
+
 Effective priority = base priority + aging x wait. The aging rate is global, so the order
 between two waiting calls never changes with time: the heap key `aging*entered - base` is
 static and comparable across queues ("pick by priority, then by wait" across queues).
@@ -47,6 +54,30 @@ AgentEntry = tuple[tuple[Any, ...], int, str]
 CallEntry = tuple[tuple[Any, ...], int, str]
 
 
+class _Pool:
+    """The routing indexes of one requirement per level stage: a queue's own (the queue's runtime is
+    its own pool) or a queue's with a caller's extra skills (see the module docstring)."""
+
+    __slots__ = ("agent_heaps", "call_heaps", "cfg", "extras", "name", "order", "overflow_heap")
+
+    def __init__(self, cfg: QueueConfig, extras: tuple[str, ...], order: tuple[int, tuple[str, ...]],
+                 n_stages: int, agent_live: Callable[[AgentEntry], bool],
+                 call_live: Callable[[CallEntry], bool]) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self.extras = extras  # sorted; () for the queue itself
+        # An agent scans their pools in this fixed order: a router restored from a checkpoint creates
+        # them in another order, and must still pick the same `via` for a call two pools both show.
+        self.order = order
+        self.agent_heaps: list[LazyHeap[AgentEntry]] = [LazyHeap(agent_live) for _ in range(n_stages)]
+        self.call_heaps: list[LazyHeap[CallEntry]] = [LazyHeap(call_live) for _ in range(n_stages)]
+        self.overflow_heap: LazyHeap[CallEntry] = LazyHeap(call_live)
+
+
+def _pool_order(pool: _Pool) -> tuple[int, tuple[str, ...]]:
+    return pool.order
+
+
 class _Agent:
     __slots__ = (
         "answered_at",
@@ -65,6 +96,7 @@ class _Agent:
         "ordinal",
         "pause_reason",
         "pending_pause",
+        "pools",
         "queues",
         "rr_last",
         "score",
@@ -84,6 +116,7 @@ class _Agent:
         self.endpoint = ""
         self.queues: tuple[str, ...] = ()
         self.min_stage: dict[str, int] = {}  # queue -> first level stage this agent meets
+        self.pools: list[_Pool] = []  # extra-skill pools of their queues they qualify for, in _pool_order
         self.score: dict[str, int] = {}  # queue -> sum of levels in the queue's skills
         self.version = 0
         self.idle_since = 0.0
@@ -123,17 +156,22 @@ class _Call:
         "orig_position",
         "overflow",
         "pending_action",
+        "pool",
         "queue",
         "seq",
+        "skills",
         "state",
         "sticky_agent",
         "version",
         "virtual",
     )
 
-    def __init__(self, call_id: str, queue: QueueConfig, base: int, now: float, seq: int, caller_num: str) -> None:
+    def __init__(self, call_id: str, pool: _Pool, base: int, now: float, seq: int, caller_num: str,
+                 skills: tuple[str, ...] = ()) -> None:
         self.id = call_id
-        self.queue = queue
+        self.queue = pool.cfg
+        self.pool = pool  # where it is routed: its queue, or the queue's pool for its extra skills
+        self.skills = skills  # extra skills the caller needs (known ones, sorted)
         self.state = C.NEW
         self.base = base
         self.first_enq = now  # priority aging runs from the first queue entry, across moves
@@ -159,14 +197,13 @@ class _Call:
         self.consult: str | None = None  # agent consulted by call.agent_id (attended transfer)
 
 
-class _QueueRuntime:
+class _QueueRuntime(_Pool):
     __slots__ = (
-        "agent_heaps",
-        "call_heaps",
-        "cfg",
         "handle_times",
+        "implied",
         "line",
-        "overflow_heap",
+        "members",
+        "pools",
         "rr_counter",
         "staffed",
         "stages",
@@ -174,10 +211,15 @@ class _QueueRuntime:
         "step_stage",
     )
 
-    def __init__(self, cfg: QueueConfig, agent_live: Callable[[AgentEntry], bool],
+    def __init__(self, cfg: QueueConfig, ordinal: int, agent_live: Callable[[AgentEntry], bool],
                  call_live: Callable[[CallEntry], bool]) -> None:
-        self.cfg = cfg
-        self.stages = cfg.level_stages()
+        stages = cfg.level_stages()
+        super().__init__(cfg, (), (ordinal, ()), len(stages), agent_live, call_live)
+        self.stages = stages
+        # Skills every stage requires (at level >= 1 by construction): as extra skills they add nothing.
+        self.implied = frozenset(s for s in stages[0] if all(st.get(s, 0) >= 1 for st in stages))
+        self.pools: dict[tuple[str, ...], _Pool] = {}  # extra skills -> pool, created on first use
+        self.members: dict[str, _Agent] = {}  # logged-in agents qualified for this queue (fill new pools)
         self.step_stage: list[int] = []
         self.step_overflow: list[tuple[str, ...]] = []
         stage, overflow = 0, cast(tuple[str, ...], ())
@@ -187,9 +229,6 @@ class _QueueRuntime:
             overflow = overflow + tuple(q for q in step.also_offer_to if q not in overflow)
             self.step_stage.append(stage)
             self.step_overflow.append(overflow)
-        self.agent_heaps: list[LazyHeap[AgentEntry]] = [LazyHeap(agent_live) for _ in self.stages]
-        self.call_heaps: list[LazyHeap[CallEntry]] = [LazyHeap(call_live) for _ in self.stages]
-        self.overflow_heap: LazyHeap[CallEntry] = LazyHeap(call_live)
         self.line: list[tuple[Any, ...]] = []  # sorted keys of calls in line, for positions
         self.handle_times: deque[float] = deque(maxlen=50)
         self.staffed = 0
@@ -225,6 +264,7 @@ class CallView:
     virtual: bool
     leg_id: str = ""
     consult_agent_id: str | None = None
+    skills: tuple[str, ...] = ()  # extra skills the caller needs on top of the queue's
 
 
 class Router:
@@ -234,6 +274,7 @@ class Router:
         self.config = config
         self._aging = config.priority_aging_per_s
         self._pause_reasons = frozenset(config.pause_reasons) | frozenset(SYSTEM_PAUSE_REASONS)
+        self._skills = frozenset(config.skills)
         self._now = float("-inf")
         self._version = 0
         self._seq = 0
@@ -242,7 +283,8 @@ class Router:
         self._recent_ended: OrderedDict[str, None] = OrderedDict()
         self._timers: list[tuple[float, int, str, str, int, int]] = []
         self._agents = {a.id: _Agent(a, i, self._call_live) for i, a in enumerate(config.agents)}
-        self._queues = {q.name: _QueueRuntime(q, self._agent_live, self._call_live) for q in config.queues}
+        self._queues = {q.name: _QueueRuntime(q, i, self._agent_live, self._call_live)
+                        for i, q in enumerate(config.queues)}
         self._handlers: dict[type, Callable[[Any, float, list[d.Decision]], None]] = {
             ev.CallEnqueued: self._on_enqueued,
             ev.CallLeftQueue: self._on_left_queue,
@@ -303,7 +345,7 @@ class Router:
         if c is None:
             return None
         return CallView(c.id, c.queue.name, c.state.value, c.agent_id, c.entered_at, self._position(c),
-                        c.level_stage, c.overflow, c.sticky_agent, c.virtual, c.leg_id, c.consult)
+                        c.level_stage, c.overflow, c.sticky_agent, c.virtual, c.leg_id, c.consult, c.skills)
 
     def agent_ids(self) -> list[str]:
         return list(self._agents)
@@ -346,6 +388,7 @@ class Router:
                                                                      c.pending_action.target],
             "answered_at": c.answered_at, "key": list(c.key), "virtual": c.virtual, "leg_id": c.leg_id,
             "offered_at": c.offered_at, "orig_position": c.orig_position, "consult": c.consult,
+            "skills": list(c.skills),
         } for c in self._calls.values()]
         live_timers = [list(t) for t in sorted(self._timers) if self._timer_live(t)]
         return {
@@ -383,12 +426,21 @@ class Router:
             agent.min_stage = {q: v for q, v in a["min_stage"].items() if q in router._queues}
             agent.score = {q: v for q, v in a["score"].items() if q in router._queues}
             agent.rr_last = dict(a["rr_last"])
+            if agent.state is not A.LOGGED_OUT:
+                for q in agent.min_stage:
+                    router._queues[q].members[agent.id] = agent
         for c in data["calls"]:
             rt = router._queues.get(c["queue"])
             if rt is None:
                 problems.append(f"call {c['id']} was in queue {c['queue']}, which is no longer configured")
                 continue
-            call = _Call(c["id"], rt.cfg, c["base"], c["first_enq"], c["seq"], c["caller_num"])
+            wanted = tuple(c.get("skills", ()))  # checkpoints older than per-call skills have none
+            skills = tuple(s for s in wanted if s in router._skills)
+            if len(skills) < len(wanted):
+                gone = [s for s in wanted if s not in router._skills]
+                problems.append(f"call {c['id']} needed skill(s) {gone}, no longer configured; dropped")
+            call = _Call(c["id"], router._pool(rt.name, skills), c["base"], c["first_enq"], c["seq"],
+                         c["caller_num"], skills)
             call.state = CallState(c["state"])
             for name in ("entered_at", "next_step", "level_stage", "callback_number", "sticky_agent", "head",
                          "entry", "agent_id", "answered_at", "virtual", "leg_id", "offered_at", "orig_position",
@@ -558,6 +610,39 @@ class Router:
             heaps = self._queues[q].agent_heaps
             for stage in range(first, len(heaps)):
                 heaps[stage].push(entry)
+        for pool in agent.pools:
+            self._index_agent_in(agent, pool)
+
+    def _index_agent_in(self, agent: _Agent, pool: _Pool) -> None:
+        # A pool's stages are its queue's plus skills the agent holds: the same first stage, the same key.
+        entry = (self._agent_key(agent, pool.name), agent.version, agent.id)
+        heaps = pool.agent_heaps
+        for stage in range(agent.min_stage[pool.name], len(heaps)):
+            heaps[stage].push(entry)
+
+    def _pool(self, queue: str, skills: tuple[str, ...]) -> _Pool:
+        """Where a caller of `queue` who needs `skills` (sorted) is routed: the queue itself when its
+        every stage requires them already, else the queue's pool for them, created on first use."""
+        rt = self._queues[queue]
+        if not skills:
+            return rt
+        extras = tuple(s for s in skills if s not in rt.implied)
+        if not extras:
+            return rt
+        pool = rt.pools.get(extras)
+        if pool is None:
+            pool = rt.pools[extras] = _Pool(rt.cfg, extras, (rt.order[0], extras), len(rt.stages),
+                                            self._agent_live, self._call_live)
+            for agent in rt.members.values():
+                if _holds(agent, extras):
+                    self._join_pool(agent, pool)
+        return pool
+
+    def _join_pool(self, agent: _Agent, pool: _Pool) -> None:
+        agent.pools.append(pool)
+        agent.pools.sort(key=_pool_order)
+        if agent.state is A.AVAILABLE:
+            self._index_agent_in(agent, pool)
 
     def _index_call(self, call: _Call) -> None:
         self._version += 1
@@ -566,18 +651,22 @@ class Router:
         if call.sticky_agent is not None:
             self._agents[call.sticky_agent].sticky.push(entry)
             return
-        self._queues[call.queue.name].call_heaps[call.level_stage].push(entry)
-        for target in call.overflow:
-            self._queues[target].overflow_heap.push(entry)
+        call.pool.call_heaps[call.level_stage].push(entry)
+        if call.skills:
+            for target in call.overflow:
+                self._pool(target, call.skills).overflow_heap.push(entry)
+        else:
+            for target in call.overflow:
+                self._queues[target].overflow_heap.push(entry)
 
     def _route_call(self, call: _Call, now: float, out: list[d.Decision]) -> None:
         """A call became routable (or routable to more agents): offer it, or index it."""
-        rt = self._queues[call.queue.name]
-        top = rt.agent_heaps[call.level_stage].peek()
+        top = call.pool.agent_heaps[call.level_stage].peek()
         via = call.queue.name
         if top is None:
             for target in call.overflow:
-                top = self._queues[target].agent_heaps[0].peek()
+                pool = self._pool(target, call.skills) if call.skills else self._queues[target]
+                top = pool.agent_heaps[0].peek()
                 if top is not None:
                     via = target
                     break
@@ -604,6 +693,17 @@ class Router:
                     top = rt.overflow_heap.peek()
                     if top is not None and (best is None or top < best):
                         best, via = top, q
+            for pool in agent.pools:  # callers needing extra skills the agent holds
+                first = agent.min_stage[pool.name]
+                heaps = pool.call_heaps
+                for stage in range(first, len(heaps)):
+                    top = heaps[stage].peek()
+                    if top is not None and (best is None or top < best):
+                        best, via = top, pool.name
+                if first == 0:
+                    top = pool.overflow_heap.peek()
+                    if top is not None and (best is None or top < best):
+                        best, via = top, pool.name
         if best is None:
             agent.idle_since = now
             self._index_agent(agent)
@@ -727,7 +827,9 @@ class Router:
     def _move_to_queue(self, call: _Call, target: str, now: float, out: list[d.Decision]) -> None:
         old_queue = call.queue.name
         self._end_call(call, "leave", f"moved to {target}", now, out)
-        moved = _Call(call.id, self._queues[target].cfg, call.base, now, call.seq, call.caller_num)
+        # The queue's own timeout rule moves the caller: what they need goes with them.
+        moved = _Call(call.id, self._pool(target, call.skills), call.base, now, call.seq, call.caller_num,
+                      call.skills)
         moved.first_enq = call.first_enq
         self._seq += 1
         moved.entry = self._seq
@@ -771,14 +873,16 @@ class Router:
         if rt is None:
             out.append(d.Refusal(e, f"unknown queue {e.queue!r}"))
             return
+        skills = self._known_skills(e, out) if e.skills else ()
         self._seq += 1
-        call = _Call(e.call_id, rt.cfg, rt.cfg.priority.base(e.priority, e.vip, e.grade), now, self._seq,
-                     e.caller_num)
+        call = _Call(e.call_id, self._pool(e.queue, skills), rt.cfg.priority.base(e.priority, e.vip, e.grade),
+                     now, self._seq, e.caller_num, skills)
         call.entry = self._seq
         self._recent_ended.pop(e.call_id, None)
         self._start_waiting(call, "entered queue", now, out)
         sticky = self._agents.get(e.sticky_agent_id) if e.sticky_agent_id is not None else None
-        if sticky is not None and sticky.state is not A.LOGGED_OUT and e.queue in sticky.min_stage:
+        if (sticky is not None and sticky.state is not A.LOGGED_OUT and e.queue in sticky.min_stage
+                and _holds(sticky, skills)):
             if sticky.state is A.AVAILABLE:
                 self._offer(call, sticky, e.queue, now, out)
                 return
@@ -788,6 +892,16 @@ class Router:
                 self._index_call(call)
                 return
         self._route_call(call, now, out)
+
+    def _known_skills(self, e: ev.CallEnqueued, out: list[d.Decision]) -> tuple[str, ...]:
+        """The caller's extra skills, sorted, without the ones the configuration does not know: the flow
+        validator checked them against the configuration of its day, which may have changed since. The
+        caller is queued all the same (an `Ignored` for the log), never refused for it."""
+        wanted = set(e.skills)
+        unknown = sorted(wanted - self._skills)
+        if unknown:
+            out.append(d.Ignored(e, f"unknown skill(s) {unknown} for call {e.call_id}: not required"))
+        return tuple(sorted(wanted & self._skills))
 
     def _on_left_queue(self, e: ev.CallLeftQueue, now: float, out: list[d.Decision]) -> None:
         call = self._calls.get(e.call_id)
@@ -814,7 +928,8 @@ class Router:
             out.append(d.QueueLogEntry(now, call.id, call.queue.name, "", "EXITWITHKEY",
                                        ("", *self._leaving_fields(call, now))))
             self._end_call(call, "leave", f"moved to {target}", now, out)
-            self._enter_queue_again(call, target, f"moved from {call.queue.name}", now, out)
+            # Nobody has spoken with the caller yet: the skills they need go with them.
+            self._enter_queue_again(call, target, f"moved from {call.queue.name}", now, out, call.skills)
             call = self._calls[e.call_id]
             if not e.to_head or call.state is not C.WAITING:
                 return
@@ -1034,11 +1149,15 @@ class Router:
             return
         self._hand_off(call, agent, e.queue, "queue", now, out)
         self._end_call(call, "end", f"transferred to queue {e.queue}", now, out)
-        self._enter_queue_again(call, e.queue, f"transferred from {call.queue.name}", now, out)
+        # The agent has spoken with the caller and chose the queue: the flow's extra skills no longer
+        # bind. Sent back to their own queue, the caller still needs what they needed.
+        skills = call.skills if e.queue == call.queue.name else ()
+        self._enter_queue_again(call, e.queue, f"transferred from {call.queue.name}", now, out, skills)
 
-    def _enter_queue_again(self, call: _Call, queue: str, reason: str, now: float, out: list[d.Decision]) -> None:
+    def _enter_queue_again(self, call: _Call, queue: str, reason: str, now: float, out: list[d.Decision],
+                           skills: tuple[str, ...]) -> None:
         """The same caller in a (new) queue: a new line entry that keeps the first entry's age."""
-        moved = _Call(call.id, self._queues[queue].cfg, call.base, now, call.seq, call.caller_num)
+        moved = _Call(call.id, self._pool(queue, skills), call.base, now, call.seq, call.caller_num, skills)
         moved.first_enq = call.first_enq
         self._seq += 1
         moved.entry = self._seq
@@ -1153,6 +1272,12 @@ class Router:
         agent.endpoint = endpoint
         agent.queues = queues
         agent.min_stage = min_stage
+        agent.pools = []
+        for q in min_stage:
+            rt = self._queues[q]
+            rt.members[agent.id] = agent
+            agent.pools.extend(pool for pool in rt.pools.values() if _holds(agent, pool.extras))
+        agent.pools.sort(key=_pool_order)
         agent.score = {q: sum(agent.cfg.skills.get(s, 0) for s in self._queues[q].cfg.skills) for q in min_stage}
         agent.login_at = now
         agent.busy_s = 0.0
@@ -1176,6 +1301,9 @@ class Router:
                 call = None
         self._move_agent(agent, "logout", "logged out", now, out)
         agent.call_id = agent.call_queue = agent.pending_pause = agent.pause_reason = None
+        for q in agent.min_stage:
+            self._queues[q].members.pop(agent.id, None)
+        agent.pools = []
         self._log_agent(agent, "AGENTLOGOFF", (agent.endpoint, str(round(now - agent.login_at))), now, out)
         if call is not None:
             if call.sticky_agent == agent.id:
@@ -1245,3 +1373,9 @@ class Router:
             return
         trigger = "ready" if reason == "ready" else "wrap_up_done"
         self._become_available(agent, trigger, reason, now, out)
+
+
+def _holds(agent: _Agent, skills: tuple[str, ...]) -> bool:
+    """The agent has each of the caller's extra skills (any level: they are required at level 1)."""
+    levels = agent.cfg.skills
+    return all(levels.get(s, 0) >= 1 for s in skills)

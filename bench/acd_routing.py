@@ -6,6 +6,11 @@ waiting calls: agents hang up, finish wrap-up and pick the best waiting call acr
 queues, answer, and new callers arrive; escalation steps and position announcements fire
 from the router's timers on the way. `--quick` runs the same measurement at a fifth of the size.
 
+`extra_skills` (new keys, the same figures) repeats the run with callers who need an extra skill on
+top of their queue's, as a language line of a shared queue does: two language skills held by a
+quarter and a tenth of the agents, asked by a fifth of the callers. The top-level figures are those
+of callers without extra skills, measured exactly as before.
+
 offer_p50_ms / offer_p99_ms (queue entry to agent ringing through the PBX simulator) come
 from `measure_offer_latency`, which the I/O service will provide.
 
@@ -40,6 +45,8 @@ from acd.router import Router
 # step_ms: simulated time per cycle, chosen so callers wait 60-100 s and escalations fire.
 FULL = {"agents": 5000, "skills": 200, "queues": 50, "waiting": 2000, "cycles": 25000, "step_ms": 50}
 QUICK = {"agents": 1000, "skills": 40, "queues": 10, "waiting": 400, "cycles": 8000, "step_ms": 200}
+# The extra-skills run: (skill, share of agents holding it, share of callers asking for it).
+LANGUAGES = (("lang_ko", 0.25, 0.15), ("lang_ja", 0.10, 0.05))
 
 
 def rss_mb() -> float:
@@ -49,7 +56,7 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def build_config(size: dict[str, int], rng: random.Random) -> AcdConfig:
+def build_config(size: dict[str, int], rng: random.Random, languages: bool = False) -> AcdConfig:
     skills = tuple(f"s{i}" for i in range(size["skills"]))
     queues = []
     for i in range(size["queues"]):
@@ -67,17 +74,24 @@ def build_config(size: dict[str, int], rng: random.Random) -> AcdConfig:
         for q in member:
             for s, level in q.skills.items():
                 levels[s] = max(levels.get(s, 0), rng.randint(level - 2, 10))
+        if languages:  # only in the extra-skills run: the plain run draws the same numbers as always
+            for skill, held, _ in LANGUAGES:
+                if rng.random() < held:
+                    levels[skill] = rng.randint(1, 10)
         agents.append(AgentConfig(f"a{i}", f"Agent {i}", levels, tuple(q.name for q in member), f"PJSIP/{i}"))
+    if languages:
+        skills += tuple(skill for skill, _, _ in LANGUAGES)
     return AcdConfig(skills, ("break", "lunch"), tuple(queues), tuple(agents), priority_aging_per_s=0.5,
                      source="bench")
 
 
 class Bench:
-    def __init__(self, size: dict[str, int], seed: int) -> None:
+    def __init__(self, size: dict[str, int], seed: int, languages: bool = False) -> None:
         self.rng = random.Random(seed)
         self.size = size
+        self.languages = languages
         self.step_s = size["step_ms"] / 1000
-        self.config = build_config(size, self.rng)
+        self.config = build_config(size, self.rng, languages)
         self.router = Router(self.config)
         self.now = 0.0
         self.calls = 0
@@ -109,8 +123,17 @@ class Bench:
     def new_call(self, measure: bool) -> None:
         self.calls += 1
         r = self.rng.random()
+        skills: tuple[str, ...] = ()
+        if self.languages:
+            pick, edge = self.rng.random(), 0.0
+            for skill, _, asked in LANGUAGES:
+                edge += asked
+                if pick < edge:
+                    skills = (skill,)
+                    break
         self.send(ev.CallEnqueued(f"c{self.calls}", self.rng.choice(self.queue_names), priority=self.rng.randint(0, 3),
-                                  caller_num="01012345678", vip=r < 0.05, grade="A" if r > 0.9 else None), measure)
+                                  caller_num="01012345678", vip=r < 0.05, grade="A" if r > 0.9 else None,
+                                  skills=skills), measure)
 
     def answer_offers(self, measure: bool) -> None:
         for call_id, agent_id in list(self.offered.items()):
@@ -245,8 +268,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, under a minute")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    result = Bench(QUICK if args.quick else FULL, args.seed).run()
+    size = QUICK if args.quick else FULL
+    result = Bench(size, args.seed).run()
     result["quick"] = args.quick
+    extra = Bench(size, args.seed, languages=True).run()
+    result["extra_skills"] = {
+        "callers_share": round(sum(asked for _, _, asked in LANGUAGES), 2),
+        **{k: extra[k] for k in ("decision_p50_ms", "decision_p99_ms", "decision_max_ms", "decisions_per_s",
+                                 "decision_objects_per_s", "offers_per_s", "events_measured", "by_event",
+                                 "waiting_calls_at_start", "waiting_calls_at_end", "setup_s", "loop_wall_s")},
+    }
     try:
         result.update(measure_offer_latency(args.quick))
     except NotImplementedError as exc:

@@ -119,8 +119,8 @@ class IvrService:
             "extension": env.extension, "channel": env.channel,
         })
         outcome = result.outcome
-        if isinstance(outcome, QueueHandoff):
-            await self._queue_caller(session, call, outcome.queue, outcome.priority)
+        if isinstance(outcome, QueueHandoff):  # by the flow, or its fallback: both may name skills
+            await self._queue_caller(session, call, outcome.queue, outcome.priority, outcome.skills)
         elif isinstance(outcome, Transfer):
             context = "cti-outbound" if outcome.external else "cti-dial"
             await session.command("EXEC", "Goto", f"{context},{outcome.destination},1")
@@ -128,7 +128,8 @@ class IvrService:
             log.info("call %s left a voicemail", call.call_id)
 
     async def on_wait(self, session: AgiSession) -> None:
-        """A caller sent back to waiting: a queue transfer, or a call recovered after a CTI restart."""
+        """A caller sent back to waiting: a queue transfer, or a call recovered after a CTI restart. The
+        router still holds such a caller, extra skills included; one it lost is queued without them."""
         call = await self._call_for(session)
         reply = await session.command("GET VARIABLE", "CTI_QUEUE")
         view = self.recorder.projector.router.call_view(call.call_id)
@@ -156,11 +157,17 @@ class IvrService:
                                missing_prompts=self.missing_prompts)
         return await run_flow(session, run, services)
 
-    async def _queue_caller(self, session: AgiSession, call: IvrCall, queue: str, priority: int) -> None:
+    async def _queue_caller(self, session: AgiSession, call: IvrCall, queue: str, priority: int,
+                            skills: tuple[str, ...] = ()) -> None:
         config = self._acd_config()
         if not config.has_queue(queue):
             log.error("flow sent %s to unknown queue %r; using %r", call.call_id, queue, config.queues[0].name)
             queue = config.queues[0].name
+        unknown = [s for s in skills if s not in config.skills]
+        if unknown:
+            # The flow was checked against an older queues file: the router leaves these out.
+            log.warning("flow asks skill(s) %s the ACD does not know for %s; queued without them",
+                        unknown, call.call_id)
         sticky = None
         vip, grade = False, None
         try:
@@ -184,7 +191,7 @@ class IvrService:
         with contextlib.suppress(Exception):
             await session.command("SET VARIABLE", "CTI_QUEUE", queue)
         result = await self.queueing.wait_in_queue(session, ev.CallEnqueued(
-            call.call_id, queue, priority, call.caller_num, sticky, vip, grade))
+            call.call_id, queue, priority, call.caller_num, sticky, vip, grade, skills))
         if result.outcome == "voicemail":
             with contextlib.suppress(Exception):
                 await session.command("EXEC", "Goto", f"cti-voicemail,{queue},1")

@@ -48,6 +48,7 @@ class IvrCall:
     customer_id: int | None = None
     queue: str = ""
     priority: int = 0
+    skills: tuple[str, ...] = ()  # extra skills the caller needs in the queue (the flow's queue node)
 
 
 class IvrServices:
@@ -143,3 +144,4 @@ class IvrServices:
     async def enqueue(self, handoff: QueueHandoff, run: FlowRun) -> None:
         self.call.queue = handoff.queue
         self.call.priority = handoff.priority
+        self.call.skills = handoff.skills

@@ -1,8 +1,10 @@
 """Invariants of the router over random event sequences (hypothesis stateful testing).
 
 After every handle(): no call is lost, no call is offered to two agents, no agent holds two
-offers, no qualified available agent idles while a call they qualify for waits, escalation
-stages match the clock, and a refused event changes nothing. The eligibility oracle below is
+offers, no call is offered to an agent lacking one of the caller's extra skills, no qualified
+available agent idles while a call they qualify for waits (extra skills included), escalation
+stages match the clock, a call's extra skills are the ones it should still carry, and a refused
+event changes nothing. The eligibility oracle below is
 a brute-force reading of the configuration, independent of the router's indexes.
 """
 
@@ -19,7 +21,7 @@ from acd import decisions as d
 from acd import events as ev
 from acd.config import AcdConfig, meets
 from acd.router import CallView, Router
-from tests.acd.acd_helpers import make_config
+from tests.acd.acd_helpers import make_config, of_type
 
 CONFIG: AcdConfig = make_config(
     [
@@ -48,6 +50,9 @@ CONFIG: AcdConfig = make_config(
 )
 AGENTS = [a.id for a in CONFIG.agents]
 QUEUES = [q.name for q in CONFIG.queues]
+# Extra skills a flow may ask for; "bogus" is unknown to the configuration (ignored, never refused).
+EXTRA_SKILLS = [(), (), ("korean",), ("english",), ("english", "korean"), ("sales",), ("billing", "korean"),
+                ("bogus", "korean")]
 WAITING = ("waiting", "callback")
 OFFERED = ("offered", "ringing")
 
@@ -61,9 +66,16 @@ def expected_stage(view: CallView, now: float) -> tuple[int, tuple[str, ...]]:
     return stage, overflow
 
 
+def holds_extras(agent_id: str, view: CallView) -> bool:
+    skills = CONFIG.agent(agent_id).skills
+    return all(skills.get(s, 0) >= 1 for s in view.skills)
+
+
 def eligible(agent_id: str, agent_queues: tuple[str, ...], view: CallView) -> bool:
     if view.sticky_agent_id is not None:
         return agent_id == view.sticky_agent_id
+    if not holds_extras(agent_id, view):
+        return False
     skills = CONFIG.agent(agent_id).skills
     queue = CONFIG.queue(view.queue)
     if view.queue in agent_queues and meets(skills, queue.level_stages()[view.level_stage]):
@@ -81,6 +93,7 @@ class RouterMachine(RuleBasedStateMachine):
         self.outstanding: dict[str, str] = {}  # call -> agent, from Offer until its outcome
         self.consults: dict[str, str] = {}  # call -> consulted agent, from its Offer until released
         self.offers_seen = 0
+        self.extras: dict[str, tuple[str, ...]] = {}  # call -> the extra skills it should carry
         # A router restored from a checkpoint of this one: from then on it must decide exactly the same.
         self.shadow: Router | None = None
 
@@ -121,6 +134,9 @@ class RouterMachine(RuleBasedStateMachine):
                 self.consults[x.call_id] = x.agent_id
             elif isinstance(x, d.Offer):
                 assert x.call_id not in self.outstanding, f"{x.call_id} offered twice"
+                view = self.router.call_view(x.call_id)
+                if x.kind == "queue" and view is not None:
+                    assert holds_extras(x.agent_id, view), (x, view.skills)
                 assert x.agent_id not in self.outstanding.values(), f"{x.agent_id} holds two offers"
                 self.outstanding[x.call_id] = x.agent_id
                 self.offers_seen += 1
@@ -138,10 +154,15 @@ class RouterMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------ caller side
 
     @rule(queue=st.sampled_from(QUEUES), priority=st.integers(0, 20), vip=st.booleans(),
-          grade=st.sampled_from([None, "A", "B"]), sticky=st.sampled_from([None, *AGENTS]))
-    def enqueue(self, queue: str, priority: int, vip: bool, grade: str | None, sticky: str | None) -> None:
+          grade=st.sampled_from([None, "A", "B"]), sticky=st.sampled_from([None, *AGENTS]),
+          skills=st.sampled_from(EXTRA_SKILLS))
+    def enqueue(self, queue: str, priority: int, vip: bool, grade: str | None, sticky: str | None,
+                skills: tuple[str, ...]) -> None:
         self.next_call += 1
-        self.send(ev.CallEnqueued(f"c{self.next_call}", queue, priority, "0100", sticky, vip, grade))
+        call_id = f"c{self.next_call}"
+        out = self.send(ev.CallEnqueued(call_id, queue, priority, "0100", sticky, vip, grade, skills))
+        assert bool(of_type(out, d.Ignored)) == ("bogus" in skills)
+        self.extras[call_id] = tuple(sorted(s for s in skills if s != "bogus"))
 
     @precondition(lambda self: self.live_calls)
     @rule(data=st.data())
@@ -211,7 +232,9 @@ class RouterMachine(RuleBasedStateMachine):
             event = ev.ConsultStarted(call_id, view.agent_id, to)
         else:
             event = ev.ConsultEnded(call_id, view.agent_id, what == "complete")
-        self.send(event)
+        out = self.send(event)
+        if what == "queue" and to != view.queue and not of_type(out, d.Refusal):
+            self.extras[call_id] = ()  # the agent chose another queue: the flow's skills no longer bind
 
     @rule()
     def checkpoint(self) -> None:
@@ -258,6 +281,12 @@ class RouterMachine(RuleBasedStateMachine):
         for call_id, state in self.live_calls.items():
             view = self.router.call_view(call_id)
             assert view is not None and view.state == state
+
+    @invariant()
+    def extra_skills_follow_the_caller(self) -> None:
+        for call_id in self.live_calls:
+            view = self.router.call_view(call_id)
+            assert view is not None and view.skills == self.extras[call_id], (call_id, view)
 
     @invariant()
     def offers_are_one_to_one(self) -> None:

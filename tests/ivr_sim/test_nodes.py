@@ -61,7 +61,7 @@ async def test_vip_is_identified_by_number_and_fast_laned(rig: IvrRig) -> None:
     assert result.outcome == QueueHandoff("vip", ("english",), 50)
     assert result.variables["vip"] == "true" and ("vip", "branch", "case 1 -> vip_queue") in events(result)
     assert call.record is not None and call.record.vip
-    assert call.ivr is not None and (call.ivr.queue, call.ivr.priority) == ("vip", 50)
+    assert call.ivr is not None and (call.ivr.queue, call.ivr.priority, call.ivr.skills) == ("vip", 50, ("english",))
     assert not any(s.startswith("STREAM FILE custom/main-menu") for s in call.sent)
 
 
@@ -102,7 +102,8 @@ async def test_queue_handoff_follows_queue_figures(rig: IvrRig, figures: QueueFi
     call = rig.call(LINE, KNOWN_NUMBER, CallerBehaviour(keys=("2",)))
     result = await call.result()
     assert result.outcome == expected
-    assert call.ivr is not None and (call.ivr.queue, call.ivr.priority) == (expected.queue, expected.priority)
+    assert call.ivr is not None
+    assert (call.ivr.queue, call.ivr.priority, call.ivr.skills) == (expected.queue, expected.priority, expected.skills)
     await call.ended()
     assert call.session is not None and call.session.done_marked  # IVR_DONE=1: the dialplan did not fall back
 
