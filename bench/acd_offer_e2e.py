@@ -17,6 +17,7 @@ from typing import Any
 
 from acd import decisions as d
 from acd.config import parse_config
+from acd.events import AgentLoggedIn
 from ctiserver.app import CtiServer, PbxSettings, ServerSettings
 from ctiserver.callmodel.events import LegRinging
 from pbxsim.people import CallerBehaviour
@@ -46,7 +47,8 @@ async def _measure(agents: int, rate: float, seconds: float) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="acd-offer-"))
     (tmp / "flows").mkdir()
     (tmp / "flows" / "main.yaml").write_text(FLOW)
-    acd = parse_config(_acd_yaml(agents, 1), "<bench>")
+    acd_text = _acd_yaml(agents, 1)
+    acd = parse_config(acd_text, "<bench>")
     sim = Simulator(time_scale=1.0)
     port = await sim.start()
     for a in acd.agents:
@@ -54,13 +56,13 @@ async def _measure(agents: int, rate: float, seconds: float) -> dict[str, Any]:
     server = CtiServer(ServerSettings(
         pbxes=(PbxSettings("bench", "127.0.0.1", port, "cti", "ctisecret"),), acd=acd,
         database_url=f"sqlite:///{tmp / 'crm.db'}", flows_dir=tmp / "flows", accounts=(), agi_port=0,
-        http_port=0, default_flow="main", recordings_dir=tmp / "rec"))
+        http_port=0, default_flow="main", recordings_dir=tmp / "rec", acd_text=acd_text))
     await server.start()
     sim.world.agi_host_override = ("127.0.0.1", server.agi_port)
     pbx = next(iter(server.pbxes.values()))
     await pbx.link.wait_up(10)
     for a in acd.agents:
-        server.acd.command(__import__("acd.events", fromlist=["x"]).AgentLoggedIn(a.id, None, None))
+        server.queueing.command(AgentLoggedIn(a.id, None, None))
     gc.collect()
     gc.freeze()
     entered: dict[str, float] = {}

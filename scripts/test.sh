@@ -7,4 +7,7 @@ cd "$(dirname "$0")/.."
 if [ -z "${CTISERVER_TEST_PG_URL:-}" ]; then
   eval "$(./scripts/pg-test-server.sh --env)"
 fi
+# The house rules first: lint and types (benchmarks included: they must keep up with the code they measure).
+.venv/bin/ruff check .
+.venv/bin/mypy ctiserver acd crmstore ivr_flows pbxsim bench
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
