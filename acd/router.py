@@ -805,6 +805,16 @@ class Router:
     def _requeue_at_head(self, call: _Call, reason: str, now: float, out: list[d.Decision]) -> None:
         call.agent_id = None
         call.head = 0
+        if call.entry == -1:
+            # It had been answered (a blind transfer nobody took): a new wait begins, and with it the queue's
+            # announcements, escalation and deadline, counted from now.
+            self._seq += 1
+            call.entry = self._seq
+            call.entered_at = now
+            call.next_step = call.level_stage = 0
+            call.overflow = ()
+            call.pending_action = None
+            self._schedule_call_timers(call, now)
         trigger = "requeue_head_callback" if call.virtual else "requeue_head"
         self._move_call(call, trigger, reason, now, out)
         self._enter_line(call)

@@ -202,3 +202,28 @@ def test_a_supervisor_moves_a_waiting_caller_to_another_queue_or_to_the_head() -
     drv.at(4).login("c")
     assert drv.router.call_view("c1").agent_id == "c"  # type: ignore[union-attr]
     assert refusals(drv(ev.CallMoved("c1", "billing")))  # no longer waiting
+
+
+def test_a_transferred_caller_nobody_takes_waits_again_with_the_queues_timers() -> None:
+    """A blind transfer to an agent who does not answer puts the caller back at the head of the line; from
+    then on it is a waiting caller like any other: announcements, escalation and the deadline run again,
+    counted from its return (not from its first entry, hours of talk ago)."""
+    drv = Driver(make_config(
+        [{"name": "billing", "skills": {"billing": 1}, "wrap_up_s": 300, "announce_every_s": 20, "max_wait_s": 60,
+          "on_max_wait": "voicemail", "escalation": [{"after_s": 15, "also_offer_to": ["sales"]}]},
+         {"name": "sales", "skills": {"sales": 1}}],
+        [agent("a", ["billing"], billing=1), agent("b", ["billing"], billing=1), agent("c", ["sales"], sales=1)],
+    ))
+    drv.at(0).login("a")
+    connected(drv)
+    drv.at(1).login("b")
+    drv.at(500)(ev.TransferToAgent("c1", "a", "b"))
+    drv.at(510)(ev.OfferFailed("c1", "b", "no-answer"))
+    view = drv.router.call_view("c1")
+    assert view is not None and view.state == "waiting" and view.position == 1
+    assert of_type(drv.tick(531), d.Announce), "announcements resume"
+    drv.at(540).login("c")  # only after escalation does a sales agent qualify
+    assert drv.state("c") == "reserved" and drv.router.call_view("c1").agent_id == "c"  # type: ignore[union-attr]
+    drv.at(545)(ev.OfferFailed("c1", "c", "no-answer"))
+    timeout = of_type(drv.tick(571), d.TimeoutAction)
+    assert [(t.call_id, t.action) for t in timeout] == [("c1", "voicemail")]

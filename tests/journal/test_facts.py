@@ -71,3 +71,14 @@ def test_damaged_text_is_corruption() -> None:
     for bad in (text[:-3], "[1, 2]", '{"call_id": "c1"}'):
         with pytest.raises(f.JournalCorrupt):
             f.decode(kind, bad)
+
+
+def test_a_fact_written_before_a_field_was_added_reads_with_its_default() -> None:
+    """Journals outlive versions: a call queued by a version without per-call skills reads as needing none,
+    and a call end written before `reason` existed as an ordinary one."""
+    from acd import events as acd
+
+    queued = f.decode("acd.call_enqueued", '{"call_id":"c1","queue":"sales","priority":3}')
+    assert queued == acd.CallEnqueued("c1", "sales", 3) and queued.skills == ()
+    ended = f.decode("call.ended", '{"call_id":"c1","cause":16,"cause_txt":"Normal Clearing","hung_up_by":"caller"}')
+    assert ended == f.CallEnded("c1", 16, "Normal Clearing", "caller") and ended.observed and ended.reason == ""
