@@ -107,14 +107,16 @@ class Stack:
         """The server's clock (epoch seconds): the router's and the journal's time."""
         return self.server.now()
 
-    async def until(self, predicate: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
+    async def until(self, predicate: Callable[[], T], timeout: float = 10.0,
+                    what: str | Callable[[], str] = "condition") -> T:
+        """`what` names the wait in the failure; a callable says what was seen at the time."""
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             value = predicate()
             if value:
                 return value
             if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+                raise AssertionError(f"timed out after {timeout} s waiting for {what() if callable(what) else what}")
             await asyncio.sleep(0.02)
 
     async def until_async(

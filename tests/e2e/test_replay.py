@@ -97,7 +97,9 @@ async def test_replaying_the_journal_reproduces_rows_queue_log_and_statistics(tm
         await asyncio.gather(*helpers)
         for run in list(st.sim.callers):
             run.hang_up()
-        await st.until(lambda: not st.pbx.model.live_calls(), timeout=20, what="every call ended")
+        await st.until(lambda: not st.pbx.model.live_calls(), timeout=40,
+                       what=lambda: f"every call ended: {[(c.call_id, c.phase, list(c.legs)) for c in st.pbx.model.live_calls()]}"
+                            f" sim: {[(ch.name, ch.state) for ch in st.sim.world.channels.values()]}")
         await st.until(lambda: all(st.agent_state(a) == "available" for a in AGENTS), timeout=20,
                        what="every wrap-up over")
         server = st.server
