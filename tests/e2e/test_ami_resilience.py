@@ -181,6 +181,32 @@ async def test_server_restart_recovers_calls_in_progress(tmp_path: Path) -> None
         await settle(st)
 
 
+async def test_a_caller_connected_while_in_the_fallback_stays_with_the_agent(tmp_path: Path) -> None:
+    """After a restart the ACD may offer a caller who still hears the fallback's music (its FastAGI session
+    died with the old server) before the fallback scan has taken it back: the AMI Bridge connects it to
+    the agent, and its dialplan place is still [cti-fallback]. The scan must leave it there: a redirect to
+    cti-wait tears it out of the conversation and queues it again for another agent."""
+    async with running_stack(
+        tmp_path, acd=TEST_QUEUES, agents=("1001", "1002"), sim_globals=SLOW_FALLBACK
+    ) as st:
+        _, b = await _connected_and_waiting(st)
+        b_call = st.call_id_of(b)
+        assert b_call
+        new = await st.restart_server()
+        await new.pbxes["pbx1"].link.wait_up(10)
+        st.login("1002")  # B waits: offered to 1002 at once
+        await st.until(lambda: st.phase(b_call) == "connected", what="B connected to 1002")
+        assert st.sim.snapshot().by_name()[b].context == "cti-fallback"  # connected from the fallback
+        bridge = _bridge_of(st, b)
+        assert bridge is not None
+
+        assert new.calls.scan_fallback() == []  # nobody to take back
+        await settle(st)
+        assert _bridge_of(st, b) == bridge
+        assert st.agent_state("1002") == "on_call"
+        assert st.call_state(b_call) == "connected"
+
+
 async def test_pbx_down_at_start_retries_with_backoff(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
