@@ -233,17 +233,20 @@ class CallsService:
 
     # ------------------------------------------------------------------ callers the CTI lost
 
-    def scan_fallback(self) -> None:
+    def scan_fallback(self) -> list[str]:
         """Callers whose FastAGI session died (with a previous CTI process, or a crash) went on to the
         dialplan's fallback: captures 13 and 13b, Asterisk never reconnects an AGI. Send each back to
         waiting, twice at most so a broken wait script cannot bounce a caller forever; CTI_QUEUE on the
-        channel says which queue they were in."""
+        channel says which queue they were in. Returns the channels being taken back."""
+        taken: list[str] = []
         for pbx in self.pbxes.values():
             if not pbx.link.is_up:
                 continue
             for call in pbx.model.live_calls():
                 leg = call.caller_leg
-                if leg is None or leg.context != FALLBACK_CONTEXT:
+                # A caller in a bridge is with somebody: after a restart the ACD may connect a caller who
+                # still hears the fallback's music (an AMI Bridge leaves its dialplan place as it was).
+                if leg is None or leg.context != FALLBACK_CONTEXT or leg.bridge is not None:
                     continue
                 tries = self._take_backs.get(leg.uniqueid, 0)
                 if tries < 2:
@@ -251,6 +254,8 @@ class CallsService:
                     task = asyncio.get_running_loop().create_task(self._take_back(pbx, leg.name))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
+                    taken.append(leg.name)
+        return taken
 
     async def _take_back(self, pbx: Pbx, channel: str) -> None:
         try:

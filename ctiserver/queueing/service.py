@@ -506,6 +506,17 @@ class QueueingService:
                     self.record(ev.CallLeftQueue(call_id, "ended while unwatched"))
             elif view.state == "waiting":
                 self.calls.mark_waiting(call_id)
+        # An agent leg no offer owns: made just before a kill -9 whose last batch took the offer with it,
+        # so the router never heard of it. Answered, it would wait an hour in cti-agent-ready on the
+        # agent's phone while the agent's next offer rings on top of it.
+        for ch in list(pbx.model.channels.values()):
+            agent_id = leg_owner(ch.uniqueid)
+            if agent_id is None or not ch.alive or ch.uniqueid in self._offers:
+                continue
+            if not self.router.config.has_agent(agent_id) or \
+                    self.router.agent_view(agent_id, now).leg_id != ch.uniqueid:
+                log.warning("hanging up %s: an offer to agent %s nobody carries out", ch.name, agent_id)
+                self._spawn(self._safe_hangup(pbx, ch.name))
 
     # ------------------------------------------------------------------ transfers (console commands)
 

@@ -24,9 +24,10 @@ from ctiserver.ami.errors import AmiAuthError
 from ctiserver.ami.link import LinkState
 from ctiserver.gateway.backend import WrapUpForm
 from pbxsim.people import CallerBehaviour
+from pbxsim.world import OriginateRequest
 
 from .queues import TEST_QUEUES
-from .stack import AMI_USER, Stack, agent_principal, running_stack, settle, truth_view
+from .stack import AMI_USER, Stack, agent_principal, running_stack, settle, start_server, truth_view
 
 SUPPORT = CallerBehaviour(keys=("", "2"), patience=10_000)  # greeting, then "2" in the menu: support
 # A caller the CTI lost waits this long (virtual seconds) in [cti-fallback] before the operator is dialled.
@@ -178,6 +179,55 @@ async def test_server_restart_recovers_calls_in_progress(tmp_path: Path) -> None
         await st.until(lambda: st.phase(b_call) == "connected", what="B connected")
         assert _bridge_of(st, b) is not None
         await st.until(lambda: st.phase(st.call_id_of(c) or "?") == "queued", what="C waiting")
+        await settle(st)
+
+
+async def test_a_caller_connected_while_in_the_fallback_stays_with_the_agent(tmp_path: Path) -> None:
+    """After a restart the ACD may offer a caller who still hears the fallback's music (its FastAGI session
+    died with the old server) before the fallback scan has taken it back: the AMI Bridge connects it to
+    the agent, and its dialplan place is still [cti-fallback]. The scan must leave it there: a redirect to
+    cti-wait tears it out of the conversation and queues it again for another agent."""
+    async with running_stack(
+        tmp_path, acd=TEST_QUEUES, agents=("1001", "1002"), sim_globals=SLOW_FALLBACK
+    ) as st:
+        _, b = await _connected_and_waiting(st)
+        b_call = st.call_id_of(b)
+        assert b_call
+        new = await st.restart_server()
+        await new.pbxes["pbx1"].link.wait_up(10)
+        st.login("1002")  # B waits: offered to 1002 at once
+        await st.until(lambda: st.phase(b_call) == "connected", what="B connected to 1002")
+        assert st.sim.snapshot().by_name()[b].context == "cti-fallback"  # connected from the fallback
+        bridge = _bridge_of(st, b)
+        assert bridge is not None
+
+        assert new.calls.scan_fallback() == []  # nobody to take back
+        await settle(st)
+        assert _bridge_of(st, b) == bridge
+        assert st.agent_state("1002") == "on_call"
+        assert st.call_state(b_call) == "connected"
+
+
+async def test_an_offer_leg_the_journal_never_heard_of_is_hung_up_after_a_restart(tmp_path: Path) -> None:
+    """A kill -9 loses at most the journal's last batch interval, and with it maybe an offer the router had
+    just made and the server rung, the agent answering. After the restart the router has never heard of
+    that leg, yet it is up on the agent's phone (in cti-agent-ready, waiting an hour for a bridge): it must
+    be hung up, or the agent's next offer rings on top of it."""
+    async with running_stack(tmp_path, acd=TEST_QUEUES, agents=("1001",)) as st:
+        st.login("1001")
+        await st.server.stop()
+        lost = await st.sim.world.originate(OriginateRequest(
+            "PJSIP/1001", context="cti-agent-ready", exten="s", channel_id="cti-offer-99-1001",
+            callerid=("Caller 01", "13800138001")))
+        assert lost.ok and lost.channel is not None
+        st.server = await start_server(st.sim, st.settings)
+        await st.pbx.link.wait_up(10)
+        await st.until(lambda: lost.channel is not None and lost.channel.dead, what="the lost offer's leg hung up")
+
+        st.place_call("13800138002", SUPPORT)
+        await st.until(lambda: st.agent_state("1001") == "on_call", what="1001 takes the next caller")
+        phones = [c.name for c in st.sim.world.channels.values() if not c.dead and c.name.startswith("PJSIP/1001-")]
+        assert len(phones) == 1, phones
         await settle(st)
 
 
