@@ -67,9 +67,9 @@ from ctiserver.app import CtiServer, PbxSettings, ServerSettings
 from ctiserver.crm_history.writer import CrmHistoryWriter
 from ctiserver.journal import facts as f
 from ctiserver.journal.journal import Journal, open_journal_store
-from ctiserver.journal.projector import Projector
-from ctiserver.journal.recorder import Recorder
-from ctiserver.journal.recovery import recover
+from ctiserver.projections.projector import Projector
+from ctiserver.projections.recorder import Recorder
+from ctiserver.projections.recovery import recover
 from ctiserver.queue_log.writer import QueueLogWriter
 
 AGENTS, QUEUES = 50, 5
@@ -580,7 +580,7 @@ class KillSite:
             await c.close()
         self.monitor, self.consoles = None, None
 
-    async def kill_and_restart(self, while_down: Callable[[], None] | None = None) -> float:
+    async def kill_and_restart(self, while_down: Callable[[], object] | None = None) -> float:
         self.site.kill()
         await self.disconnect()
         # What the agents see after the restart is what they act on: a wrap-up shown open is saved again
