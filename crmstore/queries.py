@@ -790,18 +790,23 @@ def upsert_interaction_row(row: InteractionRow, e164: str | None) -> Plan[int | 
 
 
 def update_wrapup_only(root_call_id: str, agent: str, disposition: str, notes: str,
-                       wrapup_s: float) -> Plan[int]:
-    """A wrap-up saved long after its call left the projection's memory: the agent's last part of it."""
+                       follow_up: FollowUpRequest | None = None, now: float = 0.0) -> Plan[int]:
+    """A wrap-up saved after its call left the projection's memory (settled: the agent's wrap-up time was
+    over): the disposition and notes of the agent's last part of it, and the follow-up asked for, once."""
     got = yield Fetch(
-        "SELECT call_id FROM interactions WHERE root_call_id = ? AND agent = ? ORDER BY segment DESC LIMIT 1",
+        "SELECT call_id, customer_id, caller FROM interactions WHERE root_call_id = ? AND agent = ? "
+        "ORDER BY segment DESC LIMIT 1",
         (root_call_id, agent),
     )
     if not got:
         return 0
-    return (yield Execute(
-        "UPDATE interactions SET disposition = ?, notes = ?, wrapup_s = ? WHERE call_id = ?",
-        (disposition, notes, wrapup_s, got[0][0]),
-    ))
+    call_id, customer_id, caller = got[0]
+    changed = yield Execute("UPDATE interactions SET disposition = ?, notes = ? WHERE call_id = ?",
+                            (disposition, notes, call_id))
+    if follow_up is not None:
+        e164 = caller if isinstance(caller, str) and caller.startswith("+") else None
+        yield from follow_up_from_call(call_id, e164, customer_id, follow_up, now)
+    return int(changed)
 
 
 def follow_up_from_call(source_call_id: str, e164: str | None, customer_id: int | None, f: FollowUpRequest,

@@ -127,8 +127,7 @@ class ConsoleBackend:
         view = self.views.router.agent_view(agent_id, self.clock())
         if view.call_id == call_id:
             return True
-        rec = self.views.records.get(call_id)
-        return rec is not None and rec.part_of(agent_id) is not None
+        return self.views.records.took_part(call_id, agent_id)
 
     def session_ended(self, who: Principal) -> None:
         self._record(f.ConsoleSessionEnded(who.session_id, who.username, who.expires_at))

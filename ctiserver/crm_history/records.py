@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from acd import decisions as d
@@ -23,7 +23,7 @@ from crmstore.model import InteractionRow
 
 from ..journal import facts as f
 
-KEEP_ENDED = 20_000  # ended calls kept for late wrap-ups; older ones are updated in the database only
+KEEP_RECENT = 20_000  # settled calls whose agents are remembered, for wrap-ups saved late
 
 
 @dataclass(slots=True)
@@ -44,6 +44,7 @@ class Part:
     notes: str = ""
     wrapped: bool = False
     follow_up: tuple[str, float, str] | None = None  # kind, due (epoch), note
+    wrap_over: bool = False  # the agent left wrap-up for this part (saved, timed out, logged out)
 
 
 @dataclass(slots=True)
@@ -112,17 +113,30 @@ class CallRecords:
     must be written, `take_changed()` hands them over."""
 
     def __init__(self) -> None:
+        # Held in memory: calls live, or ended with an agent still in wrap-up. A call is *settled* once it
+        # ended and every agent's part is wrapped up; its rows are handed over once more, then it leaves
+        # memory at the next fact. The rule depends on the facts alone, so the live server, a restart from a
+        # checkpoint and a replay from the first fact hold the same records at every fact.
         self.calls: OrderedDict[str, CallRecord] = OrderedDict()
-        self._ended: OrderedDict[str, None] = OrderedDict()
+        self.recent: OrderedDict[str, tuple[str, ...]] = OrderedDict()  # settled call -> its agents
+        self._settled: list[str] = []
         self.changed: set[str] = set()
         self.late_wrapups: list[f.WrapUpSaved] = []  # for calls no longer held in memory
 
     def get(self, call_id: str) -> CallRecord | None:
         return self.calls.get(call_id)
 
+    def took_part(self, call_id: str, agent_id: str) -> bool:
+        """Whether the agent had a part in the call, held in memory or settled lately."""
+        rec = self.calls.get(call_id)
+        if rec is not None:
+            return rec.part_of(agent_id) is not None
+        return agent_id in self.recent.get(call_id, ())
+
     # ------------------------------------------------------------------ the fold
 
     def apply(self, fact: f.Fact | None, decisions: Iterable[d.Decision]) -> None:
+        self._forget_settled()
         if fact is not None:
             self._fact(fact.body, fact.at)
         for x in decisions:
@@ -132,6 +146,21 @@ class CallRecords:
                 self._agent_state(x, fact.body if fact is not None else None)
             elif isinstance(x, d.Handover):
                 self._handover(x, fact.at if fact is not None else 0.0)
+        for call_id in self.changed:
+            rec = self.calls.get(call_id)
+            if rec is not None and _settled(rec) and call_id not in self._settled:
+                self._settled.append(call_id)
+
+    def _forget_settled(self) -> None:
+        for call_id in self._settled:
+            rec = self.calls.pop(call_id, None)
+            if rec is None:
+                continue
+            self.changed.discard(call_id)
+            self.recent[call_id] = tuple(dict.fromkeys(p.agent_id for p in rec.parts))
+            if len(self.recent) > KEEP_RECENT:
+                self.recent.popitem(last=False)
+        self._settled.clear()
 
     def _record(self, call_id: str, at: float) -> CallRecord:
         rec = self.calls.get(call_id)
@@ -238,6 +267,7 @@ class CallRecords:
             self._end_part(rec, part, x.at, cause)
         elif x.old == "wrap_up" and part.ended_at is not None:
             part.wrapup_s = x.time_in_old_s
+            part.wrap_over = True
             self.changed.add(rec.call_id)
 
     def _end_part(self, rec: CallRecord, part: Part, at: float, cause: Any) -> None:
@@ -313,11 +343,6 @@ class CallRecords:
                     self._unseen_end(part, body.not_before, at)
                 part.hung_up_by = body.hung_up_by
         self.changed.add(rec.call_id)
-        self._ended[rec.call_id] = None
-        while len(self._ended) > KEEP_ENDED:
-            old, _ = self._ended.popitem(last=False)
-            self.calls.pop(old, None)
-            self.changed.discard(old)
 
     def _wrapup(self, body: f.WrapUpSaved) -> None:
         rec = self.calls.get(body.call_id)
@@ -338,7 +363,14 @@ class CallRecords:
     # ------------------------------------------------------------------ checkpoints
 
     def dump(self) -> dict[str, Any]:
-        return {"calls": [asdict(r) for r in self.calls.values()], "ended": list(self._ended)}
+        """The records held (a few per agent and per live call, not the day's calls), and the recent ones."""
+        settled = set(self._settled)
+        return {
+            "calls": [_record_data(r) for c, r in self.calls.items() if c not in settled],
+            "recent": [[c, list(agents)] for c, agents in self.recent.items()]
+            + [[c, list(dict.fromkeys(p.agent_id for p in self.calls[c].parts))] for c in self._settled
+               if c in self.calls],
+        }
 
     @classmethod
     def load(cls, data: dict[str, Any]) -> CallRecords:
@@ -347,8 +379,24 @@ class CallRecords:
             parts = [Part(**{**p, "follow_up": tuple(p["follow_up"]) if p["follow_up"] else None})
                      for p in raw["parts"]]
             out.calls[raw["call_id"]] = CallRecord(**{**raw, "parts": parts})
-        out._ended = OrderedDict.fromkeys(data["ended"])
+        out.recent = OrderedDict((c, tuple(agents)) for c, agents in data.get("recent", ()))
         return out
+
+
+_RECORD_FIELDS = tuple(fd.name for fd in fields(CallRecord) if fd.name != "parts")
+_PART_FIELDS = tuple(fd.name for fd in fields(Part))
+
+
+def _record_data(rec: CallRecord) -> dict[str, Any]:
+    """As dataclasses.asdict, without its deep copies (a checkpoint is taken on the event loop)."""
+    data = {name: getattr(rec, name) for name in _RECORD_FIELDS}
+    data["ivr_path"], data["said"] = list(rec.ivr_path), list(rec.said)
+    data["parts"] = [{name: getattr(p, name) for name in _PART_FIELDS} for p in rec.parts]
+    return data
+
+
+def _settled(rec: CallRecord) -> bool:
+    return rec.ended_at is not None and all(p.wrap_over for p in rec.parts if p.answered_at is not None)
 
 
 # ------------------------------------------------------------------------------------------ CRM rows

@@ -59,14 +59,23 @@ class CrmHistoryWriter:
             if not rec.live:
                 self._e164.pop(rec.call_id, None)
         for w in self.records.late_wrapups:
+            follow = None
+            if w.follow_up_kind and w.follow_up_due is not None:
+                follow = FollowUpRequest(FollowUpKind(w.follow_up_kind), datetime.fromtimestamp(w.follow_up_due, UTC),
+                                         owner=w.agent_id, note=w.follow_up_note)
             self.journal.write_also(("late", w.call_id, w.agent_id),
-                                    partial(Q.update_wrapup_only, w.call_id, w.agent_id, w.disposition, w.notes, 0.0))
+                                    partial(Q.update_wrapup_only, w.call_id, w.agent_id, w.disposition, w.notes,
+                                            follow, self._late_at(fact)))
         self.records.late_wrapups.clear()
         if fact is not None and isinstance(fact.body, f.WrapUpSaved) and self.audit:
             saved = fact.body
             viewer = Viewer(saved.saved_by or saved.agent_id, Role.AGENT)
             audit = Q.audit_row(viewer, "wrapup", None, f"call {saved.call_id}: {saved.disposition}")
             self.journal.write_also(("audit", fact.seq), partial(_audit, audit))
+
+    @staticmethod
+    def _late_at(fact: f.Fact | None) -> float:
+        return fact.at if fact is not None else 0.0
 
     def _phone(self, call_id: str, caller: str) -> str | None:
         if call_id not in self._e164:

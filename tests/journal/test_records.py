@@ -153,3 +153,49 @@ def config_text() -> str:
            "agents": [{"endpoint": "PJSIP/a", **a("a", ["support"], tech=1)},
                       {"endpoint": "PJSIP/b", **a("b", ["support", "sales"], tech=1, sales=1)}]}
     return yaml.safe_dump(doc, sort_keys=False)
+
+
+def settle(centre: Centre, call_id: str, t: float, agent_id: str = "a") -> None:
+    """The agent hangs up, the caller's leg ends, the agent is done with the wrap-up."""
+    centre.at(t)(ev.AgentCallEnded(agent_id, call_id, "agent"))
+    centre.at(t + 1)(f.CallEnded(call_id, 16, "Normal Clearing", "agent"))
+    centre.at(t + 2)(ev.WrapUpDone(agent_id))
+
+
+def test_a_settled_call_leaves_memory_at_the_next_fact_and_its_agent_is_remembered(centre: Centre) -> None:
+    centre.at(1).connected("c1")
+    settle(centre, "c1", 40)
+    assert centre.p.records.get("c1") is not None  # its last rows are still to be handed over
+    (row,) = rows(centre.p.records.get("c1"))  # type: ignore[arg-type]
+    assert row.wrapup_s == 2.0 and row.ended_at == 1_800_000_040.0
+    centre.at(60)(f.Heartbeat())
+    assert centre.p.records.get("c1") is None
+    assert centre.p.records.took_part("c1", "a") and not centre.p.records.took_part("c1", "b")
+    # a wrap-up saved now goes to the database only: the call's row and its follow-up
+    late = f.WrapUpSaved("c1", "a", "callback", "call back tomorrow", "callback", 1_800_090_000.0, "am", "agenta")
+    centre.at(70)(late)
+    assert centre.p.records.late_wrapups == [late]
+
+
+def test_a_call_stays_while_its_agent_wraps_up_and_while_it_is_live(centre: Centre) -> None:
+    centre.at(1).connected("c1")
+    centre.at(40)(ev.AgentCallEnded("a", "c1", "agent"))
+    centre.at(41)(f.Heartbeat())
+    assert centre.p.records.get("c1") is not None  # live: the caller is in the survey
+    centre.at(50)(f.CallEnded("c1", 16, "Normal Clearing", "agent"))
+    centre.at(51)(f.Heartbeat())
+    assert centre.p.records.get("c1") is not None  # ended, but the agent is still wrapping up
+    centre.at(60)(f.WrapUpSaved("c1", "a", "resolved", "fine"))
+    assert centre.p.records.get("c1").parts[0].disposition == "resolved"  # type: ignore[union-attr]
+
+
+def test_a_checkpoint_holds_what_is_open_not_the_days_calls(centre: Centre) -> None:
+    for n in range(50):
+        centre.at(100 * n + 1).connected(f"c{n}")
+        settle(centre, f"c{n}", 100 * n + 40)
+    centre.at(9000).connected("live")
+    data = centre.p.records.dump()
+    assert [c["call_id"] for c in data["calls"]] == ["live"]
+    assert len(data["recent"]) == 50
+    restored, _ = Projector.load(centre.p.dump(("<test>", config_text())))
+    assert restored.records.took_part("c7", "a") and restored.records.get("live") is not None
