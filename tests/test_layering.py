@@ -24,6 +24,7 @@ IO = ("asyncio", "socket", "selectors", "ssl", "threading", "subprocess", "multi
 PURE = (
     "acd",
     "ctiserver.callmodel",
+    "ctiserver.calls.legs",
     "ctiserver.ami.protocol",
     "ctiserver.ami.errors",
     "ctiserver.agi.protocol",

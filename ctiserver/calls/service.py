@@ -31,6 +31,7 @@ from ..callmodel.model import UNUSED_EVENTS, Call, CallModel, resync
 from ..control import CallControl
 from ..journal import facts as f
 from ..projections.recorder import Recorder
+from . import legs
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,8 @@ class CallsService:
     # ------------------------------------------------------------------ model events -> facts
 
     def _on_arrived(self, e: ce.CallArrived) -> None:
-        if self.recorder.projector.records.get(e.call_id) is None:
+        # A leg of our own seen first (an offer still ringing after a restart, a click-to-call) is no caller.
+        if not legs.ours(e.uniqueid) and self.recorder.projector.records.get(e.call_id) is None:
             self.recorder.record(f.CallArrived(e.call_id, e.pbx, e.channel, e.caller_num, e.caller_name, e.dialed))
 
     def _on_connected(self, e: ce.CallConnected) -> None:

@@ -23,6 +23,7 @@ from ..ami.errors import AmiError
 from ..ami.protocol import UnsafeValue
 from ..bus import EventBus
 from ..callmodel import events as ce
+from ..calls import legs
 from ..calls.service import CallsService, Pbx
 from ..control import InvalidValue, SpyMode
 from ..gateway.auth import Principal
@@ -49,8 +50,6 @@ from .views import ConsoleViews
 
 _EXTENSION = re.compile(r"[0-9]{2,15}")
 _DIALABLE = re.compile(r"\+?[0-9]{2,20}")  # what an agent may type as an outside number
-_OUTBOUND_ID = "cti-out-"  # ChannelId prefix of click-to-call legs
-_SPY_ID = "cti-spy-"  # ChannelId prefix of supervisors' spy calls
 _SPY_RING_S = 8.0  # the supervisor's phone rings this long: under the gateway's 10 s command timeout
 _SPY = {"listen": SpyMode.LISTEN, "whisper": SpyMode.WHISPER, "barge": SpyMode.BARGE}
 _SAVE_TIMEOUT_S = 3.0  # a wrap-up is "saved" only once durable; beyond this the agent is told so
@@ -280,7 +279,7 @@ class ConsoleBackend:
         await self._do(self.queueing.consult_cancel(call_id, agent_id))
 
     async def hangup(self, who: Principal, call_id: str) -> None:
-        if call_id.startswith(_OUTBOUND_ID):
+        if call_id.startswith(legs.OUTBOUND):
             await self._hangup_outbound(call_id)
             return
         agent_id = self._talking(call_id, who)
@@ -335,7 +334,7 @@ class ConsoleBackend:
         if not number or not _DIALABLE.fullmatch(number):
             raise Refused("invalid_value", "no dialable number")
         pbx = next(iter(self.calls.pbxes.values()))
-        channel_id = f"{_OUTBOUND_ID}{int(time.time() * 1000)}-{agent_id}"
+        channel_id = f"{legs.OUTBOUND}{int(time.time() * 1000)}-{agent_id}"
         self._dialled[channel_id] = agent_id
         try:
             result = await pbx.control.originate_outbound(view.endpoint, number.lstrip("+"),
@@ -385,7 +384,7 @@ class ConsoleBackend:
             await self._hang_up_spy(old)
         self._spy_calls += 1
         spy = _Spy(who.username, agent_id, view.call_id, pbx,
-                   f"{_SPY_ID}{int(time.time() * 1000)}-{self._spy_calls}")
+                   f"{legs.SPY}{int(time.time() * 1000)}-{self._spy_calls}")
         self._spies[who.username] = spy
         self._record(f.SupervisorAction(who.username, f"spy:{mode}", agent_id, view.call_id))
         try:

@@ -27,6 +27,8 @@ from ..agi.session import AgiChannel, ChannelHungUp
 from ..ami.errors import AmiError, LinkDown
 from ..bus import EventBus
 from ..callmodel import events as ce
+from ..calls import legs
+from ..calls.legs import offer_owner
 from ..calls.service import CallsService, Pbx, PbxResynced
 from ..journal import facts as f
 from ..projections.recorder import Recorder
@@ -72,12 +74,6 @@ class _Waiting:
 
 
 Target = tuple[Literal["agent", "queue", "number"], str]
-
-
-def leg_owner(leg_id: str) -> str | None:
-    """The agent a leg id names: ``cti-offer-<n>-<agent>`` (acd.router chooses them)."""
-    parts = leg_id.split("-", 3)
-    return parts[3] if len(parts) == 4 and parts[0] == "cti" and parts[1] == "offer" else None
 
 
 class QueueingService:
@@ -376,7 +372,7 @@ class QueueingService:
 
     def _on_cancel_offer(self, cancel: d.CancelOffer) -> None:
         for leg_id, task in list(self._offers.items()):
-            if leg_owner(leg_id) == cancel.agent_id:
+            if offer_owner(leg_id) == cancel.agent_id:
                 task.cancel()
                 pbx = self.calls.pbx_of(cancel.call_id)
                 if pbx is not None:
@@ -432,7 +428,7 @@ class QueueingService:
     # ------------------------------------------------------------------ facts from the call model
 
     def _agent_on_leg(self, uniqueid: str) -> tuple[str, Any] | None:
-        agent_id = leg_owner(uniqueid)
+        agent_id = offer_owner(uniqueid)
         if agent_id is None or not self.router.config.has_agent(agent_id):
             return None
         view = self.router.agent_view(agent_id, self.clock())
@@ -510,7 +506,7 @@ class QueueingService:
         # so the router never heard of it. Answered, it would wait an hour in cti-agent-ready on the
         # agent's phone while the agent's next offer rings on top of it.
         for ch in list(pbx.model.channels.values()):
-            agent_id = leg_owner(ch.uniqueid)
+            agent_id = offer_owner(ch.uniqueid)
             if agent_id is None or not ch.alive or ch.uniqueid in self._offers:
                 continue
             if not self.router.config.has_agent(agent_id) or \
@@ -584,7 +580,7 @@ class QueueingService:
                 raise
         else:
             self._outside_ids += 1
-            leg_id = f"cti-consult-{self._outside_ids}-{agent_id}"
+            leg_id = f"{legs.CONSULT}{self._outside_ids}-{agent_id}"
             self._outside[call_id] = (leg_id, value)
             self._spawn(self._dial_outside(pbx, call_id, first, leg_id, value))
         self.bus.publish(ConsultationChanged(call_id, agent_id, True))

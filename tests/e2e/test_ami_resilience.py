@@ -9,6 +9,7 @@ happened while the link was down.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import logging
 import os
 import re
@@ -229,6 +230,12 @@ async def test_an_offer_leg_the_journal_never_heard_of_is_hung_up_after_a_restar
         phones = [c.name for c in st.sim.world.channels.values() if not c.dead and c.name.startswith("PJSIP/1001-")]
         assert len(phones) == 1, phones
         await settle(st)
+        # ... and it is no caller: nothing of it in the journal, no call history row
+        await st.server.journal.flush()
+        with sqlite3.connect(tmp_path / "crm.db") as con:
+            assert con.execute("SELECT count(*) FROM journal WHERE call_id = 'cti-offer-99-1001'").fetchone() == (0,)
+            callers = [r[0] for r in con.execute("SELECT caller FROM interactions")]
+        assert "+8613800138001" not in callers, callers
 
 
 async def test_pbx_down_at_start_retries_with_backoff(

@@ -1,0 +1,26 @@
+"""The channels the CTI originates itself, named by their ChannelId (which Asterisk makes their Uniqueid), so
+that anyone (this process, a restarted one, a replay) tells them from callers' calls. Pure.
+
+* ``cti-offer-<n>-<agent>``  an agent's leg for an ACD offer (acd.router numbers the offers)
+* ``cti-consult-<n>-<agent>`` an outside party dialled for a consultation
+* ``cti-out-<ms>-<agent>``    an agent's click-to-call
+* ``cti-spy-<ms>-<n>``        a supervisor's listen/whisper/barge call
+"""
+
+from __future__ import annotations
+
+OFFER = "cti-offer-"
+CONSULT = "cti-consult-"
+OUTBOUND = "cti-out-"
+SPY = "cti-spy-"
+
+
+def ours(uniqueid: str) -> bool:
+    """A channel the CTI originated: never a caller arriving."""
+    return uniqueid.startswith("cti-")
+
+
+def offer_owner(leg_id: str) -> str | None:
+    """The agent an offer leg is for."""
+    parts = leg_id.split("-", 3)
+    return parts[3] if len(parts) == 4 and leg_id.startswith(OFFER) else None
