@@ -319,6 +319,10 @@ class ConsoleBackend:
                     self.queueing.record(ev.WrapUpDone(who.agent_id))
                 except JournalClosed:
                     raise _stopping() from None
+                # "Saved" once the return to ready is durable too (one more batch): a crash right after the
+                # answer must not bring the agent back into a wrap-up they closed.
+                with contextlib.suppress(Exception):
+                    await self.recorder.journal.durable(self.recorder.journal.last_seq, timeout=_SAVE_TIMEOUT_S)
 
     async def search_customers(self, who: Principal, query: str, limit: int) -> Sequence[object]:
         return await self.crm.search(query, self._viewer(who), limit=limit)

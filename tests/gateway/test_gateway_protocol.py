@@ -115,6 +115,8 @@ async def test_whole_agent_day(site: AppSite) -> None:
     saved = await a.request("wrapup", call_id=call_id, disposition="resolved", notes=notes,
                             follow_up={"kind": "callback", "due_at": "2030-01-02T10:00:00+08:00", "note": "ok"})
     assert saved["type"] == "wrapup_saved" and saved["call_id"] == call_id
+    # "saved" means durable, the agent's return to ready included: a crash now loses neither
+    assert site.crm_rows("SELECT 1 FROM journal WHERE kind = 'acd.wrap_up_done' AND agent_id = ?", AGENT1)
     stored = await site.saved_wrapup(call_id)
     assert stored is not None and stored["disposition"] == "resolved" and stored["notes"] == notes
     assert stored["agent"] == AGENT1 and stored["customer_id"] == customer["id"]
