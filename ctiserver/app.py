@@ -85,6 +85,7 @@ class ServerSettings:
     queue_log: Path | None = None
     ami_action_timeout: float = 10.0
     ami_ping_interval: float = 20.0
+    fallback_scan_s: float = 1.0  # how often callers in [cti-fallback] are looked for (and at every reconnect)
     timezone: str | None = None  # the centre's day for statistics (IANA name); None: the machine's
     journal_batch_s: float = 0.02  # what a kill -9 can lose at most
     checkpoint_facts: int = 20_000
@@ -195,7 +196,8 @@ class CtiServer:
                  self.recovery.checkpoint_seq, self.recovery.last_seq)
 
         self.calls = CallsService(s.pbxes, self.bus, self.recorder, self.clock, action_timeout=s.ami_action_timeout,
-                                  ping_interval=s.ami_ping_interval, last_alive=self.recovery.last_at)
+                                  ping_interval=s.ami_ping_interval, last_alive=self.recovery.last_at,
+                                  fallback_scan_s=s.fallback_scan_s)
         self.queueing = QueueingService(self.recorder, self.calls, self.bus, self.clock,
                                         after_call=self._wants_survey)
         self.flows = FlowRegistry(s.flows_dir, FlowCatalog(queues=frozenset(q.name for q in s.acd.queues),

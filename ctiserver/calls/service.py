@@ -78,7 +78,9 @@ class CallsService:
         action_timeout: float = 10.0,
         ping_interval: float = 20.0,
         last_alive: float | None = None,
+        fallback_scan_s: float = 1.0,
     ) -> None:
+        self.fallback_scan_s = fallback_scan_s  # the safety net; a reconnect scans at once
         self.bus = bus
         self.recorder = recorder
         self.clock = clock
@@ -117,6 +119,7 @@ class CallsService:
     def _on_link_state(self, pbx: Pbx, state: LinkState) -> None:
         if state is LinkState.UP:
             self.recorder.record(f.PbxLinkChanged(pbx.name, True))
+            self.scan_fallback()  # the resync is done: callers in the fallback come back now, not in a second
         elif pbx.down_since is None and pbx.synced and state in (LinkState.CONNECTING, LinkState.CLOSED):
             pbx.down_since = self.clock()
             self.recorder.record(f.PbxLinkChanged(pbx.name, False))
@@ -131,7 +134,6 @@ class CallsService:
         pbx.synced = True
         self._end_unseen(pbx, gone_since, now)
         self.bus.publish(PbxResynced(pbx.name, gone_since))
-        self.scan_fallback()
 
     def _end_unseen(self, pbx: Pbx, gone_since: float | None, now: float) -> None:
         """Calls the journal holds as live on this PBX that the PBX does not have: they ended unwatched."""
@@ -268,7 +270,7 @@ class CallsService:
 
     async def run_fallback_scan(self) -> None:
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(self.fallback_scan_s)
             self.scan_fallback()
             if len(self._take_backs) > 10_000:
                 self._take_backs.clear()

@@ -9,11 +9,12 @@ happened while the link was down.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import logging
 import os
 import re
+import sqlite3
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -153,7 +154,8 @@ async def test_server_restart_recovers_calls_in_progress(tmp_path: Path) -> None
         a_call, b_call = st.call_id_of(a), st.call_id_of(b)
         assert a_call and b_call
 
-        new = await st.restart_server()
+        # The periodic scan is off: the scan at the reconnect must find B.
+        new = await st.restart_server(replace(st.settings, fallback_scan_s=3600))
         await new.pbxes["pbx1"].link.wait_up(10)
         truth = await settle(st)
         # The same channels, in the same bridges, grouped into the same calls.
@@ -183,25 +185,25 @@ async def test_server_restart_recovers_calls_in_progress(tmp_path: Path) -> None
         await settle(st)
 
 
-async def test_a_caller_connected_while_in_the_fallback_stays_with_the_agent(tmp_path: Path) -> None:
-    """After a restart the ACD may offer a caller who still hears the fallback's music (its FastAGI session
-    died with the old server) before the fallback scan has taken it back: the AMI Bridge connects it to
-    the agent, and its dialplan place is still [cti-fallback]. The scan must leave it there: a redirect to
-    cti-wait tears it out of the conversation and queues it again for another agent."""
+async def test_a_caller_in_the_fallback_is_taken_back_at_the_reconnect_and_then_left_with_its_agent(
+        tmp_path: Path) -> None:
+    """After a restart a caller whose FastAGI session died with the old server hears the fallback's music.
+    The new server takes it back as soon as its AMI link is up (the periodic scan is off here), before any
+    agent can be offered it; once connected, later scans leave it with its agent (a redirect would tear
+    it out of the conversation and queue it again)."""
     async with running_stack(
         tmp_path, acd=TEST_QUEUES, agents=("1001", "1002"), sim_globals=SLOW_FALLBACK
     ) as st:
         _, b = await _connected_and_waiting(st)
         b_call = st.call_id_of(b)
         assert b_call
-        new = await st.restart_server()
+        new = await st.restart_server(replace(st.settings, fallback_scan_s=3600))
         await new.pbxes["pbx1"].link.wait_up(10)
-        st.login("1002")  # B waits: offered to 1002 at once
+        await st.until(lambda: st.sim.snapshot().by_name()[b].context == "cti-wait", what="B taken back")
+        st.login("1002")
         await st.until(lambda: st.phase(b_call) == "connected", what="B connected to 1002")
-        assert st.sim.snapshot().by_name()[b].context == "cti-fallback"  # connected from the fallback
         bridge = _bridge_of(st, b)
         assert bridge is not None
-
         assert new.calls.scan_fallback() == []  # nobody to take back
         await settle(st)
         assert _bridge_of(st, b) == bridge
