@@ -754,28 +754,36 @@ class CallModel:
             for u in self.bridges.get(caller.bridge, ()):
                 if u != caller_id and u != origin_id:
                     return _ON_HOLD if caller.moh else _CONNECTED
-        if (caller.moh and call.ever_connected) or caller.parked:
+        if caller.parked:
             return _ON_HOLD
+        held = caller.moh and call.ever_connected
         app = caller.application
         in_dial = app == "Dial" or app == "Queue"
+        offered = party = False
         for leg in legs.values():
+            if leg.hungup_at is not None or leg.uniqueid == caller_id or leg.uniqueid == origin_id:
+                continue
             # Another leg rings (alerting) or is dialled; and between the agent's answer (DialEnd) and
             # BridgeEnter the caller is still in Dial.
             if (
-                leg.hungup_at is None
-                and leg.uniqueid != caller_id
-                and leg.uniqueid != origin_id
-                and (
-                    leg.dialing
-                    or leg.state == RINGING
-                    # Answered, on its way into the bridge, the caller still in Dial. A leg that has
-                    # already left a bridge is being torn down, not offered.
-                    or (in_dial and leg.dial_answered and (not leg.was_bridged or leg.bridge is not None))
-                    # The agent answered the CTI's Originate and the Bridge action is on its way.
-                    or (leg.offer_leg and leg.state == UP and not leg.was_bridged)
-                )
+                leg.dialing
+                or leg.state == RINGING
+                # Answered, on its way into the bridge, the caller still in Dial. A leg that has
+                # already left a bridge is being torn down, not offered.
+                or (in_dial and leg.dial_answered and (not leg.was_bridged or leg.bridge is not None))
+                # The agent answered the CTI's Originate and the Bridge action is on its way.
+                or (leg.offer_leg and leg.state == UP and not leg.was_bridged)
             ):
-                return _OFFERED
+                offered = True
+            else:
+                party = True
+        # A caller on hold music after a conversation is held while somebody of the call is still there (an
+        # agent consulting a colleague); with nobody left but a ringing phone, it is being offered again (a
+        # blind transfer to an agent).
+        if held and (party or not offered):
+            return _ON_HOLD
+        if offered:
+            return _OFFERED
         if call.queued or caller.queue is not None or app in _WAITING_APPS:
             return _ON_HOLD if call.ever_connected and app == "MusicOnHold" else _QUEUED
         if app == "AGI":

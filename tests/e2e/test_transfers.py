@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from acd import events as ev
+from ctiserver.callmodel import events as ce
 from ctiserver.gateway.backend import Refused, TransferTarget
 
 from .queues import TEST_QUEUES
@@ -51,6 +52,9 @@ async def test_blind_transfer_to_an_agent(tmp_path: Path) -> None:
         st.login("1001")
         line, call_id = await connected_call(st, "13800138081")
         st.login("1002")
+        phases: list[str] = []
+        st.server.bus.subscribe(ce.CallPhaseChanged,
+                                lambda e: phases.append(e.new.value) if e.call_id == call_id else None)
         await st.console.blind_transfer(agent_principal("1001"), call_id, TransferTarget("agent", "1002"))
         # The target is reserved at once: a caller arriving now is not handed to them.
         assert st.agent_state("1002") in ("reserved", "on_call")
@@ -69,6 +73,12 @@ async def test_blind_transfer_to_an_agent(tmp_path: Path) -> None:
         assert (first["agent"], first["transferred_to"], second["agent"], second["hung_up_by"]) == (
             "1001", "agent:1002", "1002", "caller")
         assert second["answered_at"] >= first["ended_at"]
+        # While 1002's phone rang the call was offered to 1002 (not "on hold"), and the ring is journaled.
+        assert "offered" in phases and phases.index("offered") < phases.index("connected"), phases
+        with sqlite3.connect(st.tmp / "crm.db") as con:
+            rang = con.execute("SELECT count(*) FROM journal WHERE kind = 'acd.offer_ringing' AND call_id = ? "
+                               "AND agent_id = '1002'", (call_id,)).fetchone()
+        assert rang == (1,)
 
 
 async def test_a_transfer_to_a_busy_agent_is_refused_and_the_caller_stays(tmp_path: Path) -> None:
