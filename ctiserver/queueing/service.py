@@ -446,7 +446,12 @@ class QueueingService:
             if view is None or view.virtual and view.state not in _TALKING:
                 return
             if view.state in _TALKING and view.agent_id is not None:
+                held = view.state == "held"
                 self.record(ev.AgentCallEnded(view.agent_id, e.call_id, side, e.not_before))  # type: ignore[arg-type]
+                if held and view.leg_id:
+                    # The agent's leg waits in [cti-hold] (it outlives a consultation's bridge): nothing
+                    # ends it but us.
+                    self._spawn(self._hang_up_leg_of(e.call_id, view.leg_id))
             elif e.reason == "pbx_restart":
                 self.record(ev.CallLeftQueue(e.call_id, "ended by a PBX restart"))
             elif not e.observed:
@@ -455,8 +460,32 @@ class QueueingService:
                 self.record(ev.CallerHungUp(e.call_id))
             return
         owner = self._agent_on_leg(e.uniqueid)
+        view = self.router.call_view(e.call_id)
+        outside = self._outside.get(e.call_id)
+        consulted = view is not None and (
+            (owner is not None and view.consult_agent_id == owner[0])
+            or (outside is not None and outside[0] == e.uniqueid))
         if owner is not None and owner[1].state in ("on_call", "on_hold") and owner[1].call_id == e.call_id:
             self.record(ev.AgentCallEnded(owner[0], e.call_id, side, e.not_before))  # type: ignore[arg-type]
+        if consulted and view is not None and view.agent_id is not None:
+            self._outside.pop(e.call_id, None)
+            self._spawn(self._consultation_gone(e.call_id, view.agent_id))
+
+    async def _consultation_gone(self, call_id: str, agent_id: str) -> None:
+        """The consulted party hung up: the first agent's leg is back in [cti-hold] (the consultation's
+        bridge is gone), the caller on hold music. Put them together again; the console hears it."""
+        try:
+            pbx, caller, first = self._talking_legs(call_id, agent_id)
+            await pbx.control.unhold(caller, first)
+        except Exception as e:  # noqa: BLE001 - the caller or the agent went meanwhile: nothing to join
+            log.info("consultation for %s over, caller not given back to %s: %s", call_id, agent_id, e)
+        self.bus.publish(ConsultationChanged(call_id, agent_id, False))
+
+    async def _hang_up_leg_of(self, call_id: str, leg_id: str) -> None:
+        pbx = self.calls.pbx_of(call_id)
+        leg = self.calls.channel_name(call_id, leg_id)
+        if pbx is not None and leg is not None:
+            await self._safe_hangup(pbx, leg)
 
     def _on_held(self, e: ce.CallHeld) -> None:
         view = self.router.call_view(e.call_id)
@@ -615,10 +644,9 @@ class QueueingService:
         self.command(ev.ConsultEnded(call_id, agent_id, True))  # the Handover decision bridges them
 
     async def consult_cancel(self, call_id: str, agent_id: str) -> None:
-        """The first agent goes back to the caller, then the consulted party is let go. Not the other way
-        round: the first agent's leg was pulled out of its Wait by the consultation's Bridge, so when the
-        consulted leg hangs up it leaves the bridge, goes on in the dialplan and hangs up too, and the
-        caller is left on hold music with nobody (seen on Asterisk 22 with PJSIP phones)."""
+        """The first agent goes back to the caller, then the consulted party is let go: the caller is never
+        left without somebody, whatever Asterisk does with the legs of the consultation's bridge meanwhile
+        (the first agent's leg waits in [cti-hold] again when that bridge ends)."""
         pbx, caller, first = self._talking_legs(call_id, agent_id)
         outside = self._outside.pop(call_id, None)
         if outside is not None:
@@ -630,9 +658,6 @@ class QueueingService:
                 raise Refused("no consultation to cancel")
             leg_id = self.router.agent_view(consulted, self.clock()).leg_id
             self.command(ev.ConsultEnded(call_id, agent_id, False))
-        # Back to the caller first: the first agent's leg leaves the consultation's bridge for the caller's,
-        # so the consulted leg hanging up next cannot take it along (a channel left alone in a bridge made
-        # by AMI Bridge goes on in its dialplan, here to a hang-up).
         await pbx.control.unhold(caller, first)
         leg = self.calls.channel_name(call_id, leg_id)
         if leg is not None:

@@ -150,3 +150,38 @@ async def test_attended_transfer_cancelled_brings_the_caller_back(tmp_path: Path
         st.hang_up(line)
         (row,) = await all_parts_ended(st, call_id, 1)
         assert (row["agent"], row["transferred_to"], row["hung_up_by"]) == ("1001", "", "caller")
+
+
+async def test_the_consulted_agent_hanging_up_gives_the_caller_back_to_the_first_agent(tmp_path: Path) -> None:
+    """The colleague an agent consults hangs up instead of taking the call: the first agent's leg must not
+    go down with the consultation's bridge, and the caller, on hold meanwhile, comes back to the first
+    agent; nobody is left alone on hold music."""
+    async with running_stack(tmp_path, acd=QUEUES, agents=("1001", "1002")) as st:
+        st.login("1001")
+        line, call_id = await connected_call(st, "13800138089")
+        st.login("1002")
+        await st.console.attended_transfer(agent_principal("1001"), call_id, TransferTarget("agent", "1002"))
+        await st.until(lambda: st.agent_state("1002") == "on_call", what="1002 answers the consultation")
+        (colleague,) = [c for c in st.sim.world.channels.values() if c.name.startswith("PJSIP/1002-") and not c.dead]
+        st.sim.world.queue_hangup(colleague, 16)  # 1002's phone sends BYE
+        await st.until(lambda: any(n.startswith("PJSIP/1001-") for n in bridged_with(st, line)),
+                       what="the caller back with 1001")
+        assert st.agent_state("1001") == "on_call" and st.agent_state("1002") == "available"
+        assert st.server.queueing.consulting(call_id) is None
+        st.hang_up(line)
+        (row,) = await all_parts_ended(st, call_id, 1)
+        assert (row["agent"], row["transferred_to"], row["hung_up_by"]) == ("1001", "", "caller")
+
+
+async def test_a_caller_hanging_up_on_hold_ends_the_agents_leg_too(tmp_path: Path) -> None:
+    """On hold the agent's leg waits in [cti-hold] for the caller, in a loop: when the caller hangs up, the
+    server ends it (the agent's phone does not stay in a silent call)."""
+    async with running_stack(tmp_path, acd=QUEUES, agents=("1001",)) as st:
+        st.login("1001")
+        line, call_id = await connected_call(st, "13800138090")
+        await st.console.hold(agent_principal("1001"), call_id)
+        await st.until(lambda: st.call_state(call_id) == "held", what="the call held")
+        (phone,) = [c for c in st.sim.world.channels.values() if c.name.startswith("PJSIP/1001-") and not c.dead]
+        st.hang_up(line)
+        await st.until(lambda: phone.dead, what="the agent's leg ended")
+        assert st.agent_state("1001") == "wrap_up"
