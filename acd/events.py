@@ -31,6 +31,7 @@ class CallEnqueued:
     vip: bool = False
     grade: str | None = None
     skills: tuple[str, ...] = ()  # last, with a default: journals written before it still decode
+    site: str = ""  # the PBX the caller is on: no offers while it cannot be reached
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +210,21 @@ class WrapUpDone:
 
 
 @dataclass(frozen=True, slots=True)
+class SiteUnavailable:
+    """The PBX `site` cannot be steered (its AMI link is down): its callers keep their places, nobody is
+    offered one of them (an Originate there would fail at once, agent after agent) until it is back."""
+
+    site: str
+
+
+@dataclass(frozen=True, slots=True)
+class SiteAvailable:
+    """The PBX `site` can be steered again: its waiting callers are routed, best first."""
+
+    site: str
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     """Only advances the clock: escalations, wrap-up expiry, announcements, deadlines."""
 
@@ -217,4 +233,5 @@ CallEvent = (CallEnqueued | CallLeftQueue | CallbackRequested | CallerHungUp | O
              | OfferFailed | HoldStarted | HoldEnded | AgentCallEnded | TransferToQueue | TransferToAgent
              | TransferOut | ConsultStarted | ConsultEnded | CallMoved)
 AgentCommand = AgentLoggedIn | AgentLoggedOut | AgentReady | AgentPaused | WrapUpDone
-Event = CallEvent | AgentCommand | Tick
+SiteEvent = SiteUnavailable | SiteAvailable
+Event = CallEvent | AgentCommand | SiteEvent | Tick

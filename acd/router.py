@@ -159,6 +159,7 @@ class _Call:
         "pool",
         "queue",
         "seq",
+        "site",
         "skills",
         "state",
         "sticky_agent",
@@ -172,6 +173,7 @@ class _Call:
         self.queue = pool.cfg
         self.pool = pool  # where it is routed: its queue, or the queue's pool for its extra skills
         self.skills = skills  # extra skills the caller needs (known ones, sorted)
+        self.site = ""  # the PBX the caller is on
         self.state = C.NEW
         self.base = base
         self.first_enq = now  # priority aging runs from the first queue entry, across moves
@@ -281,6 +283,7 @@ class Router:
         self._offers = 0  # numbers the agent legs (Offer.leg_id)
         self._calls: dict[str, _Call] = {}
         self._recent_ended: OrderedDict[str, None] = OrderedDict()
+        self._down: set[str] = set()  # sites (PBXes) that cannot be steered now: their callers wait
         self._timers: list[tuple[float, int, str, str, int, int]] = []
         self._agents = {a.id: _Agent(a, i, self._call_live) for i, a in enumerate(config.agents)}
         self._queues = {q.name: _QueueRuntime(q, i, self._agent_live, self._call_live)
@@ -307,6 +310,8 @@ class Router:
             ev.AgentReady: self._on_ready,
             ev.AgentPaused: self._on_paused,
             ev.WrapUpDone: self._on_wrap_up_done,
+            ev.SiteUnavailable: self._on_site_unavailable,
+            ev.SiteAvailable: self._on_site_available,
             ev.Tick: lambda event, now, out: None,
         }
 
@@ -388,12 +393,12 @@ class Router:
                                                                      c.pending_action.target],
             "answered_at": c.answered_at, "key": list(c.key), "virtual": c.virtual, "leg_id": c.leg_id,
             "offered_at": c.offered_at, "orig_position": c.orig_position, "consult": c.consult,
-            "skills": list(c.skills),
+            "skills": list(c.skills), "site": c.site,
         } for c in self._calls.values()]
         live_timers = [list(t) for t in sorted(self._timers) if self._timer_live(t)]
         return {
             "now": self._now, "seq": self._seq, "offers": self._offers, "calls": calls, "agents": agents,
-            "timers": live_timers, "recent_ended": list(self._recent_ended),
+            "timers": live_timers, "recent_ended": list(self._recent_ended), "down": sorted(self._down),
             "queues": {n: {"handle_times": list(rt.handle_times), "rr_counter": rt.rr_counter}
                        for n, rt in self._queues.items()},
         }
@@ -447,11 +452,13 @@ class Router:
                          "consult"):
                 setattr(call, name, c[name])
             call.overflow = tuple(q for q in c["overflow"] if q in router._queues)
+            call.site = c.get("site", "")  # checkpoints older than sites have none
             call.key = tuple(c["key"])
             if c["pending_action"] is not None:
                 call.pending_action = TimeoutActionSpec(*c["pending_action"])
             router._calls[call.id] = call
         router._recent_ended = OrderedDict.fromkeys(data["recent_ended"])
+        router._down = set(data.get("down", ()))
         for t in data["timers"]:
             heapq.heappush(router._timers, tuple(t))  # type: ignore[arg-type]
         # Indexes are derived: lines, heaps and staffed counts are rebuilt from the state.
@@ -478,7 +485,8 @@ class Router:
 
     def _call_live(self, entry: CallEntry) -> bool:
         call = self._calls.get(entry[2])
-        return call is not None and call.version == entry[1] and call.state in _IN_LINE
+        return (call is not None and call.version == entry[1] and call.state in _IN_LINE
+                and call.site not in self._down)
 
     def _timer_live(self, timer: tuple[float, int, str, str, int, int]) -> bool:
         _, _, kind, ident, token, _ = timer
@@ -661,6 +669,8 @@ class Router:
 
     def _route_call(self, call: _Call, now: float, out: list[d.Decision]) -> None:
         """A call became routable (or routable to more agents): offer it, or index it."""
+        if call.site in self._down:
+            return  # it keeps its place in line; routed when its site is back
         top = call.pool.agent_heaps[call.level_stage].peek()
         via = call.queue.name
         if top is None:
@@ -841,6 +851,7 @@ class Router:
         moved = _Call(call.id, self._pool(target, call.skills), call.base, now, call.seq, call.caller_num,
                       call.skills)
         moved.first_enq = call.first_enq
+        moved.site = call.site
         self._seq += 1
         moved.entry = self._seq
         self._recent_ended.pop(call.id, None)
@@ -888,12 +899,13 @@ class Router:
         call = _Call(e.call_id, self._pool(e.queue, skills), rt.cfg.priority.base(e.priority, e.vip, e.grade),
                      now, self._seq, e.caller_num, skills)
         call.entry = self._seq
+        call.site = e.site
         self._recent_ended.pop(e.call_id, None)
         self._start_waiting(call, "entered queue", now, out)
         sticky = self._agents.get(e.sticky_agent_id) if e.sticky_agent_id is not None else None
         if (sticky is not None and sticky.state is not A.LOGGED_OUT and e.queue in sticky.min_stage
                 and _holds(sticky, skills)):
-            if sticky.state is A.AVAILABLE:
+            if sticky.state is A.AVAILABLE and call.site not in self._down:
                 self._offer(call, sticky, e.queue, now, out)
                 return
             if rt.cfg.sticky_window_s > 0:
@@ -1169,6 +1181,7 @@ class Router:
         """The same caller in a (new) queue: a new line entry that keeps the first entry's age."""
         moved = _Call(call.id, self._pool(queue, skills), call.base, now, call.seq, call.caller_num, skills)
         moved.first_enq = call.first_enq
+        moved.site = call.site
         self._seq += 1
         moved.entry = self._seq
         self._recent_ended.pop(call.id, None)
@@ -1244,6 +1257,29 @@ class Router:
             self._become_available(target, "offer_cancelled", reason, now, out)
         elif target.state in (A.ON_CALL, A.ON_HOLD):
             self._become_available(target, "consult_released", reason, now, out)
+
+    # ================================================================ sites
+
+    def _on_site_unavailable(self, e: ev.SiteUnavailable, now: float, out: list[d.Decision]) -> None:
+        # Its waiting callers drop out of the routing heaps (the heaps skip them); their places in line,
+        # announcements and deadlines go on. Offers already made fail as "cancelled": no agent's fault.
+        self._down.add(e.site)
+
+    def _on_site_available(self, e: ev.SiteAvailable, now: float, out: list[d.Decision]) -> None:
+        if e.site not in self._down:
+            return
+        self._down.discard(e.site)
+        waiting = sorted((c for c in self._calls.values() if c.site == e.site and c.state in _IN_LINE),
+                         key=lambda c: c.key)
+        for call in waiting:  # best first: each takes the best agent free for it
+            sticky = self._agents.get(call.sticky_agent) if call.sticky_agent is not None else None
+            if sticky is not None:
+                if sticky.state is A.AVAILABLE:
+                    self._offer(call, sticky, call.queue.name, now, out)
+                else:
+                    self._index_call(call)
+            else:
+                self._route_call(call, now, out)
 
     # ================================================================ agent commands
 

@@ -91,6 +91,9 @@ class CallsService:
         self._tasks: set[asyncio.Task[None]] = set()
         for p in pbxes:
             self._add(p, action_timeout, ping_interval)
+            # Until its link is up, this process cannot steer the PBX, whatever the journal last said: no
+            # offers there (they would fail at once, agent after agent) until the link is up and resynced.
+            recorder.record(f.PbxLinkChanged(p.name, False))
         bus.subscribe(ce.CallArrived, self._on_arrived)
         bus.subscribe(ce.CallConnected, self._on_connected)
         bus.subscribe(ce.CallEnded, self._on_ended)

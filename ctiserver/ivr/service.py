@@ -190,8 +190,10 @@ class IvrService:
         # Kept on the channel, so a CTI restarted while the caller waits can put them back in this queue.
         with contextlib.suppress(Exception):
             await session.command("SET VARIABLE", "CTI_QUEUE", queue)
+        rec = self.recorder.projector.records.get(call.call_id)
+        site = rec.pbx if rec is not None else ""
         result = await self.queueing.wait_in_queue(session, ev.CallEnqueued(
-            call.call_id, queue, priority, call.caller_num, sticky, vip, grade, skills))
+            call.call_id, queue, priority, call.caller_num, sticky, vip, grade, skills, site))
         if result.outcome == "voicemail":
             with contextlib.suppress(Exception):
                 await session.command("EXEC", "Goto", f"cti-voicemail,{queue},1")

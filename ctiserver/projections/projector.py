@@ -29,6 +29,7 @@ from ..journal.facts import (
     ConsoleUserLoggedOut,
     Fact,
     JournalTooNew,
+    PbxLinkChanged,
 )
 from ..queue_log.lines import QueueLogLines
 
@@ -79,7 +80,13 @@ class Projector:
         body = fact.body
         if isinstance(body, AcdConfigLoaded):
             self._reconfigure(body)
-        decisions = self.router.handle(cast(ev.Event, body), fact.at) if isinstance(body, ACD_INPUTS) else []
+        if isinstance(body, ACD_INPUTS):
+            decisions = self.router.handle(cast(ev.Event, body), fact.at)
+        elif isinstance(body, PbxLinkChanged):  # the link's state is the fact; the router's site follows it
+            site = ev.SiteAvailable(body.pbx) if body.up else ev.SiteUnavailable(body.pbx)
+            decisions = self.router.handle(site, fact.at)
+        else:
+            decisions = []
         if isinstance(body, ConsoleSessionEnded):
             self.ended_sessions = {s: e for s, e in self.ended_sessions.items() if e > fact.at}
             self.ended_sessions[body.session] = body.expires_at

@@ -94,6 +94,8 @@ class RouterMachine(RuleBasedStateMachine):
         self.consults: dict[str, str] = {}  # call -> consulted agent, from its Offer until released
         self.offers_seen = 0
         self.extras: dict[str, tuple[str, ...]] = {}  # call -> the extra skills it should carry
+        self.site_of: dict[str, str] = {}  # call -> its PBX
+        self.sites_down: set[str] = set()
         # A router restored from a checkpoint of this one: from then on it must decide exactly the same.
         self.shadow: Router | None = None
 
@@ -137,6 +139,7 @@ class RouterMachine(RuleBasedStateMachine):
                 view = self.router.call_view(x.call_id)
                 if x.kind == "queue" and view is not None:
                     assert holds_extras(x.agent_id, view), (x, view.skills)
+                    assert self.site_of[x.call_id] not in self.sites_down, f"{x.call_id} offered, its site down"
                 assert x.agent_id not in self.outstanding.values(), f"{x.agent_id} holds two offers"
                 self.outstanding[x.call_id] = x.agent_id
                 self.offers_seen += 1
@@ -155,14 +158,23 @@ class RouterMachine(RuleBasedStateMachine):
 
     @rule(queue=st.sampled_from(QUEUES), priority=st.integers(0, 20), vip=st.booleans(),
           grade=st.sampled_from([None, "A", "B"]), sticky=st.sampled_from([None, *AGENTS]),
-          skills=st.sampled_from(EXTRA_SKILLS))
+          skills=st.sampled_from(EXTRA_SKILLS), site=st.sampled_from(["pbx1", "pbx1", "pbx2"]))
     def enqueue(self, queue: str, priority: int, vip: bool, grade: str | None, sticky: str | None,
-                skills: tuple[str, ...]) -> None:
+                skills: tuple[str, ...], site: str) -> None:
         self.next_call += 1
         call_id = f"c{self.next_call}"
-        out = self.send(ev.CallEnqueued(call_id, queue, priority, "0100", sticky, vip, grade, skills))
+        self.site_of[call_id] = site
+        out = self.send(ev.CallEnqueued(call_id, queue, priority, "0100", sticky, vip, grade, skills, site))
         assert bool(of_type(out, d.Ignored)) == ("bogus" in skills)
         self.extras[call_id] = tuple(sorted(s for s in skills if s != "bogus"))
+
+    @rule(site=st.sampled_from(["pbx1", "pbx2"]), up=st.booleans())
+    def site_link(self, site: str, up: bool) -> None:
+        if up:
+            self.sites_down.discard(site)
+        else:
+            self.sites_down.add(site)
+        self.send(ev.SiteAvailable(site) if up else ev.SiteUnavailable(site))
 
     @precondition(lambda self: self.live_calls)
     @rule(data=st.data())
@@ -317,7 +329,8 @@ class RouterMachine(RuleBasedStateMachine):
 
     @invariant()
     def no_qualified_agent_idles_while_a_call_waits(self) -> None:
-        waiting = [self.router.call_view(c) for c in self.calls_in(*WAITING)]
+        waiting = [self.router.call_view(c) for c in self.calls_in(*WAITING)
+                   if self.site_of.get(c) not in self.sites_down]
         for agent_id in AGENTS:
             agent = self.router.agent_view(agent_id, self.now)
             if agent.state != "available":

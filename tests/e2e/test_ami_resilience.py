@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from acd import decisions as d
 from crmstore.model import Outcome
 from crmstore.privacy import Role as CrmRole
 from crmstore.privacy import Viewer
@@ -315,3 +316,38 @@ async def test_ctiserver_run_exits_non_zero_on_refused_login(tmp_path: Path) -> 
         assert proc.returncode == 3, err.decode()
         assert "AMI login refused" in err.decode()
         assert truth_view(st)["channels"] == {}
+
+
+async def test_no_offers_while_the_link_is_down_callers_keep_their_places_agents_keep_their_state(
+        tmp_path: Path) -> None:
+    """The AMI link is down: an Originate would fail at once, and each failure used to cost an agent
+    (not responding), offer after offer. Now the site is unavailable: nobody is offered a caller of it,
+    waiting callers keep their places (their FastAGI sessions go on), agents stay available; when the link
+    is back the callers are offered in their order."""
+    async with running_stack(tmp_path, acd=TEST_QUEUES, agents=("1001", "1002")) as st:
+        lines = []
+        for n in range(3):
+            lines.append(st.place_call(f"1380013810{n}", SUPPORT))
+            call = await st.until(lambda: st.call_id_of(lines[-1]), what="caller known")
+            await st.until(lambda c=call: st.call_state(c) == "waiting", what="caller waiting")
+        calls = [st.call_id_of(line) for line in lines]
+        offers: list[str] = []
+        st.server.bus.subscribe(d.Offer, lambda o: offers.append(o.call_id))
+        await st.sim.stop_ami()
+        await st.until(lambda: st.pbx.link.state is LinkState.CONNECTING, what="link down")
+        st.login("1001", "1002")  # agents come in meanwhile: nothing can be offered
+        await asyncio.sleep(1.0)
+        assert [st.agent_state(a) for a in ("1001", "1002")] == ["available"] * 2
+        assert [st.call_state(c) for c in calls] == ["waiting"] * 3  # type: ignore[arg-type]
+        positions = [st.server.projector.router.call_view(c).position for c in calls]  # type: ignore[union-attr, arg-type]
+        assert positions == [1, 2, 3]
+        assert "RINGNOANSWER" not in st.queue_log() and offers == []
+
+        await st.sim.start()
+        await st.until(lambda: st.pbx.link.is_up, timeout=15, what="link back")
+        await st.until(lambda: all(st.call_state(c) == "connected" for c in calls[:2]),  # type: ignore[arg-type]
+                       what="the first two callers connected")
+        assert st.call_state(calls[2]) == "waiting"  # type: ignore[arg-type]
+        assert offers == calls[:2]  # one offer each, in their order, no retries
+        assert "RINGNOANSWER" not in st.queue_log()
+        await settle(st)
