@@ -37,7 +37,8 @@ class CallEnqueued:
 @dataclass(frozen=True, slots=True)
 class CallLeftQueue:
     """The flow took the caller out of the queue (key for voicemail, transfer...).
-    `reason` is free text for the log; 'abandoned' counts as an abandon in statistics."""
+    `reason` is free text for the log; 'abandoned' counts as an abandon in statistics, and a reason
+    starting with 'lost' (e.g. 'lost: PBX restart') is a call the system ended: nobody's abandon."""
 
     call_id: str
     reason: str = "left"

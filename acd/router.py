@@ -48,7 +48,8 @@ _IN_LINE = frozenset({C.WAITING, C.CALLBACK})
 _OFFERED = frozenset({C.OFFERED, C.RINGING})
 _TALKING = frozenset({C.CONNECTED, C.HELD})
 _NAME = {s: s.value for s in (*AgentState, *CallState)}  # Enum.value is a slow descriptor on the hot path
-_RECENT_ENDED = 10_000  # ended call ids remembered to swallow duplicate hang-ups quietly
+_RECENT_ENDED = 10_000
+LOST = "lost"  # CallLeftQueue reasons starting so: the system ended the call, nobody abandoned  # ended call ids remembered to swallow duplicate hang-ups quietly
 
 AgentEntry = tuple[tuple[Any, ...], int, str]
 CallEntry = tuple[tuple[Any, ...], int, str]
@@ -931,8 +932,14 @@ class Router:
             out.append(d.Refusal(e, f"call {e.call_id} is not in a queue"))
             return
         ringing = self._agents[call.agent_id] if call.state in _OFFERED and call.agent_id else None
-        out.append(d.QueueLogEntry(now, call.id, call.queue.name, "", "EXITWITHKEY",
-                                   ("", *self._leaving_fields(call, now))))
+        if e.reason.startswith(LOST):
+            # Ended by the system (a PBX restart, an end nobody saw): app_queue would write ABANDON; the 4th
+            # field says it was nobody's choice, as COMPLETECALLER's "unknown" does for a side nobody saw.
+            out.append(d.QueueLogEntry(now, call.id, call.queue.name, "", "ABANDON",
+                                       (*self._leaving_fields(call, now), "lost")))
+        else:
+            out.append(d.QueueLogEntry(now, call.id, call.queue.name, "", "EXITWITHKEY",
+                                       ("", *self._leaving_fields(call, now))))
         self._end_call(call, "leave", e.reason, now, out)
         if ringing is not None:  # after the call ended, so the freed agent cannot be handed it again
             self._release_agent_offer(ringing, f"caller left: {e.reason}", now, out)

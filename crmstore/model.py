@@ -169,6 +169,7 @@ class InteractionRow:
     end_not_after: float | None = None
     call_ended_at: float | None = None  # the end of the whole call (the caller may stay on for a survey)
     transferred_to: str = ""
+    queued_at: float | None = None  # when the caller entered the queue (this part's queue, for a transfer)
 
 
 @dataclass(frozen=True, slots=True)

@@ -765,7 +765,7 @@ _ROW_COLUMNS = (
     "call_id", "root_call_id", "segment", "customer_id", "direction", "outcome", "caller", "dialed",
     "started_at", "answered_at", "ended_at", "queue", "agent", "wait_s", "talk_s", "hold_s", "wrapup_s",
     "disposition", "notes", "ivr_path", "recording_ref", "survey_score", "hung_up_by", "end_cause",
-    "end_inferred", "end_not_after", "call_ended_at", "transferred_to",
+    "end_inferred", "end_not_after", "call_ended_at", "transferred_to", "queued_at",
 )
 _ROW_UPSERT = (
     f"INSERT INTO interactions ({', '.join(_ROW_COLUMNS)}) VALUES ({', '.join('?' * len(_ROW_COLUMNS))})"

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from .reports import METRICS
+
 Dialect = Literal["sqlite", "postgresql"]
 
 _TOKENS: dict[Dialect, dict[str, str]] = {
@@ -205,9 +207,43 @@ _V2_INDEXES = (
     "CREATE INDEX ix_interactions_root ON interactions (root_call_id, segment)",
 )
 
+# Report aggregates (crmstore/reports.py): cells per 15 minutes, day and month; paused time by reason; the
+# times the server was down; the queue entry time of each interaction (drill-down to the calls offered).
+_METRIC_COLUMNS = ",\n        ".join(
+    f"{m} {'{real}' if m.endswith('_s') else '{big}'} NOT NULL DEFAULT 0" for m in METRICS)
+_V3_TABLES = (
+    f"""CREATE TABLE report_cells (
+        grain TEXT NOT NULL,
+        start {{big}} NOT NULL,
+        queue TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        flow TEXT NOT NULL,
+        {_METRIC_COLUMNS},
+        PRIMARY KEY (grain, start, queue, agent, flow))""",
+    """CREATE TABLE report_pauses (
+        grain TEXT NOT NULL,
+        start {big} NOT NULL,
+        agent TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        seconds {real} NOT NULL,
+        PRIMARY KEY (grain, start, agent, reason))""",
+    """CREATE TABLE report_folded (
+        start {big} PRIMARY KEY)""",
+    """CREATE TABLE report_gaps (
+        start {real} PRIMARY KEY,
+        stop {real} NOT NULL)""",
+    "ALTER TABLE interactions ADD COLUMN queued_at {real}",
+)
+_V3_INDEXES = (
+    "CREATE INDEX ix_interactions_queued ON interactions (queued_at)",
+    "CREATE INDEX ix_interactions_answered ON interactions (answered_at)",
+    "CREATE INDEX ix_interactions_ended ON interactions (ended_at)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial CRM schema", _V1_TABLES, _V1_INDEXES),
     Migration(2, "journal; interaction segments and ends", _V2_TABLES, _V2_INDEXES),
+    Migration(3, "report aggregates; interactions' queue entry time", _V3_TABLES, _V3_INDEXES),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -53,6 +53,7 @@ from .projections.recorder import Recorder
 from .projections.recovery import Recovery, recover
 from .queue_log.writer import QueueLogWriter
 from .queueing.service import QUEUE_PROMPTS, QueueingService
+from .reports.writer import ReportsWriter
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +247,7 @@ class CtiServer:
         self._history = CrmHistoryWriter(projector.records, self.journal, s.default_country)
         self._history.audit = False  # the replayed facts' audit rows are written already
         projector.listeners.append(self._history)
+        projector.listeners.append(ReportsWriter(projector.intervals, self.journal, projector.stats.tz))
         if s.queue_log is not None:
             self._queue_log = QueueLogWriter(s.queue_log, projector.queue_log)
             self._queue_log.open()

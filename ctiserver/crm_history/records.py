@@ -422,7 +422,8 @@ def rows(rec: CallRecord) -> list[InteractionRow]:
             return []
         wait = (rec.ended_at - rec.queued_at) if rec.queued_at is not None else 0.0
         return [InteractionRow(call_id=rec.call_id, segment=1, started_at=rec.started_at, outcome=rec.outcome,
-                               ended_at=rec.ended_at, wait_s=max(0.0, wait), ivr_path=path, **common, **end)]
+                               ended_at=rec.ended_at, wait_s=max(0.0, wait), ivr_path=path,
+                               queued_at=rec.queued_at, **common, **end)]
     out = []
     for n, part in enumerate(answered, 1):
         if part.ended_at is None and rec.ended_at is None:
@@ -438,7 +439,7 @@ def rows(rec: CallRecord) -> list[InteractionRow]:
             outcome="answered", answered_at=part.answered_at, ended_at=ended, agent=part.agent_id,
             wait_s=max(0.0, wait), talk_s=talk, hold_s=part.hold_s, wrapup_s=part.wrapup_s,
             disposition=part.disposition, notes=part.notes, ivr_path=path if n == 1 else "[]",
-            transferred_to=part.transferred_to,
+            transferred_to=part.transferred_to, queued_at=rec.queued_at if n == 1 else None,
             **{**common, **end, "hung_up_by": part.hung_up_by or (rec.hung_up_by if last else ""),
                "end_inferred": 1 if part.not_after is not None or not rec.observed else 0,
                "end_not_after": part.not_after if part.not_after is not None else rec.not_after},

@@ -32,6 +32,7 @@ from ..journal.facts import (
     PbxLinkChanged,
 )
 from ..queue_log.lines import QueueLogLines
+from ..reports.intervals import Intervals
 
 Listener = Callable[[Fact | None, list[d.Decision]], None]
 
@@ -62,6 +63,7 @@ class Projector:
         self.router = Router(config)
         self.stats = DayStats(config, tz)
         self.records = CallRecords()
+        self.intervals = Intervals(config)
         self.queue_log = QueueLogLines()
         self.ended_sessions: dict[str, int] = {}  # console session -> its expiry (epoch s)
         self.logged_out_users: dict[str, float] = {}  # username -> when a supervisor logged it out
@@ -107,6 +109,7 @@ class Projector:
     def _emit(self, fact: Fact | None, decisions: list[d.Decision]) -> None:
         self.stats.apply(decisions)
         self.records.apply(fact, decisions)
+        self.intervals.apply(fact, decisions, self.records)
         self.queue_log.apply(decisions)
         for listener in self.listeners:
             listener(fact, decisions)
@@ -128,6 +131,7 @@ class Projector:
         stats = LiveStats(config)
         stats.load(self.stats.live.dump())
         self.stats.live = stats
+        self.intervals.config = config
         self.config = config
 
     # ------------------------------------------------------------------ checkpoints
@@ -137,7 +141,8 @@ class Projector:
         return json.dumps({
             "format": FORMAT_VERSION, "seq": self.last_seq, "at": self.last_at, "acd": list(acd_text),
             "router": self.router.dump(), "stats": self.stats.live.dump(), "day": self.stats.day,
-            "records": self.records.dump(), "queue_log_offset": self.queue_log.offset,
+            "records": self.records.dump(), "intervals": self.intervals.dump(),
+            "queue_log_offset": self.queue_log.offset,
             "ended_sessions": self.ended_sessions, "logged_out_users": self.logged_out_users,
         }, ensure_ascii=False, separators=(",", ":"))
 
@@ -153,6 +158,8 @@ class Projector:
         out.stats.live.load(data["stats"])
         out.stats.day = data["day"]
         out.records = CallRecords.load(data["records"])
+        if "intervals" in data:  # checkpoints from before the report aggregates have none: start afresh
+            out.intervals = Intervals.load(config, data["intervals"])
         out.queue_log = QueueLogLines(data["queue_log_offset"])
         out.ended_sessions = dict(data["ended_sessions"])
         out.logged_out_users = dict(data["logged_out_users"])

@@ -19,6 +19,7 @@ from ..crm_history.writer import CrmHistoryWriter
 from ..journal.facts import AcdConfigLoaded, Fact, decode
 from ..journal.journal import Journal
 from ..queue_log.writer import QueueLogWriter
+from ..reports.writer import ReportsWriter
 from .projector import Projector
 
 READ_BATCH = 10_000
@@ -62,6 +63,7 @@ async def replay(
     history.audit = False
     history.rows_seen = set()
     projector.listeners.append(history)
+    projector.listeners.append(ReportsWriter(projector.intervals, writes, tz))
     lines = 0
     writer = None
     if queue_log is not None:

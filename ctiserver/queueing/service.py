@@ -453,9 +453,9 @@ class QueueingService:
                     # ends it but us.
                     self._spawn(self._hang_up_leg_of(e.call_id, view.leg_id))
             elif e.reason == "pbx_restart":
-                self.record(ev.CallLeftQueue(e.call_id, "ended by a PBX restart"))
+                self.record(ev.CallLeftQueue(e.call_id, "lost: PBX restart"))
             elif not e.observed:
-                self.record(ev.CallLeftQueue(e.call_id, "ended while the link was down"))
+                self.record(ev.CallLeftQueue(e.call_id, "lost: ended while the link was down"))
             else:
                 self.record(ev.CallerHungUp(e.call_id))
             return

@@ -1,0 +1,481 @@
+"""Reports: the figures of docs/reports.md over a period, from the stored aggregates (and, in the server, the
+interval still open), grouped by interval and by queue, agent or flow. Every formula is written once, here,
+and docs/reports.md says it in words.
+
+`run_report(store, query, config)` reads the coarsest stored rows that fit (months inside the period, then
+days, then 15-minute intervals for the edges), so a year reads a few thousand rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta, tzinfo
+from typing import Any
+
+from acd.config import AcdConfig
+from crmstore import reports as store_ops
+from crmstore.store import CrmStore
+
+from .intervals import INTERVAL_S, TALK_BUCKETS, WAIT_BUCKETS, Cell, Intervals
+
+GROUPINGS = ("15m", "hour", "day", "month", "total")
+
+
+class ReportError(ValueError):
+    """What was asked makes no sense (unknown report, queue or agent; an inverted range): one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    key: str
+    en: str
+    zh: str
+    unit: str = ""  # "", "s" (seconds), "%", "score"
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    report: str
+    first: datetime  # aware, in the centre's zone
+    stop: datetime  # exclusive
+    grouping: str = "day"
+    queues: tuple[str, ...] = ()
+    agents: tuple[str, ...] = ()
+    fcr_days: int = 3
+
+
+@dataclass(slots=True)
+class Report:
+    name: str
+    title_en: str
+    title_zh: str
+    query: Query
+    columns: list[Column]
+    rows: list[dict[str, Any]]
+    notes: list[str] = field(default_factory=list)  # gaps, the open interval: said, never shown as zeros
+
+
+# ------------------------------------------------------------------------------------------ reading cells
+
+
+@dataclass(slots=True)
+class _Cells:
+    """Cells of the period at the grouping's granularity: (bucket start, queue, agent, flow) -> Cell."""
+
+    cells: dict[tuple[int, str, str, str], Cell]
+    pauses: dict[tuple[int, str, str], float]
+
+
+def _buckets(first: datetime, stop: datetime, grouping: str) -> Callable[[int], int]:
+    tz = first.tzinfo
+    first_ts = int(first.timestamp())
+
+    def bucket(start: int) -> int:
+        if grouping == "15m":
+            return start
+        if grouping == "hour":
+            return start - start % 3600 if tz is None else _local_floor(start, tz, "hour")
+        if grouping == "day":
+            return _local_floor(start, tz, "day")
+        if grouping == "month":
+            return _local_floor(start, tz, "month")
+        return first_ts
+
+    return bucket
+
+
+def _local_floor(at: int, tz: tzinfo | None, unit: str) -> int:
+    moment = datetime.fromtimestamp(at, tz)
+    if unit == "hour":
+        moment = moment.replace(minute=0, second=0, microsecond=0)
+    elif unit == "day":
+        moment = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    else:
+        moment = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return int(moment.timestamp())
+
+
+def _spans(first: datetime, stop: datetime, grouping: str) -> list[tuple[str, int, int]]:
+    """(grain, from, to) pieces covering [first, stop): whole months and days from their rows when the
+    grouping allows, 15-minute rows for the rest."""
+    out: list[tuple[str, int, int]] = []
+    t = first
+    while t < stop:
+        midnight = _midnight(t)
+        next_day = _midnight(t, days=1)
+        if grouping in ("month", "total") and t == midnight and t.day == 1 and _add_month(t) <= stop:
+            out.append(("month", int(t.timestamp()), int(_add_month(t).timestamp())))
+            t = _add_month(t)
+        elif grouping in ("day", "month", "total") and t == midnight and next_day <= stop:
+            out.append(("day", int(t.timestamp()), int(next_day.timestamp())))
+            t = next_day
+        else:  # to the next local midnight (or the end), in 15-minute rows
+            end = min(next_day, stop)
+            out.append(("15m", int(t.timestamp()), int(end.timestamp())))
+            t = end
+    return out
+
+
+def _midnight(t: datetime, days: int = 0) -> datetime:
+    """Local midnight of t's day (plus `days`), right across daylight saving changes."""
+    return datetime.combine(t.date() + timedelta(days=days), time(0), tzinfo=t.tzinfo)
+
+
+def _add_month(t: datetime) -> datetime:
+    year, month = (t.year + 1, 1) if t.month == 12 else (t.year, t.month + 1)
+    return datetime.combine(t.date().replace(year=year, month=month, day=1), time(0), tzinfo=t.tzinfo)
+
+
+async def _read(store: CrmStore, q: Query, live: Intervals | None) -> _Cells:
+    bucket = _buckets(q.first, q.stop, q.grouping)
+    cells: dict[tuple[int, str, str, str], Cell] = {}
+    pauses: dict[tuple[int, str, str], float] = {}
+
+    def take(start: int, queue: str, agent: str, flow: str, cell: Cell) -> None:
+        key = (bucket(start), queue, agent, flow)
+        mine = cells.get(key)
+        if mine is None:
+            cells[key] = mine = Cell()
+        mine.add(cell)
+
+    for grain, a, b in _spans(q.first, q.stop, q.grouping):
+        for row in await store.read_plan(store_ops.read_cells(grain, a, b)):
+            take(row.start, row.queue, row.agent, row.flow, Cell.from_columns(dict(row.values)))
+        for start, agent, reason, seconds in await store.read_plan(store_ops.read_pauses(grain, a, b)):
+            key = (bucket(start), agent, reason)
+            pauses[key] = pauses.get(key, 0.0) + seconds
+    if live is not None and live.start is not None and q.first.timestamp() <= live.start < q.stop.timestamp():
+        for (queue, agent, flow), cell in live.cells.items():
+            take(live.start, queue, agent, flow, cell)
+        for (agent, reason), seconds in live.pauses.items():
+            key = (bucket(live.start), agent, reason)
+            pauses[key] = pauses.get(key, 0.0) + seconds
+    return _Cells(cells, pauses)
+
+
+# ------------------------------------------------------------------------------------------ formulas
+
+
+def pct(part: float, whole: float) -> float | None:
+    return round(100.0 * part / whole, 1) if whole else None
+
+
+def mean(total: float, count: float) -> float | None:
+    return round(total / count, 1) if count else None
+
+
+def service_level(c: Cell, formula: str) -> float | None:
+    """The three usual formulas (docs/reports.md); the queue's configuration picks one."""
+    if formula == "abandons_ignored":
+        return pct(c.answered_in_sl, c.answered)
+    if formula == "abandons_count":
+        return pct(c.answered_in_sl, c.answered + c.abandoned)
+    return pct(c.answered_in_sl, c.answered + c.abandoned - c.short_abandoned)
+
+
+def _formula(config: AcdConfig, queue: str) -> str:
+    if not config.has_queue(queue):
+        return "short_abandons_excluded"
+    return str(getattr(config.queue(queue).service_level, "formula", "short_abandons_excluded"))
+
+
+def aht(c: Cell) -> float | None:
+    return mean(c.talk_s + c.hold_s + c.wrapup_s, c.handled)
+
+
+def loss(c: Cell) -> int:
+    return c.abandoned + c.timed_out + c.lost
+
+
+# ------------------------------------------------------------------------------------------ the reports
+
+_PERIOD = Column("period", "Period", "时段")
+_QUEUE = Column("queue", "Queue", "队列")
+_AGENT = Column("agent", "Agent", "座席")
+
+
+def _wait_columns(prefix: str, en: str, zh: str) -> list[Column]:
+    bounds = [0, *WAIT_BUCKETS]
+    cols = [Column(f"{prefix}_{i}", f"{en} {bounds[i]}-{bounds[i + 1]} s", f"{zh} {bounds[i]}-{bounds[i + 1]} 秒")
+            for i in range(len(WAIT_BUCKETS))]
+    cols.append(Column(f"{prefix}_{len(WAIT_BUCKETS)}", f"{en} over {WAIT_BUCKETS[-1]} s",
+                       f"{zh} {WAIT_BUCKETS[-1]} 秒以上"))
+    return cols
+
+
+def _talk_columns() -> list[Column]:
+    bounds = [0, *TALK_BUCKETS]
+    cols = [Column(f"tk_{i}", f"Talk {bounds[i]}-{bounds[i + 1]} s", f"通话 {bounds[i]}-{bounds[i + 1]} 秒")
+            for i in range(len(TALK_BUCKETS))]
+    cols.append(Column(f"tk_{len(TALK_BUCKETS)}", f"Talk over {TALK_BUCKETS[-1]} s", f"通话 {TALK_BUCKETS[-1]} 秒以上"))
+    return cols
+
+
+def _queue_rows(data: _Cells, q: Query, config: AcdConfig,
+                figures: Callable[[Cell, str], dict[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for (start, queue, agent, flow), cell in sorted(data.cells.items()):
+        if agent or flow or not queue or (q.queues and queue not in q.queues):
+            continue
+        out.append({"period": start, "queue": queue, **figures(cell, queue)})
+    return out
+
+
+def _agent_cells(data: _Cells, q: Query) -> dict[tuple[int, str], tuple[Cell, Cell]]:
+    """(period, agent) -> (their calls over all queues (or the asked ones), their time)."""
+    out: dict[tuple[int, str], tuple[Cell, Cell]] = {}
+    for (start, queue, agent, flow), cell in data.cells.items():
+        if not agent or flow or (q.agents and agent not in q.agents):
+            continue
+        calls, time = out.setdefault((start, agent), (Cell(), Cell()))
+        if queue and (not q.queues or queue in q.queues):
+            calls.add(cell)
+        elif not queue:
+            time.add(cell)
+    return out
+
+
+def inbound_summary(data: _Cells, q: Query, config: AcdConfig) -> tuple[list[Column], list[dict[str, Any]]]:
+    cols = [_PERIOD, _QUEUE, Column("offered", "Offered", "呼入"), Column("answered", "Answered", "接通"),
+            Column("abandoned", "Abandoned", "放弃"), Column("short_abandoned", "Short abandons", "短时放弃"),
+            Column("abandon_rate", "Abandon rate", "放弃率", "%"),
+            Column("service_level", "Service level", "服务水平", "%"), Column("asa", "ASA", "平均应答时间", "s"),
+            Column("aht", "AHT", "平均处理时长", "s"), Column("longest_wait", "Longest wait", "最长等待", "s"),
+            Column("transferred", "Transferred", "转接"), Column("callbacks", "Callbacks", "回呼"),
+            Column("timed_out", "Timed out", "超时"), Column("lost", "Lost (system)", "系统丢失")]
+    return cols, _queue_rows(data, q, config, lambda c, queue: {
+        "offered": c.offered, "answered": c.answered, "abandoned": c.abandoned,
+        "short_abandoned": c.short_abandoned, "abandon_rate": pct(c.abandoned - c.short_abandoned, c.offered),
+        "service_level": service_level(c, _formula(config, queue)), "asa": mean(c.wait_answered_s, c.answered),
+        "aht": aht(c), "longest_wait": round(c.wait_max_s, 1), "transferred": c.transferred,
+        "callbacks": c.callbacks_requested, "timed_out": c.timed_out, "lost": c.lost})
+
+
+def call_duration(data: _Cells, q: Query, config: AcdConfig) -> tuple[list[Column], list[dict[str, Any]]]:
+    cols = [_PERIOD, _QUEUE, Column("handled", "Handled", "处理"), Column("talk_total", "Talk time", "通话总时长", "s"),
+            Column("talk_avg", "Average talk", "平均通话", "s"), Column("hold_avg", "Average hold", "平均保持", "s"),
+            Column("wrapup_avg", "Average wrap-up", "平均话后", "s"), Column("aht", "AHT", "平均处理时长", "s"),
+            *_talk_columns()]
+    return cols, _queue_rows(data, q, config, lambda c, queue: {
+        "handled": c.handled, "talk_total": round(c.talk_s, 1), "talk_avg": mean(c.talk_s, c.handled),
+        "hold_avg": mean(c.hold_s, c.handled), "wrapup_avg": mean(c.wrapup_s, c.handled), "aht": aht(c),
+        **{f"tk_{i}": v for i, v in enumerate(c.tk)}})
+
+
+def waiting_time(data: _Cells, q: Query, config: AcdConfig) -> tuple[list[Column], list[dict[str, Any]]]:
+    cols = [_PERIOD, _QUEUE, Column("answered", "Answered", "接通"), Column("asa", "ASA", "平均应答时间", "s"),
+            Column("abandoned", "Abandoned", "放弃"),
+            Column("abandon_wait", "Average wait before abandoning", "放弃前平均等待", "s"),
+            Column("longest_wait", "Longest wait", "最长等待", "s"),
+            *_wait_columns("aw", "Answered within", "接通于"), *_wait_columns("ab", "Abandoned within", "放弃于")]
+    return cols, _queue_rows(data, q, config, lambda c, queue: {
+        "answered": c.answered, "asa": mean(c.wait_answered_s, c.answered), "abandoned": c.abandoned,
+        "abandon_wait": mean(c.wait_abandoned_s, c.abandoned), "longest_wait": round(c.wait_max_s, 1),
+        **{f"aw_{i}": v for i, v in enumerate(c.aw)}, **{f"ab_{i}": v for i, v in enumerate(c.ab)}})
+
+
+def call_loss(data: _Cells, q: Query, config: AcdConfig) -> tuple[list[Column], list[dict[str, Any]]]:
+    cols = [_PERIOD, _QUEUE, Column("offered", "Offered", "呼入"), Column("answered", "Answered", "接通"),
+            Column("abandoned", "Abandoned", "放弃"), Column("timed_out", "Timed out", "超时"),
+            Column("lost", "Lost (system)", "系统丢失"), Column("lost_calls", "Calls lost", "呼损"),
+            Column("loss_rate", "Call loss rate", "呼损率", "%")]
+    return cols, _queue_rows(data, q, config, lambda c, queue: {
+        "offered": c.offered, "answered": c.answered, "abandoned": c.abandoned, "timed_out": c.timed_out,
+        "lost": c.lost, "lost_calls": loss(c), "loss_rate": pct(loss(c), c.offered)})
+
+
+def transfer_rate(data: _Cells, q: Query, config: AcdConfig) -> tuple[list[Column], list[dict[str, Any]]]:
+    cols = [_PERIOD, _QUEUE, _AGENT, Column("handled", "Handled", "处理"),
+            Column("transferred", "Transferred", "转接"), Column("transfer_rate", "Transfer rate", "呼叫传送率", "%")]
+    out: list[dict[str, Any]] = []
+    for (start, queue, agent, flow), c in sorted(data.cells.items()):
+        if flow or not queue or (q.queues and queue not in q.queues) or (q.agents and agent not in q.agents):
+            continue
+        out.append({"period": start, "queue": queue, "agent": agent, "handled": c.handled,
+                    "transferred": c.transferred, "transfer_rate": pct(c.transferred, c.handled)})
+    return cols, out
+
+
+def agent_load(data: _Cells, q: Query, config: AcdConfig) -> tuple[list[Column], list[dict[str, Any]]]:
+    reasons = sorted({r for (_s, _a, r) in data.pauses})
+    cols = [_PERIOD, _AGENT, Column("login", "Logged in", "登录时长", "s"),
+            Column("available", "Available", "空闲", "s"), Column("ringing", "Ringing", "振铃", "s"),
+            Column("talking", "Talking", "通话", "s"), Column("on_hold", "On hold", "保持", "s"),
+            Column("wrap_up", "Wrap-up", "话后处理", "s"), Column("paused", "Paused", "示忙", "s"),
+            *(Column(f"pause:{r}", f"Paused: {r}", f"示忙：{r}", "s") for r in reasons),
+            Column("occupancy", "Occupancy", "座席负载率", "%"), Column("utilization", "Utilization", "利用率", "%")]
+    out: list[dict[str, Any]] = []
+    for (start, agent), (_calls, t) in sorted(_agent_cells(data, q).items()):
+        if not t.login_s:
+            continue
+        busy = t.reserved_s + t.on_call_s + t.on_hold_s + t.wrap_up_s
+        out.append({"period": start, "agent": agent, "login": round(t.login_s), "available": round(t.available_s),
+                    "ringing": round(t.reserved_s), "talking": round(t.on_call_s), "on_hold": round(t.on_hold_s),
+                    "wrap_up": round(t.wrap_up_s), "paused": round(t.paused_s),
+                    **{f"pause:{r}": round(data.pauses.get((start, agent, r), 0.0)) for r in reasons},
+                    "occupancy": pct(busy, busy + t.available_s),
+                    "utilization": pct(t.on_call_s + t.on_hold_s + t.wrap_up_s, t.login_s)})
+    return cols, out
+
+
+def agent_comparison(data: _Cells, q: Query, config: AcdConfig) -> tuple[list[Column], list[dict[str, Any]]]:
+    cols = [_PERIOD, _AGENT, Column("answered", "Answered", "接通"), Column("handled", "Handled", "处理"),
+            Column("aht", "AHT", "平均处理时长", "s"), Column("talk_avg", "Average talk", "平均通话", "s"),
+            Column("wrapup_avg", "Average wrap-up", "平均话后", "s"),
+            Column("occupancy", "Occupancy", "座席负载率", "%"), Column("transfer_rate", "Transfer rate", "转接率", "%"),
+            Column("ring_no_answer", "Ring, no answer", "振铃未接"), Column("csat", "Satisfaction", "满意度", "score"),
+            Column("surveys", "Surveys", "评价数"), Column("rank", "Rank (answered)", "排名（接通）")]
+    out: list[dict[str, Any]] = []
+    for (start, agent), (c, t) in sorted(_agent_cells(data, q).items()):
+        if not (c.offers or c.answered or c.handled or t.login_s):
+            continue
+        busy = t.reserved_s + t.on_call_s + t.on_hold_s + t.wrap_up_s
+        out.append({"period": start, "agent": agent, "answered": c.answered, "handled": c.handled, "aht": aht(c),
+                    "talk_avg": mean(c.talk_s, c.handled), "wrapup_avg": mean(c.wrapup_s, c.handled),
+                    "occupancy": pct(busy, busy + t.available_s), "transfer_rate": pct(c.transferred, c.handled),
+                    "ring_no_answer": c.ring_no_answer, "csat": mean(c.survey_sum, c.surveys), "surveys": c.surveys})
+    for period in {r["period"] for r in out}:  # rank within each period: most answered first
+        mine = sorted((r for r in out if r["period"] == period), key=lambda r: (-r["answered"], r["agent"]))
+        for n, r in enumerate(mine, 1):
+            r["rank"] = n
+    return cols, out
+
+
+def satisfaction(data: _Cells, q: Query, config: AcdConfig) -> tuple[list[Column], list[dict[str, Any]]]:
+    cols = [_PERIOD, _QUEUE, _AGENT, Column("surveys", "Surveys", "评价数"),
+            Column("csat", "Average score", "平均分", "score")]
+    out: list[dict[str, Any]] = []
+    for (start, queue, agent, flow), c in sorted(data.cells.items()):
+        if flow or not queue or not c.surveys or (q.queues and queue not in q.queues) \
+                or (q.agents and agent and agent not in q.agents):
+            continue
+        out.append({"period": start, "queue": queue, "agent": agent or "", "surveys": c.surveys,
+                    "csat": mean(c.survey_sum, c.surveys)})
+    return cols, out
+
+
+def ivr_containment(data: _Cells, q: Query, config: AcdConfig) -> tuple[list[Column], list[dict[str, Any]]]:
+    cols = [_PERIOD, Column("flow", "IVR flow", "语音流程"), Column("ivr_calls", "Calls", "呼入"),
+            Column("contained", "Served in the IVR", "自助完成"), Column("containment", "Containment", "自助率", "%")]
+    out: list[dict[str, Any]] = []
+    for (start, _queue, _agent, flow), c in sorted(data.cells.items()):
+        if flow:
+            out.append({"period": start, "flow": flow, "ivr_calls": c.ivr_calls, "contained": c.ivr_contained,
+                        "containment": pct(c.ivr_contained, c.ivr_calls)})
+    return cols, out
+
+
+def callbacks(data: _Cells, q: Query, config: AcdConfig) -> tuple[list[Column], list[dict[str, Any]]]:
+    cols = [_PERIOD, _QUEUE, Column("requested", "Callbacks requested", "回呼请求"),
+            Column("answered", "Callbacks answered", "回呼接通"), Column("success", "Callback success", "回呼成功率", "%")]
+    return cols, [r for r in _queue_rows(data, q, config, lambda c, queue: {
+        "requested": c.callbacks_requested, "answered": c.callbacks_answered,
+        "success": pct(c.callbacks_answered, c.callbacks_requested)}) if r["requested"] or r["answered"]]
+
+
+Builder = Callable[[_Cells, Query, AcdConfig], tuple[list[Column], list[dict[str, Any]]]]
+REPORTS: Mapping[str, tuple[str, str, Builder]] = {
+    "inbound-summary": ("Inbound summary", "呼入汇总", inbound_summary),
+    "call-duration": ("Call duration", "呼叫时长", call_duration),
+    "waiting-time": ("Waiting time", "等候时长", waiting_time),
+    "agent-load": ("Agent load rate", "座席负载率", agent_load),
+    "call-loss": ("Call loss rate", "呼损率", call_loss),
+    "transfer-rate": ("Call transfer rate", "呼叫传送率", transfer_rate),
+    "agent-comparison": ("Agent performance comparison", "座席绩效对比", agent_comparison),
+    "satisfaction": ("Satisfaction", "满意度", satisfaction),
+    "ivr-containment": ("IVR containment", "语音自助率", ivr_containment),
+    "callbacks": ("Callbacks", "回呼", callbacks),
+}
+OTHER_REPORTS: Mapping[str, tuple[str, str]] = {
+    "first-contact": ("First-contact resolution", "首次解决率"),
+}
+ALL_REPORTS = (*REPORTS, *OTHER_REPORTS)
+
+
+def check(query: Query, config: AcdConfig) -> None:
+    if query.report not in ALL_REPORTS:
+        raise ReportError(f"unknown report {query.report!r}; the reports are: {', '.join(ALL_REPORTS)}")
+    if query.first >= query.stop:
+        raise ReportError(f"the period is empty or inverted: from {query.first:%Y-%m-%d %H:%M} "
+                          f"to {query.stop:%Y-%m-%d %H:%M}")
+    if query.stop - query.first > timedelta(days=3 * 366):
+        raise ReportError("the period is longer than three years: ask for a shorter one")
+    if query.grouping not in GROUPINGS:
+        raise ReportError(f"unknown interval {query.grouping!r}; use one of {', '.join(GROUPINGS)}")
+    for queue in query.queues:
+        if not config.has_queue(queue):
+            raise ReportError(f"unknown queue {queue!r}; the queues are: {', '.join(x.name for x in config.queues)}")
+    for agent in query.agents:
+        if not config.has_agent(agent):
+            raise ReportError(f"unknown agent {agent!r}")
+    if query.grouping == "15m" and query.stop - query.first > timedelta(days=31):
+        raise ReportError("15-minute rows are for periods of up to a month: ask for hours, days or months")
+
+
+async def run_report(store: CrmStore, query: Query, config: AcdConfig, *, live: Intervals | None = None,
+                     now: float | None = None) -> Report:
+    check(query, config)
+    if query.report == "first-contact":
+        return await _first_contact(store, query)
+    en, zh, builder = REPORTS[query.report]
+    data = await _read(store, query, live)
+    columns, rows = builder(data, query, config)
+    report = Report(query.report, en, zh, query, columns, rows)
+    report.notes = await _notes(store, query, live, now)
+    return report
+
+
+async def _first_contact(store: CrmStore, query: Query) -> Report:
+    answered, repeats = await store.read_plan(store_ops.repeat_callers(
+        query.first.timestamp(), query.stop.timestamp(), query.fcr_days * 86400.0, query.queues))
+    cols = [Column("answered", "Answered calls", "接通"), Column("repeats", f"Called again within {query.fcr_days} days",
+                                                                  f"{query.fcr_days} 天内再次来电"),
+            Column("fcr", "First-contact resolution", "首次解决率", "%")]
+    en, zh = OTHER_REPORTS["first-contact"]
+    return Report("first-contact", en, zh, query, cols,
+                  [{"answered": answered, "repeats": repeats, "fcr": pct(answered - repeats, answered)}],
+                  ["computed from the call history (one row per call), not from the interval aggregates"])
+
+
+async def _notes(store: CrmStore, query: Query, live: Intervals | None, now: float | None) -> list[str]:
+    notes = []
+    tz = query.first.tzinfo
+    for a, b in await store.read_plan(store_ops.read_gaps(query.first.timestamp(), query.stop.timestamp())):
+        notes.append(f"no figures from {_hm(a, tz)} to {_hm(b, tz)}: the server was not running "
+                     f"({(b - a) / 60:.0f} min)")
+    if now is not None and query.first.timestamp() <= now < query.stop.timestamp():
+        open_from = live.start if live is not None and live.start is not None else (int(now) // INTERVAL_S) * INTERVAL_S
+        note = "included" if live is not None else "not included yet (it is written when it closes)"
+        notes.append(f"the current 15 minutes (from {_hm(open_from, tz)}) are {note}")
+    return notes
+
+
+def _hm(at: float, tz: tzinfo | None) -> str:
+    return datetime.fromtimestamp(at, tz).strftime("%Y-%m-%d %H:%M")
+
+
+_PERIOD_FORMAT = {"15m": "%Y-%m-%d %H:%M", "hour": "%Y-%m-%d %H:00", "day": "%Y-%m-%d", "month": "%Y-%m",
+                  "total": "%Y-%m-%d"}
+
+
+def period_label(start: int, grouping: str, tz: tzinfo | None) -> str:
+    return datetime.fromtimestamp(start, tz).strftime(_PERIOD_FORMAT[grouping])
+
+
+def labelled(report: Report, lang: str = "en") -> tuple[list[str], list[list[Any]]]:
+    """Headers and rows as shown: periods as dates in the centre's zone, the columns' words in `lang`."""
+    tz = report.query.first.tzinfo
+    heads = [c.zh if lang == "zh" else c.en for c in report.columns]
+    rows = []
+    for r in report.rows:
+        line = []
+        for c in report.columns:
+            v = r.get(c.key)
+            if c.key == "period" and isinstance(v, int):
+                v = period_label(v, report.query.grouping, tz)
+                if report.query.grouping == "total":
+                    v = f"{v} – {(report.query.stop - timedelta(seconds=1)):%Y-%m-%d}"
+            line.append(v)
+        rows.append(line)
+    return heads, rows

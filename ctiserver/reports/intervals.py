@@ -1,0 +1,343 @@
+"""Interval aggregates: the centre's figures per 15 minutes x queue x agent, folded from the journal's facts
+and the ACD's decisions as they happen, so a report over a day, a month or a year reads a few thousand
+rows, never all its calls. Pure.
+
+Attribution is by the time things happen (the way LiveStats counts, so the wallboard and a report of the
+same hours agree): a call is *offered* to a queue in the interval it enters it, *answered* or *abandoned*
+in the interval that happens, *handled* (talk, hold, wrap-up: AHT) in the interval its agent's wrap-up
+ends; agents' time in each state is cut at the interval boundaries. docs/reports.md defines every figure.
+
+A cell is one row: `queue` and `agent` and `flow` say what it is about:
+* (queue, "", "")    the queue's calls;
+* (queue, agent, "") what the agent did with the queue's calls;
+* ("", agent, "")    the agent's time in each state (paused time by reason in `pauses`);
+* ("", "", flow)     the IVR flow's calls and those it kept (containment).
+
+An interval is closed (final) by the first fact at or after its end; `take_closed()` hands the closed cells
+to the writer. The open interval is part of the projector's checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from acd import decisions as d
+from acd.config import AcdConfig
+
+from ..crm_history.records import CallRecords
+from ..journal import facts as f
+
+INTERVAL_S = 900  # 15 minutes; every real time zone's offset is a multiple of it, so local boundaries too
+GAP_S = 10.0  # a server start later than this after the previous one's last fact: a gap in the figures
+
+WAIT_BUCKETS = (5, 10, 20, 30, 60, 120, 300)  # seconds: "within 5 s", "5-10 s" ... "over 300 s"
+TALK_BUCKETS = (30, 60, 120, 300, 600, 1200)
+_STATE_COLUMNS = {"available": "available_s", "reserved": "reserved_s", "on_call": "on_call_s",
+                  "on_hold": "on_hold_s", "wrap_up": "wrap_up_s", "paused": "paused_s",
+                  "not_responding": "not_responding_s"}
+
+
+@dataclass(slots=True)
+class Cell:
+    """The figures of one interval x (queue, agent, flow). Sums and counts (and one maximum), so cells add
+    up into hours, days and months."""
+
+    # calls of a queue (and per agent: what they answered, handled, transferred)
+    offered: int = 0  # entered the queue (a transfer to a queue enters it again)
+    answered: int = 0
+    answered_in_sl: int = 0  # within the queue's service level time
+    abandoned: int = 0  # short abandons included; short_abandoned says how many were short
+    short_abandoned: int = 0
+    timed_out: int = 0  # left by the queue's deadline or a move
+    lost: int = 0  # ended by the system while waiting (a PBX restart, an end nobody saw): nobody's abandon
+    left_queue: int = 0  # taken out by the flow (voicemail key, ...)
+    callbacks_requested: int = 0
+    callbacks_answered: int = 0
+    wait_answered_s: float = 0.0
+    wait_abandoned_s: float = 0.0
+    wait_max_s: float = 0.0
+    offers: int = 0  # offers made to agents (an agent's cell: to this agent)
+    ring_no_answer: int = 0
+    handled: int = 0  # agent parts over (wrap-up ended)
+    talk_s: float = 0.0
+    hold_s: float = 0.0
+    wrapup_s: float = 0.0
+    transferred: int = 0  # agent parts ended by a transfer
+    surveys: int = 0
+    survey_sum: int = 0
+    # waits of answered calls, of abandoned ones, and talk times, by bucket (see WAIT_BUCKETS, TALK_BUCKETS)
+    aw: list[int] = field(default_factory=lambda: [0] * (len(WAIT_BUCKETS) + 1))
+    ab: list[int] = field(default_factory=lambda: [0] * (len(WAIT_BUCKETS) + 1))
+    tk: list[int] = field(default_factory=lambda: [0] * (len(TALK_BUCKETS) + 1))
+    # an agent's time (queue "")
+    login_s: float = 0.0
+    available_s: float = 0.0
+    reserved_s: float = 0.0
+    on_call_s: float = 0.0
+    on_hold_s: float = 0.0
+    wrap_up_s: float = 0.0
+    paused_s: float = 0.0
+    not_responding_s: float = 0.0
+    # an IVR flow's calls
+    ivr_calls: int = 0
+    ivr_contained: int = 0
+
+    def add(self, other: Cell) -> None:
+        for name in SUMS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.wait_max_s = max(self.wait_max_s, other.wait_max_s)
+        for mine, theirs in ((self.aw, other.aw), (self.ab, other.ab), (self.tk, other.tk)):
+            for i, v in enumerate(theirs):
+                mine[i] += v
+
+    def columns(self) -> dict[str, float]:
+        """Flat, for the database: aw_0 .. aw_7 and so on."""
+        out: dict[str, float] = {name: getattr(self, name) for name in SCALARS}
+        for prefix in ("aw", "ab", "tk"):
+            for i, v in enumerate(getattr(self, prefix)):
+                out[f"{prefix}_{i}"] = v
+        return out
+
+    @classmethod
+    def from_columns(cls, row: dict[str, Any]) -> Cell:
+        cell = cls(**{name: row[name] for name in SCALARS})
+        for prefix in ("aw", "ab", "tk"):
+            getattr(cell, prefix)[:] = [row[f"{prefix}_{i}"] for i in range(len(getattr(cell, prefix)))]
+        return cell
+
+
+SCALARS = tuple(fd.name for fd in fields(Cell) if fd.name not in ("aw", "ab", "tk"))
+SUMS = tuple(name for name in SCALARS if name != "wait_max_s")
+COLUMNS = (*SCALARS, *(f"aw_{i}" for i in range(len(WAIT_BUCKETS) + 1)),
+           *(f"ab_{i}" for i in range(len(WAIT_BUCKETS) + 1)), *(f"tk_{i}" for i in range(len(TALK_BUCKETS) + 1)))
+
+Key = tuple[str, str, str]  # (queue, agent, flow)
+
+
+def bucket(value: float, bounds: tuple[int, ...]) -> int:
+    for i, bound in enumerate(bounds):
+        if value <= bound:
+            return i
+    return len(bounds)
+
+
+def interval_of(at: float) -> int:
+    return int(at // INTERVAL_S) * INTERVAL_S
+
+
+@dataclass(slots=True)
+class Closed:
+    """A closed interval's cells and paused seconds by (agent, reason)."""
+
+    start: int
+    cells: dict[Key, Cell]
+    pauses: dict[tuple[str, str], float]
+
+
+@dataclass(slots=True)
+class _Agent:
+    state: str
+    since: float
+    reason: str = ""
+    talk_s: float = 0.0  # of the call in hand, until its wrap-up ends
+    hold_s: float = 0.0
+
+
+class Intervals:
+    def __init__(self, config: AcdConfig) -> None:
+        self.config = config
+        self.start: int | None = None  # the open interval
+        self.cells: dict[Key, Cell] = {}
+        self.pauses: dict[tuple[str, str], float] = {}
+        self.closed: list[Closed] = []
+        self.gaps: list[tuple[float, float]] = []  # (last alive, back) of server downtimes, to be written
+        self._agents: dict[str, _Agent] = {}
+        self._answered: set[str] = set()  # calls answered in their current queue stint
+        self._callbacks: set[str] = set()
+        self._flows: dict[str, str] = {}  # call -> its IVR flow, while it lives
+
+    # ------------------------------------------------------------------ feeding
+
+    def apply(self, fact: f.Fact | None, decisions: Iterable[d.Decision], records: CallRecords) -> None:
+        if fact is not None:
+            self._advance(fact.at)
+            self._fact(fact.body, fact.at, records)
+        for x in decisions:
+            if isinstance(x, d.CallStateChanged):
+                self._advance(x.at)
+                self._call(x)
+            elif isinstance(x, d.AgentStateChanged):
+                self._advance(x.at)
+                self._agent(x)
+            elif isinstance(x, d.Offer):
+                for key in ((x.queue, "", ""), (x.queue, x.agent_id, "")):
+                    self._cell(key).offers += 1
+            elif isinstance(x, d.QueueLogEntry) and x.verb == "RINGNOANSWER":
+                self._advance(x.at)
+                for key in ((x.queue, "", ""), (x.queue, x.agent_id, "")):
+                    self._cell(key).ring_no_answer += 1
+
+    def take_closed(self) -> list[Closed]:
+        out, self.closed = self.closed, []
+        return out
+
+    def _advance(self, at: float) -> None:
+        """Close every interval that ended by `at`: agents' time is cut at the boundary."""
+        if self.start is None:
+            self.start = interval_of(at)
+            return
+        while at >= self.start + INTERVAL_S:
+            end = self.start + INTERVAL_S
+            for agent_id, a in self._agents.items():
+                self._time(agent_id, a, end)
+            self.closed.append(Closed(self.start, self.cells, self.pauses))
+            self.cells, self.pauses = {}, {}
+            self.start = end
+
+    def _cell(self, key: Key) -> Cell:
+        cell = self.cells.get(key)
+        if cell is None:
+            cell = self.cells[key] = Cell()
+        return cell
+
+    # ------------------------------------------------------------------ calls
+
+    def _call(self, x: d.CallStateChanged) -> None:
+        q = self._cell((x.queue, "", ""))
+        if x.new == "waiting" and x.old == "new":
+            q.offered += 1
+        elif x.new == "callback" and x.old != "callback":
+            q.callbacks_requested += 1
+            self._callbacks.add(x.call_id)
+        elif x.new == "connected" and x.old in ("offered", "ringing") and x.call_id not in self._answered:
+            self._answered.add(x.call_id)
+            within = x.waited_s <= self._within(x.queue)
+            q.answered += 1
+            q.answered_in_sl += within
+            q.wait_answered_s += x.waited_s
+            q.wait_max_s = max(q.wait_max_s, x.waited_s)
+            q.aw[bucket(x.waited_s, WAIT_BUCKETS)] += 1
+            if x.call_id in self._callbacks:
+                q.callbacks_answered += 1
+            if x.agent_id:
+                mine = self._cell((x.queue, x.agent_id, ""))
+                mine.answered += 1
+                mine.answered_in_sl += within
+                mine.wait_answered_s += x.waited_s
+        elif x.new == "ended":
+            answered = x.call_id in self._answered
+            self._answered.discard(x.call_id)
+            self._callbacks.discard(x.call_id)
+            if answered or x.old in ("connected", "held"):
+                return
+            if x.reason == "abandoned":
+                q.abandoned += 1
+                q.short_abandoned += x.waited_s < self._short(x.queue)
+                q.wait_abandoned_s += x.waited_s
+                q.wait_max_s = max(q.wait_max_s, x.waited_s)
+                q.ab[bucket(x.waited_s, WAIT_BUCKETS)] += 1
+            elif x.reason.startswith("lost"):
+                q.lost += 1
+            elif x.reason.startswith(("timeout", "moved")):
+                q.timed_out += 1
+            else:
+                q.left_queue += 1
+
+    def _within(self, queue: str) -> float:
+        return self.config.queue(queue).service_level.within_s if self.config.has_queue(queue) else 0.0
+
+    def _short(self, queue: str) -> float:
+        return self.config.queue(queue).short_abandon_s if self.config.has_queue(queue) else 0.0
+
+    # ------------------------------------------------------------------ agents
+
+    def _agent(self, x: d.AgentStateChanged) -> None:
+        a = self._agents.get(x.agent_id)
+        if a is None:
+            a = self._agents[x.agent_id] = _Agent(x.old, x.at)
+        self._time(x.agent_id, a, x.at)
+        if x.old == "on_call":
+            a.talk_s += x.time_in_old_s
+        elif x.old == "on_hold":
+            a.hold_s += x.time_in_old_s
+        if x.new == "wrap_up" and x.old in ("on_call", "on_hold") and x.reason.startswith("transferred"):
+            for key in ((x.queue or "", "", ""), (x.queue or "", x.agent_id, "")):
+                self._cell(key).transferred += 1
+        if x.old == "wrap_up":
+            talk = a.talk_s + a.hold_s
+            for key in ((x.queue or "", "", ""), (x.queue or "", x.agent_id, "")):
+                cell = self._cell(key)
+                cell.handled += 1
+                cell.talk_s += a.talk_s
+                cell.hold_s += a.hold_s
+                cell.wrapup_s += x.time_in_old_s
+                cell.tk[bucket(talk, TALK_BUCKETS)] += 1
+            a.talk_s = a.hold_s = 0.0
+        elif x.new in ("available", "paused", "logged_out") and x.old in ("on_call", "on_hold"):
+            a.talk_s = a.hold_s = 0.0  # a consultation let go: not a handled call of theirs
+        a.state, a.reason = x.new, x.reason if x.new == "paused" else ""
+        if x.new == "logged_out":
+            del self._agents[x.agent_id]
+
+    def _time(self, agent_id: str, a: _Agent, until: float) -> None:
+        spent = until - a.since
+        if spent > 0 and a.state != "logged_out":
+            cell = self._cell(("", agent_id, ""))
+            cell.login_s += spent
+            column = _STATE_COLUMNS.get(a.state)
+            if column is not None:
+                setattr(cell, column, getattr(cell, column) + spent)
+            if a.state == "paused":
+                key = (agent_id, a.reason)
+                self.pauses[key] = self.pauses.get(key, 0.0) + spent
+        a.since = max(a.since, until)
+
+    # ------------------------------------------------------------------ facts
+
+    def _fact(self, body: object, at: float, records: CallRecords) -> None:
+        if isinstance(body, f.IvrStarted):
+            if body.call_id not in self._flows:
+                self._flows[body.call_id] = body.flow
+                self._cell(("", "", body.flow)).ivr_calls += 1
+        elif isinstance(body, f.CallEnded):
+            flow = self._flows.pop(body.call_id, None)
+            rec = records.get(body.call_id)
+            if flow is not None and rec is not None and rec.outcome == "ivr_only":
+                self._cell(("", "", flow)).ivr_contained += 1
+        elif isinstance(body, f.SurveyAnswered):
+            rec = records.get(body.call_id)
+            if rec is not None:
+                agents = [p.agent_id for p in rec.parts if p.answered_at is not None]
+                keys = [(rec.queue, "", "")] + ([(rec.queue, agents[-1], "")] if agents else [])
+                for key in keys:
+                    cell = self._cell(key)
+                    cell.surveys += 1
+                    cell.survey_sum += body.score
+        elif isinstance(body, f.ServerStarted) and body.last_alive is not None and at - body.last_alive > GAP_S:
+            self.gaps.append((body.last_alive, at))
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "start": self.start,
+            "cells": [[list(k), c.columns()] for k, c in self.cells.items()],
+            "pauses": [[a, r, s] for (a, r), s in self.pauses.items()],
+            "agents": {a: [x.state, x.since, x.reason, x.talk_s, x.hold_s] for a, x in self._agents.items()},
+            "answered": sorted(self._answered), "callbacks": sorted(self._callbacks),
+            "flows": self._flows,
+        }
+
+    @classmethod
+    def load(cls, config: AcdConfig, data: dict[str, Any]) -> Intervals:
+        out = cls(config)
+        out.start = data["start"]
+        out.cells = {(k[0], k[1], k[2]): Cell.from_columns(c) for k, c in data["cells"]}
+        out.pauses = {(a, r): s for a, r, s in data["pauses"]}
+        out._agents = {a: _Agent(*x) for a, x in data["agents"].items()}
+        out._answered = set(data["answered"])
+        out._callbacks = set(data["callbacks"])
+        out._flows = dict(data["flows"])
+        return out
