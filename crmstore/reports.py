@@ -191,3 +191,11 @@ def repeat_callers(first: float, stop: float, within_s: float, queues: Iterable[
         (within_s, first, stop, *wanted))
     total, repeats = got[0]
     return int(total or 0), int(repeats or 0)
+
+
+def grade_moves(first: float, stop: float) -> Plan[list[tuple[str, str, int]]]:
+    """(old grade or "", new grade, customers) of the grading runs in the period: A->B, new A ..."""
+    got = yield Fetch("SELECT COALESCE(old_grade, ''), new_grade, COUNT(*) FROM grade_history"
+                      " WHERE changed_at >= ? AND changed_at < ? GROUP BY COALESCE(old_grade, ''), new_grade"
+                      " ORDER BY 1, 2", (first, stop))
+    return [(str(a), str(b), int(n)) for a, b, n in got]

@@ -389,6 +389,8 @@ REPORTS: Mapping[str, tuple[str, str, Builder]] = {
 }
 OTHER_REPORTS: Mapping[str, tuple[str, str]] = {
     "first-contact": ("First-contact resolution", "首次解决率"),
+    "grade-movements": ("Customer grade movements", "客户等级变化"),
+    "churn-candidates": ("Churn candidates", "流失预警客户"),
 }
 ALL_REPORTS = (*REPORTS, *OTHER_REPORTS)
 
@@ -418,6 +420,10 @@ async def run_report(store: CrmStore, query: Query, config: AcdConfig, *, live: 
     check(query, config)
     if query.report == "first-contact":
         return await _first_contact(store, query)
+    if query.report == "grade-movements":
+        return await _grade_movements(store, query)
+    if query.report == "churn-candidates":
+        return await _churn(store, query)
     en, zh, builder = REPORTS[query.report]
     data = await _read(store, query, live)
     columns, rows = builder(data, query, config)
@@ -436,6 +442,26 @@ async def _first_contact(store: CrmStore, query: Query) -> Report:
     return Report("first-contact", en, zh, query, cols,
                   [{"answered": answered, "repeats": repeats, "fcr": pct(answered - repeats, answered)}],
                   ["computed from the call history (one row per call), not from the interval aggregates"])
+
+
+async def _grade_movements(store: CrmStore, query: Query) -> Report:
+    moves = await store.read_plan(store_ops.grade_moves(query.first.timestamp(), query.stop.timestamp()))
+    cols = [Column("from", "From grade", "原等级"), Column("to", "To grade", "新等级"),
+            Column("customers", "Customers", "客户数")]
+    en, zh = OTHER_REPORTS["grade-movements"]
+    rows = [{"from": old or "new", "to": new, "customers": n} for old, new, n in moves]
+    return Report("grade-movements", en, zh, query, cols, rows,
+                  [] if rows else ["no grading run in this period (ctiserver crm grade, or the daily schedule)"])
+
+
+async def _churn(store: CrmStore, query: Query) -> Report:
+    entries = await store.churn_list(now=query.stop)
+    cols = [Column("customer_id", "Customer", "客户编号"), Column("name", "Name", "姓名"),
+            Column("grade", "Grade", "等级"), Column("signals", "Signals", "预警信号")]
+    en, zh = OTHER_REPORTS["churn-candidates"]
+    rows = [{"customer_id": e.customer_id, "name": e.name, "grade": e.grade.value if e.grade else "",
+             "signals": "; ".join(f"{s.kind}: {s.detail}" for s in e.signals)} for e in entries]
+    return Report("churn-candidates", en, zh, query, cols, rows)
 
 
 async def _notes(store: CrmStore, query: Query, live: Intervals | None, now: float | None) -> list[str]:
