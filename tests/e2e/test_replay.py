@@ -11,11 +11,13 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from crmstore.store import open_store
 from ctiserver.gateway.backend import Refused, TransferTarget, WrapUpForm
 from ctiserver.projections.replay import replay
+from ctiserver.reports.engine import Query, run_report
 from pbxsim.people import CallerBehaviour
 
 from .stack import DEMO, Stack, agent_principal, running_stack
@@ -103,6 +105,7 @@ async def test_replaying_the_journal_reproduces_rows_queue_log_and_statistics(tm
         await st.until(lambda: all(st.agent_state(a) == "available" for a in AGENTS), timeout=20,
                        what="every wrap-up over")
         server = st.server
+        await wallboard_equals_the_report(st)
     live_rows = history(tmp_path / "crm.db")
     live_log = (tmp_path / "queue_log").read_text()
     live_stats = server.projector.stats.live.dump()
@@ -125,6 +128,29 @@ async def test_replaying_the_journal_reproduces_rows_queue_log_and_statistics(tm
     assert history(copy) == live_rows
     assert (tmp_path / "queue_log.replayed").read_text() == live_log
     assert done.projector.stats.live.dump() == live_stats
+
+
+async def wallboard_equals_the_report(st: Stack) -> None:
+    """Live and historical agree: today's wallboard figures (LiveStats, carried over the restart) equal the
+    report of today (the closed intervals in the database plus the open one in the server)."""
+    server = st.server
+    await server.journal.flush()
+    now = st.now()
+    tz = datetime.now().astimezone().tzinfo
+    first = datetime.fromtimestamp(now, tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    query = Query("inbound-summary", first, first + timedelta(days=1), "total")
+    report = await run_report(server.crm, query, server.projector.config, live=server.projector.intervals, now=now)
+    wallboard = server.projector.stats.live.snapshot(now)
+    compared = 0
+    for row in report.rows:
+        live = wallboard[row["queue"]]
+        assert (row["answered"], row["abandoned"] - row["short_abandoned"], row["short_abandoned"]) == (
+            live.answered, live.abandoned, live.short_abandoned), row["queue"]
+        assert row["service_level"] == (None if live.service_level_pct is None
+                                         else round(live.service_level_pct, 1)), row["queue"]
+        assert row["asa"] == (None if live.asa_s is None else round(live.asa_s, 1)), row["queue"]
+        compared += row["answered"] + row["abandoned"]
+    assert compared >= 10
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
