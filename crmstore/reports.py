@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .plan import Execute, ExecuteMany, Fetch, Plan
 
@@ -70,6 +71,13 @@ def _upsert(adding: bool) -> str:
             f" ON CONFLICT ({', '.join(_KEYS)}) DO UPDATE SET " + ", ".join(merged(m) for m in METRICS))
 
 
+def _number(metric: str, value: Any) -> float:
+    """SUM of a BIGINT is a NUMERIC (a Decimal) on PostgreSQL: back to the column's kind."""
+    if value is None:
+        return 0
+    return float(value) if metric.endswith("_s") else int(value)
+
+
 _SET = _upsert(adding=False)
 _ADD = _upsert(adding=True)
 _PAUSE_SET = ("INSERT INTO report_pauses (grain, start, agent, reason, seconds) VALUES (?, ?, ?, ?, ?)"
@@ -116,17 +124,59 @@ def add_gap(last_alive: float, back: float) -> Plan[None]:
                   " stop = excluded.stop", (last_alive, back))
 
 
-def read_cells(grain: str, first: int, stop: int, *, queues: Sequence[str] = (),
+ROW_KINDS = {
+    "queue": "agent = '' AND flow = '' AND queue <> ''",  # the queues' calls
+    "queue_agent": "flow = '' AND queue <> ''",  # the queues' calls, and each agent's part of them
+    "agent": "agent <> ''",  # the agents' calls and time
+    "flow": "flow <> ''",  # the IVR flows
+}
+
+
+def read_cells(grain: str, first: int, stop: int, *, kind: str | None = None, queues: Sequence[str] = (),
                agents: Sequence[str] = ()) -> Plan[list[CellRow]]:
-    """The rows of one grain with first <= start < stop, optionally for some queues or agents only."""
+    """The rows of one grain with first <= start < stop: of one kind (ROW_KINDS) or all, optionally for some
+    queues or agents only."""
     sql = f"SELECT {', '.join(_COLUMNS)} FROM report_cells WHERE grain = ? AND start >= ? AND start < ?"
+    if kind is not None:
+        sql += f" AND {ROW_KINDS[kind]}"
     args: list[object] = [grain, first, stop]
     for column, wanted in (("queue", queues), ("agent", agents)):
         if wanted:
             sql += f" AND {column} IN ({', '.join('?' * len(wanted))})"
             args.extend(wanted)
-    got = yield Fetch(sql + " ORDER BY start", tuple(args))
+    got = yield Fetch(sql, tuple(args))
     return [CellRow(r[0], int(r[1]), r[2], r[3], r[4], dict(zip(METRICS, r[5:], strict=True))) for r in got]
+
+
+def read_sums(grain: str, first: int, stop: int, *, kind: str | None = None,
+              queues: Sequence[str] = ()) -> Plan[list[tuple[Any, ...]]]:
+    """The rows of one grain with first <= start < stop summed per (queue, agent, flow), in the database:
+    (queue, agent, flow, *METRICS) (the maximum for maxima)."""
+    figures = ", ".join(f"MAX({m})" if m in MAXIMA else f"SUM({m})" for m in METRICS)
+    sql = (f"SELECT queue, agent, flow, {figures} FROM report_cells WHERE grain = ? AND start >= ? AND start < ?")
+    if kind is not None:
+        sql += f" AND {ROW_KINDS[kind]}"
+    args: list[object] = [grain, first, stop]
+    if queues:
+        sql += f" AND queue IN ({', '.join('?' * len(queues))})"
+        args.extend(queues)
+    got = yield Fetch(sql + " GROUP BY queue, agent, flow", tuple(args))
+    return [(r[0], r[1], r[2], *(_number(m, v) for m, v in zip(METRICS, r[3:], strict=True))) for r in got]
+
+
+def read_rows(grain: str, first: int, stop: int, *, kind: str | None = None,
+              queues: Sequence[str] = ()) -> Plan[list[tuple[Any, ...]]]:
+    """The rows themselves: (start, queue, agent, flow, *METRICS)."""
+    sql = (f"SELECT start, queue, agent, flow, {', '.join(METRICS)} FROM report_cells WHERE grain = ?"
+           " AND start >= ? AND start < ?")
+    if kind is not None:
+        sql += f" AND {ROW_KINDS[kind]}"
+    args: list[object] = [grain, first, stop]
+    if queues:
+        sql += f" AND queue IN ({', '.join('?' * len(queues))})"
+        args.extend(queues)
+    got = yield Fetch(sql, tuple(args))
+    return [tuple(r) for r in got]
 
 
 def read_pauses(grain: str, first: int, stop: int, agents: Sequence[str] = ()) -> Plan[list[tuple[int, str, str, float]]]:

@@ -127,30 +127,47 @@ def _add_month(t: datetime) -> datetime:
     return datetime.combine(t.date().replace(year=year, month=month, day=1), time(0), tzinfo=t.tzinfo)
 
 
-async def _read(store: CrmStore, q: Query, live: Intervals | None) -> _Cells:
-    bucket = _buckets(q.first, q.stop, q.grouping)
-    cells: dict[tuple[int, str, str, str], Cell] = {}
-    pauses: dict[tuple[int, str, str], float] = {}
+_MAX = store_ops.METRICS.index("wait_max_s")
 
-    def take(start: int, queue: str, agent: str, flow: str, cell: Cell) -> None:
-        key = (bucket(start), queue, agent, flow)
-        mine = cells.get(key)
+
+async def _read(store: CrmStore, q: Query, live: Intervals | None, kind: str | None = None,
+                pauses_too: bool = False) -> _Cells:
+    """Sums per (bucket, queue, agent, flow): in the database where a piece of the period falls in one
+    bucket, row by row (plain lists, no objects) where it does not."""
+    bucket = _buckets(q.first, q.stop, q.grouping)
+    sums: dict[tuple[int, str, str, str], list[float]] = {}
+    pauses: dict[tuple[int, str, str], float] = {}
+    queues = q.queues if kind in ("queue", "queue_agent") else ()
+
+    def take(at: int, key: tuple[str, str, str], values: list[float] | tuple[Any, ...]) -> None:
+        full = (at, *key)
+        mine = sums.get(full)
         if mine is None:
-            cells[key] = mine = Cell()
-        mine.add(cell)
+            sums[full] = [v or 0 for v in values]
+            return
+        biggest = max(mine[_MAX], values[_MAX] or 0)
+        sums[full] = [a + (b or 0) for a, b in zip(mine, values, strict=True)]
+        sums[full][_MAX] = biggest
 
     for grain, a, b in _spans(q.first, q.stop, q.grouping):
-        for row in await store.read_plan(store_ops.read_cells(grain, a, b)):
-            take(row.start, row.queue, row.agent, row.flow, Cell.from_columns(dict(row.values)))
-        for start, agent, reason, seconds in await store.read_plan(store_ops.read_pauses(grain, a, b)):
-            key = (bucket(start), agent, reason)
-            pauses[key] = pauses.get(key, 0.0) + seconds
+        if bucket(a) == bucket(b - 1):
+            for row in await store.read_plan(store_ops.read_sums(grain, a, b, kind=kind, queues=queues)):
+                take(bucket(a), (row[0], row[1], row[2]), row[3:])
+        else:
+            for row in await store.read_plan(store_ops.read_rows(grain, a, b, kind=kind, queues=queues)):
+                take(bucket(int(row[0])), (row[1], row[2], row[3]), row[4:])
+        if pauses_too:
+            for start, agent, reason, seconds in await store.read_plan(store_ops.read_pauses(grain, a, b)):
+                key = (bucket(start), agent, reason)
+                pauses[key] = pauses.get(key, 0.0) + seconds
     if live is not None and live.start is not None and q.first.timestamp() <= live.start < q.stop.timestamp():
-        for (queue, agent, flow), cell in live.cells.items():
-            take(live.start, queue, agent, flow, cell)
+        for cell_key, cell in live.cells.items():
+            take(bucket(live.start), cell_key, list(cell.columns().values()))
         for (agent, reason), seconds in live.pauses.items():
-            key = (bucket(live.start), agent, reason)
-            pauses[key] = pauses.get(key, 0.0) + seconds
+            pkey = (bucket(live.start), agent, reason)
+            pauses[pkey] = pauses.get(pkey, 0.0) + seconds
+    cells = {key: Cell.from_columns(dict(zip(store_ops.METRICS, values, strict=True)))
+             for key, values in sums.items()}
     return _Cells(cells, pauses)
 
 
@@ -375,17 +392,18 @@ def callbacks(data: _Cells, q: Query, config: AcdConfig) -> tuple[list[Column], 
 
 
 Builder = Callable[[_Cells, Query, AcdConfig], tuple[list[Column], list[dict[str, Any]]]]
-REPORTS: Mapping[str, tuple[str, str, Builder]] = {
-    "inbound-summary": ("Inbound summary", "呼入汇总", inbound_summary),
-    "call-duration": ("Call duration", "呼叫时长", call_duration),
-    "waiting-time": ("Waiting time", "等候时长", waiting_time),
-    "agent-load": ("Agent load rate", "座席负载率", agent_load),
-    "call-loss": ("Call loss rate", "呼损率", call_loss),
-    "transfer-rate": ("Call transfer rate", "呼叫传送率", transfer_rate),
-    "agent-comparison": ("Agent performance comparison", "座席绩效对比", agent_comparison),
-    "satisfaction": ("Satisfaction", "满意度", satisfaction),
-    "ivr-containment": ("IVR containment", "语音自助率", ivr_containment),
-    "callbacks": ("Callbacks", "回呼", callbacks),
+# name: (English title, Chinese title, builder, the rows it reads (crmstore.reports.ROW_KINDS))
+REPORTS: Mapping[str, tuple[str, str, Builder, str]] = {
+    "inbound-summary": ("Inbound summary", "呼入汇总", inbound_summary, "queue"),
+    "call-duration": ("Call duration", "呼叫时长", call_duration, "queue"),
+    "waiting-time": ("Waiting time", "等候时长", waiting_time, "queue"),
+    "agent-load": ("Agent load rate", "座席负载率", agent_load, "agent"),
+    "call-loss": ("Call loss rate", "呼损率", call_loss, "queue"),
+    "transfer-rate": ("Call transfer rate", "呼叫传送率", transfer_rate, "queue_agent"),
+    "agent-comparison": ("Agent performance comparison", "座席绩效对比", agent_comparison, "agent"),
+    "satisfaction": ("Satisfaction", "满意度", satisfaction, "queue_agent"),
+    "ivr-containment": ("IVR containment", "语音自助率", ivr_containment, "flow"),
+    "callbacks": ("Callbacks", "回呼", callbacks, "queue"),
 }
 OTHER_REPORTS: Mapping[str, tuple[str, str]] = {
     "first-contact": ("First-contact resolution", "首次解决率"),
@@ -424,8 +442,8 @@ async def run_report(store: CrmStore, query: Query, config: AcdConfig, *, live: 
         return await _grade_movements(store, query)
     if query.report == "churn-candidates":
         return await _churn(store, query)
-    en, zh, builder = REPORTS[query.report]
-    data = await _read(store, query, live)
+    en, zh, builder, kind = REPORTS[query.report]
+    data = await _read(store, query, live, kind, pauses_too=query.report == "agent-load")
     columns, rows = builder(data, query, config)
     report = Report(query.report, en, zh, query, columns, rows)
     report.notes = await _notes(store, query, live, now)
