@@ -444,7 +444,11 @@ async def _bridge(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     w = s.world
     for c in (a, b):
         if c.bridge is not None:
+            kept = c.cause_set  # moved from bridge to bridge: the same channel, its cause as it was
             w.leave_bridge(c)
+            c.cause_set = kept
+        else:
+            c.cause_set = False  # yanked: a fresh channel takes its place (bridge.c, ast_channel_yank)
         if c.moh is not None:
             c.moh = None
             w.chan_event("MusicOnHoldStop", c)

@@ -115,6 +115,10 @@ class Channel:
         # there gets no Newexten of its own (manager only reports a changed place; capture 07 A).
         self.skip_newexten = False
         self.default_cause: int | None = None  # cause of an AMI Hangup without Cause (16 once bridged)
+        # Asterisk's hangup cause already set on a live channel: leaving a bridge alive sets 16 when none is
+        # (channel_set_cause in bridge_channel.c); AMI Bridge of a channel in no bridge yanks it into a fresh
+        # one, which has none. A phone's BYE then shows it on HangupRequest (capture 19 B), or nothing.
+        self.cause_set = False
         self.spied_by: list[Channel] = []
         self.sip_headers: list[tuple[str, str]] = []  # added to the INVITE by a pre-dial PJSIP_HEADER(add,...)
         self._signal = asyncio.Event()

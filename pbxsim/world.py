@@ -407,9 +407,10 @@ class World:
             return
         local = chan.name.startswith("Local/")
         if not local and cause == 16:
-            # A SIP phone's BYE carries no cause: HangupRequest has no Cause header, and the channel ends
-            # Normal Clearing only if a bridge clears it; in an AGI it ends 0 Unknown (capture 17, 1-3).
-            self.chan_event("HangupRequest", chan)
+            # A SIP phone's BYE carries no cause: HangupRequest shows only the cause the channel already had
+            # (capture 19 B: on hold after leaving a bridge), and the channel ends Normal Clearing only if a
+            # bridge clears it; in an AGI it ends 0 Unknown (capture 17, 1-3).
+            self.chan_event("HangupRequest", chan, *((("Cause", "16"),) if chan.cause_set else ()))
             if chan.bridge is not None:
                 chan.bridged_hangup = True  # the bridge ends it: no SoftHangupRequest (capture 17, 1-2)
             elif chan.agi_active and chan.hangup_cause is None:
@@ -549,6 +550,7 @@ class World:
         self.emit(wire.event("BridgeLeave", bridge.pairs(), chan.snapshot()))
         chan.wake()
         if not hangup and not chan.hungup:
+            chan.cause_set = True
             if chan.no_cdr:
                 chan.no_cdr = False  # a dialled leg that goes on alone gets its own record (07 A)
             else:
@@ -565,6 +567,7 @@ class World:
                 bridge.channels.remove(other)
                 self.emit(wire.event("BridgeLeave", bridge.pairs(), other.snapshot()))
                 other.variables["__bridge_peer_hungup"] = "1"
+                other.cause_set = True
                 other.wake()
                 if other.task is None and not other.hungup and not other.dead:
                     # A leg with no program of its own (Dial's callee, a transfer target) ends with it.

@@ -219,6 +219,12 @@ class CallsService:
         ch = pbx.model.channels.get(uniqueid) if pbx is not None else None
         return ch.name if ch is not None and ch.alive else None
 
+    def channel_context(self, call_id: str, uniqueid: str) -> str | None:
+        """The dialplan context a live channel of the call's PBX last reported (its place to go on from)."""
+        pbx = self.pbx_of(call_id)
+        ch = pbx.model.channels.get(uniqueid) if pbx is not None else None
+        return ch.context if ch is not None and ch.alive else None
+
     def caller_channel(self, call_id: str) -> str | None:
         pbx = self.pbx_of(call_id)
         call = pbx.model.calls.get(call_id) if pbx is not None else None

@@ -448,9 +448,11 @@ class QueueingService:
             if view.state in _TALKING and view.agent_id is not None:
                 held = view.state == "held"
                 self.record(ev.AgentCallEnded(view.agent_id, e.call_id, side, e.not_before))  # type: ignore[arg-type]
-                if held and view.leg_id:
-                    # The agent's leg waits in [cti-hold] (it outlives a consultation's bridge): nothing
-                    # ends it but us.
+                if view.leg_id and (held or self._placed_in_hold(e.call_id, view.leg_id)):
+                    # The agent's leg has its place in [cti-hold], where it waits in a loop: held, or bridged
+                    # back from there by AMI Bridge (un-hold, the end of a consultation), which leaves a
+                    # channel its dialplan place, so it goes on there when the caller's bridge ends (seen
+                    # on Asterisk 22.10.1). Nothing ends it but us.
                     self._spawn(self._hang_up_leg_of(e.call_id, view.leg_id))
             elif e.reason == "pbx_restart":
                 self.record(ev.CallLeftQueue(e.call_id, "lost: PBX restart"))
@@ -480,6 +482,10 @@ class QueueingService:
         except Exception as e:  # noqa: BLE001 - the caller or the agent went meanwhile: nothing to join
             log.info("consultation for %s over, caller not given back to %s: %s", call_id, agent_id, e)
         self.bus.publish(ConsultationChanged(call_id, agent_id, False))
+
+    def _placed_in_hold(self, call_id: str, leg_id: str) -> bool:
+        pbx = self.calls.pbx_of(call_id)
+        return pbx is not None and self.calls.channel_context(call_id, leg_id) == pbx.control.hold_context
 
     async def _hang_up_leg_of(self, call_id: str, leg_id: str) -> None:
         pbx = self.calls.pbx_of(call_id)

@@ -163,6 +163,7 @@ async def test_the_consulted_agent_hanging_up_gives_the_caller_back_to_the_first
         await st.console.attended_transfer(agent_principal("1001"), call_id, TransferTarget("agent", "1002"))
         await st.until(lambda: st.agent_state("1002") == "on_call", what="1002 answers the consultation")
         (colleague,) = [c for c in st.sim.world.channels.values() if c.name.startswith("PJSIP/1002-") and not c.dead]
+        (first,) = [c for c in st.sim.world.channels.values() if c.name.startswith("PJSIP/1001-") and not c.dead]
         st.sim.world.queue_hangup(colleague, 16)  # 1002's phone sends BYE
         await st.until(lambda: any(n.startswith("PJSIP/1001-") for n in bridged_with(st, line)),
                        what="the caller back with 1001")
@@ -171,6 +172,8 @@ async def test_the_consulted_agent_hanging_up_gives_the_caller_back_to_the_first
         st.hang_up(line)
         (row,) = await all_parts_ended(st, call_id, 1)
         assert (row["agent"], row["transferred_to"], row["hung_up_by"]) == ("1001", "", "caller")
+        # 1001's leg still has its place in [cti-hold], where it loops: the server ends it.
+        await st.until(lambda: first.dead, what="1001's leg ended with the call")
 
 
 async def test_a_caller_hanging_up_on_hold_ends_the_agents_leg_too(tmp_path: Path) -> None:
@@ -183,5 +186,47 @@ async def test_a_caller_hanging_up_on_hold_ends_the_agents_leg_too(tmp_path: Pat
         await st.until(lambda: st.call_state(call_id) == "held", what="the call held")
         (phone,) = [c for c in st.sim.world.channels.values() if c.name.startswith("PJSIP/1001-") and not c.dead]
         st.hang_up(line)
+        await st.until(lambda: phone.dead, what="the agent's leg ended")
+        assert st.agent_state("1001") == "wrap_up"
+
+
+async def test_a_caller_hanging_up_after_an_unhold_ends_the_agents_leg_too(tmp_path: Path) -> None:
+    """Un-hold bridges the legs again with AMI Bridge, which leaves the agent's leg its place in [cti-hold]:
+    when the caller hangs up later, that leg goes on there and waits again, in a loop (seen on Asterisk
+    22.10.1 with a PJSIP phone: Goto, then Wait(3600) again). The server ends it."""
+    async with running_stack(tmp_path, acd=QUEUES, agents=("1001",)) as st:
+        st.login("1001")
+        line, call_id = await connected_call(st, "13800138091")
+        await st.console.hold(agent_principal("1001"), call_id)
+        await st.until(lambda: st.call_state(call_id) == "held", what="the call held")
+        await st.console.unhold(agent_principal("1001"), call_id)
+        await st.until(lambda: any(n.startswith("PJSIP/1001-") for n in bridged_with(st, line)),
+                       what="the caller back with 1001")
+        (phone,) = [c for c in st.sim.world.channels.values() if c.name.startswith("PJSIP/1001-") and not c.dead]
+        st.hang_up(line)
+        await st.until(lambda: phone.dead, what="the agent's leg ended")
+        assert st.agent_state("1001") == "wrap_up"
+
+
+async def test_an_agents_leg_left_waiting_in_hold_while_the_link_was_down_is_ended_at_the_resync(
+        tmp_path: Path) -> None:
+    """The caller hangs up after an un-hold while the AMI link is down: nobody saw it, and the agent's leg
+    waits in [cti-hold] in a loop. The resync finds the call over and ends that leg too."""
+    async with running_stack(tmp_path, acd=QUEUES, agents=("1001",)) as st:
+        st.login("1001")
+        line, call_id = await connected_call(st, "13800138092")
+        await st.console.hold(agent_principal("1001"), call_id)
+        await st.until(lambda: st.call_state(call_id) == "held", what="the call held")
+        await st.console.unhold(agent_principal("1001"), call_id)
+        await st.until(lambda: any(n.startswith("PJSIP/1001-") for n in bridged_with(st, line)),
+                       what="the caller back with 1001")
+        (phone,) = [c for c in st.sim.world.channels.values() if c.name.startswith("PJSIP/1001-") and not c.dead]
+        await st.sim.stop_ami()
+        await st.until(lambda: not st.pbx.link.is_up, what="link down")
+        st.hang_up(line)
+        await st.until(lambda: line not in st.sim.snapshot().by_name(), what="the caller gone")
+        assert not phone.dead  # waiting in [cti-hold] again
+        await st.sim.start()
+        await st.until(lambda: st.pbx.link.is_up, timeout=15, what="link back")
         await st.until(lambda: phone.dead, what="the agent's leg ended")
         assert st.agent_state("1001") == "wrap_up"
