@@ -263,6 +263,8 @@ class Console:
             self.pending.clear()
 
     async def request(self, kind: str, timeout: float = 15.0, **fields: Any) -> dict[str, Any]:
+        from websockets.exceptions import ConnectionClosed
+
         ws = self.ws
         if ws is None:
             return {"type": "error", "code": "not_connected"}
@@ -272,7 +274,7 @@ class Console:
         try:
             await ws.send(json.dumps({"v": 1, "type": kind, "id": msg_id, **fields}))
             return await asyncio.wait_for(fut, timeout)
-        except Exception as e:  # closed meanwhile, or no answer in time
+        except (ConnectionClosed, OSError, TimeoutError) as e:  # closed meanwhile, or no answer in time
             self.pending.pop(msg_id, None)
             return {"type": "error", "code": type(e).__name__}
 
@@ -679,8 +681,8 @@ async def run(size: Size, seed: int, tmp: Path, quick: bool = False) -> dict[str
         rss_drained_kb = proc_status(pid).get("VmRSS", 0)
         peak_kb = proc_status(pid).get("VmHWM", 0)
         await fresh.close()
-        for c in [*desks.values(), *monitors]:
-            await c.close()
+        for console in [*desks.values(), *monitors]:
+            await console.close()
         for desk in desks.values():
             for task in list(desk.tasks):
                 task.cancel()
