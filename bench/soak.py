@@ -9,7 +9,7 @@ Two processes, as on a real site: `ctiserver run` (pbxsim.site.ProcessSite), so 
 /proc are the server's own; and this one, which holds the PBX simulator, the callers and every console.
 
 * Callers arrive at `rate` (Poisson), go through the greeting and the menu (keys 1 or 2: two queues), wait and
-  talk 2.5-6 s; one in ten is impatient (1-6 s) and hangs up wherever it is (IVR, queue, ringing phone).
+  talk 2.5-6 s; one in ten is impatient (0.1-1.5 s) and hangs up wherever it is (IVR, queue, ringing phone).
 * Agents: a desk phone each (rings 1-5 PBX seconds, hangs up itself after 4-8 s: the agent ends some calls) and a
   websocket console that logs in, agent_login's, saves most wrap-ups (the queues' wrap_up_s is 1.5 s), takes the
   odd short break, and drops its connection at random (a clean close or a cut socket) to come back with its
@@ -494,7 +494,7 @@ class Load:
         impatient = rng.random() < 0.1
         behaviour = CallerBehaviour(
             keys=(key, key),  # the greeting may take the first key (barge-in)
-            patience=self.v(rng.uniform(1.0, 6.0) if impatient else 120.0),
+            patience=self.v(rng.uniform(0.1, 1.5) if impatient else 120.0),
             hangup_after_connect=self.v(rng.uniform(2.5, 6.0)),
         )
         chan = self.site.sim.place_call(DID, f"1380{n:07d}", f"Caller {n}", behaviour)
