@@ -126,6 +126,10 @@ class CallRecords:
     def get(self, call_id: str) -> CallRecord | None:
         return self.calls.get(call_id)
 
+    def is_settled(self, rec: CallRecord) -> bool:
+        """Ended, every agent's part wrapped up: handed over once more, it leaves memory at the next fact."""
+        return _settled(rec)
+
     def took_part(self, call_id: str, agent_id: str) -> bool:
         """Whether the agent had a part in the call, held in memory or settled lately."""
         rec = self.calls.get(call_id)

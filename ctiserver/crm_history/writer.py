@@ -21,7 +21,7 @@ from ..journal import facts as f
 from ..journal.journal import Journal
 from .records import CallRecords, part_id, rows
 
-_KEEP = 50_000  # rows remembered, to skip writing one again unchanged
+_KEEP = 50_000  # rows of calls still in memory remembered, to skip writing one again unchanged
 
 
 class CrmHistoryWriter:
@@ -34,10 +34,15 @@ class CrmHistoryWriter:
         self._e164: dict[str, str | None] = {}
         self.rows_seen: set[str] | None = None  # a replay counts the rows it wrote; the live server does not
 
+    @property
+    def rows_remembered(self) -> int:
+        return len(self._written)
+
     def __call__(self, fact: f.Fact | None, decisions: list[d.Decision]) -> None:
         for rec in self.records.take_changed():
             e164 = self._phone(rec.call_id, rec.caller_num)
-            for row in rows(rec):
+            call_rows = rows(rec)
+            for row in call_rows:
                 if self._written.get(row.call_id) == row:
                     continue
                 self._written[row.call_id] = row
@@ -58,6 +63,9 @@ class CrmHistoryWriter:
                                         partial(Q.follow_up_from_call, source, e164, cid, request, now))
             if not rec.live:
                 self._e164.pop(rec.call_id, None)
+            if self.records.is_settled(rec):  # handed over for the last time: its rows change no more here
+                for row in call_rows:
+                    self._written.pop(row.call_id, None)
         for w in self.records.late_wrapups:
             follow = None
             if w.follow_up_kind and w.follow_up_due is not None:
