@@ -58,6 +58,9 @@ MAX_FILE_BYTES = 2_000_000  # a security limit: a flow file is text written by p
 # Also a security limit: the YAML composer and the condition builder below recurse once per level.
 # A real flow nests about 10 levels (nodes > menu > options > condition > all > ...).
 MAX_DEPTH = 64
+# A security limit too: nodes reached through YAML aliases, counted as often as they are reached. A flow
+# that shares a prompt list or a condition by alias stays far below it.
+MAX_ALIASED_NODES = 10_000
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 KEYS = "0123456789*#"
@@ -75,22 +78,56 @@ class _Bad(Exception):
 
 
 class _BoundedLoader(yaml.SafeLoader):
-    """SafeLoader refusing nesting deeper than MAX_DEPTH with a position, instead of a RecursionError."""
+    """SafeLoader refusing, with a position instead of a RecursionError or a hang: nesting deeper than
+    MAX_DEPTH, an alias inside the node it names (a loop), and aliases that expand to more than
+    MAX_ALIASED_NODES nodes (the "billion laughs": composing shares nodes, the builders walk them all)."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.depth = 0
+        self.open_anchors: set[str] = set()  # anchors of the nodes being composed: an alias to one is a loop
+        self.shapes: dict[int, tuple[int, int]] = {}  # id(node) -> (nodes, levels), aliases expanded
+        self.aliased = 0  # nodes reached through aliases so far
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event = self.peek_event()
         if self.depth >= MAX_DEPTH:
-            raise yaml.composer.ComposerError(
-                None, None, f"nested deeper than {MAX_DEPTH} levels", self.peek_event().start_mark
-            )
+            raise self._refuse(f"nested deeper than {MAX_DEPTH} levels", event)
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor in self.open_anchors:
+                raise self._refuse(f"alias *{event.anchor} is inside the node it names (a loop)", event)
+            node = super().compose_node(parent, index)
+            assert node is not None
+            nodes, levels = self.shapes[id(node)]
+            self.aliased += nodes
+            if self.aliased > MAX_ALIASED_NODES:
+                raise self._refuse(f"aliases expand to more than {MAX_ALIASED_NODES} nodes", event)
+            if self.depth + levels > MAX_DEPTH:
+                raise self._refuse(f"nested deeper than {MAX_DEPTH} levels through alias *{event.anchor}", event)
+            return node
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            self.open_anchors.add(anchor)
         self.depth += 1
         try:
-            return super().compose_node(parent, index)
+            node = super().compose_node(parent, index)
         finally:
             self.depth -= 1
+            if anchor is not None:
+                self.open_anchors.discard(anchor)
+        assert node is not None
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        else:
+            children = []
+        inner = [self.shapes[id(c)] for c in children]
+        self.shapes[id(node)] = (1 + sum(n for n, _ in inner), 1 + max((lv for _, lv in inner), default=0))
+        return node
+
+    def _refuse(self, message: str, event: Any) -> yaml.composer.ComposerError:
+        return yaml.composer.ComposerError(None, None, message, event.start_mark)
 
 
 def _pos(node: yaml.Node) -> Pos:
