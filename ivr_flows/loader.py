@@ -631,7 +631,7 @@ def _clock(text: str, pos: Pos, what: str) -> time:
     try:
         hh, mm = text.split(":")
         return time(int(hh), int(mm)) if text != "24:00" else time(23, 59, 59, 999999)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an hour past what a C long holds
         raise _Bad(pos, f"{what}: {text!r} is not a time such as 09:30") from None
 
 
@@ -717,8 +717,14 @@ def parse_flow(text: str, file: str) -> tuple[Flow | None, list[FlowError]]:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         return None, [FlowError(file, line, col, f"broken YAML: {e.problem or e}", "yaml")]
+    except yaml.reader.ReaderError as e:
+        # A character YAML refuses (a control character) stops the reader before any token: no mark, only
+        # an offset; and its text runs over two lines.
+        line, col = _line_col(text, e.position)
+        char = f"U+{e.character:04X}" if isinstance(e.character, int) else repr(e.character)
+        return None, [FlowError(file, line, col, f"broken YAML: YAML does not allow the character {char}", "yaml")]
     except yaml.YAMLError as e:
-        return None, [FlowError(file, 1, 1, f"broken YAML: {e}", "yaml")]
+        return None, [FlowError(file, 1, 1, f"broken YAML: {str(e).splitlines()[0]}", "yaml")]
     if root is None:
         return None, [FlowError(file, 1, 1, "empty flow file", "invalid")]
     try:
@@ -773,6 +779,17 @@ def parse_flow(text: str, file: str) -> tuple[Flow | None, list[FlowError]]:
     version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
     flow = Flow(name, file, version, language, main, subflows, calendars, variables, fallback)
     return flow, _errors(file, problems)
+
+
+_YAML_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+
+
+def _line_col(text: str, offset: int) -> Pos:
+    """Line and column of a character offset, counting line breaks as YAML's marks count them."""
+    line, start = 1, 0
+    for m in _YAML_BREAK.finditer(text, 0, offset):
+        line, start = line + 1, m.end()
+    return line, offset - start + 1
 
 
 def _errors(file: str, problems: list[_Bad]) -> list[FlowError]:

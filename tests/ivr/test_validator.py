@@ -206,3 +206,20 @@ def test_a_shared_prompt_list_and_condition_still_load(tmp_path: Path) -> None:
             " default: d}\n"
             "  d: {type: play, prompts: *p, next: e}\n  e: {type: hangup}\nvariables: {x: ''}\n")
     assert check(tmp_path, text) == []
+
+
+def test_a_character_yaml_refuses_is_one_line_with_its_position(tmp_path: Path) -> None:
+    # The reader's own message runs over two lines and has no mark (found by bench/fuzz.py).
+    for text, where in ((HEAD + "  a: {type: ha\x17ngup}\n", (4, 15)),
+                        ("flow: t\r\nstart: a\u2028nodes:\n  a: {type: hangup}\x00\n", (4, 20))):
+        errors = check(tmp_path, text)
+        kind, line, column = only(errors)
+        assert (kind, line, column) == ("yaml", *where), str(errors[0])
+        assert "\n" not in str(errors[0]) and "does not allow the character U+00" in errors[0].message
+
+
+def test_an_hour_past_a_c_long_is_a_time_error(tmp_path: Path) -> None:
+    text = HEAD + ("  a: {type: hangup}\ncalendars:\n  office:\n    timezone: Asia/Shanghai\n"
+                   "    hours: {mon-fri: '99999999999999999999:00-18:00'}\n")
+    kind, line, _ = only(check(tmp_path, text))
+    assert (kind, line) == ("invalid", 8)
