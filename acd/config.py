@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal, TypeVar
+from typing import BinaryIO, Literal, TypeVar
 
 import yaml
 
@@ -141,6 +141,7 @@ def meets(levels: Mapping[str, int], required: Mapping[str, int]) -> bool:
     return all(levels.get(skill, 0) >= level for skill, level in required.items())
 
 
+READ_PIECE = 64 * 1024
 MAX_FILE_BYTES = 2_000_000  # a security limit: a queues file is text written by people
 MAX_DEPTH = 64  # nesting levels; a queues file needs 5
 
@@ -160,7 +161,7 @@ def _read_text(path: Path) -> str:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise refuse(1, f"larger than {MAX_FILE_BYTES} bytes: not a queues file")
         with path.open("rb") as fh:
-            raw = fh.read(MAX_FILE_BYTES + 1)  # a pipe or a device has no size to check first
+            raw = _read_at_most(fh, MAX_FILE_BYTES + 1)  # a pipe or a device has no size to check first
     except OSError as exc:
         raise refuse(1, f"cannot read: {exc.strerror or exc}") from None
     if len(raw) > MAX_FILE_BYTES:
@@ -169,6 +170,17 @@ def _read_text(path: Path) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise refuse(raw.count(b"\n", 0, exc.start) + 1, f"not UTF-8 text (byte {exc.start})") from None
+
+
+def _read_at_most(fh: BinaryIO, limit: int) -> bytes:
+    """Up to ``limit`` bytes, read in pieces: one read(limit) allocates the whole limit (2 MB) for a file of
+    2 kB, and a buffer that size on every load fragments the heap (resident memory grows with each reload)."""
+    pieces: list[bytes] = []
+    total = 0
+    while total < limit and (piece := fh.read(min(READ_PIECE, limit - total))):
+        pieces.append(piece)
+        total += len(piece)
+    return b"".join(pieces)
 
 
 def parse_config(text: str, source: str = "<string>") -> AcdConfig:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -243,3 +244,17 @@ def test_a_skill_key_that_is_a_list_is_an_issue() -> None:
     found = issues_of(text)
     assert [(i.line, i.field, i.queue) for i in found] == [(5, "skills", "billing")], found
     assert found[0].message == "keys must be plain names"
+
+
+def test_a_small_file_is_read_without_a_buffer_the_size_of_the_limit(tmp_path: Path) -> None:
+    """read(MAX_FILE_BYTES + 1) allocated 2 MB on every load, and the heap grew with the reloads
+    (bench/fuzz.py, max_rss_growth_mb): pieces of 64 kB instead."""
+    path = tmp_path / "queues.yaml"
+    path.write_text(GOOD)
+    tracemalloc.start()
+    try:
+        load_config(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000, peak

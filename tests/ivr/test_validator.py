@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -223,3 +224,15 @@ def test_an_hour_past_a_c_long_is_a_time_error(tmp_path: Path) -> None:
                    "    hours: {mon-fri: '99999999999999999999:00-18:00'}\n")
     kind, line, _ = only(check(tmp_path, text))
     assert (kind, line) == ("invalid", 8)
+
+
+def test_a_small_file_is_read_without_a_buffer_the_size_of_the_limit(tmp_path: Path) -> None:
+    """read(MAX_FILE_BYTES + 1) allocated 2 MB on every load, and the heap grew with the reloads
+    (bench/fuzz.py, max_rss_growth_mb): pieces of 64 kB instead."""
+    tracemalloc.start()
+    try:
+        assert check(tmp_path, HEAD + "  a: {type: hangup}\n") == []
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000, peak
