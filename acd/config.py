@@ -8,11 +8,12 @@ together in one `AcdConfigError`: nothing starts half-configured.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal, TypeVar
+from typing import BinaryIO, Literal, TypeVar
 
 import yaml
 
@@ -153,6 +154,7 @@ def meets(levels: Mapping[str, int], required: Mapping[str, int]) -> bool:
     return all(levels.get(skill, 0) >= level for skill, level in required.items())
 
 
+READ_PIECE = 64 * 1024
 MAX_FILE_BYTES = 2_000_000  # a security limit: a queues file is text written by people
 MAX_DEPTH = 64  # nesting levels; a queues file needs 5
 
@@ -172,7 +174,7 @@ def _read_text(path: Path) -> str:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise refuse(1, f"larger than {MAX_FILE_BYTES} bytes: not a queues file")
         with path.open("rb") as fh:
-            raw = fh.read(MAX_FILE_BYTES + 1)  # a pipe or a device has no size to check first
+            raw = _read_at_most(fh, MAX_FILE_BYTES + 1)  # a pipe or a device has no size to check first
     except OSError as exc:
         raise refuse(1, f"cannot read: {exc.strerror or exc}") from None
     if len(raw) > MAX_FILE_BYTES:
@@ -181,6 +183,17 @@ def _read_text(path: Path) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise refuse(raw.count(b"\n", 0, exc.start) + 1, f"not UTF-8 text (byte {exc.start})") from None
+
+
+def _read_at_most(fh: BinaryIO, limit: int) -> bytes:
+    """Up to ``limit`` bytes, read in pieces: one read(limit) allocates the whole limit (2 MB) for a file of
+    2 kB, and a buffer that size on every load fragments the heap (resident memory grows with each reload)."""
+    pieces: list[bytes] = []
+    total = 0
+    while total < limit and (piece := fh.read(min(READ_PIECE, limit - total))):
+        pieces.append(piece)
+        total += len(piece)
+    return b"".join(pieces)
 
 
 def parse_config(text: str, source: str = "<string>") -> AcdConfig:
@@ -227,6 +240,53 @@ _QUEUE_FIELDS = {
 _STEP_FIELDS = {"after_s", "min_levels", "also_offer_to", "action"}
 _AGENT_FIELDS = {"id", "name", "skills", "queues", "device", "endpoint", "auto_answer"}
 _BOOL_TAG = "tag:yaml.org,2002:bool"
+
+
+# YAML 1.1 numbers as yaml.safe_load reads them: 0x1F, 0b101, 1_000, 1:30 (base 60), .inf, .nan.
+_NUMBERS = yaml.constructor.SafeConstructor()
+_OCTAL = re.compile(r"[-+]?0[0-7_]+")
+
+
+def _yaml_int(node: yaml.ScalarNode, what: str = "a whole number") -> int:
+    """The value of an int-tagged scalar; ValueError with the reason for text that only claims to be one
+    (``!!int x``), for more digits than Python converts (4300), and for a leading zero."""
+    if _OCTAL.fullmatch(node.value) and node.value.strip("+-_0"):
+        # YAML 1.1 reads 030 as octal 24: a person who wrote it almost always meant 30.
+        raise ValueError(f"{_shown(node.value)} starts with 0, which YAML reads as an octal number "
+                         f"({_NUMBERS.construct_yaml_int(node)}): write it without the leading zero")
+    if node.value.replace("_", "").lstrip("+-"):
+        try:
+            return int(_NUMBERS.construct_yaml_int(node))
+        except ValueError:
+            pass
+    raise ValueError(f"expected {what}, got {_shown(node.value)}")
+
+
+def _yaml_number(node: yaml.ScalarNode) -> float:
+    """The value of an int- or float-tagged scalar, as a finite float; ValueError with the reason."""
+    if node.tag == _INT_TAG:
+        whole = _yaml_int(node, "a finite number")
+        try:
+            return float(whole)
+        except OverflowError:
+            raise ValueError(f"{_shown(node.value)} is too large") from None
+    value = None
+    if node.value.replace("_", "").lstrip("+-"):
+        try:
+            value = float(_NUMBERS.construct_yaml_float(node))
+        except ValueError:
+            pass
+    if value is None or not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {_shown(node.value)}")
+    return value
+
+
+def _shown(value: str) -> str:
+    """A value from the file inside a one-line message: as written when short and printable, else
+    quoted, escaped and cut."""
+    if 0 < len(value) <= 40 and value.isprintable():
+        return value
+    return repr(value[:40]) + ("..." if len(value) > 40 else "")
 
 
 class _Invalid(Exception):
@@ -282,16 +342,22 @@ class _Loader:
     def number(self, node: yaml.Node, fld: str, *, minimum: float = 0.0, strict: bool = False) -> float:
         if not isinstance(node, yaml.ScalarNode) or node.tag not in (_INT_TAG, _FLOAT_TAG):
             raise self.fail(node, fld, "expected a number")
-        value = float(node.value.replace("_", ""))
-        if value < minimum or (strict and value == minimum) or math.isnan(value):
+        try:
+            value = _yaml_number(node)
+        except ValueError as exc:
+            raise self.fail(node, fld, str(exc)) from None
+        if value < minimum or (strict and value == minimum):
             bound = ">" if strict else ">="
-            raise self.fail(node, fld, f"must be {bound} {minimum:g}, got {node.value}")
+            raise self.fail(node, fld, f"must be {bound} {minimum:g}, got {_shown(node.value)}")
         return value
 
     def integer(self, node: yaml.Node, fld: str, low: int | None = None, high: int | None = None) -> int:
         if not isinstance(node, yaml.ScalarNode) or node.tag != _INT_TAG:
             raise self.fail(node, fld, "expected a whole number")
-        value = int(node.value.replace("_", ""), 0)
+        try:
+            value = _yaml_int(node)
+        except ValueError as exc:
+            raise self.fail(node, fld, str(exc)) from None
         if (low is not None and value < low) or (high is not None and value > high):
             raise self.fail(node, fld, f"must be between {low} and {high}, got {value}")
         return value
@@ -447,8 +513,10 @@ class _Loader:
         on_max_wait = self.optional(fields, "on_max_wait", "on_max_wait",
                                     lambda n, f: self.action(n, f, queue_names), TimeoutActionSpec("voicemail"))
         no_steps: tuple[EscalationStep, ...] = ()
-        declared = {k.value for k, _ in fields["skills"].value} if isinstance(fields.get("skills"),
-                                                                               yaml.MappingNode) else set()
+        skills_node = fields.get("skills")
+        # Only plain keys: a list or mapping as a key (`? [a]`) is reported by levels() and names nothing.
+        declared = {k.value for k, _ in skills_node.value if isinstance(k, yaml.ScalarNode)} if isinstance(
+            skills_node, yaml.MappingNode) else set()
         steps = self.optional(fields, "escalation", "escalation",
                               lambda n, f: self.escalation(n, f, required, declared, skills, queue_names, max_wait),
                               no_steps)

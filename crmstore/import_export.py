@@ -139,6 +139,12 @@ def _bool(value: Any, column: str) -> bool:
     raise ValueError(f"{column}={value!r} is not yes/no")
 
 
+def _shown(value: Any) -> str:
+    """A value from the file inside a reason: its repr, cut to a readable length."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def email_problem(email: str) -> str | None:
     """Why ``email`` is not an address (None: it is one). Deliberately simple: one @, a name part
     without spaces or quotes, a domain of dotted labels (Unicode letters allowed)."""
@@ -203,10 +209,14 @@ def validate(n: int, raw: Mapping[str, Any], default_country: str) -> ImportRow:
     if not isinstance(listed, list):
         raise BadRow("flags must be a list")
     for item in listed:
+        if not isinstance(item, dict):
+            raise BadRow(f'flags entry {_shown(item)} is not an object such as {{"flag": "vip", "reason": "..."}}')
+        given = item.get("flag")
         try:
-            flags[Flag(item["flag"])] = _text(item, "reason", "flag reason")
-        except (KeyError, ValueError, TypeError):
-            raise ValueError(f"flag {item!r} is not one of {', '.join(f.value for f in Flag)}") from None
+            flag = Flag(given if isinstance(given, str) else "")
+        except ValueError:
+            raise ValueError(f"flag {_shown(item)} is not one of {', '.join(f.value for f in Flag)}") from None
+        flags[flag] = _text(item, "reason", "flag reason")
     history: dict[str, list[tuple[Any, ...]]] = {}
     for kind in sorted(HISTORY_FIELDS):
         items = raw.get(kind)
@@ -254,9 +264,14 @@ class _Entry:
 
     def seconds(self, key: str) -> float:
         value = self.item.get(key, 0)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise ValueError(f"{self.where}: {key} {value!r} is not a number of seconds")
-        return float(value)
+        try:
+            # float() first: an integer of hundreds of digits is past any float (OverflowError).
+            seconds = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else -1.0
+        except OverflowError:
+            seconds = -1.0
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"{self.where}: {key} {_shown(value)} is not a number of seconds")
+        return seconds
 
 
 def _history_entry(kind: str, i: int, item: Any) -> tuple[Any, ...]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import csv
 import json
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -359,6 +360,10 @@ class _JsonStream:
                 if self._more_for(len(self.buf) - self.pos):
                     continue
                 raise self.error(exc.msg, exc.pos) from None
+            except RecursionError:  # the json module recurses once per level of nesting
+                raise self.error("lists or objects nested too deeply") from None
+            except ValueError:  # int() refuses a number of more than sys.get_int_max_str_digits() digits
+                raise self.error(f"a number has more than {sys.get_int_max_str_digits()} digits") from None
             # A number cut between two pieces ("1" + "2.5e3") decodes as its first part: decode again
             # with more text whenever a number ends near the end of what has been read.
             if (

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, time
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -54,10 +54,14 @@ from .model import (
 
 # A ten-minute recording is the longest anyone may configure; Asterisk enforces it with RECORD FILE's timeout.
 MAX_RECORD_SECONDS = 600
+READ_PIECE = 64 * 1024
 MAX_FILE_BYTES = 2_000_000  # a security limit: a flow file is text written by people
 # Also a security limit: the YAML composer and the condition builder below recurse once per level.
 # A real flow nests about 10 levels (nodes > menu > options > condition > all > ...).
 MAX_DEPTH = 64
+# A security limit too: nodes reached through YAML aliases, counted as often as they are reached. A flow
+# that shares a prompt list or a condition by alias stays far below it.
+MAX_ALIASED_NODES = 10_000
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 KEYS = "0123456789*#"
@@ -75,22 +79,56 @@ class _Bad(Exception):
 
 
 class _BoundedLoader(yaml.SafeLoader):
-    """SafeLoader refusing nesting deeper than MAX_DEPTH with a position, instead of a RecursionError."""
+    """SafeLoader refusing, with a position instead of a RecursionError or a hang: nesting deeper than
+    MAX_DEPTH, an alias inside the node it names (a loop), and aliases that expand to more than
+    MAX_ALIASED_NODES nodes (the "billion laughs": composing shares nodes, the builders walk them all)."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.depth = 0
+        self.open_anchors: set[str] = set()  # anchors of the nodes being composed: an alias to one is a loop
+        self.shapes: dict[int, tuple[int, int]] = {}  # id(node) -> (nodes, levels), aliases expanded
+        self.aliased = 0  # nodes reached through aliases so far
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event = self.peek_event()
         if self.depth >= MAX_DEPTH:
-            raise yaml.composer.ComposerError(
-                None, None, f"nested deeper than {MAX_DEPTH} levels", self.peek_event().start_mark
-            )
+            raise self._refuse(f"nested deeper than {MAX_DEPTH} levels", event)
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor in self.open_anchors:
+                raise self._refuse(f"alias *{event.anchor} is inside the node it names (a loop)", event)
+            node = super().compose_node(parent, index)
+            assert node is not None
+            nodes, levels = self.shapes[id(node)]
+            self.aliased += nodes
+            if self.aliased > MAX_ALIASED_NODES:
+                raise self._refuse(f"aliases expand to more than {MAX_ALIASED_NODES} nodes", event)
+            if self.depth + levels > MAX_DEPTH:
+                raise self._refuse(f"nested deeper than {MAX_DEPTH} levels through alias *{event.anchor}", event)
+            return node
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            self.open_anchors.add(anchor)
         self.depth += 1
         try:
-            return super().compose_node(parent, index)
+            node = super().compose_node(parent, index)
         finally:
             self.depth -= 1
+            if anchor is not None:
+                self.open_anchors.discard(anchor)
+        assert node is not None
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        else:
+            children = []
+        inner = [self.shapes[id(c)] for c in children]
+        self.shapes[id(node)] = (1 + sum(n for n, _ in inner), 1 + max((lv for _, lv in inner), default=0))
+        return node
+
+    def _refuse(self, message: str, event: Any) -> yaml.composer.ComposerError:
+        return yaml.composer.ComposerError(None, None, message, event.start_mark)
 
 
 def _pos(node: yaml.Node) -> Pos:
@@ -594,7 +632,7 @@ def _clock(text: str, pos: Pos, what: str) -> time:
     try:
         hh, mm = text.split(":")
         return time(int(hh), int(mm)) if text != "24:00" else time(23, 59, 59, 999999)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an hour past what a C long holds
         raise _Bad(pos, f"{what}: {text!r} is not a time such as 09:30") from None
 
 
@@ -680,8 +718,14 @@ def parse_flow(text: str, file: str) -> tuple[Flow | None, list[FlowError]]:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         return None, [FlowError(file, line, col, f"broken YAML: {e.problem or e}", "yaml")]
+    except yaml.reader.ReaderError as e:
+        # A character YAML refuses (a control character) stops the reader before any token: no mark, only
+        # an offset; and its text runs over two lines.
+        line, col = _line_col(text, e.position)
+        char = f"U+{e.character:04X}" if isinstance(e.character, int) else repr(e.character)
+        return None, [FlowError(file, line, col, f"broken YAML: YAML does not allow the character {char}", "yaml")]
     except yaml.YAMLError as e:
-        return None, [FlowError(file, 1, 1, f"broken YAML: {e}", "yaml")]
+        return None, [FlowError(file, 1, 1, f"broken YAML: {str(e).splitlines()[0]}", "yaml")]
     if root is None:
         return None, [FlowError(file, 1, 1, "empty flow file", "invalid")]
     try:
@@ -738,8 +782,30 @@ def parse_flow(text: str, file: str) -> tuple[Flow | None, list[FlowError]]:
     return flow, _errors(file, problems)
 
 
+_YAML_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+
+
+def _line_col(text: str, offset: int) -> Pos:
+    """Line and column of a character offset, counting line breaks as YAML's marks count them."""
+    line, start = 1, 0
+    for m in _YAML_BREAK.finditer(text, 0, offset):
+        line, start = line + 1, m.end()
+    return line, offset - start + 1
+
+
 def _errors(file: str, problems: list[_Bad]) -> list[FlowError]:
     return [FlowError(file, p.pos[0], p.pos[1], p.message, p.kind) for p in problems]
+
+
+def _read_at_most(fh: BinaryIO, limit: int) -> bytes:
+    """Up to ``limit`` bytes, read in pieces: one read(limit) allocates the whole limit (2 MB) for a file of
+    2 kB, and a buffer that size on every load fragments the heap (resident memory grows with each reload)."""
+    pieces: list[bytes] = []
+    total = 0
+    while total < limit and (piece := fh.read(min(READ_PIECE, limit - total))):
+        pieces.append(piece)
+        total += len(piece)
+    return b"".join(pieces)
 
 
 def read_flow(path: str | Path) -> tuple[Flow | None, list[FlowError]]:
@@ -749,7 +815,7 @@ def read_flow(path: str | Path) -> tuple[Flow | None, list[FlowError]]:
         if p.stat().st_size > MAX_FILE_BYTES:  # refused unread
             return None, too_large
         with p.open("rb") as fh:
-            raw = fh.read(MAX_FILE_BYTES + 1)  # a pipe or a device has no size to check first
+            raw = _read_at_most(fh, MAX_FILE_BYTES + 1)  # a pipe or a device has no size to check first
     except OSError as e:
         return None, [FlowError(str(p), 1, 1, f"cannot read flow file: {e.strerror or e}", "io")]
     if len(raw) > MAX_FILE_BYTES:

@@ -285,9 +285,14 @@ def _secret_names(fields: Mapping[str, Field]) -> set[str]:
 SECRET_FIELDS = frozenset(set().union(*(_secret_names(spec.fields) for spec in _SPECS),
                                       *(_secret_names(fields) for _, fields in _SERVER.values())))
 REDACTED = "***"
+# Client messages nest 3 levels; the log shows deeper JSON as a size only, and the rewriting below never
+# recurses past this.
+MAX_LOGGED_DEPTH = 32
 _SECRET_NAMES = "|".join(sorted(SECRET_FIELDS))
 _SECRET_VALUE = re.compile(rf'("(?:{_SECRET_NAMES})"\s*:\s*)"(?:[^"\\]|\\.)*(?:"|$)')
-_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])")  # auth.TokenSigner's
+# auth.TokenSigner's shape. The look-behind starts a match only where a run of token characters starts:
+# without it a long run (a 64 kB frame of letters) is tried from every position, in quadratic time.
+_TOKEN_SHAPE = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])")
 
 
 def redact(text: str) -> str:
@@ -299,10 +304,27 @@ def redact(text: str) -> str:
     except (ValueError, RecursionError):
         data = None
     if isinstance(data, dict | list):
+        if _deeper_than(data, MAX_LOGGED_DEPTH):
+            return f"<JSON nested deeper than {MAX_LOGGED_DEPTH} levels, {len(text)} characters: not shown>"
         text = json.dumps(_redact_value(data), ensure_ascii=False, separators=(",", ":"))
     else:
         text = _SECRET_VALUE.sub(lambda m: f'{m.group(1)}"{REDACTED}"', text)
     return _TOKEN_SHAPE.sub(REDACTED, text)
+
+
+def _deeper_than(value: object, limit: int) -> bool:
+    """Whether lists and objects nest more than `limit` levels (without recursion: json.loads takes
+    about a thousand levels, more than a recursive walk has stack for)."""
+    todo: list[tuple[object, int]] = [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        todo.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _redact_value(value: object) -> object:
@@ -400,10 +422,13 @@ def _valid_id(value: object) -> bool:
     return isinstance(value, str) and _ID.fullmatch(value) is not None
 
 
+_FIELD_NAME = re.compile(r"[A-Za-z0-9_]{1,40}")
+
+
 def _check_fields(fields: Mapping[str, Field], args: Mapping[str, object], prefix: str) -> tuple[str, str] | None:
     for name in args:
         if name not in fields:
-            return prefix + name, "unknown field"
+            return prefix + _shown_name(name), "unknown field"
     for name, field in fields.items():
         if name not in args:
             if field.required:
@@ -413,6 +438,15 @@ def _check_fields(fields: Mapping[str, Field], args: Mapping[str, object], prefi
         if why is not None:
             return why
     return None
+
+
+def _shown_name(name: str) -> str:
+    """A field name the client made up, fit for the error reply's `field` (at most 64 characters, no
+    control characters): as is when it looks like a name, else quoted, escaped and cut."""
+    if _FIELD_NAME.fullmatch(name):
+        return name
+    shown = repr(name[:40])
+    return shown if len(shown) <= 44 else shown[:40] + "...'"
 
 
 def check_value(kind: Kind, value: object, path: str) -> tuple[str, str] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -228,3 +229,68 @@ def test_a_bad_device_is_a_line_of_the_file(entry: str, field: str, message: str
     found = issues_of(DEVICES + f'  - {{id: "2", skills: {{english: 1}}, queues: [general], {entry}}}\n')
     assert [(i.line, i.field) for i in found] == [(15, f"agents[2].{field}")], found
     assert message in found[0].message
+
+
+@pytest.mark.parametrize(
+    ("value", "read"),
+    [("0x1E", 30.0), ("1_000", 1000.0), ("0b11", 3.0), ("1:30", 90.0), ("2.5", 2.5), ("0", 0.0), ("-0", 0.0),
+     ("030.5", 30.5)],
+)
+def test_numbers_are_read_as_yaml_writes_them(value: str, read: float) -> None:
+    """Hex, octal, binary, base 60 and underscores are YAML 1.1 numbers (yaml.safe_load reads them so)."""
+    cfg = parse_config(GOOD.replace("    skills: {english: 1}", f"    skills: {{english: 1}}\n    wrap_up_s: {value}"))
+    assert cfg.queue("general").wrap_up_s == read
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "needle"),
+    [
+        ("wrap_up_s: .inf", "wrap_up_s", "expected a finite number, got .inf"),
+        ("wrap_up_s: -.Inf", "wrap_up_s", "expected a finite number"),
+        ("wrap_up_s: .nan", "wrap_up_s", "expected a finite number, got .nan"),
+        ("ring_timeout_s: !!float abc", "ring_timeout_s", "expected a finite number, got abc"),
+        ("max_wait_s: !!int ''", "max_wait_s", "expected a finite number"),
+        ("max_wait_s: !!float '-'", "max_wait_s", "expected a finite number"),
+        ("wrap_up_s: 190:20:30", None, None),  # base 60: 685,230 s, a number like any other
+        ("default_handle_s: " + "9" * 5000, "default_handle_s", "expected a finite number, got '9999"),
+        ("priority: {vip: !!int x}", "priority.vip", "expected a whole number, got x"),
+        ("priority: {vip: 1:2:3}", None, None),
+        ("wrap_up_s: 030", "wrap_up_s", "030 starts with 0, which YAML reads as an octal number (24)"),
+        ("priority: {vip: 010}", "priority.vip", "010 starts with 0, which YAML reads as an octal number (8)"),
+        ("priority: {vip: " + "9" * 5000 + "}", "priority.vip", "expected a whole number, got '9999"),
+        ("priority: {vip: !!int '-'}", "priority.vip", "expected a whole number, got -"),
+        ('priority: {vip: !!int "1\\n2"}', "priority.vip", "expected a whole number, got '1\\n2'"),
+    ],
+)
+def test_numbers_yaml_cannot_make_a_value_of_are_issues(line: str, field: str | None, needle: str | None) -> None:
+    """.inf, .nan, tagged text and numbers of thousands of digits: an issue naming the line, never a
+    ValueError out of the loader (found by bench/fuzz.py)."""
+    text = GOOD.replace("    skills: {english: 1}", f"    skills: {{english: 1}}\n    {line}")
+    if field is None:
+        parse_config(text)
+        return
+    found = issues_of(text)
+    assert [(i.line, i.field) for i in found] == [(13, field)], found
+    assert needle in found[0].message and "\n" not in str(found[0]), found[0]
+
+
+def test_a_skill_key_that_is_a_list_is_an_issue() -> None:
+    """`? [a]` as a key under skills: reported once, not a TypeError (unhashable list) (bench/fuzz.py)."""
+    text = GOOD.replace("skills: {billing: 4, korean: 3}", "skills: {billing: 4, [korean]: 3}")
+    found = issues_of(text)
+    assert [(i.line, i.field, i.queue) for i in found] == [(5, "skills", "billing")], found
+    assert found[0].message == "keys must be plain names"
+
+
+def test_a_small_file_is_read_without_a_buffer_the_size_of_the_limit(tmp_path: Path) -> None:
+    """read(MAX_FILE_BYTES + 1) allocated 2 MB on every load, and the heap grew with the reloads
+    (bench/fuzz.py, max_rss_growth_mb): pieces of 64 kB instead."""
+    path = tmp_path / "queues.yaml"
+    path.write_text(GOOD)
+    tracemalloc.start()
+    try:
+        load_config(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000, peak

@@ -409,3 +409,38 @@ async def test_file_errors_come_before_any_write(store: CrmStore, tmp_path: Path
     with pytest.raises(ImportFormatError, match=r"long.csv: line 2 is longer than 1048576 characters"):
         await import_file(store, long_line)
     assert (await store.counts())["customers"] == 0
+
+
+# ---- row checks on any JSON value (found by bench/fuzz.py): a reason, never another exception
+
+
+@pytest.mark.parametrize(
+    ("flags", "reason"),
+    [
+        (["vip"], 'flags entry \'vip\' is not an object such as {"flag": "vip", "reason": "..."}'),
+        ([None], "flags entry None is not an object"),
+        ([["vip"]], "flags entry ['vip'] is not an object"),
+        ([{"flag": ["vip"]}], "flag {'flag': ['vip']} is not one of vip, key_account, blacklist, difficult"),
+        ([{"flag": "vip", "reason": ["x"]}], "flag reason must be text, not list"),
+        ([{"flag": "x" * 500}], "flag {'flag': 'xxxxx"),
+    ],
+)
+def test_a_flags_entry_of_any_shape_is_a_reason(flags: list[object], reason: str) -> None:
+    with pytest.raises(ValueError) as info:
+        import_export.validate(1, {"name": "A", "flags": flags}, "CN")
+    assert str(info.value).startswith(reason) and len(str(info.value)) < 200, str(info.value)
+
+
+@pytest.mark.parametrize("wait", [10**400, -(10**400), float("inf"), float("nan"), -1, "1", True, None, [1]],
+                         ids=lambda v: repr(v)[:12])
+def test_seconds_of_any_json_value_is_a_reason(wait: object) -> None:
+    entry = {"call_id": "c1", "started_at": "2025-03-01T08:00:00+00:00", "wait_s": wait}
+    with pytest.raises(ValueError, match=r"^interactions entry 1: wait_s .* is not a number of seconds$") as info:
+        import_export.validate(1, {"name": "A", "interactions": [entry]}, "CN")
+    assert len(str(info.value)) < 200
+
+
+def test_seconds_still_take_whole_and_decimal_numbers() -> None:
+    entry = {"call_id": "c1", "started_at": "2025-03-01T08:00:00+00:00", "wait_s": 20, "talk_s": 280.5}
+    row = import_export.validate(1, {"name": "A", "interactions": [entry]}, "CN")
+    assert row.history["interactions"][0][9:11] == (20.0, 280.5)

@@ -99,3 +99,20 @@ def test_cell_guard_round_trip(value: str) -> None:
     guarded = guard_cell(value)
     assert guarded[:1] not in ("=", "+", "-", "@", "\t", "\r")
     assert unquote_cell(guarded) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[{"name": "a"},\n{"name": "b", "x": ' + "9" * 5000 + "}]", r"line 2: a number has more than 4300 digits"),
+        ('{"customers": [{"name": "a"}], "z": ' + "1" * 4301 + "}", r"line 1: a number has more than 4300 digits"),
+        ('[{"name": "a"},\n\n{"notes": ' + "[" * 100_000 + "]" * 100_000 + "}]",
+         r"line 3: lists or objects nested too deeply"),
+    ],
+)
+def test_json_the_json_module_cannot_hold_is_a_format_error(tmp_path: Path, text: str, message: str) -> None:
+    """A ValueError or RecursionError out of json's decoder was not an ImportFormatError (bench/fuzz.py)."""
+    p = tmp_path / "c.json"
+    p.write_text(text, encoding="utf-8")
+    with pytest.raises(ImportFormatError, match=message):
+        open_source(p, CSV_COLUMNS)

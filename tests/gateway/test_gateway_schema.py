@@ -11,9 +11,11 @@ from hypothesis import strategies as st
 from ctiserver.gateway.schema import (
     CLIENT_MESSAGES,
     SECRET_FIELDS,
+    SERVER_MESSAGES,
     Command,
     ErrorCode,
     ProtocolError,
+    check_value,
     decode_client,
     json_schemas,
     redact,
@@ -60,6 +62,25 @@ def test_each_refusal_names_the_field() -> None:
     for obj, field in cases:
         err = decode(obj)
         assert isinstance(err, ProtocolError) and err.code is ErrorCode.BAD_FIELD and err.field == field, (obj, err)
+
+
+def test_an_unknown_field_name_is_echoed_short_and_escaped() -> None:
+    """The reply names the made-up field, within the documented error shape: `field` at most 64
+    characters, `message` at most 500, neither with a control character (found by bench/fuzz.py)."""
+    error_fields = SERVER_MESSAGES["error"][1]
+    for name in ["", "\x00", "id\u2028", "x" * 10_000, "\ud800" * 100, "9" * 600, "字段\r\n"]:
+        for obj in ({"type": "ping", name: 1},
+                    {"type": "wrapup", "call_id": "c", "disposition": "x",
+                     "follow_up": {"kind": "visit", "due_at": "2030-01-01", name: 1}}):
+            err = decode(obj)
+            assert isinstance(err, ProtocolError) and err.code is ErrorCode.BAD_FIELD, (name, err)
+            reply = err.reply()
+            for key in ("field", "message"):
+                assert check_value(error_fields[key].kind, reply[key], key) is None, (name, reply)
+    err = decode({"type": "ping", "colour": "red"})
+    assert isinstance(err, ProtocolError) and (err.field, err.message) == ("colour", "colour: unknown field")
+    err = decode({"type": "ping", "a b": 1})
+    assert isinstance(err, ProtocolError) and err.field == "'a b'"
 
 
 def test_size_limit_and_binary() -> None:
@@ -156,3 +177,16 @@ def test_redact_takes_out_passwords_and_tokens() -> None:
         assert "s3cr3t" not in clean and "xxxxxxxxxx" not in clean and "***" in clean, (text, clean)
     assert redact('{"type":"search","q":"王"}') == '{"type":"search","q":"王"}'
     assert redact("plain words") == "plain words"
+
+
+def test_redact_takes_any_depth_json_loads_takes() -> None:
+    """A message nested hundreds of levels deep (json.loads takes it) is logged by its size, not a
+    RecursionError out of the log filter, and a secret beside the nesting stays out (bench/fuzz.py)."""
+    for depth in (900, 600, 300, 40):
+        deep = "[" * depth + "]" * depth
+        text = '{"type":"auth","pass\\u0077ord":"s3cr3t-pass","x":' + deep + "}"
+        for t in (deep, text):
+            clean = redact(t)
+            assert "nested deeper than" in clean and "s3cr3t" not in clean, depth
+    shallow = '{"type":"auth","password":"s3cr3t-pass","x":' + "[" * 20 + "]" * 20 + "}"
+    assert "s3cr3t" not in redact(shallow) and '"x":[[[[' in redact(shallow)

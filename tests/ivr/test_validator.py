@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,72 @@ def test_oversized_file_is_refused_unread(tmp_path: Path) -> None:
         fh.truncate(50_000_000)
     errors = check_files([p])
     assert [(e.kind, e.line) for e in errors] == [("io", 1)] and "larger than 2000000 bytes" in errors[0].message
+
+
+# ---- YAML aliases: shared nodes are walked once per use (found by bench/fuzz.py)
+
+CASE_FLOW = HEAD + "  a: {type: branch, cases: [{when: WHEN, next: b}], default: b}\n  b: {type: hangup}\n"
+
+
+def test_an_alias_inside_the_node_it_names_is_one_error(tmp_path: Path) -> None:
+    for when in ("&r {not: *r}", "&r {all: [{var: x, set: true}, *r]}"):
+        errors = check(tmp_path, CASE_FLOW.replace("WHEN", when))
+        kind, line, _ = only(errors)
+        assert (kind, line) == ("yaml", 4) and "alias *r is inside the node it names" in errors[0].message
+
+
+def test_aliases_that_expand_without_end_are_one_error(tmp_path: Path) -> None:
+    # Each level names the one below twice: 2^16 conditions from 17 short lines.
+    levels = ["comment:", "  - &c0 {var: x, set: true}"]
+    levels += [f"  - &c{i} {{all: [*c{i - 1}, *c{i - 1}]}}" for i in range(1, 17)]
+    text = "\n".join(levels) + "\nvariables: {x: ''}\n" + CASE_FLOW.replace("WHEN", "*c16")
+    errors = check(tmp_path, text)
+    kind, line, _ = only(errors)
+    assert kind == "yaml" and 3 <= line <= 18 and "aliases expand to more than 10000 nodes" in errors[0].message
+
+
+def test_aliases_count_toward_the_nesting_limit(tmp_path: Path) -> None:
+    # Every anchor is 40 levels deep and ends in the previous one: 20 of them nest 800 levels.
+    levels = ["comment:", "  - &c0 " + "{not: " * 40 + "{var: x, set: true}" + "}" * 40]
+    levels += [f"  - &c{i} " + "{not: " * 40 + f"*c{i - 1}" + "}" * 40 for i in range(1, 20)]
+    text = "\n".join(levels) + "\nvariables: {x: ''}\n" + CASE_FLOW.replace("WHEN", "*c19")
+    errors = check(tmp_path, text)
+    kind, _, _ = only(errors)
+    assert kind == "yaml" and "nested deeper than 64 levels through alias *c0" in errors[0].message
+
+
+def test_a_shared_prompt_list_and_condition_still_load(tmp_path: Path) -> None:
+    text = (HEAD + "  a: {type: play, prompts: &p [hello, beep], next: c}\n"
+            "  c: {type: branch, cases: [{when: &w {var: x, set: true}, next: d}, {when: {not: *w}, next: d}],"
+            " default: d}\n"
+            "  d: {type: play, prompts: *p, next: e}\n  e: {type: hangup}\nvariables: {x: ''}\n")
+    assert check(tmp_path, text) == []
+
+
+def test_a_character_yaml_refuses_is_one_line_with_its_position(tmp_path: Path) -> None:
+    # The reader's own message runs over two lines and has no mark (found by bench/fuzz.py).
+    for text, where in ((HEAD + "  a: {type: ha\x17ngup}\n", (4, 15)),
+                        ("flow: t\r\nstart: a\u2028nodes:\n  a: {type: hangup}\x00\n", (4, 20))):
+        errors = check(tmp_path, text)
+        kind, line, column = only(errors)
+        assert (kind, line, column) == ("yaml", *where), str(errors[0])
+        assert "\n" not in str(errors[0]) and "does not allow the character U+00" in errors[0].message
+
+
+def test_an_hour_past_a_c_long_is_a_time_error(tmp_path: Path) -> None:
+    text = HEAD + ("  a: {type: hangup}\ncalendars:\n  office:\n    timezone: Asia/Shanghai\n"
+                   "    hours: {mon-fri: '99999999999999999999:00-18:00'}\n")
+    kind, line, _ = only(check(tmp_path, text))
+    assert (kind, line) == ("invalid", 8)
+
+
+def test_a_small_file_is_read_without_a_buffer_the_size_of_the_limit(tmp_path: Path) -> None:
+    """read(MAX_FILE_BYTES + 1) allocated 2 MB on every load, and the heap grew with the reloads
+    (bench/fuzz.py, max_rss_growth_mb): pieces of 64 kB instead."""
+    tracemalloc.start()
+    try:
+        assert check(tmp_path, HEAD + "  a: {type: hangup}\n") == []
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000, peak
