@@ -163,6 +163,17 @@ class LiveStats:
         start = data.get("counting_from")
         self._counting_from = float("-inf") if start is None else float(start)  # type: ignore[arg-type]
 
+    def agents_by_state(self) -> dict[str, int]:
+        """The agents of the configuration by state, each counted once (a queue's snapshot counts an agent
+        in every queue they serve); agents never logged in are logged_out."""
+        out: dict[str, int] = {}
+        for state, _, _ in self._agent_since.values():
+            out[state] = out.get(state, 0) + 1
+        logged_out = len(self._config.agents) - sum(out.values())
+        if logged_out > 0:
+            out["logged_out"] = logged_out
+        return out
+
     def snapshot(self, now: float) -> dict[str, QueueSnapshot]:
         ongoing_busy = dict.fromkeys(self._queues, 0.0)
         ongoing_idle = dict.fromkeys(self._queues, 0.0)

@@ -2,8 +2,8 @@
 
 Two kinds, so the hot path pays next to nothing:
 
-* read at scrape time by `CentreCollector`: queue gauges and the day's counters from the projector's live
-  statistics, agents by state from the router, the alerts in force, the AMI links, the journal's lag.
+* read at scrape time by `CentreCollector`: queue gauges, the day's counters and the agents by state from
+  the projector's live statistics, the alerts in force, the AMI links, the journal's lag.
   Nothing is kept per event for them;
 * histograms observed where the thing happens: the wait of each answered or abandoned caller (from the
   ACD's decisions on the bus), the offer latency (the router decides an offer -> the agent's phone rings,
@@ -53,8 +53,8 @@ def link_states(calls: CallsService) -> Callable[[], dict[str, bool]]:
 
 
 class CentreCollector(Collector):
-    """Reads the owners when Prometheus scrapes: the cost is one statistics snapshot and one pass over the
-    agents, whatever the traffic was."""
+    """Reads the owners when Prometheus scrapes: the cost is one statistics snapshot, whatever the traffic
+    was."""
 
     def __init__(self, projector: Callable[[], Projector], journal: JournalFigures,
                  links: Callable[[], Mapping[str, bool]], clock: Callable[[], float]) -> None:
@@ -71,7 +71,7 @@ class CentreCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         now = self.clock()
         yield from self._queues(self.projector(), now)
-        yield from self._agents(self.projector(), now)
+        yield from self._agents(self.projector())
         yield from self._links()
         yield from self._journal(now)
 
@@ -126,14 +126,9 @@ class CentreCollector(Collector):
                 family.add_metric([name], getattr(q, field))
         yield from (waiting, longest, agents, sl, sl_target, occupancy, asa, aht, *counters.values())
 
-    def _agents(self, projector: Projector, now: float) -> Iterable[Metric]:
-        router = projector.router
-        by_state: dict[str, int] = {}
-        for agent_id in router.agent_ids():
-            state = router.agent_view(agent_id, now).state
-            by_state[state] = by_state.get(state, 0) + 1
+    def _agents(self, projector: Projector) -> Iterable[Metric]:
         agents = GaugeMetricFamily("cti_agents", "Agents by state, each counted once", labels=["state"])
-        for state, count in sorted(by_state.items()):
+        for state, count in sorted(projector.stats.live.agents_by_state().items()):
             agents.add_metric([state], count)
         yield agents
         alerts: dict[str, int] = {}
