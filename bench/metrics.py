@@ -13,6 +13,9 @@ few of them hang up. The journal is committed once, so its figures are real.
   the projector, then prometheus_client's generate_latest): what the gateway runs on the event loop for
   GET /metrics. Target: under 50 ms at 5,000 agents. scrape_ms_min / scrape_ms_max beside it.
 * exposition_bytes, samples: the size of one scrape.
+* alert_check_ms: the median of as many looks of the alert timer (`AlertService.check`: every queue and a
+  fifth of the agents judged against their targets, every target set), what it holds the event loop for
+  every second; alerts_in_force: those it raised (the abandon rates are past their 5%).
 * agents, queues, calls_waiting (queued or ringing), calls_connected, agents_by_state: the situation
   scraped (waiting and the agents read back from the scrape itself); build_s: how long building it took.
 """
@@ -37,8 +40,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from acd import decisions as d
 from acd import events as ev
-from acd.config import AcdConfig, AgentConfig, QueueConfig
+from acd.config import AcdConfig, AgentConfig, AgentTargets, AlertTiming, QueueConfig, QueueTargets
 from crmstore.store import open_store
+from ctiserver.alerts.service import AlertService
 from ctiserver.bus import EventBus
 from ctiserver.journal import facts as f
 from ctiserver.journal.journal import Journal
@@ -53,15 +57,20 @@ QUICK = {"agents": 1000, "queues": 10, "connected": 600, "wrap_up": 60, "ringing
 
 
 def build_config(size: dict[str, int], rng: random.Random) -> AcdConfig:
+    # Every target set, for every queue and every agent: the alert check does all its work.
+    targets = QueueTargets(abandon_rate_pct=5.0, longest_wait_s=600.0, asa_s=60.0)
     queues = [QueueConfig(name=f"q{i}", skills={f"s{i}": 1}, wrap_up_s=3600.0, announce_every_s=0.0,
-                          ring_timeout_s=3600.0) for i in range(size["queues"])]
+                          ring_timeout_s=3600.0, short_abandon_s=0.0, targets=targets)
+              for i in range(size["queues"])]
+    site = AgentTargets(long_call_s=1800.0, long_wrap_up_s=600.0, long_pause_s=3600.0)
     agents = []
     for i in range(size["agents"]):
         member = rng.sample(queues, 3)
         agents.append(AgentConfig(f"a{i}", f"Agent {i}", {f"s{q.name[1:]}": 5 for q in member},
-                                  tuple(q.name for q in member), f"PJSIP/{1000 + i}"))
+                                  tuple(q.name for q in member), f"PJSIP/{1000 + i}", targets=site))
     return AcdConfig(tuple(f"s{i}" for i in range(size["queues"])), ("break", "lunch"),
-                     tuple(queues), tuple(agents), 1.0, "<bench>")
+                     tuple(queues), tuple(agents), 1.0, "<bench>", agent_targets=site,
+                     alerts=AlertTiming(raise_after_s=0.0, clear_after_s=0.0))
 
 
 class Centre:
@@ -162,6 +171,13 @@ async def run(size: dict[str, int], seed: int, tmp: Path) -> dict[str, Any]:
             text, _ = metrics.render()
             timings.append((time.perf_counter() - t0) * 1000)
         seen = figures(text.decode())
+        alerts = AlertService(recorder, journal.clock)
+        alerts.check()  # the abandon rates are past 5%: those alerts are raised (recorded) once, here
+        checks = []
+        for _ in range(size["scrapes"]):
+            t0 = time.perf_counter()
+            alerts.check()
+            checks.append((time.perf_counter() - t0) * 1000)
         # Waiting on the wallboard's terms: queued, and offered but not yet answered.
         assert seen["calls_waiting"] >= waiting + size["ringing"], (seen["calls_waiting"], waiting)
         return {
@@ -169,6 +185,8 @@ async def run(size: dict[str, int], seed: int, tmp: Path) -> dict[str, Any]:
             "scrape_ms_min": round(min(timings), 2),
             "scrape_ms_max": round(max(timings), 2),
             "scrapes": size["scrapes"],
+            "alert_check_ms": round(statistics.median(checks), 2),
+            "alerts_in_force": len(projector.alerts),
             "exposition_bytes": len(text),
             "samples": seen["samples"],
             "agents": size["agents"],

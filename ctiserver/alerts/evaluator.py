@@ -7,12 +7,14 @@ warning band nothing changes. A figure with nothing to judge (no call yet today)
 target removed from the configuration clears its alerts at once.
 
 Agent alerts (warning): the target is itself a duration, so one is raised as soon as the call, pause or
-wrap-up lasts longer, and cleared as soon as it is over (a new call starts from zero: it cannot flap).
+wrap-up is seen to last longer, and cleared as soon as it is seen over (a new call starts from zero: it
+cannot flap). The timer looks at a share of the agents each time (service.py), and at every agent with an
+alert in force.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from acd.config import AcdConfig
 from acd.stats import QueueSnapshot
@@ -44,7 +46,10 @@ class AlertEvaluator:
         self._ok_since: dict[str, float] = {}
 
     def evaluate(self, now: float, config: AcdConfig, snapshots: Mapping[str, QueueSnapshot],
-                 agents: Iterable[AgentFigure], active: Active) -> list[Change]:
+                 agents: Iterable[AgentFigure], active: Active,
+                 looked_at: Collection[str] | None = None) -> list[Change]:
+        """`agents`: the figures of the agents `looked_at` (None: of every agent); an alert of an agent not
+        looked at this time is left as it is."""
         out: list[Change] = []
         judged: set[str] = set()
         for queue in config.queues:
@@ -68,6 +73,8 @@ class AlertEvaluator:
                                        "warning", text))
         for key, (_, alert) in active.items():
             # An agent's alert ends with what it was about; a queue's whose queue or target is gone, at once.
+            if alert.agent_id and looked_at is not None and alert.agent_id not in looked_at:
+                continue
             if key not in (over if alert.agent_id else judged):
                 out.append(AlertCleared(alert.metric, alert.queue, alert.agent_id))
         for watch in (self._breach_since, self._ok_since):

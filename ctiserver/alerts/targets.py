@@ -9,11 +9,11 @@ is cleared only once the figure is back in ok, not when it dips just under the t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from acd.config import AcdConfig, QueueConfig
+from acd.config import AcdConfig, AgentTargets, QueueConfig
 from acd.router import Router
 from acd.stats import QueueSnapshot
 
@@ -24,6 +24,7 @@ WARNING_SHARE = 0.8
 # Queue figures with a target (wallboard and alerts use these names).
 QUEUE_METRICS = ("service_level", "abandon_rate", "longest_wait", "asa")
 AGENT_METRICS = ("long_call", "long_pause", "long_wrap_up")
+_NO_TARGETS = AgentTargets()
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +87,16 @@ class AgentFigure:
     detail: str = ""  # the pause reason, or the call
 
 
-def agent_figures(config: AcdConfig, router: Router, records: CallRecords, now: float) -> Iterator[AgentFigure]:
-    """A call counts from its answer, through holds (the router's time in state starts again at each
-    hold and resume); a pause and a wrap-up from their start."""
-    for agent_id in router.agent_ids():
+def agent_figures(config: AcdConfig, router: Router, records: CallRecords, now: float,
+                  agent_ids: Iterable[str] | None = None) -> Iterator[AgentFigure]:
+    """The figures of `agent_ids` (default: every agent). A call counts from its answer, through holds (the
+    router's time in state starts again at each hold and resume); a pause and a wrap-up from their start."""
+    for agent_id in router.agent_ids() if agent_ids is None else agent_ids:
         if not config.has_agent(agent_id):
             continue
         targets = config.agent(agent_id).targets
+        if targets == _NO_TARGETS:
+            continue
         view = router.agent_view(agent_id, now)
         if view.state in ("on_call", "on_hold"):
             if targets.long_call_s is None:
