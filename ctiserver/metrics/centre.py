@@ -70,7 +70,9 @@ class CentreCollector(Collector):
         self.journal = journal
         self.links = links
         self.clock = clock
-        self.committed_at: float | None = None  # wall clock of the journal's last commit
+        # Wall clock of the journal's last commit; at start what the journal holds was read from the
+        # database, durable: counted from then until the first commit.
+        self.committed_at = clock()
         journal.on_committed.append(self._committed)
 
     def _committed(self, durable_seq: int) -> None:
@@ -161,10 +163,9 @@ class CentreCollector(Collector):
                                 value=j.durable_seq)
         yield GaugeMetricFamily("cti_journal_lag_facts", "Facts appended and not yet committed",
                                 value=j.last_seq - j.durable_seq)
-        if self.committed_at is not None:
-            yield GaugeMetricFamily("cti_journal_seconds_since_commit", "Seconds since the journal's last "
-                                    "commit (a heartbeat is written every 2 s when nothing else is)",
-                                    value=max(0.0, now - self.committed_at))
+        yield GaugeMetricFamily("cti_journal_seconds_since_commit", "Seconds since the journal's last commit "
+                                "(a heartbeat is written every 2 s when nothing else is)",
+                                value=max(0.0, now - self.committed_at))
         yield CounterMetricFamily("cti_journal_write_failures", "Batches the database did not take (each is "
                                   "tried again)", value=j.failures)
 

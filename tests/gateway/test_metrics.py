@@ -5,6 +5,8 @@ offered, popped and answered. Who may scrape is cti.yaml's metrics.allow."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from ipaddress import ip_network
 from pathlib import Path
 
@@ -98,3 +100,22 @@ async def test_metrics_are_refused_to_an_address_not_allowed_and_absent_when_off
     (tmp_path / "off").mkdir()
     async with app_site(tmp_path / "off", metrics_allow=None) as site:
         assert (await http_get(site, "/metrics"))[0] == 404
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+async def test_the_docs_and_the_dashboard_name_the_metrics_there_are(site: AppSite) -> None:
+    _, _, body = await http_get(site, "/metrics")
+    families = {family.name: family.type for family in text_string_to_metric_families(body)}
+    assert len(families) > 20
+    exposed = {f"{name}_total" if kind == "counter" else name for name, kind in families.items()}
+    doc = (DOCS / "metrics.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^\| `(cti_[a-z_]+)` \|", doc, re.MULTILINE))
+    assert listed == exposed  # every metric served is listed, and nothing else
+    dashboard = json.loads((DOCS / "grafana-dashboard.json").read_text(encoding="utf-8"))
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", ())]
+    used = {name for expr in exprs for name in re.findall(r"\bcti_[a-z_]+", expr)}
+    series = exposed | {f"{name}_{part}" for name, kind in families.items() if kind == "histogram"
+                        for part in ("bucket", "sum", "count")}
+    assert used and used <= series, used - series
