@@ -23,9 +23,16 @@ from acd.errors import AcdConfigError, ConfigIssue
 POLICIES = ("longest_idle", "most_skilled", "round_robin", "fewest_calls", "least_occupied")
 Policy = Literal["longest_idle", "most_skilled", "round_robin", "fewest_calls", "least_occupied"]
 TIMEOUT_KINDS = ("callback", "voicemail", "queue")
+# How a queue's service level counts (docs/acd.md): answered within the target over
+#   abandons_count           answered + abandoned (short abandons too)
+#   abandons_ignored         answered
+#   short_abandons_excluded  answered + abandoned - short abandons
+SL_FORMULAS = ("abandons_count", "abandons_ignored", "short_abandons_excluded")
+SlFormula = Literal["abandons_count", "abandons_ignored", "short_abandons_excluded"]
 MIN_LEVEL, MAX_LEVEL = 1, 10
 
 _EMPTY: Mapping[str, int] = MappingProxyType({})
+_NO_LIMITS: Mapping[str, float | None] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +58,59 @@ class EscalationStep:
 
 @dataclass(frozen=True, slots=True)
 class ServiceLevel:
-    percent: float = 80.0
+    percent: float = 80.0  # the target: this share of the calls answered within `within_s`
     within_s: float = 20.0
+    formula: SlFormula = "short_abandons_excluded"
+
+    def pct(self, in_target: int, answered: int, abandoned: int, short_abandoned: int) -> float | None:
+        """The service level in %, by this queue's formula; None until a call counts. `abandoned`
+        excludes the short abandons."""
+        counted = self.counted(answered, abandoned, short_abandoned)
+        return 100.0 * in_target / counted if counted else None
+
+    def counted(self, answered: int, abandoned: int, short_abandoned: int) -> int:
+        """How many calls the formula counts (the denominator)."""
+        if self.formula == "abandons_ignored":
+            return answered
+        if self.formula == "abandons_count":
+            return answered + abandoned + short_abandoned
+        return answered + abandoned
+
+
+@dataclass(frozen=True, slots=True)
+class QueueTargets:
+    """What a queue is held to besides its service level; None: no target, never an alert."""
+
+    abandon_rate_pct: float | None = None  # abandoned / (answered + abandoned), short abandons apart
+    longest_wait_s: float | None = None  # the caller waiting longest now
+    asa_s: float | None = None  # mean wait of the answered calls
+    min_calls: int = 10  # service level, abandon rate and ASA are judged once this many calls count
+
+
+@dataclass(frozen=True, slots=True)
+class AgentTargets:
+    """How long an agent may stay on one call, in one pause, in one wrap-up; None: no alert."""
+
+    long_call_s: float | None = None
+    long_wrap_up_s: float | None = None
+    long_pause_s: float | None = None
+    long_pause_by_reason_s: Mapping[str, float | None] = field(default_factory=lambda: _NO_LIMITS)
+
+    def pause_limit(self, reason: str | None) -> float | None:
+        if reason is not None and reason in self.long_pause_by_reason_s:
+            return self.long_pause_by_reason_s[reason]
+        return self.long_pause_s
+
+
+
+@dataclass(frozen=True, slots=True)
+class AlertTiming:
+    """So that a figure hovering at its target does not flap: a queue alert is raised once the figure has
+    been past its target for `raise_after_s`, and cleared once it has been back on the good side of the
+    warning line for `clear_after_s` (docs/acd.md, Targets and alerts)."""
+
+    raise_after_s: float = 10.0
+    clear_after_s: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +133,7 @@ class QueueConfig:
     skills: Mapping[str, int]
     policy: Policy = "longest_idle"
     service_level: ServiceLevel = ServiceLevel()
+    targets: QueueTargets = QueueTargets()
     max_wait_s: float | None = None
     on_max_wait: TimeoutActionSpec = TimeoutActionSpec("voicemail")
     escalation: tuple[EscalationStep, ...] = ()
@@ -107,6 +166,7 @@ class AgentConfig:
     device: str | None = None  # the phone's dial string (Local ones with /n); None: the site's template
     line: int = 0
     auto_answer: bool | None = None  # None: the site's setting
+    targets: AgentTargets = AgentTargets()  # the site's agent_targets with this agent's own on top
 
     @property
     def endpoint(self) -> str | None:
@@ -128,6 +188,8 @@ class AcdConfig:
     agents: tuple[AgentConfig, ...]
     priority_aging_per_s: float = 1.0
     source: str = "<string>"
+    agent_targets: AgentTargets = AgentTargets()  # the site's defaults (each agent's are in AgentConfig)
+    alerts: AlertTiming = AlertTiming()
     _queues_by_name: Mapping[str, QueueConfig] = field(default_factory=lambda: MappingProxyType({}), repr=False,
                                                      compare=False)
     _agents_by_id: Mapping[str, AgentConfig] = field(default_factory=lambda: MappingProxyType({}), repr=False,
@@ -232,13 +294,16 @@ class _BoundedSafeLoader(yaml.SafeLoader):
 
 # libyaml when present: same nodes and marks, faster
 _LOADER: type = getattr(yaml, "CSafeLoader", _BoundedSafeLoader)
-_TOP_FIELDS = {"skills", "pause_reasons", "queues", "agents", "priority_aging_per_s"}
+_TOP_FIELDS = {"skills", "pause_reasons", "queues", "agents", "priority_aging_per_s", "agent_targets", "alerts"}
 _QUEUE_FIELDS = {
     "name", "skills", "policy", "service_level", "max_wait_s", "on_max_wait", "escalation", "wrap_up_s",
     "announce_every_s", "short_abandon_s", "ring_timeout_s", "sticky_window_s", "default_handle_s", "priority",
+    "targets",
 }
 _STEP_FIELDS = {"after_s", "min_levels", "also_offer_to", "action"}
-_AGENT_FIELDS = {"id", "name", "skills", "queues", "device", "endpoint", "auto_answer"}
+_AGENT_FIELDS = {"id", "name", "skills", "queues", "device", "endpoint", "auto_answer", "targets"}
+_QUEUE_TARGET_FIELDS = {"abandon_rate_pct", "longest_wait_s", "asa_s", "min_calls"}
+_AGENT_TARGET_FIELDS = {"long_call_s", "long_wrap_up_s", "long_pause_s", "long_pause_by_reason_s"}
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 
 
@@ -396,18 +461,23 @@ class _Loader:
         skills = self.names(top, "skills", root)
         pause_reasons = self.names(top, "pause_reasons", root)
         aging = self.optional(top, "priority_aging_per_s", "priority_aging_per_s", self.number, 1.0)
+        reasons = {*pause_reasons, *SYSTEM_PAUSE_REASONS}
+        site_targets = self.optional(top, "agent_targets", "agent_targets",
+                                     lambda n, f: self.agent_targets(n, f, AgentTargets(), reasons), AgentTargets())
+        timing = self.optional(top, "alerts", "alerts", self.alert_timing, AlertTiming())
         queue_nodes = self.list_field(top, "queues", root)
         agent_nodes = self.list_field(top, "agents", root)
 
         skill_set = set(skills)
         queue_names = self.collect_queue_names(queue_nodes)
         queues = [q for q in (self.read_queue(n, skill_set, queue_names) for n in queue_nodes) if q is not None]
-        agents = self.read_agents(agent_nodes, skill_set, queue_names)
+        agents = self.read_agents(agent_nodes, skill_set, queue_names, site_targets, reasons)
         self.check_overflow_cycles(queues)
         self.check_servable(queues, agents)
         if self.issues:
             raise AcdConfigError(sorted(self.issues, key=lambda i: i.line))
-        return AcdConfig(tuple(skills), tuple(pause_reasons), tuple(queues), tuple(agents), aging, self.source)
+        return AcdConfig(tuple(skills), tuple(pause_reasons), tuple(queues), tuple(agents), aging, self.source,
+                         site_targets, timing)
 
     def names(self, top: dict[str, yaml.Node], key: str, root: yaml.Node) -> list[str]:
         node = top.get(key)
@@ -509,6 +579,7 @@ class _Loader:
             if policy not in POLICIES:
                 self.issue(fields["policy"], "policy", f"unknown routing policy {policy!r}; expected one of {POLICIES}")
         sl = self.optional(fields, "service_level", "service_level", self.service_level, ServiceLevel())
+        targets = self.optional(fields, "targets", "targets", self.queue_targets, QueueTargets())
         max_wait = self.optional(fields, "max_wait_s", "max_wait_s", self.max_wait, None)
         on_max_wait = self.optional(fields, "on_max_wait", "on_max_wait",
                                     lambda n, f: self.action(n, f, queue_names), TimeoutActionSpec("voicemail"))
@@ -527,7 +598,7 @@ class _Loader:
 
         queue = QueueConfig(
             name=name, skills=required, policy=policy,  # type: ignore[arg-type]
-            service_level=sl, max_wait_s=max_wait, on_max_wait=on_max_wait, escalation=steps,
+            service_level=sl, targets=targets, max_wait_s=max_wait, on_max_wait=on_max_wait, escalation=steps,
             wrap_up_s=seconds("wrap_up_s", 30.0), announce_every_s=seconds("announce_every_s", 30.0),
             short_abandon_s=seconds("short_abandon_s", 5.0),
             ring_timeout_s=self.optional(fields, "ring_timeout_s", "ring_timeout_s",
@@ -543,13 +614,75 @@ class _Loader:
         return queue
 
     def service_level(self, node: yaml.Node, fld: str) -> ServiceLevel:
-        fields = self.mapping(node, fld, {"percent", "within_s"})
+        fields = self.mapping(node, fld, {"percent", "within_s", "formula"})
         percent = self.optional(fields, "percent", f"{fld}.percent", self.number, 80.0)
         if percent <= 0 or percent > 100:
             raise self.fail(fields["percent"], f"{fld}.percent", "must be in (0, 100]")
         within = self.optional(fields, "within_s", f"{fld}.within_s",
                                lambda n, f: self.number(n, f, strict=True), 20.0)
-        return ServiceLevel(percent, within)
+        formula = self.optional(fields, "formula", f"{fld}.formula", self.text, "short_abandons_excluded")
+        if formula not in SL_FORMULAS:
+            raise self.fail(fields["formula"], f"{fld}.formula",
+                            f"unknown service level formula {formula!r}; expected one of {SL_FORMULAS}")
+        return ServiceLevel(percent, within, formula)  # type: ignore[arg-type]
+
+    def queue_targets(self, node: yaml.Node, fld: str) -> QueueTargets:
+        fields = self.mapping(node, fld, _QUEUE_TARGET_FIELDS)
+        rate = self.optional(fields, "abandon_rate_pct", f"{fld}.abandon_rate_pct", self.limit, None)
+        if rate is not None and rate > 100:
+            self.issue(fields["abandon_rate_pct"], f"{fld}.abandon_rate_pct", f"must be in (0, 100], got {rate:g}")
+            rate = None
+        return QueueTargets(
+            abandon_rate_pct=rate,
+            longest_wait_s=self.optional(fields, "longest_wait_s", f"{fld}.longest_wait_s", self.limit, None),
+            asa_s=self.optional(fields, "asa_s", f"{fld}.asa_s", self.limit, None),
+            min_calls=self.optional(fields, "min_calls", f"{fld}.min_calls",
+                                    lambda n, f: self.integer(n, f, 1, 1_000_000), 10),
+        )
+
+    def limit(self, node: yaml.Node, fld: str) -> float | None:
+        """A target: a number above 0, or null (no target; in an agent's own targets, none of the site's)."""
+        if self.is_null(node):
+            return None
+        return self.number(node, fld, strict=True)
+
+    def agent_targets(self, node: yaml.Node, fld: str, base: AgentTargets, reasons: set[str]) -> AgentTargets:
+        """`base` with what this mapping sets on top (a key given as null drops the base's target)."""
+        fields = self.mapping(node, fld, _AGENT_TARGET_FIELDS)
+
+        def pick(key: str, inherited: float | None) -> float | None:
+            node = fields.get(key)
+            if node is None:
+                return inherited
+            try:
+                return self.limit(node, f"{fld}.{key}")
+            except _Invalid:
+                return inherited
+
+        by_reason = dict(base.long_pause_by_reason_s)
+        if "long_pause_by_reason_s" in fields:
+            here = f"{fld}.long_pause_by_reason_s"
+            try:
+                for reason, value in self.mapping(fields["long_pause_by_reason_s"], here).items():
+                    if reason not in reasons:
+                        self.issue(value, f"{here}.{reason}",
+                                   f"unknown pause reason {reason!r}; declare it under 'pause_reasons'")
+                        continue
+                    try:
+                        by_reason[reason] = self.limit(value, f"{here}.{reason}")
+                    except _Invalid:
+                        continue
+            except _Invalid:
+                pass
+        return AgentTargets(pick("long_call_s", base.long_call_s), pick("long_wrap_up_s", base.long_wrap_up_s),
+                            pick("long_pause_s", base.long_pause_s), MappingProxyType(by_reason))
+
+    def alert_timing(self, node: yaml.Node, fld: str) -> AlertTiming:
+        fields = self.mapping(node, fld, {"raise_after_s", "clear_after_s"})
+        return AlertTiming(
+            self.optional(fields, "raise_after_s", f"{fld}.raise_after_s", self.number, 10.0),
+            self.optional(fields, "clear_after_s", f"{fld}.clear_after_s", self.number, 30.0),
+        )
 
     def max_wait(self, node: yaml.Node, fld: str) -> float | None:
         if self.is_null(node):
@@ -642,9 +775,11 @@ class _Loader:
         return tuple(out)
 
     # ---- agents
-    def read_agents(self, nodes: list[yaml.Node], skills: set[str], queue_names: set[str]) -> list[AgentConfig]:
+    def read_agents(self, nodes: list[yaml.Node], skills: set[str], queue_names: set[str],
+                    site_targets: AgentTargets, reasons: set[str]) -> list[AgentConfig]:
         agents: list[AgentConfig] = []
         seen: set[str] = set()
+        self.queue = None
         for i, node in enumerate(nodes):
             here = f"agents[{i}]"
             before = len(self.issues)
@@ -678,8 +813,10 @@ class _Loader:
                 self.issue(fields["auto_answer"], f"{here}.auto_answer",
                            f"auto-answer is a SIP header for a desk phone: the device must be PJSIP/<endpoint>, "
                            f"not {device!r}")
+            targets = self.optional(fields, "targets", f"{here}.targets",
+                                    lambda n, f: self.agent_targets(n, f, site_targets, reasons), site_targets)
             agents.append(AgentConfig(agent_id, name, levels, queues, device, node.start_mark.line + 1,
-                                      auto_answer))
+                                      auto_answer, targets))
             if len(self.issues) > before:
                 self.flawed.add(f"agent:{agent_id}")
         return agents

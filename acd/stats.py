@@ -4,7 +4,8 @@
 `snapshot(now)` returns one frozen `QueueSnapshot` per queue for the supervisor monitor.
 
 Definitions (documented in docs/acd.md):
-* service level = answered within the target / (answered + abandoned - short abandons);
+* service level = answered within the target / the calls the queue's formula counts
+  (`service_level.formula`: answered + abandoned - short abandons by default; see acd.config.ServiceLevel);
 * ASA = mean wait of answered calls; AHT = (talk + hold + wrap-up) / completed calls;
 * occupancy = busy (reserved, on call, on hold, wrap-up) / (busy + available) time of the
   queue's logged-in agents.
@@ -31,16 +32,19 @@ class QueueSnapshot:
     abandoned: int  # short abandons excluded
     short_abandoned: int
     timed_out: int
-    service_level_pct: float | None  # None until a call counts
+    service_level_pct: float | None  # by the queue's formula; None until a call counts
     asa_s: float | None
     aht_s: float | None
     agents_by_state: dict[str, int]
     occupancy_pct: float | None
+    offered: int = 0  # callers who entered the queue (a transfer into it too)
+    answered_in_target: int = 0
 
 
 @dataclass(slots=True)
 class _QueueCounters:
     waiting: dict[str, float] = field(default_factory=dict)  # call -> entered; insertion order = age
+    offered: int = 0
     answered: int = 0
     answered_in_target: int = 0
     wait_sum: float = 0.0
@@ -79,6 +83,8 @@ class LiveStats:
         if c.new in _IN_QUEUE:
             # A new caller, or one back in line after a transfer to an agent who did not answer.
             if c.old == "new" or (c.new == "waiting" and c.call_id not in q.waiting):
+                if c.old == "new":
+                    q.offered += 1
                 q.waiting[c.call_id] = c.at - c.waited_s
             return
         q.waiting.pop(c.call_id, None)
@@ -157,6 +163,17 @@ class LiveStats:
         start = data.get("counting_from")
         self._counting_from = float("-inf") if start is None else float(start)  # type: ignore[arg-type]
 
+    def agents_by_state(self) -> dict[str, int]:
+        """The agents of the configuration by state, each counted once (a queue's snapshot counts an agent
+        in every queue they serve); agents never logged in are logged_out."""
+        out: dict[str, int] = {}
+        for state, _, _ in self._agent_since.values():
+            out[state] = out.get(state, 0) + 1
+        logged_out = len(self._config.agents) - sum(out.values())
+        if logged_out > 0:
+            out["logged_out"] = logged_out
+        return out
+
     def snapshot(self, now: float) -> dict[str, QueueSnapshot]:
         ongoing_busy = dict.fromkeys(self._queues, 0.0)
         ongoing_idle = dict.fromkeys(self._queues, 0.0)
@@ -170,7 +187,7 @@ class LiveStats:
 
     def _snapshot(self, name: str, q: _QueueCounters, now: float, busy: float, idle: float) -> QueueSnapshot:
         oldest = next(iter(q.waiting.values()), None)
-        counted = q.answered + q.abandoned
+        sl = self._config.queue(name).service_level
         by_state: dict[str, int] = {}
         for state in q.agents.values():
             by_state[state] = by_state.get(state, 0) + 1
@@ -184,9 +201,10 @@ class LiveStats:
             abandoned=q.abandoned,
             short_abandoned=q.short_abandoned,
             timed_out=q.timed_out,
-            service_level_pct=100.0 * q.answered_in_target / counted if counted else None,
+            service_level_pct=sl.pct(q.answered_in_target, q.answered, q.abandoned, q.short_abandoned),
             asa_s=q.wait_sum / q.answered if q.answered else None,
             aht_s=(q.talk_sum + q.wrap_sum) / q.completed if q.completed else None,
             agents_by_state=by_state,
             occupancy_pct=100.0 * busy / staffed if staffed > 0 else None,
+            offered=q.offered, answered_in_target=q.answered_in_target,
         )

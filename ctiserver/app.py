@@ -7,6 +7,8 @@ statistics, the call records, the queue_log), then the slices are built around t
 * queueing   the ACD's edge: callers waiting in FastAGI, offers, transfers, hold
 * ivr        FastAGI entry points and the flows
 * consoles   the gateway's backend and its pushes
+* alerts     the figures judged against their targets; alerts raised and cleared as facts
+* metrics    Prometheus's /metrics, served by the gateway
 * journal    the durable record of facts; projections: recorder, projector, checkpoints, recovery;
              crm_history and queue_log write the projections that leave the process
 """
@@ -33,6 +35,7 @@ from ivr_flows.validator import FlowCatalog
 
 from .agi.peers import LOOPBACK, AllowList
 from .agi.server import FastAgiServer
+from .alerts.service import AlertService
 from .bus import EventBus
 from .calls.service import CallsService, Pbx, PbxSettings
 from .clock import Clock
@@ -48,6 +51,7 @@ from .ivr.prompts import check_prompts
 from .ivr.service import IvrService, IvrSettings
 from .journal import facts as f
 from .journal.journal import Journal
+from .metrics.centre import CentreMetrics, link_states
 from .projections.projector import Projector
 from .projections.recorder import Recorder
 from .projections.recovery import Recovery, recover
@@ -96,6 +100,8 @@ class ServerSettings:
     console_lost_after_s: float = 30.0  # an agent with no console this long is paused (console_lost); 0: never
     console_ping_interval_s: float = 20.0  # websocket keepalive: finds a console whose network is gone
     console_ping_timeout_s: float = 20.0
+    alert_every_s: float = 1.0  # how often the figures are judged against their targets (queues.yaml)
+    metrics_allow: AllowList | None = LOOPBACK  # who may scrape /metrics (cti.yaml metrics.allow); None: not served
 
 
 class _Stop(Exception):
@@ -133,6 +139,8 @@ class CtiServer:
         self.console: ConsoleBackend
         self.presence: ConsolePresence
         self.notifier: ConsoleNotifier
+        self.alerts: AlertService
+        self.metrics: CentreMetrics
         self.flows: FlowRegistry
         self.speech: RecognizerPool | None = None
         self._queue_log: QueueLogWriter | None = None
@@ -220,13 +228,18 @@ class CtiServer:
                               clock=self.clock, put_pop=views.put_pop)
         self.agi = FastAgiServer(s.agi_host, s.agi_port, allow=s.agi_allow)
         self.ivr.routes(self.agi)
+        self.alerts = AlertService(self.recorder, self.clock, s.alert_every_s)
+        self.metrics = CentreMetrics(lambda: self.projector, self.journal, link_states(self.calls), self.bus,
+                                     self.clock)
         self.gateway = Gateway(
             self.console, Accounts.from_config(s.accounts, "accounts"),
             GatewayConfig(host=s.http_host, port=s.http_port, token_secret=s.token_secret, token_ttl_s=s.token_ttl_s,
-                          ping_interval_s=s.console_ping_interval_s, ping_timeout_s=s.console_ping_timeout_s),
+                          ping_interval_s=s.console_ping_interval_s, ping_timeout_s=s.console_ping_timeout_s,
+                          metrics_allow=s.metrics_allow),
+            metrics=self.metrics.render,
         )
         self.gateway.signer.restore(self.projector.ended_sessions, self.projector.logged_out_users)
-        self.notifier = ConsoleNotifier(views, self.gateway, self.bus)
+        self.notifier = ConsoleNotifier(views, self.gateway, self.bus, pop_pushed=self.metrics.pop_pushed)
         self.presence.start(self.projector.router.agent_ids())  # before any console can connect
         await self._listen("FastAGI", s.agi_host, s.agi_port, self.agi.start())
         await self._listen("the console gateway (http)", s.http_host, s.http_port, self.gateway.start())
@@ -271,6 +284,7 @@ class CtiServer:
                 self._intake.append(tg.create_task(self.calls.run_fallback_scan(), name="fallback-take-back"))
                 tg.create_task(FlowWatcher(self.flows).run(), name="flow-watcher")
                 tg.create_task(self.presence.run(), name="console-presence")
+                tg.create_task(self.alerts.run(), name="alerts")
                 tg.create_task(grading_loop(self.crm, every=s.grading_every, stop=self._stop_grading),
                                name="grading")
                 self.queueing.start()

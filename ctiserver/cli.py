@@ -96,6 +96,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         journal_batch_s=cfg.journal_batch_ms / 1000, checkpoint_facts=cfg.checkpoint_facts,
         checkpoint_s=cfg.checkpoint_s, phones=cfg.agents, console_lost_after_s=cfg.consoles.lost_after_s,
         console_ping_interval_s=cfg.consoles.ping_interval_s, console_ping_timeout_s=cfg.consoles.ping_timeout_s,
+        metrics_allow=cfg.metrics.allow if cfg.metrics.enabled else None,
     )
 
     # Before the journal replays (which can take a while): a port already taken is one line, at once.

@@ -13,7 +13,7 @@ import yaml
 
 from acd import devices
 
-from .agi.peers import AllowList
+from .agi.peers import LOOPBACK, AllowList
 from .consoles.devices import PhoneSettings
 
 MAX_FILE_BYTES = 2_000_000  # a security limit: cti.yaml is text written by people
@@ -53,6 +53,15 @@ class ConsolesConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """metrics: Prometheus's /metrics on the console gateway's port, for the networks in `allow` only
+    (others get 403); enabled: false, it is not served at all."""
+
+    enabled: bool = True
+    allow: AllowList = LOOPBACK
+
+
+@dataclass(frozen=True, slots=True)
 class CtiConfig:
     path: Path
     pbxes: tuple[PbxConfig, ...]
@@ -79,6 +88,7 @@ class CtiConfig:
     agi_allow: AllowList = ()
     agents: PhoneSettings = field(default_factory=PhoneSettings)  # the site's phones: device template, auto-answer
     consoles: ConsolesConfig = field(default_factory=lambda: ConsolesConfig())
+    metrics: MetricsConfig = field(default_factory=lambda: MetricsConfig())
 
 
 class _Reader:
@@ -260,6 +270,48 @@ def _consoles(r: _Reader, node: yaml.Node | None, raw: object) -> ConsolesConfig
     return ConsolesConfig(**values)
 
 
+_METRICS_KEYS = ("enabled", "allow")
+
+
+def _metrics(r: _Reader, node: yaml.Node | None) -> MetricsConfig:
+    """``metrics: {enabled: true, allow: [127.0.0.1, 10.0.5.0/24]}``: who may scrape /metrics."""
+    if node is None:
+        return MetricsConfig()
+    if not isinstance(node, yaml.MappingNode):
+        r.err(node, "metrics", "must be a mapping, e.g. {enabled: true, allow: [127.0.0.1, 10.0.5.0/24]}")
+        return MetricsConfig()
+    fields = _mapping(node)
+    for key_node, _ in node.value:
+        key = getattr(key_node, "value", None)
+        if key not in _METRICS_KEYS:
+            r.err(key_node, f"metrics.{key}", f"unknown field; expected one of {list(_METRICS_KEYS)}")
+    enabled = True
+    en = fields.get("enabled")
+    if en is not None:
+        if not isinstance(en, yaml.ScalarNode) or en.tag != "tag:yaml.org,2002:bool":
+            r.err(en, "metrics.enabled", "must be true or false")
+        else:
+            enabled = en.value.lower() in ("true", "yes", "on")
+    allow = LOOPBACK
+    node_allow = fields.get("allow")
+    if node_allow is not None:
+        if not isinstance(node_allow, yaml.SequenceNode) or not node_allow.value:
+            r.err(node_allow, "metrics.allow", "list the Prometheus servers' addresses or networks, "
+                                               "e.g. [127.0.0.1, 10.0.5.0/24]")
+            return MetricsConfig(enabled, ())
+        nets = []
+        for i, item in enumerate(node_allow.value):
+            if not isinstance(item, yaml.ScalarNode):
+                r.err(item, f"metrics.allow[{i}]", "must be an IP address or network, not a list or mapping")
+                continue
+            try:
+                nets.append(ip_network(item.value.strip()))
+            except ValueError as e:
+                r.err(item, f"metrics.allow[{i}]", f"not an IP address or network: {item.value!r} ({e})")
+        allow = tuple(nets)
+    return MetricsConfig(enabled, allow)
+
+
 def load_config(path: str | Path) -> CtiConfig:
     path = Path(path)
     text = _read_text(path)
@@ -353,10 +405,11 @@ def load_config(path: str | Path) -> CtiConfig:
         checkpoint_s=scalar("journal", "checkpoint_s", 60, int),
         extra={k: v for k, v in data.items() if k not in
                {"pbx", "agi", "http", "crm", "ivr", "acd", "speech", "accounts", "security", "centre",
-                "journal", "agents", "consoles"}},
+                "journal", "agents", "consoles", "metrics"}},
         agi_allow=_agi_allow(r, top.get("agi"), pbx_at),
         agents=_phones(r, top.get("agents")),
         consoles=_consoles(r, top.get("consoles"), data.get("consoles")),
+        metrics=_metrics(r, top.get("metrics")),
     )
     if r.errors:
         raise ConfigError(r.errors)

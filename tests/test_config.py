@@ -173,3 +173,35 @@ def test_consoles_settings(tmp_path: Path):
         f"{p}:5: consoles.ping_timeout_s: must be a number of seconds from 0.1 to 86400, not 0",
         f"{p}:6: consoles.grace: unknown setting (lost_after_s, ping_interval_s, ping_timeout_s)",
     ]
+
+
+# ------------------------------------------------------------------------------------ metrics
+
+
+def test_metrics_default_to_loopback_and_take_addresses_and_networks(tmp_path: Path):
+    p = _write(tmp_path, "pbx:\n  - {name: a, host: 10.0.0.1, username: u, secret: s}\n")
+    metrics = load_config(p).metrics
+    assert metrics.enabled and metrics.allow == (ip_network("127.0.0.0/8"), ip_network("::1/128"))
+    cfg = load_config(ROOT / "docs" / "cti.example.yaml")
+    assert cfg.metrics.enabled and cfg.metrics.allow == (ip_network("127.0.0.1"), ip_network("10.0.5.0/24"))
+    p = _write(tmp_path, "pbx:\n  - {name: a, host: 10.0.0.1, username: u, secret: s}\n"
+                         "metrics: {enabled: false}\n")
+    assert not load_config(p).metrics.enabled
+
+
+@pytest.mark.parametrize(("metrics", "line", "message"), [
+    ("metrics: {allow: [10.0.0.0/33]}\n", 3, "metrics.allow[0]: not an IP address or network: '10.0.0.0/33'"),
+    ("metrics:\n  allow:\n    - 127.0.0.1\n    - prometheus.lan\n", 6,
+     "metrics.allow[1]: not an IP address or network: 'prometheus.lan'"),
+    ("metrics: {allow: []}\n", 3, "metrics.allow: list the Prometheus servers' addresses or networks"),
+    ("metrics: {enabled: sometimes}\n", 3, "metrics.enabled: must be true or false"),
+    ("metrics:\n  enabled: true\n  port: 9100\n", 5, "metrics.port: unknown field; expected one of"),
+    ("metrics: on\n", 3, "metrics: must be a mapping"),
+])
+def test_metrics_mistakes_are_one_line_with_the_file_and_line(tmp_path: Path, metrics: str, line: int,
+                                                              message: str):
+    p = _write(tmp_path, "pbx:\n  - {name: a, host: 10.0.0.1, username: u, secret: s}\n" + metrics)
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert len(e.value.errors) == 1, e.value.errors
+    assert e.value.errors[0].startswith(f"{p}:{line}: {message}"), e.value.errors

@@ -34,6 +34,8 @@ PURE = (
     "ctiserver.projections.projector",
     "ctiserver.crm_history.records",
     "ctiserver.consoles.views",
+    "ctiserver.alerts.targets",
+    "ctiserver.alerts.evaluator",
     "ctiserver.gateway.schema",
     "ctiserver.gateway.auth",
     "ctiserver.gateway.streams",

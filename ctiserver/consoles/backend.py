@@ -160,6 +160,7 @@ class ConsoleBackend:
             wallboard=self.views.wallboard_rows(),
             agents={a: self.views.agent_row(a) for a in self.views.router.agent_ids()},
             calls=rows,
+            alerts=self.views.active_alerts(),
         )
 
     # ------------------------------------------------------------------ agent state

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,9 +28,11 @@ _TALKING = {"connected": "talking", "held": "held"}
 
 
 class ConsoleNotifier:
-    def __init__(self, views: ConsoleViews, gateway: Gateway, bus: EventBus) -> None:
+    def __init__(self, views: ConsoleViews, gateway: Gateway, bus: EventBus,
+                 pop_pushed: Callable[[float], None] = lambda seconds: None) -> None:
         self.views = views
         self.gateway = gateway
+        self.pop_pushed = pop_pushed  # told how long each pop took from the offer to the agent's consoles
         self._pushes: asyncio.Queue[Callable[[], Awaitable[Any]]] = asyncio.Queue()
         self._last_wallboard: dict[str, dict[str, object]] = {}
         self._prompts_alerted: set[str] = set()
@@ -42,6 +45,8 @@ class ConsoleNotifier:
         bus.subscribe(f.CallEnded, self._on_call_ended)
         bus.subscribe(ConsultationChanged, self._on_consultation)
         bus.subscribe(f.PromptMissing, self._on_prompt_missing)
+        bus.subscribe(f.AlertRaised, self._on_alert)
+        bus.subscribe(f.AlertCleared, self._on_alert)
 
     def _push(self, make: Callable[[], Awaitable[Any]]) -> None:
         self._pushes.put_nowait(make)
@@ -68,9 +73,16 @@ class ConsoleNotifier:
     # ------------------------------------------------------------------ agents
 
     def _on_offer(self, e: d.Offer) -> None:
+        # The offer is published in the same step the router decides it: from here to the push is the pop's
+        # latency on the server's side.
+        decided = time.monotonic()
         offer = self.views.offer(e.call_id, e.agent_id, e.leg_id, e.queue, e.ring_timeout_s, e.kind)
         gw = self.gateway
-        self._push(lambda: gw.push_offer(e.agent_id, offer))
+
+        async def pop() -> None:
+            await gw.push_offer(e.agent_id, offer)
+            self.pop_pushed(time.monotonic() - decided)
+        self._push(pop)
         self._call_row(e.call_id)
 
     def _on_agent_state(self, e: d.AgentStateChanged) -> None:
@@ -133,6 +145,11 @@ class ConsoleNotifier:
         self._prompts_alerted.add(e.prompt)
         alert = AlertView(f"prompt:{e.prompt}", "", "prompt_missing", 0.0, 0.0, "warning", self.views.clock(),
                           f"prompt {e.prompt} cannot be played ({e.where}): install it on the PBX", e.prompt)
+        gw = self.gateway
+        self._push(lambda: gw.push_alert(alert))
+
+    def _on_alert(self, e: f.AlertRaised | f.AlertCleared) -> None:
+        alert = self.views.alert(e)
         gw = self.gateway
         self._push(lambda: gw.push_alert(alert))
 

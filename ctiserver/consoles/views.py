@@ -10,8 +10,10 @@ from acd.config import AcdConfig
 from acd.router import Router
 from acd.states import AgentState
 
+from ..alerts.targets import judge_queue
 from ..crm_history.records import CallRecord, CallRecords
-from ..gateway.backend import AgentView, CallView, OfferView
+from ..gateway.backend import AgentView, AlertView, CallView, OfferView
+from ..journal.facts import AlertCleared, AlertRaised
 from ..projections.projector import Projector
 from .devices import label
 
@@ -121,8 +123,10 @@ class ConsoleViews:
     def wallboard_rows(self) -> dict[str, dict[str, object]]:
         rows: dict[str, dict[str, object]] = {}
         now = self.clock()
+        config = self.config
         for name, q in self.projector.stats.live.snapshot(now).items():
             handled = q.answered + q.abandoned
+            judged = judge_queue(config.queue(name), q) if config.has_queue(name) else []
             rows[name] = {
                 # Field names of docs/protocol.md. The oldest caller's arrival, not the longest wait: it
                 # does not change every second, so it costs no delta; the console ticks it locally.
@@ -135,8 +139,28 @@ class ConsoleViews:
                 "aht_s": None if q.aht_s is None else round(q.aht_s, 1),
                 "agents_by_state": dict(q.agents_by_state),
                 "occupancy_pct": None if q.occupancy_pct is None else round(q.occupancy_pct, 1),
+                # Each figure's target and where it stands (ok, warning, breach; None: not judged yet),
+                # by the same rules as the alerts (ctiserver.alerts.targets).
+                "targets": {j.metric: j.target for j in judged},
+                "levels": {j.metric: j.level for j in judged},
             }
         return rows
+
+    # ------------------------------------------------------------------ alerts
+
+    def alert(self, change: AlertRaised | AlertCleared, at: float | None = None) -> AlertView:
+        subject = change.agent_id
+        alert_id = f"{change.metric}:{change.queue or subject}"
+        if isinstance(change, AlertCleared):
+            return AlertView(alert_id, change.queue, change.metric, change.value, 0.0, "cleared",
+                             at if at is not None else self.clock(), "", subject)
+        return AlertView(alert_id, change.queue, change.metric, change.value, change.threshold,
+                         "critical" if change.level == "critical" else "warning",
+                         at if at is not None else self.clock(), change.text, subject)
+
+    def active_alerts(self) -> tuple[AlertView, ...]:
+        """The target alerts in force, from the journal (they outlive a restart)."""
+        return tuple(self.alert(alert, at) for at, alert in self.projector.alerts.values())
 
 
 def _caller_name(rec: CallRecord | None) -> str:

@@ -34,6 +34,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 
+from ctiserver.agi.peers import AllowList, peer_allowed
 from ctiserver.gateway import schema
 from ctiserver.gateway.auth import (
     Account,
@@ -59,13 +60,16 @@ from ctiserver.gateway.backend import (
     WrapUpForm,
 )
 from ctiserver.gateway.schema import Command, ErrorCode, encode, error_reply, server_message
-from ctiserver.gateway.static import DEFAULT_ROOT, StaticSite
+from ctiserver.gateway.static import DEFAULT_ROOT, StaticSite, http_response
 from ctiserver.gateway.streams import MonitorMirror, Outbox, TokenBucket
 
 log = logging.getLogger("ctiserver.gateway")
 T = TypeVar("T")
 
 WS_PATH = "/ws"
+METRICS_PATH = "/metrics"
+# The exposition text and its content type (ctiserver.metrics.centre.CentreMetrics.render).
+MetricsSource = Callable[[], tuple[bytes, str]]
 CLOSE_POLICY = 1008  # RFC 6455 policy violation: auth timeout, too many auth failures, session ended
 _ORIGIN = re.compile(r"https?://[^/\s?#@]+")
 
@@ -104,6 +108,9 @@ class GatewayConfig:
     monitor_outbox_items: int = 256
     outbox_age_s: float = 300.0
     slow_consumer_bytes: int = 4 * 1024 * 1024
+    # Who may read /metrics (Prometheus): these networks only, others get 403. None: /metrics is not served.
+    # The figures are not secret the way a caller is, but they tell who works when: not for the whole LAN.
+    metrics_allow: AllowList | None = None
 
     def __post_init__(self) -> None:
         for origin in self.allowed_origins:
@@ -217,8 +224,9 @@ class Gateway:
     """Start with `async with Gateway(backend, accounts, GatewayConfig(...)) as gw:`; push with `await gw.push_*`."""
 
     def __init__(self, backend: Backend, accounts: Accounts, config: GatewayConfig | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, metrics: MetricsSource | None = None) -> None:
         self.backend = backend
+        self.metrics = metrics
         self.accounts = accounts
         self.config = config or GatewayConfig()
         self.clock = clock
@@ -403,9 +411,28 @@ class Gateway:
     # ------------------------------------------------------------------ HTTP
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        if request.path.split("?", 1)[0] == WS_PATH:
+        path = request.path.split("?", 1)[0]
+        if path == WS_PATH:
             return self._check_origin(connection, request)  # None: go on with the websocket handshake
+        if path == METRICS_PATH:
+            return self._metrics(connection)
         return self.site.respond(request.path)
+
+    def _metrics(self, connection: ServerConnection) -> Response:
+        """The scrape runs here, on the loop: the collector reads the projections in a few ms (bench/metrics.py)."""
+        allow = self.config.metrics_allow
+        if self.metrics is None or allow is None:
+            return self.site.respond(METRICS_PATH)  # not served: the usual 404
+        peer = _peer(connection)
+        if not peer_allowed(peer, allow):
+            log.warning("refused /metrics to %s: not in metrics.allow", peer)
+            return http_response(403, "Forbidden", b"not allowed\n", "text/plain; charset=utf-8")
+        try:
+            body, content_type = self.metrics()
+        except Exception:
+            log.exception("metrics scrape failed")
+            return http_response(500, "Internal Server Error", b"scrape failed\n", "text/plain; charset=utf-8")
+        return http_response(200, "OK", body, content_type)
 
     def _check_origin(self, connection: ServerConnection, request: Request) -> Response | None:
         """A page elsewhere (another site, a sandboxed frame: Origin `null`) must not drive a console's

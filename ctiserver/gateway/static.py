@@ -60,17 +60,17 @@ class StaticSite:
     def respond(self, raw_path: str) -> Response:
         path = raw_path.split("?", 1)[0].split("#", 1)[0]
         if path == "/":
-            return _response(302, "Found", b"", "text/plain; charset=utf-8", {"Location": "/agent"})
+            return http_response(302, "Found", b"", "text/plain; charset=utf-8", {"Location": "/agent"})
         if path == "/healthz":
-            return _response(200, "OK", b"ok\n", "text/plain; charset=utf-8")
+            return http_response(200, "OK", b"ok\n", "text/plain; charset=utf-8")
         # Only the preloaded names exist: "..", "%2e%2e" and friends simply miss.
         asset = self._assets.get(path)
         if asset is None:
-            return _response(404, "Not Found", b"not found\n", "text/plain; charset=utf-8")
-        return _response(200, "OK", asset.body, asset.content_type)
+            return http_response(404, "Not Found", b"not found\n", "text/plain; charset=utf-8")
+        return http_response(200, "OK", asset.body, asset.content_type)
 
 
-def _response(status: int, reason: str, body: bytes, content_type: str,
+def http_response(status: int, reason: str, body: bytes, content_type: str,
               extra: dict[str, str] | None = None) -> Response:
     headers = Headers()
     headers["Date"] = email.utils.formatdate(usegmt=True)

@@ -227,6 +227,40 @@ class SupervisorAction:
     detail: str = ""
 
 
+# ---------------------------------------------------------------------------------------------- alerts
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRaised:
+    """A figure went past its target (docs/acd.md, Targets and alerts) and stays raised until an
+    `AlertCleared` of the same metric, queue and agent. A queue's alert names the queue; an agent's the
+    agent (`agent_id`, so the journal finds an agent's alerts like their other facts)."""
+
+    metric: str  # service_level, abandon_rate, longest_wait, asa, long_call, long_pause, long_wrap_up
+    queue: str = ""
+    agent_id: str = ""
+    value: float = 0.0  # the figure when it was raised (% or seconds)
+    threshold: float = 0.0  # its target
+    level: str = "warning"  # warning (an agent's) or critical (a queue's)
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertCleared:
+    """The figure is back within its target (or nothing is left to judge: the call ended, the queue is
+    gone)."""
+
+    metric: str
+    queue: str = ""
+    agent_id: str = ""
+    value: float = 0.0
+
+
+def alert_key(alert: AlertRaised | AlertCleared) -> str:
+    """One alert per metric, queue and agent at a time."""
+    return f"{alert.metric}|{alert.queue}|{alert.agent_id}"
+
+
 # ------------------------------------------------------------------------------------------- the codec
 
 OWN_KINDS: dict[str, type] = {
@@ -251,6 +285,8 @@ OWN_KINDS: dict[str, type] = {
     "console.session_ended": ConsoleSessionEnded,
     "console.user_logged_out": ConsoleUserLoggedOut,
     "supervisor.action": SupervisorAction,
+    "alert.raised": AlertRaised,
+    "alert.cleared": AlertCleared,
 }
 # The ACD's inputs are facts as they are: replaying them through a router rebuilds its every decision.
 ACD_KINDS: dict[str, type] = {

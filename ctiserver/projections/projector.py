@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import datetime, tzinfo
 from typing import Any, cast
 
@@ -25,11 +26,14 @@ from ..journal.facts import (
     ACD_INPUTS,
     FORMAT_VERSION,
     AcdConfigLoaded,
+    AlertCleared,
+    AlertRaised,
     ConsoleSessionEnded,
     ConsoleUserLoggedOut,
     Fact,
     JournalTooNew,
     PbxLinkChanged,
+    alert_key,
 )
 from ..queue_log.lines import QueueLogLines
 from ..reports.intervals import Intervals
@@ -67,6 +71,7 @@ class Projector:
         self.queue_log = QueueLogLines()
         self.ended_sessions: dict[str, int] = {}  # console session -> its expiry (epoch s)
         self.logged_out_users: dict[str, float] = {}  # username -> when a supervisor logged it out
+        self.alerts: dict[str, tuple[float, AlertRaised]] = {}  # alert_key -> (raised at, the alert), active
         self.listeners: list[Listener] = []
         self.last_seq = 0
         self.last_at = 0.0
@@ -94,6 +99,10 @@ class Projector:
             self.ended_sessions[body.session] = body.expires_at
         elif isinstance(body, ConsoleUserLoggedOut):
             self.logged_out_users[body.username] = fact.at
+        elif isinstance(body, AlertRaised):
+            self.alerts[alert_key(body)] = (fact.at, body)
+        elif isinstance(body, AlertCleared):
+            self.alerts.pop(alert_key(body), None)
         self.last_seq, self.last_at = fact.seq, fact.at
         self._emit(fact, decisions)
         return decisions
@@ -144,6 +153,7 @@ class Projector:
             "records": self.records.dump(), "intervals": self.intervals.dump(),
             "queue_log_offset": self.queue_log.offset,
             "ended_sessions": self.ended_sessions, "logged_out_users": self.logged_out_users,
+            "alerts": [[at, asdict(alert)] for at, alert in self.alerts.values()],
         }, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
@@ -163,5 +173,8 @@ class Projector:
         out.queue_log = QueueLogLines(data["queue_log_offset"])
         out.ended_sessions = dict(data["ended_sessions"])
         out.logged_out_users = dict(data["logged_out_users"])
+        for at, alert in data.get("alerts", []):  # checkpoints from before alerts have none
+            raised = AlertRaised(**alert)
+            out.alerts[alert_key(raised)] = (at, raised)
         out.last_seq, out.last_at = data["seq"], data["at"]
         return out, problems

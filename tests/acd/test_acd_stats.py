@@ -56,3 +56,18 @@ def test_timeouts_are_counted_apart() -> None:
     assert (snap.timed_out, snap.abandoned, snap.calls_waiting) == (1, 0, 0)
     assert snap.service_level_pct is None
     assert snap.occupancy_pct == pytest.approx(0.0)
+
+
+def test_agents_by_state_count_each_agent_once() -> None:
+    cfg = make_config([{"name": "q1", "skills": {"sales": 1}}, {"name": "q2", "skills": {"sales": 1}}],
+                      [agent("a", ["q1", "q2"], sales=1), agent("b", ["q1", "q2"], sales=1),
+                       agent("c", ["q1"], sales=1)])
+    drv = Driver(cfg)
+    drv.at(0).login("a", "b")
+    drv.at(1)(ev.AgentPaused("b", "break"))
+    stats = LiveStats(cfg)
+    stats.observe(drv.log)
+    assert stats.agents_by_state() == {"available": 1, "paused": 1, "logged_out": 1}
+    assert stats.snapshot(2.0)["q1"].agents_by_state == {"available": 1, "paused": 1}  # per queue
+    stats.observe(drv.at(3)(ev.AgentLoggedOut("a")))
+    assert stats.agents_by_state() == {"paused": 1, "logged_out": 2}

@@ -125,7 +125,7 @@ async def test_agent_day_in_the_browser(browser: Browser, site: AppSite) -> None
     # The monitor followed: agent available again, the call gone from the list, the vip queue answered one.
     await expect(agent_row.locator(".c-state")).to_have_text("空闲")
     await expect(boss.locator(f"#call-list tr[data-key='{call_id}']")).to_have_count(0)
-    await expect(boss.locator("#wallboard tr[data-key=vip] .c-sl")).to_have_text("100.0%")
+    await expect(boss.locator("#wallboard tr[data-key=vip] .c-sl")).to_have_text("100.0% / 80%")
 
     # Search shows hostile names as text.
     await agent.fill("#search-q", "13800000002")

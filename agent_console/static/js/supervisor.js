@@ -118,16 +118,17 @@ function paintQueue(queue) {
   const data = model.wallboard.get(queue);
   if (!data) return drop("wallboard", queue);
   const row = rowFor("wallboard", queue, $("wallboard"), () => {
-    const c = cells(["queue", "waiting", "longest", "sl", "abandon", "asa", "aht", "states"]);
+    const c = cells(["queue", "waiting", "longest", "sl", "abandon", "asa", "aht", "occupancy", "states"]);
     return { tr: el("tr", {}, Object.values(c)), c };
   });
   set(row.c.queue, queue);
   set(row.c.waiting, data.waiting ?? 0);
   row.c.waiting.dataset.hot = String((data.waiting ?? 0) > 0);
-  set(row.c.sl, percent(data.sl));
-  set(row.c.abandon, percent(data.abandon_rate));
-  set(row.c.asa, duration(data.asa_s));
+  judged(row.c.sl, data, "service_level", percent(data.sl), targetPercent);
+  judged(row.c.abandon, data, "abandon_rate", percent(data.abandon_rate), targetPercent);
+  judged(row.c.asa, data, "asa", duration(data.asa_s), duration);
   set(row.c.aht, duration(data.aht_s));
+  set(row.c.occupancy, percent(data.occupancy_pct));
   const states = Object.entries(data.agents_by_state || {}).filter(([, n]) => n > 0);
   clear(row.c.states).append(...states.map(([state, n]) =>
     el("span", { class: "badge state small", "data-state": state, text: `${label("state", state)} ${n}` })));
@@ -136,7 +137,27 @@ function paintQueue(queue) {
 
 function tickQueue(queue, row) {
   const data = model.wallboard.get(queue);
-  set(row.c.longest, data && data.oldest_since ? since(data.oldest_since) : data && data.longest_wait_s != null ? duration(data.longest_wait_s) : "–");
+  if (!data) return;
+  const text = data.oldest_since ? since(data.oldest_since) : data.longest_wait_s != null ? duration(data.longest_wait_s) : "–";
+  judged(row.c.longest, data, "longest_wait", text, duration);
+}
+
+const targetPercent = (value) => `${Number(value)}%`;
+
+// A figure beside its target ("72.0% / 80%"), its cell coloured by where it stands: the server judges
+// (ok, warning, breach; none while too few calls count), by the same rules as its alerts.
+function judged(cell, data, metric, text, formatTarget) {
+  const target = (data.targets || {})[metric];
+  set(cell, target === undefined || target === null ? text : `${text} / ${formatTarget(target)}`);
+  const level = (data.levels || {})[metric];
+  if (level) {
+    if (cell.dataset.level !== level) cell.dataset.level = level;
+    const title = t(`level.${level}`);
+    if (cell.title !== title) cell.title = title;
+  } else if (cell.dataset.level) {
+    delete cell.dataset.level;
+    cell.title = "";
+  }
 }
 
 function actionButton(key, onclick, cls = "small") {
@@ -205,10 +226,27 @@ function alertKey(alert) {
   return `${alert.queue}/${alert.metric}/${alert.subject || ""}`;
 }
 
+// Figures judged against their targets (the server raises and clears these alerts; docs/acd.md).
+const TARGET_ALERTS = new Set(["service_level", "abandon_rate", "longest_wait", "asa", "long_call", "long_pause", "long_wrap_up"]);
+const PERCENT_ALERTS = new Set(["service_level", "abandon_rate"]);
+
+function agentName(agentId) {
+  const data = model.agents.get(agentId);
+  return data && data.name ? `${data.name} (${agentId})` : agentId;
+}
+
 function paintAlerts() {
   const list = clear($("alerts"));
   if (!model.alerts.size) list.append(el("li", { class: "muted", "data-i18n": "sup.no_alerts", text: t("sup.no_alerts") }));
   for (const alert of model.alerts.values()) {
+    if (TARGET_ALERTS.has(alert.metric)) {
+      const fmt = PERCENT_ALERTS.has(alert.metric) ? percent : duration;
+      list.append(el("li", { class: `alert alert-${alert.level}`, "data-metric": alert.metric,
+        "data-subject": alert.subject || alert.queue, title: alert.text },
+        el("b", { text: alert.subject ? agentName(alert.subject) : alert.queue }), " ", t(`alert.${alert.metric}`), " ",
+        el("span", { class: "muted", text: `${fmt(alert.value)} / ${fmt(alert.threshold)}` })));
+      continue;
+    }
     if (alert.metric === "prompt_missing") {
       // A sound file the PBX cannot play: callers go on without it until somebody installs it.
       list.append(el("li", { class: `alert alert-${alert.level}`, "data-metric": alert.metric },
@@ -293,6 +331,8 @@ $("agent-filter").addEventListener("input", () => {
 
 bindToggle($("lang"));
 onLangChange(() => {
+  const status = $("conn").dataset.status;
+  if (status) $("conn").textContent = t(`conn.${status}`);
   for (const key of model.wallboard.keys()) paintQueue(key);
   for (const key of model.agents.keys()) paintAgent(key);
   for (const key of model.calls.keys()) paintCall(key);
