@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, tzinfo
 from typing import Any
 
-from acd.config import AcdConfig
+from acd.config import AcdConfig, ServiceLevel
 from crmstore import reports as store_ops
 from crmstore.store import CrmStore
 
@@ -182,19 +182,15 @@ def mean(total: float, count: float) -> float | None:
     return round(total / count, 1) if count else None
 
 
-def service_level(c: Cell, formula: str) -> float | None:
-    """The three usual formulas (docs/reports.md); the queue's configuration picks one."""
-    if formula == "abandons_ignored":
-        return pct(c.answered_in_sl, c.answered)
-    if formula == "abandons_count":
-        return pct(c.answered_in_sl, c.answered + c.abandoned)
-    return pct(c.answered_in_sl, c.answered + c.abandoned - c.short_abandoned)
+def service_level(c: Cell, sl: ServiceLevel) -> float | None:
+    """The queue's own formula (acd.config.ServiceLevel, the one the wallboard uses); a cell's
+    `abandoned` includes its short abandons, the formula takes them apart."""
+    counted = sl.counted(c.answered, c.abandoned - c.short_abandoned, c.short_abandoned)
+    return pct(c.answered_in_sl, counted)
 
 
-def _formula(config: AcdConfig, queue: str) -> str:
-    if not config.has_queue(queue):
-        return "short_abandons_excluded"
-    return str(getattr(config.queue(queue).service_level, "formula", "short_abandons_excluded"))
+def _service_level(config: AcdConfig, queue: str) -> ServiceLevel:
+    return config.queue(queue).service_level if config.has_queue(queue) else ServiceLevel()
 
 
 def aht(c: Cell) -> float | None:
@@ -264,7 +260,7 @@ def inbound_summary(data: _Cells, q: Query, config: AcdConfig) -> tuple[list[Col
     return cols, _queue_rows(data, q, config, lambda c, queue: {
         "offered": c.offered, "answered": c.answered, "abandoned": c.abandoned,
         "short_abandoned": c.short_abandoned, "abandon_rate": pct(c.abandoned - c.short_abandoned, c.offered),
-        "service_level": service_level(c, _formula(config, queue)), "asa": mean(c.wait_answered_s, c.answered),
+        "service_level": service_level(c, _service_level(config, queue)), "asa": mean(c.wait_answered_s, c.answered),
         "aht": aht(c), "longest_wait": round(c.wait_max_s, 1), "transferred": c.transferred,
         "callbacks": c.callbacks_requested, "timed_out": c.timed_out, "lost": c.lost})
 
