@@ -29,11 +29,18 @@ def _logging(verbose: bool) -> None:
     redact_logs(logging.getLogger().handlers)
 
 
-async def _until_signal(main: asyncio.Future[Any]) -> None:
+def _stop_on_signals() -> asyncio.Event:
+    """One event for the life of the process: a SIGTERM that lands between two phases (start-up done,
+    the run not yet awaited) is still seen by the next one, never lost."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _until_signal(main: asyncio.Future[Any], stop: asyncio.Event | None = None) -> None:
+    stop = stop or _stop_on_signals()
     waiter = asyncio.ensure_future(stop.wait())
     done, _ = await asyncio.wait({main, waiter}, return_when=asyncio.FIRST_COMPLETED)
     if main not in done:
@@ -109,9 +116,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     async def main() -> int:
         # The signals are ours from the start: a SIGTERM while the journal replays still drains.
         server = CtiServer(settings)
+        stop = _stop_on_signals()
         starting = asyncio.ensure_future(server.start())
         try:
-            await _until_signal(starting)
+            await _until_signal(starting, stop)
         except CannotListen as e:  # start() closed what it had opened: the process can exit
             print(f"ctiserver run: {_cannot_listen(e, cfg.path)}", file=sys.stderr)
             return EXIT_CONFIG
@@ -121,7 +129,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if starting.cancelled():
             return 0  # stopped while starting: start() closed what it had opened
         try:
-            await _until_signal(asyncio.ensure_future(server.calls.pool.run()))
+            await _until_signal(asyncio.ensure_future(server.calls.pool.run()), stop)
         except AmiAuthError as e:
             print(f"ctiserver: AMI login refused: {e}", file=sys.stderr)
             return EXIT_AUTH
