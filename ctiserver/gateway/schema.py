@@ -310,8 +310,8 @@ _SERVER: dict[str, tuple[str, Mapping[str, Field]]] = {
                          {"seq": _seq, "agents": req(AnyObj())}),
     "call_list_delta": ("Changed calls: {call_id: {field: value} | null (ended)}.",
                         {"seq": _seq, "calls": req(AnyObj())}),
-    "alert": ("A queue's figure or an agent's call, pause or wrap-up went past its target (or came "
-              "back); a prompt cannot be played.", {"seq": _seq, "alert": req(AnyObj())}),
+    "alert": (("A queue's figure or an agent's call, pause or wrap-up went past its target (or came "
+               "back); a prompt cannot be played."), {"seq": _seq, "alert": req(AnyObj())}),
 }
 SERVER_MESSAGES: Mapping[str, tuple[str, Mapping[str, Field]]] = MappingProxyType(_SERVER)
 
