@@ -235,7 +235,10 @@ class AdminService:
         except AcdConfigError as e:
             first = e.issues[0]
             scope = f"queue {first.queue}: " if first.queue else ""
-            raise AdminRefused("invalid_value", f"{scope}{first.field}: {first.message}") from None
+            # The one refusal consoles word themselves (with the queue's name): the rest are shown as they are.
+            reason = "queue_unserved" if first.queue and first.field == "skills" and "serve" in first.message \
+                else "invalid_value"
+            raise AdminRefused(reason, f"{scope}{first.field}: {first.message}") from None
         replace_checked(path, new_text, lambda tmp: None)
         # In force from this fact on: the projector rebuilds the router under the new rules, keeping
         # the agents' sessions and the callers' places; a replay meets it at the same point.

@@ -102,7 +102,7 @@ async def test_a_change_that_leaves_a_queue_nobody_can_serve_is_refused(site: Ap
     reply = await boss.request("admin_agent_set", agent_id=AGENT1,
                                skills=[{"skill": "sales", "level": 5}, {"skill": "support", "level": 5}],
                                queues=["vip", "sales", "support", "general"])
-    assert (reply["type"], reply["code"], reply["reason"]) == ("error", "refused", "invalid_value"), reply
+    assert (reply["type"], reply["code"], reply["reason"]) == ("error", "refused", "queue_unserved"), reply
     assert reply["message"].startswith("queue complaints: skills: no configured agent can ever serve this queue")
     assert "\n" not in reply["message"]
     assert (tmp_path / "queues.yaml").read_text(encoding="utf-8") == QUEUES_YAML

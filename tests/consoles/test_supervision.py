@@ -35,7 +35,7 @@ def monitored(agent_id: str, present: bool):  # type: ignore[no-untyped-def]
 
 
 async def test_the_grid_shows_who_listens_to_whom_until_it_stops(site: AppSite) -> None:
-    a, call_id = await talking(site)
+    await talking(site)
     boss = await supervisor(site)
     other = await supervisor(site, "admin1")
     assert (await boss.request("spy", agent_id=AGENT1, mode="whisper"))["type"] == "result"
