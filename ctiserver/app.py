@@ -166,10 +166,14 @@ class CtiServer:
     def now(self) -> float:
         return self.clock()
 
+    def _acd_in_force(self) -> tuple[str, str]:
+        """What a checkpoint stores: the queues file in force, which an administrator may have changed since
+        the start (the file as it was at the start is only the fallback before any such fact)."""
+        return self.projector.acd_text or self._acd_text()
+
     def _acd_text(self) -> tuple[str, str]:
+        """The queues file given at start: recorded as the configuration in force when the server starts."""
         s = self.settings
-        if "recorder" in vars(self) and self.projector.acd_text is not None:
-            return self.projector.acd_text  # the queues file in force (an administrator may have changed it)
         if s.acd_text:
             return s.acd.source, s.acd_text
         return s.acd.source, Path(s.acd.source).read_text(encoding="utf-8")
@@ -202,7 +206,7 @@ class CtiServer:
         self.clock = Clock(not_before=self.recovery.last_at or 0.0)
         self.journal.resume(self.recovery.last_seq, self.clock)
         self._history.audit = True
-        self.recorder = Recorder(self.journal, self.recovery.projector, self._acd_text,
+        self.recorder = Recorder(self.journal, self.recovery.projector, self._acd_in_force,
                                  checkpoint_facts=s.checkpoint_facts, checkpoint_s=s.checkpoint_s)
         self.projector.listeners.append(self._publish)
         source, text = self._acd_text()

@@ -166,6 +166,7 @@ class Projector:
         source, acd_text = data["acd"]
         config = parse_config(acd_text, source)
         out = cls(config, tz=tz)
+        out.acd_text = (source, acd_text)
         out.router, problems = Router.load(config, data["router"])
         out.stats.live.load(data["stats"])
         out.stats.day = data["day"]

@@ -4,6 +4,7 @@ one is refused in one line with nothing written; only the admin role may send th
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -82,6 +83,14 @@ async def test_agent_given_a_queue_is_offered_its_calls_without_a_restart(site: 
     assert [c.source for c in configs] == [str(tmp_path / "queues.yaml")]  # type: ignore[attr-defined]
     assert [(c.user, c.action, c.target) for c in changes] == [("admin1", "agent_set", AGENT2)]  # type: ignore[attr-defined]
     assert not list(tmp_path.glob(".*.tmp"))
+    # A checkpoint taken now holds the file in force, not the one the server started with.
+    site.server.recorder.checkpoint()
+
+    def checkpointed() -> str | None:
+        rows = site.crm_rows("SELECT state FROM journal_checkpoints ORDER BY seq DESC LIMIT 1")
+        return rows[0]["state"] if rows else None
+    state = json.loads(await site.until(checkpointed, "a checkpoint"))
+    assert state["acd"] == [str(tmp_path / "queues.yaml"), written]
 
     # Agent 1002 logs in to complaints (the server did not restart) and gets the complaints caller.
     await agent(site, "agent2", AGENT2, queues=("complaints",))
