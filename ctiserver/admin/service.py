@@ -154,8 +154,8 @@ class AdminService:
         password = args.get("password")
         if password is not None:
             fields["password_hash"] = await asyncio.to_thread(hash_password, str(password))
-        if role != "agent":
-            fields["agent_id"] = None if "agent_id" not in args else fields["agent_id"]
+        if role != "agent" and "agent_id" not in args:
+            fields["agent_id"] = None  # a supervisor or an admin is no ACD agent
         text, data = self._read(path)
         created = c.set_account(data, username, fields)
         accounts = self._write_accounts(path, text, data)

@@ -67,12 +67,23 @@ class SupervisionNotifier:
         self.board = MonitoringBoard()
         self._figures: dict[str, dict[str, object]] = {}
         bus.subscribe(f.SupervisorAction, self._on_action)
+        bus.subscribe(f.AcdConfigLoaded, self._on_config)
 
     def _on_action(self, action: f.SupervisorAction) -> None:
         for agent_id in self.board.apply(action, self.clock()):
             row = {"monitored_by": self.board.of(agent_id) or None}
             # Straight into the mirror: its flush sends it with the next delta (no await on the bus).
             self.gateway().monitor.apply("agents", agent_id, row)
+
+    def _on_config(self, loaded: f.AcdConfigLoaded) -> None:
+        """A new queues file (an administrator's change): agents it adds get their row, those it drops lose it."""
+        mirror = self.gateway().monitor
+        configured = set(self.views.router.agent_ids())
+        for agent_id in configured - set(mirror.rows["agents"]):
+            mirror.apply("agents", agent_id, self.views.agent_row(agent_id))
+        for agent_id in set(mirror.rows["agents"]) - configured:
+            mirror.apply("agents", agent_id, None)
+            self._figures.pop(agent_id, None)
 
     async def run(self) -> None:
         while True:
@@ -86,6 +97,8 @@ class SupervisionNotifier:
         now = self.clock()
         mirror = self.gateway().monitor
         for agent_id in self.views.router.agent_ids():
+            if agent_id not in mirror.rows["agents"]:
+                continue  # its whole row comes with its first state (or a new queues file)
             figures = self.views.agent_figures(agent_id, now)
             if self._figures.get(agent_id) != figures:
                 self._figures[agent_id] = figures

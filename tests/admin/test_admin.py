@@ -215,3 +215,14 @@ async def test_admin_commands_refused_when_the_server_has_no_files(tmp_path: Pat
         reply = await boss.request("admin_pause_reasons_set", reasons=["break"])
         assert (reply["code"], reply["reason"]) == ("refused", "not_configured")
         assert AGENT1 in {a["id"] for a in (await boss.request("admin_overview"))["data"]["agents"]}
+
+
+async def test_a_new_agent_appears_on_the_supervisors_grid(site: AppSite) -> None:
+    boss = await supervisor(site)
+    root = await admin(site)
+    reply = await root.request("admin_agent_set", agent_id="1003", name="周岚 Zhou Lan",
+                               skills=[{"skill": "sales", "level": 3}], queues=["sales"])
+    assert (reply["type"], reply["data"]) == ("result", {"created": True}), reply
+    row = (await boss.wait_for(lambda m: m["type"] == "agent_grid_delta" and "1003" in m["agents"]))["agents"]["1003"]
+    assert (row["name"], row["state"], row["queues"]) == ("周岚 Zhou Lan", "logged_out", [])
+    assert site.server.projector.config.agent("1003").queues == ("sales",)
