@@ -46,6 +46,7 @@ from .files import replace_checked
 log = logging.getLogger(__name__)
 
 _SAVE_TIMEOUT_S = 3.0
+MIN_PASSWORD = 8
 ADMIN_AUDIT_PREFIX = "admin:"
 
 
@@ -152,6 +153,8 @@ class AdminService:
             if name in args:
                 fields[name] = str(args[name])
         password = args.get("password")
+        if password is not None and len(str(password)) < MIN_PASSWORD:
+            raise AdminRefused("invalid_value", f"a password has at least {MIN_PASSWORD} characters")
         if password is not None:
             fields["password_hash"] = await asyncio.to_thread(hash_password, str(password))
         if role != "agent" and "agent_id" not in args:

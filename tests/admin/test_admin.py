@@ -153,6 +153,8 @@ async def test_users_and_passwords(site: AppSite, tmp_path: Path) -> None:
     # A new user needs a password; you cannot delete yourself nor change your own role; the last admin stays.
     nopass = await boss.request("admin_user_set", username="agent9", role="agent")
     assert (nopass["code"], nopass["message"]) == ("refused", "a new user needs a password")
+    short = await boss.request("admin_user_set", username="agent9", role="agent", password="1234567")
+    assert (short["code"], short["message"]) == ("refused", "a password has at least 8 characters")
     assert (await boss.request("admin_user_delete", username="admin1"))["message"] == \
         "you cannot delete your own account"
     assert (await boss.request("admin_user_set", username="admin1", role="agent"))["message"] == \
@@ -226,3 +228,22 @@ async def test_a_new_agent_appears_on_the_supervisors_grid(site: AppSite) -> Non
     row = (await boss.wait_for(lambda m: m["type"] == "agent_grid_delta" and "1003" in m["agents"]))["agents"]["1003"]
     assert (row["name"], row["state"], row["queues"]) == ("周岚 Zhou Lan", "logged_out", [])
     assert site.server.projector.config.agent("1003").queues == ("sales",)
+
+
+async def test_audit_log_filters(site: AppSite) -> None:
+    boss = await admin(site)
+    assert (await boss.request("admin_pause_reasons_set", reasons=["break", "supervisor"]))["type"] == "result"
+    mine = (await boss.request("admin_audit", actor="admin1"))["data"]["entries"]
+    assert [(e["action"], e["detail"]) for e in mine] == [("admin:pause_reasons_set",
+                                                            "pause_reasons: break, supervisor")]
+    assert (await boss.request("admin_audit", actor="nobody"))["data"]["entries"] == []
+    assert (await boss.request("admin_audit", action="admin:pause_reasons_set", since="2000-01-01",
+                               until="2000-01-02"))["data"]["entries"] == []
+    assert len((await boss.request("admin_audit", action="admin:pause_reasons_set", since="2000-01-01T00:00Z"))
+               ["data"]["entries"]) == 1
+    everything = (await boss.request("admin_audit", limit=1000))["data"]["entries"]
+    assert len(everything) > 1 and everything[0]["action"] == "admin:pause_reasons_set"  # newest first
+    bad = await boss.request("admin_audit", since="2026-13-45")
+    assert (bad["code"], bad["reason"]) == ("refused", "invalid_value")
+    wrong = await boss.request("admin_audit", since="yesterday")
+    assert (wrong["code"], wrong["field"]) == ("bad_field", "since")
