@@ -7,7 +7,8 @@ import { apply, bindToggle, currentLang, label, onLangChange, t } from "./i18n.j
 
 const ROLES = ["agent", "supervisor", "admin"];
 const AUDIT_ACTIONS = ["", "admin:user_set", "admin:user_delete", "admin:agent_set", "admin:pause_reasons_set",
-  "admin:calendar_set", "wrapup", "view"];
+  "admin:calendar_set", "wrapup", "view", "search", "create", "update", "flag", "ticket", "follow_up", "survey",
+  "purchase", "grade", "import", "export"];
 const model = { user: null, overview: null, audit: [] };
 
 const conn = new Connection({
