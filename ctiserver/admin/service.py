@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from acd.config import AcdConfig, parse_config
 from acd.errors import AcdConfigError
@@ -42,6 +42,8 @@ from ..projections.recorder import Recorder
 from . import changes as c
 from .changes import AdminRefused
 from .files import replace_checked
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +201,7 @@ class AdminService:
             except ConfigError as e:
                 raise AdminRefused("invalid_value", e.errors[0] if e.errors else str(e)) from None
 
-        replace_checked(path, c.write_document(data, text), check)
+        _replace(path, c.write_document(data, text), check)
         self.gateway().accounts = accounts
         return accounts
 
@@ -242,7 +244,7 @@ class AdminService:
             reason = "queue_unserved" if first.queue and first.field == "skills" and "serve" in first.message \
                 else "invalid_value"
             raise AdminRefused(reason, f"{scope}{first.field}: {first.message}") from None
-        replace_checked(path, new_text, lambda tmp: None)
+        _replace(path, new_text, lambda tmp: None)
         # In force from this fact on: the projector rebuilds the router under the new rules, keeping
         # the agents' sessions and the callers' places; a replay meets it at the same point.
         self.recorder.record(f.AcdConfigLoaded(source, new_text))
@@ -265,7 +267,7 @@ class AdminService:
                 why = errors[0].message if errors else "the flow does not load"
                 raise AdminRefused("invalid_value", why)
 
-        replace_checked(path, c.write_document(data, text), check)
+        _replace(path, c.write_document(data, text), check)
         self.flows.load_file(path)  # in force for the next caller (the watcher would find it too)
         detail = "; ".join(f"{h.days} {','.join(h.ranges)}" for h in hours) + \
             (f"; holidays {', '.join(sorted(set(holidays)))}" if holidays else "")
@@ -305,3 +307,12 @@ class AdminService:
             # The file is written and in force; the fact and its audit row are kept and written as soon as
             # the database answers.
             log.warning("admin change %s %s in force, its journal entry not yet durable", action, target)
+
+
+def _replace(path: Path, text: str, check: Callable[[Path], T]) -> T:
+    """The file replaced whole; a file system that refuses (permissions, a full disk) is one line, and the
+    file stays as it was."""
+    try:
+        return replace_checked(path, text, check)
+    except OSError as e:
+        raise AdminRefused("unavailable", f"cannot write {path.name}: {e.strerror or e}") from None

@@ -5,6 +5,7 @@ one is refused in one line with nothing written; only the admin role may send th
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -247,3 +248,14 @@ async def test_audit_log_filters(site: AppSite) -> None:
     assert (bad["code"], bad["reason"]) == ("refused", "invalid_value")
     wrong = await boss.request("admin_audit", since="yesterday")
     assert (wrong["code"], wrong["field"]) == ("bad_field", "since")
+
+
+async def test_a_file_the_server_cannot_write_is_one_line_and_stays(site: AppSite, tmp_path: Path) -> None:
+    boss = await admin(site)
+    # Where the temporary file would go there is a directory (tests run as root: permissions would not stop it).
+    (tmp_path / f".queues.yaml.admin-{os.getpid()}.tmp").mkdir()
+    reply = await boss.request("admin_pause_reasons_set", reasons=["break", "supervisor"])
+    assert (reply["code"], reply["reason"]) == ("refused", "unavailable"), reply
+    assert reply["message"].startswith("cannot write queues.yaml: ")
+    assert (tmp_path / "queues.yaml").read_text(encoding="utf-8") == QUEUES_YAML
+    assert site.server.projector.config.pause_reasons == ("break", "lunch", "training", "coaching", "supervisor")

@@ -146,6 +146,17 @@ async def test_admin_change_in_force_without_a_restart(browser: Browser, tmp_pat
         await expect(page.locator("#admin-status")).to_have_text("Saved and in force.")
         await expect(page.locator("#user-list tr[data-key=super2] .c-role")).to_have_text("Supervisor")
         assert "s3cret-pass" not in (tmp_path / "cti.yaml").read_text(encoding="utf-8")
+        # Business hours: Saturday mornings open, one more holiday; in force for the next caller.
+        calendar = page.locator("#calendar-list .calendar[data-key='hours_line/office']")
+        await calendar.locator("textarea").nth(0).fill("mon-fri 08:00-20:00\nsat 09:00-12:00")
+        await calendar.locator("textarea").nth(1).fill("2026-10-01\n2026-10-02")
+        await calendar.locator("button.primary").click()
+        await expect(page.locator("#admin-status")).to_have_text("Saved and in force.")
+        office = site.server.flows.get("hours_line").calendars["office"]
+        assert len(office.hours) == 6 and len(office.holidays) == 2
+        await expect(page.locator("#calendar-list .calendar[data-key='hours_line/office'] textarea").nth(0)) \
+            .to_have_value("mon-fri 08:00-20:00\nsat 09:00-12:00")
+
         await page.select_option("#a-action", "admin:user_set")
         await page.click("#audit-form button[type=submit]")
         await expect(page.locator("#audit-list tr")).to_have_count(1)
