@@ -61,13 +61,14 @@ async def test_supervisor_monitors_a_call_and_stops(browser: Browser, tmp_path: 
         await expect(row.locator("button[data-i18n='sup.listen']")).to_be_disabled()
         await expect(row.locator("button[data-i18n='sup.whisper']")).to_be_enabled()
         await expect(boss.locator("#spy-since")).to_contain_text("已 0:0")
+        await expect(boss.locator("#action-status")).to_have_text(f"已接通：您可以在分机 {SUPERVISOR_EXTENSION} 上听到通话。")
         await boss.screenshot(path=str(ARTIFACTS / "supervisor_monitoring_zh.png"), full_page=True)
 
         await row.locator("button[data-i18n='sup.whisper']").click()
         await boss.click("#lang")
         await expect(boss.locator("#spy-mode")).to_have_text("whispering")
         await expect(boss.locator("#action-status")).to_have_text(
-            f"Your phone {SUPERVISOR_EXTENSION} rings: answer it to hear the call.")
+            f"Connected: you hear the call on your phone {SUPERVISOR_EXTENSION}.")
         await expect(boss.locator("#spy-banner")).to_contain_text("You are monitoring")
         await expect(row.locator(".monitored")).to_have_text("super1: whispering")
         await expect(boss.locator("#wallboard tr[data-key=sales] .c-queue")).to_have_text("Sales")

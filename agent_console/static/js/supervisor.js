@@ -363,15 +363,21 @@ async function supervise(type, fields) {
   const node = $("action-status");
   node.textContent = "";
   lastStatus = null;
+  const ext = fields.extension || model.user.extension || "";
+  if (type === "spy") {
+    // The reply comes once the supervisor's phone is answered (or not): until then, say it rings.
+    lastStatus = { key: "sup.monitor_ringing", vars: { ext }, kind: "ok" };
+    paintStatus();
+  }
   try {
     const reply = await conn.request(type, fields);
     if (reply.type === "error") {
+      lastStatus = null;
       const known = t(`err.${reply.reason || reply.code}`);
       node.textContent = known.startsWith("err.") ? reply.message : `${known} (${reply.message})`;
       node.dataset.kind = "error";
     } else {
-      const ext = fields.extension || model.user.extension || "";
-      const key = type === "spy" ? "sup.monitor_ringing" : type === "spy_stop" ? "sup.monitor_stopped" : "sup.done";
+      const key = type === "spy" ? "sup.monitor_connected" : type === "spy_stop" ? "sup.monitor_stopped" : "sup.done";
       lastStatus = { key, vars: { ext }, kind: "ok" };
       paintStatus();
     }
