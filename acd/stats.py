@@ -59,7 +59,32 @@ class _QueueCounters:
     idle_s: float = 0.0
 
 
-def vars_of(counters: _QueueCounters) -> dict[str, object]:
+@dataclass(slots=True)
+class _AgentCounters:
+    """One agent's day: answered calls, parts handled, and the time spent talking, in wrap-up, busy, idle."""
+
+    answered: int = 0
+    handled: int = 0  # call parts over (talk ended)
+    talk_s: float = 0.0  # on call and on hold
+    wrap_s: float = 0.0
+    busy_s: float = 0.0
+    idle_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class AgentDay:
+    """An agent's figures today: the supervisor's grid and the agent's own idle screen."""
+
+    agent_id: str
+    answered: int
+    aht_s: float | None  # (talk + hold + wrap-up) / parts handled
+    occupancy_pct: float | None  # busy / (busy + available), the state in progress included
+
+
+_TALK = frozenset({"on_call", "on_hold"})
+
+
+def vars_of(counters: _QueueCounters | _AgentCounters) -> dict[str, object]:
     return {f.name: getattr(counters, f.name) for f in fields(counters)}
 
 
@@ -70,6 +95,7 @@ class LiveStats:
         self._answered_at: dict[str, float] = {}
         self._agent_since: dict[str, tuple[str, float, tuple[str, ...]]] = {}
         self._counting_from = float("-inf")  # start of the day the counters are for
+        self._agents: dict[str, _AgentCounters] = {}
 
     def observe(self, decisions: Iterable[Decision]) -> None:
         for decision in decisions:
@@ -125,10 +151,43 @@ class LiveStats:
                 q.agents[a.agent_id] = a.new
         if a.old == "wrap_up" and a.queue is not None and a.queue in self._queues:
             self._queues[a.queue].wrap_sum += spent
+        self._agent_day(a, spent)
         if a.new == "logged_out":
             self._agent_since.pop(a.agent_id, None)
         else:
             self._agent_since[a.agent_id] = (a.new, a.at, a.queues)
+
+    def _agent_day(self, a: AgentStateChanged, spent: float) -> None:
+        day = self._agents.get(a.agent_id)
+        if day is None:
+            day = self._agents[a.agent_id] = _AgentCounters()
+        if a.old in _BUSY:
+            day.busy_s += spent
+        elif a.old == "available":
+            day.idle_s += spent
+        if a.old in _TALK:
+            day.talk_s += spent
+            if a.new not in _TALK:
+                day.handled += 1
+        elif a.old == "wrap_up":
+            day.wrap_s += spent
+        if a.old == "reserved" and a.new == "on_call":
+            day.answered += 1
+
+    def agent_day(self, agent_id: str, now: float) -> AgentDay:
+        """The agent's figures since the start of the day, the state in progress counted up to `now`."""
+        day = self._agents.get(agent_id, _AgentCounters())
+        busy, idle = day.busy_s, day.idle_s
+        current = self._agent_since.get(agent_id)
+        if current is not None:
+            state, since, _ = current
+            if state in _BUSY:
+                busy += max(0.0, now - since)
+            elif state == "available":
+                idle += max(0.0, now - since)
+        return AgentDay(agent_id, day.answered,
+                        (day.talk_s + day.wrap_s) / day.handled if day.handled else None,
+                        100.0 * busy / (busy + idle) if busy + idle > 0 else None)
 
     def reset_counters(self, day_start: float) -> None:
         """A new day from `day_start`: the counts start again; who waits and the agents' states carry
@@ -138,6 +197,7 @@ class LiveStats:
             fresh.waiting, fresh.agents = q.waiting, q.agents
             self._queues[name] = fresh
         self._counting_from = day_start
+        self._agents = {}
         self._agent_since = {a: (st, max(since, day_start), qs) for a, (st, since, qs) in self._agent_since.items()}
 
     def dump(self) -> dict[str, object]:
@@ -148,6 +208,7 @@ class LiveStats:
             "answered_at": dict(self._answered_at),
             "agent_since": {a: [st, since, list(qs)] for a, (st, since, qs) in self._agent_since.items()},
             "counting_from": self._counting_from if self._counting_from > float("-inf") else None,
+            "agents": {a: vars_of(day) for a, day in self._agents.items()},
         }
 
     def load(self, data: dict[str, object]) -> None:
@@ -160,6 +221,9 @@ class LiveStats:
         since = data.get("agent_since", {})
         assert isinstance(since, dict)
         self._agent_since = {a: (st, t, tuple(qs)) for a, (st, t, qs) in since.items()}
+        agents = data.get("agents", {})  # checkpoints from before the agents' day figures have none
+        assert isinstance(agents, dict)
+        self._agents = {a: _AgentCounters(**day) for a, day in agents.items()}
         start = data.get("counting_from")
         self._counting_from = float("-inf") if start is None else float(start)  # type: ignore[arg-type]
 

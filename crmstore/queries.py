@@ -732,7 +732,8 @@ def due_follow_ups(owner: str | None, until: float, limit: int) -> Plan[list[Fol
     return [R.follow_up(r) for r in got]
 
 
-def audit_entries(customer_id: int | None, actor: str | None, since: float, limit: int) -> Plan[list[tuple]]:
+def audit_entries(customer_id: int | None, actor: str | None, since: float, limit: int,
+                  action: str | None = None, until: float | None = None) -> Plan[list[tuple]]:
     where = ["at >= ?"]
     args: list[object] = [since]
     if customer_id is not None:
@@ -741,6 +742,12 @@ def audit_entries(customer_id: int | None, actor: str | None, since: float, limi
     if actor is not None:
         where.append("actor = ?")
         args.append(actor)
+    if action is not None:
+        where.append("action = ?")
+        args.append(action)
+    if until is not None:
+        where.append("at < ?")
+        args.append(until)
     got = yield Fetch(
         "SELECT id, at, actor, role, action, customer_id, detail FROM audit_log WHERE "
         + " AND ".join(where)

@@ -449,12 +449,16 @@ class CrmStore:
         actor: str | None = None,
         since: datetime | None = None,
         limit: int = 200,
+        action: str | None = None,
+        until: datetime | None = None,
     ) -> list[AuditEntry]:
-        """Newest first. Buffered view records are flushed first so the answer is complete."""
+        """Newest first, `since` included, `until` excluded. Buffered view records are flushed first so the
+        answer is complete."""
         viewer.require(Right.READ_AUDIT)
         await self.flush_audit()
         since_ts = R.ts(since) if since else 0.0
-        got = await self._read(Q.audit_entries(customer_id, actor, since_ts, limit))
+        until_ts = R.ts(until) if until else None
+        got = await self._read(Q.audit_entries(customer_id, actor, since_ts, limit, action, until_ts))
         return [AuditEntry(r[0], R.dt(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in got]
 
     async def counts(self) -> dict[str, int]:

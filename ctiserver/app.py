@@ -33,6 +33,7 @@ from ivr_flows.registry import FlowRegistry, FlowWatcher
 from ivr_flows.speech import RecognizerPool
 from ivr_flows.validator import FlowCatalog
 
+from .admin.service import AdminFiles, AdminService
 from .agi.peers import LOOPBACK, AllowList
 from .agi.server import FastAgiServer
 from .alerts.service import AlertService
@@ -58,6 +59,7 @@ from .projections.recovery import Recovery, recover
 from .queue_log.writer import QueueLogWriter
 from .queueing.service import QUEUE_PROMPTS, QueueingService
 from .reports.writer import ReportsWriter
+from .supervision.notifier import SupervisionNotifier
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +104,7 @@ class ServerSettings:
     console_ping_timeout_s: float = 20.0
     alert_every_s: float = 1.0  # how often the figures are judged against their targets (queues.yaml)
     metrics_allow: AllowList | None = LOOPBACK  # who may scrape /metrics (cti.yaml metrics.allow); None: not served
+    admin_files: AdminFiles = field(default_factory=AdminFiles)  # what the admin page may write (cti.yaml, queues)
 
 
 class _Stop(Exception):
@@ -140,6 +143,8 @@ class CtiServer:
         self.presence: ConsolePresence
         self.notifier: ConsoleNotifier
         self.alerts: AlertService
+        self.admin: AdminService
+        self.supervision: SupervisionNotifier
         self.metrics: CentreMetrics
         self.flows: FlowRegistry
         self.speech: RecognizerPool | None = None
@@ -161,7 +166,13 @@ class CtiServer:
     def now(self) -> float:
         return self.clock()
 
+    def _acd_in_force(self) -> tuple[str, str]:
+        """What a checkpoint stores: the queues file in force, which an administrator may have changed since
+        the start (the file as it was at the start is only the fallback before any such fact)."""
+        return self.projector.acd_text or self._acd_text()
+
     def _acd_text(self) -> tuple[str, str]:
+        """The queues file given at start: recorded as the configuration in force when the server starts."""
         s = self.settings
         if s.acd_text:
             return s.acd.source, s.acd_text
@@ -195,7 +206,7 @@ class CtiServer:
         self.clock = Clock(not_before=self.recovery.last_at or 0.0)
         self.journal.resume(self.recovery.last_seq, self.clock)
         self._history.audit = True
-        self.recorder = Recorder(self.journal, self.recovery.projector, self._acd_text,
+        self.recorder = Recorder(self.journal, self.recovery.projector, self._acd_in_force,
                                  checkpoint_facts=s.checkpoint_facts, checkpoint_s=s.checkpoint_s)
         self.projector.listeners.append(self._publish)
         source, text = self._acd_text()
@@ -237,9 +248,13 @@ class CtiServer:
                           ping_interval_s=s.console_ping_interval_s, ping_timeout_s=s.console_ping_timeout_s,
                           metrics_allow=s.metrics_allow),
             metrics=self.metrics.render,
+            admin=lambda who, command, args: self.admin.handle(who, command, args),
         )
+        self.admin = AdminService(s.admin_files, self.recorder, self.flows, self.crm, lambda: self.gateway,
+                                  self.clock)
         self.gateway.signer.restore(self.projector.ended_sessions, self.projector.logged_out_users)
         self.notifier = ConsoleNotifier(views, self.gateway, self.bus, pop_pushed=self.metrics.pop_pushed)
+        self.supervision = SupervisionNotifier(views, lambda: self.gateway, self.bus, self.clock)
         self.presence.start(self.projector.router.agent_ids())  # before any console can connect
         await self._listen("FastAGI", s.agi_host, s.agi_port, self.agi.start())
         await self._listen("the console gateway (http)", s.http_host, s.http_port, self.gateway.start())
@@ -285,6 +300,7 @@ class CtiServer:
                 tg.create_task(FlowWatcher(self.flows).run(), name="flow-watcher")
                 tg.create_task(self.presence.run(), name="console-presence")
                 tg.create_task(self.alerts.run(), name="alerts")
+                tg.create_task(self.supervision.run(), name="agent-figures")
                 tg.create_task(grading_loop(self.crm, every=s.grading_every, stop=self._stop_grading),
                                name="grading")
                 self.queueing.start()

@@ -79,6 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from acd.config import load_config as load_acd
     from crmstore.errors import SchemaTooNew
 
+    from .admin.service import AdminFiles
     from .ami.errors import AmiAuthError
     from .app import CannotListen, CtiServer, PbxSettings, ServerSettings
     from .config import ConfigError, load_config
@@ -104,6 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         checkpoint_s=cfg.checkpoint_s, phones=cfg.agents, console_lost_after_s=cfg.consoles.lost_after_s,
         console_ping_interval_s=cfg.consoles.ping_interval_s, console_ping_timeout_s=cfg.consoles.ping_timeout_s,
         metrics_allow=cfg.metrics.allow if cfg.metrics.enabled else None,
+        admin_files=AdminFiles(accounts_file=cfg.path, queues_file=cfg.queues_file),
     )
 
     # Before the journal replays (which can take a while): a port already taken is one line, at once.

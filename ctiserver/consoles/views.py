@@ -64,11 +64,20 @@ class ConsoleViews:
                          ext, v.queues, name, wrap_until)
 
     def agent_row(self, agent_id: str) -> dict[str, object]:
-        v = self.router.agent_view(agent_id, self.clock())
+        now = self.clock()
+        v = self.router.agent_view(agent_id, now)
         return {"agent_id": agent_id, "name": self.config.agent(agent_id).name, "state": v.state,
                 "since": max(v.since, self.started_at), "reason": v.pause_reason or v.pending_pause or "",
                 "extension": label(v.endpoint) if v.endpoint else "",
-                "queues": list(v.queues), "call_id": v.call_id or "", "answered": v.calls_answered}
+                "queues": list(v.queues), "call_id": v.call_id or "", "answered": v.calls_answered,
+                **self.agent_figures(agent_id, now)}
+
+    def agent_figures(self, agent_id: str, now: float) -> dict[str, object]:
+        """The agent's day from the live statistics: calls answered, AHT, occupancy (the grid's columns)."""
+        day = self.projector.stats.live.agent_day(agent_id, now)
+        return {"calls_today": day.answered,
+                "aht_s": None if day.aht_s is None else round(day.aht_s),
+                "occupancy_pct": None if day.occupancy_pct is None else round(day.occupancy_pct)}
 
     # ------------------------------------------------------------------ calls
 

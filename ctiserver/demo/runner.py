@@ -7,6 +7,7 @@ import asyncio
 import logging
 import random
 import secrets
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from crmstore.store import open_store
 from pbxsim.people import CallerBehaviour
 from pbxsim.simulator import Simulator
 
+from ..admin.service import AdminFiles
 from ..app import CtiServer, PbxSettings, ServerSettings
 from ..gateway.auth import Principal, Role, hash_password
 from ..gateway.backend import WrapUpForm
@@ -123,7 +125,10 @@ async def run_demo(options: DemoOptions) -> None:
     url = f"sqlite:///{data / 'crm.db'}"
     print("Preparing the sample CRM (first run: about 2,000 customers) ...", flush=True)
     await _prepare_crm(url)
-    acd = load_config(HERE / "queues.yaml")
+    queues = data / "queues.yaml"
+    if not queues.exists():  # the administration page writes this copy, never the one shipped
+        shutil.copy(HERE / "queues.yaml", queues)
+    acd = load_config(queues)
     sim = Simulator(time_scale=1.0)
     ami_port = await sim.start()
     rng = random.Random(options.seed)
@@ -142,6 +147,7 @@ async def run_demo(options: DemoOptions) -> None:
         recordings_dir=data / "recordings",
         token_secret=secrets.token_bytes(32),
         queue_log=data / "queue_log",
+        admin_files=AdminFiles(queues_file=queues),
     ))
     await server.start()
     sim.world.agi_host_override = ("127.0.0.1", server.agi_port)
@@ -151,6 +157,8 @@ ctiserver demo is running (PBX simulator on AMI port {ami_port}, FastAGI on {ser
 
   Agent console:       {base}/agent        log in as agent1001 or agent1002, password '{PASSWORD}', extension 1001/1002
   Supervisor monitor:  {base}/supervisor   log in as supervisor, password '{PASSWORD}'
+  Administration:      {base}/admin        log in as admin, password '{PASSWORD}' (agents' skills and queues,
+                                            pause reasons: written to {queues})
 
 Simulated callers arrive about {options.calls_per_minute:g} a minute; agents 1003-1008 are simulated.
 Press Ctrl+C to stop.

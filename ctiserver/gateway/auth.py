@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
-from ctiserver.gateway.schema import CLIENT_MESSAGES, NAME, ErrorCode, unsafe_char
+from ctiserver.gateway.schema import ADMIN_MESSAGES, CLIENT_MESSAGES, NAME, ErrorCode, unsafe_char
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1  # ~16 MiB, tens of ms: login is rare, guessing is slow
 _DKLEN = 32
@@ -46,7 +46,7 @@ _SUPERVISOR = frozenset({"spy", "spy_stop", "force_pause", "force_logout", "move
 PERMISSIONS: Mapping[Role, frozenset[str]] = MappingProxyType({
     Role.AGENT: _COMMON | _AGENT_ONLY,
     Role.SUPERVISOR: _COMMON | _SUPERVISOR,
-    Role.ADMIN: _COMMON | _SUPERVISOR,
+    Role.ADMIN: _COMMON | _SUPERVISOR | ADMIN_MESSAGES,
 })
 assert all(t in CLIENT_MESSAGES for perms in PERMISSIONS.values() for t in perms)
 
@@ -136,6 +136,9 @@ class Accounts:
 
     def get(self, username: str) -> Account | None:
         return self._table.get(username)
+
+    def all(self) -> list[Account]:
+        return list(self._table.values())
 
     def of_agent(self, agent_id: str) -> list[Account]:
         """The accounts that act as this ACD agent (normally one)."""

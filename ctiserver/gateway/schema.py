@@ -221,7 +221,54 @@ _SPECS: tuple[MessageSpec, ...] = (
                 _move_somewhere),
 )
 
-CLIENT_MESSAGES: Mapping[str, MessageSpec] = MappingProxyType({s.type: s for s in _SPECS})
+# Administration (admin role): configuration changes, validated, written and applied by ctiserver.admin.
+_DAYS = Str(16, r"(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?",
+            doc="a weekday or a range, e.g. mon-fri")
+_RANGE = Str(11, r"\d{2}:\d{2}-\d{2}:\d{2}", doc="opening hours, e.g. 09:00-18:00")
+_DATE = Str(10, r"\d{4}-\d{2}-\d{2}", doc="a date, e.g. 2026-10-01")
+_DATE_OR_TIME = r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?"
+_ADMIN_SPECS: tuple[MessageSpec, ...] = (
+    MessageSpec("admin_overview", {},
+                "Admin: what the administration page shows. Reply: result with data {users (no password hashes), "
+                "skills, queues, agents (skills, queues), pause_reasons, calendars, editable}."),
+    MessageSpec("admin_user_set", {"username": req(Str(64, NAME)),
+                                   "role": req(Choice(("agent", "supervisor", "admin"))),
+                                   "password": opt(Str(256, secret=True, doc="required for a new user")),
+                                   "display_name": opt(Str(64, min_len=0)),
+                                   "agent_id": opt(Str(64, NAME, doc="agents: the ACD agent id")),
+                                   "extension": opt(Str(32, EXTENSION, min_len=0,
+                                                        doc="supervisors: the phone for listen/whisper/barge")),
+                                   "language": opt(Choice(("zh", "en")))},
+                "Admin: create or change a console account (cti.yaml). A changed password or role, of another "
+                "user, ends that user's sessions. Reply: result with data.created."),
+    MessageSpec("admin_user_delete", {"username": req(Str(64, NAME))},
+                "Admin: remove a console account; its sessions end at once. Not your own."),
+    MessageSpec("admin_agent_set", {"agent_id": _agent_id, "name": opt(Str(64)),
+                                    "skills": req(ListOf(Obj({"skill": req(Str(64, NAME)),
+                                                              "level": req(Int(1, 10))}), 50)),
+                                    "queues": req(ListOf(_queue, 50))},
+                "Admin: an agent's skills (levels 1-10) and queues in the queues file (a new id adds an agent). "
+                "Refused when a queue would be left that nobody can serve. In force at once; a logged-in agent "
+                "keeps the queues chosen at login until the next login."),
+    MessageSpec("admin_pause_reasons_set", {"reasons": req(ListOf(Str(32, NAME), 30, 1))},
+                "Admin: the pause reasons agents choose from (the queues file)."),
+    MessageSpec("admin_calendar_set", {"flow": req(Str(64, NAME)), "calendar": req(Str(64, NAME)),
+                                       "timezone": opt(Str(64, r"[A-Za-z0-9_+/-]+")),
+                                       "hours": req(ListOf(Obj({"days": req(_DAYS),
+                                                                "ranges": req(ListOf(_RANGE, 6, 1))}), 14)),
+                                       "holidays": opt(ListOf(_DATE, 400))},
+                "Admin: a flow's business hours and holidays (its calendars: section). In force for the next "
+                "caller."),
+    MessageSpec("admin_audit", {"actor": opt(Str(64, NAME)), "action": opt(Str(64, r"[\w:.-]+")),
+                                "since": opt(Str(40, _DATE_OR_TIME, doc="ISO 8601 date or time")),
+                                "until": opt(Str(40, _DATE_OR_TIME, doc="ISO 8601, excluded")),
+                                "limit": opt(Int(1, 1000))},
+                "Admin: the audit log, newest first, filtered. Reply: result with data.entries [{id, at, actor, "
+                "role, action, customer_id, detail}]."),
+)
+
+CLIENT_MESSAGES: Mapping[str, MessageSpec] = MappingProxyType({s.type: s for s in (*_SPECS, *_ADMIN_SPECS)})
+ADMIN_MESSAGES = frozenset(s.type for s in _ADMIN_SPECS)
 PRE_AUTH_TYPES = frozenset({"auth", "resume", "ping"})
 
 # Server -> client messages. Only the top level is checked; nested payloads are described in prose.
@@ -263,7 +310,8 @@ _SERVER: dict[str, tuple[str, Mapping[str, Field]]] = {
                          {"seq": _seq, "agents": req(AnyObj())}),
     "call_list_delta": ("Changed calls: {call_id: {field: value} | null (ended)}.",
                         {"seq": _seq, "calls": req(AnyObj())}),
-    "alert": ("A queue's figure or an agent's call, pause or wrap-up went past its target (or came back); a prompt cannot be played.", {"seq": _seq, "alert": req(AnyObj())}),
+    "alert": (("A queue's figure or an agent's call, pause or wrap-up went past its target (or came "
+               "back); a prompt cannot be played."), {"seq": _seq, "alert": req(AnyObj())}),
 }
 SERVER_MESSAGES: Mapping[str, tuple[str, Mapping[str, Field]]] = MappingProxyType(_SERVER)
 
@@ -282,7 +330,7 @@ def _secret_names(fields: Mapping[str, Field]) -> set[str]:
     return names
 
 
-SECRET_FIELDS = frozenset(set().union(*(_secret_names(spec.fields) for spec in _SPECS),
+SECRET_FIELDS = frozenset(set().union(*(_secret_names(spec.fields) for spec in (*_SPECS, *_ADMIN_SPECS)),
                                       *(_secret_names(fields) for _, fields in _SERVER.values())))
 REDACTED = "***"
 # Client messages nest 3 levels; the log shows deeper JSON as a size only, and the rewriting below never
@@ -617,7 +665,7 @@ def _object_schema(fields: Mapping[str, Field], head: Mapping[str, object] | Non
 def json_schemas() -> dict[str, dict[str, object]]:
     """One JSON Schema (draft 2020-12) per client message type."""
     out = {}
-    for spec in _SPECS:
+    for spec in (*_SPECS, *_ADMIN_SPECS):
         head = {"type": {"const": spec.type}}
         schema = _object_schema(spec.fields, head)
         props = schema["properties"]

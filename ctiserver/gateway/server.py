@@ -70,6 +70,8 @@ WS_PATH = "/ws"
 METRICS_PATH = "/metrics"
 # The exposition text and its content type (ctiserver.metrics.centre.CentreMetrics.render).
 MetricsSource = Callable[[], tuple[bytes, str]]
+# The administration commands (schema.ADMIN_MESSAGES): ctiserver.admin.service.AdminService.handle.
+AdminHandler = Callable[[Principal, str, Mapping[str, object]], Awaitable[object]]
 CLOSE_POLICY = 1008  # RFC 6455 policy violation: auth timeout, too many auth failures, session ended
 _ORIGIN = re.compile(r"https?://[^/\s?#@]+")
 
@@ -224,9 +226,11 @@ class Gateway:
     """Start with `async with Gateway(backend, accounts, GatewayConfig(...)) as gw:`; push with `await gw.push_*`."""
 
     def __init__(self, backend: Backend, accounts: Accounts, config: GatewayConfig | None = None,
-                 clock: Callable[[], float] = time.time, metrics: MetricsSource | None = None) -> None:
+                 clock: Callable[[], float] = time.time, metrics: MetricsSource | None = None,
+                 admin: AdminHandler | None = None) -> None:
         self.backend = backend
         self.metrics = metrics
+        self.admin = admin
         self.accounts = accounts
         self.config = config or GatewayConfig()
         self.clock = clock
@@ -665,6 +669,7 @@ class Gateway:
             "force_pause": self._cmd_force_pause,
             "force_logout": self._cmd_force_logout, "move_call": self._cmd_move_call,
         }
+        table.update(dict.fromkeys(schema.ADMIN_MESSAGES, self._cmd_admin))
         missing = set(schema.CLIENT_MESSAGES) - set(table) - {"auth", "resume"}
         assert not missing, missing
         return table
@@ -779,6 +784,18 @@ class Gateway:
         await asyncio.gather(*(c.ws.close(CLOSE_POLICY, "logged out by a supervisor") for c in gone),
                              return_exceptions=True)
         return self._ok(cmd)
+
+    async def _cmd_admin(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
+        if self.admin is None:
+            raise Refused("not_configured", "administration is not available on this server")
+        return self._ok(cmd, await self.admin(who, cmd.type, cmd.args))
+
+    async def end_user_sessions(self, username: str, why: str) -> None:
+        """Every session of `username` ends now, connected or not (an administrator removed the account or
+        changed its role or password): its tokens no longer resume, its connections close 1008."""
+        self.signer.end_user(username, self.clock())
+        gone = [c for c in self._clients if c.principal is not None and c.principal.username == username]
+        await asyncio.gather(*(c.ws.close(CLOSE_POLICY, why) for c in gone), return_exceptions=True)
 
     async def _cmd_move_call(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
         await self.backend.move_call(who, str(cmd.args["call_id"]), cast(str | None, cmd.args.get("queue")),

@@ -29,7 +29,7 @@ CONTENT_TYPES = {
     ".woff2": "font/woff2",
     ".txt": "text/plain; charset=utf-8",
 }
-PAGES = {"/agent": "agent.html", "/supervisor": "supervisor.html"}
+PAGES = {"/agent": "agent.html", "/supervisor": "supervisor.html", "/admin": "admin.html"}
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "agent_console"
 
 

@@ -227,6 +227,17 @@ class SupervisorAction:
     detail: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class AdminChanged:
+    """An administrator changed the configuration: the file is written and the change is in force (a
+    queues file change is also its own `system.acd_config`). Its audit row commits with it."""
+
+    user: str
+    action: str  # user_set, user_delete, agent_set, pause_reasons_set, calendar_set
+    target: str
+    detail: str = ""
+
+
 # ---------------------------------------------------------------------------------------------- alerts
 
 
@@ -285,6 +296,7 @@ OWN_KINDS: dict[str, type] = {
     "console.session_ended": ConsoleSessionEnded,
     "console.user_logged_out": ConsoleUserLoggedOut,
     "supervisor.action": SupervisorAction,
+    "admin.changed": AdminChanged,
     "alert.raised": AlertRaised,
     "alert.cleared": AlertCleared,
 }

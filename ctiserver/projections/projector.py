@@ -72,6 +72,7 @@ class Projector:
         self.ended_sessions: dict[str, int] = {}  # console session -> its expiry (epoch s)
         self.logged_out_users: dict[str, float] = {}  # username -> when a supervisor logged it out
         self.alerts: dict[str, tuple[float, AlertRaised]] = {}  # alert_key -> (raised at, the alert), active
+        self.acd_text: tuple[str, str] | None = None  # (source, text) of the queues file in force, once journaled
         self.listeners: list[Listener] = []
         self.last_seq = 0
         self.last_at = 0.0
@@ -132,6 +133,7 @@ class Projector:
             self.stats.day = day
 
     def _reconfigure(self, body: AcdConfigLoaded) -> None:
+        self.acd_text = (body.source, body.text)
         config = parse_config(body.text, body.source)
         if config == self.config:
             return
@@ -164,6 +166,7 @@ class Projector:
         source, acd_text = data["acd"]
         config = parse_config(acd_text, source)
         out = cls(config, tz=tz)
+        out.acd_text = (source, acd_text)
         out.router, problems = Router.load(config, data["router"])
         out.stats.live.load(data["stats"])
         out.stats.day = data["day"]

@@ -69,7 +69,7 @@ async def test_the_wallboard_colours_each_figure_against_its_target(browser: Bro
         await expect(sales.locator(".c-longest")).to_contain_text(" / 0:02")
         await expect(sales.locator(".c-sl")).not_to_have_attribute("data-level", "ok")  # nothing counted yet
         wait_alert = boss.locator("#alerts li[data-metric=longest_wait]")
-        await expect(wait_alert).to_contain_text("sales 来电等待时间超过目标")
+        await expect(wait_alert).to_contain_text("销售 来电等待时间超过目标")  # queue names are translated
         await expect(wait_alert).to_have_class("alert alert-critical")
         wrap_alert = boss.locator(f"#alerts li[data-metric=long_wrap_up][data-subject='{AGENT1}']")
         await expect(wrap_alert).to_contain_text("李娜 Li Na (1001) 话后处理时间超过目标")
@@ -79,7 +79,7 @@ async def test_the_wallboard_colours_each_figure_against_its_target(browser: Bro
 
         await boss.click("#lang")
         await expect(boss.locator("#conn")).to_have_text("online")
-        await expect(wait_alert).to_contain_text("sales a caller has waited longer than the target")
+        await expect(wait_alert).to_contain_text("Sales a caller has waited longer than the target")
         await expect(wrap_alert).to_contain_text("in wrap-up longer than the target")
         await expect(vip.locator(".c-abandon")).to_have_attribute("title", "close to target")
         await expect(sales.locator(".c-longest")).to_have_attribute("title", "target missed")

@@ -2,9 +2,10 @@
 // text calls t(). Codes from the server (states, flags, dispositions) are looked up under a
 // prefix and shown raw when the dictionary does not know them.
 import en from "../i18n/en.js";
+import operations from "../i18n/operations.js";
 import zh from "../i18n/zh.js";
 
-const DICTS = { en, zh };
+const DICTS = { en: { ...operations.en, ...en }, zh: { ...operations.zh, ...zh } };
 const listeners = [];
 let lang = localStorage.getItem("cti.lang") || (navigator.language.toLowerCase().startsWith("zh") ? "zh" : "en");
 

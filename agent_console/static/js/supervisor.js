@@ -121,7 +121,7 @@ function paintQueue(queue) {
     const c = cells(["queue", "waiting", "longest", "sl", "abandon", "asa", "aht", "occupancy", "states"]);
     return { tr: el("tr", {}, Object.values(c)), c };
   });
-  set(row.c.queue, queue);
+  set(row.c.queue, label("queue", queue));
   set(row.c.waiting, data.waiting ?? 0);
   row.c.waiting.dataset.hot = String((data.waiting ?? 0) > 0);
   judged(row.c.sl, data, "service_level", percent(data.sl), targetPercent);
@@ -168,7 +168,7 @@ function paintAgent(agentId) {
   const data = model.agents.get(agentId);
   if (!data) return drop("agents", agentId);
   const row = rowFor("agents", agentId, $("agent-grid"), () => {
-    const c = cells(["agent", "state", "time", "ext", "queues", "actions"]);
+    const c = cells(["agent", "state", "time", "ext", "queues", "calls", "aht", "occupancy", "actions"]);
     const spy = (mode) => () => supervise("spy", { agent_id: agentId, mode, ...phone() });
     c.actions.append(
       actionButton("sup.listen", spy("listen")), actionButton("sup.whisper", spy("whisper")),
@@ -177,19 +177,64 @@ function paintAgent(agentId) {
       actionButton("sup.force_logout", () => supervise("force_logout", { agent_id: agentId }), "small danger"));
     return { tr: el("tr", {}, Object.values(c)), c };
   });
-  set(row.c.agent, data.name ? `${data.name} (${agentId})` : agentId);
+  paintAgentName(row, agentId, data);
   row.c.state.dataset.state = data.state;
   set(row.c.state, label("state", data.state) + (data.reason ? ` · ${label("reason", data.reason)}` : ""));
   set(row.c.ext, data.extension || "–");
-  set(row.c.queues, (data.queues || []).join(", "));
+  set(row.c.queues, (data.queues || []).map((q) => label("queue", q)).join(", ") || "–");
+  set(row.c.calls, data.calls_today ?? 0);
+  set(row.c.aht, duration(data.aht_s));
+  set(row.c.occupancy, percent(data.occupancy_pct));
   set(row.c.time, since(data.since));
+  // Only what makes sense in the agent's state: listening needs a call, a pause needs a logged-in agent
+  // who is not paused already, a logout a logged-in agent; the mode you are in now is not offered again.
   const onCall = ["on_call", "on_hold"].includes(data.state);
+  const loggedIn = data.state !== "logged_out";
+  const mine = myMonitoring(data);
   for (const button of row.c.actions.querySelectorAll("button")) {
     const key = button.dataset.i18n;
-    if (["sup.listen", "sup.whisper", "sup.barge"].includes(key)) button.disabled = !onCall;
-    if (key === "sup.force_logout") button.disabled = data.state === "logged_out";
+    if (["sup.listen", "sup.whisper", "sup.barge"].includes(key)) {
+      const active = Boolean(mine) && `sup.${mine.mode}` === key;
+      button.disabled = !onCall || active;
+      button.classList.toggle("active", active);
+    }
+    if (key === "sup.force_pause") button.disabled = !loggedIn || data.state === "paused" || Boolean(data.reason);
+    if (key === "sup.force_logout") button.disabled = !loggedIn;
   }
   filterRow(row.tr, agentId, data);
+  paintSpyBanner();
+}
+
+// Who monitors this agent (every supervisor sees it): a badge per supervisor beside the name.
+function paintAgentName(row, agentId, data) {
+  const watchers = Object.entries(data.monitored_by || {});
+  const name = data.name ? `${data.name} (${agentId})` : agentId;
+  const shown = `${name}|${watchers.map(([who, m]) => `${who}:${m.mode}`).join(",")}|${t("sup.monitoring")}`;
+  if (row.c.agent.dataset.shown === shown) return;
+  row.c.agent.dataset.shown = shown;
+  clear(row.c.agent).append(name, ...watchers.map(([who, m]) => el("span", {
+    class: "badge small monitored", "data-mode": m.mode,
+    text: t("sup.monitored_by", { who, mode: label("mode", m.mode) }) })));
+}
+
+function myMonitoring(data) {
+  return model.user && data && data.monitored_by ? data.monitored_by[model.user.username] : undefined;
+}
+
+// The banner of the call you are monitoring, with its stop button (one spy per supervisor).
+function paintSpyBanner() {
+  let found = null;
+  for (const [agentId, data] of model.agents) {
+    const mine = myMonitoring(data);
+    if (mine) found = { agentId, data, mine };
+  }
+  show($("spy-banner"), Boolean(found));
+  if (!found) return;
+  const { agentId, data, mine } = found;
+  set($("spy-agent"), data.name ? `${data.name} (${agentId})` : agentId);
+  $("spy-mode").dataset.mode = mine.mode;
+  set($("spy-mode"), label("mode", mine.mode));
+  set($("spy-since"), t("sup.monitor_since", { time: since(mine.since) }));
 }
 
 function filterRow(tr, agentId, data) {
@@ -209,15 +254,25 @@ function paintCall(callId) {
     return { tr: el("tr", {}, Object.values(c)), c, target };
   });
   set(row.c.caller, data.caller_name ? `${data.caller_name} ${data.caller}` : data.caller || "–");
-  set(row.c.queue, data.queue || "–");
+  set(row.c.queue, label("queue", data.queue));
   row.c.state.dataset.state = data.state;
   set(row.c.state, label("call", data.state));
-  set(row.c.agent, data.agent_id || "–");
+  set(row.c.agent, data.agent_id ? agentName(data.agent_id) : "–");
   set(row.c.time, since(data.since));
   const waiting = data.state === "waiting";
   row.c.actions.hidden = !waiting;
-  if (waiting && row.target.options.length !== model.queues.length) {
-    clear(row.target).append(...model.queues.map((q) => option(q, q)));
+  if (waiting) {
+    // Another queue than the caller's own; the head of the line only for one who is not there yet.
+    const others = model.queues.filter((q) => q !== data.queue);
+    const shown = others.map((q) => `${q}=${label("queue", q)}`).join(",");
+    if (row.target.dataset.shown !== shown) {
+      row.target.dataset.shown = shown;
+      clear(row.target).append(...others.map((q) => option(q, label("queue", q))));
+    }
+    for (const button of row.c.actions.querySelectorAll("button")) {
+      if (button.dataset.i18n === "sup.move") button.disabled = others.length === 0;
+      if (button.dataset.i18n === "sup.to_head") button.disabled = data.position === 1;
+    }
   }
 }
 
@@ -243,7 +298,7 @@ function paintAlerts() {
       const fmt = PERCENT_ALERTS.has(alert.metric) ? percent : duration;
       list.append(el("li", { class: `alert alert-${alert.level}`, "data-metric": alert.metric,
         "data-subject": alert.subject || alert.queue, title: alert.text },
-        el("b", { text: alert.subject ? agentName(alert.subject) : alert.queue }), " ", t(`alert.${alert.metric}`), " ",
+        el("b", { text: alert.subject ? agentName(alert.subject) : label("queue", alert.queue) }), " ", t(`alert.${alert.metric}`), " ",
         el("span", { class: "muted", text: `${fmt(alert.value)} / ${fmt(alert.threshold)}` })));
       continue;
     }
@@ -255,7 +310,7 @@ function paintAlerts() {
       continue;
     }
     list.append(el("li", { class: `alert alert-${alert.level}`, "data-metric": alert.metric },
-      el("b", { text: alert.queue }), ` ${alert.text || alert.metric} `,
+      el("b", { text: label("queue", alert.queue) }), ` ${alert.text || alert.metric} `,
       el("span", { class: "muted", text: `${alert.value} / ${alert.threshold}` })));
   }
 }
@@ -284,6 +339,7 @@ function tick() {
     if (data) set(row.c.time, since(data.since));
   }
   for (const [queue, row] of rows.wallboard) tickQueue(queue, row);
+  if (!$("spy-banner").hidden) paintSpyBanner();
 }
 
 // ------------------------------------------------------------------ actions
@@ -293,18 +349,37 @@ function phone() {
   return value ? { extension: value } : {};
 }
 
+// The last action's outcome, kept as a key so a language change words it again.
+let lastStatus = null;
+
+function paintStatus() {
+  const node = $("action-status");
+  if (!lastStatus) return;
+  node.textContent = lastStatus.text ?? t(lastStatus.key, lastStatus.vars);
+  node.dataset.kind = lastStatus.kind;
+}
+
 async function supervise(type, fields) {
   const node = $("action-status");
   node.textContent = "";
+  lastStatus = null;
+  const ext = fields.extension || model.user.extension || "";
+  if (type === "spy") {
+    // The reply comes once the supervisor's phone is answered (or not): until then, say it rings.
+    lastStatus = { key: "sup.monitor_ringing", vars: { ext }, kind: "ok" };
+    paintStatus();
+  }
   try {
     const reply = await conn.request(type, fields);
     if (reply.type === "error") {
+      lastStatus = null;
       const known = t(`err.${reply.reason || reply.code}`);
       node.textContent = known.startsWith("err.") ? reply.message : `${known} (${reply.message})`;
       node.dataset.kind = "error";
     } else {
-      node.textContent = t("sup.done");
-      node.dataset.kind = "ok";
+      const key = type === "spy" ? "sup.monitor_connected" : type === "spy_stop" ? "sup.monitor_stopped" : "sup.done";
+      lastStatus = { key, vars: { ext }, kind: "ok" };
+      paintStatus();
     }
   } catch {
     node.textContent = t("err.offline");
@@ -324,6 +399,7 @@ $("login-form").addEventListener("submit", async (event) => {
   }
 });
 $("logout").addEventListener("click", () => conn.logout());
+$("spy-stop").addEventListener("click", () => supervise("spy_stop", {}));
 $("my-phone").addEventListener("change", () => localStorage.setItem("cti.sup.phone", $("my-phone").value.trim()));
 $("agent-filter").addEventListener("input", () => {
   for (const [agentId, row] of rows.agents) filterRow(row.tr, agentId, model.agents.get(agentId) || {});
@@ -337,6 +413,8 @@ onLangChange(() => {
   for (const key of model.agents.keys()) paintAgent(key);
   for (const key of model.calls.keys()) paintCall(key);
   paintAlerts();
+  paintSpyBanner();
+  paintStatus();
 });
 apply();
 render();
