@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from acd import events as ev
+from acd.blacklist import Refuse, admit
 from acd.config import AcdConfig
 from crmstore.privacy import Role as CrmRole
 from crmstore.privacy import Viewer
@@ -169,7 +170,7 @@ class IvrService:
             log.warning("flow asks skill(s) %s the ACD does not know for %s; queued without them",
                         unknown, call.call_id)
         sticky = None
-        vip, grade = False, None
+        vip, grade, blacklisted = False, None, False
         try:
             # One CRM round for both: the pop (shown the moment an agent is chosen) and the sticky agent.
             pop = await asyncio.wait_for(
@@ -180,6 +181,7 @@ class IvrService:
             if card is not None:
                 grade = card.grade.value if card.grade else None
                 vip = any(str(flag.flag) == "vip" for flag in pop.flags)
+                blacklisted = any(str(flag.flag) == "blacklist" for flag in pop.flags)
                 rec = self.recorder.projector.records.get(call.call_id)
                 if rec is not None and rec.customer_id is None:
                     self.recorder.record(f.CallerIdentified(call.call_id, card.id, card.name, grade, vip))
@@ -187,16 +189,28 @@ class IvrService:
             log.warning("screen pop for %s failed: %r", call.call_id, e)
         if sticky is not None and not config.has_agent(sticky):
             sticky = None
-        # Kept on the channel, so a CTI restarted while the caller waits can put them back in this queue.
-        with contextlib.suppress(Exception):
-            await session.command("SET VARIABLE", "CTI_QUEUE", queue)
         rec = self.recorder.projector.records.get(call.call_id)
         site = rec.pbx if rec is not None else ""
-        result = await self.queueing.wait_in_queue(session, ev.CallEnqueued(
-            call.call_id, queue, priority, call.caller_num, sticky, vip, grade, skills, site))
+        entry = admit(config.queue(queue).blacklist, ev.CallEnqueued(
+            call.call_id, queue, priority, call.caller_num, sticky, vip, grade, skills, site), blacklisted)
+        if isinstance(entry, Refuse):
+            await self._refuse(session, call, entry)
+            return
+        # Kept on the channel, so a CTI restarted while the caller waits can put them back in this queue.
+        with contextlib.suppress(Exception):
+            await session.command("SET VARIABLE", "CTI_QUEUE", entry.queue)
+        result = await self.queueing.wait_in_queue(session, entry)
         if result.outcome == "voicemail":
             with contextlib.suppress(Exception):
-                await session.command("EXEC", "Goto", f"cti-voicemail,{queue},1")
+                await session.command("EXEC", "Goto", f"cti-voicemail,{entry.queue},1")
+
+    async def _refuse(self, session: AgiSession, call: IvrCall, refusal: Refuse) -> None:
+        """A blacklisted caller the queue does not take: journaled, told why, and the line dropped."""
+        self.recorder.record(f.CallerRefused(call.call_id, refusal.queue, "blacklist", refusal.message))
+        with contextlib.suppress(Exception):  # a missing prompt or a caller already gone: the end is the same
+            await session.command("STREAM FILE", refusal.message, "")
+        with contextlib.suppress(Exception):
+            await session.command("HANGUP")
 
     def figures(self, queue: str) -> QueueFigures:
         """Live figures for IVR branch nodes (services.QueueFiguresSource)."""
