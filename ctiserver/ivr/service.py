@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from acd import events as ev
-from acd.blacklist import Refuse, admit
+from acd.blacklist import BlacklistPolicy, Refuse, admit
 from acd.config import AcdConfig
 from crmstore.privacy import Role as CrmRole
 from crmstore.privacy import Viewer
 from crmstore.store import CrmStore
 from ivr_flows.driver import FlowResult, run_flow
 from ivr_flows.interpreter import FlowRun
+from ivr_flows.model import FlowBlacklist
 from ivr_flows.registry import FlowRegistry
 from ivr_flows.speech import RecognizerPool
 from ivr_flows.steps import QueueFigures, QueueHandoff, Transfer, VoicemailDone
@@ -121,7 +123,8 @@ class IvrService:
         })
         outcome = result.outcome
         if isinstance(outcome, QueueHandoff):  # by the flow, or its fallback: both may name skills
-            await self._queue_caller(session, call, outcome.queue, outcome.priority, outcome.skills)
+            await self._queue_caller(session, call, outcome.queue, outcome.priority, outcome.skills,
+                                     flow_blacklist=_policy(flow.blacklist))
         elif isinstance(outcome, Transfer):
             context = "cti-outbound" if outcome.external else "cti-dial"
             await session.command("EXEC", "Goto", f"{context},{outcome.destination},1")
@@ -159,7 +162,7 @@ class IvrService:
         return await run_flow(session, run, services)
 
     async def _queue_caller(self, session: AgiSession, call: IvrCall, queue: str, priority: int,
-                            skills: tuple[str, ...] = ()) -> None:
+                            skills: tuple[str, ...] = (), flow_blacklist: BlacklistPolicy | None = None) -> None:
         config = self._acd_config()
         if not config.has_queue(queue):
             log.error("flow sent %s to unknown queue %r; using %r", call.call_id, queue, config.queues[0].name)
@@ -191,11 +194,15 @@ class IvrService:
             sticky = None
         rec = self.recorder.projector.records.get(call.call_id)
         site = rec.pbx if rec is not None else ""
-        entry = admit(config.queue(queue).blacklist, ev.CallEnqueued(
+        # The flow's policy, when it has one, is the one in force for its callers; else the queue's.
+        entry = admit(flow_blacklist or config.queue(queue).blacklist, ev.CallEnqueued(
             call.call_id, queue, priority, call.caller_num, sticky, vip, grade, skills, site), blacklisted)
         if isinstance(entry, Refuse):
             await self._refuse(session, call, entry)
             return
+        if not config.has_queue(entry.queue):  # a flow checked against an older queues file
+            log.error("blacklist policy routes %s to unknown queue %r; kept in %r", call.call_id, entry.queue, queue)
+            entry = dataclasses.replace(entry, queue=queue)
         # Kept on the channel, so a CTI restarted while the caller waits can put them back in this queue.
         with contextlib.suppress(Exception):
             await session.command("SET VARIABLE", "CTI_QUEUE", entry.queue)
@@ -221,6 +228,12 @@ class IvrService:
         per_call = snap.aht_s or 180.0
         ewt = snap.calls_waiting * per_call / max(1, available + snap.agents_by_state.get("on_call", 0))
         return QueueFigures(snap.calls_waiting, available, ewt)
+
+
+def _policy(flow_policy: FlowBlacklist | None) -> BlacklistPolicy | None:
+    if flow_policy is None:
+        return None
+    return BlacklistPolicy(flow_policy.action, flow_policy.message, flow_policy.queue)  # type: ignore[arg-type]
 
 
 def _all_nodes(flow: Any) -> list[Any]:

@@ -202,3 +202,26 @@ async def test_search_results_show_grade_and_flags(site: AppSite) -> None:
     found = await a.request("search", q=HOSTILE_CALLER.lstrip("+86"), limit=5)
     (hit,) = found["customers"]
     assert {f["flag"] for f in hit["flags"]} == {"vip", "blacklist"} and "grade" in hit
+
+
+async def test_the_flows_blacklist_policy_overrides_the_queues(tmp_path: Path) -> None:
+    """The queue would route the caller elsewhere; the flow they came through refuses them."""
+    from tests.gateway.gw_harness import DEMO
+
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    text = (DEMO / "flows" / "main.yaml").read_text(encoding="utf-8")
+    (flows / "main.yaml").write_text(text.replace("fallback: {queue: general}\n",
+                                                  "fallback: {queue: general}\n"
+                                                  "blacklist: {action: refuse, message: cti/closed}\n"),
+                                     encoding="utf-8")
+    async with app_site(tmp_path, acd_yaml=_with_blacklist("{action: route, queue: complaints}"),
+                        flows_dir=flows) as site:
+        assert site.server.flows.get("main").blacklist is not None
+        a = await agent(site, queues=("vip", "complaints"))
+        chan = site.call(HOSTILE_CALLER, "vip")
+        await site.until(lambda: chan.hungup or chan.dead, "the refused caller's line dropped")
+        rows = await site.until(lambda: site.crm_rows("SELECT body FROM journal WHERE kind = 'call.refused'"),
+                                "the refusal journaled")
+        assert json.loads(rows[0]["body"])["message"] == "cti/closed"
+        assert not [m for m in a.drain() if m["type"] == "offer"]
