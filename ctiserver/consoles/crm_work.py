@@ -31,6 +31,7 @@ from ..callmodel import events as ce
 from ..calls import legs
 from ..gateway.auth import Principal
 from ..gateway.backend import Refused
+from ..gateway.schema import to_wire
 from ..journal import facts as f
 from ..journal.journal import JournalClosed
 from ..reports.engine import Query, ReportError, run_report
@@ -54,6 +55,12 @@ class _Dial:
     started_at: float
     answered_at: float | None = None  # the agent's phone answered (the customer is dialled from there)
     ended_at: float | None = None
+
+
+def _id(args: Mapping[str, object], key: str) -> int:
+    value = args[key]
+    assert isinstance(value, int)  # the schema checked it (Int)
+    return value
 
 
 def _refusal(e: CrmError) -> Refused:
@@ -90,18 +97,16 @@ class CrmConsole:
     # ------------------------------------------------------------------ the customer
 
     async def _customer_open(self, who: Principal, args: Mapping[str, object]) -> object:
-        return await self.work.customer_file(int(str(args["customer_id"])), self._viewer(who))
+        return await self.work.customer_file(_id(args, "customer_id"), self._viewer(who))
 
     async def _customer_save(self, who: Principal, args: Mapping[str, object]) -> object:
         raw = {k: v for k, v in args.items() if k != "customer_id"}
-        cid = args.get("customer_id")
-        saved = await self.work.save_customer(int(str(cid)) if cid is not None else None, raw, self._viewer(who))
+        cid = _id(args, "customer_id") if "customer_id" in args else None
+        saved = await self.work.save_customer(cid, raw, self._viewer(who))
         return {"customer_id": saved}
 
     async def search(self, who: Principal, query: str, limit: int) -> list[dict[str, object]]:
         """Search results as cards with the customer's flags: a blacklisted customer shows in the list."""
-        from ..gateway.schema import to_wire
-
         out = []
         for card, flags in await self.work.search(query, self._viewer(who), limit):
             row = to_wire(card)
@@ -115,16 +120,16 @@ class CrmConsole:
     async def _ticket_open(self, who: Principal, args: Mapping[str, object]) -> object:
         call = str(args.get("call_id", ""))
         note = str(args.get("note", "")) + (f" (call {call})" if call else "")
-        tid = await self.work.open_ticket(int(str(args["customer_id"])), str(args["subject"]), self._viewer(who),
+        tid = await self.work.open_ticket(_id(args, "customer_id"), str(args["subject"]), self._viewer(who),
                                           category=str(args.get("category", "complaint")), note=note.strip())
         return {"ticket_id": tid}
 
     async def _ticket_update(self, who: Principal, args: Mapping[str, object]) -> object:
-        tid = int(str(args["ticket_id"]))
+        tid = _id(args, "ticket_id")
         days = args.get("follow_up_days")
         fid = await self.work.set_ticket_status(
             tid, TicketStatus(str(args["status"])), self._viewer(who), note=str(args.get("note", "")),
-            follow_up_owner=who.agent_id or "", follow_up_days=int(str(days)) if days is not None else None)
+            follow_up_owner=who.agent_id or "", follow_up_days=_id(args, "follow_up_days") if days is not None else None)
         return {"ticket_id": tid, "follow_up_id": fid}
 
     # ------------------------------------------------------------------ the worklist
@@ -142,7 +147,7 @@ class CrmConsole:
             raise Refused("invalid_value", "due_at: not a real date", "due_at") from None
         if due.tzinfo is None:
             due = due.replace(tzinfo=UTC)
-        fid = await self.work.schedule_follow_up(int(str(args["customer_id"])), FollowUpKind(str(args["kind"])), due,
+        fid = await self.work.schedule_follow_up(_id(args, "customer_id"), FollowUpKind(str(args["kind"])), due,
                                                  agent, self._viewer(who), str(args.get("note", "")))
         return {"follow_up_id": fid}
 
@@ -156,7 +161,7 @@ class CrmConsole:
 
     async def _follow_up_call(self, who: Principal, args: Mapping[str, object]) -> object:
         agent = self._agent(who)
-        fid = int(str(args["follow_up_id"]))
+        fid = _id(args, "follow_up_id")
         item = await self.work.follow_up(fid)
         if item.follow_up.owner != agent:
             raise Refused("not_yours", f"follow-up {fid} is on another agent's worklist")
@@ -175,7 +180,7 @@ class CrmConsole:
 
     async def _follow_up_save(self, who: Principal, args: Mapping[str, object]) -> object:
         agent = self._agent(who)
-        fid, call_id = int(str(args["follow_up_id"])), str(args["call_id"])
+        fid, call_id = _id(args, "follow_up_id"), str(args["call_id"])
         dial = self._dials.get(call_id)
         if dial is None or dial.agent_id != agent:
             raise Refused("not_your_call", f"{call_id} is not a follow-up call of yours")
@@ -213,7 +218,7 @@ class CrmConsole:
     # ------------------------------------------------------------------ supervisors
 
     async def _churn_list(self, who: Principal, args: Mapping[str, object]) -> object:
-        limit = int(str(args.get("limit", 100)))
+        limit = _id(args, "limit") if "limit" in args else 100
         now = datetime.fromtimestamp(self.console.clock(), UTC)
         try:
             report = await run_report(self.console.crm, Query("churn-candidates", now - timedelta(days=1), now),
