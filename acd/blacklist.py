@@ -5,6 +5,7 @@ the changed entry on; the router only ever sees an ordinary `CallEnqueued`."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -42,3 +43,9 @@ def admit(policy: BlacklistPolicy | None, entry: CallEnqueued, blacklisted: bool
         return dataclasses.replace(entry, queue=policy.queue)
     # lowest: no VIP or grade bonus either, and no sticky agent jumping the line
     return dataclasses.replace(entry, priority=LOWEST_PRIORITY, vip=False, grade=None, sticky_agent_id=None)
+
+
+def refusal_prompts(policies: Iterable[tuple[str, BlacklistPolicy | None]]) -> dict[str, str]:
+    """The prompts refusing policies play, with what for: the sounds the PBX must have (checked at start)."""
+    return {p.message: f"blacklist refusal of queue {name}" for name, p in policies
+            if p is not None and p.action == "refuse"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from acd.blacklist import LOWEST_PRIORITY, BlacklistPolicy, Refuse, admit
+from acd.blacklist import LOWEST_PRIORITY, BlacklistPolicy, Refuse, admit, refusal_prompts
 from acd.config import parse_config
 from acd.errors import AcdConfigError
 from acd.events import CallEnqueued
@@ -88,3 +88,10 @@ def test_the_router_offers_a_lowest_priority_caller_after_everyone() -> None:
     decisions = router.handle(ev.AgentReady("1"), 601.0)
     offers = [d for d in decisions if type(d).__name__ == "Offer"]
     assert [o.call_id for o in offers] == ["c2"]
+
+
+def test_refusal_prompts_are_the_sounds_to_check_at_start() -> None:
+    config = parse_config(BASE.format(policy="{action: refuse, message: cti/closed}"), "queues.yaml")
+    assert refusal_prompts((q.name, q.blacklist) for q in config.queues) == {
+        "cti/closed": "blacklist refusal of queue sales"}
+    assert refusal_prompts([("sales", BlacklistPolicy("lowest")), ("x", None)]) == {}
