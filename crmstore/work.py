@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from . import queries as Q
 from . import rows as R
-from .errors import CrmConflict, CrmNotFound
+from .errors import CrmConflict, CrmNotFound, CrmPermissionError
 from .model import (
     COMPLAINT,
     CustomerCard,
@@ -240,6 +240,23 @@ def set_ticket_status(tid: int, status: TicketStatus, actor: str, note: str, aud
     return None
 
 
+def close_follow_up(fid: int, owner: str, status: FollowUpStatus, actor: str, result: str, audit: Q.AuditRow,
+                    now: float) -> Plan[None]:
+    """A follow-up settled without a call of ours (a visit made, a customer who called in): the owner's
+    own, once (CrmConflict when it is not open any more, nothing written)."""
+    got = yield Fetch("SELECT customer_id, owner, status FROM follow_ups WHERE id = ?", (fid,))
+    if not got:
+        raise CrmNotFound(f"follow-up {fid} does not exist")
+    cid, has_owner, current = got[0]
+    if has_owner != owner:
+        raise CrmPermissionError(f"follow-up {fid} is on another agent's worklist")
+    if current != FollowUpStatus.OPEN.value:
+        raise CrmConflict(f"follow-up {fid} is already {current}")
+    yield Execute("UPDATE follow_ups SET status = ?, done_at = ?, done_by = ?, result = ? WHERE id = ? AND status = 'open'",
+                  (status.value, now, actor, result, fid))
+    yield Execute(Q.AUDIT_INSERT, audit[:4] + (cid,) + audit[5:])
+
+
 def save_follow_up_call(c: FollowUpCall, audit: Q.AuditRow) -> Plan[None]:
     """The follow-up call's row in the history (an outbound call of the agent, its notes) and, when it
     settled the follow-up, the follow-up done. Written in the journal's batch with the fact it comes from:
@@ -334,6 +351,16 @@ class CrmWork:
                                  viewer: Viewer, note: str = "") -> int:
         note = text_field("note", note, multiline=True, limit="notes")
         return await self.store.add_follow_up(customer_id, FollowUpRequest(kind, due_at, owner, note), viewer)
+
+    async def close_follow_up(self, follow_up_id: int, owner: str, status: FollowUpStatus, viewer: Viewer,
+                              notes: str = "") -> None:
+        """Done (or cancelled) without a call: the owner's own follow-up, open, once."""
+        viewer.require(Right.WRITE_CONTACT)
+        if status is FollowUpStatus.OPEN:
+            raise InvalidField("status", "done or cancelled")
+        notes = text_field("notes", notes, multiline=True)
+        audit = Q.audit_row(viewer, "follow_up", None, f"follow-up {follow_up_id} -> {status.value}")
+        await self.store.write_plan(close_follow_up(follow_up_id, owner, status, owner, notes, audit, time.time()))
 
     async def worklist(self, owner: str, day_start: float, day_end: float) -> Worklist:
         return await self.store.read_plan(worklist(owner, day_start, day_end))

@@ -210,6 +210,16 @@ class CrmConsole:
             self._dials.pop(call_id, None)
         return {"follow_up_id": fid, "call_id": call_id}
 
+    async def _follow_up_close(self, who: Principal, args: Mapping[str, object]) -> object:
+        agent = self._agent(who)
+        fid = _id(args, "follow_up_id")
+        try:
+            await self.work.close_follow_up(fid, agent, FollowUpStatus(str(args["status"])), self._viewer(who),
+                                            str(args.get("notes", "")))
+        except CrmPermissionError as e:
+            raise Refused("not_yours", str(e)) from None
+        return {"follow_up_id": fid}
+
     def _on_leg_hung_up(self, e: ce.LegHungUp) -> None:
         dial = self._dials.get(e.uniqueid)
         if dial is not None and dial.ended_at is None:

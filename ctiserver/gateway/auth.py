@@ -44,7 +44,7 @@ _SUPERVISOR = frozenset({"spy", "spy_stop", "force_pause", "force_logout", "move
 # CRM work: the card and its edits for everyone who talks to customers; the worklist is an agent's own;
 # the base-wide lists and runs are the supervisors'.
 _CRM_COMMON = frozenset({"customer_open", "customer_save", "ticket_open", "ticket_update"})
-_CRM_AGENT = frozenset({"worklist", "follow_up_add", "follow_up_call", "follow_up_save"})
+_CRM_AGENT = frozenset({"worklist", "follow_up_add", "follow_up_call", "follow_up_save", "follow_up_close"})
 _CRM_SUPERVISOR = frozenset({"churn_list", "grade_run"})
 
 # Which commands each role may send (pre-auth messages `auth`/`resume` are handled apart).

@@ -267,6 +267,12 @@ _CRM_SPECS: tuple[MessageSpec, ...] = (
                                    "notes": opt(Str(4000, min_len=0, multiline=True))},
                 "Agent: what came of a follow-up call (call_id from follow_up_call): journaled, and the call's "
                 "row and the follow-up (done, when done) written to the CRM once durable. Reply: result."),
+    MessageSpec("follow_up_close", {"follow_up_id": req(Int(1, MAX_SEQ)),
+                                    "status": req(Choice(("done", "cancelled"))),
+                                    "notes": opt(Str(4000, min_len=0, multiline=True))},
+                "Agent: settle one of your open follow-ups without calling (a visit made, a customer who "
+                "called in). Refused with reason not_yours for another agent's, conflict when it is not open "
+                "any more. Reply: result."),
     MessageSpec("churn_list", {"limit": opt(Int(1, 500))},
                 "Supervisor: customers showing churn signals (the churn-candidates report). Reply: result with "
                 "data {customers: [{customer_id, name, grade, signals}]}."),

@@ -28,10 +28,11 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 TEXT = {
     "zh": {"available": "空闲", "saved": "客户已保存。", "closed": "已关闭", "opened": "已创建",
            "fu_saved": "回访结果已保存到客户资料。", "graded": "位客户分级", "blacklist": "黑名单",
-           "bad_email": "电子邮件地址无效", "bad_phone": "电话号码无效"},
+           "bad_email": "电子邮件地址无效", "bad_phone": "电话号码无效", "settled": "回访已处理。"},
     "en": {"available": "Available", "saved": "Customer saved.", "closed": "closed", "opened": "opened",
            "fu_saved": "Follow-up call saved to the CRM.", "graded": "customers graded", "blacklist": "Blacklist",
-           "bad_email": "Not an e-mail address", "bad_phone": "Not a valid phone number"},
+           "bad_email": "Not an e-mail address", "bad_phone": "Not a valid phone number",
+           "settled": "Follow-up settled."},
 }
 
 
@@ -87,6 +88,7 @@ async def _seed(site: AppSite) -> tuple[int, int, int]:
     key = _customer_of(site, KEY_ACCOUNT_CALLER)
     now = datetime.now(UTC)
     fid = await crm.add_follow_up(key, FollowUpRequest(FollowUpKind.SATISFACTION_CALL, now, AGENT1, "3DC 回访"))
+    await crm.add_follow_up(plain, FollowUpRequest(FollowUpKind.VISIT, now - timedelta(days=1), AGENT1, "上门"))
     at = now - timedelta(days=1)
     await crm.save_wrapup(WrapUp(CallFacts("seed-survey-1", PLAIN_CALLER, at, queue="sales", agent="1002",
                                            answered_at=at, ended_at=at + timedelta(minutes=3)), "resolved"))
@@ -152,7 +154,9 @@ async def test_crm_work_in_the_agent_console(browser: Browser, site: AppSite, la
     await expect(closed).to_have_attribute("data-status", "closed")
     await expect(closed.locator(".tk-events li")).to_have_count(2)
     await expect(closed.locator(".tk-update")).to_have_count(0)  # a closed ticket offers no more moves
-    await expect(page.locator("#cc-followups li[data-status='open']")).to_have_count(1)  # the 3-day visit
+    # The seeded overdue visit and the 3-day visit of the closing.
+    await expect(page.locator("#cc-followups li[data-status='open']")).to_have_count(2)
+    assert site.crm_rows("SELECT COUNT(*) FROM follow_ups WHERE source_call_id = ?", f"ticket:{tid}")[0][0] == 1
     await page.screenshot(path=str(ARTIFACTS / f"crm_ticket_closed_{lang}.png"), full_page=True)
     events = site.crm_rows("SELECT status, note FROM ticket_events WHERE ticket_id = ? ORDER BY id", int(tid or 0))
     assert [tuple(e) for e in events] == [("open", "photo received"), ("closed", "refunded")]
@@ -173,6 +177,16 @@ async def test_crm_work_in_the_agent_console(browser: Browser, site: AppSite, la
     assert row["status"] == "done" and row["call_id"].startswith(f"cti-fu-{fid}-")
     call = site.crm_rows("SELECT direction, customer_id, notes FROM interactions WHERE call_id = ?", row["call_id"])
     assert tuple(call[0]) == ("outbound", key, "满意 satisfied")
+    # An overdue visit made in person: settled from the worklist without a call.
+    visit = page.locator("#wl-overdue li.wl-item").first
+    visit_id = int(await visit.get_attribute("data-follow-up-id") or 0)
+    await visit.locator(".wl-settle").click()
+    await expect(page.locator("#fu-hangup")).to_be_hidden()
+    await page.fill("#fu-notes", "上门完成 visited")
+    await page.click("#fu-call-form button[type=submit]")
+    await expect(page.locator("#wl-status")).to_have_text(words["settled"])
+    await expect(page.locator(f"#wl-done li[data-follow-up-id='{visit_id}']")).to_contain_text("visited")
+    assert site.crm_rows("SELECT status FROM follow_ups WHERE id = ?", visit_id)[0][0] == "done"
     await page.screenshot(path=str(ARTIFACTS / f"crm_worklist_done_{lang}.png"), full_page=True)
 
     # A new lead from a phone number alone.

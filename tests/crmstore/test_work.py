@@ -187,3 +187,22 @@ async def test_migration_from_a_version_3_database(db_url: str, monkeypatch: pyt
             "closed after the upgrade"]
     finally:
         await store.close()
+
+
+async def test_a_follow_up_settled_without_a_call_once_by_its_owner(store: CrmStore) -> None:
+    work = CrmWork(store)
+    cid = await work.save_customer(None, {"name": "上门", "phones": [VALID]}, AGENT)
+    now = datetime.now(UTC)
+    fid = await work.schedule_follow_up(cid, FollowUpKind.VISIT, now, "1001", AGENT)
+    with pytest.raises(CrmPermissionError, match="another agent"):
+        await work.close_follow_up(fid, "1002", FollowUpStatus.DONE, AGENT)
+    await work.close_follow_up(fid, "1001", FollowUpStatus.DONE, AGENT, notes="visited, all fine")
+    before = await _counts(store)
+    with pytest.raises(CrmConflict, match="already done"):
+        await work.close_follow_up(fid, "1001", FollowUpStatus.CANCELLED, AGENT)
+    assert await _counts(store) == before
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    wl = await work.worklist("1001", start.timestamp(), (start + timedelta(days=1)).timestamp())
+    assert [(i.follow_up.id, i.result, i.call_id) for i in wl.done] == [(fid, "visited, all fine", "")]
+    with pytest.raises(CrmNotFound):
+        await work.close_follow_up(999_999, "1001", FollowUpStatus.DONE, AGENT)

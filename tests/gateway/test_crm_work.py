@@ -225,3 +225,20 @@ async def test_the_flows_blacklist_policy_overrides_the_queues(tmp_path: Path) -
                                 "the refusal journaled")
         assert json.loads(rows[0]["body"])["message"] == "cti/closed"
         assert not [m for m in a.drain() if m["type"] == "offer"]
+
+
+async def test_a_visit_settled_without_a_call(site: AppSite) -> None:
+    cid = _customer_of(site, PLAIN_CALLER)
+    fid = await site.server.crm.add_follow_up(
+        cid, FollowUpRequest(FollowUpKind.VISIT, datetime.now(UTC), AGENT1, "3-day visit"))
+    a = await agent(site)
+    b = await agent(site, "agent2", AGENT2, ("support",))
+    boss = await supervisor(site)
+    assert (await boss.request("follow_up_close", follow_up_id=fid, status="done"))["code"] == "forbidden"
+    theirs = await b.request("follow_up_close", follow_up_id=fid, status="done")
+    assert (theirs["code"], theirs["reason"]) == ("refused", "not_yours")
+    done = await a.request("follow_up_close", follow_up_id=fid, status="done", notes="visited")
+    assert done["type"] == "result"
+    again = await a.request("follow_up_close", follow_up_id=fid, status="cancelled")
+    assert (again["reason"], site.crm_rows("SELECT status FROM follow_ups WHERE id = ?", fid)[0][0]) == (
+        "conflict", "done")

@@ -231,4 +231,7 @@ export default {
   "crm.bad_name": "Check the name:",
   "crm.result_reached": "reached",
   "crm.result_not_reached": "not reached",
+  "crm.settle": "Done",
+  "crm.settling": "Follow-up without a call: {who}",
+  "crm.follow_up_settled": "Follow-up settled.",
 };

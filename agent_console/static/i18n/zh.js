@@ -231,4 +231,7 @@ export default {
   "crm.bad_name": "请检查姓名：",
   "crm.result_reached": "已联系",
   "crm.result_not_reached": "未联系上",
+  "crm.settle": "完成",
+  "crm.settling": "无需通话的回访：{who}",
+  "crm.follow_up_settled": "回访已处理。",
 };

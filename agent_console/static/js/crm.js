@@ -55,7 +55,7 @@ export function flagBadges(flags) {
 
 // ------------------------------------------------------------------ the customer's card
 
-export async function openCustomer(customerId) {
+export async function openCustomer(customerId, scroll = true) {
   const reply = await ask("cf-status", "customer_open", { customer_id: customerId });
   if (!reply || reply.type !== "result") return;
   current = reply.data;
@@ -64,7 +64,7 @@ export async function openCustomer(customerId) {
   say("tk-status", "", "");
   fillForm(current.card);
   renderCard();
-  $("crm-card").scrollIntoView({ block: "start" });
+  if (scroll) $("crm-card").scrollIntoView({ block: "start" });
 }
 
 function startNewCustomer() {
@@ -238,8 +238,11 @@ function fillList(id, items, callable) {
       el("div", { class: "muted", text: `${label("fu", fu.kind)} · ${stamp(callable ? fu.due_at : item.done_at)}${fu.note ? ` · ${fu.note}` : ""}` }),
       item.result ? el("div", { class: "wl-result", text: resultText(item.result) }) : null);
     if (callable) {
-      li.append(el("button", { type: "button", class: "small ok wl-call", text: t("agent.call"),
-        disabled: Boolean(dialling), onclick: () => callFollowUp(fu.id, who) }));
+      li.append(el("div", { class: "wl-buttons" },
+        el("button", { type: "button", class: "small ok wl-call", text: t("agent.call"),
+          disabled: Boolean(dialling), onclick: () => callFollowUp(fu.id, who) }),
+        el("button", { type: "button", class: "small wl-settle", text: t("crm.settle"),
+          disabled: Boolean(dialling), onclick: () => settleFollowUp(fu.id, who) })));
     }
     list.append(li);
   }
@@ -253,9 +256,22 @@ async function callFollowUp(followUpId, who) {
   dialling = { follow_up_id: followUpId, call_id: reply.data.call_id, who };
   $("fu-call-form").reset();
   $("fu-call-who").textContent = t("crm.on_follow_up", { who });
+  show($("fu-hangup"), true);
+  show($("fu-reached-box"), true);
   show($("fu-call-form"), true);
   say("wl-status", "", "");
-  for (const b of document.querySelectorAll(".wl-call")) b.disabled = true;
+  for (const b of document.querySelectorAll(".wl-call, .wl-settle")) b.disabled = true;
+}
+
+function settleFollowUp(followUpId, who) {
+  // The same result form, without a call: a visit made, a customer who called in.
+  dialling = { follow_up_id: followUpId, call_id: null, who };
+  $("fu-call-form").reset();
+  $("fu-call-who").textContent = t("crm.settling", { who });
+  show($("fu-hangup"), false);
+  show($("fu-reached-box"), false);
+  show($("fu-call-form"), true);
+  for (const b of document.querySelectorAll(".wl-call, .wl-settle")) b.disabled = true;
 }
 
 async function hangUpFollowUp() {
@@ -266,14 +282,18 @@ async function hangUpFollowUp() {
 async function saveFollowUp() {
   if (!dialling) return;
   say("wl-status", t("agent.saving"), "");
-  const reply = await ask("wl-status", "follow_up_save", { follow_up_id: dialling.follow_up_id,
-    call_id: dialling.call_id, reached: $("fu-reached").checked, done: $("fu-done").checked,
-    notes: $("fu-notes").value });
+  const reply = dialling.call_id === null
+    ? await ask("wl-status", "follow_up_close", { follow_up_id: dialling.follow_up_id,
+      status: $("fu-done").checked ? "done" : "cancelled", notes: $("fu-notes").value })
+    : await ask("wl-status", "follow_up_save", { follow_up_id: dialling.follow_up_id,
+      call_id: dialling.call_id, reached: $("fu-reached").checked, done: $("fu-done").checked,
+      notes: $("fu-notes").value });
   if (!reply || reply.type !== "result") return;
   dialling = null;
   show($("fu-call-form"), false);
   await loadWorklist();
-  say("wl-status", t("crm.follow_up_saved"), "ok");
+  if (current) await openCustomer(current.card.id, false); // the card on screen shows it too
+  say("wl-status", t(reply.data.call_id ? "crm.follow_up_saved" : "crm.follow_up_settled"), "ok");
 }
 
 // ------------------------------------------------------------------ wiring
