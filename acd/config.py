@@ -18,6 +18,7 @@ from typing import BinaryIO, Literal, TypeVar
 import yaml
 
 from acd import devices
+from acd.blacklist import BLACKLIST_ACTIONS, BlacklistPolicy
 from acd.errors import AcdConfigError, ConfigIssue
 
 POLICIES = ("longest_idle", "most_skilled", "round_robin", "fewest_calls", "least_occupied")
@@ -145,6 +146,7 @@ class QueueConfig:
     default_handle_s: float = 180.0  # used for estimated wait until real handle times exist
     priority: PriorityRules = PriorityRules()
     line: int = 0
+    blacklist: BlacklistPolicy | None = None  # what happens to a blacklisted caller (acd/blacklist.py)
 
     def level_stages(self) -> tuple[Mapping[str, int], ...]:
         """Distinct required-level sets over time: stage 0 is the queue's own requirement."""
@@ -297,7 +299,7 @@ _LOADER: type = getattr(yaml, "CSafeLoader", _BoundedSafeLoader)
 _TOP_FIELDS = {"skills", "pause_reasons", "queues", "agents", "priority_aging_per_s", "agent_targets", "alerts"}
 _QUEUE_FIELDS = {
     "name", "skills", "policy", "service_level", "max_wait_s", "on_max_wait", "escalation", "wrap_up_s",
-    "announce_every_s", "short_abandon_s", "ring_timeout_s", "sticky_window_s", "default_handle_s", "priority",
+    "announce_every_s", "short_abandon_s", "ring_timeout_s", "sticky_window_s", "default_handle_s", "priority", "blacklist",
     "targets",
 }
 _STEP_FIELDS = {"after_s", "min_levels", "also_offer_to", "action"}
@@ -592,6 +594,8 @@ class _Loader:
                               lambda n, f: self.escalation(n, f, required, declared, skills, queue_names, max_wait),
                               no_steps)
         priority = self.optional(fields, "priority", "priority", self.priority_rules, PriorityRules())
+        blacklist = self.optional(fields, "blacklist", "blacklist",
+                                  lambda n, f: self.blacklist_policy(n, f, name, queue_names), None)
 
         def seconds(key: str, default: float) -> float:
             return self.optional(fields, key, key, self.number, default)
@@ -606,7 +610,7 @@ class _Loader:
             sticky_window_s=seconds("sticky_window_s", 0.0),
             default_handle_s=self.optional(fields, "default_handle_s", "default_handle_s",
                                            lambda n, f: self.number(n, f, strict=True), 180.0),
-            priority=priority, line=node.start_mark.line + 1,
+            priority=priority, line=node.start_mark.line + 1, blacklist=blacklist,
         )
         if len(self.issues) > before:
             self.flawed.add(name)
@@ -688,6 +692,31 @@ class _Loader:
         if self.is_null(node):
             return None
         return self.number(node, fld, strict=True)
+
+    def blacklist_policy(self, node: yaml.Node, fld: str, queue: str, queue_names: set[str]) -> BlacklistPolicy:
+        fields = self.mapping(node, fld, {"action", "message", "queue"})
+        if "action" not in fields:
+            raise self.fail(node, f"{fld}.action", f"is required: one of {', '.join(BLACKLIST_ACTIONS)}")
+        action = self.text(fields["action"], f"{fld}.action")
+        if action not in BLACKLIST_ACTIONS:
+            raise self.fail(fields["action"], f"{fld}.action",
+                            f"unknown action {action!r}; expected one of {', '.join(BLACKLIST_ACTIONS)}")
+        wants = {"refuse": "message", "route": "queue", "lowest": None}[action]
+        for key in fields.keys() - {"action"}:
+            if key != wants:
+                raise self.fail(fields[key], f"{fld}.{key}", f"does not go with action {action}")
+        if wants is not None and wants not in fields:
+            what = "the prompt played to the caller" if wants == "message" else "the queue the caller goes to"
+            raise self.fail(node, f"{fld}.{wants}", f"is required with action {action}: {what}")
+        value = self.text(fields[wants], f"{fld}.{wants}") if wants is not None else ""
+        if action == "refuse" and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_/.-]{0,99}", value):
+            raise self.fail(fields["message"], f"{fld}.message", f"{_shown(value)} is not a prompt name")
+        if action == "route" and value not in queue_names:
+            raise self.fail(fields["queue"], f"{fld}.queue", f"unknown queue {_shown(value)}")
+        if action == "route" and value == queue:
+            raise self.fail(fields["queue"], f"{fld}.queue", "routes the caller to the same queue")
+        return BlacklistPolicy(action, message=value if action == "refuse" else "",  # type: ignore[arg-type]
+                               queue=value if action == "route" else "")
 
     def priority_rules(self, node: yaml.Node, fld: str) -> PriorityRules:
         fields = self.mapping(node, fld, {"vip", "grades"})

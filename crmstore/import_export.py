@@ -40,6 +40,8 @@ from .phones import normalize_phone
 from .plan import Execute, ExecuteMany, Fetch, Plan
 from .privacy import SYSTEM, Right, Viewer
 from .store import CrmStore
+from .validation import clean_text as _clean
+from .validation import email_problem
 
 CSV_COLUMNS = (
     "name",
@@ -70,13 +72,6 @@ AKA = "also known as: "  # the notes line that keeps a merged row's other name
 
 RowOutcome = RejectedRow | MergedRow
 
-# Control characters are refused, not stored: PostgreSQL refuses NUL in text outright (one NUL would fail
-# its whole transaction) and the rest break consoles and exports. Notes may hold tabs and line breaks.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_CONTROL_IN_NOTES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
-_EMAIL_NAME = re.compile(r"[^\s@\"(),:;<>\[\]\\]+")
-
-
 # ------------------------------------------------------------------------------------- validation
 
 
@@ -95,13 +90,6 @@ class ImportRow:
     # Column values ready for INSERT (after customer_id), checked before the write transaction starts:
     # nothing inside a write plan may fail on a bad value, that would roll back the rows beside it.
     history: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
-
-
-def _clean(value: str, what: str, *, multiline: bool = False) -> str:
-    bad = (_CONTROL_IN_NOTES if multiline else _CONTROL).search(value)
-    if bad:
-        raise ValueError(f"{what} contains a control character (U+{ord(bad.group()):04X}) at position {bad.start()}")
-    return value
 
 
 def _text(raw: Mapping[str, Any], key: str, what: str | None = None, *, multiline: bool = False) -> str:
@@ -143,31 +131,6 @@ def _shown(value: Any) -> str:
     """A value from the file inside a reason: its repr, cut to a readable length."""
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def email_problem(email: str) -> str | None:
-    """Why ``email`` is not an address (None: it is one). Deliberately simple: one @, a name part
-    without spaces or quotes, a domain of dotted labels (Unicode letters allowed)."""
-    if len(email) > 254:
-        return "longer than 254 characters"
-    name, at, domain = email.rpartition("@")
-    if not at or not name:
-        return "no name@domain"
-    if "@" in name:
-        return "more than one @"
-    if not _EMAIL_NAME.fullmatch(name) or name.startswith(".") or name.endswith(".") or ".." in name:
-        return f"{name!r} is not a mailbox name"
-    labels = domain.split(".")
-    if len(labels) < 2:
-        return f"domain {domain!r} has no dot"
-    for label in labels:
-        if not label or len(label) > 63 or label[0] == "-" or label[-1] == "-":
-            return f"domain {domain!r} is not a domain name"
-        if not all(ch.isalnum() or ch == "-" for ch in label):
-            return f"domain {domain!r} is not a domain name"
-    if labels[-1].isdigit():
-        return f"domain {domain!r} is not a domain name"
-    return None
 
 
 def validate(n: int, raw: Mapping[str, Any], default_country: str) -> ImportRow:

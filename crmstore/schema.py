@@ -240,10 +240,31 @@ _V3_INDEXES = (
     "CREATE INDEX ix_interactions_ended ON interactions (ended_at)",
 )
 
+# CRM work in the consoles: every status a ticket went through, by whom, with a note (a closed ticket is
+# closed once); what came of a follow-up (when it was done, by which call, what the agent wrote).
+_V4_TABLES = (
+    """CREATE TABLE ticket_events (
+        id {pk},
+        ticket_id {big} NOT NULL REFERENCES tickets(id),
+        at {real} NOT NULL,
+        actor TEXT NOT NULL,
+        status TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT '')""",
+    "ALTER TABLE follow_ups ADD COLUMN done_at {real}",
+    "ALTER TABLE follow_ups ADD COLUMN done_by TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE follow_ups ADD COLUMN result TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE follow_ups ADD COLUMN call_id TEXT NOT NULL DEFAULT ''",
+)
+_V4_INDEXES = (
+    "CREATE INDEX ix_ticket_events_ticket ON ticket_events (ticket_id, at)",
+    "CREATE INDEX ix_follow_ups_done ON follow_ups (owner, done_at)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial CRM schema", _V1_TABLES, _V1_INDEXES),
     Migration(2, "journal; interaction segments and ends", _V2_TABLES, _V2_INDEXES),
     Migration(3, "report aggregates; interactions' queue entry time", _V3_TABLES, _V3_INDEXES),
+    Migration(4, "ticket status history; follow-up results", _V4_TABLES, _V4_INDEXES),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from acd.blacklist import refusal_prompts
 from acd.config import AcdConfig
 from crmstore.schedule import grading_loop
 from crmstore.store import CrmStore, open_store
@@ -225,7 +226,8 @@ class CtiServer:
         for error in self.flows.reload():
             log.error("IVR flow not loaded: %s", error)
         if s.prompts_dir is not None:  # a missing prompt is told, not fatal: callers go on without it
-            for problem in check_prompts(s.prompts_dir, map(self.flows.get, self.flows.names()), QUEUE_PROMPTS):
+            queue_prompts = {**QUEUE_PROMPTS, **refusal_prompts((q.name, q.blacklist) for q in s.acd.queues)}
+            for problem in check_prompts(s.prompts_dir, map(self.flows.get, self.flows.names()), queue_prompts):
                 log.error("%s", problem)
         if s.speech_models:
             self.speech = RecognizerPool({k: str(v) for k, v in s.speech_models.items()})

@@ -452,6 +452,28 @@ def cmd_crm_export(args: argparse.Namespace) -> int:
     return _crm_command(args, main, writable)
 
 
+def cmd_crm_grade(args: argparse.Namespace) -> int:
+    """ABC grading now, over the last --days (the server also runs it on its schedule)."""
+    from crmstore.schedule import grade_now
+
+    def sane() -> None:
+        if not 1 <= args.days <= 3660:
+            raise CliError(f"--days {args.days}: give 1 to 3660 days")
+
+    async def main(target: tuple[str, str]) -> int:
+        store = await _open_crm(target, must_exist=True)
+        try:
+            report = await grade_now(store, lookback_days=args.days)
+        finally:
+            await store.close()
+        counts = ", ".join(f"{g.value} {n}" for g, n in report.counts.items())
+        print(f"graded {report.graded} customers on {report.period_start}..{report.period_end}: {counts};"
+              f" {len(report.changes)} changed, {len(report.fast_moves)} by two grades")
+        return 0
+
+    return _crm_command(args, main, sane)
+
+
 def _report_time(text: str, tz: Any, *, end: bool) -> Any:
     """YYYY-MM-DD (a whole day: --to includes it) or YYYY-MM-DDTHH:MM, in the centre's zone."""
     from datetime import datetime, time, timedelta
@@ -595,13 +617,17 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("crm", help="CRM side-store")
     csub = c.add_subparsers(dest="crm_command", required=True)
     for name, func, helptext in (("import", cmd_crm_import, "import customers and history (CSV or JSON)"),
-                                 ("export", cmd_crm_export, "export customers and history (CSV or JSON)")):
+                                 ("export", cmd_crm_export, "export customers and history (CSV or JSON)"),
+                                 ("grade", cmd_crm_grade, "ABC grading of every customer now")):
         cp = csub.add_parser(name, help=helptext)
-        cp.add_argument("file")
+        if name != "grade":
+            cp.add_argument("file")
         cp.add_argument("--db", help="database URL (sqlite:///path/crm.db or postgresql://...)")
         cp.add_argument("--config", help="take the database URL and default country from this cti.yaml")
         cp.add_argument("--country", help="default country for phone numbers (default: from --config, else CN)")
         cp.set_defaults(func=func)
+        if name == "grade":
+            cp.add_argument("--days", type=int, default=365, help="revenue of the last DAYS days (default 365)")
         if name == "import":
             cp.add_argument("--max-size", type=int, default=1024, metavar="MIB",
                             help="refuse files larger than this many MiB (default 1024)")

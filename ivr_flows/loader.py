@@ -20,6 +20,7 @@ import yaml
 
 from .errors import FlowError
 from .model import (
+    BLACKLIST_ACTIONS,
     DEFAULT_LOOKUP_SETS,
     SAY_KINDS,
     BranchCase,
@@ -31,6 +32,7 @@ from .model import (
     Condition,
     Fallback,
     Flow,
+    FlowBlacklist,
     GotoNode,
     Graph,
     HangupNode,
@@ -706,7 +708,32 @@ def _graph(name: str, m: _Map, d: _Defaults, problems: list[_Bad]) -> Graph:
 
 
 TOP_FIELDS = ("flow", "language", "start", "nodes", "subflows", "calendars", "variables", "fallback", "speech",
-              "comment")
+              "comment", "blacklist")
+
+
+def _blacklist(node: yaml.Node, what: str) -> FlowBlacklist:
+    """`blacklist: {action: refuse, message: <prompt>}`, `{action: route, queue: <queue>}` or `{action: lowest}`."""
+    m = _Map(node, what)
+    bad = m.unknown(("action", "message", "queue"), what)
+    if bad:
+        raise bad[0]
+    action = _str(m.need("action", what), f"{what}.action")
+    if action not in BLACKLIST_ACTIONS:
+        raise _Bad(_pos(m.need("action", what)),
+                   f"{what}.action: unknown action {action!r}; expected one of {', '.join(BLACKLIST_ACTIONS)}")
+    wants = {"refuse": "message", "route": "queue", "lowest": None}[action]
+    for key in ("message", "queue"):
+        if m.has(key) and key != wants:
+            raise _Bad(_pos(m.need(key, what)), f"{what}.{key}: does not go with action {action}")
+    if wants is None:
+        return FlowBlacklist(action, pos=m.pos)
+    value = _str(m.need(wants, what), f"{what}.{wants}") if m.has(wants) else ""
+    if not value:
+        raise _Bad(m.pos, f"{what}.{wants}: is required with action {action}")
+    if wants == "queue":
+        value = _name(m.need("queue", what), f"{what}.queue")
+    return FlowBlacklist(action, message=value if wants == "message" else "",
+                         queue=value if wants == "queue" else "", pos=m.pos)
 
 
 def parse_flow(text: str, file: str) -> tuple[Flow | None, list[FlowError]]:
@@ -745,6 +772,12 @@ def parse_flow(text: str, file: str) -> tuple[Flow | None, list[FlowError]]:
                 _opt(fm, "priority", lambda n, w: _int(n, w, 0, 100), "fallback", 0),
                 fm.pos,
             )
+        blacklist = None
+        if m.get("blacklist") is not None:
+            try:
+                blacklist = _blacklist(m.need("blacklist", "flow file"), "blacklist")
+            except _Bad as e:
+                problems.append(e)
         base_speech = SpeechSettings(language, 0.6, 5.0, 1, 2)
         d = _Defaults(_speech(m.get("speech"), "flow.speech", _Defaults(base_speech, None)) or base_speech, None)
         variables: dict[str, str] = {}
@@ -778,7 +811,7 @@ def parse_flow(text: str, file: str) -> tuple[Flow | None, list[FlowError]]:
         problems.append(e)
         return None, _errors(file, problems)
     version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-    flow = Flow(name, file, version, language, main, subflows, calendars, variables, fallback)
+    flow = Flow(name, file, version, language, main, subflows, calendars, variables, fallback, blacklist)
     return flow, _errors(file, problems)
 
 

@@ -406,6 +406,20 @@ class Fallback:
     pos: Pos = (1, 1)
 
 
+BLACKLIST_ACTIONS = ("refuse", "route", "lowest")
+
+
+@dataclass(frozen=True, slots=True)
+class FlowBlacklist:
+    """What this flow does with callers the CRM marks as blacklisted when it queues them: it overrides the
+    queue's own policy (acd.blacklist; the server turns this into the ACD's policy)."""
+
+    action: str  # refuse, route, lowest
+    message: str = ""  # refuse: the prompt played before the line is dropped
+    queue: str = ""  # route: where the caller waits instead
+    pos: Pos = (1, 1)
+
+
 @dataclass(frozen=True, slots=True)
 class Flow:
     name: str
@@ -417,6 +431,7 @@ class Flow:
     calendars: dict[str, Calendar]
     variables: dict[str, str]  # declared variables and their initial values
     fallback: Fallback
+    blacklist: FlowBlacklist | None = None
 
     def graph(self, name: str | None) -> Graph:
         return self.main if name is None else self.subflows[name]

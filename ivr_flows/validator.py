@@ -229,7 +229,22 @@ def _check_loops(flow: Flow, g: Graph) -> Iterable[FlowError]:
                                         "(it would spin forever)", "loop")
 
 
+def _check_blacklist(flow: Flow, catalog: FlowCatalog) -> Iterable[FlowError]:
+    policy = flow.blacklist
+    if policy is None:
+        return
+    if policy.action == "route" and catalog.queues is not None and policy.queue not in catalog.queues:
+        yield _err(flow, policy.pos, f"blacklist: unknown queue {policy.queue!r}", "queue")
+    if policy.action == "refuse":
+        if not safe_prompt_name(policy.message):
+            yield _err(flow, policy.pos, f"blacklist: prompt name {policy.message!r} has characters outside "
+                       "A-Z a-z 0-9 _ / . -", "prompt")
+        elif catalog.checks_prompts and not catalog.has_prompt(policy.message):
+            yield _err(flow, policy.pos, f"blacklist: prompt file {policy.message!r} not found", "prompt")
+
+
 def _check_catalog(flow: Flow, catalog: FlowCatalog) -> Iterable[FlowError]:
+    yield from _check_blacklist(flow, catalog)
     fb = flow.fallback
     if catalog.queues is not None and fb.queue not in catalog.queues:
         yield _err(flow, fb.pos, f"fallback: unknown queue {fb.queue!r}", "queue")

@@ -4,6 +4,7 @@ that anyone (this process, a restarted one, a replay) tells them from callers' c
 * ``cti-offer-<n>-<agent>``  an agent's leg for an ACD offer (acd.router numbers the offers)
 * ``cti-consult-<n>-<agent>`` an outside party dialled for a consultation
 * ``cti-out-<ms>-<agent>``    an agent's click-to-call
+* ``cti-fu-<id>-<ms>-<agent>`` an agent's call of follow-up <id> from their worklist
 * ``cti-spy-<ms>-<n>``        a supervisor's listen/whisper/barge call
 """
 
@@ -13,6 +14,7 @@ OFFER = "cti-offer-"
 CONSULT = "cti-consult-"
 OUTBOUND = "cti-out-"
 SPY = "cti-spy-"
+FOLLOW_UP = "cti-fu-"
 
 
 def ours(uniqueid: str) -> bool:
@@ -24,3 +26,8 @@ def offer_owner(leg_id: str) -> str | None:
     """The agent an offer leg is for."""
     parts = leg_id.split("-", 3)
     return parts[3] if len(parts) == 4 and leg_id.startswith(OFFER) else None
+
+
+def dialled_by_agent(leg_id: str) -> bool:
+    """An agent's own outbound call (click-to-call, a follow-up): not an ACD call."""
+    return leg_id.startswith((OUTBOUND, FOLLOW_UP))

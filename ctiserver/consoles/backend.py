@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from acd import events as ev
@@ -44,6 +44,7 @@ from ..journal.journal import JournalClosed
 from ..projections.recorder import Recorder
 from ..queueing.service import QueueingService
 from ..queueing.service import Refused as AcdRefused
+from .crm_work import CrmConsole
 from .devices import DeviceRefused, Phones
 from .presence import ConsolePresence
 from .views import ConsoleViews
@@ -99,6 +100,7 @@ class ConsoleBackend:
         self._spies: dict[str, _Spy] = {}  # supervisor (username) -> their spy call
         self._spy_calls = 0
         bus.subscribe(ce.LegHungUp, self._on_leg_hung_up)
+        self.crm_work = CrmConsole(self, bus)
 
     @property
     def config(self) -> AcdConfig:
@@ -280,7 +282,7 @@ class ConsoleBackend:
         await self._do(self.queueing.consult_cancel(call_id, agent_id))
 
     async def hangup(self, who: Principal, call_id: str) -> None:
-        if call_id.startswith(legs.OUTBOUND):
+        if legs.dialled_by_agent(call_id):
             await self._hangup_outbound(call_id)
             return
         agent_id = self._talking(call_id, who)
@@ -326,9 +328,13 @@ class ConsoleBackend:
                     await self.recorder.journal.durable(self.recorder.journal.last_seq, timeout=_SAVE_TIMEOUT_S)
 
     async def search_customers(self, who: Principal, query: str, limit: int) -> Sequence[object]:
-        return await self.crm.search(query, self._viewer(who), limit=limit)
+        return await self.crm_work.search(who, query, limit)
 
-    async def click_to_call(self, who: Principal, customer_id: int | None, number: str | None) -> str:
+    async def crm_command(self, who: Principal, command: str, args: Mapping[str, object]) -> object:
+        return await self.crm_work.command(who, command, args)
+
+    async def click_to_call(self, who: Principal, customer_id: int | None, number: str | None, *,
+                            leg: str = legs.OUTBOUND) -> str:
         agent_id = self._known_agent(who.agent_id)
         view = self.views.router.agent_view(agent_id, self.clock())
         if not view.endpoint:
@@ -339,7 +345,7 @@ class ConsoleBackend:
         if not number or not _DIALABLE.fullmatch(number):
             raise Refused("invalid_value", "no dialable number")
         pbx = next(iter(self.calls.pbxes.values()))
-        channel_id = f"{legs.OUTBOUND}{int(time.time() * 1000)}-{agent_id}"
+        channel_id = f"{leg}{int(time.time() * 1000)}-{agent_id}"
         self._dialled[channel_id] = agent_id
         try:
             result = await pbx.control.originate_outbound(view.endpoint, number.lstrip("+"),

@@ -10,6 +10,7 @@ import secrets
 import shutil
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from acd import events as ev
@@ -49,7 +50,8 @@ async def _prepare_crm(url: str) -> None:
             from crmstore.bulk import bulk_load
 
             await store.close()
-            await bulk_load(url, SampleSpec(customers=2000, interactions=20000))
+            # Purchases dated up to today: the daily ABC grading (a year of revenue) then spreads A, B and C.
+            await bulk_load(url, SampleSpec(customers=2000, interactions=20000, now=datetime.now(UTC)))
             store = await open_store(url, default_country="CN")
         await ensure_callers(store, DEMO_CALLERS)
     finally:

@@ -41,12 +41,17 @@ _COMMON = frozenset({"ping", "logout", "search"})
 _AGENT_ONLY = frozenset({"agent_login", "agent_logout", "ready", "pause", "hold", "unhold", "transfer",
                          "transfer_complete", "transfer_cancel", "hangup", "wrapup", "dial"})
 _SUPERVISOR = frozenset({"spy", "spy_stop", "force_pause", "force_logout", "move_call"})
+# CRM work: the card and its edits for everyone who talks to customers; the worklist is an agent's own;
+# the base-wide lists and runs are the supervisors'.
+_CRM_COMMON = frozenset({"customer_open", "customer_save", "ticket_open", "ticket_update"})
+_CRM_AGENT = frozenset({"worklist", "follow_up_add", "follow_up_call", "follow_up_save", "follow_up_close"})
+_CRM_SUPERVISOR = frozenset({"churn_list", "grade_run"})
 
 # Which commands each role may send (pre-auth messages `auth`/`resume` are handled apart).
 PERMISSIONS: Mapping[Role, frozenset[str]] = MappingProxyType({
-    Role.AGENT: _COMMON | _AGENT_ONLY,
-    Role.SUPERVISOR: _COMMON | _SUPERVISOR,
-    Role.ADMIN: _COMMON | _SUPERVISOR | ADMIN_MESSAGES,
+    Role.AGENT: _COMMON | _AGENT_ONLY | _CRM_COMMON | _CRM_AGENT,
+    Role.SUPERVISOR: _COMMON | _SUPERVISOR | _CRM_COMMON | _CRM_SUPERVISOR,
+    Role.ADMIN: _COMMON | _SUPERVISOR | _CRM_COMMON | _CRM_SUPERVISOR | ADMIN_MESSAGES,
 })
 assert all(t in CLIENT_MESSAGES for perms in PERMISSIONS.values() for t in perms)
 

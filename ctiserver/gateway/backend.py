@@ -23,10 +23,11 @@ class Refused(Exception):
     """The backend will not do it. `reason` is a short stable key the console can translate
     (invalid_state, not_found, not_your_call, no_phone, ...); `message` is for humans."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
+        self.field = field  # the client field at fault (bad input), for the console to point at
 
 
 class WrapUpFailed(Exception):
@@ -202,6 +203,10 @@ class Backend(Protocol):
 
     async def click_to_call(self, who: Principal, customer_id: int | None, number: str | None) -> str:
         """Originate the agent's phone then the customer; returns the new call id."""
+        ...
+
+    async def crm_command(self, who: Principal, command: str, args: Mapping[str, object]) -> object:
+        """The CRM work messages (schema.CRM_MESSAGES), role-checked by the gateway: the reply's data."""
         ...
 
     # supervisors and admins

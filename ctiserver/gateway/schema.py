@@ -267,6 +267,68 @@ _ADMIN_SPECS: tuple[MessageSpec, ...] = (
                 "role, action, customer_id, detail}]."),
 )
 
+
+# CRM work in the consoles (docs/protocol.md, CRM work). Ids of customers, tickets and follow-ups are the
+# CRM's; a call_id, when given, must be the agent's own call (checked like every call_id).
+_customer_id = req(Int(1, MAX_SEQ, doc="a customer id from search_results or customer_open"))
+_text_field = Str(200, min_len=0)
+_CRM_SPECS: tuple[MessageSpec, ...] = (
+    MessageSpec("customer_open", {"customer_id": _customer_id},
+                "The customer's card: grade, flags, tickets with their history, follow-ups, survey results. "
+                "Reply: result with data {card, flags, grade_change, tickets, follow_ups, surveys}."),
+    MessageSpec("customer_save", {
+        "customer_id": opt(Int(1, MAX_SEQ, doc="absent: a new customer (a lead with is_lead)")),
+        "name": opt(_text_field), "company": opt(_text_field), "email": opt(Str(254, min_len=0)),
+        "phones": opt(ListOf(Str(40, min_len=0), 10, doc="numbers to add; each must be a valid number")),
+        "notes": opt(Str(4000, min_len=0, multiline=True)), "preferred_language": opt(Str(16, min_len=0)),
+        "contact_time": opt(Str(100, min_len=0)), "contact_channel": opt(Str(32, min_len=0)),
+        "is_lead": opt(Bool())},
+                "Create or edit a customer or lead. Checked as imports are (valid phone number, e-mail shape, "
+                "no control characters); refused with reason invalid_value (and field) or conflict (a phone "
+                "of another customer), and then nothing is written. Reply: result with data {customer_id}."),
+    MessageSpec("ticket_open", {"customer_id": _customer_id, "subject": req(Str(500, multiline=True)),
+                                "note": opt(Str(4000, min_len=0, multiline=True)),
+                                "category": opt(Str(50, NAME, doc="default complaint")),
+                                "call_id": opt(Str(64, CALL_ID, doc="the agent's call the ticket comes from"))},
+                "Open a ticket (a complaint by default). Reply: result with data {ticket_id}."),
+    MessageSpec("ticket_update", {"ticket_id": req(Int(1, MAX_SEQ)),
+                                  "status": req(Choice(("open", "pending", "closed"))),
+                                  "note": opt(Str(4000, min_len=0, multiline=True)),
+                                  "follow_up_days": opt(Int(1, 30, doc="closing: schedule a post-service "
+                                                                        "visit this many days on"))},
+                "Move a ticket on; each move is kept in its history. A closed ticket is closed for good: "
+                "refused with reason already_closed. Reply: result with data {ticket_id, follow_up_id}."),
+    MessageSpec("follow_up_add", {"customer_id": _customer_id,
+                                  "kind": req(Choice(("callback", "visit", "satisfaction_call"))),
+                                  "due_at": req(Str(40, ISO_DATETIME, doc="ISO 8601")),
+                                  "note": opt(Str(500, min_len=0, multiline=True))},
+                "Agent: schedule a follow-up of this customer on your own worklist. Reply: result with data "
+                "{follow_up_id}."),
+    MessageSpec("worklist", {}, "Agent: your follow-ups, overdue, due today and done today. Reply: result "
+                "with data {overdue, due_today, done}."),
+    MessageSpec("follow_up_call", {"follow_up_id": req(Int(1, MAX_SEQ))},
+                "Agent: call the customer of one of your open follow-ups (your phone rings first, as for dial); "
+                "refused with reason not_yours for another agent's. Reply: result with data {call_id}."),
+    MessageSpec("follow_up_save", {"follow_up_id": req(Int(1, MAX_SEQ)), "call_id": _call_id,
+                                   "reached": req(Bool()), "done": req(Bool()),
+                                   "notes": opt(Str(4000, min_len=0, multiline=True))},
+                "Agent: what came of a follow-up call (call_id from follow_up_call): journaled, and the call's "
+                "row and the follow-up (done, when done) written to the CRM once durable. Reply: result."),
+    MessageSpec("follow_up_close", {"follow_up_id": req(Int(1, MAX_SEQ)),
+                                    "status": req(Choice(("done", "cancelled"))),
+                                    "notes": opt(Str(4000, min_len=0, multiline=True))},
+                "Agent: settle one of your open follow-ups without calling (a visit made, a customer who "
+                "called in). Refused with reason not_yours for another agent's, conflict when it is not open "
+                "any more. Reply: result."),
+    MessageSpec("churn_list", {"limit": opt(Int(1, 500))},
+                "Supervisor: customers showing churn signals (the churn-candidates report). Reply: result with "
+                "data {customers: [{customer_id, name, grade, signals}]}."),
+    MessageSpec("grade_run", {}, "Supervisor: ABC grading of every customer now (it also runs daily). Reply: "
+                "result with data {graded, counts, changed, fast_moves}."),
+)
+CRM_MESSAGES = frozenset(spec.type for spec in _CRM_SPECS)
+_SPECS = _SPECS + _CRM_SPECS
+
 CLIENT_MESSAGES: Mapping[str, MessageSpec] = MappingProxyType({s.type: s for s in (*_SPECS, *_ADMIN_SPECS)})
 ADMIN_MESSAGES = frozenset(s.type for s in _ADMIN_SPECS)
 PRE_AUTH_TYPES = frozenset({"auth", "resume", "ping"})

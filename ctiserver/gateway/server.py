@@ -643,7 +643,7 @@ class Gateway:
             reply = await asyncio.wait_for(self._handlers[cmd.type](client, who, cmd),
                                            self.config.command_timeout_s)
         except Refused as exc:
-            reply = error_reply(ErrorCode.REFUSED, exc.message, cmd.id, reason=exc.reason)
+            reply = error_reply(ErrorCode.REFUSED, exc.message, cmd.id, reason=exc.reason, field=exc.field)
         except TimeoutError:
             reply = error_reply(ErrorCode.UNAVAILABLE, "the server did not answer in time", cmd.id)
         except ConnectionClosed:
@@ -668,6 +668,7 @@ class Gateway:
             "dial": self._cmd_dial, "spy": self._cmd_spy, "spy_stop": self._cmd_spy_stop,
             "force_pause": self._cmd_force_pause,
             "force_logout": self._cmd_force_logout, "move_call": self._cmd_move_call,
+            **{kind: self._cmd_crm for kind in schema.CRM_MESSAGES},
         }
         table.update(dict.fromkeys(schema.ADMIN_MESSAGES, self._cmd_admin))
         missing = set(schema.CLIENT_MESSAGES) - set(table) - {"auth", "resume"}
@@ -748,6 +749,9 @@ class Gateway:
         limit = cast(int, cmd.args.get("limit", 20))
         found = await self.backend.search_customers(who, str(cmd.args["q"]), limit)
         return server_message("search_results", re=cmd.id, customers=list(found)[:limit])
+
+    async def _cmd_crm(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
+        return self._ok(cmd, await self.backend.crm_command(who, cmd.type, cmd.args))
 
     async def _cmd_dial(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
         customer_id = cast(int | None, cmd.args.get("customer_id"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from acd import events as ev
+from acd.blacklist import BlacklistPolicy, Refuse, admit
 from acd.config import AcdConfig
 from crmstore.privacy import Role as CrmRole
 from crmstore.privacy import Viewer
 from crmstore.store import CrmStore
 from ivr_flows.driver import FlowResult, run_flow
 from ivr_flows.interpreter import FlowRun
+from ivr_flows.model import FlowBlacklist
 from ivr_flows.registry import FlowRegistry
 from ivr_flows.speech import RecognizerPool
 from ivr_flows.steps import QueueFigures, QueueHandoff, Transfer, VoicemailDone
@@ -120,7 +123,8 @@ class IvrService:
         })
         outcome = result.outcome
         if isinstance(outcome, QueueHandoff):  # by the flow, or its fallback: both may name skills
-            await self._queue_caller(session, call, outcome.queue, outcome.priority, outcome.skills)
+            await self._queue_caller(session, call, outcome.queue, outcome.priority, outcome.skills,
+                                     flow_blacklist=_policy(flow.blacklist))
         elif isinstance(outcome, Transfer):
             context = "cti-outbound" if outcome.external else "cti-dial"
             await session.command("EXEC", "Goto", f"{context},{outcome.destination},1")
@@ -158,7 +162,7 @@ class IvrService:
         return await run_flow(session, run, services)
 
     async def _queue_caller(self, session: AgiSession, call: IvrCall, queue: str, priority: int,
-                            skills: tuple[str, ...] = ()) -> None:
+                            skills: tuple[str, ...] = (), flow_blacklist: BlacklistPolicy | None = None) -> None:
         config = self._acd_config()
         if not config.has_queue(queue):
             log.error("flow sent %s to unknown queue %r; using %r", call.call_id, queue, config.queues[0].name)
@@ -169,7 +173,7 @@ class IvrService:
             log.warning("flow asks skill(s) %s the ACD does not know for %s; queued without them",
                         unknown, call.call_id)
         sticky = None
-        vip, grade = False, None
+        vip, grade, blacklisted = False, None, False
         try:
             # One CRM round for both: the pop (shown the moment an agent is chosen) and the sticky agent.
             pop = await asyncio.wait_for(
@@ -180,6 +184,7 @@ class IvrService:
             if card is not None:
                 grade = card.grade.value if card.grade else None
                 vip = any(str(flag.flag) == "vip" for flag in pop.flags)
+                blacklisted = any(str(flag.flag) == "blacklist" for flag in pop.flags)
                 rec = self.recorder.projector.records.get(call.call_id)
                 if rec is not None and rec.customer_id is None:
                     self.recorder.record(f.CallerIdentified(call.call_id, card.id, card.name, grade, vip))
@@ -187,16 +192,32 @@ class IvrService:
             log.warning("screen pop for %s failed: %r", call.call_id, e)
         if sticky is not None and not config.has_agent(sticky):
             sticky = None
-        # Kept on the channel, so a CTI restarted while the caller waits can put them back in this queue.
-        with contextlib.suppress(Exception):
-            await session.command("SET VARIABLE", "CTI_QUEUE", queue)
         rec = self.recorder.projector.records.get(call.call_id)
         site = rec.pbx if rec is not None else ""
-        result = await self.queueing.wait_in_queue(session, ev.CallEnqueued(
-            call.call_id, queue, priority, call.caller_num, sticky, vip, grade, skills, site))
+        # The flow's policy, when it has one, is the one in force for its callers; else the queue's.
+        entry = admit(flow_blacklist or config.queue(queue).blacklist, ev.CallEnqueued(
+            call.call_id, queue, priority, call.caller_num, sticky, vip, grade, skills, site), blacklisted)
+        if isinstance(entry, Refuse):
+            await self._refuse(session, call, entry)
+            return
+        if not config.has_queue(entry.queue):  # a flow checked against an older queues file
+            log.error("blacklist policy routes %s to unknown queue %r; kept in %r", call.call_id, entry.queue, queue)
+            entry = dataclasses.replace(entry, queue=queue)
+        # Kept on the channel, so a CTI restarted while the caller waits can put them back in this queue.
+        with contextlib.suppress(Exception):
+            await session.command("SET VARIABLE", "CTI_QUEUE", entry.queue)
+        result = await self.queueing.wait_in_queue(session, entry)
         if result.outcome == "voicemail":
             with contextlib.suppress(Exception):
-                await session.command("EXEC", "Goto", f"cti-voicemail,{queue},1")
+                await session.command("EXEC", "Goto", f"cti-voicemail,{entry.queue},1")
+
+    async def _refuse(self, session: AgiSession, call: IvrCall, refusal: Refuse) -> None:
+        """A blacklisted caller the queue does not take: journaled, told why, and the line dropped."""
+        self.recorder.record(f.CallerRefused(call.call_id, refusal.queue, "blacklist", refusal.message))
+        with contextlib.suppress(Exception):  # a missing prompt or a caller already gone: the end is the same
+            await session.command("STREAM FILE", refusal.message, "")
+        with contextlib.suppress(Exception):
+            await session.command("HANGUP")
 
     def figures(self, queue: str) -> QueueFigures:
         """Live figures for IVR branch nodes (services.QueueFiguresSource)."""
@@ -207,6 +228,12 @@ class IvrService:
         per_call = snap.aht_s or 180.0
         ewt = snap.calls_waiting * per_call / max(1, available + snap.agents_by_state.get("on_call", 0))
         return QueueFigures(snap.calls_waiting, available, ewt)
+
+
+def _policy(flow_policy: FlowBlacklist | None) -> BlacklistPolicy | None:
+    if flow_policy is None:
+        return None
+    return BlacklistPolicy(flow_policy.action, flow_policy.message, flow_policy.queue)  # type: ignore[arg-type]
 
 
 def _all_nodes(flow: Any) -> list[Any]:

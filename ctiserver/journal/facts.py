@@ -200,6 +200,45 @@ class WrapUpSaved:
     saved_by: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class CallerRefused:
+    """The queue's blacklist policy turned the caller away (docs/acd.md, Blacklisted callers): they heard
+    `message` and the line was dropped; they never entered the queue."""
+
+    call_id: str
+    queue: str
+    reason: str  # blacklist
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUpCalled:
+    """An agent called a follow-up from their worklist: `call_id` names the agent's outbound leg."""
+
+    follow_up_id: int
+    call_id: str
+    agent_id: str
+    customer_id: int
+    number: str
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUpCallSaved:
+    """What came of a follow-up call, as the agent saved it; the CRM's row and the follow-up's state are
+    written in the same batch as this fact."""
+
+    follow_up_id: int
+    call_id: str
+    agent_id: str
+    reached: bool
+    done: bool
+    notes: str = ""
+    answered_at: float | None = None
+    ended_at: float | None = None
+    started_at: float = 0.0
+    number: str = ""
+
+
 # ----------------------------------------------------------------------------------- people, consoles
 
 
@@ -293,6 +332,9 @@ OWN_KINDS: dict[str, type] = {
     "call.survey": SurveyAnswered,
     "call.callback_promised": CallbackPromised,
     "call.wrapup": WrapUpSaved,
+    "call.refused": CallerRefused,
+    "crm.follow_up_called": FollowUpCalled,
+    "crm.follow_up_saved": FollowUpCallSaved,
     "console.session_ended": ConsoleSessionEnded,
     "console.user_logged_out": ConsoleUserLoggedOut,
     "supervisor.action": SupervisorAction,

@@ -1,5 +1,6 @@
 // Agent console: state, offers with their screen pop, call control, wrap-up, search, click-to-call.
 import { Connection } from "./connection.js";
+import { flagBadges, initAgentCrm, openCustomer } from "./crm.js";
 import { $, clear, el, option, show } from "./dom.js";
 import { dateTime, duration, nowSeconds, since } from "./format.js";
 import { apply, bindToggle, label, onLangChange, t } from "./i18n.js";
@@ -404,9 +405,12 @@ onSubmit("search-form", async () => {
   for (const customer of reply.customers) {
     const call = el("button", { type: "button", class: "small", text: t("agent.call"),
       onclick: () => act("dial-error", "dial", { customer_id: customer.id }) });
-    list.append(el("li", { class: "result" },
-      el("div", {}, el("b", { class: "cust-name", text: customer.name }),
-        customer.grade ? el("span", { class: "badge grade", "data-grade": customer.grade, text: customer.grade }) : null),
+    const open = el("a", { href: "#", class: "cust-name open-card", text: customer.name || customer.phones[0] || `#${customer.id}`,
+      onclick: (event) => { event.preventDefault(); openCustomer(customer.id); } });
+    list.append(el("li", { class: "result", "data-customer-id": customer.id },
+      el("div", {}, open, " ",
+        customer.grade ? el("span", { class: "badge grade", "data-grade": customer.grade, text: customer.grade }) : null,
+        ...flagBadges(customer.flags)),
       el("div", { class: "muted", text: [customer.company, customer.phone].filter(Boolean).join(" · ") }),
       call));
   }
@@ -424,4 +428,5 @@ onLangChange(() => {
 apply();
 render();
 setInterval(tick, 1000);
+initAgentCrm(conn);
 conn.connect();

@@ -2,6 +2,7 @@
 // Rows are created once and only their changed cells are rewritten; times in state tick
 // locally, so a thousand agents cost no traffic per second.
 import { Connection } from "./connection.js";
+import { initSupervisorCrm } from "./crm.js";
 import { $, clear, el, option, show } from "./dom.js";
 import { duration, percent, since } from "./format.js";
 import { apply, bindToggle, label, onLangChange, t } from "./i18n.js";
@@ -419,4 +420,5 @@ onLangChange(() => {
 apply();
 render();
 setInterval(tick, 1000);
+initSupervisorCrm(conn);
 conn.connect();
