@@ -14,8 +14,10 @@ from ..alerts.targets import judge_queue
 from ..crm_history.records import CallRecord, CallRecords
 from ..gateway.backend import AgentView, AlertView, CallView, OfferView
 from ..journal.facts import AlertCleared, AlertRaised
+from ..projections.drafts import Draft
 from ..projections.projector import Projector
-from .devices import label
+from .devices import AUTO_ANSWER_CONTEXT, label
+from .numbers import format_number
 
 # acd CallState -> the consoles' call states (docs/protocol.md)
 _CALL_LIST_STATE = {"new": "ivr", "offered": "ringing", "connected": "talking"}
@@ -54,14 +56,32 @@ class ConsoleViews:
         v = self.router.agent_view(agent_id, now)
         name = self.config.agent(agent_id).name if self.config.has_agent(agent_id) else agent_id
         ext = label(v.endpoint) if v.endpoint else None
-        wrap_until = None
+        wrap_until = wrap_max = None
+        wrap_call, wrap_caller = None, ""
         if v.state == AgentState.WRAP_UP.value and v.call_id:
             rec = self.records.get(v.call_id)
-            queue = rec.queue if rec is not None else ""
+            queue = v.call_queue or (rec.queue if rec is not None else "")
+            wrap_call, wrap_caller = v.call_id, self.caller_shown(rec)
             if self.config.has_queue(queue):
-                wrap_until = v.since + self.config.queue(queue).wrap_up_s
+                q = self.config.queue(queue)
+                wrap_until = v.since + q.wrap_up_s
+                wrap_max = v.since + q.wrap_up_limit_s if v.wrap_held else None
         return AgentView(agent_id, v.state, max(v.since, self.started_at), v.pause_reason or v.pending_pause,
-                         ext, v.queues, name, wrap_until)
+                         ext, v.queues, name, wrap_until, wrap_call, wrap_caller, v.wrap_held, wrap_max,
+                         self.drafts_of(agent_id), AUTO_ANSWER_CONTEXT in v.endpoint)
+
+    def caller_shown(self, rec: CallRecord | None) -> str:
+        """The caller as a console names them: the CRM's name, the caller ID name, else the number."""
+        if rec is None:
+            return ""
+        return _caller_name(rec) or format_number(rec.caller_num)
+
+    def drafts_of(self, agent_id: str) -> tuple[dict[str, object], ...]:
+        """The agent's wrap-ups left unsaved, kept as drafts on their calls (newest first)."""
+        kept = sorted(self.projector.drafts.of_agent(agent_id), key=lambda x: -(x.kept_at or 0.0))
+        return tuple({"call_id": x.call_id, "caller": self.caller_shown(self.records.get(x.call_id)),
+                      "disposition": x.disposition, "notes": x.notes, "kept_at": x.kept_at, "why": x.why,
+                      "queue": x.queue} for x in kept[:20])
 
     def agent_row(self, agent_id: str) -> dict[str, object]:
         v = self.router.agent_view(agent_id, self.clock())
@@ -159,8 +179,22 @@ class ConsoleViews:
                          at if at is not None else self.clock(), change.text, subject)
 
     def active_alerts(self) -> tuple[AlertView, ...]:
-        """The target alerts in force, from the journal (they outlive a restart)."""
-        return tuple(self.alert(alert, at) for at, alert in self.projector.alerts.values())
+        """The target alerts in force and the wrap-ups kept as drafts, from the journal (they outlive a
+        restart)."""
+        drafts = tuple(self.draft_alert(x) for x in self.projector.drafts.kept.values())
+        return tuple(self.alert(alert, at) for at, alert in self.projector.alerts.values()) + drafts
+
+    def draft_alert(self, draft: Draft) -> AlertView:
+        """A wrap-up left unsaved: its notes are kept as a draft on the call (subject: the agent)."""
+        # One alert per call: subject "agent call" (an agent may leave several); text: the caller, the notes.
+        caller = self.caller_shown(self.records.get(draft.call_id))
+        return AlertView(f"wrapup_draft:{draft.call_id}", "", "wrapup_draft", 0.0, 0.0, "warning",
+                         draft.kept_at or draft.at, f"{caller}: {draft.notes[:200]}",
+                         f"{draft.agent_id} {draft.call_id}")
+
+    def draft_cleared(self, call_id: str, agent_id: str) -> AlertView:
+        return AlertView(f"wrapup_draft:{call_id}", "", "wrapup_draft", 0.0, 0.0, "cleared", self.clock(), "",
+                         f"{agent_id} {call_id}")
 
 
 def _caller_name(rec: CallRecord | None) -> str:

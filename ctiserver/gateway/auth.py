@@ -39,7 +39,8 @@ class Role(StrEnum):
 
 _COMMON = frozenset({"ping", "logout", "search"})
 _AGENT_ONLY = frozenset({"agent_login", "agent_logout", "ready", "pause", "hold", "unhold", "transfer",
-                         "transfer_complete", "transfer_cancel", "hangup", "wrapup", "dial"})
+                         "transfer_complete", "transfer_cancel", "hangup", "wrapup", "dial",
+                         "wrapup_draft", "my_day"})
 _SUPERVISOR = frozenset({"spy", "spy_stop", "force_pause", "force_logout", "move_call"})
 
 # Which commands each role may send (pre-auth messages `auth`/`resume` are handled apart).

@@ -76,7 +76,15 @@ class AgentView:
     extension: str | None = None
     queues: tuple[str, ...] = ()
     name: str = ""
-    wrap_up_until: float | None = None  # end of the wrap-up timer
+    wrap_up_until: float | None = None  # end of the queue's wrap-up time (wrap_up_s)
+    # The wrap-up belongs to its call: which call, whose; with the form open (held) the wrap-up lasts until
+    # saved or wrap_up_max_at, the queue's maximum.
+    wrap_call_id: str | None = None
+    wrap_caller: str = ""
+    wrap_held: bool = False
+    wrap_up_max_at: float | None = None
+    drafts: tuple[Mapping[str, object], ...] = ()  # wrap-ups left unsaved, kept as drafts on their calls
+    auto_answer: bool = False  # the agent's phone answers offers by itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +204,16 @@ class Backend(Protocol):
 
     async def save_wrapup(self, who: Principal, call_id: str, form: WrapUpForm) -> None:
         """Return only once durable; raise WrapUpFailed if nothing was written."""
+        ...
+
+    async def save_wrapup_draft(self, who: Principal, call_id: str, disposition: str, notes: str) -> float | None:
+        """Keep what the open wrap-up form holds; the wrap-up now lasts until saved or the queue's maximum
+        (returned, unix seconds)."""
+        ...
+
+    async def agent_today(self, who: Principal) -> Mapping[str, object]:
+        """The idle screen: the agent's figures today, callers waiting in their queues, due follow-ups
+        and callbacks, wrap-ups kept as drafts."""
         ...
 
     async def search_customers(self, who: Principal, query: str, limit: int) -> Sequence[object]: ...

@@ -202,6 +202,15 @@ _SPECS: tuple[MessageSpec, ...] = (
                                "due_at": req(Str(40, ISO_DATETIME, doc="ISO 8601")),
                                "note": opt(Str(500, min_len=0, multiline=True))}))},
                 "Agent: save the wrap-up. Reply: wrapup_saved once durable, or wrapup_failed."),
+    MessageSpec("wrapup_draft", {"call_id": _call_id,
+                                 "disposition": opt(Str(32, NAME, min_len=0)),
+                                 "notes": opt(Str(4000, min_len=0, multiline=True))},
+                "Agent: what the open wrap-up form of this call holds, sent as it changes. The wrap-up then "
+                "lasts until saved or the queue's wrap_up_max_s, and the notes are kept as a draft on the "
+                "call if it ends unsaved. Reply: result with data.until (unix seconds)."),
+    MessageSpec("my_day", {},
+                "Agent: the idle screen: figures today (calls, AHT, occupancy), callers waiting in the "
+                "agent's queues, due follow-ups and callbacks, wrap-ups kept as drafts. Reply: result."),
     MessageSpec("search", {"q": req(Str(100)), "limit": opt(Int(1, 50))},
                 "Customer search by name, company, phone or account. Reply: search_results."),
     MessageSpec("dial", {"customer_id": opt(Int(1, MAX_SEQ)), "number": opt(Str(32, NUMBER))},
