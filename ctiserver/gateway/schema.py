@@ -203,7 +203,7 @@ _SPECS: tuple[MessageSpec, ...] = (
                                "note": opt(Str(500, min_len=0, multiline=True))}))},
                 "Agent: save the wrap-up. Reply: wrapup_saved once durable, or wrapup_failed."),
     MessageSpec("wrapup_draft", {"call_id": _call_id,
-                                 "disposition": opt(Str(32, NAME, min_len=0)),
+                                 "disposition": opt(Str(32, r"[\w.@+-]*", min_len=0, doc="empty: not chosen yet")),
                                  "notes": opt(Str(4000, min_len=0, multiline=True))},
                 "Agent: what the open wrap-up form of this call holds, sent as it changes. The wrap-up then "
                 "lasts until saved or the queue's wrap_up_max_s, and the notes are kept as a draft on the "
