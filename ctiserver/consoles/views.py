@@ -107,19 +107,31 @@ class ConsoleViews:
             call_id=call_id, agent_id=agent_id, state=state, since=since,
             caller=rec.caller_num if rec else "", caller_name=_caller_name(rec), queue=rec.queue if rec else "",
             talk_since=talk_since, consult_target=consult if state == "consulting" else None,
+            caller_display=format_number(rec.caller_num) if rec else "",
         )
 
     def offer(self, call_id: str, agent_id: str, leg_id: str, queue: str, ring_timeout_s: float,
               kind: str = "queue") -> OfferView:
         rec = self.records.get(call_id)
         view = self.router.call_view(call_id)
+        pop = self.pops.get(call_id)
         return OfferView(
             offer_id=leg_id, call_id=call_id, agent_id=agent_id, queue=queue,
             caller=rec.caller_num if rec else "", offered_at=time.time(), ring_timeout_s=ring_timeout_s,
             caller_name=_caller_name(rec), ivr_path=tuple(rec.ivr_path) if rec else (),
             ivr_said=tuple(rec.said) if rec else (), priority=view.level_stage if view else 0,
-            pop=self.pops.get(call_id),
+            pop=pop, caller_display=format_number(rec.caller_num) if rec else "",
+            agent_names=self._agent_names(pop),
         )
+
+    def _agent_names(self, pop: object) -> dict[str, str]:
+        """The names of the agents in the pop's history (it stores their ids)."""
+        names: dict[str, str] = {}
+        for item in getattr(pop, "interactions", ()) or ():
+            agent_id = getattr(item, "agent", "") or ""
+            if agent_id and self.config.has_agent(agent_id):
+                names[agent_id] = self.config.agent(agent_id).name
+        return names
 
     def call_row(self, call_id: str) -> dict[str, object] | None:
         rec = self.records.get(call_id)

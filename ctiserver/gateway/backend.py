@@ -99,6 +99,7 @@ class CallView:
     direction: Literal["inbound", "outbound"] = "inbound"
     talk_since: float | None = None  # for the talk-time counter
     consult_target: str | None = None
+    caller_display: str = ""  # the number as people read it
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +118,8 @@ class OfferView:
     ivr_said: tuple[str, ...] = ()  # what the caller said to the IVR (speech recognition results)
     priority: int = 0
     pop: object = None  # crmstore.model.ScreenPop (any dataclass/mapping serialisable by schema.to_wire)
+    caller_display: str = ""  # the number as people read it (+86 134 5323 3942)
+    agent_names: Mapping[str, str] = field(default_factory=dict)  # agent ids of the pop's history -> names
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,10 @@
 // prefix and shown raw when the dictionary does not know them.
 import en from "../i18n/en.js";
 import zh from "../i18n/zh.js";
+import workdayEn from "../i18n/workday.en.js";
+import workdayZh from "../i18n/workday.zh.js";
 
-const DICTS = { en, zh };
+const DICTS = { en: { ...en, ...workdayEn }, zh: { ...zh, ...workdayZh } };
 const listeners = [];
 let lang = localStorage.getItem("cti.lang") || (navigator.language.toLowerCase().startsWith("zh") ? "zh" : "en");
 
