@@ -79,7 +79,7 @@ class ConsoleViews:
     def drafts_of(self, agent_id: str) -> tuple[dict[str, object], ...]:
         """The agent's wrap-ups left unsaved, kept as drafts on their calls (newest first)."""
         kept = sorted(self.projector.drafts.of_agent(agent_id), key=lambda x: -(x.kept_at or 0.0))
-        return tuple({"call_id": x.call_id, "caller": self.caller_shown(self.records.get(x.call_id)),
+        return tuple({"call_id": x.call_id, "caller": x.caller_name or format_number(x.caller_num),
                       "disposition": x.disposition, "notes": x.notes, "kept_at": x.kept_at, "why": x.why,
                       "queue": x.queue} for x in kept[:20])
 
@@ -199,7 +199,7 @@ class ConsoleViews:
     def draft_alert(self, draft: Draft) -> AlertView:
         """A wrap-up left unsaved: its notes are kept as a draft on the call (subject: the agent)."""
         # One alert per call: subject "agent call" (an agent may leave several); text: the caller, the notes.
-        caller = self.caller_shown(self.records.get(draft.call_id))
+        caller = draft.caller_name or format_number(draft.caller_num)
         return AlertView(f"wrapup_draft:{draft.call_id}", "", "wrapup_draft", 0.0, 0.0, "warning",
                          draft.kept_at or draft.at, f"{caller}: {draft.notes[:200]}",
                          f"{draft.agent_id} {draft.call_id}")

@@ -4,11 +4,12 @@ without saving). A saved wrap-up removes both. Pure: rebuilt from the journal li
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from acd import decisions as d
 
+from ..crm_history.records import CallRecords
 from ..journal.facts import Fact, WrapUpDraft, WrapUpSaved
 
 _KEPT_MAX = 1000  # drafts nobody saved are shown to supervisors; the oldest go first beyond this
@@ -24,6 +25,8 @@ class Draft:
     kept_at: float | None = None  # when its wrap-up ended unsaved
     why: str = ""  # why it ended: "wrap-up maximum reached", "ready", ...
     queue: str = ""
+    caller_name: str = ""  # the CRM's name or the caller ID name, when the form opened
+    caller_num: str = ""
 
 
 class WrapUpDrafts:
@@ -31,11 +34,15 @@ class WrapUpDrafts:
         self.open: dict[str, Draft] = {}  # call id -> the form being filled in
         self.kept: dict[str, Draft] = {}  # call id -> a draft left unsaved when its wrap-up ended
 
-    def apply(self, fact: Fact | None, decisions: list[d.Decision]) -> list[Draft]:
-        """Returns the drafts kept by these decisions (for the consoles to announce)."""
+    def apply(self, fact: Fact | None, decisions: list[d.Decision], records: CallRecords) -> list[Draft]:
+        """Returns the drafts kept by these decisions (for the consoles to announce). The caller is taken
+        from the call's record while it lives: a kept draft outlives it."""
         body = fact.body if fact is not None else None
-        if isinstance(body, WrapUpDraft):
-            self.open[body.call_id] = Draft(body.call_id, body.agent_id, body.disposition, body.notes, fact.at)  # type: ignore[union-attr]
+        if isinstance(body, WrapUpDraft) and fact is not None:
+            rec = records.get(body.call_id)
+            name = (rec.customer_name or rec.caller_name) if rec is not None else ""
+            self.open[body.call_id] = Draft(body.call_id, body.agent_id, body.disposition, body.notes, fact.at,
+                                            caller_name=name, caller_num=rec.caller_num if rec is not None else "")
         elif isinstance(body, WrapUpSaved):
             self.open.pop(body.call_id, None)
             self.kept.pop(body.call_id, None)
@@ -46,8 +53,7 @@ class WrapUpDrafts:
             draft = self.open.pop(x.call_id, None)
             if draft is None or draft.agent_id != x.agent_id:
                 continue
-            kept_draft = Draft(draft.call_id, draft.agent_id, draft.disposition, draft.notes, draft.at, x.at,
-                               x.reason, x.queue or "")
+            kept_draft = replace(draft, kept_at=x.at, why=x.reason, queue=x.queue or "")
             self.kept[x.call_id] = kept_draft
             kept.append(kept_draft)
             while len(self.kept) > _KEPT_MAX:

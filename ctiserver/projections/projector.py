@@ -125,7 +125,7 @@ class Projector:
         self.records.apply(fact, decisions)
         self.intervals.apply(fact, decisions, self.records)
         self.queue_log.apply(decisions)
-        self.drafts.apply(fact, decisions)  # before the listeners: a console push reads the kept draft
+        self.drafts.apply(fact, decisions, self.records)  # before the listeners: a console push reads the kept draft
         for listener in self.listeners:
             listener(fact, decisions)
 

@@ -39,7 +39,7 @@ export default {
   "keys.hold": "保持 / 恢复",
   "keys.transfer": "转接",
   "keys.hangup": "挂断",
-  "keys.save": "保存话后处理",
+  "keys.save": "保存小结",
   "keys.search": "搜索",
   "day.title": "我的今天",
   "day.calls": "通话数",
