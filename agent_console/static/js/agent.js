@@ -77,6 +77,12 @@ function handle(msg) {
       break;
     case "offer_cancelled":
       view.offers.delete(msg.offer_id);
+      if (view.work.popOffer && view.work.popOffer.offer_id === msg.offer_id) { // never connected: no pop
+        view.work.pop = null;
+        view.work.popOffer = null;
+        view.work.popCallId = null;
+        saveWork();
+      }
       break;
     case "call_state":
       callChanged(msg.call);
@@ -254,7 +260,7 @@ function render() {
   const badge = $("state-badge");
   badge.dataset.state = state;
   badge.textContent = label("state", state) + (view.agent && view.agent.reason ? ` · ${label("reason", view.agent.reason)}` : "");
-  $("my-queues").textContent = view.agent && view.agent.queues.length ? `${t("agent.queues")}: ${view.agent.queues.join(", ")}` : "";
+  $("my-queues").textContent = view.agent && view.agent.queues.length ? `${t("agent.queues")}: ${view.agent.queues.map((q) => label("queue", q)).join(", ")}` : "";
   $("btn-ready").disabled = ["available", "reserved", "on_call", "on_hold"].includes(state);
   $("btn-pause").disabled = state === "paused" && view.agent.reason === $("pause-reason").value;
   renderOffer();
@@ -482,7 +488,7 @@ onSubmit("search-form", async () => {
   const list = clear($("search-results"));
   const reply = await act("dial-error", "search", { q: $("search-q").value.trim(), limit: 20 });
   if (!reply || reply.type !== "search_results") return;
-  if (!reply.customers.length) list.append(el("li", { class: "muted", text: t("agent.no_results") }));
+  if (!reply.customers.length) list.append(el("li", { class: "muted", i18n: "agent.no_results", text: t("agent.no_results") }));
   for (const customer of reply.customers) {
     const call = el("button", { type: "button", class: "small", text: t("agent.call"),
       onclick: () => act("dial-error", "dial", { customer_id: customer.id }) });

@@ -59,7 +59,7 @@ function days(iso) {
 function chips(pop, offer, act) {
   const out = [];
   const chip = (kind, text, onclick, title) => out.push(el("li", {},
-    el("button", { type: "button", class: `action action-${kind}`, "data-kind": kind, title: title || "", onclick }, text)));
+    el("button", { type: "button", class: `action action-${kind}`, "data-kind": kind.split(" ")[0], title: title || "", onclick }, text)));
   if (!pop || !pop.customer) {
     const number = offer.caller_display || offer.caller;
     if (offer.caller) chip("lead", t("chip.lead"), () => act.lookUp(offer.caller), number);
@@ -67,7 +67,7 @@ function chips(pop, offer, act) {
   }
   for (const flag of (pop && pop.flags) || []) {
     const text = known(`chip.flag.${flag.flag}`) || label("flag", flag.flag);
-    chip("flag", flag.reason ? `${text} · ${flag.reason}` : text, () => act.scrollTo("pop-flags"), flag.reason);
+    chip(`flag action-flag-${flag.flag}`, flag.reason ? `${text} · ${flag.reason}` : text, () => act.scrollTo("pop-flags"), flag.reason);
   }
   const now = Date.now();
   for (const tk of (pop && pop.open_tickets) || []) {
@@ -162,7 +162,7 @@ export function renderPop(work, act) {
   const tickets = clear($("pop-tickets"));
   for (const tk of (pop && pop.open_tickets) || []) {
     tickets.append(el("li", { id: `ticket-${tk.id}` }, el("b", { text: `#${tk.id} ${label("ticket", tk.category)}` }), ` ${tk.subject} `,
-      el("span", { class: "muted", text: `${t("pop.due")} ${dateTime(tk.due_at)}` })));
+      el("span", { class: "muted", text: tk.due_at ? `${t("pop.due")} ${dateTime(tk.due_at)}` : dateTime(tk.opened_at) })));
   }
   if (!tickets.childElementCount) tickets.append(el("li", { class: "muted", text: t("common.none") }));
   const followUps = clear($("pop-followups"));
