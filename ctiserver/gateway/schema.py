@@ -272,7 +272,9 @@ _SERVER: dict[str, tuple[str, Mapping[str, Field]]] = {
                          {"seq": _seq, "agents": req(AnyObj())}),
     "call_list_delta": ("Changed calls: {call_id: {field: value} | null (ended)}.",
                         {"seq": _seq, "calls": req(AnyObj())}),
-    "alert": ("A queue crossed (or came back under) a threshold; a prompt cannot be played.", {"seq": _seq, "alert": req(AnyObj())}),
+    "alert": (("A queue's figure or an agent's call, pause or wrap-up went past its target (or came back); a "
+               "prompt cannot be played; a wrap-up was kept as a draft (or saved at last)."),
+              {"seq": _seq, "alert": req(AnyObj())}),
 }
 SERVER_MESSAGES: Mapping[str, tuple[str, Mapping[str, Field]]] = MappingProxyType(_SERVER)
 
