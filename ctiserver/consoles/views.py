@@ -4,7 +4,7 @@ call records, figures from the day's statistics. Views are built when needed, ne
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from acd.config import AcdConfig
 from acd.router import Router
@@ -25,8 +25,10 @@ _CALL_LIST_STATE = {"new": "ivr", "offered": "ringing", "connected": "talking"}
 
 class ConsoleViews:
     def __init__(self, projector: Projector, clock: Callable[[], float], started_at: float,
-                 consulting: Callable[[str], str | None] = lambda call_id: None) -> None:
+                 consulting: Callable[[str], str | None] = lambda call_id: None,
+                 flow_labels: Callable[[str], Mapping[str, Mapping[str, str]]] = lambda flow: {}) -> None:
         self.projector = projector
+        self._flow_labels = flow_labels  # a flow's node labels: the pop tells the reason for the call in words
         self.clock = clock
         self.started_at = started_at  # an agent never seen is "logged out since the server started"
         self._consulting = consulting
@@ -121,8 +123,16 @@ class ConsoleViews:
             caller_name=_caller_name(rec), ivr_path=tuple(rec.ivr_path) if rec else (),
             ivr_said=tuple(rec.said) if rec else (), priority=view.level_stage if view else 0,
             pop=pop, caller_display=format_number(rec.caller_num) if rec else "",
-            agent_names=self._agent_names(pop),
+            agent_names=self._agent_names(pop), ivr_labels=self._labels(rec),
         )
+
+    def _labels(self, rec: CallRecord | None) -> dict[str, Mapping[str, str]]:
+        """The labels of the nodes this caller went through, from the flow they ran."""
+        if rec is None or not rec.flow:
+            return {}
+        labels = self._flow_labels(rec.flow)
+        nodes = {step.split(":", 1)[0] for step in rec.ivr_path}
+        return {node: labels[node] for node in nodes if node in labels}
 
     def _agent_names(self, pop: object) -> dict[str, str]:
         """The names of the agents in the pop's history (it stores their ids)."""

@@ -120,6 +120,7 @@ class OfferView:
     pop: object = None  # crmstore.model.ScreenPop (any dataclass/mapping serialisable by schema.to_wire)
     caller_display: str = ""  # the number as people read it (+86 134 5323 3942)
     agent_names: Mapping[str, str] = field(default_factory=dict)  # agent ids of the pop's history -> names
+    ivr_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # node -> {language: label}
 
 
 @dataclass(frozen=True, slots=True)

@@ -166,7 +166,7 @@ async def test_a_pop_that_reads_in_two_seconds_shortcuts_and_the_idle_screen(
     # An unknown caller: the title says so with the number formatted; the chip looks the number up.
     _, unknown = await site.ring_agent(AGENT1, "+8613900000011")
     await expect(agent.locator("#pop-name")).to_have_text("Unknown caller · +86 139 0000 0011")
-    await expect(agent.locator("#pop-reason .reason")).to_have_text("Sales (pressed 1)")
+    await expect(agent.locator("#pop-reason .reason")).to_have_text("Sales enquiry (pressed 1)")
     chip = agent.locator("#pop-actions button[data-kind=lead]")
     await expect(chip).to_have_text("Unknown caller: look the number up or create a lead")
     await chip.click()

@@ -58,11 +58,4 @@ export default {
   "queue.support": "Support",
   "queue.complaints": "Complaints",
   "queue.general": "General",
-  "ivr.vip_queue": "VIP fast lane",
-  "ivr.sales": "Sales",
-  "ivr.support": "Support",
-  "ivr.complaints": "Complaint",
-  "ivr.general": "General enquiry",
-  "ivr.callback": "Callback request",
-  "ivr.voicemail": "Voicemail",
 };

@@ -58,11 +58,4 @@ export default {
   "queue.support": "技术支持",
   "queue.complaints": "投诉",
   "queue.general": "综合服务",
-  "ivr.vip_queue": "VIP 快速通道",
-  "ivr.sales": "销售咨询",
-  "ivr.support": "技术支持",
-  "ivr.complaints": "投诉",
-  "ivr.general": "综合咨询",
-  "ivr.callback": "预约回拨",
-  "ivr.voicemail": "留言",
 };

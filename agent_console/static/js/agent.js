@@ -235,7 +235,8 @@ function announce(offer) {
   view.work.pop = offer.pop || null;
   view.work.popOffer = { offer_id: offer.offer_id, caller: offer.caller, caller_name: offer.caller_name,
                          caller_display: offer.caller_display, queue: offer.queue, ivr_path: offer.ivr_path || [],
-                         ivr_said: offer.ivr_said || [], agent_names: offer.agent_names || {} };
+                         ivr_said: offer.ivr_said || [], agent_names: offer.agent_names || {},
+                         ivr_labels: offer.ivr_labels || {} };
   view.work.popCallId = offer.call_id;
   saveWork();
   document.body.dataset.pops = String(Number(document.body.dataset.pops || 0) + 1);

@@ -3,7 +3,7 @@
 // tickets, due follow-ups and the last contacts with agents' names and dates in the UI's language.
 import { $, clear, el, show } from "./dom.js";
 import { dateTime } from "./format.js";
-import { label, t } from "./i18n.js";
+import { currentLang, label, t } from "./i18n.js";
 
 // A translation, or null when the dictionaries do not know the key.
 function known(key, vars) {
@@ -16,10 +16,19 @@ function humanize(id) {
   return words ? words[0].toUpperCase() + words.slice(1) : String(id);
 }
 
-// A node of the flow in words: the flow's own label if it gave one (ivr.<node>), else the queue's name,
-// else the node id made readable.
-function nodeWords(node) {
-  return known(`ivr.${node}`) || known(`queue.${node}`) || humanize(node);
+// A flow's label for a node in the UI's language ({en: ..., zh: ...}, "zh-CN" counts as zh; "" = any).
+function flowLabel(labels, node) {
+  const texts = labels && labels[node];
+  if (!texts) return null;
+  const lang = currentLang();
+  const key = Object.keys(texts).find((k) => k === lang) || Object.keys(texts).find((k) => k.split(/[-_]/)[0] === lang);
+  return texts[key] || texts[""] || null;
+}
+
+// A node of the flow in words: the flow's own label if it gave one, else the console's words for the
+// demo's nodes (ivr.<node>), else the queue's name, else the node id made readable.
+function nodeWords(node, labels) {
+  return flowLabel(labels, node) || known(`ivr.${node}`) || known(`queue.${node}`) || humanize(node);
 }
 
 // "node", "node:key=1", "node:speech=退款(0.93)", "node:event" (ctiserver.crm_history.records.path_text)
@@ -31,7 +40,7 @@ function parseStep(text) {
 
 // What the caller chose, in words: each key or speech answer followed by the node it led to; without a
 // choice, the last place the flow sent them (a VIP fast lane, a queue); else the queue.
-export function callReason(ivrPath, queue) {
+export function callReason(ivrPath, queue, labels = {}) {
   const steps = (ivrPath || []).map(parseStep);
   const parts = [];
   for (let i = 0; i < steps.length; i++) {
@@ -40,12 +49,12 @@ export function callReason(ivrPath, queue) {
     const next = steps.slice(i + 1).find((s) => s.event === "node");
     const how = step.event === "key" ? t("pop.pressed", { key: step.value })
       : t("pop.said", { text: step.value.replace(/\(\d\.\d+\)$/, "") });
-    parts.push(next ? `${nodeWords(next.node)} (${how})` : how);
+    parts.push(next ? `${nodeWords(next.node, labels)} (${how})` : how);
   }
   if (parts.length) return parts.join(" › ");
   const nodes = steps.filter((s) => s.event === "node").map((s) => s.node);
   const last = nodes.length ? nodes[nodes.length - 1] : null;
-  if (last && (known(`ivr.${last}`) || known(`queue.${last}`))) return nodeWords(last);
+  if (last && (flowLabel(labels, last) || known(`ivr.${last}`) || known(`queue.${last}`))) return nodeWords(last, labels);
   return queue ? label("queue", queue) : "";
 }
 
@@ -130,7 +139,7 @@ export function renderPop(work, act) {
   gradeNode.textContent = grade ? label("grade", grade) : "";
   clear($("pop-flags")).append(...((pop && pop.flags) || []).map(flagBadge));
 
-  const reason = callReason(offer.ivr_path, offer.queue);
+  const reason = callReason(offer.ivr_path, offer.queue, offer.ivr_labels);
   const reasonNode = clear($("pop-reason"));
   show(reasonNode, Boolean(reason) || offer.ivr_said.length > 0);
   if (reason) reasonNode.append(el("b", { text: `${t("pop.reason")}: ` }), el("span", { class: "reason", text: reason }));
