@@ -60,17 +60,22 @@ class ConsoleViews:
         ext = label(v.endpoint) if v.endpoint else None
         wrap_until = wrap_max = None
         wrap_call, wrap_caller = None, ""
+        wrap_draft: dict[str, str] | None = None
         if v.state == AgentState.WRAP_UP.value and v.call_id:
             rec = self.records.get(v.call_id)
             queue = v.call_queue or (rec.queue if rec is not None else "")
             wrap_call, wrap_caller = v.call_id, self.caller_shown(rec)
+            draft = self.projector.drafts.open.get(v.call_id)
+            if draft is not None and draft.agent_id == agent_id:
+                wrap_draft = {"disposition": draft.disposition, "notes": draft.notes}
             if self.config.has_queue(queue):
                 q = self.config.queue(queue)
                 wrap_until = v.since + q.wrap_up_s
                 wrap_max = v.since + q.wrap_up_limit_s if v.wrap_held else None
         return AgentView(agent_id, v.state, max(v.since, self.started_at), v.pause_reason or v.pending_pause,
                          ext, v.queues, name, wrap_until, wrap_call, wrap_caller, v.wrap_held, wrap_max,
-                         self.drafts_of(agent_id), AUTO_ANSWER_CONTEXT in v.endpoint)
+                         self.drafts_of(agent_id), wrap_draft=wrap_draft,
+                         auto_answer=AUTO_ANSWER_CONTEXT in v.endpoint)
 
     def caller_shown(self, rec: CallRecord | None) -> str:
         """The caller as a console names them: the CRM's name, the caller ID name, else the number."""

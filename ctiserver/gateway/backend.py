@@ -84,6 +84,7 @@ class AgentView:
     wrap_held: bool = False
     wrap_up_max_at: float | None = None
     drafts: tuple[Mapping[str, object], ...] = ()  # wrap-ups left unsaved, kept as drafts on their calls
+    wrap_draft: Mapping[str, str] | None = None  # what the open form last sent ({disposition, notes}): a reload keeps it
     auto_answer: bool = False  # the agent's phone answers offers by itself
 
 

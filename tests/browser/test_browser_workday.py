@@ -74,6 +74,12 @@ async def test_a_wrap_up_that_outlives_its_queue_timer_while_a_new_call_waits(
     await expect(agent.locator("#wrapup-held")).to_be_visible()
     await agent.fill("#wrapup-notes", "客户要求退款，尚未写完")
     waiting = await site.add_waiting_call("sales", "+8613900000011")
+    # A reload keeps the form: its content is the server's draft.
+    await expect(agent.locator("#wrapup-held")).to_be_visible()
+    await agent.wait_for_timeout(800)  # the form's content goes to the server 700 ms after the last key
+    await agent.reload()
+    await expect(agent.locator("#wrapup-notes")).to_have_value("客户要求退款，尚未写完")
+    await expect(agent.locator("#wrapup-for")).to_contain_text(first)
 
     # Past the queue's 2 s: the countdown is red, the agent is still in wrap-up, the caller still waits,
     # and the pop on screen is still the first caller's.

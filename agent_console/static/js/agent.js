@@ -133,6 +133,13 @@ function wrapFollowsAgent() {
     if (!wrap || wrap.call_id !== agent.wrap_call_id) {
       openWrap({ call_id: agent.wrap_call_id, caller: agent.wrap_caller, kept: false });
     }
+    // After a reload the form is empty but the server has what it held: take it back, never send an
+    // empty form over it.
+    const saved = agent.wrap_draft;
+    if (saved && !$("wrapup-notes").value && !$("wrapup-disposition").value) {
+      $("wrapup-notes").value = saved.notes || "";
+      $("wrapup-disposition").value = saved.disposition || "";
+    }
     if (!agent.wrap_held) sendDraft();
     return;
   }
