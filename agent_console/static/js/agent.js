@@ -515,6 +515,8 @@ onSubmit("dial-form", () => act("dial-error", "dial", { number: $("dial-number")
 bindToggle($("lang"));
 onLangChange(() => {
   if (view.user) fillMenus();
+  const connNode = $("conn");
+  if (connNode.dataset.status) connNode.textContent = t(`conn.${connNode.dataset.status}`);
   renderShortcuts();
   render();
 });
