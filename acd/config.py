@@ -139,6 +139,9 @@ class QueueConfig:
     on_max_wait: TimeoutActionSpec = TimeoutActionSpec("voicemail")
     escalation: tuple[EscalationStep, ...] = ()
     wrap_up_s: float = 30.0
+    # While the agent's wrap-up form is open (a draft came in) the wrap-up outlasts wrap_up_s up to this;
+    # None: 4 x wrap_up_s, at least 120 s.
+    wrap_up_max_s: float | None = None
     announce_every_s: float = 30.0  # 0 disables position announcements
     short_abandon_s: float = 5.0
     ring_timeout_s: float = 15.0
@@ -147,6 +150,13 @@ class QueueConfig:
     priority: PriorityRules = PriorityRules()
     line: int = 0
     blacklist: BlacklistPolicy | None = None  # what happens to a blacklisted caller (acd/blacklist.py)
+
+    @property
+    def wrap_up_limit_s(self) -> float:
+        """The longest a wrap-up with its form open may last."""
+        if self.wrap_up_max_s is not None:
+            return max(self.wrap_up_max_s, self.wrap_up_s)
+        return max(4 * self.wrap_up_s, 120.0)
 
     def level_stages(self) -> tuple[Mapping[str, int], ...]:
         """Distinct required-level sets over time: stage 0 is the queue's own requirement."""
@@ -299,7 +309,9 @@ _LOADER: type = getattr(yaml, "CSafeLoader", _BoundedSafeLoader)
 _TOP_FIELDS = {"skills", "pause_reasons", "queues", "agents", "priority_aging_per_s", "agent_targets", "alerts"}
 _QUEUE_FIELDS = {
     "name", "skills", "policy", "service_level", "max_wait_s", "on_max_wait", "escalation", "wrap_up_s",
-    "announce_every_s", "short_abandon_s", "ring_timeout_s", "sticky_window_s", "default_handle_s", "priority", "blacklist",
+    "wrap_up_max_s",
+    "announce_every_s", "short_abandon_s", "ring_timeout_s", "sticky_window_s", "default_handle_s", "priority",
+    "blacklist",
     "targets",
 }
 _STEP_FIELDS = {"after_s", "min_levels", "also_offer_to", "action"}
@@ -603,7 +615,10 @@ class _Loader:
         queue = QueueConfig(
             name=name, skills=required, policy=policy,  # type: ignore[arg-type]
             service_level=sl, targets=targets, max_wait_s=max_wait, on_max_wait=on_max_wait, escalation=steps,
-            wrap_up_s=seconds("wrap_up_s", 30.0), announce_every_s=seconds("announce_every_s", 30.0),
+            wrap_up_s=seconds("wrap_up_s", 30.0),
+            wrap_up_max_s=self.optional(fields, "wrap_up_max_s", "wrap_up_max_s",
+                                        lambda n, f: self.number(n, f, strict=True), None),
+            announce_every_s=seconds("announce_every_s", 30.0),
             short_abandon_s=seconds("short_abandon_s", 5.0),
             ring_timeout_s=self.optional(fields, "ring_timeout_s", "ring_timeout_s",
                                          lambda n, f: self.number(n, f, strict=True), 15.0),
@@ -612,6 +627,9 @@ class _Loader:
                                            lambda n, f: self.number(n, f, strict=True), 180.0),
             priority=priority, line=node.start_mark.line + 1, blacklist=blacklist,
         )
+        if queue.wrap_up_max_s is not None and queue.wrap_up_max_s < queue.wrap_up_s:
+            self.issue(fields["wrap_up_max_s"], "wrap_up_max_s",
+                       f"must be at least wrap_up_s ({queue.wrap_up_s:g}), got {queue.wrap_up_max_s:g}")
         if len(self.issues) > before:
             self.flawed.add(name)
         self.queue = None

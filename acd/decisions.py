@@ -132,6 +132,16 @@ class PauseDeferred:
 
 
 @dataclass(frozen=True, slots=True)
+class WrapUpExtended:
+    """The agent's wrap-up now lasts until `until` (the queue's maximum) unless saved before."""
+
+    agent_id: str
+    call_id: str
+    until: float
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class Ignored:
     """`event` was applied, but part of it made no sense and was left out (an extra skill the
     configuration does not know): worth a warning in the log, not a refusal of the caller."""
@@ -149,4 +159,4 @@ class Refusal:
 
 
 Decision = (Offer | CancelOffer | Handover | Announce | TimeoutAction | AgentStateChanged | CallStateChanged
-            | QueueLogEntry | PauseDeferred | Ignored | Refusal)
+            | QueueLogEntry | PauseDeferred | WrapUpExtended | Ignored | Refusal)

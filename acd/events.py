@@ -211,6 +211,15 @@ class WrapUpDone:
 
 
 @dataclass(frozen=True, slots=True)
+class WrapUpHeld:
+    """The agent's wrap-up form for `call_id` is open with work in it: the wrap-up lasts until it is saved
+    or the queue's `wrap_up_max_s`, not the queue's `wrap_up_s`; no offer meanwhile."""
+
+    agent_id: str
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class SiteUnavailable:
     """The PBX `site` cannot be steered (its AMI link is down): its callers keep their places, nobody is
     offered one of them (an Originate there would fail at once, agent after agent) until it is back."""
@@ -233,6 +242,6 @@ class Tick:
 CallEvent = (CallEnqueued | CallLeftQueue | CallbackRequested | CallerHungUp | OfferRinging | OfferAnswered
              | OfferFailed | HoldStarted | HoldEnded | AgentCallEnded | TransferToQueue | TransferToAgent
              | TransferOut | ConsultStarted | ConsultEnded | CallMoved)
-AgentCommand = AgentLoggedIn | AgentLoggedOut | AgentReady | AgentPaused | WrapUpDone
+AgentCommand = AgentLoggedIn | AgentLoggedOut | AgentReady | AgentPaused | WrapUpDone | WrapUpHeld
 SiteEvent = SiteUnavailable | SiteAvailable
 Event = CallEvent | AgentCommand | SiteEvent | Tick

@@ -105,6 +105,7 @@ class _Agent:
         "state",
         "sticky",
         "version",
+        "wrap_held",
         "wrap_token",
     )
 
@@ -133,6 +134,7 @@ class _Agent:
         self.occupancy = 0.0
         self.sticky: LazyHeap[CallEntry] = LazyHeap(is_live)
         self.wrap_token = 0
+        self.wrap_held = False  # the wrap-up form is open: the queue's maximum ends it, not wrap_up_s
         self.leg_id = ""  # the ChannelId of this agent's leg for call_id (offer or consultation)
 
 
@@ -251,6 +253,8 @@ class AgentView:
     pending_pause: str | None
     calls_answered: int
     leg_id: str = ""  # ChannelId of the agent's latest leg (ringing, on a call, or just ended)
+    wrap_held: bool = False  # in wrap-up with the form open (see WrapUpHeld)
+    call_queue: str | None = None  # the queue of the call being handled or wrapped up
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +315,7 @@ class Router:
             ev.AgentReady: self._on_ready,
             ev.AgentPaused: self._on_paused,
             ev.WrapUpDone: self._on_wrap_up_done,
+            ev.WrapUpHeld: self._on_wrap_up_held,
             ev.SiteUnavailable: self._on_site_unavailable,
             ev.SiteAvailable: self._on_site_available,
             ev.Tick: lambda event, now, out: None,
@@ -344,7 +349,8 @@ class Router:
     def agent_view(self, agent_id: str, now: float) -> AgentView:
         a = self._agents[agent_id]
         return AgentView(a.id, a.state.value, a.since, now - a.since, a.endpoint, a.queues, a.call_id,
-                         a.pause_reason, a.pending_pause, a.calls_answered, a.leg_id)
+                         a.pause_reason, a.pending_pause, a.calls_answered, a.leg_id,
+                         a.state is A.WRAP_UP and a.wrap_held, a.call_queue)
 
     def call_view(self, call_id: str) -> CallView | None:
         c = self._calls.get(call_id)
@@ -383,7 +389,7 @@ class Router:
                 "call_queue": a.call_queue, "pending_pause": a.pending_pause, "pause_reason": a.pause_reason,
                 "answered_at": a.answered_at, "calls_answered": a.calls_answered, "busy_s": a.busy_s,
                 "login_at": a.login_at, "rr_last": a.rr_last, "occupancy": a.occupancy,
-                "wrap_token": a.wrap_token, "leg_id": a.leg_id,
+                "wrap_token": a.wrap_token, "leg_id": a.leg_id, "wrap_held": a.wrap_held,
             }
         calls = [{
             "id": c.id, "queue": c.queue.name, "state": c.state.value, "base": c.base, "first_enq": c.first_enq,
@@ -428,6 +434,7 @@ class Router:
                          "pause_reason", "answered_at", "calls_answered", "busy_s", "login_at", "occupancy",
                          "wrap_token", "leg_id"):
                 setattr(agent, name, a[name])
+            agent.wrap_held = a.get("wrap_held", False)  # checkpoints older than held wrap-ups have none
             agent.queues = tuple(q for q in a["queues"] if q in router._queues)
             agent.min_stage = {q: v for q, v in a["min_stage"].items() if q in router._queues}
             agent.score = {q: v for q, v in a["score"].items() if q in router._queues}
@@ -490,10 +497,10 @@ class Router:
                 and call.site not in self._down)
 
     def _timer_live(self, timer: tuple[float, int, str, str, int, int]) -> bool:
-        _, _, kind, ident, token, _ = timer
-        if kind == "wrap":
+        _, _, kind, ident, token, extra = timer
+        if kind == "wrap":  # extra 0: the queue's wrap_up_s, void while the form is open; 1: its maximum
             agent = self._agents[ident]
-            return agent.state is A.WRAP_UP and agent.wrap_token == token
+            return agent.state is A.WRAP_UP and agent.wrap_token == token and (extra == 1 or not agent.wrap_held)
         call = self._calls.get(ident)
         return call is not None and call.entry == token
 
@@ -511,7 +518,8 @@ class Router:
                 continue
             at, _, kind, ident, _, extra = timer
             if kind == "wrap":
-                self._finish_wrap_up(self._agents[ident], "wrap-up time over", at, out)
+                why = "wrap-up maximum reached" if extra == 1 else "wrap-up time over"
+                self._finish_wrap_up(self._agents[ident], why, at, out)
                 continue
             call = self._calls[ident]
             if kind == "step":
@@ -1130,6 +1138,7 @@ class Router:
         self._move_agent(agent, "call_end", reason, now, out)
         agent.call_queue = call.queue.name
         agent.wrap_token += 1
+        agent.wrap_held = False
         self._schedule(now + call.queue.wrap_up_s, "wrap", agent.id, agent.wrap_token)
 
     # ================================================================ transfers
@@ -1415,7 +1424,24 @@ class Router:
             return
         self._finish_wrap_up(agent, "wrap-up done", now, out)
 
+    def _on_wrap_up_held(self, e: ev.WrapUpHeld, now: float, out: list[d.Decision]) -> None:
+        agent = self._agent_or_refuse(e, out)
+        if agent is None:
+            return
+        if agent.state is not A.WRAP_UP or agent.call_id != e.call_id:
+            out.append(d.Refusal(e, f"agent {agent.id} is not wrapping up call {e.call_id} ({agent.state.value})"))
+            return
+        if agent.wrap_held:
+            return
+        agent.wrap_held = True
+        runtime = self._queues.get(agent.call_queue or "")
+        limit = runtime.cfg.wrap_up_limit_s if runtime is not None else 0.0
+        until = agent.since + limit
+        self._schedule(max(until, now), "wrap", agent.id, agent.wrap_token, 1)
+        out.append(d.WrapUpExtended(agent.id, e.call_id, until, now))
+
     def _finish_wrap_up(self, agent: _Agent, reason: str, now: float, out: list[d.Decision]) -> None:
+        agent.wrap_held = False
         if agent.call_queue is not None:
             self._queues[agent.call_queue].handle_times.append(now - agent.answered_at)
         if agent.pending_pause is not None:

@@ -231,7 +231,7 @@ class CtiServer:
                 log.error("%s", problem)
         if s.speech_models:
             self.speech = RecognizerPool({k: str(v) for k, v in s.speech_models.items()})
-        views = ConsoleViews(self.projector, self.clock, self.clock(), self.queueing.consulting)
+        views = ConsoleViews(self.projector, self.clock, self.clock(), self.queueing.consulting, self._flow_labels)
         self.presence = ConsolePresence(self.queueing, self.bus, self.clock, s.console_lost_after_s)
         self.console = ConsoleBackend(recorder=self.recorder, queueing=self.queueing, calls=self.calls,
                                       crm=self.crm, views=views, clock=self.clock, bus=self.bus,
@@ -284,6 +284,9 @@ class CtiServer:
             self.journal.before_commit.append(self._queue_log.flush)
         else:
             self.journal.before_commit.append(lambda: projector.queue_log.pending.clear())
+
+    def _flow_labels(self, flow: str) -> Mapping[str, Mapping[str, str]]:
+        return self.flows.get(flow).node_labels() if flow in self.flows else {}
 
     def _publish(self, fact: f.Fact | None, decisions: list[Any]) -> None:
         if fact is not None:

@@ -268,7 +268,24 @@ class _Defaults:
     fallback_target: str | None
 
 
-COMMON = ("type", "comment")
+COMMON = ("type", "comment", "label")
+_LANG = re.compile(r"[a-z]{2,3}([_-][A-Za-z]{2,4})?$")
+
+
+def _label(m: _Map, what: str) -> dict[str, str]:
+    """A node's `label`: a text for every language, or a mapping of language code to text."""
+    node = m.get("label")
+    if node is None:
+        return {}
+    if isinstance(node, yaml.MappingNode):
+        lm = _Map(node, f"{what}.label")
+        out: dict[str, str] = {}
+        for lang, (knode, vnode) in lm.items.items():
+            if not _LANG.match(lang):
+                raise _Bad(_pos(knode), f"{what}.label: {lang!r} is not a language code (en, zh, zh-CN ...)")
+            out[lang] = _str(vnode, f"{what}.label.{lang}")
+        return out
+    return {"": _str(node, f"{what}.label")}
 
 
 def _node(name: str, m: _Map, d: _Defaults, problems: list[_Bad]) -> Node:
@@ -693,6 +710,7 @@ def _graph(name: str, m: _Map, d: _Defaults, problems: list[_Bad]) -> Graph:
     nm = _Map(nodes_node, f"{what}.nodes")
     problems.extend(nm.dupes)
     nodes: dict[str, Node] = {}
+    labels: dict[str, dict[str, str]] = {}
     broken: set[str] = set()
     for node_name, (knode, vnode) in nm.items.items():
         broken.add(node_name)
@@ -701,10 +719,13 @@ def _graph(name: str, m: _Map, d: _Defaults, problems: list[_Bad]) -> Graph:
             body = _Map(vnode, f"node {node_name!r}")
             problems.extend(body.dupes)
             nodes[node_name] = _node(node_name, body, d, problems)
+            label = _label(body, f"node {node_name!r}")
+            if label:
+                labels[node_name] = label
             broken.discard(node_name)
         except _Bad as e:
             problems.append(e)
-    return Graph(name, start, nodes, m.pos, _pos(start_node), frozenset(broken))
+    return Graph(name, start, nodes, m.pos, _pos(start_node), frozenset(broken), labels)
 
 
 TOP_FIELDS = ("flow", "language", "start", "nodes", "subflows", "calendars", "variables", "fallback", "speech",

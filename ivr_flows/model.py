@@ -7,6 +7,7 @@ Every node keeps its position in the YAML file (``pos``) and the position of eac
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, time
 
@@ -396,6 +397,9 @@ class Graph:
     pos: Pos
     start_pos: Pos
     broken: frozenset[str] = frozenset()  # nodes that failed to parse (already reported by the loader)
+    # What a node means to people, per language ("" = any): a node's `label` (a text, or {en: ..., zh: ...}).
+    # The agent's screen pop tells the reason for the call with these; nodes without one fall back.
+    labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,3 +439,10 @@ class Flow:
 
     def graph(self, name: str | None) -> Graph:
         return self.main if name is None else self.subflows[name]
+
+    def node_labels(self) -> dict[str, Mapping[str, str]]:
+        """Every node's label (sub-flows' first, the main flow's over them)."""
+        out: dict[str, Mapping[str, str]] = {}
+        for graph in (*self.subflows.values(), self.main):
+            out.update(graph.labels)
+        return out

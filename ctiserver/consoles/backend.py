@@ -47,6 +47,7 @@ from ..queueing.service import Refused as AcdRefused
 from .crm_work import CrmConsole
 from .devices import DeviceRefused, Phones
 from .presence import ConsolePresence
+from .today import agent_today
 from .views import ConsoleViews
 
 _EXTENSION = re.compile(r"[0-9]{2,15}")
@@ -326,6 +327,22 @@ class ConsoleBackend:
                 # answer must not bring the agent back into a wrap-up they closed.
                 with contextlib.suppress(Exception):
                     await self.recorder.journal.durable(self.recorder.journal.last_seq, timeout=_SAVE_TIMEOUT_S)
+
+    async def save_wrapup_draft(self, who: Principal, call_id: str, disposition: str, notes: str) -> float | None:
+        agent_id = self._known_agent(who.agent_id)
+        view = self.views.router.agent_view(agent_id, self.clock())
+        if view.state != AgentState.WRAP_UP.value or view.call_id != call_id:
+            raise Refused("wrapup_over", f"the wrap-up of call {call_id} is over; save it (a draft is kept)")
+        self._record(f.WrapUpDraft(call_id, agent_id, disposition, notes))
+        if not view.wrap_held:  # the form is open: the queue's wrap_up_s no longer ends this wrap-up
+            try:
+                self.queueing.record(ev.WrapUpHeld(agent_id, call_id))
+            except JournalClosed:
+                raise _stopping() from None
+        return self.views.agent(agent_id).wrap_up_max_at
+
+    async def agent_today(self, who: Principal) -> Mapping[str, object]:
+        return await agent_today(self.views, self.crm, self._known_agent(who.agent_id), self.clock())
 
     async def search_customers(self, who: Principal, query: str, limit: int) -> Sequence[object]:
         return await self.crm_work.search(who, query, limit)

@@ -39,6 +39,8 @@ class ConsoleNotifier:
         bus.subscribe(d.Offer, self._on_offer)
         bus.subscribe(d.AgentStateChanged, self._on_agent_state)
         bus.subscribe(d.PauseDeferred, self._on_pause_deferred)
+        bus.subscribe(d.WrapUpExtended, self._on_wrap_up_extended)
+        bus.subscribe(f.WrapUpSaved, self._on_wrapup_saved)
         bus.subscribe(d.CallStateChanged, self._on_call_state)
         bus.subscribe(d.Handover, self._on_handover)
         bus.subscribe(f.CallArrived, self._on_call_fact)
@@ -99,6 +101,8 @@ class ConsoleNotifier:
             # the call now, not when the caller's side ends.
             ended = self.views.call(e.call_id, e.agent_id, "ended")
             self._push(lambda: gw.push_call_state(ended))
+        elif e.call_id and e.old == "wrap_up":
+            self._draft_kept(e)
         elif e.call_id and e.new == "on_call" and e.old == "reserved":
             talking = self.views.call(e.call_id, e.agent_id, "talking")
             self._push(lambda: gw.push_call_state(talking))
@@ -108,6 +112,30 @@ class ConsoleNotifier:
         view = self.views.agent(e.agent_id)
         gw = self.gateway
         self._push(lambda: gw.push_agent_state(view))
+
+    def _on_wrap_up_extended(self, e: d.WrapUpExtended) -> None:
+        # The form is open: the console shows the queue's maximum from now on.
+        view = self.views.agent(e.agent_id)
+        gw = self.gateway
+        self._push(lambda: gw.push_agent_state(view))
+
+    def _draft_kept(self, e: d.AgentStateChanged) -> None:
+        """The wrap-up ended unsaved with notes in its form: supervisors see the draft kept on the call."""
+        draft = self.views.projector.drafts.kept.get(e.call_id or "")
+        if draft is None or draft.kept_at != e.at or draft.agent_id != e.agent_id:
+            return
+        alert = self.views.draft_alert(draft)
+        gw = self.gateway
+        self._push(lambda: gw.push_alert(alert))
+
+    def _on_wrapup_saved(self, e: f.WrapUpSaved) -> None:
+        # A draft saved at last: its alert clears, and the agent's list of drafts shrinks.
+        alert = self.views.draft_cleared(e.call_id, e.agent_id)
+        view = self.views.agent(e.agent_id) if self.views.config.has_agent(e.agent_id) else None
+        gw = self.gateway
+        self._push(lambda: gw.push_alert(alert))
+        if view is not None:
+            self._push(lambda: gw.push_agent_state(view))
 
     # ------------------------------------------------------------------ calls
 

@@ -4,7 +4,7 @@ call records, figures from the day's statistics. Views are built when needed, ne
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from acd.config import AcdConfig
 from acd.router import Router
@@ -14,8 +14,10 @@ from ..alerts.targets import judge_queue
 from ..crm_history.records import CallRecord, CallRecords
 from ..gateway.backend import AgentView, AlertView, CallView, OfferView
 from ..journal.facts import AlertCleared, AlertRaised
+from ..projections.drafts import Draft
 from ..projections.projector import Projector
-from .devices import label
+from .devices import AUTO_ANSWER_CONTEXT, label
+from .numbers import format_number
 
 # acd CallState -> the consoles' call states (docs/protocol.md)
 _CALL_LIST_STATE = {"new": "ivr", "offered": "ringing", "connected": "talking"}
@@ -23,8 +25,10 @@ _CALL_LIST_STATE = {"new": "ivr", "offered": "ringing", "connected": "talking"}
 
 class ConsoleViews:
     def __init__(self, projector: Projector, clock: Callable[[], float], started_at: float,
-                 consulting: Callable[[str], str | None] = lambda call_id: None) -> None:
+                 consulting: Callable[[str], str | None] = lambda call_id: None,
+                 flow_labels: Callable[[str], Mapping[str, Mapping[str, str]]] = lambda flow: {}) -> None:
         self.projector = projector
+        self._flow_labels = flow_labels  # a flow's node labels: the pop tells the reason for the call in words
         self.clock = clock
         self.started_at = started_at  # an agent never seen is "logged out since the server started"
         self._consulting = consulting
@@ -54,14 +58,37 @@ class ConsoleViews:
         v = self.router.agent_view(agent_id, now)
         name = self.config.agent(agent_id).name if self.config.has_agent(agent_id) else agent_id
         ext = label(v.endpoint) if v.endpoint else None
-        wrap_until = None
+        wrap_until = wrap_max = None
+        wrap_call, wrap_caller = None, ""
+        wrap_draft: dict[str, str] | None = None
         if v.state == AgentState.WRAP_UP.value and v.call_id:
             rec = self.records.get(v.call_id)
-            queue = rec.queue if rec is not None else ""
+            queue = v.call_queue or (rec.queue if rec is not None else "")
+            wrap_call, wrap_caller = v.call_id, self.caller_shown(rec)
+            draft = self.projector.drafts.open.get(v.call_id)
+            if draft is not None and draft.agent_id == agent_id:
+                wrap_draft = {"disposition": draft.disposition, "notes": draft.notes}
             if self.config.has_queue(queue):
-                wrap_until = v.since + self.config.queue(queue).wrap_up_s
+                q = self.config.queue(queue)
+                wrap_until = v.since + q.wrap_up_s
+                wrap_max = v.since + q.wrap_up_limit_s if v.wrap_held else None
         return AgentView(agent_id, v.state, max(v.since, self.started_at), v.pause_reason or v.pending_pause,
-                         ext, v.queues, name, wrap_until)
+                         ext, v.queues, name, wrap_until, wrap_call, wrap_caller, v.wrap_held, wrap_max,
+                         self.drafts_of(agent_id), wrap_draft=wrap_draft,
+                         auto_answer=AUTO_ANSWER_CONTEXT in v.endpoint)
+
+    def caller_shown(self, rec: CallRecord | None) -> str:
+        """The caller as a console names them: the CRM's name, the caller ID name, else the number."""
+        if rec is None:
+            return ""
+        return _caller_name(rec) or format_number(rec.caller_num)
+
+    def drafts_of(self, agent_id: str) -> tuple[dict[str, object], ...]:
+        """The agent's wrap-ups left unsaved, kept as drafts on their calls (newest first)."""
+        kept = sorted(self.projector.drafts.of_agent(agent_id), key=lambda x: -(x.kept_at or 0.0))
+        return tuple({"call_id": x.call_id, "caller": x.caller_name or format_number(x.caller_num),
+                      "disposition": x.disposition, "notes": x.notes, "kept_at": x.kept_at, "why": x.why,
+                      "queue": x.queue} for x in kept[:20])
 
     def agent_row(self, agent_id: str) -> dict[str, object]:
         now = self.clock()
@@ -96,19 +123,39 @@ class ConsoleViews:
             call_id=call_id, agent_id=agent_id, state=state, since=since,
             caller=rec.caller_num if rec else "", caller_name=_caller_name(rec), queue=rec.queue if rec else "",
             talk_since=talk_since, consult_target=consult if state == "consulting" else None,
+            caller_display=format_number(rec.caller_num) if rec else "",
         )
 
     def offer(self, call_id: str, agent_id: str, leg_id: str, queue: str, ring_timeout_s: float,
               kind: str = "queue") -> OfferView:
         rec = self.records.get(call_id)
         view = self.router.call_view(call_id)
+        pop = self.pops.get(call_id)
         return OfferView(
             offer_id=leg_id, call_id=call_id, agent_id=agent_id, queue=queue,
             caller=rec.caller_num if rec else "", offered_at=time.time(), ring_timeout_s=ring_timeout_s,
             caller_name=_caller_name(rec), ivr_path=tuple(rec.ivr_path) if rec else (),
             ivr_said=tuple(rec.said) if rec else (), priority=view.level_stage if view else 0,
-            pop=self.pops.get(call_id),
+            pop=pop, caller_display=format_number(rec.caller_num) if rec else "",
+            agent_names=self._agent_names(pop), ivr_labels=self._labels(rec),
         )
+
+    def _labels(self, rec: CallRecord | None) -> dict[str, Mapping[str, str]]:
+        """The labels of the nodes this caller went through, from the flow they ran."""
+        if rec is None or not rec.flow:
+            return {}
+        labels = self._flow_labels(rec.flow)
+        nodes = {step.split(":", 1)[0] for step in rec.ivr_path}
+        return {node: labels[node] for node in nodes if node in labels}
+
+    def _agent_names(self, pop: object) -> dict[str, str]:
+        """The names of the agents in the pop's history (it stores their ids)."""
+        names: dict[str, str] = {}
+        for item in getattr(pop, "interactions", ()) or ():
+            agent_id = getattr(item, "agent", "") or ""
+            if agent_id and self.config.has_agent(agent_id):
+                names[agent_id] = self.config.agent(agent_id).name
+        return names
 
     def call_row(self, call_id: str) -> dict[str, object] | None:
         rec = self.records.get(call_id)
@@ -168,8 +215,22 @@ class ConsoleViews:
                          at if at is not None else self.clock(), change.text, subject)
 
     def active_alerts(self) -> tuple[AlertView, ...]:
-        """The target alerts in force, from the journal (they outlive a restart)."""
-        return tuple(self.alert(alert, at) for at, alert in self.projector.alerts.values())
+        """The target alerts in force and the wrap-ups kept as drafts, from the journal (they outlive a
+        restart)."""
+        drafts = tuple(self.draft_alert(x) for x in self.projector.drafts.kept.values())
+        return tuple(self.alert(alert, at) for at, alert in self.projector.alerts.values()) + drafts
+
+    def draft_alert(self, draft: Draft) -> AlertView:
+        """A wrap-up left unsaved: its notes are kept as a draft on the call (subject: the agent)."""
+        # One alert per call: subject "agent call" (an agent may leave several); text: the caller, the notes.
+        caller = draft.caller_name or format_number(draft.caller_num)
+        return AlertView(f"wrapup_draft:{draft.call_id}", "", "wrapup_draft", 0.0, 0.0, "warning",
+                         draft.kept_at or draft.at, f"{caller}: {draft.notes[:200]}",
+                         f"{draft.agent_id} {draft.call_id}")
+
+    def draft_cleared(self, call_id: str, agent_id: str) -> AlertView:
+        return AlertView(f"wrapup_draft:{call_id}", "", "wrapup_draft", 0.0, 0.0, "cleared", self.clock(), "",
+                         f"{agent_id} {call_id}")
 
 
 def _caller_name(rec: CallRecord | None) -> str:

@@ -77,7 +77,16 @@ class AgentView:
     extension: str | None = None
     queues: tuple[str, ...] = ()
     name: str = ""
-    wrap_up_until: float | None = None  # end of the wrap-up timer
+    wrap_up_until: float | None = None  # end of the queue's wrap-up time (wrap_up_s)
+    # The wrap-up belongs to its call: which call, whose; with the form open (held) the wrap-up lasts until
+    # saved or wrap_up_max_at, the queue's maximum.
+    wrap_call_id: str | None = None
+    wrap_caller: str = ""
+    wrap_held: bool = False
+    wrap_up_max_at: float | None = None
+    drafts: tuple[Mapping[str, object], ...] = ()  # wrap-ups left unsaved, kept as drafts on their calls
+    wrap_draft: Mapping[str, str] | None = None  # what the open form last sent ({disposition, notes}): a reload keeps it
+    auto_answer: bool = False  # the agent's phone answers offers by itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +101,7 @@ class CallView:
     direction: Literal["inbound", "outbound"] = "inbound"
     talk_since: float | None = None  # for the talk-time counter
     consult_target: str | None = None
+    caller_display: str = ""  # the number as people read it
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +120,9 @@ class OfferView:
     ivr_said: tuple[str, ...] = ()  # what the caller said to the IVR (speech recognition results)
     priority: int = 0
     pop: object = None  # crmstore.model.ScreenPop (any dataclass/mapping serialisable by schema.to_wire)
+    caller_display: str = ""  # the number as people read it (+86 134 5323 3942)
+    agent_names: Mapping[str, str] = field(default_factory=dict)  # agent ids of the pop's history -> names
+    ivr_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # node -> {language: label}
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +210,16 @@ class Backend(Protocol):
 
     async def save_wrapup(self, who: Principal, call_id: str, form: WrapUpForm) -> None:
         """Return only once durable; raise WrapUpFailed if nothing was written."""
+        ...
+
+    async def save_wrapup_draft(self, who: Principal, call_id: str, disposition: str, notes: str) -> float | None:
+        """Keep what the open wrap-up form holds; the wrap-up now lasts until saved or the queue's maximum
+        (returned, unix seconds)."""
+        ...
+
+    async def agent_today(self, who: Principal) -> Mapping[str, object]:
+        """The idle screen: the agent's figures today, callers waiting in their queues, due follow-ups
+        and callbacks, wrap-ups kept as drafts."""
         ...
 
     async def search_customers(self, who: Principal, query: str, limit: int) -> Sequence[object]: ...

@@ -202,6 +202,15 @@ _SPECS: tuple[MessageSpec, ...] = (
                                "due_at": req(Str(40, ISO_DATETIME, doc="ISO 8601")),
                                "note": opt(Str(500, min_len=0, multiline=True))}))},
                 "Agent: save the wrap-up. Reply: wrapup_saved once durable, or wrapup_failed."),
+    MessageSpec("wrapup_draft", {"call_id": _call_id,
+                                 "disposition": opt(Str(32, r"[\w.@+-]*", min_len=0, doc="empty: not chosen yet")),
+                                 "notes": opt(Str(4000, min_len=0, multiline=True))},
+                "Agent: what the open wrap-up form of this call holds, sent as it changes. The wrap-up then "
+                "lasts until saved or the queue's wrap_up_max_s, and the notes are kept as a draft on the "
+                "call if it ends unsaved. Reply: result with data.until (unix seconds)."),
+    MessageSpec("my_day", {},
+                "Agent: the idle screen: figures today (calls, AHT, occupancy), callers waiting in the "
+                "agent's queues, due follow-ups and callbacks, wrap-ups kept as drafts. Reply: result."),
     MessageSpec("search", {"q": req(Str(100)), "limit": opt(Int(1, 50))},
                 "Customer search by name, company, phone or account. Reply: search_results."),
     MessageSpec("dial", {"customer_id": opt(Int(1, MAX_SEQ)), "number": opt(Str(32, NUMBER))},
@@ -372,8 +381,9 @@ _SERVER: dict[str, tuple[str, Mapping[str, Field]]] = {
                          {"seq": _seq, "agents": req(AnyObj())}),
     "call_list_delta": ("Changed calls: {call_id: {field: value} | null (ended)}.",
                         {"seq": _seq, "calls": req(AnyObj())}),
-    "alert": (("A queue's figure or an agent's call, pause or wrap-up went past its target (or came "
-               "back); a prompt cannot be played."), {"seq": _seq, "alert": req(AnyObj())}),
+    "alert": (("A queue's figure or an agent's call, pause or wrap-up went past its target (or came back); a "
+               "prompt cannot be played; a wrap-up was kept as a draft (or saved at last)."),
+              {"seq": _seq, "alert": req(AnyObj())}),
 }
 SERVER_MESSAGES: Mapping[str, tuple[str, Mapping[str, Field]]] = MappingProxyType(_SERVER)
 

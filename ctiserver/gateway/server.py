@@ -669,6 +669,7 @@ class Gateway:
             "force_pause": self._cmd_force_pause,
             "force_logout": self._cmd_force_logout, "move_call": self._cmd_move_call,
             **{kind: self._cmd_crm for kind in schema.CRM_MESSAGES},
+            "wrapup_draft": self._cmd_wrapup_draft, "my_day": self._cmd_my_day,
         }
         table.update(dict.fromkeys(schema.ADMIN_MESSAGES, self._cmd_admin))
         missing = set(schema.CLIENT_MESSAGES) - set(table) - {"auth", "resume"}
@@ -744,6 +745,15 @@ class Gateway:
         # console that drops right now learns it on resume.
         self._push_agent(who.agent_id, "wrapup_saved", re=cmd.id, call_id=call_id)
         return None
+
+    async def _cmd_wrapup_draft(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
+        until = await self.backend.save_wrapup_draft(who, str(cmd.args["call_id"]),
+                                                     str(cmd.args.get("disposition", "")),
+                                                     str(cmd.args.get("notes", "")))
+        return self._ok(cmd, {"until": until})
+
+    async def _cmd_my_day(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
+        return self._ok(cmd, await self.backend.agent_today(who))
 
     async def _cmd_search(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
         limit = cast(int, cmd.args.get("limit", 20))

@@ -239,6 +239,17 @@ class FollowUpCallSaved:
     number: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class WrapUpDraft:
+    """What the agent's open wrap-up form for the call holds, sent as they type: kept as a draft on the
+    call when the wrap-up ends unsaved (the queue's maximum, or the agent went on without saving)."""
+
+    call_id: str
+    agent_id: str
+    disposition: str = ""
+    notes: str = ""
+
+
 # ----------------------------------------------------------------------------------- people, consoles
 
 
@@ -335,6 +346,7 @@ OWN_KINDS: dict[str, type] = {
     "call.refused": CallerRefused,
     "crm.follow_up_called": FollowUpCalled,
     "crm.follow_up_saved": FollowUpCallSaved,
+    "call.wrapup_draft": WrapUpDraft,
     "console.session_ended": ConsoleSessionEnded,
     "console.user_logged_out": ConsoleUserLoggedOut,
     "supervisor.action": SupervisorAction,
@@ -365,6 +377,7 @@ ACD_KINDS: dict[str, type] = {
     "acd.agent_ready": acd.AgentReady,
     "acd.agent_paused": acd.AgentPaused,
     "acd.wrap_up_done": acd.WrapUpDone,
+    "acd.wrap_up_held": acd.WrapUpHeld,
 }
 KINDS: dict[str, type] = {**OWN_KINDS, **ACD_KINDS}
 _KIND_OF: dict[type, str] = {cls: kind for kind, cls in KINDS.items()}

@@ -37,6 +37,8 @@ from ..journal.facts import (
 )
 from ..queue_log.lines import QueueLogLines
 from ..reports.intervals import Intervals
+from .agent_day import AgentDays
+from .drafts import WrapUpDrafts
 
 Listener = Callable[[Fact | None, list[d.Decision]], None]
 
@@ -48,6 +50,7 @@ class DayStats:
     def __init__(self, config: AcdConfig, tz: tzinfo | None) -> None:
         self.tz = tz
         self.live = LiveStats(config)
+        self.agents = AgentDays()  # each agent's figures of the day
         self.day = ""
 
     def day_of(self, at: float) -> str:
@@ -59,6 +62,7 @@ class DayStats:
 
     def apply(self, decisions: list[d.Decision]) -> None:
         self.live.observe(decisions)
+        self.agents.apply(decisions)
 
 
 class Projector:
@@ -69,6 +73,7 @@ class Projector:
         self.records = CallRecords()
         self.intervals = Intervals(config)
         self.queue_log = QueueLogLines()
+        self.drafts = WrapUpDrafts()
         self.ended_sessions: dict[str, int] = {}  # console session -> its expiry (epoch s)
         self.logged_out_users: dict[str, float] = {}  # username -> when a supervisor logged it out
         self.alerts: dict[str, tuple[float, AlertRaised]] = {}  # alert_key -> (raised at, the alert), active
@@ -121,6 +126,7 @@ class Projector:
         self.records.apply(fact, decisions)
         self.intervals.apply(fact, decisions, self.records)
         self.queue_log.apply(decisions)
+        self.drafts.apply(fact, decisions, self.records)  # before the listeners: a console push reads the kept draft
         for listener in self.listeners:
             listener(fact, decisions)
 
@@ -129,6 +135,7 @@ class Projector:
         if day != self.stats.day:
             if self.stats.day:
                 self.stats.live.reset_counters(self.stats.start_of_day(at))
+                self.stats.agents.reset(self.stats.start_of_day(at))
                 self.router.reset_day()
             self.stats.day = day
 
@@ -151,9 +158,10 @@ class Projector:
         """Everything the projections hold, as JSON text; `acd_text` is (source, text) of the config."""
         return json.dumps({
             "format": FORMAT_VERSION, "seq": self.last_seq, "at": self.last_at, "acd": list(acd_text),
-            "router": self.router.dump(), "stats": self.stats.live.dump(), "day": self.stats.day,
+            "router": self.router.dump(), "stats": self.stats.live.dump(),
+            "agent_day": self.stats.agents.dump(), "day": self.stats.day,
             "records": self.records.dump(), "intervals": self.intervals.dump(),
-            "queue_log_offset": self.queue_log.offset,
+            "queue_log_offset": self.queue_log.offset, "drafts": self.drafts.dump(),
             "ended_sessions": self.ended_sessions, "logged_out_users": self.logged_out_users,
             "alerts": [[at, asdict(alert)] for at, alert in self.alerts.values()],
         }, ensure_ascii=False, separators=(",", ":"))
@@ -169,11 +177,13 @@ class Projector:
         out.acd_text = (source, acd_text)
         out.router, problems = Router.load(config, data["router"])
         out.stats.live.load(data["stats"])
+        out.stats.agents = AgentDays.load(data.get("agent_day", {}))  # older checkpoints have none
         out.stats.day = data["day"]
         out.records = CallRecords.load(data["records"])
         if "intervals" in data:  # checkpoints from before the report aggregates have none: start afresh
             out.intervals = Intervals.load(config, data["intervals"])
         out.queue_log = QueueLogLines(data["queue_log_offset"])
+        out.drafts = WrapUpDrafts.load(data.get("drafts", {}))  # checkpoints from before drafts have none
         out.ended_sessions = dict(data["ended_sessions"])
         out.logged_out_users = dict(data["logged_out_users"])
         for at, alert in data.get("alerts", []):  # checkpoints from before alerts have none

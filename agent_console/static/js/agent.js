@@ -2,8 +2,10 @@
 import { Connection } from "./connection.js";
 import { flagBadges, initAgentCrm, openCustomer } from "./crm.js";
 import { $, clear, el, option, show } from "./dom.js";
-import { dateTime, duration, nowSeconds, since } from "./format.js";
+import { duration, nowSeconds, since } from "./format.js";
 import { apply, bindToggle, label, onLangChange, t } from "./i18n.js";
+import { renderPop as drawPop } from "./pop.js";
+import { bindShortcuts, renderDay, renderShortcuts, tickDay } from "./workday.js";
 
 const POPS_KEY = "cti.agent.pops"; // offer ids already shown (a pop is announced once)
 const WORK_KEY = "cti.agent.work"; // the pop on screen and the call awaiting wrap-up, across reloads
@@ -15,8 +17,11 @@ const view = {
   calls: new Map(),
   offers: new Map(),
   shown: new Set(JSON.parse(sessionStorage.getItem(POPS_KEY) || "[]")),
-  work: JSON.parse(sessionStorage.getItem(WORK_KEY) || "{}"), // {pop, popOfferId, wrapupCallId, endedAt}
+  // {pop, popOffer, popCallId, wrap: {call_id, caller, kept}} — wrap is the call the wrap-up form is for
+  work: JSON.parse(sessionStorage.getItem(WORK_KEY) || "{}"),
+  day: null, // the idle screen's figures (my_day)
 };
+const DRAFT_DELAY_MS = 700; // the form's content goes to the server this long after the last keystroke
 
 function saveWork() {
   sessionStorage.setItem(WORK_KEY, JSON.stringify(view.work));
@@ -56,12 +61,16 @@ function handle(msg) {
   switch (msg.type) {
     case "snapshot":
       view.agent = msg.agent;
+      wrapFollowsAgent();
+      refreshDay();
       view.calls = new Map(msg.calls.filter((c) => c.state !== "ended").map((c) => [c.call_id, c]));
       view.offers = new Map(msg.offers.map((o) => [o.offer_id, o]));
       for (const offer of msg.offers) announce(offer);
       break;
     case "agent_state":
       view.agent = msg.agent;
+      wrapFollowsAgent();
+      refreshDay();
       break;
     case "offer":
       view.offers.set(msg.offer.offer_id, msg.offer);
@@ -69,18 +78,26 @@ function handle(msg) {
       break;
     case "offer_cancelled":
       view.offers.delete(msg.offer_id);
+      if (view.work.popOffer && view.work.popOffer.offer_id === msg.offer_id) { // never connected: no pop
+        view.work.pop = null;
+        view.work.popOffer = null;
+        view.work.popCallId = null;
+        saveWork();
+      }
       break;
     case "call_state":
       callChanged(msg.call);
       break;
     case "wrapup_saved":
-      if (msg.call_id === view.work.wrapupCallId) {
-        view.work.wrapupCallId = null;
-        saveWork();
-        $("wrapup-form").reset();
-        show($("fu-fields"), false);
+      if (view.work.wrap && msg.call_id === view.work.wrap.call_id) closeWrap();
+      if (msg.call_id === view.work.popCallId) { // the call is done with: its pop goes too
+        view.work.pop = null;
+        view.work.popOffer = null;
+        view.work.popCallId = null;
       }
+      saveWork();
       status("wrapup-status", t("agent.wrapup_saved"), "ok");
+      refreshDay();
       break;
     case "wrapup_failed":
       status("wrapup-status", `${t("agent.wrapup_failed")} ${msg.message}`, "error");
@@ -95,16 +112,128 @@ function callChanged(call) {
   if (call.state === "ended") {
     view.calls.delete(call.call_id);
     for (const [id, offer] of view.offers) if (offer.call_id === call.call_id) view.offers.delete(id);
-    if (call.talk_since) { // only an answered call has a wrap-up
-      view.work.wrapupCallId = call.call_id;
-      view.work.endedAt = nowSeconds();
-      saveWork();
-      status("wrapup-status", "", "");
+    // An ACD call's wrap-up is the server's (agent_state names its call); a click-to-call has none there,
+    // but its form is opened here, tied to it.
+    if (call.talk_since && call.direction === "outbound" && !view.work.wrap) {
+      openWrap({ call_id: call.call_id, caller: call.caller_name || call.caller_display || call.caller, kept: true });
     }
     return;
   }
   view.calls.set(call.call_id, call);
 }
+
+// ------------------------------------------------------------------ the wrap-up belongs to its call
+
+// The form follows the server: in wrap-up it is the form of agent.wrap_call_id (opened once per call, and
+// sent at once, which keeps the agent in wrap-up while it is open); when the wrap-up ends unsaved, the
+// notes are the server's draft on that call and the form closes saying so.
+function wrapFollowsAgent() {
+  const agent = view.agent;
+  const wrap = view.work.wrap;
+  if (agent && agent.state === "wrap_up" && agent.wrap_call_id) {
+    if (!wrap || wrap.call_id !== agent.wrap_call_id) {
+      openWrap({ call_id: agent.wrap_call_id, caller: agent.wrap_caller, kept: false });
+    }
+    // After a reload the form is empty but the server has what it held: take it back, never send an
+    // empty form over it.
+    const saved = agent.wrap_draft;
+    if (saved && !$("wrapup-notes").value && !$("wrapup-disposition").value) {
+      $("wrapup-notes").value = saved.notes || "";
+      $("wrapup-disposition").value = saved.disposition || "";
+    }
+    if (!agent.wrap_held) sendDraft();
+    return;
+  }
+  if (wrap && !wrap.kept) {
+    const kept = ((agent && agent.drafts) || []).find((d) => d.call_id === wrap.call_id);
+    if (kept) showKept(kept);
+    closeWrap();
+  }
+}
+
+function openWrap(wrap) {
+  view.work.wrap = wrap;
+  saveWork();
+  $("wrapup-form").reset();
+  show($("fu-fields"), false);
+  status("wrapup-status", "", "");
+  show($("wrap-kept"), false);
+}
+
+function closeWrap() {
+  view.work.wrap = null;
+  saveWork();
+  clearTimeout(draftTimer);
+  $("wrapup-form").reset();
+  show($("fu-fields"), false);
+}
+
+function showKept(draft) {
+  const notice = $("wrap-kept");
+  notice.textContent = t("wrap.kept", { caller: draft.caller || draft.call_id, call: draft.call_id });
+  notice.dataset.callId = draft.call_id;
+  show(notice, true);
+}
+
+function openDraft(draft) {
+  openWrap({ call_id: draft.call_id, caller: draft.caller, kept: true });
+  $("wrapup-disposition").value = draft.disposition || "";
+  $("wrapup-notes").value = draft.notes || "";
+  render();
+  $("wrapup-notes").focus();
+}
+
+let draftTimer = null;
+function sendDraft() {
+  const wrap = view.work.wrap;
+  if (!wrap || wrap.kept) return;
+  clearTimeout(draftTimer);
+  conn.request("wrapup_draft", { call_id: wrap.call_id, disposition: $("wrapup-disposition").value,
+                                 notes: $("wrapup-notes").value }).catch(() => {});
+}
+
+function draftChanged() {
+  clearTimeout(draftTimer);
+  draftTimer = setTimeout(sendDraft, DRAFT_DELAY_MS);
+}
+
+// ------------------------------------------------------------------ the idle screen
+
+let dayAsked = 0;
+async function refreshDay() {
+  if (!view.user || !view.agent || view.agent.state === "logged_out") return;
+  const asked = ++dayAsked;
+  try {
+    const reply = await conn.request("my_day", {});
+    if (asked === dayAsked && reply.type === "result") {
+      view.day = reply.data;
+      render();
+    }
+  } catch {
+    // offline: the next state change asks again
+  }
+}
+
+const popActions = {
+  lookUp: (number) => {
+    $("search-q").value = number.replace(/^\+/, "");
+    $("search-form").requestSubmit();
+    $("search-q").focus();
+  },
+  focus: (id) => $(id).focus(),
+  scrollTo: (id) => {
+    const node = document.getElementById(id);
+    if (!node) return;
+    node.scrollIntoView({ block: "center" });
+    node.classList.add("flash");
+    setTimeout(() => node.classList.remove("flash"), 1500);
+  },
+};
+
+const dayActions = {
+  dial: (customerId) => act("dial-error", "dial", { customer_id: customerId }),
+  openDraft,
+};
 
 function announce(offer) {
   // A replayed or re-snapshotted offer keeps its card but is not announced again.
@@ -113,7 +242,9 @@ function announce(offer) {
   sessionStorage.setItem(POPS_KEY, JSON.stringify([...view.shown].slice(-50)));
   view.work.pop = offer.pop || null;
   view.work.popOffer = { offer_id: offer.offer_id, caller: offer.caller, caller_name: offer.caller_name,
-                         queue: offer.queue, ivr_path: offer.ivr_path || [], ivr_said: offer.ivr_said || [] };
+                         caller_display: offer.caller_display, queue: offer.queue, ivr_path: offer.ivr_path || [],
+                         ivr_said: offer.ivr_said || [], agent_names: offer.agent_names || {},
+                         ivr_labels: offer.ivr_labels || {} };
   view.work.popCallId = offer.call_id;
   saveWork();
   document.body.dataset.pops = String(Number(document.body.dataset.pops || 0) + 1);
@@ -138,13 +269,17 @@ function render() {
   const badge = $("state-badge");
   badge.dataset.state = state;
   badge.textContent = label("state", state) + (view.agent && view.agent.reason ? ` · ${label("reason", view.agent.reason)}` : "");
-  $("my-queues").textContent = view.agent && view.agent.queues.length ? `${t("agent.queues")}: ${view.agent.queues.join(", ")}` : "";
+  $("my-queues").textContent = view.agent && view.agent.queues.length ? `${t("agent.queues")}: ${view.agent.queues.map((q) => label("queue", q)).join(", ")}` : "";
   $("btn-ready").disabled = ["available", "reserved", "on_call", "on_hold"].includes(state);
   $("btn-pause").disabled = state === "paused" && view.agent.reason === $("pause-reason").value;
   renderOffer();
   renderCall();
   renderWrapup();
   renderPop();
+  const idle = ["available", "paused", "not_responding"].includes(state) && !ringingOffer() && !currentCall()
+    && !view.work.wrap;
+  show($("day-panel"), idle && Boolean(view.day));
+  if (idle) renderDay(view.day, dayActions);
   tick();
 }
 
@@ -166,8 +301,10 @@ function renderOffer() {
   const offer = ringingOffer();
   show($("offer-banner"), offer !== null);
   if (!offer) return;
-  $("offer-caller").textContent = offer.caller_name ? `${offer.caller_name} ${offer.caller}` : offer.caller;
-  $("offer-queue").textContent = `${t("pop.queue")}: ${offer.queue}`;
+  const number = offer.caller_display || offer.caller;
+  $("offer-caller").textContent = offer.caller_name ? `${offer.caller_name} · ${number}` : number || t("pop.unknown_caller");
+  $("offer-queue").textContent = `${t("pop.queue")}: ${label("queue", offer.queue)}`;
+  show($("offer-auto"), Boolean(view.agent && view.agent.auto_answer));
 }
 
 function renderCall() {
@@ -175,7 +312,8 @@ function renderCall() {
   const active = call !== null && call.state !== "ringing";
   show($("call-panel"), active);
   if (!active) return;
-  $("call-caller").textContent = call.caller_name ? `${call.caller_name} ${call.caller}` : call.caller;
+  const number = call.caller_display || call.caller;
+  $("call-caller").textContent = call.caller_name ? `${call.caller_name} · ${number}` : number;
   const badge = $("call-state");
   badge.dataset.state = call.state;
   badge.textContent = label("call", call.state) + (call.consult_target ? ` → ${call.consult_target}` : "");
@@ -187,76 +325,17 @@ function renderCall() {
 }
 
 function renderWrapup() {
-  show($("wrapup-panel"), Boolean(view.work.wrapupCallId));
-}
-
-function flagBadge(flag) {
-  return el("span", { class: `flag flag-${flag.flag}`, title: flag.reason || "" },
-    label("flag", flag.flag), flag.reason ? el("small", { text: ` ${flag.reason}` }) : null);
+  const wrap = view.work.wrap;
+  show($("wrapup-panel"), Boolean(wrap));
+  if (!wrap) return;
+  $("wrapup-panel").dataset.callId = wrap.call_id;
+  $("wrapup-for").textContent = t(wrap.kept ? "wrap.editing_draft" : "wrap.for",
+    { caller: wrap.caller || t("pop.unknown_caller"), call: wrap.call_id });
+  show($("wrapup-held"), Boolean(!wrap.kept && view.agent && view.agent.wrap_held));
 }
 
 function renderPop() {
-  const pop = view.work.pop;
-  const offer = view.work.popOffer;
-  show($("pop"), Boolean(offer));
-  if (!offer) return;
-  $("pop").dataset.offerId = offer.offer_id;
-  const customer = pop && pop.customer;
-  $("pop-name").textContent = customer ? customer.name : `${t("pop.unknown")} ${offer.caller}`;
-  $("pop-company").textContent = customer ? customer.company : "";
-  const grade = pop && pop.grade;
-  const gradeNode = $("pop-grade");
-  show(gradeNode, Boolean(grade));
-  gradeNode.dataset.grade = grade || "";
-  gradeNode.textContent = grade ? label("grade", grade) : "";
-  clear($("pop-flags")).append(...((pop && pop.flags) || []).map(flagBadge));
-
-  const facts = clear($("pop-facts"));
-  const fact = (key, value) => {
-    if (value === undefined || value === null || value === "" || (Array.isArray(value) && !value.length)) return;
-    facts.append(el("dt", { text: t(key) }), el("dd", { text: Array.isArray(value) ? value.join(", ") : value }));
-  };
-  fact("pop.caller", offer.caller);
-  if (customer) {
-    fact("pop.phones", customer.phones);
-    fact("pop.accounts", customer.accounts);
-    fact("pop.tags", customer.tags);
-    fact("pop.language", customer.preferred_language);
-    fact("pop.contact_time", customer.contact_time);
-    fact("pop.customer_notes", customer.notes);
-  }
-  if (pop && pop.grade_change) fact("pop.grade_change", `${pop.grade_change.old || "–"} → ${pop.grade_change.new}`);
-
-  const ivr = clear($("pop-ivr"));
-  if (offer.ivr_path.length) ivr.append(el("div", {}, el("b", { text: `${t("pop.ivr_path")}: ` }), offer.ivr_path.join(" › ")));
-  for (const said of offer.ivr_said) ivr.append(el("div", { class: "said" }, el("b", { text: `${t("pop.caller_said")}: ` }), `“${said}”`));
-
-  const actions = clear($("pop-actions"));
-  for (const action of (pop && pop.actions) || []) {
-    actions.append(el("li", { class: `action action-${action.kind}`, text: action.text }));
-  }
-  for (const signal of (pop && pop.churn) || []) {
-    actions.append(el("li", { class: "action action-churn", text: `${label("churn", signal.kind)}: ${signal.detail}` }));
-  }
-  const tickets = clear($("pop-tickets"));
-  for (const tk of (pop && pop.open_tickets) || []) {
-    tickets.append(el("li", {}, el("b", { text: `#${tk.id} ${tk.category}` }), ` ${tk.subject} `,
-      el("span", { class: "muted", text: `${t("pop.due")} ${dateTime(tk.due_at)}` })));
-  }
-  if (!tickets.childElementCount) tickets.append(el("li", { class: "muted", text: t("common.none") }));
-  const followUps = clear($("pop-followups"));
-  for (const fu of (pop && pop.due_follow_ups) || []) {
-    followUps.append(el("li", {}, el("b", { text: label("fu", fu.kind) }), ` ${fu.note || ""} `,
-      el("span", { class: "muted", text: dateTime(fu.due_at) })));
-  }
-  if (!followUps.childElementCount) followUps.append(el("li", { class: "muted", text: t("common.none") }));
-  const history = clear($("pop-history"));
-  for (const it of (pop && pop.interactions) || []) {
-    history.append(el("tr", {},
-      el("td", { text: dateTime(it.started_at) }), el("td", { text: it.queue || "–" }),
-      el("td", { text: it.agent || "–" }), el("td", { text: label("disposition", it.disposition) }),
-      el("td", { text: it.notes ?? "" })));
-  }
+  drawPop(view.work, popActions);
 }
 
 function status(id, text, kind) {
@@ -271,12 +350,21 @@ function tick() {
   if (call && call.talk_since) $("call-talk").textContent = since(call.talk_since);
   const offer = ringingOffer();
   if (offer) $("offer-timer").textContent = duration(offer.offered_at + offer.ring_timeout_s - nowSeconds());
-  if (view.work.wrapupCallId) {
-    const until = view.agent && view.agent.wrap_up_until;
-    const node = $("wrapup-timer");
-    node.textContent = until ? duration(until - nowSeconds()) : since(view.work.endedAt);
-    node.dataset.late = String(Boolean(until && until < nowSeconds()));
+  const wrap = view.work.wrap;
+  const agent = view.agent;
+  const live = wrap && !wrap.kept && agent && agent.state === "wrap_up" && agent.wrap_call_id === wrap.call_id;
+  const node = $("wrapup-timer");
+  const maxNode = $("wrapup-max");
+  node.textContent = "";
+  maxNode.textContent = "";
+  node.dataset.late = "false";
+  if (live && agent.wrap_up_until) {
+    const left = agent.wrap_up_until - nowSeconds();
+    node.textContent = left >= 0 ? t("wrap.left", { time: duration(left) }) : t("wrap.over", { time: duration(-left) });
+    node.dataset.late = String(left < 0);
+    if (agent.wrap_up_max_at) maxNode.textContent = t("wrap.max", { time: duration(agent.wrap_up_max_at - nowSeconds()) });
   }
+  tickDay();
 }
 
 function fillMenus() {
@@ -366,8 +454,16 @@ onSubmit("transfer-form", () => act("call-error", "transfer", {
 
 $("fu-on").addEventListener("change", () => show($("fu-fields"), $("fu-on").checked));
 
+$("wrapup-notes").addEventListener("input", draftChanged);
+$("wrapup-disposition").addEventListener("change", draftChanged);
+$("wrapup-notes").addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) $("wrapup-form").requestSubmit();
+});
+
 onSubmit("wrapup-form", async () => {
-  const fields = { call_id: view.work.wrapupCallId, disposition: $("wrapup-disposition").value,
+  if (!view.work.wrap) return;
+  clearTimeout(draftTimer);
+  const fields = { call_id: view.work.wrap.call_id, disposition: $("wrapup-disposition").value,
                    notes: $("wrapup-notes").value };
   if (!fields.disposition) {
     status("wrapup-status", t("err.choose_disposition"), "error");
@@ -401,7 +497,7 @@ onSubmit("search-form", async () => {
   const list = clear($("search-results"));
   const reply = await act("dial-error", "search", { q: $("search-q").value.trim(), limit: 20 });
   if (!reply || reply.type !== "search_results") return;
-  if (!reply.customers.length) list.append(el("li", { class: "muted", text: t("agent.no_results") }));
+  if (!reply.customers.length) list.append(el("li", { class: "muted", i18n: "agent.no_results", text: t("agent.no_results") }));
   for (const customer of reply.customers) {
     const call = el("button", { type: "button", class: "small", text: t("agent.call"),
       onclick: () => act("dial-error", "dial", { customer_id: customer.id }) });
@@ -423,10 +519,19 @@ onSubmit("dial-form", () => act("dial-error", "dial", { number: $("dial-number")
 bindToggle($("lang"));
 onLangChange(() => {
   if (view.user) fillMenus();
+  const connNode = $("conn");
+  if (connNode.dataset.status) connNode.textContent = t(`conn.${connNode.dataset.status}`);
+  renderShortcuts();
   render();
 });
 apply();
+renderShortcuts();
+bindShortcuts();
 render();
-setInterval(tick, 1000);
+setInterval(tick, 1000); // display only: the clocks on screen; every state comes from the server
+// The idle screen's figures and waiting callers, while it shows (display only, never a decision).
+setInterval(() => {
+  if (!document.hidden && !$("day-panel").hidden) refreshDay();
+}, 10000);
 initAgentCrm(conn);
 conn.connect();

@@ -1,4 +1,6 @@
 // Durations and times. Server times are unix seconds; `skew` corrects this browser's clock.
+import { currentLang } from "./i18n.js";
+
 let skew = 0;
 
 export function setServerTime(serverSeconds) {
@@ -22,10 +24,13 @@ export function since(unixSeconds) {
   return unixSeconds ? duration(nowSeconds() - unixSeconds) : "–";
 }
 
+// Dates in the UI's language (not the browser's): 2026年11月28日 10:05 or 28 Nov 2026, 10:05.
 export function dateTime(iso) {
-  if (!iso) return "–";
-  const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? String(iso) : d.toLocaleString();
+  if (iso === null || iso === undefined || iso === "") return "–";
+  const d = typeof iso === "number" ? new Date(iso * 1000) : new Date(iso);
+  if (Number.isNaN(d.getTime())) return String(iso);
+  const locale = currentLang() === "zh" ? "zh-CN" : "en-GB";
+  return new Intl.DateTimeFormat(locale, { dateStyle: "medium", timeStyle: "short" }).format(d);
 }
 
 export function percent(value) {

@@ -4,8 +4,10 @@
 import en from "../i18n/en.js";
 import operations from "../i18n/operations.js";
 import zh from "../i18n/zh.js";
+import workdayEn from "../i18n/workday.en.js";
+import workdayZh from "../i18n/workday.zh.js";
 
-const DICTS = { en: { ...operations.en, ...en }, zh: { ...operations.zh, ...zh } };
+const DICTS = { en: { ...operations.en, ...en, ...workdayEn }, zh: { ...operations.zh, ...zh, ...workdayZh } };
 const listeners = [];
 let lang = localStorage.getItem("cti.lang") || (navigator.language.toLowerCase().startsWith("zh") ? "zh" : "en");
 

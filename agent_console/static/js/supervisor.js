@@ -303,6 +303,14 @@ function paintAlerts() {
         el("span", { class: "muted", text: `${fmt(alert.value)} / ${fmt(alert.threshold)}` })));
       continue;
     }
+    if (alert.metric === "wrapup_draft") {
+      // A wrap-up not saved by the queue's maximum: its notes are kept as a draft on the call.
+      const [agentId, callId] = (alert.subject || "").split(" ");
+      list.append(el("li", { class: `alert alert-${alert.level}`, "data-metric": alert.metric, "data-call-id": callId },
+        el("b", { text: agentName(agentId) }), " ", t("alert.wrapup_draft", { call: callId }), " ",
+        el("span", { class: "muted", text: alert.text })));
+      continue;
+    }
     if (alert.metric === "prompt_missing") {
       // A sound file the PBX cannot play: callers go on without it until somebody installs it.
       list.append(el("li", { class: `alert alert-${alert.level}`, "data-metric": alert.metric },
