@@ -38,6 +38,7 @@ from ctiserver.reports.engine import (
     check,
 )
 from ctiserver.reports.formats import as_csv, write_xlsx
+from ctiserver.reports.intervals import TALK_BUCKETS, WAIT_BUCKETS
 
 log = logging.getLogger("ctiserver.gateway.reports")
 T = TypeVar("T")
@@ -255,6 +256,7 @@ def page_json(report: Report) -> dict[str, object]:
         "open": None if report.open_from is None else {"from": local(report.open_from),
                                                         "included": report.open_included},
         "notes": report.notes[said:],
+        "wait_buckets": list(WAIT_BUCKETS), "talk_buckets": list(TALK_BUCKETS),  # bounds of aw_i, ab_i, tk_i
     }
 
 

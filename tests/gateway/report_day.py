@@ -1,5 +1,6 @@
 """A busy day of the test site's centre for the Reports page: calls arrive all day (more at 10:00 and 15:00),
-agents answer, callers give up, some are served by the IVR alone, agents take lunch; the server is down
+agents answer (and now and then transfer to support), callers give up or ask to be
+called back, some are served by the IVR alone, agents take lunch; the server is down
 from 13:05 to 13:25 (a gap). Driven through the real projector and journal (as tests/reports/test_day.py
 is), into a scratch database; its report rows are then copied into the site's CRM, with a grading run of
 the day (grade movements).
@@ -57,7 +58,8 @@ class _Day:
         self.seq = itertools.count()
         self.waiting: set[str] = set()  # in a queue, not answered
         self.ringing: dict[str, str] = {}  # call -> agent
-        self.down = False
+        self.transferred: set[str] = set()
+        self.callbacks: set[str] = set()  # waiting for a call back: their patience no longer runs out
 
     def at(self, t: float, action: Callable[[], None]) -> None:
         heapq.heappush(self.heap, (t, next(self.seq), action))
@@ -87,15 +89,21 @@ class _Day:
         self.at(self.now() + min(talk, 1500), lambda: self.hang_up(cid, agent))
 
     def hang_up(self, cid: str, agent: str) -> None:
+        wrap_up = self.now() + self.rng.uniform(5, 25)
+        if cid not in self.transferred and self.rng.random() < 0.06:  # "let me put you through to support"
+            self.transferred.add(cid)
+            self.waiting.add(cid)
+            self.record(ev.TransferToQueue(cid, agent, "support"))
+            self.at(self.now() + self.rng.expovariate(1 / 120), lambda: self.give_up(cid))
+            self.at(wrap_up, lambda: self.record(ev.WrapUpDone(agent)))
+            return
         self.record(ev.AgentCallEnded(agent, cid, self.rng.choice(("caller", "agent"))))
         self.record(f.CallEnded(cid, 16, "", "caller"))
         if self.rng.random() < 0.35:
             self.at(self.now() + 20, lambda: self.record(f.SurveyAnswered(cid, self.rng.choice((3, 4, 4, 5, 5)))))
-        self.at(self.now() + self.rng.uniform(5, 25), lambda: self.record(ev.WrapUpDone(agent)))
+        self.at(wrap_up, lambda: self.record(ev.WrapUpDone(agent)))
 
     def arrive(self, cid: str, queue: str) -> None:
-        if self.down:
-            return
         self.r.record(f.CallArrived(cid, "pbx1", f"PJSIP/pstn-{cid}", "13800138000", "", "5551000"))
         if self.rng.random() < 0.25:
             self.r.record(f.IvrStarted(cid, "main", False))
@@ -108,7 +116,11 @@ class _Day:
         self.at(self.now() + patience, lambda: self.give_up(cid))
 
     def give_up(self, cid: str) -> None:
-        if cid not in self.waiting:
+        if cid not in self.waiting or cid in self.callbacks:
+            return
+        if cid not in self.ringing and self.rng.random() < 0.25:  # "call me back" rather than hanging up
+            self.callbacks.add(cid)
+            self.record(ev.CallbackRequested(cid))
             return
         self.waiting.discard(cid)
         self.ringing.pop(cid, None)

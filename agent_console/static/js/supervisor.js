@@ -5,6 +5,7 @@ import { Connection } from "./connection.js";
 import { $, clear, el, option, show } from "./dom.js";
 import { duration, percent, since } from "./format.js";
 import { apply, bindToggle, label, onLangChange, t } from "./i18n.js";
+import { mountReports } from "./reports.js";
 
 const model = { user: null, queues: [], wallboard: new Map(), agents: new Map(), calls: new Map(), alerts: new Map() };
 const rows = { wallboard: new Map(), agents: new Map(), calls: new Map() };
@@ -338,6 +339,7 @@ onLangChange(() => {
   for (const key of model.calls.keys()) paintCall(key);
   paintAlerts();
 });
+mountReports({ token: () => conn.state.token });
 apply();
 render();
 setInterval(tick, 1000);
