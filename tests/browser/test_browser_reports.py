@@ -42,7 +42,7 @@ CASES = [
     ("churn-candidates", "day", ("zh",)),
 ]
 CHARTS = {"inbound-summary": ["volume"], "call-loss": ["loss"], "waiting-time": ["wait", "abandon"],
-          "call-duration": ["talk"], "agent-comparison": ["agents"], "agent-load": ["load"],
+          "call-duration": ["talk"], "agent-comparison": ["agents", "aht"], "agent-load": ["load"],
           "grade-movements": ["grades"]}
 
 
@@ -146,6 +146,9 @@ async def charts_match_engine(page: Page, report: Report) -> None:
         got = await page.evaluate("() => [...document.querySelectorAll('figure[data-chart=agents] rect.rp-bar')]"
                                   ".map(b => [b.dataset.agent, b.dataset.series, Number(b.dataset.value)])")
         assert sorted((a, v) for a, s, v in got if s == "answered") == sorted((r["agent"], r["answered"]) for r in rows)
+        aht = await page.evaluate("() => [...document.querySelectorAll('figure[data-chart=aht] rect.rp-bar')]"
+                                  ".map(b => [b.dataset.agent, Number(b.dataset.value)])")
+        assert sorted(map(tuple, aht)) == sorted((r["agent"], r["aht"]) for r in rows)  # one row per agent: the engine's AHT
     elif report.name == "agent-load":
         got = await values("load")
         assert sum(v for s, v in got if s == "talking") == sum(r["talking"] for r in rows)
@@ -156,6 +159,10 @@ async def charts_match_engine(page: Page, report: Report) -> None:
     elif report.name == "call-loss":
         got = await values("loss")
         assert sum(v for _, v in got) == sum(r["lost_calls"] for r in rows)
+        hours = sorted({r["period"] for r in rows})  # one loss rate per hour, all queues together
+        overall = [math.floor(1000 * sum(r["lost_calls"] for r in rows if r["period"] == h)
+                              / sum(r["offered"] for r in rows if r["period"] == h) + 0.5) / 10 for h in hours]
+        assert [v for _, v in await values("loss", "circle.rp-dot")] == overall
     elif report.name == "call-duration":
         got = await values("talk")
         assert sum(v for _, v in got) == sum(r["handled"] for r in rows)

@@ -14,7 +14,7 @@ const COLORS = { answered: "#1f5fbf", abandoned: "#c2410c", handled: "#93c5fd", 
                  wrap_up: "#c4b5fd", paused: "#cbd5e1" };
 const CHARTS = {
   "inbound-summary": ["volume"], "call-loss": ["loss"], "waiting-time": ["wait", "abandon"],
-  "call-duration": ["talk"], "agent-comparison": ["agents"], "agent-load": ["load"],
+  "call-duration": ["talk"], "agent-comparison": ["agents", "aht"], "agent-load": ["load"],
   "grade-movements": ["grades"],
 };
 
@@ -258,7 +258,9 @@ function paintNotes(report) {
 function paintTable(report) {
   const table = $("rp-table");
   const head = clear(table.tHead);
-  head.append(el("tr", {}, report.columns.map((c) => el("th", { "data-key": c.key, text: columnTitle(c) }))));
+  const numeric = (c) => report.rows.some((r) => typeof r[c.key] === "number") && c.key !== "period";
+  head.append(el("tr", {}, report.columns.map((c) => el("th", { class: numeric(c) ? "c-num" : "c-text",
+                                                                "data-key": c.key, text: columnTitle(c) }))));
   const body = clear(table.tBodies[0]);
   if (!report.rows.length) {
     body.append(el("tr", { class: "rp-empty" }, el("td", { colspan: report.columns.length, text: t("rp.empty") })));
@@ -287,7 +289,7 @@ function chartCard(kind, report) {
   card.append(el("figcaption", { text: t(`rp.chart.${kind}`) }));
   const width = Math.max(420, ($("rp-charts").clientWidth || 1200) / (CHARTS[report.report].length > 1 ? 2 : 1) - 30);
   const build = { volume: volumeChart, loss: lossChart, wait: waitChart, abandon: abandonChart, talk: talkChart,
-                  agents: agentsChart, load: loadChart, grades: gradesChart }[kind];
+                  agents: agentsChart, aht: ahtChart, load: loadChart, grades: gradesChart }[kind];
   card.append(build(report, width));
   return card;
 }
@@ -433,7 +435,9 @@ function queuesOf(report) {
   return [...new Set(report.rows.map((r) => r.queue))];
 }
 
-function perQueueChart(report, width, countKey, rateKey, rateName) {
+// Bars per interval stacked by queue; the rate as a line per queue, or (`overall`: a ratio of two counts,
+// which add up) one line for all queues together.
+function perQueueChart(report, width, countKey, rateKey, rateName, overall = null) {
   const slots = periods(report);
   const queues = queuesOf(report);
   const value = (queue, slot, key) => {
@@ -443,11 +447,22 @@ function perQueueChart(report, width, countKey, rateKey, rateName) {
   const colors = new Map(queues.map((q, i) => [q, PALETTE[i % PALETTE.length]]));
   const series = queues.map((q) => ({ key: q, name: q, color: colors.get(q),
                                       values: slots.map((s) => value(q, s, countKey) || 0) }));
-  const line = queues.map((q) => ({ key: `${q}:${rateKey}`, name: `${q} ${rateName}`, color: colors.get(q),
-                                    values: slots.map((s) => value(q, s, rateKey)) }));
+  let line;
+  if (overall) {
+    const ratio = (slot) => {
+      const rows = report.rows.filter((r) => r.period === slot);
+      const whole = sum(rows, overall[1]);
+      return whole ? Math.round((1000 * sum(rows, overall[0])) / whole) / 10 : null;
+    };
+    line = [{ key: rateKey, name: rateName, color: "#111827", values: slots.map(ratio) }];
+  } else {
+    line = queues.map((q) => ({ key: `${q}:${rateKey}`, name: `${q} ${rateName}`, color: colors.get(q),
+                                values: slots.map((s) => value(q, s, rateKey)) }));
+  }
   const chart = columnChart({ width, labels: slots.map((s) => shortPeriod(s, report.interval)), series, line,
                               marks: bands(report, slots) });
-  return el("div", {}, chart, legend([...queues.map((q) => [q, colors.get(q)]), [rateName, "#475467", true]]));
+  return el("div", {}, chart, legend([...queues.map((q) => [q, colors.get(q)]),
+                                      [rateName, overall ? "#111827" : "#475467", true]]));
 }
 
 function volumeChart(report, width) {
@@ -455,7 +470,8 @@ function volumeChart(report, width) {
 }
 
 function lossChart(report, width) {
-  return perQueueChart(report, width, "lost_calls", "loss_rate", t("rp.series.loss_rate"));
+  return perQueueChart(report, width, "lost_calls", "loss_rate", t("rp.series.loss_rate_all"),
+                       ["lost_calls", "offered"]);
 }
 
 function bucketLabels(bounds) {
@@ -550,14 +566,32 @@ function agentBars(width, agents, series, { grouped = false, unit = "" } = {}) {
 }
 
 function hours(seconds) {
+  if (!seconds) return "0";
   return seconds % 3600 ? figure(seconds, "s") : t("rp.hours", { n: seconds / 3600 });
 }
 
 function agentsChart(report, width) {
-  const series = [{ key: "answered", name: t("rp.series.answered"), color: COLORS.answered },
-                  { key: "handled", name: t("rp.series.handled"), color: COLORS.handled }];
-  const agents = [...byAgent(report, ["answered", "handled"])].sort((a, b) => b[1].answered - a[1].answered);
+  const series = [{ key: "answered", name: t("rp.series.answered"), color: COLORS.answered }];
+  const agents = [...byAgent(report, ["answered"])].sort((a, b) => b[1].answered - a[1].answered);
   return el("div", {}, agentBars(width, agents, series, { grouped: true }),
+            legend(series.map((s) => [s.name, s.color])));
+}
+
+// AHT over the period: each row's AHT weighted by its handled calls (the total handle time over them all).
+function ahtChart(report, width) {
+  const totals = new Map();
+  for (const row of report.rows) {
+    const mine = totals.get(row.agent) || { time: 0, handled: 0 };
+    if (typeof row.aht === "number") {
+      mine.time += row.aht * row.handled;
+      mine.handled += row.handled;
+    }
+    totals.set(row.agent, mine);
+  }
+  const agents = [...totals].map(([agent, v]) => [agent, { aht: v.handled ? Math.round((10 * v.time) / v.handled) / 10 : 0 }])
+    .sort((a, b) => a[1].aht - b[1].aht);
+  const series = [{ key: "aht", name: t("rp.series.aht"), color: COLORS.line }];
+  return el("div", {}, agentBars(width, agents, series, { grouped: true, unit: "s" }),
             legend(series.map((s) => [s.name, s.color])));
 }
 
