@@ -2,8 +2,8 @@
 agents answer (and now and then transfer to support), callers give up or ask to be
 called back, some are served by the IVR alone, agents take lunch; the server is down
 from 13:05 to 13:25 (a gap). Driven through the real projector and journal (as tests/reports/test_day.py
-is), into a scratch database; its report rows are then copied into the site's CRM, with a grading run of
-the day (grade movements).
+is), into a scratch database; its report rows and call history are then copied into the site's CRM, with a
+grading run of the day (grade movements).
 
 The router decides who is offered a call; this only plays the callers and the agents: answer after a few
 rings, talk, wrap up, give up after their patience."""
@@ -22,6 +22,7 @@ from acd import decisions as d
 from acd import events as ev
 from acd.config import parse_config
 from crmstore.store import open_store
+from ctiserver.crm_history.writer import CrmHistoryWriter
 from ctiserver.journal import facts as f
 from ctiserver.journal.journal import Journal
 from ctiserver.projections.projector import Projector
@@ -104,7 +105,8 @@ class _Day:
         self.at(wrap_up, lambda: self.record(ev.WrapUpDone(agent)))
 
     def arrive(self, cid: str, queue: str) -> None:
-        self.r.record(f.CallArrived(cid, "pbx1", f"PJSIP/pstn-{cid}", "13800138000", "", "5551000"))
+        caller = f"1380013{self.rng.randrange(400):04d}"  # some call again the same day
+        self.r.record(f.CallArrived(cid, "pbx1", f"PJSIP/pstn-{cid}", caller, "", "5551000"))
         if self.rng.random() < 0.25:
             self.r.record(f.IvrStarted(cid, "main", False))
             if self.rng.random() < 0.4:  # served by the IVR alone
@@ -175,6 +177,7 @@ async def _build(scratch: Path, acd_yaml: str, seed: int) -> None:
         projector = Projector(config, tz=UTC)
         journal = Journal(store, lambda: clock[0])
         recorder = Recorder(journal, projector, lambda: ("<report day>", acd_yaml), checkpoint_facts=10**9)
+        projector.listeners.append(CrmHistoryWriter(projector.records, journal, "CN"))  # first-contact reads it
         projector.listeners.append(ReportsWriter(projector.intervals, journal, UTC))
         _play(recorder, clock, [a.id for a in config.agents], seed)
         await journal.flush()
@@ -199,6 +202,9 @@ def _copy(scratch: Path, db: Path) -> None:
         with con:
             for table in ("report_cells", "report_pauses", "report_gaps", "report_folded"):
                 con.execute(f"INSERT INTO main.{table} SELECT * FROM day.{table}")
+            columns = [c[1] for c in con.execute("PRAGMA day.table_info(interactions)") if c[1] not in ("id", "customer_id")]
+            names = ", ".join(columns)
+            con.execute(f"INSERT INTO main.interactions ({names}) SELECT {names} FROM day.interactions")
             customers = [row[0] for row in con.execute("SELECT id FROM customers ORDER BY id")]
             when = DAY.timestamp() + 2 * 3600  # the nightly grading run, at 02:00
             rows, k = [], 0

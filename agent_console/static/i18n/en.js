@@ -224,4 +224,5 @@ export default {
   "rp.chart.aht": "Average handle time per agent",
   "rp.series.aht": "AHT (talk + hold + wrap-up)",
   "rp.series.loss_rate_all": "Call loss rate, all queues",
+  "rp.rows_one": "1 row",
 };

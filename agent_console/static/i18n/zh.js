@@ -224,4 +224,5 @@ export default {
   "rp.chart.aht": "各坐席平均处理时长",
   "rp.series.aht": "平均处理时长（通话 + 保持 + 话后）",
   "rp.series.loss_rate_all": "呼损率（全部队列）",
+  "rp.rows_one": "共 1 行",
 };

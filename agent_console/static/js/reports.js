@@ -258,7 +258,8 @@ function paintNotes(report) {
 function paintTable(report) {
   const table = $("rp-table");
   const head = clear(table.tHead);
-  const numeric = (c) => report.rows.some((r) => typeof r[c.key] === "number") && c.key !== "period";
+  const numeric = (c) => c.key !== "period" && (Boolean(c.unit) || report.rows.some((r) => typeof r[c.key] === "number"));
+  table.classList.toggle("narrow", report.columns.length <= 4);
   head.append(el("tr", {}, report.columns.map((c) => el("th", { class: numeric(c) ? "c-num" : "c-text",
                                                                 "data-key": c.key, text: columnTitle(c) }))));
   const body = clear(table.tBodies[0]);
@@ -279,7 +280,7 @@ function paintTable(report) {
     }
     body.append(tr);
   }
-  status(t("rp.rows", { n: report.rows.length }));
+  status(t(report.rows.length === 1 ? "rp.rows_one" : "rp.rows", { n: report.rows.length }));
 }
 
 // ------------------------------------------------------------------ charts
