@@ -225,6 +225,15 @@ async def test_exports_are_the_servers_files_and_mistakes_are_said(browser: Brow
         await store.close()
     await table_matches_engine(page, report, "zh")
     heads, rows = labelled(report, "zh")
+    # The language switched on a shown report: words, numbers and dates follow at once.
+    await page.click("#lang")
+    await expect(page.locator("#rp-title")).to_have_text("Call loss rate · Monday, 16 November 2026")
+    await expect(page.locator("#rp-table td[data-key=period]").first).to_have_text("16 Nov 2026, 08:00")
+    await expect(page.locator("figure[data-chart=loss] figcaption")).to_have_text(
+        "Calls lost per interval and call loss rate")
+    await table_matches_engine(page, report, "en")
+    await page.click("#lang")
+    await expect(page.locator("#rp-table th[data-key=period]")).to_have_text("时段")
 
     async with page.expect_download() as waiting:
         await page.click("#rp-csv")

@@ -260,6 +260,7 @@ function paintTable(report) {
   const head = clear(table.tHead);
   const numeric = (c) => c.key !== "period" && (Boolean(c.unit) || report.rows.some((r) => typeof r[c.key] === "number"));
   table.classList.toggle("narrow", report.columns.length <= 4);
+  table.classList.toggle("wide", report.columns.length > 14); // the distributions: every bucket a column
   head.append(el("tr", {}, report.columns.map((c) => el("th", { class: numeric(c) ? "c-num" : "c-text",
                                                                 "data-key": c.key, text: columnTitle(c) }))));
   const body = clear(table.tBodies[0]);
