@@ -258,4 +258,11 @@ async def test_exports_are_the_servers_files_and_mistakes_are_said(browser: Brow
         "the period is empty or inverted: from 2026-11-17 00:00 to 2026-11-17 00:00")
     await expect(page.locator("#rp-status")).to_have_attribute("data-kind", "error")
     await expect(page.locator("#rp-table tbody tr.rp-row")).to_have_count(len(rows))
+
+    # Today: the interval still running is counted, and said so (not a row of zeros to come).
+    today = datetime.now(UTC)
+    await choose(page, "inbound-summary", "hour", datetime.combine(today.date(), time(0), tzinfo=UTC))
+    await expect(page.locator("#rp-notes .rp-open")).to_contain_text(
+        f"当前 15 分钟（自 {today.year}年{today.month}月{today.day}日")
+    await expect(page.locator("#rp-notes .rp-open")).to_contain_text("已计入")
     assert problems == [] or all("400" in p for p in problems), problems
