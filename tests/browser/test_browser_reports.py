@@ -265,4 +265,15 @@ async def test_exports_are_the_servers_files_and_mistakes_are_said(browser: Brow
     await expect(page.locator("#rp-notes .rp-open")).to_contain_text(
         f"当前 15 分钟（自 {today.year}年{today.month}月{today.day}日")
     await expect(page.locator("#rp-notes .rp-open")).to_contain_text("已计入")
+
+    # A reload resumes the session on the Reports tab, its pickers filled again; a logout empties it.
+    await page.reload()
+    await expect(page.locator("#rp-name option")).to_have_count(13)
+    await expect(page.locator("#rp-queue option")).to_have_count(6)
+    await expect(page.locator("#rp-from")).to_have_value(f"{today:%Y-%m-%d}")  # the centre's today
+    await choose(page, "grade-movements", "day")
+    await expect(page.locator("#rp-table tbody tr.rp-row")).to_have_count(6)
+    await page.click("#logout")
+    await expect(page.locator("#login-panel")).to_be_visible()
+    await expect(page.locator("#rp-table tbody tr")).to_have_count(0)
     assert problems == [] or all("400" in p for p in problems), problems

@@ -38,7 +38,21 @@ export function mountReports(options) {
     if (catalog) fillPickers();
     if (shown) paint(shown);
   });
+  // Logged in or out (the monitor shown or hidden): what was read for the last user is dropped.
+  new MutationObserver(() => {
+    if ($("monitor").hidden) forget();
+    else if (document.body.dataset.tab === "reports" && !catalog) loadCatalog();
+  }).observe($("monitor"), { attributes: true, attributeFilter: ["hidden"] });
   openTab(sessionStorage.getItem("cti.sup.tab") || "live");
+}
+
+function forget() {
+  catalog = null;
+  shown = null;
+  for (const id of ["rp-title", "rp-notes", "rp-charts"]) clear($(id));
+  clear($("rp-table").tHead);
+  clear($("rp-table").tBodies[0]);
+  status("");
 }
 
 function openTab(tab) {
@@ -47,7 +61,7 @@ function openTab(tab) {
   for (const button of document.querySelectorAll(".tabs [data-tab]")) {
     button.setAttribute("aria-selected", String(button.dataset.tab === tab));
   }
-  if (tab === "reports" && !catalog) loadCatalog();
+  if (tab === "reports" && !catalog && !$("monitor").hidden) loadCatalog();
 }
 
 // ------------------------------------------------------------------ talking to the server
