@@ -204,15 +204,36 @@ async def test_every_mistake_is_one_line(site: AppSite, query: str, status: int,
 
 
 async def test_reports_run_off_the_servers_loop(site: AppSite) -> None:
-    """The report and its rendering run in the reports' own thread; the server's loop only waits."""
+    """While a report is being made (here: held in its rendering), the server's loop goes on serving the
+    consoles: a report runs in the reports' own thread."""
+    entered, release = threading.Event(), threading.Event()
+
+    def held(report: Report) -> tuple[threading.Thread, int]:
+        entered.set()
+        assert release.wait(30)
+        return threading.current_thread(), len(report.rows)
+
+    query = Query("inbound-summary", DAY, DAY + timedelta(days=1), "hour")
+    running = asyncio.create_task(site.server.reports.run(query, held))
+    assert await asyncio.to_thread(entered.wait, 30)
+    console = await ConsoleClient.open(site.ws_url)  # the loop answers while the report is held
+    try:
+        await console.login("super1", site.passwords["super1"])
+        assert (await console.request("ping"))["type"] == "pong"
+    finally:
+        release.set()
+        await console.close()
+    where, rows = await running
+    assert where is not threading.current_thread() and where.name == "reports" and rows > 30
+    assert (await site.server.reports.run(query, lambda r: threading.current_thread())) is where  # one thread, kept
+
+
+async def test_a_runner_closes_its_thread(site: AppSite) -> None:
     server = site.server
     runner = ReportRunner(f"sqlite:///{site.db}", None, lambda: server.projector.config,
                           lambda: server.projector.intervals, server.clock)
-    try:
-        query = Query("inbound-summary", DAY, DAY + timedelta(days=1), "hour")
-        where, rows = await runner.run(query, lambda r: (threading.current_thread(), len(r.rows)))
-        assert where is not threading.current_thread() and where.name == "reports" and rows > 30
-        assert (await runner.run(query, lambda r: threading.current_thread())) is where  # one thread, kept
-    finally:
-        await runner.close()
+    query = Query("agent-load", DAY, DAY + timedelta(days=1), "day")
+    where = await runner.run(query, lambda r: threading.current_thread())
+    assert where.is_alive()
+    await runner.close()
     assert not where.is_alive()
