@@ -1,5 +1,5 @@
 """A busy day of the test site's centre for the Reports page: calls arrive all day (more at 10:00 and 15:00),
-agents answer (and now and then transfer to support), callers give up or ask to be
+agents answer (put some on hold, transfer a few to support), callers give up or ask to be
 called back, some are served by the IVR alone, agents take lunch; the server is down
 from 13:05 to 13:25 (a gap). Driven through the real projector and journal (as tests/reports/test_day.py
 is), into a scratch database; its report rows and call history are then copied into the site's CRM, with a
@@ -78,7 +78,17 @@ class _Day:
     def offered(self, offer: d.Offer) -> None:
         cid, agent = offer.call_id, offer.agent_id
         self.ringing[cid] = agent
+        if self.rng.random() < 0.04:  # away from the desk: the phone rings out, the agent is not responding
+            self.at(self.now() + 15, lambda: self.ring_out(cid, agent))
+            return
         self.at(self.now() + self.rng.uniform(3, 9), lambda: self.answer(cid, agent))
+
+    def ring_out(self, cid: str, agent: str) -> None:
+        if self.ringing.get(cid) != agent:
+            return
+        del self.ringing[cid]
+        self.record(ev.OfferFailed(cid, agent, "no-answer"))
+        self.at(self.now() + 90, lambda: self.record(ev.AgentReady(agent)))
 
     def answer(self, cid: str, agent: str) -> None:
         if self.ringing.get(cid) != agent:
@@ -86,8 +96,11 @@ class _Day:
         del self.ringing[cid]
         self.waiting.discard(cid)
         self.record(ev.OfferAnswered(cid, agent))
-        talk = self.rng.lognormvariate(5.25, 0.6)  # about 190 s, a few over 10 minutes
-        self.at(self.now() + min(talk, 1500), lambda: self.hang_up(cid, agent))
+        talk = min(self.rng.lognormvariate(5.25, 0.6), 1500)  # about 190 s, a few over 10 minutes
+        if self.rng.random() < 0.15:  # "let me check that for you"
+            self.at(self.now() + talk * 0.3, lambda: self.record(ev.HoldStarted(cid)))
+            self.at(self.now() + talk * 0.6, lambda: self.record(ev.HoldEnded(cid)))
+        self.at(self.now() + talk, lambda: self.hang_up(cid, agent))
 
     def hang_up(self, cid: str, agent: str) -> None:
         wrap_up = self.now() + self.rng.uniform(5, 25)
