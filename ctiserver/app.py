@@ -59,6 +59,7 @@ from .projections.recorder import Recorder
 from .projections.recovery import Recovery, recover
 from .queue_log.writer import QueueLogWriter
 from .queueing.service import QUEUE_PROMPTS, QueueingService
+from .reports.runner import ReportRunner
 from .reports.writer import ReportsWriter
 from .supervision.notifier import SupervisionNotifier
 
@@ -147,6 +148,7 @@ class CtiServer:
         self.admin: AdminService
         self.supervision: SupervisionNotifier
         self.metrics: CentreMetrics
+        self.reports: ReportRunner
         self.flows: FlowRegistry
         self.speech: RecognizerPool | None = None
         self._queue_log: QueueLogWriter | None = None
@@ -244,12 +246,14 @@ class CtiServer:
         self.alerts = AlertService(self.recorder, self.clock, s.alert_every_s)
         self.metrics = CentreMetrics(lambda: self.projector, self.journal, link_states(self.calls), self.bus,
                                      self.clock)
+        self.reports = ReportRunner(s.database_url, tz, lambda: self.projector.config,
+                                    lambda: self.projector.intervals, self.clock, s.default_country)
         self.gateway = Gateway(
             self.console, Accounts.from_config(s.accounts, "accounts"),
             GatewayConfig(host=s.http_host, port=s.http_port, token_secret=s.token_secret, token_ttl_s=s.token_ttl_s,
                           ping_interval_s=s.console_ping_interval_s, ping_timeout_s=s.console_ping_timeout_s,
                           metrics_allow=s.metrics_allow),
-            metrics=self.metrics.render,
+            metrics=self.metrics.render, reports=self.reports,
             admin=lambda who, command, args: self.admin.handle(who, command, args),
         )
         self.admin = AdminService(s.admin_files, self.recorder, self.flows, self.crm, lambda: self.gateway,
@@ -333,6 +337,9 @@ class CtiServer:
         if "gateway" in opened:
             with contextlib.suppress(Exception):
                 await self.gateway.stop()
+        if "reports" in opened:
+            with contextlib.suppress(Exception):
+                await self.reports.close()
         if "calls" in opened:
             await self.calls.close()
         if self._runner is not None:

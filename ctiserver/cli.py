@@ -474,19 +474,6 @@ def cmd_crm_grade(args: argparse.Namespace) -> int:
     return _crm_command(args, main, sane)
 
 
-def _report_time(text: str, tz: Any, *, end: bool) -> Any:
-    """YYYY-MM-DD (a whole day: --to includes it) or YYYY-MM-DDTHH:MM, in the centre's zone."""
-    from datetime import datetime, time, timedelta
-
-    try:
-        if len(text) == 10:
-            day = datetime.strptime(text, "%Y-%m-%d").date()
-            return datetime.combine(day + timedelta(days=1 if end else 0), time(0), tzinfo=tz)
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M").replace(tzinfo=tz)
-    except ValueError:
-        raise CliError(f"{text!r} is not a date (YYYY-MM-DD) or a time (YYYY-MM-DDTHH:MM)") from None
-
-
 def cmd_report(args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo
 
@@ -494,9 +481,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from acd.config import load_config as load_acd
 
     from .config import ConfigError, load_config
-    from .reports.engine import Query as ReportQuery
+    from .reports import request
     from .reports.engine import ReportError, run_report
-    from .reports.formats import FORMATS, render, write_xlsx
+    from .reports.formats import render, write_xlsx
 
     def fail(message: str) -> int:
         print(f"ctiserver report: {message}", file=sys.stderr)
@@ -510,21 +497,15 @@ def cmd_report(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     tz = ZoneInfo(cfg.timezone) if cfg.timezone else datetime_local_zone()
     try:
-        if not args.date_from:
-            raise CliError("say which period: --from YYYY-MM-DD [--to YYYY-MM-DD]")
-        if args.format not in FORMATS:
-            raise CliError(f"unknown format {args.format!r}; use one of {', '.join(FORMATS)}")
-        if args.lang not in ("en", "zh"):
-            raise CliError(f"unknown language {args.lang!r}; use en or zh")
-        first = _report_time(args.date_from, tz, end=False)
-        stop = _report_time(args.date_to or args.date_from, tz, end=True)
+        query = request.query(args.name, args.date_from, args.date_to, tz, interval=args.interval,
+                              queues=args.queue or (), agents=args.agent or (), fcr_days=args.fcr_days)
+        request.check_format(args.format)
+        request.check_language(args.lang)
         if args.format == "xlsx":
             if not args.output:
                 raise CliError("an Excel report is a file: add --output report.xlsx")
             if not Path(args.output).parent.is_dir():
                 raise CliError(f"cannot write {args.output}: folder {Path(args.output).parent} does not exist")
-        query = ReportQuery(args.name, first, stop, args.interval, tuple(args.queue or ()), tuple(args.agent or ()),
-                            args.fcr_days)
 
         async def main() -> Any:
             store = await _open_crm((args.db or cfg.database_url, cfg.default_country), must_exist=True)

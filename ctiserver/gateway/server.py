@@ -59,6 +59,7 @@ from ctiserver.gateway.backend import (
     WrapUpFailed,
     WrapUpForm,
 )
+from ctiserver.gateway.reports import REPORTS_PATH, ReportsApi, ReportSource
 from ctiserver.gateway.schema import Command, ErrorCode, encode, error_reply, server_message
 from ctiserver.gateway.static import DEFAULT_ROOT, StaticSite, http_response
 from ctiserver.gateway.streams import MonitorMirror, Outbox, TokenBucket
@@ -227,7 +228,7 @@ class Gateway:
 
     def __init__(self, backend: Backend, accounts: Accounts, config: GatewayConfig | None = None,
                  clock: Callable[[], float] = time.time, metrics: MetricsSource | None = None,
-                 admin: AdminHandler | None = None) -> None:
+                 admin: AdminHandler | None = None, reports: ReportSource | None = None) -> None:
         self.backend = backend
         self.metrics = metrics
         self.admin = admin
@@ -235,6 +236,8 @@ class Gateway:
         self.config = config or GatewayConfig()
         self.clock = clock
         self.signer = TokenSigner(self.config.token_secret or secrets.token_bytes(32), self.config.token_ttl_s)
+        # /api/reports (supervisors' Reports page); None: not served
+        self.reports = ReportsApi(reports, self.signer, accounts, clock) if reports is not None else None
         cfg = self.config
         self.throttle = LoginThrottle(
             Backoff(cfg.user_lock_after, max_s=cfg.login_backoff_max_s, forget_s=cfg.login_forget_s),
@@ -414,12 +417,15 @@ class Gateway:
 
     # ------------------------------------------------------------------ HTTP
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    def _process_request(self, connection: ServerConnection,
+                         request: Request) -> Response | None | Awaitable[Response]:
         path = request.path.split("?", 1)[0]
         if path == WS_PATH:
             return self._check_origin(connection, request)  # None: go on with the websocket handshake
         if path == METRICS_PATH:
             return self._metrics(connection)
+        if self.reports is not None and (path == REPORTS_PATH or path.startswith(REPORTS_PATH + "/")):
+            return self.reports.respond(request)  # awaited by websockets: the report runs off this loop
         return self.site.respond(request.path)
 
     def _metrics(self, connection: ServerConnection) -> Response:

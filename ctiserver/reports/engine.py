@@ -54,6 +54,11 @@ class Report:
     columns: list[Column]
     rows: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)  # gaps, the open interval: said, never shown as zeros
+    # The same, as data (a page says them in its own language): (last sign of life, back) of each
+    # downtime in the period, and the start of the open interval if the period reaches it.
+    gaps: list[tuple[float, float]] = field(default_factory=list)
+    open_from: float | None = None
+    open_included: bool = False
 
 
 # ------------------------------------------------------------------------------------------ reading cells
@@ -442,7 +447,7 @@ async def run_report(store: CrmStore, query: Query, config: AcdConfig, *, live: 
     data = await _read(store, query, live, kind, pauses_too=query.report == "agent-load")
     columns, rows = builder(data, query, config)
     report = Report(query.report, en, zh, query, columns, rows)
-    report.notes = await _notes(store, query, live, now)
+    await _notes(store, report, live, now)
     return report
 
 
@@ -478,17 +483,18 @@ async def _churn(store: CrmStore, query: Query) -> Report:
     return Report("churn-candidates", en, zh, query, cols, rows)
 
 
-async def _notes(store: CrmStore, query: Query, live: Intervals | None, now: float | None) -> list[str]:
-    notes = []
+async def _notes(store: CrmStore, report: Report, live: Intervals | None, now: float | None) -> None:
+    query = report.query
     tz = query.first.tzinfo
     for a, b in await store.read_plan(store_ops.read_gaps(query.first.timestamp(), query.stop.timestamp())):
-        notes.append(f"no figures from {_hm(a, tz)} to {_hm(b, tz)}: the server was not running "
-                     f"({(b - a) / 60:.0f} min)")
+        report.gaps.append((a, b))
+        report.notes.append(f"no figures from {_hm(a, tz)} to {_hm(b, tz)}: the server was not running "
+                            f"({(b - a) / 60:.0f} min)")
     if now is not None and query.first.timestamp() <= now < query.stop.timestamp():
         open_from = live.start if live is not None and live.start is not None else (int(now) // INTERVAL_S) * INTERVAL_S
+        report.open_from, report.open_included = float(open_from), live is not None
         note = "included" if live is not None else "not included yet (it is written when it closes)"
-        notes.append(f"the current 15 minutes (from {_hm(open_from, tz)}) are {note}")
-    return notes
+        report.notes.append(f"the current 15 minutes (from {_hm(open_from, tz)}) are {note}")
 
 
 def _hm(at: float, tz: tzinfo | None) -> str:

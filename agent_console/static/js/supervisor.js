@@ -6,6 +6,7 @@ import { initSupervisorCrm } from "./crm.js";
 import { $, clear, el, option, show } from "./dom.js";
 import { duration, percent, since } from "./format.js";
 import { apply, bindToggle, label, onLangChange, t } from "./i18n.js";
+import { mountReports } from "./reports.js";
 
 const model = { user: null, queues: [], wallboard: new Map(), agents: new Map(), calls: new Map(), alerts: new Map() };
 const rows = { wallboard: new Map(), agents: new Map(), calls: new Map() };
@@ -425,6 +426,7 @@ onLangChange(() => {
   paintSpyBanner();
   paintStatus();
 });
+mountReports({ token: () => conn.state.token });
 apply();
 render();
 setInterval(tick, 1000);
