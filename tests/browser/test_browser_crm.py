@@ -27,10 +27,10 @@ pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 TEXT = {
     "zh": {"available": "空闲", "saved": "客户已保存。", "closed": "已关闭", "opened": "已创建",
-           "fu_saved": "回访结果已保存到客户资料。", "graded": "位客户分级", "blacklist": "黑名单",
+           "fu_saved": "回访结果已保存到客户资料。", "graded": "位客户分级", "blacklist": "黑名单", "complaints": "投诉",
            "bad_email": "电子邮件地址无效", "bad_phone": "电话号码无效", "settled": "回访已处理。"},
     "en": {"available": "Available", "saved": "Customer saved.", "closed": "closed", "opened": "opened",
-           "fu_saved": "Follow-up call saved to the CRM.", "graded": "customers graded", "blacklist": "Blacklist",
+           "fu_saved": "Follow-up call saved to the CRM.", "graded": "customers graded", "blacklist": "Blacklist", "complaints": "Complaints",
            "bad_email": "Not an e-mail address", "bad_phone": "Not a valid phone number",
            "settled": "Follow-up settled."},
 }
@@ -221,7 +221,8 @@ async def test_a_blacklisted_caller_in_the_browser(browser: Browser, tmp_path: P
         page = await agent_at_work(browser, site, problems, lang)
         _offer, call_id = await site.ring_agent(AGENT1, HOSTILE_CALLER)  # a VIP: the flow asks for vip
         await expect(page.locator("#offer-banner")).to_be_visible()
-        await expect(page.locator("#offer-queue")).to_contain_text("complaints")
+        # Routed to the complaints queue, named in the UI's language.
+        await expect(page.locator("#offer-queue")).to_contain_text(TEXT[lang]["complaints"])
         await expect(page.locator("#pop-flags .flag-blacklist")).to_contain_text(TEXT[lang]["blacklist"])
         view = site.server.projector.router.call_view(call_id)
         assert view is not None and view.queue == "complaints"

@@ -53,9 +53,4 @@ export default {
   "day.none_waiting": "Nobody is waiting.",
   "alert.wrapup_draft": "left a wrap-up unsaved; the notes are kept as a draft on call {call}:",
   "offer.auto_answer": "Your phone answers by itself",
-  "queue.vip": "VIP line",
-  "queue.sales": "Sales",
-  "queue.support": "Support",
-  "queue.complaints": "Complaints",
-  "queue.general": "General",
 };

@@ -53,9 +53,4 @@ export default {
   "day.none_waiting": "暂无排队。",
   "alert.wrapup_draft": "有未保存的话后处理，备注已作为草稿保存在通话 {call} 上：",
   "offer.auto_answer": "您的话机将自动接听",
-  "queue.vip": "VIP 专线",
-  "queue.sales": "销售",
-  "queue.support": "技术支持",
-  "queue.complaints": "投诉",
-  "queue.general": "综合服务",
 };
