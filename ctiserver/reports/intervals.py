@@ -20,7 +20,7 @@ to the writer. The open interval is part of the projector's checkpoint.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from operator import attrgetter
 from typing import Any
@@ -129,9 +129,19 @@ class Cell:
 
     def add(self, other: Cell) -> None:
         mine, theirs = _ALL_OF(self), _ALL_OF(other)
-        for i, name in enumerate(COLUMNS):
-            setattr(self, name, mine[i] + theirs[i])
+        for name, a, b in zip(COLUMNS, mine, theirs, strict=True):
+            setattr(self, name, a + b)
         self.wait_max_s = max(mine[_MAX], theirs[_MAX])
+
+    @classmethod
+    def total(cls, cells: Sequence[Cell]) -> Cell:
+        """The cells added up (in their order, as add() would), as one new cell."""
+        rows = [_ALL_OF(c) for c in cells]
+        if len(rows) < 2:
+            return cls.of(rows[0]) if rows else cls()
+        values = [sum(column) for column in zip(*rows, strict=True)]
+        values[_MAX] = max(row[_MAX] for row in rows)
+        return cls.of(values)
 
     def columns(self) -> dict[str, float]:
         """Flat, for the database: the stored figures by name (COLUMNS)."""
@@ -139,7 +149,17 @@ class Cell:
 
     @classmethod
     def from_columns(cls, row: Mapping[str, Any]) -> Cell:
-        return cls(*[row[name] for name in COLUMNS])
+        return cls.of([row[name] for name in COLUMNS])
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Cell:
+        """From every figure in the stored order (COLUMNS)."""
+        return cls(*values)  # type: ignore[arg-type]
+
+    @classmethod
+    def of_some(cls, names: Sequence[str], values: Sequence[float]) -> Cell:
+        """From some figures by name; the others are 0."""
+        return cls(**dict(zip(names, values, strict=True)))  # type: ignore[arg-type]
 
 
 COLUMNS = tuple(fd.name for fd in fields(Cell))
