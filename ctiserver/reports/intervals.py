@@ -201,6 +201,7 @@ class _Agent:
     reason: str = ""
     talk_s: float = 0.0  # of the call in hand, until its wrap-up ends
     hold_s: float = 0.0
+    cell: Cell | None = None  # their time's cell in the open interval, once it has one
 
 
 class Intervals:
@@ -261,6 +262,7 @@ class Intervals:
             end = self.start + INTERVAL_S
             for agent_id, a in self._agents.items():
                 self._time(agent_id, a, end)
+                a.cell = None
             self.closed.append(Closed(self.start, self.cells, self.pauses))
             self.cells, self.pauses, self._by_queue = {}, {}, {}
             self.start = end
@@ -372,7 +374,9 @@ class Intervals:
     def _time(self, agent_id: str, a: _Agent, until: float) -> None:
         spent = until - a.since
         if spent > 0 and a.state != "logged_out":
-            cell = self._cell("", agent_id)
+            cell = a.cell
+            if cell is None:
+                cell = a.cell = self._cell("", agent_id)
             cell.login_s += spent
             column = _STATE_COLUMNS.get(a.state)
             if column is not None:
