@@ -8,11 +8,20 @@ day and month rows for every month, as the server writes them. Then, timed (medi
   report_day_agents_ms: `agent-comparison` of that day (every agent's rows);
 * report_year_ms: the slower of `inbound-summary` of the year by month and `agent-comparison` of the
   year (month rows); targets: day under 100 ms, year under 1,000 ms on SQLite;
-* aggregate_cost_us_per_call: the interval aggregator's own time per call, over the facts and decisions
-  of calls run through the real projector (router, records) and replayed into the aggregator alone;
+  each report also as *_cpu_ms: the process's CPU time (the database's thread included), which the
+  load of a shared machine moves far less than the wall clock (load_average_1m says how loaded it was);
+* aggregate_cost_us_per_call: the interval aggregator's own CPU time per call, over the facts and
+  decisions of calls run through the real projector (router, records) and replayed into the aggregator
+  alone, closed intervals taken after each fact as the server's writer does; target under 50 us;
 * metrics_scrape_ms: a /metrics scrape with 5,000 agents (--quick: 1,000), bench/metrics.py's centre.
 
 `--quick` (under a minute, same keys) stores a year of 1,000,000 calls for 100 agents and 10 queues.
+
+Measured on the shared 2-core machine (docs/reports.md, Speed), medians, wall ms (CPU ms):
+  --quick, 3 runs at load 6.5: report_day_ms 8.2 (5.9), report_year_ms 58 (23), aggregate 17.8 us;
+  full, at load 8: report_day_ms 37.6 (27.6), report_year_ms 344 (120), aggregate 20.3 us, 1 min 16 s;
+  full, at load 14: report_day_ms 159 (31), report_year_ms 574 (165), aggregate 30.2 us, 2 min 10 s.
+  Before (a0b1e7a), full at load 10: report_day_ms 210 (117), report_year_ms 3,733 (1,653).
 
     .venv/bin/python bench/reports.py [--quick] [--db URL]
 """
