@@ -133,28 +133,36 @@ _WIDTH = {"15m": INTERVAL_S, "hour": 3600}  # the groupings whose buckets split 
 @dataclass(frozen=True, slots=True)
 class _Piece:
     """Rows of one grain with first <= start < stop, summed into `bucket`, or with `every` (seconds) into
-    `bucket + k * every`, or (every -1) bucketed row by row."""
+    `bucket + k * every` (every 1: each row start its own bucket), or (every -1) bucketed row by row."""
 
     grain: str
     first: int
     stop: int
     bucket: int
     every: int = 0
+    spans: int = 1
 
 
 def _pieces(q: Query) -> list[_Piece]:
-    """The spans of the period as reads: neighbours of one grain and one bucket make one read (a year by
-    month rows in total is one query, not twelve); a span cut into buckets is summed per bucket in the
-    database when its buckets are evenly spaced (checked at every row start: a zone whose offset moves by
-    a part of an hour is not), row by row otherwise."""
+    """The spans of the period as reads. Neighbours of one grain make one read when they fall in one
+    bucket (a year in total from its month rows: one query, not twelve), or when each is a day or month row
+    that is its own bucket (a month by day from its day rows). A span cut into buckets is summed per
+    bucket in the database when its buckets are evenly spaced (checked at every row start: a zone whose
+    offset moves by a part of an hour is not), row by row otherwise."""
     bucket = _buckets(q.first, q.stop, q.grouping)
     out: list[_Piece] = []
     for grain, a, b in _spans(q.first, q.stop, q.grouping):
         first_bucket = bucket(a)
         if first_bucket == bucket(b - 1):
             last = out[-1] if out else None
-            if last is not None and (last.grain, last.stop, last.bucket, last.every) == (grain, a, first_bucket, 0):
-                out[-1] = _Piece(grain, last.first, b, first_bucket)
+            if last is None or (last.grain, last.stop) != (grain, a):
+                out.append(_Piece(grain, a, b, first_bucket))
+            elif (last.bucket, last.every) == (first_bucket, 0):
+                out[-1] = _Piece(grain, last.first, b, first_bucket, 0, last.spans + 1)
+            # a day or month span holds one row start: its own bucket when the bucket starts there
+            elif grain != "15m" and first_bucket == a and (
+                    last.every == 1 or (last.every, last.spans, last.bucket) == (0, 1, last.first)):
+                out[-1] = _Piece(grain, last.first, b, last.first, 1, last.spans + 1)
             else:
                 out.append(_Piece(grain, a, b, first_bucket))
             continue
