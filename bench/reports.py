@@ -18,10 +18,11 @@ day and month rows for every month, as the server writes them. Then, timed (medi
 `--quick` (under a minute, same keys) stores a year of 1,000,000 calls for 100 agents and 10 queues.
 
 Measured on the shared 2-core machine (docs/reports.md, Speed), medians, wall ms (CPU ms):
-  --quick, 3 runs at load 6.5: report_day_ms 8.2 (5.9), report_year_ms 58 (23), aggregate 17.8 us;
-  full, at load 8: report_day_ms 37.6 (27.6), report_year_ms 344 (120), aggregate 20.3 us, 1 min 16 s;
+  --quick, 3 runs at load 4: report_day_ms 15.8 (5.7), report_year_ms 33.5 (21.8), aggregate 16.6 us;
+  full, at load 6.6: report_day_ms 92.1 (32.4), report_year_ms 326 (108), aggregate 17.2 us, 58 s;
   full, at load 14: report_day_ms 159 (31), report_year_ms 574 (165), aggregate 30.2 us, 2 min 10 s.
   Before (a0b1e7a), full at load 10: report_day_ms 210 (117), report_year_ms 3,733 (1,653).
+On PostgreSQL the CPU figures leave out the server's own work (--quick at load 14: day 52 ms, year 164 ms).
 
     .venv/bin/python bench/reports.py [--quick] [--db URL]
 """
