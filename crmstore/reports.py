@@ -71,13 +71,6 @@ def _upsert(adding: bool) -> str:
             f" ON CONFLICT ({', '.join(_KEYS)}) DO UPDATE SET " + ", ".join(merged(m) for m in METRICS))
 
 
-def _number(metric: str, value: Any) -> float:
-    """SUM of a BIGINT is a NUMERIC (a Decimal) on PostgreSQL: back to the column's kind."""
-    if value is None:
-        return 0
-    return float(value) if metric.endswith("_s") else int(value)
-
-
 _SET = _upsert(adding=False)
 _ADD = _upsert(adding=True)
 _PAUSE_SET = ("INSERT INTO report_pauses (grain, start, agent, reason, seconds) VALUES (?, ?, ?, ?, ?)"
@@ -148,26 +141,48 @@ def read_cells(grain: str, first: int, stop: int, *, kind: str | None = None, qu
     return [CellRow(r[0], int(r[1]), r[2], r[3], r[4], dict(zip(METRICS, r[5:], strict=True))) for r in got]
 
 
-def read_sums(grain: str, first: int, stop: int, *, kind: str | None = None,
-              queues: Sequence[str] = ()) -> Plan[list[tuple[Any, ...]]]:
+def _sum(metric: str) -> str:
+    if metric in MAXIMA:
+        return f"MAX({metric})"
+    # SUM of a BIGINT is a NUMERIC (a Decimal) on PostgreSQL: cast back, so both backends give ints.
+    return f"SUM({metric})" if metric.endswith("_s") else f"CAST(SUM({metric}) AS BIGINT)"
+
+
+def _figures(figures: Sequence[str]) -> Sequence[str]:
+    unknown = set(figures) - set(METRICS)
+    if unknown:
+        raise ValueError(f"not a stored figure: {', '.join(sorted(unknown))}")
+    return figures
+
+
+def read_sums(grain: str, first: int, stop: int, figures: Sequence[str] = METRICS, *, kind: str | None = None,
+              queues: Sequence[str] = (), every: int = 0, origin: int = 0) -> Plan[list[tuple[Any, ...]]]:
     """The rows of one grain with first <= start < stop summed per (queue, agent, flow), in the database:
-    (queue, agent, flow, *METRICS) (the maximum for maxima)."""
-    figures = ", ".join(f"MAX({m})" if m in MAXIMA else f"SUM({m})" for m in METRICS)
-    sql = (f"SELECT queue, agent, flow, {figures} FROM report_cells WHERE grain = ? AND start >= ? AND start < ?")
+    (queue, agent, flow, *figures) (the maximum for maxima). With `every` (seconds), summed per bucket too:
+    (bucket, queue, agent, flow, *figures), a row's bucket being the last `origin + k * every` at or before
+    its start."""
+    args: list[object] = []
+    by = ""
+    if every:
+        by = "start - (start - ?) % ?, "
+        args += [origin, every]
+    sums = ", ".join(_sum(m) for m in _figures(figures))
+    sql = f"SELECT {by}queue, agent, flow, {sums} FROM report_cells WHERE grain = ? AND start >= ? AND start < ?"
+    args += [grain, first, stop]
     if kind is not None:
         sql += f" AND {ROW_KINDS[kind]}"
-    args: list[object] = [grain, first, stop]
     if queues:
         sql += f" AND queue IN ({', '.join('?' * len(queues))})"
         args.extend(queues)
-    got = yield Fetch(sql + " GROUP BY queue, agent, flow", tuple(args))
-    return [(r[0], r[1], r[2], *(_number(m, v) for m, v in zip(METRICS, r[3:], strict=True))) for r in got]
+    # by position: PostgreSQL cannot tell that the bucket's parameters in a GROUP BY are the SELECT's
+    got = yield Fetch(sql + (" GROUP BY 1, 2, 3, 4" if every else " GROUP BY 1, 2, 3"), tuple(args))
+    return [tuple(r) for r in got]
 
 
-def read_rows(grain: str, first: int, stop: int, *, kind: str | None = None,
+def read_rows(grain: str, first: int, stop: int, figures: Sequence[str] = METRICS, *, kind: str | None = None,
               queues: Sequence[str] = ()) -> Plan[list[tuple[Any, ...]]]:
-    """The rows themselves: (start, queue, agent, flow, *METRICS)."""
-    sql = (f"SELECT start, queue, agent, flow, {', '.join(METRICS)} FROM report_cells WHERE grain = ?"
+    """The rows themselves: (start, queue, agent, flow, *figures)."""
+    sql = (f"SELECT start, queue, agent, flow, {', '.join(_figures(figures))} FROM report_cells WHERE grain = ?"
            " AND start >= ? AND start < ?")
     if kind is not None:
         sql += f" AND {ROW_KINDS[kind]}"

@@ -8,7 +8,7 @@ days, then 15-minute intervals for the edges), so a year reads a few thousand ro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, tzinfo
 from typing import Any
@@ -132,48 +132,95 @@ def _add_month(t: datetime) -> datetime:
     return datetime.combine(t.date().replace(year=year, month=month, day=1), time(0), tzinfo=t.tzinfo)
 
 
-_MAX = store_ops.METRICS.index("wait_max_s")
+_WIDTH = {"15m": INTERVAL_S, "hour": 3600}  # the groupings whose buckets split a span of rows
+
+
+@dataclass(frozen=True, slots=True)
+class _Piece:
+    """Rows of one grain with first <= start < stop, summed into `bucket`, or with `every` (seconds) into
+    `bucket + k * every` (every 1: each row start its own bucket), or (every -1) bucketed row by row."""
+
+    grain: str
+    first: int
+    stop: int
+    bucket: int
+    every: int = 0
+    spans: int = 1
+
+
+def _pieces(q: Query) -> list[_Piece]:
+    """The spans of the period as reads. Neighbours of one grain make one read when they fall in one
+    bucket (a year in total from its month rows: one query, not twelve), or when each is a day or month row
+    that is its own bucket (a month by day from its day rows). A span cut into buckets is summed per
+    bucket in the database when its buckets are evenly spaced (checked at every row start: a zone whose
+    offset moves by a part of an hour is not), row by row otherwise."""
+    bucket = _buckets(q.first, q.stop, q.grouping)
+    out: list[_Piece] = []
+    for grain, a, b in _spans(q.first, q.stop, q.grouping):
+        first_bucket = bucket(a)
+        if first_bucket == bucket(b - 1):
+            last = out[-1] if out else None
+            if last is None or (last.grain, last.stop) != (grain, a):
+                out.append(_Piece(grain, a, b, first_bucket))
+            elif (last.bucket, last.every) == (first_bucket, 0):
+                out[-1] = _Piece(grain, last.first, b, first_bucket, 0, last.spans + 1)
+            # a day or month span holds one row start: its own bucket when the bucket starts there
+            elif grain != "15m" and first_bucket == a and (
+                    last.every == 1 or (last.every, last.spans, last.bucket) == (0, 1, last.first)):
+                out[-1] = _Piece(grain, last.first, b, last.first, 1, last.spans + 1)
+            else:
+                out.append(_Piece(grain, a, b, first_bucket))
+            continue
+        every = _WIDTH.get(q.grouping, -1)
+        starts = range(a + (-a) % INTERVAL_S, b, INTERVAL_S)
+        if every > 0 and any(bucket(t) != t - (t - first_bucket) % every for t in starts):
+            every = -1
+        out.append(_Piece(grain, a, b, first_bucket, every))
+    return out
 
 
 async def _read(store: CrmStore, q: Query, live: Intervals | None, kind: str | None = None,
-                pauses_too: bool = False) -> _Cells:
-    """Sums per (bucket, queue, agent, flow): in the database where a piece of the period falls in one
-    bucket, row by row (plain lists, no objects) where it does not."""
+                figures: Sequence[str] = store_ops.METRICS, pauses_too: bool = False) -> _Cells:
+    """Sums of `figures` per (bucket, queue, agent, flow): in the database where it can, row by row (plain
+    lists, no objects) where it cannot. The other figures are 0."""
     bucket = _buckets(q.first, q.stop, q.grouping)
+    biggest_at = figures.index("wait_max_s") if "wait_max_s" in figures else -1
     sums: dict[tuple[int, str, str, str], list[float]] = {}
     pauses: dict[tuple[int, str, str], float] = {}
     queues = q.queues if kind in ("queue", "queue_agent") else ()
 
-    def take(at: int, key: tuple[str, str, str], values: list[float] | tuple[Any, ...]) -> None:
-        full = (at, *key)
+    def take(full: tuple[int, str, str, str], values: list[float] | tuple[Any, ...]) -> None:
         mine = sums.get(full)
         if mine is None:
-            sums[full] = [v or 0 for v in values]
+            sums[full] = list(values)
             return
-        biggest = max(mine[_MAX], values[_MAX] or 0)
-        sums[full] = [a + (b or 0) for a, b in zip(mine, values, strict=True)]
-        sums[full][_MAX] = biggest
+        sums[full] = [a + b for a, b in zip(mine, values, strict=True)]
+        if biggest_at >= 0:
+            sums[full][biggest_at] = max(mine[biggest_at], values[biggest_at])
 
-    for grain, a, b in _spans(q.first, q.stop, q.grouping):
-        if bucket(a) == bucket(b - 1):
-            for row in await store.read_plan(store_ops.read_sums(grain, a, b, kind=kind, queues=queues)):
-                take(bucket(a), (row[0], row[1], row[2]), row[3:])
+    for piece in _pieces(q):
+        grain, a, b = piece.grain, piece.first, piece.stop
+        if piece.every == 0:
+            for row in await store.read_plan(store_ops.read_sums(grain, a, b, figures, kind=kind, queues=queues)):
+                take((piece.bucket, row[0], row[1], row[2]), row[3:])
+        elif piece.every > 0:
+            for row in await store.read_plan(store_ops.read_sums(grain, a, b, figures, kind=kind, queues=queues,
+                                                                 every=piece.every, origin=piece.bucket)):
+                take((int(row[0]), row[1], row[2], row[3]), row[4:])
         else:
-            for row in await store.read_plan(store_ops.read_rows(grain, a, b, kind=kind, queues=queues)):
-                take(bucket(int(row[0])), (row[1], row[2], row[3]), row[4:])
+            for row in await store.read_plan(store_ops.read_rows(grain, a, b, figures, kind=kind, queues=queues)):
+                take((bucket(int(row[0])), row[1], row[2], row[3]), row[4:])
         if pauses_too:
             for start, agent, reason, seconds in await store.read_plan(store_ops.read_pauses(grain, a, b)):
                 key = (bucket(start), agent, reason)
                 pauses[key] = pauses.get(key, 0.0) + seconds
     if live is not None and live.start is not None and q.first.timestamp() <= live.start < q.stop.timestamp():
-        for cell_key, cell in live.cells.items():
-            take(bucket(live.start), cell_key, list(cell.columns().values()))
+        for (queue, agent, flow), cell in live.cells.items():
+            take((bucket(live.start), queue, agent, flow), [getattr(cell, m) for m in figures])
         for (agent, reason), seconds in live.pauses.items():
             pkey = (bucket(live.start), agent, reason)
             pauses[pkey] = pauses.get(pkey, 0.0) + seconds
-    cells = {key: Cell.from_columns(dict(zip(store_ops.METRICS, values, strict=True)))
-             for key, values in sums.items()}
-    return _Cells(cells, pauses)
+    return _Cells({key: Cell.of_some(figures, values) for key, values in sums.items()}, pauses)
 
 
 # ------------------------------------------------------------------------------------------ formulas
@@ -242,16 +289,19 @@ def _queue_rows(data: _Cells, q: Query, config: AcdConfig,
 
 def _agent_cells(data: _Cells, q: Query) -> dict[tuple[int, str], tuple[Cell, Cell]]:
     """(period, agent) -> (their calls over all queues (or the asked ones), their time)."""
-    out: dict[tuple[int, str], tuple[Cell, Cell]] = {}
+    calls: dict[tuple[int, str], list[Cell]] = {}
+    time: dict[tuple[int, str], list[Cell]] = {}
     for (start, queue, agent, flow), cell in data.cells.items():
         if not agent or flow or (q.agents and agent not in q.agents):
             continue
-        calls, time = out.setdefault((start, agent), (Cell(), Cell()))
+        key = (start, agent)
+        mine = calls.setdefault(key, [])
+        theirs = time.setdefault(key, [])
         if queue and (not q.queues or queue in q.queues):
-            calls.add(cell)
+            mine.append(cell)
         elif not queue:
-            time.add(cell)
-    return out
+            theirs.append(cell)
+    return {key: (Cell.total(cells), Cell.total(time[key])) for key, cells in calls.items()}
 
 
 def inbound_summary(data: _Cells, q: Query, config: AcdConfig) -> tuple[list[Column], list[dict[str, Any]]]:
@@ -393,18 +443,30 @@ def callbacks(data: _Cells, q: Query, config: AcdConfig) -> tuple[list[Column], 
 
 
 Builder = Callable[[_Cells, Query, AcdConfig], tuple[list[Column], list[dict[str, Any]]]]
-# name: (English title, Chinese title, builder, the rows it reads (crmstore.reports.ROW_KINDS))
-REPORTS: Mapping[str, tuple[str, str, Builder, str]] = {
-    "inbound-summary": ("Inbound summary", "呼入汇总", inbound_summary, "queue"),
-    "call-duration": ("Call duration", "呼叫时长", call_duration, "queue"),
-    "waiting-time": ("Waiting time", "等候时长", waiting_time, "queue"),
-    "agent-load": ("Agent load rate", "座席负载率", agent_load, "agent"),
-    "call-loss": ("Call loss rate", "呼损率", call_loss, "queue"),
-    "transfer-rate": ("Call transfer rate", "呼叫传送率", transfer_rate, "queue_agent"),
-    "agent-comparison": ("Agent performance comparison", "座席绩效对比", agent_comparison, "agent"),
-    "satisfaction": ("Satisfaction", "满意度", satisfaction, "queue_agent"),
-    "ivr-containment": ("IVR containment", "语音自助率", ivr_containment, "flow"),
-    "callbacks": ("Callbacks", "回呼", callbacks, "queue"),
+_AW = tuple(f"aw_{i}" for i in range(len(WAIT_BUCKETS) + 1))
+_AB = tuple(f"ab_{i}" for i in range(len(WAIT_BUCKETS) + 1))
+_TK = tuple(f"tk_{i}" for i in range(len(TALK_BUCKETS) + 1))
+_AHT = ("handled", "talk_s", "hold_s", "wrapup_s")
+_AGENT_TIME = ("login_s", "available_s", "reserved_s", "on_call_s", "on_hold_s", "wrap_up_s", "paused_s")
+# name: (English title, Chinese title, builder, the rows it reads (crmstore.reports.ROW_KINDS), the figures
+# its formulas use: only these are read, the others are 0 in its cells; a test holds each builder to them)
+REPORTS: Mapping[str, tuple[str, str, Builder, str, tuple[str, ...]]] = {
+    "inbound-summary": ("Inbound summary", "呼入汇总", inbound_summary, "queue",
+                        ("offered", "answered", "answered_in_sl", "abandoned", "short_abandoned", "wait_answered_s",
+                         "wait_max_s", *_AHT, "transferred", "callbacks_requested", "timed_out", "lost")),
+    "call-duration": ("Call duration", "呼叫时长", call_duration, "queue", (*_AHT, *_TK)),
+    "waiting-time": ("Waiting time", "等候时长", waiting_time, "queue",
+                     ("answered", "wait_answered_s", "abandoned", "wait_abandoned_s", "wait_max_s", *_AW, *_AB)),
+    "agent-load": ("Agent load rate", "座席负载率", agent_load, "agent", _AGENT_TIME),
+    "call-loss": ("Call loss rate", "呼损率", call_loss, "queue", ("offered", "answered", "abandoned", "timed_out",
+                                                                   "lost")),
+    "transfer-rate": ("Call transfer rate", "呼叫传送率", transfer_rate, "queue_agent", ("handled", "transferred")),
+    "agent-comparison": ("Agent performance comparison", "座席绩效对比", agent_comparison, "agent",
+                         ("offers", "answered", *_AHT, "transferred", "ring_no_answer", "surveys", "survey_sum",
+                          *_AGENT_TIME)),
+    "satisfaction": ("Satisfaction", "满意度", satisfaction, "queue_agent", ("surveys", "survey_sum")),
+    "ivr-containment": ("IVR containment", "语音自助率", ivr_containment, "flow", ("ivr_calls", "ivr_contained")),
+    "callbacks": ("Callbacks", "回呼", callbacks, "queue", ("callbacks_requested", "callbacks_answered")),
 }
 OTHER_REPORTS: Mapping[str, tuple[str, str]] = {
     "first-contact": ("First-contact resolution", "首次解决率"),
@@ -443,8 +505,8 @@ async def run_report(store: CrmStore, query: Query, config: AcdConfig, *, live: 
         return await _grade_movements(store, query)
     if query.report == "churn-candidates":
         return await _churn(store, query)
-    en, zh, builder, kind = REPORTS[query.report]
-    data = await _read(store, query, live, kind, pauses_too=query.report == "agent-load")
+    en, zh, builder, kind, figures = REPORTS[query.report]
+    data = await _read(store, query, live, kind, figures, pauses_too=query.report == "agent-load")
     columns, rows = builder(data, query, config)
     report = Report(query.report, en, zh, query, columns, rows)
     await _notes(store, report, live, now)
