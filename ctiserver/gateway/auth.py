@@ -42,11 +42,18 @@ _AGENT_ONLY = frozenset({"agent_login", "agent_logout", "ready", "pause", "hold"
                          "transfer_complete", "transfer_cancel", "hangup", "wrapup", "dial"})
 _SUPERVISOR = frozenset({"spy", "spy_stop", "force_pause", "force_logout", "move_call"})
 
+# Recordings: the agent on the call starts and pauses; playback and the voicemail inbox for both roles,
+# each answer narrowed to what the person may hear (ctiserver/recordings/service.py).
+_RECORDING_AGENT = frozenset({"recording_start", "recording_pause", "recording_resume", "recording_stop"})
+_RECORDING_BOTH = frozenset({"recordings_list", "recording_play", "voicemail_list", "voicemail_play",
+                             "voicemail_done"})
+_RECORDING_SUPERVISOR = frozenset({"voicemail_assign"})
+
 # Which commands each role may send (pre-auth messages `auth`/`resume` are handled apart).
 PERMISSIONS: Mapping[Role, frozenset[str]] = MappingProxyType({
-    Role.AGENT: _COMMON | _AGENT_ONLY,
-    Role.SUPERVISOR: _COMMON | _SUPERVISOR,
-    Role.ADMIN: _COMMON | _SUPERVISOR,
+    Role.AGENT: _COMMON | _AGENT_ONLY | _RECORDING_AGENT | _RECORDING_BOTH,
+    Role.SUPERVISOR: _COMMON | _SUPERVISOR | _RECORDING_BOTH | _RECORDING_SUPERVISOR,
+    Role.ADMIN: _COMMON | _SUPERVISOR | _RECORDING_BOTH | _RECORDING_SUPERVISOR,
 })
 assert all(t in CLIENT_MESSAGES for perms in PERMISSIONS.values() for t in perms)
 

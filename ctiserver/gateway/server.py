@@ -59,6 +59,7 @@ from ctiserver.gateway.backend import (
     WrapUpFailed,
     WrapUpForm,
 )
+from ctiserver.gateway.desk import RecordingDesk, desk_handlers
 from ctiserver.gateway.schema import Command, ErrorCode, encode, error_reply, server_message
 from ctiserver.gateway.static import DEFAULT_ROOT, StaticSite, http_response
 from ctiserver.gateway.streams import MonitorMirror, Outbox, TokenBucket
@@ -68,6 +69,8 @@ T = TypeVar("T")
 
 WS_PATH = "/ws"
 METRICS_PATH = "/metrics"
+MEDIA_PREFIX = "/media/"  # recordings and voicemails, by play ticket (ctiserver.recordings.media)
+MediaSource = Callable[[Request], Awaitable[Response]]
 # The exposition text and its content type (ctiserver.metrics.centre.CentreMetrics.render).
 MetricsSource = Callable[[], tuple[bytes, str]]
 CLOSE_POLICY = 1008  # RFC 6455 policy violation: auth timeout, too many auth failures, session ended
@@ -224,8 +227,11 @@ class Gateway:
     """Start with `async with Gateway(backend, accounts, GatewayConfig(...)) as gw:`; push with `await gw.push_*`."""
 
     def __init__(self, backend: Backend, accounts: Accounts, config: GatewayConfig | None = None,
-                 clock: Callable[[], float] = time.time, metrics: MetricsSource | None = None) -> None:
+                 clock: Callable[[], float] = time.time, metrics: MetricsSource | None = None,
+                 recordings: RecordingDesk | None = None) -> None:
         self.backend = backend
+        self.recordings = recordings
+        self.media: MediaSource | None = None  # set by whoever serves the audio (app wiring)
         self.metrics = metrics
         self.accounts = accounts
         self.config = config or GatewayConfig()
@@ -416,7 +422,22 @@ class Gateway:
             return self._check_origin(connection, request)  # None: go on with the websocket handshake
         if path == METRICS_PATH:
             return self._metrics(connection)
+        if path.startswith(MEDIA_PREFIX) and self.media is not None:
+            return self.media(request)  # type: ignore[return-value]  # websockets awaits it
         return self.site.respond(request.path)
+
+    def session_ok(self, who: Principal) -> bool:
+        """Whether a session still stands (not expired, logged out or forced out): checked again when a
+        play ticket is redeemed over plain HTTP."""
+        try:
+            self.signer.verify(who, self.clock())
+        except AuthError:
+            return False
+        return True
+
+    def push_to_agent(self, agent_id: str, kind: str, fields: Mapping[str, object]) -> None:
+        """A capability's message to an agent's consoles, on the agent's stream (replayed on resume)."""
+        self._push_agent(agent_id, kind, **fields)
 
     def _metrics(self, connection: ServerConnection) -> Response:
         """The scrape runs here, on the loop: the collector reads the projections in a few ms (bench/metrics.py)."""
@@ -665,9 +686,17 @@ class Gateway:
             "force_pause": self._cmd_force_pause,
             "force_logout": self._cmd_force_logout, "move_call": self._cmd_move_call,
         }
+        for kind, handle in desk_handlers(self.recordings).items():
+            table[kind] = self._desk(handle)
         missing = set(schema.CLIENT_MESSAGES) - set(table) - {"auth", "resume"}
         assert not missing, missing
         return table
+
+    @staticmethod
+    def _desk(handle: Callable[[Principal, Command], Awaitable[dict[str, object]]]) -> Handler:
+        async def run(client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
+            return await handle(who, cmd)
+        return run
 
     @staticmethod
     def _ok(cmd: Command, data: object = None) -> dict[str, object]:
