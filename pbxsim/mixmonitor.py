@@ -55,7 +55,7 @@ class Recording:
 
 
 def _samples(seconds: float) -> int:
-    return int(round(seconds * RATE))
+    return round(seconds * RATE)
 
 
 def _tone(seconds: float) -> bytes:
