@@ -4,8 +4,10 @@ leave a voicemail and fetch audio over the gateway's real HTTP server."""
 from __future__ import annotations
 
 import asyncio
+import math
 import urllib.error
 import urllib.request
+import wave
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -59,10 +61,22 @@ async def recorded_row(site: AppSite, call_id: str) -> None:
                      f"the interaction row of {call_id}")
 
 
-def leave_voicemail(site: AppSite, caller: str) -> None:
-    """The caller presses 9 in the demo menu and speaks (the simulator writes silence) until the IVR's
-    silence detection ends the message."""
-    site.sim.place_call(DID, caller, "", CallerBehaviour(keys=("9",), press_on_prompt=False))
+def message_wav(path: Path, seconds: float = 2.5) -> Path:
+    """What the caller says: a falling tone, 8 kHz mono like the PBX's recordings."""
+    rate = 8000
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"".join(int(6000 * math.sin(2 * math.pi * (440 - 100 * n / rate / seconds) * n / rate))
+                               .to_bytes(2, "little", signed=True) for n in range(int(seconds * rate))))
+    return path
+
+
+def leave_voicemail(site: AppSite, caller: str, message: Path) -> None:
+    """The caller presses 9 in the demo menu and speaks `message` after the tone (the simulator writes it
+    as the recording) until the IVR's silence detection ends it."""
+    site.sim.place_call(DID, caller, "", CallerBehaviour(keys=("9",), press_on_prompt=False, utterance=message))
 
 
 async def voicemail_row(site: AppSite, caller: str) -> str:
