@@ -113,8 +113,8 @@ def test_queue_recording_policy_is_validated_with_file_and_line() -> None:
     with pytest.raises(AcdConfigError) as err:
         parse_config(QUEUES, "queues.yaml")
     assert str(err.value).splitlines()[1:] == [
-        "  queues.yaml:7: queue 'support' field 'recording': unknown recording policy 'sometimes'; "
-        "expected one of ('always', 'never', 'on_demand')"]
+        ("  queues.yaml:7: queue 'support' field 'recording': unknown recording policy 'sometimes'; "
+         "expected one of ('always', 'never', 'on_demand')")]
     config = parse_config(QUEUES.replace("sometimes", "on_demand"), "queues.yaml")
     assert [q.recording for q in config.queues] == ["always", "on_demand"]
     assert parse_config(QUEUES.replace("    recording: sometimes\n", ""), "q").queues[1].recording == "never"
@@ -137,6 +137,6 @@ def test_cti_yaml_recordings_section(tmp_path: Path) -> None:
     assert lines == [
         f"{bad}:4: recordings.pbx_dir: must be an absolute path on the PBX host",
         f"{bad}:5: recordings.retention_days: must be a whole number of days (0: never delete)",
-        f"{bad}:6: recordings.keep: unknown field; expected one of ['dir', 'pbx_dir', 'retention_days', "
-        "'sweep_every_s']",
+        (f"{bad}:6: recordings.keep: unknown field; expected one of ['dir', 'pbx_dir', 'retention_days', "
+         "'sweep_every_s']"),
     ]
