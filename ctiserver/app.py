@@ -259,7 +259,10 @@ class CtiServer:
     def _recording_service(self) -> RecordingService:
         s = self.settings
         local = s.call_recordings_dir or s.recordings_dir / "calls"
-        local.mkdir(parents=True, exist_ok=True)
+        try:
+            local.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # told, not fatal: calls go on; recordings cannot be played until it exists
+            log.error("recordings directory %s: %s", local, os.strerror(e.errno) if e.errno else e)
 
         def policy_of(queue: str) -> str:
             config = self.projector.config
