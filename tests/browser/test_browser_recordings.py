@@ -13,7 +13,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.browser.test_browser_console import ARTIFACTS, login, open_page
-from tests.gateway.gw_harness import AGENT1, KEY_ACCOUNT_CALLER, PLAIN_CALLER, AppSite
+from tests.gateway.gw_harness import AGENT1, KEY_ACCOUNT_CALLER, PLAIN_CALLER
 from tests.recordings.rec_site import leave_voicemail, message_wav, rec_site, voicemail_row
 
 pytestmark = pytest.mark.browser
