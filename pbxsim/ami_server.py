@@ -530,7 +530,7 @@ async def _mixmonitor(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     w.announce_bridgepeers(chan)
     w.chan_event("MixMonitorStart", chan)
     chan.variables["__mixmonitor"] = m.get("File", "")
-    w.start_recording(chan, m.get("File", ""))
+    w.start_recording(chan, m.get("File", ""), m.get("Options", ""))
 
 
 @action("MixMonitorMute")

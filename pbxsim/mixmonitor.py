@@ -24,6 +24,7 @@ class Recording:
 
     file: str
     started_at: float
+    append: bool = False  # option a: added to the end of an existing file
     muted_since: float | None = None
     muted: list[tuple[float, float]] = field(default_factory=list)
 
@@ -44,13 +45,16 @@ class Recording:
             at = max(at, stop)
         target = Path(self.file)
         try:
+            if self.append and target.is_file():
+                with wave.open(str(target), "rb") as old:
+                    frames[:0] = old.readframes(old.getnframes())
             target.parent.mkdir(parents=True, exist_ok=True)
             with wave.open(str(target), "wb") as out:
                 out.setnchannels(1)
                 out.setsampwidth(2)
                 out.setframerate(RATE)
                 out.writeframes(bytes(frames))
-        except OSError:
+        except (OSError, wave.Error, EOFError):
             return
 
 

@@ -137,11 +137,11 @@ class World:
     def chan_event(self, name: str, chan: Channel, *extra: tuple[str, str]) -> None:
         self.emit(wire.event(name, chan.snapshot(), list(extra)))
 
-    def start_recording(self, chan: Channel, file: str) -> None:
+    def start_recording(self, chan: Channel, file: str, options: str = "") -> None:
         old = self.recordings.pop(chan.name, None)
         if old is not None:
             old.finish(self.vnow())
-        self.recordings[chan.name] = Recording(file, self.vnow())
+        self.recordings[chan.name] = Recording(file, self.vnow(), append="a" in options)
 
     def stop_recording(self, chan: Channel) -> None:
         """StopMixMonitor, or the channel hung up (no event then: capture 20 D)."""

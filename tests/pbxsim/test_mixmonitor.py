@@ -50,3 +50,14 @@ def test_recording_writes_muted_time_as_silence(tmp_path: Path) -> None:
     assert len(frames) == 2 * 8000 * 45 // 10  # 4.5 s: the muted stretch is kept, as silence (capture 20 B)
     talk, muted, again = frames[:2 * 12000], frames[2 * 12000:2 * 24000], frames[2 * 24000:]
     assert any(talk) and any(again) and not any(muted)
+
+
+def test_option_a_appends_to_the_same_file(tmp_path: Path) -> None:
+    from pbxsim.mixmonitor import Recording
+
+    first = Recording(str(tmp_path / "call.wav"), started_at=0.0)
+    first.finish(2.0)
+    again = Recording(str(tmp_path / "call.wav"), started_at=5.0, append=True)
+    again.finish(6.5)
+    with wave.open(str(tmp_path / "call.wav")) as w:
+        assert w.getnframes() == 8000 * 35 // 10  # 2 s, then 1.5 s more: one file per call
