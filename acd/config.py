@@ -24,6 +24,8 @@ from acd.errors import AcdConfigError, ConfigIssue
 POLICIES = ("longest_idle", "most_skilled", "round_robin", "fewest_calls", "least_occupied")
 Policy = Literal["longest_idle", "most_skilled", "round_robin", "fewest_calls", "least_occupied"]
 TIMEOUT_KINDS = ("callback", "voicemail", "queue")
+RECORDING_POLICIES = ("always", "never", "on_demand")  # per queue; card payments pause any of them
+RecordingPolicy = Literal["always", "never", "on_demand"]
 # How a queue's service level counts (docs/acd.md): answered within the target over
 #   abandons_count           answered + abandoned (short abandons too)
 #   abandons_ignored         answered
@@ -148,6 +150,7 @@ class QueueConfig:
     sticky_window_s: float = 0.0
     default_handle_s: float = 180.0  # used for estimated wait until real handle times exist
     priority: PriorityRules = PriorityRules()
+    recording: RecordingPolicy = "never"  # always: from the bridge; on_demand: the agent starts it
     line: int = 0
     blacklist: BlacklistPolicy | None = None  # what happens to a blacklisted caller (acd/blacklist.py)
 
@@ -312,7 +315,7 @@ _QUEUE_FIELDS = {
     "wrap_up_max_s",
     "announce_every_s", "short_abandon_s", "ring_timeout_s", "sticky_window_s", "default_handle_s", "priority",
     "blacklist",
-    "targets",
+    "targets", "recording",
 }
 _STEP_FIELDS = {"after_s", "min_levels", "also_offer_to", "action"}
 _AGENT_FIELDS = {"id", "name", "skills", "queues", "device", "endpoint", "auto_answer", "targets"}
@@ -565,6 +568,12 @@ class _Loader:
             return TimeoutActionSpec(kind)  # type: ignore[arg-type]
         raise self.fail(node, fld, f"bad action {raw!r}; expected callback, voicemail or queue:<name>")
 
+    def recording_policy(self, node: yaml.Node, fld: str) -> RecordingPolicy:
+        raw = self.text(node, fld)
+        if raw not in RECORDING_POLICIES:
+            raise self.fail(node, fld, f"unknown recording policy {raw!r}; expected one of {RECORDING_POLICIES}")
+        return raw  # type: ignore[return-value]
+
     # ---- queues
     def read_queue(self, node: yaml.Node, skills: set[str], queue_names: set[str]) -> QueueConfig | None:
         self.queue = None
@@ -608,6 +617,7 @@ class _Loader:
         priority = self.optional(fields, "priority", "priority", self.priority_rules, PriorityRules())
         blacklist = self.optional(fields, "blacklist", "blacklist",
                                   lambda n, f: self.blacklist_policy(n, f, name, queue_names), None)
+        recording: RecordingPolicy = self.optional(fields, "recording", "recording", self.recording_policy, "never")
 
         def seconds(key: str, default: float) -> float:
             return self.optional(fields, key, key, self.number, default)
@@ -625,7 +635,7 @@ class _Loader:
             sticky_window_s=seconds("sticky_window_s", 0.0),
             default_handle_s=self.optional(fields, "default_handle_s", "default_handle_s",
                                            lambda n, f: self.number(n, f, strict=True), 180.0),
-            priority=priority, line=node.start_mark.line + 1, blacklist=blacklist,
+            priority=priority, recording=recording, line=node.start_mark.line + 1, blacklist=blacklist,
         )
         if queue.wrap_up_max_s is not None and queue.wrap_up_max_s < queue.wrap_up_s:
             self.issue(fields["wrap_up_max_s"], "wrap_up_max_s",

@@ -259,12 +259,29 @@ _V4_INDEXES = (
     "CREATE INDEX ix_ticket_events_ticket ON ticket_events (ticket_id, at)",
     "CREATE INDEX ix_follow_ups_done ON follow_ups (owner, done_at)",
 )
+# The voicemail inbox (ctiserver/recordings): who a voicemail is given to and when it was dealt with; the
+# voicemail itself is the call's interaction row (outcome voicemail, recording_ref). Look-ups of a day's
+# voicemails and of an agent's recorded calls.
+_V5_TABLES = (
+    """CREATE TABLE voicemail_inbox (
+        call_id TEXT PRIMARY KEY,
+        assigned_to TEXT NOT NULL DEFAULT '',
+        assigned_by TEXT NOT NULL DEFAULT '',
+        assigned_at {real},
+        done_by TEXT NOT NULL DEFAULT '',
+        done_at {real})""",
+)
+_V5_INDEXES = (
+    "CREATE INDEX ix_interactions_outcome ON interactions (outcome, started_at)",
+    "CREATE INDEX ix_interactions_agent ON interactions (agent, started_at)",
+)
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial CRM schema", _V1_TABLES, _V1_INDEXES),
     Migration(2, "journal; interaction segments and ends", _V2_TABLES, _V2_INDEXES),
     Migration(3, "report aggregates; interactions' queue entry time", _V3_TABLES, _V3_INDEXES),
     Migration(4, "ticket status history; follow-up results", _V4_TABLES, _V4_INDEXES),
+    Migration(5, "voicemail inbox; interactions by outcome and by agent", _V5_TABLES, _V5_INDEXES),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

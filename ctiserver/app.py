@@ -59,6 +59,9 @@ from .projections.recorder import Recorder
 from .projections.recovery import Recovery, recover
 from .queue_log.writer import QueueLogWriter
 from .queueing.service import QUEUE_PROMPTS, QueueingService
+from .recordings.files import RecordingFiles
+from .recordings.media import MediaSite
+from .recordings.service import RecordingService, RecordingSettings
 from .reports.runner import ReportRunner
 from .reports.writer import ReportsWriter
 from .supervision.notifier import SupervisionNotifier
@@ -107,6 +110,10 @@ class ServerSettings:
     alert_every_s: float = 1.0  # how often the figures are judged against their targets (queues.yaml)
     metrics_allow: AllowList | None = LOOPBACK  # who may scrape /metrics (cti.yaml metrics.allow); None: not served
     admin_files: AdminFiles = field(default_factory=AdminFiles)  # what the admin page may write (cti.yaml, queues)
+    call_recordings_dir: Path | None = None  # recorded calls, one WAV per call id; None: <recordings_dir>/calls
+    call_recordings_pbx_dir: str | None = None  # the same directory as the PBX names it; None: as above
+    recording_retention_days: int = 90  # 0: kept for ever
+    recording_sweep_every_s: float = 3600.0
 
 
 class _Stop(Exception):
@@ -147,6 +154,7 @@ class CtiServer:
         self.alerts: AlertService
         self.admin: AdminService
         self.supervision: SupervisionNotifier
+        self.recordings: RecordingService
         self.metrics: CentreMetrics
         self.reports: ReportRunner
         self.flows: FlowRegistry
@@ -248,16 +256,18 @@ class CtiServer:
                                      self.clock)
         self.reports = ReportRunner(s.database_url, tz, lambda: self.projector.config,
                                     lambda: self.projector.intervals, self.clock, s.default_country)
+        self.recordings = self._recording_service()
         self.gateway = Gateway(
             self.console, Accounts.from_config(s.accounts, "accounts"),
             GatewayConfig(host=s.http_host, port=s.http_port, token_secret=s.token_secret, token_ttl_s=s.token_ttl_s,
                           ping_interval_s=s.console_ping_interval_s, ping_timeout_s=s.console_ping_timeout_s,
                           metrics_allow=s.metrics_allow),
-            metrics=self.metrics.render, reports=self.reports,
+            metrics=self.metrics.render, reports=self.reports, recordings=self.recordings,
             admin=lambda who, command, args: self.admin.handle(who, command, args),
         )
         self.admin = AdminService(s.admin_files, self.recorder, self.flows, self.crm, lambda: self.gateway,
                                   self.clock)
+        self.gateway.media = MediaSite(self.recordings.tickets, self.clock, self.gateway.session_ok).respond
         self.gateway.signer.restore(self.projector.ended_sessions, self.projector.logged_out_users)
         self.notifier = ConsoleNotifier(views, self.gateway, self.bus, pop_pushed=self.metrics.pop_pushed)
         self.supervision = SupervisionNotifier(views, lambda: self.gateway, self.bus, self.clock)
@@ -266,6 +276,26 @@ class CtiServer:
         await self._listen("the console gateway (http)", s.http_host, s.http_port, self.gateway.start())
         if self.speech is not None:
             await self.speech.preload()
+
+    def _recording_service(self) -> RecordingService:
+        s = self.settings
+        local = s.call_recordings_dir or s.recordings_dir / "calls"
+        try:
+            local.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # told, not fatal: calls go on; recordings cannot be played until it exists
+            log.error("recordings directory %s: %s", local, os.strerror(e.errno) if e.errno else e)
+
+        def policy_of(queue: str) -> str:
+            config = self.projector.config
+            return config.queue(queue).recording if config.has_queue(queue) else "never"
+
+        return RecordingService(
+            RecordingSettings(RecordingFiles(local, s.call_recordings_pbx_dir or str(local)), s.recordings_dir,
+                              s.recording_retention_days, s.recording_sweep_every_s),
+            calls=self.calls, recorder=self.recorder, crm=self.crm, bus=self.bus, clock=self.clock,
+            policy_of=policy_of,  # type: ignore[arg-type]
+            has_agent=lambda agent_id: self.projector.config.has_agent(agent_id),
+            push=lambda agent_id, kind, fields: self.gateway.push_to_agent(agent_id, kind, fields))
 
     @staticmethod
     async def _listen(service: str, host: str, port: int, opening: Coroutine[Any, Any, None]) -> None:
@@ -310,6 +340,7 @@ class CtiServer:
                 tg.create_task(self.presence.run(), name="console-presence")
                 tg.create_task(self.alerts.run(), name="alerts")
                 tg.create_task(self.supervision.run(), name="agent-figures")
+                tg.create_task(self.recordings.run_retention(), name="recording-retention")
                 tg.create_task(grading_loop(self.crm, every=s.grading_every, stop=self._stop_grading),
                                name="grading")
                 self.queueing.start()

@@ -106,6 +106,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         console_ping_interval_s=cfg.consoles.ping_interval_s, console_ping_timeout_s=cfg.consoles.ping_timeout_s,
         metrics_allow=cfg.metrics.allow if cfg.metrics.enabled else None,
         admin_files=AdminFiles(accounts_file=cfg.path, queues_file=cfg.queues_file),
+        call_recordings_dir=cfg.recordings.dir, call_recordings_pbx_dir=cfg.recordings.pbx_dir,
+        recording_retention_days=cfg.recordings.retention_days,
+        recording_sweep_every_s=cfg.recordings.sweep_every_s,
     )
 
     # Before the journal replays (which can take a while): a port already taken is one line, at once.

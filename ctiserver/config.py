@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from dataclasses import dataclass, field
 from ipaddress import ip_address, ip_network
@@ -89,6 +90,19 @@ class CtiConfig:
     agents: PhoneSettings = field(default_factory=PhoneSettings)  # the site's phones: device template, auto-answer
     consoles: ConsolesConfig = field(default_factory=lambda: ConsolesConfig())
     metrics: MetricsConfig = field(default_factory=lambda: MetricsConfig())
+    recordings: CallRecordingConfig = field(default_factory=lambda: CallRecordingConfig())
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecordingConfig:
+    """``recordings: {dir: recordings/calls, pbx_dir: /var/spool/asterisk/monitor/cti, retention_days: 90}``.
+    `dir` is where this server reads the WAVs; `pbx_dir` the same directory as the PBX writes it (MixMonitor's
+    File is a path on the PBX host). None: ``<ivr.recordings_dir>/calls`` for both."""
+
+    dir: Path | None = None
+    pbx_dir: str | None = None
+    retention_days: int = 90  # 0: never deleted
+    sweep_every_s: int = 3600
 
 
 class _Reader:
@@ -271,6 +285,33 @@ def _consoles(r: _Reader, node: yaml.Node | None, raw: object) -> ConsolesConfig
 
 
 _METRICS_KEYS = ("enabled", "allow")
+_RECORDINGS_KEYS = ("dir", "pbx_dir", "retention_days", "sweep_every_s")
+
+
+def _recordings(r: _Reader, node: yaml.Node | None, base: Path) -> CallRecordingConfig:
+    if node is None:
+        return CallRecordingConfig()
+    if not isinstance(node, yaml.MappingNode):
+        r.err(node, "recordings", "must be a mapping, e.g. {dir: recordings/calls, retention_days: 90}")
+        return CallRecordingConfig()
+    values: dict[str, object] = {}
+    for key_node, value in node.value:
+        key = getattr(key_node, "value", None)
+        if key not in _RECORDINGS_KEYS:
+            r.err(key_node, f"recordings.{key}", f"unknown field; expected one of {list(_RECORDINGS_KEYS)}")
+        elif not isinstance(value, yaml.ScalarNode) or not value.value.strip():
+            r.err(value, f"recordings.{key}", "must be a single value")
+        elif key in ("retention_days", "sweep_every_s"):
+            if not re.fullmatch(r"[0-9]{1,6}", value.value) or (key == "sweep_every_s" and int(value.value) < 1):
+                r.err(value, f"recordings.{key}", f"must be a whole number of {key.split('_')[-1]}"
+                      + (" (0: never delete)" if key == "retention_days" else ", at least 1"))
+            else:
+                values[key] = int(value.value)
+        elif key == "pbx_dir" and not value.value.startswith("/"):
+            r.err(value, "recordings.pbx_dir", "must be an absolute path on the PBX host")
+        else:
+            values[key] = base / value.value if key == "dir" else value.value
+    return CallRecordingConfig(**values)  # type: ignore[arg-type]
 
 
 def _metrics(r: _Reader, node: yaml.Node | None) -> MetricsConfig:
@@ -405,11 +446,12 @@ def load_config(path: str | Path) -> CtiConfig:
         checkpoint_s=scalar("journal", "checkpoint_s", 60, int),
         extra={k: v for k, v in data.items() if k not in
                {"pbx", "agi", "http", "crm", "ivr", "acd", "speech", "accounts", "security", "centre",
-                "journal", "agents", "consoles", "metrics"}},
+                "journal", "agents", "consoles", "metrics", "recordings"}},
         agi_allow=_agi_allow(r, top.get("agi"), pbx_at),
         agents=_phones(r, top.get("agents")),
         consoles=_consoles(r, top.get("consoles"), data.get("consoles")),
         metrics=_metrics(r, top.get("metrics")),
+        recordings=_recordings(r, top.get("recordings"), base),
     )
     if r.errors:
         raise ConfigError(r.errors)

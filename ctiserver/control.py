@@ -11,7 +11,7 @@ So AMI header injection is impossible, and a refused value raises before a singl
 Action shapes follow the captures: Redirect/dual Redirect (05 A, 07 A), async Originate into
 ``cti-agent-ready`` with ChannelId (05 B/D), Bridge with ``Tone: no`` (05 B), BlindTransfer (06 B), Atxfer
 with digits only (06 C: the extension is sent as DTMF; ``agent-long`` failed silently), MixMonitor /
-StopMixMonitor (07 B), ChanSpy originates (07 C/D).
+StopMixMonitor (07 B), MixMonitorMute (20 B), ChanSpy originates (07 C/D).
 """
 
 from __future__ import annotations
@@ -400,6 +400,12 @@ class CallControl:
 
     async def stop_recording(self, channel: str) -> Message:
         return await self.link.action("StopMixMonitor", {"Channel": check_channel(channel)})
+
+    async def mute_recording(self, channel: str, muted: bool) -> Message:
+        """Pause (muted) or resume a MixMonitor: both directions. The file keeps the paused time as
+        silence (capture 20 B); an Error answer when nothing records the channel (20 C)."""
+        return await self.link.action("MixMonitorMute", {"Channel": check_channel(channel), "Direction": "both",
+                                                        "State": "1" if muted else "0"})
 
     async def spy(
         self,

@@ -530,6 +530,39 @@ async def _mixmonitor(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     w.announce_bridgepeers(chan)
     w.chan_event("MixMonitorStart", chan)
     chan.variables["__mixmonitor"] = m.get("File", "")
+    w.start_recording(chan, m.get("File", ""), m.get("Options", ""))
+
+
+@action("MixMonitorMute")
+async def _mixmonitor_mute(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
+    # The checks in app_mixmonitor's order, with its words (capture 20 C).
+    direction, state = m.get("Direction", ""), m.get("State", "")
+    if not direction:
+        s.send(wire.response(aid, "Error", "No direction specified. Must be read, write or both"))
+        return
+    if direction.lower() not in ("read", "write", "both"):
+        s.send(wire.response(aid, "Error", "Invalid direction specified. Must be read, write or both"))
+        return
+    if not m.get("Channel"):
+        s.send(wire.response(aid, "Error", "No channel specified"))
+        return
+    if not state:
+        s.send(wire.response(aid, "Error", "No state specified"))
+        return
+    chan = s.channel(m)
+    if chan is None:
+        s.send(wire.response(aid, "Error", "No such channel"))
+        return
+    recording = s.world.recordings.get(chan.name)
+    if recording is None:
+        s.send(wire.response(aid, "Error", "Cannot set mute flag"))
+        return
+    # Muted unless the State is one of ast_false's words; the event's State is ast_true's verdict.
+    word = state.strip().lower()
+    s.send(wire.response(aid, "Success"))
+    recording.mute(word not in ("no", "false", "n", "f", "0", "off"), s.world.vnow())
+    shown = "1" if word in ("yes", "true", "y", "t", "1", "on") else "0"
+    s.world.chan_event("MixMonitorMute", chan, ("Direction", direction), ("State", shown))
 
 
 @action("StopMixMonitor")
@@ -538,10 +571,13 @@ async def _stop_mixmonitor(s: AmiSession, m: ActionFrame, aid: str | None) -> No
     if chan is None:
         s.send(wire.response(aid, "Error", "No such channel"))
         return
+    if chan.variables.pop("__mixmonitor", None) is None:
+        s.send(wire.response(aid, "Error", "Could not stop monitoring channel"))  # capture 20 C
+        return
     s.send(wire.response(aid, "Success"))
-    if chan.variables.pop("__mixmonitor", None) is not None:
-        s.world.chan_event("MixMonitorStop", chan)
-        s.world.announce_bridgepeers(chan)
+    s.world.stop_recording(chan)
+    s.world.chan_event("MixMonitorStop", chan)
+    s.world.announce_bridgepeers(chan)
 
 
 def _send_list(s: AmiSession, aid: str | None, message: str, items: list[wire.Pairs], complete: str) -> None:

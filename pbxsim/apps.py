@@ -400,8 +400,12 @@ class Apps:
         w.set_bridgepeers(bridge)
         for obs in chan.observers:
             obs.connected(chan, callee)
-        while chan.bridge is not None and not chan.hungup and chan.interrupt is None:
-            await chan.wait_signal()
+        chan.dialing = True
+        try:
+            while chan.bridge is not None and not chan.hungup and chan.interrupt is None:
+                await chan.wait_signal()
+        finally:
+            chan.dialing = False
         now = w.vnow()
         if chan.interrupt is not None and not chan.hungup:
             w.set_var(chan, "DIALSTATUS", "ANSWER")  # redirected out of the call: only this (07 A)

@@ -127,6 +127,7 @@ class Channel:
         # CDR records beyond the first: Asterisk closes a record and opens a new one each time the channel
         # leaves a bridge alive or gets a new bridge peer (captures 06, 07: one Cdr per segment).
         self.cdr_extra = 0
+        self.dialing = False  # its own Dial() holds it in the bridge: the pbx thread ends it
         self.held_by_app = False  # an app (app_queue) tears this leg down itself, not its Local partner
         self.originated = False  # created by AMI Originate (its record yields to an older bridge peer: 05 B)
         self.no_cdr = False  # a dialled leg's CDR is its caller's (capture 04: no Cdr for the agent ;1)

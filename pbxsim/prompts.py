@@ -28,6 +28,7 @@ PROMPT_SECONDS: dict[str, float] = {
     "custom/caller-speech": 8.0,  # ~3 s speech + 5 s digital silence
     "beep": 0.4255,
     "demo-thanks": 3.3,
+    "demo-congrats": 30.3,  # capture 20 (asterisk-core-sounds-en-wav 1.6.1)
     "vm-intro": 3.0,
     "vm-goodbye": 1.0,
 }
@@ -54,7 +55,7 @@ MOH_CLASSES = frozenset({"default"})  # musiconhold.conf of both PBXes
 
 # Asterisk's core sounds (asterisk-core-sounds-en) that the product, its dialplan and the captures play.
 CORE_SOUNDS = frozenset({
-    "beep", "demo-thanks", "hello-world", "vm-intro", "vm-goodbye", "auth-thankyou",
+    "beep", "demo-thanks", "demo-congrats", "hello-world", "vm-intro", "vm-goodbye", "auth-thankyou",
     "queue-youarenext", "queue-thereare", "queue-callswaiting", "queue-holdtime", "queue-minutes",
     "queue-seconds", "queue-thankyou", "queue-reporthold", "queue-less-than",
     *(f"digits/{n}" for n in (*range(21), 30, 40, 50, 60, 70, 80, 90)),

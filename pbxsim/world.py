@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from pbxsim import wire
 from pbxsim.channels import HUNGUP, UNKNOWN, Audio, Bridge, Channel, new_bridge_id
 from pbxsim.dialplan import Dialplan, expand, split_args
+from pbxsim.mixmonitor import Recording
 from pbxsim.prompts import ASTDATADIR, Sounds
 
 Listener = Callable[[wire.Pairs], None]
@@ -96,6 +97,7 @@ class World:
         self.channels: dict[str, Channel] = {}
         self._linked_birth: dict[str, tuple[float, int, str]] = {}
         self.bridges: dict[str, Bridge] = {}
+        self.recordings: dict[str, Recording] = {}  # MixMonitors running, by channel name
         self.local_counter = 0
         self.uid_counter = 0
         self.phones: dict[str, PhoneProfile] = {}
@@ -134,6 +136,18 @@ class World:
 
     def chan_event(self, name: str, chan: Channel, *extra: tuple[str, str]) -> None:
         self.emit(wire.event(name, chan.snapshot(), list(extra)))
+
+    def start_recording(self, chan: Channel, file: str, options: str = "") -> None:
+        old = self.recordings.pop(chan.name, None)
+        if old is not None:
+            old.finish(self.vnow())
+        self.recordings[chan.name] = Recording(file, self.vnow(), append="a" in options)
+
+    def stop_recording(self, chan: Channel) -> None:
+        """StopMixMonitor, or the channel hung up (no event then: capture 20 D)."""
+        recording = self.recordings.pop(chan.name, None)
+        if recording is not None:
+            recording.finish(self.vnow())
 
     def set_var(self, chan: Channel, name: str, value: str, *, event: bool = True) -> None:
         chan.variables[name] = value
@@ -433,8 +447,9 @@ class World:
             chan.hangup_cause = cause
         elif chan.hangup_cause is None:
             chan.hangup_cause = chan.default_cause
-        if chan.bridge is not None:
+        if chan.bridge is not None and not chan.dialing:
             # The bridge ends a bridged channel: Normal Clearing and no SoftHangupRequest (capture 05 B).
+            # A caller in its own Dial() is ended by its pbx thread instead, which raises one (20 D).
             chan.bridged_hangup = True
             if chan.hangup_cause is None:
                 chan.hangup_cause = 16
@@ -454,6 +469,7 @@ class World:
             return
         chan.dead = True
         chan.hungup = True
+        self.stop_recording(chan)
         cause = chan.hangup_cause if chan.hangup_cause is not None else 0
         partner = chan.partner
         if partner is not None and not partner.dead:

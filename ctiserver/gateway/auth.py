@@ -48,11 +48,19 @@ _CRM_COMMON = frozenset({"customer_open", "customer_save", "ticket_open", "ticke
 _CRM_AGENT = frozenset({"worklist", "follow_up_add", "follow_up_call", "follow_up_save", "follow_up_close"})
 _CRM_SUPERVISOR = frozenset({"churn_list", "grade_run"})
 
+# Recordings: the agent on the call starts and pauses; playback and the voicemail inbox for both roles,
+# each answer narrowed to what the person may hear (ctiserver/recordings/service.py).
+_RECORDING_AGENT = frozenset({"recording_start", "recording_pause", "recording_resume", "recording_stop"})
+_RECORDING_BOTH = frozenset({"recordings_list", "recording_play", "voicemail_list", "voicemail_play",
+                             "voicemail_done"})
+_RECORDING_SUPERVISOR = frozenset({"voicemail_assign"})
+
 # Which commands each role may send (pre-auth messages `auth`/`resume` are handled apart).
 PERMISSIONS: Mapping[Role, frozenset[str]] = MappingProxyType({
-    Role.AGENT: _COMMON | _AGENT_ONLY | _CRM_COMMON | _CRM_AGENT,
-    Role.SUPERVISOR: _COMMON | _SUPERVISOR | _CRM_COMMON | _CRM_SUPERVISOR,
-    Role.ADMIN: _COMMON | _SUPERVISOR | _CRM_COMMON | _CRM_SUPERVISOR | ADMIN_MESSAGES,
+    Role.AGENT: _COMMON | _AGENT_ONLY | _CRM_COMMON | _CRM_AGENT | _RECORDING_AGENT | _RECORDING_BOTH,
+    Role.SUPERVISOR: _COMMON | _SUPERVISOR | _CRM_COMMON | _CRM_SUPERVISOR | _RECORDING_BOTH | _RECORDING_SUPERVISOR,
+    Role.ADMIN: (_COMMON | _SUPERVISOR | _CRM_COMMON | _CRM_SUPERVISOR | _RECORDING_BOTH | _RECORDING_SUPERVISOR
+                 | ADMIN_MESSAGES),
 })
 assert all(t in CLIENT_MESSAGES for perms in PERMISSIONS.values() for t in perms)
 

@@ -177,7 +177,7 @@ class ReportsApi:
     def catalog(self) -> dict[str, object]:
         """What the page offers: the reports, the queues and agents as configured, the intervals, the zone."""
         config = self.source.config()
-        titles = {name: (en, zh) for name, (en, zh, _b, _k) in REPORTS.items()} | dict(OTHER_REPORTS)
+        titles = {name: (entry[0], entry[1]) for name, entry in REPORTS.items()} | dict(OTHER_REPORTS)
         return {"reports": [{"name": n, "en": titles[n][0], "zh": titles[n][1]} for n in ALL_REPORTS],
                 "queues": [q.name for q in config.queues],
                 "agents": [{"id": a.id, "name": a.name} for a in config.agents],

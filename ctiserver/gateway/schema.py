@@ -338,6 +338,41 @@ _CRM_SPECS: tuple[MessageSpec, ...] = (
 CRM_MESSAGES = frozenset(spec.type for spec in _CRM_SPECS)
 _SPECS = _SPECS + _CRM_SPECS
 
+
+# Recordings and the voicemail inbox (ctiserver/recordings). Ids only: a recording is named by its call id,
+# a voicemail by the call id of the call that left it; the server finds the file.
+_recording_id = req(Str(64, CALL_ID, doc="the call id of a recorded call (recordings_list)"))
+_voicemail_id = req(Str(64, CALL_ID, doc="the call id of the call that left it (voicemail_list)"))
+_list_limit = opt(Int(1, 200, doc="at most this many, newest first (default 50)"))
+_SPECS += (
+    MessageSpec("recording_start", {"call_id": _call_id},
+                "Agent: record your call (queues whose recording policy is on_demand; always queues record "
+                "from the bridge; never queues refuse: reason not_recorded). Reply: result with data.state."),
+    MessageSpec("recording_pause", {"call_id": _call_id},
+                "Agent: pause the recording of your call (a card payment): the file keeps the time as "
+                "silence. Reply: result with data.state paused."),
+    MessageSpec("recording_resume", {"call_id": _call_id}, "Agent: resume a paused recording."),
+    MessageSpec("recording_stop", {"call_id": _call_id}, "Agent: stop recording your call."),
+    MessageSpec("recordings_list", {"limit": _list_limit},
+                "Recorded calls, newest first: an agent's own (any part of the call), all for a supervisor. "
+                "Reply: result with data.recordings."),
+    MessageSpec("recording_play", {"recording_id": _recording_id},
+                "Play a recorded call: the agent who took it, or a supervisor. Audited before the reply. "
+                "Reply: result with data.url (GET it within data.expires_in_s; the session must still "
+                "stand) and data.seconds. Refusals: not_your_call, no_recording."),
+    MessageSpec("voicemail_list", {"limit": _list_limit},
+                "Voicemails left in the IVR with the caller and the CRM match, newest first: all for a "
+                "supervisor, those assigned to you for an agent. Reply: result with data.voicemails."),
+    MessageSpec("voicemail_play", {"voicemail_id": _voicemail_id},
+                "Play a voicemail (a supervisor, or the agent it is assigned to). Audited. Reply as "
+                "recording_play."),
+    MessageSpec("voicemail_assign", {"voicemail_id": _voicemail_id, "agent_id": _agent_id},
+                "Supervisor: give a voicemail to an agent (pushed to them as voicemail_assigned)."),
+    MessageSpec("voicemail_done", {"voicemail_id": _voicemail_id},
+                "Mark a voicemail dealt with (a supervisor, or the agent it is assigned to). Twice: refused "
+                "(already_done)."),
+)
+
 CLIENT_MESSAGES: Mapping[str, MessageSpec] = MappingProxyType({s.type: s for s in (*_SPECS, *_ADMIN_SPECS)})
 ADMIN_MESSAGES = frozenset(s.type for s in _ADMIN_SPECS)
 PRE_AUTH_TYPES = frozenset({"auth", "resume", "ping"})
@@ -381,6 +416,8 @@ _SERVER: dict[str, tuple[str, Mapping[str, Field]]] = {
                          {"seq": _seq, "agents": req(AnyObj())}),
     "call_list_delta": ("Changed calls: {call_id: {field: value} | null (ended)}.",
                         {"seq": _seq, "calls": req(AnyObj())}),
+    "recording_state": ("A recording of this agent's call changed: recording, paused, stopped or ended.", {"seq": _seq, "call_id": req(Str(64)), "state": req(Str(16))}),
+    "voicemail_assigned": ("A supervisor gave this agent a voicemail.", {"seq": _seq, "call_id": req(Str(64))}),
     "alert": (("A queue's figure or an agent's call, pause or wrap-up went past its target (or came back); a "
                "prompt cannot be played; a wrap-up was kept as a draft (or saved at last)."),
               {"seq": _seq, "alert": req(AnyObj())}),

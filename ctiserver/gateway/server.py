@@ -59,6 +59,7 @@ from ctiserver.gateway.backend import (
     WrapUpFailed,
     WrapUpForm,
 )
+from ctiserver.gateway.desk import RecordingDesk, desk_handlers
 from ctiserver.gateway.reports import REPORTS_PATH, ReportsApi, ReportSource
 from ctiserver.gateway.schema import Command, ErrorCode, encode, error_reply, server_message
 from ctiserver.gateway.static import DEFAULT_ROOT, StaticSite, http_response
@@ -69,6 +70,8 @@ T = TypeVar("T")
 
 WS_PATH = "/ws"
 METRICS_PATH = "/metrics"
+MEDIA_PREFIX = "/media/"  # recordings and voicemails, by play ticket (ctiserver.recordings.media)
+MediaSource = Callable[[Request], Awaitable[Response]]
 # The exposition text and its content type (ctiserver.metrics.centre.CentreMetrics.render).
 MetricsSource = Callable[[], tuple[bytes, str]]
 # The administration commands (schema.ADMIN_MESSAGES): ctiserver.admin.service.AdminService.handle.
@@ -228,8 +231,11 @@ class Gateway:
 
     def __init__(self, backend: Backend, accounts: Accounts, config: GatewayConfig | None = None,
                  clock: Callable[[], float] = time.time, metrics: MetricsSource | None = None,
-                 admin: AdminHandler | None = None, reports: ReportSource | None = None) -> None:
+                 admin: AdminHandler | None = None, reports: ReportSource | None = None,
+                 recordings: RecordingDesk | None = None) -> None:
         self.backend = backend
+        self.recordings = recordings
+        self.media: MediaSource | None = None  # set by whoever serves the audio (app wiring)
         self.metrics = metrics
         self.admin = admin
         self.accounts = accounts
@@ -426,7 +432,22 @@ class Gateway:
             return self._metrics(connection)
         if self.reports is not None and (path == REPORTS_PATH or path.startswith(REPORTS_PATH + "/")):
             return self.reports.respond(request)  # awaited by websockets: the report runs off this loop
+        if path.startswith(MEDIA_PREFIX) and self.media is not None:
+            return self.media(request)  # type: ignore[return-value]  # websockets awaits it
         return self.site.respond(request.path)
+
+    def session_ok(self, who: Principal) -> bool:
+        """Whether a session still stands (not expired, logged out or forced out): checked again when a
+        play ticket is redeemed over plain HTTP."""
+        try:
+            self.signer.verify(who, self.clock())
+        except AuthError:
+            return False
+        return True
+
+    def push_to_agent(self, agent_id: str, kind: str, fields: Mapping[str, object]) -> None:
+        """A capability's message to an agent's consoles, on the agent's stream (replayed on resume)."""
+        self._push_agent(agent_id, kind, **fields)
 
     def _metrics(self, connection: ServerConnection) -> Response:
         """The scrape runs here, on the loop: the collector reads the projections in a few ms (bench/metrics.py)."""
@@ -678,9 +699,17 @@ class Gateway:
             "wrapup_draft": self._cmd_wrapup_draft, "my_day": self._cmd_my_day,
         }
         table.update(dict.fromkeys(schema.ADMIN_MESSAGES, self._cmd_admin))
+        for kind, handle in desk_handlers(self.recordings).items():
+            table[kind] = self._desk(handle)
         missing = set(schema.CLIENT_MESSAGES) - set(table) - {"auth", "resume"}
         assert not missing, missing
         return table
+
+    @staticmethod
+    def _desk(handle: Callable[[Principal, Command], Awaitable[dict[str, object]]]) -> Handler:
+        async def run(client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
+            return await handle(who, cmd)
+        return run
 
     @staticmethod
     def _ok(cmd: Command, data: object = None) -> dict[str, object]:

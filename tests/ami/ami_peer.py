@@ -61,6 +61,7 @@ RECORDED: dict[str, tuple[str, str, str]] = {
     "Atxfer": ("06", "ami1-007", "AMI1"),
     "MixMonitor": ("07", "ami1-005", "AMI1"),
     "StopMixMonitor": ("07", "ami1-006", "AMI1"),
+    "MixMonitorMute": ("20", "ami1-004", "AMI1"),
     "Logoff": ("01", "ami1-018", "AMI1"),
 }
 

@@ -100,6 +100,12 @@ async def test_every_verb_sends_the_captured_action_shape(pbx: tuple[AmiPeer, Ca
     await cc.start_recording(CALLER, "/var/spool/asterisk/monitor/call-0007.wav")
     assert peer.actions("MixMonitor")[-1]["Options"] == "b"
     assert list(peer.actions("MixMonitor")[-1].keys()) == keys_of(recorded_action("07", "ami1-005"))
+    await cc.mute_recording(CALLER, True)
+    assert list(peer.actions("MixMonitorMute")[-1].keys()) == keys_of(recorded_action("20", "ami1-004"))
+    assert (peer.actions("MixMonitorMute")[-1]["Direction"], peer.actions("MixMonitorMute")[-1]["State"]) == (
+        "both", "1")
+    await cc.mute_recording(CALLER, False)
+    assert peer.actions("MixMonitorMute")[-1]["State"] == "0"
     await cc.stop_recording(CALLER)
     await cc.hangup(CALLER, cause=16)
     assert peer.actions("Hangup")[-1]["Cause"] == "16"

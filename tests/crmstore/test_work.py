@@ -12,7 +12,7 @@ from crmstore import queries as Q
 from crmstore.errors import CrmConflict, CrmNotFound, CrmPermissionError
 from crmstore.model import COMPLAINT, Flag, FollowUpKind, FollowUpRequest, FollowUpStatus, Grade, TicketStatus
 from crmstore.privacy import Role, Viewer
-from crmstore.schema import MIGRATIONS
+from crmstore.schema import LATEST_VERSION, MIGRATIONS
 from crmstore.validation import InvalidField
 from crmstore.work import CrmWork, FollowUpCall, save_follow_up_call
 
@@ -175,7 +175,7 @@ async def test_migration_from_a_version_3_database(db_url: str, monkeypatch: pyt
         await old.close()
     store = await open_store(db_url)
     try:
-        assert await store.read_plan(version()) == 4
+        assert await store.read_plan(version()) == LATEST_VERSION
         work = CrmWork(store)
         file = await work.customer_file(cid, AGENT)
         assert file.tickets[0].events == () and file.follow_ups[0].follow_up.id == fid

@@ -200,6 +200,9 @@ class AppSite:
         def offered() -> tuple[str, str] | None:
             view = self.server.projector.router.call_view(call_id)
             ok = view is not None and view.state in ("offered", "ringing") and view.agent_id
+            # ... and the PBX has made the agent's leg (the Originate is on its way once the ACD offers)
+            ok = ok and any(c.uniqueid == view.leg_id and not c.dead  # type: ignore[union-attr]
+                            for c in self.sim.world.channels.values())
             return (view.agent_id, view.leg_id) if ok else None  # type: ignore[union-attr, return-value]
 
         offered_to, leg_id = await self.until(offered, f"an offer of {call_id}")

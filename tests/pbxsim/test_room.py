@@ -13,7 +13,8 @@ import pbxsim
 
 PACKAGE = Path(pbxsim.__file__).resolve().parent
 # The low core: the world (world.py) builds on these alone, and they never reach above themselves.
-LOW_CORE = {"pbxsim.wire", "pbxsim.action_frames", "pbxsim.prompts", "pbxsim.dialplan", "pbxsim.channels"}
+LOW_CORE = {"pbxsim.wire", "pbxsim.action_frames", "pbxsim.prompts", "pbxsim.dialplan", "pbxsim.channels",
+            "pbxsim.mixmonitor"}
 # Pure over bytes and text (house style): no event loop, no sockets.
 PURE = {"pbxsim.wire", "pbxsim.action_frames", "pbxsim.dialplan", "pbxsim.prompts"}
 IO = {"asyncio", "socket", "selectors"}

@@ -6,6 +6,7 @@ import { duration, nowSeconds, since } from "./format.js";
 import { apply, bindToggle, label, onLangChange, t } from "./i18n.js";
 import { renderPop as drawPop } from "./pop.js";
 import { bindShortcuts, renderDay, renderShortcuts, tickDay } from "./workday.js";
+import { RecordingsPanel } from "./recordings.js";
 
 const POPS_KEY = "cti.agent.pops"; // offer ids already shown (a pop is announced once)
 const WORK_KEY = "cti.agent.work"; // the pop on screen and the call awaiting wrap-up, across reloads
@@ -43,6 +44,7 @@ const conn = new Connection({
     }
     view.user = msg.user;
     view.config = msg.config;
+    recordings.refresh();
     fillMenus();
     $("who").textContent = msg.user.display_name;
     show($("logout"), true);
@@ -54,10 +56,14 @@ const conn = new Connection({
   },
 });
 
+const recordings = new RecordingsPanel({ conn, role: "agent" });
+recordings.mount({ controls: $("rec-controls"), recordings: $("recordings-card"), voicemails: $("voicemail-card") });
+
 // ------------------------------------------------------------------ messages
 
 function handle(msg) {
   if (!view.user) return; // e.g. a supervisor who opened the agent page: being logged out
+  if (recordings.handle(msg)) return;
   switch (msg.type) {
     case "snapshot":
       view.agent = msg.agent;
@@ -309,6 +315,7 @@ function renderOffer() {
 
 function renderCall() {
   const call = currentCall();
+  recordings.setCall(call);
   const active = call !== null && call.state !== "ringing";
   show($("call-panel"), active);
   if (!active) return;

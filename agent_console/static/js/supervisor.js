@@ -7,6 +7,7 @@ import { $, clear, el, option, show } from "./dom.js";
 import { duration, percent, since } from "./format.js";
 import { apply, bindToggle, label, onLangChange, t } from "./i18n.js";
 import { mountReports } from "./reports.js";
+import { RecordingsPanel } from "./recordings.js";
 
 const model = { user: null, queues: [], wallboard: new Map(), agents: new Map(), calls: new Map(), alerts: new Map() };
 const rows = { wallboard: new Map(), agents: new Map(), calls: new Map() };
@@ -27,6 +28,8 @@ const conn = new Connection({
     }
     model.user = msg.user;
     model.queues = msg.config.queues;
+    recordings.role = msg.user.role;
+    recordings.refresh();
     $("who").textContent = msg.user.display_name;
     $("my-phone").value = localStorage.getItem("cti.sup.phone") || msg.user.extension || "";
     render();
@@ -36,6 +39,11 @@ const conn = new Connection({
     render();
   },
 });
+
+const recordings = new RecordingsPanel({
+  conn, role: "supervisor", agents: () => [...model.agents.entries()].map(([id, row]) => [id, row.name || id]),
+});
+recordings.mount({ recordings: $("recordings-card"), voicemails: $("voicemail-card") });
 
 function handle(msg) {
   if (!model.user) return; // an agent who opened this page: being logged out
