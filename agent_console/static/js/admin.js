@@ -4,6 +4,7 @@
 import { Connection } from "./connection.js";
 import { $, clear, el, option, show } from "./dom.js";
 import { apply, bindToggle, currentLang, label, onLangChange, t } from "./i18n.js";
+import { bindLogin } from "./login.js";
 
 const ROLES = ["agent", "supervisor", "admin"];
 const AUDIT_ACTIONS = ["", "admin:user_set", "admin:user_delete", "admin:agent_set", "admin:pause_reasons_set",
@@ -261,18 +262,7 @@ $("audit-form").addEventListener("submit", (event) => {
 
 // ------------------------------------------------------------------ login
 
-$("login-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  $("login-error").textContent = "";
-  try {
-    const reply = await conn.login($("login-user").value.trim(), $("login-pass").value);
-    if (reply.type === "error") $("login-error").textContent = t(`err.${reply.code}`);
-    $("login-pass").value = "";
-  } catch {
-    $("login-error").textContent = t("err.offline");
-  }
-});
-$("logout").addEventListener("click", () => conn.logout());
+bindLogin(conn);
 
 bindToggle($("lang"));
 onLangChange(() => {

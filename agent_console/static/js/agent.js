@@ -4,6 +4,7 @@ import { flagBadges, initAgentCrm, openCustomer } from "./crm.js";
 import { $, clear, el, option, show } from "./dom.js";
 import { duration, nowSeconds, since } from "./format.js";
 import { apply, bindToggle, label, onLangChange, t } from "./i18n.js";
+import { bindLogin } from "./login.js";
 import { renderPop as drawPop } from "./pop.js";
 import { bindShortcuts, renderDay, renderShortcuts, tickDay } from "./workday.js";
 import { RecordingsPanel } from "./recordings.js";
@@ -420,16 +421,7 @@ function onClick(id, fn) {
   $(id).addEventListener("click", fn);
 }
 
-onSubmit("login-form", async () => {
-  $("login-error").textContent = "";
-  try {
-    const reply = await conn.login($("login-user").value.trim(), $("login-pass").value);
-    if (reply.type === "error") $("login-error").textContent = errorText(reply);
-    $("login-pass").value = "";
-  } catch {
-    $("login-error").textContent = t("err.offline");
-  }
-});
+bindLogin(conn, errorText);
 
 onSubmit("phone-form", async () => {
   const extension = $("phone-ext").value.trim();
@@ -446,7 +438,6 @@ onSubmit("phone-form", async () => {
 onClick("btn-ready", () => act("state-error", "ready"));
 onClick("btn-pause", () => act("state-error", "pause", { reason: $("pause-reason").value }));
 onClick("btn-agent-logout", () => act("state-error", "agent_logout"));
-onClick("logout", () => conn.logout());
 
 const callId = () => (currentCall() || {}).call_id;
 onClick("btn-hold", () => act("call-error", "hold", { call_id: callId() }));

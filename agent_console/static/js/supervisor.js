@@ -6,6 +6,7 @@ import { initSupervisorCrm } from "./crm.js";
 import { $, clear, el, option, show } from "./dom.js";
 import { duration, percent, since } from "./format.js";
 import { apply, bindToggle, label, onLangChange, t } from "./i18n.js";
+import { bindLogin } from "./login.js";
 import { mountReports } from "./reports.js";
 import { RecordingsPanel } from "./recordings.js";
 
@@ -405,18 +406,7 @@ async function supervise(type, fields) {
   }
 }
 
-$("login-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  $("login-error").textContent = "";
-  try {
-    const reply = await conn.login($("login-user").value.trim(), $("login-pass").value);
-    if (reply.type === "error") $("login-error").textContent = t(`err.${reply.code}`);
-    $("login-pass").value = "";
-  } catch {
-    $("login-error").textContent = t("err.offline");
-  }
-});
-$("logout").addEventListener("click", () => conn.logout());
+bindLogin(conn);
 $("spy-stop").addEventListener("click", () => supervise("spy_stop", {}));
 $("my-phone").addEventListener("change", () => localStorage.setItem("cti.sup.phone", $("my-phone").value.trim()));
 $("agent-filter").addEventListener("input", () => {
