@@ -182,6 +182,8 @@ class AgentConfig:
     line: int = 0
     auto_answer: bool | None = None  # None: the site's setting
     targets: AgentTargets = AgentTargets()  # the site's agent_targets with this agent's own on top
+    # "console": an auto-answer phone is not rung until the agent clicks Answer in the console.
+    answer: Literal["phone", "console"] = "phone"
 
     @property
     def endpoint(self) -> str | None:
@@ -318,7 +320,7 @@ _QUEUE_FIELDS = {
     "targets", "recording",
 }
 _STEP_FIELDS = {"after_s", "min_levels", "also_offer_to", "action"}
-_AGENT_FIELDS = {"id", "name", "skills", "queues", "device", "endpoint", "auto_answer", "targets"}
+_AGENT_FIELDS = {"id", "name", "skills", "queues", "device", "endpoint", "auto_answer", "answer", "targets"}
 _QUEUE_TARGET_FIELDS = {"abandon_rate_pct", "longest_wait_s", "asa_s", "min_calls"}
 _AGENT_TARGET_FIELDS = {"long_call_s", "long_wrap_up_s", "long_pause_s", "long_pause_by_reason_s"}
 _BOOL_TAG = "tag:yaml.org,2002:bool"
@@ -870,10 +872,11 @@ class _Loader:
                 self.issue(fields["auto_answer"], f"{here}.auto_answer",
                            f"auto-answer is a SIP header for a desk phone: the device must be PJSIP/<endpoint>, "
                            f"not {device!r}")
+            answer = self.answer(fields, here, auto_answer)
             targets = self.optional(fields, "targets", f"{here}.targets",
                                     lambda n, f: self.agent_targets(n, f, site_targets, reasons), site_targets)
             agents.append(AgentConfig(agent_id, name, levels, queues, device, node.start_mark.line + 1,
-                                      auto_answer, targets))
+                                      auto_answer, targets, answer))
             if len(self.issues) > before:
                 self.flawed.add(f"agent:{agent_id}")
         return agents
@@ -901,6 +904,21 @@ class _Loader:
             self.issue(node, f"{here}.{key}", problem)
             return None
         return devices.without_optimization(text)
+
+    def answer(self, fields: dict[str, yaml.Node], here: str, auto_answer: bool | None) -> Literal["phone", "console"]:
+        """``answer: console``: the offer rings in the console, and the phone only once the agent clicks
+        Answer; it then picks up at once, which only an auto-answer phone does."""
+        node = fields.get("answer")
+        if node is None:
+            return "phone"
+        if not isinstance(node, yaml.ScalarNode) or node.value not in ("phone", "console"):
+            self.issue(node, f"{here}.answer", "expected phone or console")
+            return "phone"
+        if node.value == "console" and not auto_answer:
+            self.issue(node, f"{here}.answer", "answer: console needs auto_answer: true (the phone must pick "
+                       "up by itself when the agent clicks Answer)")
+            return "phone"
+        return "console" if node.value == "console" else "phone"
 
     def boolean(self, node: yaml.Node, fld: str) -> bool:
         if not isinstance(node, yaml.ScalarNode) or node.tag != _BOOL_TAG:

@@ -42,7 +42,7 @@ from .bus import EventBus
 from .calls.service import CallsService, Pbx, PbxSettings
 from .clock import Clock
 from .consoles.backend import ConsoleBackend
-from .consoles.devices import Phones, PhoneSettings
+from .consoles.devices import Phones, PhoneSettings, answers_at_console
 from .consoles.notifier import ConsoleNotifier
 from .consoles.presence import ConsolePresence
 from .consoles.views import ConsoleViews
@@ -230,7 +230,8 @@ class CtiServer:
                                   ping_interval=s.ami_ping_interval, last_alive=self.recovery.last_at,
                                   fallback_scan_s=s.fallback_scan_s)
         self.queueing = QueueingService(self.recorder, self.calls, self.bus, self.clock,
-                                        after_call=self._wants_survey)
+                                        after_call=self._wants_survey,
+                                        answers_at_console=self._answers_at_console)
         self.flows = FlowRegistry(s.flows_dir, FlowCatalog(queues=frozenset(q.name for q in s.acd.queues),
                                                            skills=frozenset(s.acd.skills)))
         for error in self.flows.reload():
@@ -394,6 +395,10 @@ class CtiServer:
     @property
     def agi_port(self) -> int:
         return self.agi.port
+
+    def _answers_at_console(self, agent_id: str, endpoint: str) -> bool:
+        cfg = self.projector.config
+        return cfg.has_agent(agent_id) and answers_at_console(cfg.agent(agent_id), endpoint)
 
     def _wants_survey(self, call_id: str) -> bool:
         rec = self.projector.records.get(call_id)

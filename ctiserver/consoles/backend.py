@@ -234,6 +234,20 @@ class ConsoleBackend:
         except JournalClosed:
             raise _stopping() from None
 
+    async def answer_offer(self, who: Principal, offer_id: str) -> None:
+        agent_id = who.agent_id or ""
+        view = self.views.router.agent_view(agent_id, self.clock()) \
+            if self.config.has_agent(agent_id) else None
+        if view is None or view.state != AgentState.RESERVED.value or view.leg_id != offer_id:
+            owner = legs.offer_owner(offer_id)
+            if owner is not None and owner != agent_id:
+                raise Refused("not_yours", "this offer is for another agent", "offer_id")
+            raise Refused("not_found", "no such offer is ringing for you", "offer_id")
+        try:
+            self.queueing.answer_offer(agent_id, offer_id)
+        except AcdRefused as e:
+            raise Refused("invalid_state", str(e)) from None
+
     async def hold(self, who: Principal, call_id: str) -> None:
         agent_id = self._talking(call_id, who)
         pbx, caller, leg = self._legs(call_id, agent_id)

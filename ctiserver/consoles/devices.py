@@ -69,6 +69,12 @@ class Phones:
         return devices.without_optimization(device)
 
 
+def answers_at_console(agent: AgentConfig, endpoint: str) -> bool:
+    """``answer: console``: the offer rings in the console and the phone is dialled only when the agent
+    clicks Answer. Only a phone that picks up by itself can wait for that click."""
+    return agent.answer == "console" and endpoint.startswith("Local/") and f"@{AUTO_ANSWER_CONTEXT}/" in endpoint
+
+
 def label(endpoint: str) -> str:
     """The phone as a console shows it (the agent grid's extension)."""
     return devices.label(endpoint)

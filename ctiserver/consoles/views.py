@@ -16,7 +16,7 @@ from ..gateway.backend import AgentView, AlertView, CallView, OfferView
 from ..journal.facts import AlertCleared, AlertRaised
 from ..projections.drafts import Draft
 from ..projections.projector import Projector
-from .devices import AUTO_ANSWER_CONTEXT, label
+from .devices import AUTO_ANSWER_CONTEXT, answers_at_console, label
 from .numbers import format_number
 
 # acd CallState -> the consoles' call states (docs/protocol.md)
@@ -75,7 +75,9 @@ class ConsoleViews:
         return AgentView(agent_id, v.state, max(v.since, self.started_at), v.pause_reason or v.pending_pause,
                          ext, v.queues, name, wrap_until, wrap_call, wrap_caller, v.wrap_held, wrap_max,
                          self.drafts_of(agent_id), wrap_draft=wrap_draft,
-                         auto_answer=AUTO_ANSWER_CONTEXT in v.endpoint)
+                         auto_answer=AUTO_ANSWER_CONTEXT in v.endpoint,
+                         answer_at_console=self.config.has_agent(agent_id)
+                         and answers_at_console(self.config.agent(agent_id), v.endpoint))
 
     def caller_shown(self, rec: CallRecord | None) -> str:
         """The caller as a console names them: the CRM's name, the caller ID name, else the number."""

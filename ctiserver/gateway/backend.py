@@ -87,6 +87,7 @@ class AgentView:
     drafts: tuple[Mapping[str, object], ...] = ()  # wrap-ups left unsaved, kept as drafts on their calls
     wrap_draft: Mapping[str, str] | None = None  # what the open form last sent ({disposition, notes}): a reload keeps it
     auto_answer: bool = False  # the agent's phone answers offers by itself
+    answer_at_console: bool = False  # ... and is dialled only when the agent clicks Answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +194,10 @@ class Backend(Protocol):
     async def agent_ready(self, who: Principal) -> None: ...
 
     async def agent_pause(self, who: Principal, reason: str) -> None: ...
+
+    async def answer_offer(self, who: Principal, offer_id: str) -> None:
+        """Answer the agent's own ringing offer from the console (answer: console): dial the phone now."""
+        ...
 
     async def hold(self, who: Principal, call_id: str) -> None: ...
 

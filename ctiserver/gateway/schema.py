@@ -185,6 +185,11 @@ _SPECS: tuple[MessageSpec, ...] = (
     MessageSpec("agent_logout", {}, "Agent: leave all queues and unbind the phone."),
     MessageSpec("ready", {}, "Agent: become available."),
     MessageSpec("pause", {"reason": req(_reason)}, "Agent: pause with a reason."),
+    MessageSpec("answer", {"offer_id": req(Str(64, CALL_ID, doc="the offer's offer_id"))},
+                "Agent: answer the ringing offer from the console. Only for a phone with answer: console (it "
+                "is dialled now and picks up by itself; the console shows agent.answer_at_console). Refused "
+                "with reason not_yours for another agent's offer, not_found when the offer is no longer "
+                "ringing, invalid_state when it does not wait for a console answer."),
     MessageSpec("hold", {"call_id": _call_id}, "Agent: put the caller on hold."),
     MessageSpec("unhold", {"call_id": _call_id}, "Agent: take the caller back from hold."),
     MessageSpec("transfer", {"call_id": _call_id, "mode": req(Choice(("blind", "attended"))),

@@ -688,7 +688,7 @@ class Gateway:
             "ping": self._cmd_ping, "logout": self._cmd_logout,
             "agent_login": self._cmd_agent_login, "agent_logout": self._simple("agent_logout"),
             "ready": self._simple("agent_ready"), "pause": self._cmd_pause,
-            "hold": self._on_call("hold"), "unhold": self._on_call("unhold"),
+            "answer": self._cmd_answer, "hold": self._on_call("hold"), "unhold": self._on_call("unhold"),
             "transfer_complete": self._on_call("complete_transfer"),
             "transfer_cancel": self._on_call("cancel_transfer"), "hangup": self._on_call("hangup"),
             "transfer": self._cmd_transfer, "wrapup": self._cmd_wrapup, "search": self._cmd_search,
@@ -744,6 +744,10 @@ class Gateway:
     async def _cmd_agent_login(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
         queues = tuple(str(q) for q in cast(list[object], cmd.args["queues"]))
         await self.backend.agent_login(who, str(cmd.args["extension"]), queues)
+        return self._ok(cmd)
+
+    async def _cmd_answer(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
+        await self.backend.answer_offer(who, str(cmd.args["offer_id"]))
         return self._ok(cmd)
 
     async def _cmd_pause(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:

@@ -43,6 +43,8 @@ QUEUE_PROMPTS = {HOLD_MUSIC: "hold music", "cti/callback-confirmed": "callback c
                  "queue-callswaiting": "announcement", "queue-holdtime": "announcement",
                  "queue-minutes": "announcement"}
 CALLBACK_KEY = "*"
+# An offer answered in the console late in its ring time still gives the auto-answer phone this long to pick up.
+_ANSWERED_RING_S = 5.0
 _TALKING = ("connected", "held")
 _IN_LINE = ("waiting", "callback", "offered", "ringing")
 
@@ -85,12 +87,15 @@ class QueueingService:
         clock: Callable[[], float],
         *,
         after_call: Callable[[str], bool] = lambda call_id: False,
+        answers_at_console: Callable[[str, str], bool] = lambda agent_id, endpoint: False,
     ) -> None:
         self.recorder = recorder
         self.calls = calls
         self.bus = bus
         self.clock = clock
         self._after_call = after_call  # does this call go to the post-call step (survey) when it ends?
+        self._answers_at_console = answers_at_console  # (agent, device): ring the phone only on Answer?
+        self._unanswered: dict[str, asyncio.Event] = {}  # leg id -> set by the console's Answer
         self._waiting: dict[str, _Waiting] = {}
         self._offers: dict[str, asyncio.Task[None]] = {}  # leg id -> the originate in flight
         self._bridging: set[str] = set()  # calls whose caller is being bridged to an agent right now
@@ -277,6 +282,13 @@ class QueueingService:
         if pbx is None or not pbx.link.is_up:
             self._offer_failed(offer, "cancelled")
             return
+        ring_timeout_s = offer.ring_timeout_s
+        if self._answers_at_console(offer.agent_id, offer.endpoint):
+            waited = await self._wait_for_answer(offer)
+            if waited is None:
+                self._offer_failed(offer, "no-answer")  # the ring timeout runs from the offer, as on a phone
+                return
+            ring_timeout_s = max(offer.ring_timeout_s - waited, _ANSWERED_RING_S)
         rec = self.recorder.projector.records.get(offer.call_id)
         name = ""
         if offer.kind == "consult":
@@ -286,7 +298,7 @@ class QueueingService:
         try:
             outcome = await pbx.control.originate_agent_leg(
                 offer.endpoint, channel_id=offer.leg_id, caller_id_name=name,
-                caller_id_num=offer.caller_num, ring_timeout_s=offer.ring_timeout_s,
+                caller_id_num=offer.caller_num, ring_timeout_s=ring_timeout_s,
             )
         except LinkDown as e:
             log.warning("offer of %s to %s withdrawn: %s", offer.call_id, offer.agent_id, e)
@@ -306,6 +318,26 @@ class QueueingService:
             await self._connect_callback(pbx, offer)
         else:
             await self._connect_caller(pbx, offer)
+
+    async def _wait_for_answer(self, offer: d.Offer) -> float | None:
+        """The offer rings in the console only: wait for its Answer. How long it waited, or None when
+        the ring time ran out first."""
+        answered = self._unanswered[offer.leg_id] = asyncio.Event()
+        started = self.clock()
+        try:
+            await asyncio.wait_for(answered.wait(), offer.ring_timeout_s)
+        except TimeoutError:
+            return None
+        finally:
+            self._unanswered.pop(offer.leg_id, None)
+        return self.clock() - started
+
+    def answer_offer(self, agent_id: str, leg_id: str) -> None:
+        """The agent clicked Answer on an offer that waits for it: the phone is dialled now."""
+        answered = self._unanswered.get(leg_id)
+        if answered is None or offer_owner(leg_id) != agent_id or answered.is_set():
+            raise Refused("this offer does not wait for an answer in the console")
+        answered.set()
 
     def _still_offered(self, offer: d.Offer) -> bool:
         view = self.router.agent_view(offer.agent_id, self.clock())

@@ -205,13 +205,15 @@ def test_an_agents_device_is_a_dial_string_and_endpoint_is_its_older_name() -> N
                                          for n, entry in (("2", "device: IAX2/office/1002"),
                                                           ("3", "endpoint: PJSIP/1003, auto_answer: true"),
                                                           ("4", 'device: "PJSIP/13800138000@trunk"'),
-                                                          ("5", "device: Local/1005@agent-phones"))))
+                                                          ("5", "device: Local/1005@agent-phones"),
+                                                          ("6", "device: PJSIP/1006, auto_answer: true, answer: console"))))
     assert cfg.agent("2").device == cfg.agent("2").endpoint == "IAX2/office/1002"
     assert (cfg.agent("3").device, cfg.agent("3").auto_answer) == ("PJSIP/1003", True)
     assert cfg.agent("4").device == "PJSIP/13800138000@trunk"
     # A Local pair must not be optimized away under the agent leg the CTI follows.
     assert cfg.agent("5").device == "Local/1005@agent-phones/n"
     assert (cfg.agent("1").device, cfg.agent("1").auto_answer) == (None, None)  # the site's template
+    assert (cfg.agent("6").answer, cfg.agent("3").answer) == ("console", "phone")  # the console's Answer button
 
 
 @pytest.mark.parametrize(("entry", "field", "message"), [
@@ -224,6 +226,8 @@ def test_an_agents_device_is_a_dial_string_and_endpoint_is_its_older_name() -> N
     ("device: PJSIP/1002, endpoint: PJSIP/1002", "endpoint", "not both"),
     ('device: "PJSIP/13800138000@trunk", auto_answer: true', "auto_answer", "PJSIP/<endpoint>"),
     ("auto_answer: sometimes", "auto_answer", "true or false"),
+    ("device: PJSIP/1002, answer: console", "answer", "needs auto_answer: true"),
+    ("device: PJSIP/1002, auto_answer: true, answer: later", "answer", "phone or console"),
 ])
 def test_a_bad_device_is_a_line_of_the_file(entry: str, field: str, message: str) -> None:
     found = issues_of(DEVICES + f'  - {{id: "2", skills: {{english: 1}}, queues: [general], {entry}}}\n')
