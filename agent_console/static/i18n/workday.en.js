@@ -34,6 +34,7 @@ export default {
   "ticket.repair": "Repair",
   "ticket.order": "Order",
   "keys.title": "Keyboard shortcuts",
+  "keys.answer": "Answer",
   "keys.ready": "Available",
   "keys.pause": "Pause",
   "keys.hold": "Hold / resume",
@@ -53,4 +54,7 @@ export default {
   "day.none_waiting": "Nobody is waiting.",
   "alert.wrapup_draft": "left a wrap-up unsaved; the notes are kept as a draft on call {call}:",
   "offer.auto_answer": "Your phone answers by itself",
+  "offer.answer_at_console": "Your phone answers when you click Answer",
+  "offer.incoming_console": "Incoming call",
+  "offer.answer": "Answer",
 };

@@ -34,6 +34,7 @@ export default {
   "ticket.repair": "维修",
   "ticket.order": "订单",
   "keys.title": "快捷键",
+  "keys.answer": "接听",
   "keys.ready": "示闲",
   "keys.pause": "示忙",
   "keys.hold": "保持 / 恢复",
@@ -53,4 +54,7 @@ export default {
   "day.none_waiting": "暂无排队。",
   "alert.wrapup_draft": "有未保存的话后处理，备注已作为草稿保存在通话 {call} 上：",
   "offer.auto_answer": "您的话机将自动接听",
+  "offer.answer_at_console": "点击“接听”后话机将自动接通",
+  "offer.incoming_console": "来电振铃",
+  "offer.answer": "接听",
 };

@@ -311,7 +311,19 @@ function renderOffer() {
   const number = offer.caller_display || offer.caller;
   $("offer-caller").textContent = offer.caller_name ? `${offer.caller_name} · ${number}` : number || t("pop.unknown_caller");
   $("offer-queue").textContent = `${t("pop.queue")}: ${label("queue", offer.queue)}`;
-  show($("offer-auto"), Boolean(view.agent && view.agent.auto_answer));
+  const atConsole = Boolean(view.agent && view.agent.answer_at_console);
+  show($("offer-auto"), Boolean(view.agent && view.agent.auto_answer) && !atConsole);
+  show($("offer-console"), atConsole);
+  show($("offer-title"), !atConsole);
+  show($("offer-title-console"), atConsole);
+  // answer: console: the phone is dialled only on this click, and then picks up by itself.
+  const answer = $("btn-answer");
+  show(answer, atConsole);
+  if (answer.dataset.offerId !== offer.offer_id) {
+    answer.dataset.offerId = offer.offer_id;
+    answer.disabled = false;
+    $("offer-error").textContent = "";
+  }
 }
 
 function renderCall() {
@@ -440,6 +452,12 @@ onClick("btn-pause", () => act("state-error", "pause", { reason: $("pause-reason
 onClick("btn-agent-logout", () => act("state-error", "agent_logout"));
 
 const callId = () => (currentCall() || {}).call_id;
+onClick("btn-answer", async () => {
+  const answer = $("btn-answer");
+  answer.disabled = true;
+  const reply = await act("offer-error", "answer", { offer_id: answer.dataset.offerId });
+  if (!reply || reply.type === "error") answer.disabled = false;
+});
 onClick("btn-hold", () => act("call-error", "hold", { call_id: callId() }));
 onClick("btn-unhold", () => act("call-error", "unhold", { call_id: callId() }));
 onClick("btn-hangup", () => act("call-error", "hangup", { call_id: callId() }));

@@ -6,6 +6,7 @@ import { label, t } from "./i18n.js";
 
 // Alt + a letter: layout-independent (event.code), so they work with a Chinese input method too.
 export const SHORTCUTS = [
+  { code: "KeyA", keys: "Alt+A", what: "keys.answer", button: "btn-answer" },
   { code: "KeyR", keys: "Alt+R", what: "keys.ready", button: "btn-ready" },
   { code: "KeyP", keys: "Alt+P", what: "keys.pause", button: "btn-pause" },
   { code: "KeyH", keys: "Alt+H", what: "keys.hold", button: ["btn-hold", "btn-unhold"] },
