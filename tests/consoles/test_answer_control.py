@@ -72,3 +72,17 @@ async def test_an_offer_never_answered_in_the_console_is_a_ring_no_answer(tmp_pa
         await a.wait_for(agent_state("not_responding"))
         assert _phone_legs(site, offer_id) == []  # the phone never rang
         assert _refused(await a.request("answer", offer_id=offer_id), "not_found")
+
+
+async def test_a_caller_who_hangs_up_before_the_answer_withdraws_the_offer(tmp_path: Path) -> None:
+    async with app_site(tmp_path, acd_yaml=ANSWER_AT_CONSOLE_ACD) as site:
+        site.sim.add_agent_phone(AGENT1, answer_after=None, auto_answer=True)
+        a = await agent(site, queues=("sales",))
+        caller = site.call(PLAIN_CALLER, "sales")
+        offer_id = (await a.wait_for("offer", 15))["offer"]["offer_id"]
+        site.sim.world.queue_hangup(caller, 16)
+        cancelled = await a.wait_for("offer_cancelled", 15)
+        assert cancelled["offer_id"] == offer_id and cancelled["reason"] != "no-answer", cancelled
+        await a.wait_for(agent_state("available"))
+        assert _refused(await a.request("answer", offer_id=offer_id), "not_found")
+        assert _phone_legs(site, offer_id) == []
