@@ -86,3 +86,12 @@ async def test_a_caller_who_hangs_up_before_the_answer_withdraws_the_offer(tmp_p
         await a.wait_for(agent_state("available"))
         assert _refused(await a.request("answer", offer_id=offer_id), "not_found")
         assert _phone_legs(site, offer_id) == []
+
+
+async def test_an_ordinary_phone_is_answered_on_the_phone_not_in_the_console(tmp_path: Path) -> None:
+    async with app_site(tmp_path, acd_yaml=ANSWER_AT_CONSOLE_ACD) as site:
+        b = await agent(site, "agent2", AGENT2, queues=("support",))
+        offer_id, call_id = await site.ring_agent(AGENT2, PLAIN_CALLER, "support")
+        assert _refused(await b.request("answer", offer_id=offer_id), "invalid_state")
+        await site.answer(call_id)  # the desk phone is picked up by hand, as always
+        await b.wait_for(call_state("talking", call_id), 15)
