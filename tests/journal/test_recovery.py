@@ -91,6 +91,22 @@ async def test_a_damaged_last_batch_is_dropped_and_what_came_before_is_kept(stor
     assert (await recover(store, CONFIG)).dropped == []
 
 
+async def test_a_burst_is_checked_in_parts_and_only_the_damaged_part_is_dropped(store: CrmStore) -> None:
+    """A flush of thousands of facts gets a checksum per CHECKSUM_FACTS: a restart after a checkpoint
+    checks one small part before it, not the whole burst, and damage costs only its part onward."""
+    r = recorder(store)
+    calls = store_ops.CHECKSUM_FACTS  # two facts each: a burst of two checksum parts
+    for n in range(calls):
+        a_call(r, f"c{n}")
+    await r.journal.flush()
+    parts = await store.read_plan(_rows_of("SELECT first_seq, last_seq FROM journal_batches ORDER BY first_seq"))
+    assert [tuple(p) for p in parts] == [(1, calls), (calls + 1, 2 * calls)]
+    second = calls + 1
+    await store.write_plan(_plan("UPDATE journal SET body = REPLACE(body, 'c', 'x') WHERE seq = ?", 2 * calls))
+    got = await recover(store, CONFIG)
+    assert got.last_seq == calls and f"facts {second}-{2 * calls}: checksum mismatch" in got.dropped[0]
+
+
 async def test_facts_no_batch_vouches_for_are_dropped(store: CrmStore) -> None:
     r = recorder(store)
     a_call(r, "c1")
@@ -160,3 +176,10 @@ async def _rows(store: CrmStore) -> list[store_ops.JournalRow]:
 
 def _crc_of(rows: list[store_ops.JournalRow]) -> int:
     return store_ops.batch_crc(rows)
+
+
+def _rows_of(sql: str):  # type: ignore[no-untyped-def]
+    from crmstore.plan import Fetch
+
+    got = yield Fetch(sql, ())
+    return got
