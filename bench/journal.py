@@ -71,6 +71,7 @@ from ctiserver.projections.projector import Projector
 from ctiserver.projections.recorder import Recorder
 from ctiserver.projections.recovery import recover
 from ctiserver.queue_log.writer import QueueLogWriter
+from pbxsim.site import listening
 
 AGENTS, QUEUES = 50, 5
 DAY_S = 86_400.0
@@ -342,17 +343,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def port_open(port: int) -> bool:
-    try:
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return False
-    writer.close()
-    with contextlib.suppress(Exception):
-        await writer.wait_closed()
-    return True
-
-
 async def time_recover(day: Day, config: AcdConfig) -> tuple[float, int, int]:
     """open_store + recover(): (seconds, facts replayed, checkpoint's seq)."""
     t = time.perf_counter()
@@ -376,7 +366,7 @@ async def time_server_start(tmp: Path, day: Day, config: AcdConfig, acd_text: st
         http_port=0, recordings_dir=tmp / "recordings", queue_log=day.queue_log))
     t = time.perf_counter()
     await server.start()
-    while not await port_open(server.http_port):
+    while not await listening(server.http_port):
         await asyncio.sleep(0.001)
     elapsed = time.perf_counter() - t
     if server.recovery.dropped:
@@ -414,7 +404,7 @@ async def time_process_start(tmp: Path, day: Day, acd_text: str) -> float:
     proc = subprocess.Popen([sys.executable, "-m", "ctiserver.cli", "run", "--config", str(config)],  # noqa: ASYNC220
                             stdout=out, stderr=subprocess.STDOUT, cwd=tmp)
     try:
-        while not await port_open(http_port):
+        while not await listening(http_port):
             if proc.poll() is not None:
                 raise RuntimeError(f"ctiserver exited with {proc.returncode}: "
                                    f"{(tmp / 'server.log').read_text()[-2000:]}")

@@ -99,7 +99,7 @@ class ProcessSite:
                 [sys.executable, "-m", "ctiserver.cli", "run", "--config", str(config)],
                 stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.tmp)
         deadline = asyncio.get_running_loop().time() + timeout
-        while not (await _listening(self.http_port) and await _listening(self.agi_port)):
+        while not (await listening(self.http_port) and await listening(self.agi_port)):
             if self.proc.poll() is not None:
                 raise RuntimeError(f"ctiserver exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
             if asyncio.get_running_loop().time() > deadline:
@@ -127,7 +127,8 @@ class ProcessSite:
             await self.sim.stop()
 
 
-async def _listening(port: int) -> bool:
+async def listening(port: int) -> bool:
+    """Something accepts connections on 127.0.0.1:port."""
     try:
         _, writer = await asyncio.open_connection("127.0.0.1", port)
     except OSError:
