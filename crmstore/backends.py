@@ -199,7 +199,9 @@ def _setup_writer(con: sqlite3.Connection, busy_ms: int, sync: str) -> None:
 def _setup_reader(con: sqlite3.Connection, busy_ms: int) -> None:
     con.execute("PRAGMA query_only=ON")
     con.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
-    con.execute("PRAGMA cache_size=-65536")  # 64 MiB per reader: the hot index pages of a pop stay in memory
+    # Main-file pages come through the mmap; the cache holds pages read from the WAL. SQLite fills a cache to its
+    # size and never gives pages back, so a large one is a slow climb in the server's memory as the journal grows.
+    con.execute("PRAGMA cache_size=-4096")
     con.execute("PRAGMA mmap_size=1073741824")
 
 
