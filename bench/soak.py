@@ -371,10 +371,13 @@ class Desk(Console):
             await asyncio.sleep(self.rng.expovariate(1.0 / every_s))
             if not self.connected or self.state != "available":
                 continue
+            # Marked before asking: the drain cancels this task, and a pause the server took while the
+            # reply was on its way would otherwise leave the agent on break for good.
+            self.on_break = True
             reply = await self.request("pause", reason="break")
             if reply["type"] != "result":
+                self.on_break = False
                 continue
-            self.on_break = True
             self.stats["breaks"] += 1
             await asyncio.sleep(self.rng.uniform(3.0, 8.0))
             await self.back_from_break()

@@ -38,6 +38,7 @@ from .admin.service import AdminFiles, AdminService
 from .agi.peers import LOOPBACK, AllowList
 from .agi.server import FastAgiServer
 from .alerts.service import AlertService
+from .allocator import give_back_free_memory
 from .bus import EventBus
 from .calls.service import CallsService, Pbx, PbxSettings
 from .clock import Clock
@@ -342,6 +343,7 @@ class CtiServer:
                 tg.create_task(self.alerts.run(), name="alerts")
                 tg.create_task(self.supervision.run(), name="agent-figures")
                 tg.create_task(self.recordings.run_retention(), name="recording-retention")
+                tg.create_task(give_back_free_memory(), name="allocator-trim")
                 tg.create_task(grading_loop(self.crm, every=s.grading_every, stop=self._stop_grading),
                                name="grading")
                 self.queueing.start()
