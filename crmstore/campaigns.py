@@ -241,7 +241,14 @@ def parse_days(value: Any, where: str) -> frozenset[int]:
 def _days_text(days: frozenset[int]) -> str:
     if days == frozenset(range(7)):
         return "daily"
-    return ",".join(DAY_NAMES[d] for d in sorted(days))
+    runs: list[list[int]] = []
+    for d in sorted(days):
+        if runs and runs[-1][-1] == d - 1:
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    return ",".join(DAY_NAMES[r[0]] + (f"-{DAY_NAMES[r[-1]]}" if len(r) > 2 else "".join(
+        f",{DAY_NAMES[x]}" for x in r[1:])) for r in runs)
 
 
 def _enum(kind: type[StrEnum], value: Any, where: str) -> Any:
