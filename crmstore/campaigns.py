@@ -92,6 +92,13 @@ CONTACT_TRANSITIONS: Mapping[tuple[ContactStatus, str], ContactStatus] = {
 OPEN_STATUSES = (S.PENDING, S.RETRY, S.DIALING)
 
 
+def contact_diagram() -> str:
+    """The mermaid diagram of CONTACT_TRANSITIONS, as docs/campaigns.md shows it (a test keeps them equal)."""
+    lines = ["```mermaid", "stateDiagram-v2"]
+    lines += [f"    {src.value} --> {dst.value}: {event}" for (src, event), dst in CONTACT_TRANSITIONS.items()]
+    return "\n".join([*lines, "```"])
+
+
 def move(status: ContactStatus, event: str) -> ContactStatus:
     try:
         return CONTACT_TRANSITIONS[(status, event)]

@@ -4,6 +4,7 @@ order of the next contacts, and the settings a campaign may not be saved with.""
 from __future__ import annotations
 
 from datetime import UTC, datetime, time
+from pathlib import Path
 
 import pytest
 
@@ -153,6 +154,11 @@ def test_retries_follow_each_outcome_and_never_pass_max_attempts():
     assert K.after_outcome(c, 0, O.CONNECTED, 0, at).status is S.DONE
     abandoned = K.after_outcome(c, 0, O.ABANDONED, 0, at)
     assert (abandoned.status, abandoned.next_at) == (S.RETRY, at.timestamp() + 3600)
+
+
+def test_the_documented_diagram_is_the_table():
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "campaigns.md").read_text(encoding="utf-8")
+    assert K.contact_diagram() in docs
 
 
 def test_contact_moves_follow_the_table():
