@@ -566,14 +566,23 @@ def cmd_campaign_import(args: argparse.Namespace) -> int:
 
 
 def cmd_campaign_select(args: argparse.Namespace) -> int:
+    from datetime import date
+
     from crmstore.campaign_store import SELECTIONS
+
+    today: list[date | None] = [None]
 
     def known() -> None:
         if args.selection not in SELECTIONS:
             raise CliError(f"no selection {args.selection!r}; known: " + ", ".join(SELECTIONS))
+        if args.today:
+            try:
+                today[0] = date.fromisoformat(args.today)
+            except ValueError:
+                raise CliError(f"--today {args.today!r}: give a date such as 2026-11-25") from None
 
     async def main(campaigns: Any, target: tuple[str, str]) -> int:
-        report = await campaigns.select(args.campaign, args.selection, on_row=print)
+        report = await campaigns.select(args.campaign, args.selection, today=today[0], on_row=print)
         print(report.summary())
         return 0
 
@@ -777,6 +786,7 @@ def parser() -> argparse.ArgumentParser:
         elif name == "select":
             cp.add_argument("--campaign", required=True, help="the campaign's name")
             cp.add_argument("selection", help="bought_3_days_ago | grade_a_idle_90_days | survey_after_closed_ticket")
+            cp.add_argument("--today", help="the site's date (YYYY-MM-DD) for day-based selections (default: UTC)")
         elif name != "list":
             cp.add_argument("name", help="the campaign's name")
         cp.add_argument("--db", help="database URL (sqlite:///path/crm.db or postgresql://...)")

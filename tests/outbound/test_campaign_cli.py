@@ -97,4 +97,8 @@ def test_bad_input_is_one_line(tmp_path: Path):
     one_line_error(run("import", "--campaign", "autumn", str(contacts), "--db", db), "no campaign 'autumn'")
     one_line_error(run("status", "autumn", "--db", db), "ctiserver campaign status: no campaign 'autumn'")
     one_line_error(run("select", "--campaign", "spring", "everyone", "--db", db), "no selection 'everyone'")
+    one_line_error(run("select", "--campaign", "spring", "bought_3_days_ago", "--today", "25/11", "--db", db),
+                   "--today '25/11'")
+    res = run("select", "--campaign", "spring", "bought_3_days_ago", "--today", "2026-11-25", "--db", db)
+    assert res.stdout == "selection bought_3_days_ago: 0 rows: 0 added, 0 rejected\n", res.stderr
     one_line_error(run("list", "--db", f"sqlite://{tmp_path}/none.db"), "no CRM database at")
