@@ -59,6 +59,9 @@ ALIASES = {
     "account_number": "accounts",
     "tag": "tags",
     "language": "preferred_language",
+    "时区": "timezone",
+    "time_zone": "timezone",
+    "tz": "timezone",
 }
 REQUIRED = ("name",)
 # Cells our CSV export prefixes with a quote so a spreadsheet shows them as text, not as a formula
@@ -77,6 +80,7 @@ class Source:
     encoding: str  # Python codec name
     reported_encoding: str  # as shown in the import report ("gbk" for GB18030)
     max_bytes: int
+    required: tuple[str, ...] = REQUIRED  # columns a CSV header must have
 
 
 class _Undecodable(Exception):
@@ -96,7 +100,9 @@ def source_kind(path: Path) -> str:
     raise ImportFormatError(f"{path}: unknown file type {suffix!r} (use .csv or .json)")
 
 
-def open_source(path: Path, columns: tuple[str, ...], max_bytes: int = MAX_FILE_BYTES) -> Source:
+def open_source(
+    path: Path, columns: tuple[str, ...], max_bytes: int = MAX_FILE_BYTES, required: tuple[str, ...] = REQUIRED
+) -> Source:
     """Check type, size, encoding and structure of the file; ImportFormatError when it is unusable."""
     kind = source_kind(path)
     try:
@@ -115,7 +121,7 @@ def open_source(path: Path, columns: tuple[str, ...], max_bytes: int = MAX_FILE_
         candidates = [("utf-8", "utf-8"), ("gb18030", "gbk")]
     where = ""
     for codec, reported in candidates:
-        source = Source(path, kind, codec, reported, max_bytes)
+        source = Source(path, kind, codec, reported, max_bytes, required)
         try:
             for _ in _rows(source, columns):
                 pass
@@ -142,7 +148,7 @@ def _rows(source: Source, columns: tuple[str, ...]) -> Iterator[Row]:
         with source.path.open("rb") as fh:
             chunks = _decoded(fh, source)
             if source.kind == "csv":
-                yield from _csv_rows(chunks, source.path, columns)
+                yield from _csv_rows(chunks, source.path, columns, source.required)
             else:
                 yield from _json_rows(chunks, source.path, columns)
     except OSError as exc:
@@ -240,7 +246,9 @@ class _Lines:
         return line
 
 
-def _csv_rows(chunks: Iterator[str], path: Path, columns: tuple[str, ...]) -> Iterator[Row]:
+def _csv_rows(
+    chunks: Iterator[str], path: Path, columns: tuple[str, ...], required: tuple[str, ...] = REQUIRED
+) -> Iterator[Row]:
     lines = _Lines(chunks, path)
     reader = csv.reader(lines)
     try:
@@ -251,7 +259,7 @@ def _csv_rows(chunks: Iterator[str], path: Path, columns: tuple[str, ...]) -> It
         raise ImportFormatError(f"{path}: the CSV file is empty (no header row)")
     cols = [column_of(h) for h in header]
     unknown = [h for h, c in zip(header, cols) if c not in columns]
-    missing = [c for c in REQUIRED if c not in cols]
+    missing = [c for c in required if c not in cols]
     if unknown or missing:
         parts = []
         if unknown:

@@ -276,12 +276,72 @@ _V5_INDEXES = (
     "CREATE INDEX ix_interactions_agent ON interactions (agent, started_at)",
 )
 
+# Outbound campaigns (crmstore/campaigns.py): the campaign's settings as one JSON document (validated when
+# saved), its contact list with each contact's attempt state, every attempt, and the do-not-call list. The
+# do-not-call table is shared with callbacks (the web callback API refuses the same numbers): IF NOT EXISTS
+# so whichever migration comes first creates it.
+_V6_TABLES = (
+    """CREATE TABLE IF NOT EXISTS do_not_call (
+        number TEXT PRIMARY KEY,
+        added_at {real} NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        source TEXT NOT NULL DEFAULT '')""",
+    """CREATE TABLE campaigns (
+        id {pk},
+        name TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        status TEXT NOT NULL,
+        settings TEXT NOT NULL,
+        created_at {real} NOT NULL,
+        updated_at {real} NOT NULL)""",
+    """CREATE TABLE campaign_contacts (
+        id {pk},
+        campaign_id {big} NOT NULL REFERENCES campaigns(id),
+        e164 TEXT NOT NULL,
+        customer_id {big},
+        name TEXT NOT NULL DEFAULT '',
+        zones TEXT NOT NULL,
+        preferred TEXT NOT NULL DEFAULT '',
+        reach TEXT NOT NULL,
+        source TEXT NOT NULL DEFAULT '',
+        position {big} NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_at {real},
+        last_outcome TEXT NOT NULL DEFAULT '',
+        right_party INTEGER NOT NULL DEFAULT 0,
+        added_at {real} NOT NULL,
+        updated_at {real} NOT NULL,
+        UNIQUE (campaign_id, e164))""",
+    """CREATE TABLE campaign_attempts (
+        id {pk},
+        campaign_id {big} NOT NULL REFERENCES campaigns(id),
+        contact_id {big} NOT NULL REFERENCES campaign_contacts(id),
+        e164 TEXT NOT NULL,
+        started_at {real} NOT NULL,
+        ended_at {real},
+        outcome TEXT NOT NULL DEFAULT '',
+        right_party INTEGER NOT NULL DEFAULT 0,
+        call_id TEXT NOT NULL DEFAULT '',
+        agent TEXT NOT NULL DEFAULT '',
+        disposition TEXT NOT NULL DEFAULT '',
+        amd TEXT NOT NULL DEFAULT '')""",
+)
+_V6_INDEXES = (
+    "CREATE INDEX ix_campaign_contacts_due ON campaign_contacts (campaign_id, status, reach, next_at)",
+    "CREATE INDEX ix_campaign_contacts_order ON campaign_contacts (campaign_id, status, position)",
+    "CREATE INDEX ix_campaign_attempts_contact ON campaign_attempts (contact_id, outcome)",
+    "CREATE INDEX ix_campaign_attempts_campaign ON campaign_attempts (campaign_id, started_at)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial CRM schema", _V1_TABLES, _V1_INDEXES),
     Migration(2, "journal; interaction segments and ends", _V2_TABLES, _V2_INDEXES),
     Migration(3, "report aggregates; interactions' queue entry time", _V3_TABLES, _V3_INDEXES),
     Migration(4, "ticket status history; follow-up results", _V4_TABLES, _V4_INDEXES),
     Migration(5, "voicemail inbox; interactions by outcome and by agent", _V5_TABLES, _V5_INDEXES),
+    Migration(6, "outbound campaigns, their contacts and attempts; do-not-call list", _V6_TABLES, _V6_INDEXES),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

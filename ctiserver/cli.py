@@ -1,4 +1,4 @@
-"""The `ctiserver` command: demo, run, flows check, crm import/export, hash-password."""
+"""The `ctiserver` command: demo, run, flows check, crm import/export, campaign, hash-password."""
 
 from __future__ import annotations
 
@@ -368,9 +368,9 @@ async def _open_crm(target: tuple[str, str], *, must_exist: bool) -> Any:
         raise CliError(f"cannot open the CRM database {_shown_url(url)}: {_reason(e)}") from None
 
 
-def _crm_command(args: argparse.Namespace, main: Any, check: Any = None) -> int:
-    """Run one `crm` subcommand: ``check()``, then ``main((database URL, country))``, a coroutine function.
-    Every mistake (file, database, format) is one line on stderr and exit code 2."""
+def _crm_command(args: argparse.Namespace, main: Any, check: Any = None, command: str = "") -> int:
+    """Run one `crm` (or `campaign`) subcommand: ``check()``, then ``main((database URL, country))``, a
+    coroutine function. Every mistake (file, database, format) is one line on stderr and exit code 2."""
     import sqlite3
 
     import asyncpg
@@ -388,7 +388,7 @@ def _crm_command(args: argparse.Namespace, main: Any, check: Any = None) -> int:
         message = _reason(e)
     except (OSError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError) as e:  # server gone mid-way
         message = f"database error: {_reason(e)}"
-    print(f"ctiserver crm {args.crm_command}: {message}", file=sys.stderr)
+    print(f"ctiserver {command or 'crm ' + args.crm_command}: {message}", file=sys.stderr)
     return EXIT_CONFIG
 
 
@@ -475,6 +475,153 @@ def cmd_crm_grade(args: argparse.Namespace) -> int:
         return 0
 
     return _crm_command(args, main, sane)
+
+
+def _campaign(args: argparse.Namespace, main: Any, check: Any = None) -> int:
+    """A `campaign` subcommand: the CRM database as for `crm`, a campaign error is one line too."""
+    from crmstore.campaigns import CampaignError, DialRefused
+    from crmstore.errors import CrmNotFound
+
+    async def guarded(target: tuple[str, str]) -> int:
+        from crmstore.campaign_store import CampaignStore
+
+        store = await _open_crm(target, must_exist=args.campaign_command != "save")
+        try:
+            return int(await main(CampaignStore(store), target))
+        except (CampaignError, CrmNotFound, DialRefused) as e:
+            raise CliError(str(e)) from None
+        finally:
+            await store.close()
+
+    return _crm_command(args, guarded, check, command=f"campaign {args.campaign_command}")
+
+
+def cmd_campaign_save(args: argparse.Namespace) -> int:
+    """Create or update a campaign from its YAML definition (docs/campaigns.md); a new one starts paused."""
+    import yaml
+
+    from crmstore.campaigns import CampaignError, campaign_from_data
+
+    path = Path(args.file)
+    loaded: list[Any] = []
+
+    def definition() -> None:  # read and checked before the database is opened
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as e:
+            raise CliError(f"cannot read {path}: {_reason(e)}") from None
+        try:
+            # Every scalar as text: 10:00 is not 600 (YAML 1.1 base 60) and `no` is not False.
+            data = yaml.load(text, Loader=yaml.BaseLoader)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            raise CliError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', None) or e}") from None
+        try:
+            loaded.append(campaign_from_data(data, str(path)))
+        except CampaignError as e:
+            raise CliError(str(e)) from None
+
+    async def main(campaigns: Any, target: tuple[str, str]) -> int:
+        campaign = loaded[0]
+        existed = campaign.name in {c.campaign.name for c in await campaigns.all()}
+        await campaigns.save(campaign)
+        stored = await campaigns.get(campaign.name)
+        print(f"campaign {campaign.name} {'updated' if existed else 'created'} ({stored.status.value})")
+        return 0
+
+    return _campaign(args, main, definition)
+
+
+def cmd_campaign_import(args: argparse.Namespace) -> int:
+    from crmstore.errors import CrmWriteError, ImportFormatError
+    from crmstore.import_source import source_kind
+
+    path = Path(args.file)
+
+    def readable() -> None:
+        try:
+            if source_kind(path) != "csv":
+                raise CliError(f"{path}: a contact list is a .csv file")
+            with path.open("rb"):
+                pass
+        except ImportFormatError as e:
+            raise CliError(str(e)) from None
+        except OSError as e:
+            raise CliError(f"cannot read {path}: {_reason(e)}") from None
+
+    async def main(campaigns: Any, target: tuple[str, str]) -> int:
+        try:
+            report = await campaigns.import_list(args.campaign, path, default_country=target[1],
+                                                 max_bytes=args.max_size << 20, on_row=print)
+        except ImportFormatError as e:
+            raise CliError(str(e)) from None
+        except CrmWriteError as e:
+            raise CliError(f"{e} (the rows before this batch are listed; importing the file again adds only the"
+                           " rest)") from None
+        print(report.summary())
+        return 0
+
+    return _campaign(args, main, readable)
+
+
+def cmd_campaign_select(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from crmstore.campaign_store import SELECTIONS
+
+    today: list[date | None] = [None]
+
+    def known() -> None:
+        if args.selection not in SELECTIONS:
+            raise CliError(f"no selection {args.selection!r}; known: " + ", ".join(SELECTIONS))
+        if args.today:
+            try:
+                today[0] = date.fromisoformat(args.today)
+            except ValueError:
+                raise CliError(f"--today {args.today!r}: give a date such as 2026-11-25") from None
+
+    async def main(campaigns: Any, target: tuple[str, str]) -> int:
+        report = await campaigns.select(args.campaign, args.selection, today=today[0], on_row=print)
+        print(report.summary())
+        return 0
+
+    return _campaign(args, main, known)
+
+
+def cmd_campaign_list(args: argparse.Namespace) -> int:
+    async def main(campaigns: Any, target: tuple[str, str]) -> int:
+        stored = await campaigns.all()
+        for s in stored:
+            p = await campaigns.progress(s.campaign.name)
+            print(f"{s.campaign.name}: {s.campaign.kind.value}, {s.campaign.mode.value}, {s.status.value};"
+                  f" {p.contacts} contacts, {p.remaining} remaining")
+        if not stored:
+            print("no campaigns")
+        return 0
+
+    return _campaign(args, main)
+
+
+def cmd_campaign_status(args: argparse.Namespace) -> int:
+    async def main(campaigns: Any, target: tuple[str, str]) -> int:
+        for line in (await campaigns.progress(args.name)).lines():
+            print(line)
+        return 0
+
+    return _campaign(args, main)
+
+
+def cmd_campaign_pause(args: argparse.Namespace) -> int:
+    pausing = args.campaign_command == "pause"
+
+    async def main(campaigns: Any, target: tuple[str, str]) -> int:
+        changed = await (campaigns.pause if pausing else campaigns.resume)(args.name)
+        state = "paused" if pausing else "active"
+        print(f"campaign {args.name} {state}" + ("" if changed else " (it already was)"))
+        return 0
+
+    return _campaign(args, main)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -615,6 +762,37 @@ def parser() -> argparse.ArgumentParser:
         if name == "import":
             cp.add_argument("--max-size", type=int, default=1024, metavar="MIB",
                             help="refuse files larger than this many MiB (default 1024)")
+
+    cg = sub.add_parser("campaign", help="outbound campaigns: definitions, contact lists, progress")
+    cgsub = cg.add_subparsers(dest="campaign_command", required=True)
+    commands = (
+        ("save", cmd_campaign_save, "create or update a campaign from its YAML definition (a new one is paused)"),
+        ("import", cmd_campaign_import, "add a CSV contact list to a campaign; prints a line per row"),
+        ("select", cmd_campaign_select, "add the customers of a named CRM selection to a campaign"),
+        ("list", cmd_campaign_list, "the campaigns and how far they are"),
+        ("status", cmd_campaign_status, "a campaign's progress figures"),
+        ("pause", cmd_campaign_pause, "stop dialling a campaign"),
+        ("resume", cmd_campaign_pause, "dial a campaign again"),
+    )
+    for name, func, helptext in commands:
+        cp = cgsub.add_parser(name, help=helptext)
+        if name == "save":
+            cp.add_argument("file", help="the campaign's YAML definition")
+        elif name == "import":
+            cp.add_argument("--campaign", required=True, help="the campaign's name")
+            cp.add_argument("file", help="CSV: phone (required), name, timezone, contact_time, accounts, notes")
+            cp.add_argument("--max-size", type=int, default=1024, metavar="MIB",
+                            help="refuse files larger than this many MiB (default 1024)")
+        elif name == "select":
+            cp.add_argument("--campaign", required=True, help="the campaign's name")
+            cp.add_argument("selection", help="bought_3_days_ago | grade_a_idle_90_days | survey_after_closed_ticket")
+            cp.add_argument("--today", help="the site's date (YYYY-MM-DD) for day-based selections (default: UTC)")
+        elif name != "list":
+            cp.add_argument("name", help="the campaign's name")
+        cp.add_argument("--db", help="database URL (sqlite:///path/crm.db or postgresql://...)")
+        cp.add_argument("--config", help="take the database URL and default country from this cti.yaml")
+        cp.add_argument("--country", help="default country for phone numbers (default: from --config, else CN)")
+        cp.set_defaults(func=func)
 
     from .reports.engine import ALL_REPORTS, GROUPINGS
     from .reports.formats import FORMATS

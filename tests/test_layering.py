@@ -53,6 +53,8 @@ PURE = (
     "crmstore.signals",
     "crmstore.privacy",
     "crmstore.phones",
+    "crmstore.campaigns",
+    "crmstore.campaign_plans",
     "pbxsim.action_frames",
     "pbxsim.wire",
     "pbxsim.dialplan",
