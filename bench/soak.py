@@ -25,6 +25,8 @@ Figures:
   10 % and at most half of the run); rss_end_mb at the end of the load;
   rss_growth_pct = (end - warm) / warm * 100; rss_peak_mb: the largest sample; rss_hwm_mb: VmHWM (start-up
   included); rss_series: [s, MB, calls placed], a sample every minute (--quick: every 7.5 s).
+  rss_anon_warm_mb / rss_anon_end_mb: the anonymous part (the server's own memory, where a leak would show);
+  rss_file_end_mb: file pages mapped and resident (libraries).
 * server_cpu_s / server_cpu_pct: the server's user+system time during the load; bench_cpu_pct: this process's.
 * calls_placed / calls_answered / calls_abandoned (the caller hung up before reaching an agent); wait_mean_s and
   wait_p99_s: from the caller's entry in the queue (hold music starts) to the agent's answer, answered calls.
@@ -138,12 +140,12 @@ nodes:
 # ------------------------------------------------------------------------------------------ the server
 
 def proc_status(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM of a process, in kB."""
+    """VmRSS, VmHWM, RssAnon and RssFile of a process, in kB."""
     out: dict[str, int] = {}
     with contextlib.suppress(OSError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
+            if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
                 out[key] = int(value.split()[0])
     return out
 
@@ -611,6 +613,7 @@ async def run(size: Size, seed: int, tmp: Path, quick: bool = False) -> dict[str
         # 10,000 ended calls of the router, 5,000 pops): before that RSS grows by design, not by a leak.
         warm_at = min(0.5 * size.seconds, max(0.1 * size.seconds, 1.1 * KEEP_RECENT / size.rate))
         warm_kb: int | None = None
+        warm_anon_kb = 0
         next_sample = t0
         while not placing.done():
             now = time.monotonic()
@@ -618,7 +621,7 @@ async def run(size: Size, seed: int, tmp: Path, quick: bool = False) -> dict[str
                 status = proc_status(pid)
                 rss = status.get("VmRSS", 0)
                 if warm_kb is None and now - t0 >= warm_at:
-                    warm_kb = rss
+                    warm_kb, warm_anon_kb = rss, status.get("RssAnon", 0)
                 series.append([round(now - t0), round(rss / 1024, 1), len(load.tracks)])
                 live = sum(1 for c in site.sim.world.channels.values() if not c.dead)
                 waiting = sum(int(r.get("waiting", 0)) for r in (monitors[0].wallboard.values() if monitors else ()))
@@ -724,6 +727,9 @@ async def run(size: Size, seed: int, tmp: Path, quick: bool = False) -> dict[str
         "rss_warm_mb": round(warm / 1024, 1),
         "rss_end_mb": round(end_kb / 1024, 1),
         "rss_growth_pct": round((end_kb - warm) / warm * 100, 2) if warm else 0.0,
+        "rss_anon_warm_mb": round(warm_anon_kb / 1024, 1),
+        "rss_anon_end_mb": round(end_status.get("RssAnon", 0) / 1024, 1),
+        "rss_file_end_mb": round(end_status.get("RssFile", 0) / 1024, 1),
         "rss_peak_mb": max((row[1] for row in series), default=0.0),
         "rss_hwm_mb": round(peak_kb / 1024, 1),
         "rss_drained_mb": round(rss_drained_kb / 1024, 1),
