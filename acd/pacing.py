@@ -62,6 +62,11 @@ class PacingConfig:
     ring_timeout_s: float = 25.0  # FTC: ring at least 15 s (or four rings) before giving up
     amd_max_s: float = 5.0  # longest AMD() analysis after answer (its totalAnalysisTime)
     max_lines: int = 200  # trunk lines the campaign may hold at once
+    # Predictive aims its abandons at target_share x cap, spread over the day, so the worst-case check
+    # above it rarely has to cut; at throttle_share x cap it dials progressive until back at the target.
+    target_share: float = 0.8
+    throttle_share: float = 0.9
+    aggressiveness_step: float = 0.03  # how fast the aim follows the abandons: per live answer
     # Priors until the campaign has measured its own: replaced as outcomes come in.
     answer_rate_prior: float = 0.2
     handle_prior_s: float = 180.0
@@ -93,6 +98,11 @@ class PacingConfig:
                 problems.append(f"{name}: {getattr(self, name)} must not be negative")
         if not self.ring_timeout_s >= 15:
             problems.append(f"ring_timeout_s: {self.ring_timeout_s} is under the 15 s a line must ring (FTC)")
+        if not 0.0 < self.target_share <= self.throttle_share <= 1.0:
+            problems.append(f"target_share {self.target_share} and throttle_share {self.throttle_share}: "
+                            "need 0 < target_share <= throttle_share <= 1")
+        if not 0.0 < self.aggressiveness_step < 1.0:
+            problems.append(f"aggressiveness_step: {self.aggressiveness_step} is not in (0, 1)")
         for name in ("max_lines", "measure_lines", "measure_calls"):
             if not getattr(self, name) >= 1:
                 problems.append(f"{name}: {getattr(self, name)} must be at least 1")
@@ -267,6 +277,7 @@ class PacingStatus:
     agents_free: int
     agents_busy: int
     dial_ratio: float  # lines out per free or soon-free agent at the last decision
+    aggressiveness: float  # share of the expected free agents predictive dials for
 
 
 # ---------------------------------------------------------------- bookkeeping
@@ -353,6 +364,7 @@ class Pacer:
         self._wrap = _Recent(config.measure_calls)
         self._throttled = False
         self._dial_ratio = 0.0
+        self._aggressiveness = 1.0  # share of the expected free agents to dial for; follows the abandons
         self._handlers = {
             AgentReady: self._on_ready, WrapUpEnded: self._on_wrap_up_ended, AgentAway: self._on_away,
             LineDialled: self._on_dialled, LinesNotDialled: self._on_not_dialled, LineAnswered: self._on_answered,
@@ -392,7 +404,8 @@ class Pacer:
             campaign=self.config.campaign, mode=self.config.mode, throttled=self._throttled,
             abandon_rate=self.abandon_rate(), live_answered=self._live, abandoned=self._abandoned,
             answer_rate=self._answer_rate(), lines_out=self._ringing + self._asked, waiting=len(self._waiting),
-            agents_free=self._free_count(), agents_busy=busy, dial_ratio=self._dial_ratio)
+            agents_free=self._free_count(), agents_busy=busy, dial_ratio=self._dial_ratio,
+            aggressiveness=self._aggressiveness)
 
     def abandon_rate(self) -> float:
         return self._abandoned / self._live if self._live > 0 else 0.0
@@ -569,6 +582,7 @@ class Pacer:
     def _abandon(self, line: _Line, out: list[Decision], hung_up: bool) -> None:
         del self._waiting[line.call_id]
         self._count(live=0.0, abandoned=1.0)
+        self._steer(abandoned=True)
         self._finish(line.call_id)
         if not hung_up:
             out.append(Abandon(line.call_id, self.config.abandon_message, self._now - line.answered_at))
@@ -585,6 +599,7 @@ class Pacer:
             line.phase, line.agent_id = "connecting", agent.agent_id
             agent.phase, agent.since, agent.call_id = "connecting", now, call_id
             out.append(Connect(call_id, agent.agent_id, now - line.answered_at))
+            self._steer(abandoned=False)
 
     def _longest_free(self) -> _Agent | None:
         best: _Agent | None = None
@@ -616,6 +631,13 @@ class Pacer:
         if not self._window:  # no drift from float sums
             self._live = self._abandoned = 0.0
 
+    def _steer(self, abandoned: bool) -> None:
+        """Stochastic approximation: each live answer moves the aim so abandons settle at the target
+        (one abandon takes back what about 1/target connects gave)."""
+        target = self.config.target_share * self.config.abandon_cap
+        step = self.config.aggressiveness_step * ((1.0 if abandoned else 0.0) - target)
+        self._aggressiveness = min(4.0, max(0.1, self._aggressiveness - step))
+
     def _measure(self, live: float) -> None:
         self._outcomes.append(live)
         self._live_in_outcomes += live
@@ -643,39 +665,77 @@ class Pacer:
         free = self._free_count()
         lines_out = self._ringing + self._asked
         progressive = max(0, free - lines_out - len(self._waiting))
-        wanted = progressive if mode == "progressive" else max(progressive, self._predictive_lines(now, free))
+        if mode == "predictive":
+            self._throttle(now, out)
+        predictive = mode == "predictive" and not self._throttled
+        wanted = max(progressive, self._predictive_lines(now, free)) if predictive else progressive
         wanted = min(wanted, self.config.max_lines - lines_out)
         allowed = self._within_cap(now, free, lines_out, wanted)
-        if mode == "predictive":
-            throttled = allowed < wanted and allowed <= progressive
-            if throttled != self._throttled:
-                self._throttled = throttled
-                out.append(PacingChanged(self.config.campaign, throttled, self.abandon_rate(), now))
         if allowed > 0:
             self._asked += allowed
             out.append(Dial(self.config.campaign, allowed))
 
+    def _throttle(self, now: float, out: list[Decision]) -> None:
+        """Progressive from throttle_share x cap until the window is back at the target (hysteresis: a
+        supervisor sees a change, not a flicker)."""
+        rate, cap = self.abandon_rate(), self.config.abandon_cap
+        if not self._throttled and rate >= self.config.throttle_share * cap:
+            self._throttled = True
+        elif self._throttled and rate <= self.config.target_share * cap:
+            self._throttled = False
+        else:
+            return
+        out.append(PacingChanged(self.config.campaign, self._throttled, rate, now))
+
     def _predictive_lines(self, now: float, free: int) -> int:
-        """Lines to add so the live answers expected over the next answer delay meet the agents expected
-        free by then: free now, plus each busy agent's chance of finishing (their own elapsed time
-        against the campaign's recent handle and wrap-up times), less the calls already waiting."""
+        """Lines to add so the abandons expected from the lines out stay at the aim.
+
+        Over the next answer delay (plus the 2 s), agents expected free are those free now and each busy
+        agent's chance of finishing (their elapsed time against the campaign's recent talk and wrap-up
+        times); the live answers expected are lines x measured answer rate. With both as normal
+        variables, the expected excess of answers over agents is the expected number of abandons; lines
+        are added while it stays under aim x expected answers (aim: the target, scaled by the
+        aggressiveness that corrects this snapshot's bias from what really happens)."""
         rate = self._answer_rate()
         wrap_mean = self._wrap.mean(self.config.wrap_up_prior_s)
         horizon = self._answer_delay.mean(self.config.answer_delay_prior_s) + self.config.connect_within_s
-        soon = 0.0
+        soon = spread = 0.0
         for agent in self._agents.values():
+            chance = 0.0
             if agent.phase in ("connecting", "talking"):
                 # Talk must end early enough to leave the usual wrap-up inside the horizon.
                 left = horizon - wrap_mean
                 if left > 0:
-                    soon += self._talk.done_within(now - agent.since, left, self.config.handle_prior_s)
+                    chance = self._talk.done_within(now - agent.since, left, self.config.handle_prior_s)
             elif agent.phase == "wrap_up":
-                soon += self._wrap.done_within(now - agent.since, horizon, self.config.wrap_up_prior_s)
+                chance = self._wrap.done_within(now - agent.since, horizon, self.config.wrap_up_prior_s)
+            soon += chance
+            spread += chance * (1.0 - chance)
         supply = free + soon - len(self._waiting)
         lines_out = self._ringing + self._asked
-        expected = lines_out * rate
         self._dial_ratio = (lines_out / supply) if supply > 0 else 0.0
-        return max(0, math.floor((supply - expected) / rate))
+        aim = self._aggressiveness * self.config.target_share * self.config.abandon_cap
+
+        def too_many(lines: int) -> bool:
+            answers = lines * rate
+            if answers <= 0:
+                return False
+            sigma = math.sqrt(answers * (1.0 - rate) + spread) or 1e-9
+            m = answers - supply
+            z = m / sigma
+            excess = sigma * math.exp(-z * z / 2) / math.sqrt(2 * math.pi) + m * 0.5 * math.erfc(-z / math.sqrt(2))
+            return excess > aim * answers
+
+        low, high = lines_out, lines_out + self.config.max_lines
+        if too_many(low + 1):
+            return 0
+        while high - low > 1:
+            mid = (low + high) // 2
+            if too_many(mid):
+                high = mid
+            else:
+                low = mid
+        return low - lines_out
 
     def _within_cap(self, now: float, free: int, lines_out: int, wanted: int) -> int:
         """The most of `wanted` new lines whose worst case keeps the window at or under the cap."""
