@@ -251,14 +251,24 @@ class PacingChanged:
 
 
 @dataclass(frozen=True, slots=True)
-class Ignored:
-    """`event` made no sense here (unknown call, stale repeat, out of order); nothing changed."""
+class Refusal:
+    """`event` made no sense here (unknown call, stale repeat, out of order, a count below one): nothing
+    changed. Worth a line in the log."""
 
     event: Event
     reason: str
 
 
-Decision = Dial | PreviewContact | Connect | Abandon | HandleMachine | PacingChanged | Ignored
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """`event` was applied without the part that made no sense (a line nobody asked for is still a line
+    that rings): `reason` says what was left out."""
+
+    event: Event
+    reason: str
+
+
+Decision = Dial | PreviewContact | Connect | Abandon | HandleMachine | PacingChanged | Refusal | Ignored
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,7 +425,7 @@ class Pacer:
     def _agent(self, event: Event, agent_id: str, out: list[Decision]) -> _Agent | None:
         agent = self._agents.get(agent_id)
         if agent is None:
-            out.append(Ignored(event, f"agent {agent_id!r} has not been ready for this campaign"))
+            out.append(Refusal(event, f"agent {agent_id!r} has not been ready for this campaign"))
         return agent
 
     def _on_ready(self, event: AgentReady, out: list[Decision]) -> None:
@@ -429,7 +439,7 @@ class Pacer:
         if agent.phase == "away":
             agent.phase, agent.since = "free", self._now
             return
-        out.append(Ignored(event, f"agent {event.agent_id!r} is {agent.phase} (call {agent.call_id}): "
+        out.append(Refusal(event, f"agent {event.agent_id!r} is {agent.phase} (call {agent.call_id}): "
                                   "ready only after the call and its wrap-up"))
 
     def _on_wrap_up_ended(self, event: WrapUpEnded, out: list[Decision]) -> None:
@@ -437,7 +447,7 @@ class Pacer:
         if agent is None:
             return
         if agent.phase != "wrap_up":
-            out.append(Ignored(event, f"agent {event.agent_id!r} is {agent.phase}, not in wrap-up"))
+            out.append(Refusal(event, f"agent {event.agent_id!r} is {agent.phase}, not in wrap-up"))
             return
         self._wrap.add(self._now - agent.since)
         agent.phase, agent.since, agent.call_id = "free", self._now, None
@@ -446,39 +456,49 @@ class Pacer:
         agent = self._agent(event, event.agent_id, out)
         if agent is None:
             return
+        line = self._lines.get(agent.call_id or "")
+        if agent.phase == "connecting" and line is not None and line.phase == "connecting":
+            # The bridge to this agent did not happen: the call is first in line again, its 2 s
+            # still counted from its answer (past them, it is abandoned at once).
+            line.phase, line.agent_id = "waiting", None
+            self._waiting[line.call_id] = None
+            self._waiting.move_to_end(line.call_id, last=False)
+            agent.phase, agent.since, agent.call_id = "away", self._now, None
+            self._run_deadlines(self._now, out)
+            return
         if agent.phase in ("connecting", "talking"):
-            out.append(Ignored(event, f"agent {event.agent_id!r} is {agent.phase} on call {agent.call_id}: "
+            out.append(Refusal(event, f"agent {event.agent_id!r} is {agent.phase} on call {agent.call_id}: "
                                       "away after the call"))
             return
         agent.phase, agent.since, agent.call_id = "away", self._now, None
 
     def _on_dialled(self, event: LineDialled, out: list[Decision]) -> None:
         if event.call_id in self._lines or event.call_id in self._ended:
-            out.append(Ignored(event, f"call {event.call_id!r} was already dialled"))
+            out.append(Refusal(event, f"call {event.call_id!r} was already dialled"))
             return
         if event.agent_id is not None:
             agent = self._agent(event, event.agent_id, out)
             if agent is None:
                 return
             if agent.phase not in ("free", "preview"):
-                out.append(Ignored(event, f"agent {event.agent_id!r} is {agent.phase}: cannot dial a preview"))
+                out.append(Refusal(event, f"agent {event.agent_id!r} is {agent.phase}: cannot dial a preview"))
                 return
             # The agent is on the line while it rings: theirs whatever happens, never abandoned.
             agent.phase, agent.since, agent.call_id = "connecting", self._now, event.call_id
         elif self.config.mode == "preview":
-            out.append(Ignored(event, "a preview campaign's lines are dialled by an agent (agent_id missing)"))
+            out.append(Refusal(event, "a preview campaign's lines are dialled by an agent (agent_id missing)"))
             return
         else:
             if self._asked == 0:
                 out.append(Ignored(event, f"call {event.call_id!r}: no Dial asked for this line "
-                                          "(counted as dialled all the same)"))
+                                          "(counted as ringing all the same)"))
             self._asked = max(0, self._asked - 1)
             self._ringing += 1
         self._lines[event.call_id] = _Line(event.call_id, self._now, event.agent_id)
 
     def _on_not_dialled(self, event: LinesNotDialled, out: list[Decision]) -> None:
         if event.count < 1:
-            out.append(Ignored(event, f"count {event.count} is not a number of lines"))
+            out.append(Refusal(event, f"count {event.count} is not a number of lines"))
             return
         if event.count > self._asked:
             out.append(Ignored(event, f"{event.count} lines not dialled, but only {self._asked} were asked for "
@@ -489,10 +509,10 @@ class Pacer:
         line = self._lines.get(event.call_id)
         if line is None:
             known = "already ended" if event.call_id in self._ended else "unknown"
-            out.append(Ignored(event, f"call {event.call_id!r} is {known}"))
+            out.append(Refusal(event, f"call {event.call_id!r} is {known}"))
             return None
         if line.phase != "ringing":
-            out.append(Ignored(event, f"call {event.call_id!r} was already answered"))
+            out.append(Refusal(event, f"call {event.call_id!r} was already answered"))
             return None
         return line
 
@@ -501,7 +521,7 @@ class Pacer:
         if line is None:
             return
         if event.answered_by not in ("human", "machine"):
-            out.append(Ignored(event, f"answered_by {event.answered_by!r} is neither human nor machine"))
+            out.append(Refusal(event, f"answered_by {event.answered_by!r} is neither human nor machine"))
             return
         if line.agent_id is not None:  # preview: the agent is already on it
             line.phase, line.answered_at = "talking", self._now
@@ -539,7 +559,7 @@ class Pacer:
         line = self._lines.get(event.call_id)
         if line is None or line.phase != "connecting" or line.agent_id != event.agent_id:
             where = "unknown" if line is None else f"{line.phase} (agent {line.agent_id})"
-            out.append(Ignored(event, f"call {event.call_id!r} is {where}: no connect to {event.agent_id!r} "
+            out.append(Refusal(event, f"call {event.call_id!r} is {where}: no connect to {event.agent_id!r} "
                                       "was asked"))
             return
         line.phase = "talking"
@@ -550,7 +570,7 @@ class Pacer:
         line = self._lines.get(event.call_id)
         if line is None or line.phase != "waiting":
             where = "unknown" if line is None else line.phase
-            out.append(Ignored(event, f"call {event.call_id!r} is {where}, not waiting for an agent"))
+            out.append(Refusal(event, f"call {event.call_id!r} is {where}, not waiting for an agent"))
             return
         self._abandon(line, out, hung_up=True)
 
@@ -558,7 +578,7 @@ class Pacer:
         line = self._lines.get(event.call_id)
         if line is None or line.phase not in ("connecting", "talking"):
             where = "unknown" if line is None else line.phase
-            out.append(Ignored(event, f"call {event.call_id!r} is {where}, not with an agent"))
+            out.append(Refusal(event, f"call {event.call_id!r} is {where}, not with an agent"))
             return
         assert line.agent_id is not None
         agent = self._agents[line.agent_id]

@@ -115,7 +115,7 @@ class Run:
         if isinstance(decision, p.Abandon):
             self.abandons += 1
             self.answers.append((self.now, -1))
-        if isinstance(decision, p.Ignored):  # the simulator fed the pacer nonsense: a bug here
+        if isinstance(decision, (p.Ignored, p.Refusal)):  # the simulator fed the pacer nonsense: a bug here
             self.ignored.append(decision.reason)
         return []
 
