@@ -12,8 +12,11 @@ Modes (docs/outbound.md):
 * preview: the pacer never dials. It hands the next card to a free agent (`PreviewContact`); the agent
   dials it (`LineDialled` with the agent's id) and the answered call is theirs: nothing to abandon.
 * progressive: one line per free agent, never more lines out than free agents.
-* predictive: lines out = (agents free now + agents expected to free up before the next answer) /
-  measured live-answer rate, held under the abandonment cap by the guarantee below.
+* predictive: dials ahead of the agents: lines are added while the expected excess of live answers
+  (lines out x measured answer rate) over the agents free by then (free now, plus each busy agent's
+  chance of finishing, from their elapsed time) stays under an aim, which each abandon lowers and each
+  connect raises so the abandons settle at a target under the cap; at 90 % of the cap it dials
+  progressive until back at the target. Under all of it, the guarantee below.
 
 The cap is a property of this bookkeeping, not a hope. An answered call is abandoned when no agent takes
 it within `connect_within_s` (2 s: FTC TSR and Ofcom). The rate is abandoned / live answered over the
@@ -21,8 +24,8 @@ campaign's window (the last 24 hours: Ofcom's period, and every FTC 30-day perio
 Before any line is dialled the pacer checks the worst case: every line without a free agent answered by
 a person and abandoned, every other one answered by a machine (which costs the campaign's estimate of
 AMD false positives, as Ofcom asks). A line is dialled only if that worst case keeps the window at or
-under the cap; when the margin runs out predictive falls back to progressive, which has no such risk.
-What the pacer cannot prevent is an agent it counted on leaving (pause, logout) while lines are out:
+under the cap; when the margin runs out predictive dials no more than progressive, which has no such
+risk. What the pacer cannot prevent is an agent it counted on leaving (pause, logout) while lines are out:
 those abandons are counted like the others and the pacer stays progressive until it is back under.
 """
 
