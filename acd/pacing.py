@@ -377,7 +377,8 @@ class Pacer:
         self._wrap = _Recent(config.measure_calls)
         self._throttled = False
         self._dial_ratio = 0.0
-        self._aggressiveness = 1.0  # share of the expected free agents to dial for; follows the abandons
+        self._aggressiveness = 1.0  # scales the aim; follows the abandons
+        self._held_back = False  # the last pacing dialled less than the model wanted
         self._handlers = {
             AgentReady: self._on_ready, WrapUpEnded: self._on_wrap_up_ended, AgentAway: self._on_away,
             LineDialled: self._on_dialled, LinesNotDialled: self._on_not_dialled, LineAnswered: self._on_answered,
@@ -657,6 +658,8 @@ class Pacer:
     def _steer(self, abandoned: bool) -> None:
         """Stochastic approximation: each live answer moves the aim so abandons settle at the target
         (one abandon takes back what about 1/target connects gave)."""
+        if not abandoned and self._held_back:
+            return  # the cap's margin or the throttle held the dialing back, not the aim: no credit
         target = self.config.target_share * self.config.abandon_cap
         step = self.config.aggressiveness_step * ((1.0 if abandoned else 0.0) - target)
         self._aggressiveness = min(4.0, max(0.1, self._aggressiveness - step))
@@ -694,6 +697,7 @@ class Pacer:
         wanted = max(progressive, self._predictive_lines(now, free)) if predictive else progressive
         wanted = min(wanted, self.config.max_lines - lines_out)
         allowed = self._within_cap(now, free, lines_out, wanted)
+        self._held_back = mode == "predictive" and (self._throttled or allowed < wanted)
         if allowed > 0:
             self._asked += allowed
             out.append(Dial(self.config.campaign, allowed))

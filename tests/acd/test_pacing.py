@@ -265,6 +265,27 @@ def test_the_window_keeps_only_its_own_period() -> None:
     assert (d.pacer.abandon_rate(), d.pacer.status().live_answered) == (0.0, 0.0)
 
 
+def test_connects_made_while_the_margin_holds_dialing_back_do_not_build_up_aggressiveness() -> None:
+    """Early in the day the worst-case margin, not the aim, limits predictive: crediting those connects
+    would leave the aim far too bold by the time the margin is there (abandons then bunch up)."""
+    d = Driver(mode="predictive")
+    d.ready(*(f"a{i}" for i in range(10)))
+    for i in range(10):
+        d.dial(f"c{i}")
+    for i in range(5):
+        (connect,) = of(p.Connect, d.later()(p.LineAnswered(f"c{i}", "human")))
+        d(p.CallConnected(f"c{i}", connect.agent_id))
+    assert d.pacer.status().aggressiveness == 1.0
+    d(p.AgentAway("a9"))
+    d(p.AgentAway("a8"))
+    d(p.AgentAway("a7"))
+    d(p.AgentAway("a6"))
+    d(p.AgentAway("a5"))
+    d.later()(p.LineAnswered("c5", "human"))
+    (abandon,) = of(p.Abandon, d.later(2)(p.Tick()))
+    assert d.pacer.status().aggressiveness < 1.0  # an abandon always counts
+
+
 def test_a_fresh_campaign_dials_no_more_than_progressive() -> None:
     """No live answers in the window yet: a single abandon would be over 3 %, so nothing extra."""
     d = Driver(mode="predictive")
