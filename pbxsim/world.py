@@ -291,7 +291,9 @@ class World:
         base = f"Local/{exten}@{context}-{n:08x}"
         uid1, uid2 = self._uids(2, 2)
         uid1 = ids[0] or uid1
-        uid2 = ids[1] or uid2
+        # A ChannelId without OtherChannelId names ';2' after ';1': "<ChannelId>;2" (Asterisk's unreal
+        # channel driver; seen on a real 22.10.1 for Local/<agent>@cti-agent-dial/n).
+        uid2 = ids[1] or (f"{ids[0]};2" if ids[0] else uid2)
         link = linkedid or uid1
         one = Channel(self, base + ";1", uid1, link, state=0, context=context, exten=exten, tech="Local")
         two = Channel(self, base + ";2", uid2, link, state=4, context=context, exten=exten, tech="Local")
