@@ -365,7 +365,7 @@ class ConsoleBackend:
         return await self.crm_work.command(who, command, args)
 
     async def click_to_call(self, who: Principal, customer_id: int | None, number: str | None, *,
-                            leg: str = legs.OUTBOUND) -> str:
+                            leg: str = legs.OUTBOUND, ring_timeout_s: float = 30.0) -> str:
         agent_id = self._known_agent(who.agent_id)
         view = self.views.router.agent_view(agent_id, self.clock())
         if not view.endpoint:
@@ -381,7 +381,7 @@ class ConsoleBackend:
         try:
             result = await pbx.control.originate_outbound(view.endpoint, number.lstrip("+"),
                                                           caller_id_num=number.lstrip("+"),
-                                                          channel_id=channel_id)
+                                                          channel_id=channel_id, ring_timeout_s=ring_timeout_s)
         except (UnsafeValue, InvalidValue) as e:
             raise Refused("invalid_value", str(e)) from None
         except AmiError as e:

@@ -41,6 +41,11 @@ if TYPE_CHECKING:
 
 _SAVE_TIMEOUT_S = 3.0
 _KEEP_DIALS = 1000
+# The agent's phone rings this long before the customer is dialled: the command waits for that answer, so
+# it must end inside the gateway's 10 s command timeout. Rung longer (a real desk phone answered after
+# 12 s), the console was told "did not answer in time" while the PBX went on to dial the customer, and the
+# call was never journaled nor could be saved.
+FOLLOW_UP_RING_S = 8.0
 GRADING_DAYS = 365  # as the daily schedule (crmstore.schedule.grade_now)
 
 
@@ -53,7 +58,7 @@ class _Dial:
     customer_id: int
     number: str
     started_at: float
-    answered_at: float | None = None  # the agent's phone answered (the customer is dialled from there)
+    answered_at: float | None = None  # the customer answered (the agent's phone answered before: ringing)
     ended_at: float | None = None
 
 
@@ -80,7 +85,11 @@ class CrmConsole:
         self.console = console
         self.work = CrmWork(console.crm)
         self._dials: dict[str, _Dial] = {}  # follow-up call id -> its facts so far
+        # When each follow-up call's customer answered: the model may say so before the Originate's answer
+        # reaches the command that registers the dial (a customer who picks up at once).
+        self._answered: dict[str, float] = {}
         bus.subscribe(ce.LegHungUp, self._on_leg_hung_up)
+        bus.subscribe(ce.CallConnected, self._on_connected)
 
     def _viewer(self, who: Principal) -> Viewer:
         return Viewer(who.username, CrmRole(str(who.role)))
@@ -170,8 +179,10 @@ class CrmConsole:
         if not item.phone:
             raise Refused("no_number", f"customer {item.follow_up.customer_id} has no phone number")
         started = self.console.clock()
-        call_id = await self.console.click_to_call(who, None, item.phone, leg=f"{legs.FOLLOW_UP}{fid}-")
-        dial = _Dial(fid, agent, item.follow_up.customer_id, item.phone, started, answered_at=self.console.clock())
+        call_id = await self.console.click_to_call(who, None, item.phone, leg=f"{legs.FOLLOW_UP}{fid}-",
+                                                   ring_timeout_s=FOLLOW_UP_RING_S)
+        dial = _Dial(fid, agent, item.follow_up.customer_id, item.phone, started,
+                     answered_at=self._answered.pop(call_id, None))
         self._dials[call_id] = dial
         if len(self._dials) > _KEEP_DIALS:
             del self._dials[next(iter(self._dials))]
@@ -219,6 +230,18 @@ class CrmConsole:
         except CrmPermissionError as e:
             raise Refused("not_yours", str(e)) from None
         return {"follow_up_id": fid}
+
+    def _on_connected(self, e: ce.CallConnected) -> None:
+        """The customer answered: the agent's leg (the call's first leg) is bridged with the trunk's."""
+        if not e.call_id.startswith(legs.FOLLOW_UP):
+            return
+        dial = self._dials.get(e.call_id)
+        if dial is None:
+            self._answered[e.call_id] = self.console.clock()
+            if len(self._answered) > _KEEP_DIALS:
+                del self._answered[next(iter(self._answered))]
+        elif dial.answered_at is None:
+            dial.answered_at = self.console.clock()
 
     def _on_leg_hung_up(self, e: ce.LegHungUp) -> None:
         dial = self._dials.get(e.uniqueid)
