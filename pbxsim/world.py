@@ -50,6 +50,7 @@ class PhoneProfile:
     talk_time: float | None = None  # hang up this long after answering (None: stay until the call ends)
     registered: bool = True
     auto_answer: bool = False  # answers by itself when the INVITE says Call-Info: ...;answer-after=N
+    context: str = "cti-dial"  # the endpoint's context (asterisk-config/pjsip.conf's agent templates)
 
 
 @dataclass(slots=True)
@@ -853,8 +854,9 @@ class World:
             result = OriginateResult(False, 0)
             self._originate_response(req, result)
             return result
-        chan = self.new_pjsip(peer, context=req.context or "default", exten=req.exten or "s", state=0,
-                              uid=req.channel_id)
+        # Until it answers, an originated phone's channel is in its endpoint's context at 's' (captures 19,
+        # 21); the Originate's context and extension are where it goes once answered.
+        chan = self.new_pjsip(peer, context=profile.context, exten="s", state=0, uid=req.channel_id)
         self.chan_event("Newchannel", chan)
         for k, v in req.variables:
             self.set_var(chan, k, v)

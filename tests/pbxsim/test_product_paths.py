@@ -146,6 +146,8 @@ async def test_originate_agent_leg_rings_then_answers_into_cti_agent_ready(pbx: 
                                "DialState", "Newstate", "DialEnd", "Newexten"]
     new = mine[0]
     assert (new["Uniqueid"], new["Linkedid"], new["ChannelState"]) == ("cti-leg-1", "cti-leg-1", "0")
+    # Ringing, the phone's channel is in its endpoint's context (captures 19, 21), not yet the Originate's.
+    assert (new["Context"], new["Exten"]) == ("cti-dial", "s")
     ringing, up = (f for f in mine if f["Event"] == "Newstate")
     # Ringing is on the wire before the answer, so the CTI can pop the agent's screen.
     assert (ringing["ChannelState"], ringing["ChannelStateDesc"]) == ("5", "Ringing")
