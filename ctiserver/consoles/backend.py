@@ -124,6 +124,11 @@ class ConsoleBackend:
     def owns(self, agent_id: str, call_id: str) -> bool:
         if self._dialled.get(call_id) == agent_id:
             return True
+        # A follow-up call's leg names its agent: after a restart (nothing in memory) the agent still saves
+        # what came of it; the CRM work checks the journaled call against the agent.
+        fu = legs.follow_up_call(call_id)
+        if fu is not None and fu[2] == agent_id:
+            return True
         if not self.config.has_agent(agent_id):
             return False
         view = self.views.router.agent_view(agent_id, self.clock())
