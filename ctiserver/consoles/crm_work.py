@@ -251,7 +251,7 @@ class CrmConsole:
     async def _journaled_dial(self, call_id: str, agent: str) -> _Dial | None:
         """A follow-up call this process did not place (the server restarted since): its journaled
         `crm.follow_up_called`. Its times are what the journal knows: placed at the time in its id, the
-        answer unknown; it ends now unless the call model still sees it."""
+        answer unknown, the end when the result is saved (a hang-up seen before that was nobody's then)."""
         placed = legs.follow_up_call(call_id)
         if placed is None or placed[2] != agent:
             return None
