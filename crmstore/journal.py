@@ -51,6 +51,20 @@ def read_rows(after_seq: int, limit: int) -> Plan[list[JournalRow]]:
     return [(int(r[0]), float(r[1]), r[2], r[3], r[4], r[5]) for r in got]
 
 
+def seq_at(at: float, last_seq: int) -> Plan[int]:
+    """The first seq whose fact is at or after `at` (last_seq + 1 when none): facts are numbered in time
+    order, so this is a bisection over the primary key, about 30 lookups however long the journal."""
+    lo, hi = 1, last_seq + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        got = yield Fetch("SELECT at FROM journal WHERE seq >= ? ORDER BY seq LIMIT 1", (mid,))
+        if got and float(got[0][0]) < at:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 def read_rows_between(first_at: float, last_at: float, after_seq: int, limit: int) -> Plan[list[JournalRow]]:
     got = yield Fetch(
         "SELECT seq, at, kind, call_id, agent_id, body FROM journal WHERE seq > ? AND at >= ? AND at < ?"

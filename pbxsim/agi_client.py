@@ -288,7 +288,11 @@ class AgiRun:
             existed = len(args) >= 2 and w.astdb.pop((args[0], args[1]), None) is not None
             return _ok("1" if existed else "0")
         if verb == "HANGUP":
-            w.soft_hangup(chan, 16)
+            # res_agi's HANGUP is a soft hangup with AST_SOFTHANGUP_EXPLICIT (32), which SoftHangupRequest
+            # reports as its Cause; no Q.850 cause is set, so the Hangup says 0 / Unknown once the AGI
+            # returns (a real 22.10.1: a blacklisted caller refused by the IVR).
+            w.chan_event("SoftHangupRequest", chan, ("Cause", "32"))
+            w.soft_hangup(chan, None)
             return _ok("1")
         if verb in ("SET CONTEXT", "SET EXTENSION", "SET PRIORITY"):
             return _ok("0")

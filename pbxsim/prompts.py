@@ -30,7 +30,7 @@ PROMPT_SECONDS: dict[str, float] = {
     "demo-thanks": 3.3,
     "demo-congrats": 30.3,  # capture 20 (asterisk-core-sounds-en-wav 1.6.1)
     "vm-intro": 3.0,
-    "vm-goodbye": 1.0,
+    "vm-goodbye": 0.865,  # endpos=6920 on a real 22.10.1 (asterisk-core-sounds-en-wav 1.6.1)
 }
 DIGIT_SECONDS = 0.82  # SAY DIGITS 1234 took 3.29 s in capture 02
 

@@ -50,6 +50,7 @@ class PhoneProfile:
     talk_time: float | None = None  # hang up this long after answering (None: stay until the call ends)
     registered: bool = True
     auto_answer: bool = False  # answers by itself when the INVITE says Call-Info: ...;answer-after=N
+    context: str = "cti-dial"  # the endpoint's context (asterisk-config/pjsip.conf's agent templates)
 
 
 @dataclass(slots=True)
@@ -291,7 +292,9 @@ class World:
         base = f"Local/{exten}@{context}-{n:08x}"
         uid1, uid2 = self._uids(2, 2)
         uid1 = ids[0] or uid1
-        uid2 = ids[1] or uid2
+        # A ChannelId without OtherChannelId names ';2' after ';1': "<ChannelId>;2" (Asterisk's unreal
+        # channel driver; seen on a real 22.10.1 for Local/<agent>@cti-agent-dial/n).
+        uid2 = ids[1] or (f"{ids[0]};2" if ids[0] else uid2)
         link = linkedid or uid1
         one = Channel(self, base + ";1", uid1, link, state=0, context=context, exten=exten, tech="Local")
         two = Channel(self, base + ";2", uid2, link, state=4, context=context, exten=exten, tech="Local")
@@ -851,8 +854,9 @@ class World:
             result = OriginateResult(False, 0)
             self._originate_response(req, result)
             return result
-        chan = self.new_pjsip(peer, context=req.context or "default", exten=req.exten or "s", state=0,
-                              uid=req.channel_id)
+        # Until it answers, an originated phone's channel is in its endpoint's context at 's' (captures 19,
+        # 21); the Originate's context and extension are where it goes once answered.
+        chan = self.new_pjsip(peer, context=profile.context, exten="s", state=0, uid=req.channel_id)
         self.chan_event("Newchannel", chan)
         for k, v in req.variables:
             self.set_var(chan, k, v)

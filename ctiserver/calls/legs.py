@@ -28,6 +28,14 @@ def offer_owner(leg_id: str) -> str | None:
     return parts[3] if len(parts) == 4 and leg_id.startswith(OFFER) else None
 
 
+def follow_up_call(leg_id: str) -> tuple[int, float, str] | None:
+    """(follow-up, when the call was placed in seconds, agent) of a follow-up call's leg; None for others."""
+    parts = leg_id.split("-", 4)
+    if len(parts) != 5 or not leg_id.startswith(FOLLOW_UP) or not parts[2].isdigit() or not parts[3].isdigit():
+        return None
+    return int(parts[2]), int(parts[3]) / 1000, parts[4]
+
+
 def dialled_by_agent(leg_id: str) -> bool:
     """An agent's own outbound call (click-to-call, a follow-up): not an ACD call."""
     return leg_id.startswith((OUTBOUND, FOLLOW_UP))

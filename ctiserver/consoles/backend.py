@@ -124,6 +124,11 @@ class ConsoleBackend:
     def owns(self, agent_id: str, call_id: str) -> bool:
         if self._dialled.get(call_id) == agent_id:
             return True
+        # A follow-up call's leg names its agent: after a restart (nothing in memory) the agent still saves
+        # what came of it; the CRM work checks the journaled call against the agent.
+        fu = legs.follow_up_call(call_id)
+        if fu is not None and fu[2] == agent_id:
+            return True
         if not self.config.has_agent(agent_id):
             return False
         view = self.views.router.agent_view(agent_id, self.clock())
@@ -365,7 +370,7 @@ class ConsoleBackend:
         return await self.crm_work.command(who, command, args)
 
     async def click_to_call(self, who: Principal, customer_id: int | None, number: str | None, *,
-                            leg: str = legs.OUTBOUND) -> str:
+                            leg: str = legs.OUTBOUND, ring_timeout_s: float = 30.0) -> str:
         agent_id = self._known_agent(who.agent_id)
         view = self.views.router.agent_view(agent_id, self.clock())
         if not view.endpoint:
@@ -381,7 +386,7 @@ class ConsoleBackend:
         try:
             result = await pbx.control.originate_outbound(view.endpoint, number.lstrip("+"),
                                                           caller_id_num=number.lstrip("+"),
-                                                          channel_id=channel_id)
+                                                          channel_id=channel_id, ring_timeout_s=ring_timeout_s)
         except (UnsafeValue, InvalidValue) as e:
             raise Refused("invalid_value", str(e)) from None
         except AmiError as e:

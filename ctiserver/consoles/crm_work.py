@@ -10,6 +10,7 @@ CRM's row of the call and the follow-up's new state go in the journal's batch wi
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,7 +20,9 @@ from typing import TYPE_CHECKING
 
 from crmstore import queries as Q
 from crmstore.errors import CrmConflict, CrmError, CrmNotFound, CrmPermissionError
+from crmstore.journal import JournalRow, read_rows_between, seq_at
 from crmstore.model import FollowUpKind, FollowUpStatus, TicketStatus
+from crmstore.plan import Plan
 from crmstore.privacy import Role as CrmRole
 from crmstore.privacy import Viewer
 from crmstore.store import period_ending
@@ -41,6 +44,12 @@ if TYPE_CHECKING:
 
 _SAVE_TIMEOUT_S = 3.0
 _KEEP_DIALS = 1000
+_CALLED_WITHIN_S = 60.0  # the call's fact is journaled once the agent answers: well inside this of its id's time
+# The agent's phone rings this long before the customer is dialled: the command waits for that answer, so
+# it must end inside the gateway's 10 s command timeout. Rung longer (a real desk phone answered after
+# 12 s), the console was told "did not answer in time" while the PBX went on to dial the customer, and the
+# call was never journaled nor could be saved.
+FOLLOW_UP_RING_S = 8.0
 GRADING_DAYS = 365  # as the daily schedule (crmstore.schedule.grade_now)
 
 
@@ -53,7 +62,7 @@ class _Dial:
     customer_id: int
     number: str
     started_at: float
-    answered_at: float | None = None  # the agent's phone answered (the customer is dialled from there)
+    answered_at: float | None = None  # the customer answered (the agent's phone answered before: ringing)
     ended_at: float | None = None
 
 
@@ -61,6 +70,19 @@ def _id(args: Mapping[str, object], key: str) -> int:
     value = args[key]
     assert isinstance(value, int)  # the schema checked it (Int)
     return value
+
+
+def _called_fact(call_id: str, placed_at: float, last_seq: int) -> Plan[dict[str, object] | None]:
+    """The body of a call's `crm.follow_up_called` fact: the journal has no index by call, so the rows of
+    the minute after the call was placed are found along the primary key (crmstore.journal.seq_at)."""
+    first = yield from seq_at(placed_at - 1.0, last_seq)
+    rows: list[JournalRow] = yield from read_rows_between(placed_at - 1.0, placed_at + _CALLED_WITHIN_S,
+                                                          first - 1, 20_000)
+    for _seq, _at, kind, row_call, _agent, body in rows:
+        if kind == "crm.follow_up_called" and row_call == call_id:
+            found = json.loads(body)
+            return found if isinstance(found, dict) else None
+    return None
 
 
 def _refusal(e: CrmError) -> Refused:
@@ -80,7 +102,11 @@ class CrmConsole:
         self.console = console
         self.work = CrmWork(console.crm)
         self._dials: dict[str, _Dial] = {}  # follow-up call id -> its facts so far
+        # When each follow-up call's customer answered: the model may say so before the Originate's answer
+        # reaches the command that registers the dial (a customer who picks up at once).
+        self._answered: dict[str, float] = {}
         bus.subscribe(ce.LegHungUp, self._on_leg_hung_up)
+        bus.subscribe(ce.CallConnected, self._on_connected)
 
     def _viewer(self, who: Principal) -> Viewer:
         return Viewer(who.username, CrmRole(str(who.role)))
@@ -170,8 +196,10 @@ class CrmConsole:
         if not item.phone:
             raise Refused("no_number", f"customer {item.follow_up.customer_id} has no phone number")
         started = self.console.clock()
-        call_id = await self.console.click_to_call(who, None, item.phone, leg=f"{legs.FOLLOW_UP}{fid}-")
-        dial = _Dial(fid, agent, item.follow_up.customer_id, item.phone, started, answered_at=self.console.clock())
+        call_id = await self.console.click_to_call(who, None, item.phone, leg=f"{legs.FOLLOW_UP}{fid}-",
+                                                   ring_timeout_s=FOLLOW_UP_RING_S)
+        dial = _Dial(fid, agent, item.follow_up.customer_id, item.phone, started,
+                     answered_at=self._answered.pop(call_id, None))
         self._dials[call_id] = dial
         if len(self._dials) > _KEEP_DIALS:
             del self._dials[next(iter(self._dials))]
@@ -181,7 +209,7 @@ class CrmConsole:
     async def _follow_up_save(self, who: Principal, args: Mapping[str, object]) -> object:
         agent = self._agent(who)
         fid, call_id = _id(args, "follow_up_id"), str(args["call_id"])
-        dial = self._dials.get(call_id)
+        dial = self._dials.get(call_id) or await self._journaled_dial(call_id, agent)
         if dial is None or dial.agent_id != agent:
             raise Refused("not_your_call", f"{call_id} is not a follow-up call of yours")
         if dial.follow_up_id != fid:
@@ -219,6 +247,37 @@ class CrmConsole:
         except CrmPermissionError as e:
             raise Refused("not_yours", str(e)) from None
         return {"follow_up_id": fid}
+
+    async def _journaled_dial(self, call_id: str, agent: str) -> _Dial | None:
+        """A follow-up call this process did not place (the server restarted since): its journaled
+        `crm.follow_up_called`. Its times are what the journal knows: placed at the time in its id, the
+        answer unknown, the end when the result is saved (a hang-up seen before that was nobody's then)."""
+        placed = legs.follow_up_call(call_id)
+        if placed is None or placed[2] != agent:
+            return None
+        journal = self.console.recorder.journal
+        body = await self.console.crm.read_plan(_called_fact(call_id, placed[1], journal.last_seq))
+        if body is None or body.get("agent_id") != agent:
+            return None
+        try:
+            dial = _Dial(int(str(body["follow_up_id"])), agent, int(str(body["customer_id"])), str(body["number"]),
+                         placed[1])
+        except (KeyError, ValueError):
+            return None
+        self._dials[call_id] = dial
+        return dial
+
+    def _on_connected(self, e: ce.CallConnected) -> None:
+        """The customer answered: the agent's leg (the call's first leg) is bridged with the trunk's."""
+        if not e.call_id.startswith(legs.FOLLOW_UP):
+            return
+        dial = self._dials.get(e.call_id)
+        if dial is None:
+            self._answered[e.call_id] = self.console.clock()
+            if len(self._answered) > _KEEP_DIALS:
+                del self._answered[next(iter(self._answered))]
+        elif dial.answered_at is None:
+            dial.answered_at = self.console.clock()
 
     def _on_leg_hung_up(self, e: ce.LegHungUp) -> None:
         dial = self._dials.get(e.uniqueid)

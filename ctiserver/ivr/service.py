@@ -41,6 +41,11 @@ from .services import IvrCall, IvrServices
 
 log = logging.getLogger(__name__)
 
+# Said when a refusing blacklist policy's own prompt is not on the PBX: one of Asterisk's core sounds, so
+# the caller hears something before the line drops, not silence (a real 22.10.1 answers a missing file at
+# once, result=-1 endpos=0, capture 14).
+REFUSAL_FALLBACK = "vm-goodbye"
+
 
 @dataclass(frozen=True, slots=True)
 class IvrSettings:
@@ -214,8 +219,13 @@ class IvrService:
     async def _refuse(self, session: AgiSession, call: IvrCall, refusal: Refuse) -> None:
         """A blacklisted caller the queue does not take: journaled, told why, and the line dropped."""
         self.recorder.record(f.CallerRefused(call.call_id, refusal.queue, "blacklist", refusal.message))
-        with contextlib.suppress(Exception):  # a missing prompt or a caller already gone: the end is the same
-            await session.command("STREAM FILE", refusal.message, "")
+        with contextlib.suppress(Exception):  # a caller already gone (ChannelHungUp): the end is the same
+            reply = await session.command("STREAM FILE", refusal.message, "")
+            if reply.value == -1:
+                await session.command("CHANNEL STATUS")  # -1 with the channel up: the file is missing
+                self.missing_prompts.report(refusal.message, f"blacklist refusal of queue {refusal.queue}",
+                                            call.call_id)
+                await session.command("STREAM FILE", REFUSAL_FALLBACK, "")
         with contextlib.suppress(Exception):
             await session.command("HANGUP")
 

@@ -146,6 +146,8 @@ async def test_originate_agent_leg_rings_then_answers_into_cti_agent_ready(pbx: 
                                "DialState", "Newstate", "DialEnd", "Newexten"]
     new = mine[0]
     assert (new["Uniqueid"], new["Linkedid"], new["ChannelState"]) == ("cti-leg-1", "cti-leg-1", "0")
+    # Ringing, the phone's channel is in its endpoint's context (captures 19, 21), not yet the Originate's.
+    assert (new["Context"], new["Exten"]) == ("cti-dial", "s")
     ringing, up = (f for f in mine if f["Event"] == "Newstate")
     # Ringing is on the wire before the answer, so the CTI can pop the agent's screen.
     assert (ringing["ChannelState"], ringing["ChannelStateDesc"]) == ("5", "Ringing")
@@ -565,3 +567,36 @@ async def test_the_fallback_placeholder_takes_a_message_for_the_operator() -> No
     finally:
         ami.close()
         await sim.stop()
+
+
+async def test_a_channel_id_alone_names_the_second_half_of_a_local_pair(pbx: Pbx) -> None:
+    """Originate with ChannelId and no OtherChannelId: ';2' is "<ChannelId>;2" and shares ';1''s Linkedid,
+    as a real 22.10.1 did for an answer-at-console agent leg (LocalTwoUniqueid: cti-offer-1-1003;2)."""
+    resp = await pbx.ami.action("Originate", Channel="Local/1007@cti-agent-dial/n", Context="cti-agent-ready",
+                                Exten="s", Priority="1", Async="true", ChannelId="cti-offer-1-1007",
+                                Timeout="20000")
+    await pbx.ami.wait_event(lambda f: f.get("Event") == "OriginateResponse" and f.get("ActionID") == resp["ActionID"])
+    bridge = await pbx.event("LocalBridge")
+    assert (bridge["LocalOneUniqueid"], bridge["LocalTwoUniqueid"]) == ("cti-offer-1-1007", "cti-offer-1-1007;2")
+    assert bridge["LocalTwoLinkedid"] == "cti-offer-1-1007"
+    two = bridge["LocalTwoChannel"]
+    assert {f["Uniqueid"] for f in pbx.events(two, "Newchannel")} == {"cti-offer-1-1007;2"}
+
+
+# ------------------------------------------------------------------------------------------------ 1f AGI HANGUP
+
+
+async def test_the_ivr_hangs_up_a_caller_with_agi_hangup(pbx: Pbx) -> None:
+    """A real 22.10.1 refusing a blacklisted caller: HANGUP is a soft hangup with AST_SOFTHANGUP_EXPLICIT
+    (SoftHangupRequest Cause 32) answered 200 result=1; the next command gets the HANGUP line (SET VARIABLE
+    still 200); when the AGI returns the pbx thread raises its own (Cause 16) and the Hangup has no cause."""
+    caller, session = await pbx.caller_in_ivr()
+    assert await session.run("HANGUP") == b"200 result=1\n"
+    soft = await pbx.event("SoftHangupRequest", caller.name)
+    assert soft["Cause"] == "32"
+    assert await session.run("SET VARIABLE IVR_DONE 1") == b"HANGUP\n"
+    assert await session.line() == b"200 result=1\n"
+    session.close()
+    end = await pbx.event("Hangup", caller.name)
+    assert (end["Cause"], end["Cause-txt"]) == ("0", "Unknown")
+    assert [f["Cause"] for f in pbx.events(caller.name, "SoftHangupRequest")] == ["32", "16"]
