@@ -34,6 +34,7 @@ class Outcome(StrEnum):
     VOICEMAIL = "voicemail"  # left a message (in the IVR, or at a queue's deadline)
     CALLBACK = "callback"  # asked to be called back instead of waiting
     LOST = "lost"  # ended by the system while waiting (a PBX restart, an end nobody saw): nobody's abandon
+    REFUSED = "refused"  # turned away by a queue's blacklist policy: never queued, not self-service
 
 
 class TicketStatus(StrEnum):

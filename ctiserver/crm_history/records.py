@@ -69,7 +69,7 @@ class CallRecord:
     queued_at: float | None = None
     offered_to: str | None = None  # agent whose phone rings for this call now
     parts: list[Part] = field(default_factory=list)
-    outcome: str = "ivr_only"  # ivr_only, answered, abandoned, callback, voicemail, lost
+    outcome: str = "ivr_only"  # ivr_only, answered, abandoned, callback, voicemail, lost, refused
     recording: str = ""
     survey_score: int | None = None
     ended_at: float | None = None
@@ -199,6 +199,11 @@ class CallRecords:
                 rec.caller_num = body.caller_num
         elif isinstance(body, (acd.CallbackRequested, f.CallbackPromised)):
             self._record(body.call_id, at).outcome = "callback"
+        elif isinstance(body, f.CallerRefused):
+            # Not self-service: the ivr-containment report must not count a caller the centre turned away.
+            rec = self._record(body.call_id, at)
+            rec.outcome, rec.queue = "refused", body.queue
+            self.changed.add(rec.call_id)
         elif isinstance(body, f.CallEnded):
             self._ended_call(body, at)
         elif isinstance(body, f.WrapUpSaved):

@@ -58,3 +58,13 @@ async def test_a_refusal_prompt_that_plays_is_all_the_caller_hears(tmp_path: Pat
         commands = await _refused_call(site)
         assert commands[commands.index('STREAM FILE demo/goodbye ""'):] == ['STREAM FILE demo/goodbye ""', "HANGUP"]
         assert site.crm_rows("SELECT 1 FROM journal WHERE kind = 'pbx.prompt_missing'") == []
+
+
+async def test_a_refused_caller_is_recorded_as_refused_not_as_self_service(tmp_path: Path) -> None:
+    async with app_site(tmp_path, acd_yaml=_refusing("demo/goodbye")) as site:
+        await _refused_call(site)
+        rows = await site.until(lambda: site.crm_rows(
+            "SELECT outcome, queue FROM interactions WHERE ended_at IS NOT NULL AND call_id IN"
+            " (SELECT json_extract(body, '$.call_id') FROM journal WHERE kind = 'call.refused')"),
+            "the refused call's row")
+        assert [(r["outcome"], r["queue"]) for r in rows] == [("refused", "vip")]
