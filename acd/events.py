@@ -235,6 +235,29 @@ class SiteAvailable:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboundStarted:
+    """The agent dials out (click-to-call, a callback dialled agent first): busy from now, no offers, until
+    `OutboundEnded`. `queue` names whose wrap-up rule applies after ("": no wrap-up time, ready at once
+    unless the agent holds the form open). An agent paused before dialling goes back to that pause."""
+
+    agent_id: str
+    call_id: str
+    queue: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundEnded:
+    """The agent's outbound call ended (`outcome`: answered, busy, no_answer, failed, agent_no_answer,
+    cancelled): wrap-up starts, with `queue`'s wrap-up time (the one the call started with)."""
+
+    agent_id: str
+    call_id: str
+    outcome: str = "answered"
+    hung_up_by: HungUpBy = "unknown"
+    queue: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     """Only advances the clock: escalations, wrap-up expiry, announcements, deadlines."""
 
@@ -242,6 +265,7 @@ class Tick:
 CallEvent = (CallEnqueued | CallLeftQueue | CallbackRequested | CallerHungUp | OfferRinging | OfferAnswered
              | OfferFailed | HoldStarted | HoldEnded | AgentCallEnded | TransferToQueue | TransferToAgent
              | TransferOut | ConsultStarted | ConsultEnded | CallMoved)
-AgentCommand = AgentLoggedIn | AgentLoggedOut | AgentReady | AgentPaused | WrapUpDone | WrapUpHeld
+AgentCommand = (AgentLoggedIn | AgentLoggedOut | AgentReady | AgentPaused | WrapUpDone | WrapUpHeld
+                | OutboundStarted | OutboundEnded)
 SiteEvent = SiteUnavailable | SiteAvailable
 Event = CallEvent | AgentCommand | SiteEvent | Tick

@@ -316,6 +316,8 @@ class Router:
             ev.AgentPaused: self._on_paused,
             ev.WrapUpDone: self._on_wrap_up_done,
             ev.WrapUpHeld: self._on_wrap_up_held,
+            ev.OutboundStarted: self._on_outbound_started,
+            ev.OutboundEnded: self._on_outbound_ended,
             ev.SiteUnavailable: self._on_site_unavailable,
             ev.SiteAvailable: self._on_site_available,
             ev.Tick: lambda event, now, out: None,
@@ -1439,6 +1441,38 @@ class Router:
         until = agent.since + limit
         self._schedule(max(until, now), "wrap", agent.id, agent.wrap_token, 1)
         out.append(d.WrapUpExtended(agent.id, e.call_id, until, now))
+
+    # ================================================================ outbound calls
+
+    def _on_outbound_started(self, e: ev.OutboundStarted, now: float, out: list[d.Decision]) -> None:
+        """The agent is busy with a call of their own: no offer reaches them until it ends. Its wrap-up
+        counts in no queue's handle times (`call_queue` stays None): inbound estimates stay inbound."""
+        agent = self._agent_or_refuse(e, out)
+        if agent is None:
+            return
+        if agent.state not in (A.AVAILABLE, A.PAUSED, A.NOT_RESPONDING):
+            out.append(d.Refusal(e, f"agent {agent.id} cannot dial out while {agent.state.value}"))
+            return
+        if agent.state is A.PAUSED and agent.pending_pause is None:
+            agent.pending_pause = agent.pause_reason
+        agent.pause_reason = None
+        agent.call_id, agent.call_queue, agent.leg_id = e.call_id, None, e.call_id
+        agent.answered_at = now
+        self._move_agent(agent, "dial_out", "dialling out", now, out)
+
+    def _on_outbound_ended(self, e: ev.OutboundEnded, now: float, out: list[d.Decision]) -> None:
+        agent = self._agent_or_refuse(e, out)
+        if agent is None:
+            return
+        if agent.state not in (A.ON_CALL, A.ON_HOLD) or agent.call_id != e.call_id:
+            out.append(d.Refusal(e, f"agent {agent.id} is not on outbound call {e.call_id}"))
+            return
+        self._move_agent(agent, "call_end", f"outbound {e.outcome}", now, out)
+        agent.wrap_token += 1
+        agent.wrap_held = False
+        cfg = self.config
+        wrap = cfg.queue(e.queue).wrap_up_s if e.queue and cfg.has_queue(e.queue) else 0.0
+        self._schedule(now + wrap, "wrap", agent.id, agent.wrap_token)
 
     def _finish_wrap_up(self, agent: _Agent, reason: str, now: float, out: list[d.Decision]) -> None:
         agent.wrap_held = False

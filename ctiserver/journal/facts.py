@@ -378,6 +378,8 @@ ACD_KINDS: dict[str, type] = {
     "acd.agent_paused": acd.AgentPaused,
     "acd.wrap_up_done": acd.WrapUpDone,
     "acd.wrap_up_held": acd.WrapUpHeld,
+    "acd.outbound_started": acd.OutboundStarted,
+    "acd.outbound_ended": acd.OutboundEnded,
 }
 KINDS: dict[str, type] = {**OWN_KINDS, **ACD_KINDS}
 _KIND_OF: dict[type, str] = {cls: kind for kind, cls in KINDS.items()}
