@@ -54,6 +54,7 @@ from .ivr.service import IvrService, IvrSettings
 from .journal import facts as f
 from .journal.journal import Journal
 from .metrics.centre import CentreMetrics, link_states
+from .outbound.dialling import DialSettings, OutboundDialler
 from .projections.projector import Projector
 from .projections.recorder import Recorder
 from .projections.recovery import Recovery, recover
@@ -114,6 +115,7 @@ class ServerSettings:
     call_recordings_pbx_dir: str | None = None  # the same directory as the PBX names it; None: as above
     recording_retention_days: int = 90  # 0: kept for ever
     recording_sweep_every_s: float = 3600.0
+    outbound_dial: DialSettings = field(default_factory=DialSettings)  # tracked click-to-call and callbacks
 
 
 class _Stop(Exception):
@@ -155,6 +157,7 @@ class CtiServer:
         self.admin: AdminService
         self.supervision: SupervisionNotifier
         self.recordings: RecordingService
+        self.outbound: OutboundDialler
         self.metrics: CentreMetrics
         self.reports: ReportRunner
         self.flows: FlowRegistry
@@ -242,11 +245,12 @@ class CtiServer:
                 log.error("%s", problem)
         if s.speech_models:
             self.speech = RecognizerPool({k: str(v) for k, v in s.speech_models.items()})
+        self.outbound = OutboundDialler(self.recorder, self.calls, self.bus, self.clock, s.outbound_dial)
         views = ConsoleViews(self.projector, self.clock, self.clock(), self.queueing.consulting, self._flow_labels)
         self.presence = ConsolePresence(self.queueing, self.bus, self.clock, s.console_lost_after_s)
         self.console = ConsoleBackend(recorder=self.recorder, queueing=self.queueing, calls=self.calls,
                                       crm=self.crm, views=views, clock=self.clock, bus=self.bus,
-                                      phones=Phones(s.phones), presence=self.presence)
+                                      phones=Phones(s.phones), presence=self.presence, outbound=self.outbound)
         self.ivr = IvrService(IvrSettings(s.flow_by_did, s.default_flow, s.recordings_dir), self.flows, self.crm,
                               self.speech, self.recorder, self.calls, self.queueing, lambda: self.projector.config,
                               clock=self.clock, put_pop=views.put_pop)
@@ -366,6 +370,8 @@ class CtiServer:
                 await self.agi.close()
         if "queueing" in opened:
             await self.queueing.stop()
+        if "outbound" in opened:
+            await self.outbound.stop()
         if "gateway" in opened:
             with contextlib.suppress(Exception):
                 await self.gateway.stop()

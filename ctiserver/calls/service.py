@@ -163,8 +163,7 @@ class CallsService:
             self.recorder.record(f.CallConnected(e.call_id, e.peer_channel, e.peer_uniqueid))
 
     def _on_ended(self, e: ce.CallEnded) -> None:
-        rec = self.recorder.projector.records.get(e.call_id)
-        if rec is None or not rec.live:
+        if not self._known(e.call_id):
             return  # not a call of the centre's (an agent leg of its own, a supervisor's spy) or ended
         self.recorder.record(f.CallEnded(e.call_id, e.cause, e.cause_txt, e.hung_up_by, e.observed,
                                          e.not_before, e.reason))
@@ -173,8 +172,10 @@ class CallsService:
         self.recorder.record(f.PbxRestarting(e.pbx))
 
     def _known(self, call_id: str) -> bool:
+        """A live call of the centre's whose facts come from here: not an outbound call (ctiserver.outbound
+        journals its own steps and end)."""
         rec = self.recorder.projector.records.get(call_id)
-        return rec is not None and rec.live
+        return rec is not None and rec.live and rec.direction != "outbound"
 
     # ------------------------------------------------------------------ what others ask of the model
 

@@ -94,7 +94,9 @@ class AgentView:
 class CallView:
     call_id: str
     agent_id: str  # the agent this call belongs to (the gateway refuses other agents' commands on it)
-    state: str  # ringing, talking, held, consulting, ended
+    # ringing, talking, held, consulting, ended; an outbound call before it connects: dialling_agent,
+    # agent_answered, dialling_customer, customer_ringing
+    state: str
     since: float
     caller: str = ""
     caller_name: str = ""
@@ -103,6 +105,7 @@ class CallView:
     talk_since: float | None = None  # for the talk-time counter
     consult_target: str | None = None
     caller_display: str = ""  # the number as people read it
+    outcome: str = ""  # an outbound call's: answered, busy, no_answer, failed, agent_no_answer, cancelled
 
 
 @dataclass(frozen=True, slots=True)

@@ -240,6 +240,31 @@ class FollowUpCallSaved:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboundDialling:
+    """A tracked outbound call starts: the agent's phone rings first (`call_id` is its leg's ChannelId),
+    then the customer's number. `purpose`: click_to_call or callback (`callback_id` names it). Its steps
+    are `outbound.progress` facts; its end is `acd.outbound_ended` (the agent's wrap-up starts there)."""
+
+    call_id: str
+    agent_id: str
+    number: str
+    customer_id: int | None = None
+    customer_name: str = ""
+    purpose: str = "click_to_call"
+    queue: str = ""
+    callback_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundProgress:
+    """A step of a tracked outbound call: agent_answered, dialling_customer, customer_ringing, connected."""
+
+    call_id: str
+    state: str
+    agent_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class WrapUpDraft:
     """What the agent's open wrap-up form for the call holds, sent as they type: kept as a draft on the
     call when the wrap-up ends unsaved (the queue's maximum, or the agent went on without saving)."""
@@ -347,6 +372,8 @@ OWN_KINDS: dict[str, type] = {
     "crm.follow_up_called": FollowUpCalled,
     "crm.follow_up_saved": FollowUpCallSaved,
     "call.wrapup_draft": WrapUpDraft,
+    "outbound.dialling": OutboundDialling,
+    "outbound.progress": OutboundProgress,
     "console.session_ended": ConsoleSessionEnded,
     "console.user_logged_out": ConsoleUserLoggedOut,
     "supervisor.action": SupervisorAction,

@@ -5,8 +5,8 @@ Hangup cause on each half of the Local pair. The expected values are read from t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
