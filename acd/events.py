@@ -248,7 +248,8 @@ class OutboundStarted:
 @dataclass(frozen=True, slots=True)
 class OutboundEnded:
     """The agent's outbound call ended (`outcome`: answered, busy, no_answer, failed, agent_no_answer,
-    cancelled): wrap-up starts, with `queue`'s wrap-up time (the one the call started with)."""
+    cancelled): wrap-up starts, by the rules of the queue the call started with. `queue` repeats it for
+    the record; the router keeps its own."""
 
     agent_id: str
     call_id: str

@@ -155,7 +155,10 @@ class CallsService:
 
     def _on_arrived(self, e: ce.CallArrived) -> None:
         # A leg of our own seen first (an offer still ringing after a restart, a click-to-call) is no caller.
-        if not legs.ours(e.uniqueid) and self.recorder.projector.records.get(e.call_id) is None:
+        # The customer's leg of an outbound call runs a dialplan too (Local/<n>@cti-customer;2): its call is
+        # named by our leg's ChannelId, so it is ours as well.
+        if not legs.ours(e.uniqueid) and not legs.ours(e.call_id) \
+                and self.recorder.projector.records.get(e.call_id) is None:
             self.recorder.record(f.CallArrived(e.call_id, e.pbx, e.channel, e.caller_num, e.caller_name, e.dialed))
 
     def _on_connected(self, e: ce.CallConnected) -> None:

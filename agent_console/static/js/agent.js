@@ -124,6 +124,12 @@ function callChanged(call) {
     if (call.talk_since && call.direction === "outbound" && !view.work.wrap) {
       openWrap({ call_id: call.call_id, caller: call.caller_name || call.caller_display || call.caller, kept: true });
     }
+    if (call.direction === "outbound" && call.outcome) { // what came of the agent's own call stays in sight
+      const node = $("dial-result");
+      node.textContent = t("outbound.result", { number: call.caller_display || call.caller,
+                                                outcome: label("outcome", call.outcome) });
+      node.dataset.outcome = call.outcome;
+    }
     return;
   }
   view.calls.set(call.call_id, call);
