@@ -265,6 +265,44 @@ class OutboundProgress:
 
 
 @dataclass(frozen=True, slots=True)
+class CallbackBooked:
+    """A callback to make (docs/callbacks.md). `source`: ivr, queue (the caller's key or a queue's timeout:
+    `call_id` is the caller's call, whose place in line the callback keeps), supervisor, web. `due_at`:
+    the customer's preferred time (epoch s); None: at once, at the back of `queue`'s line."""
+
+    callback_id: str
+    number: str
+    queue: str
+    source: str
+    name: str = ""
+    topic: str = ""
+    due_at: float | None = None
+    call_id: str = ""
+    requested_by: str = ""  # the supervisor, or the web client's address
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackAttempted:
+    """What came of dialling a callback (`call_id`: the ACD's call for this attempt): answered, busy,
+    no_answer, failed, agent_no_answer, cancelled. `retry_at`: when it is tried again; None: it is over."""
+
+    callback_id: str
+    call_id: str
+    outcome: str
+    agent_id: str = ""
+    retry_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackClosed:
+    """The callback is over: done (answered), given_up (attempts spent), cancelled (by a supervisor)."""
+
+    callback_id: str
+    outcome: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class WrapUpDraft:
     """What the agent's open wrap-up form for the call holds, sent as they type: kept as a draft on the
     call when the wrap-up ends unsaved (the queue's maximum, or the agent went on without saving)."""
@@ -374,6 +412,9 @@ OWN_KINDS: dict[str, type] = {
     "call.wrapup_draft": WrapUpDraft,
     "outbound.dialling": OutboundDialling,
     "outbound.progress": OutboundProgress,
+    "callback.booked": CallbackBooked,
+    "callback.attempted": CallbackAttempted,
+    "callback.closed": CallbackClosed,
     "console.session_ended": ConsoleSessionEnded,
     "console.user_logged_out": ConsoleUserLoggedOut,
     "supervisor.action": SupervisorAction,
