@@ -32,6 +32,9 @@ class CallEnqueued:
     grade: str | None = None
     skills: tuple[str, ...] = ()  # last, with a default: journals written before it still decode
     site: str = ""  # the PBX the caller is on: no offers while it cannot be reached
+    # A callback whose time came (booked: the web, a supervisor): a virtual caller from the start, to be
+    # dialled on this number when an agent takes it.
+    callback_number: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -917,6 +917,11 @@ class Router:
         call.site = e.site
         self._recent_ended.pop(e.call_id, None)
         self._start_waiting(call, "entered queue", now, out)
+        if e.callback_number is not None:  # no channel: in line as a callback at once, not offered as a caller
+            call.state = call_next(call.state, "callback_requested")
+            out.append(d.CallStateChanged(call.id, call.queue.name, "waiting", "callback", "callback due", now, 0.0))
+            call.virtual = True
+            call.callback_number = e.callback_number
         sticky = self._agents.get(e.sticky_agent_id) if e.sticky_agent_id is not None else None
         if (sticky is not None and sticky.state is not A.LOGGED_OUT and e.queue in sticky.min_stage
                 and _holds(sticky, skills)):

@@ -54,6 +54,7 @@ from .ivr.service import IvrService, IvrSettings
 from .journal import facts as f
 from .journal.journal import Journal
 from .metrics.centre import CentreMetrics, link_states
+from .outbound.callbacks import CallbackService, CallbackSettings
 from .outbound.dialling import DialSettings, OutboundDialler
 from .projections.projector import Projector
 from .projections.recorder import Recorder
@@ -115,7 +116,8 @@ class ServerSettings:
     call_recordings_pbx_dir: str | None = None  # the same directory as the PBX names it; None: as above
     recording_retention_days: int = 90  # 0: kept for ever
     recording_sweep_every_s: float = 3600.0
-    outbound_dial: DialSettings = field(default_factory=DialSettings)  # tracked click-to-call and callbacks
+    outbound_dial: DialSettings = field(default_factory=DialSettings)  # tracked click-to-call
+    callbacks: CallbackSettings = field(default_factory=CallbackSettings)  # callbacks as tasks (docs/callbacks.md)
 
 
 class _Stop(Exception):
@@ -158,6 +160,7 @@ class CtiServer:
         self.supervision: SupervisionNotifier
         self.recordings: RecordingService
         self.outbound: OutboundDialler
+        self.callbacks: CallbackService
         self.metrics: CentreMetrics
         self.reports: ReportRunner
         self.flows: FlowRegistry
@@ -232,9 +235,10 @@ class CtiServer:
         self.calls = CallsService(s.pbxes, self.bus, self.recorder, self.clock, action_timeout=s.ami_action_timeout,
                                   ping_interval=s.ami_ping_interval, last_alive=self.recovery.last_at,
                                   fallback_scan_s=s.fallback_scan_s)
+        self.callbacks = CallbackService(self.recorder, self.calls, self.bus, self.clock, s.callbacks)
         self.queueing = QueueingService(self.recorder, self.calls, self.bus, self.clock,
                                         after_call=self._wants_survey,
-                                        answers_at_console=self._answers_at_console)
+                                        answers_at_console=self._answers_at_console, callbacks=self.callbacks)
         self.flows = FlowRegistry(s.flows_dir, FlowCatalog(queues=frozenset(q.name for q in s.acd.queues),
                                                            skills=frozenset(s.acd.skills)))
         for error in self.flows.reload():
@@ -346,6 +350,7 @@ class CtiServer:
                 tg.create_task(self.alerts.run(), name="alerts")
                 tg.create_task(self.supervision.run(), name="agent-figures")
                 tg.create_task(self.recordings.run_retention(), name="recording-retention")
+                tg.create_task(self.callbacks.run(), name="callbacks")
                 tg.create_task(grading_loop(self.crm, every=s.grading_every, stop=self._stop_grading),
                                name="grading")
                 self.queueing.start()

@@ -71,3 +71,16 @@ def test_outbound_survives_a_checkpoint() -> None:
     assert router.agent_view("a1", 0).call_id == "cti-out-6-a1"
     out = router.handle(ev.OutboundEnded("a1", "cti-out-6-a1", "answered", "agent", "sales"), 3)
     assert not refusals(out) and router.agent_view("a1", 3).state == "wrap_up"
+
+
+def test_a_callback_enters_the_line_virtual_and_is_offered_with_its_number() -> None:
+    drv = _driver()
+    drv(ev.OutboundStarted("a1", "cti-out-7-a1", "sales"))  # nobody free yet
+    out = drv.enqueue("cb-1-1", "sales", caller_num="+8613966667777", callback_number="+8613966667777")
+    changes = [(x.old, x.new) for x in of_type(out, d.CallStateChanged)]
+    assert changes == [("new", "waiting"), ("waiting", "callback")]
+    view = drv.router.call_view("cb-1-1")
+    assert view is not None and view.virtual and view.state == "callback"
+    drv.at(5)(ev.OutboundEnded("a1", "cti-out-7-a1", "answered", "agent", "sales"))
+    [offer] = of_type(drv.tick(25.0), d.Offer)
+    assert (offer.call_id, offer.callback_number) == ("cb-1-1", "+8613966667777")
