@@ -257,7 +257,7 @@ class CtiServer:
                                       phones=Phones(s.phones), presence=self.presence, outbound=self.outbound)
         self.ivr = IvrService(IvrSettings(s.flow_by_did, s.default_flow, s.recordings_dir), self.flows, self.crm,
                               self.speech, self.recorder, self.calls, self.queueing, lambda: self.projector.config,
-                              clock=self.clock, put_pop=views.put_pop)
+                              clock=self.clock, put_pop=views.put_pop, book_callback=self.callbacks.book)
         self.agi = FastAgiServer(s.agi_host, s.agi_port, allow=s.agi_allow)
         self.ivr.routes(self.agi)
         self.alerts = AlertService(self.recorder, self.clock, s.alert_every_s)

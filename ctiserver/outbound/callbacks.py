@@ -55,7 +55,7 @@ class OfferSide(Protocol):
     def offer_failed(self, offer: d.Offer, reason: ev.OfferFailure) -> None: ...
 
 
-class Refused(Exception):
+class Refused(ValueError):
     """A callback that cannot be booked (unknown queue, bad number): nothing recorded."""
 
 

@@ -37,6 +37,14 @@ def _facts(site: AppSite, kind: str) -> list[dict[str, object]]:
                                                           kind)]
 
 
+async def _login(site: AppSite) -> ConsoleClient:
+    """Agent 1 logs in on sales; a callback waiting for them is offered at once (no 'available' between)."""
+    client = await ConsoleClient.open(site.ws_url)
+    await client.login("agent1", site.passwords["agent1"])
+    assert (await client.request("agent_login", extension=AGENT1, queues=["sales"]))["type"] == "result"
+    return client
+
+
 async def _durable(site: AppSite) -> None:
     await site.server.journal.durable(site.server.journal.last_seq, timeout=5)
 
@@ -136,9 +144,7 @@ async def test_callback_keeps_the_callers_place(site: AppSite) -> None:
     view = site.server.projector.router.call_view(cb.call_id)
     assert view is not None and view.virtual and view.position == 1
     assert site.server.projector.router.call_view(waiting).position == 2  # type: ignore[union-attr]
-    client = await ConsoleClient.open(site.ws_url)  # the agent comes: the callback is theirs first
-    await client.login("agent1", site.passwords["agent1"])
-    assert (await client.request("agent_login", extension=AGENT1, queues=["sales"]))["type"] == "result"
+    await _login(site)  # the agent comes: the callback is theirs first
     await site.until(lambda: site.server.projector.callbacks.get(cb.callback_id).state == "done",  # type: ignore[union-attr]
                      "the kept place dialled", timeout=15)
     assert site.server.projector.router.call_view(waiting).state == "waiting"  # type: ignore[union-attr]
@@ -175,3 +181,38 @@ async def test_a_second_agent_gets_the_callback_when_the_first_does_not_answer(t
         await _durable(site)
         [attempt] = _facts(site, "callback.attempted")
         assert (attempt["outcome"], attempt["agent_id"]) == ("answered", AGENT2)
+
+
+async def test_the_ivr_callback_step_books_a_callback_that_an_agent_gets(tmp_path: Path) -> None:
+    async with app_site(tmp_path, callbacks=SETTINGS, flows_dir=Path(__file__).with_name("flows")) as site:
+        site.sim.world.phones[AGENT1].answer_after = 0.5
+        caller = "+8613911110000"
+        site.sim.world.phones[caller] = PhoneProfile(answer_after=1.0, talk_time=30.0)
+        site.sim.place_call(DID, caller, "Zhao Lei", CallerBehaviour())
+        await site.until(lambda: any(cb.source == "ivr" for cb in site.server.projector.callbacks.callbacks.values()),
+                         "the IVR's callback booked", timeout=15)
+        cb = next(iter(site.server.projector.callbacks.callbacks.values()))
+        assert (cb.number, cb.queue, cb.name) == (caller, "sales", "Zhao Lei")
+        await _login(site)
+        await site.until(lambda: site.server.projector.callbacks.get(cb.callback_id).state == "done",  # type: ignore[union-attr]
+                         "the IVR's callback made", timeout=15)
+
+
+QUEUE_TIMEOUT = ACD_YAML.replace(
+    "{name: sales, skills: {sales: 1},",
+    "{name: sales, skills: {sales: 1}, max_wait_s: 1, on_max_wait: callback,")
+
+
+async def test_a_queue_timeout_makes_a_callback_keeping_the_place(tmp_path: Path) -> None:
+    async with app_site(tmp_path, acd_yaml=QUEUE_TIMEOUT, callbacks=SETTINGS) as site:
+        site.sim.world.phones[AGENT1].answer_after = 0.5
+        caller = "+8613900000033"
+        site.sim.world.phones[caller] = PhoneProfile(answer_after=1.0, talk_time=30.0)
+        site.call(caller, "sales")
+        await site.until(lambda: any(cb.number == caller and cb.source == "queue"
+                                     for cb in site.server.projector.callbacks.callbacks.values()),
+                         "the timeout's callback", timeout=15)
+        await _login(site)
+        cb = next(cb for cb in site.server.projector.callbacks.callbacks.values() if cb.number == caller)
+        await site.until(lambda: site.server.projector.callbacks.get(cb.callback_id).state == "done",  # type: ignore[union-attr]
+                         "the timeout's callback made", timeout=15)
