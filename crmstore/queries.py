@@ -418,6 +418,27 @@ def set_flag(cid: int, flag: Flag, reason: str, viewer: Viewer, audit: AuditRow)
     yield Execute(AUDIT_INSERT, audit)
 
 
+def add_do_not_call(e164: str, reason: str, by: str, audit: AuditRow) -> Plan[None]:
+    yield Execute(
+        "INSERT INTO do_not_call (e164, reason, added_at, added_by) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (e164) DO UPDATE SET reason = excluded.reason, added_at = excluded.added_at,"
+        " added_by = excluded.added_by",
+        (e164, reason, time.time(), by),
+    )
+    yield Execute(AUDIT_INSERT, audit)
+
+
+def remove_do_not_call(e164: str, audit: AuditRow) -> Plan[bool]:
+    n = yield Execute("DELETE FROM do_not_call WHERE e164 = ?", (e164,))
+    yield Execute(AUDIT_INSERT, audit)
+    return bool(n)
+
+
+def on_do_not_call(e164: str) -> Plan[bool]:
+    rows = yield Fetch("SELECT 1 FROM do_not_call WHERE e164 = ?", (e164,))
+    return bool(rows)
+
+
 def clear_flag(cid: int, flag: Flag, audit: AuditRow) -> Plan[bool]:
     n = yield Execute("DELETE FROM customer_flags WHERE customer_id = ? AND flag = ?", (cid, flag.value))
     yield Execute(AUDIT_INSERT, audit)

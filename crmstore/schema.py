@@ -276,12 +276,23 @@ _V5_INDEXES = (
     "CREATE INDEX ix_interactions_agent ON interactions (agent, started_at)",
 )
 
+# Outbound: numbers the centre must not call (do-not-call), whoever owns them; a callback, a campaign or
+# a click-to-call checks here first.
+_V6_TABLES = (
+    """CREATE TABLE do_not_call (
+        e164 TEXT PRIMARY KEY,
+        reason TEXT NOT NULL DEFAULT '',
+        added_at {real} NOT NULL,
+        added_by TEXT NOT NULL DEFAULT '')""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial CRM schema", _V1_TABLES, _V1_INDEXES),
     Migration(2, "journal; interaction segments and ends", _V2_TABLES, _V2_INDEXES),
     Migration(3, "report aggregates; interactions' queue entry time", _V3_TABLES, _V3_INDEXES),
     Migration(4, "ticket status history; follow-up results", _V4_TABLES, _V4_INDEXES),
     Migration(5, "voicemail inbox; interactions by outcome and by agent", _V5_TABLES, _V5_INDEXES),
+    Migration(6, "do-not-call list", _V6_TABLES, ()),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -287,6 +287,26 @@ class CrmStore:
         audit = Q.audit_row(viewer, "flag", customer_id, f"set {flag.value}: {reason}")
         await self._write(Q.set_flag(customer_id, flag, reason, viewer, audit))
 
+    async def add_do_not_call(self, phone: str, reason: str = "", viewer: Viewer = SYSTEM) -> str:
+        """Put a number on the do-not-call list (normalised to E.164); returns it. A bad number raises
+        ValidationError."""
+        viewer.require(Right.SET_FLAGS)
+        e164 = normalize_phone(phone, self.default_country)
+        await self._write(Q.add_do_not_call(e164, reason, viewer.user,
+                                            Q.audit_row(viewer, "do_not_call", None, f"add {e164}: {reason}")))
+        return e164
+
+    async def remove_do_not_call(self, phone: str, viewer: Viewer = SYSTEM) -> bool:
+        viewer.require(Right.SET_FLAGS)
+        e164 = normalize_phone(phone, self.default_country)
+        return await self._write(Q.remove_do_not_call(e164, Q.audit_row(viewer, "do_not_call", None,
+                                                                         f"remove {e164}")))
+
+    async def on_do_not_call(self, phone: str) -> bool:
+        """Whether the number is on the do-not-call list (a number that does not parse is not)."""
+        e164 = try_normalize_phone(phone, self.default_country)
+        return e164 is not None and await self._read(Q.on_do_not_call(e164))
+
     async def clear_flag(self, customer_id: int, flag: Flag, viewer: Viewer = SYSTEM) -> bool:
         viewer.require(Right.SET_FLAGS)
         return await self._write(

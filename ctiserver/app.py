@@ -48,6 +48,7 @@ from .consoles.presence import ConsolePresence
 from .consoles.views import ConsoleViews
 from .crm_history.writer import CrmHistoryWriter
 from .gateway.auth import Accounts
+from .gateway.posts import PostServer
 from .gateway.server import Gateway, GatewayConfig
 from .ivr.prompts import check_prompts
 from .ivr.service import IvrService, IvrSettings
@@ -56,6 +57,9 @@ from .journal.journal import Journal
 from .metrics.centre import CentreMetrics, link_states
 from .outbound.callbacks import CallbackService, CallbackSettings
 from .outbound.dialling import DialSettings, OutboundDialler
+from .outbound.plugin import web_callbacks
+from .outbound.web import PATH as WEB_CALLBACK_PATH
+from .outbound.web import WebCallbacks, WebCallbackSettings
 from .projections.projector import Projector
 from .projections.recorder import Recorder
 from .projections.recovery import Recovery, recover
@@ -118,6 +122,8 @@ class ServerSettings:
     recording_sweep_every_s: float = 3600.0
     outbound_dial: DialSettings = field(default_factory=DialSettings)  # tracked click-to-call
     callbacks: CallbackSettings = field(default_factory=CallbackSettings)  # callbacks as tasks (docs/callbacks.md)
+    web_callbacks: WebCallbackSettings = field(default_factory=WebCallbackSettings)
+    web_api_port: int | None = None  # POST /api/callback for the company's web pages; None: not served
 
 
 class _Stop(Exception):
@@ -161,6 +167,8 @@ class CtiServer:
         self.recordings: RecordingService
         self.outbound: OutboundDialler
         self.callbacks: CallbackService
+        self.web_callbacks: WebCallbacks
+        self.posts: PostServer | None = None
         self.metrics: CentreMetrics
         self.reports: ReportRunner
         self.flows: FlowRegistry
@@ -283,6 +291,12 @@ class CtiServer:
         self.presence.start(self.projector.router.agent_ids())  # before any console can connect
         await self._listen("FastAGI", s.agi_host, s.agi_port, self.agi.start())
         await self._listen("the console gateway (http)", s.http_host, s.http_port, self.gateway.start())
+        self.web_callbacks = web_callbacks(s.web_callbacks, self.callbacks, self.crm,
+                                           lambda: self.projector.callbacks, self.clock)
+        if s.web_api_port is not None:
+            self.posts = PostServer(s.http_host, s.web_api_port, {WEB_CALLBACK_PATH: self.web_callbacks.handle},
+                                    allow_origins=s.web_callbacks.allow_origins)
+            await self._listen("the web callback API (http)", s.http_host, s.web_api_port, self.posts.start())
         if self.speech is not None:
             await self.speech.preload()
 
@@ -377,6 +391,8 @@ class CtiServer:
             await self.queueing.stop()
         if "outbound" in opened:
             await self.outbound.stop()
+        if self.posts is not None:
+            await self.posts.close()
         if "gateway" in opened:
             with contextlib.suppress(Exception):
                 await self.gateway.stop()
