@@ -140,17 +140,17 @@ async def test_calling_window(tmp_path: Path) -> None:
 
 async def test_bad_requests_get_one_clear_json_error(site: AppSite) -> None:
     cases = [
-        (dict(raw=b"{not json"), 400, "bad_json"),
-        (dict(raw=b"[1, 2]"), 400, "bad_json"),
-        (dict(body={"number": "13912345678", "admin": True}), 400, "unknown_field"),
-        (dict(body={"number": 13912345678}), 400, "bad_field"),
-        (dict(body={"name": "no number"}), 400, "missing_field"),
-        (dict(body={"number": "13912345678", "name": "x\r\nAction: Originate"}), 400, "bad_field"),
-        (dict(body={"number": "13912345678", "name": "x" * 81}), 400, "bad_field"),
-        (dict(body={"number": "13912345678", "preferred_time": "tomorrow"}), 400, "bad_time"),
-        (dict(body={"number": "13912345678"}, content_type="text/plain"), 415, "content_type"),
-        (dict(body={"number": "13912345678"}, method="PUT"), 405, "method"),
-        (dict(raw=b"x" * 20000), 413, "too_large"),
+        ({"raw": b"{not json"}, 400, "bad_json"),
+        ({"raw": b"[1, 2]"}, 400, "bad_json"),
+        ({"body": {"number": "13912345678", "admin": True}}, 400, "unknown_field"),
+        ({"body": {"number": 13912345678}}, 400, "bad_field"),
+        ({"body": {"name": "no number"}}, 400, "missing_field"),
+        ({"body": {"number": "13912345678", "name": "x\r\nAction: Originate"}}, 400, "bad_field"),
+        ({"body": {"number": "13912345678", "name": "x" * 81}}, 400, "bad_field"),
+        ({"body": {"number": "13912345678", "preferred_time": "tomorrow"}}, 400, "bad_time"),
+        ({"body": {"number": "13912345678"}, "content_type": "text/plain"}, 415, "content_type"),
+        ({"body": {"number": "13912345678"}, "method": "PUT"}, 405, "method"),
+        ({"raw": b"x" * 20000}, 413, "too_large"),
     ]
     for kwargs, status, error in cases:
         got, _, body = await post(site, kwargs.pop("body", None), **kwargs)  # type: ignore[arg-type]
