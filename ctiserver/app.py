@@ -262,7 +262,8 @@ class CtiServer:
         self.presence = ConsolePresence(self.queueing, self.bus, self.clock, s.console_lost_after_s)
         self.console = ConsoleBackend(recorder=self.recorder, queueing=self.queueing, calls=self.calls,
                                       crm=self.crm, views=views, clock=self.clock, bus=self.bus,
-                                      phones=Phones(s.phones), presence=self.presence, outbound=self.outbound)
+                                      phones=Phones(s.phones), presence=self.presence, outbound=self.outbound,
+                                      callbacks=self.callbacks)
         self.ivr = IvrService(IvrSettings(s.flow_by_did, s.default_flow, s.recordings_dir), self.flows, self.crm,
                               self.speech, self.recorder, self.calls, self.queueing, lambda: self.projector.config,
                               clock=self.clock, put_pop=views.put_pop, book_callback=self.callbacks.book)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+from datetime import UTC, datetime
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -41,6 +42,8 @@ from ..gateway.backend import (
 from ..gateway.backend import SpyMode as ConsoleSpyMode
 from ..journal import facts as f
 from ..journal.journal import JournalClosed
+from ..outbound.callbacks import CallbackService, describe
+from ..outbound.callbacks import Refused as CallbackRefused
 from ..outbound.dialling import OutboundDialler
 from ..projections.recorder import Recorder
 from ..queueing.service import QueueingService
@@ -90,6 +93,7 @@ class ConsoleBackend:
         phones: Phones | None = None,
         presence: ConsolePresence | None = None,
         outbound: OutboundDialler | None = None,
+        callbacks: CallbackService | None = None,
     ) -> None:
         self.recorder = recorder
         self.queueing = queueing
@@ -100,6 +104,7 @@ class ConsoleBackend:
         self.phones = phones or Phones()
         self.presence = presence
         self.outbound = outbound  # tracked click-to-call; None: the untracked dial below
+        self.callbacks = callbacks
         self._dialled: dict[str, str] = {}  # click-to-call leg -> agent: untracked outbound calls
         self._spies: dict[str, _Spy] = {}  # supervisor (username) -> their spy call
         self._spy_calls = 0
@@ -522,6 +527,34 @@ class ConsoleBackend:
     async def force_logout(self, who: Principal, agent_id: str) -> None:
         self._record(f.SupervisorAction(who.username, "force_logout", agent_id))
         self._acd(ev.AgentLoggedOut(self._known_agent(agent_id)))
+
+    async def callback_command(self, who: Principal, command: str, args: Mapping[str, object]) -> object:
+        """A supervisor books, cancels or lists callbacks (docs/callbacks.md)."""
+        if self.callbacks is None:
+            raise Refused("unavailable", "callbacks are not served here")
+        if command == "callbacks":
+            return {"callbacks": [describe(cb) for cb in self.recorder.projector.callbacks.open()]}
+        if command == "callback_cancel":
+            cancelled = self.callbacks.cancel(str(args["callback_id"]), f"cancelled by {who.username}")
+            if cancelled:
+                self._record(f.SupervisorAction(who.username, "callback_cancel", str(args["callback_id"])))
+            return {"cancelled": cancelled}
+        number = str(args["number"])
+        due_at = None
+        if args.get("due_at"):
+            due = datetime.fromisoformat(str(args["due_at"]))
+            due_at = (due if due.tzinfo else due.replace(tzinfo=UTC)).timestamp()
+        if await self.crm.on_do_not_call(number):
+            raise Refused("do_not_call", f"{number} is on the do-not-call list", "number")
+        try:
+            callback_id = self.callbacks.book(number, source="supervisor", queue=str(args.get("queue") or ""),
+                                              name=str(args.get("name", "")), topic=str(args.get("topic", "")),
+                                              due_at=due_at, requested_by=who.username)
+        except CallbackRefused as e:
+            raise Refused("invalid_value", str(e), "queue") from None
+        except JournalClosed:
+            raise _stopping() from None
+        return {"callback_id": callback_id}
 
     async def move_call(self, who: Principal, call_id: str, queue: str | None, to_head: bool) -> None:
         self._record(f.SupervisorAction(who.username, "move_call", call_id, f"{queue or ''}:{to_head}"))

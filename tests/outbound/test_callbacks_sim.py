@@ -216,3 +216,30 @@ async def test_a_queue_timeout_makes_a_callback_keeping_the_place(tmp_path: Path
         cb = next(cb for cb in site.server.projector.callbacks.callbacks.values() if cb.number == caller)
         await site.until(lambda: site.server.projector.callbacks.get(cb.callback_id).state == "done",  # type: ignore[union-attr]
                          "the timeout's callback made", timeout=15)
+
+
+async def test_a_supervisor_books_lists_and_cancels_callbacks_from_the_console(site: AppSite) -> None:
+    site.sim.world.phones[NUMBER] = PhoneProfile(answer_after=1.0, talk_time=30.0)
+    boss = await ConsoleClient.open(site.ws_url)
+    await boss.login("super1", site.passwords["super1"])
+    later = await boss.request("callback_book", number="+8613955550000", name="Sun", topic="contract",
+                               due_at="2099-01-01T10:00+08:00")
+    assert later["type"] == "result", later
+    now = await boss.request("callback_book", number=NUMBER, queue="sales", topic="refund")
+    listed = await boss.request("callbacks")
+    assert {c["callback_id"] for c in listed["data"]["callbacks"]} == {later["data"]["callback_id"],
+                                                                       now["data"]["callback_id"]}
+    assert (await boss.request("callback_cancel", callback_id=later["data"]["callback_id"]))["data"] == \
+        {"cancelled": True}
+    await site.server.crm.add_do_not_call("+8613955551111")
+    refused = await boss.request("callback_book", number="+8613955551111")
+    assert refused["type"] == "error" and refused["reason"] == "do_not_call", refused
+    # An agent may not book for others.
+    a = await _login(site)
+    mine = await a.request("callback_book", number=NUMBER)
+    assert mine["type"] == "error", mine
+    await site.until(lambda: site.server.projector.callbacks.get(now["data"]["callback_id"]).state == "done",  # type: ignore[union-attr]
+                     "the supervisor's callback made", timeout=15)
+    cb = site.server.projector.callbacks.get(later["data"]["callback_id"])
+    assert cb is not None and cb.state == "cancelled"
+    assert cb.requested_by == "super1" and cb.source == "supervisor"
