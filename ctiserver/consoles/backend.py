@@ -9,9 +9,9 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from datetime import UTC, datetime
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from acd import events as ev
 from acd.config import SYSTEM_PAUSE_REASONS, AcdConfig
