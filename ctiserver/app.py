@@ -243,7 +243,8 @@ class CtiServer:
         self.calls = CallsService(s.pbxes, self.bus, self.recorder, self.clock, action_timeout=s.ami_action_timeout,
                                   ping_interval=s.ami_ping_interval, last_alive=self.recovery.last_at,
                                   fallback_scan_s=s.fallback_scan_s)
-        self.callbacks = CallbackService(self.recorder, self.calls, self.bus, self.clock, s.callbacks)
+        self.callbacks = CallbackService(self.recorder, self.calls, self.bus, self.clock, s.callbacks,
+                                         do_not_call=self.crm.on_do_not_call)
         self.queueing = QueueingService(self.recorder, self.calls, self.bus, self.clock,
                                         after_call=self._wants_survey,
                                         answers_at_console=self._answers_at_console, callbacks=self.callbacks)

@@ -411,6 +411,8 @@ class ConsoleBackend:
         assert self.outbound is not None
         if state not in (AgentState.AVAILABLE.value, AgentState.PAUSED.value, AgentState.NOT_RESPONDING.value):
             raise Refused("invalid_state", f"you cannot dial while {state.replace('_', ' ')}")
+        if await self.crm.on_do_not_call(number):
+            raise Refused("do_not_call", "this number is on the do-not-call list", "number")
         name = ""
         identity = await self.crm.identify_by_phone(number)
         if identity is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -67,8 +67,10 @@ class _Legs:
 
 class CallbackService:
     def __init__(self, recorder: Recorder, calls: CallsService, bus: EventBus, clock: Callable[[], float],
-                 settings: CallbackSettings | None = None) -> None:
+                 settings: CallbackSettings | None = None,
+                 do_not_call: Callable[[str], Awaitable[bool]] | None = None) -> None:
         self.recorder = recorder
+        self.do_not_call = do_not_call  # checked again when the time comes: the list may have grown
         self.calls = calls
         self.clock = clock
         self.settings = settings or CallbackSettings()
@@ -118,7 +120,7 @@ class CallbackService:
     async def run(self) -> None:
         """Queue every callback whose time has come, as a virtual caller of its queue."""
         while True:
-            self._queue_due()
+            await self._queue_due()
             due = self.book_.next_due()
             wait = self.settings.idle_check_s if due is None else max(0.0, min(due - self.clock(),
                                                                                  self.settings.idle_check_s))
@@ -126,12 +128,21 @@ class CallbackService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
 
-    def _queue_due(self) -> None:
+    async def _queue_due(self) -> None:
         config = self.recorder.projector.config
         for cb in self.book_.due(self.clock()):
-            if not cb.number or not config.has_queue(cb.queue):
-                self.recorder.record(f.CallbackClosed(cb.callback_id, "cancelled",
-                                                      "no number" if not cb.number else f"no queue {cb.queue}"))
+            why = "no number" if not cb.number else f"no queue {cb.queue}" if not config.has_queue(cb.queue) \
+                else ""
+            if not why and self.do_not_call is not None:
+                try:
+                    why = "on the do-not-call list" if await self.do_not_call(cb.number) else ""
+                except Exception as e:  # noqa: BLE001 - the CRM does not answer: not now, the next round
+                    log.warning("callback %s waits: do-not-call list not readable: %s", cb.callback_id, e)
+                    continue
+            if cb.state != "pending":
+                continue  # changed while the list was read
+            if why:
+                self.recorder.record(f.CallbackClosed(cb.callback_id, "cancelled", why))
                 continue
             call_id = CallbackBook.call_id_for(cb)
             self.recorder.record(ev.CallEnqueued(call_id, cb.queue, caller_num=cb.number, callback_number=cb.number))

@@ -243,3 +243,14 @@ async def test_a_supervisor_books_lists_and_cancels_callbacks_from_the_console(s
     cb = site.server.projector.callbacks.get(later["data"]["callback_id"])
     assert cb is not None and cb.state == "cancelled"
     assert cb.requested_by == "super1" and cb.source == "supervisor"
+
+
+async def test_a_number_put_on_do_not_call_after_booking_is_never_dialled(site: AppSite) -> None:
+    await agent(site)
+    cb_id = site.server.callbacks.book(NUMBER, source="web", due_at=site.server.now() + 1.0)
+    await site.server.crm.add_do_not_call(NUMBER, "asked on the phone")
+    await site.until(lambda: site.server.projector.callbacks.get(cb_id).state == "cancelled",  # type: ignore[union-attr]
+                     "the callback cancelled at its time", timeout=10)
+    await _durable(site)
+    assert _facts(site, "callback.closed")[0]["reason"] == "on the do-not-call list"
+    assert not site.crm_rows("SELECT 1 FROM journal WHERE kind = 'acd.call_enqueued' AND call_id LIKE 'cb-%'")

@@ -165,3 +165,11 @@ async def test_replay_rebuilds_the_outbound_rows(site: AppSite, tmp_path: Path) 
                 "disposition", "notes")
         assert {k: copy[k] for k in keep} == {k: row[k] for k in keep}
     con.close()
+
+
+async def test_click_to_call_refuses_a_do_not_call_number(site: AppSite) -> None:
+    await site.server.crm.add_do_not_call("+8613988889999")
+    a = await agent(site)
+    refused = await a.request("dial", number="+8613988889999")
+    assert refused["type"] == "error" and refused["reason"] == "do_not_call", refused
+    assert not site.crm_rows("SELECT 1 FROM journal WHERE kind = 'outbound.dialling'")
