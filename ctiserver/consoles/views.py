@@ -141,8 +141,15 @@ class ConsoleViews:
             caller_name=_caller_name(rec), ivr_path=tuple(rec.ivr_path) if rec else (),
             ivr_said=tuple(rec.said) if rec else (), priority=view.level_stage if view else 0,
             pop=pop, caller_display=format_number(rec.caller_num) if rec else "",
-            agent_names=self._agent_names(pop), ivr_labels=self._labels(rec),
+            agent_names=self._agent_names(pop), ivr_labels=self._labels(rec), callback=self._callback(call_id),
         )
+
+    def _callback(self, call_id: str) -> dict[str, object] | None:
+        cb = self.projector.callbacks.of_call(call_id)
+        if cb is None:
+            return None
+        return {"callback_id": cb.callback_id, "source": cb.source, "name": cb.name, "topic": cb.topic,
+                "attempts": cb.attempts}
 
     def _labels(self, rec: CallRecord | None) -> dict[str, Mapping[str, str]]:
         """The labels of the nodes this caller went through, from the flow they ran."""

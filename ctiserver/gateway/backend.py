@@ -127,6 +127,8 @@ class OfferView:
     caller_display: str = ""  # the number as people read it (+86 134 5323 3942)
     agent_names: Mapping[str, str] = field(default_factory=dict)  # agent ids of the pop's history -> names
     ivr_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # node -> {language: label}
+    # A callback's turn (docs/callbacks.md): {callback_id, source, name, topic, attempts}; None for a caller
+    callback: Mapping[str, object] | None = None
 
 
 @dataclass(frozen=True, slots=True)

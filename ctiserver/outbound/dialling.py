@@ -196,13 +196,21 @@ class OutboundDialler:
         """The Originate, raced against the agent's hang-up: None when the agent gave up first."""
         job = asyncio.ensure_future(pbx.control.originate_agent_leg(
             endpoint, channel_id=channel_id, caller_id_name=name, caller_id_num=num, ring_timeout_s=ring_s))
-        while not job.done():
-            if dial.cancelled:
-                await self._hang_up(pbx, channel_id)
-            dial.changed.clear()
-            waiter = asyncio.ensure_future(dial.changed.wait())
-            await asyncio.wait({job, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
+        try:
+            while not job.done():
+                if dial.cancelled:
+                    await self._hang_up(pbx, channel_id)
+                dial.changed.clear()
+                waiter = asyncio.ensure_future(dial.changed.wait())
+                try:
+                    # Cancelled before its channel showed on AMI: look again shortly, to hang it up.
+                    await asyncio.wait({job, waiter}, timeout=0.2 if dial.cancelled else None,
+                                       return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waiter.cancel()
+        finally:
+            if not job.done():  # the call's task was cancelled (the server stops): the Originate goes too
+                job.cancel()
         return job.result()
 
     async def _watch_ringing(self, pbx: Pbx, dial: _Dial, customer_id: str) -> None:

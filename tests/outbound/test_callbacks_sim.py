@@ -68,6 +68,9 @@ async def test_callback_at_the_requested_time_is_offered_dialled_and_done(site: 
     assert enqueued >= due
     await a.wait_for(lambda m: m["type"] == "call_state" and m["call"]["call_id"] == f"{cb_id}-1"
                      and m["call"]["state"] == "talking", timeout=10)
+    offer = next(m["offer"] for m in a.seen if m["type"] == "offer" and m["offer"]["call_id"] == f"{cb_id}-1")
+    assert offer["callback"] == {"callback_id": cb_id, "source": "supervisor", "name": "Wang Fang",
+                                 "topic": "invoice", "attempts": 0}  # the pop says what the callback is about
     # The customer hangs up: the agent's part ends on the customer's side; the CRM has the call.
     await site.until(lambda: site.server.projector.router.agent_view(AGENT1, site.server.now()).state == "wrap_up",
                      "the agent in wrap-up", timeout=15)

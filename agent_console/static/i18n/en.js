@@ -73,6 +73,7 @@ export default {
   "outcome.failed": "failed",
   "outcome.agent_no_answer": "your phone did not answer",
   "outcome.cancelled": "cancelled",
+  "offer.callback": "Callback: {topic} (tries so far: {attempts})",
   "outbound.result": "Last call to {number}: {outcome}",
   "reason.break": "Break",
   "reason.lunch": "Lunch",

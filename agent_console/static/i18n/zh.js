@@ -73,6 +73,7 @@ export default {
   "outcome.failed": "呼叫失败",
   "outcome.agent_no_answer": "您的话机未接听",
   "outcome.cancelled": "已取消",
+  "offer.callback": "回呼：{topic}（已拨 {attempts} 次）",
   "outbound.result": "上次外呼 {number}：{outcome}",
   "reason.break": "小休",
   "reason.lunch": "午餐",
