@@ -58,7 +58,7 @@ async def _row(site: AppSite, call_id: str) -> dict[str, object]:
 
 
 async def test_answered_click_to_call_shows_its_states_keeps_the_agent_busy_and_lands_in_crm(site: AppSite) -> None:
-    _customer(site, PLAIN_CALLER, answer_after=2.0, talk_time=4.0)
+    _customer(site, PLAIN_CALLER, answer_after=20.0, talk_time=100.0)  # 1 s ringing, 5 s talk
     a = await agent(site)
     reply = await a.request("dial", number=PLAIN_CALLER)
     assert reply["type"] == "result", reply
@@ -71,7 +71,7 @@ async def test_answered_click_to_call_shows_its_states_keeps_the_agent_busy_and_
     # An inbound caller now waits: the ACD counts the agent busy, no offer while the outbound call lasts.
     waiting = await site.add_waiting_call("sales", "+8613911112222")
     assert site.server.projector.router.call_view(waiting).state == "waiting"
-    ended = await _ended(a, call_id)  # the customer hangs up after 4 s
+    ended = await _ended(a, call_id)  # the customer hangs up
     assert (ended["direction"], ended["outcome"]) == ("outbound", "answered")
     assert site.server.projector.router.agent_view(AGENT1, site.server.now()).state == "wrap_up"
     row = await _row(site, call_id)
