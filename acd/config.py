@@ -26,6 +26,8 @@ Policy = Literal["longest_idle", "most_skilled", "round_robin", "fewest_calls", 
 TIMEOUT_KINDS = ("callback", "voicemail", "queue")
 RECORDING_POLICIES = ("always", "never", "on_demand")  # per queue; card payments pause any of them
 RecordingPolicy = Literal["always", "never", "on_demand"]
+CALLBACK_DIALS = ("agent_first", "customer_first")
+CallbackDial = Literal["agent_first", "customer_first"]
 # How a queue's service level counts (docs/acd.md): answered within the target over
 #   abandons_count           answered + abandoned (short abandons too)
 #   abandons_ignored         answered
@@ -153,6 +155,9 @@ class QueueConfig:
     recording: RecordingPolicy = "never"  # always: from the bridge; on_demand: the agent starts it
     line: int = 0
     blacklist: BlacklistPolicy | None = None  # what happens to a blacklisted caller (acd/blacklist.py)
+    # A callback's turn (docs/callbacks.md): ring the agent, then dial the customer; or the customer
+    # first, the agent once they answer.
+    callback_dial: CallbackDial = "agent_first"
 
     @property
     def wrap_up_limit_s(self) -> float:
@@ -316,7 +321,7 @@ _QUEUE_FIELDS = {
     "name", "skills", "policy", "service_level", "max_wait_s", "on_max_wait", "escalation", "wrap_up_s",
     "wrap_up_max_s",
     "announce_every_s", "short_abandon_s", "ring_timeout_s", "sticky_window_s", "default_handle_s", "priority",
-    "blacklist",
+    "blacklist", "callback_dial",
     "targets", "recording",
 }
 _STEP_FIELDS = {"after_s", "min_levels", "also_offer_to", "action"}
@@ -638,6 +643,7 @@ class _Loader:
             default_handle_s=self.optional(fields, "default_handle_s", "default_handle_s",
                                            lambda n, f: self.number(n, f, strict=True), 180.0),
             priority=priority, recording=recording, line=node.start_mark.line + 1, blacklist=blacklist,
+            callback_dial=self.optional(fields, "callback_dial", "callback_dial", self.callback_dial, "agent_first"),
         )
         if queue.wrap_up_max_s is not None and queue.wrap_up_max_s < queue.wrap_up_s:
             self.issue(fields["wrap_up_max_s"], "wrap_up_max_s",
@@ -646,6 +652,12 @@ class _Loader:
             self.flawed.add(name)
         self.queue = None
         return queue
+
+    def callback_dial(self, node: yaml.Node, fld: str) -> CallbackDial:
+        value = self.text(node, fld)
+        if value not in CALLBACK_DIALS:
+            raise self.fail(node, fld, f"unknown callback dial order {value!r}; expected one of {CALLBACK_DIALS}")
+        return value  # type: ignore[return-value]
 
     def service_level(self, node: yaml.Node, fld: str) -> ServiceLevel:
         fields = self.mapping(node, fld, {"percent", "within_s", "formula"})

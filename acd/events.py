@@ -32,6 +32,9 @@ class CallEnqueued:
     grade: str | None = None
     skills: tuple[str, ...] = ()  # last, with a default: journals written before it still decode
     site: str = ""  # the PBX the caller is on: no offers while it cannot be reached
+    # A callback whose time came (booked: the web, a supervisor): a virtual caller from the start, to be
+    # dialled on this number when an agent takes it.
+    callback_number: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +238,30 @@ class SiteAvailable:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboundStarted:
+    """The agent dials out (click-to-call, a callback dialled agent first): busy from now, no offers, until
+    `OutboundEnded`. `queue` names whose wrap-up rule applies after ("": no wrap-up time, ready at once
+    unless the agent holds the form open). An agent paused before dialling goes back to that pause."""
+
+    agent_id: str
+    call_id: str
+    queue: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundEnded:
+    """The agent's outbound call ended (`outcome`: answered, busy, no_answer, failed, agent_no_answer,
+    cancelled): wrap-up starts, by the rules of the queue the call started with. `queue` repeats it for
+    the record; the router keeps its own."""
+
+    agent_id: str
+    call_id: str
+    outcome: str = "answered"
+    hung_up_by: HungUpBy = "unknown"
+    queue: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     """Only advances the clock: escalations, wrap-up expiry, announcements, deadlines."""
 
@@ -242,6 +269,7 @@ class Tick:
 CallEvent = (CallEnqueued | CallLeftQueue | CallbackRequested | CallerHungUp | OfferRinging | OfferAnswered
              | OfferFailed | HoldStarted | HoldEnded | AgentCallEnded | TransferToQueue | TransferToAgent
              | TransferOut | ConsultStarted | ConsultEnded | CallMoved)
-AgentCommand = AgentLoggedIn | AgentLoggedOut | AgentReady | AgentPaused | WrapUpDone | WrapUpHeld
+AgentCommand = (AgentLoggedIn | AgentLoggedOut | AgentReady | AgentPaused | WrapUpDone | WrapUpHeld
+                | OutboundStarted | OutboundEnded)
 SiteEvent = SiteUnavailable | SiteAvailable
 Event = CallEvent | AgentCommand | SiteEvent | Tick

@@ -95,6 +95,7 @@ class _Agent:
         "min_stage",
         "occupancy",
         "ordinal",
+        "outbound",
         "pause_reason",
         "pending_pause",
         "pools",
@@ -136,6 +137,7 @@ class _Agent:
         self.wrap_token = 0
         self.wrap_held = False  # the wrap-up form is open: the queue's maximum ends it, not wrap_up_s
         self.leg_id = ""  # the ChannelId of this agent's leg for call_id (offer or consultation)
+        self.outbound = False  # call_id is the agent's own outbound call: its time is no queue's handle time
 
 
 class _Call:
@@ -316,6 +318,8 @@ class Router:
             ev.AgentPaused: self._on_paused,
             ev.WrapUpDone: self._on_wrap_up_done,
             ev.WrapUpHeld: self._on_wrap_up_held,
+            ev.OutboundStarted: self._on_outbound_started,
+            ev.OutboundEnded: self._on_outbound_ended,
             ev.SiteUnavailable: self._on_site_unavailable,
             ev.SiteAvailable: self._on_site_available,
             ev.Tick: lambda event, now, out: None,
@@ -390,6 +394,7 @@ class Router:
                 "answered_at": a.answered_at, "calls_answered": a.calls_answered, "busy_s": a.busy_s,
                 "login_at": a.login_at, "rr_last": a.rr_last, "occupancy": a.occupancy,
                 "wrap_token": a.wrap_token, "leg_id": a.leg_id, "wrap_held": a.wrap_held,
+                "outbound": a.outbound,
             }
         calls = [{
             "id": c.id, "queue": c.queue.name, "state": c.state.value, "base": c.base, "first_enq": c.first_enq,
@@ -435,6 +440,7 @@ class Router:
                          "wrap_token", "leg_id"):
                 setattr(agent, name, a[name])
             agent.wrap_held = a.get("wrap_held", False)  # checkpoints older than held wrap-ups have none
+            agent.outbound = a.get("outbound", False)  # nor outbound calls
             agent.queues = tuple(q for q in a["queues"] if q in router._queues)
             agent.min_stage = {q: v for q, v in a["min_stage"].items() if q in router._queues}
             agent.score = {q: v for q, v in a["score"].items() if q in router._queues}
@@ -911,6 +917,11 @@ class Router:
         call.site = e.site
         self._recent_ended.pop(e.call_id, None)
         self._start_waiting(call, "entered queue", now, out)
+        if e.callback_number is not None:  # no channel: in line as a callback at once, not offered as a caller
+            call.state = call_next(call.state, "callback_requested")
+            out.append(d.CallStateChanged(call.id, call.queue.name, "waiting", "callback", "callback due", now, 0.0))
+            call.virtual = True
+            call.callback_number = e.callback_number
         sticky = self._agents.get(e.sticky_agent_id) if e.sticky_agent_id is not None else None
         if (sticky is not None and sticky.state is not A.LOGGED_OUT and e.queue in sticky.min_stage
                 and _holds(sticky, skills)):
@@ -1440,10 +1451,45 @@ class Router:
         self._schedule(max(until, now), "wrap", agent.id, agent.wrap_token, 1)
         out.append(d.WrapUpExtended(agent.id, e.call_id, until, now))
 
+    # ================================================================ outbound calls
+
+    def _on_outbound_started(self, e: ev.OutboundStarted, now: float, out: list[d.Decision]) -> None:
+        """The agent is busy with a call of their own: no offer reaches them until it ends. Its wrap-up
+        follows the rules of `queue` (time, maximum while the form is open), but its time counts in no
+        queue's handle times: inbound estimates stay inbound."""
+        agent = self._agent_or_refuse(e, out)
+        if agent is None:
+            return
+        if agent.state not in (A.AVAILABLE, A.PAUSED, A.NOT_RESPONDING):
+            out.append(d.Refusal(e, f"agent {agent.id} cannot dial out while {agent.state.value}"))
+            return
+        if agent.state is A.PAUSED and agent.pending_pause is None:
+            agent.pending_pause = agent.pause_reason
+        agent.pause_reason = None
+        agent.call_id, agent.leg_id, agent.outbound = e.call_id, e.call_id, True
+        agent.call_queue = e.queue if e.queue in self._queues else None
+        agent.answered_at = now
+        self._move_agent(agent, "dial_out", "dialling out", now, out)
+
+    def _on_outbound_ended(self, e: ev.OutboundEnded, now: float, out: list[d.Decision]) -> None:
+        agent = self._agent_or_refuse(e, out)
+        if agent is None:
+            return
+        if agent.state not in (A.ON_CALL, A.ON_HOLD) or agent.call_id != e.call_id:
+            out.append(d.Refusal(e, f"agent {agent.id} is not on outbound call {e.call_id}"))
+            return
+        self._move_agent(agent, "call_end", f"outbound {e.outcome}", now, out)
+        agent.wrap_token += 1
+        agent.wrap_held = False
+        runtime = self._queues.get(agent.call_queue or "")
+        self._schedule(now + (runtime.cfg.wrap_up_s if runtime is not None else 0.0), "wrap", agent.id,
+                       agent.wrap_token)
+
     def _finish_wrap_up(self, agent: _Agent, reason: str, now: float, out: list[d.Decision]) -> None:
         agent.wrap_held = False
-        if agent.call_queue is not None:
+        if agent.call_queue is not None and not agent.outbound:
             self._queues[agent.call_queue].handle_times.append(now - agent.answered_at)
+        agent.outbound = False
         if agent.pending_pause is not None:
             agent.pause_reason, agent.pending_pause = agent.pending_pause, None
             self._move_agent(agent, "wrap_up_done_pause_pending", agent.pause_reason, now, out)

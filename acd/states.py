@@ -44,6 +44,7 @@ AGENT_TRANSITIONS: Mapping[tuple[AgentState, str], AgentState] = {
     (A.AVAILABLE, "offer"): A.RESERVED,
     (A.AVAILABLE, "pause"): A.PAUSED,
     (A.AVAILABLE, "logout"): A.LOGGED_OUT,
+    (A.AVAILABLE, "dial_out"): A.ON_CALL,  # click-to-call, a callback dialled agent first
     (A.RESERVED, "answer"): A.ON_CALL,
     (A.RESERVED, "ring_no_answer"): A.NOT_RESPONDING,
     (A.RESERVED, "offer_cancelled"): A.AVAILABLE,
@@ -65,9 +66,11 @@ AGENT_TRANSITIONS: Mapping[tuple[AgentState, str], AgentState] = {
     (A.PAUSED, "ready"): A.AVAILABLE,
     (A.PAUSED, "pause"): A.PAUSED,  # new reason code
     (A.PAUSED, "logout"): A.LOGGED_OUT,
+    (A.PAUSED, "dial_out"): A.ON_CALL,  # the pause comes back after the wrap-up
     (A.NOT_RESPONDING, "ready"): A.AVAILABLE,
     (A.NOT_RESPONDING, "pause"): A.PAUSED,
     (A.NOT_RESPONDING, "logout"): A.LOGGED_OUT,
+    (A.NOT_RESPONDING, "dial_out"): A.ON_CALL,
 }
 
 C = CallState

@@ -14,8 +14,6 @@ from .errors import CrmConflict, CrmNotFound
 from .plan import Execute, ExecuteMany, Fetch, Plan
 from .queries import AUDIT_INSERT, AuditRow
 
-DNC_REASON_MAX = 200
-
 _ON_DNC = "CASE WHEN EXISTS (SELECT 1 FROM do_not_call d WHERE d.number = c.e164) THEN 1 ELSE 0 END"
 # The number's owner now (phones) or the customer the contact was taken for: either one blacklisted is enough.
 _BLACKLISTED = (
@@ -112,29 +110,6 @@ def set_status(name: str, status: K.CampaignStatus, audit: AuditRow, now: float)
 
 
 # ------------------------------------------------------------------------------------- do-not-call
-
-
-def add_dnc(number: str, reason: str, source: str, now: float, audit: AuditRow) -> Plan[bool]:
-    """False when the number was already listed (its first reason stays)."""
-    got = yield Fetch("SELECT 1 FROM do_not_call WHERE number = ?", (number,))
-    if got:
-        return False
-    yield Execute("INSERT INTO do_not_call (number, added_at, reason, source) VALUES (?, ?, ?, ?)",
-                  (number, now, reason[:DNC_REASON_MAX], source))
-    yield Execute(AUDIT_INSERT, audit)
-    return True
-
-
-def remove_dnc(number: str, audit: AuditRow) -> Plan[bool]:
-    n = yield Execute("DELETE FROM do_not_call WHERE number = ?", (number,))
-    if n:
-        yield Execute(AUDIT_INSERT, audit)
-    return bool(n)
-
-
-def dnc_entry(number: str) -> Plan[tuple[float, str, str] | None]:
-    got = yield Fetch("SELECT added_at, reason, source FROM do_not_call WHERE number = ?", (number,))
-    return (got[0][0], got[0][1], got[0][2]) if got else None
 
 
 # ------------------------------------------------------------------------------------ the list

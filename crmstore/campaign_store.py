@@ -226,23 +226,14 @@ class CampaignStore:
     # --------------------------------------------------------------------------- do-not-call
 
     async def add_do_not_call(self, number: str, reason: str = "", source: str = "", viewer: Viewer = SYSTEM) -> str:
-        """The number (E.164) is never dialled by a campaign again. InvalidPhone for a malformed number."""
-        viewer.require(Right.WRITE_CONTACT)
-        e164 = self.store.phone(number)
-        reason = clean_text(reason.strip(), "reason")
-        audit = audit_row(viewer, "do_not_call", None, f"added {e164}: {reason}")
-        await self.store.backend.write(P.add_dnc(e164, reason, source or viewer.user, time.time(), audit))
-        return e164
+        """The number (E.164) is never dialled again, by a campaign or anything else (the CRM's one list)."""
+        return await self.store.add_do_not_call(number, reason, source, viewer)
 
     async def remove_do_not_call(self, number: str, viewer: Viewer = SYSTEM) -> bool:
-        viewer.require(Right.SET_FLAGS)
-        e164 = self.store.phone(number)
-        return await self.store.backend.write(
-            P.remove_dnc(e164, audit_row(viewer, "do_not_call", None, f"removed {e164}")))
+        return await self.store.remove_do_not_call(number, viewer)
 
     async def on_do_not_call(self, number: str) -> bool:
-        e164 = self.store.phone(number)
-        return await self.store.backend.read(P.dnc_entry(e164)) is not None
+        return await self.store.on_do_not_call(number)
 
     # ------------------------------------------------------------------------------ the list
 

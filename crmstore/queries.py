@@ -422,6 +422,33 @@ def set_flag(cid: int, flag: Flag, reason: str, viewer: Viewer, audit: AuditRow)
     yield Execute(AUDIT_INSERT, audit)
 
 
+DNC_REASON_MAX = 200
+
+
+def add_do_not_call(number: str, reason: str, source: str, now: float, audit: AuditRow) -> Plan[bool]:
+    """False when the number was already listed (its first reason stays). One list for every kind of
+    outbound call: campaigns, callbacks, click-to-call."""
+    got = yield Fetch("SELECT 1 FROM do_not_call WHERE number = ?", (number,))
+    if got:
+        return False
+    yield Execute("INSERT INTO do_not_call (number, added_at, reason, source) VALUES (?, ?, ?, ?)",
+                  (number, now, reason[:DNC_REASON_MAX], source))
+    yield Execute(AUDIT_INSERT, audit)
+    return True
+
+
+def remove_do_not_call(number: str, audit: AuditRow) -> Plan[bool]:
+    n = yield Execute("DELETE FROM do_not_call WHERE number = ?", (number,))
+    if n:
+        yield Execute(AUDIT_INSERT, audit)
+    return bool(n)
+
+
+def do_not_call_entry(number: str) -> Plan[tuple[float, str, str] | None]:
+    got = yield Fetch("SELECT added_at, reason, source FROM do_not_call WHERE number = ?", (number,))
+    return (got[0][0], got[0][1], got[0][2]) if got else None
+
+
 def clear_flag(cid: int, flag: Flag, audit: AuditRow) -> Plan[bool]:
     n = yield Execute("DELETE FROM customer_flags WHERE customer_id = ? AND flag = ?", (cid, flag.value))
     yield Execute(AUDIT_INSERT, audit)

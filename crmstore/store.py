@@ -42,6 +42,7 @@ from .plan import Plan
 from .privacy import SYSTEM, Right, Role, Viewer
 from .queries import Identity, PopSettings
 from .signals import ChurnRules
+from .validation import clean_text
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -286,6 +287,29 @@ class CrmStore:
         viewer.require(Right.SET_FLAGS)
         audit = Q.audit_row(viewer, "flag", customer_id, f"set {flag.value}: {reason}")
         await self._write(Q.set_flag(customer_id, flag, reason, viewer, audit))
+
+    async def add_do_not_call(self, phone: str, reason: str = "", source: str = "",
+                              viewer: Viewer = SYSTEM) -> str:
+        """Put a number on the do-not-call list (normalised to E.164; InvalidPhone for a bad one); returns it.
+        Campaigns, callbacks and click-to-call all check this one list. A number already listed keeps its
+        first reason."""
+        viewer.require(Right.WRITE_CONTACT)
+        e164 = self.phone(phone)
+        reason = clean_text(reason.strip(), "reason")
+        audit = Q.audit_row(viewer, "do_not_call", None, f"add {e164}: {reason}")
+        await self._write(Q.add_do_not_call(e164, reason, source or viewer.user, time.time(), audit))
+        return e164
+
+    async def remove_do_not_call(self, phone: str, viewer: Viewer = SYSTEM) -> bool:
+        viewer.require(Right.SET_FLAGS)
+        e164 = self.phone(phone)
+        return await self._write(Q.remove_do_not_call(e164, Q.audit_row(viewer, "do_not_call", None,
+                                                                         f"remove {e164}")))
+
+    async def on_do_not_call(self, phone: str) -> bool:
+        """Whether the number is on the do-not-call list (a number that does not parse is not)."""
+        e164 = try_normalize_phone(phone, self.default_country)
+        return e164 is not None and await self._read(Q.do_not_call_entry(e164)) is not None
 
     async def clear_flag(self, customer_id: int, flag: Flag, viewer: Viewer = SYSTEM) -> bool:
         viewer.require(Right.SET_FLAGS)

@@ -49,12 +49,18 @@ from .consoles.presence import ConsolePresence
 from .consoles.views import ConsoleViews
 from .crm_history.writer import CrmHistoryWriter
 from .gateway.auth import Accounts
+from .gateway.posts import PostServer
 from .gateway.server import Gateway, GatewayConfig
 from .ivr.prompts import check_prompts
 from .ivr.service import IvrService, IvrSettings
 from .journal import facts as f
 from .journal.journal import Journal
 from .metrics.centre import CentreMetrics, link_states
+from .outbound.callbacks import CallbackService, CallbackSettings
+from .outbound.dialling import DialSettings, OutboundDialler
+from .outbound.plugin import web_callbacks
+from .outbound.web import PATH as WEB_CALLBACK_PATH
+from .outbound.web import WebCallbacks, WebCallbackSettings
 from .projections.projector import Projector
 from .projections.recorder import Recorder
 from .projections.recovery import Recovery, recover
@@ -115,6 +121,10 @@ class ServerSettings:
     call_recordings_pbx_dir: str | None = None  # the same directory as the PBX names it; None: as above
     recording_retention_days: int = 90  # 0: kept for ever
     recording_sweep_every_s: float = 3600.0
+    outbound_dial: DialSettings = field(default_factory=DialSettings)  # tracked click-to-call
+    callbacks: CallbackSettings = field(default_factory=CallbackSettings)  # callbacks as tasks (docs/callbacks.md)
+    web_callbacks: WebCallbackSettings = field(default_factory=WebCallbackSettings)
+    web_api_port: int | None = None  # POST /api/callback for the company's web pages; None: not served
 
 
 class _Stop(Exception):
@@ -156,6 +166,10 @@ class CtiServer:
         self.admin: AdminService
         self.supervision: SupervisionNotifier
         self.recordings: RecordingService
+        self.outbound: OutboundDialler
+        self.callbacks: CallbackService
+        self.web_callbacks: WebCallbacks
+        self.posts: PostServer | None = None
         self.metrics: CentreMetrics
         self.reports: ReportRunner
         self.flows: FlowRegistry
@@ -230,9 +244,11 @@ class CtiServer:
         self.calls = CallsService(s.pbxes, self.bus, self.recorder, self.clock, action_timeout=s.ami_action_timeout,
                                   ping_interval=s.ami_ping_interval, last_alive=self.recovery.last_at,
                                   fallback_scan_s=s.fallback_scan_s)
+        self.callbacks = CallbackService(self.recorder, self.calls, self.bus, self.clock, s.callbacks,
+                                         do_not_call=self.crm.on_do_not_call)
         self.queueing = QueueingService(self.recorder, self.calls, self.bus, self.clock,
                                         after_call=self._wants_survey,
-                                        answers_at_console=self._answers_at_console)
+                                        answers_at_console=self._answers_at_console, callbacks=self.callbacks)
         self.flows = FlowRegistry(s.flows_dir, FlowCatalog(queues=frozenset(q.name for q in s.acd.queues),
                                                            skills=frozenset(s.acd.skills)))
         for error in self.flows.reload():
@@ -243,14 +259,16 @@ class CtiServer:
                 log.error("%s", problem)
         if s.speech_models:
             self.speech = RecognizerPool({k: str(v) for k, v in s.speech_models.items()})
+        self.outbound = OutboundDialler(self.recorder, self.calls, self.bus, self.clock, s.outbound_dial)
         views = ConsoleViews(self.projector, self.clock, self.clock(), self.queueing.consulting, self._flow_labels)
         self.presence = ConsolePresence(self.queueing, self.bus, self.clock, s.console_lost_after_s)
         self.console = ConsoleBackend(recorder=self.recorder, queueing=self.queueing, calls=self.calls,
                                       crm=self.crm, views=views, clock=self.clock, bus=self.bus,
-                                      phones=Phones(s.phones), presence=self.presence)
+                                      phones=Phones(s.phones), presence=self.presence, outbound=self.outbound,
+                                      callbacks=self.callbacks)
         self.ivr = IvrService(IvrSettings(s.flow_by_did, s.default_flow, s.recordings_dir), self.flows, self.crm,
                               self.speech, self.recorder, self.calls, self.queueing, lambda: self.projector.config,
-                              clock=self.clock, put_pop=views.put_pop)
+                              clock=self.clock, put_pop=views.put_pop, book_callback=self.callbacks.book)
         self.agi = FastAgiServer(s.agi_host, s.agi_port, allow=s.agi_allow)
         self.ivr.routes(self.agi)
         self.alerts = AlertService(self.recorder, self.clock, s.alert_every_s)
@@ -276,6 +294,12 @@ class CtiServer:
         self.presence.start(self.projector.router.agent_ids())  # before any console can connect
         await self._listen("FastAGI", s.agi_host, s.agi_port, self.agi.start())
         await self._listen("the console gateway (http)", s.http_host, s.http_port, self.gateway.start())
+        self.web_callbacks = web_callbacks(s.web_callbacks, self.callbacks, self.crm,
+                                           lambda: self.projector.callbacks, self.clock)
+        if s.web_api_port is not None:
+            self.posts = PostServer(s.http_host, s.web_api_port, {WEB_CALLBACK_PATH: self.web_callbacks.handle},
+                                    allow_origins=s.web_callbacks.allow_origins)
+            await self._listen("the web callback API (http)", s.http_host, s.web_api_port, self.posts.start())
         if self.speech is not None:
             await self.speech.preload()
 
@@ -344,6 +368,7 @@ class CtiServer:
                 tg.create_task(self.supervision.run(), name="agent-figures")
                 tg.create_task(self.recordings.run_retention(), name="recording-retention")
                 tg.create_task(give_back_free_memory(), name="allocator-trim")
+                tg.create_task(self.callbacks.run(), name="callbacks")
                 tg.create_task(grading_loop(self.crm, every=s.grading_every, stop=self._stop_grading),
                                name="grading")
                 self.queueing.start()
@@ -368,6 +393,10 @@ class CtiServer:
                 await self.agi.close()
         if "queueing" in opened:
             await self.queueing.stop()
+        if "outbound" in opened:
+            await self.outbound.stop()
+        if self.posts is not None:
+            await self.posts.close()
         if "gateway" in opened:
             with contextlib.suppress(Exception):
                 await self.gateway.stop()

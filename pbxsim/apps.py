@@ -37,7 +37,7 @@ class Apps:
         self.table: dict[str, AppFunc] = {
             "noop": self.noop, "answer": self.answer, "hangup": self.hangup, "wait": self.wait,
             "ringing": self.ringing, "playback": self.playback, "busy": self.busy,
-            "congestion": self.busy, "waitforcondition": self.wait_for_condition,
+            "congestion": self.congestion, "waitforcondition": self.wait_for_condition,
             "musiconhold": self.music_on_hold, "startmusiconhold": self.start_moh,
             "stopmusiconhold": self.stop_moh, "goto": self.goto, "gotoif": self.goto_if, "set": self.set,
             "userevent": self.user_event, "agi": self.agi, "dial": self.dial, "voicemail": self.voicemail,
@@ -144,15 +144,25 @@ class Apps:
         return None
 
     async def busy(self, chan: Channel, data: str) -> AppResult:
+        return await self._refuse(chan, data, 17, "BUSY")
+
+    async def congestion(self, chan: Channel, data: str) -> AppResult:
+        # Capture 15: the Originate ends at once with Reason 8; ';2' ends 34, ';1' 0 Unknown.
+        return await self._refuse(chan, data, 34, "CONGESTION")
+
+    async def _refuse(self, chan: Channel, data: str, cause: int, status: str) -> AppResult:
         w = self.world
         w.new_state(chan, 7)
-        chan.hangup_cause = 17
+        chan.hangup_cause = cause
         partner = chan.partner
         if partner is not None and partner.state != 6:
             if partner.dialstring and not partner.dial_ended:
                 partner.dial_ended = True
-                w.emit(wire.event("DialEnd", partner.snapshot("Dest"), [("DialStatus", "BUSY")]))
-            partner.remote_busy = True
+                w.emit(wire.event("DialEnd", partner.snapshot("Dest"), [("DialStatus", status)]))
+            if status == "BUSY":
+                partner.remote_busy = True
+            else:
+                partner.remote_congested = True
             partner.wake()
         try:
             seconds = float(data) if data else None
@@ -361,7 +371,7 @@ class Apps:
                 status = "BUSY"
                 break
             if callee.dead or callee.hungup:
-                status = "CHANUNAVAIL"
+                status = "CONGESTION" if callee.hangup_cause == 34 else "CHANUNAVAIL"
                 break
             if deadline is not None and loop.time() >= deadline:
                 status = "NOANSWER"
@@ -375,7 +385,7 @@ class Apps:
                     callee.partner.partner = None
                     callee.partner = None
                 callee.hungup = True
-                callee.hangup_cause = {"NOANSWER": 19, "BUSY": 17}.get(status, 16)
+                callee.hangup_cause = {"NOANSWER": 19, "BUSY": 17}.get(status, callee.hangup_cause or 16)
                 w.spawn(w.destroy(callee))
             w.set_var(chan, "DIALSTATUS", status)
             return "hangup" if chan.hungup else None

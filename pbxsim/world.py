@@ -47,6 +47,9 @@ class PhoneProfile:
 
     answer_after: float | None = 1.0  # None: never answers
     busy: bool = False
+    # The network refuses the call before it rings: 34 congestion, 21 rejected, 1 unallocated number
+    # (a trunk number: Dial sees CONGESTION for 34, CHANUNAVAIL for the others).
+    refuse_cause: int | None = None
     talk_time: float | None = None  # hang up this long after answering (None: stay until the call ends)
     registered: bool = True
     auto_answer: bool = False  # answers by itself when the INVITE says Call-Info: ...;answer-after=N
@@ -73,8 +76,9 @@ class OriginateRequest:
 @dataclass(slots=True)
 class OriginateResult:
     ok: bool
-    reason: int  # 4 answered, 3 no answer, 5 busy, 0 other
+    reason: int  # 4 answered, 3 no answer, 5 busy, 8 congestion, 0 other
     channel: Channel | None = None
+    uniqueid: str | None = None  # a failed Originate whose channel existed names it (capture 15)
 
 
 def parse_callerid(text: str) -> tuple[str, str]:
@@ -714,7 +718,8 @@ class World:
         else:
             pairs += [("Context", req.context or ""), ("Exten", req.exten or "")]
         pairs.append(("Reason", str(result.reason)))
-        pairs.append(("Uniqueid", result.channel.uniqueid if result.ok and result.channel else "<unknown>"))
+        pairs.append(("Uniqueid", result.channel.uniqueid if result.ok and result.channel
+                      else result.uniqueid or "<unknown>"))
         name, num = req.callerid or ("", "")
         if result.ok and result.channel is not None:
             name = result.channel.cid_name
@@ -791,6 +796,8 @@ class World:
                 return "answer"
             if one.remote_busy:
                 return "busy"
+            if one.remote_congested:
+                return "congestion"
             if one.hungup or one.dead:
                 return "hangup"
             remaining = deadline - loop.time()
@@ -811,18 +818,23 @@ class World:
             self._start_originated(one, req)
             self._originate_response(req, result)
             return result
-        # __ast_request_and_dial's outstate: 3 ringing (timed out), 5 busy, 1 hung up while ringing.
-        reason = {"timeout": 3, "busy": 5, "hangup": 1}.get(outcome, 0)
-        result = OriginateResult(False, reason)
+        # __ast_request_and_dial's outstate: 3 ringing (timed out), 5 busy, 8 congestion, 1 hung up while
+        # ringing; a Local pair whose ';2' hung up by itself (Hangup(21)) gives 0 (capture 15, rejected).
+        reason = {"timeout": 3, "busy": 5, "congestion": 8, "hangup": 1}.get(outcome, 0)
+        partner_gone = one.partner is not None and (one.partner.hungup or one.partner.dead)
+        if outcome == "hangup" and one.is_one and partner_gone and one.state != 5:
+            reason = 0
+        # With a ChannelId the failure names the channel it made (capture 15); without, "<unknown>" (05 C).
+        result = OriginateResult(False, reason, uniqueid=one.uniqueid if req.channel_id else None)
         if respond is not None and not req.is_async:
             respond(wire.response(req.action_id, "Error", "Originate failed"))
         if outcome == "timeout":
             one.hangup_cause = 19  # User alerting, no answer (capture 05 C)
         elif one.hangup_cause is None:
             one.hangup_cause = 0
-        if outcome == "busy" and one.dialstring and not one.dial_ended:
+        if outcome in ("busy", "congestion") and one.dialstring and not one.dial_ended:
             one.dial_ended = True
-            self.emit(wire.event("DialEnd", one.snapshot("Dest"), [("DialStatus", "BUSY")]))
+            self.emit(wire.event("DialEnd", one.snapshot("Dest"), [("DialStatus", outcome.upper())]))
         partner = one.partner
         if partner is not None and not partner.dead:
             self.queue_hangup(partner, one.hangup_cause)
@@ -883,6 +895,10 @@ class World:
             chan.remote_busy = True
             chan.hangup_cause = 17
             chan.wake()
+            return
+        if profile.refuse_cause is not None:
+            chan.hangup_cause = profile.refuse_cause
+            self.queue_hangup(chan, profile.refuse_cause)
             return
         self.new_state(chan, 5)
         self.device_state(chan.device, "RINGING")

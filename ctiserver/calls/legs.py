@@ -6,6 +6,7 @@ that anyone (this process, a restarted one, a replay) tells them from callers' c
 * ``cti-out-<ms>-<agent>``    an agent's click-to-call
 * ``cti-fu-<id>-<ms>-<agent>`` an agent's call of follow-up <id> from their worklist
 * ``cti-spy-<ms>-<n>``        a supervisor's listen/whisper/barge call
+* ``cti-cust-<n>-<agent>``    the customer's leg of callback offer <n> (ctiserver.outbound)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ CONSULT = "cti-consult-"
 OUTBOUND = "cti-out-"
 SPY = "cti-spy-"
 FOLLOW_UP = "cti-fu-"
+CUSTOMER = "cti-cust-"
 
 
 def ours(uniqueid: str) -> bool:

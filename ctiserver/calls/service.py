@@ -155,7 +155,10 @@ class CallsService:
 
     def _on_arrived(self, e: ce.CallArrived) -> None:
         # A leg of our own seen first (an offer still ringing after a restart, a click-to-call) is no caller.
-        if not legs.ours(e.uniqueid) and self.recorder.projector.records.get(e.call_id) is None:
+        # The customer's leg of an outbound call runs a dialplan too (Local/<n>@cti-customer;2): its call is
+        # named by our leg's ChannelId, so it is ours as well.
+        if not legs.ours(e.uniqueid) and not legs.ours(e.call_id) \
+                and self.recorder.projector.records.get(e.call_id) is None:
             self.recorder.record(f.CallArrived(e.call_id, e.pbx, e.channel, e.caller_num, e.caller_name, e.dialed))
 
     def _on_connected(self, e: ce.CallConnected) -> None:
@@ -163,8 +166,7 @@ class CallsService:
             self.recorder.record(f.CallConnected(e.call_id, e.peer_channel, e.peer_uniqueid))
 
     def _on_ended(self, e: ce.CallEnded) -> None:
-        rec = self.recorder.projector.records.get(e.call_id)
-        if rec is None or not rec.live:
+        if not self._known(e.call_id):
             return  # not a call of the centre's (an agent leg of its own, a supervisor's spy) or ended
         self.recorder.record(f.CallEnded(e.call_id, e.cause, e.cause_txt, e.hung_up_by, e.observed,
                                          e.not_before, e.reason))
@@ -173,8 +175,10 @@ class CallsService:
         self.recorder.record(f.PbxRestarting(e.pbx))
 
     def _known(self, call_id: str) -> bool:
+        """A live call of the centre's whose facts come from here: not an outbound call (ctiserver.outbound
+        journals its own steps and end)."""
         rec = self.recorder.projector.records.get(call_id)
-        return rec is not None and rec.live
+        return rec is not None and rec.live and rec.direction != "outbound"
 
     # ------------------------------------------------------------------ what others ask of the model
 

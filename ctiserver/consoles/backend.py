@@ -11,6 +11,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from acd import events as ev
 from acd.config import SYSTEM_PAUSE_REASONS, AcdConfig
@@ -41,6 +42,9 @@ from ..gateway.backend import (
 from ..gateway.backend import SpyMode as ConsoleSpyMode
 from ..journal import facts as f
 from ..journal.journal import JournalClosed
+from ..outbound.callbacks import CallbackService, describe
+from ..outbound.callbacks import Refused as CallbackRefused
+from ..outbound.dialling import OutboundDialler
 from ..projections.recorder import Recorder
 from ..queueing.service import QueueingService
 from ..queueing.service import Refused as AcdRefused
@@ -88,6 +92,8 @@ class ConsoleBackend:
         bus: EventBus,
         phones: Phones | None = None,
         presence: ConsolePresence | None = None,
+        outbound: OutboundDialler | None = None,
+        callbacks: CallbackService | None = None,
     ) -> None:
         self.recorder = recorder
         self.queueing = queueing
@@ -97,6 +103,8 @@ class ConsoleBackend:
         self.clock = clock
         self.phones = phones or Phones()
         self.presence = presence
+        self.outbound = outbound  # tracked click-to-call; None: the untracked dial below
+        self.callbacks = callbacks
         self._dialled: dict[str, str] = {}  # click-to-call leg -> agent: untracked outbound calls
         self._spies: dict[str, _Spy] = {}  # supervisor (username) -> their spy call
         self._spy_calls = 0
@@ -380,6 +388,8 @@ class ConsoleBackend:
             number = card.phones[0] if card.phones else None
         if not number or not _DIALABLE.fullmatch(number):
             raise Refused("invalid_value", "no dialable number")
+        if self.outbound is not None and leg == legs.OUTBOUND:
+            return await self._tracked_call(who, agent_id, view.endpoint, view.state, number, customer_id)
         pbx = next(iter(self.calls.pbxes.values()))
         channel_id = f"{leg}{int(time.time() * 1000)}-{agent_id}"
         self._dialled[channel_id] = agent_id
@@ -399,9 +409,34 @@ class ConsoleBackend:
             del self._dialled[next(iter(self._dialled))]
         return call_id
 
+    async def _tracked_call(self, who: Principal, agent_id: str, endpoint: str, state: str, number: str,
+                            customer_id: int | None) -> str:
+        """A click-to-call the ACD, the CRM and the journal follow (ctiserver.outbound): the agent is busy from
+        the first ring, the console shows each step, the CRM gets an outbound row matched by number."""
+        assert self.outbound is not None
+        if state not in (AgentState.AVAILABLE.value, AgentState.PAUSED.value, AgentState.NOT_RESPONDING.value):
+            raise Refused("invalid_state", f"you cannot dial while {state.replace('_', ' ')}")
+        if await self.crm.on_do_not_call(number):
+            raise Refused("do_not_call", "this number is on the do-not-call list", "number")
+        name = ""
+        identity = await self.crm.identify_by_phone(number)
+        if identity is not None:
+            customer_id = customer_id if customer_id is not None else identity.customer_id
+            name = identity.name
+        # The wrap-up rule after it: the agent's first queue of this session.
+        queue = next(iter(self.views.router.agent_view(agent_id, self.clock()).queues), "")
+        call_id = f"{legs.OUTBOUND}{int(time.time() * 1000)}-{agent_id}"
+        try:
+            return self.outbound.dial(call_id, agent_id, endpoint, number, customer_id=customer_id,
+                                      customer_name=name, queue=queue)
+        except JournalClosed:
+            raise _stopping() from None
+
     async def _hangup_outbound(self, call_id: str) -> None:
         """A click-to-call is not an ACD call: its id is the agent leg's ChannelId (the gateway has
         checked it is this agent's: it answered the dial command with it)."""
+        if self.outbound is not None and self.outbound.cancel(call_id):
+            return
         for pbx in self.calls.pbxes.values():
             leg = pbx.model.channels.get(call_id)
             if leg is not None and leg.alive:
@@ -499,6 +534,34 @@ class ConsoleBackend:
     async def force_logout(self, who: Principal, agent_id: str) -> None:
         self._record(f.SupervisorAction(who.username, "force_logout", agent_id))
         self._acd(ev.AgentLoggedOut(self._known_agent(agent_id)))
+
+    async def callback_command(self, who: Principal, command: str, args: Mapping[str, object]) -> object:
+        """A supervisor books, cancels or lists callbacks (docs/callbacks.md)."""
+        if self.callbacks is None:
+            raise Refused("unavailable", "callbacks are not served here")
+        if command == "callbacks":
+            return {"callbacks": [describe(cb) for cb in self.recorder.projector.callbacks.open()]}
+        if command == "callback_cancel":
+            cancelled = self.callbacks.cancel(str(args["callback_id"]), f"cancelled by {who.username}")
+            if cancelled:
+                self._record(f.SupervisorAction(who.username, "callback_cancel", str(args["callback_id"])))
+            return {"cancelled": cancelled}
+        number = str(args["number"])
+        due_at = None
+        if args.get("due_at"):
+            due = datetime.fromisoformat(str(args["due_at"]))
+            due_at = (due if due.tzinfo else due.replace(tzinfo=UTC)).timestamp()
+        if await self.crm.on_do_not_call(number):
+            raise Refused("do_not_call", f"{number} is on the do-not-call list", "number")
+        try:
+            callback_id = self.callbacks.book(number, source="supervisor", queue=str(args.get("queue") or ""),
+                                              name=str(args.get("name", "")), topic=str(args.get("topic", "")),
+                                              due_at=due_at, requested_by=who.username)
+        except CallbackRefused as e:
+            raise Refused("invalid_value", str(e), "queue") from None
+        except JournalClosed:
+            raise _stopping() from None
+        return {"callback_id": callback_id}
 
     async def move_call(self, who: Principal, call_id: str, queue: str | None, to_head: bool) -> None:
         self._record(f.SupervisorAction(who.username, "move_call", call_id, f"{queue or ''}:{to_head}"))

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 _ON_CALL = ("on_call", "on_hold")
 _TALKING = {"connected": "talking", "held": "held"}
+_OUTBOUND = {"connected": "talking"}  # the other steps keep their names (ctiserver.outbound.states)
 
 
 class ConsoleNotifier:
@@ -38,6 +39,8 @@ class ConsoleNotifier:
         self._prompts_alerted: set[str] = set()
         bus.subscribe(d.Offer, self._on_offer)
         bus.subscribe(d.AgentStateChanged, self._on_agent_state)
+        bus.subscribe(f.OutboundDialling, self._on_outbound)
+        bus.subscribe(f.OutboundProgress, self._on_outbound)
         bus.subscribe(d.PauseDeferred, self._on_pause_deferred)
         bus.subscribe(d.WrapUpExtended, self._on_wrap_up_extended)
         bus.subscribe(f.WrapUpSaved, self._on_wrapup_saved)
@@ -146,6 +149,14 @@ class ConsoleNotifier:
             view = self.views.call(e.call_id, e.agent_id, state)
             gw = self.gateway
             self._push(lambda: gw.push_call_state(view))
+
+    def _on_outbound(self, e: f.OutboundDialling | f.OutboundProgress) -> None:
+        """Each step of an agent's outbound call, to their console and the supervisors' call list (its end
+        goes out with the agent's move to wrap-up, above)."""
+        state = "dialling_agent" if isinstance(e, f.OutboundDialling) else _OUTBOUND.get(e.state, e.state)
+        view = self.views.call(e.call_id, e.agent_id, state)
+        gw = self.gateway
+        self._push(lambda: gw.push_call_state(view))
 
     def _on_handover(self, e: d.Handover) -> None:
         view = self.views.call(e.call_id, e.to_agent, "talking")

@@ -126,6 +126,8 @@ class ConsoleViews:
             caller=rec.caller_num if rec else "", caller_name=_caller_name(rec), queue=rec.queue if rec else "",
             talk_since=talk_since, consult_target=consult if state == "consulting" else None,
             caller_display=format_number(rec.caller_num) if rec else "",
+            direction="outbound" if rec is not None and rec.direction == "outbound" else "inbound",
+            outcome=rec.outcome if rec is not None and rec.direction == "outbound" else "",
         )
 
     def offer(self, call_id: str, agent_id: str, leg_id: str, queue: str, ring_timeout_s: float,
@@ -139,8 +141,15 @@ class ConsoleViews:
             caller_name=_caller_name(rec), ivr_path=tuple(rec.ivr_path) if rec else (),
             ivr_said=tuple(rec.said) if rec else (), priority=view.level_stage if view else 0,
             pop=pop, caller_display=format_number(rec.caller_num) if rec else "",
-            agent_names=self._agent_names(pop), ivr_labels=self._labels(rec),
+            agent_names=self._agent_names(pop), ivr_labels=self._labels(rec), callback=self._callback(call_id),
         )
+
+    def _callback(self, call_id: str) -> dict[str, object] | None:
+        cb = self.projector.callbacks.of_call(call_id)
+        if cb is None:
+            return None
+        return {"callback_id": cb.callback_id, "source": cb.source, "name": cb.name, "topic": cb.topic,
+                "attempts": cb.attempts}
 
     def _labels(self, rec: CallRecord | None) -> dict[str, Mapping[str, str]]:
         """The labels of the nodes this caller went through, from the flow they ran."""
@@ -163,6 +172,12 @@ class ConsoleViews:
         rec = self.records.get(call_id)
         if rec is None or not rec.live:
             return None
+        if rec.direction == "outbound":  # an agent's own call: theirs, in no queue's line
+            agent_id = rec.parts[0].agent_id if rec.parts else ""
+            return {"call_id": call_id, "caller": rec.caller_num, "caller_name": _caller_name(rec),
+                    "queue": rec.queue, "state": "talking" if rec.outcome == "answered" else "dialling",
+                    "agent_id": agent_id, "position": None, "vip": rec.vip, "since": rec.started_at,
+                    "direction": "outbound"}
         view = self.router.call_view(call_id)
         state = _CALL_LIST_STATE.get(view.state, view.state) if view else "ivr"
         if state == "held":

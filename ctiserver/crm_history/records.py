@@ -69,7 +69,8 @@ class CallRecord:
     queued_at: float | None = None
     offered_to: str | None = None  # agent whose phone rings for this call now
     parts: list[Part] = field(default_factory=list)
-    outcome: str = "ivr_only"  # ivr_only, answered, abandoned, callback, voicemail, lost, refused
+    outcome: str = "ivr_only"  # ivr_only, answered, abandoned, callback, voicemail, lost, refused; outbound:
+    # dialling, answered, busy, no_answer, failed, agent_no_answer, cancelled
     recording: str = ""
     survey_score: int | None = None
     ended_at: float | None = None
@@ -79,6 +80,8 @@ class CallRecord:
     observed: bool = True
     not_after: float | None = None  # for an end nobody saw: ended_at is the earliest, this the latest
     end_reason: str = ""
+    direction: str = "inbound"  # outbound: an agent's own call (click-to-call), folded from outbound.* facts
+    purpose: str = ""  # outbound: click_to_call, callback
 
     @property
     def live(self) -> bool:
@@ -204,8 +207,12 @@ class CallRecords:
             rec = self._record(body.call_id, at)
             rec.outcome, rec.queue = "refused", body.queue
             self.changed.add(rec.call_id)
+        elif isinstance(body, (f.OutboundDialling, f.OutboundProgress, acd.OutboundEnded)):
+            self._outbound(body, at)
         elif isinstance(body, f.CallEnded):
-            self._ended_call(body, at)
+            known = self.calls.get(body.call_id)
+            if known is None or known.direction != "outbound":  # an outbound call's end is acd.outbound_ended
+                self._ended_call(body, at)
         elif isinstance(body, f.WrapUpSaved):
             self._wrapup(body)
         elif isinstance(body, f.SurveyAnswered):
@@ -220,6 +227,33 @@ class CallRecords:
             rec = self._record(body.call_id, at)
             rec.recording = body.file
             self.changed.add(rec.call_id)
+
+    def _outbound(self, body: f.OutboundDialling | f.OutboundProgress | acd.OutboundEnded, at: float) -> None:
+        if isinstance(body, f.OutboundDialling):
+            if body.call_id in self.calls:
+                return
+            self.calls[body.call_id] = CallRecord(
+                body.call_id, at, caller_num=body.number, dialed=body.number, customer_id=body.customer_id,
+                customer_name=body.customer_name, queue=body.queue, outcome="dialling", direction="outbound",
+                purpose=body.purpose, parts=[Part(body.agent_id, at)])
+            return
+        rec = self.calls.get(body.call_id)
+        if rec is None or rec.direction != "outbound" or not rec.parts:
+            return
+        part = rec.parts[0]
+        if isinstance(body, f.OutboundProgress):
+            if body.state == "connected" and part.answered_at is None:
+                part.answered_at, rec.outcome = at, "answered"
+                self.changed.add(rec.call_id)
+            return
+        if rec.ended_at is not None:
+            return
+        rec.ended_at, rec.hung_up_by = at, body.hung_up_by
+        part.hung_up_by = body.hung_up_by  # the agent's wrap-up move right after ends the part's talk
+        if part.answered_at is None:
+            rec.outcome = body.outcome
+            part.ended_at = at
+        self.changed.add(rec.call_id)
 
     def _call_state(self, x: d.CallStateChanged) -> None:
         rec = self._record(x.call_id, x.at)
@@ -430,9 +464,14 @@ def rows(rec: CallRecord) -> list[InteractionRow]:
         if rec.ended_at is None:
             return []
         wait = (rec.ended_at - rec.queued_at) if rec.queued_at is not None else 0.0
+        who: dict[str, Any] = {}
+        if rec.direction == "outbound" and rec.parts:  # the agent who dialled, and what they noted
+            first = rec.parts[0]
+            who = {"agent": first.agent_id, "disposition": first.disposition, "notes": first.notes,
+                   "wrapup_s": first.wrapup_s}
         return [InteractionRow(call_id=rec.call_id, segment=1, started_at=rec.started_at, outcome=rec.outcome,
                                ended_at=rec.ended_at, wait_s=max(0.0, wait), ivr_path=path,
-                               queued_at=rec.queued_at, **common, **end)]
+                               queued_at=rec.queued_at, direction=rec.direction, **who, **common, **end)]
     out = []
     for n, part in enumerate(answered, 1):
         if part.ended_at is None and rec.ended_at is None:
@@ -449,6 +488,7 @@ def rows(rec: CallRecord) -> list[InteractionRow]:
             wait_s=max(0.0, wait), talk_s=talk, hold_s=part.hold_s, wrapup_s=part.wrapup_s,
             disposition=part.disposition, notes=part.notes, ivr_path=path if n == 1 else "[]",
             transferred_to=part.transferred_to, queued_at=rec.queued_at if n == 1 else None,
+            direction=rec.direction,
             **{**common, **end, "hung_up_by": part.hung_up_by or (rec.hung_up_by if last else ""),
                "end_inferred": 1 if part.not_after is not None or not rec.observed else 0,
                "end_not_after": part.not_after if part.not_after is not None else rec.not_after},

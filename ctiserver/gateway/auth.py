@@ -41,7 +41,8 @@ _COMMON = frozenset({"ping", "logout", "search"})
 _AGENT_ONLY = frozenset({"agent_login", "agent_logout", "ready", "pause", "answer", "hold", "unhold", "transfer",
                          "transfer_complete", "transfer_cancel", "hangup", "wrapup", "dial",
                          "wrapup_draft", "my_day"})
-_SUPERVISOR = frozenset({"spy", "spy_stop", "force_pause", "force_logout", "move_call"})
+_SUPERVISOR = frozenset({"spy", "spy_stop", "force_pause", "force_logout", "move_call", "callback_book",
+                         "callback_cancel", "callbacks"})
 # CRM work: the card and its edits for everyone who talks to customers; the worklist is an agent's own;
 # the base-wide lists and runs are the supervisors'.
 _CRM_COMMON = frozenset({"customer_open", "customer_save", "ticket_open", "ticket_update"})

@@ -94,7 +94,9 @@ class AgentView:
 class CallView:
     call_id: str
     agent_id: str  # the agent this call belongs to (the gateway refuses other agents' commands on it)
-    state: str  # ringing, talking, held, consulting, ended
+    # ringing, talking, held, consulting, ended; an outbound call before it connects: dialling_agent,
+    # agent_answered, dialling_customer, customer_ringing
+    state: str
     since: float
     caller: str = ""
     caller_name: str = ""
@@ -103,6 +105,7 @@ class CallView:
     talk_since: float | None = None  # for the talk-time counter
     consult_target: str | None = None
     caller_display: str = ""  # the number as people read it
+    outcome: str = ""  # an outbound call's: answered, busy, no_answer, failed, agent_no_answer, cancelled
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +127,8 @@ class OfferView:
     caller_display: str = ""  # the number as people read it (+86 134 5323 3942)
     agent_names: Mapping[str, str] = field(default_factory=dict)  # agent ids of the pop's history -> names
     ivr_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # node -> {language: label}
+    # A callback's turn (docs/callbacks.md): {callback_id, source, name, topic, attempts}; None for a caller
+    callback: Mapping[str, object] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,3 +257,7 @@ class Backend(Protocol):
     async def force_logout(self, who: Principal, agent_id: str) -> None: ...
 
     async def move_call(self, who: Principal, call_id: str, queue: str | None, to_head: bool) -> None: ...
+
+    async def callback_command(self, who: Principal, command: str, args: Mapping[str, object]) -> object:
+        """The callback messages (schema.CALLBACK_MESSAGES): book, cancel, list. The reply's data."""
+        ...

@@ -343,6 +343,20 @@ _CRM_SPECS: tuple[MessageSpec, ...] = (
 CRM_MESSAGES = frozenset(spec.type for spec in _CRM_SPECS)
 _SPECS = _SPECS + _CRM_SPECS
 
+# Callbacks as tasks (docs/callbacks.md): a supervisor books one, cancels one, or lists the open ones.
+_CALLBACK_SPECS: tuple[MessageSpec, ...] = (
+    MessageSpec("callback_book", {"number": req(Str(32, NUMBER)), "queue": opt(_queue),
+                                  "name": opt(Str(80, min_len=0)), "topic": opt(Str(200, min_len=0)),
+                                  "due_at": opt(Str(40, ISO_DATETIME, doc="ISO 8601; absent: at once"))},
+                "Supervisor: book a callback to a number, at once or at a time; the ACD offers it to an agent "
+                "of the queue like a call. Reply: result with data {callback_id}."),
+    MessageSpec("callback_cancel", {"callback_id": req(Str(32, r"cb-\d+"))},
+                "Supervisor: cancel an open callback (it leaves its queue). Reply: result with data.cancelled."),
+    MessageSpec("callbacks", {}, "Supervisor: the open callbacks. Reply: result with data {callbacks: [...]}."),
+)
+CALLBACK_MESSAGES = frozenset(spec.type for spec in _CALLBACK_SPECS)
+_SPECS = _SPECS + _CALLBACK_SPECS
+
 
 # Recordings and the voicemail inbox (ctiserver/recordings). Ids only: a recording is named by its call id,
 # a voicemail by the call id of the call that left it; the server finds the file.

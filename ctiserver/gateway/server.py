@@ -696,6 +696,7 @@ class Gateway:
             "force_pause": self._cmd_force_pause,
             "force_logout": self._cmd_force_logout, "move_call": self._cmd_move_call,
             **{kind: self._cmd_crm for kind in schema.CRM_MESSAGES},
+            **{kind: self._cmd_callback for kind in schema.CALLBACK_MESSAGES},
             "wrapup_draft": self._cmd_wrapup_draft, "my_day": self._cmd_my_day,
         }
         table.update(dict.fromkeys(schema.ADMIN_MESSAGES, self._cmd_admin))
@@ -801,6 +802,9 @@ class Gateway:
 
     async def _cmd_crm(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
         return self._ok(cmd, await self.backend.crm_command(who, cmd.type, cmd.args))
+
+    async def _cmd_callback(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
+        return self._ok(cmd, await self.backend.callback_command(who, cmd.type, cmd.args))
 
     async def _cmd_dial(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
         customer_id = cast(int | None, cmd.args.get("customer_id"))

@@ -37,7 +37,7 @@ from ..journal import facts as f
 from ..projections.recorder import Recorder
 from ..queueing.service import QueueingService
 from .prompts import MissingPrompts
-from .services import IvrCall, IvrServices
+from .services import BookCallback, IvrCall, IvrServices
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,10 @@ class IvrService:
         clock: Callable[[], float],
         put_pop: Callable[[str, object], None] = lambda call_id, pop: None,
         missing_prompts: MissingPrompts | None = None,
+        book_callback: BookCallback | None = None,
     ) -> None:
         self.settings = settings
+        self.book_callback = book_callback  # the flow's callback step books a callback (ctiserver.outbound)
         self.flows = flows
         self.crm = crm
         self.speech = speech
@@ -163,7 +165,7 @@ class IvrService:
         run = FlowRun(flow, variables, lambda: datetime.now(UTC), spool_dir=str(self.settings.recordings_dir),
                       call_id=call.call_id)
         services = IvrServices(call, self.crm, self, self.speech, self.recorder.record, flow=flow.name,
-                               missing_prompts=self.missing_prompts)
+                               missing_prompts=self.missing_prompts, book_callback=self.book_callback)
         return await run_flow(session, run, services)
 
     async def _queue_caller(self, session: AgiSession, call: IvrCall, queue: str, priority: int,

@@ -51,6 +51,13 @@ class IvrCall:
     skills: tuple[str, ...] = ()  # extra skills the caller needs in the queue (the flow's queue node)
 
 
+class BookCallback(Protocol):
+    """Books a callback (ctiserver.outbound.callbacks.CallbackService.book): returns its id."""
+
+    def __call__(self, number: str, *, source: str, queue: str = "", name: str = "", topic: str = "",
+                 due_at: float | None = None, requested_by: str = "", call_id: str = "") -> str: ...
+
+
 class IvrServices:
     def __init__(
         self,
@@ -62,8 +69,10 @@ class IvrServices:
         *,
         flow: str = "",
         missing_prompts: MissingPrompts | None = None,
+        book_callback: BookCallback | None = None,
     ) -> None:
         self.call = call
+        self._book_callback = book_callback
         self.crm = crm
         self._figures = figures
         self._speech = speech
@@ -127,6 +136,15 @@ class IvrServices:
 
     async def request_callback(self, request: RequestCallback) -> bool:
         number = request.number or self.call.caller_num
+        if self._book_callback is not None:
+            # A task the ACD offers to an agent at once, dialled and retried by the rule (docs/callbacks.md).
+            try:
+                self._book_callback(number, source="ivr", queue=request.queue, name=self.call.caller_name,
+                                    topic=f"IVR {self._flow}", requested_by=self.call.call_id)
+            except ValueError:  # a queue no longer configured: the flow takes its failure branch
+                return False
+            self._record(f.CallbackPromised(self.call.call_id, number, request.queue))
+            return True
         customer_id = self.call.customer_id
         if customer_id is None:
             customer_id = await self.crm.create_lead(number, self.call.caller_name)

@@ -240,6 +240,69 @@ class FollowUpCallSaved:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboundDialling:
+    """A tracked outbound call starts: the agent's phone rings first (`call_id` is its leg's ChannelId),
+    then the customer's number. `purpose`: click_to_call or callback (`callback_id` names it). Its steps
+    are `outbound.progress` facts; its end is `acd.outbound_ended` (the agent's wrap-up starts there)."""
+
+    call_id: str
+    agent_id: str
+    number: str
+    customer_id: int | None = None
+    customer_name: str = ""
+    purpose: str = "click_to_call"
+    queue: str = ""
+    callback_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundProgress:
+    """A step of a tracked outbound call: agent_answered, dialling_customer, customer_ringing, connected."""
+
+    call_id: str
+    state: str
+    agent_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackBooked:
+    """A callback to make (docs/callbacks.md). `source`: ivr, queue (the caller's key or a queue's timeout:
+    `call_id` is the caller's call, whose place in line the callback keeps), supervisor, web. `due_at`:
+    the customer's preferred time (epoch s); None: at once, at the back of `queue`'s line."""
+
+    callback_id: str
+    number: str
+    queue: str
+    source: str
+    name: str = ""
+    topic: str = ""
+    due_at: float | None = None
+    call_id: str = ""
+    requested_by: str = ""  # the supervisor, or the web client's address
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackAttempted:
+    """What came of dialling a callback (`call_id`: the ACD's call for this attempt): answered, busy,
+    no_answer, failed, agent_no_answer, cancelled. `retry_at`: when it is tried again; None: it is over."""
+
+    callback_id: str
+    call_id: str
+    outcome: str
+    agent_id: str = ""
+    retry_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackClosed:
+    """The callback is over: done (answered), given_up (attempts spent), cancelled (by a supervisor)."""
+
+    callback_id: str
+    outcome: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class WrapUpDraft:
     """What the agent's open wrap-up form for the call holds, sent as they type: kept as a draft on the
     call when the wrap-up ends unsaved (the queue's maximum, or the agent went on without saving)."""
@@ -347,6 +410,11 @@ OWN_KINDS: dict[str, type] = {
     "crm.follow_up_called": FollowUpCalled,
     "crm.follow_up_saved": FollowUpCallSaved,
     "call.wrapup_draft": WrapUpDraft,
+    "outbound.dialling": OutboundDialling,
+    "outbound.progress": OutboundProgress,
+    "callback.booked": CallbackBooked,
+    "callback.attempted": CallbackAttempted,
+    "callback.closed": CallbackClosed,
     "console.session_ended": ConsoleSessionEnded,
     "console.user_logged_out": ConsoleUserLoggedOut,
     "supervisor.action": SupervisorAction,
@@ -378,6 +446,8 @@ ACD_KINDS: dict[str, type] = {
     "acd.agent_paused": acd.AgentPaused,
     "acd.wrap_up_done": acd.WrapUpDone,
     "acd.wrap_up_held": acd.WrapUpHeld,
+    "acd.outbound_started": acd.OutboundStarted,
+    "acd.outbound_ended": acd.OutboundEnded,
 }
 KINDS: dict[str, type] = {**OWN_KINDS, **ACD_KINDS}
 _KIND_OF: dict[type, str] = {cls: kind for kind, cls in KINDS.items()}

@@ -38,6 +38,7 @@ from ..journal.facts import (
 from ..queue_log.lines import QueueLogLines
 from ..reports.intervals import Intervals
 from .agent_day import AgentDays
+from .callbacks import CallbackBook
 from .drafts import WrapUpDrafts
 
 Listener = Callable[[Fact | None, list[d.Decision]], None]
@@ -74,6 +75,7 @@ class Projector:
         self.intervals = Intervals(config)
         self.queue_log = QueueLogLines()
         self.drafts = WrapUpDrafts()
+        self.callbacks = CallbackBook()  # callbacks to make, pending or in line (ctiserver.outbound)
         self.ended_sessions: dict[str, int] = {}  # console session -> its expiry (epoch s)
         self.logged_out_users: dict[str, float] = {}  # username -> when a supervisor logged it out
         self.alerts: dict[str, tuple[float, AlertRaised]] = {}  # alert_key -> (raised at, the alert), active
@@ -127,8 +129,13 @@ class Projector:
         self.intervals.apply(fact, decisions, self.records)
         self.queue_log.apply(decisions)
         self.drafts.apply(fact, decisions, self.records)  # before the listeners: a console push reads the kept draft
+        self.callbacks.apply(fact, decisions, self._caller_num)
         for listener in self.listeners:
             listener(fact, decisions)
+
+    def _caller_num(self, call_id: str) -> str:
+        rec = self.records.get(call_id)
+        return rec.caller_num if rec is not None else ""
 
     def _new_day(self, at: float) -> None:
         day = self.stats.day_of(at)
@@ -162,6 +169,7 @@ class Projector:
             "agent_day": self.stats.agents.dump(), "day": self.stats.day,
             "records": self.records.dump(), "intervals": self.intervals.dump(),
             "queue_log_offset": self.queue_log.offset, "drafts": self.drafts.dump(),
+            "callbacks": self.callbacks.dump(),
             "ended_sessions": self.ended_sessions, "logged_out_users": self.logged_out_users,
             "alerts": [[at, asdict(alert)] for at, alert in self.alerts.values()],
         }, ensure_ascii=False, separators=(",", ":"))
@@ -184,6 +192,7 @@ class Projector:
             out.intervals = Intervals.load(config, data["intervals"])
         out.queue_log = QueueLogLines(data["queue_log_offset"])
         out.drafts = WrapUpDrafts.load(data.get("drafts", {}))  # checkpoints from before drafts have none
+        out.callbacks = CallbackBook.load(data.get("callbacks", {}))  # nor callbacks
         out.ended_sessions = dict(data["ended_sessions"])
         out.logged_out_users = dict(data["logged_out_users"])
         for at, alert in data.get("alerts", []):  # checkpoints from before alerts have none

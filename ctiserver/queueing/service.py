@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from acd import decisions as d
 from acd import events as ev
@@ -78,6 +78,12 @@ class _Waiting:
 Target = tuple[Literal["agent", "queue", "number"], str]
 
 
+class CallbackOffers(Protocol):
+    """Who carries out an offer of a callback (ctiserver.outbound.callbacks.CallbackService)."""
+
+    async def run_offer(self, pbx: Pbx, offer: d.Offer, side: Any) -> None: ...
+
+
 class QueueingService:
     def __init__(
         self,
@@ -88,6 +94,7 @@ class QueueingService:
         *,
         after_call: Callable[[str], bool] = lambda call_id: False,
         answers_at_console: Callable[[str, str], bool] = lambda agent_id, endpoint: False,
+        callbacks: CallbackOffers | None = None,
     ) -> None:
         self.recorder = recorder
         self.calls = calls
@@ -95,6 +102,7 @@ class QueueingService:
         self.clock = clock
         self._after_call = after_call  # does this call go to the post-call step (survey) when it ends?
         self._answers_at_console = answers_at_console  # (agent, device): ring the phone only on Answer?
+        self.callbacks = callbacks  # dials a callback's customer and agent (ctiserver.outbound); None: redirect
         self._unanswered: dict[str, asyncio.Event] = {}  # leg id -> set by the console's Answer
         self._waiting: dict[str, _Waiting] = {}
         self._offers: dict[str, asyncio.Task[None]] = {}  # leg id -> the originate in flight
@@ -282,6 +290,9 @@ class QueueingService:
         if pbx is None or not pbx.link.is_up:
             self._offer_failed(offer, "cancelled")
             return
+        if offer.callback_number is not None and offer.kind != "consult" and self.callbacks is not None:
+            await self.callbacks.run_offer(pbx, offer, self)
+            return
         ring_timeout_s = offer.ring_timeout_s
         if self._answers_at_console(offer.agent_id, offer.endpoint):
             waited = await self._wait_for_answer(offer)
@@ -396,6 +407,10 @@ class QueueingService:
             self._offer_failed(offer, "failed")
             return
         self.record(ev.OfferAnswered(offer.call_id, offer.agent_id))
+
+    def offer_failed(self, offer: d.Offer, reason: ev.OfferFailure) -> None:
+        """The offer did not reach the agent (a callback's dial): the router hears it, if it still stands."""
+        self._offer_failed(offer, reason)
 
     def _offer_failed(self, offer: d.Offer, reason: ev.OfferFailure) -> None:
         view = self.router.agent_view(offer.agent_id, self.clock())

@@ -162,7 +162,7 @@ async def test_callback_request_keeps_the_callers_place(tmp_path: Path) -> None:
         assert st.server.projector.router.call_view(y_call).position == 2  # type: ignore[union-attr]
 
         st.login("1001")
-        # X's turn comes first: the agent's phone rings, then the PBX dials X back from the agent's leg.
+        # X's turn comes first: the agent's phone rings, then the PBX dials X back and bridges the two.
         await st.until(lambda: st.call_state(x_call) == "connected", what="callback offered and answered")
         assert st.agent_state("1001") == "on_call"
         assert st.server.projector.router.agent_view("1001", st.now()).call_id == x_call
@@ -174,7 +174,8 @@ async def test_callback_request_keeps_the_callers_place(tmp_path: Path) -> None:
             if agent is None or agent.bridge is None:
                 return False
             peers = [n for n in snap.bridges[agent.bridge] if n != agent.name]
-            return any(snap.by_name()[p].exten == "13800138041" for p in peers)
+            # The customer's own leg (ctiserver.outbound: its Originate tells busy, no answer or answer).
+            return any(p.startswith("Local/13800138041@cti-customer-") for p in peers)
 
         await st.until(dialled_back, what="agent bridged to X's number")
         # app_queue's grammar has no callback verb: the caller left the line with the callback key.

@@ -164,7 +164,8 @@ async def test_originate_agent_leg_rings_then_answers_into_cti_agent_ready(pbx: 
 
 async def test_originate_no_answer_times_out_with_cause_19_and_reason_3(pbx: Pbx) -> None:
     done = await pbx.originate_agent("1003", "cti-leg-2", timeout_ms=2000)
-    assert (done["Response"], done["Reason"], done["Uniqueid"]) == ("Failure", "3", "<unknown>")
+    # With a ChannelId a failed Originate names its channel (capture 15); without one, "<unknown>" (05 C).
+    assert (done["Response"], done["Reason"], done["Uniqueid"]) == ("Failure", "3", "cti-leg-2")
     assert done["Channel"] == "PJSIP/1003"  # the dial string, as in capture 05 C
     new = await pbx.event("Newchannel", Uniqueid="cti-leg-2")
     hang = await pbx.event("Hangup", new["Channel"])

@@ -124,6 +124,12 @@ function callChanged(call) {
     if (call.talk_since && call.direction === "outbound" && !view.work.wrap) {
       openWrap({ call_id: call.call_id, caller: call.caller_name || call.caller_display || call.caller, kept: true });
     }
+    if (call.direction === "outbound" && call.outcome) { // what came of the agent's own call stays in sight
+      const node = $("dial-result");
+      node.textContent = t("outbound.result", { number: call.caller_display || call.caller,
+                                                outcome: label("outcome", call.outcome) });
+      node.dataset.outcome = call.outcome;
+    }
     return;
   }
   view.calls.set(call.call_id, call);
@@ -311,6 +317,12 @@ function renderOffer() {
   const number = offer.caller_display || offer.caller;
   $("offer-caller").textContent = offer.caller_name ? `${offer.caller_name} · ${number}` : number || t("pop.unknown_caller");
   $("offer-queue").textContent = `${t("pop.queue")}: ${label("queue", offer.queue)}`;
+  const callback = offer.callback; // a callback's turn: the agent calls back, and sees what it is about
+  $("offer-banner").dataset.callback = callback ? callback.callback_id : "";
+  if (callback) {
+    $("offer-queue").textContent += ` · ${t("offer.callback", { topic: callback.topic || "–",
+                                                                 attempts: callback.attempts })}`;
+  }
   const atConsole = Boolean(view.agent && view.agent.answer_at_console);
   show($("offer-auto"), Boolean(view.agent && view.agent.auto_answer) && !atConsole);
   show($("offer-console"), atConsole);
