@@ -92,6 +92,7 @@ class ServerSettings:
     prompts_dir: Path | None = None
     recordings_dir: Path = Path("/var/spool/asterisk/recording")
     speech_models: Mapping[str, Path] = field(default_factory=dict)
+    speech_keep_recordings_s: float = 0.0  # speech menus' recordings kept for review; 0: deleted once decided
     token_secret: bytes | None = None
     token_ttl_s: int = 8 * 3600
     queue_log: Path | None = None
@@ -247,11 +248,13 @@ class CtiServer:
         self.console = ConsoleBackend(recorder=self.recorder, queueing=self.queueing, calls=self.calls,
                                       crm=self.crm, views=views, clock=self.clock, bus=self.bus,
                                       phones=Phones(s.phones), presence=self.presence)
-        self.ivr = IvrService(IvrSettings(s.flow_by_did, s.default_flow, s.recordings_dir), self.flows, self.crm,
+        self.ivr = IvrService(IvrSettings(s.flow_by_did, s.default_flow, s.recordings_dir,
+                                          s.speech_keep_recordings_s), self.flows, self.crm,
                               self.speech, self.recorder, self.calls, self.queueing, lambda: self.projector.config,
                               clock=self.clock, put_pop=views.put_pop)
         self.agi = FastAgiServer(s.agi_host, s.agi_port, allow=s.agi_allow)
         self.ivr.routes(self.agi)
+        self.ivr.spool.sweep()  # what a crash left in the spool, before the first caller
         self.alerts = AlertService(self.recorder, self.clock, s.alert_every_s)
         self.metrics = CentreMetrics(lambda: self.projector, self.journal, link_states(self.calls), self.bus,
                                      self.clock)

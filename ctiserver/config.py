@@ -77,6 +77,7 @@ class CtiConfig:
     queues_file: Path
     recordings_dir: Path
     speech_models: dict[str, Path]
+    speech_keep_recordings_s: float  # speech menus' recordings kept for review; 0: deleted once decided
     accounts: tuple[dict[str, Any], ...]  # validated by ctiserver.gateway.auth.Accounts.from_config
     token_secret: str
     token_ttl_s: int
@@ -380,6 +381,9 @@ def load_config(path: str | Path) -> CtiConfig:
         if kind is int and not isinstance(value, int):
             r.err(node, where, f"must be a whole number, not {value!r}")
             return default
+        if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            r.err(node, where, f"must be a number of seconds, not {value!r}")
+            return default
         if kind is str and not isinstance(value, (str, int)):
             r.err(node, where, f"must be text, not {type(value).__name__}")
             return default
@@ -437,6 +441,7 @@ def load_config(path: str | Path) -> CtiConfig:
         queues_file=base / scalar("acd", "queues_file", "queues.yaml"),
         recordings_dir=base / scalar("ivr", "recordings_dir", "recordings"),
         speech_models=models,
+        speech_keep_recordings_s=scalar("speech", "keep_recordings_s", 0.0, float),
         accounts=accounts,
         token_secret=str(secret or ""),
         token_ttl_s=scalar("security", "token_ttl_s", 8 * 3600, int),

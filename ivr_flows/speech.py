@@ -6,15 +6,24 @@ Audio path (see docs/ivr.md): FastAGI cannot stream audio, so a speech menu send
 directory it shares with us. While RECORD FILE runs we tail the growing WAV file and feed vosk chunk by chunk,
 so when Asterisk reports the end of the recording only the last chunk is left to decode. vosk releases the GIL
 while decoding, so the ThreadPoolExecutor gives real parallelism across cores.
+
+"None of these": the same audio is also decoded against a garbage model (ivr_flows.fillers: everyday words
+that sound like none of the menu's), and a menu word is taken only when it explains the audio at least as
+well as they do (``reject_margin``: by how much worse it may be, in the decoder's log-likelihood units).
+Otherwise the answer is a no-match, and ``heard`` says what it sounded like. Speech or noise in which no
+word is found at all is "[unk]" (a no-match too); only a recording without voice is silence.
 """
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
+import sys
 import threading
 import time
 import wave
@@ -23,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from .fillers import garbage_words
 from .steps import Recognition, Recognize
 
 log = logging.getLogger(__name__)
@@ -31,6 +41,13 @@ WAV_HEADER = 44  # Asterisk's format_wav writes a plain 44-byte PCM header, size
 SAMPLE_RATE = 8000  # telephone audio, as RECORD FILE ... wav writes it
 POLL_SECONDS = 0.05
 MAX_AUDIO_BYTES = 600 * SAMPLE_RATE * 2  # a security limit: ten minutes of 8 kHz 16-bit audio
+FRAME_BYTES = 320  # 20 ms
+# A 20 ms frame is voiced when its mean magnitude is above Asterisk's own silence threshold (dsp.conf
+# silencethreshold=256, what RECORD FILE's s= uses): a caller Asterisk hears is a caller we hear.
+VOICED_MAGNITUDE = 256
+MIN_VOICED_MS = 200  # less than this is a click or a breath, not an answer
+REJECT_MARGIN = 0.0
+UNKNOWN = "[unk]"
 
 
 def korean_model_path() -> str | None:
@@ -58,7 +75,9 @@ class RecognizerPool:
         workers: int | None = None,
         executor: ThreadPoolExecutor | None = None,
         log_level: int = -1,
+        reject_margin: float | None = REJECT_MARGIN,
     ) -> None:
+        """``reject_margin=None`` turns the garbage model off (every answer is forced onto the menu)."""
         import vosk  # type: ignore[import-untyped]
 
         self._vosk: Any = vosk
@@ -71,6 +90,8 @@ class RecognizerPool:
             max_workers=workers or os.cpu_count() or 2, thread_name_prefix="vosk"
         )
         self._grammars: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._garbage: dict[tuple[str, tuple[str, ...]], str | None] = {}
+        self.reject_margin = reject_margin
 
     @property
     def languages(self) -> frozenset[str]:
@@ -123,11 +144,31 @@ class RecognizerPool:
             self._grammars[key] = cached
         return cached
 
-    def _recognizer(self, request: Recognize, rate: int) -> Any:
-        rec = self._vosk.KaldiRecognizer(self.model(request.language), rate,
-                                         self.grammar(request.language, request.phrases))
-        rec.SetWords(True)
-        return rec
+    def garbage(self, language: str, phrases: tuple[str, ...]) -> str | None:
+        """The grammar of the menu's garbage model (None: no fillers for this language, or turned off)."""
+        if self.reject_margin is None:
+            return None
+        key = (language, phrases)
+        if key not in self._garbage:
+            model = self.model(language)
+            words = [w for w in garbage_words(language, phrases) if model.vosk_model_find_word(w) >= 0]
+            self._garbage[key] = json.dumps(words, ensure_ascii=False) if words else None
+        return self._garbage[key]
+
+    def _recognizer(self, request: Recognize, rate: int) -> _Decoders:
+        model = self.model(request.language)
+        menu = self.grammar(request.language, request.phrases)
+        words = self._vosk.KaldiRecognizer(model, rate, menu)
+        words.SetWords(True)
+        garbage = self.garbage(request.language, request.phrases)
+        if garbage is None:
+            return _Decoders(words, None, None, self.reject_margin or 0.0)
+        # The word confidences come from one decoder; the scores to compare need n-best mode, which has none.
+        scored = self._vosk.KaldiRecognizer(model, rate, menu)
+        scored.SetMaxAlternatives(1)
+        other = self._vosk.KaldiRecognizer(model, rate, garbage)
+        other.SetMaxAlternatives(1)
+        return _Decoders(words, scored, other, self.reject_margin or 0.0)
 
     # ------------------------------------------------------------------ whole-file path
     def recognize_file(self, request: Recognize) -> Recognition:
@@ -139,8 +180,8 @@ class RecognizerPool:
         if audio.frame_rate not in (8000, 16000):
             audio = audio.set_frame_rate(SAMPLE_RATE)
         rec = self._recognizer(request, audio.frame_rate)
-        rec.AcceptWaveform(audio.raw_data[:MAX_AUDIO_BYTES])
-        return _result(rec.FinalResult(), (time.monotonic() - started) * 1000)
+        rec.accept(audio.raw_data[:MAX_AUDIO_BYTES])
+        return rec.result((time.monotonic() - started) * 1000)
 
     # ------------------------------------------------------------------ live (tailing) path
     async def recognize(self, request: Recognize, recording_done: asyncio.Event | None = None) -> Recognition:
@@ -163,7 +204,7 @@ class RecognizerPool:
             result = await loop.run_in_executor(self._executor, live.finish)
             if result is None:  # not the 8 kHz 16-bit mono WAV we tailed: decode it properly
                 result = await loop.run_in_executor(self._executor, self.recognize_file, request)
-            return Recognition(result.text, result.confidence, result.words, (time.monotonic() - ended) * 1000)
+            return dataclasses.replace(result, decision_ms=(time.monotonic() - ended) * 1000)
         finally:
             live.close()
 
@@ -180,12 +221,59 @@ def _plain_8k_wav(path: str) -> bool:
         return False
 
 
-def _result(raw: str, decision_ms: float | None) -> Recognition:
-    data = json.loads(raw)
-    words = tuple((w["word"], float(w.get("conf", 0.0))) for w in data.get("result", []) if w.get("word") != "[unk]")
-    text = " ".join(w for w, _ in words)
-    confidence = min((c for _, c in words), default=0.0)
-    return Recognition(text, confidence, words, decision_ms)
+class _Decoders:
+    """The decoders of one recording, fed the same audio: the menu's words with their confidences, and
+    (with a garbage model) the menu's and the garbage model's best scores. Used by one thread at a time."""
+
+    def __init__(self, words: Any, scored: Any, garbage: Any, margin: float) -> None:
+        self.words, self.scored, self.garbage, self.margin = words, scored, garbage, margin
+        self.voiced_frames = 0
+        self._frame_rest = b""
+
+    def accept(self, pcm: bytes) -> None:
+        for rec in (self.words, self.scored, self.garbage):
+            if rec is not None:
+                rec.AcceptWaveform(pcm)
+        self._count_voiced(pcm)
+
+    def _count_voiced(self, pcm: bytes) -> None:
+        data = self._frame_rest + pcm
+        whole = len(data) - len(data) % FRAME_BYTES
+        samples = array.array("h", data[:whole])
+        if sys.byteorder == "big":
+            samples.byteswap()
+        per_frame = FRAME_BYTES // 2
+        for i in range(0, len(samples), per_frame):
+            frame = samples[i : i + per_frame]
+            if sum(map(abs, frame)) > VOICED_MAGNITUDE * per_frame:
+                self.voiced_frames += 1
+        self._frame_rest = data[whole:]
+
+    def result(self, decision_ms: float | None) -> Recognition:
+        data = json.loads(self.words.FinalResult())
+        words = tuple((w["word"], float(w.get("conf", 0.0)))
+                      for w in data.get("result", []) if w.get("word") != UNKNOWN)
+        voiced_ms = self.voiced_frames * 20
+        heard = UNKNOWN if voiced_ms >= MIN_VOICED_MS else ""
+        if self.scored is not None and self.garbage is not None:
+            menu_score, _ = _best(self.scored.FinalResult())
+            garbage_score, garbage_text = _best(self.garbage.FinalResult())
+            if words and menu_score < garbage_score - self.margin:
+                log.debug("speech %r rejected: %.1f against %r at %.1f", " ".join(w for w, _ in words),
+                          menu_score, garbage_text, garbage_score)
+                words = ()
+            if not words and garbage_text and voiced_ms >= MIN_VOICED_MS:
+                heard = garbage_text
+        text = " ".join(w for w, _ in words)
+        confidence = min((c for _, c in words), default=0.0)
+        return Recognition(text, confidence, words, decision_ms, "" if words else heard, voiced_ms)
+
+
+def _best(raw: str) -> tuple[float, str]:
+    alternatives = json.loads(raw).get("alternatives") or [{}]
+    best = alternatives[0]
+    text = " ".join(w for w in str(best.get("text", "")).split() if w != UNKNOWN)
+    return float(best.get("confidence", float("-inf"))), text
 
 
 class _LiveDecode:
@@ -213,7 +301,7 @@ class _LiveDecode:
         usable = len(data) - len(data) % 2
         self.pending = data[usable:]
         if usable and self.fed < MAX_AUDIO_BYTES:
-            self.rec.AcceptWaveform(data[:usable])
+            self.rec.accept(data[:usable])
             self.fed += usable
 
     def finish(self) -> Recognition | None:
@@ -222,7 +310,7 @@ class _LiveDecode:
             raise FileNotFoundError(self.request.audio_path)
         if not _plain_8k_wav(self.request.audio_path):
             return None
-        return _result(self.rec.FinalResult(), None)
+        return self.rec.result(None)
 
     def close(self) -> None:
         if self.fh is not None:

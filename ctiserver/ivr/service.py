@@ -38,6 +38,7 @@ from ..projections.recorder import Recorder
 from ..queueing.service import QueueingService
 from .prompts import MissingPrompts
 from .services import IvrCall, IvrServices
+from .spool import SpeechSpool
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class IvrSettings:
     flow_by_did: Mapping[str, str]
     default_flow: str
     recordings_dir: Path
+    speech_keep_s: float = 0.0  # speech menus' recordings kept this long for review; 0: deleted once decided
 
 
 class IvrService:
@@ -76,6 +78,7 @@ class IvrService:
         self.clock = clock
         self._put_pop = put_pop
         self.missing_prompts = missing_prompts or MissingPrompts(recorder.record)
+        self.spool = SpeechSpool(settings.recordings_dir, settings.speech_keep_s)
 
     def routes(self, agi: FastAgiServer) -> None:
         agi.route("ivr", self.on_ivr)
@@ -158,8 +161,11 @@ class IvrService:
         run = FlowRun(flow, variables, lambda: datetime.now(UTC), spool_dir=str(self.settings.recordings_dir),
                       call_id=call.call_id)
         services = IvrServices(call, self.crm, self, self.speech, self.recorder.record, flow=flow.name,
-                               missing_prompts=self.missing_prompts)
-        return await run_flow(session, run, services)
+                               missing_prompts=self.missing_prompts, spool=self.spool)
+        try:
+            return await run_flow(session, run, services)
+        finally:  # hung up, ended, or failed: nothing of this call's speech stays in the spool
+            self.spool.call_ended(services.recordings)
 
     async def _queue_caller(self, session: AgiSession, call: IvrCall, queue: str, priority: int,
                             skills: tuple[str, ...] = (), flow_blacklist: BlacklistPolicy | None = None) -> None:

@@ -68,7 +68,7 @@ async def test_spoken_keyword_picks_the_option(word: str, queue: str, pool: Reco
     heard = [p for p in result.path if p.event == "speech"]
     assert heard and heard[0].value == word and heard[0].confidence is not None and heard[0].confidence >= 0.5
     assert result.variables["topic"] == word
-    assert any(s.startswith(f"RECORD FILE {tmp_path}/ivr-1795389319-1-menu-1 wav 12340 5000 0 s=1")
+    assert any(s.startswith(f"RECORD FILE {tmp_path}/speech-1795389319-1-menu-1 wav 12340 5000 0 s=1")
                for s in channel.sent)
     assert services.recognitions[0].decision_ms is not None  # measured from the end of the recording
 
