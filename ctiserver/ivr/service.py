@@ -158,6 +158,13 @@ class IvrService:
                                                    "post_call": "yes"})
 
     async def _run_flow(self, session: AgiSession, call: IvrCall, flow: Any, variables: dict[str, str]) -> FlowResult:
+        language = sounds_language(flow.language)
+        if language and language != session.env.language:
+            # Asterisk looks a prompt up under the channel's language (sounds/<language>/...): a Korean
+            # flow on a channel that came in as "en" would play English core sounds and miss its own.
+            with contextlib.suppress(Exception):  # a caller already gone: the flow's first command says so
+                await session.command("SET VARIABLE", "CHANNEL(language)", language)
+            variables = {**variables, "language": language}
         run = FlowRun(flow, variables, lambda: datetime.now(UTC), spool_dir=str(self.settings.recordings_dir),
                       call_id=call.call_id)
         services = IvrServices(call, self.crm, self, self.speech, self.recorder.record, flow=flow.name,
@@ -234,6 +241,12 @@ class IvrService:
         per_call = snap.aht_s or 180.0
         ewt = snap.calls_waiting * per_call / max(1, available + snap.agents_by_state.get("on_call", 0))
         return QueueFigures(snap.calls_waiting, available, ewt)
+
+
+def sounds_language(flow_language: str) -> str:
+    """The channel language Asterisk's sounds directories use for a flow's language: "en-US" -> "en"."""
+    short = flow_language.replace("_", "-").split("-")[0].lower()
+    return short if short.isalpha() else ""
 
 
 def _policy(flow_policy: FlowBlacklist | None) -> BlacklistPolicy | None:
