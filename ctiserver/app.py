@@ -31,7 +31,7 @@ from acd.config import AcdConfig
 from crmstore.schedule import grading_loop
 from crmstore.store import CrmStore, open_store
 from ivr_flows.registry import FlowRegistry, FlowWatcher
-from ivr_flows.speech import RecognizerPool
+from ivr_flows.speech import REJECT_MARGIN, RecognizerPool
 from ivr_flows.validator import FlowCatalog
 
 from .admin.service import AdminFiles, AdminService
@@ -93,6 +93,7 @@ class ServerSettings:
     recordings_dir: Path = Path("/var/spool/asterisk/recording")
     speech_models: Mapping[str, Path] = field(default_factory=dict)
     speech_keep_recordings_s: float = 0.0  # speech menus' recordings kept for review; 0: deleted once decided
+    speech_reject_margin: float = REJECT_MARGIN  # out-of-menu rejection (ivr_flows.speech)
     token_secret: bytes | None = None
     token_ttl_s: int = 8 * 3600
     queue_log: Path | None = None
@@ -242,7 +243,8 @@ class CtiServer:
             for problem in check_prompts(s.prompts_dir, map(self.flows.get, self.flows.names()), queue_prompts):
                 log.error("%s", problem)
         if s.speech_models:
-            self.speech = RecognizerPool({k: str(v) for k, v in s.speech_models.items()})
+            self.speech = RecognizerPool({k: str(v) for k, v in s.speech_models.items()},
+                                         reject_margin=s.speech_reject_margin)
         views = ConsoleViews(self.projector, self.clock, self.clock(), self.queueing.consulting, self._flow_labels)
         self.presence = ConsolePresence(self.queueing, self.bus, self.clock, s.console_lost_after_s)
         self.console = ConsoleBackend(recorder=self.recorder, queueing=self.queueing, calls=self.calls,

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from acd import devices
+from ivr_flows.speech import REJECT_MARGIN
 
 from .agi.peers import LOOPBACK, AllowList
 from .consoles.devices import PhoneSettings
@@ -78,6 +79,7 @@ class CtiConfig:
     recordings_dir: Path
     speech_models: dict[str, Path]
     speech_keep_recordings_s: float  # speech menus' recordings kept for review; 0: deleted once decided
+    speech_reject_margin: float  # how much worse than the garbage model a menu word may score and be taken
     accounts: tuple[dict[str, Any], ...]  # validated by ctiserver.gateway.auth.Accounts.from_config
     token_secret: str
     token_ttl_s: int
@@ -442,6 +444,7 @@ def load_config(path: str | Path) -> CtiConfig:
         recordings_dir=base / scalar("ivr", "recordings_dir", "recordings"),
         speech_models=models,
         speech_keep_recordings_s=scalar("speech", "keep_recordings_s", 0.0, float),
+        speech_reject_margin=scalar("speech", "reject_margin", REJECT_MARGIN, float),
         accounts=accounts,
         token_secret=str(secret or ""),
         token_ttl_s=scalar("security", "token_ttl_s", 8 * 3600, int),

@@ -45,7 +45,13 @@ def garbage_words(language: str, phrases: tuple[str, ...]) -> tuple[str, ...]:
     """The language's fillers minus the menu's words and anything that sounds like one of them."""
     menu = {w for p in phrases for w in p.split()}
     return tuple(f for f in fillers(language)
-                 if f not in menu and all(distance(f, w) > CONFUSABLE for w in menu))
+                 if f not in menu and all(not confusable(f, w) for w in menu))
+
+
+def confusable(a: str, b: str) -> bool:
+    """Close in letters, or starting with the same sound (a decoder weighs the start of a word most:
+    여기 takes 영업's audio, 예 takes 예약's)."""
+    return distance(a, b) <= CONFUSABLE or _letters(a)[:2] == _letters(b)[:2]
 
 
 def _letters(word: str) -> list[int]:

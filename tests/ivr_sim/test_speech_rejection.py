@@ -6,6 +6,7 @@ every one of them."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import subprocess
 from collections.abc import AsyncIterator
@@ -95,9 +96,13 @@ async def test_silence_is_no_input(speech_rig: IvrRig) -> None:
 
 
 async def test_hang_up_inside_the_menu_keeps_the_way_in_the_crm(speech_rig: IvrRig, voice_dir: Path) -> None:
-    # main-menu 2 s, then the caller says 날씨 0.5 s into the recording; during the second try they hang up.
+    # The caller says 날씨; once that is a no-match (journaled), they hang up during the second try.
     wav = synthesize("날씨", voice_dir)
-    call = speech_rig.call(SPEECH_LINE, KNOWN_NUMBER, CallerBehaviour(utterance=wav, patience=6.5))
+    call = speech_rig.call(SPEECH_LINE, KNOWN_NUMBER, CallerBehaviour(utterance=wav))
+    async with asyncio.timeout(30.0):
+        while not (call.record is not None and any(":no_match=" in p for p in call.record.ivr_path)):
+            await asyncio.sleep(0.01)
+    next(r for r in speech_rig.sim.callers if r.chan is call.chan).hang_up()
     result = await call.result(30.0)
     assert isinstance(result.outcome, CallerHungUp) and result.outcome.node == "menu"
     ev = events(result)
