@@ -229,12 +229,18 @@ class _Decoders:
         self.words, self.scored, self.garbage, self.margin = words, scored, garbage, margin
         self.voiced_frames = 0
         self._frame_rest = b""
+        # A pause inside the answer can make a decoder close a segment (its endpoint rules): what it said
+        # then is kept, or the final result would only hold the words after the pause.
+        self._segments: dict[int, list[str]] = {id(words): [], id(scored): [], id(garbage): []}
 
     def accept(self, pcm: bytes) -> None:
         for rec in (self.words, self.scored, self.garbage):
-            if rec is not None:
-                rec.AcceptWaveform(pcm)
+            if rec is not None and rec.AcceptWaveform(pcm):
+                self._segments[id(rec)].append(rec.Result())
         self._count_voiced(pcm)
+
+    def _final(self, rec: Any) -> list[str]:
+        return [*self._segments[id(rec)], rec.FinalResult()]
 
     def _count_voiced(self, pcm: bytes) -> None:
         data = self._frame_rest + pcm
@@ -250,14 +256,14 @@ class _Decoders:
         self._frame_rest = data[whole:]
 
     def result(self, decision_ms: float | None) -> Recognition:
-        data = json.loads(self.words.FinalResult())
         words = tuple((w["word"], float(w.get("conf", 0.0)))
-                      for w in data.get("result", []) if w.get("word") != UNKNOWN)
+                      for raw in self._final(self.words) for w in json.loads(raw).get("result", [])
+                      if w.get("word") != UNKNOWN)
         voiced_ms = self.voiced_frames * 20
         heard = UNKNOWN if voiced_ms >= MIN_VOICED_MS else ""
         if self.scored is not None and self.garbage is not None:
-            menu_score, _ = _best(self.scored.FinalResult())
-            garbage_score, garbage_text = _best(self.garbage.FinalResult())
+            menu_score, _ = _best(self._final(self.scored))
+            garbage_score, garbage_text = _best(self._final(self.garbage))
             if words and menu_score < garbage_score - self.margin:
                 log.debug("speech %r rejected: %.1f against %r at %.1f", " ".join(w for w, _ in words),
                           menu_score, garbage_text, garbage_score)
@@ -269,11 +275,15 @@ class _Decoders:
         return Recognition(text, confidence, words, decision_ms, "" if words else heard, voiced_ms)
 
 
-def _best(raw: str) -> tuple[float, str]:
-    alternatives = json.loads(raw).get("alternatives") or [{}]
-    best = alternatives[0]
-    text = " ".join(w for w in str(best.get("text", "")).split() if w != UNKNOWN)
-    return float(best.get("confidence", float("-inf"))), text
+def _best(segments: list[str]) -> tuple[float, str]:
+    """The best path's score and words over the decoder's segments (n-best mode, one alternative)."""
+    score, words = 0.0, []
+    for raw in segments:
+        alternatives = json.loads(raw).get("alternatives") or []
+        if alternatives:
+            score += float(alternatives[0].get("confidence", 0.0))
+            words += [w for w in str(alternatives[0].get("text", "")).split() if w != UNKNOWN]
+    return score, " ".join(words)
 
 
 class _LiveDecode:

@@ -20,7 +20,7 @@ from .rig import IvrRig, events
 
 SPEECH_LINE = "8100"
 WORDS = {"예약": QueueHandoff("sales", ("korean",), 3), "환불": QueueHandoff("billing", ("korean", "billing"), 3),
-         "상담원": QueueHandoff("general", ("korean",), 1)}
+         "영업": QueueHandoff("sales", ("korean", "sales"), 3)}
 
 
 @pytest.fixture
