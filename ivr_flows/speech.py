@@ -23,7 +23,9 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import threading
 import time
 import wave
@@ -42,6 +44,9 @@ SAMPLE_RATE = 8000  # telephone audio, as RECORD FILE ... wav writes it
 POLL_SECONDS = 0.05
 MAX_AUDIO_BYTES = 600 * SAMPLE_RATE * 2  # a security limit: ten minutes of 8 kHz 16-bit audio
 FRAME_BYTES = 320  # 20 ms
+# Audio reaches the decoders in blocks of this size whatever the file's growth looked like: a decoder checks
+# its end-of-segment rules at each call, so the same recording fed in other pieces could decode differently.
+BLOCK_BYTES = 1600  # 100 ms
 # A 20 ms frame is voiced when its mean magnitude is above Asterisk's own silence threshold (dsp.conf
 # silencethreshold=256, what RECORD FILE's s= uses): a caller Asterisk hears is a caller we hear.
 VOICED_MAGNITUDE = 256
@@ -76,8 +81,10 @@ class RecognizerPool:
         executor: ThreadPoolExecutor | None = None,
         log_level: int = -1,
         reject_margin: float | None = REJECT_MARGIN,
+        steady: bool = True,
     ) -> None:
-        """``reject_margin=None`` turns the garbage model off (every answer is forced onto the menu)."""
+        """``reject_margin=None`` turns the garbage model off (every answer is forced onto the menu).
+        ``steady``: decode without the model's dither, so a recording always gets the same answer."""
         import vosk  # type: ignore[import-untyped]
 
         self._vosk: Any = vosk
@@ -92,6 +99,7 @@ class RecognizerPool:
         self._grammars: dict[tuple[str, tuple[str, ...]], str] = {}
         self._garbage: dict[tuple[str, tuple[str, ...]], str | None] = {}
         self.reject_margin = reject_margin
+        self._steady_dir = Path(tempfile.mkdtemp(prefix="vosk-steady-")) if steady else None
 
     @property
     def languages(self) -> frozenset[str]:
@@ -112,7 +120,10 @@ class RecognizerPool:
             model = self._models.get(lang)
             if model is None:
                 started = time.monotonic()
-                model = self._vosk.Model(self._paths[lang])
+                path = self._paths[lang]
+                if self._steady_dir is not None:
+                    path = str(without_dither(Path(path), self._steady_dir / lang))
+                model = self._vosk.Model(path)
                 self._models[lang] = model
                 log.info("vosk model %s loaded from %s in %.1fs", lang, self._paths[lang],
                          time.monotonic() - started)
@@ -211,6 +222,28 @@ class RecognizerPool:
     def close(self) -> None:
         if self._own_executor:
             self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._steady_dir is not None:
+            shutil.rmtree(self._steady_dir, ignore_errors=True)
+
+
+def without_dither(model_dir: Path, into: Path) -> Path:
+    """The model as it is, but decoding without dither: Kaldi adds random noise to the samples before the
+    features (--dither=1 unless the model says otherwise), so the same recording decoded twice could give
+    other words, and an answer near the rejection margin would be taken or not by chance. The model's files
+    are linked, only its feature options are copied with --dither=0 added."""
+    if (into / "conf" / "mfcc.conf").exists():
+        return into
+    into.mkdir(parents=True, exist_ok=True)
+    for entry in model_dir.iterdir():
+        if entry.name != "conf":
+            (into / entry.name).symlink_to(entry.resolve())
+    (into / "conf").mkdir()
+    for conf in (model_dir / "conf").iterdir():
+        text = conf.read_text()
+        if conf.name == "mfcc.conf":
+            text = text.rstrip("\n") + "\n--dither=0\n"
+        (into / "conf" / conf.name).write_text(text)
+    return into
 
 
 def _plain_8k_wav(path: str) -> bool:
@@ -232,8 +265,16 @@ class _Decoders:
         # A pause inside the answer can make a decoder close a segment (its endpoint rules): what it said
         # then is kept, or the final result would only hold the words after the pause.
         self._segments: dict[int, list[str]] = {id(words): [], id(scored): [], id(garbage): []}
+        self._block = b""
 
     def accept(self, pcm: bytes) -> None:
+        data = self._block + pcm
+        whole = len(data) - len(data) % BLOCK_BYTES
+        for i in range(0, whole, BLOCK_BYTES):
+            self._feed(data[i : i + BLOCK_BYTES])
+        self._block = data[whole:]
+
+    def _feed(self, pcm: bytes) -> None:
         for rec in (self.words, self.scored, self.garbage):
             if rec is not None and rec.AcceptWaveform(pcm):
                 self._segments[id(rec)].append(rec.Result())
@@ -256,6 +297,9 @@ class _Decoders:
         self._frame_rest = data[whole:]
 
     def result(self, decision_ms: float | None) -> Recognition:
+        if self._block:
+            self._feed(self._block)
+            self._block = b""
         words = tuple((w["word"], float(w.get("conf", 0.0)))
                       for raw in self._final(self.words) for w in json.loads(raw).get("result", [])
                       if w.get("word") != UNKNOWN)

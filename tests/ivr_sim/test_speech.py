@@ -24,8 +24,8 @@ WORDS = {"예약": QueueHandoff("sales", ("korean",), 3), "환불": QueueHandoff
 
 
 @pytest.fixture
-async def speech_rig(tmp_path: Path, speech_pool: RecognizerPool) -> AsyncIterator[IvrRig]:
-    r = await make_rig(tmp_path, speech=speech_pool)
+async def speech_rig(tmp_path: Path, plain_speech_pool: RecognizerPool) -> AsyncIterator[IvrRig]:
+    r = await make_rig(tmp_path, speech=plain_speech_pool)
     yield r
     await r.close()
 
