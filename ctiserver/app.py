@@ -31,7 +31,7 @@ from acd.config import AcdConfig
 from crmstore.schedule import grading_loop
 from crmstore.store import CrmStore, open_store
 from ivr_flows.registry import FlowRegistry, FlowWatcher
-from ivr_flows.speech import RecognizerPool
+from ivr_flows.speech import REJECT_MARGIN, RecognizerPool
 from ivr_flows.validator import FlowCatalog
 
 from .admin.service import AdminFiles, AdminService
@@ -99,6 +99,8 @@ class ServerSettings:
     prompts_dir: Path | None = None
     recordings_dir: Path = Path("/var/spool/asterisk/recording")
     speech_models: Mapping[str, Path] = field(default_factory=dict)
+    speech_keep_recordings_s: float = 0.0  # speech menus' recordings kept for review; 0: deleted once decided
+    speech_reject_margin: float = REJECT_MARGIN  # out-of-menu rejection (ivr_flows.speech)
     token_secret: bytes | None = None
     token_ttl_s: int = 8 * 3600
     queue_log: Path | None = None
@@ -258,7 +260,8 @@ class CtiServer:
             for problem in check_prompts(s.prompts_dir, map(self.flows.get, self.flows.names()), queue_prompts):
                 log.error("%s", problem)
         if s.speech_models:
-            self.speech = RecognizerPool({k: str(v) for k, v in s.speech_models.items()})
+            self.speech = RecognizerPool({k: str(v) for k, v in s.speech_models.items()},
+                                         reject_margin=s.speech_reject_margin)
         self.outbound = OutboundDialler(self.recorder, self.calls, self.bus, self.clock, s.outbound_dial)
         views = ConsoleViews(self.projector, self.clock, self.clock(), self.queueing.consulting, self._flow_labels)
         self.presence = ConsolePresence(self.queueing, self.bus, self.clock, s.console_lost_after_s)
@@ -266,11 +269,13 @@ class CtiServer:
                                       crm=self.crm, views=views, clock=self.clock, bus=self.bus,
                                       phones=Phones(s.phones), presence=self.presence, outbound=self.outbound,
                                       callbacks=self.callbacks)
-        self.ivr = IvrService(IvrSettings(s.flow_by_did, s.default_flow, s.recordings_dir), self.flows, self.crm,
+        self.ivr = IvrService(IvrSettings(s.flow_by_did, s.default_flow, s.recordings_dir,
+                                          s.speech_keep_recordings_s), self.flows, self.crm,
                               self.speech, self.recorder, self.calls, self.queueing, lambda: self.projector.config,
                               clock=self.clock, put_pop=views.put_pop, book_callback=self.callbacks.book)
         self.agi = FastAgiServer(s.agi_host, s.agi_port, allow=s.agi_allow)
         self.ivr.routes(self.agi)
+        self.ivr.spool.sweep()  # what a crash left in the spool, before the first caller
         self.alerts = AlertService(self.recorder, self.clock, s.alert_every_s)
         self.metrics = CentreMetrics(lambda: self.projector, self.journal, link_states(self.calls), self.bus,
                                      self.clock)

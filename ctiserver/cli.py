@@ -99,6 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         agi_allow=cfg.agi_allow,
         default_country=cfg.default_country, flow_by_did=cfg.flow_by_did, default_flow=cfg.default_flow,
         recordings_dir=cfg.recordings_dir, speech_models=cfg.speech_models,
+        speech_keep_recordings_s=cfg.speech_keep_recordings_s, speech_reject_margin=cfg.speech_reject_margin,
         token_secret=cfg.token_secret.encode(), token_ttl_s=cfg.token_ttl_s,
         queue_log=cfg.path.parent / "queue_log", prompts_dir=cfg.prompts_dir, timezone=cfg.timezone,
         journal_batch_s=cfg.journal_batch_ms / 1000, checkpoint_facts=cfg.checkpoint_facts,

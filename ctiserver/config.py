@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from acd import devices
+from ivr_flows.speech import REJECT_MARGIN
 
 from .agi.peers import LOOPBACK, AllowList
 from .consoles.devices import PhoneSettings
@@ -77,6 +78,8 @@ class CtiConfig:
     queues_file: Path
     recordings_dir: Path
     speech_models: dict[str, Path]
+    speech_keep_recordings_s: float  # speech menus' recordings kept for review; 0: deleted once decided
+    speech_reject_margin: float  # how much worse than the garbage model a menu word may score and be taken
     accounts: tuple[dict[str, Any], ...]  # validated by ctiserver.gateway.auth.Accounts.from_config
     token_secret: str
     token_ttl_s: int
@@ -380,6 +383,9 @@ def load_config(path: str | Path) -> CtiConfig:
         if kind is int and not isinstance(value, int):
             r.err(node, where, f"must be a whole number, not {value!r}")
             return default
+        if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            r.err(node, where, f"must be a number of seconds, not {value!r}")
+            return default
         if kind is str and not isinstance(value, (str, int)):
             r.err(node, where, f"must be text, not {type(value).__name__}")
             return default
@@ -437,6 +443,8 @@ def load_config(path: str | Path) -> CtiConfig:
         queues_file=base / scalar("acd", "queues_file", "queues.yaml"),
         recordings_dir=base / scalar("ivr", "recordings_dir", "recordings"),
         speech_models=models,
+        speech_keep_recordings_s=scalar("speech", "keep_recordings_s", 0.0, float),
+        speech_reject_margin=scalar("speech", "reject_margin", REJECT_MARGIN, float),
         accounts=accounts,
         token_secret=str(secret or ""),
         token_ttl_s=scalar("security", "token_ttl_s", 8 * 3600, int),

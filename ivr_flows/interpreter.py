@@ -84,6 +84,9 @@ REPLY_MARGIN = 30.0
 PROMPT_VERBS = frozenset({"STREAM FILE", "CONTROL STREAM FILE", "GET DATA", "GET OPTION"})
 # Asked over when the question's prompt is missing, so the caller can still key an answer (a core sound).
 FALLBACK_PROMPT = "beep"
+# A speech menu's recordings are only heard by the recognizer: the server deletes them once decided and sweeps
+# leftovers by this prefix, which voicemail and record nodes ("ivr-") never use.
+SPEECH_RECORDING_PREFIX = "speech-"
 
 Gen = Generator[Step, Any, Any]
 
@@ -301,9 +304,9 @@ class FlowRun:
                 return reply.digit
         return None
 
-    def _recording_name(self) -> str:
+    def _recording_name(self, prefix: str = "ivr-") -> str:
         self._recordings += 1
-        return f"{self.spool_dir}/ivr-{self.call_id}-{_safe_part(self._node)}-{self._recordings}"
+        return f"{self.spool_dir}/{prefix}{self.call_id}-{_safe_part(self._node)}-{self._recordings}"
 
 
 # ---------------------------------------------------------------------- node handlers
@@ -361,7 +364,7 @@ def _menu_node(run: FlowRun, node: MenuNode) -> Gen:
         before = node.no_input if last == "no_input" else node.no_match if last == "no_match" else ()
         key = yield from run._play(before + node.items, keys)
         if key is None and speech is not None:
-            base = run._recording_name()
+            base = run._recording_name(SPEECH_RECORDING_PREFIX)
             listen = Recognize(f"{base}.wav", speech.language, tuple(w for o in node.options for w in o.words),
                                speech.confidence)
             max_ms = int(speech.listen_seconds * 1000)
@@ -383,13 +386,16 @@ def _menu_node(run: FlowRun, node: MenuNode) -> Gen:
                 continue
             else:
                 rec = capture.recognition
-                if rec.text.strip():  # else: silence, handled below as no input
-                    m = _match(node, rec)
+                # Words, out-of-menu words or noise are an answer (a no-match when not the menu's); only
+                # silence is no input.
+                if rec.text.strip() or rec.heard:
+                    m = _match(node, rec) if rec.text.strip() else None
                     if m is not None and m[1] >= speech.confidence:
                         option, confidence = m
                         run.path.append(PathEntry(run._node, "speech", rec.text, round(confidence, 3)))
                         return _choose(run, node, option)
-                    run.path.append(PathEntry(run._node, "no_match", rec.text, round(rec.confidence, 3)))
+                    run.path.append(PathEntry(run._node, "no_match", rec.text.strip() or rec.heard,
+                                              round(rec.confidence, 3)))
                     speech_failures += 1
                     if speech_failures >= speech.attempts:
                         run.path.append(PathEntry(run._node, "fallback_keypad", "speech not understood"))

@@ -6,15 +6,26 @@ Audio path (see docs/ivr.md): FastAGI cannot stream audio, so a speech menu send
 directory it shares with us. While RECORD FILE runs we tail the growing WAV file and feed vosk chunk by chunk,
 so when Asterisk reports the end of the recording only the last chunk is left to decode. vosk releases the GIL
 while decoding, so the ThreadPoolExecutor gives real parallelism across cores.
+
+"None of these": the same audio is also decoded against a garbage model (ivr_flows.fillers: everyday words
+that sound like none of the menu's), and a menu word is taken only when it explains the audio at least as
+well as they do (``reject_margin``: by how much worse it may be, in the decoder's log-likelihood units).
+Otherwise the answer is a no-match, and ``heard`` says what it sounded like. Speech or noise in which no
+word is found at all is "[unk]" (a no-match too); only a recording without voice is silence.
 """
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
+import shutil
+import sys
+import tempfile
 import threading
 import time
 import wave
@@ -23,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from .fillers import garbage_words
 from .steps import Recognition, Recognize
 
 log = logging.getLogger(__name__)
@@ -31,6 +43,16 @@ WAV_HEADER = 44  # Asterisk's format_wav writes a plain 44-byte PCM header, size
 SAMPLE_RATE = 8000  # telephone audio, as RECORD FILE ... wav writes it
 POLL_SECONDS = 0.05
 MAX_AUDIO_BYTES = 600 * SAMPLE_RATE * 2  # a security limit: ten minutes of 8 kHz 16-bit audio
+FRAME_BYTES = 320  # 20 ms
+# Audio reaches the decoders in blocks of this size whatever the file's growth looked like: a decoder checks
+# its end-of-segment rules at each call, so the same recording fed in other pieces could decode differently.
+BLOCK_BYTES = 1600  # 100 ms
+# A 20 ms frame is voiced when its mean magnitude is above Asterisk's own silence threshold (dsp.conf
+# silencethreshold=256, what RECORD FILE's s= uses): a caller Asterisk hears is a caller we hear.
+VOICED_MAGNITUDE = 256
+MIN_VOICED_MS = 200  # less than this is a click or a breath, not an answer
+REJECT_MARGIN = 0.0
+UNKNOWN = "[unk]"
 
 
 def korean_model_path() -> str | None:
@@ -58,7 +80,11 @@ class RecognizerPool:
         workers: int | None = None,
         executor: ThreadPoolExecutor | None = None,
         log_level: int = -1,
+        reject_margin: float | None = REJECT_MARGIN,
+        steady: bool = True,
     ) -> None:
+        """``reject_margin=None`` turns the garbage model off (every answer is forced onto the menu).
+        ``steady``: decode without the model's dither, so a recording always gets the same answer."""
         import vosk  # type: ignore[import-untyped]
 
         self._vosk: Any = vosk
@@ -71,6 +97,9 @@ class RecognizerPool:
             max_workers=workers or os.cpu_count() or 2, thread_name_prefix="vosk"
         )
         self._grammars: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._garbage: dict[tuple[str, tuple[str, ...]], str | None] = {}
+        self.reject_margin = reject_margin
+        self._steady_dir = Path(tempfile.mkdtemp(prefix="vosk-steady-")) if steady else None
 
     @property
     def languages(self) -> frozenset[str]:
@@ -91,7 +120,10 @@ class RecognizerPool:
             model = self._models.get(lang)
             if model is None:
                 started = time.monotonic()
-                model = self._vosk.Model(self._paths[lang])
+                path = self._paths[lang]
+                if self._steady_dir is not None:
+                    path = str(without_dither(Path(path), self._steady_dir / lang))
+                model = self._vosk.Model(path)
                 self._models[lang] = model
                 log.info("vosk model %s loaded from %s in %.1fs", lang, self._paths[lang],
                          time.monotonic() - started)
@@ -123,11 +155,31 @@ class RecognizerPool:
             self._grammars[key] = cached
         return cached
 
-    def _recognizer(self, request: Recognize, rate: int) -> Any:
-        rec = self._vosk.KaldiRecognizer(self.model(request.language), rate,
-                                         self.grammar(request.language, request.phrases))
-        rec.SetWords(True)
-        return rec
+    def garbage(self, language: str, phrases: tuple[str, ...]) -> str | None:
+        """The grammar of the menu's garbage model (None: no fillers for this language, or turned off)."""
+        if self.reject_margin is None:
+            return None
+        key = (language, phrases)
+        if key not in self._garbage:
+            model = self.model(language)
+            words = [w for w in garbage_words(language, phrases) if model.vosk_model_find_word(w) >= 0]
+            self._garbage[key] = json.dumps(words, ensure_ascii=False) if words else None
+        return self._garbage[key]
+
+    def _recognizer(self, request: Recognize, rate: int) -> _Decoders:
+        model = self.model(request.language)
+        menu = self.grammar(request.language, request.phrases)
+        words = self._vosk.KaldiRecognizer(model, rate, menu)
+        words.SetWords(True)
+        garbage = self.garbage(request.language, request.phrases)
+        if garbage is None:
+            return _Decoders(words, None, None, self.reject_margin or 0.0)
+        # The word confidences come from one decoder; the scores to compare need n-best mode, which has none.
+        scored = self._vosk.KaldiRecognizer(model, rate, menu)
+        scored.SetMaxAlternatives(1)
+        other = self._vosk.KaldiRecognizer(model, rate, garbage)
+        other.SetMaxAlternatives(1)
+        return _Decoders(words, scored, other, self.reject_margin or 0.0)
 
     # ------------------------------------------------------------------ whole-file path
     def recognize_file(self, request: Recognize) -> Recognition:
@@ -139,8 +191,8 @@ class RecognizerPool:
         if audio.frame_rate not in (8000, 16000):
             audio = audio.set_frame_rate(SAMPLE_RATE)
         rec = self._recognizer(request, audio.frame_rate)
-        rec.AcceptWaveform(audio.raw_data[:MAX_AUDIO_BYTES])
-        return _result(rec.FinalResult(), (time.monotonic() - started) * 1000)
+        rec.accept(audio.raw_data[:MAX_AUDIO_BYTES])
+        return rec.result((time.monotonic() - started) * 1000)
 
     # ------------------------------------------------------------------ live (tailing) path
     async def recognize(self, request: Recognize, recording_done: asyncio.Event | None = None) -> Recognition:
@@ -163,13 +215,35 @@ class RecognizerPool:
             result = await loop.run_in_executor(self._executor, live.finish)
             if result is None:  # not the 8 kHz 16-bit mono WAV we tailed: decode it properly
                 result = await loop.run_in_executor(self._executor, self.recognize_file, request)
-            return Recognition(result.text, result.confidence, result.words, (time.monotonic() - ended) * 1000)
+            return dataclasses.replace(result, decision_ms=(time.monotonic() - ended) * 1000)
         finally:
             live.close()
 
     def close(self) -> None:
         if self._own_executor:
             self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._steady_dir is not None:
+            shutil.rmtree(self._steady_dir, ignore_errors=True)
+
+
+def without_dither(model_dir: Path, into: Path) -> Path:
+    """The model as it is, but decoding without dither: Kaldi adds random noise to the samples before the
+    features (--dither=1 unless the model says otherwise), so the same recording decoded twice could give
+    other words, and an answer near the rejection margin would be taken or not by chance. The model's files
+    are linked, only its feature options are copied with --dither=0 added."""
+    if (into / "conf" / "mfcc.conf").exists():
+        return into
+    into.mkdir(parents=True, exist_ok=True)
+    for entry in model_dir.iterdir():
+        if entry.name != "conf":
+            (into / entry.name).symlink_to(entry.resolve())
+    (into / "conf").mkdir()
+    for conf in (model_dir / "conf").iterdir():
+        text = conf.read_text()
+        if conf.name == "mfcc.conf":
+            text = text.rstrip("\n") + "\n--dither=0\n"
+        (into / "conf" / conf.name).write_text(text)
+    return into
 
 
 def _plain_8k_wav(path: str) -> bool:
@@ -180,12 +254,80 @@ def _plain_8k_wav(path: str) -> bool:
         return False
 
 
-def _result(raw: str, decision_ms: float | None) -> Recognition:
-    data = json.loads(raw)
-    words = tuple((w["word"], float(w.get("conf", 0.0))) for w in data.get("result", []) if w.get("word") != "[unk]")
-    text = " ".join(w for w, _ in words)
-    confidence = min((c for _, c in words), default=0.0)
-    return Recognition(text, confidence, words, decision_ms)
+class _Decoders:
+    """The decoders of one recording, fed the same audio: the menu's words with their confidences, and
+    (with a garbage model) the menu's and the garbage model's best scores. Used by one thread at a time."""
+
+    def __init__(self, words: Any, scored: Any, garbage: Any, margin: float) -> None:
+        self.words, self.scored, self.garbage, self.margin = words, scored, garbage, margin
+        self.voiced_frames = 0
+        self._frame_rest = b""
+        # A pause inside the answer can make a decoder close a segment (its endpoint rules): what it said
+        # then is kept, or the final result would only hold the words after the pause.
+        self._segments: dict[int, list[str]] = {id(words): [], id(scored): [], id(garbage): []}
+        self._block = b""
+
+    def accept(self, pcm: bytes) -> None:
+        data = self._block + pcm
+        whole = len(data) - len(data) % BLOCK_BYTES
+        for i in range(0, whole, BLOCK_BYTES):
+            self._feed(data[i : i + BLOCK_BYTES])
+        self._block = data[whole:]
+
+    def _feed(self, pcm: bytes) -> None:
+        for rec in (self.words, self.scored, self.garbage):
+            if rec is not None and rec.AcceptWaveform(pcm):
+                self._segments[id(rec)].append(rec.Result())
+        self._count_voiced(pcm)
+
+    def _final(self, rec: Any) -> list[str]:
+        return [*self._segments[id(rec)], rec.FinalResult()]
+
+    def _count_voiced(self, pcm: bytes) -> None:
+        data = self._frame_rest + pcm
+        whole = len(data) - len(data) % FRAME_BYTES
+        samples = array.array("h", data[:whole])
+        if sys.byteorder == "big":
+            samples.byteswap()
+        per_frame = FRAME_BYTES // 2
+        for i in range(0, len(samples), per_frame):
+            frame = samples[i : i + per_frame]
+            if sum(map(abs, frame)) > VOICED_MAGNITUDE * per_frame:
+                self.voiced_frames += 1
+        self._frame_rest = data[whole:]
+
+    def result(self, decision_ms: float | None) -> Recognition:
+        if self._block:
+            self._feed(self._block)
+            self._block = b""
+        words = tuple((w["word"], float(w.get("conf", 0.0)))
+                      for raw in self._final(self.words) for w in json.loads(raw).get("result", [])
+                      if w.get("word") != UNKNOWN)
+        voiced_ms = self.voiced_frames * 20
+        heard = UNKNOWN if voiced_ms >= MIN_VOICED_MS else ""
+        if self.scored is not None and self.garbage is not None:
+            menu_score, _ = _best(self._final(self.scored))
+            garbage_score, garbage_text = _best(self._final(self.garbage))
+            if words and menu_score < garbage_score - self.margin:
+                log.debug("speech %r rejected: %.1f against %r at %.1f", " ".join(w for w, _ in words),
+                          menu_score, garbage_text, garbage_score)
+                words = ()
+            if not words and garbage_text and voiced_ms >= MIN_VOICED_MS:
+                heard = garbage_text
+        text = " ".join(w for w, _ in words)
+        confidence = min((c for _, c in words), default=0.0)
+        return Recognition(text, confidence, words, decision_ms, "" if words else heard, voiced_ms)
+
+
+def _best(segments: list[str]) -> tuple[float, str]:
+    """The best path's score and words over the decoder's segments (n-best mode, one alternative)."""
+    score, words = 0.0, []
+    for raw in segments:
+        alternatives = json.loads(raw).get("alternatives") or []
+        if alternatives:
+            score += float(alternatives[0].get("confidence", 0.0))
+            words += [w for w in str(alternatives[0].get("text", "")).split() if w != UNKNOWN]
+    return score, " ".join(words)
 
 
 class _LiveDecode:
@@ -213,7 +355,7 @@ class _LiveDecode:
         usable = len(data) - len(data) % 2
         self.pending = data[usable:]
         if usable and self.fed < MAX_AUDIO_BYTES:
-            self.rec.AcceptWaveform(data[:usable])
+            self.rec.accept(data[:usable])
             self.fed += usable
 
     def finish(self) -> Recognition | None:
@@ -222,7 +364,7 @@ class _LiveDecode:
             raise FileNotFoundError(self.request.audio_path)
         if not _plain_8k_wav(self.request.audio_path):
             return None
-        return _result(self.rec.FinalResult(), None)
+        return self.rec.result(None)
 
     def close(self) -> None:
         if self.fh is not None:

@@ -28,10 +28,16 @@ class Recognize:
 
 @dataclass(frozen=True, slots=True)
 class Recognition:
+    """``text``: the menu's words the caller said (empty when none). ``heard``: what was said that is none
+    of them ("[unk]" when it was not even a word), so "none of these" is an answer, not silence.
+    ``voiced_ms``: how much of the recording carried a voice or noise, which tells noise from silence."""
+
     text: str
     confidence: float  # the lowest word confidence (0.0 when nothing was heard)
     words: tuple[tuple[str, float], ...] = ()
     decision_ms: float | None = None  # from the end of the recording to the result
+    heard: str = ""
+    voiced_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -155,6 +155,11 @@ class World:
             recording.finish(self.vnow())
 
     def set_var(self, chan: Channel, name: str, value: str, *, event: bool = True) -> None:
+        if name == "CHANNEL(language)":
+            # A dialplan function, not a variable: Asterisk writes it without a VarSet (pbx_builtin_setvar_helper
+            # hands a name ending in ')' to ast_func_write), and the channel's events then say Language: <value>.
+            chan.language = value
+            return
         chan.variables[name] = value
         if event:
             self.chan_event("VarSet", chan, ("Variable", name), ("Value", value))

@@ -38,6 +38,7 @@ from ..projections.recorder import Recorder
 from ..queueing.service import QueueingService
 from .prompts import MissingPrompts
 from .services import BookCallback, IvrCall, IvrServices
+from .spool import SpeechSpool
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class IvrSettings:
     flow_by_did: Mapping[str, str]
     default_flow: str
     recordings_dir: Path
+    speech_keep_s: float = 0.0  # speech menus' recordings kept this long for review; 0: deleted once decided
 
 
 class IvrService:
@@ -83,6 +85,7 @@ class IvrService:
         self.clock = clock
         self._put_pop = put_pop
         self.missing_prompts = missing_prompts or MissingPrompts(recorder.record)
+        self.spool = SpeechSpool(settings.recordings_dir, settings.speech_keep_s)
 
     def routes(self, agi: FastAgiServer) -> None:
         agi.route("ivr", self.on_ivr)
@@ -162,11 +165,22 @@ class IvrService:
                                                    "post_call": "yes"})
 
     async def _run_flow(self, session: AgiSession, call: IvrCall, flow: Any, variables: dict[str, str]) -> FlowResult:
+        language = sounds_language(flow.language)
+        if language and language != session.env.language:
+            # Asterisk looks a prompt up under the channel's language (sounds/<language>/...): a Korean
+            # flow on a channel that came in as "en" would play English core sounds and miss its own.
+            with contextlib.suppress(Exception):  # a caller already gone: the flow's first command says so
+                await session.command("SET VARIABLE", "CHANNEL(language)", language)
+            variables = {**variables, "language": language}
         run = FlowRun(flow, variables, lambda: datetime.now(UTC), spool_dir=str(self.settings.recordings_dir),
                       call_id=call.call_id)
         services = IvrServices(call, self.crm, self, self.speech, self.recorder.record, flow=flow.name,
-                               missing_prompts=self.missing_prompts, book_callback=self.book_callback)
-        return await run_flow(session, run, services)
+                               missing_prompts=self.missing_prompts, book_callback=self.book_callback,
+                               spool=self.spool)
+        try:
+            return await run_flow(session, run, services)
+        finally:  # hung up, ended, or failed: nothing of this call's speech stays in the spool
+            self.spool.call_ended(services.recordings)
 
     async def _queue_caller(self, session: AgiSession, call: IvrCall, queue: str, priority: int,
                             skills: tuple[str, ...] = (), flow_blacklist: BlacklistPolicy | None = None) -> None:
@@ -240,6 +254,12 @@ class IvrService:
         per_call = snap.aht_s or 180.0
         ewt = snap.calls_waiting * per_call / max(1, available + snap.agents_by_state.get("on_call", 0))
         return QueueFigures(snap.calls_waiting, available, ewt)
+
+
+def sounds_language(flow_language: str) -> str:
+    """The channel language Asterisk's sounds directories use for a flow's language: "en-US" -> "en"."""
+    short = flow_language.replace("_", "-").split("-")[0].lower()
+    return short if short.isalpha() else ""
 
 
 def _policy(flow_policy: FlowBlacklist | None) -> BlacklistPolicy | None:

@@ -4,6 +4,7 @@ figures, speech, and the facts of the caller's way through the flow, journaled a
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,9 @@ from ivr_flows.steps import (
 
 from ..journal import facts as f
 from .prompts import MissingPrompts
+from .spool import SpeechSpool
+
+log = logging.getLogger(__name__)
 
 Record = Callable[[object], object]  # journals one fact (ctiserver.projections.recorder.Recorder.record)
 
@@ -70,6 +74,7 @@ class IvrServices:
         flow: str = "",
         missing_prompts: MissingPrompts | None = None,
         book_callback: BookCallback | None = None,
+        spool: SpeechSpool | None = None,
     ) -> None:
         self.call = call
         self._book_callback = book_callback
@@ -79,9 +84,13 @@ class IvrServices:
         self._record = record
         self._flow = flow
         self._missing = missing_prompts or MissingPrompts(record)
+        self._spool = spool
+        self.recordings: set[str] = set()  # the speech recordings asked for: swept when the flow ends
 
     def path_entry(self, entry: PathEntry) -> None:
         self._record(f.IvrStep(self.call.call_id, entry.node, entry.event, entry.value, entry.confidence))
+        conf = f" ({entry.confidence:.2f})" if entry.confidence is not None else ""
+        log.info("ivr %s %s: %s %s%s", self.call.call_id, entry.node, entry.event, entry.value, conf)
         if entry.event == "prompt_missing":
             self._missing.report(entry.value, f"flow {self._flow}, node {entry.node}", self.call.call_id)
 
@@ -125,9 +134,16 @@ class IvrServices:
         return self._figures.figures(queue)
 
     async def recognize(self, request: Recognize, recording_done: asyncio.Event) -> Recognition:
-        if self._speech is None:
-            raise RuntimeError("no speech model configured")
-        return await self._speech.recognize(request, recording_done)
+        self.recordings.add(request.audio_path)
+        try:
+            if self._speech is None:
+                raise RuntimeError("no speech model configured")
+            return await self._speech.recognize(request, recording_done)
+        finally:
+            # Decided (or abandoned: a key, a hang-up): the file is complete once Asterisk answered; before
+            # that it may still be created, and the flow's end deletes it.
+            if self._spool is not None and recording_done.is_set():
+                self._spool.decided(request.audio_path)
 
     async def save_survey(self, request: SaveSurvey) -> None:
         if isinstance(request.score, bool) or not isinstance(request.score, int) or not 1 <= request.score <= 5:

