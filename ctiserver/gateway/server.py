@@ -687,6 +687,7 @@ class Gateway:
         table: dict[str, Handler] = {
             "ping": self._cmd_ping, "logout": self._cmd_logout,
             "agent_login": self._cmd_agent_login, "agent_logout": self._simple("agent_logout"),
+            "phone_account": self._cmd_phone_account, "phone_state": self._cmd_phone_state,
             "ready": self._simple("agent_ready"), "pause": self._cmd_pause,
             "answer": self._cmd_answer, "hold": self._on_call("hold"), "unhold": self._on_call("unhold"),
             "transfer_complete": self._on_call("complete_transfer"),
@@ -744,6 +745,15 @@ class Gateway:
     async def _cmd_agent_login(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
         queues = tuple(str(q) for q in cast(list[object], cmd.args["queues"]))
         await self.backend.agent_login(who, str(cmd.args["extension"]), queues)
+        return self._ok(cmd)
+
+    async def _cmd_phone_account(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
+        account = await self.backend.phone_account(who, str(cmd.args["extension"]))
+        return self._ok(cmd, {"account": account})
+
+    async def _cmd_phone_state(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
+        await self.backend.phone_state(who, str(cmd.args["extension"]), str(cmd.args["state"]),
+                                       str(cmd.args.get("detail") or ""))
         return self._ok(cmd)
 
     async def _cmd_answer(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
