@@ -87,7 +87,8 @@ class MediaPeer:
         self.recorder = MediaRecorder(str(recording))
         self.recording = recording
         self.digits: list[str] = []
-        self.rtp_in = 0
+        self.rtp_in = 0  # SRTP-decrypted RTP packets from the browser, and their bytes (aiortc's inbound
+        self.rtp_bytes_in = 0  # statistics have no byte count)
         self._last_event: tuple[int, int] | None = None  # (timestamp, event) of the last digit noted
         self._closed = False
 
@@ -119,6 +120,7 @@ class MediaPeer:
 
         async def handle(data: bytes, arrival_time_ms: int) -> None:
             self.rtp_in += 1
+            self.rtp_bytes_in += len(data)
             if len(data) >= 16 and (data[1] & 0x7F) == TELEPHONE_EVENT_PT:
                 packet = RtpPacket.parse(data)
                 event = packet.payload[0] if packet.payload else 255
@@ -134,14 +136,13 @@ class MediaPeer:
     async def stats(self) -> dict[str, int]:
         """Packets and bytes each way, from aiortc's own statistics."""
         report = await self.pc.getStats()
-        out = {"packets_sent": 0, "bytes_sent": 0, "packets_received": 0, "bytes_received": 0}
+        out = {"packets_sent": 0, "bytes_sent": 0, "packets_received": 0, "bytes_received": self.rtp_bytes_in}
         for s in report.values():
             if s.type == "outbound-rtp":
                 out["packets_sent"] += s.packetsSent
                 out["bytes_sent"] += s.bytesSent
             elif s.type == "inbound-rtp":
                 out["packets_received"] += s.packetsReceived
-                out["bytes_received"] += s.bytesReceived
         return out
 
     async def close(self) -> None:

@@ -100,6 +100,8 @@ class GatewayConfig:
     # http://host:port, and its localhost/127.0.0.1/[::1] aliases when bound to loopback or to all
     # interfaces. A client that sends no Origin (not a browser) is let in: see docs/protocol.md.
     allowed_origins: tuple[str, ...] = ()
+    # Websockets the pages may open besides /ws: the PBX's SIP websocket of the console's phone (CSP connect-src).
+    phone_sockets: tuple[str, ...] = ()
     # Failed password logins, counted across connections (see auth.LoginThrottle).
     user_lock_after: int = 5  # failures of one username before it is locked for 1 s, 2 s, 4 s ...
     address_lock_after: int = 20  # failures from one address (an office behind NAT is one address)
@@ -251,7 +253,7 @@ class Gateway:
             cfg.login_tracked_keys)
         self.hash_gate = HashGate(cfg.max_concurrent_hashes, cfg.hash_wait_s)
         self.origins: frozenset[str] = frozenset()  # set at start, once the port is known
-        self.site = StaticSite(self.config.static_root)
+        self.site = StaticSite(self.config.static_root, self.config.phone_sockets)
         self.monitor = MonitorMirror()
         self._monitor_outbox = Outbox(self.config.monitor_outbox_items, self.config.outbox_age_s)
         self._agent_outboxes: dict[str, Outbox] = {}
