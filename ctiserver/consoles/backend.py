@@ -213,6 +213,10 @@ class ConsoleBackend:
         settings = self.phones.settings.softphone
         if endpoint is None or settings is None:
             return None
+        # With the site's template the extension is typed: another agent's is not handed out (their password).
+        holder = self.phone_presence.phones.holder(endpoint)
+        if holder is not None and holder != agent_id:
+            raise Refused("not_yours", f"phone {endpoint} is agent {holder}'s")
         view = self.views.router.agent_view(agent_id, self.clock())
         current = self.phone_presence.phones.endpoint.get(agent_id)
         if view.state != "logged_out" and current is not None and current != endpoint:

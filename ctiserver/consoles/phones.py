@@ -47,6 +47,10 @@ class PhoneRegistrations:
         self.state: dict[str, str] = {}
         self.detail: dict[str, str] = {}
 
+    def holder(self, endpoint: str) -> str | None:
+        """The agent whose console was given ``endpoint``'s account (until they log out)."""
+        return next((a for a, e in self.endpoint.items() if e == endpoint), None)
+
     def uses_browser(self, agent_id: str) -> bool:
         return agent_id in self.endpoint
 

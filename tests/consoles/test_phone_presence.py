@@ -117,3 +117,33 @@ async def test_a_site_without_softphones_is_as_before(tmp_path: Path) -> None:
         row = site.server.console.views.agent_row(AGENT1)
         assert row["phone"] == ""
         await a.close()
+
+
+TEMPLATE_ACD = """\
+skills: [sales]
+pause_reasons: [break]
+queues:
+  - {name: sales, skills: {sales: 1}, ring_timeout_s: 600, wrap_up_s: 30}
+agents:
+  - {id: "1001", name: Li Na, skills: {sales: 5}, queues: [sales]}
+  - {id: "1002", name: Alice, skills: {sales: 5}, queues: [sales]}
+"""
+
+
+async def test_another_agents_extension_is_not_handed_out(tmp_path: Path) -> None:
+    """With the site's template (PJSIP/{extension}), the extension is typed at login: a console asking for a
+    phone another agent's console holds gets no account (it would carry that agent's SIP password)."""
+    async with app_site(tmp_path, phones=SOFT, acd_yaml=TEMPLATE_ACD) as site:
+        a1, a2 = await console(site, "agent1"), await console(site, "agent2")
+        assert (await a1.request("phone_account", extension="3001"))["data"]["account"]["username"] == "3001"
+        stolen = await a2.request("phone_account", extension="3001")
+        assert stolen["type"] == "error" and stolen["reason"] == "not_yours", stolen
+        assert sip_password(SECRET, "3001") not in json.dumps(a2.seen)
+        assert (await a2.request("phone_account", extension="3002"))["data"]["account"]["username"] == "3002"
+        # once agent 1 has logged in and out again, the phone is free
+        await a1.request("agent_login", extension="3001", queues=["sales"])
+        await a1.request("agent_logout")
+        await asyncio.sleep(0.1)
+        assert (await a2.request("phone_account", extension="3001"))["type"] == "result"
+        await a1.close()
+        await a2.close()

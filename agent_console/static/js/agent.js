@@ -595,7 +595,13 @@ onSubmit("phone-form", async () => {
   localStorage.setItem("cti.agent.queues", JSON.stringify(queues));
   $("phone-error").textContent = "";
   if (!(await startPhone(extension))) return;
-  await act("phone-error", "agent_login", { extension, queues });
+  const reply = await act("phone-error", "agent_login", { extension, queues });
+  if (!reply || reply.type === "error") { // not at work: the phone must not ring
+    phone.stop();
+    view.phone = null;
+    view.phoneNotice = "";
+    render();
+  }
 });
 
 onClick("btn-ready", () => act("state-error", "ready"));
