@@ -96,6 +96,11 @@ class SipWsServer:
         return f"ws://{self.host}:{self.port}/ws"
 
     async def start(self) -> int:
+        if self.media:
+            # aiortc's import and first certificate take about a second: not inside the first call's ring
+            from pbxsim import webrtc_peer
+
+            await asyncio.get_running_loop().run_in_executor(None, webrtc_peer.warm_up)
         self._server = await serve(self._session, self.host, self.port, subprotocols=["sip"],  # type: ignore[list-item]
                                    ping_interval=None)
         self.port = next(iter(self._server.sockets)).getsockname()[1]

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import math
 import struct
+import time
 import wave
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,13 @@ def write_tone(path: Path, seconds: float = 2.0, rate: int = 8000) -> Path:
         w.setframerate(rate)
         w.writeframes(bytes(frames))
     return path
+
+
+def warm_up() -> None:
+    """Import aiortc and make one DTLS certificate (what the first peer would otherwise pay for)."""
+    from aiortc.rtcdtlstransport import RTCCertificate
+
+    RTCCertificate.generateCertificate()
 
 
 def asterisk_shaped_offer(sdp: str) -> str:
@@ -79,16 +87,20 @@ class MediaPeer:
     """One call's media: offer, answer, play, record, DTMF tap. ``close()`` finishes the recording."""
 
     def __init__(self, sound: Path, recording: Path) -> None:
-        from aiortc import RTCPeerConnection
+        from aiortc import RTCConfiguration, RTCPeerConnection
         from aiortc.contrib.media import MediaPlayer, MediaRecorder
 
-        self.pc = RTCPeerConnection()
+        # No ICE servers: aiortc's default is a public STUN server, which a PBX simulator on loopback must never
+        # contact (and whose lookup, with no network, held each offer back). Host candidates are what Asterisk
+        # offers too (capture 21).
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.player = MediaPlayer(str(sound), loop=True)
         self.recorder = MediaRecorder(str(recording))
         self.recording = recording
         self.digits: list[str] = []
         self.rtp_in = 0  # SRTP-decrypted RTP packets from the browser, and their bytes (aiortc's inbound
         self.rtp_bytes_in = 0  # statistics have no byte count)
+        self.first_rtp_at: float | None = None  # time.monotonic() of the first one
         self._last_event: tuple[int, int] | None = None  # (timestamp, event) of the last digit noted
         self._closed = False
 
@@ -119,6 +131,8 @@ class MediaPeer:
         inner = transport._handle_rtp_data
 
         async def handle(data: bytes, arrival_time_ms: int) -> None:
+            if self.first_rtp_at is None:
+                self.first_rtp_at = time.monotonic()
             self.rtp_in += 1
             self.rtp_bytes_in += len(data)
             if len(data) >= 16 and (data[1] & 0x7F) == TELEPHONE_EVENT_PT:
