@@ -57,7 +57,7 @@ def pct(values: list[float], p: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))], 1)
+    return round(ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))], 1)
 
 
 async def run(rounds: int) -> dict[str, object]:
@@ -121,7 +121,7 @@ async def run(rounds: int) -> dict[str, object]:
                     for run_ in site.sim.callers:
                         run_.hang_up()
                     await asyncio.sleep(1.0)
-                    for agent, page in pages.items():
+                    for page in pages.values():
                         try:  # a wrap-up held open by its form (a page whose wrap-up ended has none)
                             if await page.locator("#wrapup-panel").is_visible():
                                 await page.select_option("#wrapup-disposition", "resolved", timeout=2000)
