@@ -60,8 +60,12 @@ async def test_each_console_gets_its_own_account_only(site: AppSite) -> None:
     # agent 1's password went to agent 1's console only
     assert not any(account["password"] in json.dumps(m) for m in a2.seen)
     # the page itself never holds it
-    page = await asyncio.to_thread(lambda: urllib.request.urlopen(site.http_url + "/agent").read().decode())
+    response = await asyncio.to_thread(urllib.request.urlopen, site.http_url + "/agent")
+    page = response.read().decode()
     assert account["password"] not in page and SECRET not in page
+    # the page may open the PBX's SIP websocket, and only it (one policy header: two would narrow each other)
+    policies = response.headers.get_all("Content-Security-Policy")
+    assert len(policies) == 1 and "connect-src 'self' wss://pbx.test:8089/ws;" in policies[0], policies
     await a1.close()
     await a2.close()
 
