@@ -178,7 +178,7 @@ function handle(msg) {
   switch (msg.type) {
     case "snapshot":
       view.agent = msg.agent;
-      phoneFollowsAgent();
+      phoneFollowsAgent(true);
       wrapFollowsAgent();
       refreshDay();
       view.calls = new Map(msg.calls.filter((c) => c.state !== "ended").map((c) => [c.call_id, c]));
@@ -243,7 +243,7 @@ function callChanged(call) {
 
 // Logged out: the phone goes too (no call may ring a console that is not at work). A console opened again
 // on an agent at work (a reload) gets its phone back.
-function phoneFollowsAgent() {
+function phoneFollowsAgent(reconnected = false) {
   const agent = view.agent;
   if (!agent || agent.state === "logged_out") {
     if (view.phone) {
@@ -256,7 +256,7 @@ function phoneFollowsAgent() {
   if (!view.phone && agent.extension && !phoneStarting) {
     phoneStarting = true;
     startPhone(agent.extension).finally(() => { phoneStarting = false; });
-  } else if (view.phone && phone.state !== "unregistered") {
+  } else if (reconnected && view.phone && phone.state !== "unregistered") {
     // the server learns the phone's state again after a reconnection of the console
     conn.request("phone_state", { extension: view.phone.extension, state: phone.state,
                                   ...(phone.detail ? { detail: phone.detail } : {}) }).catch(() => {});
