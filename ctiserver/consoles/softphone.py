@@ -4,19 +4,17 @@ An agent's console is their phone when cti.yaml has ``agents: {softphone: {ws_ur
 agent's SIP password is derived from that site secret (HMAC-SHA256 of the extension), so nothing per agent
 has to be stored on the CTI, and the server hands it to the agent's console over the authenticated websocket
 at login: it is never in the page source. The PBX needs the same password in the agent's pjsip.conf auth
-section: ``python -m ctiserver.consoles.softphone --config cti.yaml 1002 1003`` prints those sections, and
-changing the secret means pasting them again (asterisk-config/README.md, step 7).
+section: ``ctiserver softphone-auth --config cti.yaml 1002 1003`` prints those sections, and changing the
+secret means pasting them again (asterisk-config/README.md, "Browser phones").
 
-Pure, apart from the command-line entry point at the bottom.
+Pure.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import hmac
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,29 +79,3 @@ def auth_section(secret: str, extension: str) -> str:
     return (f"[{extension}](agent-auth)\n"
             f"username = {extension}\n"
             f"password = {sip_password(secret, extension)}\n")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ctiserver.consoles.softphone",
-                                     description="Print the pjsip.conf auth sections of browser phones.")
-    parser.add_argument("--config", required=True, help="cti.yaml")
-    parser.add_argument("extensions", nargs="+")
-    args = parser.parse_args(argv)
-    from ..config import ConfigError, load_config  # the one place this module reads a file
-
-    try:
-        cfg = load_config(args.config)
-    except (ConfigError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    soft = cfg.agents.softphone
-    if soft is None:
-        print(f"error: {args.config} has no agents.softphone section", file=sys.stderr)
-        return 2
-    for ext in args.extensions:
-        print(auth_section(soft.secret, ext))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

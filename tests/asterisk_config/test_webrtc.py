@@ -48,7 +48,7 @@ def test_browser_phones_have_the_derived_password_and_one_contact() -> None:
         auth = by_kind[(endpoint.get("auth") or "", "auth")]
         assert auth.get("username") == endpoint.name
         assert auth.get("password") == sip_password(soft.secret, endpoint.name), \
-            f"[{endpoint.name}] password: paste `python -m ctiserver.consoles.softphone` output (README step 7)"
+            f"[{endpoint.name}] password: paste `ctiserver softphone-auth` output (README step 7)"
         aor = by_kind[(endpoint.get("aors") or "", "aor")]
         assert "agent-webrtc-aor" in aor.bases
         assert aor.get("max_contacts") == "1" and aor.get("remove_existing") == "yes"
@@ -68,3 +68,24 @@ def test_passwords_differ_per_extension_and_per_secret() -> None:
     a, b = sip_password("s" * 20, "1002"), sip_password("s" * 20, "1003")
     assert a != b and a != sip_password("t" * 20, "1002")
     assert len(a) == 24 and a.isalnum()
+
+
+def test_softphone_auth_prints_what_pjsip_conf_needs(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "ctiserver.cli", "softphone-auth", *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+
+    out = run("--config", str(EXAMPLE), "1002")
+    assert out.returncode == 0, out.stderr
+    (shipped,) = [s for s in sections("pjsip.conf") if s.name == "1002" and s.get("type") == "auth"]
+    assert f"password = {shipped.get('password')}" in out.stdout
+    no_section = tmp_path / "cti.yaml"
+    no_section.write_text(EXAMPLE.read_text(encoding="utf-8").split("  softphone:")[0]
+                          + EXAMPLE.read_text(encoding="utf-8").split("ice_servers: []")[1].split("\n", 1)[1])
+    refused = run("--config", str(no_section), "1002")
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "no agents.softphone" in refused.stderr
+    missing = run("--config", str(tmp_path / "nope.yaml"), "1002")
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
