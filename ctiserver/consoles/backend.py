@@ -239,6 +239,10 @@ class ConsoleBackend:
     async def agent_ready(self, who: Principal) -> None:
         agent_id = self._known_agent(who.agent_id)
         view = self.views.router.agent_view(agent_id, self.clock())
+        phones = self.phone_presence.phones
+        if view.state != AgentState.WRAP_UP.value and phones.uses_browser(agent_id) and not phones.registered(agent_id):
+            # available with a phone that cannot ring would lose the next caller's time
+            raise Refused("invalid_state", "your browser phone is not registered")
         self._acd(ev.WrapUpDone(agent_id) if view.state == AgentState.WRAP_UP.value else ev.AgentReady(agent_id))
 
     def _chosen_reason(self, reason: str) -> str:

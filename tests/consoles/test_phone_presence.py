@@ -80,6 +80,9 @@ async def test_unregistered_phone_gets_no_offers_until_it_registers(site: AppSit
     await boss.wait_for(phone_in_grid(AGENT1, "unregistered"))
     call_id = await site.add_waiting_call("sales", PLAIN_CALLER)
     assert state(site)[0] == "paused"  # the caller waits: no offer rings a phone that cannot ring
+    refused = await a.request("ready")  # nor can the agent make themselves available without a phone
+    assert refused["type"] == "error" and refused["reason"] == "invalid_state", refused
+    assert state(site) == ("paused", "phone_unregistered")
     assert not [m for m in a.drain() if m["type"] == "offer"]
 
     assert (await a.request("phone_state", extension=AGENT1, state="registered"))["type"] == "result"
