@@ -66,6 +66,7 @@ async def run(rounds: int) -> dict[str, object]:
     ring_ms: list[float] = []
     answer_audio_ms: list[float] = []
     both_ways: list[bool] = []
+    unanswered = 0
     to_invite_ms: list[float] = []  # the part of ring_ms spent before the INVITE leaves the PBX
     with tempfile.TemporaryDirectory() as tmp:
         async with phone_site(Path(tmp), acd_yaml=ACD, accounts=ACCOUNTS) as ps:
@@ -102,6 +103,9 @@ async def run(rounds: int) -> dict[str, object]:
                     await asyncio.sleep(1.5)  # a little talk: RTP both ways on every call
                     calls = ps.pbx.calls[first:]
                     for call in calls:
+                        if not call.answered:
+                            unanswered += 1  # rung and not answered (re-offered elsewhere): not a call's audio
+                            continue
                         if call.ringing_at is not None and call.extension in offered:
                             ring_ms.append((call.ringing_at - offered[call.extension]) * 1000)
                             to_invite_ms.append((call.invite_sent_at - offered[call.extension]) * 1000)
@@ -117,7 +121,8 @@ async def run(rounds: int) -> dict[str, object]:
                         if not ok:
                             print(f"call to {call.extension}: browser {browser_side}, PBX side {peer}", file=sys.stderr)
                         both_ways.append(ok)
-                    both_ways.extend(False for _ in range(PAGES - len(calls)))  # a call that never came
+                    answered = sum(c.answered for c in calls)
+                    both_ways.extend(False for _ in range(PAGES - answered))  # a caller never connected
                     for run_ in site.sim.callers:
                         run_.hang_up()
                     await asyncio.sleep(1.0)
@@ -141,6 +146,7 @@ async def run(rounds: int) -> dict[str, object]:
         "pages": PAGES,
         "registered": registered,
         "calls": len(both_ways),
+        "invites_not_answered": unanswered,
         "ring_p50_ms": pct(ring_ms, 50),
         "ring_p99_ms": pct(ring_ms, 99),
         "ring_max_ms": round(max(ring_ms), 1) if ring_ms else None,
