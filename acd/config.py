@@ -197,9 +197,11 @@ class AgentConfig:
 
 
 # Pause reasons the server gives itself, accepted besides the configured ones (agents never choose them):
-# "console_lost" pauses an agent none of whose consoles has been connected for a while.
+# "console_lost" pauses an agent none of whose consoles has been connected for a while; "phone_unregistered" an
+# agent whose browser phone is not registered to the PBX.
 CONSOLE_LOST = "console_lost"
-SYSTEM_PAUSE_REASONS = (CONSOLE_LOST,)
+PHONE_UNREGISTERED = "phone_unregistered"
+SYSTEM_PAUSE_REASONS = (CONSOLE_LOST, PHONE_UNREGISTERED)
 
 
 @dataclass(frozen=True, slots=True)

@@ -286,7 +286,8 @@ class CtiServer:
             self.console, Accounts.from_config(s.accounts, "accounts"),
             GatewayConfig(host=s.http_host, port=s.http_port, token_secret=s.token_secret, token_ttl_s=s.token_ttl_s,
                           ping_interval_s=s.console_ping_interval_s, ping_timeout_s=s.console_ping_timeout_s,
-                          metrics_allow=s.metrics_allow),
+                          metrics_allow=s.metrics_allow,
+                          phone_sockets=(s.phones.softphone.ws_url,) if s.phones.softphone is not None else ()),
             metrics=self.metrics.render, reports=self.reports, recordings=self.recordings,
             admin=lambda who, command, args: self.admin.handle(who, command, args),
         )

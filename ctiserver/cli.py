@@ -59,6 +59,31 @@ def _config_problems(command: str, e: Exception) -> None:
         print(f"ctiserver {command}: {problem}", file=sys.stderr)
 
 
+def cmd_softphone_auth(args: argparse.Namespace) -> int:
+    from .config import ConfigError, load_config
+    from .consoles.softphone import auth_section
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as e:
+        _config_problems("softphone-auth", e)
+        return EXIT_CONFIG
+    except OSError as e:
+        print(f"ctiserver softphone-auth: {e.strerror or e}: {args.config}", file=sys.stderr)
+        return EXIT_CONFIG
+    soft = cfg.agents.softphone
+    if soft is None:
+        print(f"ctiserver softphone-auth: {args.config} has no agents.softphone section", file=sys.stderr)
+        return EXIT_CONFIG
+    bad = [e for e in args.extensions if not e.isdigit()]
+    if bad:
+        print(f"ctiserver softphone-auth: not an extension: {bad[0]!r}", file=sys.stderr)
+        return EXIT_CONFIG
+    for extension in args.extensions:
+        print(auth_section(soft.secret, extension))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo.runner import DemoOptions, run_demo
 
@@ -812,6 +837,12 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--lang", default="en", help="en | zh")
     rp.add_argument("--fcr-days", type=int, default=3, help="first-contact: a call again within this many days")
     rp.set_defaults(func=cmd_report)
+
+    sp = sub.add_parser("softphone-auth", help="print the pjsip.conf auth sections of browser phones "
+                                               "(passwords derived from agents.softphone.secret)")
+    sp.add_argument("--config", required=True, help="cti.yaml")
+    sp.add_argument("extensions", nargs="+")
+    sp.set_defaults(func=cmd_softphone_auth)
 
     h = sub.add_parser("hash-password", help="make a password hash for an account in cti.yaml")
     h.add_argument("--stdin", action="store_true", help="read the password from standard input")

@@ -17,6 +17,8 @@ from ivr_flows.speech import REJECT_MARGIN
 
 from .agi.peers import LOOPBACK, AllowList
 from .consoles.devices import PhoneSettings
+from .consoles.softphone import SoftphoneSettings
+from .consoles.softphone import settings_problem as softphone_settings_problem
 
 MAX_FILE_BYTES = 2_000_000  # a security limit: cti.yaml is text written by people
 MAX_DEPTH = 64  # nesting levels; cti.yaml needs 4. The YAML composer recurses once per level.
@@ -224,7 +226,7 @@ def _pbx_addresses(r: _Reader, pbxes: list[_PbxAt]) -> AllowList:
     return tuple(nets)
 
 
-_AGENTS_KEYS = ("device", "auto_answer")
+_AGENTS_KEYS = ("device", "auto_answer", "softphone")
 
 
 def _phones(r: _Reader, node: yaml.Node | None) -> PhoneSettings:
@@ -261,7 +263,40 @@ def _phones(r: _Reader, node: yaml.Node | None) -> PhoneSettings:
                 r.err(aa, "agents.auto_answer", f"auto-answer is a SIP header for desk phones: agents.device "
                       f"must be PJSIP/<endpoint> (e.g. PJSIP/{{extension}}), not {device!r}")
                 auto = False
-    return PhoneSettings(device, auto)
+    return PhoneSettings(device, auto, _softphone(r, fields.get("softphone")))
+
+
+_SOFTPHONE_KEYS = ("ws_url", "secret", "domain", "register_expires_s", "ice_servers")
+
+
+def _softphone(r: _Reader, node: yaml.Node | None) -> SoftphoneSettings | None:
+    """``agents: {softphone: {ws_url: "wss://pbx:8089/ws", secret: "..."}}``: the console is the phone."""
+    if node is None:
+        return None
+    example = '{ws_url: "wss://pbx.example.com:8089/ws", secret: "a long random string"}'
+    if not isinstance(node, yaml.MappingNode):
+        r.err(node, "agents.softphone", f"must be a mapping, e.g. {example}")
+        return None
+    raw = yaml.safe_load(yaml.serialize(node)) or {}
+    unknown = sorted(set(raw) - set(_SOFTPHONE_KEYS))
+    if unknown:
+        r.err(node, "agents.softphone", f"unknown field {unknown[0]!r}; expected one of {list(_SOFTPHONE_KEYS)}")
+        return None
+    ws_url, secret = str(raw.get("ws_url") or ""), str(raw.get("secret") or "")
+    problem = softphone_settings_problem(ws_url, secret)
+    expires = raw.get("register_expires_s", 300)
+    ice = raw.get("ice_servers") or []
+    if problem is None and (not isinstance(expires, int) or isinstance(expires, bool) or not 60 <= expires <= 3600):
+        problem = "register_expires_s must be a whole number of seconds from 60 to 3600"
+    if problem is None and not (isinstance(ice, list) and all(isinstance(u, str) and u.startswith(("stun:", "turn:",
+                                                                                                    "turns:"))
+                                                                 for u in ice)):
+        problem = "ice_servers must be a list of stun:/turn: URLs"
+    if problem is not None:
+        r.err(node, "agents.softphone", problem)
+        return None
+    return SoftphoneSettings(ws_url=ws_url, secret=secret, domain=str(raw.get("domain") or ""),
+                             register_expires_s=expires, ice_servers=tuple(ice))
 
 
 def _consoles(r: _Reader, node: yaml.Node | None, raw: object) -> ConsolesConfig:

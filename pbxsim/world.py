@@ -41,6 +41,13 @@ class NoApps:
         return "hangup"
 
 
+class PhoneLine(Protocol):
+    """A phone that is a real SIP user agent (a browser registered over the websocket, sip_ws.py): it is
+    rung with an INVITE and answers, rings or hangs up through SIP instead of a profile's timers."""
+
+    async def ring(self, chan: Channel) -> None: ...
+
+
 @dataclass(slots=True)
 class PhoneProfile:
     """How a simulated phone (PJSIP/<ext>) reacts when it rings. Times in virtual seconds."""
@@ -54,6 +61,7 @@ class PhoneProfile:
     registered: bool = True
     auto_answer: bool = False  # answers by itself when the INVITE says Call-Info: ...;answer-after=N
     context: str = "cti-dial"  # the endpoint's context (asterisk-config/pjsip.conf's agent templates)
+    line: PhoneLine | None = None  # a registered SIP user agent answers instead of the timers above
 
 
 @dataclass(slots=True)
@@ -895,6 +903,9 @@ class World:
         """A simulated PJSIP phone: busy, ring then answer after a delay, talk, hang up."""
         await asyncio.sleep(0)
         if chan.dead or chan.hungup:
+            return
+        if profile.line is not None:
+            await profile.line.ring(chan)
             return
         if profile.busy:
             chan.remote_busy = True

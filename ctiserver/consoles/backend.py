@@ -50,7 +50,9 @@ from ..queueing.service import QueueingService
 from ..queueing.service import Refused as AcdRefused
 from .crm_work import CrmConsole
 from .devices import DeviceRefused, Phones
+from .phones import PHONE_STATES, PhonePresence
 from .presence import ConsolePresence
+from .softphone import account as softphone_account
 from .today import agent_today
 from .views import ConsoleViews
 
@@ -105,6 +107,8 @@ class ConsoleBackend:
         self.presence = presence
         self.outbound = outbound  # tracked click-to-call; None: the untracked dial below
         self.callbacks = callbacks
+        self.phone_presence = PhonePresence(queueing, bus, clock)
+        views.phone_shown = self.phone_presence.phones.shown
         self._dialled: dict[str, str] = {}  # click-to-call leg -> agent: untracked outbound calls
         self._spies: dict[str, _Spy] = {}  # supervisor (username) -> their spy call
         self._spy_calls = 0
@@ -202,9 +206,45 @@ class ConsoleBackend:
             raise Refused("invalid_extension", "the extension must be 2 to 15 digits")
         try:
             device = self.phones.agent_device(agent, extension)
+            endpoint = self.phones.softphone_endpoint(agent, extension)
         except DeviceRefused as e:
             raise Refused("invalid_extension", str(e)) from None
         self._acd(ev.AgentLoggedIn(agent_id, device, queues or None))
+        self.phone_presence.agent_logged_in(agent_id, endpoint)
+
+    async def phone_account(self, who: Principal, extension: str) -> dict[str, object] | None:
+        """The SIP account of the agent's browser phone for ``extension``, or None when their phone is a desk
+        phone. Only ever sent to this agent's own console."""
+        agent_id = self._known_agent(who.agent_id)
+        agent = self.config.agent(agent_id)
+        if self.phones.needs_extension(agent) and not _EXTENSION.fullmatch(extension):
+            raise Refused("invalid_extension", "the extension must be 2 to 15 digits")
+        try:
+            endpoint = self.phones.softphone_endpoint(agent, extension)
+        except DeviceRefused as e:
+            raise Refused("invalid_extension", str(e)) from None
+        settings = self.phones.settings.softphone
+        if endpoint is None or settings is None:
+            return None
+        # With the site's template the extension is typed: another agent's is not handed out (their password).
+        holder = self.phone_presence.phones.holder(endpoint)
+        if holder is not None and holder != agent_id:
+            raise Refused("not_yours", f"phone {endpoint} is agent {holder}'s")
+        view = self.views.router.agent_view(agent_id, self.clock())
+        current = self.phone_presence.phones.endpoint.get(agent_id)
+        if view.state != "logged_out" and current is not None and current != endpoint:
+            raise Refused("invalid_state", f"logged in on phone {current}: log out first")
+        self.phone_presence.expect(agent_id, endpoint)
+        return softphone_account(settings, endpoint, auto_answer=self.phones.auto_answer(agent))
+
+    async def phone_state(self, who: Principal, extension: str, state: str, detail: str) -> None:
+        agent_id = self._known_agent(who.agent_id)
+        if state not in PHONE_STATES:
+            raise Refused("invalid_value", f"phone state must be one of {list(PHONE_STATES)}")
+        try:
+            self.phone_presence.phone_state(agent_id, extension, state, detail)
+        except ValueError as e:
+            raise Refused("not_yours", str(e)) from None
 
     async def agent_logout(self, who: Principal) -> None:
         self._acd(ev.AgentLoggedOut(self._known_agent(who.agent_id)))
@@ -212,6 +252,10 @@ class ConsoleBackend:
     async def agent_ready(self, who: Principal) -> None:
         agent_id = self._known_agent(who.agent_id)
         view = self.views.router.agent_view(agent_id, self.clock())
+        phones = self.phone_presence.phones
+        if view.state != AgentState.WRAP_UP.value and phones.uses_browser(agent_id) and not phones.registered(agent_id):
+            # available with a phone that cannot ring would lose the next caller's time
+            raise Refused("invalid_state", "your browser phone is not registered")
         self._acd(ev.WrapUpDone(agent_id) if view.state == AgentState.WRAP_UP.value else ev.AgentReady(agent_id))
 
     def _chosen_reason(self, reason: str) -> str:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from acd import devices
 from acd.config import AgentConfig
 
+from .softphone import SoftphoneSettings, endpoint_of
+
 AUTO_ANSWER_CONTEXT = "cti-agent-dial"  # asterisk-config/extensions.conf
 
 
@@ -31,6 +33,7 @@ class PhoneSettings:
 
     device: str = "PJSIP/{extension}"
     auto_answer: bool = False
+    softphone: SoftphoneSettings | None = None  # agents whose phone is PJSIP/<endpoint> use the console's
 
 
 class Phones:
@@ -47,8 +50,18 @@ class Phones:
     def agent_device(self, agent: AgentConfig, extension: str) -> str:
         """The dial string an agent's offers, transfers and click-to-calls ring."""
         device = agent.device or self._render(extension)
-        auto = self.settings.auto_answer if agent.auto_answer is None else agent.auto_answer
-        return self._dial(device, auto)
+        if self.softphone_endpoint(agent, extension) is not None:
+            return device  # the console answers by itself or on a click: no auto-answer header to add
+        return self._dial(device, self.auto_answer(agent))
+
+    def auto_answer(self, agent: AgentConfig) -> bool:
+        return self.settings.auto_answer if agent.auto_answer is None else agent.auto_answer
+
+    def softphone_endpoint(self, agent: AgentConfig, extension: str) -> str | None:
+        """The endpoint the agent's console registers as, when the console is the agent's phone."""
+        if self.settings.softphone is None:
+            return None
+        return endpoint_of(agent.device or self._render(extension))
 
     def supervisor_device(self, extension: str) -> str:
         return self._dial(self._render(extension), self.settings.auto_answer)

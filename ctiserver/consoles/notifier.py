@@ -19,6 +19,7 @@ from ..gateway.backend import AlertView
 from ..gateway.server import Gateway
 from ..journal import facts as f
 from ..queueing.service import ConsultationChanged
+from .phones import PhoneStateChanged
 from .views import ConsoleViews
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class ConsoleNotifier:
         bus.subscribe(f.PromptMissing, self._on_prompt_missing)
         bus.subscribe(f.AlertRaised, self._on_alert)
         bus.subscribe(f.AlertCleared, self._on_alert)
+        bus.subscribe(PhoneStateChanged, self._on_phone_state)
 
     def _push(self, make: Callable[[], Awaitable[Any]]) -> None:
         self._pushes.put_nowait(make)
@@ -109,6 +111,12 @@ class ConsoleNotifier:
         elif e.call_id and e.new == "on_call" and e.old == "reserved":
             talking = self.views.call(e.call_id, e.agent_id, "talking")
             self._push(lambda: gw.push_call_state(talking))
+
+    def _on_phone_state(self, e: PhoneStateChanged) -> None:
+        # Supervisors see each agent's browser phone in the grid (the agent's console knows its own).
+        gw = self.gateway
+        row = {"phone": e.state, "phone_detail": e.detail}
+        self._push(lambda: gw.push_agent_grid_delta(e.agent_id, row))
 
     def _on_pause_deferred(self, e: d.PauseDeferred) -> None:
         # The pause waits for the end of the call or wrap-up: the console and the grid show it now.

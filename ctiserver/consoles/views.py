@@ -33,6 +33,7 @@ class ConsoleViews:
         self.started_at = started_at  # an agent never seen is "logged out since the server started"
         self._consulting = consulting
         self.pops: dict[str, object] = {}  # call id -> the CRM screen pop fetched when the caller queued
+        self.phone_shown: Callable[[str], str] = lambda agent_id: ""  # browser phone state (consoles/phones.py)
 
     @property
     def router(self) -> Router:
@@ -99,6 +100,7 @@ class ConsoleViews:
                 "since": max(v.since, self.started_at), "reason": v.pause_reason or v.pending_pause or "",
                 "extension": label(v.endpoint) if v.endpoint else "",
                 "queues": list(v.queues), "call_id": v.call_id or "", "answered": v.calls_answered,
+                "phone": self.phone_shown(agent_id),
                 **self.agent_figures(agent_id, now)}
 
     def agent_figures(self, agent_id: str, now: float) -> dict[str, object]:

@@ -38,7 +38,8 @@ class Role(StrEnum):
 
 
 _COMMON = frozenset({"ping", "logout", "search"})
-_AGENT_ONLY = frozenset({"agent_login", "agent_logout", "ready", "pause", "answer", "hold", "unhold", "transfer",
+_AGENT_ONLY = frozenset({"agent_login", "agent_logout", "phone_account", "phone_state", "ready", "pause", "answer",
+                         "hold", "unhold", "transfer",
                          "transfer_complete", "transfer_cancel", "hangup", "wrapup", "dial",
                          "wrapup_draft", "my_day"})
 _SUPERVISOR = frozenset({"spy", "spy_stop", "force_pause", "force_logout", "move_call", "callback_book",

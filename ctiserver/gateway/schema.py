@@ -183,6 +183,18 @@ _SPECS: tuple[MessageSpec, ...] = (
                 "Agent: bind to a phone extension and join queues (state becomes paused or available as "
                 "the ACD decides)."),
     MessageSpec("agent_logout", {}, "Agent: leave all queues and unbind the phone."),
+    MessageSpec("phone_account", {"extension": req(Str(32, EXTENSION, doc="the phone, e.g. 1002"))},
+                "Agent: the SIP account of the console's own phone (a browser phone, agents.softphone) for this "
+                "extension, before agent_login. Reply: result with data {account: {ws_url, uri, username, "
+                "password, register_expires_s, ice_servers, auto_answer}} or {account: null} for a desk phone. "
+                "Refused with invalid_state while logged in on another phone."),
+    MessageSpec("phone_state", {"extension": req(Str(32, EXTENSION)),
+                                "state": req(Choice(("registered", "unregistered", "failed"))),
+                                "detail": opt(Str(64, NAME, doc="why: no_microphone, permission_denied, "
+                                                                "auth_failed, network, ..."))},
+                "Agent: the browser phone's registration. Not registered: paused (phone_unregistered) and no "
+                "offers until it is; supervisors see it as agents[].phone. Refused with not_yours for an "
+                "extension that is not the agent's browser phone."),
     MessageSpec("ready", {}, "Agent: become available."),
     MessageSpec("pause", {"reason": req(_reason)}, "Agent: pause with a reason."),
     MessageSpec("answer", {"offer_id": req(Str(64, CALL_ID, doc="the offer's offer_id"))},

@@ -100,6 +100,8 @@ class GatewayConfig:
     # http://host:port, and its localhost/127.0.0.1/[::1] aliases when bound to loopback or to all
     # interfaces. A client that sends no Origin (not a browser) is let in: see docs/protocol.md.
     allowed_origins: tuple[str, ...] = ()
+    # Websockets the pages may open besides /ws: the PBX's SIP websocket of the console's phone (CSP connect-src).
+    phone_sockets: tuple[str, ...] = ()
     # Failed password logins, counted across connections (see auth.LoginThrottle).
     user_lock_after: int = 5  # failures of one username before it is locked for 1 s, 2 s, 4 s ...
     address_lock_after: int = 20  # failures from one address (an office behind NAT is one address)
@@ -251,7 +253,7 @@ class Gateway:
             cfg.login_tracked_keys)
         self.hash_gate = HashGate(cfg.max_concurrent_hashes, cfg.hash_wait_s)
         self.origins: frozenset[str] = frozenset()  # set at start, once the port is known
-        self.site = StaticSite(self.config.static_root)
+        self.site = StaticSite(self.config.static_root, self.config.phone_sockets)
         self.monitor = MonitorMirror()
         self._monitor_outbox = Outbox(self.config.monitor_outbox_items, self.config.outbox_age_s)
         self._agent_outboxes: dict[str, Outbox] = {}
@@ -687,6 +689,7 @@ class Gateway:
         table: dict[str, Handler] = {
             "ping": self._cmd_ping, "logout": self._cmd_logout,
             "agent_login": self._cmd_agent_login, "agent_logout": self._simple("agent_logout"),
+            "phone_account": self._cmd_phone_account, "phone_state": self._cmd_phone_state,
             "ready": self._simple("agent_ready"), "pause": self._cmd_pause,
             "answer": self._cmd_answer, "hold": self._on_call("hold"), "unhold": self._on_call("unhold"),
             "transfer_complete": self._on_call("complete_transfer"),
@@ -745,6 +748,15 @@ class Gateway:
     async def _cmd_agent_login(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
         queues = tuple(str(q) for q in cast(list[object], cmd.args["queues"]))
         await self.backend.agent_login(who, str(cmd.args["extension"]), queues)
+        return self._ok(cmd)
+
+    async def _cmd_phone_account(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
+        account = await self.backend.phone_account(who, str(cmd.args["extension"]))
+        return self._ok(cmd, {"account": account})
+
+    async def _cmd_phone_state(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
+        await self.backend.phone_state(who, str(cmd.args["extension"]), str(cmd.args["state"]),
+                                       str(cmd.args.get("detail") or ""))
         return self._ok(cmd)
 
     async def _cmd_answer(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:

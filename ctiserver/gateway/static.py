@@ -17,6 +17,14 @@ from websockets.http11 import Response
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; media-src 'self'; "
        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
+
+def csp(connect: tuple[str, ...] = ()) -> str:
+    """The policy, with the websockets the pages may open besides their own origin (the PBX's SIP websocket
+    for the console's phone): named one by one, never a wildcard."""
+    if not connect:
+        return CSP
+    return CSP.replace("connect-src 'self'", "connect-src 'self' " + " ".join(connect))
+
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -40,8 +48,9 @@ class Asset:
 
 
 class StaticSite:
-    def __init__(self, root: Path = DEFAULT_ROOT) -> None:
+    def __init__(self, root: Path = DEFAULT_ROOT, connect: tuple[str, ...] = ()) -> None:
         self.root = root
+        self.csp = csp(connect)
         self._assets: dict[str, Asset] = {}
         for url, name in PAGES.items():
             self._assets[url] = self._load(root / name)
@@ -67,17 +76,17 @@ class StaticSite:
         asset = self._assets.get(path)
         if asset is None:
             return http_response(404, "Not Found", b"not found\n", "text/plain; charset=utf-8")
-        return http_response(200, "OK", asset.body, asset.content_type)
+        return http_response(200, "OK", asset.body, asset.content_type, policy=self.csp)
 
 
 def http_response(status: int, reason: str, body: bytes, content_type: str,
-              extra: dict[str, str] | None = None) -> Response:
+              extra: dict[str, str] | None = None, *, policy: str = CSP) -> Response:
     headers = Headers()
     headers["Date"] = email.utils.formatdate(usegmt=True)
     headers["Connection"] = "close"
     headers["Content-Type"] = content_type
     headers["Content-Length"] = str(len(body))
-    headers["Content-Security-Policy"] = CSP
+    headers["Content-Security-Policy"] = policy  # one header: a second one would narrow the first
     headers["X-Content-Type-Options"] = "nosniff"
     headers["Referrer-Policy"] = "no-referrer"
     headers["X-Frame-Options"] = "DENY"

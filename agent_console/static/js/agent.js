@@ -8,6 +8,7 @@ import { bindLogin } from "./login.js";
 import { renderPop as drawPop } from "./pop.js";
 import { bindShortcuts, renderDay, renderShortcuts, tickDay } from "./workday.js";
 import { RecordingsPanel } from "./recordings.js";
+import { Softphone } from "./softphone.js";
 
 const POPS_KEY = "cti.agent.pops"; // offer ids already shown (a pop is announced once)
 const WORK_KEY = "cti.agent.work"; // the pop on screen and the call awaiting wrap-up, across reloads
@@ -53,9 +54,118 @@ const conn = new Connection({
   onLoggedOut: () => {
     view.user = null;
     view.agent = null;
+    phone.stop();
+    view.phone = null;
     render();
   },
 });
+
+// ------------------------------------------------------------------ the console's own phone
+
+const DIAL_ANSWERS_MS = 30000; // a click-to-call rings the agent's phone first: answered without a click
+view.phone = null; // {extension, account} when this console is the agent's phone
+view.phoneNotice = "";
+view.quality = null;
+let dialledAt = 0;
+
+const phone = new Softphone({
+  onState: (state, detail) => {
+    if (view.phone) {
+      conn.request("phone_state", { extension: view.phone.extension, state, ...(detail ? { detail } : {}) })
+        .catch(() => {}); // offline: the state is sent again with the next change or reconnection
+    }
+    view.phoneNotice = state === "registered" ? "" : t(`phone.detail.${detail || state}`);
+    render();
+  },
+  onIncoming: () => {
+    const agent = view.agent;
+    if (!agent || agent.state === "logged_out") {
+      view.phoneNotice = t("phone.refused_logged_out");
+      render();
+      return "refuse";
+    }
+    const dialled = Date.now() - dialledAt < DIAL_ANSWERS_MS;
+    return (view.phone && view.phone.account.auto_answer) || dialled ? "answer" : "ring";
+  },
+  onSession: (what) => {
+    if (what !== "answered") view.quality = null;
+    render();
+  },
+  onQuality: (quality) => {
+    view.quality = quality;
+    renderQuality();
+  },
+});
+window.__softphone = phone; // read by the browser tests (statistics, digits sent)
+
+async function startPhone(extension) {
+  let reply;
+  try {
+    reply = await conn.request("phone_account", { extension });
+  } catch {
+    return false;
+  }
+  if (!reply || reply.type !== "result") {
+    $("phone-error").textContent = errorText(reply);
+    return false;
+  }
+  const account = reply.data.account;
+  if (!account) { // a desk phone
+    phone.stop();
+    view.phone = null;
+    return true;
+  }
+  if (view.phone && view.phone.extension === extension && phone.ua) return true;
+  view.phone = { extension, account };
+  view.phoneNotice = t("phone.registering");
+  render();
+  await phone.start(account);
+  await fillDevices();
+  // Wait a moment for the registration: the server pauses an agent whose phone is not registered anyway.
+  for (let i = 0; i < 50 && phone.state !== "registered" && phone.state !== "failed"; i += 1) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return true;
+}
+
+async function fillDevices() {
+  const { mics, speakers } = await phone.devices();
+  show($("phone-devices"), Boolean(view.phone));
+  for (const [id, list, chosen] of [["mic-select", mics, phone.micId], ["speaker-select", speakers, phone.speakerId]]) {
+    const select = clear($(id));
+    select.append(option("", t("phone.default_device")));
+    list.forEach((d, i) => select.append(option(d.deviceId, d.label || `${id === "mic-select" ? t("phone.microphone") : t("phone.speaker")} ${i + 1}`)));
+    select.value = chosen;
+  }
+}
+
+function renderPhone() {
+  const badge = $("phone-status");
+  const soft = Boolean(view.phone);
+  show(badge, soft);
+  if (soft) {
+    badge.dataset.state = phone.state;
+    badge.textContent = t(`phone.state.${phone.state}`);
+  }
+  const notice = $("phone-message");
+  notice.textContent = view.phoneNotice;
+  show(notice, Boolean(view.phoneNotice));
+  show($("btn-mute"), soft && phone.inCall);
+  $("btn-mute").textContent = t(phone.muted ? "phone.unmute" : "phone.mute");
+  $("btn-mute").dataset.muted = String(phone.muted);
+  show($("dtmf-pad"), soft && phone.inCall);
+  renderQuality();
+}
+
+function renderQuality() {
+  const node = $("call-quality");
+  const q = view.quality;
+  show(node, Boolean(q) && phone.inCall);
+  if (!q) return;
+  node.dataset.grade = q.grade;
+  node.textContent = `${t(`phone.quality.${q.grade}`)} · ${t("phone.quality_detail", {
+    loss: q.loss_pct.toFixed(1), jitter: Math.round(q.jitter_ms), rtt: q.rtt_ms === null ? "–" : Math.round(q.rtt_ms) })}`;
+}
 
 const recordings = new RecordingsPanel({ conn, role: "agent" });
 recordings.mount({ controls: $("rec-controls"), recordings: $("recordings-card"), voicemails: $("voicemail-card") });
@@ -68,6 +178,7 @@ function handle(msg) {
   switch (msg.type) {
     case "snapshot":
       view.agent = msg.agent;
+      phoneFollowsAgent(true);
       wrapFollowsAgent();
       refreshDay();
       view.calls = new Map(msg.calls.filter((c) => c.state !== "ended").map((c) => [c.call_id, c]));
@@ -76,6 +187,7 @@ function handle(msg) {
       break;
     case "agent_state":
       view.agent = msg.agent;
+      phoneFollowsAgent();
       wrapFollowsAgent();
       refreshDay();
       break;
@@ -134,6 +246,29 @@ function callChanged(call) {
   }
   view.calls.set(call.call_id, call);
 }
+
+// Logged out: the phone goes too (no call may ring a console that is not at work). A console opened again
+// on an agent at work (a reload) gets its phone back.
+function phoneFollowsAgent(reconnected = false) {
+  const agent = view.agent;
+  if (!agent || agent.state === "logged_out") {
+    if (view.phone) {
+      phone.stop();
+      view.phone = null;
+      view.phoneNotice = "";
+    }
+    return;
+  }
+  if (!view.phone && agent.extension && !phoneStarting) {
+    phoneStarting = true;
+    startPhone(agent.extension).finally(() => { phoneStarting = false; });
+  } else if (reconnected && view.phone && phone.state !== "unregistered") {
+    // the server learns the phone's state again after a reconnection of the console
+    conn.request("phone_state", { extension: view.phone.extension, state: phone.state,
+                                  ...(phone.detail ? { detail: phone.detail } : {}) }).catch(() => {});
+  }
+}
+let phoneStarting = false;
 
 // ------------------------------------------------------------------ the wrap-up belongs to its call
 
@@ -287,6 +422,7 @@ function render() {
   $("btn-pause").disabled = state === "paused" && view.agent.reason === $("pause-reason").value;
   renderOffer();
   renderCall();
+  renderPhone();
   renderWrapup();
   renderPop();
   const idle = ["available", "paused", "not_responding"].includes(state) && !ringingOffer() && !currentCall()
@@ -312,30 +448,42 @@ function currentCall() {
 
 function renderOffer() {
   const offer = ringingOffer();
-  show($("offer-banner"), offer !== null);
-  if (!offer) return;
-  const number = offer.caller_display || offer.caller;
-  $("offer-caller").textContent = offer.caller_name ? `${offer.caller_name} · ${number}` : number || t("pop.unknown_caller");
-  $("offer-queue").textContent = `${t("pop.queue")}: ${label("queue", offer.queue)}`;
-  const callback = offer.callback; // a callback's turn: the agent calls back, and sees what it is about
+  const soft = Boolean(view.phone);
+  // The console's phone may ring before the offer's message arrives (or with none: a click-to-call).
+  show($("offer-banner"), offer !== null || (soft && phone.ringing));
+  if (!offer && !(soft && phone.ringing)) return;
+  const callback = offer ? offer.callback : null; // a callback's turn: the agent calls back, and sees what it is about
   $("offer-banner").dataset.callback = callback ? callback.callback_id : "";
-  if (callback) {
-    $("offer-queue").textContent += ` · ${t("offer.callback", { topic: callback.topic || "–",
-                                                                 attempts: callback.attempts })}`;
+  if (offer) {
+    const number = offer.caller_display || offer.caller;
+    $("offer-caller").textContent = offer.caller_name ? `${offer.caller_name} · ${number}` : number || t("pop.unknown_caller");
+    $("offer-queue").textContent = `${t("pop.queue")}: ${label("queue", offer.queue)}`;
+    if (callback) {
+      $("offer-queue").textContent += ` · ${t("offer.callback", { topic: callback.topic || "–",
+                                                                   attempts: callback.attempts })}`;
+    }
+  } else {
+    const who = phone.session.remote_identity;
+    $("offer-caller").textContent = (who && (who.display_name || who.uri.user)) || t("pop.unknown_caller");
+    $("offer-queue").textContent = "";
   }
   const atConsole = Boolean(view.agent && view.agent.answer_at_console);
-  show($("offer-auto"), Boolean(view.agent && view.agent.auto_answer) && !atConsole);
-  show($("offer-console"), atConsole);
-  show($("offer-title"), !atConsole);
-  show($("offer-title-console"), atConsole);
-  // answer: console: the phone is dialled only on this click, and then picks up by itself.
+  show($("offer-auto"), (Boolean(view.agent && view.agent.auto_answer) && !atConsole)
+    || (soft && view.phone.account.auto_answer));
+  show($("offer-console"), atConsole && !soft);
+  show($("offer-title"), !atConsole && !soft);
+  show($("offer-title-console"), atConsole || soft);
+  // answer: console: the phone is dialled only on this click, and then picks up by itself. The console's
+  // own phone answers here.
   const answer = $("btn-answer");
-  show(answer, atConsole);
-  if (answer.dataset.offerId !== offer.offer_id) {
-    answer.dataset.offerId = offer.offer_id;
+  show(answer, atConsole || (soft && !view.phone.account.auto_answer));
+  const id = offer ? offer.offer_id : "phone";
+  if (answer.dataset.offerId !== id) {
+    answer.dataset.offerId = id;
     answer.disabled = false;
     $("offer-error").textContent = "";
   }
+  if (soft) answer.disabled = !phone.ringing;
 }
 
 function renderCall() {
@@ -423,6 +571,7 @@ function errorText(reply) {
 }
 
 async function act(errorId, type, fields) {
+  if (type === "dial" || type === "follow_up_call") dialledAt = Date.now(); // the agent's phone rings first
   $(errorId).textContent = "";
   try {
     const reply = await conn.request(type, fields);
@@ -456,7 +605,15 @@ onSubmit("phone-form", async () => {
   }
   localStorage.setItem("cti.agent.extension", extension);
   localStorage.setItem("cti.agent.queues", JSON.stringify(queues));
-  await act("phone-error", "agent_login", { extension, queues });
+  $("phone-error").textContent = "";
+  if (!(await startPhone(extension))) return;
+  const reply = await act("phone-error", "agent_login", { extension, queues });
+  if (!reply || reply.type === "error") { // not at work: the phone must not ring
+    phone.stop();
+    view.phone = null;
+    view.phoneNotice = "";
+    render();
+  }
 });
 
 onClick("btn-ready", () => act("state-error", "ready"));
@@ -466,13 +623,34 @@ onClick("btn-agent-logout", () => act("state-error", "agent_logout"));
 const callId = () => (currentCall() || {}).call_id;
 onClick("btn-answer", async () => {
   const answer = $("btn-answer");
+  if (view.phone) { // the console is the phone: answer the ringing INVITE here
+    if (phone.answer()) answer.disabled = true;
+    return;
+  }
   answer.disabled = true;
   const reply = await act("offer-error", "answer", { offer_id: answer.dataset.offerId });
   if (!reply || reply.type === "error") answer.disabled = false;
 });
 onClick("btn-hold", () => act("call-error", "hold", { call_id: callId() }));
 onClick("btn-unhold", () => act("call-error", "unhold", { call_id: callId() }));
-onClick("btn-hangup", () => act("call-error", "hangup", { call_id: callId() }));
+onClick("btn-hangup", () => {
+  const id = callId();
+  if (!id && view.phone && phone.session) { // a leg the server does not follow (yet): end it here
+    phone.session.terminate();
+    return;
+  }
+  act("call-error", "hangup", { call_id: id });
+});
+onClick("btn-mute", () => {
+  phone.mute(!phone.muted);
+  render();
+});
+for (const digit of "123456789*0#") {
+  $("dtmf-pad").append(el("button", { type: "button", class: "small key", text: digit, "data-digit": digit,
+                                      onclick: () => phone.dtmf(digit) }));
+}
+$("mic-select").addEventListener("change", () => phone.chooseMic($("mic-select").value));
+$("speaker-select").addEventListener("change", () => phone.chooseSpeaker($("speaker-select").value));
 onClick("btn-xfer-complete", () => act("call-error", "transfer_complete", { call_id: callId() }));
 onClick("btn-xfer-cancel", () => act("call-error", "transfer_cancel", { call_id: callId() }));
 onSubmit("transfer-form", () => act("call-error", "transfer", {

@@ -191,7 +191,9 @@ function paintAgent(agentId) {
   paintAgentName(row, agentId, data);
   row.c.state.dataset.state = data.state;
   set(row.c.state, label("state", data.state) + (data.reason ? ` · ${label("reason", data.reason)}` : ""));
-  set(row.c.ext, data.extension || "–");
+  // A browser phone's registration beside the extension (a desk phone's state is the PBX's to show).
+  set(row.c.ext, (data.extension || "–") + (data.phone ? ` · ${t(`phone.state.${data.phone}`)}` : ""));
+  row.c.ext.dataset.phone = data.phone || "";
   set(row.c.queues, (data.queues || []).map((q) => label("queue", q)).join(", ") || "–");
   set(row.c.calls, data.calls_today ?? 0);
   set(row.c.aht, duration(data.aht_s));

@@ -1,0 +1,474 @@
+"""The simulator's SIP-over-WebSocket endpoint (RFC 7118), as Asterisk's res_pjsip_transport_websocket serves it
+at ``ws://<pbx>:8088/ws``: the agents' browser phones register here (401 digest challenge, then 200), and each
+agent leg the CTI originates to ``PJSIP/<extension>`` becomes an INVITE down the browser's websocket, with real
+WebRTC media from a Python peer (webrtc_peer.py) that plays a known sound and records what it receives.
+
+What it says follows a real Asterisk 22.10.1 with the shipped pjsip.conf (tests/captures/22-webrtc-softphone.txt):
+the 401's ``WWW-Authenticate: Digest realm="asterisk",nonce=..,opaque=..,algorithm=MD5,qop="auth"``, the 200's
+``Contact: <..>;expires=<n-1>`` and ``Expires``, the INVITE's headers and SDP shape, a wrong password answered
+with a fresh 401, ACK after a final non-2xx, BYE and CANCEL both ways, 200 to a re-INVITE.
+
+Message parsing is pbxsim.sip (pure); this module is the I/O around it and the registrar's state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from pbxsim import sip, wire
+from pbxsim.channels import Channel
+from pbxsim.world import PhoneProfile, World
+
+log = logging.getLogger(__name__)
+
+REALM = "asterisk"  # res_pjsip's default_realm
+USER_AGENT = "Asterisk PBX (CTI)"  # pjsip.conf [global] user_agent
+ALLOW = "OPTIONS, REGISTER, SUBSCRIBE, NOTIFY, PUBLISH, INVITE, ACK, BYE, CANCEL, UPDATE, PRACK, MESSAGE, INFO, REFER"
+NONCE_TTL_S = 32.0  # pjsip's nonce lifetime
+
+
+@dataclass
+class Registration:
+    extension: str
+    contact: str  # the URI in the browser's Contact
+    conn: ServerConnection
+    expires_at: float
+
+
+@dataclass
+class BrowserCall:
+    """One agent leg rung in a browser: the dialog, its media and what the tests read afterwards."""
+
+    extension: str
+    chan: Channel
+    call_id: str
+    from_tag: str
+    contact: str
+    conn: ServerConnection
+    cseq: int = 1
+    to_tag: str = ""
+    answered: bool = False
+    ended: bool = False
+    invite_sent_at: float = 0.0
+    ringing_at: float | None = None
+    answered_at: float | None = None
+    final_status: int | None = None
+    peer: object | None = None  # webrtc_peer.MediaPeer
+    recording: Path | None = None
+    held: bool = False
+    reinvites: list[str] = field(default_factory=list)  # the direction each re-INVITE asked for
+    hung_up_by: str = ""  # "browser" or "pbx"
+    responses: asyncio.Queue[sip.SipMessage] = field(default_factory=asyncio.Queue)
+
+    @property
+    def digits(self) -> str:
+        return "".join(getattr(self.peer, "digits", []))
+
+
+class SipWsServer:
+    def __init__(self, world: World, passwords: Callable[[str], str | None], *, host: str = "127.0.0.1",
+                 port: int = 0, media_dir: Path | None = None, media: bool = True) -> None:
+        self.world = world
+        self.passwords = passwords  # extension -> its SIP password (None: no such endpoint)
+        self.host, self.port = host, port
+        self.media_dir = media_dir
+        self.media = media
+        self.registrations: dict[str, Registration] = {}
+        self.calls: list[BrowserCall] = []
+        self.refused: list[tuple[str, int]] = []  # (extension, status) of refused REGISTERs, for the tests
+        self._nonces: dict[str, float] = {}
+        self._server: Server | None = None
+        self._conns: set[ServerConnection] = set()
+        self._tone: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.host}:{self.port}/ws"
+
+    async def start(self) -> int:
+        if self.media:
+            # aiortc's import and first certificate take about a second: not inside the first call's ring
+            from pbxsim import webrtc_peer
+
+            await asyncio.get_running_loop().run_in_executor(None, webrtc_peer.warm_up)
+        self._server = await serve(self._session, self.host, self.port, subprotocols=["sip"],  # type: ignore[list-item]
+                                   ping_interval=None)
+        self.port = next(iter(self._server.sockets)).getsockname()[1]
+        return self.port
+
+    async def stop(self) -> None:
+        for call in list(self.calls):
+            await self._close_media(call)
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def drop_connections(self) -> int:
+        """The network between the PBX and the browsers goes: every websocket is cut (no close handshake)."""
+        n = 0
+        for conn in list(self._conns):
+            conn.transport.abort()
+            n += 1
+        return n
+
+    def registered(self, extension: str) -> bool:
+        reg = self.registrations.get(extension)
+        return reg is not None and reg.expires_at > time.monotonic()
+
+    # ---------------------------------------------------------------- the websocket
+    async def _session(self, conn: ServerConnection) -> None:
+        if conn.subprotocol != "sip":
+            await conn.close(1002, "subprotocol sip required")
+            return
+        self._conns.add(conn)
+        try:
+            async for data in conn:
+                if sip.is_keepalive(data):
+                    continue
+                try:
+                    msg = sip.parse(data)
+                except sip.SipError as e:
+                    log.warning("sip/ws: dropped a message from %s: %s", conn.remote_address, e)
+                    continue
+                await self._receive(conn, msg)
+        except ConnectionClosed:
+            pass
+        finally:
+            self._conns.discard(conn)
+            self._connection_gone(conn)
+
+    def _connection_gone(self, conn: ServerConnection) -> None:
+        # The websocket was the only way to the browser: its contact goes with it (transport shutdown).
+        for ext, reg in list(self.registrations.items()):
+            if reg.conn is conn:
+                self._unregister(ext)
+
+    async def _send(self, conn: ServerConnection, msg: sip.SipMessage) -> None:
+        try:
+            await conn.send(msg.to_text())
+        except ConnectionClosed:
+            pass
+
+    async def _receive(self, conn: ServerConnection, msg: sip.SipMessage) -> None:
+        if not msg.is_request:
+            call = self._call(msg.call_id)
+            if call is not None:
+                await call.responses.put(msg)
+            return
+        if msg.method == "REGISTER":
+            await self._register(conn, msg)
+        elif msg.method == "OPTIONS":
+            await self._send(conn, sip.response_to(msg, 200, "OK", to_tag=sip.new_tag(),
+                                                   extra=[("Allow", ALLOW), ("Server", USER_AGENT)]))
+        elif msg.method == "ACK":
+            return
+        elif msg.method in ("BYE", "CANCEL", "INVITE", "INFO"):
+            await self._in_dialog(conn, msg)
+        else:
+            await self._send(conn, sip.response_to(msg, 501, "Not Implemented", to_tag=sip.new_tag()))
+
+    def _call(self, call_id: str) -> BrowserCall | None:
+        return next((c for c in reversed(self.calls) if c.call_id == call_id), None)
+
+    # ---------------------------------------------------------------- the registrar
+    def _challenge(self, msg: sip.SipMessage) -> sip.SipMessage:
+        now = time.monotonic()
+        for n in [n for n, t in self._nonces.items() if now - t > NONCE_TTL_S]:
+            del self._nonces[n]
+        nonce = f"{int(time.time())}/{secrets.token_hex(16)}"
+        self._nonces[nonce] = now
+        challenge = (f'Digest realm="{REALM}",nonce="{nonce}",opaque="{secrets.token_hex(8)}",algorithm=MD5,'
+                     f'qop="auth"')
+        return sip.response_to(msg, 401, "Unauthorized", to_tag=_via_branch(msg),
+                               extra=[("WWW-Authenticate", challenge), ("Server", USER_AGENT)])
+
+    def _authenticated(self, msg: sip.SipMessage, extension: str) -> bool:
+        header = msg.get("Authorization")
+        if not header:
+            return False
+        try:
+            p = sip.digest_params(header)
+        except sip.SipError:
+            return False
+        nonce = p.get("nonce", "")
+        password = self.passwords(extension)
+        if nonce not in self._nonces or password is None or p.get("username") != extension:
+            return False
+        return sip.check_authorization(header, password=password, realm=REALM, method=msg.method,
+                                       nonce=nonce) == extension
+
+    async def _register(self, conn: ServerConnection, msg: sip.SipMessage) -> None:
+        extension = sip.user(sip.address(msg.get("To")))
+        if self.passwords(extension) is None:
+            # PJSIP answers a REGISTER for an unknown AOR with the same challenge (no user enumeration).
+            self.refused.append((extension, 401))
+            await self._send(conn, self._challenge(msg))
+            return
+        if not self._authenticated(msg, extension):
+            if msg.get("Authorization"):
+                self.refused.append((extension, 401))
+                log.info("sip/ws: REGISTER for %s with wrong credentials", extension)
+            await self._send(conn, self._challenge(msg))
+            return
+        contact = msg.get("Contact")
+        expires = _expires(msg)
+        if contact == "*" or expires == 0:
+            self._unregister(extension)
+            await self._send(conn, sip.response_to(msg, 200, "OK", to_tag=_via_branch(msg),
+                                                   extra=[("Date", _date()), ("Server", USER_AGENT)]))
+            return
+        self.registrations[extension] = Registration(extension, sip.address(contact), conn,
+                                                     time.monotonic() + expires)
+        profile = self.world.phones.get(extension)
+        if profile is None or profile.line is None:
+            profile = PhoneProfile(answer_after=None, line=_Line(self, extension))
+            self.world.phones[extension] = profile
+        profile.registered = True
+        self.world.device_state(f"PJSIP/{extension}", "NOT_INUSE")
+        await self._send(conn, sip.response_to(
+            msg, 200, "OK", to_tag=_via_branch(msg),
+            extra=[("Date", _date()), ("Contact", f"<{sip.address(contact)}>;expires={expires - 1}"),
+                   ("Expires", str(expires)), ("Server", USER_AGENT)]))
+
+    def _unregister(self, extension: str) -> None:
+        if self.registrations.pop(extension, None) is None:
+            return
+        profile = self.world.phones.get(extension)
+        if profile is not None and profile.line is not None:
+            profile.registered = False
+            self.world.device_state(f"PJSIP/{extension}", "UNAVAILABLE")
+
+    # ---------------------------------------------------------------- calls to the browser
+    async def ring(self, extension: str, chan: Channel) -> None:
+        reg = self.registrations.get(extension)
+        if reg is None or reg.expires_at <= time.monotonic():
+            chan.hangup_cause = 20  # Subscriber absent: no contact
+            chan.hungup = True
+            chan.wake()
+            return
+        call = BrowserCall(extension, chan, call_id=secrets.token_hex(16), from_tag=sip.new_tag(),
+                           contact=reg.contact, conn=reg.conn)
+        self.calls.append(call)
+        chan.observers.append(_Watcher(self, call))
+        offer = await self._media_offer(call)
+        await self._send(call.conn, self._invite(call, offer))
+        call.invite_sent_at = time.monotonic()
+        await self._await_final(call)
+
+    async def _media_offer(self, call: BrowserCall) -> str:
+        if not self.media:
+            return ""
+        from pbxsim import webrtc_peer
+
+        media_dir = self.media_dir or Path(".")
+        media_dir.mkdir(parents=True, exist_ok=True)
+        if self._tone is None:
+            self._tone = webrtc_peer.write_tone(media_dir / "known-sound.wav")
+        call.recording = media_dir / f"{call.chan.uniqueid}-from-agent.wav"
+        peer = webrtc_peer.MediaPeer(self._tone, call.recording)
+        call.peer = peer
+        return await peer.offer()
+
+    def _invite(self, call: BrowserCall, sdp: str, *, method: str = "INVITE", cseq: int | None = None,
+                branch: str | None = None) -> sip.SipMessage:
+        chan = call.chan
+        num = "" if chan.cid_num in ("", "<unknown>") else chan.cid_num
+        name = "" if chan.cid_name in ("", "<unknown>") else chan.cid_name
+        from_value = (f'"{name}" ' if name else "") + f"<sip:{num or 'asterisk'}@{self.host}>;tag={call.from_tag}"
+        to_value = f"<sip:{call.extension}@{self.host}>" + (f";tag={call.to_tag}" if call.to_tag else "")
+        headers = [("Via", f"SIP/2.0/WS {self.host}:{self.port};rport;branch={branch or 'z9hG4bKPj' + secrets.token_hex(16)};alias"),
+                   ("From", from_value), ("To", to_value),
+                   ("Contact", f"<sip:asterisk@{self.host}:{self.port};transport=ws>"),
+                   ("Call-ID", call.call_id), ("CSeq", f"{call.cseq if cseq is None else cseq} {method}")]
+        if method == "INVITE":
+            headers += [("Allow", ALLOW), ("Supported", "100rel, timer, replaces, norefersub, histinfo"),
+                        ("Max-Forwards", "70"), ("User-Agent", USER_AGENT)]
+        else:
+            headers += [("Max-Forwards", "70"), ("User-Agent", USER_AGENT)]
+        body = sdp.encode() if sdp else b""
+        if body:
+            headers.append(("Content-Type", "application/sdp"))
+        return sip.SipMessage(method=method, uri=call.contact, headers=headers, body=body)
+
+    async def _await_final(self, call: BrowserCall) -> None:
+        chan = call.chan
+        while not call.ended:
+            resp = await call.responses.get()
+            if resp.cseq[1] != "INVITE":
+                continue
+            if resp.status in (180, 183):
+                if call.ringing_at is None:
+                    call.ringing_at = time.monotonic()
+                    self.world.new_state(chan, 5)
+                    self.world.device_state(chan.device, "RINGING")
+                    if chan.originated:
+                        self.world.emit(wire.event("DialState", chan.snapshot("Dest"), [("DialStatus", "RINGING")]))
+                continue
+            if resp.status < 200:
+                continue
+            call.final_status = resp.status
+            call.to_tag = sip.tag(resp.get("To"))
+            await self._send(call.conn, self._ack(call, resp))
+            if resp.status >= 300:
+                call.ended = True
+                await self._close_media(call)
+                if chan.dead or chan.hungup:
+                    return
+                if resp.status in (486, 600):
+                    chan.remote_busy = True
+                    chan.hangup_cause = 17
+                else:
+                    chan.hangup_cause = {603: 21, 480: 18, 404: 1, 487: 16}.get(resp.status, 21)
+                    chan.hungup = True
+                chan.wake()
+                return
+            if chan.dead or chan.hungup:  # the CTI gave up while the 200 was on its way: end it at once
+                await self._bye(call)
+                return
+            if call.peer is not None:
+                await call.peer.answer(resp.body.decode("utf-8", "replace"))  # type: ignore[attr-defined]
+            call.answered = True
+            call.answered_at = time.monotonic()
+            self.world.new_state(chan, 6)
+            self.world.device_state(chan.device, "INUSE")
+            return
+
+    def _ack(self, call: BrowserCall, resp: sip.SipMessage) -> sip.SipMessage:
+        ack = self._invite(call, "", method="ACK", cseq=resp.cseq[0])
+        return ack
+
+    async def _bye(self, call: BrowserCall) -> None:
+        if call.ended:
+            return
+        call.ended = True
+        call.hung_up_by = call.hung_up_by or "pbx"
+        call.cseq += 1
+        await self._send(call.conn, self._invite(call, "", method="BYE"))
+        await self._close_media(call)
+
+    async def _cancel(self, call: BrowserCall) -> None:
+        if call.ended:
+            return
+        call.hung_up_by = "pbx"
+        # CANCEL repeats the INVITE's CSeq number; the browser answers 200, then 487 to the INVITE (ACKed
+        # by _await_final, which is still waiting for it).
+        await self._send(call.conn, self._invite(call, "", method="CANCEL", cseq=call.cseq))
+
+    async def _close_media(self, call: BrowserCall) -> None:
+        if call.peer is not None:
+            await call.peer.close()  # type: ignore[attr-defined]
+
+    def channel_gone(self, call: BrowserCall) -> None:
+        if call.ended:
+            return
+        coro = self._bye(call) if call.answered else self._cancel(call)
+        self.world.spawn(coro, name=f"sip end {call.call_id}")
+
+    # ---------------------------------------------------------------- requests inside a dialog
+    async def _in_dialog(self, conn: ServerConnection, msg: sip.SipMessage) -> None:
+        call = self._call(msg.call_id)
+        if call is None:
+            if msg.method == "INVITE":
+                # A browser calling out: the agent console makes no such calls (click-to-call goes
+                # through the CTI), so like an endpoint with no dialplan for it.
+                await self._send(conn, sip.response_to(msg, 403, "Forbidden", to_tag=sip.new_tag()))
+            else:
+                await self._send(conn, sip.response_to(msg, 481, "Call/Transaction Does Not Exist",
+                                                       to_tag=sip.new_tag()))
+            return
+        if msg.method == "BYE":
+            await self._send(conn, sip.response_to(msg, 200, "OK"))
+            call.hung_up_by = call.hung_up_by or "browser"
+            call.ended = True
+            await self._close_media(call)
+            if not call.chan.dead and not call.chan.hungup:
+                self.world.queue_hangup(call.chan, 16)
+        elif msg.method == "INVITE":
+            await self._reinvite(conn, call, msg)
+        elif msg.method == "INFO":
+            await self._send(conn, sip.response_to(msg, 200, "OK"))
+        else:
+            await self._send(conn, sip.response_to(msg, 200, "OK"))
+
+    async def _reinvite(self, conn: ServerConnection, call: BrowserCall, msg: sip.SipMessage) -> None:
+        """A re-INVITE (hold from the phone, an ICE restart after a network change): 200 with our SDP, its
+        direction the mirror of the one asked for, as Asterisk answers sendonly with recvonly."""
+        offer = msg.body.decode("utf-8", "replace")
+        asked = next((d for d in ("sendonly", "recvonly", "inactive", "sendrecv") if f"a={d}" in offer), "sendrecv")
+        call.reinvites.append(asked)
+        call.held = asked in ("sendonly", "inactive")
+        mirror = {"sendonly": "recvonly", "recvonly": "sendonly"}.get(asked, asked)
+        ours = ""
+        peer = call.peer
+        if peer is not None:
+            local = peer.pc.localDescription  # type: ignore[attr-defined]
+            from pbxsim import webrtc_peer
+
+            ours = webrtc_peer.asterisk_shaped_offer(local.sdp).replace("a=setup:actpass", "a=setup:passive")
+            ours = ours.replace("a=sendrecv", f"a={mirror}")
+        await self._send(conn, sip.response_to(msg, 200, "OK", extra=[
+            ("Contact", f"<sip:asterisk@{self.host}:{self.port};transport=ws>"),
+            ("Content-Type", "application/sdp")], body=ours.encode()))
+
+
+class _Line:
+    """A registered browser as the world's phone line."""
+
+    def __init__(self, server: SipWsServer, extension: str) -> None:
+        self.server, self.extension = server, extension
+
+    async def ring(self, chan: Channel) -> None:
+        await self.server.ring(self.extension, chan)
+
+
+class _Watcher:
+    """Ends the SIP dialog when the agent leg ends on the PBX side (BYE, or CANCEL while it rings)."""
+
+    def __init__(self, server: SipWsServer, call: BrowserCall) -> None:
+        self.server, self.call = server, call
+
+    def prompt_started(self, chan: Channel, name: str, interruptible: bool) -> None:
+        return None
+
+    def input_wanted(self, chan: Channel, max_digits: int) -> None:
+        return None
+
+    def record_started(self, chan: Channel) -> None:
+        return None
+
+    def waiting_started(self, chan: Channel) -> None:
+        return None
+
+    def connected(self, chan: Channel, peer: Channel) -> None:
+        return None
+
+    def channel_gone(self, chan: Channel) -> None:
+        self.server.channel_gone(self.call)
+
+
+def _via_branch(msg: sip.SipMessage) -> str:
+    # PJSIP's registrar uses the request's branch as its To tag (see the capture)
+    return sip.params(msg.get("Via")).get("branch", sip.new_tag())
+
+
+def _expires(msg: sip.SipMessage) -> int:
+    value = sip.params(msg.get("Contact")).get("expires") or msg.get("Expires") or "3600"
+    try:
+        return max(0, min(int(value), 3600))
+    except ValueError:
+        return 3600
+
+
+def _date() -> str:
+    return email.utils.formatdate(usegmt=True)

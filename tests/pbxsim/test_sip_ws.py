@@ -1,0 +1,183 @@
+"""The simulator's SIP-over-WebSocket endpoint with a browser-style phone on a real socket: registration (401,
+then 200), wrong credentials, an agent leg's INVITE with Asterisk's shape, 180/200/ACK, BYE both ways, CANCEL,
+re-INVITE, and the contact going with the websocket."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from pbxsim import sip
+from pbxsim.simulator import Simulator
+from pbxsim.sip_ws import SipWsServer
+from pbxsim.world import OriginateRequest
+from tests.pbxsim.ws_phone import WsPhone
+
+PASSWORDS = {"1002": "pw-1002", "1003": "pw-1003"}
+
+
+@pytest.fixture
+async def pbx(tmp_path: Path) -> AsyncIterator[tuple[Simulator, SipWsServer]]:
+    sim = Simulator(time_scale=0.05)
+    await sim.start()
+    server = SipWsServer(sim.world, PASSWORDS.get, media_dir=tmp_path, media=False)
+    await server.start()
+    try:
+        yield sim, server
+    finally:
+        await server.stop()
+        await sim.stop()
+
+
+async def phone(server: SipWsServer, ext: str, password: str | None = None) -> WsPhone:
+    p = WsPhone(server.url, ext, password or PASSWORDS[ext], "127.0.0.1")
+    await p.open()
+    return p
+
+
+async def test_register_is_challenged_then_accepted(pbx: tuple[Simulator, SipWsServer]) -> None:
+    sim, server = pbx
+    p = await phone(server, "1002")
+    uri, to = "sip:127.0.0.1", "<sip:1002@127.0.0.1>"
+    await p.send(p.request("REGISTER", uri, to=to, extra=[("Contact", f"{p.contact};expires=300")]))
+    challenge = await p.final_response()
+    assert challenge.status == 401
+    params = sip.digest_params(challenge.get("WWW-Authenticate"))
+    assert params["realm"] == "asterisk" and params["algorithm"] == "MD5" and params["qop"] == "auth"
+    ok = await p.register()
+    assert ok.status == 200
+    assert ok.get("Expires") == "300" and ok.get("Contact").endswith(";expires=299")
+    assert server.registered("1002") and sim.world.phones["1002"].registered
+    await p.close()
+
+
+async def test_wrong_password_and_other_agents_extension_are_refused(pbx: tuple[Simulator, SipWsServer]) -> None:
+    _, server = pbx
+    wrong = await phone(server, "1002", password="not-it")
+    assert (await wrong.register()).status == 401  # PJSIP answers a bad digest with a fresh challenge
+    # agent 1003's console, holding 1003's password, trying to register as 1002
+    other = await phone(server, "1003")
+    other.username = "1002"
+    assert (await other.register(password=PASSWORDS["1003"])).status == 401
+    assert not server.registered("1002")
+    assert server.refused.count(("1002", 401)) == 2
+    await wrong.close()
+    await other.close()
+
+
+async def ring(sim: Simulator, ext: str) -> asyncio.Task[object]:
+    req = OriginateRequest(channel=f"PJSIP/{ext}", application="Wait", data="30", timeout_ms=20000,
+                           callerid=("Zhang San", "13800138000"))
+    return asyncio.create_task(sim.world.originate(req))
+
+
+async def test_agent_leg_invite_answer_and_bye_from_the_browser(pbx: tuple[Simulator, SipWsServer]) -> None:
+    sim, server = pbx
+    p = await phone(server, "1002")
+    assert (await p.register()).status == 200
+    originate = await ring(sim, "1002")
+    invite = await p.next_request("INVITE")
+    assert invite.uri == p.contact.strip("<>")
+    assert sip.address(invite.get("From")) == "sip:13800138000@127.0.0.1"
+    assert '"Zhang San"' in invite.get("From") and invite.get("Contact").endswith(";transport=ws>")
+    await p.send(sip.response_to(invite, 100, "Trying"))
+    await p.send(sip.response_to(invite, 180, "Ringing", to_tag="b1"))
+    await asyncio.sleep(0.1)
+    chan = next(c for c in sim.world.channels.values() if c.name.startswith("PJSIP/1002-"))
+    assert chan.state == 5
+    await p.send(sip.response_to(invite, 200, "OK", to_tag="b1", extra=[("Contact", p.contact)]))
+    ack = await p.next_request("ACK")
+    assert ack.call_id == invite.call_id and ack.cseq == (invite.cseq[0], "ACK")
+    result = await asyncio.wait_for(originate, 5)
+    assert result.ok and chan.state == 6  # type: ignore[attr-defined]
+    # the browser hangs up
+    bye = p.request("BYE", invite.get("Contact").strip("<>"), to=invite.get("From"),
+                    call_id=invite.call_id, from_tag="b1")
+    await p.send(bye)
+    assert (await p.final_response()).status == 200
+    await asyncio.wait_for(chan.done.wait(), 5)
+    assert server.calls[-1].hung_up_by == "browser"
+    await p.close()
+
+
+async def test_pbx_hangup_sends_bye_and_ringing_leg_gets_cancel(pbx: tuple[Simulator, SipWsServer]) -> None:
+    sim, server = pbx
+    p = await phone(server, "1002")
+    await p.register()
+    originate = await ring(sim, "1002")
+    invite = await p.next_request("INVITE")
+    await p.send(sip.response_to(invite, 200, "OK", to_tag="b2", extra=[("Contact", p.contact)]))
+    await p.next_request("ACK")
+    await asyncio.wait_for(originate, 5)
+    chan = next(c for c in sim.world.channels.values() if c.name.startswith("PJSIP/1002-"))
+    sim.world.queue_hangup(chan, 16)
+    bye = await p.next_request("BYE")
+    assert bye.call_id == invite.call_id and sip.tag(bye.get("To")) == "b2"
+    await p.send(sip.response_to(bye, 200, "OK"))
+    # a leg that is still ringing when the PBX gives up is CANCELled; the 487 is ACKed
+    originate = await ring(sim, "1002")
+    invite = await p.next_request("INVITE")
+    await p.send(sip.response_to(invite, 180, "Ringing", to_tag="b3"))
+    await asyncio.sleep(0.1)
+    chan = next(c for c in sim.world.channels.values() if c.name.startswith("PJSIP/1002-") and not c.dead)
+    sim.world.queue_hangup(chan, 16)
+    cancel = await p.next_request("CANCEL")
+    assert cancel.cseq == (invite.cseq[0], "CANCEL")
+    await p.send(sip.response_to(cancel, 200, "OK", to_tag="b3"))
+    await p.send(sip.response_to(invite, 487, "Request Terminated", to_tag="b3"))
+    ack = await p.next_request("ACK")
+    assert ack.call_id == invite.call_id
+    assert not (await asyncio.wait_for(originate, 5)).ok  # type: ignore[attr-defined]
+    await p.close()
+
+
+async def test_busy_browser_and_no_contact_fail_the_originate(pbx: tuple[Simulator, SipWsServer]) -> None:
+    sim, server = pbx
+    p = await phone(server, "1002")
+    await p.register()
+    originate = await ring(sim, "1002")
+    invite = await p.next_request("INVITE")
+    await p.send(sip.response_to(invite, 486, "Busy Here", to_tag="b4"))
+    await p.next_request("ACK")
+    result = await asyncio.wait_for(originate, 5)
+    assert not result.ok and result.reason == 5  # type: ignore[attr-defined]
+    # the websocket goes: so does the contact, and the next agent leg fails at once
+    await p.close()
+    for _ in range(50):
+        if not server.registered("1002"):
+            break
+        await asyncio.sleep(0.02)
+    assert not server.registered("1002") and not sim.world.phones["1002"].registered
+    result = await asyncio.wait_for(await ring(sim, "1002"), 5)
+    assert not result.ok  # type: ignore[attr-defined]
+
+
+async def test_reinvite_for_hold_is_answered_with_the_mirror_direction(pbx: tuple[Simulator, SipWsServer]) -> None:
+    sim, server = pbx
+    p = await phone(server, "1002")
+    await p.register()
+    originate = await ring(sim, "1002")
+    invite = await p.next_request("INVITE")
+    await p.send(sip.response_to(invite, 200, "OK", to_tag="b5", extra=[("Contact", p.contact)]))
+    await p.next_request("ACK")
+    await asyncio.wait_for(originate, 5)
+    hold = p.request("INVITE", invite.get("Contact").strip("<>"), to=invite.get("From"), call_id=invite.call_id,
+                     from_tag="b5", extra=[("Content-Type", "application/sdp")],
+                     body=b"v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=sendonly\r\n")
+    await p.send(hold)
+    assert (await p.final_response()).status == 200
+    assert server.calls[-1].held and server.calls[-1].reinvites == ["sendonly"]
+    await p.close()
+
+
+async def test_garbage_on_the_websocket_is_dropped_and_the_phone_goes_on(pbx: tuple[Simulator, SipWsServer]) -> None:
+    _, server = pbx
+    p = await phone(server, "1002")
+    assert p.ws is not None
+    await p.ws.send("HELLO\r\n\r\n")
+    await p.ws.send(b"\xff" * 100_000)
+    assert (await p.register()).status == 200
+    await p.close()
