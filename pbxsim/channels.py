@@ -124,6 +124,7 @@ class Channel:
         self._signal = asyncio.Event()
         self.done = asyncio.Event()  # set once the Hangup event is out
         self.remote_busy = False
+        self.congested = False  # the far end ran Congestion(): an originate fails with Reason 8 (capture 15)
         # CDR records beyond the first: Asterisk closes a record and opens a new one each time the channel
         # leaves a bridge alive or gets a new bridge peer (captures 06, 07: one Cdr per segment).
         self.cdr_extra = 0

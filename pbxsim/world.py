@@ -91,6 +91,7 @@ class World:
     def __init__(self, dialplan: Dialplan, *, time_scale: float = 1.0, epoch: float | None = None) -> None:
         self.dialplan = dialplan
         self.time_scale = time_scale
+        self.cdr_events = True  # cdr_manager on (captures 01-09); capture 15's manager user saw no Cdr
         self._epoch0 = time.time() if epoch is None else epoch
         self._mono0 = time.monotonic()
         self.listeners: list[Listener] = []
@@ -190,6 +191,8 @@ class World:
         return "" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
     def cdr(self, chan: Channel) -> None:
+        if not self.cdr_events:
+            return
         for _ in range(1 + chan.cdr_extra):
             self._cdr_record(chan)
 
@@ -810,6 +813,8 @@ class World:
             return result
         # __ast_request_and_dial's outstate: 3 ringing (timed out), 5 busy, 1 hung up while ringing.
         reason = {"timeout": 3, "busy": 5, "hangup": 1}.get(outcome, 0)
+        if outcome == "busy" and one.congested:
+            reason = 8  # Congestion() on the far end (capture 15)
         result = OriginateResult(False, reason)
         if respond is not None and not req.is_async:
             respond(wire.response(req.action_id, "Error", "Originate failed"))
@@ -817,9 +822,11 @@ class World:
             one.hangup_cause = 19  # User alerting, no answer (capture 05 C)
         elif one.hangup_cause is None:
             one.hangup_cause = 0
-        if outcome == "busy" and one.dialstring and not one.dial_ended:
+        if outcome in ("busy", "hangup") and one.dialstring and not one.dial_ended:
+            # The far end hung up before answering (Hangup(21), capture 15): Dial reports NOANSWER.
             one.dial_ended = True
-            self.emit(wire.event("DialEnd", one.snapshot("Dest"), [("DialStatus", "BUSY")]))
+            status = "BUSY" if outcome == "busy" else "NOANSWER"
+            self.emit(wire.event("DialEnd", one.snapshot("Dest"), [("DialStatus", status)]))
         partner = one.partner
         if partner is not None and not partner.dead:
             self.queue_hangup(partner, one.hangup_cause)
