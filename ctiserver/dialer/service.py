@@ -86,6 +86,7 @@ class _Run:
     ready: dict[str, bool] = field(default_factory=dict)  # what the pacer was last told of each agent
     busy: set[str] = field(default_factory=set)  # agents on one of our lines or in its wrap-up
     cards: dict[str, ContactState] = field(default_factory=dict)  # preview cards on agents' consoles
+    skipped: set[int] = field(default_factory=set)  # cards passed on: shown after the others
     held: int = 0  # lines the pacer asked for that the list could not give yet
     dry_until: float = 0.0  # the list gave less than asked: ask it again at the next poll
 
@@ -258,8 +259,8 @@ class DialerService:
             case pc.Connect(call_id=call_id, agent_id=agent):
                 run.busy.add(agent)
                 self._spawn(self._connect(run, call_id, agent), f"connect {call_id}")
-            case pc.Abandon(call_id=call_id, message=message):
-                self._spawn(self._abandon(call_id, message), f"abandon {call_id}")
+            case pc.Abandon(call_id=call_id, message=message, waited_s=waited):
+                self._spawn(self._abandon(call_id, message, waited), f"abandon {call_id}")
             case pc.HandleMachine(call_id=call_id, action=action, message=message):
                 self._spawn(self._machine(call_id, action, message), f"machine {call_id}")
             case pc.PacingChanged(throttled=throttled, abandon_rate=rate):
@@ -457,12 +458,13 @@ class DialerService:
             return False
         return True
 
-    async def _abandon(self, call_id: str, message: str) -> None:
+    async def _abandon(self, call_id: str, message: str, waited_s: float) -> None:
         line = self._lines.get(call_id)
         if line is None:
             return
         line.phase, line.outcome = "closing", AttemptOutcome.ABANDONED
-        self.recorder.record(f.DialerStep(line.campaign, "abandon", call_id, detail=message))
+        self.recorder.record(f.DialerStep(line.campaign, "abandon", call_id,
+                                          detail=f"{message} after {waited_s:.2f} s"))
         await self._send_to(line, "abandon")
 
     async def _machine(self, call_id: str, action: str, message: str) -> None:
@@ -562,8 +564,11 @@ class DialerService:
                 return
             now = datetime.fromtimestamp(self.clock(), UTC)
             shown = {c.contact_id for c in run.cards.values()}
-            contacts = [c for c in await self.campaigns.next_contacts(run.name, now, limit=len(shown) + 1)
-                        if c.contact_id not in shown]
+            found = await self.campaigns.next_contacts(run.name, now, limit=len(shown) + len(run.skipped) + 1)
+            contacts = [c for c in found if c.contact_id not in shown and c.contact_id not in run.skipped]
+            if not contacts and run.skipped:  # every card left was skipped once: show them again
+                run.skipped.clear()
+                contacts = [c for c in found if c.contact_id not in shown]
             if not contacts:
                 # Nothing to show now: the agent is offered a card again at the next poll.
                 run.ready[agent_id] = False
@@ -601,8 +606,11 @@ class DialerService:
     def preview_skip(self, agent_id: str) -> bool:
         """The agent passes on the card: the next one comes."""
         for run in self.runs.values():
-            if run.cards.pop(agent_id, None) is not None:
-                self.recorder.record(f.DialerStep(run.name, "preview_skipped", agent_id=agent_id))
+            card = run.cards.pop(agent_id, None)
+            if card is not None:
+                run.skipped.add(card.contact_id)
+                self.recorder.record(f.DialerStep(run.name, "preview_skipped", agent_id=agent_id,
+                                                  detail=f"contact {card.contact_id} {card.e164}"))
                 self._feed(run, pc.AgentReady(agent_id))
                 return True
         return False

@@ -27,6 +27,7 @@ PERSON, PERSON2, PERSON3 = "+12125550101", "+12125550102", "+12125550103"
 MACHINE, MACHINE2 = "+12125550201", "+12125550202"
 BUSY = "+12125550301"
 NO_ANSWER = "+12125550401"
+SLOW_PERSON = "+12125550501"
 
 QUEUES = """\
 skills: [outbound]
@@ -106,7 +107,9 @@ async def dialer_stack(tmp: Path, *, agents: tuple[str, ...] = ("1001", "1002", 
     acd = parse_config(QUEUES, "<test>")
     port = free_port()
     sim = Simulator(dialplan_paths=[product_dialplan(), CUSTOMERS], time_scale=time_scale, ami_port=port,
-                    ami_users={AMI_USER: AMI_SECRET})
+                    ami_users={AMI_USER: AMI_SECRET},
+                    # the PBX counts virtual seconds (x time_scale), the CTI's 2 s are real ones
+                    globals_override={"CTI_DIALER_WAIT": str(round(30 / time_scale))})
     tap = AmiTap()
     sim.world.listeners.append(tap)
     await sim.start()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from acd import events as ev
 from crmstore.campaigns import DialingMode
+from ctiserver.dialer.service import PreviewOffered
 from ctiserver.journal import facts as f
-from tests.dialer.harness import PERSON, PERSON2, PERSON3, campaign, dialer_stack
+from tests.dialer.harness import PERSON, PERSON2, PERSON3, SLOW_PERSON, campaign, dialer_stack
 
 
 def _most_lines_at_once(facts: list[object]) -> int:
@@ -36,3 +38,61 @@ async def test_progressive_dials_one_line_per_free_agent_and_connects_each_perso
             assert ended.outcome == "connected" and ended.amd.startswith("HUMAN/HUMAN-")
         progress = await d.campaigns.progress("spring")
         assert progress.connects == 3
+
+
+async def test_preview_pushes_the_card_and_the_agent_dials_it(tmp_path: Path) -> None:
+    async with dialer_stack(tmp_path, agents=("1001",)) as d:
+        offered: list[PreviewOffered] = []
+        d.server.bus.subscribe(PreviewOffered, offered.append)
+        d.ready("1001")
+        await d.add_campaign(campaign("visit", DialingMode.PREVIEW), [(PERSON, "Ann", "Etc/UTC")])
+        await d.stack.until(lambda: offered, 10, "a preview card")
+        assert (offered[0].agent_id, offered[0].number, offered[0].name) == ("1001", PERSON, "Ann")
+        assert d.steps("preview", agent_id="1001")
+        assert not d.dialer_facts(f.DialerLineDialled)  # nothing dialled before the agent says so
+        assert d.server.dialer is not None
+        call_id = await d.server.dialer.preview_dial("1001")
+        assert call_id is not None
+        assert await d.outcome_of("visit", PERSON) == "done"
+        [dialled] = d.dialer_facts(f.DialerLineDialled)
+        assert (dialled.call_id, dialled.agent_id) == (call_id, "1001")
+        assert d.steps("connected", call_id=call_id, agent_id="1001")
+        # the agent's leg was up before the customer's line was placed
+        originates = [x for n, x in d.stack.tap.events if n == "Newchannel" and x["Uniqueid"].startswith(call_id)]
+        assert [x["Uniqueid"] for x in originates][:2] == [f"{call_id}-agent", call_id]
+        assert d.ended(PERSON)[0].outcome == "connected"
+
+
+async def test_preview_skip_offers_the_next_card(tmp_path: Path) -> None:
+    async with dialer_stack(tmp_path, agents=("1001",)) as d:
+        offered: list[PreviewOffered] = []
+        d.server.bus.subscribe(PreviewOffered, offered.append)
+        d.ready("1001")
+        await d.add_campaign(campaign("visit", DialingMode.PREVIEW),
+                             [(PERSON, "Ann", "Etc/UTC"), (PERSON2, "Bob", "Etc/UTC")])
+        await d.stack.until(lambda: offered, 10, "a preview card")
+        assert d.server.dialer.preview_skip("1001")
+        await d.stack.until(lambda: len(offered) >= 2, 10, "the next card")
+        assert offered[0].number == PERSON and offered[1].number == PERSON2
+        assert not d.dialer_facts(f.DialerLineDialled)
+
+
+async def test_predictive_abandons_with_the_message_when_no_agent_within_2_s(tmp_path: Path) -> None:
+    async with dialer_stack(tmp_path, agents=("1001",)) as d:
+        d.ready("1001")
+        await d.add_campaign(campaign("drive", DialingMode.PREDICTIVE), [(SLOW_PERSON, "Ann", "Etc/UTC")])
+        await d.stack.until(lambda: d.dialer_facts(f.DialerLineDialled), 10, "the line dialled")
+        # the agent the pacer counted on leaves while the line rings: nobody for the person who answers
+        d.server.queueing.command(ev.AgentPaused("1001", "break"))
+        assert await d.outcome_of("drive", SLOW_PERSON) == "retry"  # abandoned: retried per the campaign
+        [abandon] = d.steps("abandon")
+        message, _, waited = abandon.detail.partition(" after ")
+        assert message == "abandoned-call" and float(waited.removesuffix(" s")) >= 2.0
+        assert not d.steps("connect")
+        [ended] = d.ended(SLOW_PERSON)
+        assert ended.outcome == "abandoned"
+        # the person heard the recorded message on the line, then it was hung up
+        played = d.stack.tap.named("Newexten", Uniqueid=ended.call_id, Application="Playback")
+        assert [p["AppData"] for p in played] == ["abandoned-call"]
+        progress = await d.campaigns.progress("drive")
+        assert progress.attempts == 1 and progress.connects == 0
