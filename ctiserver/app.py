@@ -286,6 +286,7 @@ class CtiServer:
                                         push=lambda agent_id, kind, fields: self.gateway.push_to_agent(
                                             agent_id, kind, fields))
             await self.dialer.start()  # settles the attempts a crash left dialling
+            self.gateway.previews = self.dialer
         await self._listen("FastAGI", s.agi_host, s.agi_port, self.agi.start())
         await self._listen("the console gateway (http)", s.http_host, s.http_port, self.gateway.start())
         if self.speech is not None:

@@ -580,7 +580,7 @@ class DialerService:
                                           detail=f"contact {card.contact_id} {card.e164}"))
         offered = PreviewOffered(run.name, agent_id, card.contact_id, card.e164, card.name)
         if self.push is not None:
-            self.push(agent_id, "dialer.preview", {
+            self.push(agent_id, "preview_card", {
                 "campaign": run.name, "contact_id": card.contact_id, "number": card.e164, "name": card.name,
                 "script": run.stored.campaign.script})
         self.bus.publish(offered)

@@ -40,7 +40,7 @@ class Role(StrEnum):
 _COMMON = frozenset({"ping", "logout", "search"})
 _AGENT_ONLY = frozenset({"agent_login", "agent_logout", "ready", "pause", "answer", "hold", "unhold", "transfer",
                          "transfer_complete", "transfer_cancel", "hangup", "wrapup", "dial",
-                         "wrapup_draft", "my_day"})
+                         "wrapup_draft", "my_day", "preview_dial", "preview_skip"})
 _SUPERVISOR = frozenset({"spy", "spy_stop", "force_pause", "force_logout", "move_call"})
 # CRM work: the card and its edits for everyone who talks to customers; the worklist is an agent's own;
 # the base-wide lists and runs are the supervisors'.

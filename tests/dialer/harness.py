@@ -16,7 +16,7 @@ from typing import Any
 from acd import events as ev
 from acd.config import parse_config
 from crmstore.campaign_store import CampaignStore
-from crmstore.campaigns import AttemptOutcome, Campaign, CallingWindow, DialingMode, RetryRule
+from crmstore.campaigns import AttemptOutcome, CallingWindow, Campaign, DialingMode, RetryRule
 from ctiserver.dialer.settings import CampaignLines, DialerSettings
 from ctiserver.journal import facts as f
 from pbxsim.simulator import Simulator, product_dialplan

@@ -9,6 +9,8 @@ from crmstore.campaigns import DialingMode
 from ctiserver.dialer.service import PreviewOffered
 from ctiserver.journal import facts as f
 from tests.dialer.harness import PERSON, PERSON2, PERSON3, SLOW_PERSON, campaign, dialer_stack
+from tests.e2e.stack import PASSWORD
+from tests.gateway.gw_client import ConsoleClient
 
 
 def _most_lines_at_once(facts: list[object]) -> int:
@@ -40,26 +42,33 @@ async def test_progressive_dials_one_line_per_free_agent_and_connects_each_perso
         assert progress.connects == 3
 
 
-async def test_preview_pushes_the_card_and_the_agent_dials_it(tmp_path: Path) -> None:
+async def test_preview_pushes_the_card_to_the_console_and_the_agent_dials_it(tmp_path: Path) -> None:
     async with dialer_stack(tmp_path, agents=("1001",)) as d:
         offered: list[PreviewOffered] = []
         d.server.bus.subscribe(PreviewOffered, offered.append)
-        d.ready("1001")
-        await d.add_campaign(campaign("visit", DialingMode.PREVIEW), [(PERSON, "Ann", "Etc/UTC")])
-        await d.stack.until(lambda: offered, 10, "a preview card")
-        assert (offered[0].agent_id, offered[0].number, offered[0].name) == ("1001", PERSON, "Ann")
-        assert d.steps("preview", agent_id="1001")
-        assert not d.dialer_facts(f.DialerLineDialled)  # nothing dialled before the agent says so
-        assert d.server.dialer is not None
-        call_id = await d.server.dialer.preview_dial("1001")
-        assert call_id is not None
-        assert await d.outcome_of("visit", PERSON) == "done"
+        console = await ConsoleClient.open(d.server.gateway.ws_url)
+        try:
+            await console.login("agent1001", PASSWORD)
+            reply = await console.request("agent_login", extension="1001", queues=["outbound"])
+            assert reply["type"] == "result", reply
+            await d.add_campaign(campaign("visit", DialingMode.PREVIEW), [(PERSON, "Ann", "Etc/UTC")])
+            card = await console.wait_for("preview_card", timeout=10)
+            assert (card["campaign"], card["number"], card["name"]) == ("visit", PERSON, "Ann")
+            assert card["script"].startswith("Good morning")
+            assert offered and d.steps("preview", agent_id="1001")
+            assert not d.dialer_facts(f.DialerLineDialled)  # nothing dialled before the agent says so
+            reply = await console.request("preview_dial")
+            assert reply["type"] == "result", reply
+            call_id = reply["data"]["call_id"]
+            assert await d.outcome_of("visit", PERSON) == "done"
+        finally:
+            await console.close()
         [dialled] = d.dialer_facts(f.DialerLineDialled)
         assert (dialled.call_id, dialled.agent_id) == (call_id, "1001")
         assert d.steps("connected", call_id=call_id, agent_id="1001")
         # the agent's leg was up before the customer's line was placed
-        originates = [x for n, x in d.stack.tap.events if n == "Newchannel" and x["Uniqueid"].startswith(call_id)]
-        assert [x["Uniqueid"] for x in originates][:2] == [f"{call_id}-agent", call_id]
+        legs = [x["Uniqueid"] for n, x in d.stack.tap.events if n == "Newchannel" and x["Uniqueid"].startswith(call_id)]
+        assert legs[:2] == [f"{call_id}-agent", call_id]
         assert d.ended(PERSON)[0].outcome == "connected"
 
 

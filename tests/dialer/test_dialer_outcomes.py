@@ -8,8 +8,17 @@ from pathlib import Path
 from crmstore.campaigns import AttemptOutcome, DialingMode, RetryRule
 from ctiserver.dialer.settings import CampaignLines
 from ctiserver.journal import facts as f
-from tests.dialer.harness import (BUSY, DIALER, MACHINE, MACHINE2, NO_ANSWER, PERSON, PERSON2, campaign,
-                                  dialer_stack)
+from tests.dialer.harness import (
+    BUSY,
+    DIALER,
+    MACHINE,
+    MACHINE2,
+    NO_ANSWER,
+    PERSON,
+    PERSON2,
+    campaign,
+    dialer_stack,
+)
 
 
 async def _contact(d: object, name: str, number: str) -> object:
