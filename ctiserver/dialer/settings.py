@@ -56,3 +56,57 @@ class DialerSettings:
 
     def dial_string(self, number: str) -> str:
         return self.trunk.replace("{number}", number)
+
+
+class BadDialerSetting(ValueError):
+    """One line naming the field of cti.yaml's `dialer:` section that is wrong, and why."""
+
+
+_SECONDS = ("ring_timeout_s", "agent_ring_s", "wrap_up_s", "poll_s")
+_TEXT = ("trunk", "context", "pbx")
+_LINES = ("abandon_message", "machine_action", "machine_message", "caller_id_name", "caller_id_num")
+
+
+def _lines_from(raw: object, where: str, base: CampaignLines) -> CampaignLines:
+    if not isinstance(raw, dict):
+        raise BadDialerSetting(f"{where}: must be a mapping ({', '.join(_LINES)})")
+    unknown = [str(k) for k in raw if k not in _LINES]
+    if unknown:
+        raise BadDialerSetting(f"{where}.{unknown[0]}: unknown setting ({', '.join(_LINES)})")
+    for key, value in raw.items():
+        if not isinstance(value, (str, int)) or isinstance(value, bool):
+            raise BadDialerSetting(f"{where}.{key}: must be text, not {value!r}")
+    try:
+        return CampaignLines(**{**{k: getattr(base, k) for k in _LINES}, **{k: str(v) for k, v in raw.items()}})
+    except ValueError as e:
+        raise BadDialerSetting(f"{where}.{e}") from None
+
+
+def dialer_settings_from(raw: object, where: str = "dialer") -> DialerSettings:
+    """cti.yaml's `dialer:` section, checked as a whole: a ValueError naming the first bad field."""
+    if not isinstance(raw, dict):
+        raise BadDialerSetting(f"{where}: must be a mapping (trunk, ring_timeout_s, wrap_up_s, lines, campaigns ...)")
+    known = (*_SECONDS, *_TEXT, "lines", "campaigns")
+    values: dict[str, object] = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise BadDialerSetting(f"{where}.{key}: unknown setting ({', '.join(known)})")
+        if key in _SECONDS:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 86400:
+                raise BadDialerSetting(f"{where}.{key}: must be a number of seconds from 0 to 86400, not {value!r}")
+            values[key] = float(value)
+        elif key in _TEXT:
+            if not isinstance(value, str) or not value.strip():
+                raise BadDialerSetting(f"{where}.{key}: must be text, not {value!r}")
+            values[key] = value.strip()
+    lines = _lines_from(raw["lines"], f"{where}.lines", CampaignLines()) if "lines" in raw else CampaignLines()
+    campaigns = raw.get("campaigns") or {}
+    if not isinstance(campaigns, dict):
+        raise BadDialerSetting(f"{where}.campaigns: must map a campaign's name to its lines settings")
+    try:
+        return DialerSettings(**values, lines=lines,  # type: ignore[arg-type]
+                              campaigns={str(name): _lines_from(v, f"{where}.campaigns.{name}", lines)
+                                         for name, v in campaigns.items()})
+    except ValueError as e:
+        message = str(e)
+        raise BadDialerSetting(message if message.startswith(where) else f"{where}.{message}") from None
