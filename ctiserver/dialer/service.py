@@ -355,6 +355,8 @@ class DialerService:
         if event == "UserEvent" and msg.get("UserEvent") == "AMDResult":
             line = self._lines.get(msg.get("Uniqueid", ""))
             if line is not None:
+                # The verdict can be read before the Originate's answer is (same batch of events).
+                line.channel = line.channel or msg.get("Channel", "")
                 self._answered(line, msg.get("AMDSTATUS", ""), msg.get("AMDCAUSE", ""))
         elif event == "Hangup":
             line = self._lines.get(msg.get("Uniqueid", ""))
