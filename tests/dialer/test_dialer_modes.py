@@ -105,3 +105,25 @@ async def test_predictive_abandons_with_the_message_when_no_agent_within_2_s(tmp
         assert [p["AppData"] for p in played] == ["abandoned-call"]
         progress = await d.campaigns.progress("drive")
         assert progress.attempts == 1 and progress.connects == 0
+
+
+async def test_predictive_dials_ahead_of_the_agents_once_its_window_has_room(tmp_path: Path) -> None:
+    # half the list answers; with a 10 % cap the window has room for one line beyond the free agents after
+    # nine live answers (docs/outbound.md, The guarantee): from then on predictive dials ahead
+    people = [(f"+121255501{i:02d}", f"P{i}", "Etc/UTC") for i in range(14)]
+    silent = [(f"+121255504{i:02d}", f"S{i}", "Etc/UTC") for i in range(14)]
+    rows = [row for pair in zip(people, silent, strict=True) for row in pair]
+    async with dialer_stack(tmp_path, agents=("1001", "1002")) as d:
+        d.ready("1001", "1002")
+        await d.add_campaign(campaign("ahead", DialingMode.PREDICTIVE, abandon_cap=0.1), rows)
+
+        async def all_dialled() -> bool:
+            return (await d.campaigns.progress("ahead")).attempts == len(rows)
+        await d.stack.until_async(all_dialled, 90, "every contact dialled once")
+        await d.stack.until(lambda: len(d.dialer_facts(f.DialerLineEnded)) == len(rows), 30, "every line ended")
+        assert _most_lines_at_once(d.facts) > 2  # more lines than agents: progressive never does
+        status = d.server.dialer.runs["ahead"].pacer.status()
+        assert status.abandon_rate <= 0.1
+        connected = len(d.steps("connected"))
+        assert connected + len(d.steps("abandon")) == len(people)
+        assert all(s.detail.startswith("abandoned-call after ") for s in d.steps("abandon"))
