@@ -256,13 +256,21 @@ class DialerService:
                     self._spawn(self._dial(run, count), f"dial {run.name}")
             case pc.PreviewContact(agent_id=agent):
                 self._spawn(self._preview(run, agent), f"preview {agent}")
+            # The line's phase changes here, not in the task: a hang-up read before the task runs must find
+            # the line where the pacer has it.
             case pc.Connect(call_id=call_id, agent_id=agent):
                 run.busy.add(agent)
-                self._spawn(self._connect(run, call_id, agent), f"connect {call_id}")
+                if (line := self._lines.get(call_id)) is not None:
+                    line.agent_id, line.phase = agent, "connecting"
+                    self._spawn(self._connect(run, line, agent), f"connect {call_id}")
             case pc.Abandon(call_id=call_id, message=message, waited_s=waited):
-                self._spawn(self._abandon(call_id, message, waited), f"abandon {call_id}")
+                if (line := self._lines.get(call_id)) is not None:
+                    line.phase, line.outcome = "closing", AttemptOutcome.ABANDONED
+                    self._spawn(self._abandon(line, message, waited), f"abandon {call_id}")
             case pc.HandleMachine(call_id=call_id, action=action, message=message):
-                self._spawn(self._machine(call_id, action, message), f"machine {call_id}")
+                if (line := self._lines.get(call_id)) is not None:
+                    line.phase, line.outcome = "closing", AttemptOutcome.ANSWERING_MACHINE
+                    self._spawn(self._machine(line, action, message), f"machine {call_id}")
             case pc.PacingChanged(throttled=throttled, abandon_rate=rate):
                 self.recorder.record(f.DialerStep(run.name, "pacing", detail=(
                     f"{'throttled' if throttled else 'predictive'} at abandon rate {rate:.4f}")))
@@ -407,26 +415,26 @@ class DialerService:
 
     # ------------------------------------------------------------------ decisions
 
-    async def _connect(self, run: _Run, call_id: str, agent_id: str) -> None:
-        line = self._lines.get(call_id)
-        if line is None:
-            self._release(run, agent_id)
-            return
-        line.agent_id, line.phase = agent_id, "connecting"
+    async def _connect(self, run: _Run, line: _Line, agent_id: str) -> None:
+        call_id = line.call_id
         self.recorder.record(f.DialerStep(run.name, "connect", call_id, agent_id))
         leg = await self._agent_leg(line, agent_id)
-        if leg is not None and line.phase == "connecting" and await self._bridge(line, leg):
+        if self._lines.get(call_id) is not line:  # the person hung up meanwhile (the wrap-up is under way)
+            if leg is not None:
+                self._hang_up(line.pbx, leg)
+            return
+        if leg is not None and await self._bridge(line, leg):
             line.phase = "talking"
             self.recorder.record(f.DialerStep(run.name, "connected", call_id, agent_id))
             self._feed(run, pc.CallConnected(call_id, agent_id))
             return
         if leg is not None:
             self._hang_up(line.pbx, leg)
-        if line.phase == "connecting":  # the agent did not come: the call is first in line again
-            line.phase, line.agent_id = "waiting", ""
-            run.busy.discard(agent_id)
-            run.ready[agent_id] = False  # read again from the ACD at the next poll
-            self._feed(run, pc.AgentAway(agent_id, "no agent leg"))
+        # The agent did not come: the call is first in line again, its 2 s still running.
+        line.phase, line.agent_id = "waiting", ""
+        run.busy.discard(agent_id)
+        run.ready[agent_id] = False  # read again from the ACD at the next poll
+        self._feed(run, pc.AgentAway(agent_id, "no agent leg"))
 
     async def _bridge_preview(self, run: _Run, line: _Line) -> None:
         if line.agent_leg and await self._bridge(line, line.agent_leg):
@@ -460,22 +468,17 @@ class DialerService:
             return False
         return True
 
-    async def _abandon(self, call_id: str, message: str, waited_s: float) -> None:
-        line = self._lines.get(call_id)
-        if line is None:
-            return
-        line.phase, line.outcome = "closing", AttemptOutcome.ABANDONED
-        self.recorder.record(f.DialerStep(line.campaign, "abandon", call_id,
+    async def _abandon(self, line: _Line, message: str, waited_s: float) -> None:
+        self.recorder.record(f.DialerStep(line.campaign, "abandon", line.call_id,
                                           detail=f"{message} after {waited_s:.2f} s"))
-        await self._send_to(line, "abandon")
+        if self._lines.get(line.call_id) is line:  # still there to hear it
+            await self._send_to(line, "abandon")
 
-    async def _machine(self, call_id: str, action: str, message: str) -> None:
-        line = self._lines.get(call_id)
-        if line is None:
-            return
-        line.phase, line.outcome = "closing", AttemptOutcome.ANSWERING_MACHINE
-        self.recorder.record(f.DialerStep(line.campaign, "machine", call_id, detail=(
+    async def _machine(self, line: _Line, action: str, message: str) -> None:
+        self.recorder.record(f.DialerStep(line.campaign, "machine", line.call_id, detail=(
             f"message {message}" if action == "message" else "hang_up")))
+        if self._lines.get(line.call_id) is not line:
+            return
         if action == "message":
             await self._send_to(line, "machine")
         else:

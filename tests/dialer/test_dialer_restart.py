@@ -34,6 +34,7 @@ async def test_attempts_left_dialling_are_settled_at_start_from_the_journal(tmp_
         ann, bob = await d.campaigns.contacts("crash")
         assert (ann.status.value, ann.attempts) == ("done", 1)  # connected: reached
         assert (bob.status.value, bob.attempts) == ("retry", 1)  # never answered: failed, retried
+        await server.journal.durable(server.journal.last_seq, timeout=5)  # facts are written in batches
         rows = await server.crm.backend.read(read_rows_between(0, server.now() + 1, 0, 100_000))
         settled = [f.decode(kind, body) for _, _, kind, _, _, body in rows if kind == "dialer.line_ended"]
         assert [(s.call_id, s.outcome, s.agent_id, s.settled) for s in settled] == [
