@@ -313,6 +313,23 @@ def record_outcome(attempt_id: int, result: AttemptResult, at: datetime) -> Plan
     return after
 
 
+@dataclass(frozen=True, slots=True)
+class OpenAttempt:
+    """An attempt begun and never ended (its contact is still dialling): what a crash leaves behind."""
+
+    attempt_id: int
+    campaign: str
+    call_id: str
+    started_at: float
+
+
+def open_attempts() -> Plan[list[OpenAttempt]]:
+    got = yield Fetch(
+        "SELECT a.id, c.name, a.call_id, a.started_at FROM campaign_attempts a JOIN campaigns c ON c.id = a.campaign_id"
+        " WHERE a.outcome = '' ORDER BY a.id", ())
+    return [OpenAttempt(int(r[0]), str(r[1]), str(r[2] or ""), float(r[3])) for r in got]
+
+
 def contacts_of(name: str, limit: int = 1000) -> Plan[list[K.ContactState]]:
     stored = yield from load_campaign(name)
     got = yield Fetch(f"SELECT {CONTACT_COLS} FROM campaign_contacts c WHERE c.campaign_id = ?"

@@ -361,6 +361,10 @@ class CampaignStore:
         """What the originate and AMD() said; the contact gets its retry time or its final state."""
         return await self.store.backend.write(P.record_outcome(attempt_id, result, at or _now()))
 
+    async def open_attempts(self) -> list[P.OpenAttempt]:
+        """Attempts begun and never ended, oldest first: after a crash, the dialer settles them."""
+        return await self.store.backend.read(P.open_attempts())
+
     async def contacts(self, name: str, limit: int = 1000) -> list[K.ContactState]:
         return await self.store.backend.read(P.contacts_of(name, limit))
 

@@ -7,6 +7,7 @@ statistics, the call records, the queue_log), then the slices are built around t
 * queueing   the ACD's edge: callers waiting in FastAGI, offers, transfers, hold
 * ivr        FastAGI entry points and the flows
 * consoles   the gateway's backend and its pushes
+* dialer     outbound campaigns: the pacer fed from the PBX and the ACD, its lines placed and bridged
 * alerts     the figures judged against their targets; alerts raised and cleared as facts
 * metrics    Prometheus's /metrics, served by the gateway
 * journal    the durable record of facts; projections: recorder, projector, checkpoints, recovery;
@@ -28,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 from acd.blacklist import refusal_prompts
 from acd.config import AcdConfig
+from crmstore.campaign_store import CampaignStore
 from crmstore.schedule import grading_loop
 from crmstore.store import CrmStore, open_store
 from ivr_flows.registry import FlowRegistry, FlowWatcher
@@ -48,6 +50,8 @@ from .consoles.notifier import ConsoleNotifier
 from .consoles.presence import ConsolePresence
 from .consoles.views import ConsoleViews
 from .crm_history.writer import CrmHistoryWriter
+from .dialer.service import DialerService
+from .dialer.settings import DialerSettings
 from .gateway.auth import Accounts
 from .gateway.posts import PostServer
 from .gateway.server import Gateway, GatewayConfig
@@ -127,6 +131,7 @@ class ServerSettings:
     callbacks: CallbackSettings = field(default_factory=CallbackSettings)  # callbacks as tasks (docs/callbacks.md)
     web_callbacks: WebCallbackSettings = field(default_factory=WebCallbackSettings)
     web_api_port: int | None = None  # POST /api/callback for the company's web pages; None: not served
+    dialer: DialerSettings | None = None  # outbound campaigns (docs/outbound.md); None: no dialer
 
 
 class _Stop(Exception):
@@ -176,6 +181,7 @@ class CtiServer:
         self.reports: ReportRunner
         self.flows: FlowRegistry
         self.speech: RecognizerPool | None = None
+        self.dialer: DialerService | None = None
         self._queue_log: QueueLogWriter | None = None
         self._history: CrmHistoryWriter
         self._runner: asyncio.Task[None] | None = None
@@ -298,6 +304,13 @@ class CtiServer:
         self.notifier = ConsoleNotifier(views, self.gateway, self.bus, pop_pushed=self.metrics.pop_pushed)
         self.supervision = SupervisionNotifier(views, lambda: self.gateway, self.bus, self.clock)
         self.presence.start(self.projector.router.agent_ids())  # before any console can connect
+        if s.dialer is not None:
+            self.dialer = DialerService(s.dialer, CampaignStore(self.crm), self.recorder, self.calls,
+                                        lambda: self.projector.router, self.bus, self.clock,
+                                        push=lambda agent_id, kind, fields: self.gateway.push_to_agent(
+                                            agent_id, kind, fields))
+            await self.dialer.start()  # settles the attempts a crash left dialling
+            self.gateway.previews = self.dialer
         await self._listen("FastAGI", s.agi_host, s.agi_port, self.agi.start())
         await self._listen("the console gateway (http)", s.http_host, s.http_port, self.gateway.start())
         self.web_callbacks = web_callbacks(s.web_callbacks, self.callbacks, self.crm,
@@ -375,6 +388,8 @@ class CtiServer:
                 tg.create_task(self.recordings.run_retention(), name="recording-retention")
                 tg.create_task(give_back_free_memory(), name="allocator-trim")
                 tg.create_task(self.callbacks.run(), name="callbacks")
+                if self.dialer is not None:
+                    self._intake.append(tg.create_task(self.dialer.run(), name="dialer"))
                 tg.create_task(grading_loop(self.crm, every=s.grading_every, stop=self._stop_grading),
                                name="grading")
                 self.queueing.start()

@@ -134,7 +134,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         admin_files=AdminFiles(accounts_file=cfg.path, queues_file=cfg.queues_file),
         call_recordings_dir=cfg.recordings.dir, call_recordings_pbx_dir=cfg.recordings.pbx_dir,
         recording_retention_days=cfg.recordings.retention_days,
-        recording_sweep_every_s=cfg.recordings.sweep_every_s,
+        recording_sweep_every_s=cfg.recordings.sweep_every_s, dialer=cfg.dialer,
     )
 
     # Before the journal replays (which can take a while): a port already taken is one line, at once.

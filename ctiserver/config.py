@@ -19,6 +19,7 @@ from .agi.peers import LOOPBACK, AllowList
 from .consoles.devices import PhoneSettings
 from .consoles.softphone import SoftphoneSettings
 from .consoles.softphone import settings_problem as softphone_settings_problem
+from .dialer.settings import DialerSettings, dialer_settings_from
 
 MAX_FILE_BYTES = 2_000_000  # a security limit: cti.yaml is text written by people
 MAX_DEPTH = 64  # nesting levels; cti.yaml needs 4. The YAML composer recurses once per level.
@@ -96,6 +97,7 @@ class CtiConfig:
     consoles: ConsolesConfig = field(default_factory=lambda: ConsolesConfig())
     metrics: MetricsConfig = field(default_factory=lambda: MetricsConfig())
     recordings: CallRecordingConfig = field(default_factory=lambda: CallRecordingConfig())
+    dialer: DialerSettings | None = None  # outbound campaigns (docs/outbound.md, Running a campaign)
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,6 +393,17 @@ def _metrics(r: _Reader, node: yaml.Node | None) -> MetricsConfig:
     return MetricsConfig(enabled, allow)
 
 
+def _dialer(r: _Reader, node: yaml.Node | None, raw: object) -> DialerSettings | None:
+    if node is None:
+        return None
+    try:
+        return dialer_settings_from(raw)
+    except ValueError as e:
+        field_, _, message = str(e).partition(": ")
+        r.err(node, field_, message)
+        return None
+
+
 def load_config(path: str | Path) -> CtiConfig:
     path = Path(path)
     text = _read_text(path)
@@ -489,12 +502,13 @@ def load_config(path: str | Path) -> CtiConfig:
         checkpoint_s=scalar("journal", "checkpoint_s", 60, int),
         extra={k: v for k, v in data.items() if k not in
                {"pbx", "agi", "http", "crm", "ivr", "acd", "speech", "accounts", "security", "centre",
-                "journal", "agents", "consoles", "metrics", "recordings"}},
+                "journal", "agents", "consoles", "metrics", "recordings", "dialer"}},
         agi_allow=_agi_allow(r, top.get("agi"), pbx_at),
         agents=_phones(r, top.get("agents")),
         consoles=_consoles(r, top.get("consoles"), data.get("consoles")),
         metrics=_metrics(r, top.get("metrics")),
         recordings=_recordings(r, top.get("recordings"), base),
+        dialer=_dialer(r, top.get("dialer"), data.get("dialer")),
     )
     if r.errors:
         raise ConfigError(r.errors)

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from pbxsim import wire
 from pbxsim.agi_client import run_agi
+from pbxsim.amd import detect
 from pbxsim.channels import HUNGUP, Channel
 from pbxsim.dialplan import evaluate, split_args
 from pbxsim.parking import ParkingLot
@@ -37,7 +38,7 @@ class Apps:
         self.table: dict[str, AppFunc] = {
             "noop": self.noop, "answer": self.answer, "hangup": self.hangup, "wait": self.wait,
             "ringing": self.ringing, "playback": self.playback, "busy": self.busy,
-            "congestion": self.congestion, "waitforcondition": self.wait_for_condition,
+            "congestion": self.congestion, "amd": self.amd, "waitforcondition": self.wait_for_condition,
             "musiconhold": self.music_on_hold, "startmusiconhold": self.start_moh,
             "stopmusiconhold": self.stop_moh, "goto": self.goto, "gotoif": self.goto_if, "set": self.set,
             "userevent": self.user_event, "agi": self.agi, "dial": self.dial, "voicemail": self.voicemail,
@@ -86,9 +87,11 @@ class Apps:
         return None
 
     async def hangup(self, chan: Channel, data: str) -> AppResult:
-        cause = int(data) if data.strip().isdigit() else (chan.hangup_cause or 16)
+        explicit = data.strip().isdigit()
+        cause = int(data) if explicit else (chan.hangup_cause or 16)
         chan.hangup_cause = cause
-        self.world.chan_event("SoftHangupRequest", chan, ("Cause", str(cause)))
+        # Hangup(21) sets the channel's cause; the soft hangup request itself says 16 (capture 15).
+        self.world.chan_event("SoftHangupRequest", chan, ("Cause", "16" if explicit else str(cause)))
         chan.hungup = True
         return "hangup-app"
 
@@ -116,7 +119,7 @@ class Apps:
         seconds = prompt_seconds(name)
         partner = chan.partner
         if partner is not None and not partner.dead:
-            w.hear(partner, SPEECH_SECONDS.get(name, seconds))
+            w.hear(partner, 0.0 if name.startswith("silence/") else SPEECH_SECONDS.get(name, seconds))
         for obs in chan.observers:
             obs.prompt_started(chan, name, bool(digits))
         start = w.vnow()
@@ -170,6 +173,16 @@ class Apps:
             seconds = None
         await chan.wait_for(seconds)
         return "hangup"
+
+    async def amd(self, chan: Channel, data: str) -> AppResult:
+        """AMD(): the verdict in AMDSTATUS/AMDCAUSE once the far end's voice tells (pbxsim/amd.py)."""
+        found = await detect(chan, self.world.vnow)
+        if found is None or chan.dead:
+            return "hangup"
+        status, cause = found
+        self.world.set_var(chan, "AMDSTATUS", status)
+        self.world.set_var(chan, "AMDCAUSE", cause)
+        return None
 
     async def wait_for_condition(self, chan: Channel, data: str) -> AppResult:
         args = split_args(data)

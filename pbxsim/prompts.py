@@ -31,6 +31,7 @@ PROMPT_SECONDS: dict[str, float] = {
     "demo-congrats": 30.3,  # capture 20 (asterisk-core-sounds-en-wav 1.6.1)
     "vm-intro": 3.0,
     "vm-goodbye": 0.865,  # endpos=6920 on a real 22.10.1 (asterisk-core-sounds-en-wav 1.6.1)
+    "hello-world": 1.4,  # capture 15: Playback 13.517 -> PLAYBACKSTATUS 14.919
 }
 DIGIT_SECONDS = 0.82  # SAY DIGITS 1234 took 3.29 s in capture 02
 
@@ -41,6 +42,8 @@ def prompt_seconds(name: str) -> float:
         return PROMPT_SECONDS[base]
     if base.startswith("digits/"):
         return DIGIT_SECONDS
+    if base.startswith("silence/") and base[8:].isdigit():
+        return float(base[8:])  # Asterisk's silence/N is N seconds of silence
     return DEFAULT_PROMPT
 
 

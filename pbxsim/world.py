@@ -104,6 +104,7 @@ class World:
     def __init__(self, dialplan: Dialplan, *, time_scale: float = 1.0, epoch: float | None = None) -> None:
         self.dialplan = dialplan
         self.time_scale = time_scale
+        self.cdr_events = True  # cdr_manager on (captures 01-09); capture 15's manager user saw no Cdr
         self._epoch0 = time.time() if epoch is None else epoch
         self._mono0 = time.monotonic()
         self.listeners: list[Listener] = []
@@ -208,6 +209,8 @@ class World:
         return "" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
     def cdr(self, chan: Channel) -> None:
+        if not self.cdr_events:
+            return
         for _ in range(1 + chan.cdr_extra):
             self._cdr_record(chan)
 
@@ -845,9 +848,11 @@ class World:
             one.hangup_cause = 19  # User alerting, no answer (capture 05 C)
         elif one.hangup_cause is None:
             one.hangup_cause = 0
-        if outcome in ("busy", "congestion") and one.dialstring and not one.dial_ended:
+        if outcome in ("busy", "congestion", "hangup") and one.dialstring and not one.dial_ended:
+            # The far end hung up before answering (Hangup(21), capture 15): Dial reports NOANSWER.
             one.dial_ended = True
-            self.emit(wire.event("DialEnd", one.snapshot("Dest"), [("DialStatus", outcome.upper())]))
+            status = {"busy": "BUSY", "congestion": "CONGESTION"}.get(outcome, "NOANSWER")
+            self.emit(wire.event("DialEnd", one.snapshot("Dest"), [("DialStatus", status)]))
         partner = one.partner
         if partner is not None and not partner.dead:
             self.queue_hangup(partner, one.hangup_cause)

@@ -41,7 +41,7 @@ _COMMON = frozenset({"ping", "logout", "search"})
 _AGENT_ONLY = frozenset({"agent_login", "agent_logout", "phone_account", "phone_state", "ready", "pause", "answer",
                          "hold", "unhold", "transfer",
                          "transfer_complete", "transfer_cancel", "hangup", "wrapup", "dial",
-                         "wrapup_draft", "my_day"})
+                         "wrapup_draft", "my_day", "preview_dial", "preview_skip"})
 _SUPERVISOR = frozenset({"spy", "spy_stop", "force_pause", "force_logout", "move_call", "callback_book",
                          "callback_cancel", "callbacks"})
 # CRM work: the card and its edits for everyone who talks to customers; the worklist is an agent's own;

@@ -232,6 +232,10 @@ _SPECS: tuple[MessageSpec, ...] = (
                 "Customer search by name, company, phone or account. Reply: search_results."),
     MessageSpec("dial", {"customer_id": opt(Int(1, MAX_SEQ)), "number": opt(Str(32, NUMBER))},
                 "Agent: click-to-call a customer (their first phone) or a number.", _exactly_one_target),
+    MessageSpec("preview_dial", {}, "Agent: dial the preview card on your console (preview_card). Reply: result "
+                "with data.call_id, null when the contact may no longer be called (the next card follows)."),
+    MessageSpec("preview_skip", {}, "Agent: pass on the preview card; the next one follows. Reply: result with "
+                "data.skipped."),
     MessageSpec("spy", {"agent_id": _agent_id, "mode": req(Choice(("listen", "whisper", "barge"))),
                         "extension": opt(Str(32, EXTENSION, doc="the supervisor's phone; default from "
                                                                 "the account"))},
@@ -449,6 +453,11 @@ _SERVER: dict[str, tuple[str, Mapping[str, Field]]] = {
                         {"seq": _seq, "calls": req(AnyObj())}),
     "recording_state": ("A recording of this agent's call changed: recording, paused, stopped or ended.", {"seq": _seq, "call_id": req(Str(64)), "state": req(Str(16))}),
     "voicemail_assigned": ("A supervisor gave this agent a voicemail.", {"seq": _seq, "call_id": req(Str(64))}),
+    "preview_card": (("A preview campaign's next contact for this agent: dial it (preview_dial) or pass "
+                      "(preview_skip)."),
+                     {"seq": _seq, "campaign": req(Str(64)), "contact_id": req(Int(1, MAX_SEQ)),
+                      "number": req(Str(32)), "name": req(Str(200, min_len=0)),
+                      "script": req(Str(8000, min_len=0, multiline=True))}),
     "alert": (("A queue's figure or an agent's call, pause or wrap-up went past its target (or came back); a "
                "prompt cannot be played; a wrap-up was kept as a draft (or saved at last)."),
               {"seq": _seq, "alert": req(AnyObj())}),

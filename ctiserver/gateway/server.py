@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any, Self, TypeVar, cast
+from typing import Any, Protocol, Self, TypeVar, cast
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
@@ -72,6 +72,14 @@ WS_PATH = "/ws"
 METRICS_PATH = "/metrics"
 MEDIA_PREFIX = "/media/"  # recordings and voicemails, by play ticket (ctiserver.recordings.media)
 MediaSource = Callable[[Request], Awaitable[Response]]
+
+
+class PreviewDesk(Protocol):
+    """The dialer's preview cards, as an agent's console acts on them (ctiserver/dialer)."""
+
+    async def preview_dial(self, agent_id: str) -> str | None: ...
+
+    def preview_skip(self, agent_id: str) -> bool: ...
 # The exposition text and its content type (ctiserver.metrics.centre.CentreMetrics.render).
 MetricsSource = Callable[[], tuple[bytes, str]]
 # The administration commands (schema.ADMIN_MESSAGES): ctiserver.admin.service.AdminService.handle.
@@ -238,6 +246,7 @@ class Gateway:
         self.backend = backend
         self.recordings = recordings
         self.media: MediaSource | None = None  # set by whoever serves the audio (app wiring)
+        self.previews: PreviewDesk | None = None  # the dialer's preview cards (app wiring); None: no dialer
         self.metrics = metrics
         self.admin = admin
         self.accounts = accounts
@@ -701,6 +710,7 @@ class Gateway:
             **{kind: self._cmd_crm for kind in schema.CRM_MESSAGES},
             **{kind: self._cmd_callback for kind in schema.CALLBACK_MESSAGES},
             "wrapup_draft": self._cmd_wrapup_draft, "my_day": self._cmd_my_day,
+            "preview_dial": self._cmd_preview_dial, "preview_skip": self._cmd_preview_skip,
         }
         table.update(dict.fromkeys(schema.ADMIN_MESSAGES, self._cmd_admin))
         for kind, handle in desk_handlers(self.recordings).items():
@@ -823,6 +833,16 @@ class Gateway:
         number = cast(str | None, cmd.args.get("number"))
         call_id = await self.backend.click_to_call(who, customer_id, number)
         return self._ok(cmd, {"call_id": call_id})
+
+    async def _cmd_preview_dial(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
+        if self.previews is None or who.agent_id is None:
+            return error_reply(ErrorCode.UNAVAILABLE, "no campaigns are dialled here", cmd.id)
+        return self._ok(cmd, {"call_id": await self.previews.preview_dial(who.agent_id)})
+
+    async def _cmd_preview_skip(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
+        if self.previews is None or who.agent_id is None:
+            return error_reply(ErrorCode.UNAVAILABLE, "no campaigns are dialled here", cmd.id)
+        return self._ok(cmd, {"skipped": self.previews.preview_skip(who.agent_id)})
 
     async def _cmd_spy(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
         extension = cast(str | None, cmd.args.get("extension")) or who.extension

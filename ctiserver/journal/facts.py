@@ -313,6 +313,50 @@ class WrapUpDraft:
     notes: str = ""
 
 
+# ------------------------------------------------------------------------------------- outbound dialer
+
+
+@dataclass(frozen=True, slots=True)
+class DialerLineDialled:
+    """A campaign line went out: the attempt `attempt_id` of contact `contact_id` (crmstore campaigns).
+    `agent_id`: the preview agent who dialled it."""
+
+    call_id: str
+    campaign: str
+    contact_id: int
+    attempt_id: int
+    number: str
+    agent_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DialerStep:
+    """One step of the dialer: `step` is preview (a card offered to `agent_id`), answered (AMD's verdict in
+    `detail`), connect (the pacer gave the call to `agent_id`), connected (bridged), abandon (no agent
+    within 2 s: `detail` is the message played), machine (`detail`: message or hang_up), not_dialled
+    (`detail`: why), pacing (throttled or not, `detail`: the window's abandon rate)."""
+
+    campaign: str
+    step: str
+    call_id: str = ""
+    agent_id: str = ""
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DialerLineEnded:
+    """The attempt's outcome as recorded with the campaign (`outcome`: crmstore AttemptOutcome).
+    `settled`: the line was left open by a crash and settled at the next start from the journal."""
+
+    call_id: str
+    campaign: str
+    attempt_id: int
+    outcome: str
+    agent_id: str = ""
+    amd: str = ""
+    settled: bool = False
+
+
 # ----------------------------------------------------------------------------------- people, consoles
 
 
@@ -421,6 +465,9 @@ OWN_KINDS: dict[str, type] = {
     "admin.changed": AdminChanged,
     "alert.raised": AlertRaised,
     "alert.cleared": AlertCleared,
+    "dialer.line_dialled": DialerLineDialled,
+    "dialer.step": DialerStep,
+    "dialer.line_ended": DialerLineEnded,
 }
 # The ACD's inputs are facts as they are: replaying them through a router rebuilds its every decision.
 ACD_KINDS: dict[str, type] = {

@@ -95,7 +95,7 @@ async def _agi_server(records: list[Record], scale: float, got: dict[str, list[b
 
 async def replay(name: str, *, time_scale: float = 0.05, agi_up: bool = True,
                  dialplan_paths: list[Path] | None = None, ami_users: dict[str, str] | None = None,
-                 local_channels_before: int = 0,
+                 local_channels_before: int = 0, cdr_events: bool = True,
                  ) -> tuple[dict[str, list[Message]], dict[str, list[Message]], list[Record], dict[str, list[bytes]]]:
     records = capture(name)
     got_agi: dict[str, list[bytes]] = {}
@@ -107,6 +107,7 @@ async def replay(name: str, *, time_scale: float = 0.05, agi_up: bool = True,
     sim = Simulator(dialplan_paths=dialplan_paths or [DIALPLAN], time_scale=time_scale, agi_host="127.0.0.1",
                     agi_port=agi_port, ami_users=ami_users or {"cti": "ctisecret"}, capture_mode=True,
                     fixed_challenge="166739859")  # capture 01's challenge, so its MD5 key is valid
+    sim.world.cdr_events = cdr_events
     sim.world.local_counter = local_channels_before  # Local channels the capture's Asterisk made before it
     port = await sim.start()
     logs: dict[str, StreamLog] = defaultdict(StreamLog)

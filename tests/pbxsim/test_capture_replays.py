@@ -22,6 +22,14 @@ async def test_replay_matches_capture(name: str) -> None:
         assert agi_shape(lines) == agi_shape(want), stream
 
 
+async def test_replay_matches_capture_15_outbound_outcomes() -> None:
+    """Busy, congestion, no answer, rejected, and AMD's HUMAN / LONGGREETING / INITIALSILENCE verdicts."""
+    expected, got, _, _ = await replay("15", ami_users={"acc": "accsecret"}, local_channels_before=10,
+                                      cdr_events=False)
+    assert compare(expected["AMI1"], got["AMI1"]) == []
+    assert len(got["AMI1"]) == len(expected["AMI1"])
+
+
 async def test_compare_detects_a_changed_header_order() -> None:
     expected, got, _, _ = await replay("01")
     frames = list(got["AMI1"])

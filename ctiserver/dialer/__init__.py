@@ -1,0 +1,1 @@
+"""Outbound campaigns: the dialer service (docs/outbound.md, Running a campaign)."""

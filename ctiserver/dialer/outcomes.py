@@ -1,0 +1,39 @@
+"""What the PBX said about a campaign line, as the pacer and the campaign count it. Pure.
+
+Capture 15 (Asterisk 22): a failed Originate's `Reason` is 5 for busy, 8 for congestion, 3 for no answer
+within the Timeout, 0 for a rejected call (cause 21) or a dial string that does not exist, 1 for a line
+hung up while ringing. AMD()'s verdict comes as `AMDSTATUS` (HUMAN, MACHINE, NOTSURE, HANGUP).
+"""
+
+from __future__ import annotations
+
+from acd.pacing import AnsweredBy, LineFailure
+from crmstore.campaigns import AttemptOutcome
+
+_FAILURES: dict[int, tuple[LineFailure, AttemptOutcome]] = {
+    5: ("busy", AttemptOutcome.BUSY),
+    3: ("no-answer", AttemptOutcome.NO_ANSWER),
+    1: ("no-answer", AttemptOutcome.NO_ANSWER),  # hung up while ringing: nobody answered
+    8: ("congestion", AttemptOutcome.FAILED),
+}
+
+
+def failed_line(reason: int) -> tuple[LineFailure, AttemptOutcome]:
+    """The pacer's failure and the campaign's outcome for an OriginateResponse Failure `Reason`."""
+    return _FAILURES.get(reason, ("failed", AttemptOutcome.FAILED))
+
+
+def answered_by(amd_status: str) -> AnsweredBy:
+    """NOTSURE counts as a person: somebody may be there, and hanging up on them is the worse mistake."""
+    return "machine" if amd_status.strip().upper() == "MACHINE" else "human"
+
+
+def settled_outcome(steps: list[str]) -> AttemptOutcome:
+    """The outcome of a line a crash left open, from the dialer steps journaled for it (in order)."""
+    if "connected" in steps:
+        return AttemptOutcome.CONNECTED
+    if "machine" in steps:
+        return AttemptOutcome.ANSWERING_MACHINE
+    if "abandon" in steps or "answered" in steps or "connect" in steps:
+        return AttemptOutcome.ABANDONED  # a person answered and nobody was put through
+    return AttemptOutcome.FAILED  # never answered as far as we know: our fault, not the customer's
