@@ -860,7 +860,7 @@ class World:
             one.partner = None
         self._originate_response(req, result)
         one.hungup = True
-        busy = outcome == "busy" and partner is not None
+        busy = outcome in ("busy", "congestion") and partner is not None  # the far end stays up in Busy()/Congestion()
         if busy:
             one.hangup_device_state = "INUSE"  # ';2' is still up in Busy() (capture 05 C)
         self.spawn(self._drop_originated(one, partner, busy))
