@@ -14,10 +14,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import threading
 import time
 import wave
+from array import array
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -167,6 +169,10 @@ class RecognizerPool:
         finally:
             live.close()
 
+    def listen(self, request: Recognize, wait_seconds: float, max_seconds: float) -> Listening:
+        """A Listening for ``request.audio_path`` (a recording about to start); the caller runs it."""
+        return Listening(self, request, wait_seconds, max_seconds)
+
     def close(self) -> None:
         if self._own_executor:
             self._executor.shutdown(wait=False, cancel_futures=True)
@@ -227,3 +233,205 @@ class _LiveDecode:
     def close(self) -> None:
         if self.fh is not None:
             self.fh.close()
+
+
+# ---------------------------------------------------------------------- listening beside the call
+# Asterisk writes every recording through a 32 KiB stdio buffer (main/file.c ast_writefile), so a file grows
+# in 32,768-byte steps: 2.05 s of audio for 8 kHz WAV, 0.34 s for raw 48 kHz (sln48), the fastest format that
+# keeps real time (sln96 and sln192 lost audio: capture 21). Listening therefore records sln48.
+LISTEN_FORMAT = "sln48"
+LISTEN_RATE = 48000
+FRAME_SECONDS = 0.02
+SPEECH_RMS = 400  # about -38 dBFS: above a phone line's hiss, below any voice
+ONSET_FRAMES = 4  # 80 ms of voice in a row starts an utterance (a click or a cough's tail does not)
+END_SILENCE_SECONDS = 0.12  # after a word that completes a menu phrase no other phrase extends
+END_SILENCE_LONG_SECONDS = 0.6  # otherwise (a pause between words, or words outside the menu)
+MISSING_RECORDING_SECONDS = 1.5  # wall clock: no file by then means the PBX could not write it
+LISTEN_POLL_SECONDS = 0.02
+
+
+class RecordingUnavailable(RuntimeError):
+    """The PBX never wrote the recording (a directory it cannot create, a full disk)."""
+
+
+def _decimation(path: str) -> tuple[int, int]:
+    """(header bytes to skip, input samples per 8 kHz sample) for the recording's format."""
+    if path.endswith(".sln48"):
+        return 0, 6
+    if path.endswith(".sln16"):
+        return 0, 2
+    if path.endswith(".wav"):
+        return WAV_HEADER, 1
+    return 0, 1  # .sln / .raw: 8 kHz
+
+
+class Endpointer:
+    """Where the caller's utterance starts and ends, from 8 kHz audio (pure: fed bytes, no clock).
+
+    Times are seconds of audio from the start of the recording. The caller may start speaking until
+    ``prompts_end + wait_seconds`` (prompts_end unknown while prompts still play: no deadline yet) and may
+    speak for ``max_seconds``."""
+
+    def __init__(self, wait_seconds: float, max_seconds: float) -> None:
+        self.wait_seconds = wait_seconds
+        self.max_seconds = max_seconds
+        self.prompts_end: float | None = None
+        self.heard = 0.0  # audio seconds fed
+        self.started_at: float | None = None
+        self.voice_end: float | None = None  # end of the last voiced frame
+        self.ended: str = ""  # "speech_end" | "no_input" | "max_length"
+        self._run = 0
+        self._pending = b""
+
+    @property
+    def silence(self) -> float:
+        """Seconds of quiet since the last voiced frame of the utterance (0 before it started)."""
+        return 0.0 if self.voice_end is None else self.heard - self.voice_end
+
+    def feed(self, pcm: bytes) -> None:
+        data = self._pending + pcm
+        step = int(SAMPLE_RATE * FRAME_SECONDS) * 2
+        usable = len(data) - len(data) % step
+        self._pending = data[usable:]
+        samples = array("h")
+        samples.frombytes(data[:usable])
+        n = step // 2
+        for i in range(0, len(samples), n):
+            frame = samples[i : i + n]
+            rms = math.sqrt(sum(x * x for x in frame) / n)
+            self.heard += FRAME_SECONDS
+            if rms >= SPEECH_RMS:
+                self._run += 1
+                if self._run >= ONSET_FRAMES and self.started_at is None:
+                    self.started_at = self.heard - ONSET_FRAMES * FRAME_SECONDS
+                if self.started_at is not None:
+                    self.voice_end = self.heard
+            else:
+                self._run = 0
+            self._check()
+
+    def _check(self) -> None:
+        if self.ended:
+            return
+        if self.started_at is None:
+            if self.prompts_end is not None and self.heard >= self.prompts_end + self.wait_seconds:
+                self.ended = "no_input"
+        elif self.heard - self.started_at >= self.max_seconds:
+            self.ended = "max_length"
+        elif self.silence >= END_SILENCE_LONG_SECONDS:
+            self.ended = "speech_end"
+
+    def end_if_complete(self, partial: str, phrases: tuple[str, ...]) -> None:
+        """End early when what was said so far is a whole menu phrase that no other phrase goes on from and
+        the caller has been quiet for END_SILENCE_SECONDS."""
+        if self.ended or self.started_at is None or self.silence < END_SILENCE_SECONDS:
+            return
+        said = " ".join(w for w in partial.split() if w != "[unk]")
+        if said and said in phrases and not any(p.startswith(said + " ") for p in phrases):
+            self.ended = "speech_end"
+
+
+class Listening:
+    """One Listen: follows the recording the PBX writes beside the call, decodes it as it grows and finds
+    the end of the utterance. ``speech_started`` is set when the caller starts talking (to stop a prompt),
+    ``ended`` when the server has stopped listening; ``run()`` returns the recognition.
+
+    Decoding runs in the pool's executor in short jobs; the waiting is on the loop."""
+
+    def __init__(self, pool: RecognizerPool, request: Recognize, wait_seconds: float, max_seconds: float) -> None:
+        pool._language(request.language)  # raise SpeechUnavailable here, not in a thread
+        self.pool = pool
+        self.request = request
+        self.rec = pool._recognizer(request, SAMPLE_RATE)
+        self.endpoint = Endpointer(wait_seconds, max_seconds)
+        self.speech_started = asyncio.Event()
+        self.ended = asyncio.Event()
+        self.reason = ""
+        self.ended_at: float | None = None  # monotonic time the end was found
+        self._skip, self._every = _decimation(request.audio_path)
+        self._fh: Any = None
+        self._pending = b""
+        self._fed = 0
+        self._stopped = False
+
+    def prompts_ended(self, at_seconds: float | None = None) -> None:
+        """The prompts are over, ``at_seconds`` into the recording (None: at the audio heard so far)."""
+        if self.endpoint.prompts_end is None:
+            self.endpoint.prompts_end = self.endpoint.heard if at_seconds is None else at_seconds
+
+    def stop(self, reason: str) -> None:
+        """The driver stops listening (a key, a hang-up): ``run`` finishes with what it has."""
+        if not self._stopped:
+            self._stopped = True
+            self._end(reason)
+
+    def _end(self, reason: str) -> None:
+        if not self.ended.is_set():
+            self.reason = reason
+            self.ended_at = time.monotonic()
+            self.ended.set()
+
+    def _read(self) -> bool:
+        """Feed what the file gained; False while the file does not exist yet."""
+        if self._fh is None:
+            try:
+                self._fh = open(self.request.audio_path, "rb")  # noqa: SIM115 - kept open while it grows
+            except FileNotFoundError:
+                return False
+        data = self._pending + self._fh.read()
+        if self._skip:
+            if len(data) < self._skip:
+                self._pending = data
+                return True
+            data, self._skip = data[self._skip :], 0
+        unit = 2 * self._every
+        usable = len(data) - len(data) % unit
+        self._pending = data[usable:]
+        if not usable or self._fed >= MAX_AUDIO_BYTES:
+            return True
+        if self._every == 1:
+            pcm = data[:usable]
+        else:
+            wide = array("h")
+            wide.frombytes(data[:usable])
+            pcm = wide[:: self._every].tobytes()  # Asterisk's resampler already cut everything above 4 kHz
+        self._fed += len(pcm)
+        self.rec.AcceptWaveform(pcm)
+        ep = self.endpoint
+        ep.feed(pcm)
+        if ep.started_at is not None and not ep.ended and ep.silence >= END_SILENCE_SECONDS:
+            ep.end_if_complete(json.loads(self.rec.PartialResult()).get("partial", ""), self.request.phrases)
+        return True
+
+    async def run(self) -> Recognition:
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        ep = self.endpoint
+        # A wall-clock bound as well, for a PBX that stops writing (a channel that sends no audio frames).
+        limit = 2 * (ep.wait_seconds + ep.max_seconds) + 5.0
+        try:
+            while not self._stopped:
+                there = await loop.run_in_executor(self.pool._executor, self._read)
+                if not there and time.monotonic() - started > MISSING_RECORDING_SECONDS:
+                    raise RecordingUnavailable(f"the PBX did not write {self.request.audio_path}")
+                if ep.started_at is not None and not self.speech_started.is_set():
+                    self.speech_started.set()
+                if ep.ended:
+                    self._end(ep.ended)
+                    break
+                if time.monotonic() - started > limit:
+                    self._end("max_length" if ep.started_at is not None else "no_input")
+                    break
+                await asyncio.sleep(LISTEN_POLL_SECONDS)
+            if self.reason in ("key", "hangup"):
+                return Recognition("", 0.0)
+            if ep.started_at is None:
+                return Recognition("", 0.0, decision_ms=0.0)
+            result = await loop.run_in_executor(self.pool._executor, lambda: _result(self.rec.FinalResult(), None))
+            done = time.monotonic()
+            return Recognition(result.text, result.confidence, result.words,
+                               (done - (self.ended_at or done)) * 1000)
+        finally:
+            self._end(self.reason or "error")
+            if self._fh is not None:
+                self._fh.close()

@@ -157,8 +157,18 @@ class IvrService:
     async def _run_flow(self, session: AgiSession, call: IvrCall, flow: Any, variables: dict[str, str]) -> FlowResult:
         run = FlowRun(flow, variables, lambda: datetime.now(UTC), spool_dir=str(self.settings.recordings_dir),
                       call_id=call.call_id)
+        channel = session.env.channel
+
+        async def stop_prompt() -> None:
+            # The caller talks over a prompt: AMI ControlPlayback stops a STREAM FILE that AGI started
+            # (capture 22 A).
+            pbx = self.calls.pbx_of(call.call_id)
+            if pbx is None:
+                raise RuntimeError("no PBX for the call")
+            await pbx.link.action("ControlPlayback", {"Channel": channel, "Control": "stop"})
+
         services = IvrServices(call, self.crm, self, self.speech, self.recorder.record, flow=flow.name,
-                               missing_prompts=self.missing_prompts)
+                               missing_prompts=self.missing_prompts, stop_prompt=stop_prompt)
         return await run_flow(session, run, services)
 
     async def _queue_caller(self, session: AgiSession, call: IvrCall, queue: str, priority: int,

@@ -4,7 +4,7 @@ figures, speech, and the facts of the caller's way through the flow, journaled a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -14,7 +14,7 @@ from crmstore.model import FollowUpKind, FollowUpRequest
 from crmstore.queries import Identity
 from crmstore.store import CrmStore
 from ivr_flows.interpreter import FlowRun
-from ivr_flows.speech import RecognizerPool
+from ivr_flows.speech import Listening, RecognizerPool
 from ivr_flows.steps import (
     PathEntry,
     QueueFigures,
@@ -62,6 +62,7 @@ class IvrServices:
         *,
         flow: str = "",
         missing_prompts: MissingPrompts | None = None,
+        stop_prompt: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.call = call
         self.crm = crm
@@ -70,6 +71,7 @@ class IvrServices:
         self._record = record
         self._flow = flow
         self._missing = missing_prompts or MissingPrompts(record)
+        self._stop_prompt = stop_prompt
 
     def path_entry(self, entry: PathEntry) -> None:
         self._record(f.IvrStep(self.call.call_id, entry.node, entry.event, entry.value, entry.confidence))
@@ -119,6 +121,16 @@ class IvrServices:
         if self._speech is None:
             raise RuntimeError("no speech model configured")
         return await self._speech.recognize(request, recording_done)
+
+    def listen(self, request: Recognize, wait_seconds: float, max_seconds: float) -> Listening:
+        if self._speech is None:
+            raise RuntimeError("no speech model configured")
+        return self._speech.listen(request, wait_seconds, max_seconds)
+
+    async def stop_prompt(self) -> None:
+        if self._stop_prompt is None:
+            raise RuntimeError("no AMI link to stop the prompt")
+        await self._stop_prompt()
 
     async def save_survey(self, request: SaveSurvey) -> None:
         if isinstance(request.score, bool) or not isinstance(request.score, int) or not 1 <= request.score <= 5:
