@@ -244,8 +244,11 @@ LISTEN_RATE = 48000
 FRAME_SECONDS = 0.02
 SPEECH_RMS = 400  # about -38 dBFS: above a phone line's hiss, below any voice
 ONSET_FRAMES = 4  # 80 ms of voice in a row starts an utterance (a click or a cough's tail does not)
-END_SILENCE_SECONDS = 0.12  # after a word that completes a menu phrase no other phrase extends
-END_SILENCE_LONG_SECONDS = 0.6  # otherwise (a pause between words, or words outside the menu)
+# Quiet this long after voice is a candidate end: the utterance so far is decoded, and if it is a whole menu
+# phrase that no other phrase goes on from, the listening ends there. Gaps inside a word (stop consonants)
+# are shorter; vosk's own partial results lag the audio by up to 0.24 s, so they are not used.
+END_SILENCE_SECONDS = 0.15
+END_SILENCE_LONG_SECONDS = 0.6  # otherwise (a pause between words, words outside the menu)
 MISSING_RECORDING_SECONDS = 1.5  # wall clock: no file by then means the PBX could not write it
 LISTEN_POLL_SECONDS = 0.02
 
@@ -321,29 +324,24 @@ class Endpointer:
         elif self.silence >= END_SILENCE_LONG_SECONDS:
             self.ended = "speech_end"
 
-    def end_if_complete(self, partial: str, phrases: tuple[str, ...]) -> None:
-        """End early when what was said so far is a whole menu phrase that no other phrase goes on from and
-        the caller has been quiet for END_SILENCE_SECONDS."""
-        if self.ended or self.started_at is None or self.silence < END_SILENCE_SECONDS:
-            return
-        said = " ".join(w for w in partial.split() if w != "[unk]")
-        if said and said in phrases and not any(p.startswith(said + " ") for p in phrases):
-            self.ended = "speech_end"
-
 
 class Listening:
-    """One Listen: follows the recording the PBX writes beside the call, decodes it as it grows and finds
-    the end of the utterance. ``speech_started`` is set when the caller starts talking (to stop a prompt),
-    ``ended`` when the server has stopped listening; ``run()`` returns the recognition.
+    """One Listen: follows the recording the PBX writes beside the call, finds the start and the end of the
+    caller's utterance in it and recognizes it. ``speech_started`` is set when the caller starts talking
+    (to stop a prompt), ``ended`` when the server has stopped listening; ``run()`` returns the recognition.
 
-    Decoding runs in the pool's executor in short jobs; the waiting is on the loop."""
+    The audio is decoded as it comes; at the first candidate end the decoder is finalized (only its last
+    frames are left to decode). When that is not yet a whole menu phrase, the decision waits for the long
+    silence and then decodes the whole recording again, from its start: vosk's answer depends on where the
+    audio starts (a cut 20 ms later turned a synthetic 상담원 into 영업), so every decode starts at the same
+    place. Decoding runs in the pool's executor, the waiting on the loop."""
 
     def __init__(self, pool: RecognizerPool, request: Recognize, wait_seconds: float, max_seconds: float) -> None:
         pool._language(request.language)  # raise SpeechUnavailable here, not in a thread
         self.pool = pool
         self.request = request
-        self.rec = pool._recognizer(request, SAMPLE_RATE)
         self.endpoint = Endpointer(wait_seconds, max_seconds)
+        self.rec: Any = pool._recognizer(request, SAMPLE_RATE)  # None once finalized
         self.speech_started = asyncio.Event()
         self.ended = asyncio.Event()
         self.reason = ""
@@ -351,7 +349,9 @@ class Listening:
         self._skip, self._every = _decimation(request.audio_path)
         self._fh: Any = None
         self._pending = b""
-        self._fed = 0
+        self._audio = bytearray()  # the 8 kHz audio so far (a security limit: MAX_AUDIO_BYTES)
+        self._checked_silence = False
+        self._result: Recognition | None = None
         self._stopped = False
 
     def prompts_ended(self, at_seconds: float | None = None) -> None:
@@ -371,8 +371,23 @@ class Listening:
             self.ended_at = time.monotonic()
             self.ended.set()
 
+    def _decode(self) -> Recognition:
+        """Recognize everything heard so far (blocking): the live decoder's final answer the first time,
+        a fresh decode of the whole recording after that."""
+        if self.rec is not None:
+            rec, self.rec = self.rec, None
+        else:
+            rec = self.pool._recognizer(self.request, SAMPLE_RATE)
+            rec.AcceptWaveform(bytes(self._audio))
+        return _result(rec.FinalResult(), None)
+
+    def _complete(self, rec: Recognition) -> bool:
+        said = rec.text
+        phrases = self.request.phrases
+        return bool(said) and said in phrases and not any(p.startswith(said + " ") for p in phrases)
+
     def _read(self) -> bool:
-        """Feed what the file gained; False while the file does not exist yet."""
+        """Feed what the file gained and look for the end; False while the file does not exist yet."""
         if self._fh is None:
             try:
                 self._fh = open(self.request.audio_path, "rb")  # noqa: SIM115 - kept open while it grows
@@ -387,20 +402,28 @@ class Listening:
         unit = 2 * self._every
         usable = len(data) - len(data) % unit
         self._pending = data[usable:]
-        if not usable or self._fed >= MAX_AUDIO_BYTES:
-            return True
-        if self._every == 1:
-            pcm = data[:usable]
-        else:
-            wide = array("h")
-            wide.frombytes(data[:usable])
-            pcm = wide[:: self._every].tobytes()  # Asterisk's resampler already cut everything above 4 kHz
-        self._fed += len(pcm)
-        self.rec.AcceptWaveform(pcm)
         ep = self.endpoint
-        ep.feed(pcm)
-        if ep.started_at is not None and not ep.ended and ep.silence >= END_SILENCE_SECONDS:
-            ep.end_if_complete(json.loads(self.rec.PartialResult()).get("partial", ""), self.request.phrases)
+        if usable and len(self._audio) < MAX_AUDIO_BYTES:
+            if self._every == 1:
+                pcm = data[:usable]
+            else:
+                wide = array("h")
+                wide.frombytes(data[:usable])
+                pcm = wide[:: self._every].tobytes()  # Asterisk's resampler already cut everything above 4 kHz
+            self._audio += pcm
+            if self.rec is not None:
+                self.rec.AcceptWaveform(pcm)
+            before = ep.voice_end
+            ep.feed(pcm)
+            if ep.voice_end != before:
+                self._checked_silence = False  # the caller talks again: a new candidate end will come
+        if (ep.started_at is not None and not ep.ended and not self._checked_silence
+                and ep.silence >= END_SILENCE_SECONDS):
+            self._checked_silence = True
+            rec = self._decode()
+            if self._complete(rec):
+                ep.ended = "speech_end"
+                self._result = rec
         return True
 
     async def run(self) -> Recognition:
@@ -427,10 +450,11 @@ class Listening:
                 return Recognition("", 0.0)
             if ep.started_at is None:
                 return Recognition("", 0.0, decision_ms=0.0)
-            result = await loop.run_in_executor(self.pool._executor, lambda: _result(self.rec.FinalResult(), None))
+            result = self._result
+            if result is None:
+                result = await loop.run_in_executor(self.pool._executor, self._decode)
             done = time.monotonic()
-            return Recognition(result.text, result.confidence, result.words,
-                               (done - (self.ended_at or done)) * 1000)
+            return Recognition(result.text, result.confidence, result.words, (done - (self.ended_at or done)) * 1000)
         finally:
             self._end(self.reason or "error")
             if self._fh is not None:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from pbxsim import wire
-from pbxsim.channels import HUNGUP, INTERRUPTED, Channel
+from pbxsim.channels import HUNGUP, INTERRUPTED, STREAM_STOPPED, Channel
 from pbxsim.dialplan import split_args
 from pbxsim.prompts import DIGIT_SECONDS, moh_class, samples
 from pbxsim.world import World
@@ -47,7 +47,8 @@ class DialplanApps(Protocol):
 
     def do_answer(self, chan: Channel) -> None: ...
 
-    async def play(self, chan: Channel, name: str, *, digits: str = "") -> tuple[str | None, float]: ...
+    async def play(self, chan: Channel, name: str, *, digits: str = "",
+                   controls: bool = False) -> tuple[str | None, float]: ...
 
 
 def split_command(line: str) -> tuple[str, list[str]]:
@@ -159,11 +160,14 @@ class AgiRun:
         verb, args = split_command(line)
         command_id = str(random.randrange(1, 2**31))
         self.event("AGIExecStart", ("CommandId", command_id), ("Command", line))
+        chan.stream_stop = False  # res_agi read and dropped it while waiting for this command (capture 22 B)
         dead = self.dead
         if dead and not self.hangup_sent:
             self.hangup_sent = True
             writer.write(b"HANGUP\n")  # before the next reply after a hangup (capture 03)
-        if dead and verb not in DEAD_OK and verb in VERBS:
+        # EXEC runs on a dead channel: StopMixMonitor after a hang-up answers HANGUP, then 200 (capture 21 C).
+        stop_mix = verb == "EXEC" and bool(args) and args[0].lower() == "stopmixmonitor"
+        if dead and verb not in DEAD_OK and verb in VERBS and not stop_mix:
             self.event("AGIExecEnd", ("CommandId", command_id), ("Command", line),
                        ("ResultCode", "511"), ("Result", DEAD_TEXT))
             writer.write((DEAD + "\n").encode())
@@ -220,8 +224,17 @@ class AgiRun:
         if verb in ("STREAM FILE", "CONTROL STREAM FILE"):
             name = args[0] if args else ""
             escape = args[1] if len(args) > 1 else ""
-            r, played = await apps.play(chan, name, digits=escape)
+            r, played = await apps.play(chan, name, digits=escape, controls=True)
             endpos = samples(played)
+            if r == STREAM_STOPPED:
+                # AMI ControlPlayback stop (capture 22 A): STREAM FILE ends as if finished, endpos in
+                # samples; CONTROL STREAM FILE says REMOTESTOPPED and its endpos is in milliseconds.
+                if verb == "CONTROL STREAM FILE":
+                    w.set_var(chan, "CPLAYBACKSTATUS", "REMOTESTOPPED")
+                    w.set_var(chan, "CPLAYBACKOFFSET", str(int(played * 1000)))
+                    return _ok("0", f" endpos={int(played * 1000)}")
+                w.set_var(chan, "PLAYBACKSTATUS", "SUCCESS")
+                return _ok("0", f" endpos={endpos}")
             if r == HUNGUP or r == INTERRUPTED:
                 if not self.zombie:
                     w.set_var(chan, "PLAYBACKSTATUS", "FAILED")
@@ -236,9 +249,11 @@ class AgiRun:
             timeout_ms = int(args[0]) if args and args[0].lstrip("-").isdigit() else -1
             for obs in chan.observers:
                 obs.input_wanted(chan, 1)
-            r = await chan.wait_for(None if timeout_ms < 0 else timeout_ms / 1000, digits=True)
+            r = await chan.wait_for(None if timeout_ms < 0 else timeout_ms / 1000, digits=True, controls=True)
             if r == HUNGUP or r == INTERRUPTED:
                 return "-1", "200 result=-1", "Failure"
+            if r == STREAM_STOPPED:
+                return _ok("1000")  # the control frame's number, AST_CONTROL_STREAM_STOP (capture 22 B)
             return _ok(str(ord(r)) if r else "0")
         if verb in ("SAY DIGITS", "SAY NUMBER", "SAY ALPHA", "SAY DATE", "SAY TIME", "SAY DATETIME"):
             text = args[0] if args else ""
@@ -272,6 +287,8 @@ class AgiRun:
             if not apps.exists(app):
                 return "200", "200 result=-2", "Unknown Result"
             target = await apps.run(chan, app, data.replace("|", ","))
+            if app.lower() == "stopmixmonitor":
+                return _ok("0")
             if isinstance(target, tuple) and not self.zombie:
                 # EXEC Goto moves the channel's place (ast_explicit_goto stores priority - 1 while the pbx
                 # loop runs): when the AGI script ends, the dialplan continues at the target.

@@ -32,8 +32,9 @@ class CallerBehaviour:
 
     keys: tuple[str, ...] = ()  # one entry per input request: "1234", "#", "5"
     key_delay: float = 0.3  # before the first key and between keys
-    utterance: Path | None = None  # WAV spoken into RECORD FILE
-    speak_delay: float = 0.5
+    utterance: Path | None = None  # WAV spoken into RECORD FILE or a MixMonitor r() recording
+    speak_delay: float = 0.5  # after the recording starts
+    speak_over_prompt: float | None = None  # instead: this far into the first prompt, over it (once)
     patience: float | None = None  # hang up (cause 16) this long after arriving, wherever the call is
     hangup_after_connect: float | None = None  # hang up this long after reaching an agent
     press_on_prompt: bool = True  # keys may interrupt prompts with escape digits
@@ -55,6 +56,7 @@ class CallerRun:
     pending_keys: list[str] = field(default_factory=list)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     connected_at: float | None = None
+    spoke_over_prompt: bool = False
 
     def start(self) -> None:
         self.pending_keys = list(self.behaviour.keys)
@@ -84,6 +86,10 @@ class CallerRun:
 
     # ---------------------------------------------------------------- observer hooks
     def prompt_started(self, chan: Channel, name: str, interruptible: bool) -> None:
+        over = self.behaviour.speak_over_prompt
+        if over is not None and self.behaviour.utterance is not None and not self.spoke_over_prompt:
+            self.spoke_over_prompt = True
+            self._spawn(self._speak(self.behaviour.utterance, over))
         if interruptible and self.behaviour.press_on_prompt and self.pending_keys:
             self._spawn(self._press(self.pending_keys.pop(0)))
 
@@ -92,11 +98,11 @@ class CallerRun:
             self._spawn(self._press(self.pending_keys.pop(0)))
 
     def record_started(self, chan: Channel) -> None:
-        if self.behaviour.utterance is not None:
-            self._spawn(self._speak(self.behaviour.utterance))
+        if self.behaviour.utterance is not None and self.behaviour.speak_over_prompt is None:
+            self._spawn(self._speak(self.behaviour.utterance, self.behaviour.speak_delay))
 
-    async def _speak(self, wav: Path) -> None:
-        await self.world.sleep(self.behaviour.speak_delay)
+    async def _speak(self, wav: Path, delay: float) -> None:
+        await self.world.sleep(delay)
         if not self.chan.dead:
             self.world.hear(self.chan, wav_seconds(wav), str(wav))
 

@@ -24,6 +24,7 @@ from acd.config import parse_config
 from crmstore.model import Interaction
 from crmstore.privacy import SYSTEM
 from crmstore.store import CrmStore, open_store
+from ctiserver.ami.protocol import AmiParser, Message, encode_action
 from ctiserver.agi.protocol import AgiEnvironment, AgiReply, format_command
 from ctiserver.agi.server import AgiSession, FastAgiServer
 from ctiserver.crm_history.records import CallRecord
@@ -103,6 +104,49 @@ class Witness:
         if not self.gone.is_set() and self.on_gone is not None:
             self.on_gone()
         self.gone.set()
+
+
+class PromptControl:
+    """AMI on the simulator, for what the IVR asks of it during a flow: ControlPlayback stop when a caller
+    talks over a prompt (the product sends it on its AMI link)."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.reader: asyncio.StreamReader
+        self.writer: asyncio.StreamWriter
+        self.parser = AmiParser()
+        self.responses: list[Message] = []
+        self.n = 0
+
+    async def connect(self, port: int) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", port)
+        await self.action("Login", {"Username": "cti", "Secret": "ctisecret"})
+
+    async def action(self, name: str, headers: dict[str, str]) -> Message:
+        async with self.lock:
+            self.n += 1
+            aid = f"rig-{self.n}"
+            self.writer.write(encode_action(name, aid, headers))
+            while True:
+                for frame in self.responses:
+                    if frame.get("ActionID") == aid:
+                        self.responses.remove(frame)
+                        return frame
+                data = await asyncio.wait_for(self.reader.read(65536), 5.0)
+                if not data:
+                    raise ConnectionError("AMI closed")
+                self.responses += [f for f in self.parser.feed(data)
+                                   if isinstance(f, Message) and f.get("Response") is not None]
+
+    async def stop_prompt(self, channel: str) -> None:
+        answer = await self.action("ControlPlayback", {"Channel": channel, "Control": "stop"})
+        if answer.get("Response") != "Success":
+            raise RuntimeError(f"ControlPlayback: {answer.get('Message')}")
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(ConnectionError, OSError):
+            await self.writer.wait_closed()
 
 
 class SentLog:
@@ -185,10 +229,13 @@ class IvrRig:
         await self.server.start()
         self.sim = Simulator(time_scale=self.time_scale,
                              globals_override={"CTI_AGI": f"agi://127.0.0.1:{self.server.port}"})
-        await self.sim.start()
+        ami_port = await self.sim.start()
         self.sim.add_agent_phone("2001", answer_after=1.0)
+        self.prompts = PromptControl()
+        await self.prompts.connect(ami_port)
 
     async def close(self) -> None:
+        await self.prompts.close()
         await self.sim.stop()
         await self.server.close()
         self._journal_task.cancel()
@@ -245,9 +292,10 @@ class IvrRig:
         call.log = SentLog(session)
         call.started.set()
         try:
-            result = await run_flow(call.log, run, IvrServices(ivr, self.crm, self.figures, self.speech,
-                                                                self.recorder.record, flow=flow.name,
-                                                                missing_prompts=self.missing_prompts))
+            services = IvrServices(ivr, self.crm, self.figures, self.speech, self.recorder.record, flow=flow.name,
+                                   missing_prompts=self.missing_prompts,
+                                   stop_prompt=lambda: self.prompts.stop_prompt(env.channel))
+            result = await run_flow(call.log, run, services)
         except BaseException as e:
             if not call.done.done():
                 call.done.set_exception(e)

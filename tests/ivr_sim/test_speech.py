@@ -15,17 +15,20 @@ from ivr_flows.speech import RecognizerPool
 from ivr_flows.steps import QueueHandoff
 from pbxsim.people import CallerBehaviour
 
-from .conftest import KNOWN_NUMBER, make_rig, synthesize
+from .conftest import KNOWN_NUMBER, decimated, make_rig, pcm_of, synthesize
 from .rig import IvrRig, events
 
 SPEECH_LINE = "8100"
+# The caller's audio reaches the recognizer as fast as the simulator's clock runs: a quarter of real time
+# keeps a few concurrent calls within what vosk decodes on two cores.
+SPEECH_TIME_SCALE = 0.25
 WORDS = {"예약": QueueHandoff("sales", ("korean",), 3), "환불": QueueHandoff("billing", ("korean", "billing"), 3),
          "상담원": QueueHandoff("general", ("korean",), 1)}
 
 
 @pytest.fixture
 async def speech_rig(tmp_path: Path, speech_pool: RecognizerPool) -> AsyncIterator[IvrRig]:
-    r = await make_rig(tmp_path, speech=speech_pool)
+    r = await make_rig(tmp_path, speech=speech_pool, time_scale=SPEECH_TIME_SCALE)
     yield r
     await r.close()
 
@@ -44,8 +47,11 @@ async def test_spoken_keywords_pick_options_on_concurrent_calls(speech_rig: IvrR
         assert result.variables["topic"] == word
         assert call.record is not None and call.record.said == [word]
         base = speech_rig.spool / f"ivr-{call.chan.uniqueid.replace('.', '-')}-menu-1"
-        assert call.sent[:2] == ["STREAM FILE cs/ko/main-menu 12340", f"RECORD FILE {base} wav 12340 5000 0 s=1"]
-        assert base.with_suffix(".wav").read_bytes() == wavs[word].read_bytes()  # via the shared spool
+        assert call.sent[:3] == ["STREAM FILE cs/ko/main-menu 12340", f"EXEC MixMonitor ,r({base}.sln48)",
+                                 "WAIT FOR DIGIT 100"]
+        assert call.sent[-1] == "EXEC StopMixMonitor"
+        # via the shared spool: the caller's words are in the raw 48 kHz recording
+        assert pcm_of(wavs[word]) in decimated(base.with_suffix(".sln48"))
         assert call.witness.recordings == 1
 
 
@@ -55,19 +61,20 @@ async def test_key_during_the_prompt_wins_over_speech(speech_rig: IvrRig, voice_
     result = await call.result()
     assert result.outcome == QueueHandoff("sales", ("korean", "sales"), 3)
     assert ("menu", "key", "4") in events(result)
-    assert not any(s.startswith("RECORD FILE") for s in call.sent) and call.witness.recordings == 0
+    assert not any(s.startswith(("RECORD FILE", "EXEC MixMonitor")) for s in call.sent)
+    assert call.witness.recordings == 0
 
 
 async def test_no_speech_model_falls_back_to_keypad(tmp_path: Path, voice_dir: Path) -> None:
-    rig = await make_rig(tmp_path, speech=None)  # the server runs without a recognizer
+    rig = await make_rig(tmp_path, speech=None, time_scale=SPEECH_TIME_SCALE)  # no recognizer here
     try:
         wav = synthesize("환불", voice_dir)
-        # the first prompt passes without a key, the caller talks to RECORD FILE; then keypad: 2 = refund
+        # the first prompt passes without a key, nothing is recorded (no recognizer); then keypad: 2 = refund
         call = rig.call(SPEECH_LINE, KNOWN_NUMBER, CallerBehaviour(keys=("", "2"), utterance=wav))
         result = await call.result()
         assert result.outcome == QueueHandoff("billing", ("korean", "billing"), 3)
         ev = events(result)
         assert [e for _, e, _ in ev if e in ("fallback_keypad", "key", "speech")] == ["fallback_keypad", "key"]
-        assert sum(s.startswith("RECORD FILE") for s in call.sent) == 1
+        assert not any(s.startswith(("RECORD FILE", "EXEC MixMonitor")) for s in call.sent)
     finally:
         await rig.close()
