@@ -24,9 +24,9 @@ from acd.config import parse_config
 from crmstore.model import Interaction
 from crmstore.privacy import SYSTEM
 from crmstore.store import CrmStore, open_store
-from ctiserver.ami.protocol import AmiParser, Message, encode_action
 from ctiserver.agi.protocol import AgiEnvironment, AgiReply, format_command
 from ctiserver.agi.server import AgiSession, FastAgiServer
+from ctiserver.ami.protocol import AmiParser, Message, encode_action
 from ctiserver.crm_history.records import CallRecord
 from ctiserver.crm_history.writer import CrmHistoryWriter
 from ctiserver.ivr.prompts import MissingPrompts
