@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import shlex
-import shutil
 import threading
-import wave
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -20,6 +18,7 @@ from urllib.parse import urlsplit
 from pbxsim import wire
 from pbxsim.channels import HUNGUP, INTERRUPTED, STREAM_STOPPED, Channel
 from pbxsim.dialplan import split_args
+from pbxsim.mixmonitor import FRAME, LiveRecording
 from pbxsim.prompts import DIGIT_SECONDS, moh_class, samples
 from pbxsim.world import World
 
@@ -378,8 +377,10 @@ class AgiRun:
         return _ok(got)
 
     async def record(self, args: list[str]) -> tuple[str, str, str]:
-        """RECORD FILE: the caller's voice ends after s= seconds of silence; the reply keeps the ms left
-        on the last wait and says (timeout) (README, capture 02)."""
+        """RECORD FILE as res_agi does it (captures 02 and 21 E): the file is opened without making its
+        directory (``(writefile)`` when it cannot be); the silence limit counts from the start of the
+        recording, so a caller who starts later than s= seconds finds it over; on silence the last
+        s-1 seconds are cut off, on a key the last 0.2 s; the file grows while the caller talks."""
         w, chan = self.world, self.chan
         path = args[0] if args else "/tmp/recording"
         fmt = args[1] if len(args) > 1 else "wav"
@@ -392,6 +393,10 @@ class AgiRun:
             r, _ = await self.apps.play(chan, "beep")
             if r == HUNGUP:
                 return "-1", "200 result=-1 (hangup) endpos=0", "Failure"
+        target = f"{path}.{fmt}"
+        if not Path(target).parent.is_dir():
+            return "-1", "200 result=-1 (writefile)", "Failure"
+        recording = LiveRecording(target, w.vnow())
         for obs in chan.observers:
             obs.record_started(chan)
         start = w.vnow()
@@ -400,20 +405,24 @@ class AgiRun:
         digit = ""
         while True:
             now = w.vnow()
+            recording.write_until(now, lambda t0, first, n: w.voice(chan, t0, first, n))
             elapsed = now - start
             if limit is not None and elapsed >= limit:
                 break
             speaking, last_end = chan.heard_speech_until(now)
             quiet_since = max(start, last_end) if last_end is not None and last_end > start else start
             if silence is not None and not speaking and now - quiet_since >= silence:
+                outcome = "silence"
                 break
-            waits = [x for x in (None if limit is None else limit - elapsed,
-                                 None if silence is None or speaking else silence - (now - quiet_since))
-                     if x is not None]
+            waits = [FRAME * 5]  # the file grows while waiting
+            if limit is not None:
+                waits.append(limit - elapsed)
+            if silence is not None and not speaking:
+                waits.append(silence - (now - quiet_since))
             if speaking:
                 end_of_voice = next(a.start + a.speech for a in chan.audio if a.start <= now < a.start + a.speech)
                 waits.append(end_of_voice - now)
-            r = await chan.wait_for(max(0.0, min(waits)) if waits else None, digits=bool(escape))
+            r = await chan.wait_for(max(0.0, min(waits)), digits=bool(escape))
             if r == HUNGUP or r == INTERRUPTED:
                 outcome = "hangup"
                 break
@@ -421,41 +430,18 @@ class AgiRun:
                 outcome, digit = "dtmf", r
                 break
         now = w.vnow()
+        recording.write_until(now, lambda t0, first, n: w.voice(chan, t0, first, n))
         elapsed = now - start
-        _, last_end = chan.heard_speech_until(now)
-        voice_end = last_end if last_end is not None and last_end > start else start
-        kept = elapsed if outcome != "timeout" or silence is None else max(0.0, voice_end - start)
-        if outcome == "timeout" and silence is not None and limit is not None and elapsed >= limit:
-            kept = elapsed
+        cut = {"silence": max(0.0, (silence or 1.0) - 1.0), "dtmf": 0.2}.get(outcome, 0.0)
+        kept = max(0.0, elapsed - cut)
+        recording.close(keep_samples=samples(kept))
         endpos = samples(kept)
-        self.write_recording(path, fmt, kept)
         if outcome == "hangup":
             return "-1", f"200 result=-1 (hangup) endpos={endpos}", "Failure"
         if outcome == "dtmf":
             return _ok(str(ord(digit)), f" (dtmf) endpos={endpos}")
         left = 0 if limit is None else max(0, int((limit - elapsed) * 1000))
         return "200", f"200 result={left} (timeout) endpos={endpos}", "Success"
-
-    def write_recording(self, path: str, fmt: str, seconds: float) -> None:
-        """Copy the caller's utterance WAV into the recording path (8 kHz mono), or write silence."""
-        target = Path(f"{path}.{fmt}")
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            return
-        source = next((a.wav for a in reversed(self.chan.audio) if a.wav), None)
-        try:
-            if source is not None and fmt == "wav":
-                shutil.copyfile(source, target)
-                return
-            if fmt == "wav":
-                with wave.open(str(target), "wb") as out:
-                    out.setnchannels(1)
-                    out.setsampwidth(2)
-                    out.setframerate(8000)
-                    out.writeframes(b"\x00\x00" * samples(seconds))
-        except OSError:
-            return
 
 
 def _ok(result: str, tail: str = "") -> tuple[str, str, str]:

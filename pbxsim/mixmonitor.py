@@ -144,11 +144,17 @@ class LiveRecording:
         self.data_bytes += n
         del self.buffered[:n]
 
-    def close(self) -> None:
+    def close(self, keep_samples: int | None = None) -> None:
+        """Write the rest and close; ``keep_samples`` (8 kHz) truncates the end first, as RECORD FILE
+        cuts the silence that ended it (ast_truncstream)."""
         if self.fh is None:
             return
         self._flush(len(self.buffered))
         try:
+            if keep_samples is not None:
+                width = 2 * max(1, round(self.rate / 8000))
+                self.data_bytes = min(self.data_bytes, keep_samples * width)
+                self.fh.truncate((WAV_HEADER if self.wav else 0) + self.data_bytes)
             if self.wav:
                 self.fh.seek(0)
                 self.fh.write(_wav_header(self.data_bytes))
