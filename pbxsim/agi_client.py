@@ -434,8 +434,7 @@ class AgiRun:
         elapsed = now - start
         cut = {"silence": max(0.0, (silence or 1.0) - 1.0), "dtmf": 0.2}.get(outcome, 0.0)
         kept = max(0.0, elapsed - cut)
-        recording.close(keep_samples=samples(kept))
-        endpos = samples(kept)
+        endpos = recording.close(keep_samples=samples(kept))  # ast_tellstream: what the file holds
         if outcome == "hangup":
             return "-1", f"200 result=-1 (hangup) endpos={endpos}", "Failure"
         if outcome == "dtmf":

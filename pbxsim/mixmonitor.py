@@ -144,15 +144,15 @@ class LiveRecording:
         self.data_bytes += n
         del self.buffered[:n]
 
-    def close(self, keep_samples: int | None = None) -> None:
+    def close(self, keep_samples: int | None = None) -> int:
         """Write the rest and close; ``keep_samples`` (8 kHz) truncates the end first, as RECORD FILE
-        cuts the silence that ended it (ast_truncstream)."""
+        cuts the silence that ended it (ast_truncstream). Returns the 8 kHz samples the file holds."""
+        width = 2 * max(1, round(self.rate / 8000))
         if self.fh is None:
-            return
+            return 0
         self._flush(len(self.buffered))
         try:
             if keep_samples is not None:
-                width = 2 * max(1, round(self.rate / 8000))
                 self.data_bytes = min(self.data_bytes, keep_samples * width)
                 self.fh.truncate((WAV_HEADER if self.wav else 0) + self.data_bytes)
             if self.wav:
@@ -162,6 +162,7 @@ class LiveRecording:
         except OSError:
             pass
         self.fh = None
+        return self.data_bytes // width
 
 
 def _resample(pcm: bytes, rate: int) -> bytes:

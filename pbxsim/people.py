@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import wave
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,12 +41,28 @@ class CallerBehaviour:
     press_on_prompt: bool = True  # keys may interrupt prompts with escape digits
 
 
-def wav_seconds(path: Path) -> float:
+# Asterisk's silence detector (dsp.c, dsp.conf silencethreshold 256): a 20 ms frame whose mean absolute
+# sample is under 256 is silence. An utterance file's voice ends with its last loud frame, not with the file
+# (espeak's 예약 is 0.94 s long, 0.45 s of it voice: capture 21 E's RECORD FILE ended 1 s after that).
+SILENCE_THRESHOLD = 256
+
+
+def voiced_seconds(path: Path) -> float:
+    """Seconds from the start of the WAV to the end of its last frame of voice."""
     try:
         with wave.open(str(path), "rb") as w:
-            return w.getnframes() / float(w.getframerate() or 8000)
+            rate = w.getframerate() or 8000
+            samples = array("h")
+            samples.frombytes(w.readframes(w.getnframes()))
     except (OSError, wave.Error, EOFError):
         return 2.0
+    frame = max(1, rate // 50)
+    last = 0
+    for i in range(0, len(samples), frame):
+        chunk = samples[i : i + frame]
+        if sum(abs(x) for x in chunk) / len(chunk) >= SILENCE_THRESHOLD:
+            last = i + len(chunk)
+    return last / rate
 
 
 @dataclass
@@ -104,7 +121,7 @@ class CallerRun:
     async def _speak(self, wav: Path, delay: float) -> None:
         await self.world.sleep(delay)
         if not self.chan.dead:
-            self.world.hear(self.chan, wav_seconds(wav), str(wav))
+            self.world.hear(self.chan, voiced_seconds(wav), str(wav))
 
     def waiting_started(self, chan: Channel) -> None:
         return None

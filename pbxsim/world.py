@@ -177,8 +177,9 @@ class World:
         files where they speak (a quiet tone for voice without a file), silence elsewhere."""
         out = bytearray(2 * n)
         for a in chan.audio:
+            # A file is heard whole (its quiet tail too); ``speech`` is only its voiced part.
             pcm = self._pcm(a.wav) if a.wav else VOICE_TONE * (int(a.speech * 100) + 1)
-            length = min(len(pcm) // 2, round(a.speech * 8000))
+            length = len(pcm) // 2 if a.wav else min(len(pcm) // 2, round(a.speech * 8000))
             at = round((a.start - t0) * 8000) - first  # where the utterance starts in this stretch
             i0, i1 = max(0, at), min(n, at + length)
             if i1 <= i0:
