@@ -389,6 +389,8 @@ def _menu_node(run: FlowRun, node: MenuNode) -> Gen:
                 run.path.append(PathEntry(run._node, "prompt_missing", name))
             if capture.barged_in:
                 run.path.append(PathEntry(run._node, "note", "caller spoke over the prompt"))
+            if capture.ended == "max_length":
+                run.path.append(PathEntry(run._node, "note", f"caller kept talking: cut at {speech.listen_seconds:g} s"))
             if capture.key:
                 key = capture.key
             elif capture.error is not None or capture.recognition is None:

@@ -244,6 +244,7 @@ LISTEN_RATE = 48000
 FRAME_SECONDS = 0.02
 SPEECH_RMS = 400  # about -38 dBFS: above a phone line's hiss, below any voice
 ONSET_FRAMES = 4  # 80 ms of voice in a row starts an utterance (a click or a cough's tail does not)
+ONSET_GRACE_SECONDS = 0.25
 # Quiet this long after voice is a candidate end: the utterance so far is decoded, and if it is a whole menu
 # phrase that no other phrase goes on from, the listening ends there. Gaps inside a word (stop consonants)
 # are shorter; vosk's own partial results lag the audio by up to 0.24 s, so they are not used.
@@ -317,7 +318,10 @@ class Endpointer:
         if self.ended:
             return
         if self.started_at is None:
-            if self.prompts_end is not None and self.heard >= self.prompts_end + self.wait_seconds:
+            # A word's first sounds (h, s) are quiet and an onset takes ONSET_FRAMES to tell from a click:
+            # a caller who starts right at the deadline is seen a little after it.
+            deadline = self.wait_seconds + ONSET_GRACE_SECONDS
+            if self.prompts_end is not None and self.heard >= self.prompts_end + deadline and not self._run:
                 self.ended = "no_input"
         elif self.heard - self.started_at >= self.max_seconds:
             self.ended = "max_length"
@@ -391,7 +395,7 @@ class Listening:
         if self._fh is None:
             try:
                 self._fh = open(self.request.audio_path, "rb")  # noqa: SIM115 - kept open while it grows
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):
                 return False
         data = self._pending + self._fh.read()
         if self._skip:

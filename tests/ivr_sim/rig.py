@@ -117,6 +117,7 @@ class PromptControl:
         self.parser = AmiParser()
         self.responses: list[Message] = []
         self.n = 0
+        self.stopped: list[str] = []  # channels whose prompt was stopped
 
     async def connect(self, port: int) -> None:
         self.reader, self.writer = await asyncio.open_connection("127.0.0.1", port)
@@ -139,6 +140,7 @@ class PromptControl:
                                    if isinstance(f, Message) and f.get("Response") is not None]
 
     async def stop_prompt(self, channel: str) -> None:
+        self.stopped.append(channel)
         answer = await self.action("ControlPlayback", {"Channel": channel, "Control": "stop"})
         if answer.get("Response") != "Success":
             raise RuntimeError(f"ControlPlayback: {answer.get('Message')}")
@@ -156,10 +158,13 @@ class SentLog:
         self.session = session
         self.env: AgiEnvironment = session.env
         self.sent: list[str] = []
+        self.replies: list[AgiReply] = []
 
     async def command(self, *words: str | int, timeout: float | None = None) -> AgiReply:
         self.sent.append(format_command(*words).decode().rstrip("\n"))
-        return await self.session.command(*words, timeout=timeout)
+        reply = await self.session.command(*words, timeout=timeout)
+        self.replies.append(reply)
+        return reply
 
 
 @dataclass
@@ -200,7 +205,7 @@ class IvrRig:
         self.catalog = FlowCatalog(queues=CATALOG_QUEUES, skills=CATALOG_SKILLS,
                                    speech_languages=frozenset({"ko"}))
         self.registry = FlowRegistry(self.flows_dir, self.catalog)
-        self.flow_by_did: dict[str, str] = {"8000": "service_line", "8100": "speech_ko"}
+        self.flow_by_did: dict[str, str] = {"8000": "service_line", "8100": "speech_ko", "8200": "speech_ko_barge"}
         self.extra_variables: dict[str, Mapping[str, str]] = {}
         self.clock = OPEN
         self.figures = FixedFigures()
@@ -208,6 +213,7 @@ class IvrRig:
         self.time_scale = time_scale
         self.calls: dict[str, Call] = {}  # by the trunk channel's uniqueid
         self.deleted_prompts: set[str] = set()  # not on the PBX even though a flow plays them
+        self.run_spool: Path | None = None  # where flows record, when not the shared spool
         self.crm: CrmStore
         self.server: FastAgiServer
         self.sim: Simulator
@@ -287,7 +293,7 @@ class IvrRig:
             "uniqueid": env.uniqueid, "call_id": ivr.call_id, "language": env.language,
             **self.extra_variables.get(did, {}),
         }
-        run = FlowRun(flow, variables, self.now, spool_dir=str(self.spool), call_id=ivr.call_id)
+        run = FlowRun(flow, variables, self.now, spool_dir=str(self.run_spool or self.spool), call_id=ivr.call_id)
         call.flow_version = flow.version
         call.log = SentLog(session)
         call.started.set()
