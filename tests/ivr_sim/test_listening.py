@@ -35,6 +35,16 @@ async def rig(tmp_path: Path, speech_pool: RecognizerPool) -> AsyncIterator[IvrR
     await r.close()
 
 
+def talking_for_a_minute(voice_dir: Path) -> Path:
+    """A minute of Korean chatter that is not a menu word."""
+    words = synthesize("오늘 날씨가 정말 좋네요 그런데 제 주문은 어디에 있나요", voice_dir)
+    minute = voice_dir / "talking-a-minute.wav"
+    if not minute.exists():
+        subprocess.run(["sox", str(words), str(minute), "repeat", "12", "trim", "0", "60"], check=True,
+                       capture_output=True)
+    return minute
+
+
 def recorded(rig: IvrRig, sent: list[str]) -> list[float]:
     """Seconds of audio in each listening's recording (8 kHz seconds of the raw 48 kHz file)."""
     paths = [Path(line.split("r(", 1)[1].rstrip(")")) for line in sent if line.startswith("EXEC MixMonitor")]
@@ -95,11 +105,7 @@ async def test_silence_only_is_no_input_within_the_wait(rig: IvrRig) -> None:
 
 
 async def test_a_caller_who_keeps_talking_is_cut_at_listen_seconds(rig: IvrRig, voice_dir: Path) -> None:
-    words = synthesize("오늘 날씨가 정말 좋네요 그런데 제 주문은 어디에 있나요", voice_dir)
-    minute = voice_dir / "talking-a-minute.wav"
-    if not minute.exists():
-        subprocess.run(["sox", str(words), str(minute), "repeat", "12", "trim", "0", "60"], check=True,
-                       capture_output=True)
+    minute = talking_for_a_minute(voice_dir)
     call = rig.call(SPEECH_LINE, KNOWN_NUMBER, CallerBehaviour(utterance=minute, speak_delay=0.2, patience=90.0))
     result = await call.result(60.0)
     assert isinstance(result.outcome, QueueHandoff), result.path  # a clear outcome, not a stalled call
