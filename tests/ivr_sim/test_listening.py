@@ -65,7 +65,7 @@ async def test_a_late_speaker_is_heard_in_full(rig: IvrRig, voice_dir: Path, lat
     voice = pcm_of(wav)[int(PAD * 8000) * 2 :]
     voice = voice[: len(voice.rstrip(b"\x00")) + 1 & ~1]  # up to the word's last sound
     at = audio.find(voice)
-    assert at >= 0 and abs(at / 16000 - late) < 0.15  # all of it, where it was said
+    assert at >= 0 and abs(at / 16000 - late) < 0.3  # all of it, where it was said
     # the server found the end of the word (how soon: bench/ivr_speech.py), not the 5 s utterance limit
     assert len(audio) / 16000 < late + 5.0
 
