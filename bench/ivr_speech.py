@@ -11,8 +11,16 @@ speeds and pitches; >= 50 utterances without --quick; target >= 0.95), false_acc
 taken as a menu answer: >= 10 words, >= 30 utterances across voices; target <= 0.05),
 false_accept_rate_unlisted (the same over the out-of-menu words that are not in the menu's garbage model:
 how it does on words nobody listed), *_no_rejection (the same two figures with the garbage model off: what
-rejection costs and buys), spool_files_left (speech recordings left in the spool after every recognition
+rejection costs and buys), spool_files_left (speech recordings, the listening ones too, left in the spool after every recognition
 of the run, deleted as the server deletes them; target 0).
+
+Listening beside the call (what speech menus use: MixMonitor r() into raw 48 kHz, the end of speech found by
+the server): late_speaker_accuracy (right option, the caller starting 0.5, 1.5 or 3 s after the prompt),
+barge_in_accuracy (right option, the caller starting 0.3-1.2 s into a 2.5 s prompt, which stops when their
+voice is seen), end_of_speech_to_decision_p50_ms / _p99_ms (from the caller's last voiced 20 ms frame to the
+recognition, including the end-of-speech detection and Asterisk's 32 KiB write buffer: the file grows in
+0.34 s steps), end_of_speech_to_flow_p99_ms (the same to the end of the 100 ms WAIT FOR DIGIT slice in which
+the flow learns it), listen_samples. The listening runs LISTEN_CONCURRENCY calls at a time.
 
 Recordings are written in real time (20 ms frames, like Asterisk) so the tailing reader sees what it would
 see during a call; --quick uses fewer utterances and stops the concurrency ramp earlier, same measurement.
@@ -24,6 +32,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -40,6 +49,14 @@ from ivr_flows.fillers import garbage_words
 from ivr_flows.interpreter import SPEECH_RECORDING_PREFIX
 from ivr_flows.speech import RecognizerPool, korean_model_path
 from ivr_flows.steps import Recognition, Recognize
+
+LISTEN_PHRASES = ("예약", "예약 변경", "환불", "문의", "영업", "상담원", "직원")  # the example menu's words
+LATE = (0.5, 1.5, 3.0)
+PROMPT_S = 2.5
+WAIT_S, MAX_S = 3.0, 5.0
+SLICE_S = 0.1  # the driver's WAIT FOR DIGIT slice
+WRITE_BUFFER = 32768  # Asterisk's stdio buffer for recordings (main/file.c)
+LISTEN_CONCURRENCY = 4
 
 KEYWORDS = ("예약", "환불", "문의", "영업", "상담원")
 # What callers say instead of an option: greetings, thanks, and topics this menu does not offer; some are in
@@ -121,6 +138,85 @@ async def record_live(pool: RecognizerPool, pcm: bytes, target: Path, spool: Spe
     return delay
 
 
+def voiced_end(pcm: bytes) -> float:
+    """Seconds to the end of the last 20 ms frame with voice (Asterisk's silence threshold, 256)."""
+    from array import array
+
+    a = array("h")
+    a.frombytes(pcm)
+    last = 0
+    for i in range(0, len(a), 160):
+        chunk = a[i : i + 160]
+        if sum(abs(x) for x in chunk) / len(chunk) >= 256:
+            last = i + len(chunk)
+    return last / 8000
+
+
+async def listen_live(pool: RecognizerPool, voice: bytes, target: Path, speak_at: float,
+                      prompt: float | None, spool: SpeechSpool) -> tuple[str, float, float, float]:
+    """Write a MixMonitor r() recording as Asterisk does (raw 48 kHz, 20 ms frames in real time, through a
+    32 KiB buffer) with ``voice`` starting ``speak_at`` s in, while a Listening follows it. ``prompt``: the
+    recording starts with a prompt of that length that stops when the caller's voice is seen (barge-in).
+    Returns (text, confidence, end of speech -> recognition ms, end of speech -> flow ms)."""
+    from array import array
+
+    target.write_bytes(b"")
+    listening = pool.listen(Recognize(str(target), "ko", LISTEN_PHRASES, THRESHOLD), WAIT_S, MAX_S)
+    if prompt is None:
+        listening.prompts_ended(0.0)
+    task = asyncio.create_task(listening.run())
+    start = time.monotonic()
+    pcm8 = b"\x00\x00" * int(8000 * speak_at) + voice
+    voice_end_at = start + speak_at + voiced_end(voice)
+    buffered = bytearray()
+    n = 0
+    with open(target, "ab") as fh:  # noqa: ASYNC230 - stands in for Asterisk writing its spool file
+        while not listening.ended.is_set() and n < 8000 * (speak_at + WAIT_S + MAX_S + 2) // 160:
+            if prompt is not None and (
+                    listening.speech_started.is_set() or n * 0.02 >= prompt):
+                listening.prompts_ended(None)  # stopped by ControlPlayback, or over
+                prompt = None
+            frame = array("h")
+            frame.frombytes(pcm8[n * 320 : (n + 1) * 320].ljust(320, b"\x00"))
+            wide = array("h", bytes(320 * 6))
+            for k in range(6):
+                wide[k::6] = frame
+            buffered += wide.tobytes()
+            if len(buffered) >= WRITE_BUFFER:
+                fh.write(buffered[:WRITE_BUFFER])
+                fh.flush()
+                del buffered[:WRITE_BUFFER]
+            n += 1
+            await asyncio.sleep(max(0.0, start + n * 0.02 - time.monotonic()))
+    rec = await task
+    decided = time.monotonic()
+    spool.decided(str(target))  # as the server does once the answer is known
+    flow = start + math.ceil((decided - start) / SLICE_S) * SLICE_S
+    return rec.text, rec.confidence, (decided - voice_end_at) * 1000, (flow - voice_end_at) * 1000
+
+
+async def listening_runs(pool: RecognizerPool, items: list[tuple[str, Path]], spool: SpeechSpool,
+                         barge_in: bool) -> list[tuple[bool, float, float]]:
+    """(right?, end of speech -> decision ms, -> flow ms) for each utterance and start time."""
+    jobs: list[tuple[str, bytes, float, float | None]] = []
+    for i, (word, path) in enumerate(items):
+        with wave.open(str(path), "rb") as w:
+            voice = w.readframes(w.getnframes())
+        if barge_in:
+            jobs.append((word, voice, 0.3 + 0.3 * (i % 4), PROMPT_S))
+        else:
+            jobs.extend((word, voice, late - 0.3, None) for late in LATE)  # the file starts with 0.3 s pad
+    sem = asyncio.Semaphore(LISTEN_CONCURRENCY)
+
+    async def one(j: int, word: str, voice: bytes, at: float, prompt: float | None) -> tuple[bool, float, float]:
+        async with sem:
+            target = spool.directory / f"{SPEECH_RECORDING_PREFIX}l{barge_in}{j}.sln48"
+            text, conf, to_decision, to_flow = await listen_live(pool, voice, target, at, prompt, spool)
+        return text.split() == [word] and conf >= THRESHOLD, to_decision, to_flow
+
+    return list(await asyncio.gather(*(one(j, *job) for j, job in enumerate(jobs))))
+
+
 def p99(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
@@ -176,6 +272,12 @@ async def main(quick: bool) -> dict[str, object]:
             best = 0
             ramp = (1, 2, 4, 8, 12, 16, 24) if quick else (1, 2, 4, 8, 12, 16, 24, 32, 48, 64)
             ramp_p99: dict[str, float] = {}
+            # listening beside the call: late speakers and barge-in, the end of speech found here
+            listen_items = items if not quick else items[:: max(1, len(items) // 5)][:5]
+            late = await listening_runs(pool, listen_items, spool, barge_in=False)
+            barge = await listening_runs(pool, listen_items, spool, barge_in=True)
+            eos = [d for ok, d, _ in late + barge if ok]
+            eos_flow = [f for ok, _, f in late + barge if ok]
             for n in ramp:
                 pcms = [pcm_of(items[i % len(items)][1]) for i in range(n)]
                 longest = max(len(x) for x in pcms)
@@ -204,6 +306,12 @@ async def main(quick: bool) -> dict[str, object]:
         "out_of_menu_words": len({w for w, _ in others}),
         "out_of_menu_utterances": len(others),
         "spool_files_left": spool_left,
+        "late_speaker_accuracy": round(sum(ok for ok, _, _ in late) / len(late), 4),
+        "barge_in_accuracy": round(sum(ok for ok, _, _ in barge) / len(barge), 4),
+        "end_of_speech_to_decision_p50_ms": round(statistics.median(eos), 1) if eos else None,
+        "end_of_speech_to_decision_p99_ms": round(p99(eos), 1) if eos else None,
+        "end_of_speech_to_flow_p99_ms": round(p99(eos_flow), 1) if eos_flow else None,
+        "listen_samples": len(late) + len(barge),
         "utterances": len(items),
         "live_samples": len(delays),
         "concurrency_p99_ms": ramp_p99,

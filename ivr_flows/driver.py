@@ -12,12 +12,14 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from .channel import AgiChannel, ChannelHungUp
+from .channel import AgiChannel, AgiReply, ChannelHungUp
 from .interpreter import FlowRun
+from .speech import Listening
 from .steps import (
     AgiCommand,
+    Listen,
     LookupCustomer,
     Outcome,
     PathEntry,
@@ -38,6 +40,14 @@ log = logging.getLogger(__name__)
 
 DEFAULT_COMMAND_TIMEOUT = 120.0  # a STREAM FILE of a long prompt; nodes that wait longer pass their own
 DEFAULT_SERVICE_TIMEOUT = 5.0
+REPLY_TIMEOUT = 10.0  # a command that answers at once (EXEC MixMonitor, WAIT FOR DIGIT 100)
+# Listening polls for keys in slices this long: a key ends it, and the flow learns of the end of speech at
+# most one slice late. Each slice is one AGI round trip (AGIExecStart/End on AMI: capture 23 A).
+LISTEN_SLICE_MS = 100
+# AMI ControlPlayback's answer to stop a prompt the caller talks over (capture 24 A).
+STOP_PROMPT_TIMEOUT = 2.0
+# WAIT FOR DIGIT's result when a prompt stop arrives while it waits (capture 24 B): not a key.
+STREAM_STOP_RESULT = "1000"
 
 
 class FlowServices(Protocol):
@@ -54,6 +64,16 @@ class FlowServices(Protocol):
         """Recognize request.audio_path against request.phrases. Called when RECORD FILE is sent, so the
         implementation may tail the growing file; ``recording_done`` is set when Asterisk's reply arrived.
         ivr_flows.speech.RecognizerPool.recognize has exactly this signature."""
+        ...
+
+    def listen(self, request: Recognize, wait_seconds: float, max_seconds: float) -> Listening:
+        """A Listening for the recording at request.audio_path, which the driver is about to start.
+        Raises when speech cannot be recognized here (no model): the menu goes keypad-only."""
+        ...
+
+    async def stop_prompt(self) -> None:
+        """Stop the prompt playing on the caller's channel (AMI ControlPlayback stop), because the caller
+        talks over it. May raise: the prompt then plays on and the speech is still heard."""
         ...
 
     async def save_survey(self, request: SaveSurvey) -> None: ...
@@ -102,6 +122,8 @@ async def run_flow(
         try:
             if isinstance(step, AgiCommand):
                 result: object = await _agi(channel, step, services, service_timeout)
+            elif isinstance(step, Listen):
+                result = await _listen(channel, step, services, service_timeout)
             else:
                 result = await _service(step, services, service_timeout)
         except ChannelHungUp:
@@ -154,6 +176,85 @@ async def _agi(channel: AgiChannel, cmd: AgiCommand, services: FlowServices, ser
     return SpeechCapture(reply, recognition)
 
 
+async def _listen(channel: AgiChannel, step: Listen, services: FlowServices, service_timeout: float) -> SpeechCapture:
+    """MixMonitor (caller's direction only, so the prompt is not in it: capture 24 A) records beside the
+    call while the prompts play and then while WAIT FOR DIGIT slices wait for keys; the server decodes the
+    growing file and says when the utterance is over; StopMixMonitor ends the recording. A hang-up ends
+    it too (capture 23 C): ChannelHungUp goes up to run_flow."""
+    try:
+        listening = services.listen(step.recognize, step.wait_seconds, step.max_seconds)
+    except Exception as e:  # noqa: BLE001 - no recognizer means keypad, not a dropped call
+        log.warning("speech unavailable for %s: %r", step.recognize.audio_path, e)
+        return SpeechCapture(AgiReply(200, "0"), error=f"{type(e).__name__}: {e}", ended="error")
+    path = step.recognize.audio_path
+    reply = await channel.command("EXEC", "MixMonitor", f",r({path})", timeout=REPLY_TIMEOUT)
+    task = asyncio.create_task(listening.run())
+    barged_in = False
+    missing: list[str] = []
+    ended = ""
+    try:
+        played = 0  # samples of prompt played (endpos): where the prompts end in the recording
+        for prompt in step.prompts:
+            if listening.speech_started.is_set():
+                break
+            reply, stopped = await _prompt(channel, prompt, step.keys, listening, services)
+            barged_in = barged_in or stopped
+            if reply.result == "-1":
+                missing.append(prompt)
+            played += max(0, reply.endpos or 0)
+            if reply.digit and reply.digit in step.keys:
+                ended = "key"
+                break
+        listening.prompts_ended(played / 8000 if step.prompts else 0.0)
+        while not ended and not listening.ended.is_set() and not task.done():
+            reply = await channel.command("WAIT FOR DIGIT", LISTEN_SLICE_MS, timeout=REPLY_TIMEOUT)
+            if reply.result != STREAM_STOP_RESULT and reply.digit and reply.digit in step.keys:
+                ended = "key"
+            elif reply.result == "-1":
+                ended = "hangup"  # the next command raises ChannelHungUp
+        if ended:
+            listening.stop(ended)
+        await channel.command("EXEC", "StopMixMonitor", timeout=REPLY_TIMEOUT)
+    except BaseException:
+        listening.stop("hangup")
+        await _cancel(task)
+        raise
+    try:
+        async with asyncio.timeout(service_timeout):
+            recognition = await task
+    except Exception as e:  # noqa: BLE001 - a broken recognizer or recording means keypad, not a dropped call
+        log.error("speech listening failed for %s: %s", path, e)
+        await _cancel(task)
+        return SpeechCapture(reply, error=f"{type(e).__name__}: {e}", ended="error", barged_in=barged_in,
+                             prompts_missing=tuple(missing))
+    if ended == "key":
+        return SpeechCapture(reply, ended="key", barged_in=barged_in, prompts_missing=tuple(missing))
+    return SpeechCapture(reply, recognition, ended=ended or listening.reason, barged_in=barged_in,
+                         prompts_missing=tuple(missing))
+
+
+async def _prompt(channel: AgiChannel, prompt: str, keys: str, listening: Listening,
+                  services: FlowServices) -> tuple[AgiReply, bool]:
+    """STREAM FILE one prompt; stop it when the caller starts talking. Returns (reply, stopped)."""
+    play = asyncio.create_task(channel.command("STREAM FILE", prompt, keys, timeout=DEFAULT_COMMAND_TIMEOUT))
+    talk = asyncio.create_task(listening.speech_started.wait())
+    try:
+        await asyncio.wait({play, talk}, return_when=asyncio.FIRST_COMPLETED)
+        stopped = False
+        if talk.done() and not play.done():
+            stopped = True
+            try:
+                async with asyncio.timeout(STOP_PROMPT_TIMEOUT):
+                    await services.stop_prompt()
+            except Exception as e:  # noqa: BLE001 - the prompt plays on; the speech is recorded all the same
+                log.warning("could not stop the prompt %s: %r", prompt, e)
+        return await play, stopped
+    finally:
+        talk.cancel()
+        if not play.done():
+            play.cancel()
+
+
 async def _salvage(req: ServiceRequest, services: FlowServices, timeout: float, run: FlowRun) -> None:
     """Finish what the caller's hang-up interrupted (the voicemail they were leaving)."""
     result = await _service(req, services, timeout)
@@ -161,7 +262,7 @@ async def _salvage(req: ServiceRequest, services: FlowServices, timeout: float, 
     run.path.append(PathEntry(run.current_node, "note", note))
 
 
-async def _cancel(task: asyncio.Task[Recognition]) -> None:
+async def _cancel(task: asyncio.Task[Any]) -> None:
     task.cancel()
     with contextlib.suppress(BaseException):
         await task

@@ -49,6 +49,7 @@ from .steps import (
     AgiCommand,
     CallerHungUp,
     Hangup,
+    Listen,
     LookupCustomer,
     Outcome,
     PathEntry,
@@ -87,6 +88,9 @@ FALLBACK_PROMPT = "beep"
 # A speech menu's recordings are only heard by the recognizer: the server deletes them once decided and sweeps
 # leftovers by this prefix, which voicemail and record nodes ("ivr-") never use.
 SPEECH_RECORDING_PREFIX = "speech-"
+# What a speech menu records: raw 48 kHz, the format whose 32 KiB write buffer fills fastest while still
+# keeping real time (capture 23), so the server sees the caller's audio at most 0.34 s late.
+LISTEN_FORMAT = "sln48"
 
 Gen = Generator[Step, Any, Any]
 
@@ -304,6 +308,16 @@ class FlowRun:
                 return reply.digit
         return None
 
+    def _prompt_names(self, prompts: tuple[Template, ...]) -> tuple[str, ...]:
+        names = []
+        for t in prompts:
+            name = render_prompt(t, self.variables)
+            if name is None:
+                self.path.append(PathEntry(self._node, "note", f"unsafe prompt skipped: {t.text}"))
+            else:
+                names.append(name)
+        return tuple(names)
+
     def _recording_name(self, prefix: str = "ivr-") -> str:
         self._recordings += 1
         return f"{self.spool_dir}/{prefix}{self.call_id}-{_safe_part(self._node)}-{self._recordings}"
@@ -362,22 +376,26 @@ def _menu_node(run: FlowRun, node: MenuNode) -> Gen:
     last = ""
     while failures <= node.retries:
         before = node.no_input if last == "no_input" else node.no_match if last == "no_match" else ()
-        key = yield from run._play(before + node.items, keys)
+        over: tuple[str, ...] = ()  # prompts played while listening (speech barge-in)
+        if speech is not None and speech.barge_in:
+            over = run._prompt_names(before + node.items)
+            key = None
+        else:
+            key = yield from run._play(before + node.items, keys)
         if key is None and speech is not None:
             base = run._recording_name(SPEECH_RECORDING_PREFIX)
-            listen = Recognize(f"{base}.wav", speech.language, tuple(w for o in node.options for w in o.words),
-                               speech.confidence)
-            max_ms = int(speech.listen_seconds * 1000)
-            capture = yield AgiCommand(
-                ("RECORD FILE", base, "wav", keys, max_ms, 0, f"s={speech.silence_seconds}"),
-                speech.listen_seconds + REPLY_MARGIN, listen,
-            )
+            listen = Recognize(f"{base}.{LISTEN_FORMAT}", speech.language,
+                               tuple(w for o in node.options for w in o.words), speech.confidence)
+            capture = yield Listen(listen, keys, speech.wait_seconds, speech.listen_seconds, over)
             assert isinstance(capture, SpeechCapture)
-            reply = capture.reply
-            if reply.result == "-1":
-                yield from run._probe()
-            if reply.data == "dtmf" and reply.digit:
-                key = reply.digit
+            for name in capture.prompts_missing:
+                run.path.append(PathEntry(run._node, "prompt_missing", name))
+            if capture.barged_in:
+                run.path.append(PathEntry(run._node, "note", "caller spoke over the prompt"))
+            if capture.ended == "max_length":
+                run.path.append(PathEntry(run._node, "note", f"caller kept talking: cut at {speech.listen_seconds:g} s"))
+            if capture.key:
+                key = capture.key
             elif capture.error is not None or capture.recognition is None:
                 # The recognizer broke: this is our failure, not the caller's; go keypad-only, no retry used.
                 run.path.append(PathEntry(run._node, "fallback_keypad", capture.error or "no recognition"))

@@ -340,7 +340,8 @@ def _speech(node: yaml.Node | None, what: str, d: _Defaults) -> SpeechSettings |
     if isinstance(node, yaml.ScalarNode):
         return d.speech if _bool(node, what) else None
     m = _Map(node, what)
-    bad = m.unknown(("language", "confidence", "listen_seconds", "silence_seconds", "attempts"), what)
+    bad = m.unknown(("language", "confidence", "listen_seconds", "silence_seconds", "attempts", "wait_seconds",
+                     "barge_in"), what)
     if bad:
         raise bad[0]
     s = d.speech
@@ -350,6 +351,8 @@ def _speech(node: yaml.Node | None, what: str, d: _Defaults) -> SpeechSettings |
         listen_seconds=_opt(m, "listen_seconds", lambda n, w: _float(n, w, 1.0, 30.0), what, s.listen_seconds),
         silence_seconds=_opt(m, "silence_seconds", lambda n, w: _int(n, w, 1, 10), what, s.silence_seconds),
         attempts=_opt(m, "attempts", lambda n, w: _int(n, w, 1, 10), what, s.attempts),
+        wait_seconds=_opt(m, "wait_seconds", lambda n, w: _float(n, w, 0.5, 30.0), what, s.wait_seconds),
+        barge_in=_opt(m, "barge_in", _bool, what, s.barge_in),
     )
 
 

@@ -116,6 +116,8 @@ class SpeechSettings:
     listen_seconds: float
     silence_seconds: int
     attempts: int  # failed speech attempts before the menu goes keypad-only
+    wait_seconds: float = 3.0  # how long after the prompt the caller may start speaking
+    barge_in: bool = False  # the caller may talk over the prompt (it stops, the words are heard)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import os
 import shutil
 import sys
@@ -219,6 +220,10 @@ class RecognizerPool:
         finally:
             live.close()
 
+    def listen(self, request: Recognize, wait_seconds: float, max_seconds: float) -> Listening:
+        """A Listening for ``request.audio_path`` (a recording about to start); the caller runs it."""
+        return Listening(self, request, wait_seconds, max_seconds)
+
     def close(self) -> None:
         if self._own_executor:
             self._executor.shutdown(wait=False, cancel_futures=True)
@@ -369,3 +374,233 @@ class _LiveDecode:
     def close(self) -> None:
         if self.fh is not None:
             self.fh.close()
+
+
+# ---------------------------------------------------------------------- listening beside the call
+# Asterisk writes every recording through a 32 KiB stdio buffer (main/file.c ast_writefile), so a file grows
+# in 32,768-byte steps: 2.05 s of audio for 8 kHz WAV, 0.34 s for raw 48 kHz (sln48), the fastest format that
+# keeps real time (sln96 and sln192 lost audio: capture 23). Listening therefore records sln48.
+LISTEN_FORMAT = "sln48"
+LISTEN_RATE = 48000
+FRAME_SECONDS = 0.02
+SPEECH_RMS = 400  # about -38 dBFS: above a phone line's hiss, below any voice
+ONSET_FRAMES = 4  # 80 ms of voice in a row starts an utterance (a click or a cough's tail does not)
+ONSET_GRACE_SECONDS = 0.25
+# Quiet this long after voice is a candidate end: the utterance so far is decoded, and if it is a whole menu
+# phrase that no other phrase goes on from, the listening ends there. Gaps inside a word (stop consonants)
+# are shorter; vosk's own partial results lag the audio by up to 0.24 s, so they are not used.
+END_SILENCE_SECONDS = 0.15
+END_SILENCE_LONG_SECONDS = 0.6  # otherwise (a pause between words, words outside the menu)
+MISSING_RECORDING_SECONDS = 1.5  # wall clock: no file by then means the PBX could not write it
+LISTEN_POLL_SECONDS = 0.02
+
+
+class RecordingUnavailable(RuntimeError):
+    """The PBX never wrote the recording (a directory it cannot create, a full disk)."""
+
+
+def _decimation(path: str) -> tuple[int, int]:
+    """(header bytes to skip, input samples per 8 kHz sample) for the recording's format."""
+    if path.endswith(".sln48"):
+        return 0, 6
+    if path.endswith(".sln16"):
+        return 0, 2
+    if path.endswith(".wav"):
+        return WAV_HEADER, 1
+    return 0, 1  # .sln / .raw: 8 kHz
+
+
+class Endpointer:
+    """Where the caller's utterance starts and ends, from 8 kHz audio (pure: fed bytes, no clock).
+
+    Times are seconds of audio from the start of the recording. The caller may start speaking until
+    ``prompts_end + wait_seconds`` (prompts_end unknown while prompts still play: no deadline yet) and may
+    speak for ``max_seconds``."""
+
+    def __init__(self, wait_seconds: float, max_seconds: float) -> None:
+        self.wait_seconds = wait_seconds
+        self.max_seconds = max_seconds
+        self.prompts_end: float | None = None
+        self.heard = 0.0  # audio seconds fed
+        self.started_at: float | None = None
+        self.voice_end: float | None = None  # end of the last voiced frame
+        self.ended: str = ""  # "speech_end" | "no_input" | "max_length"
+        self._run = 0
+        self._pending = b""
+
+    @property
+    def silence(self) -> float:
+        """Seconds of quiet since the last voiced frame of the utterance (0 before it started)."""
+        return 0.0 if self.voice_end is None else self.heard - self.voice_end
+
+    def feed(self, pcm: bytes) -> None:
+        data = self._pending + pcm
+        step = int(SAMPLE_RATE * FRAME_SECONDS) * 2
+        usable = len(data) - len(data) % step
+        self._pending = data[usable:]
+        samples = array.array("h")
+        samples.frombytes(data[:usable])
+        n = step // 2
+        for i in range(0, len(samples), n):
+            frame = samples[i : i + n]
+            rms = math.sqrt(sum(x * x for x in frame) / n)
+            self.heard += FRAME_SECONDS
+            if rms >= SPEECH_RMS:
+                self._run += 1
+                if self._run >= ONSET_FRAMES and self.started_at is None:
+                    self.started_at = self.heard - ONSET_FRAMES * FRAME_SECONDS
+                if self.started_at is not None:
+                    self.voice_end = self.heard
+            else:
+                self._run = 0
+            self._check()
+
+    def _check(self) -> None:
+        if self.ended:
+            return
+        if self.started_at is None:
+            # A word's first sounds (h, s) are quiet and an onset takes ONSET_FRAMES to tell from a click:
+            # a caller who starts right at the deadline is seen a little after it.
+            deadline = self.wait_seconds + ONSET_GRACE_SECONDS
+            if self.prompts_end is not None and self.heard >= self.prompts_end + deadline and not self._run:
+                self.ended = "no_input"
+        elif self.heard - self.started_at >= self.max_seconds:
+            self.ended = "max_length"
+        elif self.silence >= END_SILENCE_LONG_SECONDS:
+            self.ended = "speech_end"
+
+
+class Listening:
+    """One Listen: follows the recording the PBX writes beside the call, finds the start and the end of the
+    caller's utterance in it and recognizes it. ``speech_started`` is set when the caller starts talking
+    (to stop a prompt), ``ended`` when the server has stopped listening; ``run()`` returns the recognition.
+
+    The audio is decoded as it comes; at the first candidate end the decoder is finalized (only its last
+    frames are left to decode). When that is not yet a whole menu phrase, the decision waits for the long
+    silence and then decodes the whole recording again, from its start: vosk's answer depends on where the
+    audio starts (a cut 20 ms later turned a synthetic 상담원 into 영업), so every decode starts at the same
+    place. Decoding runs in the pool's executor, the waiting on the loop."""
+
+    def __init__(self, pool: RecognizerPool, request: Recognize, wait_seconds: float, max_seconds: float) -> None:
+        pool._language(request.language)  # raise SpeechUnavailable here, not in a thread
+        self.pool = pool
+        self.request = request
+        self.endpoint = Endpointer(wait_seconds, max_seconds)
+        self.rec: _Decoders | None = pool._recognizer(request, SAMPLE_RATE)  # None once finalized
+        self.speech_started = asyncio.Event()
+        self.ended = asyncio.Event()
+        self.reason = ""
+        self.ended_at: float | None = None  # monotonic time the end was found
+        self._skip, self._every = _decimation(request.audio_path)
+        self._fh: Any = None
+        self._pending = b""
+        self._audio = bytearray()  # the 8 kHz audio so far (a security limit: MAX_AUDIO_BYTES)
+        self._checked_silence = False
+        self._result: Recognition | None = None
+        self._stopped = False
+
+    def prompts_ended(self, at_seconds: float | None = None) -> None:
+        """The prompts are over, ``at_seconds`` into the recording (None: at the audio heard so far)."""
+        if self.endpoint.prompts_end is None:
+            self.endpoint.prompts_end = self.endpoint.heard if at_seconds is None else at_seconds
+
+    def stop(self, reason: str) -> None:
+        """The driver stops listening (a key, a hang-up): ``run`` finishes with what it has."""
+        if not self._stopped:
+            self._stopped = True
+            self._end(reason)
+
+    def _end(self, reason: str) -> None:
+        if not self.ended.is_set():
+            self.reason = reason
+            self.ended_at = time.monotonic()
+            self.ended.set()
+
+    def _decode(self) -> Recognition:
+        """Recognize everything heard so far (blocking): the live decoder's final answer the first time,
+        a fresh decode of the whole recording after that."""
+        if self.rec is not None:
+            rec, self.rec = self.rec, None
+        else:
+            rec = self.pool._recognizer(self.request, SAMPLE_RATE)
+            rec.accept(bytes(self._audio))
+        return rec.result(None)
+
+    def _complete(self, rec: Recognition) -> bool:
+        said = rec.text
+        phrases = self.request.phrases
+        return bool(said) and said in phrases and not any(p.startswith(said + " ") for p in phrases)
+
+    def _read(self) -> bool:
+        """Feed what the file gained and look for the end; False while the file does not exist yet."""
+        if self._fh is None:
+            try:
+                self._fh = open(self.request.audio_path, "rb")  # noqa: SIM115 - kept open while it grows
+            except (FileNotFoundError, NotADirectoryError):
+                return False
+        data = self._pending + self._fh.read()
+        if self._skip:
+            if len(data) < self._skip:
+                self._pending = data
+                return True
+            data, self._skip = data[self._skip :], 0
+        unit = 2 * self._every
+        usable = len(data) - len(data) % unit
+        self._pending = data[usable:]
+        ep = self.endpoint
+        if usable and len(self._audio) < MAX_AUDIO_BYTES:
+            if self._every == 1:
+                pcm = data[:usable]
+            else:
+                wide = array.array("h")
+                wide.frombytes(data[:usable])
+                pcm = wide[:: self._every].tobytes()  # Asterisk's resampler already cut everything above 4 kHz
+            self._audio += pcm
+            if self.rec is not None:
+                self.rec.accept(pcm)
+            before = ep.voice_end
+            ep.feed(pcm)
+            if ep.voice_end != before:
+                self._checked_silence = False  # the caller talks again: a new candidate end will come
+        if (ep.started_at is not None and not ep.ended and not self._checked_silence
+                and ep.silence >= END_SILENCE_SECONDS):
+            self._checked_silence = True
+            rec = self._decode()
+            if self._complete(rec):
+                ep.ended = "speech_end"
+                self._result = rec
+        return True
+
+    async def run(self) -> Recognition:
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        ep = self.endpoint
+        # A wall-clock bound as well, for a PBX that stops writing (a channel that sends no audio frames).
+        limit = 2 * (ep.wait_seconds + ep.max_seconds) + 5.0
+        try:
+            while not self._stopped:
+                there = await loop.run_in_executor(self.pool._executor, self._read)
+                if not there and time.monotonic() - started > MISSING_RECORDING_SECONDS:
+                    raise RecordingUnavailable(f"the PBX did not write {self.request.audio_path}")
+                if ep.started_at is not None and not self.speech_started.is_set():
+                    self.speech_started.set()
+                if ep.ended:
+                    self._end(ep.ended)
+                    break
+                if time.monotonic() - started > limit:
+                    self._end("max_length" if ep.started_at is not None else "no_input")
+                    break
+                await asyncio.sleep(LISTEN_POLL_SECONDS)
+            if self.reason in ("key", "hangup"):
+                return Recognition("", 0.0)
+            if ep.started_at is None:
+                return Recognition("", 0.0, decision_ms=0.0)
+            result = self._result
+            if result is None:
+                result = await loop.run_in_executor(self.pool._executor, self._decode)
+            done = time.monotonic()
+            return dataclasses.replace(result, decision_ms=(done - (self.ended_at or done)) * 1000)
+        finally:
+            self._end(self.reason or "error")
+            if self._fh is not None:
+                self._fh.close()

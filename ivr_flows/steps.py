@@ -3,6 +3,8 @@
 A Step is one of:
 * AgiCommand: send these words on the caller's FastAGI channel; feed back the AgiReply (or, when ``listen``
   is set, a SpeechCapture: the RECORD FILE reply plus the recognition of that recording).
+* Listen: listen to the caller (a recording beside the channel, keys still win, the server finds the end of
+  the speech); feed back a SpeechCapture.
 * a ServiceRequest (LookupCustomer, QueueFiguresRequest, SaveSurvey, RequestCallback, SaveVoicemail): the driver
   asks FlowServices and feeds back the answer, or ServiceFailed.
 * an Outcome (QueueHandoff, Transfer, Hangup, VoicemailDone, CallerHungUp): the run is over.
@@ -42,12 +44,42 @@ class Recognition:
 
 @dataclass(frozen=True, slots=True)
 class SpeechCapture:
-    """Fed back for an AgiCommand with ``listen``: exactly one of recognition / error is set unless the
-    caller pressed a key (then both may be None)."""
+    """Fed back for an AgiCommand with ``listen`` or a Listen: exactly one of recognition / error is set
+    unless the caller pressed a key (then both may be None).
+
+    For a Listen, ``reply`` is the reply that ended it (the key's, or the last WAIT FOR DIGIT's), ``ended``
+    says why the server stopped listening ("speech_end", "no_input", "max_length", "key", "error"),
+    ``barged_in`` that the caller talked over the prompt, and ``prompts_missing`` the prompts that could not
+    be played."""
 
     reply: AgiReply
     recognition: Recognition | None = None
     error: str | None = None
+    ended: str = ""
+    barged_in: bool = False
+    prompts_missing: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str | None:
+        if self.ended == "key" or self.reply.data == "dtmf":
+            return self.reply.digit
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    """Listen to the caller: the channel's incoming audio is recorded beside the call (MixMonitor, caller's
+    direction only) into ``recognize.audio_path`` while the server decodes it and finds the end of speech.
+
+    ``prompts`` are played first with the recording already running (speech barge-in: talking stops them);
+    empty, the recording starts after the prompt. The caller may start speaking up to ``wait_seconds`` after
+    the prompts end and may speak for ``max_seconds``. ``keys`` end the listening (keys win over speech)."""
+
+    recognize: Recognize
+    keys: str
+    wait_seconds: float
+    max_seconds: float
+    prompts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +174,7 @@ class CallerHungUp(Outcome):
     node: str
 
 
-Step = AgiCommand | ServiceRequest | Outcome
+Step = AgiCommand | Listen | ServiceRequest | Outcome
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,16 +10,15 @@ from __future__ import annotations
 import asyncio
 import random
 import shlex
-import shutil
 import threading
-import wave
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from pbxsim import wire
-from pbxsim.channels import HUNGUP, INTERRUPTED, Channel
+from pbxsim.channels import HUNGUP, INTERRUPTED, STREAM_STOPPED, Channel
 from pbxsim.dialplan import split_args
+from pbxsim.mixmonitor import FRAME, LiveRecording
 from pbxsim.prompts import DIGIT_SECONDS, moh_class, samples
 from pbxsim.world import World
 
@@ -47,7 +46,8 @@ class DialplanApps(Protocol):
 
     def do_answer(self, chan: Channel) -> None: ...
 
-    async def play(self, chan: Channel, name: str, *, digits: str = "") -> tuple[str | None, float]: ...
+    async def play(self, chan: Channel, name: str, *, digits: str = "",
+                   controls: bool = False) -> tuple[str | None, float]: ...
 
 
 def split_command(line: str) -> tuple[str, list[str]]:
@@ -159,11 +159,14 @@ class AgiRun:
         verb, args = split_command(line)
         command_id = str(random.randrange(1, 2**31))
         self.event("AGIExecStart", ("CommandId", command_id), ("Command", line))
+        chan.stream_stop = False  # res_agi read and dropped it while waiting for this command (capture 24 B)
         dead = self.dead
         if dead and not self.hangup_sent:
             self.hangup_sent = True
             writer.write(b"HANGUP\n")  # before the next reply after a hangup (capture 03)
-        if dead and verb not in DEAD_OK and verb in VERBS:
+        # EXEC runs on a dead channel: StopMixMonitor after a hang-up answers HANGUP, then 200 (capture 23 C).
+        stop_mix = verb == "EXEC" and bool(args) and args[0].lower() == "stopmixmonitor"
+        if dead and verb not in DEAD_OK and verb in VERBS and not stop_mix:
             self.event("AGIExecEnd", ("CommandId", command_id), ("Command", line),
                        ("ResultCode", "511"), ("Result", DEAD_TEXT))
             writer.write((DEAD + "\n").encode())
@@ -220,8 +223,17 @@ class AgiRun:
         if verb in ("STREAM FILE", "CONTROL STREAM FILE"):
             name = args[0] if args else ""
             escape = args[1] if len(args) > 1 else ""
-            r, played = await apps.play(chan, name, digits=escape)
+            r, played = await apps.play(chan, name, digits=escape, controls=True)
             endpos = samples(played)
+            if r == STREAM_STOPPED:
+                # AMI ControlPlayback stop (capture 24 A): STREAM FILE ends as if finished, endpos in
+                # samples; CONTROL STREAM FILE says REMOTESTOPPED and its endpos is in milliseconds.
+                if verb == "CONTROL STREAM FILE":
+                    w.set_var(chan, "CPLAYBACKSTATUS", "REMOTESTOPPED")
+                    w.set_var(chan, "CPLAYBACKOFFSET", str(int(played * 1000)))
+                    return _ok("0", f" endpos={int(played * 1000)}")
+                w.set_var(chan, "PLAYBACKSTATUS", "SUCCESS")
+                return _ok("0", f" endpos={endpos}")
             if r == HUNGUP or r == INTERRUPTED:
                 if not self.zombie:
                     w.set_var(chan, "PLAYBACKSTATUS", "FAILED")
@@ -236,9 +248,11 @@ class AgiRun:
             timeout_ms = int(args[0]) if args and args[0].lstrip("-").isdigit() else -1
             for obs in chan.observers:
                 obs.input_wanted(chan, 1)
-            r = await chan.wait_for(None if timeout_ms < 0 else timeout_ms / 1000, digits=True)
+            r = await chan.wait_for(None if timeout_ms < 0 else timeout_ms / 1000, digits=True, controls=True)
             if r == HUNGUP or r == INTERRUPTED:
                 return "-1", "200 result=-1", "Failure"
+            if r == STREAM_STOPPED:
+                return _ok("1000")  # the control frame's number, AST_CONTROL_STREAM_STOP (capture 24 B)
             return _ok(str(ord(r)) if r else "0")
         if verb in ("SAY DIGITS", "SAY NUMBER", "SAY ALPHA", "SAY DATE", "SAY TIME", "SAY DATETIME"):
             text = args[0] if args else ""
@@ -272,6 +286,8 @@ class AgiRun:
             if not apps.exists(app):
                 return "200", "200 result=-2", "Unknown Result"
             target = await apps.run(chan, app, data.replace("|", ","))
+            if app.lower() == "stopmixmonitor":
+                return _ok("0")
             if isinstance(target, tuple) and not self.zombie:
                 # EXEC Goto moves the channel's place (ast_explicit_goto stores priority - 1 while the pbx
                 # loop runs): when the AGI script ends, the dialplan continues at the target.
@@ -365,8 +381,10 @@ class AgiRun:
         return _ok(got)
 
     async def record(self, args: list[str]) -> tuple[str, str, str]:
-        """RECORD FILE: the caller's voice ends after s= seconds of silence; the reply keeps the ms left
-        on the last wait and says (timeout) (README, capture 02)."""
+        """RECORD FILE as res_agi does it (captures 02 and 23 E): the file is opened without making its
+        directory (``(writefile)`` when it cannot be); the silence limit counts from the start of the
+        recording, so a caller who starts later than s= seconds finds it over; on silence the last
+        s-1 seconds are cut off, on a key the last 0.2 s; the file grows while the caller talks."""
         w, chan = self.world, self.chan
         path = args[0] if args else "/tmp/recording"
         fmt = args[1] if len(args) > 1 else "wav"
@@ -379,6 +397,10 @@ class AgiRun:
             r, _ = await self.apps.play(chan, "beep")
             if r == HUNGUP:
                 return "-1", "200 result=-1 (hangup) endpos=0", "Failure"
+        target = f"{path}.{fmt}"
+        if not Path(target).parent.is_dir():
+            return "-1", "200 result=-1 (writefile)", "Failure"
+        recording = LiveRecording(target, w.vnow())
         for obs in chan.observers:
             obs.record_started(chan)
         start = w.vnow()
@@ -387,20 +409,24 @@ class AgiRun:
         digit = ""
         while True:
             now = w.vnow()
+            recording.write_until(now, lambda t0, first, n: w.voice(chan, t0, first, n))
             elapsed = now - start
             if limit is not None and elapsed >= limit:
                 break
             speaking, last_end = chan.heard_speech_until(now)
             quiet_since = max(start, last_end) if last_end is not None and last_end > start else start
             if silence is not None and not speaking and now - quiet_since >= silence:
+                outcome = "silence"
                 break
-            waits = [x for x in (None if limit is None else limit - elapsed,
-                                 None if silence is None or speaking else silence - (now - quiet_since))
-                     if x is not None]
+            waits = [FRAME * 5]  # the file grows while waiting
+            if limit is not None:
+                waits.append(limit - elapsed)
+            if silence is not None and not speaking:
+                waits.append(silence - (now - quiet_since))
             if speaking:
                 end_of_voice = next(a.start + a.speech for a in chan.audio if a.start <= now < a.start + a.speech)
                 waits.append(end_of_voice - now)
-            r = await chan.wait_for(max(0.0, min(waits)) if waits else None, digits=bool(escape))
+            r = await chan.wait_for(max(0.0, min(waits)), digits=bool(escape))
             if r == HUNGUP or r == INTERRUPTED:
                 outcome = "hangup"
                 break
@@ -408,41 +434,17 @@ class AgiRun:
                 outcome, digit = "dtmf", r
                 break
         now = w.vnow()
+        recording.write_until(now, lambda t0, first, n: w.voice(chan, t0, first, n))
         elapsed = now - start
-        _, last_end = chan.heard_speech_until(now)
-        voice_end = last_end if last_end is not None and last_end > start else start
-        kept = elapsed if outcome != "timeout" or silence is None else max(0.0, voice_end - start)
-        if outcome == "timeout" and silence is not None and limit is not None and elapsed >= limit:
-            kept = elapsed
-        endpos = samples(kept)
-        self.write_recording(path, fmt, kept)
+        cut = {"silence": max(0.0, (silence or 1.0) - 1.0), "dtmf": 0.2}.get(outcome, 0.0)
+        kept = max(0.0, elapsed - cut)
+        endpos = recording.close(keep_samples=samples(kept))  # ast_tellstream: what the file holds
         if outcome == "hangup":
             return "-1", f"200 result=-1 (hangup) endpos={endpos}", "Failure"
         if outcome == "dtmf":
             return _ok(str(ord(digit)), f" (dtmf) endpos={endpos}")
         left = 0 if limit is None else max(0, int((limit - elapsed) * 1000))
         return "200", f"200 result={left} (timeout) endpos={endpos}", "Success"
-
-    def write_recording(self, path: str, fmt: str, seconds: float) -> None:
-        """Copy the caller's utterance WAV into the recording path (8 kHz mono), or write silence."""
-        target = Path(f"{path}.{fmt}")
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            return
-        source = next((a.wav for a in reversed(self.chan.audio) if a.wav), None)
-        try:
-            if source is not None and fmt == "wav":
-                shutil.copyfile(source, target)
-                return
-            if fmt == "wav":
-                with wave.open(str(target), "wb") as out:
-                    out.setnchannels(1)
-                    out.setsampwidth(2)
-                    out.setframerate(8000)
-                    out.writeframes(b"\x00\x00" * samples(seconds))
-        except OSError:
-            return
 
 
 def _ok(result: str, tail: str = "") -> tuple[str, str, str]:

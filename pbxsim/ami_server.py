@@ -533,6 +533,31 @@ async def _mixmonitor(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     w.start_recording(chan, m.get("File", ""), m.get("Options", ""))
 
 
+@action("ControlPlayback")
+async def _control_playback(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
+    # app_controlplayback's checks in its order, with its words (capture 24 B).
+    control = m.get("Control", "").lower()
+    if not m.get("Channel"):
+        s.send(wire.response(aid, "Error", "Channel not specified"))
+        return
+    if not control:
+        s.send(wire.response(aid, "Error", "Control not specified"))
+        return
+    chan = s.channel(m)
+    if chan is None:
+        s.send(wire.response(aid, "Error", "No such channel"))
+        return
+    if control not in ("stop", "forward", "reverse", "pause", "restart"):
+        s.send(wire.response(aid, "Error", "Unknown control type"))
+        return
+    if control == "stop":
+        # Queued on the channel whatever it is doing: a playback stops, WAIT FOR DIGIT returns 1000, an
+        # AGI between commands drops it (capture 24).
+        chan.stream_stop = True
+        chan.wake()
+    s.send(wire.response(aid, "Success"))
+
+
 @action("MixMonitorMute")
 async def _mixmonitor_mute(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     # The checks in app_mixmonitor's order, with its words (capture 20 C).
@@ -571,7 +596,8 @@ async def _stop_mixmonitor(s: AmiSession, m: ActionFrame, aid: str | None) -> No
     if chan is None:
         s.send(wire.response(aid, "Error", "No such channel"))
         return
-    if chan.variables.pop("__mixmonitor", None) is None:
+    live = s.world.stop_live_recording(chan)
+    if chan.variables.pop("__mixmonitor", None) is None and not live:
         s.send(wire.response(aid, "Error", "Could not stop monitoring channel"))  # capture 20 C
         return
     s.send(wire.response(aid, "Success"))

@@ -44,6 +44,7 @@ class Apps:
             "userevent": self.user_event, "agi": self.agi, "dial": self.dial, "voicemail": self.voicemail,
             "chanspy": self.chanspy, "progress": self.noop, "verbose": self.noop, "log": self.noop,
             "queue": self.queue, "parkedcall": self.parked_call,
+            "mixmonitor": self.mix_monitor, "stopmixmonitor": self.stop_mix_monitor,
         }
 
     def exists(self, app: str) -> bool:
@@ -113,8 +114,10 @@ class Apps:
                 w.emit(wire.event("DialState", partner.snapshot("Dest"), [("DialStatus", "RINGING")]))
         return None
 
-    async def play(self, chan: Channel, name: str, *, digits: str = "") -> tuple[str | None, float]:
-        """Play a prompt; returns (escape digit / HUNGUP / INTERRUPTED / None, seconds played)."""
+    async def play(self, chan: Channel, name: str, *, digits: str = "",
+                   controls: bool = False) -> tuple[str | None, float]:
+        """Play a prompt; returns (escape digit / HUNGUP / INTERRUPTED / STREAM_STOPPED / None, seconds
+        played). ``controls``: a ControlPlayback stop ends it (STREAM FILE, CONTROL STREAM FILE: 24 A)."""
         w = self.world
         seconds = prompt_seconds(name)
         partner = chan.partner
@@ -126,10 +129,39 @@ class Apps:
         chan_digits_wanted = bool(digits)
         while True:
             elapsed = w.vnow() - start
-            r = await chan.wait_for(seconds - elapsed, digits=chan_digits_wanted)
+            r = await chan.wait_for(seconds - elapsed, digits=chan_digits_wanted, controls=controls)
             if r is not None and len(r) == 1 and r not in digits:
                 continue  # a key that is not an escape digit is ignored
             return r, min(seconds, w.vnow() - start)
+
+    async def mix_monitor(self, chan: Channel, data: str) -> AppResult:
+        """MixMonitor(<file>,<options>): with r(<file>) the caller's side is written as it arrives (capture
+        21); a plain file gets the whole call's mix when it stops (captures 07 B, 20)."""
+        args = split_args(data)
+        file = args[0].strip() if args else ""
+        options = args[1] if len(args) > 1 else ""
+        read_file = ""
+        if "r(" in options:
+            read_file = options.split("r(", 1)[1].split(")", 1)[0]
+        w = self.world
+        w.set_var(chan, "MIXMONITOR_FILENAME", file)
+        w.chan_event("MixMonitorStart", chan)
+        if read_file:
+            w.start_live_recording(chan, read_file)
+        if file:
+            chan.variables["__mixmonitor"] = file
+            w.start_recording(chan, file, options)
+        return None
+
+    async def stop_mix_monitor(self, chan: Channel, data: str) -> AppResult:
+        w = self.world
+        live = w.stop_live_recording(chan)
+        whole = chan.variables.pop("__mixmonitor", None) is not None
+        if whole:
+            w.stop_recording(chan)
+        if live or whole:
+            w.chan_event("MixMonitorStop", chan)
+        return None
 
     async def playback(self, chan: Channel, data: str) -> AppResult:
         args = split_args(data)

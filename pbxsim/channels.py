@@ -17,6 +17,7 @@ from pbxsim import wire
 
 HUNGUP = "\x00hangup"
 INTERRUPTED = "\x00interrupt"
+STREAM_STOPPED = "\x00stream-stop"  # AMI ControlPlayback stop reached a playback (or a WAIT FOR DIGIT)
 UNKNOWN = "<unknown>"
 
 
@@ -96,6 +97,9 @@ class Channel:
         self.interrupt: Interrupt | None = None
         self.digits: collections.deque[str] = collections.deque()
         self.audio: list[Audio] = []
+        # A queued AST_CONTROL_STREAM_STOP: the playback (or WAIT FOR DIGIT) reading next takes it; the
+        # FastAGI loop between commands reads and drops it (capture 24 B).
+        self.stream_stop = False
         self.moh: str | None = None
         self.dialstring = ""  # for the Cdr / DialBegin
         self.hangup_device_state = "NOT_INUSE"  # DeviceStateChange sent with this channel's Hangup
@@ -162,8 +166,9 @@ class Channel:
     def wake(self) -> None:
         self._signal.set()
 
-    async def wait_for(self, seconds: float | None, *, digits: bool = False) -> str | None:
-        """Wait virtual ``seconds``; return a digit (if wanted), HUNGUP, INTERRUPTED or None (timeout)."""
+    async def wait_for(self, seconds: float | None, *, digits: bool = False, controls: bool = False) -> str | None:
+        """Wait virtual ``seconds``; return a digit (if wanted), HUNGUP, INTERRUPTED, STREAM_STOPPED (if
+        ``controls``: a ControlPlayback stop queued on the channel) or None (timeout)."""
         loop = asyncio.get_running_loop()
         deadline = None if seconds is None else loop.time() + max(0.0, seconds) * self.clock.time_scale
         gen = self.pbx_gen
@@ -174,6 +179,9 @@ class Channel:
                 return INTERRUPTED
             if digits and self.digits:
                 return self.digits.popleft()
+            if controls and self.stream_stop:
+                self.stream_stop = False
+                return STREAM_STOPPED
             self._signal.clear()
             if deadline is None:
                 await self._signal.wait()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import wave
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,19 +33,36 @@ class CallerBehaviour:
 
     keys: tuple[str, ...] = ()  # one entry per input request: "1234", "#", "5"
     key_delay: float = 0.3  # before the first key and between keys
-    utterance: Path | None = None  # WAV spoken into RECORD FILE
-    speak_delay: float = 0.5
+    utterance: Path | None = None  # WAV spoken into RECORD FILE or a MixMonitor r() recording
+    speak_delay: float = 0.5  # after the recording starts
+    speak_over_prompt: float | None = None  # instead: this far into the first prompt, over it (once)
     patience: float | None = None  # hang up (cause 16) this long after arriving, wherever the call is
     hangup_after_connect: float | None = None  # hang up this long after reaching an agent
     press_on_prompt: bool = True  # keys may interrupt prompts with escape digits
 
 
-def wav_seconds(path: Path) -> float:
+# Asterisk's silence detector (dsp.c, dsp.conf silencethreshold 256): a 20 ms frame whose mean absolute
+# sample is under 256 is silence. An utterance file's voice ends with its last loud frame, not with the file
+# (espeak's 예약 is 0.94 s long, 0.45 s of it voice: capture 23 E's RECORD FILE ended 1 s after that).
+SILENCE_THRESHOLD = 256
+
+
+def voiced_seconds(path: Path) -> float:
+    """Seconds from the start of the WAV to the end of its last frame of voice."""
     try:
         with wave.open(str(path), "rb") as w:
-            return w.getnframes() / float(w.getframerate() or 8000)
+            rate = w.getframerate() or 8000
+            samples = array("h")
+            samples.frombytes(w.readframes(w.getnframes()))
     except (OSError, wave.Error, EOFError):
         return 2.0
+    frame = max(1, rate // 50)
+    last = 0
+    for i in range(0, len(samples), frame):
+        chunk = samples[i : i + frame]
+        if sum(abs(x) for x in chunk) / len(chunk) >= SILENCE_THRESHOLD:
+            last = i + len(chunk)
+    return last / rate
 
 
 @dataclass
@@ -55,6 +73,8 @@ class CallerRun:
     pending_keys: list[str] = field(default_factory=list)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     connected_at: float | None = None
+    spoke_over_prompt: bool = False
+    asked_while_listening: object | None = None  # the MixMonitor recording whose slices already got keys
 
     def start(self) -> None:
         self.pending_keys = list(self.behaviour.keys)
@@ -84,21 +104,31 @@ class CallerRun:
 
     # ---------------------------------------------------------------- observer hooks
     def prompt_started(self, chan: Channel, name: str, interruptible: bool) -> None:
+        over = self.behaviour.speak_over_prompt
+        if over is not None and self.behaviour.utterance is not None and not self.spoke_over_prompt:
+            self.spoke_over_prompt = True
+            self._spawn(self._speak(self.behaviour.utterance, over))
         if interruptible and self.behaviour.press_on_prompt and self.pending_keys:
             self._spawn(self._press(self.pending_keys.pop(0)))
 
     def input_wanted(self, chan: Channel, max_digits: int) -> None:
+        live = self.world.live_recordings.get(chan.name)
+        if live is not None:
+            # A listening's WAIT FOR DIGIT slices are one question to the caller, not one per slice.
+            if live is self.asked_while_listening:
+                return
+            self.asked_while_listening = live
         if self.pending_keys:
             self._spawn(self._press(self.pending_keys.pop(0)))
 
     def record_started(self, chan: Channel) -> None:
-        if self.behaviour.utterance is not None:
-            self._spawn(self._speak(self.behaviour.utterance))
+        if self.behaviour.utterance is not None and self.behaviour.speak_over_prompt is None:
+            self._spawn(self._speak(self.behaviour.utterance, self.behaviour.speak_delay))
 
-    async def _speak(self, wav: Path) -> None:
-        await self.world.sleep(self.behaviour.speak_delay)
+    async def _speak(self, wav: Path, delay: float) -> None:
+        await self.world.sleep(delay)
         if not self.chan.dead:
-            self.world.hear(self.chan, wav_seconds(wav), str(wav))
+            self.world.hear(self.chan, voiced_seconds(wav), str(wav))
 
     def waiting_started(self, chan: Channel) -> None:
         return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import wave
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -19,7 +20,7 @@ from typing import Any, Protocol
 from pbxsim import wire
 from pbxsim.channels import HUNGUP, UNKNOWN, Audio, Bridge, Channel, new_bridge_id
 from pbxsim.dialplan import Dialplan, expand, split_args
-from pbxsim.mixmonitor import Recording
+from pbxsim.mixmonitor import FRAME, VOICE_TONE, LiveRecording, Recording
 from pbxsim.prompts import ASTDATADIR, Sounds
 
 Listener = Callable[[wire.Pairs], None]
@@ -112,6 +113,8 @@ class World:
         self._linked_birth: dict[str, tuple[float, int, str]] = {}
         self.bridges: dict[str, Bridge] = {}
         self.recordings: dict[str, Recording] = {}  # MixMonitors running, by channel name
+        self.live_recordings: dict[str, LiveRecording] = {}  # MixMonitor r(): the caller's side, as it comes
+        self._voices: dict[str, bytes] = {}  # 8 kHz samples of the callers' utterance files
         self.local_counter = 0
         self.uid_counter = 0
         self.phones: dict[str, PhoneProfile] = {}
@@ -156,6 +159,58 @@ class World:
         if old is not None:
             old.finish(self.vnow())
         self.recordings[chan.name] = Recording(file, self.vnow(), append="a" in options)
+
+    def start_live_recording(self, chan: Channel, path: str) -> None:
+        """MixMonitor r(<path>): the file grows while the caller talks (or is silent), until StopMixMonitor
+        or the hang-up."""
+        self.stop_live_recording(chan)
+        rec = LiveRecording(path, self.vnow())
+        self.live_recordings[chan.name] = rec
+        for obs in chan.observers:
+            obs.record_started(chan)
+        self.spawn(self._record_live(chan, rec), name=f"mixmonitor {chan.name}")
+
+    async def _record_live(self, chan: Channel, rec: LiveRecording) -> None:
+        while self.live_recordings.get(chan.name) is rec:
+            if chan.hungup or chan.dead:
+                self.stop_live_recording(chan)
+                return
+            rec.write_until(self.vnow(), lambda t0, first, n: self.voice(chan, t0, first, n))
+            await self.sleep(FRAME)
+
+    def stop_live_recording(self, chan: Channel) -> bool:
+        rec = self.live_recordings.pop(chan.name, None)
+        if rec is None:
+            return False
+        rec.write_until(self.vnow(), lambda t0, first, n: self.voice(chan, t0, first, n))
+        rec.close()
+        return True
+
+    def voice(self, chan: Channel, t0: float, first: int, n: int) -> bytes:
+        """The caller's 8 kHz samples ``first .. first + n`` counted from virtual time ``t0``: their utterance
+        files where they speak (a quiet tone for voice without a file), silence elsewhere."""
+        out = bytearray(2 * n)
+        for a in chan.audio:
+            # A file is heard whole (its quiet tail too); ``speech`` is only its voiced part.
+            pcm = self._pcm(a.wav) if a.wav else VOICE_TONE * (int(a.speech * 100) + 1)
+            length = len(pcm) // 2 if a.wav else min(len(pcm) // 2, round(a.speech * 8000))
+            at = round((a.start - t0) * 8000) - first  # where the utterance starts in this stretch
+            i0, i1 = max(0, at), min(n, at + length)
+            if i1 <= i0:
+                continue
+            out[2 * i0 : 2 * i1] = pcm[2 * (i0 - at) : 2 * (i1 - at)]
+        return bytes(out)
+
+    def _pcm(self, path: str) -> bytes:
+        pcm = self._voices.get(path)
+        if pcm is None:
+            try:
+                with wave.open(path, "rb") as w:
+                    pcm = w.readframes(w.getnframes())
+            except (OSError, wave.Error, EOFError):
+                pcm = b""
+            self._voices[path] = pcm
+        return pcm
 
     def stop_recording(self, chan: Channel) -> None:
         """StopMixMonitor, or the channel hung up (no event then: capture 20 D)."""

@@ -174,9 +174,19 @@ class IvrService:
             variables = {**variables, "language": language}
         run = FlowRun(flow, variables, lambda: datetime.now(UTC), spool_dir=str(self.settings.recordings_dir),
                       call_id=call.call_id)
+        channel = session.env.channel
+
+        async def stop_prompt() -> None:
+            # The caller talks over a prompt: AMI ControlPlayback stops a STREAM FILE that AGI started
+            # (capture 24 A).
+            pbx = self.calls.pbx_of(call.call_id)
+            if pbx is None:
+                raise RuntimeError("no PBX for the call")
+            await pbx.link.action("ControlPlayback", {"Channel": channel, "Control": "stop"})
+
         services = IvrServices(call, self.crm, self, self.speech, self.recorder.record, flow=flow.name,
                                missing_prompts=self.missing_prompts, book_callback=self.book_callback,
-                               spool=self.spool)
+                               spool=self.spool, stop_prompt=stop_prompt)
         try:
             return await run_flow(session, run, services)
         finally:  # hung up, ended, or failed: nothing of this call's speech stays in the spool

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -15,7 +15,7 @@ from crmstore.model import FollowUpKind, FollowUpRequest
 from crmstore.queries import Identity
 from crmstore.store import CrmStore
 from ivr_flows.interpreter import FlowRun
-from ivr_flows.speech import RecognizerPool
+from ivr_flows.speech import Listening, RecognizerPool
 from ivr_flows.steps import (
     PathEntry,
     QueueFigures,
@@ -75,6 +75,7 @@ class IvrServices:
         missing_prompts: MissingPrompts | None = None,
         book_callback: BookCallback | None = None,
         spool: SpeechSpool | None = None,
+        stop_prompt: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.call = call
         self._book_callback = book_callback
@@ -86,6 +87,7 @@ class IvrServices:
         self._missing = missing_prompts or MissingPrompts(record)
         self._spool = spool
         self.recordings: set[str] = set()  # the speech recordings asked for: swept when the flow ends
+        self._stop_prompt = stop_prompt
 
     def path_entry(self, entry: PathEntry) -> None:
         self._record(f.IvrStep(self.call.call_id, entry.node, entry.event, entry.value, entry.confidence))
@@ -144,6 +146,32 @@ class IvrServices:
             # that it may still be created, and the flow's end deletes it.
             if self._spool is not None and recording_done.is_set():
                 self._spool.decided(request.audio_path)
+
+    def listen(self, request: Recognize, wait_seconds: float, max_seconds: float) -> Listening:
+        if self._speech is None:
+            raise RuntimeError("no speech model configured")
+        listening = self._speech.listen(request, wait_seconds, max_seconds)
+        self.recordings.add(request.audio_path)
+        spool = self._spool
+        if spool is not None:
+            run = listening.run
+
+            async def run_then_delete() -> Recognition:
+                try:
+                    return await run()
+                finally:
+                    # Decided (or abandoned: a key, a hang-up). MixMonitor may still hold the file open until
+                    # StopMixMonitor: unlinked now, what it writes after goes nowhere; a file created later
+                    # than this (a key at once) goes when the flow ends.
+                    spool.decided(request.audio_path)
+
+            listening.run = run_then_delete  # type: ignore[method-assign]
+        return listening
+
+    async def stop_prompt(self) -> None:
+        if self._stop_prompt is None:
+            raise RuntimeError("no AMI link to stop the prompt")
+        await self._stop_prompt()
 
     async def save_survey(self, request: SaveSurvey) -> None:
         if isinstance(request.score, bool) or not isinstance(request.score, int) or not 1 <= request.score <= 5:

@@ -80,7 +80,7 @@ class SpeechSpool:
         try:
             path.unlink()
             return 1
-        except FileNotFoundError:  # never written (a key pressed at once, Asterisk could not write it)
+        except (FileNotFoundError, NotADirectoryError):  # never written (a key at once, Asterisk could not write it)
             return 0
         except OSError as e:
             self._tell(type(e).__name__, f"speech recording {path} cannot be deleted: {e}")

@@ -9,6 +9,10 @@ copied from tests/captures 02 and 03:
 * GET DATA: ``200 result=1234``; nothing: ``200 result= (timeout)``
 * WAIT FOR DIGIT: ``200 result=35`` ('#'); timeout: ``200 result=0``
 * RECORD FILE ... s=2 ended by silence: ``200 result=9705 (timeout) endpos=29600``
+* listening (capture 23): ``EXEC MixMonitor ,r(<file>.sln48)`` and ``EXEC StopMixMonitor`` answer
+  ``200 result=0``; the raw 48 kHz file grows in 32,768-byte steps (Asterisk's stdio buffer) as
+  ``WAIT FOR DIGIT 100`` slices pass, and the rest is written when the recording stops; a key in a slice:
+  ``200 result=50``; a hang-up: ``200 result=-1``, then ``HANGUP`` and ``511``
 * after the hang-up: ``HANGUP`` then ``511 Command Not Permitted on a dead channel or intercept routine``;
   variable commands keep answering ``200``.
 
@@ -61,9 +65,11 @@ class Silence:
 
 @dataclass(frozen=True)
 class Speak:
-    """During RECORD FILE the caller's audio is this 8 kHz WAV file."""
+    """During RECORD FILE (or listening) the caller's audio is this 8 kHz WAV file, ``after`` seconds of
+    silence into the listening."""
 
     wav: Path
+    after: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,7 @@ class ScriptedChannel:
     received: list[str] = field(default_factory=list)
     dead: bool = False
     _hangup_pending: bool = False
+    _listen: _Listening | None = None
 
     async def command(self, *words: str | int, timeout: float | None = None) -> AgiReply:
         line = format_command(*words).decode("utf-8")  # raises UnsafeAgiArgument like the real channel
@@ -157,6 +164,27 @@ class ScriptedChannel:
                 self._die()
                 return ["200 result=-1 endpos=31840"]
             return ["200 result=0 endpos=16589"]
+        if verb == "EXEC MIXMONITOR":
+            self._listen = _Listening(Path(argv[2].split("r(", 1)[1].rstrip(")")), self._next())
+            return ["200 result=0"]
+        if verb == "EXEC STOPMIXMONITOR":
+            if self._listen is not None:
+                self._listen.close()
+                self._listen = None
+            return ["200 result=0"]
+        if verb == "WAIT FOR" and self._listen is not None:
+            act = self._listen.act
+            if isinstance(act, Press) and self._listen.waited >= 0.3:
+                self._listen.act = Silence()
+                return [f"200 result={ord(act.key)}"]
+            if isinstance(act, HangUp):
+                self._listen.close()
+                self._listen = None
+                self._die()
+                return ["200 result=-1"]
+            self._listen.advance(int(argv[3]) / 1000)
+            await asyncio.sleep(self.speed * int(argv[3]) / 1000)
+            return ["200 result=0"]
         if verb == "WAIT FOR":
             act = self._next()
             if isinstance(act, Press):
@@ -227,6 +255,47 @@ class ScriptedChannel:
             fh.write(struct.pack("<I", 36 + len(pcm)))
             fh.seek(40)
             fh.write(struct.pack("<I", len(pcm)))
+
+
+class _Listening:
+    """A MixMonitor r() recording into raw 48 kHz audio, written through a 32 KiB buffer like Asterisk."""
+
+    BUFFER = 32768
+
+    def __init__(self, path: Path, act: Action) -> None:
+        self.path = path
+        self.act = act
+        self.waited = 0.0
+        pcm = b""
+        if isinstance(act, Speak):
+            with wave.open(str(act.wav), "rb") as w:
+                pcm = b"\x00\x00" * int(8000 * act.after) + w.readframes(w.getnframes())
+        elif isinstance(act, Talk):
+            pcm = b"\x10\x00\xf0\xff" * int(4000 * act.seconds)
+        self.voice = pcm
+        self.at = 0  # 8 kHz samples recorded
+        self.buffered = bytearray()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+
+    def advance(self, seconds: float) -> None:
+        self.waited += seconds
+        n = int(8000 * seconds)
+        chunk = self.voice[2 * self.at : 2 * (self.at + n)]
+        chunk += b"\x00\x00" * (n - len(chunk) // 2)
+        self.at += n
+        samples = struct.unpack(f"<{n}h", chunk)
+        self.buffered += struct.pack(f"<{6 * n}h", *(x for x in samples for _ in range(6)))
+        full = len(self.buffered) - len(self.buffered) % self.BUFFER
+        if full:
+            with open(self.path, "ab") as fh:
+                fh.write(self.buffered[:full])
+            del self.buffered[:full]
+
+    def close(self) -> None:
+        with open(self.path, "ab") as fh:
+            fh.write(self.buffered)
+        self.buffered.clear()
 
 
 ChannelFactory = Callable[[Sequence[Action]], AgiChannel]

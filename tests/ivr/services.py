@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ivr_flows.interpreter import FlowRun
-from ivr_flows.speech import RecognizerPool
+from ivr_flows.speech import Listening, RecognizerPool
 from ivr_flows.steps import (
     PathEntry,
     QueueFigures,
@@ -33,6 +33,7 @@ class MemoryServices:
     enqueued: list[QueueHandoff] = field(default_factory=list)
     recognitions: list[Recognition] = field(default_factory=list)
     told: list[PathEntry] = field(default_factory=list)  # the path as the driver told it, step by step
+    prompts_stopped: int = 0
 
     def _maybe_fail(self, name: str) -> None:
         if name in self.fail:
@@ -53,6 +54,16 @@ class MemoryServices:
         rec = await self.speech.recognize(request, recording_done)
         self.recognitions.append(rec)
         return rec
+
+    def listen(self, request: Recognize, wait_seconds: float, max_seconds: float) -> Listening:
+        self._maybe_fail("listen")
+        if self.speech is None:
+            raise RuntimeError("no recognizer")
+        return self.speech.listen(request, wait_seconds, max_seconds)
+
+    async def stop_prompt(self) -> None:
+        self._maybe_fail("stop_prompt")
+        self.prompts_stopped += 1
 
     async def save_survey(self, request: SaveSurvey) -> None:
         self._maybe_fail("save_survey")

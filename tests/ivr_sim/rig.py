@@ -26,6 +26,7 @@ from crmstore.privacy import SYSTEM
 from crmstore.store import CrmStore, open_store
 from ctiserver.agi.protocol import AgiEnvironment, AgiReply, format_command
 from ctiserver.agi.server import AgiSession, FastAgiServer
+from ctiserver.ami.protocol import AmiParser, Message, encode_action
 from ctiserver.crm_history.records import CallRecord
 from ctiserver.crm_history.writer import CrmHistoryWriter
 from ctiserver.ivr.prompts import MissingPrompts
@@ -106,6 +107,51 @@ class Witness:
         self.gone.set()
 
 
+class PromptControl:
+    """AMI on the simulator, for what the IVR asks of it during a flow: ControlPlayback stop when a caller
+    talks over a prompt (the product sends it on its AMI link)."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.reader: asyncio.StreamReader
+        self.writer: asyncio.StreamWriter
+        self.parser = AmiParser()
+        self.responses: list[Message] = []
+        self.n = 0
+        self.stopped: list[str] = []  # channels whose prompt was stopped
+
+    async def connect(self, port: int) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", port)
+        await self.action("Login", {"Username": "cti", "Secret": "ctisecret"})
+
+    async def action(self, name: str, headers: dict[str, str]) -> Message:
+        async with self.lock:
+            self.n += 1
+            aid = f"rig-{self.n}"
+            self.writer.write(encode_action(name, aid, headers))
+            while True:
+                for frame in self.responses:
+                    if frame.get("ActionID") == aid:
+                        self.responses.remove(frame)
+                        return frame
+                data = await asyncio.wait_for(self.reader.read(65536), 5.0)
+                if not data:
+                    raise ConnectionError("AMI closed")
+                self.responses += [f for f in self.parser.feed(data)
+                                   if isinstance(f, Message) and f.get("Response") is not None]
+
+    async def stop_prompt(self, channel: str) -> None:
+        self.stopped.append(channel)
+        answer = await self.action("ControlPlayback", {"Channel": channel, "Control": "stop"})
+        if answer.get("Response") != "Success":
+            raise RuntimeError(f"ControlPlayback: {answer.get('Message')}")
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(ConnectionError, OSError):
+            await self.writer.wait_closed()
+
+
 class SentLog:
     """The caller's real AgiSession, keeping the text of each command sent (for assertions on the wire)."""
 
@@ -113,10 +159,13 @@ class SentLog:
         self.session = session
         self.env: AgiEnvironment = session.env
         self.sent: list[str] = []
+        self.replies: list[AgiReply] = []
 
     async def command(self, *words: str | int, timeout: float | None = None) -> AgiReply:
         self.sent.append(format_command(*words).decode().rstrip("\n"))
-        return await self.session.command(*words, timeout=timeout)
+        reply = await self.session.command(*words, timeout=timeout)
+        self.replies.append(reply)
+        return reply
 
 
 @dataclass
@@ -158,7 +207,7 @@ class IvrRig:
         self.catalog = FlowCatalog(queues=CATALOG_QUEUES, skills=CATALOG_SKILLS,
                                    speech_languages=frozenset({"ko"}))
         self.registry = FlowRegistry(self.flows_dir, self.catalog)
-        self.flow_by_did: dict[str, str] = {"8000": "service_line", "8100": "speech_ko"}
+        self.flow_by_did: dict[str, str] = {"8000": "service_line", "8100": "speech_ko", "8200": "speech_ko_barge"}
         self.extra_variables: dict[str, Mapping[str, str]] = {}
         self.clock = OPEN
         self.figures = FixedFigures()
@@ -166,6 +215,7 @@ class IvrRig:
         self.time_scale = time_scale
         self.calls: dict[str, Call] = {}  # by the trunk channel's uniqueid
         self.deleted_prompts: set[str] = set()  # not on the PBX even though a flow plays them
+        self.run_spool: Path | None = None  # where flows record, when not the shared spool
         self.crm: CrmStore
         self.server: FastAgiServer
         self.sim: Simulator
@@ -187,10 +237,13 @@ class IvrRig:
         await self.server.start()
         self.sim = Simulator(time_scale=self.time_scale,
                              globals_override={"CTI_AGI": f"agi://127.0.0.1:{self.server.port}"})
-        await self.sim.start()
+        ami_port = await self.sim.start()
         self.sim.add_agent_phone("2001", answer_after=1.0)
+        self.prompts = PromptControl()
+        await self.prompts.connect(ami_port)
 
     async def close(self) -> None:
+        await self.prompts.close()
         await self.sim.stop()
         await self.server.close()
         self._journal_task.cancel()
@@ -242,12 +295,13 @@ class IvrRig:
             "uniqueid": env.uniqueid, "call_id": ivr.call_id, "language": env.language,
             **self.extra_variables.get(did, {}),
         }
-        run = FlowRun(flow, variables, self.now, spool_dir=str(self.spool), call_id=ivr.call_id)
+        run = FlowRun(flow, variables, self.now, spool_dir=str(self.run_spool or self.spool), call_id=ivr.call_id)
         call.flow_version = flow.version
         call.log = SentLog(session)
         call.started.set()
         services = IvrServices(ivr, self.crm, self.figures, self.speech, self.recorder.record, flow=flow.name,
-                               missing_prompts=self.missing_prompts, spool=self.speech_spool)
+                               missing_prompts=self.missing_prompts, spool=self.speech_spool,
+                               stop_prompt=lambda: self.prompts.stop_prompt(env.channel))
         try:
             result = await run_flow(call.log, run, services)
         except BaseException as e:

@@ -51,8 +51,13 @@ async def test_voicemail_listed_with_crm_match_assigned_played_and_done(tmp_path
         status, headers, body = await http_get(site.http_url + played["data"]["url"])
         assert status == 200 and headers["Content-Type"] == "audio/wav"
         with wave.open(io.BytesIO(body)) as w:
-            assert abs(w.getnframes() / w.getframerate() - 2.5) < 0.01  # the caller's message, whole
-        assert played["data"]["seconds"] == 2.5
+            seconds = w.getnframes() / w.getframerate()
+            frames = w.readframes(w.getnframes())
+        with wave.open(str(tmp_path / "message.wav")) as m:
+            message = m.readframes(m.getnframes())
+        # the caller's message, whole, with the pause before it and the second of silence RECORD FILE keeps
+        assert message in frames and 2.5 < seconds < 2.5 + 3.0
+        assert abs(played["data"]["seconds"] - seconds) < 0.01
         audits = site.crm_rows("SELECT actor, action, customer_id FROM audit_log WHERE action LIKE 'voicemail%' "
                                "ORDER BY id")
         assert [(r["actor"], r["action"], r["customer_id"]) for r in audits] == [
