@@ -340,4 +340,6 @@ async def app_site(tmp: Path, *, token_ttl_s: int = 3600, acd_yaml: str = ACD_YA
         if site._lock is not None:
             site.unlock_crm()
         await server.stop()
+        if site.server is not server:  # a test restarted the server: the new one holds a store and threads too
+            await site.server.stop()
         await sim.stop()
