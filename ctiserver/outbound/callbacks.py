@@ -30,7 +30,7 @@ from ..journal import facts as f
 from ..projections.callbacks import CallbackBook, RetryRule
 from ..projections.recorder import Recorder
 from . import states as s
-from .dialling import CUSTOMER_CONTEXT
+from .dialling import CUSTOMER_CONTEXT, hang_up_leg, live_channel
 
 log = logging.getLogger(__name__)
 
@@ -269,16 +269,8 @@ class CallbackService:
             watch.gone.add(e.uniqueid)
             watch.changed.set()
 
-    @staticmethod
-    def _channel(pbx: Pbx, uniqueid: str) -> str | None:
-        chan = pbx.model.channels.get(uniqueid)
-        return chan.name if chan is not None and chan.alive else None
-
-    async def _hang_up(self, pbx: Pbx, uniqueid: str) -> None:
-        name = self._channel(pbx, uniqueid)
-        if name is not None:
-            with contextlib.suppress(AmiError, UnsafeValue, InvalidValue):
-                await pbx.control.hangup(name)
+    _channel = staticmethod(live_channel)
+    _hang_up = staticmethod(hang_up_leg)
 
 
 def describe(cb: Any) -> dict[str, object]:

@@ -41,6 +41,19 @@ _RINGING = 5  # Newstate 5 (Ringing) on the customer's ;1: the far end rings (ca
 _POLL_S = 0.05
 
 
+def live_channel(pbx: Pbx, uniqueid: str) -> str | None:
+    """The channel's name while it is up, else None."""
+    chan = pbx.model.channels.get(uniqueid)
+    return chan.name if chan is not None and chan.alive else None
+
+
+async def hang_up_leg(pbx: Pbx, uniqueid: str) -> None:
+    name = live_channel(pbx, uniqueid)
+    if name is not None:
+        with contextlib.suppress(AmiError, UnsafeValue, InvalidValue):  # gone meanwhile: that is the goal
+            await pbx.control.hangup(name)
+
+
 @dataclass(frozen=True, slots=True)
 class DialSettings:
     agent_ring_s: float = 20.0  # the agent's phone rings this long before the call is given up
@@ -221,16 +234,8 @@ class OutboundDialler:
                 return
             await asyncio.sleep(_POLL_S)
 
-    @staticmethod
-    def _channel(pbx: Pbx, uniqueid: str) -> str | None:
-        chan = pbx.model.channels.get(uniqueid)
-        return chan.name if chan is not None and chan.alive else None
-
-    async def _hang_up(self, pbx: Pbx, uniqueid: str) -> None:
-        name = self._channel(pbx, uniqueid)
-        if name is not None:
-            with contextlib.suppress(AmiError, UnsafeValue, InvalidValue):  # gone meanwhile: that is the goal
-                await pbx.control.hangup(name)
+    _channel = staticmethod(live_channel)
+    _hang_up = staticmethod(hang_up_leg)
 
     async def _hang_up_all(self, pbx: Pbx, dial: _Dial) -> None:
         for uid in (dial.call_id, dial.call_id + CUSTOMER_LEG):
@@ -267,3 +272,4 @@ class OutboundDialler:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
