@@ -17,12 +17,16 @@ from tests.pbxsim.test_product_paths import Pbx, pbx  # noqa: F401
 CONFIG = product_dialplan().parent
 
 
-def _recorded(name: str) -> list[Message]:
+def _recorded_stream(name: str, stream: str) -> list[Message]:
     parser, out = AmiParser(), []
     for rec in capture(name):
-        if rec.stream == "AMI1" and rec.direction == RECEIVED:
+        if rec.stream == stream and rec.direction == RECEIVED:
             out.extend(m for m in parser.feed(rec.payload) if isinstance(m, Message))
     return out
+
+
+def _recorded(name: str) -> list[Message]:
+    return _recorded_stream(name, "AMI1")
 
 
 def test_the_shipped_config_has_the_amd_settings_the_captures_were_made_with() -> None:
@@ -101,3 +105,16 @@ def test_an_agent_legs_hangup_event_follows_the_hangup_actions_answer_within_mil
                          if x.direction == RECEIVED and x.payload.startswith(b"Event: Hangup\r\n"))
             gaps.append(later.t - r.t)
     assert len(gaps) == 5 and sum(gap < 0.005 for gap in gaps) >= 3, gaps
+
+
+def test_a_customer_first_callback_rings_the_agent_only_once_the_customer_answered() -> None:
+    """Capture 29 B and C: the customer's leg first; the agent's leg is originated after its answer, and a
+    busy customer never rings the agent."""
+    sent = [r for r in capture("29") if r.stream == "AMI2" and r.direction == ">>>"
+            and r.payload.startswith(b"Action: Originate")]
+    channels = [next(line.split(": ", 1)[1] for line in r.payload.decode().split("\r\n")
+                     if line.startswith("Channel: ")) for r in sent]
+    assert channels == ["Local/+442079464021@cti-customer/n", "PJSIP/1001", "Local/+442079464013@cti-customer/n"]
+    frames = [f for f in _recorded_stream("29", "AMI2") if f.get("Event") == "OriginateResponse"]
+    assert [(f["Uniqueid"], f["Reason"]) for f in frames] == [
+        ("cti-cust-2-1001", "4"), ("cti-offer-2-1001", "4"), ("cti-cust-3-1001", "5")]
