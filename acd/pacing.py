@@ -784,9 +784,12 @@ class Pacer:
 
         if fits(wanted):
             return wanted
-        low, high = 0, wanted  # fits(low) may be false: then nothing
+        low, high = 0, wanted
         if not fits(0):
-            return 0
+            # Over the cap already (an agent's phone failed with a person waiting, capture 28): no line
+            # beyond the free agents, but still one per free agent, as progressive dials; nothing at all
+            # would stop the campaign until the window forgets the abandon (docs/outbound.md).
+            return min(wanted, max(0, spare - lines_out))
         while high - low > 1:
             mid = (low + high) // 2
             if fits(mid):

@@ -5,7 +5,9 @@ is a machine (INITIALSILENCE), a greeting longer than `greeting` is a machine (L
 greeting followed by `after_greeting_silence` is a person (HUMAN); nothing decided within
 `total_analysis_time` is NOTSURE (TOOLONG). The simulator has no audio, only the voice the partner's
 prompts carry (`Channel.audio`), so the same rules run on those spans. Settings are the capture's
-amd.conf [general].
+amd.conf [general], or the amd.conf beside the product dialplan (asterisk-config/): without that file a
+real Asterisk does not load app_amd at all ("Configuration file amd.conf missing"), and neither does the
+simulator.
 """
 
 from __future__ import annotations
@@ -24,6 +26,26 @@ class AmdSettings:
     greeting_ms: int = 1500
     after_greeting_silence_ms: int = 800
     total_analysis_time_ms: int = 5000
+
+
+_KEYS = {"initial_silence": "initial_silence_ms", "greeting": "greeting_ms",
+         "after_greeting_silence": "after_greeting_silence_ms", "total_analysis_time": "total_analysis_time_ms"}
+
+
+def settings_from_conf(text: str) -> AmdSettings:
+    """amd.conf's [general] values the simulator's rules use (the others do not change a verdict here)."""
+    values: dict[str, int] = {}
+    section = ""
+    for raw in text.splitlines():
+        line = raw.split(";", 1)[0].strip()
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip()
+        elif "=" in line and section == "general":
+            key, _, value = line.partition("=")
+            field = _KEYS.get(key.strip())
+            if field is not None and value.strip().isdigit():
+                values[field] = int(value.strip())
+    return AmdSettings(**values)
 
 
 def _voice_since(chan: Channel, since: float) -> list[Audio]:

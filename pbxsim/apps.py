@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from pbxsim import wire
 from pbxsim.agi_client import run_agi
-from pbxsim.amd import detect
+from pbxsim.amd import AmdSettings, detect
 from pbxsim.channels import HUNGUP, Channel
 from pbxsim.dialplan import evaluate, split_args
 from pbxsim.parking import ParkingLot
@@ -46,6 +46,12 @@ class Apps:
             "queue": self.queue, "parkedcall": self.parked_call,
             "mixmonitor": self.mix_monitor, "stopmixmonitor": self.stop_mix_monitor,
         }
+
+    amd_settings: AmdSettings = AmdSettings()
+
+    def unload(self, app: str) -> None:
+        """An application whose module declined to load (app_amd without amd.conf): unknown to the pbx."""
+        self.table.pop(app.lower(), None)
 
     def exists(self, app: str) -> bool:
         return app.lower() in self.table
@@ -208,7 +214,7 @@ class Apps:
 
     async def amd(self, chan: Channel, data: str) -> AppResult:
         """AMD(): the verdict in AMDSTATUS/AMDCAUSE once the far end's voice tells (pbxsim/amd.py)."""
-        found = await detect(chan, self.world.vnow)
+        found = await detect(chan, self.world.vnow, self.amd_settings)
         if found is None or chan.dead:
             return "hangup"
         status, cause = found

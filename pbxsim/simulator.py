@@ -15,6 +15,7 @@ from typing import Any
 
 from pbxsim import dialplan as dp
 from pbxsim import wire
+from pbxsim.amd import settings_from_conf
 from pbxsim.ami_server import AmiServer
 from pbxsim.apps import Apps
 from pbxsim.channels import Channel
@@ -42,6 +43,13 @@ def product_dialplan() -> Path:
             return path
     raise FileNotFoundError(f"asterisk-config/extensions.conf not found (looked beside the package and in the "
                             f"current directory); set {CONFIG_ENV} to the asterisk-config folder")
+
+
+def _product_or_none() -> Path | None:
+    try:
+        return product_dialplan()
+    except FileNotFoundError:
+        return None
 
 
 PRODUCT_DIALPLAN = HERE.parent / "asterisk-config" / "extensions.conf"  # in a checkout
@@ -88,6 +96,14 @@ class Simulator:
         self.queues = Queues(self.world)
         self.parking = ParkingLot(self.world)
         self.world.apps = Apps(self.world, self.queues, self.parking)
+        product = paths[0] if not dialplan_paths else _product_or_none()
+        if product is not None and any(Path(p).resolve() == Path(product).resolve() for p in paths):
+            # The product's config folder decides whether app_amd loads, and with which settings.
+            amd_conf = Path(product).parent / "amd.conf"
+            if amd_conf.is_file():
+                self.world.apps.amd_settings = settings_from_conf(amd_conf.read_text(encoding="utf-8"))
+            else:
+                self.world.apps.unload("AMD")
         if agi_host is not None or agi_port is not None:
             self.world.agi_host_override = (agi_host or "127.0.0.1", agi_port or 4573)
         self.ami = AmiServer(self.world, ami_users or {"cti": "ctisecret"}, queues=self.queues,

@@ -65,6 +65,9 @@ class PhoneProfile:
     line: PhoneLine | None = None  # a registered SIP user agent answers instead of the timers above
 
 
+TRUNK_CONTEXT = "from-pstn"  # asterisk-config/pjsip.conf: the [trunk] endpoint's context
+
+
 @dataclass(slots=True)
 class OriginateRequest:
     channel: str
@@ -931,8 +934,10 @@ class World:
 
     async def _originate_pjsip(self, req: OriginateRequest, rest: str,
                                respond: Callable[[wire.Pairs], None] | None) -> OriginateResult:
-        peer = rest.split("@", 1)[0]
+        peer, _, endpoint = rest.partition("@")
         profile = self.phones.get(peer)
+        if profile is None and endpoint:
+            profile = PhoneProfile(answer_after=2.0)  # somebody behind the trunk (as Dial has it)
         if profile is None or not profile.registered:
             if respond is not None and not req.is_async:
                 respond(wire.response(req.action_id, "Error", "Originate failed"))
@@ -941,7 +946,10 @@ class World:
             return result
         # Until it answers, an originated phone's channel is in its endpoint's context at 's' (captures 19,
         # 21); the Originate's context and extension are where it goes once answered.
-        chan = self.new_pjsip(peer, context=profile.context, exten="s", state=0, uid=req.channel_id)
+        # A number dialled through an endpoint (PJSIP/<number>@trunk) is named after the endpoint and starts
+        # in its context, pjsip.conf's [trunk] from-pstn (captures 26, 27).
+        chan = self.new_pjsip(endpoint or peer, context=TRUNK_CONTEXT if endpoint else profile.context, exten="s",
+                              state=0, uid=req.channel_id)
         self.chan_event("Newchannel", chan)
         for k, v in req.variables:
             self.set_var(chan, k, v)
@@ -956,7 +964,30 @@ class World:
         outcome = await self._await_answer(chan, req.timeout_ms)
         if outcome == "answer":
             self.emit(wire.event("DialEnd", chan.snapshot("Dest"), [("DialStatus", "ANSWER")]))
+        elif outcome in ("busy", "hangup") and chan.state != 5 and chan.hangup_cause:
+            return await self._refused_pjsip(req, chan, respond)
         return self._finish_originate(req, chan, outcome, respond)
+
+    async def _refused_pjsip(self, req: OriginateRequest, chan: Channel,
+                             respond: Callable[[wire.Pairs], None] | None) -> OriginateResult:
+        """A PJSIP channel originated straight at a number that refuses before ringing (486 busy, 603 ...):
+        the session ends first (HangupRequest and Hangup with the cause: 17 busy, 21 rejected) and only
+        then does the Originate fail, with `Reason: 0` even for busy (captures 26 and 27; a Local
+        channel's Busy() gives 5, capture 15)."""
+        cause = chan.hangup_cause or 0
+        if not chan.hungup:
+            self.chan_event("HangupRequest", chan, ("Cause", str(cause)))
+        chan.hungup = True
+        if not chan.dial_ended:
+            chan.dial_ended = True
+            status = "BUSY" if cause == 17 else "CONGESTION" if cause == 34 else "NOANSWER"
+            self.emit(wire.event("DialEnd", chan.snapshot("Dest"), [("DialStatus", status)]))
+        await self.destroy(chan)
+        result = OriginateResult(False, 0, uniqueid=chan.uniqueid if req.channel_id else None)
+        if respond is not None and not req.is_async:
+            respond(wire.response(req.action_id, "Error", "Originate failed"))
+        self._originate_response(req, result)
+        return result
 
     # ---------------------------------------------------------------- phones
     async def ring_phone(self, chan: Channel, profile: PhoneProfile, caller: Channel | None) -> None:

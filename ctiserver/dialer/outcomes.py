@@ -2,7 +2,10 @@
 
 Capture 15 (Asterisk 22): a failed Originate's `Reason` is 5 for busy, 8 for congestion, 3 for no answer
 within the Timeout, 0 for a rejected call (cause 21) or a dial string that does not exist, 1 for a line
-hung up while ringing. AMD()'s verdict comes as `AMDSTATUS` (HUMAN, MACHINE, NOTSURE, HANGUP).
+hung up while ringing. A line originated straight on the trunk (`PJSIP/<number>@trunk`, capture 26) says
+`Reason: 0` for a busy number too: there only the line's `HangupRequest` `Cause`, which comes first, tells
+busy (17) from no answer (19) and a refusal (21). AMD()'s verdict comes as `AMDSTATUS` (HUMAN, MACHINE,
+NOTSURE, HANGUP).
 """
 
 from __future__ import annotations
@@ -18,8 +21,15 @@ _FAILURES: dict[int, tuple[LineFailure, AttemptOutcome]] = {
 }
 
 
-def failed_line(reason: int) -> tuple[LineFailure, AttemptOutcome]:
-    """The pacer's failure and the campaign's outcome for an OriginateResponse Failure `Reason`."""
+# Q.850 causes of the line's Hangup, for a Failure whose Reason says nothing (0).
+_BY_CAUSE: dict[int, int] = {17: 5, 18: 3, 19: 3, 34: 8, 38: 8, 42: 8}
+
+
+def failed_line(reason: int, cause: int | None = None) -> tuple[LineFailure, AttemptOutcome]:
+    """The pacer's failure and the campaign's outcome for an OriginateResponse Failure `Reason`, and the
+    line's hang-up `Cause` when one was read before it."""
+    if reason not in _FAILURES and cause is not None:
+        reason = _BY_CAUSE.get(cause, reason)
     return _FAILURES.get(reason, ("failed", AttemptOutcome.FAILED))
 
 

@@ -49,6 +49,7 @@ from .settings import DialerSettings
 log = logging.getLogger(__name__)
 
 Push = Callable[[str, str, Mapping[str, object]], None]
+_MIN_RING_S = 0.2  # an Originate needs a Timeout above 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,7 @@ class _Line:
     outcome: AttemptOutcome | None = None
     amd: str = ""
     gone: bool = False  # the line hung up before we knew it was answered
+    cause: int | None = None  # its HangupRequest's Cause, read before the OriginateResponse (busy: 17)
 
 
 @dataclass(slots=True)
@@ -258,11 +260,15 @@ class DialerService:
                 self._spawn(self._preview(run, agent), f"preview {agent}")
             # The line's phase changes here, not in the task: a hang-up read before the task runs must find
             # the line where the pacer has it.
-            case pc.Connect(call_id=call_id, agent_id=agent):
+            case pc.Connect(call_id=call_id, agent_id=agent, waited_s=waited):
                 run.busy.add(agent)
                 if (line := self._lines.get(call_id)) is not None:
                     line.agent_id, line.phase = agent, "connecting"
-                    self._spawn(self._connect(run, line, agent), f"connect {call_id}")
+                    # The agent's phone may ring only for what is left of the person's 2 s: a phone that
+                    # does not answer would otherwise keep them waiting agent_ring_s (capture 27).
+                    ring_s = max(_MIN_RING_S, min(self.settings.agent_ring_s,
+                                                  run.pacer.config.connect_within_s - waited))
+                    self._spawn(self._connect(run, line, agent, ring_s), f"connect {call_id}")
             case pc.Abandon(call_id=call_id, message=message, waited_s=waited):
                 if (line := self._lines.get(call_id)) is not None:
                     line.phase, line.outcome = "closing", AttemptOutcome.ABANDONED
@@ -348,7 +354,7 @@ class DialerService:
             self._line_gone(line)
 
     def _fail(self, run: _Run, line: _Line, reason: int) -> None:
-        failure, outcome = failed_line(reason)
+        failure, outcome = failed_line(reason, line.cause)
         line.outcome = outcome
         self._feed(run, pc.LineFailed(line.call_id, failure))
         if line.agent_id:
@@ -366,11 +372,18 @@ class DialerService:
                 # The verdict can be read before the Originate's answer is (same batch of events).
                 line.channel = line.channel or msg.get("Channel", "")
                 self._answered(line, msg.get("AMDSTATUS", ""), msg.get("AMDCAUSE", ""))
+        elif event == "HangupRequest":
+            # Before the OriginateResponse in every order seen (captures 27 and 28): the cause of a refusal.
+            line = self._lines.get(msg.get("Uniqueid", ""))
+            if line is not None and line.phase == "ringing" and msg.get("Cause", "").isdigit():
+                line.cause = int(msg["Cause"])
         elif event == "Hangup":
             line = self._lines.get(msg.get("Uniqueid", ""))
             if line is not None:
                 if not line.channel:
                     line.channel = msg.get("Channel", "")
+                if line.phase == "ringing" and line.cause is None and msg.get("Cause", "").isdigit():
+                    line.cause = int(msg["Cause"])
                 self._line_gone(line)
 
     def _answered(self, line: _Line, status: str, cause: str) -> None:
@@ -415,10 +428,10 @@ class DialerService:
 
     # ------------------------------------------------------------------ decisions
 
-    async def _connect(self, run: _Run, line: _Line, agent_id: str) -> None:
+    async def _connect(self, run: _Run, line: _Line, agent_id: str, ring_s: float) -> None:
         call_id = line.call_id
         self.recorder.record(f.DialerStep(run.name, "connect", call_id, agent_id))
-        leg = await self._agent_leg(line, agent_id)
+        leg = await self._agent_leg(line, agent_id, ring_s)
         if self._lines.get(call_id) is not line:  # the person hung up meanwhile (the wrap-up is under way)
             if leg is not None:
                 self._hang_up(line.pbx, leg)
@@ -444,14 +457,14 @@ class DialerService:
         line.phase = "closing"
         self._hang_up(line.pbx, line.channel)
 
-    async def _agent_leg(self, line: _Line, agent_id: str) -> str | None:
+    async def _agent_leg(self, line: _Line, agent_id: str, ring_s: float | None = None) -> str | None:
         view = self.router().agent_view(agent_id, self.clock())
         if not view.endpoint:
             return None
         try:
             result = await line.pbx.control.originate_agent_leg(
                 view.endpoint, channel_id=f"{line.call_id}-agent", caller_id_name=line.contact.name,
-                caller_id_num=line.contact.e164, ring_timeout_s=self.settings.agent_ring_s)
+                caller_id_num=line.contact.e164, ring_timeout_s=ring_s or self.settings.agent_ring_s)
         except (AmiError, InvalidValue, ValueError) as e:
             log.error("dialer: agent %s's leg for %s: %s", agent_id, line.call_id, e)
             return None

@@ -183,8 +183,11 @@ class OutboundDialler:
         finally:
             ringing.cancel()
         if customer is None or not customer.success or dial.cancelled or dial.call_id in dial.gone:
+            # Who ended it is read before our own hang-up of the agent's leg: on a real PBX that leg's
+            # Hangup event can be read before the Hangup action's answer (capture 25, C and E).
+            by_agent = customer is None or dial.cancelled or dial.call_id in dial.gone
             await self._hang_up_all(pbx, dial)
-            if customer is None or dial.cancelled or dial.call_id in dial.gone:
+            if by_agent:
                 self._end(dial, s.CANCELLED, "agent")
             else:
                 self._end(dial, s.outcome_of(False, customer.reason), "unknown")

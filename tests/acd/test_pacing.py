@@ -512,3 +512,21 @@ def test_random_days_keep_the_books_and_the_cap(steps: list[tuple[str, int, floa
         assert min(status.lines_out, status.waiting, status.agents_free, status.agents_busy) >= 0
         if not left_with_lines_out:
             assert status.abandoned <= 0.03 * status.live_answered + 1e-9
+
+
+def test_over_the_cap_a_free_agent_still_gets_a_line_as_in_progressive() -> None:
+    """Capture 28: an agent's phone did not answer, the first person of the day was abandoned (1 of 1 live
+    answered, over any cap). The agent ready again must still get a line (none beyond the free agents);
+    the pacer dialled nothing more until the window forgot the abandon."""
+    for mode in ("progressive", "predictive"):
+        pacer = p.Pacer(p.PacingConfig("c", mode=mode))  # type: ignore[arg-type]
+        assert pacer.handle(p.AgentReady("a"), 0.0) == [p.Dial("c", 1)]
+        pacer.handle(p.LineDialled("l1"), 0.0)
+        assert [type(x) for x in pacer.handle(p.LineAnswered("l1", "human"), 5.0)] == [p.Connect]
+        pacer.handle(p.AgentAway("a", "no agent leg"), 5.1)  # its phone was not picked up
+        assert any(isinstance(x, p.Abandon) for x in pacer.handle(p.Tick(), 7.2))
+        assert pacer.abandon_rate() > pacer.config.abandon_cap
+        assert pacer.handle(p.AgentReady("a"), 9.0) == [p.Dial("c", 1)], mode
+        pacer.handle(p.LineDialled("l2"), 9.0)
+        out = pacer.handle(p.AgentReady("b"), 9.5) + pacer.handle(p.Tick(), 10.0)
+        assert sum(x.count for x in out if isinstance(x, p.Dial)) == 1, mode  # b's line, none beyond

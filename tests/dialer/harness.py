@@ -20,6 +20,7 @@ from crmstore.campaigns import AttemptOutcome, CallingWindow, Campaign, DialingM
 from ctiserver.dialer.settings import CampaignLines, DialerSettings
 from ctiserver.journal import facts as f
 from pbxsim.simulator import Simulator, product_dialplan
+from tests.ami_relay import AmiRelay
 from tests.e2e.stack import AMI_SECRET, AMI_USER, AmiTap, Stack, free_port, server_settings, start_server
 
 CUSTOMERS = Path(__file__).with_name("customers.conf")
@@ -103,7 +104,8 @@ class DialerStack:
 
 @asynccontextmanager
 async def dialer_stack(tmp: Path, *, agents: tuple[str, ...] = ("1001", "1002", "1003"),
-                       dialer: DialerSettings = DIALER, time_scale: float = 0.05) -> AsyncIterator[DialerStack]:
+                       dialer: DialerSettings = DIALER, time_scale: float = 0.05,
+                       relay: AmiRelay | None = None) -> AsyncIterator[DialerStack]:
     acd = parse_config(QUEUES, "<test>")
     port = free_port()
     sim = Simulator(dialplan_paths=[product_dialplan(), CUSTOMERS], time_scale=time_scale, ami_port=port,
@@ -113,6 +115,9 @@ async def dialer_stack(tmp: Path, *, agents: tuple[str, ...] = ("1001", "1002", 
     tap = AmiTap()
     sim.world.listeners.append(tap)
     await sim.start()
+    if relay is not None:  # the CTI reaches the simulator through it (tests/ami_relay.py)
+        relay.pbx_port = port
+        port = await relay.start()
     for a in agents:
         sim.add_agent_phone(a, answer_after=1.0)
     flows = tmp / "flows"  # no inbound flows: this centre only dials
@@ -128,4 +133,6 @@ async def dialer_stack(tmp: Path, *, agents: tuple[str, ...] = ("1001", "1002", 
         yield DialerStack(stack, CampaignStore(server.crm), facts)
     finally:
         await stack.server.stop()
+        if relay is not None:
+            await relay.stop()
         await sim.stop()

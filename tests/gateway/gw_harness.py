@@ -31,6 +31,7 @@ from ctiserver.gateway.server import Gateway, GatewayConfig
 from pbxsim.channels import Channel
 from pbxsim.people import CallerBehaviour
 from pbxsim.simulator import Simulator, product_dialplan
+from tests.ami_relay import AmiRelay
 
 DEMO = Path(__file__).resolve().parents[2] / "ctiserver" / "demo"
 T = TypeVar("T")
@@ -316,7 +317,7 @@ def _settings(tmp: Path, db: Path, ami_port: int, token_ttl_s: int, acd_yaml: st
 @asynccontextmanager
 async def app_site(tmp: Path, *, token_ttl_s: int = 3600, acd_yaml: str = ACD_YAML,
                    phones: PhoneSettings | None = None, dialplans: Sequence[Path] = (),
-                   **settings: Any) -> AsyncIterator[AppSite]:
+                   relay: AmiRelay | None = None, **settings: Any) -> AsyncIterator[AppSite]:
     """The site; ``acd_yaml`` and ``phones`` (cti.yaml's agents section) change how agents are rung,
     ``dialplans`` are loaded after the product's extensions.conf (contexts a site adds); ``settings``
     override ServerSettings fields (prompts_dir, console_lost_after_s ...)."""
@@ -325,6 +326,9 @@ async def app_site(tmp: Path, *, token_ttl_s: int = 3600, acd_yaml: str = ACD_YA
     sim = Simulator(time_scale=TIME_SCALE, ami_users={"cti": "ctisecret"},
                     dialplan_paths=[product_dialplan(), *dialplans] if dialplans else None)
     port = await sim.start()
+    if relay is not None:  # the CTI reaches the simulator through it (tests/ami_relay.py)
+        relay.pbx_port = port
+        port = await relay.start()
     for ext in (AGENT1, AGENT2, SUPERVISOR_EXTENSION):
         sim.add_agent_phone(ext, answer_after=None)  # desk phones: the test picks them up (AppSite.answer)
     server = CtiServer(replace(_settings(tmp, db, port, token_ttl_s, acd_yaml, phones or PhoneSettings()),
@@ -342,4 +346,6 @@ async def app_site(tmp: Path, *, token_ttl_s: int = 3600, acd_yaml: str = ACD_YA
         await server.stop()
         if site.server is not server:  # a test restarted the server: the new one holds a store and threads too
             await site.server.stop()
+        if relay is not None:
+            await relay.stop()
         await sim.stop()

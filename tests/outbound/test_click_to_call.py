@@ -15,6 +15,7 @@ from crmstore.store import open_store
 from ctiserver.outbound.dialling import DialSettings
 from ctiserver.projections.replay import replay
 from pbxsim.world import PhoneProfile
+from tests.ami_relay import AmiRelay
 from tests.gateway.gw_client import ConsoleClient
 from tests.gateway.gw_harness import AGENT1, PLAIN_CALLER, AppSite, app_site
 from tests.gateway.test_gateway_protocol import agent
@@ -173,3 +174,26 @@ async def test_click_to_call_refuses_a_do_not_call_number(site: AppSite) -> None
     refused = await a.request("dial", number="+8613988889999")
     assert refused["type"] == "error" and refused["reason"] == "do_not_call", refused
     assert not site.crm_rows("SELECT 1 FROM journal WHERE kind = 'outbound.dialling'")
+
+
+@pytest.mark.parametrize(("profile", "outcome"), [
+    ({"refuse_cause": 21}, "failed"),  # capture 25 C: 603 from the trunk, Congestion(), Reason 8
+    ({"answer_after": None}, "no_answer"),  # capture 25 E: Reason 3 after the ring time
+])
+async def test_outcome_holds_when_the_agent_legs_hangup_is_read_with_the_actions_answer(
+        tmp_path: Path, profile: dict[str, object], outcome: str) -> None:
+    """On the real PBX the agent leg's Hangup event follows the Hangup action's answer within a millisecond
+    and can be read with it (capture 25): the call is still the customer's failure, not a cancel by the
+    agent."""
+    relay = AmiRelay(0, coalesce_s=0.02)
+    async with app_site(tmp_path, outbound_dial=DIAL, relay=relay) as site:
+        site.sim.world.phones[AGENT1].answer_after = 0.5
+        number = "+8613922223333"
+        _customer(site, number, **profile)
+        a = await agent(site)
+        call_id = (await a.request("dial", number=number))["data"]["call_id"]
+        ended = await _ended(a, call_id)
+        assert ended["outcome"] == outcome
+        assert relay.actions("Hangup")  # the agent's leg was hung up by the CTI
+        row = await _row(site, call_id)
+        assert row["outcome"] == outcome

@@ -175,14 +175,19 @@ async def test_originate_no_answer_times_out_with_cause_19_and_reason_3(pbx: Pbx
     assert not pbx.events(new["Channel"], "Newexten")
 
 
-async def test_originate_busy_phone_gives_reason_5(pbx: Pbx) -> None:
+async def test_originate_busy_phone_gives_reason_0_after_its_hangup(pbx: Pbx) -> None:
+    """A PJSIP channel originated at a busy phone (486): its session ends first (HangupRequest, DialEnd
+    BUSY, Hangup 17), then the Originate fails with Reason 0, not 5 (captures 26 and 27)."""
     done = await pbx.originate_agent("1002", "cti-leg-3")
-    assert (done["Response"], done["Reason"], done["Channel"]) == ("Failure", "5", "PJSIP/1002")
+    assert (done["Response"], done["Reason"], done["Channel"]) == ("Failure", "0", "PJSIP/1002")
     new = await pbx.event("Newchannel", Uniqueid="cti-leg-3")
     end = await pbx.ami.wait_event(lambda f: f.get("Event") == "DialEnd" and f.get("DestChannel") == new["Channel"])
     assert end["DialStatus"] == "BUSY"
     hang = await pbx.event("Hangup", new["Channel"])
     assert hang["Cause"] == "17"
+    order = [f["Event"] for f in pbx.ami.frames if f.get("Uniqueid") == "cti-leg-3"
+             and f["Event"] in ("HangupRequest", "Hangup", "OriginateResponse")]
+    assert order == ["HangupRequest", "Hangup", "OriginateResponse"]
 
 
 @pytest.mark.parametrize("ext", ["1004", "4711"])  # unregistered, unknown

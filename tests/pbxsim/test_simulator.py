@@ -107,8 +107,11 @@ async def test_agent_leg_originate_and_bridge_keep_linkedid() -> None:
 
         await ami.action("Originate", Channel="PJSIP/1002", Context="cti-agent-ready", Exten="s", Async="true",
                          ActionID="x")
-        busy = await ami.wait_event(lambda f: f.get("Event") == "OriginateResponse" and f.get("Reason") == "5")
-        assert busy["Response"] == "Failure" and busy["Channel"] == "PJSIP/1002" and busy["Uniqueid"] == "<unknown>"
+        # A busy PJSIP phone (486) fails the Originate with Reason 0, its Hangup cause 17 (captures 26-28).
+        busy = await ami.wait_event(lambda f: f.get("Event") == "OriginateResponse"
+                                    and f.get("Channel") == "PJSIP/1002")
+        assert (busy["Response"], busy["Reason"], busy["Channel"], busy["Uniqueid"]) == \
+            ("Failure", "0", "PJSIP/1002", "<unknown>")
         await ami.action("Originate", Channel="PJSIP/1003", Context="cti-agent-ready", Exten="s", Async="true",
                          Timeout="500")
         noans = await ami.wait_event(lambda f: f.get("Event") == "OriginateResponse" and f.get("Reason") == "3")

@@ -143,7 +143,7 @@ async def test_busy_browser_and_no_contact_fail_the_originate(pbx: tuple[Simulat
     await p.send(sip.response_to(invite, 486, "Busy Here", to_tag="b4"))
     await p.next_request("ACK")
     result = await asyncio.wait_for(originate, 5)
-    assert not result.ok and result.reason == 5  # type: ignore[attr-defined]
+    assert not result.ok and result.reason == 0  # type: ignore[attr-defined]  # 486: Reason 0 (captures 26-28)
     # the websocket goes: so does the contact, and the next agent leg fails at once
     await p.close()
     for _ in range(50):
