@@ -67,6 +67,15 @@ class AttemptOutcome(StrEnum):
 
 RETRY_OUTCOMES = tuple(o for o in AttemptOutcome if o is not AttemptOutcome.CONNECTED)
 
+# Dispositions that say the person who answered was not the one the contact is for.
+NOT_RIGHT_PARTY = frozenset({"wrong_number", "wrong_party", "not_the_customer"})
+
+
+def is_right_party(outcome: str, disposition: str = "") -> bool:
+    """A right-party contact, the one definition the dialer, the progress figures and the outbound report
+    use: a connected call (agent or survey flow), unless its disposition says it reached somebody else."""
+    return outcome == AttemptOutcome.CONNECTED.value and disposition.strip().lower() not in NOT_RIGHT_PARTY
+
 
 class ContactStatus(StrEnum):
     PENDING = "pending"  # never dialled

@@ -32,7 +32,7 @@ from acd.router import Router
 from acd.states import AgentState
 from crmstore.campaign_plans import AttemptResult, StoredCampaign
 from crmstore.campaign_store import CampaignStore
-from crmstore.campaigns import AttemptOutcome, ContactState, DialRefused
+from crmstore.campaigns import AttemptOutcome, ContactState, DialRefused, is_right_party
 from crmstore.errors import CrmError
 from crmstore.journal import read_rows_between
 
@@ -564,7 +564,7 @@ class DialerService:
         self.recorder.record(f.DialerLineEnded(line.call_id, line.campaign, line.attempt_id, outcome.value,
                                                line.agent_id, line.amd))
         await self.campaigns.record_outcome(line.attempt_id, AttemptResult(
-            outcome, right_party=outcome is AttemptOutcome.CONNECTED, call_id=line.call_id, agent=line.agent_id,
+            outcome, right_party=is_right_party(outcome.value), call_id=line.call_id, agent=line.agent_id,
             amd=line.amd), datetime.fromtimestamp(self.clock(), UTC))
 
     async def settle_open_attempts(self) -> list[f.DialerLineEnded]:
