@@ -188,6 +188,11 @@ class DialerService:
         except (AmiError, CrmError, InvalidValue, ValueError, OSError) as e:
             log.error("dialer: %s", e)
 
+    def pacing_status(self, campaign: str) -> pc.PacingStatus | None:
+        """The running campaign's pacer figures (the supervisors' panel), None when it does not run."""
+        run = self.runs.get(campaign)
+        return run.pacer.status() if run is not None else None
+
     # ------------------------------------------------------------------ campaigns and agents
 
     async def refresh(self) -> None:
