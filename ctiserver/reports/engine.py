@@ -553,12 +553,14 @@ async def _churn(store: CrmStore, query: Query) -> Report:
     return Report("churn-candidates", en, zh, query, cols, rows)
 
 
+OUTBOUND_NOTE = ("from the journal's dialer facts, one row per campaign and day whatever the interval; list penetration"
+                 " from the campaign's attempts")
 OUTBOUND_COLUMNS = [
     Column("period", "Day", "日期"), Column("campaign", "Campaign", "外呼活动"),
     Column("attempts", "Attempts", "拨打次数"), Column("connects", "Connects", "接通"),
     Column("right_party", "Right-party contacts", "本人接通"), Column("abandoned", "Abandoned", "放弃"),
     Column("abandon_rate", "Abandon rate", "放弃率", "%"), Column("abandon_cap", "Abandon cap", "放弃率上限", "%"),
-    Column("over_cap", "Over the cap", "超过上限"), Column("machines", "Answering machines", "答录机"),
+Column("machines", "Answering machines", "答录机"),
     Column("handle_s", "Handle time", "处理时长", "s"), Column("agents", "Agents", "座席数"),
     Column("penetration", "List penetration", "名单渗透率", "%"),
 ]
@@ -587,8 +589,9 @@ async def _outbound(store: CrmStore, query: Query) -> Report:
         infos[name] = CampaignInfo(stored.campaign.abandon_cap, progress.contacts - progress.excluded,
                                    {day: n for (day, _), n in zip(ends, counts, strict=True)})
     en, zh = OTHER_REPORTS["outbound"]
-    return Report("outbound", en, zh, query, OUTBOUND_COLUMNS, outbound_rows(days, infos),
-                  ["from the journal's dialer facts, per campaign and day; penetration from the campaign's attempts"])
+    by_day = Query(query.report, query.first, query.stop, "day", query.queues, query.agents, query.fcr_days)
+    return Report("outbound", en, zh, by_day, OUTBOUND_COLUMNS, outbound_rows(days, infos),
+                  [OUTBOUND_NOTE])
 
 
 async def _notes(store: CrmStore, report: Report, live: Intervals | None, now: float | None) -> None:

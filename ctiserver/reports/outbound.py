@@ -123,7 +123,7 @@ def outbound_rows(days: OutboundDays, campaigns: dict[str, CampaignInfo]) -> lis
             "period": day, "campaign": name, "attempts": c.attempts, "connects": c.connects,
             "right_party": c.right_party, "abandoned": c.abandoned, "machines": c.machines,
             "abandon_rate": round(100 * c.abandon_rate, 2), "abandon_cap": round(100 * cap, 2) if cap is not None else None,
-            "over_cap": bool(cap is not None and c.abandon_rate > cap), "handle_s": round(c.handle_s, 1),
+"handle_s": round(c.handle_s, 1),
             "agents": len(c.agents),
             "penetration": round(100 * dialled / info.callable, 2) if info and info.callable else None,
         })
