@@ -14,7 +14,7 @@ from typing import Protocol
 from crmstore.model import FollowUpKind, FollowUpRequest
 from crmstore.queries import Identity
 from crmstore.store import CrmStore
-from crmstore.surveys import SCORES, YES_NO, SurveyResponse
+from crmstore.surveys import SCORES, YES_NO
 from ivr_flows.interpreter import FlowRun
 from ivr_flows.speech import Listening, RecognizerPool
 from ivr_flows.steps import (
@@ -176,8 +176,8 @@ class IvrServices:
         await self._stop_prompt()
 
     async def save_survey(self, request: SaveSurvey) -> None:
-        """The answer journaled, then kept with the customer in the CRM (survey_responses). An inbound
-        caller's score is also the call's satisfaction score (the satisfaction report reads it)."""
+        """The answer journaled; the CRM history keeps it with the customer (survey_responses) in the same
+        batch. An inbound caller's score is also the call's satisfaction score (the satisfaction report)."""
         answer = request.answer or str(request.score)
         if answer not in SCORES and answer not in YES_NO:
             raise ValueError(f"survey answer must be a score 1..5, yes or no, got {answer!r}")
@@ -186,13 +186,10 @@ class IvrServices:
         if customer is None and call.caller_num:
             identity = await self.crm.identify_by_phone(call.caller_num)
             customer = identity.customer_id if identity is not None else None
-        self._record(f.SurveyResponseGiven(call.call_id, request.flow, request.question, answer, call.campaign,
-                                           customer, call.caller_num))
+        self._record(f.SurveyResponseGiven(call.call_id, request.flow, request.question[:100], answer,
+                                           call.campaign, customer, call.caller_num))
         if answer in SCORES and not call.campaign:
             self._record(f.SurveyAnswered(call.call_id, int(answer)))
-        await self.crm.save_survey_response(SurveyResponse(
-            call.campaign, customer, call.caller_num, call.call_id, request.flow, request.question, answer,
-            datetime.now(UTC).timestamp()))
 
     async def request_callback(self, request: RequestCallback) -> bool:
         number = request.number or self.call.caller_num

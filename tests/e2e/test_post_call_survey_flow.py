@@ -1,15 +1,19 @@
 """The post-call survey after an inbound call runs the same survey flow as the survey campaigns: the
 line's flow names it (`after_call`), the caller stays on the line when the agent hangs up, and the
-answers are kept with the customer (survey_responses, campaign "") besides the call's satisfaction score."""
+answers are kept with the customer (survey_responses, campaign "") besides the call's satisfaction score,
+as a projection of the journal (a replay writes them again)."""
 
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from pathlib import Path
 
 from crmstore.model import NewCustomer
 from crmstore.privacy import Role as CrmRole
 from crmstore.privacy import Viewer
+from crmstore.store import open_store
+from ctiserver.projections.replay import replay
 from pbxsim.people import CallerBehaviour
 
 from .queues import TEST_QUEUES
@@ -59,3 +63,21 @@ async def test_the_inbound_caller_answers_the_survey_flow_after_the_agent_hangs_
             return row is not None and row.survey_score == 4
 
         await st.until_async(scored, what="the call's satisfaction score 4")
+        live = [(r.call_id, r.question, r.answer, r.customer_id, r.at)
+                for r in await crm.survey_responses(customer_id=customer)]
+        await st.server.journal.durable(st.server.journal.last_seq, timeout=5)
+
+    # The answers are a projection of the journal: replayed into a copy that lost them, they come back the same.
+    copy = tmp_path / "copy.db"
+    shutil.copy(tmp_path / "crm.db", copy)
+    with sqlite3.connect(copy) as con:
+        con.execute("DELETE FROM survey_responses")
+    source, into = await open_store(f"sqlite:///{tmp_path / 'crm.db'}"), await open_store(f"sqlite:///{copy}")
+    try:
+        await replay(source, into=into, queue_log=tmp_path / "queue_log.replayed")
+        again = [(r.call_id, r.question, r.answer, r.customer_id, r.at)
+                 for r in await into.survey_responses(customer_id=customer)]
+    finally:
+        await into.close()
+        await source.close()
+    assert again == live
