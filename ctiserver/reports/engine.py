@@ -512,7 +512,7 @@ async def run_report(store: CrmStore, query: Query, config: AcdConfig, *, live: 
     if query.report == "churn-candidates":
         return await _churn(store, query)
     if query.report == "outbound":
-        return await _outbound(store, query)
+        return await _outbound(store, query, live)
     en, zh, builder, kind, figures = REPORTS[query.report]
     data = await _read(store, query, live, kind, figures, pauses_too=query.report == "agent-load")
     columns, rows = builder(data, query, config)
@@ -562,11 +562,12 @@ OUTBOUND_COLUMNS = [
     Column("abandon_rate", "Abandon rate", "放弃率", "%"), Column("abandon_cap", "Abandon cap", "放弃率上限", "%"),
 Column("machines", "Answering machines", "答录机"),
     Column("handle_s", "Handle time", "处理时长", "s"), Column("agents", "Agents", "座席数"),
+    Column("occupancy", "Agent occupancy", "座席占用率", "%"),
     Column("penetration", "List penetration", "名单渗透率", "%"),
 ]
 
 
-async def _outbound(store: CrmStore, query: Query) -> Report:
+async def _outbound(store: CrmStore, query: Query, live: Intervals | None) -> Report:
     """From the journal (docs/reports.md, Outbound; the formulas in reports/outbound.py)."""
     days = OutboundDays(query.first.tzinfo)
     after, first, stop = 0, query.first.timestamp(), query.stop.timestamp()
@@ -588,9 +589,19 @@ async def _outbound(store: CrmStore, query: Query) -> Report:
         counts = await store.read_plan(cp.dialled_by(name, [at for _, at in ends]))
         infos[name] = CampaignInfo(stored.campaign.abandon_cap, progress.contacts - progress.excluded,
                                    {day: n for (day, _), n in zip(ends, counts, strict=True)})
+    # The staffed time of the agents who took campaign calls: the agent-load report's aggregates, by day.
+    staffed: dict[tuple[str, str], float] = {}
+    agents = tuple(sorted({a for day in days.days.values() for a in day.agents}))
+    if agents:
+        times = await _read(store, Query("agent-load", query.first, query.stop, "day", (), agents), live, "agent",
+                            _AGENT_TIME)
+        for (start, queue, agent, flow), cell in times.cells.items():
+            if agent in agents and not queue and not flow:
+                day = datetime.fromtimestamp(start, query.first.tzinfo).strftime("%Y-%m-%d")
+                staffed[(day, agent)] = staffed.get((day, agent), 0.0) + cell.login_s - cell.paused_s
     en, zh = OTHER_REPORTS["outbound"]
     by_day = Query(query.report, query.first, query.stop, "day", query.queues, query.agents, query.fcr_days)
-    return Report("outbound", en, zh, by_day, OUTBOUND_COLUMNS, outbound_rows(days, infos),
+    return Report("outbound", en, zh, by_day, OUTBOUND_COLUMNS, outbound_rows(days, infos, staffed),
                   [OUTBOUND_NOTE])
 
 

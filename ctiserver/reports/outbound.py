@@ -11,6 +11,8 @@ Figures, each written once here (docs/reports.md says them in words):
   abandoned), the live answers the pacer counts, shown against the campaign's cap;
 * machines: answering machines (AMD);
 * handle time: from the bridge (or the survey hand-off) to the line's end, summed;
+* agent occupancy: handle time over the staffed time (logged in, not paused: the agent-time aggregates of
+  the agent-load report) of the agents who took the campaign's calls that day;
 * list penetration: contacts dialled at least once by the end of the day / callable contacts (the list
   less the excluded), from the campaign's own attempt records.
 """
@@ -113,18 +115,23 @@ class CampaignInfo:
     dialled_by: dict[str, int]  # day -> contacts dialled at least once by the end of that day
 
 
-def outbound_rows(days: OutboundDays, campaigns: dict[str, CampaignInfo]) -> list[dict[str, Any]]:
+def outbound_rows(days: OutboundDays, campaigns: dict[str, CampaignInfo],
+                  staffed: dict[tuple[str, str], float] | None = None) -> list[dict[str, Any]]:
+    """`staffed`: (day, agent) -> seconds logged in and not paused."""
+    staffed = staffed or {}
     rows = []
     for (name, day), c in sorted(days.days.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         info = campaigns.get(name)
         cap = info.abandon_cap if info else None
         dialled = info.dialled_by.get(day, 0) if info else 0
+        on_duty = sum(staffed.get((day, agent), 0.0) for agent in c.agents)
         rows.append({
             "period": day, "campaign": name, "attempts": c.attempts, "connects": c.connects,
             "right_party": c.right_party, "abandoned": c.abandoned, "machines": c.machines,
             "abandon_rate": round(100 * c.abandon_rate, 2), "abandon_cap": round(100 * cap, 2) if cap is not None else None,
 "handle_s": round(c.handle_s, 1),
             "agents": len(c.agents),
+            "occupancy": round(100 * min(1.0, c.handle_s / on_duty), 1) if on_duty > 0 else None,
             "penetration": round(100 * dialled / info.callable, 2) if info and info.callable else None,
         })
     return rows

@@ -9,11 +9,15 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from acd import events as ev
 from crmstore.campaigns import DialingMode
 from ctiserver.journal import facts as f
 from ctiserver.reports.engine import Query, run_report
 from ctiserver.reports.formats import render
 from ctiserver.reports.outbound import CampaignDay, OutboundDays
+from ctiserver.reports.runner import snapshot
 from tests.dialer.harness import BUSY, MACHINE, NO_ANSWER, PERSON, PERSON2, campaign, dialer_stack
 
 
@@ -36,8 +40,11 @@ async def test_the_outbound_report_counts_each_campaigns_day(tmp_path: Path) -> 
         assert (connects, machines) == (2, 1)  # Ann and Bob to agents, Cat's machine
         today = datetime.now(UTC).date()
         first = datetime(today.year, today.month, today.day, tzinfo=UTC)
+        for agent in ("1001", "1002"):  # their logged-in time is counted when it ends
+            d.server.queueing.command(ev.AgentLoggedOut(agent))
+        live = snapshot(d.server.projector.intervals)  # the open 15 minutes, as the server's runner passes it
         report = await run_report(d.server.crm, Query("outbound", first, first + timedelta(days=1)),
-                                  d.server.projector.config)
+                                  d.server.projector.config, live=live, now=d.server.now())
         [row] = report.rows
         assert row["period"] == today.isoformat() and row["campaign"] == "spring"
         assert row["attempts"] == len(dialled) >= 4
@@ -47,6 +54,13 @@ async def test_the_outbound_report_counts_each_campaigns_day(tmp_path: Path) -> 
         distinct = len({x.contact_id for x in dialled})
         assert row["penetration"] == round(100 * distinct / len(rows), 2)
         assert row["handle_s"] > 0
+        # occupancy: their campaign handle time over the staffed time (logged in, not paused) of the agents
+        # who took the calls, read here from the open interval's own agent cells
+        took = {x.agent_id for x in d.dialer_facts(f.DialerLineEnded, outcome="connected")}
+        staffed = sum(c.login_s - c.paused_s for (q, a, fl), c in live.cells.items() if a in took and not q
+                      and not fl)
+        # (handle_s is shown to 0.1 s: the occupancy, from the exact handle time, within that rounding)
+        assert staffed > 0 and row["occupancy"] == pytest.approx(100 * row["handle_s"] / staffed, abs=0.1 / staffed * 100 + 0.1)
 
         as_json = json.loads(render(report, "json", "en"))
         assert as_json["report"] == "outbound" and as_json["rows"][0]["connects"] == 2
