@@ -10,6 +10,7 @@ from typing import Any
 
 from crmstore.campaigns import AttemptOutcome, CampaignKind, DialingMode, RetryRule
 from crmstore.model import NewCustomer
+from ctiserver.dialer.outcomes import settled_outcome
 from ctiserver.journal import facts as f
 from pbxsim.people import CallerBehaviour, CallerRun
 from tests.dialer.harness import MACHINE, campaign, dialer_stack
@@ -84,3 +85,10 @@ async def test_a_survey_campaign_hands_people_to_the_flow_and_keeps_their_answer
             ("satisfaction", "4"), ("recommend", "yes")]
         assert sorted((x.call_id, x.question, x.answer, x.campaign, x.customer_id) for x in given) == sorted(
             (r.call_id, r.question, r.answer, "csat", r.customer_id) for r in rows)  # journaled, each one
+
+
+def test_a_survey_line_a_crash_left_open_is_settled_as_connected_not_called_again() -> None:
+    # The journal says the person was handed to the survey flow: they took the call; an abandon (retried)
+    # would call them again for a survey they answered.
+    assert settled_outcome(["answered", "survey"]) is AttemptOutcome.CONNECTED
+    assert settled_outcome(["answered"]) is AttemptOutcome.ABANDONED
