@@ -7,6 +7,7 @@ import pytest
 
 from crmstore import CrmStore, NewCustomer
 from crmstore import campaigns as K
+from crmstore.plan import Fetch, Plan
 from crmstore.schema import LATEST_VERSION, MIGRATIONS
 from crmstore.surveys import SurveyResponse
 
@@ -47,7 +48,13 @@ async def test_an_answer_that_is_no_answer_is_refused_and_nothing_stored(
 
 async def test_migration_7_adds_the_table(store: CrmStore) -> None:
     assert LATEST_VERSION == 7 and MIGRATIONS[-1].description == "survey responses with the customer"
-    assert (await store.counts()) is not None
+
+    def applied() -> Plan[tuple[int, int]]:
+        version = yield Fetch("SELECT MAX(version) FROM schema_version")
+        rows = yield Fetch("SELECT COUNT(*) FROM survey_responses")
+        return int(version[0][0]), int(rows[0][0])
+
+    assert await store.read_plan(applied()) == (7, 0)
 
 
 def test_a_survey_campaign_names_its_flow_and_lines_and_reads_back() -> None:
