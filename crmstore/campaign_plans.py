@@ -385,3 +385,14 @@ def selection_page(sql: str, args: tuple[Any, ...], after: int, size: int) -> Pl
 
 def write_audit(row: AuditRow) -> Plan[None]:
     yield Execute(AUDIT_INSERT, row)
+
+
+def dialled_by(name: str, instants: Sequence[float]) -> Plan[list[int]]:
+    """Contacts of the campaign dialled at least once before each instant (list penetration over time)."""
+    stored = yield from load_campaign(name)
+    out = []
+    for at in instants:
+        got = yield Fetch("SELECT COUNT(DISTINCT contact_id) FROM campaign_attempts WHERE campaign_id = ?"
+                          " AND started_at < ?", (stored.id, at))
+        out.append(int(got[0][0] or 0))
+    return out

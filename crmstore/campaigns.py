@@ -67,6 +67,15 @@ class AttemptOutcome(StrEnum):
 
 RETRY_OUTCOMES = tuple(o for o in AttemptOutcome if o is not AttemptOutcome.CONNECTED)
 
+# Dispositions that say the person who answered was not the one the contact is for.
+NOT_RIGHT_PARTY = frozenset({"wrong_number", "wrong_party", "not_the_customer"})
+
+
+def is_right_party(outcome: str, disposition: str = "") -> bool:
+    """A right-party contact, the one definition the dialer, the progress figures and the outbound report
+    use: a connected call (agent or survey flow), unless its disposition says it reached somebody else."""
+    return outcome == AttemptOutcome.CONNECTED.value and disposition.strip().lower() not in NOT_RIGHT_PARTY
+
 
 class ContactStatus(StrEnum):
     PENDING = "pending"  # never dialled
@@ -146,6 +155,9 @@ DEFAULT_RETRY: Mapping[AttemptOutcome, RetryRule] = {
 }
 
 
+DEFAULT_SURVEY_LINES = 10
+
+
 @dataclass(frozen=True, slots=True)
 class Campaign:
     name: str
@@ -158,6 +170,10 @@ class Campaign:
     retry: Mapping[AttemptOutcome, RetryRule] = field(default_factory=lambda: dict(DEFAULT_RETRY))
     abandon_cap: float = DEFAULT_ABANDON_CAP
     queue: str = ""  # the agents who take its calls
+    # A survey campaign: the IVR flow its answered people are handed to (no agent), and how many of them
+    # may be in that flow at once (the pacer paces the lines by these, as it does by free agents).
+    flow: str = ""
+    survey_lines: int = DEFAULT_SURVEY_LINES
 
     def rule(self, outcome: AttemptOutcome) -> RetryRule:
         return self.retry.get(outcome, RetryRule(0))
@@ -192,6 +208,10 @@ def campaign_problems(c: Campaign) -> list[str]:
             out.append(f"retry.{outcome.value}: wait {rule.delay_s} s: give 1 minute to 30 days")
     if not 0 <= c.abandon_cap <= 0.1 or math.isnan(c.abandon_cap):
         out.append(f"abandon_cap {c.abandon_cap}: give 0 to 0.1 (3% is the legal cap in the US and the UK)")
+    if c.flow and c.kind is not CampaignKind.SURVEY:
+        out.append(f"flow {c.flow!r}: only a survey campaign hands its calls to a flow")
+    if not 1 <= c.survey_lines <= 500:
+        out.append(f"survey_lines {c.survey_lines}: give 1 to 500")
     if len(set(c.dispositions)) != len(c.dispositions):
         out.append("dispositions: a disposition is listed twice")
     return out
@@ -267,7 +287,7 @@ def _enum(kind: type[StrEnum], value: Any, where: str) -> Any:
 
 
 _FIELDS = {"name", "kind", "mode", "script", "dispositions", "windows", "max_attempts", "retry", "abandon_cap",
-           "queue"}
+           "queue", "flow", "survey_lines"}
 
 
 def campaign_from_data(data: Any, source: str = "campaign") -> Campaign:
@@ -335,6 +355,8 @@ def campaign_from_data(data: Any, source: str = "campaign") -> Campaign:
         retry=retry,
         abandon_cap=cap,
         queue=str(data.get("queue", "")).strip(),
+        flow=str(data.get("flow", "")).strip(),
+        survey_lines=whole("survey_lines", DEFAULT_SURVEY_LINES),
     )
     problems = campaign_problems(c)
     if problems:
@@ -355,6 +377,8 @@ def campaign_to_data(c: Campaign) -> dict[str, Any]:
         "retry": {o.value: {"retries": str(r.retries), "after": f"{r.delay_s}s"} for o, r in c.retry.items()},
         "abandon_cap": repr(c.abandon_cap),
         "queue": c.queue,
+        "flow": c.flow,
+        "survey_lines": str(c.survey_lines),
     }
 
 

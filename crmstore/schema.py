@@ -335,6 +335,27 @@ _V6_INDEXES = (
     "CREATE INDEX ix_campaign_attempts_campaign ON campaign_attempts (campaign_id, started_at)",
 )
 
+# Survey answers (ivr_flows' survey node) with the customer: one row per question answered, from an outbound
+# survey campaign's call or an inbound caller's post-call survey (campaign ''). The answer is text: a score
+# "1".."5" or "yes"/"no".
+_V7_TABLES = (
+    """CREATE TABLE survey_responses (
+        id {pk},
+        campaign TEXT NOT NULL DEFAULT '',
+        customer_id {big},
+        number TEXT NOT NULL DEFAULT '',
+        call_id TEXT NOT NULL DEFAULT '',
+        flow TEXT NOT NULL DEFAULT '',
+        question TEXT NOT NULL,
+        answer TEXT NOT NULL,
+        at {real} NOT NULL,
+        UNIQUE (call_id, question))""",
+)
+_V7_INDEXES = (
+    "CREATE INDEX ix_survey_responses_customer ON survey_responses (customer_id, at)",
+    "CREATE INDEX ix_survey_responses_campaign ON survey_responses (campaign, at)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial CRM schema", _V1_TABLES, _V1_INDEXES),
     Migration(2, "journal; interaction segments and ends", _V2_TABLES, _V2_INDEXES),
@@ -342,6 +363,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "ticket status history; follow-up results", _V4_TABLES, _V4_INDEXES),
     Migration(5, "voicemail inbox; interactions by outcome and by agent", _V5_TABLES, _V5_INDEXES),
     Migration(6, "outbound campaigns, their contacts and attempts; do-not-call list", _V6_TABLES, _V6_INDEXES),
+    Migration(7, "survey responses with the customer", _V7_TABLES, _V7_INDEXES),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -15,6 +15,7 @@ import phonenumbers
 
 from . import queries as Q
 from . import rows as R
+from . import surveys as S
 from .backends import PostgresBackend, SqliteBackend, open_backend
 from .errors import CrmError, CrmNotFound
 from .model import (
@@ -42,6 +43,7 @@ from .plan import Plan
 from .privacy import SYSTEM, Right, Role, Viewer
 from .queries import Identity, PopSettings
 from .signals import ChurnRules
+from .surveys import SurveyResponse, response_problem
 from .validation import clean_text
 
 log = logging.getLogger(__name__)
@@ -351,6 +353,21 @@ class CrmStore:
         await self._write(
             Q.save_survey(call_id, score, Q.audit_row(viewer, "survey", None, f"call {call_id}: {score}"))
         )
+
+    async def save_survey_response(self, response: SurveyResponse) -> bool:
+        """One answer of a survey flow, kept with the customer; False when this call had answered this
+        question already (nothing changed). ValueError naming the field for an answer that is no answer."""
+        problem = response_problem(response)
+        if problem is not None:
+            raise ValueError(problem)
+        return await self._write(S.save_response(response))
+
+    async def survey_responses(self, *, customer_id: int | None = None,
+                               campaign: str | None = None) -> list[SurveyResponse]:
+        """A customer's answers, or a campaign's, oldest first."""
+        if customer_id is not None:
+            return await self._read(S.responses_of_customer(customer_id))
+        return await self._read(S.responses_of_campaign(campaign or ""))
 
     async def interaction(self, call_id: str, viewer: Viewer) -> Interaction | None:
         return await self._read(Q.interaction_by_call(call_id, viewer))

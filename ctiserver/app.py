@@ -75,6 +75,7 @@ from .recordings.media import MediaSite
 from .recordings.service import RecordingService, RecordingSettings
 from .reports.runner import ReportRunner
 from .reports.writer import ReportsWriter
+from .supervision.campaigns import CampaignBoard
 from .supervision.notifier import SupervisionNotifier
 
 log = logging.getLogger(__name__)
@@ -311,6 +312,7 @@ class CtiServer:
                                             agent_id, kind, fields))
             await self.dialer.start()  # settles the attempts a crash left dialling
             self.gateway.previews = self.dialer
+        self.gateway.campaigns = CampaignBoard(CampaignStore(self.crm), lambda: self.dialer, self.recorder.record)
         await self._listen("FastAGI", s.agi_host, s.agi_port, self.agi.start())
         await self._listen("the console gateway (http)", s.http_host, s.http_port, self.gateway.start())
         self.web_callbacks = web_callbacks(s.web_callbacks, self.callbacks, self.crm,

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from .channel import AgiReply
 from .model import (
+    SURVEY_KEYS,
     VARIABLE_REF,
     BranchNode,
     Calendar,
@@ -616,13 +617,15 @@ def _survey_node(run: FlowRun, node: SurveyNode) -> Gen:
             yield from run._play(node.invalid)
         prompt = render_prompt(node.prompt, run.variables) or FALLBACK_PROMPT
         reply = yield from run._get_data(prompt, int(node.timeout * 1000), 1, timeout=node.timeout + REPLY_MARGIN)
-        if reply.result in ("1", "2", "3", "4", "5"):
-            score = int(reply.result)
-            answer = yield SaveSurvey(run.flow.name, node.question, score, run.variables.get("caller_number", ""))
+        said = SURVEY_KEYS[node.answers].get(reply.result)
+        if said is not None:
+            score = int(said) if node.answers == "score" else 0
+            answer = yield SaveSurvey(run.flow.name, node.question, score, run.variables.get("caller_number", ""),
+                                      said)
             if node.var:
-                run.variables[node.var] = str(score)
+                run.variables[node.var] = said
             saved = "" if not isinstance(answer, ServiceFailed) else " (not saved)"
-            run.path.append(PathEntry(run._node, "survey", f"{node.question}={score}{saved}"))
+            run.path.append(PathEntry(run._node, "survey", f"{node.question}={said}{saved}"))
             return node.next
         run.path.append(PathEntry(run._node, "no_input" if not reply.result else "no_match", reply.result))
     run.path.append(PathEntry(run._node, "retries_exhausted", str(node.retries)))

@@ -23,6 +23,7 @@ from .model import (
     BLACKLIST_ACTIONS,
     DEFAULT_LOOKUP_SETS,
     SAY_KINDS,
+    SURVEY_ANSWERS,
     BranchCase,
     BranchNode,
     Calendar,
@@ -614,7 +615,15 @@ def _survey(m: _Map, what: str, base: dict[str, Any], d: _Defaults) -> Node:
         retries=_opt(m, "retries", lambda n, w: _int(n, w, 0, 20), what, 2),
         var=_opt(m, "var", _var, what, None),
         next=_target(m, "next", what),
+        answers=_opt(m, "answers", _survey_answers, what, "score"),
     )
+
+
+def _survey_answers(node: yaml.Node, what: str) -> str:
+    value = _str(node, what)
+    if value not in SURVEY_ANSWERS:
+        raise _Bad(_pos(node), f"{what} must be one of {', '.join(SURVEY_ANSWERS)}, not {value!r}")
+    return value
 
 
 def _hangup(m: _Map, what: str, base: dict[str, Any], d: _Defaults) -> Node:
@@ -644,7 +653,7 @@ _BUILDERS: dict[str, tuple[tuple[str, ...], Callable[[_Map, str, dict[str, Any],
     "transfer": (("to", "kind"), _transfer),
     "voicemail": (("mailbox", "prompt", "goodbye", "max_seconds", "silence_seconds"), _voicemail),
     "callback": (("number", "queue", "next"), _callback),
-    "survey": (("question", "prompt", "invalid", "timeout", "retries", "var", "next"), _survey),
+    "survey": (("question", "prompt", "invalid", "timeout", "retries", "var", "next", "answers"), _survey),
     "hangup": (("prompt",), _hangup),
 }
 NODE_TYPES = frozenset(_BUILDERS)
@@ -732,7 +741,7 @@ def _graph(name: str, m: _Map, d: _Defaults, problems: list[_Bad]) -> Graph:
 
 
 TOP_FIELDS = ("flow", "language", "start", "nodes", "subflows", "calendars", "variables", "fallback", "speech",
-              "comment", "blacklist")
+              "comment", "blacklist", "after_call")
 
 
 def _blacklist(node: yaml.Node, what: str) -> FlowBlacklist:
@@ -796,6 +805,7 @@ def parse_flow(text: str, file: str) -> tuple[Flow | None, list[FlowError]]:
                 _opt(fm, "priority", lambda n, w: _int(n, w, 0, 100), "fallback", 0),
                 fm.pos,
             )
+        after_call = _opt(m, "after_call", _name, "flow", None)
         blacklist = None
         if m.get("blacklist") is not None:
             try:
@@ -835,7 +845,8 @@ def parse_flow(text: str, file: str) -> tuple[Flow | None, list[FlowError]]:
         problems.append(e)
         return None, _errors(file, problems)
     version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-    flow = Flow(name, file, version, language, main, subflows, calendars, variables, fallback, blacklist)
+    flow = Flow(name, file, version, language, main, subflows, calendars, variables, fallback, blacklist,
+                after_call)
     return flow, _errors(file, problems)
 
 

@@ -349,6 +349,13 @@ class CallbackNode(Node):
         return tuple(("number", v) for v in self.number.variables)
 
 
+SURVEY_ANSWERS = ("score", "yes_no")
+SURVEY_KEYS: dict[str, dict[str, str]] = {  # key pressed -> the answer stored
+    "score": {k: k for k in "12345"},
+    "yes_no": {"1": "yes", "2": "no"},
+}
+
+
 @dataclass(frozen=True, slots=True)
 class SurveyNode(Node):
     question: str
@@ -358,6 +365,7 @@ class SurveyNode(Node):
     retries: int
     var: str | None
     next: str
+    answers: str = "score"  # SURVEY_ANSWERS: "score" keys 1-5; "yes_no" key 1 yes, key 2 no
     waits: bool = field(default=True, init=False)
 
     def targets(self) -> tuple[tuple[str, str], ...]:
@@ -438,6 +446,9 @@ class Flow:
     variables: dict[str, str]  # declared variables and their initial values
     fallback: Fallback
     blacklist: FlowBlacklist | None = None
+    # The flow a caller of this line answers after the agent hangs up (the post-call survey: they stay on
+    # the line), when the survey is a flow of its own; None: this flow's own survey node, if it has one.
+    after_call: str | None = None
 
     def graph(self, name: str | None) -> Graph:
         return self.main if name is None else self.subflows[name]

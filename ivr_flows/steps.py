@@ -115,8 +115,9 @@ class QueueFigures:
 class SaveSurvey(ServiceRequest):
     flow: str
     question: str
-    score: int  # 1..5
+    score: int  # 1..5; 0 for a yes/no question
     caller_number: str
+    answer: str = ""  # what is stored: "1".."5", "yes" or "no"
 
 
 @dataclass(frozen=True, slots=True)

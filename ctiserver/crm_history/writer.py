@@ -1,4 +1,4 @@
-"""The CRM history as a projection: call records' rows, written in the journal's next batch.
+"""The CRM history as a projection: call records' rows and survey answers, written in the journal's next batch.
 
 A row changes in the same transaction as the facts that changed it, so the history never runs ahead of
 the journal nor falls behind it; rewriting a row with the same content is harmless, which is what a
@@ -16,6 +16,7 @@ from crmstore import queries as Q
 from crmstore.model import FollowUpKind, FollowUpRequest, InteractionRow
 from crmstore.phones import try_normalize_phone
 from crmstore.privacy import Role, Viewer
+from crmstore.surveys import SurveyResponse, response_problem, save_response
 
 from ..journal import facts as f
 from ..journal.journal import Journal
@@ -75,11 +76,21 @@ class CrmHistoryWriter:
                                     partial(Q.update_wrapup_only, w.call_id, w.agent_id, w.disposition, w.notes,
                                             follow, self._late_at(fact)))
         self.records.late_wrapups.clear()
+        if fact is not None and isinstance(fact.body, f.SurveyResponseGiven):
+            self._survey_response(fact.body, fact.at)
         if fact is not None and isinstance(fact.body, f.WrapUpSaved) and self.audit:
             saved = fact.body
             viewer = Viewer(saved.saved_by or saved.agent_id, Role.AGENT)
             audit = Q.audit_row(viewer, "wrapup", None, f"call {saved.call_id}: {saved.disposition}")
             self.journal.write_also(("audit", fact.seq), partial(_audit, audit))
+
+    def _survey_response(self, given: f.SurveyResponseGiven, at: float) -> None:
+        """The answer kept with the customer (survey_responses), in the batch of its fact; a replay writes
+        nothing twice (one row per call and question)."""
+        response = SurveyResponse(given.campaign, given.customer_id, given.number, given.call_id, given.flow,
+                                  given.question, given.answer, at)
+        if response_problem(response) is None:
+            self.journal.write_also(("survey", given.call_id, given.question), partial(save_response, response))
 
     @staticmethod
     def _late_at(fact: f.Fact | None) -> float:

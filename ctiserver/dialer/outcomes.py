@@ -40,7 +40,7 @@ def answered_by(amd_status: str) -> AnsweredBy:
 
 def settled_outcome(steps: list[str]) -> AttemptOutcome:
     """The outcome of a line a crash left open, from the dialer steps journaled for it (in order)."""
-    if "connected" in steps:
+    if "connected" in steps or "survey" in steps:  # put through to an agent, or to a survey campaign's flow
         return AttemptOutcome.CONNECTED
     if "machine" in steps:
         return AttemptOutcome.ANSWERING_MACHINE

@@ -32,7 +32,7 @@ from acd.router import Router
 from acd.states import AgentState
 from crmstore.campaign_plans import AttemptResult, StoredCampaign
 from crmstore.campaign_store import CampaignStore
-from crmstore.campaigns import AttemptOutcome, ContactState, DialRefused
+from crmstore.campaigns import AttemptOutcome, ContactState, DialRefused, is_right_party
 from crmstore.errors import CrmError
 from crmstore.journal import read_rows_between
 
@@ -45,6 +45,8 @@ from ..journal import facts as f
 from ..projections.recorder import Recorder
 from .outcomes import answered_by, failed_line, settled_outcome
 from .settings import DialerSettings
+from .survey import CONTEXT as SURVEY_CONTEXT
+from .survey import is_survey, originate_variables, survey_lines
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +190,11 @@ class DialerService:
         except (AmiError, CrmError, InvalidValue, ValueError, OSError) as e:
             log.error("dialer: %s", e)
 
+    def pacing_status(self, campaign: str) -> pc.PacingStatus | None:
+        """The running campaign's pacer figures (the supervisors' panel), None when it does not run."""
+        run = self.runs.get(campaign)
+        return run.pacer.status() if run is not None else None
+
     # ------------------------------------------------------------------ campaigns and agents
 
     async def refresh(self) -> None:
@@ -200,7 +207,10 @@ class DialerService:
             if run is None:
                 if s.paused:
                     continue
-                if not s.campaign.queue:
+                if is_survey(s) and not s.campaign.flow:
+                    log.error("dialer: survey campaign %r names no flow: not dialled", name)
+                    continue
+                if not s.campaign.queue and not is_survey(s):
                     log.error("dialer: campaign %r has no queue: nobody to take its calls, not dialled", name)
                     continue
                 run = self.runs[name] = _Run(s, pc.Pacer(self._pacing(s)))
@@ -214,8 +224,10 @@ class DialerService:
 
     def _pacing(self, s: StoredCampaign) -> pc.PacingConfig:
         lines = self.settings.lines_of(s.campaign.name)
+        # A survey campaign has no agent to preview a card: its lines are dialled one per free survey line.
+        mode = "progressive" if is_survey(s) and s.campaign.mode.value == "preview" else s.campaign.mode.value
         return pc.PacingConfig(
-            campaign=s.campaign.name, mode=s.campaign.mode.value,  # type: ignore[arg-type]
+            campaign=s.campaign.name, mode=mode,  # type: ignore[arg-type]
             abandon_cap=s.campaign.abandon_cap, ring_timeout_s=self.settings.ring_timeout_s,
             abandon_message=lines.abandon_message, machine_action=lines.machine_action,
             machine_message=lines.machine_message)
@@ -227,6 +239,9 @@ class DialerService:
     def _sync_agents(self, run: _Run) -> None:
         """The pacer hears of the queue's agents as the ACD has them: available is ready, anything else away.
         Agents on our own lines are ours until their wrap-up ends."""
+        if is_survey(run.stored):
+            self._sync_survey_lines(run)
+            return
         router, now = self.router(), self.clock()
         for agent_id in router.agent_ids():
             if agent_id in run.busy:
@@ -241,6 +256,19 @@ class DialerService:
                 run.ready[agent_id] = False
                 run.cards.pop(agent_id, None)
                 self._feed(run, pc.AgentAway(agent_id, str(view.state)))
+
+    def _sync_survey_lines(self, run: _Run) -> None:
+        """A survey campaign's lines are its agents: free unless paused or holding a survey call."""
+        for port in survey_lines(run.stored):
+            if port in run.busy:
+                continue
+            ready = not run.stored.paused
+            if ready and not run.ready.get(port):
+                run.ready[port] = True
+                self._feed(run, pc.AgentReady(port))
+            elif not ready and run.ready.get(port):
+                run.ready[port] = False
+                self._feed(run, pc.AgentAway(port, "paused"))
 
     # ------------------------------------------------------------------ the pacer
 
@@ -338,7 +366,8 @@ class DialerService:
                 ring_timeout_s=self.settings.ring_timeout_s, context=self.settings.context,
                 exten="preview" if line.agent_id else "s",
                 variables={"CTI_CAMPAIGN": run.name, "CTI_ABANDON_MESSAGE": lines.abandon_message,
-                           "CTI_MACHINE_MESSAGE": lines.machine_message})
+                           "CTI_MACHINE_MESSAGE": lines.machine_message,
+                           **(originate_variables(run.stored, line.contact) if is_survey(run.stored) else {})})
         except (AmiError, InvalidValue, ValueError) as e:
             log.error("dialer: campaign %r: line %s to %s not placed: %s", run.name, line.call_id,
                       line.contact.e164, e)
@@ -429,6 +458,9 @@ class DialerService:
     # ------------------------------------------------------------------ decisions
 
     async def _connect(self, run: _Run, line: _Line, agent_id: str, ring_s: float) -> None:
+        if is_survey(run.stored):
+            await self._to_survey(run, line, agent_id)
+            return
         call_id = line.call_id
         self.recorder.record(f.DialerStep(run.name, "connect", call_id, agent_id))
         leg = await self._agent_leg(line, agent_id, ring_s)
@@ -448,6 +480,19 @@ class DialerService:
         run.busy.discard(agent_id)
         run.ready[agent_id] = False  # read again from the ACD at the next poll
         self._feed(run, pc.AgentAway(agent_id, "no agent leg"))
+
+    async def _to_survey(self, run: _Run, line: _Line, port: str) -> None:
+        """The person goes to the campaign's survey flow; the survey line is theirs until they hang up."""
+        self.recorder.record(f.DialerStep(run.name, "survey", line.call_id, port, run.stored.campaign.flow))
+        try:
+            await line.pbx.control.redirect(line.channel, SURVEY_CONTEXT, "s")
+        except (AmiError, InvalidValue, ValueError) as e:
+            log.error("dialer: %s to the survey: %s", line.call_id, e)
+            self._hang_up(line.pbx, line.channel)  # its hang-up ends the attempt (abandoned) and frees the line
+            return
+        if self._lines.get(line.call_id) is line:
+            line.phase = "talking"
+            self._feed(run, pc.CallConnected(line.call_id, port))
 
     async def _bridge_preview(self, run: _Run, line: _Line) -> None:
         if line.agent_leg and await self._bridge(line, line.agent_leg):
@@ -514,7 +559,8 @@ class DialerService:
             await pbx.control.hangup(channel)
 
     async def _wrap_up(self, run: _Run, agent_id: str) -> None:
-        await asyncio.sleep(self.settings.wrap_up_s)
+        if not is_survey(run.stored):  # a survey line is free again at once
+            await asyncio.sleep(self.settings.wrap_up_s)
         self._feed(run, pc.WrapUpEnded(agent_id))
         self._release(run, agent_id)
 
@@ -536,7 +582,7 @@ class DialerService:
         self.recorder.record(f.DialerLineEnded(line.call_id, line.campaign, line.attempt_id, outcome.value,
                                                line.agent_id, line.amd))
         await self.campaigns.record_outcome(line.attempt_id, AttemptResult(
-            outcome, right_party=outcome is AttemptOutcome.CONNECTED, call_id=line.call_id, agent=line.agent_id,
+            outcome, right_party=is_right_party(outcome.value), call_id=line.call_id, agent=line.agent_id,
             amd=line.amd), datetime.fromtimestamp(self.clock(), UTC))
 
     async def settle_open_attempts(self) -> list[f.DialerLineEnded]:

@@ -43,7 +43,7 @@ _AGENT_ONLY = frozenset({"agent_login", "agent_logout", "phone_account", "phone_
                          "transfer_complete", "transfer_cancel", "hangup", "wrapup", "dial",
                          "wrapup_draft", "my_day", "preview_dial", "preview_skip"})
 _SUPERVISOR = frozenset({"spy", "spy_stop", "force_pause", "force_logout", "move_call", "callback_book",
-                         "callback_cancel", "callbacks"})
+                         "callback_cancel", "callbacks", "campaigns", "campaign_pause", "campaign_resume"})
 # CRM work: the card and its edits for everyone who talks to customers; the worklist is an agent's own;
 # the base-wide lists and runs are the supervisors'.
 _CRM_COMMON = frozenset({"customer_open", "customer_save", "ticket_open", "ticket_update"})

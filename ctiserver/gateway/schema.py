@@ -373,6 +373,22 @@ _CALLBACK_SPECS: tuple[MessageSpec, ...] = (
 CALLBACK_MESSAGES = frozenset(spec.type for spec in _CALLBACK_SPECS)
 _SPECS = _SPECS + _CALLBACK_SPECS
 
+# Outbound campaigns on the supervisors' page (ctiserver/supervision/campaigns.py).
+_campaign = req(Str(100, r"[^\x00-\x1f\x7f]+", doc="a campaign's name"))
+_CAMPAIGN_SPECS: tuple[MessageSpec, ...] = (
+    MessageSpec("campaigns", {}, "Supervisor: every campaign's state and figures. Reply: result with data "
+                "{campaigns: [{campaign, kind, mode, state, contacts, callable, tried, done, remaining, attempts, "
+                "connects, right_party, penetration_pct, progress_pct, abandon_rate_pct, abandon_cap_pct, over_cap, "
+                "occupancy_pct, agents_busy, agents_free, throttled, lines_out}]}."),
+    MessageSpec("campaign_pause", {"campaign": _campaign},
+                "Supervisor: pause a campaign (nothing more is dialled; calls under way go on). Reply: result with "
+                "data {campaign, changed, state}."),
+    MessageSpec("campaign_resume", {"campaign": _campaign},
+                "Supervisor: resume a paused campaign. Reply: result with data {campaign, changed, state}."),
+)
+CAMPAIGN_MESSAGES = frozenset(spec.type for spec in _CAMPAIGN_SPECS)
+_SPECS = _SPECS + _CAMPAIGN_SPECS
+
 
 # Recordings and the voicemail inbox (ctiserver/recordings). Ids only: a recording is named by its call id,
 # a voicemail by the call id of the call that left it; the server finds the file.

@@ -80,6 +80,14 @@ class PreviewDesk(Protocol):
     async def preview_dial(self, agent_id: str) -> str | None: ...
 
     def preview_skip(self, agent_id: str) -> bool: ...
+
+
+class CampaignDesk(Protocol):
+    """The supervisors' outbound panel (ctiserver/supervision/campaigns.py): schema.CAMPAIGN_MESSAGES."""
+
+    async def campaign_command(self, who: Principal, command: str, args: Mapping[str, object]) -> object: ...
+
+
 # The exposition text and its content type (ctiserver.metrics.centre.CentreMetrics.render).
 MetricsSource = Callable[[], tuple[bytes, str]]
 # The administration commands (schema.ADMIN_MESSAGES): ctiserver.admin.service.AdminService.handle.
@@ -247,6 +255,7 @@ class Gateway:
         self.recordings = recordings
         self.media: MediaSource | None = None  # set by whoever serves the audio (app wiring)
         self.previews: PreviewDesk | None = None  # the dialer's preview cards (app wiring); None: no dialer
+        self.campaigns: CampaignDesk | None = None  # the supervisors' outbound panel (app wiring)
         self.metrics = metrics
         self.admin = admin
         self.accounts = accounts
@@ -709,6 +718,7 @@ class Gateway:
             "force_logout": self._cmd_force_logout, "move_call": self._cmd_move_call,
             **{kind: self._cmd_crm for kind in schema.CRM_MESSAGES},
             **{kind: self._cmd_callback for kind in schema.CALLBACK_MESSAGES},
+            **{kind: self._cmd_campaign for kind in schema.CAMPAIGN_MESSAGES},
             "wrapup_draft": self._cmd_wrapup_draft, "my_day": self._cmd_my_day,
             "preview_dial": self._cmd_preview_dial, "preview_skip": self._cmd_preview_skip,
         }
@@ -827,6 +837,11 @@ class Gateway:
 
     async def _cmd_callback(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
         return self._ok(cmd, await self.backend.callback_command(who, cmd.type, cmd.args))
+
+    async def _cmd_campaign(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
+        if self.campaigns is None:
+            return error_reply(ErrorCode.UNAVAILABLE, "no campaigns are run here", cmd.id)
+        return self._ok(cmd, await self.campaigns.campaign_command(who, cmd.type, cmd.args))
 
     async def _cmd_dial(self, client: _Client, who: Principal, cmd: Command) -> dict[str, object]:
         customer_id = cast(int | None, cmd.args.get("customer_id"))

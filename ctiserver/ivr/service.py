@@ -91,6 +91,7 @@ class IvrService:
         agi.route("ivr", self.on_ivr)
         agi.route("wait", self.on_wait)
         agi.route("after-call", self.on_after_call)
+        agi.route("survey", self.on_survey)
 
     # ------------------------------------------------------------------ entry points
 
@@ -123,7 +124,7 @@ class IvrService:
             log.error("no IVR flow %r for %s; caller goes to the first queue", name, call.call_id)
             await self._queue_caller(session, call, self._acd_config().queues[0].name, 0)
             return
-        survey = any(type(n).__name__ == "SurveyNode" for n in _all_nodes(flow))
+        survey = flow.after_call is not None or any(type(n).__name__ == "SurveyNode" for n in _all_nodes(flow))
         self.recorder.record(f.IvrStarted(call.call_id, name, survey))
         env = session.env
         result = await self._run_flow(session, call, flow, {
@@ -159,10 +160,38 @@ class IvrService:
             return
         try:
             flow = self.flows.get(rec.flow)  # the flow the caller came through: it owns the survey
-        except KeyError:
+            if flow.after_call is not None:  # or names the survey flow, the one survey campaigns run too
+                flow = self.flows.get(flow.after_call)
+        except KeyError as e:
+            log.error("no post-call survey flow %s for %s", e, call.call_id)
             return
         await self._run_flow(session, call, flow, {"caller_number": call.caller_num, "call_id": call.call_id,
-                                                   "post_call": "yes"})
+                                                   "post_call": "yes", "campaign": ""})
+
+    async def on_survey(self, session: AgiSession) -> None:
+        """An outbound survey campaign's answered line, sent here by the dialer ([cti-survey]): the
+        campaign's flow asks its questions; the answers go with the customer to the CRM. The line has no
+        call record (the dialer journals it): its channel id is the dialer's call id."""
+        names = ("CTI_CAMPAIGN", "CTI_SURVEY_FLOW", "CTI_CONTACT_NUMBER", "CTI_CUSTOMER_ID")
+        values: dict[str, str] = {}
+        for name in names:
+            reply = await session.command("GET VARIABLE", name)
+            values[name] = (reply.data or "") if reply.value == 1 else ""
+        env = session.env
+        try:
+            flow = self.flows.get(values["CTI_SURVEY_FLOW"])
+        except KeyError:
+            log.error("survey line %s: no IVR flow %r (campaign %r); hung up", env.uniqueid,
+                      values["CTI_SURVEY_FLOW"], values["CTI_CAMPAIGN"])
+            with contextlib.suppress(Exception):
+                await session.command("HANGUP")
+            return
+        customer = values["CTI_CUSTOMER_ID"]
+        call = IvrCall(env.uniqueid, values["CTI_CONTACT_NUMBER"], customer_id=int(customer) if customer.isdigit()
+                       else None, campaign=values["CTI_CAMPAIGN"])
+        await self._run_flow(session, call, flow, {
+            "caller_number": call.caller_num, "call_id": call.call_id, "campaign": call.campaign,
+            "customer_id": customer, "post_call": "", "language": env.language})
 
     async def _run_flow(self, session: AgiSession, call: IvrCall, flow: Any, variables: dict[str, str]) -> FlowResult:
         language = sounds_language(flow.language)

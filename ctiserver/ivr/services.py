@@ -14,6 +14,7 @@ from typing import Protocol
 from crmstore.model import FollowUpKind, FollowUpRequest
 from crmstore.queries import Identity
 from crmstore.store import CrmStore
+from crmstore.surveys import SCORES, YES_NO
 from ivr_flows.interpreter import FlowRun
 from ivr_flows.speech import Listening, RecognizerPool
 from ivr_flows.steps import (
@@ -53,6 +54,7 @@ class IvrCall:
     queue: str = ""
     priority: int = 0
     skills: tuple[str, ...] = ()  # extra skills the caller needs in the queue (the flow's queue node)
+    campaign: str = ""  # an outbound survey campaign's line (no call record: the dialer journals it)
 
 
 class BookCallback(Protocol):
@@ -174,9 +176,20 @@ class IvrServices:
         await self._stop_prompt()
 
     async def save_survey(self, request: SaveSurvey) -> None:
-        if isinstance(request.score, bool) or not isinstance(request.score, int) or not 1 <= request.score <= 5:
-            raise ValueError(f"survey score must be an integer 1..5, got {request.score!r}")
-        self._record(f.SurveyAnswered(self.call.call_id, request.score))
+        """The answer journaled; the CRM history keeps it with the customer (survey_responses) in the same
+        batch. An inbound caller's score is also the call's satisfaction score (the satisfaction report)."""
+        answer = request.answer or str(request.score)
+        if answer not in SCORES and answer not in YES_NO:
+            raise ValueError(f"survey answer must be a score 1..5, yes or no, got {answer!r}")
+        call = self.call
+        customer = call.customer_id
+        if customer is None and call.caller_num:
+            identity = await self.crm.identify_by_phone(call.caller_num)
+            customer = identity.customer_id if identity is not None else None
+        self._record(f.SurveyResponseGiven(call.call_id, request.flow, request.question[:100], answer,
+                                           call.campaign, customer, call.caller_num))
+        if answer in SCORES and not call.campaign:
+            self._record(f.SurveyAnswered(call.call_id, int(answer)))
 
     async def request_callback(self, request: RequestCallback) -> bool:
         number = request.number or self.call.caller_num

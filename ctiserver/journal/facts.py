@@ -187,6 +187,20 @@ class SurveyAnswered:
 
 
 @dataclass(frozen=True, slots=True)
+class SurveyResponseGiven:
+    """One answer of a survey flow (score "1".."5", "yes", "no"), from an outbound survey campaign's call
+    (`campaign`) or a post-call survey after an inbound call (campaign ""). Journaled before the CRM row."""
+
+    call_id: str
+    flow: str
+    question: str
+    answer: str
+    campaign: str = ""
+    customer_id: int | None = None
+    number: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class WrapUpSaved:
     """The agent's wrap-up of their part of a call. Durable before the console hears "saved"."""
 
@@ -448,6 +462,7 @@ OWN_KINDS: dict[str, type] = {
     "call.recording": RecordingStarted,
     "call.voicemail": VoicemailLeft,
     "call.survey": SurveyAnswered,
+    "call.survey_response": SurveyResponseGiven,
     "call.callback_promised": CallbackPromised,
     "call.wrapup": WrapUpSaved,
     "call.refused": CallerRefused,

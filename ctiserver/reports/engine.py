@@ -14,10 +14,15 @@ from datetime import datetime, time, timedelta, tzinfo
 from typing import Any
 
 from acd.config import AcdConfig, ServiceLevel
+from crmstore import campaign_plans as cp
 from crmstore import reports as store_ops
+from crmstore.campaign_store import CampaignStore
+from crmstore.journal import read_rows_between
 from crmstore.store import CrmStore
 
+from ..journal import facts as jf
 from .intervals import INTERVAL_S, TALK_BUCKETS, WAIT_BUCKETS, Cell, Intervals
+from .outbound import KINDS, CampaignInfo, OutboundDays, day_ends, outbound_rows
 
 GROUPINGS = ("15m", "hour", "day", "month", "total")
 
@@ -472,6 +477,7 @@ OTHER_REPORTS: Mapping[str, tuple[str, str]] = {
     "first-contact": ("First-contact resolution", "首次解决率"),
     "grade-movements": ("Customer grade movements", "客户等级变化"),
     "churn-candidates": ("Churn candidates", "流失预警客户"),
+    "outbound": ("Outbound campaigns", "外呼活动"),
 }
 ALL_REPORTS = (*REPORTS, *OTHER_REPORTS)
 
@@ -505,6 +511,8 @@ async def run_report(store: CrmStore, query: Query, config: AcdConfig, *, live: 
         return await _grade_movements(store, query)
     if query.report == "churn-candidates":
         return await _churn(store, query)
+    if query.report == "outbound":
+        return await _outbound(store, query, live)
     en, zh, builder, kind, figures = REPORTS[query.report]
     data = await _read(store, query, live, kind, figures, pauses_too=query.report == "agent-load")
     columns, rows = builder(data, query, config)
@@ -543,6 +551,58 @@ async def _churn(store: CrmStore, query: Query) -> Report:
     rows = [{"customer_id": e.customer_id, "name": e.name, "grade": e.grade.value if e.grade else "",
              "signals": "; ".join(f"{s.kind}: {s.detail}" for s in e.signals)} for e in entries]
     return Report("churn-candidates", en, zh, query, cols, rows)
+
+
+OUTBOUND_NOTE = ("from the journal's dialer facts, one row per campaign and day whatever the interval; list penetration"
+                 " from the campaign's attempts")
+OUTBOUND_COLUMNS = [
+    Column("period", "Day", "日期"), Column("campaign", "Campaign", "外呼活动"),
+    Column("attempts", "Attempts", "拨打次数"), Column("connects", "Connects", "接通"),
+    Column("right_party", "Right-party contacts", "本人接通"), Column("abandoned", "Abandoned", "放弃"),
+    Column("abandon_rate", "Abandon rate", "放弃率", "%"), Column("abandon_cap", "Abandon cap", "放弃率上限", "%"),
+Column("machines", "Answering machines", "答录机"),
+    Column("handle_s", "Handle time", "处理时长", "s"), Column("agents", "Agents", "座席数"),
+    Column("occupancy", "Agent occupancy", "座席占用率", "%"),
+    Column("penetration", "List penetration", "名单渗透率", "%"),
+]
+
+
+async def _outbound(store: CrmStore, query: Query, live: Intervals | None) -> Report:
+    """From the journal (docs/reports.md, Outbound; the formulas in reports/outbound.py)."""
+    days = OutboundDays(query.first.tzinfo)
+    after, first, stop = 0, query.first.timestamp(), query.stop.timestamp()
+    while True:
+        rows = await store.read_plan(read_rows_between(first, stop, after, 5000))
+        for seq, at, kind, _call, _agent, body in rows:
+            after = seq
+            if kind in KINDS:
+                days.apply(at, jf.decode(kind, body))
+        if len(rows) < 5000:
+            break
+    ends = list(day_ends(query.first, query.stop))
+    infos = {}
+    for stored in await CampaignStore(store).all():
+        name = stored.campaign.name
+        if not any(k[0] == name for k in days.days):
+            continue
+        progress = await CampaignStore(store).progress(name)
+        counts = await store.read_plan(cp.dialled_by(name, [at for _, at in ends]))
+        infos[name] = CampaignInfo(stored.campaign.abandon_cap, progress.contacts - progress.excluded,
+                                   {day: n for (day, _), n in zip(ends, counts, strict=True)})
+    # The staffed time of the agents who took campaign calls: the agent-load report's aggregates, by day.
+    staffed: dict[tuple[str, str], float] = {}
+    agents = tuple(sorted({a for day in days.days.values() for a in day.agents}))
+    if agents:
+        times = await _read(store, Query("agent-load", query.first, query.stop, "day", (), agents), live, "agent",
+                            _AGENT_TIME)
+        for (start, queue, agent, flow), cell in times.cells.items():
+            if agent in agents and not queue and not flow:
+                day = datetime.fromtimestamp(start, query.first.tzinfo).strftime("%Y-%m-%d")
+                staffed[(day, agent)] = staffed.get((day, agent), 0.0) + cell.login_s - cell.paused_s
+    en, zh = OTHER_REPORTS["outbound"]
+    by_day = Query(query.report, query.first, query.stop, "day", query.queues, query.agents, query.fcr_days)
+    return Report("outbound", en, zh, by_day, OUTBOUND_COLUMNS, outbound_rows(days, infos, staffed),
+                  [OUTBOUND_NOTE])
 
 
 async def _notes(store: CrmStore, report: Report, live: Intervals | None, now: float | None) -> None:

@@ -176,7 +176,7 @@ async def test_every_report_on_the_page_shows_the_engines_figures(browser: Brows
         page = await open_page(browser, site.http_url + "/supervisor", problems, lang=lang)
         await login(page, site, "super1")
         await page.click(".tabs [data-tab=reports]")
-        await expect(page.locator("#rp-name option")).to_have_count(13)
+        await expect(page.locator("#rp-name option")).to_have_count(14)
         await expect(page.locator("#rp-queue option")).to_have_text(
             ["All queues" if lang == "en" else "全部队列", "vip", "sales", "support", "complaints", "general"])
         await expect(page.locator("#wallboard")).to_be_hidden()  # the live monitor is the other tab
@@ -214,7 +214,7 @@ async def test_exports_are_the_servers_files_and_mistakes_are_said(browser: Brow
     page = await open_page(browser, site.http_url + "/supervisor", problems, lang="zh")
     await login(page, site, "super1")
     await page.click(".tabs [data-tab=reports]")
-    await expect(page.locator("#rp-name option")).to_have_count(13)
+    await expect(page.locator("#rp-name option")).to_have_count(14)
     await page.select_option("#rp-queue", "support")
     await choose(page, "call-loss", "hour")
     store = await open_store(f"sqlite:///{site.db}")
@@ -268,7 +268,7 @@ async def test_exports_are_the_servers_files_and_mistakes_are_said(browser: Brow
 
     # A reload resumes the session on the Reports tab, its pickers filled again; a logout empties it.
     await page.reload()
-    await expect(page.locator("#rp-name option")).to_have_count(13)
+    await expect(page.locator("#rp-name option")).to_have_count(14)
     await expect(page.locator("#rp-queue option")).to_have_count(6)
     await expect(page.locator("#rp-from")).to_have_value(f"{today:%Y-%m-%d}")  # the centre's today
     await choose(page, "grade-movements", "day")

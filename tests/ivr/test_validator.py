@@ -125,6 +125,7 @@ def test_every_error_of_a_file_is_reported(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("flow", [EXAMPLES / "customer_service_en.yaml", EXAMPLES / "customer_service_zh.yaml",
+                                  EXAMPLES / "satisfaction_survey_en.yaml",
                                   EXAMPLES / "speech_menu_ko.yaml", DEMO / "flows" / "main.yaml"],
                          ids=lambda p: p.name)
 def test_examples_run_on_the_shipped_queues_and_prompts(flow: Path) -> None:

@@ -104,3 +104,13 @@ def test_every_mistake_is_one_line(site: Path, args: tuple[str, ...], needle: st
 def test_a_database_that_is_not_there(site: Path, tmp_path: Path) -> None:
     res = report(site, "inbound-summary", "--from", "2027-01-15", "--db", f"sqlite:///{tmp_path / 'none.db'}")
     assert res.returncode == 2 and "no CRM database" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_the_outbound_report_from_the_command_line(site: Path) -> None:
+    # A day without campaigns: the columns and the note, no rows, never an error.
+    rows = list(csv.reader(io.StringIO(report(site, "outbound", "--from", "2027-01-15", "--format", "csv",
+                                              "--lang", "zh").stdout)))
+    assert rows[0][:5] == ["日期", "外呼活动", "拨打次数", "接通", "本人接通"] and "名单渗透率" in rows[0]
+    doc = json.loads(report(site, "outbound", "--from", "2027-01-15", "--format", "json").stdout)
+    assert doc["report"] == "outbound" and doc["rows"] == [] and doc["interval"] == "day"
+    assert [c["key"] for c in doc["columns"]][:5] == ["period", "campaign", "attempts", "connects", "right_party"]

@@ -3,13 +3,14 @@
 // prefix and shown raw when the dictionary does not know them.
 import en from "../i18n/en.js";
 import operations from "../i18n/operations.js";
+import outbound from "../i18n/outbound.js";
 import phone from "../i18n/phone.js";
 import zh from "../i18n/zh.js";
 import workdayEn from "../i18n/workday.en.js";
 import workdayZh from "../i18n/workday.zh.js";
 
-const DICTS = { en: { ...operations.en, ...en, ...workdayEn, ...phone.en },
-                zh: { ...operations.zh, ...zh, ...workdayZh, ...phone.zh } };
+const DICTS = { en: { ...operations.en, ...en, ...workdayEn, ...phone.en, ...outbound.en },
+                zh: { ...operations.zh, ...zh, ...workdayZh, ...phone.zh, ...outbound.zh } };
 const listeners = [];
 let lang = localStorage.getItem("cti.lang") || (navigator.language.toLowerCase().startsWith("zh") ? "zh" : "en");
 

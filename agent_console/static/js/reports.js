@@ -264,7 +264,8 @@ function paintNotes(report) {
   }
   for (const note of report.notes) {
     const key = note.startsWith("computed from the call history") ? "rp.note.fcr"
-      : note.startsWith("no grading run") ? "rp.note.no_grading" : null;
+      : note.startsWith("no grading run") ? "rp.note.no_grading"
+        : note.startsWith("from the journal's dialer facts") ? "rp.note.outbound" : null;
     list.append(el("li", { class: "rp-note", text: key ? t(key) : note }));
   }
 }

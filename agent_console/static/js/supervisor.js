@@ -7,6 +7,7 @@ import { $, clear, el, option, show } from "./dom.js";
 import { duration, percent, since } from "./format.js";
 import { apply, bindToggle, label, onLangChange, t } from "./i18n.js";
 import { bindLogin } from "./login.js";
+import { initOutbound } from "./outbound.js";
 import { mountReports } from "./reports.js";
 import { RecordingsPanel } from "./recordings.js";
 
@@ -431,4 +432,5 @@ apply();
 render();
 setInterval(tick, 1000);
 initSupervisorCrm(conn);
+initOutbound(conn, () => model.queues);
 conn.connect();
