@@ -311,6 +311,7 @@ class CtiServer:
                                             agent_id, kind, fields))
             await self.dialer.start()  # settles the attempts a crash left dialling
             self.gateway.previews = self.dialer
+            self.console.campaign_calls = self.dialer  # a campaign call's wrap-up settles its attempt
         await self._listen("FastAGI", s.agi_host, s.agi_port, self.agi.start())
         await self._listen("the console gateway (http)", s.http_host, s.http_port, self.gateway.start())
         self.web_callbacks = web_callbacks(s.web_callbacks, self.callbacks, self.crm,

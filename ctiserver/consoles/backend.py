@@ -12,10 +12,12 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from acd import events as ev
 from acd.config import SYSTEM_PAUSE_REASONS, AcdConfig
 from acd.states import AgentState
+from crmstore.errors import CrmError
 from crmstore.privacy import Role as CrmRole
 from crmstore.privacy import Viewer
 from crmstore.store import CrmStore
@@ -81,6 +83,15 @@ class _Spy:
     gone: bool = False  # its Hangup came while the Originate was still waiting for an answer
 
 
+class CampaignCalls(Protocol):
+    """The dialer, as the console's wrap-up sees it: which campaign attempt a call was, and the disposition."""
+
+    def handled(self, agent_id: str, call_id: str) -> object | None: ...
+
+    async def dispose(self, agent_id: str, call_id: str, disposition: str,
+                      call_back_at: datetime | None) -> str: ...
+
+
 class ConsoleBackend:
     def __init__(
         self,
@@ -107,6 +118,7 @@ class ConsoleBackend:
         self.presence = presence
         self.outbound = outbound  # tracked click-to-call; None: the untracked dial below
         self.callbacks = callbacks
+        self.campaign_calls: CampaignCalls | None = None  # the dialer, when campaigns run
         self.phone_presence = PhonePresence(queueing, bus, clock)
         views.phone_shown = self.phone_presence.phones.shown
         self._dialled: dict[str, str] = {}  # click-to-call leg -> agent: untracked outbound calls
@@ -369,9 +381,21 @@ class ConsoleBackend:
     async def save_wrapup(self, who: Principal, call_id: str, form: WrapUpForm) -> None:
         rec = self.views.records.get(call_id)
         agent_id = who.agent_id or ""
-        if who.role == "agent" and not self.owns(agent_id, call_id):
+        campaign = self.campaign_calls
+        if campaign is not None and agent_id and campaign.handled(agent_id, call_id) is not None:
+            # A campaign call: the disposition is the campaign's, and settles the attempt first (a refusal
+            # leaves the wrap-up open).
+            follow = form.follow_up
+            due = follow.due_at if follow is not None and follow.kind == "callback" else None
+            try:
+                await campaign.dispose(agent_id, call_id, form.disposition,
+                                       None if due is None else due if due.tzinfo else due.replace(tzinfo=UTC))
+            except (CrmError, ValueError) as e:
+                raise Refused("invalid_value", str(e), "disposition") from None
+            form = WrapUpForm(form.disposition, form.notes, None)  # the call back is the campaign's retry
+        elif who.role == "agent" and not self.owns(agent_id, call_id):
             raise Refused("not_your_call", "this call belongs to another agent")
-        if rec is None and not self.owns(agent_id, call_id):
+        elif rec is None and not self.owns(agent_id, call_id):
             raise Refused("not_found", f"no call {call_id}")
         follow = form.follow_up
         fact = f.WrapUpSaved(

@@ -353,7 +353,6 @@ class DialerService:
             await asyncio.shield(writing)
         disposed = await self.campaigns.settle_disposition(
             handled.attempt_id, disposition, call_back_at, datetime.fromtimestamp(self.clock(), UTC), agent_id)
-        del self._handled[call_id]
         self.recorder.record(f.DialerStep(handled.campaign, "disposition", call_id, agent_id, (
             f"{disposed.disposition.name}: outcome {disposed.outcome.value}, "
             f"{'right party' if disposed.right_party else 'not the right party'}; {disposed.after.why}")))
