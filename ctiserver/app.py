@@ -417,6 +417,8 @@ class CtiServer:
             await self.queueing.stop()
         if "outbound" in opened:
             await self.outbound.stop()
+        if "callbacks" in opened:
+            await self.callbacks.stop()
         if self.posts is not None:
             await self.posts.close()
         if "gateway" in opened:

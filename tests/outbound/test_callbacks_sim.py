@@ -5,13 +5,16 @@ again after a restart."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from acd import events as ev
 from ctiserver.app import CtiServer
+from ctiserver.calls import legs
 from ctiserver.outbound.callbacks import CallbackSettings
 from ctiserver.projections.callbacks import RetryRule
 from pbxsim.people import CallerBehaviour
@@ -257,3 +260,23 @@ async def test_a_number_put_on_do_not_call_after_booking_is_never_dialled(site: 
     await _durable(site)
     assert _facts(site, "callback.closed")[0]["reason"] == "on the do-not-call list"
     assert not site.crm_rows("SELECT 1 FROM journal WHERE kind = 'acd.call_enqueued' AND call_id LIKE 'cb-%'")
+
+
+def _customer_legs(site: AppSite) -> list[str]:
+    return [c.uniqueid for c in site.sim.world.channels.values() if c.uniqueid.startswith(legs.CUSTOMER)]
+
+
+async def test_customer_first_a_withdrawn_offer_hangs_up_the_customers_ringing_phone(tmp_path: Path) -> None:
+    # The customer's phone would ring 400 s of the simulator's time (20 s here), nobody answering.
+    settings = dataclasses.replace(SETTINGS, customer_ring_s=400.0)
+    async with app_site(tmp_path, acd_yaml=CUSTOMER_FIRST, callbacks=settings) as site:
+        site.sim.world.phones[NUMBER] = PhoneProfile(answer_after=10_000.0, talk_time=30.0)
+        await agent(site)
+        cb_id = site.server.callbacks.book(NUMBER, source="supervisor")
+        await site.until(lambda: _customer_legs(site), "the customer's phone ringing", timeout=10)
+        assert site.server.projector.router.agent_view(AGENT1, site.server.now()).state == "reserved"
+        # The offer is withdrawn while the customer's phone rings: the agent logs out.
+        site.server.queueing.command(ev.AgentLoggedOut(AGENT1))
+        await site.until(lambda: not _customer_legs(site), "the customer's leg hung up", timeout=5)
+        cb = site.server.projector.callbacks.get(cb_id)
+        assert cb is not None and cb.state in ("queued", "pending")  # still to be made, by another agent
