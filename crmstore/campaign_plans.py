@@ -365,6 +365,22 @@ def settle_disposition(attempt_id: int, name: str, call_back_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
+class CallAttempt:
+    """The attempt a dialer call was: what a disposition needs after the dialer's memory is gone (a restart)."""
+
+    attempt_id: int
+    campaign: str
+    agent: str
+    e164: str
+
+
+def attempt_of_call(call_id: str) -> Plan[CallAttempt | None]:
+    got = yield Fetch("SELECT a.id, c.name, a.agent, a.e164 FROM campaign_attempts a JOIN campaigns c"
+                      " ON c.id = a.campaign_id WHERE a.call_id = ? ORDER BY a.id DESC LIMIT 1", (call_id,))
+    return CallAttempt(int(got[0][0]), str(got[0][1]), str(got[0][2]), str(got[0][3])) if got else None
+
+
+@dataclass(frozen=True, slots=True)
 class OpenAttempt:
     """An attempt begun and never ended (its contact is still dialling): what a crash leaves behind."""
 

@@ -374,6 +374,10 @@ class CampaignStore:
                 f"campaign:{disposed.campaign}")
         return disposed
 
+    async def attempt_of_call(self, call_id: str) -> P.CallAttempt | None:
+        """The latest attempt placed with this call id (None: not a campaign call)."""
+        return await self.store.backend.read(P.attempt_of_call(call_id))
+
     async def open_attempts(self) -> list[P.OpenAttempt]:
         """Attempts begun and never ended, oldest first: after a crash, the dialer settles them."""
         return await self.store.backend.read(P.open_attempts())

@@ -86,7 +86,7 @@ class _Spy:
 class CampaignCalls(Protocol):
     """The dialer, as the console's wrap-up sees it: which campaign attempt a call was, and the disposition."""
 
-    def handled(self, agent_id: str, call_id: str) -> object | None: ...
+    async def handled(self, agent_id: str, call_id: str) -> object | None: ...
 
     async def dispose(self, agent_id: str, call_id: str, disposition: str,
                       call_back_at: datetime | None) -> str: ...
@@ -382,7 +382,7 @@ class ConsoleBackend:
         rec = self.views.records.get(call_id)
         agent_id = who.agent_id or ""
         campaign = self.campaign_calls
-        if campaign is not None and agent_id and campaign.handled(agent_id, call_id) is not None:
+        if campaign is not None and agent_id and await campaign.handled(agent_id, call_id) is not None:
             # A campaign call: the disposition is the campaign's, and settles the attempt first (a refusal
             # leaves the wrap-up open).
             follow = form.follow_up

@@ -50,6 +50,7 @@ from .settings import DialerSettings
 
 log = logging.getLogger(__name__)
 
+CALL_PREFIX = "dial-"  # the call ids of campaign lines
 # The ACD's states of an agent on one of our lines or in its wrap-up.
 _OCCUPIED = (AgentState.ON_CALL.value, AgentState.ON_HOLD.value, AgentState.WRAP_UP.value)
 
@@ -338,16 +339,23 @@ class DialerService:
             wrap_up_s = float(own) if own is not None else self.settings.wrap_up_s
         self.recorder.record(ev.OutboundEnded(line.agent_id, line.call_id, outcome, "unknown", run.queue, wrap_up_s))
 
-    def handled(self, agent_id: str, call_id: str) -> Handled | None:
-        """The campaign attempt of a call this agent had (their wrap-up's disposition belongs to it)."""
+    async def handled(self, agent_id: str, call_id: str) -> Handled | None:
+        """The campaign attempt of a call this agent had (their wrap-up's disposition belongs to it): kept
+        since the call ended, else (a restart came between) found in the campaign store by its call id."""
         handled = self._handled.get(call_id)
+        if handled is None and call_id.startswith(CALL_PREFIX):
+            found = await self.campaigns.attempt_of_call(call_id)
+            if found is not None:
+                handled = self._handled[call_id] = Handled(found.campaign, found.attempt_id, found.agent, found.e164)
         return handled if handled is not None and handled.agent_id == agent_id else None
 
     async def dispose(self, agent_id: str, call_id: str, disposition: str, call_back_at: datetime | None) -> str:
         """The agent's disposition for the campaign call: recorded with the attempt (its final outcome, right
         party or not, a call back booked, do-not-call), and journaled. CampaignError when the campaign does not
         offer it or cannot do what it asks; returns what became of the contact."""
-        handled = self._handled[call_id]
+        handled = await self.handled(agent_id, call_id)
+        if handled is None:
+            raise ValueError(f"call {call_id} is not a campaign call of agent {agent_id}")
         writing = self._recording.get(call_id)
         if writing is not None:  # the line's own outcome first
             await asyncio.shield(writing)
@@ -365,7 +373,7 @@ class DialerService:
         return pbxes[self.settings.pbx] if self.settings.pbx else next(iter(pbxes.values()))
 
     def _new_call_id(self) -> str:
-        return f"dial-{int(self.clock() * 1000):x}-{next(self._ids)}"
+        return f"{CALL_PREFIX}{int(self.clock() * 1000):x}-{next(self._ids)}"
 
     async def _dial(self, run: _Run, count: int) -> None:
         async with run.lock:

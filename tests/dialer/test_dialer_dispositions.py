@@ -29,7 +29,7 @@ def _rows(sql: str) -> Plan[list[Any]]:
 
 
 async def _read(s: DialerStack, sql: str) -> list[Any]:
-    return await s.campaigns.store.backend.read(_rows(sql))
+    return await s.server.crm.backend.read(_rows(sql))  # the running server's store (a restart makes a new one)
 
 
 @asynccontextmanager
@@ -119,3 +119,30 @@ async def test_a_wrong_number_is_the_attempts_final_outcome(tmp_path: Path) -> N
         assert (progress.connects, progress.outcomes.get("wrong_number")) == (0, 1)
         [step] = s.steps("disposition", call_id=call_id)
         assert "outcome wrong_number" in step.detail
+
+
+async def test_the_disposition_of_a_wrap_up_open_across_a_restart_still_settles_the_attempt(tmp_path: Path) -> None:
+    async with _agent_on_campaign(tmp_path, campaign("spring", DialingMode.PROGRESSIVE, **DISPOSITIONS),
+                                  [(PERSON, "Ann", "Etc/UTC")]) as (s, console):
+        call_id = await _wrap_up_call(s, 1)
+        await s.stack.until_async(_outcome_recorded(s), 10, "the line's outcome recorded")
+        await console.close()
+        await s.stack.restart_server()
+        assert s.server.projector.router.agent_view("1001", s.server.now()).call_id == call_id  # still wrapping up
+        again = await ConsoleClient.open(s.server.gateway.ws_url)
+        try:
+            await again.login("agent1001", PASSWORD)
+            reply = await again.request("wrapup", call_id=call_id, disposition="do_not_call")
+            assert reply["type"] == "wrapup_saved", reply
+        finally:
+            await again.close()
+        assert await _read(s, "SELECT outcome, disposition FROM campaign_attempts") == [("connected", "do_not_call")]
+        assert await _read(s, "SELECT number, source FROM do_not_call") == [(PERSON, "campaign:spring")]
+        rows = await _read(s, "SELECT body FROM journal WHERE kind = 'dialer.step' AND body LIKE '%disposition%'")
+        assert len(rows) == 1 and "do_not_call: outcome connected" in rows[0][0]
+
+
+def _outcome_recorded(s: DialerStack):  # type: ignore[no-untyped-def]
+    async def probe() -> bool:
+        return bool(await _read(s, "SELECT id FROM campaign_attempts WHERE outcome <> ''"))
+    return probe
