@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from acd import events as ev
 from acd.config import SYSTEM_PAUSE_REASONS, AcdConfig
@@ -397,6 +397,8 @@ class ConsoleBackend:
             raise Refused("not_your_call", "this call belongs to another agent")
         elif rec is None and not self.owns(agent_id, call_id):
             raise Refused("not_found", f"no call {call_id}")
+        elif (cb := self._callback_of(call_id)) is not None:
+            form = await self._callback_wrapup(who, cb, form)
         follow = form.follow_up
         fact = f.WrapUpSaved(
             call_id, agent_id, form.disposition, form.notes,
@@ -422,6 +424,44 @@ class ConsoleBackend:
                 # answer must not bring the agent back into a wrap-up they closed.
                 with contextlib.suppress(Exception):
                     await self.recorder.journal.durable(self.recorder.journal.last_seq, timeout=_SAVE_TIMEOUT_S)
+
+    def _callback_of(self, call_id: str) -> Any:
+        """The callback a call was: open (the book's by-call index), or just made (its call id names it:
+        <callback id>-<n>)."""
+        if self.callbacks is None:
+            return None
+        book = self.callbacks.book_
+        cb = book.of_call(call_id)
+        if cb is None and call_id.startswith("cb-"):
+            cb = book.get(call_id.rsplit("-", 1)[0])
+        return cb
+
+    async def _callback_wrapup(self, who: Principal, cb: Any, form: WrapUpForm) -> WrapUpForm:
+        """The wrap-up of a callback the agent just made: "do_not_call" puts its number on the one list (source:
+        the callback); a call back at a time books the next callback to the number, in the same queue. What is
+        left of the form is the call's wrap-up."""
+        follow = form.follow_up
+        if form.disposition == "do_not_call":
+            try:
+                await self.crm.add_do_not_call(cb.number, f"asked on callback {cb.callback_id}",
+                                               f"callback:{cb.callback_id}", self._viewer(who))
+            except (CrmError, ValueError) as e:
+                raise Refused("invalid_value", str(e), "disposition") from None
+            return form
+        if follow is None or follow.kind != "callback":
+            return form
+        due = follow.due_at if follow.due_at.tzinfo else follow.due_at.replace(tzinfo=UTC)
+        if due.timestamp() <= self.clock():
+            raise Refused("invalid_value", f"the time to call back {due.isoformat()} has passed", "follow_up.due_at")
+        assert self.callbacks is not None
+        try:
+            self.callbacks.book(cb.number, source="agent", queue=cb.queue, name=cb.name,
+                                topic=follow.note or cb.topic, due_at=due.timestamp(), requested_by=who.username)
+        except CallbackRefused as e:
+            raise Refused("invalid_value", str(e), "follow_up") from None
+        except JournalClosed:
+            raise _stopping() from None
+        return WrapUpForm(form.disposition, form.notes, None)  # the call back is a callback, not a CRM task
 
     async def save_wrapup_draft(self, who: Principal, call_id: str, disposition: str, notes: str) -> float | None:
         agent_id = self._known_agent(who.agent_id)

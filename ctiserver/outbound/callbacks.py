@@ -34,7 +34,7 @@ from .dialling import CUSTOMER_CONTEXT, hang_up_leg, live_channel
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("ivr", "queue", "supervisor", "web")
+SOURCES = ("ivr", "queue", "supervisor", "web", "agent")  # agent: a call back asked for at a callback's wrap-up
 
 
 @dataclass(frozen=True, slots=True)
