@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from acd import events as ev
 from acd.config import SYSTEM_PAUSE_REASONS, AcdConfig
@@ -47,6 +47,7 @@ from ..journal.journal import JournalClosed
 from ..outbound.callbacks import CallbackService, describe
 from ..outbound.callbacks import Refused as CallbackRefused
 from ..outbound.dialling import OutboundDialler
+from ..projections.callbacks import Callback
 from ..projections.recorder import Recorder
 from ..queueing.service import QueueingService
 from ..queueing.service import Refused as AcdRefused
@@ -425,7 +426,7 @@ class ConsoleBackend:
                 with contextlib.suppress(Exception):
                     await self.recorder.journal.durable(self.recorder.journal.last_seq, timeout=_SAVE_TIMEOUT_S)
 
-    def _callback_of(self, call_id: str) -> Any:
+    def _callback_of(self, call_id: str) -> Callback | None:
         """The callback a call was: open (the book's by-call index), or just made (its call id names it:
         <callback id>-<n>)."""
         if self.callbacks is None:
@@ -436,7 +437,7 @@ class ConsoleBackend:
             cb = book.get(call_id.rsplit("-", 1)[0])
         return cb
 
-    async def _callback_wrapup(self, who: Principal, cb: Any, form: WrapUpForm) -> WrapUpForm:
+    async def _callback_wrapup(self, who: Principal, cb: Callback, form: WrapUpForm) -> WrapUpForm:
         """The wrap-up of a callback the agent just made: "do_not_call" puts its number on the one list (source:
         the callback); a call back at a time books the next callback to the number, in the same queue. What is
         left of the form is the call's wrap-up."""

@@ -508,16 +508,16 @@ class DialerService:
             self._feed(run, pc.LineFailed(line.call_id, "no-answer"))
         self._finish(line)
 
-    def _handle_ended(self, run: _Run, line: _Line, outcome: str) -> None:
-        """The agent's call is over: wrap-up in the ACD (the campaign's length); the pacer frees them when the
-        ACD does. The attempt is kept for the agent's disposition."""
+    def _handle_ended(self, run: _Run, line: _Line, outcome: str, wrap_up_s: float | None = None) -> None:
+        """The agent's call is over: wrap-up in the ACD (the campaign's length unless given); the pacer frees
+        them when the ACD does. The attempt is kept for the agent's disposition."""
         self._feed(run, pc.HandleEnded(line.call_id))
         if line.claimed:
             run.wrapping.add(line.agent_id)
             self._handled[line.call_id] = Handled(run.name, line.attempt_id, line.agent_id, line.contact.e164)
             while len(self._handled) > 1000:
                 del self._handled[next(iter(self._handled))]
-        self._unclaim(run, line, outcome, None)
+        self._unclaim(run, line, outcome, wrap_up_s)
 
     # ------------------------------------------------------------------ decisions
 
@@ -620,8 +620,10 @@ class DialerService:
         if self._lines.pop(line.call_id, None) is None:
             return
         run = self.runs.get(line.campaign)
-        if run is not None and line.claimed:  # never left busy in the ACD by a line that ended some other way
-            self._unclaim(run, line, (line.outcome or AttemptOutcome.FAILED).value, 0.0)
+        if run is not None and line.claimed:
+            # Ended some other way (a preview line whose bridge failed): the agent is never left busy, in the
+            # ACD nor in the pacer.
+            self._handle_ended(run, line, (line.outcome or AttemptOutcome.FAILED).value, 0.0)
         task = self._spawn(self._record(line), f"outcome {line.call_id}")
         if task is not None:
             self._recording[line.call_id] = task
