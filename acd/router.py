@@ -1452,6 +1452,8 @@ class Router:
         agent.wrap_held = True
         runtime = self._queues.get(agent.call_queue or "")
         limit = runtime.cfg.wrap_up_limit_s if runtime is not None else 0.0
+        if agent.wrap_s is not None:  # a wrap-up of its own length: holding the form never shortens it
+            limit = max(limit, agent.wrap_s)
         until = agent.since + limit
         self._schedule(max(until, now), "wrap", agent.id, agent.wrap_token, 1)
         out.append(d.WrapUpExtended(agent.id, e.call_id, until, now))

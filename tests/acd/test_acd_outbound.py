@@ -96,3 +96,13 @@ def test_an_outbound_wrap_up_of_its_own_length_replaces_the_queue_rule_and_survi
     assert drv.enqueue("c1", "sales") and offers(drv.tick(14.9)) == []
     assert offers(drv.tick(15.0)) == [("c1", "a1")]  # 5 s, not the queue's 20
     assert drv.router.agent_view("a1", 15).wrap_up_s is None
+
+
+def test_holding_the_form_open_never_shortens_a_wrap_up_of_its_own_length() -> None:
+    drv = _driver(wrap_up_s=20.0)  # the queue's maximum with the form open: 120 s
+    drv(ev.OutboundStarted("a1", "dial-2", "sales"))
+    drv.at(10)(ev.OutboundEnded("a1", "dial-2", "answered", "unknown", "sales", wrap_up_s=300.0))
+    drv.at(11)(ev.WrapUpHeld("a1", "dial-2"))
+    drv.enqueue("c1", "sales")
+    assert offers(drv.tick(200.0)) == []  # past the queue's 120 s, inside the campaign's 300
+    assert offers(drv.tick(310.0)) == [("c1", "a1")]
