@@ -259,6 +259,9 @@ class OutboundEnded:
     outcome: str = "answered"
     hung_up_by: HungUpBy = "unknown"
     queue: str = ""
+    # The wrap-up's own length (a campaign's), in place of the queue's `wrap_up_s`; the queue's maximum
+    # while the form is open still applies. None: the queue's rule.
+    wrap_up_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

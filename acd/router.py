@@ -107,6 +107,7 @@ class _Agent:
         "sticky",
         "version",
         "wrap_held",
+        "wrap_s",
         "wrap_token",
     )
 
@@ -138,6 +139,7 @@ class _Agent:
         self.wrap_held = False  # the wrap-up form is open: the queue's maximum ends it, not wrap_up_s
         self.leg_id = ""  # the ChannelId of this agent's leg for call_id (offer or consultation)
         self.outbound = False  # call_id is the agent's own outbound call: its time is no queue's handle time
+        self.wrap_s: float | None = None  # this wrap-up's own length (a campaign's), else the queue's
 
 
 class _Call:
@@ -257,6 +259,7 @@ class AgentView:
     leg_id: str = ""  # ChannelId of the agent's latest leg (ringing, on a call, or just ended)
     wrap_held: bool = False  # in wrap-up with the form open (see WrapUpHeld)
     call_queue: str | None = None  # the queue of the call being handled or wrapped up
+    wrap_up_s: float | None = None  # in wrap-up of its own length (a campaign's): that length
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,7 +357,8 @@ class Router:
         a = self._agents[agent_id]
         return AgentView(a.id, a.state.value, a.since, now - a.since, a.endpoint, a.queues, a.call_id,
                          a.pause_reason, a.pending_pause, a.calls_answered, a.leg_id,
-                         a.state is A.WRAP_UP and a.wrap_held, a.call_queue)
+                         a.state is A.WRAP_UP and a.wrap_held, a.call_queue,
+                         a.wrap_s if a.state is A.WRAP_UP else None)
 
     def call_view(self, call_id: str) -> CallView | None:
         c = self._calls.get(call_id)
@@ -394,7 +398,7 @@ class Router:
                 "answered_at": a.answered_at, "calls_answered": a.calls_answered, "busy_s": a.busy_s,
                 "login_at": a.login_at, "rr_last": a.rr_last, "occupancy": a.occupancy,
                 "wrap_token": a.wrap_token, "leg_id": a.leg_id, "wrap_held": a.wrap_held,
-                "outbound": a.outbound,
+                "outbound": a.outbound, "wrap_s": a.wrap_s,
             }
         calls = [{
             "id": c.id, "queue": c.queue.name, "state": c.state.value, "base": c.base, "first_enq": c.first_enq,
@@ -441,6 +445,7 @@ class Router:
                 setattr(agent, name, a[name])
             agent.wrap_held = a.get("wrap_held", False)  # checkpoints older than held wrap-ups have none
             agent.outbound = a.get("outbound", False)  # nor outbound calls
+            agent.wrap_s = a.get("wrap_s")  # nor wrap-ups of their own length
             agent.queues = tuple(q for q in a["queues"] if q in router._queues)
             agent.min_stage = {q: v for q, v in a["min_stage"].items() if q in router._queues}
             agent.score = {q: v for q, v in a["score"].items() if q in router._queues}
@@ -1447,6 +1452,8 @@ class Router:
         agent.wrap_held = True
         runtime = self._queues.get(agent.call_queue or "")
         limit = runtime.cfg.wrap_up_limit_s if runtime is not None else 0.0
+        if agent.wrap_s is not None:  # a wrap-up of its own length: holding the form never shortens it
+            limit = max(limit, agent.wrap_s)
         until = agent.since + limit
         self._schedule(max(until, now), "wrap", agent.id, agent.wrap_token, 1)
         out.append(d.WrapUpExtended(agent.id, e.call_id, until, now))
@@ -1481,12 +1488,14 @@ class Router:
         self._move_agent(agent, "call_end", f"outbound {e.outcome}", now, out)
         agent.wrap_token += 1
         agent.wrap_held = False
+        agent.wrap_s = e.wrap_up_s if e.wrap_up_s is not None and e.wrap_up_s >= 0 else None
         runtime = self._queues.get(agent.call_queue or "")
-        self._schedule(now + (runtime.cfg.wrap_up_s if runtime is not None else 0.0), "wrap", agent.id,
-                       agent.wrap_token)
+        length = agent.wrap_s if agent.wrap_s is not None else runtime.cfg.wrap_up_s if runtime is not None else 0.0
+        self._schedule(now + length, "wrap", agent.id, agent.wrap_token)
 
     def _finish_wrap_up(self, agent: _Agent, reason: str, now: float, out: list[d.Decision]) -> None:
         agent.wrap_held = False
+        agent.wrap_s = None
         if agent.call_queue is not None and not agent.outbound:
             self._queues[agent.call_queue].handle_times.append(now - agent.answered_at)
         agent.outbound = False

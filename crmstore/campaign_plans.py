@@ -20,9 +20,12 @@ _BLACKLISTED = (
     "CASE WHEN EXISTS (SELECT 1 FROM customer_flags f WHERE f.flag = 'blacklist' AND (f.customer_id = c.customer_id"
     " OR f.customer_id IN (SELECT p.customer_id FROM phones p WHERE p.e164 = c.e164))) THEN 1 ELSE 0 END"
 )
+# The end of the contact's last abandoned call: Ofcom's 72 hours run from it (ix_campaign_attempts_contact).
+_ABANDONED_AT = ("(SELECT MAX(a.ended_at) FROM campaign_attempts a WHERE a.contact_id = c.id"
+                 f" AND a.outcome = '{K.AttemptOutcome.ABANDONED.value}')")
 CONTACT_COLS = (
     f"c.id, c.e164, c.zones, c.preferred, c.status, c.attempts, c.next_at, c.position, {_ON_DNC}, {_BLACKLISTED},"
-    " c.name, c.customer_id"
+    f" c.name, c.customer_id, {_ABANDONED_AT}"
 )
 
 
@@ -53,6 +56,7 @@ def contact_state(row: Sequence[Any]) -> K.ContactState:
         contact_id=row[0], e164=row[1], zones=tuple(row[2].split()), preferred=K.parse_span(row[3]),
         status=K.ContactStatus(row[4]), attempts=row[5], next_at=row[6], position=row[7], on_dnc=bool(row[8]),
         blacklisted=bool(row[9]), name=row[10], customer_id=row[11],
+        abandoned_at=None if row[12] is None else float(row[12]),
     )
 
 
@@ -246,7 +250,7 @@ def _contact(contact_id: int) -> Plan[tuple[K.ContactState, int]]:
     got = yield Fetch(f"SELECT {CONTACT_COLS}, c.campaign_id FROM campaign_contacts c WHERE c.id = ?", (contact_id,))
     if not got:
         raise CrmNotFound(f"no campaign contact {contact_id}")
-    return contact_state(got[0]), got[0][12]
+    return contact_state(got[0]), got[0][13]
 
 
 def begin_attempt(contact_id: int, now: datetime, call_id: str) -> Plan[Begun]:
@@ -311,6 +315,69 @@ def record_outcome(attempt_id: int, result: AttemptResult, at: datetime) -> Plan
         " right_party = CASE WHEN ? = 1 THEN 1 ELSE right_party END, updated_at = ? WHERE id = ?",
         (after.status.value, after.attempts, after.next_at, result.outcome.value, rp, t, contact_id))
     return after
+
+
+@dataclass(frozen=True, slots=True)
+class Disposed:
+    """What a saved disposition did: the attempt's final outcome and the contact's next state."""
+
+    campaign: str
+    e164: str
+    disposition: K.Disposition
+    outcome: K.AttemptOutcome
+    right_party: bool
+    after: K.AfterAttempt
+
+
+def settle_disposition(attempt_id: int, name: str, call_back_at: datetime | None, at: datetime) -> Plan[Disposed]:
+    """The agent's disposition for an ended attempt, by the campaign's list: the attempt's final outcome and
+    right-party mark, and the contact's next state (a booked call back, excluded for do-not-call)."""
+    got = yield Fetch("SELECT contact_id, campaign_id, outcome, disposition FROM campaign_attempts WHERE id = ?",
+                      (attempt_id,))
+    if not got:
+        raise CrmNotFound(f"no campaign attempt {attempt_id}")
+    contact_id, campaign_id, recorded, disposed = got[0]
+    if not recorded:
+        raise CrmConflict(f"attempt {attempt_id} is still under way")
+    if disposed:
+        raise CrmConflict(f"attempt {attempt_id} already has the disposition {disposed}")
+    stored = yield from campaign_by_id(campaign_id)
+    c = stored.campaign
+    d = c.disposition(name)
+    if d is None:
+        raise K.CampaignError(f"campaign {c.name!r} has no disposition {name!r}; choose one of "
+                              f"{', '.join(c.disposition_names())}")
+    contact, _ = yield from _contact(contact_id)
+    after = K.after_disposition(c, d, contact.status, contact.attempts, call_back_at, at)
+    outcome = K.AttemptOutcome(recorded)
+    if d.then is K.AfterDisposition.WRONG_NUMBER:
+        outcome = K.AttemptOutcome.WRONG_NUMBER
+    # Only a call put through reaches anybody; the agent says whether it was the right person.
+    rp = d.right_party and outcome is K.AttemptOutcome.CONNECTED
+    t = at.timestamp()
+    yield Execute("UPDATE campaign_attempts SET disposition = ?, outcome = ?, right_party = ? WHERE id = ?",
+                  (d.name, outcome.value, int(rp), attempt_id))
+    yield Execute(
+        "UPDATE campaign_contacts SET status = ?, next_at = ?, last_outcome = ?, right_party = (SELECT"
+        " COALESCE(MAX(a.right_party), 0) FROM campaign_attempts a WHERE a.contact_id = ?), updated_at = ? WHERE id = ?",
+        (after.status.value, after.next_at, outcome.value, contact_id, t, contact_id))
+    return Disposed(c.name, contact.e164, d, outcome, rp, after)
+
+
+@dataclass(frozen=True, slots=True)
+class CallAttempt:
+    """The attempt a dialer call was: what a disposition needs after the dialer's memory is gone (a restart)."""
+
+    attempt_id: int
+    campaign: str
+    agent: str
+    e164: str
+
+
+def attempt_of_call(call_id: str) -> Plan[CallAttempt | None]:
+    got = yield Fetch("SELECT a.id, c.name, a.agent, a.e164 FROM campaign_attempts a JOIN campaigns c"
+                      " ON c.id = a.campaign_id WHERE a.call_id = ? ORDER BY a.id DESC LIMIT 1", (call_id,))
+    return CallAttempt(int(got[0][0]), str(got[0][1]), str(got[0][2]), str(got[0][3])) if got else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -361,6 +361,23 @@ class CampaignStore:
         """What the originate and AMD() said; the contact gets its retry time or its final state."""
         return await self.store.backend.write(P.record_outcome(attempt_id, result, at or _now()))
 
+    async def settle_disposition(self, attempt_id: int, disposition: str, call_back_at: datetime | None = None,
+                                 at: datetime | None = None, agent: str = "") -> P.Disposed:
+        """The agent's disposition for an ended attempt (the campaign's list, or call_back, wrong_number,
+        do_not_call): its final outcome and right-party mark; a call back booked as the contact's next try; a
+        do-not-call puts the number on the one list, with the campaign as its source."""
+        disposed = await self.store.backend.write(P.settle_disposition(attempt_id, disposition, call_back_at,
+                                                                       at or _now()))
+        if disposed.disposition.then is K.AfterDisposition.DO_NOT_CALL:
+            await self.store.add_do_not_call(
+                disposed.e164, f"asked on a call of campaign {disposed.campaign}" + (f" (agent {agent})" if agent else ""),
+                f"campaign:{disposed.campaign}")
+        return disposed
+
+    async def attempt_of_call(self, call_id: str) -> P.CallAttempt | None:
+        """The latest attempt placed with this call id (None: not a campaign call)."""
+        return await self.store.backend.read(P.attempt_of_call(call_id))
+
     async def open_attempts(self) -> list[P.OpenAttempt]:
         """Attempts begun and never ended, oldest first: after a crash, the dialer settles them."""
         return await self.store.backend.read(P.open_attempts())

@@ -27,6 +27,10 @@ from .errors import CrmError
 DEFAULT_ABANDON_CAP = 0.03  # FTC TSR and Ofcom: at most 3% of answered calls abandoned
 DEFAULT_MAX_ATTEMPTS = 3
 MAX_DELAY_S = 30 * 86_400
+# Ofcom (persistent misuse policy): a number that had an abandoned call is not called again within 72 hours
+# unless a live agent is guaranteed on the repeat call.
+DEFAULT_NO_REDIAL_AFTER_ABANDON_S = 72 * 3600
+MAX_WRAP_UP_S = 3600
 HORIZON_DAYS = 8  # a week of windows and a day either side: every weekday seen once in every zone
 
 
@@ -71,10 +75,16 @@ RETRY_OUTCOMES = tuple(o for o in AttemptOutcome if o is not AttemptOutcome.CONN
 NOT_RIGHT_PARTY = frozenset({"wrong_number", "wrong_party", "not_the_customer"})
 
 
-def is_right_party(outcome: str, disposition: str = "") -> bool:
+def is_right_party(outcome: str, disposition: str = "", campaign: Campaign | None = None) -> bool:
     """A right-party contact, the one definition the dialer, the progress figures and the outbound report
-    use: a connected call (agent or survey flow), unless its disposition says it reached somebody else."""
-    return outcome == AttemptOutcome.CONNECTED.value and disposition.strip().lower() not in NOT_RIGHT_PARTY
+    use: a connected call (agent or survey flow), unless its disposition says it reached somebody else:
+    the campaign's own meaning of that disposition when it has one, else the usual names."""
+    if outcome != AttemptOutcome.CONNECTED.value:
+        return False
+    rule = campaign.disposition(disposition) if campaign is not None and disposition else None
+    if rule is not None:
+        return rule.right_party
+    return disposition.strip().lower() not in NOT_RIGHT_PARTY
 
 
 class ContactStatus(StrEnum):
@@ -97,6 +107,10 @@ CONTACT_TRANSITIONS: Mapping[tuple[ContactStatus, str], ContactStatus] = {
     (S.DIALING, "final"): S.DONE,
     (S.PENDING, "exclude"): S.EXCLUDED,
     (S.RETRY, "exclude"): S.EXCLUDED,
+    # What the agent's disposition says after the call (see after_disposition)
+    (S.DONE, "call_back"): S.RETRY,
+    (S.DONE, "exclude"): S.EXCLUDED,
+    (S.RETRY, "reached"): S.DONE,  # an abandoned call the agent reached after all
 }
 OPEN_STATUSES = (S.PENDING, S.RETRY, S.DIALING)
 
@@ -158,6 +172,32 @@ DEFAULT_RETRY: Mapping[AttemptOutcome, RetryRule] = {
 DEFAULT_SURVEY_LINES = 10
 
 
+class AfterDisposition(StrEnum):
+    """What a disposition does to the contact once the agent saves it."""
+
+    DONE = "done"  # final
+    CALL_BACK = "call_back"  # dialled again at the time the agent gives (a booked retry)
+    WRONG_NUMBER = "wrong_number"  # final; the attempt's outcome becomes wrong_number
+    DO_NOT_CALL = "do_not_call"  # the number joins the do-not-call list; the contact is excluded
+
+
+@dataclass(frozen=True, slots=True)
+class Disposition:
+    """One entry of a campaign's disposition list: is it a right-party contact, and what comes after."""
+
+    name: str
+    right_party: bool = True
+    then: AfterDisposition = AfterDisposition.DONE
+
+
+# Every campaign offers these unless its own list gives the same name another meaning.
+BUILTIN_DISPOSITIONS = (
+    Disposition("call_back", True, AfterDisposition.CALL_BACK),
+    Disposition("wrong_number", False, AfterDisposition.WRONG_NUMBER),
+    Disposition("do_not_call", True, AfterDisposition.DO_NOT_CALL),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Campaign:
     name: str
@@ -174,9 +214,33 @@ class Campaign:
     # may be in that flow at once (the pacer paces the lines by these, as it does by free agents).
     flow: str = ""
     survey_lines: int = DEFAULT_SURVEY_LINES
+    # Entries of `dispositions` with a meaning of their own (right party or not, what comes after); a plain
+    # name is a right-party contact, final.
+    disposition_rules: tuple[Disposition, ...] = ()
+    wrap_up_s: int | None = None  # the agent's wrap-up after its calls; None: the queue's rule
+    no_redial_after_abandon_s: int = DEFAULT_NO_REDIAL_AFTER_ABANDON_S
+    agent_guaranteed: bool = False  # every repeat call has a live agent (Ofcom): abandoned numbers may be redialled
 
     def rule(self, outcome: AttemptOutcome) -> RetryRule:
         return self.retry.get(outcome, RetryRule(0))
+
+    def disposition(self, name: str) -> Disposition | None:
+        """The meaning of a disposition the agent chose; None when the campaign does not offer it."""
+        for d in self.disposition_rules:
+            if d.name == name:
+                return d
+        if name in self.dispositions:
+            return Disposition(name)
+        return next((d for d in BUILTIN_DISPOSITIONS if d.name == name), None)
+
+    def disposition_names(self) -> tuple[str, ...]:
+        return (*self.dispositions, *(d.name for d in BUILTIN_DISPOSITIONS if d.name not in self.dispositions))
+
+    def redial_blocked_until(self, abandoned_at: float | None) -> float | None:
+        """When a number whose call was abandoned at `abandoned_at` may be dialled again (None: now)."""
+        if abandoned_at is None or self.agent_guaranteed:
+            return None
+        return abandoned_at + self.no_redial_after_abandon_s
 
 
 def campaign_problems(c: Campaign) -> list[str]:
@@ -214,6 +278,12 @@ def campaign_problems(c: Campaign) -> list[str]:
         out.append(f"survey_lines {c.survey_lines}: give 1 to 500")
     if len(set(c.dispositions)) != len(c.dispositions):
         out.append("dispositions: a disposition is listed twice")
+    if any(d.name not in c.dispositions for d in c.disposition_rules):
+        out.append("disposition_rules: every rule must name a disposition of the list")
+    if c.wrap_up_s is not None and not 0 <= c.wrap_up_s <= MAX_WRAP_UP_S:
+        out.append(f"wrap_up {c.wrap_up_s} s: give 0 to {MAX_WRAP_UP_S} seconds")
+    if not 0 <= c.no_redial_after_abandon_s <= MAX_DELAY_S:
+        out.append(f"no_redial_after_abandon {c.no_redial_after_abandon_s} s: give 0 to 30 days (Ofcom: 72h)")
     return out
 
 
@@ -287,7 +357,27 @@ def _enum(kind: type[StrEnum], value: Any, where: str) -> Any:
 
 
 _FIELDS = {"name", "kind", "mode", "script", "dispositions", "windows", "max_attempts", "retry", "abandon_cap",
-           "queue", "flow", "survey_lines"}
+           "queue", "flow", "survey_lines", "wrap_up", "no_redial_after_abandon", "agent_guaranteed"}
+_YES = {"yes", "true", "on", "1"}
+_NO = {"no", "false", "off", "0"}
+
+
+def _flag(value: Any, where: str) -> bool:
+    text = str(value).strip().lower()
+    if text in _YES or text in _NO:
+        return text in _YES
+    raise CampaignError(f"{where}: {value!r} is not yes or no")
+
+
+def _disposition(raw: Any, where: str) -> tuple[str, Disposition | None]:
+    """A list entry: a plain name, or {name, right_party: yes/no, then: done|call_back|wrong_number|do_not_call}."""
+    if not isinstance(raw, Mapping):
+        return str(raw).strip(), None
+    if set(raw) - {"name", "right_party", "then"} or not str(raw.get("name", "")).strip():
+        raise CampaignError(f"{where}: give a name, or {{name: not_home, right_party: no, then: call_back}}")
+    name = str(raw["name"]).strip()
+    return name, Disposition(name, _flag(raw.get("right_party", "yes"), f"{where}.right_party"),
+                             _enum(AfterDisposition, raw.get("then", "done"), f"{where}.then"))
 
 
 def campaign_from_data(data: Any, source: str = "campaign") -> Campaign:
@@ -336,9 +426,10 @@ def campaign_from_data(data: Any, source: str = "campaign") -> Campaign:
         except ValueError:
             raise CampaignError(f"{where}: retries {rule.get('retries')!r} is not a whole number") from None
         retry[outcome] = RetryRule(retries, parse_duration(rule.get("after", 0), f"{where}.after"))
-    dispositions = data.get("dispositions") or []
-    if not isinstance(dispositions, list):
+    raw_dispositions = data.get("dispositions") or []
+    if not isinstance(raw_dispositions, list):
         raise CampaignError(f"{source}: dispositions must be a list")
+    listed = [_disposition(d, f"{source}: dispositions[{i}]") for i, d in enumerate(raw_dispositions, start=1)]
     try:
         cap = float(str(data.get("abandon_cap", DEFAULT_ABANDON_CAP)).rstrip("%")) / (
             100 if str(data.get("abandon_cap", "")).endswith("%") else 1)
@@ -349,7 +440,8 @@ def campaign_from_data(data: Any, source: str = "campaign") -> Campaign:
         kind=_enum(CampaignKind, data.get("kind", "sales"), f"{source}: kind"),
         mode=_enum(DialingMode, data.get("mode", "progressive"), f"{source}: mode"),
         script=str(data.get("script", "")),
-        dispositions=tuple(str(d).strip() for d in dispositions),
+        dispositions=tuple(name for name, _ in listed),
+        disposition_rules=tuple(rule for _, rule in listed if rule is not None),
         windows=tuple(windows) if raw_windows is not None else DEFAULT_WINDOWS,
         max_attempts=whole("max_attempts", DEFAULT_MAX_ATTEMPTS),
         retry=retry,
@@ -357,6 +449,11 @@ def campaign_from_data(data: Any, source: str = "campaign") -> Campaign:
         queue=str(data.get("queue", "")).strip(),
         flow=str(data.get("flow", "")).strip(),
         survey_lines=whole("survey_lines", DEFAULT_SURVEY_LINES),
+        wrap_up_s=None if data.get("wrap_up") in (None, "") else parse_duration(data["wrap_up"], f"{source}: wrap_up"),
+        no_redial_after_abandon_s=parse_duration(
+            data.get("no_redial_after_abandon", DEFAULT_NO_REDIAL_AFTER_ABANDON_S),
+            f"{source}: no_redial_after_abandon"),
+        agent_guaranteed=_flag(data.get("agent_guaranteed", "no"), f"{source}: agent_guaranteed"),
     )
     problems = campaign_problems(c)
     if problems:
@@ -371,7 +468,7 @@ def campaign_to_data(c: Campaign) -> dict[str, Any]:
         "kind": c.kind.value,
         "mode": c.mode.value,
         "script": c.script,
-        "dispositions": list(c.dispositions),
+        "dispositions": [_disposition_data(c, name) for name in c.dispositions],
         "windows": [{"days": _days_text(w.days), "from": _clock(w.start), "to": _clock(w.end)} for w in c.windows],
         "max_attempts": str(c.max_attempts),
         "retry": {o.value: {"retries": str(r.retries), "after": f"{r.delay_s}s"} for o, r in c.retry.items()},
@@ -379,7 +476,17 @@ def campaign_to_data(c: Campaign) -> dict[str, Any]:
         "queue": c.queue,
         "flow": c.flow,
         "survey_lines": str(c.survey_lines),
+        **({} if c.wrap_up_s is None else {"wrap_up": f"{c.wrap_up_s}s"}),
+        "no_redial_after_abandon": f"{c.no_redial_after_abandon_s}s",
+        "agent_guaranteed": "yes" if c.agent_guaranteed else "no",
     }
+
+
+def _disposition_data(c: Campaign, name: str) -> Any:
+    rule = next((d for d in c.disposition_rules if d.name == name), None)
+    if rule is None:
+        return name
+    return {"name": name, "right_party": "yes" if rule.right_party else "no", "then": rule.then.value}
 
 
 def _clock(t: time) -> str:
@@ -591,6 +698,7 @@ class ContactState:
     blacklisted: bool = False
     name: str = ""
     customer_id: int | None = None
+    abandoned_at: float | None = None  # the end of this contact's last abandoned call (epoch seconds)
 
 
 def dial_refusal(c: Campaign, paused: bool, contact: ContactState, now: datetime) -> str | None:
@@ -605,6 +713,11 @@ def dial_refusal(c: Campaign, paused: bool, contact: ContactState, now: datetime
         return f"contact {contact.contact_id} is {contact.status.value}"
     if contact.attempts >= c.max_attempts:
         return f"contact {contact.contact_id} has had its {c.max_attempts} attempts"
+    blocked = c.redial_blocked_until(contact.abandoned_at)
+    if blocked is not None and blocked > now.timestamp():
+        until = datetime.fromtimestamp(blocked, UTC).isoformat()
+        return (f"{contact.e164} had an abandoned call: not dialled again before {until}"
+                f" ({c.no_redial_after_abandon_s // 3600}h, Ofcom)")
     if contact.status is S.RETRY and (contact.next_at is None or contact.next_at > now.timestamp()):
         due = "never" if contact.next_at is None else datetime.fromtimestamp(contact.next_at, UTC).isoformat()
         return f"contact {contact.contact_id} is not due before {due}"
@@ -652,8 +765,37 @@ def after_outcome(
         return AfterAttempt(move(S.DIALING, "final"), attempts, None,
                             f"final: {outcome.value} after {attempts} attempts (max_attempts)")
     due = at.timestamp() + rule.delay_s
+    if outcome is AttemptOutcome.ABANDONED:
+        due = max(due, c.redial_blocked_until(at.timestamp()) or due)
     return AfterAttempt(move(S.DIALING, "retry"), attempts, due,
                         f"retry {used} of {rule.retries} after {outcome.value}")
+
+
+def after_disposition(
+    c: Campaign, d: Disposition, status: ContactStatus, attempts: int, call_back_at: datetime | None, at: datetime
+) -> AfterAttempt:
+    """The contact's state once the agent saved disposition `d` for the attempt just ended (the attempt's
+    own outcome already moved it: done after a connected call, retry after an abandon). CampaignError when
+    the disposition asks for what the campaign cannot do (a call back without a time, or past max_attempts)."""
+    if d.then is AfterDisposition.DO_NOT_CALL:
+        if status in (S.DONE, S.PENDING, S.RETRY):
+            return AfterAttempt(move(status, "exclude"), attempts, None, f"excluded: {d.name} (do-not-call)")
+        return AfterAttempt(status, attempts, None, f"{d.name} (do-not-call)")
+    if d.then is AfterDisposition.CALL_BACK:
+        if call_back_at is None:
+            raise CampaignError(f"disposition {d.name}: give the time to call back")
+        if call_back_at <= at:
+            raise CampaignError(f"disposition {d.name}: the time to call back {call_back_at.isoformat()} has passed")
+        if attempts >= c.max_attempts:
+            raise CampaignError(f"disposition {d.name}: the contact has had its {c.max_attempts} attempts"
+                                " (max_attempts); book a callback instead")
+        new = move(status, "call_back") if status is S.DONE else status
+        if new is not S.RETRY:
+            raise CampaignError(f"disposition {d.name}: the contact is {status.value}")
+        return AfterAttempt(new, attempts, call_back_at.timestamp(), f"call back at {call_back_at.isoformat()}")
+    if status is S.RETRY:  # an abandoned or failed call the agent still reached: final now
+        return AfterAttempt(move(status, "reached"), attempts, None, f"final: {d.name}")
+    return AfterAttempt(status, attempts, None, f"final: {d.name}")
 
 
 @dataclass(frozen=True, slots=True)

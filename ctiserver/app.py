@@ -312,6 +312,7 @@ class CtiServer:
                                             agent_id, kind, fields))
             await self.dialer.start()  # settles the attempts a crash left dialling
             self.gateway.previews = self.dialer
+            self.console.campaign_calls = self.dialer  # a campaign call's wrap-up settles its attempt
         self.gateway.campaigns = CampaignBoard(CampaignStore(self.crm), lambda: self.dialer, self.recorder.record)
         await self._listen("FastAGI", s.agi_host, s.agi_port, self.agi.start())
         await self._listen("the console gateway (http)", s.http_host, s.http_port, self.gateway.start())
@@ -418,6 +419,8 @@ class CtiServer:
             await self.queueing.stop()
         if "outbound" in opened:
             await self.outbound.stop()
+        if "callbacks" in opened:
+            await self.callbacks.stop()
         if self.posts is not None:
             await self.posts.close()
         if "gateway" in opened:

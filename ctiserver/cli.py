@@ -135,6 +135,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         call_recordings_dir=cfg.recordings.dir, call_recordings_pbx_dir=cfg.recordings.pbx_dir,
         recording_retention_days=cfg.recordings.retention_days,
         recording_sweep_every_s=cfg.recordings.sweep_every_s, dialer=cfg.dialer,
+        callbacks=cfg.callbacks, web_callbacks=cfg.web_callbacks, web_api_port=cfg.web_api_port,
+        outbound_dial=cfg.click_to_call,
     )
 
     # Before the journal replays (which can take a while): a port already taken is one line, at once.

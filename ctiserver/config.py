@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import ip_address, ip_network
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -20,9 +22,16 @@ from .consoles.devices import PhoneSettings
 from .consoles.softphone import SoftphoneSettings
 from .consoles.softphone import settings_problem as softphone_settings_problem
 from .dialer.settings import DialerSettings, dialer_settings_from
+from .outbound.callbacks import CallbackSettings
+from .outbound.dialling import DialSettings
+from .outbound.settings import callback_settings_from, click_to_call_settings_from, web_callback_settings_from
+from .outbound.web import WebCallbackSettings
 
 MAX_FILE_BYTES = 2_000_000  # a security limit: cti.yaml is text written by people
 MAX_DEPTH = 64  # nesting levels; cti.yaml needs 4. The YAML composer recurses once per level.
+
+
+_T = TypeVar("_T")
 
 
 class ConfigError(ValueError):
@@ -98,6 +107,10 @@ class CtiConfig:
     metrics: MetricsConfig = field(default_factory=lambda: MetricsConfig())
     recordings: CallRecordingConfig = field(default_factory=lambda: CallRecordingConfig())
     dialer: DialerSettings | None = None  # outbound campaigns (docs/outbound.md, Running a campaign)
+    callbacks: CallbackSettings = field(default_factory=CallbackSettings)  # docs/callbacks.md
+    web_callbacks: WebCallbackSettings = field(default_factory=WebCallbackSettings)
+    web_api_port: int | None = None  # web_callbacks.port: POST /api/callback; None: not served
+    click_to_call: DialSettings = field(default_factory=DialSettings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,6 +417,18 @@ def _dialer(r: _Reader, node: yaml.Node | None, raw: object) -> DialerSettings |
         return None
 
 
+def _section(r: _Reader, node: yaml.Node | None, read: Callable[[], _T], default: _T) -> _T:
+    """One outbound section read by its own checker: its one-line error gets the file and line."""
+    if node is None:
+        return default
+    try:
+        return read()
+    except ValueError as e:
+        field_, _, message = str(e).partition(": ")
+        r.err(node, field_, message)
+        return default
+
+
 def load_config(path: str | Path) -> CtiConfig:
     path = Path(path)
     text = _read_text(path)
@@ -502,14 +527,25 @@ def load_config(path: str | Path) -> CtiConfig:
         checkpoint_s=scalar("journal", "checkpoint_s", 60, int),
         extra={k: v for k, v in data.items() if k not in
                {"pbx", "agi", "http", "crm", "ivr", "acd", "speech", "accounts", "security", "centre",
-                "journal", "agents", "consoles", "metrics", "recordings", "dialer"}},
+                "journal", "agents", "consoles", "metrics", "recordings", "dialer", "callbacks", "web_callbacks",
+                "click_to_call"}},
         agi_allow=_agi_allow(r, top.get("agi"), pbx_at),
         agents=_phones(r, top.get("agents")),
         consoles=_consoles(r, top.get("consoles"), data.get("consoles")),
         metrics=_metrics(r, top.get("metrics")),
         recordings=_recordings(r, top.get("recordings"), base),
         dialer=_dialer(r, top.get("dialer"), data.get("dialer")),
+        callbacks=_section(r, top.get("callbacks"), lambda: callback_settings_from(data.get("callbacks")),
+                           CallbackSettings()),
+        click_to_call=_section(r, top.get("click_to_call"),
+                               lambda: click_to_call_settings_from(data.get("click_to_call")), DialSettings()),
     )
+    no_web: tuple[int | None, WebCallbackSettings] = (
+        None, WebCallbackSettings(countries=(cfg.default_country,), default_country=cfg.default_country))
+    web_api_port, web = _section(
+        r, top.get("web_callbacks"),
+        lambda: web_callback_settings_from(data.get("web_callbacks"), cfg.default_country), no_web)
+    cfg = dataclasses.replace(cfg, web_callbacks=web, web_api_port=web_api_port)
     if r.errors:
         raise ConfigError(r.errors)
     return cfg

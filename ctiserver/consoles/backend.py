@@ -12,10 +12,12 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from acd import events as ev
 from acd.config import SYSTEM_PAUSE_REASONS, AcdConfig
 from acd.states import AgentState
+from crmstore.errors import CrmError
 from crmstore.privacy import Role as CrmRole
 from crmstore.privacy import Viewer
 from crmstore.store import CrmStore
@@ -45,6 +47,7 @@ from ..journal.journal import JournalClosed
 from ..outbound.callbacks import CallbackService, describe
 from ..outbound.callbacks import Refused as CallbackRefused
 from ..outbound.dialling import OutboundDialler
+from ..projections.callbacks import Callback
 from ..projections.recorder import Recorder
 from ..queueing.service import QueueingService
 from ..queueing.service import Refused as AcdRefused
@@ -81,6 +84,15 @@ class _Spy:
     gone: bool = False  # its Hangup came while the Originate was still waiting for an answer
 
 
+class CampaignCalls(Protocol):
+    """The dialer, as the console's wrap-up sees it: which campaign attempt a call was, and the disposition."""
+
+    async def handled(self, agent_id: str, call_id: str) -> object | None: ...
+
+    async def dispose(self, agent_id: str, call_id: str, disposition: str,
+                      call_back_at: datetime | None) -> str: ...
+
+
 class ConsoleBackend:
     def __init__(
         self,
@@ -107,6 +119,7 @@ class ConsoleBackend:
         self.presence = presence
         self.outbound = outbound  # tracked click-to-call; None: the untracked dial below
         self.callbacks = callbacks
+        self.campaign_calls: CampaignCalls | None = None  # the dialer, when campaigns run
         self.phone_presence = PhonePresence(queueing, bus, clock)
         views.phone_shown = self.phone_presence.phones.shown
         self._dialled: dict[str, str] = {}  # click-to-call leg -> agent: untracked outbound calls
@@ -369,10 +382,24 @@ class ConsoleBackend:
     async def save_wrapup(self, who: Principal, call_id: str, form: WrapUpForm) -> None:
         rec = self.views.records.get(call_id)
         agent_id = who.agent_id or ""
-        if who.role == "agent" and not self.owns(agent_id, call_id):
+        campaign = self.campaign_calls
+        if campaign is not None and agent_id and await campaign.handled(agent_id, call_id) is not None:
+            # A campaign call: the disposition is the campaign's, and settles the attempt first (a refusal
+            # leaves the wrap-up open).
+            follow = form.follow_up
+            due = follow.due_at if follow is not None and follow.kind == "callback" else None
+            try:
+                await campaign.dispose(agent_id, call_id, form.disposition,
+                                       None if due is None else due if due.tzinfo else due.replace(tzinfo=UTC))
+            except (CrmError, ValueError) as e:
+                raise Refused("invalid_value", str(e), "disposition") from None
+            form = WrapUpForm(form.disposition, form.notes, None)  # the call back is the campaign's retry
+        elif who.role == "agent" and not self.owns(agent_id, call_id):
             raise Refused("not_your_call", "this call belongs to another agent")
-        if rec is None and not self.owns(agent_id, call_id):
+        elif rec is None and not self.owns(agent_id, call_id):
             raise Refused("not_found", f"no call {call_id}")
+        elif (cb := self._callback_of(call_id)) is not None:
+            form = await self._callback_wrapup(who, cb, form)
         follow = form.follow_up
         fact = f.WrapUpSaved(
             call_id, agent_id, form.disposition, form.notes,
@@ -398,6 +425,44 @@ class ConsoleBackend:
                 # answer must not bring the agent back into a wrap-up they closed.
                 with contextlib.suppress(Exception):
                     await self.recorder.journal.durable(self.recorder.journal.last_seq, timeout=_SAVE_TIMEOUT_S)
+
+    def _callback_of(self, call_id: str) -> Callback | None:
+        """The callback a call was: open (the book's by-call index), or just made (its call id names it:
+        <callback id>-<n>)."""
+        if self.callbacks is None:
+            return None
+        book = self.callbacks.book_
+        cb = book.of_call(call_id)
+        if cb is None and call_id.startswith("cb-"):
+            cb = book.get(call_id.rsplit("-", 1)[0])
+        return cb
+
+    async def _callback_wrapup(self, who: Principal, cb: Callback, form: WrapUpForm) -> WrapUpForm:
+        """The wrap-up of a callback the agent just made: "do_not_call" puts its number on the one list (source:
+        the callback); a call back at a time books the next callback to the number, in the same queue. What is
+        left of the form is the call's wrap-up."""
+        follow = form.follow_up
+        if form.disposition == "do_not_call":
+            try:
+                await self.crm.add_do_not_call(cb.number, f"asked on callback {cb.callback_id}",
+                                               f"callback:{cb.callback_id}", self._viewer(who))
+            except (CrmError, ValueError) as e:
+                raise Refused("invalid_value", str(e), "disposition") from None
+            return form
+        if follow is None or follow.kind != "callback":
+            return form
+        due = follow.due_at if follow.due_at.tzinfo else follow.due_at.replace(tzinfo=UTC)
+        if due.timestamp() <= self.clock():
+            raise Refused("invalid_value", f"the time to call back {due.isoformat()} has passed", "follow_up.due_at")
+        assert self.callbacks is not None
+        try:
+            self.callbacks.book(cb.number, source="agent", queue=cb.queue, name=cb.name,
+                                topic=follow.note or cb.topic, due_at=due.timestamp(), requested_by=who.username)
+        except CallbackRefused as e:
+            raise Refused("invalid_value", str(e), "follow_up") from None
+        except JournalClosed:
+            raise _stopping() from None
+        return WrapUpForm(form.disposition, form.notes, None)  # the call back is a callback, not a CRM task
 
     async def save_wrapup_draft(self, who: Principal, call_id: str, disposition: str, notes: str) -> float | None:
         agent_id = self._known_agent(who.agent_id)

@@ -73,6 +73,10 @@ class ConsoleViews:
                 q = self.config.queue(queue)
                 wrap_until = v.since + q.wrap_up_s
                 wrap_max = v.since + q.wrap_up_limit_s if v.wrap_held else None
+            if v.wrap_up_s is not None:  # a campaign's own wrap-up length (the router's maximum follows it)
+                wrap_until = v.since + v.wrap_up_s
+                if v.wrap_held:
+                    wrap_max = max(wrap_max or wrap_until, wrap_until)
         return AgentView(agent_id, v.state, max(v.since, self.started_at), v.pause_reason or v.pending_pause,
                          ext, v.queues, name, wrap_until, wrap_call, wrap_caller, v.wrap_held, wrap_max,
                          self.drafts_of(agent_id), wrap_draft=wrap_draft,

@@ -24,9 +24,11 @@ import logging
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from acd import decisions as d
+from acd import events as ev
 from acd import pacing as pc
 from acd.router import Router
 from acd.states import AgentState
@@ -49,6 +51,10 @@ from .survey import CONTEXT as SURVEY_CONTEXT
 from .survey import is_survey, originate_variables, survey_lines
 
 log = logging.getLogger(__name__)
+
+CALL_PREFIX = "dial-"  # the call ids of campaign lines
+# The ACD's states of an agent on one of our lines or in its wrap-up.
+_OCCUPIED = (AgentState.ON_CALL.value, AgentState.ON_HOLD.value, AgentState.WRAP_UP.value)
 
 Push = Callable[[str, str, Mapping[str, object]], None]
 _MIN_RING_S = 0.2  # an Originate needs a Timeout above 0
@@ -80,6 +86,17 @@ class _Line:
     amd: str = ""
     gone: bool = False  # the line hung up before we knew it was answered
     cause: int | None = None  # its HangupRequest's Cause, read before the OriginateResponse (busy: 17)
+    claimed: bool = False  # the ACD has agent_id on this call (OutboundStarted): nobody offers them a call
+
+
+@dataclass(frozen=True, slots=True)
+class Handled:
+    """A campaign call an agent had: the attempt their wrap-up's disposition belongs to."""
+
+    campaign: str
+    attempt_id: int
+    agent_id: str
+    number: str
 
 
 @dataclass(slots=True)
@@ -89,6 +106,7 @@ class _Run:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     ready: dict[str, bool] = field(default_factory=dict)  # what the pacer was last told of each agent
     busy: set[str] = field(default_factory=set)  # agents on one of our lines or in its wrap-up
+    wrapping: set[str] = field(default_factory=set)  # agents the pacer has in wrap-up: freed when the ACD frees them
     cards: dict[str, ContactState] = field(default_factory=dict)  # preview cards on agents' consoles
     skipped: set[int] = field(default_factory=set)  # cards passed on: shown after the others
     held: int = 0  # lines the pacer asked for that the list could not give yet
@@ -125,6 +143,8 @@ class DialerService:
         self.push = push
         self.runs: dict[str, _Run] = {}
         self._lines: dict[str, _Line] = {}
+        self._handled: dict[str, Handled] = {}  # call id -> the attempt, for the agent's disposition (recent ones)
+        self._recording: dict[str, asyncio.Task[None]] = {}  # call id -> its outcome being written
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -173,13 +193,14 @@ class DialerService:
             with contextlib.suppress(BaseException):
                 await task
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None] | None:
         if self._closing:
             coro.close()
-            return
+            return None
         task = asyncio.get_running_loop().create_task(self._guard(coro), name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     @staticmethod
     async def _guard(coro: Coroutine[Any, Any, None]) -> None:
@@ -244,9 +265,17 @@ class DialerService:
             return
         router, now = self.router(), self.clock()
         for agent_id in router.agent_ids():
-            if agent_id in run.busy:
-                continue
             view = router.agent_view(agent_id, now)
+            if agent_id in run.busy:
+                if view.state in _OCCUPIED:
+                    continue
+                # The ACD has freed the agent (the wrap-up is over, saved, or ended by a logout): one owner of
+                # "is this agent free", the pacer follows it.
+                run.busy.discard(agent_id)
+                if agent_id in run.wrapping:
+                    run.wrapping.discard(agent_id)
+                    run.ready[agent_id] = True
+                    self._feed(run, pc.WrapUpEnded(agent_id))
             ready = (not run.stored.paused and run.queue in view.queues
                      and view.state == AgentState.AVAILABLE)
             if ready and not run.ready.get(agent_id):
@@ -289,14 +318,20 @@ class DialerService:
             # The line's phase changes here, not in the task: a hang-up read before the task runs must find
             # the line where the pacer has it.
             case pc.Connect(call_id=call_id, agent_id=agent, waited_s=waited):
-                run.busy.add(agent)
-                if (line := self._lines.get(call_id)) is not None:
-                    line.agent_id, line.phase = agent, "connecting"
+                if (line := self._lines.get(call_id)) is None:
+                    pass
+                elif self._claim(run, line, agent):
+                    line.phase = "connecting"
                     # The agent's phone may ring only for what is left of the person's 2 s: a phone that
                     # does not answer would otherwise keep them waiting agent_ring_s (capture 27).
                     ring_s = max(_MIN_RING_S, min(self.settings.agent_ring_s,
                                                   run.pacer.config.connect_within_s - waited))
                     self._spawn(self._connect(run, line, agent, ring_s), f"connect {call_id}")
+                else:
+                    # The ACD has given the agent something else (an inbound offer): the call is first in
+                    # line again for the pacer's next agent, its 2 s still running.
+                    run.ready[agent] = False
+                    self._feed(run, pc.AgentAway(agent, "taken by the ACD"))
             case pc.Abandon(call_id=call_id, message=message, waited_s=waited):
                 if (line := self._lines.get(call_id)) is not None:
                     line.phase, line.outcome = "closing", AttemptOutcome.ABANDONED
@@ -311,6 +346,65 @@ class DialerService:
             case pc.Refusal(event=event, reason=reason) | pc.Ignored(event=event, reason=reason):
                 log.warning("dialer: campaign %r: %s (%s)", run.name, reason, type(event).__name__)
 
+    # ------------------------------------------------------------------ the agent in the ACD
+
+    def _claim(self, run: _Run, line: _Line, agent_id: str) -> bool:
+        """The ACD takes the agent for this line (busy for inbound from now), or refuses: they are not free.
+        A survey campaign's lines are its own, not the ACD's."""
+        if is_survey(run.stored):
+            run.busy.add(agent_id)
+            line.agent_id = agent_id
+            return True
+        if not self._claim_agent(run, line.call_id, agent_id):
+            return False
+        line.agent_id, line.claimed = agent_id, True
+        return True
+
+    def _claim_agent(self, run: _Run, call_id: str, agent_id: str) -> bool:
+        run.busy.add(agent_id)
+        decisions = self.recorder.record(ev.OutboundStarted(agent_id, call_id, run.queue))
+        if any(isinstance(x, d.Refusal) for x in decisions):
+            run.busy.discard(agent_id)
+            return False
+        return True
+
+    def _unclaim(self, run: _Run, line: _Line, outcome: str, wrap_up_s: float | None) -> None:
+        """The agent's part of the line is over for the ACD: wrap-up for `wrap_up_s` (None: the campaign's)."""
+        if not line.claimed:
+            return
+        line.claimed = False
+        if wrap_up_s is None:
+            own = run.stored.campaign.wrap_up_s
+            wrap_up_s = float(own) if own is not None else self.settings.wrap_up_s
+        self.recorder.record(ev.OutboundEnded(line.agent_id, line.call_id, outcome, "unknown", run.queue, wrap_up_s))
+
+    async def handled(self, agent_id: str, call_id: str) -> Handled | None:
+        """The campaign attempt of a call this agent had (their wrap-up's disposition belongs to it): kept
+        since the call ended, else (a restart came between) found in the campaign store by its call id."""
+        handled = self._handled.get(call_id)
+        if handled is None and call_id.startswith(CALL_PREFIX):
+            found = await self.campaigns.attempt_of_call(call_id)
+            if found is not None:
+                handled = self._handled[call_id] = Handled(found.campaign, found.attempt_id, found.agent, found.e164)
+        return handled if handled is not None and handled.agent_id == agent_id else None
+
+    async def dispose(self, agent_id: str, call_id: str, disposition: str, call_back_at: datetime | None) -> str:
+        """The agent's disposition for the campaign call: recorded with the attempt (its final outcome, right
+        party or not, a call back booked, do-not-call), and journaled. CampaignError when the campaign does not
+        offer it or cannot do what it asks; returns what became of the contact."""
+        handled = await self.handled(agent_id, call_id)
+        if handled is None:
+            raise ValueError(f"call {call_id} is not a campaign call of agent {agent_id}")
+        writing = self._recording.get(call_id)
+        if writing is not None:  # the line's own outcome first
+            await asyncio.shield(writing)
+        disposed = await self.campaigns.settle_disposition(
+            handled.attempt_id, disposition, call_back_at, datetime.fromtimestamp(self.clock(), UTC), agent_id)
+        self.recorder.record(f.DialerStep(handled.campaign, "disposition", call_id, agent_id, (
+            f"{disposed.disposition.name}: outcome {disposed.outcome.value}, "
+            f"{'right party' if disposed.right_party else 'not the right party'}; {disposed.after.why}")))
+        return disposed.after.why
+
     # ------------------------------------------------------------------ dialing
 
     def _pbx(self) -> Pbx:
@@ -318,7 +412,7 @@ class DialerService:
         return pbxes[self.settings.pbx] if self.settings.pbx else next(iter(pbxes.values()))
 
     def _new_call_id(self) -> str:
-        return f"dial-{int(self.clock() * 1000):x}-{next(self._ids)}"
+        return f"{CALL_PREFIX}{int(self.clock() * 1000):x}-{next(self._ids)}"
 
     async def _dial(self, run: _Run, count: int) -> None:
         async with run.lock:
@@ -337,13 +431,20 @@ class DialerService:
     async def _begin(self, run: _Run, contact: ContactState, now: datetime, agent_id: str) -> _Line | None:
         """The attempt begun (everything checked again), journaled, told to the pacer and originated."""
         call_id = self._new_call_id()
+        # A preview agent is the ACD's busy agent before the customer's line is placed.
+        if agent_id and not self._claim_agent(run, call_id, agent_id):
+            self.recorder.record(f.DialerStep(run.name, "not_dialled", agent_id=agent_id,
+                                              detail=f"contact {contact.contact_id}: agent {agent_id} is not free"))
+            return None
         try:
             attempt_id = await self.campaigns.begin_attempt(contact.contact_id, now, call_id)
         except DialRefused as refused:
             self.recorder.record(f.DialerStep(run.name, "not_dialled", agent_id=agent_id,
                                               detail=f"contact {contact.contact_id}: {refused}"))
+            if agent_id:
+                self.recorder.record(ev.OutboundEnded(agent_id, call_id, "cancelled", "unknown", run.queue, 0.0))
             return None
-        line = _Line(call_id, run.name, contact, attempt_id, self._pbx(), agent_id=agent_id)
+        line = _Line(call_id, run.name, contact, attempt_id, self._pbx(), agent_id=agent_id, claimed=bool(agent_id))
         self._lines[call_id] = line
         self.recorder.record(f.DialerLineDialled(call_id, run.name, contact.contact_id, attempt_id, contact.e164,
                                                  agent_id))
@@ -388,6 +489,7 @@ class DialerService:
         self._feed(run, pc.LineFailed(line.call_id, failure))
         if line.agent_id:
             self._hang_up(line.pbx, line.agent_leg)
+            self._unclaim(run, line, outcome.value, 0.0)  # the ACD first: the pacer reads it
             self._release(run, line.agent_id)
         self._finish(line)
 
@@ -440,13 +542,11 @@ class DialerService:
             return
         if line.phase == "talking":
             line.outcome = AttemptOutcome.CONNECTED
-            self._feed(run, pc.HandleEnded(line.call_id))
-            self._spawn(self._wrap_up(run, line.agent_id), f"wrap-up {line.agent_id}")
+            self._handle_ended(run, line, "answered")
         elif line.phase == "connecting":
             line.outcome = AttemptOutcome.ABANDONED  # the person left while their agent was being reached
             self._hang_up(line.pbx, line.agent_leg)
-            self._feed(run, pc.HandleEnded(line.call_id))
-            self._spawn(self._wrap_up(run, line.agent_id), f"wrap-up {line.agent_id}")
+            self._handle_ended(run, line, "abandoned")
         elif line.phase == "waiting":
             line.outcome = AttemptOutcome.ABANDONED
             self._feed(run, pc.CallAbandoned(line.call_id))
@@ -454,6 +554,21 @@ class DialerService:
             line.outcome = AttemptOutcome.NO_ANSWER if line.outcome is None else line.outcome
             self._feed(run, pc.LineFailed(line.call_id, "no-answer"))
         self._finish(line)
+
+    def _handle_ended(self, run: _Run, line: _Line, outcome: str, wrap_up_s: float | None = None) -> None:
+        """The agent's call is over: wrap-up in the ACD (the campaign's length unless given); the pacer frees
+        them when the ACD does. The attempt is kept for the agent's disposition."""
+        self._feed(run, pc.HandleEnded(line.call_id))
+        if is_survey(run.stored):  # a survey line is free again at once
+            self._feed(run, pc.WrapUpEnded(line.agent_id))
+            self._release(run, line.agent_id)
+            return
+        if line.claimed:
+            run.wrapping.add(line.agent_id)
+            self._handled[line.call_id] = Handled(run.name, line.attempt_id, line.agent_id, line.contact.e164)
+            while len(self._handled) > 1000:
+                del self._handled[next(iter(self._handled))]
+        self._unclaim(run, line, outcome, wrap_up_s)
 
     # ------------------------------------------------------------------ decisions
 
@@ -476,10 +591,12 @@ class DialerService:
         if leg is not None:
             self._hang_up(line.pbx, leg)
         # The agent did not come: the call is first in line again, its 2 s still running.
-        line.phase, line.agent_id = "waiting", ""
+        line.phase = "waiting"
         run.busy.discard(agent_id)
-        run.ready[agent_id] = False  # read again from the ACD at the next poll
+        run.ready[agent_id] = False  # read again from the ACD
         self._feed(run, pc.AgentAway(agent_id, "no agent leg"))
+        self._unclaim(run, line, "agent_no_answer", 0.0)
+        line.agent_id = ""
 
     async def _to_survey(self, run: _Run, line: _Line, port: str) -> None:
         """The person goes to the campaign's survey flow; the survey line is theirs until they hang up."""
@@ -558,12 +675,6 @@ class DialerService:
         with contextlib.suppress(AmiError):  # gone already: nothing to hang up
             await pbx.control.hangup(channel)
 
-    async def _wrap_up(self, run: _Run, agent_id: str) -> None:
-        if not is_survey(run.stored):  # a survey line is free again at once
-            await asyncio.sleep(self.settings.wrap_up_s)
-        self._feed(run, pc.WrapUpEnded(agent_id))
-        self._release(run, agent_id)
-
     def _release(self, run: _Run, agent_id: str) -> None:
         """The agent is the ACD's to tell about again."""
         run.busy.discard(agent_id)
@@ -575,7 +686,18 @@ class DialerService:
     def _finish(self, line: _Line) -> None:
         if self._lines.pop(line.call_id, None) is None:
             return
-        self._spawn(self._record(line), f"outcome {line.call_id}")
+        run = self.runs.get(line.campaign)
+        if run is not None and line.claimed:
+            # Ended some other way (a preview line whose bridge failed): the agent is never left busy, in the
+            # ACD nor in the pacer.
+            self._handle_ended(run, line, (line.outcome or AttemptOutcome.FAILED).value, 0.0)
+        task = self._spawn(self._record(line), f"outcome {line.call_id}")
+        if task is not None:
+            self._recording[line.call_id] = task
+            task.add_done_callback(partial(self._written, line.call_id))
+
+    def _written(self, call_id: str, _task: asyncio.Task[None]) -> None:
+        self._recording.pop(call_id, None)
 
     async def _record(self, line: _Line) -> None:
         outcome = line.outcome or AttemptOutcome.FAILED

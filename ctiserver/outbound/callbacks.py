@@ -34,7 +34,7 @@ from .dialling import CUSTOMER_CONTEXT, hang_up_leg, live_channel
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("ivr", "queue", "supervisor", "web")
+SOURCES = ("ivr", "queue", "supervisor", "web", "agent")  # agent: a call back asked for at a callback's wrap-up
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +76,7 @@ class CallbackService:
         self.settings = settings or CallbackSettings()
         self._wake = asyncio.Event()
         self._watched: dict[str, _Legs] = {}  # leg uniqueid -> the dial waiting on it
+        self._drops: set[asyncio.Task[None]] = set()  # legs of withdrawn offers being hung up
         bus.subscribe(ce.LegHungUp, self._on_leg_hung_up)
 
     @property
@@ -163,6 +164,28 @@ class CallbackService:
             await self._hang_up(pbx, offer.leg_id)
             await self._hang_up(pbx, self._customer_leg(offer))
             side.offer_failed(offer, "failed")
+        except asyncio.CancelledError:
+            # The offer was withdrawn (the agent logged out, the callback was cancelled) while a leg rang: an
+            # Originate already sent goes on in Asterisk, so the customer's phone would ring on for nobody.
+            self._drop(pbx, self._customer_leg(offer))
+            raise
+
+    def _drop(self, pbx: Pbx, leg: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._hang_up_when_seen(pbx, leg), name=f"drop {leg}")
+        self._drops.add(task)
+        task.add_done_callback(self._drops.discard)
+
+    async def _hang_up_when_seen(self, pbx: Pbx, leg: str, wait_s: float = 3.0) -> None:
+        """The leg's Newchannel may still be on its way: wait for it a little, then hang it up."""
+        deadline = self.clock() + wait_s
+        while self._channel(pbx, leg) is None and self.clock() < deadline:
+            await asyncio.sleep(0.05)
+        await self._hang_up(pbx, leg)
+
+    async def stop(self) -> None:
+        for task in list(self._drops):
+            task.cancel()
+        await asyncio.gather(*self._drops, return_exceptions=True)
 
     @staticmethod
     def _customer_leg(offer: d.Offer) -> str:

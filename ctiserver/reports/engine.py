@@ -569,7 +569,8 @@ Column("machines", "Answering machines", "答录机"),
 
 async def _outbound(store: CrmStore, query: Query, live: Intervals | None) -> Report:
     """From the journal (docs/reports.md, Outbound; the formulas in reports/outbound.py)."""
-    days = OutboundDays(query.first.tzinfo)
+    stored_campaigns = await CampaignStore(store).all()
+    days = OutboundDays(query.first.tzinfo, {c.campaign.name: c.campaign for c in stored_campaigns})
     after, first, stop = 0, query.first.timestamp(), query.stop.timestamp()
     while True:
         rows = await store.read_plan(read_rows_between(first, stop, after, 5000))
@@ -581,7 +582,7 @@ async def _outbound(store: CrmStore, query: Query, live: Intervals | None) -> Re
             break
     ends = list(day_ends(query.first, query.stop))
     infos = {}
-    for stored in await CampaignStore(store).all():
+    for stored in stored_campaigns:
         name = stored.campaign.name
         if not any(k[0] == name for k in days.days):
             continue

@@ -19,12 +19,12 @@ Figures, each written once here (docs/reports.md says them in words):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from crmstore.campaigns import AttemptOutcome, is_right_party
+from crmstore.campaigns import AttemptOutcome, Campaign, is_right_party
 
 from ..journal import facts as f
 
@@ -60,8 +60,9 @@ class OutboundDays:
     """A projection of the dialer facts: (campaign, day in the centre's zone) -> CampaignDay. Pure: fed
     (at, fact) in journal order. A disposition saved after the line ended still counts (right party)."""
 
-    def __init__(self, tz: tzinfo | None) -> None:
+    def __init__(self, tz: tzinfo | None, campaigns: Mapping[str, Campaign] | None = None) -> None:
         self.tz = tz
+        self.campaigns = dict(campaigns or {})  # a disposition's meaning is the campaign's (right party or not)
         self.days: dict[tuple[str, str], CampaignDay] = {}
         self._lines: dict[str, _Line] = {}
 
@@ -87,7 +88,7 @@ class OutboundDays:
             line.outcome = body.outcome
             if body.outcome == AttemptOutcome.CONNECTED.value:
                 cell.connects += 1
-                cell.right_party += is_right_party(body.outcome, line.disposition)
+                cell.right_party += is_right_party(body.outcome, line.disposition, self.campaigns.get(line.campaign))
                 if line.talking_since is not None:
                     cell.handle_s += max(0.0, at - line.talking_since)
             elif body.outcome == AttemptOutcome.ABANDONED.value:
@@ -99,10 +100,11 @@ class OutboundDays:
             if line is None:
                 return
             cell = self.days.setdefault((line.campaign, line.day), CampaignDay())
-            was = is_right_party(line.outcome, line.disposition) if line.outcome else None
+            campaign = self.campaigns.get(line.campaign)
+            was = is_right_party(line.outcome, line.disposition, campaign) if line.outcome else None
             line.disposition = body.disposition
             if was is not None:  # the line had ended: its count follows the disposition
-                cell.right_party += is_right_party(line.outcome, line.disposition) - was
+                cell.right_party += is_right_party(line.outcome, line.disposition, campaign) - was
 
 
 KINDS = ("dialer.line_dialled", "dialer.step", "dialer.line_ended", "call.wrapup")

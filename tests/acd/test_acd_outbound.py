@@ -84,3 +84,25 @@ def test_a_callback_enters_the_line_virtual_and_is_offered_with_its_number() -> 
     drv.at(5)(ev.OutboundEnded("a1", "cti-out-7-a1", "answered", "agent", "sales"))
     [offer] = of_type(drv.tick(25.0), d.Offer)
     assert (offer.call_id, offer.callback_number) == ("cb-1-1", "+8613966667777")
+
+
+def test_an_outbound_wrap_up_of_its_own_length_replaces_the_queue_rule_and_survives_a_checkpoint() -> None:
+    drv = _driver(wrap_up_s=20.0)
+    drv(ev.OutboundStarted("a1", "dial-1", "sales"))
+    drv.at(10)(ev.OutboundEnded("a1", "dial-1", "answered", "unknown", "sales", wrap_up_s=5.0))
+    assert drv.router.agent_view("a1", 10).wrap_up_s == 5.0
+    router, problems = Router.load(drv.router.config, drv.router.dump())
+    assert not problems and router.agent_view("a1", 12).wrap_up_s == 5.0
+    assert drv.enqueue("c1", "sales") and offers(drv.tick(14.9)) == []
+    assert offers(drv.tick(15.0)) == [("c1", "a1")]  # 5 s, not the queue's 20
+    assert drv.router.agent_view("a1", 15).wrap_up_s is None
+
+
+def test_holding_the_form_open_never_shortens_a_wrap_up_of_its_own_length() -> None:
+    drv = _driver(wrap_up_s=20.0)  # the queue's maximum with the form open: 120 s
+    drv(ev.OutboundStarted("a1", "dial-2", "sales"))
+    drv.at(10)(ev.OutboundEnded("a1", "dial-2", "answered", "unknown", "sales", wrap_up_s=300.0))
+    drv.at(11)(ev.WrapUpHeld("a1", "dial-2"))
+    drv.enqueue("c1", "sales")
+    assert offers(drv.tick(200.0)) == []  # past the queue's 120 s, inside the campaign's 300
+    assert offers(drv.tick(310.0)) == [("c1", "a1")]

@@ -283,3 +283,82 @@ async def test_a_list_for_an_unknown_campaign_is_refused(store: CrmStore, tmp_pa
     path.write_text("phone\n+12125550123\n")
     with pytest.raises(CrmNotFound, match="no campaign 'nope'"):
         await campaigns.import_list("nope", path)
+
+
+ALL_DAY = (K.CallingWindow(frozenset(range(7)), time(0), time.max),)
+
+
+async def _abandoned_once(store: CrmStore, tmp_path: Path, **kw: object) -> tuple[CampaignStore, int]:
+    """Alice's first call, at WED_14, answered and abandoned (no agent within 2 s); the abandoned rule would
+    call her again after an hour."""
+    campaigns = CampaignStore(store)
+    retry = {**K.DEFAULT_RETRY, O.ABANDONED: K.RetryRule(2, 3600)}
+    await campaigns.save(K.Campaign("spring", windows=ALL_DAY, retry=retry, **kw))  # type: ignore[arg-type]
+    await campaigns.resume("spring")
+    path = tmp_path / "list.csv"
+    path.write_text("phone,name,timezone\n+12125550123,Alice,Etc/UTC\n")
+    await campaigns.import_list("spring", path, now=WED_14)
+    [alice] = await campaigns.next_contacts("spring", WED_14, 10)
+    attempt = await campaigns.begin_attempt(alice.contact_id, WED_14, call_id="c1")
+    await campaigns.record_outcome(attempt, AttemptResult(O.ABANDONED, False), WED_14 + timedelta(seconds=4))
+    return campaigns, alice.contact_id
+
+
+async def test_a_number_with_an_abandoned_call_is_not_dialled_again_for_72_hours(store: CrmStore, tmp_path: Path):
+    campaigns, alice = await _abandoned_once(store, tmp_path)
+    abandoned_at = WED_14 + timedelta(seconds=4)
+    for later in (timedelta(hours=1, minutes=1), timedelta(hours=24), timedelta(hours=71, minutes=59)):
+        assert await campaigns.next_contacts("spring", abandoned_at + later, 10) == []
+        with pytest.raises(K.DialRefused, match="abandoned call: not dialled again before 2026-11-28T14:00:04"):
+            await campaigns.begin_attempt(alice, abandoned_at + later)
+    due = abandoned_at + timedelta(hours=72)
+    [contact] = await campaigns.next_contacts("spring", due, 10)
+    assert contact.abandoned_at == abandoned_at.timestamp()
+    assert await campaigns.begin_attempt(alice, due) > 0
+
+
+async def test_the_no_redial_period_is_per_campaign(store: CrmStore, tmp_path: Path):
+    campaigns, _ = await _abandoned_once(store, tmp_path, no_redial_after_abandon_s=24 * 3600)
+    abandoned_at = WED_14 + timedelta(seconds=4)
+    assert await campaigns.next_contacts("spring", abandoned_at + timedelta(hours=23), 10) == []
+    assert len(await campaigns.next_contacts("spring", abandoned_at + timedelta(hours=24), 10)) == 1
+
+
+async def test_a_campaign_with_a_guaranteed_agent_may_call_again_after_its_own_retry_wait(
+        store: CrmStore, tmp_path: Path):
+    campaigns, alice = await _abandoned_once(store, tmp_path, agent_guaranteed=True)
+    abandoned_at = WED_14 + timedelta(seconds=4)
+    assert await campaigns.next_contacts("spring", abandoned_at + timedelta(minutes=59), 10) == []  # the rule's hour
+    assert len(await campaigns.next_contacts("spring", abandoned_at + timedelta(hours=1), 10)) == 1
+    assert await campaigns.begin_attempt(alice, abandoned_at + timedelta(hours=1)) > 0
+
+
+async def test_a_disposition_settles_the_attempt_once(store: CrmStore, tmp_path: Path):
+    campaigns = CampaignStore(store)
+    await campaigns.save(K.Campaign("spring", windows=ALL_DAY, dispositions=("sale", "no_thanks"), disposition_rules=(
+        K.Disposition("no_thanks", right_party=True, then=K.AfterDisposition.DONE),)))
+    await campaigns.resume("spring")
+    path = tmp_path / "list.csv"
+    path.write_text("phone,name,timezone\n+12125550123,Alice,Etc/UTC\n+12125550124,Ann,Etc/UTC\n")
+    await campaigns.import_list("spring", path, now=WED_14)
+    alice, ann = await campaigns.next_contacts("spring", WED_14, 10)
+    first = await campaigns.begin_attempt(alice.contact_id, WED_14, call_id="c1")
+    with pytest.raises(CrmConflict, match="still under way"):
+        await campaigns.settle_disposition(first, "sale", at=WED_14)
+    await campaigns.record_outcome(first, AttemptResult(O.CONNECTED, True, call_id="c1", agent="1001"), WED_14)
+    with pytest.raises(K.CampaignError, match="has no disposition 'resolved'; choose one of sale, no_thanks, call_back"):
+        await campaigns.settle_disposition(first, "resolved", at=WED_14)
+    with pytest.raises(K.CampaignError, match="has passed"):
+        await campaigns.settle_disposition(first, "call_back", WED_14 - timedelta(hours=1), at=WED_14)
+    done = await campaigns.settle_disposition(first, "call_back", WED_14 + timedelta(days=1), at=WED_14)
+    assert (done.after.status, done.after.next_at, done.right_party) == (S.RETRY, (WED_14 + timedelta(days=1)).timestamp(),
+                                                                         True)
+    with pytest.raises(CrmConflict, match="already has the disposition call_back"):
+        await campaigns.settle_disposition(first, "sale", at=WED_14)
+    # the call back comes when asked, not before
+    assert [c.name for c in await campaigns.next_contacts("spring", WED_14 + timedelta(hours=23), 10)] == ["Ann"]
+    assert [c.name for c in await campaigns.next_contacts("spring", WED_14 + timedelta(days=1), 10)] == ["Alice", "Ann"]
+    second = await campaigns.begin_attempt(ann.contact_id, WED_14, call_id="c2")
+    await campaigns.record_outcome(second, AttemptResult(O.CONNECTED, True, call_id="c2"), WED_14)
+    gone = await campaigns.settle_disposition(second, "do_not_call", at=WED_14, agent="1002")
+    assert gone.after.status is S.EXCLUDED and await campaigns.on_do_not_call("+12125550124")

@@ -29,6 +29,7 @@ MACHINE, MACHINE2 = "+12125550201", "+12125550202"
 BUSY = "+12125550301"
 NO_ANSWER = "+12125550401"
 SLOW_PERSON = "+12125550501"
+LONG_PERSON = "+12125550701"
 
 QUEUES = """\
 skills: [outbound]
@@ -39,6 +40,26 @@ agents:
   - {id: "1001", name: Wang Fang, skills: {outbound: 5}, queues: [outbound], endpoint: PJSIP/1001}
   - {id: "1002", name: Alice Smith, skills: {outbound: 5}, queues: [outbound], endpoint: PJSIP/1002}
   - {id: "1003", name: Li Lei, skills: {outbound: 5}, queues: [outbound], endpoint: PJSIP/1003}
+"""
+
+# Blended agents: the campaign's queue and an inbound queue, callers arriving on any DID queue for sales.
+BLENDED_QUEUES = """\
+skills: [outbound, sales]
+pause_reasons: [break]
+queues:
+  - {name: outbound, skills: {outbound: 1}, ring_timeout_s: 10, wrap_up_s: 30}
+  - {name: sales, skills: {sales: 1}, ring_timeout_s: 10, wrap_up_s: 0}
+agents:
+  - {id: "1001", name: Wang Fang, skills: {outbound: 5, sales: 5}, queues: [outbound, sales], endpoint: PJSIP/1001}
+  - {id: "1002", name: Alice Smith, skills: {outbound: 5, sales: 5}, queues: [outbound, sales], endpoint: PJSIP/1002}
+"""
+SALES_FLOW = """\
+flow: main
+language: en-US
+fallback: {queue: sales, skills: []}
+start: line
+nodes:
+  line: {type: queue, queue: sales}
 """
 
 DIALER = DialerSettings(trunk="Local/{number}@customers", ring_timeout_s=25.0, agent_ring_s=10.0, wrap_up_s=0.3,
@@ -104,9 +125,9 @@ class DialerStack:
 
 @asynccontextmanager
 async def dialer_stack(tmp: Path, *, agents: tuple[str, ...] = ("1001", "1002", "1003"),
-                       dialer: DialerSettings = DIALER, time_scale: float = 0.05,
-                       relay: AmiRelay | None = None) -> AsyncIterator[DialerStack]:
-    acd = parse_config(QUEUES, "<test>")
+                       dialer: DialerSettings = DIALER, time_scale: float = 0.05, queues: str = QUEUES,
+                       flow: str = "", relay: AmiRelay | None = None) -> AsyncIterator[DialerStack]:
+    acd = parse_config(queues, "<test>")
     port = free_port()
     sim = Simulator(dialplan_paths=[product_dialplan(), CUSTOMERS], time_scale=time_scale, ami_port=port,
                     ami_users={AMI_USER: AMI_SECRET},
@@ -120,9 +141,11 @@ async def dialer_stack(tmp: Path, *, agents: tuple[str, ...] = ("1001", "1002", 
         port = await relay.start()
     for a in agents:
         sim.add_agent_phone(a, answer_after=1.0)
-    flows = tmp / "flows"  # no inbound flows: this centre only dials
+    flows = tmp / "flows"  # no inbound flows unless given: this centre only dials
     flows.mkdir(exist_ok=True)
-    settings = dataclasses.replace(server_settings(tmp, acd, port, acd_text=QUEUES, flows_dir=flows), dialer=dialer)
+    if flow:
+        (flows / "main.yaml").write_text(flow, encoding="utf-8")
+    settings = dataclasses.replace(server_settings(tmp, acd, port, acd_text=queues, flows_dir=flows), dialer=dialer)
     server = await start_server(sim, settings)
     stack = Stack(sim, server, tmp, settings, tap)
     facts: list[Any] = []

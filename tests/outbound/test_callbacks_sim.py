@@ -5,13 +5,17 @@ again after a restart."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from acd import events as ev
 from ctiserver.app import CtiServer
+from ctiserver.calls import legs
 from ctiserver.outbound.callbacks import CallbackSettings
 from ctiserver.projections.callbacks import RetryRule
 from pbxsim.people import CallerBehaviour
@@ -257,3 +261,60 @@ async def test_a_number_put_on_do_not_call_after_booking_is_never_dialled(site: 
     await _durable(site)
     assert _facts(site, "callback.closed")[0]["reason"] == "on the do-not-call list"
     assert not site.crm_rows("SELECT 1 FROM journal WHERE kind = 'acd.call_enqueued' AND call_id LIKE 'cb-%'")
+
+
+def _customer_legs(site: AppSite) -> list[str]:
+    return [c.uniqueid for c in site.sim.world.channels.values() if c.uniqueid.startswith(legs.CUSTOMER)]
+
+
+async def test_customer_first_a_withdrawn_offer_hangs_up_the_customers_ringing_phone(tmp_path: Path) -> None:
+    # The customer's phone would ring 400 s of the simulator's time (20 s here), nobody answering.
+    settings = dataclasses.replace(SETTINGS, customer_ring_s=400.0)
+    async with app_site(tmp_path, acd_yaml=CUSTOMER_FIRST, callbacks=settings) as site:
+        site.sim.world.phones[NUMBER] = PhoneProfile(answer_after=10_000.0, talk_time=30.0)
+        await agent(site)
+        cb_id = site.server.callbacks.book(NUMBER, source="supervisor")
+        await site.until(lambda: _customer_legs(site), "the customer's phone ringing", timeout=10)
+        assert site.server.projector.router.agent_view(AGENT1, site.server.now()).state == "reserved"
+        # The offer is withdrawn while the customer's phone rings: the agent logs out.
+        site.server.queueing.command(ev.AgentLoggedOut(AGENT1))
+        await site.until(lambda: not _customer_legs(site), "the customer's leg hung up", timeout=5)
+        cb = site.server.projector.callbacks.get(cb_id)
+        assert cb is not None and cb.state in ("queued", "pending")  # still to be made, by another agent
+
+
+async def _made_callback(site: AppSite) -> tuple[ConsoleClient, str]:
+    """Agent 1 makes a callback booked by a supervisor; the customer hangs up: the agent is in its wrap-up."""
+    site.sim.world.phones[NUMBER] = PhoneProfile(answer_after=1.0, talk_time=20.0)
+    a = await agent(site)
+    cb_id = site.server.callbacks.book(NUMBER, source="supervisor", name="Wang Fang", topic="invoice")
+    await site.until(lambda: site.server.projector.router.agent_view(AGENT1, site.server.now()).state == "wrap_up",
+                     "the callback made, the agent in wrap-up", timeout=20)
+    return a, cb_id
+
+
+async def test_a_call_back_asked_for_at_a_callbacks_wrap_up_books_the_next_callback(site: AppSite) -> None:
+    a, cb_id = await _made_callback(site)
+    past = datetime.now(UTC) - timedelta(minutes=5)
+    reply = await a.request("wrapup", call_id=f"{cb_id}-1", disposition="follow_up",
+                            follow_up={"kind": "callback", "due_at": past.isoformat()})
+    assert (reply["type"], reply.get("field")) == ("error", "follow_up.due_at"), reply
+    due = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+    reply = await a.request("wrapup", call_id=f"{cb_id}-1", disposition="follow_up", notes="after the meeting",
+                            follow_up={"kind": "callback", "due_at": due.isoformat(), "note": "invoice again"})
+    assert reply["type"] == "wrapup_saved", reply
+    [nxt] = [cb for cb in site.server.projector.callbacks.open() if cb.callback_id != cb_id]
+    assert (nxt.number, nxt.queue, nxt.source, nxt.due_at, nxt.name, nxt.topic) == (
+        NUMBER, "sales", "agent", due.timestamp(), "Wang Fang", "invoice again")
+    await _durable(site)
+    [booked] = [b for b in _facts(site, "callback.booked") if b["source"] == "agent"]
+    assert booked["requested_by"] == "agent1"
+
+
+async def test_do_not_call_at_a_callbacks_wrap_up_lists_the_number(site: AppSite) -> None:
+    a, cb_id = await _made_callback(site)
+    reply = await a.request("wrapup", call_id=f"{cb_id}-1", disposition="do_not_call", notes="asked us")
+    assert reply["type"] == "wrapup_saved", reply
+    assert await site.server.crm.on_do_not_call(NUMBER)
+    rows = site.crm_rows("SELECT number, source FROM do_not_call")
+    assert [(r["number"], r["source"]) for r in rows] == [(NUMBER, f"callback:{cb_id}")]

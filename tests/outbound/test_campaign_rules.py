@@ -3,7 +3,8 @@ order of the next contacts, and the settings a campaign may not be saved with.""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+import re
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
@@ -153,7 +154,8 @@ def test_retries_follow_each_outcome_and_never_pass_max_attempts():
     assert K.after_outcome(c, 0, O.WRONG_NUMBER, 0, at).status is S.DONE
     assert K.after_outcome(c, 0, O.CONNECTED, 0, at).status is S.DONE
     abandoned = K.after_outcome(c, 0, O.ABANDONED, 0, at)
-    assert (abandoned.status, abandoned.next_at) == (S.RETRY, at.timestamp() + 3600)
+    # the abandoned rule says 1 h, but Ofcom's 72 hours come first
+    assert (abandoned.status, abandoned.next_at) == (S.RETRY, at.timestamp() + 72 * 3600)
 
 
 def test_the_documented_diagram_is_the_table():
@@ -206,3 +208,46 @@ def test_progress_figures():
                            outcomes={"connected": 3, "abandoned": 1, "busy": 5})
     assert p.remaining == 7 and p.penetration == pytest.approx(0.6) and p.abandon_rate == pytest.approx(0.25)
     assert "list penetration 60.0%" in p.lines()[1]
+
+
+def test_dispositions_with_meanings_wrap_up_and_the_no_redial_period_round_trip():
+    c = K.campaign_from_data({
+        "name": "spring", "dispositions": ["sale", {"name": "not_home", "right_party": "no", "then": "call_back"},
+                                           {"name": "moved", "right_party": "no", "then": "wrong_number"}],
+        "wrap_up": "45s", "no_redial_after_abandon": "96h", "agent_guaranteed": "yes"})
+    assert c.dispositions == ("sale", "not_home", "moved") and c.wrap_up_s == 45
+    assert (c.no_redial_after_abandon_s, c.agent_guaranteed) == (96 * 3600, True)
+    assert c.disposition("sale") == K.Disposition("sale")
+    assert c.disposition("not_home") == K.Disposition("not_home", False, K.AfterDisposition.CALL_BACK)
+    assert c.disposition("do_not_call") == K.Disposition("do_not_call", True, K.AfterDisposition.DO_NOT_CALL)
+    assert c.disposition("resolved") is None
+    assert c.disposition_names() == ("sale", "not_home", "moved", "call_back", "wrong_number", "do_not_call")
+    assert K.campaign_from_data(K.campaign_to_data(c)) == c
+    plain = K.campaign_from_data({"name": "plain"})
+    assert (plain.wrap_up_s, plain.no_redial_after_abandon_s, plain.agent_guaranteed) == (None, 72 * 3600, False)
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("wrap_up", "2h", "wrap_up 7200 s: give 0 to 3600 seconds"),
+    ("wrap_up", "soon", "wrap_up: 'soon' is not a duration"),
+    ("no_redial_after_abandon", "60d", "no_redial_after_abandon 5184000 s: give 0 to 30 days"),
+    ("agent_guaranteed", "perhaps", "agent_guaranteed: 'perhaps' is not yes or no"),
+    ("dispositions", [{"name": "x", "then": "later"}], "dispositions[1].then: 'later' is not one of done, call_back"),
+    ("dispositions", [{"right_party": "no"}], "dispositions[1]: give a name"),
+])
+def test_bad_campaign_outbound_settings_are_one_clear_line(field, value, message):
+    with pytest.raises(K.CampaignError, match=re.escape(message)):
+        K.campaign_from_data({"name": "spring", field: value})
+
+
+def test_after_a_disposition():
+    c = K.Campaign("t", max_attempts=2)
+    at = datetime(2026, 11, 25, 14, 0, tzinfo=UTC)
+    back = K.Disposition("call_back", True, K.AfterDisposition.CALL_BACK)
+    later = K.after_disposition(c, back, S.DONE, 1, at + timedelta(hours=2), at)
+    assert (later.status, later.next_at) == (S.RETRY, (at + timedelta(hours=2)).timestamp())
+    with pytest.raises(K.CampaignError, match="max_attempts"):
+        K.after_disposition(c, back, S.DONE, 2, at + timedelta(hours=2), at)
+    dnc = K.Disposition("do_not_call", True, K.AfterDisposition.DO_NOT_CALL)
+    assert K.after_disposition(c, dnc, S.DONE, 1, None, at).status is S.EXCLUDED
+    assert K.after_disposition(c, K.Disposition("sale"), S.RETRY, 1, None, at).status is S.DONE  # reached after all
