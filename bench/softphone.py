@@ -36,6 +36,10 @@ from tests.browser.softphone_site import CHROMIUM_ARGS, phone_site, start_work
 from tests.gateway.gw_harness import PLAIN_CALLER, _hash
 
 PAGES = 20
+# Chromium's audio service opens at most 16 input streams at once (media/audio: kDefaultMaxInputStreams): a
+# 17th page's getUserMedia fails and JsSIP answers 480. Agents each have their own browser; two Chromiums of
+# ten pages stand for them.
+PAGES_PER_BROWSER = 10
 CALL_GAP_S = 0.5  # two calls a second for the team: each is set up while others talk
 AGENTS = [f"{2101 + i}" for i in range(PAGES)]
 PASSWORDS = {f"bench{i}": f"bench-pass-{i}" for i in range(PAGES)}
@@ -60,8 +64,31 @@ def pct(values: list[float], p: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))], 1)
 
 
-async def run(rounds: int) -> dict[str, object]:
+HOOK = """() => {
+  window.__rings = [];
+  const now = () => performance.timeOrigin + performance.now();
+  window.__softphone.ua.on("newRTCSession", (e) => {
+    if (e.originator !== "remote") return;
+    const r = { callId: e.request.call_id, invite: now() };
+    window.__rings.push(r);
+    e.session.on("progress", () => { r.progress = now(); });
+    e.session.on("accepted", () => { r.accepted = now(); });
+    e.session.on("failed", (f) => { r.failed = `${f.originator} ${f.cause} ${f.message ? f.message.status_code || "" : ""}`; r.failedAt = now(); });
+  });
+}"""
+
+
+async def loop_lag(lags: list[float]) -> None:
+    while True:
+        t = time.monotonic()
+        await asyncio.sleep(0.01)
+        lags.append((time.monotonic() - t - 0.01) * 1000)
+
+
+async def run(rounds: int, trace: bool = False) -> dict[str, object]:
     started = time.monotonic()
+    wall = time.time() - time.monotonic()
+    lags: list[float] = []
     offered: dict[str, float] = {}  # agent id -> when the router decided the offer
     ring_ms: list[float] = []
     answer_audio_ms: list[float] = []
@@ -74,20 +101,26 @@ async def run(rounds: int) -> dict[str, object]:
             site.passwords = dict(PASSWORDS)
             site.server.bus.subscribe(acd_d.Offer, lambda e: offered.__setitem__(e.agent_id, time.monotonic()))
             async with async_playwright() as p:
-                browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+                browsers = await asyncio.gather(*(
+                    p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+                    for _ in range(0, PAGES, PAGES_PER_BROWSER)))
                 pages: dict[str, Page] = {}
 
                 async def open_console(i: int, agent: str) -> None:
-                    context = await browser.new_context(locale="zh-CN")
+                    context = await browsers[i // PAGES_PER_BROWSER].new_context(locale="zh-CN")
                     page = await context.new_page()
                     await page.goto(site.http_url + "/agent")
                     await start_work(page, site, f"bench{i}", agent, "sales", "空闲")
                     pages[agent] = page
-                for batch in range(0, PAGES, 5):  # five at a time: logins hash passwords (scrypt)
-                    await asyncio.gather(*(open_console(i, a) for i, a in enumerate(AGENTS) if batch <= i < batch + 5))
+                    if trace:
+                        await page.evaluate(HOOK)
+                await asyncio.gather(*(open_console(i, a) for i, a in enumerate(AGENTS)))
                 registered = sum(ps.pbx.registered(a) for a in AGENTS)
                 setup_s = time.monotonic() - started
+                if trace:
+                    print(f"setup {setup_s:.1f} s", file=sys.stderr)
 
+                lagger = asyncio.create_task(loop_lag(lags))
                 for _ in range(rounds):
                     first = len(ps.pbx.calls)
                     for _ in AGENTS:
@@ -102,6 +135,26 @@ async def run(rounds: int) -> dict[str, object]:
                         await asyncio.sleep(0.1)
                     await asyncio.sleep(1.5)  # a little talk: RTP both ways on every call
                     calls = ps.pbx.calls[first:]
+                    if trace:
+                        rings = {}
+                        for page in pages.values():
+                            for r in await page.evaluate("window.__rings"):
+                                rings[r["callId"]] = r
+                        for call in calls:
+                            o = offered.get(call.extension)
+                            r = rings.get(call.call_id, {})
+                            ms = lambda a, b: None if a is None or b is None else round((b - a) * 1000)
+                            print(json.dumps({
+                                "ext": call.extension, "final": call.final_status,
+                                "offer_rung": ms(o, call.rung_at), "rung_sdp": ms(call.rung_at, call.offer_ready_at),
+                                "sdp_sent": ms(call.offer_ready_at, call.invite_sent_at),
+                                "sent_browser": ms(call.invite_sent_at + wall, r.get("invite", 0) / 1000 or None),
+                                "browser_180": ms(r.get("invite", 0) / 1000 or None, r.get("progress", 0) / 1000 or None),
+                                "180_pbx": ms(r.get("progress", 0) / 1000 or None,
+                                              None if call.ringing_at is None else call.ringing_at + wall),
+                                "ring": ms(o, call.ringing_at), "failed": r.get("failed"),
+                                "failed_after": ms(r.get("invite", 0) / 1000 or None, r.get("failedAt", 0) / 1000 or None)}),
+                                  file=sys.stderr)
                     for call in calls:
                         if not call.answered:
                             unanswered += 1  # rung and not answered (re-offered elsewhere): not a call's audio
@@ -140,8 +193,10 @@ async def run(rounds: int) -> dict[str, object]:
                         await asyncio.sleep(0.1)
                     offered.clear()
 
+                lagger.cancel()
                 heaps = [await page.evaluate("performance.memory.usedJSHeapSize") / 2**20 for page in pages.values()]
-                await browser.close()
+                for browser in browsers:
+                    await browser.close()
     return {
         "pages": PAGES,
         "registered": registered,
@@ -160,14 +215,16 @@ async def run(rounds: int) -> dict[str, object]:
         "elapsed_s": round(time.monotonic() - started, 1),
         # the machine's load while it ran (2 cores shared: figures under load > 2 are not the console's)
         "load_avg_1m": round(os.getloadavg()[0], 1),
+        "loop_lag_p50_ms": pct(lags, 50), "loop_lag_p99_ms": pct(lags, 99), "loop_lag_max_ms": round(max(lags), 1),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one round of 20 calls (under a minute)")
+    parser.add_argument("--trace", action="store_true")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(1 if args.quick else 3))))
+    print(json.dumps(asyncio.run(run(1 if args.quick else 3, args.trace))))
 
 
 if __name__ == "__main__":
