@@ -49,7 +49,8 @@ def decode(line: bytes) -> dict[str, Any]:
 
 
 class RemotePeer:
-    """One call's media, living in the media process: what sip_ws.py and the tests read of a call's peer."""
+    """One call's media, living in the media process: what sip_ws.py and the tests read of a call's peer.
+    Its requests go one at a time, so a close never overtakes the answer still being applied."""
 
     def __init__(self, process: MediaProcess, key: int, sound: Path, recording: Path) -> None:
         self.process, self.key = process, key
@@ -59,28 +60,37 @@ class RemotePeer:
         self.first_rtp_at: float | None = None  # time.monotonic() of the first RTP packet from the browser
         self.rtp_in = 0  # 1 once the first packet came; stats() has the counts
         self._closed = False
+        self._final: dict[str, int] = {}  # the counts at close
+        self._turn = asyncio.Lock()
+
+    async def _request(self, op: str, **args: Any) -> Any:
+        async with self._turn:
+            return await self.process.request(op, self.key, **args)
 
     async def offer(self) -> str:
-        result = await self.process.request("offer", self.key, sound=str(self.sound), recording=str(self.recording))
+        result = await self._request("offer", sound=str(self.sound), recording=str(self.recording))
         self.local_sdp = result["local"]
         return str(result["sdp"])
 
     async def answer(self, sdp: str) -> None:
-        await self.process.request("answer", self.key, sdp=sdp)
+        if not self._closed:
+            await self._request("answer", sdp=sdp)
 
     async def stats(self) -> dict[str, int]:
         if self._closed:
-            return dict(self.process.final_stats.get(self.key, {}))
-        return dict(await self.process.request("stats", self.key))
+            async with self._turn:  # the close's own request has the last counts
+                return dict(self._final)
+        return dict(await self._request("stats"))
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         try:
-            self.process.final_stats[self.key] = await self.process.request("close", self.key)
+            self._final = await self._request("close")
         except MediaProcessError as e:
             log.warning("media of call %s not closed cleanly: %s", self.key, e)
+        self.process.forget(self.key)
 
     def event(self, msg: dict[str, Any]) -> None:
         if msg.get("event") == "rtp":
@@ -95,7 +105,6 @@ class MediaProcess:
 
     def __init__(self, *, nice: int = 0) -> None:
         self.nice = nice
-        self.final_stats: dict[int, dict[str, int]] = {}  # a closed peer's last counts
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._pending: dict[int, asyncio.Future[Any]] = {}
@@ -104,6 +113,11 @@ class MediaProcess:
         self._next_request = 0
         self._ready: asyncio.Future[None] | None = None
         self._gone = ""
+
+    @property
+    def gone(self) -> bool:
+        """The process has exited (or was stopped): every request fails at once."""
+        return bool(self._gone)
 
     @property
     def pid(self) -> int | None:
@@ -130,6 +144,9 @@ class MediaProcess:
         peer = RemotePeer(self, self._next_peer, sound, recording)
         self._peers[peer.key] = peer
         return peer
+
+    def forget(self, key: int) -> None:
+        self._peers.pop(key, None)
 
     async def request(self, op: str, key: int, **args: Any) -> Any:
         if self._proc is None or self._proc.stdin is None or self._gone:

@@ -352,16 +352,22 @@ class SipWsServer:
             if chan.dead or chan.hungup:  # the CTI gave up while the 200 was on its way: end it at once
                 await self._bye(call)
                 return
-            if call.peer is not None:
-                try:
-                    await call.peer.answer(resp.body.decode("utf-8", "replace"))
-                except MediaProcessError as e:
-                    log.warning("sip/ws: the browser's answer SDP not taken: %s", e)
+            # The channel is up with the 200, as in Asterisk: ICE and DTLS follow on their own, and a slow
+            # media side never holds the answer back from the CTI.
             call.answered = True
             call.answered_at = time.monotonic()
             self.world.new_state(chan, 6)
             self.world.device_state(chan.device, "INUSE")
+            if call.peer is not None:
+                self.world.spawn(self._media_answer(call.peer, resp.body.decode("utf-8", "replace")),
+                                 name=f"media answer {call.call_id}")
             return
+
+    async def _media_answer(self, peer: RemotePeer, sdp: str) -> None:
+        try:
+            await peer.answer(sdp)
+        except MediaProcessError as e:
+            log.warning("sip/ws: the browser's answer SDP not taken: %s", e)
 
     def _ack(self, call: BrowserCall, resp: sip.SipMessage) -> sip.SipMessage:
         ack = self._invite(call, "", method="ACK", cseq=resp.cseq[0])
