@@ -4,8 +4,8 @@ same event loop as the SIP signalling and the CTI they would hold every INVITE a
 of the calls already talking. So the SIP endpoint (sip_ws.py) keeps the signalling and asks this process for
 each call's media: offer SDP out, answer SDP in, the recording and the digits heard back.
 
-The pipe carries one JSON object a line. Parent to child: ``{"id": n, "op": "prepare"|"offer"|"answer"|"stats"|
-"close", "peer": k, ...}`` and ``{"op": "quit"}``. Child to parent: ``{"ready": true}`` once aiortc is loaded, then
+The pipe carries one JSON object a line. Parent to child: ``{"id": n, "op": "offer"|"answer"|"stats"|"close",
+"peer": k, ...}`` and ``{"op": "quit"}``. Child to parent: ``{"ready": true}`` once aiortc is loaded, then
 ``{"id": n, "result": ...}`` or ``{"id": n, "error": "..."}`` for each request, and unasked events
 ``{"peer": k, "event": "rtp", "at": t}`` (the first packet from the browser: time.monotonic(), one clock for
 every process of the machine) and ``{"peer": k, "event": "digit", "digit": "5"}``.
@@ -52,10 +52,11 @@ class RemotePeer:
     """One call's media, living in the media process: what sip_ws.py and the tests read of a call's peer.
     Its requests go one at a time, so a close never overtakes the answer still being applied."""
 
-    def __init__(self, process: MediaProcess, key: int, sound: Path, recording: Path) -> None:
-        self.process, self.key = process, key
-        self.sound, self.recording = sound, recording
-        self.local_sdp = ""  # aiortc's own offer (the INVITE carries it reshaped; a re-INVITE's 200 reuses it)
+    def __init__(self, process: MediaProcess, key: int, sound: Path) -> None:
+        self.process, self.key, self.sound = process, key, sound
+        self.recording: Path | None = None  # where the browser's audio goes, given when a call takes the peer
+        self.offer_sdp = ""  # the offer as Asterisk writes it, for the INVITE
+        self.local_sdp = ""  # aiortc's own (a re-INVITE's 200 reuses it)
         self.digits: list[str] = []
         self.first_rtp_at: float | None = None  # time.monotonic() of the first RTP packet from the browser
         self.rtp_in = 0  # 1 once the first packet came; stats() has the counts
@@ -67,14 +68,13 @@ class RemotePeer:
         async with self._turn:
             return await self.process.request(op, self.key, **args)
 
-    async def offer(self) -> str:
-        result = await self._request("offer", sound=str(self.sound), recording=str(self.recording))
-        self.local_sdp = result["local"]
-        return str(result["sdp"])
+    async def offer(self) -> None:
+        result = await self._request("offer", sound=str(self.sound))
+        self.offer_sdp, self.local_sdp = str(result["sdp"]), str(result["local"])
 
     async def answer(self, sdp: str) -> None:
         if not self._closed:
-            await self._request("answer", sdp=sdp)
+            await self._request("answer", sdp=sdp, recording=str(self.recording) if self.recording else None)
 
     async def stats(self) -> dict[str, int]:
         if self._closed:
@@ -101,10 +101,17 @@ class RemotePeer:
 
 
 class MediaProcess:
-    """The child process and the pipe to it. ``nice`` lowers its CPU priority below the signalling's."""
+    """The child process and the pipe to it. ``nice`` lowers its CPU priority below the signalling's.
 
-    def __init__(self, *, nice: int = 0) -> None:
-        self.nice = nice
+    ``spares`` peers have their offer made before any call needs one: Asterisk writes its SDP offer in
+    microseconds, aiortc takes tens of milliseconds (a certificate, ICE gathering) and a round trip to a
+    process that is busy with the audio of the calls already talking; the ring is the CTI's and the browser's
+    to measure, not aiortc's."""
+
+    def __init__(self, *, nice: int = 0, spares: int = 4) -> None:
+        self.nice, self.spares = nice, spares
+        self._spare: list[RemotePeer] = []
+        self._filling: asyncio.Task[None] | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._pending: dict[int, asyncio.Future[Any]] = {}
@@ -136,14 +143,39 @@ class MediaProcess:
             raise MediaProcessError(f"the media process did not start: {self._gone or 'no answer'}") from None
 
     async def prepare(self, sound: Path) -> None:
-        """Have spare peers playing ``sound`` ready before the first call."""
-        await self.request("prepare", 0, sound=str(sound))
+        """Have the spare peers, playing ``sound``, ready before the first call."""
+        await self._fill(sound)
 
-    def new_peer(self, sound: Path, recording: Path) -> RemotePeer:
+    async def peer_for_call(self, sound: Path, recording: Path) -> RemotePeer:
+        """A peer with its offer made, for a call that records the browser's audio to ``recording``."""
+        if self._gone:
+            raise MediaProcessError(self._gone)
+        spare = next((p for p in self._spare if p.sound == sound), None)
+        if spare is not None:
+            self._spare.remove(spare)
+            peer = spare
+        else:
+            peer = self._new_peer(sound)
+            await peer.offer()
+        peer.recording = recording
+        if self.spares and (self._filling is None or self._filling.done()) and not self._gone:
+            self._filling = asyncio.create_task(self._fill(sound), name="media spares")
+        return peer
+
+    def _new_peer(self, sound: Path) -> RemotePeer:
         self._next_peer += 1
-        peer = RemotePeer(self, self._next_peer, sound, recording)
+        peer = RemotePeer(self, self._next_peer, sound)
         self._peers[peer.key] = peer
         return peer
+
+    async def _fill(self, sound: Path) -> None:
+        try:
+            while len(self._spare) < self.spares and not self._gone:
+                peer = self._new_peer(sound)
+                await peer.offer()
+                self._spare.append(peer)
+        except MediaProcessError as e:
+            log.warning("media process: no spare peer made: %s", e)
 
     def forget(self, key: int) -> None:
         self._peers.pop(key, None)
@@ -205,6 +237,10 @@ class MediaProcess:
             fut.set_result(msg.get("result"))
 
     async def stop(self) -> None:
+        if self._filling is not None:
+            self._filling.cancel()
+            await asyncio.gather(self._filling, return_exceptions=True)
+        self._spare.clear()
         for peer in list(self._peers.values()):
             if not self._gone:
                 await peer.close()
@@ -229,72 +265,28 @@ class MediaProcess:
 # ----------------------------------------------------------------------------------------------- the child's side
 
 
-class Spares:
-    """Peers whose offer is made before their call: Asterisk writes its SDP offer in microseconds, aiortc
-    takes tens of milliseconds (a certificate, ICE gathering), and more while other calls' audio keeps this
-    process busy; the ring the bench measures is the CTI's and the browser's, not aiortc's."""
-
-    def __init__(self, count: int) -> None:
-        self.count = count
-        self.sound: Path | None = None
-        self.ready: list[tuple[Any, str]] = []  # (webrtc_peer.MediaPeer, its offer)
-        self._filling: asyncio.Task[None] | None = None
-
-    async def make(self, sound: Path) -> tuple[Any, str]:
-        from pbxsim import webrtc_peer
-
-        peer = webrtc_peer.MediaPeer(sound)
-        return peer, await peer.offer()
-
-    def take(self, sound: Path) -> tuple[Any, str] | None:
-        spare = self.ready.pop(0) if self.ready and sound == self.sound else None
-        self.fill(sound)
-        return spare
-
-    def fill(self, sound: Path) -> asyncio.Task[None]:
-        if sound != self.sound:
-            self.sound = sound
-            self.ready.clear()  # a spare plays the sound it was made with (none of ours change it)
-        if self._filling is None or self._filling.done():
-            self._filling = asyncio.create_task(self._fill(sound))
-        return self._filling
-
-    async def _fill(self, sound: Path) -> None:
-        while len(self.ready) < self.count and sound == self.sound:
-            self.ready.append(await self.make(sound))
-
-    async def close(self) -> None:
-        if self._filling is not None:
-            self._filling.cancel()
-        for peer, _ in self.ready:
-            await peer.close()
-
-
-async def serve(reader: asyncio.StreamReader, write: Callable[[dict[str, Any]], None], spares: int = 4) -> None:
+async def serve(reader: asyncio.StreamReader, write: Callable[[dict[str, Any]], None]) -> None:
     from pbxsim import webrtc_peer
 
     await asyncio.get_running_loop().run_in_executor(None, webrtc_peer.warm_up)
     write({"ready": True})
     peers: dict[int, webrtc_peer.MediaPeer] = {}
     tasks: set[asyncio.Task[None]] = set()
-    ready = Spares(spares)
 
     async def handle(msg: dict[str, Any]) -> None:
         rid, op, key = msg.get("id"), msg.get("op"), int(msg.get("peer", 0))
         try:
-            if op == "prepare":
-                await ready.fill(Path(msg["sound"]))
-                result: Any = len(ready.ready)
-            elif op == "offer":
-                sound = Path(msg["sound"])
-                peer, sdp = ready.take(sound) or await ready.make(sound)
-                peer.recording = Path(msg["recording"])
-                peer.on_first_rtp = lambda at: write({"peer": key, "event": "rtp", "at": at})
-                peer.on_digit = lambda d: write({"peer": key, "event": "digit", "digit": d})
+            if op == "offer":
+                peer = webrtc_peer.MediaPeer(
+                    Path(msg["sound"]), on_first_rtp=lambda at: write({"peer": key, "event": "rtp", "at": at}),
+                    on_digit=lambda d: write({"peer": key, "event": "digit", "digit": d}))
                 peers[key] = peer
-                result = {"sdp": sdp, "local": peer.pc.localDescription.sdp}
+                sdp = await peer.offer()
+                result: Any = {"sdp": sdp, "local": peer.pc.localDescription.sdp}
             elif op == "answer":
-                await peers[key].answer(str(msg["sdp"]))
+                peer = peers[key]
+                peer.recording = Path(msg["recording"]) if msg.get("recording") else None
+                await peer.answer(str(msg["sdp"]))
                 result = None
             elif op == "stats":
                 result = await peers[key].stats()
@@ -321,7 +313,6 @@ async def serve(reader: asyncio.StreamReader, write: Callable[[dict[str, Any]], 
         task = asyncio.create_task(handle(msg))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
-    await ready.close()
     for peer in peers.values():
         await peer.close()
 

@@ -282,9 +282,8 @@ class SipWsServer:
         if self.media_process is None:
             return ""
         call.recording = self._media_dir() / f"{call.chan.uniqueid}-from-agent.wav"
-        peer = self.media_process.new_peer(self._known_sound(), call.recording)
-        call.peer = peer
-        return await peer.offer()
+        call.peer = await self.media_process.peer_for_call(self._known_sound(), call.recording)
+        return call.peer.offer_sdp
 
     def _media_dir(self) -> Path:
         media_dir = self.media_dir or Path(".")
