@@ -232,8 +232,13 @@ class SipWsServer:
             await self._send(conn, sip.response_to(msg, 200, "OK", to_tag=_via_branch(msg),
                                                    extra=[("Date", _date()), ("Server", USER_AGENT)]))
             return
-        self.registrations[extension] = Registration(extension, sip.address(contact), conn,
-                                                     time.monotonic() + expires)
+        old = self.registrations.get(extension)
+        reg = Registration(extension, sip.address(contact), conn, time.monotonic() + expires)
+        self.registrations[extension] = reg
+        if old is None or _pbx_uri(old) != _pbx_uri(reg):
+            if old is not None:  # max_contacts 1, remove_existing: the new contact replaces the old one
+                self._contact_status(old, "Removed")
+            self._contact_status(reg, "NonQualified")
         profile = self.world.phones.get(extension)
         if profile is None or profile.line is None:
             profile = PhoneProfile(answer_after=None, line=_Line(self, extension))
@@ -245,9 +250,23 @@ class SipWsServer:
             extra=[("Date", _date()), ("Contact", f"<{sip.address(contact)}>;expires={expires - 1}"),
                    ("Expires", str(expires)), ("Server", USER_AGENT)]))
 
+    def _contact_status(self, reg: Registration, status: str) -> None:
+        """AMI, as Asterisk 22 reports a contact (capture 25): registered, NonQualified (this endpoint sends no
+        qualify OPTIONS, so never Reachable) with PeerStatus Reachable after it; gone (unregistered, or its
+        websocket closed), PeerStatus Unreachable, then Removed."""
+        peer = wire.event("PeerStatus", [("ChannelType", "PJSIP"), ("Peer", f"PJSIP/{reg.extension}"),
+                                         ("PeerStatus", "Reachable" if status != "Removed" else "Unreachable")])
+        contact = wire.event("ContactStatus", [("URI", _pbx_uri(reg)), ("ContactStatus", status),
+                                               ("AOR", reg.extension), ("EndpointName", reg.extension),
+                                               ("RoundtripUsec", "0")])
+        for event in (contact, peer) if status != "Removed" else (peer, contact):
+            self.world.emit(event)
+
     def _unregister(self, extension: str) -> None:
-        if self.registrations.pop(extension, None) is None:
+        reg = self.registrations.pop(extension, None)
+        if reg is None:
             return
+        self._contact_status(reg, "Removed")
         profile = self.world.phones.get(extension)
         if profile is not None and profile.line is not None:
             profile.registered = False
@@ -476,6 +495,15 @@ class _Watcher:
 
     def channel_gone(self, chan: Channel) -> None:
         self.server.channel_gone(self.call)
+
+
+def _pbx_uri(reg: Registration) -> str:
+    """The contact's URI as Asterisk names it: the websocket's source address, the browser's own host kept in
+    x-ast-orig-host (rewrite_contact; capture 25: ``;transport=ws`` over WSS too)."""
+    user = sip.user(reg.contact)
+    host = reg.contact.split("@", 1)[-1].split(";", 1)[0]
+    ip, port = reg.conn.remote_address[:2]
+    return f"sip:{user}@{ip}:{port};transport=ws;x-ast-orig-host={host}:0"
 
 
 def _via_branch(msg: sip.SipMessage) -> str:
