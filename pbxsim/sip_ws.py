@@ -25,8 +25,9 @@ from pathlib import Path
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from pbxsim import sip, wire
+from pbxsim import sip, webrtc_peer, wire
 from pbxsim.channels import Channel
+from pbxsim.media_peer import MediaProcess, MediaProcessError, RemotePeer
 from pbxsim.world import PhoneProfile, World
 
 log = logging.getLogger(__name__)
@@ -59,11 +60,13 @@ class BrowserCall:
     to_tag: str = ""
     answered: bool = False
     ended: bool = False
+    rung_at: float = 0.0  # time.monotonic() of each step from the originate to the answer, for the bench
+    offer_ready_at: float = 0.0
     invite_sent_at: float = 0.0
     ringing_at: float | None = None
     answered_at: float | None = None
     final_status: int | None = None
-    peer: object | None = None  # webrtc_peer.MediaPeer
+    peer: RemotePeer | None = None  # the call's media, in the media process
     recording: Path | None = None
     held: bool = False
     reinvites: list[str] = field(default_factory=list)  # the direction each re-INVITE asked for
@@ -72,17 +75,18 @@ class BrowserCall:
 
     @property
     def digits(self) -> str:
-        return "".join(getattr(self.peer, "digits", []))
+        return "".join(self.peer.digits) if self.peer is not None else ""
 
 
 class SipWsServer:
     def __init__(self, world: World, passwords: Callable[[str], str | None], *, host: str = "127.0.0.1",
-                 port: int = 0, media_dir: Path | None = None, media: bool = True) -> None:
+                 port: int = 0, media_dir: Path | None = None, media: bool = True, media_nice: int = 0) -> None:
         self.world = world
         self.passwords = passwords  # extension -> its SIP password (None: no such endpoint)
         self.host, self.port = host, port
         self.media_dir = media_dir
         self.media = media
+        self.media_process = MediaProcess(nice=media_nice) if media else None
         self.registrations: dict[str, Registration] = {}
         self.calls: list[BrowserCall] = []
         self.refused: list[tuple[str, int]] = []  # (extension, status) of refused REGISTERs, for the tests
@@ -96,11 +100,9 @@ class SipWsServer:
         return f"ws://{self.host}:{self.port}/ws"
 
     async def start(self) -> int:
-        if self.media:
-            # aiortc's import and first certificate take about a second: not inside the first call's ring
-            from pbxsim import webrtc_peer
-
-            await asyncio.get_running_loop().run_in_executor(None, webrtc_peer.warm_up)
+        if self.media_process is not None:
+            await self.media_process.start()  # it loads aiortc and makes a certificate before the first call
+            await self.media_process.prepare(self._known_sound())
         self._server = await serve(self._session, self.host, self.port, subprotocols=["sip"],  # type: ignore[list-item]
                                    ping_interval=None)
         self.port = next(iter(self._server.sockets)).getsockname()[1]
@@ -113,6 +115,8 @@ class SipWsServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        if self.media_process is not None:
+            await self.media_process.stop()
 
     async def drop_connections(self) -> int:
         """The network between the PBX and the browsers goes: every websocket is cut (no close handshake)."""
@@ -228,8 +232,13 @@ class SipWsServer:
             await self._send(conn, sip.response_to(msg, 200, "OK", to_tag=_via_branch(msg),
                                                    extra=[("Date", _date()), ("Server", USER_AGENT)]))
             return
-        self.registrations[extension] = Registration(extension, sip.address(contact), conn,
-                                                     time.monotonic() + expires)
+        old = self.registrations.get(extension)
+        reg = Registration(extension, sip.address(contact), conn, time.monotonic() + expires)
+        self.registrations[extension] = reg
+        if old is None or _pbx_uri(old) != _pbx_uri(reg):
+            if old is not None:  # max_contacts 1, remove_existing: the new contact replaces the old one
+                self._contact_status(old, "Removed")
+            self._contact_status(reg, "NonQualified")
         profile = self.world.phones.get(extension)
         if profile is None or profile.line is None:
             profile = PhoneProfile(answer_after=None, line=_Line(self, extension))
@@ -241,9 +250,23 @@ class SipWsServer:
             extra=[("Date", _date()), ("Contact", f"<{sip.address(contact)}>;expires={expires - 1}"),
                    ("Expires", str(expires)), ("Server", USER_AGENT)]))
 
+    def _contact_status(self, reg: Registration, status: str) -> None:
+        """AMI, as Asterisk 22 reports a contact (capture 30): registered, NonQualified (this endpoint sends no
+        qualify OPTIONS, so never Reachable) with PeerStatus Reachable after it; gone (unregistered, or its
+        websocket closed), PeerStatus Unreachable, then Removed."""
+        peer = wire.event("PeerStatus", [("ChannelType", "PJSIP"), ("Peer", f"PJSIP/{reg.extension}"),
+                                         ("PeerStatus", "Reachable" if status != "Removed" else "Unreachable")])
+        contact = wire.event("ContactStatus", [("URI", _pbx_uri(reg)), ("ContactStatus", status),
+                                               ("AOR", reg.extension), ("EndpointName", reg.extension),
+                                               ("RoundtripUsec", "0")])
+        for event in (contact, peer) if status != "Removed" else (peer, contact):
+            self.world.emit(event)
+
     def _unregister(self, extension: str) -> None:
-        if self.registrations.pop(extension, None) is None:
+        reg = self.registrations.pop(extension, None)
+        if reg is None:
             return
+        self._contact_status(reg, "Removed")
         profile = self.world.phones.get(extension)
         if profile is not None and profile.line is not None:
             profile.registered = False
@@ -258,27 +281,38 @@ class SipWsServer:
             chan.wake()
             return
         call = BrowserCall(extension, chan, call_id=secrets.token_hex(16), from_tag=sip.new_tag(),
-                           contact=reg.contact, conn=reg.conn)
+                           contact=reg.contact, conn=reg.conn, rung_at=time.monotonic())
         self.calls.append(call)
         chan.observers.append(_Watcher(self, call))
-        offer = await self._media_offer(call)
+        try:
+            offer = await self._media_offer(call)
+        except MediaProcessError as e:
+            log.warning("sip/ws: no media for the call to %s: %s", extension, e)
+            chan.hangup_cause = 58  # bearer capability not available
+            chan.hungup = True
+            chan.wake()
+            return
+        call.offer_ready_at = time.monotonic()
         await self._send(call.conn, self._invite(call, offer))
         call.invite_sent_at = time.monotonic()
         await self._await_final(call)
 
     async def _media_offer(self, call: BrowserCall) -> str:
-        if not self.media:
+        if self.media_process is None:
             return ""
-        from pbxsim import webrtc_peer
+        call.recording = self._media_dir() / f"{call.chan.uniqueid}-from-agent.wav"
+        call.peer = await self.media_process.peer_for_call(self._known_sound(), call.recording)
+        return call.peer.offer_sdp
 
+    def _media_dir(self) -> Path:
         media_dir = self.media_dir or Path(".")
         media_dir.mkdir(parents=True, exist_ok=True)
+        return media_dir
+
+    def _known_sound(self) -> Path:
         if self._tone is None:
-            self._tone = webrtc_peer.write_tone(media_dir / "known-sound.wav")
-        call.recording = media_dir / f"{call.chan.uniqueid}-from-agent.wav"
-        peer = webrtc_peer.MediaPeer(self._tone, call.recording)
-        call.peer = peer
-        return await peer.offer()
+            self._tone = webrtc_peer.write_tone(self._media_dir() / "known-sound.wav")
+        return self._tone
 
     def _invite(self, call: BrowserCall, sdp: str, *, method: str = "INVITE", cseq: int | None = None,
                 branch: str | None = None) -> sip.SipMessage:
@@ -336,13 +370,22 @@ class SipWsServer:
             if chan.dead or chan.hungup:  # the CTI gave up while the 200 was on its way: end it at once
                 await self._bye(call)
                 return
-            if call.peer is not None:
-                await call.peer.answer(resp.body.decode("utf-8", "replace"))  # type: ignore[attr-defined]
+            # The channel is up with the 200, as in Asterisk: ICE and DTLS follow on their own, and a slow
+            # media side never holds the answer back from the CTI.
             call.answered = True
             call.answered_at = time.monotonic()
             self.world.new_state(chan, 6)
             self.world.device_state(chan.device, "INUSE")
+            if call.peer is not None:
+                self.world.spawn(self._media_answer(call.peer, resp.body.decode("utf-8", "replace")),
+                                 name=f"media answer {call.call_id}")
             return
+
+    async def _media_answer(self, peer: RemotePeer, sdp: str) -> None:
+        try:
+            await peer.answer(sdp)
+        except MediaProcessError as e:
+            log.warning("sip/ws: the browser's answer SDP not taken: %s", e)
 
     def _ack(self, call: BrowserCall, resp: sip.SipMessage) -> sip.SipMessage:
         ack = self._invite(call, "", method="ACK", cseq=resp.cseq[0])
@@ -367,7 +410,7 @@ class SipWsServer:
 
     async def _close_media(self, call: BrowserCall) -> None:
         if call.peer is not None:
-            await call.peer.close()  # type: ignore[attr-defined]
+            await call.peer.close()
 
     def channel_gone(self, call: BrowserCall) -> None:
         if call.ended:
@@ -412,10 +455,7 @@ class SipWsServer:
         ours = ""
         peer = call.peer
         if peer is not None:
-            local = peer.pc.localDescription  # type: ignore[attr-defined]
-            from pbxsim import webrtc_peer
-
-            ours = webrtc_peer.asterisk_shaped_offer(local.sdp).replace("a=setup:actpass", "a=setup:passive")
+            ours = webrtc_peer.asterisk_shaped_offer(peer.local_sdp).replace("a=setup:actpass", "a=setup:passive")
             ours = ours.replace("a=sendrecv", f"a={mirror}")
         await self._send(conn, sip.response_to(msg, 200, "OK", extra=[
             ("Contact", f"<sip:asterisk@{self.host}:{self.port};transport=ws>"),
@@ -455,6 +495,15 @@ class _Watcher:
 
     def channel_gone(self, chan: Channel) -> None:
         self.server.channel_gone(self.call)
+
+
+def _pbx_uri(reg: Registration) -> str:
+    """The contact's URI as Asterisk names it: the websocket's source address, the browser's own host kept in
+    x-ast-orig-host (rewrite_contact; capture 30: ``;transport=ws`` over WSS too)."""
+    user = sip.user(reg.contact)
+    host = reg.contact.split("@", 1)[-1].split(";", 1)[0]
+    ip, port = reg.conn.remote_address[:2]
+    return f"sip:{user}@{ip}:{port};transport=ws;x-ast-orig-host={host}:0"
 
 
 def _via_branch(msg: sip.SipMessage) -> str:

@@ -6,7 +6,8 @@ Its offer is reshaped into the one a real Asterisk 22 sends for an ``agent-webrt
 tests/captures/22-webrtc-softphone.txt): ``UDP/TLS/RTP/SAVPF 0 101``, PCMU first, telephone-event/8000,
 ptime 20, DTLS ``setup:actpass`` with a SHA-256 fingerprint, ICE credentials and host candidates, rtcp-mux.
 
-aiortc is a test dependency (the ``test`` extra): this module imports it only when a call needs media.
+aiortc is a test dependency (the ``test`` extra): this module imports it only when a call needs media, and the
+peers run in the media process (media_peer.py), never in the simulator's or the CTI's event loop.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import math
 import struct
 import time
 import wave
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,29 +86,36 @@ def rms(path: Path) -> float:
 
 
 class MediaPeer:
-    """One call's media: offer, answer, play, record, DTMF tap. ``close()`` finishes the recording."""
+    """One call's media: offer, answer, play, record, DTMF tap. ``close()`` finishes the recording.
 
-    def __init__(self, sound: Path, recording: Path) -> None:
+    The offer can be made before the call exists (a spare, see media_peer.py): the recording's path and the
+    callbacks are given when a call takes the peer, and the recorder opens with the answer."""
+
+    def __init__(self, sound: Path, recording: Path | None = None, *,
+                 on_first_rtp: Callable[[float], None] | None = None,
+                 on_digit: Callable[[str], None] | None = None) -> None:
         from aiortc import RTCConfiguration, RTCPeerConnection
-        from aiortc.contrib.media import MediaPlayer, MediaRecorder
+        from aiortc.contrib.media import MediaPlayer
 
         # No ICE servers: aiortc's default is a public STUN server, which a PBX simulator on loopback must never
         # contact (and whose lookup, with no network, held each offer back). Host candidates are what Asterisk
         # offers too (capture 22).
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.player = MediaPlayer(str(sound), loop=True)
-        self.recorder = MediaRecorder(str(recording))
+        self.recorder: Any = None  # aiortc's MediaRecorder, from the answer on
         self.recording = recording
         self.digits: list[str] = []
         self.rtp_in = 0  # SRTP-decrypted RTP packets from the browser, and their bytes (aiortc's inbound
         self.rtp_bytes_in = 0  # statistics have no byte count)
         self.first_rtp_at: float | None = None  # time.monotonic() of the first one
         self._last_event: tuple[int, int] | None = None  # (timestamp, event) of the last digit noted
+        self.on_first_rtp, self.on_digit = on_first_rtp, on_digit
         self._closed = False
 
         @self.pc.on("track")
         def on_track(track: Any) -> None:
-            self.recorder.addTrack(track)
+            if self.recorder is not None:
+                self.recorder.addTrack(track)
 
     async def offer(self) -> str:
         assert self.player.audio is not None  # a WAV file has an audio track
@@ -118,7 +127,10 @@ class MediaPeer:
 
     async def answer(self, sdp: str) -> None:
         from aiortc import RTCSessionDescription
+        from aiortc.contrib.media import MediaBlackhole, MediaRecorder
 
+        # before the remote description: its "track" event hands the browser's audio to the recorder
+        self.recorder = MediaRecorder(str(self.recording)) if self.recording is not None else MediaBlackhole()
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         await self.recorder.start()
         self._tap_dtmf()
@@ -133,6 +145,8 @@ class MediaPeer:
         async def handle(data: bytes, arrival_time_ms: int) -> None:
             if self.first_rtp_at is None:
                 self.first_rtp_at = time.monotonic()
+                if self.on_first_rtp is not None:
+                    self.on_first_rtp(self.first_rtp_at)
             self.rtp_in += 1
             self.rtp_bytes_in += len(data)
             if len(data) >= 16 and (data[1] & 0x7F) == TELEPHONE_EVENT_PT:
@@ -142,6 +156,8 @@ class MediaPeer:
                 if event < len(DTMF_EVENTS) and key != self._last_event:
                     self._last_event = key
                     self.digits.append(DTMF_EVENTS[event])
+                    if self.on_digit is not None:
+                        self.on_digit(DTMF_EVENTS[event])
                 return
             await inner(data, arrival_time_ms)
 
@@ -164,7 +180,8 @@ class MediaPeer:
             return
         self._closed = True
         try:
-            await asyncio.wait_for(self.recorder.stop(), 5)
+            if self.recorder is not None:
+                await asyncio.wait_for(self.recorder.stop(), 5)
         except Exception as e:  # noqa: BLE001 (a recorder that never got a frame has nothing to finish)
             log.debug("recording %s not finished: %s", self.recording, e)
         await self.pc.close()

@@ -105,6 +105,19 @@ class CallEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class PbxContactChanged:
+    """The PBX's own view of a phone's registration (AMI ContactStatus, res_pjsip): a contact of ``endpoint``
+    registered (NonQualified, then Reachable once qualified), went Unreachable, or was Removed (unregistered,
+    expired, or its websocket closed: a browser that died). Capture 30."""
+
+    pbx: str
+    endpoint: str
+    uri: str
+    status: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class PbxShutdown:
     """Asterisk announced it is shutting down or restarting (AMI Shutdown event)."""
 

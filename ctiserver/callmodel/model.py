@@ -27,6 +27,7 @@ from .events import (
     CallTransferred,
     LegHungUp,
     LegRinging,
+    PbxContactChanged,
     PbxShutdown,
 )
 from .states import CallPhase, IllegalTransition, check_transition
@@ -177,6 +178,7 @@ class CallModel:
             "HangupRequest": self._hangup_request,
             "SoftHangupRequest": self._hangup_request,
             "Shutdown": self._shutdown,
+            "ContactStatus": self._contact_status,
             "BridgeCreate": self._bridge_create,
             "BridgeEnter": self._bridge_enter,
             "BridgeLeave": self._bridge_leave,
@@ -373,6 +375,10 @@ class CallModel:
     def _shutdown(self, m: Message, now: float) -> list[object]:
         self.shutting_down = True
         return [PbxShutdown(self.pbx, m.get("Restart") == "True", now)]
+
+    def _contact_status(self, m: Message, now: float) -> list[object]:
+        endpoint, status = m.get("EndpointName", ""), m.get("ContactStatus", "")
+        return [PbxContactChanged(self.pbx, endpoint, m.get("URI", ""), status, now)] if endpoint and status else []
 
     def hung_up_by(self, call: Call) -> str:
         """Whose side ended the caller's current connection: the side whose channel gave the first sign
@@ -934,7 +940,7 @@ def resync(model: CallModel, entries: list[Message], now: float, *, gone_since: 
 UNUSED_EVENTS = frozenset(
     {
         "DeviceStateChange", "Cdr", "VarSet", "AGIExecStart", "AGIExecEnd", "DTMFBegin", "DTMFEnd",
-        "NewAccountCode", "RTCPSent", "RTCPReceived", "PeerStatus", "ContactStatus", "Registry",
+        "NewAccountCode", "RTCPSent", "RTCPReceived", "PeerStatus", "Registry",
         "SuccessfulAuth", "ChallengeSent", "FullyBooted", "LocalBridge", "DialState",
     }
 )

@@ -7,6 +7,12 @@ The console reports its phone's registration (registered, unregistered, failed, 
 no_microphone or auth_failed): it is the agent's own phone, on the agent's own authenticated websocket, and a
 report for an extension that is not the agent's is refused. A phone whose console is gone is the console
 presence rule's (console_lost).
+
+The PBX has its own view, which the console cannot give when it is the one that failed: AMI ContactStatus
+(capture 30). When the last contact of an agent's browser phone is Removed (its websocket closed: a browser
+that crashed or lost its network without unregistering) or Unreachable (the qualify got no answer), the phone
+is unregistered ("pbx_removed", "pbx_unreachable") and the agent paused at once, without waiting for the
+console rule; a contact registering again makes it registered, when it was the PBX that said it was not.
 """
 
 from __future__ import annotations
@@ -22,11 +28,13 @@ from acd.config import PHONE_UNREGISTERED
 from acd.router import Router
 
 from ..bus import EventBus
+from ..callmodel.events import PbxContactChanged
 from ..queueing.service import QueueingService, Refused
 
 log = logging.getLogger(__name__)
 
 PHONE_STATES = ("registered", "unregistered", "failed")
+CONTACT_GONE = {"Removed": "pbx_removed", "Unreachable": "pbx_unreachable"}  # ContactStatus -> the detail shown
 _WORKING = frozenset({"available", "reserved", "on_call", "on_hold", "wrap_up"})
 
 
@@ -46,6 +54,7 @@ class PhoneRegistrations:
         self.endpoint: dict[str, str] = {}  # agent -> the endpoint their console registers as
         self.state: dict[str, str] = {}
         self.detail: dict[str, str] = {}
+        self.contacts: dict[str, set[str]] = {}  # endpoint -> the contact URIs the PBX has for it
 
     def holder(self, endpoint: str) -> str | None:
         """The agent whose console was given ``endpoint``'s account (until they log out)."""
@@ -56,6 +65,27 @@ class PhoneRegistrations:
 
     def registered(self, agent_id: str) -> bool:
         return self.state.get(agent_id) == "registered"
+
+    def contact_changed(self, endpoint: str, uri: str, status: str) -> tuple[str, tuple[str, str]] | None:
+        """The PBX reported a contact of ``endpoint``: the (agent, (state, detail)) it changes, or None.
+
+        Only the agent's last contact going takes the phone away (remove_existing replaces a contact with
+        its successor, in either order); the phone comes back from the PBX only if the PBX took it away
+        (a console that reported a failure of its own knows better than a contact that still exists)."""
+        contacts = self.contacts.setdefault(endpoint, set())
+        if status in CONTACT_GONE:
+            contacts.discard(uri)
+        else:  # NonQualified (just registered), Reachable, Created, Updated, Unknown
+            contacts.add(uri)
+        agent_id = self.holder(endpoint)
+        if agent_id is None:
+            return None
+        state, detail = self.state.get(agent_id), self.detail.get(agent_id, "")
+        if not contacts and status in CONTACT_GONE and state == "registered":
+            return agent_id, ("unregistered", CONTACT_GONE[status])
+        if contacts and state == "unregistered" and detail in CONTACT_GONE.values():
+            return agent_id, ("registered", "")
+        return None
 
     def shown(self, agent_id: str) -> str:
         """The grid's value: "" for a desk phone."""
@@ -69,6 +99,7 @@ class PhonePresence:
         self.clock = clock
         self.phones = PhoneRegistrations()
         bus.subscribe(d.AgentStateChanged, self._on_agent_state)
+        bus.subscribe(PbxContactChanged, self._on_contact)
 
     @property
     def router(self) -> Router:
@@ -99,6 +130,15 @@ class PhonePresence:
         endpoint = self.phones.endpoint.get(agent_id)
         if endpoint is None or endpoint != extension:
             raise ValueError(f"phone {extension} is not the browser phone of agent {agent_id}")
+        self._set(agent_id, extension, state, detail)
+
+    def _on_contact(self, e: PbxContactChanged) -> None:
+        change = self.phones.contact_changed(e.endpoint, e.uri, e.status)
+        if change is not None:
+            agent_id, (state, detail) = change
+            self._set(agent_id, e.endpoint, state, detail)
+
+    def _set(self, agent_id: str, extension: str, state: str, detail: str) -> None:
         before = (self.phones.state.get(agent_id), self.phones.detail.get(agent_id, ""))
         self.phones.state[agent_id] = state
         self.phones.detail[agent_id] = detail

@@ -5,6 +5,7 @@ to can register), and the websocket URL of the example names the port http.conf 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ctiserver.config import load_config
@@ -89,3 +90,15 @@ def test_softphone_auth_prints_what_pjsip_conf_needs(tmp_path: Path) -> None:
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "no agents.softphone" in refused.stderr
     missing = run("--config", str(tmp_path / "nope.yaml"), "1002")
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+
+
+def test_the_page_the_readme_opens_to_accept_the_certificate_is_served() -> None:
+    # Asterisk 22 serves /httpstatus only with enable_status = yes (main/http.c: off by default, whatever the
+    # sample says): a README sending agents there shows them a 404. /ws is always there (426 to a plain GET).
+    readme = (CONF / "README.md").read_text()
+    (general,) = [s for s in sections("http.conf") if s.name == "general"]
+    port = (general.get("tlsbindaddr") or "").rsplit(":", 1)[1]
+    opened = re.findall(rf"https://<pbx-name>:{port}/(\w+)", readme)
+    assert opened, "the README says which page to open to accept the certificate"
+    served = {"ws"} | ({"httpstatus"} if general.get("enable_status") == "yes" else set())
+    assert set(opened) <= served, f"README opens {sorted(set(opened) - served)}: not served by http.conf"

@@ -35,7 +35,8 @@ class PhoneSite:
 
 @asynccontextmanager
 async def phone_site(tmp: Path, *, acd_yaml: str = ACD_YAML, auto_answer: bool = False,
-                     passwords: Callable[[str], str | None] | None = None, **settings: Any) -> AsyncIterator[PhoneSite]:
+                     passwords: Callable[[str], str | None] | None = None, media_nice: int = 0,
+                     **settings: Any) -> AsyncIterator[PhoneSite]:
     port = free_port()
     phones = PhoneSettings(auto_answer=False, softphone=SoftphoneSettings(
         ws_url=f"ws://127.0.0.1:{port}/ws", secret=SECRET, domain="127.0.0.1"))
@@ -43,7 +44,7 @@ async def phone_site(tmp: Path, *, acd_yaml: str = ACD_YAML, auto_answer: bool =
         acd_yaml = acd_yaml.replace("endpoint: PJSIP/1001}", "endpoint: PJSIP/1001, auto_answer: true}")
     async with app_site(tmp, acd_yaml=acd_yaml, phones=phones, **settings) as site:
         pbx = SipWsServer(site.sim.world, passwords or (lambda ext: sip_password(SECRET, ext)), port=port,
-                          media_dir=tmp / "media")
+                          media_dir=tmp / "media", media_nice=media_nice)
         await pbx.start()
         try:
             yield PhoneSite(site, pbx)
@@ -56,7 +57,7 @@ async def start_work(page: Page, site: AppSite, username: str, extension: str, q
     await page.fill("#login-user", username)
     await page.fill("#login-pass", site.passwords[username])
     await page.click("#login-form button[type=submit]")
-    await expect(page.locator("#phone-panel")).to_be_visible()
+    await expect(page.locator("#phone-panel")).to_be_visible(timeout=15000)
     await page.fill("#phone-ext", extension)
     for box in await page.locator("#queue-list input").all():
         await box.set_checked(await box.get_attribute("value") == queue)

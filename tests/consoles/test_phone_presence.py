@@ -154,3 +154,96 @@ async def test_another_agents_extension_is_not_handed_out(tmp_path: Path) -> Non
         assert (await a2.request("phone_account", extension="3001"))["type"] == "result"
         await a1.close()
         await a2.close()
+
+
+# ------------------------------------------------------------------ the PBX's own view (AMI ContactStatus)
+
+def test_contact_status_of_capture_30_takes_the_phone_away_when_the_last_contact_goes() -> None:
+    """Replayed from a real Asterisk 22.10.1: a browser registered (NonQualified, Reachable), unregistered
+    (Removed), registered again, then was killed without unregistering (Removed)."""
+    from ctiserver.callmodel.events import PbxContactChanged
+    from ctiserver.consoles.phones import PhoneRegistrations
+    from tests.callmodel.replay import replay
+
+    changes = replay("25").of(PbxContactChanged)
+    assert [(c.endpoint, c.status) for c in changes] == [
+        ("1002", "NonQualified"), ("1002", "Reachable"), ("1002", "Removed"),
+        ("1002", "NonQualified"), ("1002", "Reachable"), ("1002", "Removed")]
+    assert changes[0].uri.startswith("sip:") and ";transport=ws;x-ast-orig-host=" in changes[0].uri
+    phones = PhoneRegistrations()
+    phones.endpoint["agent-b"] = "1002"
+    phones.state["agent-b"] = "registered"  # as the console reported it
+    said = [phones.contact_changed(c.endpoint, c.uri, c.status) for c in changes]
+    # the first Removed: the console unregistered itself (its own report says so too; nothing changes here
+    # once the console has said "unregistered")
+    assert said[:2] == [None, None] and said[2] == ("agent-b", ("unregistered", "pbx_removed"))
+    phones.state["agent-b"], phones.detail["agent-b"] = "unregistered", "pbx_removed"
+    # registered again: the PBX gives back what the PBX took away
+    assert said[3] is None  # (computed before the state above was applied: registered then)
+    assert phones.contact_changed("1002", changes[3].uri, "NonQualified") == ("agent-b", ("registered", ""))
+    phones.state["agent-b"], phones.detail["agent-b"] = "registered", ""
+    # the browser killed: Removed, and nobody to unregister
+    assert phones.contact_changed("1002", changes[5].uri, "Removed") == ("agent-b", ("unregistered", "pbx_removed"))
+
+
+def test_contact_status_keeps_the_phone_while_another_contact_remains_and_ignores_others() -> None:
+    from ctiserver.consoles.phones import PhoneRegistrations
+
+    phones = PhoneRegistrations()
+    phones.endpoint["a"] = "1002"
+    phones.state["a"] = "registered"
+    # remove_existing: the new contact may be reported before the old one's removal
+    assert phones.contact_changed("1002", "sip:new@127.0.0.1:2;transport=ws", "NonQualified") is None
+    assert phones.contact_changed("1002", "sip:old@127.0.0.1:1;transport=ws", "Removed") is None
+    assert phones.contact_changed("1002", "sip:new@127.0.0.1:2;transport=ws", "Unreachable") == \
+        ("a", ("unregistered", "pbx_unreachable"))
+    # a console that reported a failure of its own is not overruled by a contact that exists
+    phones.state["a"], phones.detail["a"] = "failed", "no_microphone"
+    assert phones.contact_changed("1002", "sip:new@127.0.0.1:2;transport=ws", "Reachable") is None
+    # an endpoint no console holds (a desk phone, an agent logged out) changes nobody
+    assert phones.contact_changed("1001", "sip:1001@10.0.0.5:5060", "Removed") is None
+
+
+async def test_a_browser_phone_gone_without_unregistering_pauses_its_agent(tmp_path: Path) -> None:
+    """The console says its phone is registered and stays connected; the phone's own websocket to the PBX
+    dies without a word (a crashed browser tab, a network that dropped it): the PBX's ContactStatus Removed
+    pauses the agent at once (phone_unregistered) and supervisors see the phone unregistered."""
+    from pbxsim.sip_ws import SipWsServer
+    from tests.pbxsim.ws_phone import WsPhone
+
+    async with app_site(tmp_path, phones=SOFT) as site:
+        pbx = SipWsServer(site.sim.world, lambda ext: sip_password(SECRET, ext), media=False)
+        await pbx.start()
+        boss = await console(site, "super1")
+        a = await console(site, "agent1")
+        try:
+            await a.request("phone_account", extension=AGENT1)
+            await a.request("agent_login", extension=AGENT1, queues=["sales"])
+            phone = WsPhone(pbx.url, AGENT1, sip_password(SECRET, AGENT1), "pbx.test")
+            await phone.open()
+            assert (await phone.register()).status == 200
+            assert (await a.request("phone_state", extension=AGENT1, state="registered"))["type"] == "result"
+            await boss.wait_for(phone_in_grid(AGENT1, "registered"))
+            assert state(site) == ("available", None)
+            assert phone.ws is not None
+            phone.ws.transport.abort()  # no REGISTER Expires 0, no close frame
+            await boss.wait_for(phone_in_grid(AGENT1, "unregistered"))
+            assert state(site) == ("paused", "phone_unregistered")
+            rows = [m["agents"][AGENT1] for m in boss.seen if m["type"] == "agent_grid_delta" and AGENT1 in m["agents"]]
+            assert rows[-1].get("phone_detail") == "pbx_removed"
+            await phone.close()
+            # the console's phone registers again: the PBX's contact gives the agent back
+            again = WsPhone(pbx.url, AGENT1, sip_password(SECRET, AGENT1), "pbx.test")
+            await again.open()
+            assert (await again.register()).status == 200
+            await boss.wait_for(phone_in_grid(AGENT1, "registered"))
+            for _ in range(100):
+                if state(site) == ("available", None):
+                    break
+                await asyncio.sleep(0.05)
+            assert state(site) == ("available", None)
+            await again.close()
+        finally:
+            await a.close()
+            await boss.close()
+            await pbx.stop()

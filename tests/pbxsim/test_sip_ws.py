@@ -181,3 +181,48 @@ async def test_garbage_on_the_websocket_is_dropped_and_the_phone_goes_on(pbx: tu
     await p.ws.send(b"\xff" * 100_000)
     assert (await p.register()).status == 200
     await p.close()
+
+
+def _captured_contact_events() -> list[list[tuple[str, str]]]:
+    from ctiserver.ami.protocol import AmiParser, Message
+    from pbxsim.captures import RECEIVED, capture
+
+    parser, out = AmiParser(), []
+    for rec in capture("25"):
+        if rec.stream == "AMI1" and rec.direction == RECEIVED:
+            out += [f.headers() for f in parser.feed(rec.payload)
+                    if isinstance(f, Message) and f.event in ("ContactStatus", "PeerStatus")]
+    return out
+
+
+async def test_contact_status_on_ami_as_asterisk_reports_it(pbx: tuple[Simulator, SipWsServer]) -> None:
+    sim, server = pbx
+    seen: list[list[tuple[str, str]]] = []
+    sim.world.listeners.append(lambda pairs: seen.append(pairs) if pairs[0][1] in ("ContactStatus", "PeerStatus")
+                               else None)
+    real = _captured_contact_events()
+    names = {e[0][1]: [k for k, _ in e] for e in real}
+    p = await phone(server, "1002")
+    assert (await p.register()).status == 200
+    # registered: ContactStatus NonQualified, then PeerStatus Reachable (capture 30; no qualify here: never
+    # the Reachable that follows a real qualify)
+    assert [(e[0][1], dict(e)[e[0][1]]) for e in seen] == [("ContactStatus", "NonQualified"),
+                                                           ("PeerStatus", "Reachable")]
+    assert [k for k, _ in seen[0]] == names["ContactStatus"] and [k for k, _ in seen[1]] == names["PeerStatus"]
+    uri = dict(seen[0])["URI"]
+    assert uri.startswith("sip:") and ";transport=ws;x-ast-orig-host=" in uri and uri.endswith(".invalid:0")
+    assert dict(seen[0])["EndpointName"] == dict(seen[0])["AOR"] == "1002"
+    # the browser dies without unregistering: its websocket's end removes the contact
+    seen.clear()
+    assert p.ws is not None
+    p.ws.transport.abort()
+    for _ in range(100):
+        if len(seen) >= 2:
+            break
+        await asyncio.sleep(0.02)
+    assert [(e[0][1], dict(e)[e[0][1]]) for e in seen] == [("PeerStatus", "Unreachable"),
+                                                           ("ContactStatus", "Removed")]
+    assert dict(seen[1])["URI"] == uri
+    assert [(e[0][1], dict(e)[e[0][1]]) for e in real][-2:] == [("PeerStatus", "Unreachable"),
+                                                               ("ContactStatus", "Removed")]
+    await p.close()

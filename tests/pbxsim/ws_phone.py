@@ -6,10 +6,12 @@ requests to the test. Built on pbxsim.sip, so the same parser reads what the sim
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections.abc import Awaitable, Callable
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from pbxsim import sip
 
@@ -36,6 +38,9 @@ class WsPhone:
             await self.ws.close()
         if self._reader is not None:
             self._reader.cancel()
+            # a connection cut under it ends the reader with ConnectionClosed: retrieved here, not at GC
+            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                await self._reader
 
     async def _read(self) -> None:
         assert self.ws is not None
