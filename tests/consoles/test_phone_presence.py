@@ -165,7 +165,7 @@ def test_contact_status_of_capture_30_takes_the_phone_away_when_the_last_contact
     from ctiserver.consoles.phones import PhoneRegistrations
     from tests.callmodel.replay import replay
 
-    changes = replay("25").of(PbxContactChanged)
+    changes = replay("30").of(PbxContactChanged)
     assert [(c.endpoint, c.status) for c in changes] == [
         ("1002", "NonQualified"), ("1002", "Reachable"), ("1002", "Removed"),
         ("1002", "NonQualified"), ("1002", "Reachable"), ("1002", "Removed")]

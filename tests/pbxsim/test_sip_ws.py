@@ -188,7 +188,7 @@ def _captured_contact_events() -> list[list[tuple[str, str]]]:
     from pbxsim.captures import RECEIVED, capture
 
     parser, out = AmiParser(), []
-    for rec in capture("25"):
+    for rec in capture("30"):
         if rec.stream == "AMI1" and rec.direction == RECEIVED:
             out += [f.headers() for f in parser.feed(rec.payload)
                     if isinstance(f, Message) and f.event in ("ContactStatus", "PeerStatus")]
