@@ -40,6 +40,7 @@ import sys
 import tempfile
 import time
 import wave
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -48,9 +49,11 @@ from ctiserver.ivr.spool import SpeechSpool
 from ivr_flows.fillers import garbage_words
 from ivr_flows.interpreter import SPEECH_RECORDING_PREFIX
 from ivr_flows.speech import RecognizerPool, korean_model_path
-from ivr_flows.steps import Recognition, Recognize
+from ivr_flows.steps import Recognition, Recognize, named_choice
 
 LISTEN_PHRASES = ("예약", "예약 변경", "환불", "문의", "영업", "상담원", "직원")  # the example menu's words
+# The example menu's options (ivr_flows/examples/speech_menu_ko.yaml): keywords with their synonyms.
+MENU_OPTIONS = (("예약", "예약 변경"), ("환불",), ("문의",), ("영업",), ("상담원", "직원"))
 LATE = (0.5, 1.5, 3.0)
 PROMPT_S = 2.5
 WAIT_S, MAX_S = 3.0, 5.0
@@ -90,23 +93,46 @@ def corpus(work: Path, quick: bool) -> list[tuple[str, Path]]:
     voices = ("ko", "ko+f2", "ko+m3") if not quick else ("ko", "ko+f2")
     speeds = (120, 145, 170) if not quick else (130, 160)
     pitches = (35, 55, 75) if not quick else (50,)
-    items = []
-    for i, (word, voice, speed, pitch) in enumerate(itertools.product(KEYWORDS, voices, speeds, pitches)):
-        items.append((word, synthesize(word, work / f"u{i}.wav", speed, pitch, voice)))
-    return items
+    return synthesize_all([(word, work / f"u{i}.wav", speed, pitch, voice) for i, (word, voice, speed, pitch)
+                           in enumerate(itertools.product(KEYWORDS, voices, speeds, pitches))])
+
+
+def synthesize_all(jobs: list[tuple[str, Path, int, int, str]]) -> list[tuple[str, Path]]:
+    """espeak-ng and sox run as processes: a few at a time."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        paths = list(pool.map(lambda job: synthesize(*job), jobs))
+    return [(job[0], path) for job, path in zip(jobs, paths, strict=True)]
+
+
+def menu_phrases(work: Path, quick: bool) -> list[tuple[str, Path]]:
+    """Every phrase of the example menu (synonyms too), for the per-phrase figures."""
+    voices = ("ko", "ko+f2", "ko+m3") if not quick else ("ko", "ko+f2")
+    speeds = (120, 145, 170) if not quick else (130, 160)
+    return synthesize_all([(phrase, work / f"p{i}.wav", speed, 50, voice) for i, (phrase, voice, speed)
+                           in enumerate(itertools.product(LISTEN_PHRASES, voices, speeds))])
 
 
 def out_of_menu(work: Path, quick: bool) -> list[tuple[str, Path]]:
     words = OUT_OF_MENU[:10] if quick else OUT_OF_MENU
     variants = (("ko", 140, 50), ("ko+f2", 160, 60), ("ko+m3", 120, 40)) if quick else tuple(
         itertools.product(("ko", "ko+f2", "ko+m3"), (125, 160), (45,)))
-    return [(word, synthesize(word, work / f"o{i}.wav", speed, pitch, voice))
-            for i, (word, (voice, speed, pitch)) in enumerate(itertools.product(words, variants))]
+    return synthesize_all([(word, work / f"o{i}.wav", speed, pitch, voice)
+                           for i, (word, (voice, speed, pitch)) in enumerate(itertools.product(words, variants))])
 
 
-def taken(rec: Recognition) -> bool:
-    """The menu would take this answer (the interpreter's rule: a menu word at the threshold)."""
-    return bool(rec.text.strip()) and rec.confidence >= THRESHOLD
+def taken(rec: Recognition, choices: tuple[tuple[str, ...], ...] | None = None) -> bool:
+    """The menu would take this answer (the interpreter's rule: the answer names one option, whose words
+    are at the threshold)."""
+    return chosen(rec, choices or tuple((k,) for k in KEYWORDS)) is not None
+
+
+def chosen(rec: Recognition, choices: tuple[tuple[str, ...], ...]) -> int | None:
+    """The option the menu takes for this answer (None: a no-match), as the interpreter decides it."""
+    named = named_choice(rec.text.split(), choices)
+    if named is None:
+        return None
+    conf = dict(rec.words)
+    return named[0] if min(conf.get(w, rec.confidence) for w in named[1]) >= THRESHOLD else None
 
 
 def pcm_of(path: Path) -> bytes:
@@ -153,11 +179,11 @@ def voiced_end(pcm: bytes) -> float:
 
 
 async def listen_live(pool: RecognizerPool, voice: bytes, target: Path, speak_at: float,
-                      prompt: float | None, spool: SpeechSpool) -> tuple[str, float, float, float]:
+                      prompt: float | None, spool: SpeechSpool) -> tuple[Recognition, float, float]:
     """Write a MixMonitor r() recording as Asterisk does (raw 48 kHz, 20 ms frames in real time, through a
     32 KiB buffer) with ``voice`` starting ``speak_at`` s in, while a Listening follows it. ``prompt``: the
     recording starts with a prompt of that length that stops when the caller's voice is seen (barge-in).
-    Returns (text, confidence, end of speech -> recognition ms, end of speech -> flow ms)."""
+    Returns (the recognition, end of speech -> recognition ms, end of speech -> flow ms)."""
     from array import array
 
     target.write_bytes(b"")
@@ -192,7 +218,7 @@ async def listen_live(pool: RecognizerPool, voice: bytes, target: Path, speak_at
     decided = time.monotonic()
     spool.decided(str(target))  # as the server does once the answer is known
     flow = start + math.ceil((decided - start) / SLICE_S) * SLICE_S
-    return rec.text, rec.confidence, (decided - voice_end_at) * 1000, (flow - voice_end_at) * 1000
+    return rec, (decided - voice_end_at) * 1000, (flow - voice_end_at) * 1000
 
 
 async def listening_runs(pool: RecognizerPool, items: list[tuple[str, Path]], spool: SpeechSpool,
@@ -211,10 +237,14 @@ async def listening_runs(pool: RecognizerPool, items: list[tuple[str, Path]], sp
     async def one(j: int, word: str, voice: bytes, at: float, prompt: float | None) -> tuple[bool, float, float]:
         async with sem:
             target = spool.directory / f"{SPEECH_RECORDING_PREFIX}l{barge_in}{j}.sln48"
-            text, conf, to_decision, to_flow = await listen_live(pool, voice, target, at, prompt, spool)
-        return text.split() == [word] and conf >= THRESHOLD, to_decision, to_flow
+            rec, to_decision, to_flow = await listen_live(pool, voice, target, at, prompt, spool)
+        return chosen(rec, MENU_OPTIONS) == option_of(word), to_decision, to_flow
 
     return list(await asyncio.gather(*(one(j, *job) for j, job in enumerate(jobs))))
+
+
+def option_of(phrase: str) -> int:
+    return next(i for i, option in enumerate(MENU_OPTIONS) if phrase in option)
 
 
 def p99(values: list[float]) -> float:
@@ -231,16 +261,26 @@ async def main(quick: bool) -> dict[str, object]:
         spool_dir = work / "spool"
         spool_dir.mkdir()
         spool = SpeechSpool(spool_dir)
+        began = time.monotonic()
+        phases: dict[str, float] = {}
+
+        def phase(name: str) -> None:
+            phases[name] = round(time.monotonic() - began - sum(phases.values()), 1)
+
         items = corpus(work, quick)
         others = out_of_menu(work, quick)
+        phrases = menu_phrases(work, quick)
         listed = set(garbage_words("ko", KEYWORDS))
+        phase("synthesis")
         before = rss_mb()
         pool = RecognizerPool({"ko": model_path}, workers=os.cpu_count() or 2, log_level=-2)
         pool.model("ko")
         model_rss = rss_mb() - before
+        phase("model_load")
         try:
             # accuracy + rtf: whole-file path (pydub decode), one at a time
             correct = raw_correct = 0
+            by_word: dict[str, list[bool]] = {}
             audio_s = decode_s = 0.0
             for word, path in items:
                 with wave.open(str(path), "rb") as w:
@@ -250,24 +290,33 @@ async def main(quick: bool) -> dict[str, object]:
                 decode_s += time.perf_counter() - t0
                 hit = word in rec.text.split()
                 raw_correct += hit
-                correct += hit and rec.confidence >= THRESHOLD and rec.text.split() == [word]
+                right = chosen(rec, tuple((k,) for k in KEYWORDS)) == KEYWORDS.index(word)
+                correct += right
+                by_word.setdefault(word, []).append(right)
             # out-of-menu words: how many the menu would take, with and without the garbage model
             accepted = [taken(await pool.recognize(Recognize(str(p), "ko", KEYWORDS, THRESHOLD))) for _, p in others]
             unlisted = [a for (word, _), a in zip(others, accepted, strict=True) if word not in listed]
-            plain = RecognizerPool({"ko": model_path}, workers=1, log_level=-2, reject_margin=None)
+            # every phrase of the example menu, synonyms too, as the menu takes it
+            by_phrase: dict[str, list[bool]] = {}
+            for phrase, path in phrases:
+                rec = await pool.recognize(Recognize(str(path), "ko", LISTEN_PHRASES, THRESHOLD))
+                by_phrase.setdefault(phrase, []).append(chosen(rec, MENU_OPTIONS) == option_of(phrase))
+            plain = pool.sharing(reject_margin=None)
             try:
                 plain_accepted = [taken(plain.recognize_file(Recognize(str(p), "ko", KEYWORDS, THRESHOLD)))
                                   for _, p in others]
                 plain_correct = 0
                 for word, path in items:
                     rec = plain.recognize_file(Recognize(str(path), "ko", KEYWORDS, THRESHOLD))
-                    plain_correct += rec.text.split() == [word] and rec.confidence >= THRESHOLD
+                    plain_correct += chosen(rec, tuple((k,) for k in KEYWORDS)) == KEYWORDS.index(word)
             finally:
                 plain.close()
+            phase("accuracy")
             # decision delay of one call at a time, live path
             sample = items[:: max(1, len(items) // (10 if quick else 50))][: 10 if quick else 50]
             delays = [await record_live(pool, pcm_of(p), spool_dir / f"{SPEECH_RECORDING_PREFIX}live{i}.wav", spool)
                       for i, (_, p) in enumerate(sample)]
+            phase("live_decision")
             # concurrency ramp: N calls finishing their answers at the same moment
             best = 0
             ramp = (1, 2, 4, 8, 12, 16, 24) if quick else (1, 2, 4, 8, 12, 16, 24, 32, 48, 64)
@@ -276,6 +325,7 @@ async def main(quick: bool) -> dict[str, object]:
             listen_items = items if not quick else items[:: max(1, len(items) // 5)][:5]
             late = await listening_runs(pool, listen_items, spool, barge_in=False)
             barge = await listening_runs(pool, listen_items, spool, barge_in=True)
+            phase("listening")
             eos = [d for ok, d, _ in late + barge if ok]
             eos_flow = [f for ok, _, f in late + barge if ok]
             for n in ramp:
@@ -288,6 +338,7 @@ async def main(quick: bool) -> dict[str, object]:
                 if p99(list(got)) >= 500:
                     break
                 best = n
+            phase("concurrency_ramp")
         finally:
             pool.close()
         spool_left = len(list(spool_dir.iterdir()))
@@ -298,6 +349,8 @@ async def main(quick: bool) -> dict[str, object]:
         "max_concurrent_under_500ms": best,
         "model_rss_mb": round(model_rss, 1),
         "grammar_accuracy": round(correct / len(items), 4),
+        "grammar_accuracy_by_word": {w: round(sum(v) / len(v), 4) for w, v in by_word.items()},
+        "menu_phrase_accuracy": {w: round(sum(v) / len(v), 4) for w, v in by_phrase.items()},
         "grammar_accuracy_no_threshold": round(raw_correct / len(items), 4),
         "grammar_accuracy_no_rejection": round(plain_correct / len(items), 4),
         "false_accept_rate": round(sum(accepted) / len(accepted), 4),
@@ -318,6 +371,7 @@ async def main(quick: bool) -> dict[str, object]:
         "silence_window_ms": int(SILENCE_S * 1000),
         "cores": os.cpu_count(),
         "quick": quick,
+        "phase_seconds": phases,
     }
 
 

@@ -5,6 +5,7 @@ found by the server -> grammar-restricted vosk)."""
 from __future__ import annotations
 
 import subprocess
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,12 @@ from ctiserver.ivr.services import IvrCall, IvrServices
 from ctiserver.ivr.spool import SpeechSpool
 from ivr_flows.driver import run_flow
 from ivr_flows.interpreter import FlowRun
-from ivr_flows.speech import RecognizerPool, korean_model_path
+from ivr_flows.speech import (
+    END_SILENCE_CONTINUED_SECONDS,
+    END_SILENCE_LONG_SECONDS,
+    RecognizerPool,
+    korean_model_path,
+)
 from ivr_flows.steps import QueueHandoff, Recognize
 from ivr_flows.validator import load_checked
 
@@ -130,3 +136,20 @@ async def test_a_listening_recording_is_deleted_once_decided(pool: RecognizerPoo
     assert recognition.text == "" and listening.reason == "no_input"
     assert not path.exists()
     assert services.recordings == {str(path)}  # and swept again when the flow ends
+
+
+async def test_a_phrase_that_another_goes_on_from_is_decided_after_a_short_pause(pool: RecognizerPool,
+                                                                                tmp_path: Path) -> None:
+    # 예약 alone is a whole answer, but 예약 변경 goes on from it: the listening waits a little for the rest,
+    # not the full pause of a caller whose words are outside the menu. The end is found frame by frame, so
+    # a recording that is already whole ends at the same place as one that grows.
+    wav = synthesize("예약", tmp_path)
+    with wave.open(str(wav), "rb") as w:
+        voice = w.readframes(w.getnframes())
+    path = tmp_path / "speech-1795389319-1-menu-1.sln"
+    path.write_bytes(voice + bytes(2 * 8000 * 2))  # raw 8 kHz, then 2 s of quiet
+    listening = pool.listen(Recognize(str(path), "ko", ("예약", "예약 변경", "환불"), 0.5), 3.0, 5.0)
+    listening.prompts_ended(0.0)
+    recognition = await listening.run()
+    assert (recognition.text, listening.reason) == ("예약", "speech_end")
+    assert END_SILENCE_CONTINUED_SECONDS <= listening.endpoint.silence < END_SILENCE_LONG_SECONDS
