@@ -146,6 +146,13 @@ class RecognizerPool:
         for lang in languages or tuple(self._paths):
             await loop.run_in_executor(self._executor, self.model, lang)
 
+    def knows(self, language: str, word: str) -> bool | None:
+        """Whether the language's model has the word in its vocabulary (None: no model for the language)."""
+        try:
+            return bool(self.model(language).vosk_model_find_word(word) >= 0)
+        except SpeechUnavailable:
+            return None
+
     def unknown_words(self, language: str, phrases: tuple[str, ...]) -> list[str]:
         """Words of the phrases that the model's vocabulary lacks (they can never be recognized)."""
         model = self.model(language)

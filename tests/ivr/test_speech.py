@@ -21,8 +21,8 @@ from ivr_flows.speech import (
     RecognizerPool,
     korean_model_path,
 )
-from ivr_flows.steps import QueueHandoff, Recognize
-from ivr_flows.validator import load_checked
+from ivr_flows.steps import QueueHandoff, Recognize, named_choice
+from ivr_flows.validator import FlowCatalog, check_files, load_checked
 
 from .agi_peer import Action, Press, Silence, Speak, scripted
 from .services import MemoryServices
@@ -153,3 +153,40 @@ async def test_a_phrase_that_another_goes_on_from_is_decided_after_a_short_pause
     recognition = await listening.run()
     assert (recognition.text, listening.reason) == ("예약", "speech_end")
     assert END_SILENCE_CONTINUED_SECONDS <= listening.endpoint.silence < END_SILENCE_LONG_SECONDS
+
+
+async def test_an_answer_that_names_two_options_is_a_no_match(pool: RecognizerPool, flow,  # type: ignore[no-untyped-def]
+                                                              tmp_path: Path) -> None:
+    # "환불 영업" names two options: the menu asks again instead of taking the first one it finds (a decoder
+    # held to the menu's grammar strings out-of-menu speech into such pairs: bench false_accept_rate).
+    wav = synthesize("환불 영업", tmp_path, speed=130)
+    result, _, _ = await call(flow, pool, [Speak(wav), Press("2")], tmp_path)
+    assert result.outcome == QueueHandoff("billing", ("korean", "billing"), 3), result.path
+    refused = [p for p in result.path if p.event == "no_match"]
+    assert [p.value for p in refused] == ["환불 영업"], result.path
+    assert not any(p.event == "speech" for p in result.path)
+
+
+def test_the_option_an_answer_names() -> None:
+    options = (("예약", "예약 변경"), ("환불",), ("상담원", "직원"))
+    assert named_choice(["예약", "변경"], options) == (0, ("예약", "변경"))
+    assert named_choice(["직원"], options) == (2, ("직원",))
+    assert named_choice(["예약", "예약"], options) == (0, ("예약",))  # said twice: still one answer
+    assert named_choice(["상담원", "직원"], options) == (2, ("상담원",))  # two words of one option
+    assert named_choice(["환불", "예약"], options) is None
+    assert named_choice(["날씨"], options) is None
+    assert named_choice(["음", "환불"], options) == (1, ("환불",))  # a word of no option is passed over
+
+
+def test_a_menu_word_the_model_does_not_know_is_refused(pool: RecognizerPool, tmp_path: Path) -> None:
+    # 지권 is how 직원 sounds, but the model's vocabulary spells it 직원: the decoder would drop the word
+    # from the grammar without a word of warning, so the flow check refuses it.
+    text = EXAMPLE.read_text().replace("synonyms: [직원]", "synonyms: [직원, 지권]")
+    assert text != EXAMPLE.read_text()
+    path = tmp_path / "menu.yaml"
+    path.write_text(text)
+    errors = check_files([path], FlowCatalog(speech_languages=frozenset({"ko"}), speech_words=pool.knows))
+    assert [(e.kind, e.line) for e in errors] == [("speech", 23)], errors
+    assert "'지권' not in the ko speech model's vocabulary" in errors[0].message
+    assert check_files([EXAMPLE], FlowCatalog(speech_languages=frozenset({"ko"}), speech_words=pool.knows)) == []
+    assert pool.knows("xx", "예약") is None  # no model for the language: its menus go keypad-only, not refused
