@@ -14,6 +14,7 @@ import pytest
 from ctiserver.ivr.services import IvrCall, IvrServices
 from ctiserver.ivr.spool import SpeechSpool
 from ivr_flows.driver import run_flow
+from ivr_flows.fillers import garbage_words, sound_distance
 from ivr_flows.interpreter import FlowRun
 from ivr_flows.speech import (
     END_SILENCE_CONTINUED_SECONDS,
@@ -190,3 +191,11 @@ def test_a_menu_word_the_model_does_not_know_is_refused(pool: RecognizerPool, tm
     assert "'지권' not in the ko speech model's vocabulary" in errors[0].message
     assert check_files([EXAMPLE], FlowCatalog(speech_languages=frozenset({"ko"}), speech_words=pool.knows)) == []
     assert pool.knows("xx", "예약") is None  # no model for the language: its menus go keypad-only, not refused
+
+
+def test_fillers_that_sound_like_a_menu_word_are_left_out() -> None:
+    # 문의 is said [무늬]: 모레 and 노래 sound near it though their letters are not, and took its answers.
+    words = garbage_words("ko", ("예약", "환불", "문의", "영업", "상담원"))
+    assert "모레" not in words and "노래" not in words
+    assert {"날씨", "감사합니다", "배송"} <= set(words)
+    assert sound_distance("문의", "모레") <= 0.5 < sound_distance("문의", "날씨")
