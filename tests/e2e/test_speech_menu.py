@@ -25,7 +25,7 @@ DID = "5551000"
 def synthesize(text: str, out_dir: Path) -> Path:
     raw, out = out_dir / "said-raw.wav", out_dir / "said.wav"
     subprocess.run(["espeak-ng", "-v", "ko", "-s", "140", "-w", str(raw), text], check=True, capture_output=True)
-    subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out), "pad", "0.3", "0.2"],
+    subprocess.run(["sox", "-R", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out), "pad", "0.3", "0.2"],
                    check=True, capture_output=True)
     return out
 

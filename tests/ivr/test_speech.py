@@ -37,7 +37,7 @@ def synthesize(text: str, out_dir: Path, speed: int = 140, pitch: int = 50, voic
     subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(raw), text],
                    check=True, capture_output=True)
     # telephone quality: 8 kHz, mono, 16-bit, with a little silence around the word as on a real line
-    subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out), "pad", "0.3", "0.2"],
+    subprocess.run(["sox", "-R", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out), "pad", "0.3", "0.2"],
                    check=True, capture_output=True)
     return out
 
