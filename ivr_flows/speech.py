@@ -500,11 +500,12 @@ class Listening:
 
     The audio is decoded as it comes; at the first candidate end the decoder is finalized (only its last
     frames are left to decode). A whole phrase that no other phrase goes on from ends the listening there;
-    one that another phrase continues (예약, 예약 변경) waits END_SILENCE_CONTINUED_SECONDS for the rest;
-    anything else waits for the long silence. If the caller spoke again meanwhile, the whole recording is
-    decoded again from its start: vosk's answer depends on where the audio starts (a cut 20 ms later turned
-    a synthetic 상담원 into 영업), so every decode starts at the same place. Otherwise the candidate's answer
-    stands. Decoding runs in the pool's executor, the waiting on the loop."""
+    one that another phrase continues (예약, 예약 변경) waits END_SILENCE_CONTINUED_SECONDS for the rest and
+    stands if nothing came. Anything else waits for the long silence and then decodes the whole recording
+    again, from its start (with more quiet after the words a decoder often finds a word it had not yet
+    finished): vosk's answer depends on where the audio starts (a cut 20 ms later turned a synthetic 상담원
+    into 영업), so every decode starts at the same place. Decoding runs in the pool's executor, the waiting
+    on the loop."""
 
     def __init__(self, pool: RecognizerPool, request: Recognize, wait_seconds: float, max_seconds: float) -> None:
         pool._language(request.language)  # raise SpeechUnavailable here, not in a thread
@@ -614,13 +615,11 @@ class Listening:
             else:
                 self._candidate = rec
         candidate = self._candidate
-        if candidate is None or self._result is not None:
+        if candidate is None or self._result is not None or candidate.text not in self.request.phrases:
             return
-        if not ep.ended and candidate.text in self.request.phrases and ep.silence >= END_SILENCE_CONTINUED_SECONDS:
-            ep.ended = "speech_end"  # a whole phrase that the caller did not go on from
-        if ep.ended == "speech_end":
-            # Nothing was said since the candidate end, only quiet came after it: decoding the whole
-            # recording again would give the same answer, later.
+        if not ep.ended and ep.silence >= END_SILENCE_CONTINUED_SECONDS:
+            # A whole phrase that the caller did not go on from: only quiet came after it, so it stands.
+            ep.ended = "speech_end"
             self._result = candidate
 
     async def run(self) -> Recognition:
