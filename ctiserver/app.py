@@ -258,17 +258,20 @@ class CtiServer:
         self.queueing = QueueingService(self.recorder, self.calls, self.bus, self.clock,
                                         after_call=self._wants_survey,
                                         answers_at_console=self._answers_at_console, callbacks=self.callbacks)
+        if s.speech_models:
+            self.speech = RecognizerPool({k: str(v) for k, v in s.speech_models.items()},
+                                         reject_margin=s.speech_reject_margin)
+        # A speech menu's words are checked against its model's vocabulary (this loads the model now,
+        # which start-up does anyway).
         self.flows = FlowRegistry(s.flows_dir, FlowCatalog(queues=frozenset(q.name for q in s.acd.queues),
-                                                           skills=frozenset(s.acd.skills)))
+                                                           skills=frozenset(s.acd.skills),
+                                                           speech_words=self.speech.knows if self.speech else None))
         for error in self.flows.reload():
             log.error("IVR flow not loaded: %s", error)
         if s.prompts_dir is not None:  # a missing prompt is told, not fatal: callers go on without it
             queue_prompts = {**QUEUE_PROMPTS, **refusal_prompts((q.name, q.blacklist) for q in s.acd.queues)}
             for problem in check_prompts(s.prompts_dir, map(self.flows.get, self.flows.names()), queue_prompts):
                 log.error("%s", problem)
-        if s.speech_models:
-            self.speech = RecognizerPool({k: str(v) for k, v in s.speech_models.items()},
-                                         reject_margin=s.speech_reject_margin)
         self.outbound = OutboundDialler(self.recorder, self.calls, self.bus, self.clock, s.outbound_dial)
         views = ConsoleViews(self.projector, self.clock, self.clock(), self.queueing.consulting, self._flow_labels)
         self.presence = ConsolePresence(self.queueing, self.bus, self.clock, s.console_lost_after_s)

@@ -49,9 +49,47 @@ def garbage_words(language: str, phrases: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def confusable(a: str, b: str) -> bool:
-    """Close in letters, or starting with the same sound (a decoder weighs the start of a word most:
-    여기 takes 영업's audio, 예 takes 예약's)."""
-    return distance(a, b) <= CONFUSABLE or _letters(a)[:2] == _letters(b)[:2]
+    """Close in letters or in sound, or starting with the same sound (a decoder weighs the start of a word
+    most: 여기 takes 영업's audio, 예 takes 예약's)."""
+    return (distance(a, b) <= CONFUSABLE or sound_distance(a, b) <= CONFUSABLE
+            or _letters(a)[:2] == _letters(b)[:2])
+
+
+# Sounds that a telephone decoder mixes up: a substitution inside one of these classes costs half. The
+# silent lead ㅇ is no sound at all (문의 is said [무늬]: 모레 and 노래 are near it, its letters are not).
+_LEADS = "ㄱㄲㄴㄷㄸㄹㅁㅂㅃㅅㅆㅇㅈㅉㅊㅋㅌㅍㅎ"
+_VOWELS = "ㅏㅐㅑㅒㅓㅔㅕㅖㅗㅘㅙㅚㅛㅜㅝㅞㅟㅠㅡㅢㅣ"
+_TAILS = " ㄱㄲㄱㄴㄴㄴㄷㄹㄹㄹㄹㄹㄹㄹㄹㅁㅂㅂㅅㅆㅇㅈㅊㅋㅌㅍㅎ"  # a cluster is heard as its first consonant
+_CLASSES = ("ㄱㄲㅋ", "ㄷㄸㅌㅅㅆㅈㅉㅊ", "ㅂㅃㅍ", "ㄴㅁㄹㅇ", "ㅗㅜㅓㅡㅘㅝ", "ㅐㅔㅣㅢㅟㅚㅙㅞ", "ㅑㅕㅛㅠㅒㅖ")
+_CLASS = {ch: n for n, group in enumerate(_CLASSES) for ch in group}
+
+
+def _sounds(word: str) -> list[str]:
+    out: list[str] = []
+    for ch in word:
+        c = ord(ch) - 0xAC00
+        if 0 <= c < 11172:
+            lead, vowel, tail = _LEADS[c // 588], _VOWELS[(c % 588) // 28], _TAILS[c % 28]
+            out += ([lead] if lead != "ㅇ" else []) + [vowel] + ([tail] if tail != " " else [])
+        else:
+            out.append(ch.lower())
+    return out
+
+
+def sound_distance(a: str, b: str) -> float:
+    """Edit distance of the two words' sounds (Hangul: jamo without the silent ㅇ, half a step inside a
+    class of similar sounds) over the longer one: 0 same, 1 unrelated."""
+    x, y = _sounds(a), _sounds(b)
+    if not x or not y:
+        return 1.0
+    row = [float(j) for j in range(len(y) + 1)]
+    for i in range(1, len(x) + 1):
+        diagonal, row[0] = row[0], float(i)
+        for j in range(1, len(y) + 1):
+            same = x[i - 1] == y[j - 1]
+            near = not same and _CLASS.get(x[i - 1], -1) == _CLASS.get(y[j - 1], -2)
+            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (0.0 if same else 0.5 if near else 1.0))
+    return row[len(y)] / max(len(x), len(y))
 
 
 def _letters(word: str) -> list[int]:

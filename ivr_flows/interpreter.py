@@ -68,6 +68,7 @@ from .steps import (
     Step,
     Transfer,
     VoicemailDone,
+    named_choice,
 )
 from .validator import safe_prompt_name
 
@@ -358,15 +359,12 @@ def _say_node(run: FlowRun, node: SayNode) -> Gen:
 
 
 def _match(node: MenuNode, rec: Recognition) -> tuple[MenuOption, float] | None:
-    tokens = rec.text.lower().split()
+    named = named_choice(rec.text.lower().split(), [o.words for o in node.options])
+    if named is None:
+        return None
+    index, words = named
     conf = dict(rec.words)
-    for i in range(len(tokens)):
-        for option in node.options:
-            for phrase in option.words:
-                parts = phrase.split()
-                if tokens[i : i + len(parts)] == parts:
-                    return option, min((conf.get(p, rec.confidence) for p in parts), default=0.0)
-    return None
+    return node.options[index], min((conf.get(w, rec.confidence) for w in words), default=0.0)
 
 
 def _menu_node(run: FlowRun, node: MenuNode) -> Gen:

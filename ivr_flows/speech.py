@@ -101,6 +101,17 @@ class RecognizerPool:
         self._garbage: dict[tuple[str, tuple[str, ...]], str | None] = {}
         self.reject_margin = reject_margin
         self._steady_dir = Path(tempfile.mkdtemp(prefix="vosk-steady-")) if steady else None
+        self._owner = True  # False for a pool made by ``sharing``: the executor and files are this one's
+
+    def sharing(self, *, reject_margin: float | None) -> RecognizerPool:
+        """Another pool on the same loaded models and threads, with its own rejection setting (to compare
+        the two on the same audio without loading a model twice). Closing it leaves this one running."""
+        other = object.__new__(RecognizerPool)
+        other.__dict__.update(self.__dict__)
+        other._grammars, other._garbage = {}, {}
+        other.reject_margin = reject_margin
+        other._owner = False
+        return other
 
     @property
     def languages(self) -> frozenset[str]:
@@ -134,6 +145,13 @@ class RecognizerPool:
         loop = asyncio.get_running_loop()
         for lang in languages or tuple(self._paths):
             await loop.run_in_executor(self._executor, self.model, lang)
+
+    def knows(self, language: str, word: str) -> bool | None:
+        """Whether the language's model has the word in its vocabulary (None: no model for the language)."""
+        try:
+            return bool(self.model(language).vosk_model_find_word(word) >= 0)
+        except SpeechUnavailable:
+            return None
 
     def unknown_words(self, language: str, phrases: tuple[str, ...]) -> list[str]:
         """Words of the phrases that the model's vocabulary lacks (they can never be recognized)."""
@@ -225,6 +243,8 @@ class RecognizerPool:
         return Listening(self, request, wait_seconds, max_seconds)
 
     def close(self) -> None:
+        if not self._owner:
+            return
         if self._own_executor:
             self._executor.shutdown(wait=False, cancel_futures=True)
         if self._steady_dir is not None:
@@ -391,6 +411,9 @@ ONSET_GRACE_SECONDS = 0.25
 # are shorter; vosk's own partial results lag the audio by up to 0.24 s, so they are not used.
 END_SILENCE_SECONDS = 0.15
 END_SILENCE_LONG_SECONDS = 0.6  # otherwise (a pause between words, words outside the menu)
+# A whole phrase that another phrase goes on from (예약, 예약 변경) waits this long for the rest: longer than
+# the pause inside a spoken phrase, shorter than the pause of a caller who has finished.
+END_SILENCE_CONTINUED_SECONDS = 0.35
 MISSING_RECORDING_SECONDS = 1.5  # wall clock: no file by then means the PBX could not write it
 LISTEN_POLL_SECONDS = 0.02
 
@@ -476,10 +499,13 @@ class Listening:
     (to stop a prompt), ``ended`` when the server has stopped listening; ``run()`` returns the recognition.
 
     The audio is decoded as it comes; at the first candidate end the decoder is finalized (only its last
-    frames are left to decode). When that is not yet a whole menu phrase, the decision waits for the long
-    silence and then decodes the whole recording again, from its start: vosk's answer depends on where the
-    audio starts (a cut 20 ms later turned a synthetic 상담원 into 영업), so every decode starts at the same
-    place. Decoding runs in the pool's executor, the waiting on the loop."""
+    frames are left to decode). A whole phrase that no other phrase goes on from ends the listening there;
+    one that another phrase continues (예약, 예약 변경) waits END_SILENCE_CONTINUED_SECONDS for the rest and
+    stands if nothing came. Anything else waits for the long silence and then decodes the whole recording
+    again, from its start (with more quiet after the words a decoder often finds a word it had not yet
+    finished): vosk's answer depends on where the audio starts (a cut 20 ms later turned a synthetic 상담원
+    into 영업), so every decode starts at the same place. Decoding runs in the pool's executor, the waiting
+    on the loop."""
 
     def __init__(self, pool: RecognizerPool, request: Recognize, wait_seconds: float, max_seconds: float) -> None:
         pool._language(request.language)  # raise SpeechUnavailable here, not in a thread
@@ -494,8 +520,10 @@ class Listening:
         self._skip, self._every = _decimation(request.audio_path)
         self._fh: Any = None
         self._pending = b""
+        self._rest = b""  # 8 kHz audio short of a whole 20 ms frame
         self._audio = bytearray()  # the 8 kHz audio so far (a security limit: MAX_AUDIO_BYTES)
         self._checked_silence = False
+        self._candidate: Recognition | None = None  # the answer at the last candidate end, while still quiet
         self._result: Recognition | None = None
         self._stopped = False
 
@@ -528,8 +556,10 @@ class Listening:
 
     def _complete(self, rec: Recognition) -> bool:
         said = rec.text
-        phrases = self.request.phrases
-        return bool(said) and said in phrases and not any(p.startswith(said + " ") for p in phrases)
+        return bool(said) and said in self.request.phrases and not self._continued(said)
+
+    def _continued(self, said: str) -> bool:
+        return any(p.startswith(said + " ") for p in self.request.phrases)
 
     def _read(self) -> bool:
         """Feed what the file gained and look for the end; False while the file does not exist yet."""
@@ -547,7 +577,6 @@ class Listening:
         unit = 2 * self._every
         usable = len(data) - len(data) % unit
         self._pending = data[usable:]
-        ep = self.endpoint
         if usable and len(self._audio) < MAX_AUDIO_BYTES:
             if self._every == 1:
                 pcm = data[:usable]
@@ -555,13 +584,27 @@ class Listening:
                 wide = array.array("h")
                 wide.frombytes(data[:usable])
                 pcm = wide[:: self._every].tobytes()  # Asterisk's resampler already cut everything above 4 kHz
-            self._audio += pcm
-            if self.rec is not None:
-                self.rec.accept(pcm)
-            before = ep.voice_end
-            ep.feed(pcm)
-            if ep.voice_end != before:
-                self._checked_silence = False  # the caller talks again: a new candidate end will come
+            pcm = self._rest + pcm
+            whole = len(pcm) - len(pcm) % FRAME_BYTES
+            self._rest = pcm[whole:]
+            # One 20 ms frame at a time: where the end is found, and what is decoded there, depends on the
+            # audio alone, not on the steps in which the file grew.
+            for i in range(0, whole, FRAME_BYTES):
+                if self.endpoint.ended:
+                    break
+                self._step(pcm[i : i + FRAME_BYTES])
+        return True
+
+    def _step(self, frame: bytes) -> None:
+        ep = self.endpoint
+        self._audio += frame
+        if self.rec is not None:
+            self.rec.accept(frame)
+        before = ep.voice_end
+        ep.feed(frame)
+        if ep.voice_end != before:
+            self._checked_silence = False  # the caller talks again: a new candidate end will come
+            self._candidate = None
         if (ep.started_at is not None and not ep.ended and not self._checked_silence
                 and ep.silence >= END_SILENCE_SECONDS):
             self._checked_silence = True
@@ -569,7 +612,15 @@ class Listening:
             if self._complete(rec):
                 ep.ended = "speech_end"
                 self._result = rec
-        return True
+            else:
+                self._candidate = rec
+        candidate = self._candidate
+        if candidate is None or self._result is not None or candidate.text not in self.request.phrases:
+            return
+        if not ep.ended and ep.silence >= END_SILENCE_CONTINUED_SECONDS:
+            # A whole phrase that the caller did not go on from: only quiet came after it, so it stands.
+            ep.ended = "speech_end"
+            self._result = candidate
 
     async def run(self) -> Recognition:
         loop = asyncio.get_running_loop()

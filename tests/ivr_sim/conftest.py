@@ -56,7 +56,7 @@ def synthesize(text: str, out_dir: Path, voice: str = "ko", speed: int = 140) ->
     if not out.exists():
         subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text],
                        check=True, capture_output=True)
-        subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out), "pad", "0.3", "0.2"],
+        subprocess.run(["sox", "-R", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out), "pad", "0.3", "0.2"],
                        check=True, capture_output=True)
     return out
 

@@ -58,7 +58,7 @@ def talking_for_a_minute(voice_dir: Path) -> Path:
     words = synthesize("오늘 날씨가 정말 좋네요 그런데 제 주문은 어디에 있나요", voice_dir)
     minute = voice_dir / "talking-a-minute.wav"
     if not minute.exists():
-        subprocess.run(["sox", str(words), str(minute), "repeat", "12", "trim", "0", "60"], check=True,
+        subprocess.run(["sox", "-R", str(words), str(minute), "repeat", "12", "trim", "0", "60"], check=True,
                        capture_output=True)
     return minute
 

@@ -41,7 +41,7 @@ def noise(out_dir: Path, seconds: float = 1.5) -> Path:
     """Unintelligible sound at a speaking level: white noise, 8 kHz mono, with silence around it."""
     out = out_dir / f"noise-{seconds}.wav"
     if not out.exists():
-        subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(out), "synth", str(seconds),
+        subprocess.run(["sox", "-R", "-n", "-r", "8000", "-c", "1", "-b", "16", str(out), "synth", str(seconds),
                         "whitenoise", "vol", "0.3", "pad", "0.3", "0.2"], check=True, capture_output=True)
     return out
 

@@ -103,7 +103,7 @@ def word(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("voice")
     raw, wav = out / "raw.wav", out / "yeyak.wav"
     subprocess.run(["espeak-ng", "-v", "ko", "-s", "140", "-w", str(raw), "예약"], check=True, capture_output=True)
-    subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(wav)], check=True, capture_output=True)
+    subprocess.run(["sox", "-R", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(wav)], check=True, capture_output=True)
     return wav
 
 
