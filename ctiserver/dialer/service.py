@@ -149,6 +149,8 @@ class DialerService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._closing = False
+        self._telling_acd = False  # one of our facts is being applied: the agents are read after it
+        self._sync_missed = False
         bus.subscribe(d.AgentStateChanged, lambda _e: self._sync_all_agents())
 
     # ------------------------------------------------------------------ life
@@ -254,6 +256,9 @@ class DialerService:
             machine_message=lines.machine_message)
 
     def _sync_all_agents(self) -> None:
+        if self._telling_acd:
+            self._sync_missed = True
+            return
         for run in self.runs.values():
             self._sync_agents(run)
 
@@ -362,7 +367,7 @@ class DialerService:
 
     def _claim_agent(self, run: _Run, call_id: str, agent_id: str) -> bool:
         run.busy.add(agent_id)
-        decisions = self.recorder.record(ev.OutboundStarted(agent_id, call_id, run.queue))
+        decisions = self._tell_acd(ev.OutboundStarted(agent_id, call_id, run.queue))
         if any(isinstance(x, d.Refusal) for x in decisions):
             run.busy.discard(agent_id)
             return False
@@ -376,7 +381,21 @@ class DialerService:
         if wrap_up_s is None:
             own = run.stored.campaign.wrap_up_s
             wrap_up_s = float(own) if own is not None else self.settings.wrap_up_s
-        self.recorder.record(ev.OutboundEnded(line.agent_id, line.call_id, outcome, "unknown", run.queue, wrap_up_s))
+        self._tell_acd(ev.OutboundEnded(line.agent_id, line.call_id, outcome, "unknown", run.queue, wrap_up_s))
+
+    def _tell_acd(self, body: ev.OutboundStarted | ev.OutboundEnded) -> list[d.Decision]:
+        """One of our facts about an agent, applied by the ACD; the agents are read again once it is applied.
+        The ACD runs its timers due first (another agent's wrap-up ending) and publishes those changes while
+        this agent still reads as before: an agent being claimed would read free and be taken off `busy`,
+        then read on a call that is not ours, and the pacer would give their line to a second agent."""
+        outer, self._telling_acd = self._telling_acd, True
+        try:
+            return self.recorder.record(body)
+        finally:
+            self._telling_acd = outer
+            if not outer and self._sync_missed:
+                self._sync_missed = False
+                self._sync_all_agents()
 
     async def handled(self, agent_id: str, call_id: str) -> Handled | None:
         """The campaign attempt of a call this agent had (their wrap-up's disposition belongs to it): kept
@@ -442,7 +461,7 @@ class DialerService:
             self.recorder.record(f.DialerStep(run.name, "not_dialled", agent_id=agent_id,
                                               detail=f"contact {contact.contact_id}: {refused}"))
             if agent_id:
-                self.recorder.record(ev.OutboundEnded(agent_id, call_id, "cancelled", "unknown", run.queue, 0.0))
+                self._tell_acd(ev.OutboundEnded(agent_id, call_id, "cancelled", "unknown", run.queue, 0.0))
             return None
         line = _Line(call_id, run.name, contact, attempt_id, self._pbx(), agent_id=agent_id, claimed=bool(agent_id))
         self._lines[call_id] = line
@@ -579,7 +598,9 @@ class DialerService:
         call_id = line.call_id
         self.recorder.record(f.DialerStep(run.name, "connect", call_id, agent_id))
         leg = await self._agent_leg(line, agent_id, ring_s)
-        if self._lines.get(call_id) is not line:  # the person hung up meanwhile (the wrap-up is under way)
+        # The person hung up meanwhile (the wrap-up is under way), or the pacer gave the line to another agent
+        # (this one left the ACD while their phone rang): not this agent's call any more.
+        if self._lines.get(call_id) is not line or line.agent_id != agent_id:
             if leg is not None:
                 self._hang_up(line.pbx, leg)
             return
@@ -590,13 +611,15 @@ class DialerService:
             return
         if leg is not None:
             self._hang_up(line.pbx, leg)
-        # The agent did not come: the call is first in line again, its 2 s still running.
+        # The agent did not come: the call is first in line again, its 2 s still running. The line lets go
+        # of the agent (in the ACD too) before the pacer hears of it: the pacer may give the line to its
+        # next agent at once (the ACD freeing this one is read as them ready), and that claim is theirs.
         line.phase = "waiting"
+        self._unclaim(run, line, "agent_no_answer", 0.0)
+        line.agent_id = ""
         run.busy.discard(agent_id)
         run.ready[agent_id] = False  # read again from the ACD
         self._feed(run, pc.AgentAway(agent_id, "no agent leg"))
-        self._unclaim(run, line, "agent_no_answer", 0.0)
-        line.agent_id = ""
 
     async def _to_survey(self, run: _Run, line: _Line, port: str) -> None:
         """The person goes to the campaign's survey flow; the survey line is theirs until they hang up."""
