@@ -54,3 +54,24 @@ async def test_a_connected_campaign_call_pops_the_card_the_script_and_the_campai
             ("wrong_number", "wrong_number"), ("do_not_call", "do_not_call")]
         assert talking["dispositions"] == popped["dispositions"]
         assert s.server.campaign_pops is not None
+
+
+async def test_a_preview_line_pops_the_card_once_the_customer_answers(tmp_path: Path) -> None:
+    async with dialer_stack(tmp_path, agents=("1001",)) as s:
+        ann = await s.server.crm.create_customer(NewCustomer(name="Ann Lee", phones=(PERSON,)))
+        console = await ConsoleClient.open(s.server.gateway.ws_url)
+        try:
+            await console.login("agent1001", PASSWORD)
+            assert (await console.request("agent_login", extension="1001", queues=["outbound"]))["type"] == "result"
+            await s.add_campaign(campaign("followup", DialingMode.PREVIEW, script=SCRIPT, dispositions=("sale",)),
+                                 [(PERSON, "Ann", "Etc/UTC")])
+            await console.wait_for("preview_card", timeout=10)
+            reply = await console.request("preview_dial")
+            call_id = reply["data"]["call_id"]
+            popped = await console.wait_for("campaign_call", timeout=20)
+        finally:
+            await console.close()
+        [connected] = s.steps("connected")
+        assert (popped["state"], popped["call_id"], connected.call_id) == ("talking", call_id, call_id)
+        assert (popped["pop"]["customer"]["id"], popped["script"]) == (ann, SCRIPT)
+        assert [d["name"] for d in popped["dispositions"]] == ["sale", "call_back", "wrong_number", "do_not_call"]
