@@ -59,7 +59,7 @@ class CampaignPops:
         state = _STATES.get(e.step)
         dialled = self._dialled.get(e.call_id)
         if state is None or dialled is None or not e.agent_id or e.campaign != dialled.campaign:
-            return  # a survey line goes to a flow, not to an agent's console
+            return  # no line given to an agent (a survey line goes to its flow, not to a console)
         loop = asyncio.get_running_loop()
         card = self._cards.get(e.call_id)
         if card is None:
