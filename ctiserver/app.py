@@ -45,6 +45,7 @@ from .bus import EventBus
 from .calls.service import CallsService, Pbx, PbxSettings
 from .clock import Clock
 from .consoles.backend import ConsoleBackend
+from .consoles.campaign_pops import CampaignPops
 from .consoles.devices import Phones, PhoneSettings, answers_at_console
 from .consoles.notifier import ConsoleNotifier
 from .consoles.presence import ConsolePresence
@@ -183,6 +184,7 @@ class CtiServer:
         self.flows: FlowRegistry
         self.speech: RecognizerPool | None = None
         self.dialer: DialerService | None = None
+        self.campaign_pops: CampaignPops | None = None  # the agents' pops of campaign calls
         self._queue_log: QueueLogWriter | None = None
         self._history: CrmHistoryWriter
         self._runner: asyncio.Task[None] | None = None
@@ -316,6 +318,9 @@ class CtiServer:
             await self.dialer.start()  # settles the attempts a crash left dialling
             self.gateway.previews = self.dialer
             self.console.campaign_calls = self.dialer  # a campaign call's wrap-up settles its attempt
+            self.campaign_pops = CampaignPops(self.bus, self.crm, CampaignStore(self.crm),
+                                              lambda agent_id, kind, fields: self.gateway.push_to_agent(
+                                                  agent_id, kind, fields))
         self.gateway.campaigns = CampaignBoard(CampaignStore(self.crm), lambda: self.dialer, self.recorder.record)
         await self._listen("FastAGI", s.agi_host, s.agi_port, self.agi.start())
         await self._listen("the console gateway (http)", s.http_host, s.http_port, self.gateway.start())

@@ -474,6 +474,14 @@ _SERVER: dict[str, tuple[str, Mapping[str, Field]]] = {
                      {"seq": _seq, "campaign": req(Str(64)), "contact_id": req(Int(1, MAX_SEQ)),
                       "number": req(Str(32)), "name": req(Str(200, min_len=0)),
                       "script": req(Str(8000, min_len=0, multiline=True))}),
+    "campaign_call": (("A campaign call given to this agent: state connecting (their phone rings) then talking "
+                       "(bridged). With the customer's card (pop, as an offer's), the campaign's script and its "
+                       "dispositions [{name, then: done|call_back|wrong_number|do_not_call, right_party}]: the "
+                       "call's wrap-up offers exactly those (call_back needs follow_up {kind: callback, due_at})."),
+                      {"seq": _seq, "call_id": req(Str(64)), "campaign": req(Str(100)), "queue": req(Str(64, min_len=0)),
+                       "state": req(Choice(("connecting", "talking"))), "number": req(Str(32)),
+                       "name": req(Str(200, min_len=0)), "script": req(Str(8000, min_len=0, multiline=True)),
+                       "dispositions": req(AnyValue()), "pop": opt(AnyValue())}),
     "alert": (("A queue's figure or an agent's call, pause or wrap-up went past its target (or came back); a "
                "prompt cannot be played; a wrap-up was kept as a draft (or saved at last)."),
               {"seq": _seq, "alert": req(AnyObj())}),

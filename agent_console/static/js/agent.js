@@ -3,7 +3,7 @@ import { Connection } from "./connection.js";
 import { flagBadges, initAgentCrm, openCustomer } from "./crm.js";
 import { $, clear, el, option, show } from "./dom.js";
 import { duration, nowSeconds, since } from "./format.js";
-import { apply, bindToggle, label, onLangChange, t } from "./i18n.js";
+import { apply, bindToggle, currentLang, label, onLangChange, t } from "./i18n.js";
 import { bindLogin } from "./login.js";
 import { renderPop as drawPop } from "./pop.js";
 import { bindShortcuts, renderDay, renderShortcuts, tickDay } from "./workday.js";
@@ -20,7 +20,8 @@ const view = {
   calls: new Map(),
   offers: new Map(),
   shown: new Set(JSON.parse(sessionStorage.getItem(POPS_KEY) || "[]")),
-  // {pop, popOffer, popCallId, wrap: {call_id, caller, kept}} — wrap is the call the wrap-up form is for
+  // {pop, popOffer, popCallId, wrap: {call_id, caller, kept}, campaign} — wrap is the call the wrap-up form
+  // is for; campaign: the campaign call last given to this agent (its script and dispositions)
   work: JSON.parse(sessionStorage.getItem(WORK_KEY) || "{}"),
   day: null, // the idle screen's figures (my_day)
 };
@@ -207,8 +208,12 @@ function handle(msg) {
     case "call_state":
       callChanged(msg.call);
       break;
+    case "campaign_call":
+      campaignCall(msg);
+      break;
     case "wrapup_saved":
       if (view.work.wrap && msg.call_id === view.work.wrap.call_id) closeWrap();
+      if (view.work.campaign && msg.call_id === view.work.campaign.call_id) view.work.campaign = null;
       if (msg.call_id === view.work.popCallId) { // the call is done with: its pop goes too
         view.work.pop = null;
         view.work.popOffer = null;
@@ -230,6 +235,14 @@ function handle(msg) {
 function callChanged(call) {
   if (call.state === "ended") {
     view.calls.delete(call.call_id);
+    const campaign = view.work.campaign;
+    if (campaign && campaign.call_id === call.call_id && campaign.state !== "talking"
+        && view.work.popCallId === call.call_id) { // never put through: nobody was spoken to, no card
+      view.work.pop = null;
+      view.work.popOffer = null;
+      view.work.popCallId = null;
+      saveWork();
+    }
     for (const [id, offer] of view.offers) if (offer.call_id === call.call_id) view.offers.delete(id);
     // An ACD call's wrap-up is the server's (agent_state names its call); a click-to-call has none there,
     // but its form is opened here, tied to it.
@@ -245,6 +258,33 @@ function callChanged(call) {
     return;
   }
   view.calls.set(call.call_id, call);
+}
+
+// A campaign call the dialer gives this agent: the card pops when their phone rings (as an offer's does),
+// the campaign's script shows beside the call, and its wrap-up offers the campaign's own dispositions.
+function campaignCall(msg) {
+  const first = !view.work.campaign || view.work.campaign.call_id !== msg.call_id;
+  view.work.campaign = { call_id: msg.call_id, campaign: msg.campaign, script: msg.script, name: msg.name,
+                         number: msg.number, dispositions: msg.dispositions, state: msg.state };
+  if (first) {
+    view.work.pop = msg.pop || null;
+    view.work.popOffer = { offer_id: "", caller: msg.number, caller_name: msg.name, caller_display: msg.number,
+                           queue: msg.queue, ivr_path: [], ivr_said: [], agent_names: {}, ivr_labels: {},
+                           campaign: msg.campaign };
+    view.work.popCallId = msg.call_id;
+    document.body.dataset.pops = String(Number(document.body.dataset.pops || 0) + 1);
+  }
+  saveWork();
+  const known = view.calls.get(msg.call_id);
+  view.calls.set(msg.call_id, { ...(known || {}), call_id: msg.call_id, state: msg.state, caller: msg.number,
+    caller_name: msg.name, caller_display: msg.number, queue: msg.queue, direction: "outbound",
+    campaign: msg.campaign, talk_since: msg.state === "talking" ? (known && known.talk_since) || nowSeconds() : null });
+}
+
+// The campaign whose call `callId` is, or null (its wrap-up then offers the site's dispositions).
+function campaignOf(callId) {
+  const campaign = view.work.campaign;
+  return campaign && callId && campaign.call_id === callId ? campaign : null;
 }
 
 // Logged out: the phone goes too (no call may ring a console that is not at work). A console opened again
@@ -306,6 +346,35 @@ function openWrap(wrap) {
   show($("fu-fields"), false);
   status("wrapup-status", "", "");
   show($("wrap-kept"), false);
+  fillDispositions();
+}
+
+// The form's dispositions: a campaign call's are exactly its campaign's (the server refuses any other),
+// any other call's are the site's.
+function fillDispositions() {
+  const wrap = view.work.wrap;
+  const campaign = campaignOf(wrap && wrap.call_id);
+  const codes = campaign ? campaign.dispositions.map((d) => d.name) : view.config.dispositions;
+  const select = $("wrapup-disposition");
+  const key = [campaign ? campaign.call_id : "", currentLang(), ...codes].join("|");
+  if (select.dataset.filled === key) return;
+  const chosen = select.value;
+  select.dataset.filled = key;
+  select.dataset.campaign = campaign ? campaign.campaign : "";
+  clear(select).append(option("", t("agent.choose")), ...codes.map((code) => option(code, label("disposition", code))));
+  if (codes.includes(chosen)) select.value = chosen;
+}
+
+// A campaign disposition that books a call back needs its time: the follow-up's date, as a call back.
+function dispositionChosen() {
+  const wrap = view.work.wrap;
+  const campaign = campaignOf(wrap && wrap.call_id);
+  const meaning = campaign && campaign.dispositions.find((d) => d.name === $("wrapup-disposition").value);
+  if (!meaning || meaning.then !== "call_back") return;
+  $("fu-on").checked = true;
+  $("fu-kind").value = "callback";
+  show($("fu-fields"), true);
+  $("fu-due").focus();
 }
 
 function closeWrap() {
@@ -422,6 +491,7 @@ function render() {
   $("btn-pause").disabled = state === "paused" && view.agent.reason === $("pause-reason").value;
   renderOffer();
   renderCall();
+  renderCampaign();
   renderPhone();
   renderWrapup();
   renderPop();
@@ -504,13 +574,28 @@ function renderCall() {
   show($("btn-xfer-cancel"), consulting);
 }
 
+function renderCampaign() {
+  const call = currentCall();
+  const wrap = view.work.wrap;
+  const campaign = campaignOf(call && call.call_id) || campaignOf(wrap && wrap.call_id);
+  show($("campaign-panel"), Boolean(campaign));
+  if (!campaign) return;
+  $("campaign-panel").dataset.callId = campaign.call_id;
+  $("campaign-name").textContent = campaign.campaign;
+  $("campaign-script").textContent = campaign.script || t("campaign.no_script");
+}
+
 function renderWrapup() {
   const wrap = view.work.wrap;
   show($("wrapup-panel"), Boolean(wrap));
   if (!wrap) return;
+  fillDispositions();
+  const campaign = campaignOf(wrap.call_id);
   $("wrapup-panel").dataset.callId = wrap.call_id;
+  $("wrapup-panel").dataset.campaign = campaign ? campaign.campaign : "";
   $("wrapup-for").textContent = t(wrap.kept ? "wrap.editing_draft" : "wrap.for",
-    { caller: wrap.caller || t("pop.unknown_caller"), call: wrap.call_id });
+    { caller: wrap.caller || (campaign && (campaign.name || campaign.number)) || t("pop.unknown_caller"),
+      call: wrap.call_id });
   show($("wrapup-held"), Boolean(!wrap.kept && view.agent && view.agent.wrap_held));
 }
 
@@ -550,9 +635,8 @@ function tick() {
 function fillMenus() {
   const reasons = clear($("pause-reason"));
   for (const reason of view.config.pause_reasons) reasons.append(option(reason, label("reason", reason)));
-  const dispositions = clear($("wrapup-disposition"));
-  dispositions.append(option("", t("agent.choose")));
-  for (const code of view.config.dispositions) dispositions.append(option(code, label("disposition", code)));
+  $("wrapup-disposition").dataset.filled = "";
+  fillDispositions();
   const queues = clear($("queue-list"));
   const remembered = JSON.parse(localStorage.getItem("cti.agent.queues") || "null");
   for (const queue of view.config.queues) {
@@ -662,6 +746,7 @@ $("fu-on").addEventListener("change", () => show($("fu-fields"), $("fu-on").chec
 
 $("wrapup-notes").addEventListener("input", draftChanged);
 $("wrapup-disposition").addEventListener("change", draftChanged);
+$("wrapup-disposition").addEventListener("change", dispositionChosen);
 $("wrapup-notes").addEventListener("keydown", (event) => {
   if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) $("wrapup-form").requestSubmit();
 });

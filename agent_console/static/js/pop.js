@@ -139,10 +139,14 @@ export function renderPop(work, act) {
   gradeNode.textContent = grade ? label("grade", grade) : "";
   clear($("pop-flags")).append(...((pop && pop.flags) || []).map(flagBadge));
 
-  const reason = callReason(offer.ivr_path, offer.queue, offer.ivr_labels);
+  // A campaign call is ours, not theirs: its campaign says why, not a reason for calling.
+  const reason = offer.campaign ? "" : callReason(offer.ivr_path, offer.queue, offer.ivr_labels);
   const reasonNode = clear($("pop-reason"));
-  show(reasonNode, Boolean(reason) || offer.ivr_said.length > 0);
+  show(reasonNode, Boolean(reason || offer.campaign) || offer.ivr_said.length > 0);
   if (reason) reasonNode.append(el("b", { text: `${t("pop.reason")}: ` }), el("span", { class: "reason", text: reason }));
+  if (offer.campaign) {
+    reasonNode.append(el("b", { text: `${t("campaign.title")}: ` }), el("span", { class: "reason campaign-name", text: offer.campaign }));
+  }
   for (const said of offer.ivr_said) reasonNode.append(el("div", { class: "said" }, `${t("pop.caller_said")}: “${said}”`));
 
   const facts = clear($("pop-facts"));
