@@ -5,20 +5,18 @@ one the agent saves (a call back at a time, do-not-call) lands on the campaign's
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from crmstore.campaign_store import CampaignStore
 from crmstore.campaigns import AfterDisposition, DialingMode, Disposition
 from crmstore.model import Flag, NewCustomer
 from tests.browser.test_browser_console import ARTIFACTS, login, open_page
-from tests.dialer.harness import CUSTOMERS, DIALER, LONG_PERSON, campaign
-from tests.gateway.gw_harness import AGENT1, AppSite, app_site
+from tests.dialer.harness import LONG_PERSON, campaign
+from tests.gateway.gw_harness import AGENT1, AppSite
 
 pytestmark = pytest.mark.browser
 
@@ -33,22 +31,8 @@ CAMPAIGN_CODES = ["", "sale", "not_interested", "not_home", "call_back", "wrong_
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield browser
-        await browser.close()
-
-
-@pytest.fixture
-async def site(tmp_path: Path) -> AsyncIterator[AppSite]:
-    async with app_site(tmp_path, dialplans=[CUSTOMERS], dialer=DIALER) as s:
-        s.sim.world.phones[AGENT1].answer_after = 0.5
-        # the PBX counts virtual seconds, the CTI's 2 s are real ones: an answered line waits long enough
-        s.sim.world.dialplan.globals["CTI_DIALER_WAIT"] = "600"
-        yield s
+def site(campaign_site: AppSite) -> AppSite:
+    return campaign_site
 
 
 @pytest.mark.parametrize(("lang", "disposition"), [("en", "call_back"), ("zh", "do_not_call")])

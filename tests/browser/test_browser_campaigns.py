@@ -5,21 +5,19 @@ resume change the campaign in the CRM and are journaled; a callback is booked an
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from acd import events as ev
 from crmstore.campaign_store import CampaignStore
 from crmstore.campaigns import DialingMode
 from ctiserver.journal import facts as f
 from tests.browser.test_browser_console import ARTIFACTS, login, open_page
-from tests.dialer.harness import BUSY, CUSTOMERS, DIALER, MACHINE, PERSON, campaign
-from tests.gateway.gw_harness import AGENT1, AppSite, app_site
+from tests.dialer.harness import BUSY, MACHINE, PERSON, campaign
+from tests.gateway.gw_harness import AGENT1, AppSite
 
 pytestmark = pytest.mark.browser
 
@@ -32,22 +30,8 @@ TEXTS = {
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield browser
-        await browser.close()
-
-
-@pytest.fixture
-async def site(tmp_path: Path) -> AsyncIterator[AppSite]:
-    async with app_site(tmp_path, dialplans=[CUSTOMERS], dialer=DIALER) as s:
-        s.sim.world.phones[AGENT1].answer_after = 0.5
-        # the PBX counts virtual seconds, the CTI's 2 s are real ones: an answered line waits long enough
-        s.sim.world.dialplan.globals["CTI_DIALER_WAIT"] = "600"
-        yield s
+def site(campaign_site: AppSite) -> AppSite:
+    return campaign_site
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])

@@ -3,26 +3,15 @@ real app: calls come from the PBX simulator through the IVR and the ACD, the pop
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
+from playwright.async_api import Browser, ConsoleMessage, Page, expect
 
 from tests.gateway.gw_harness import AGENT1, HOSTILE_CALLER, PLAIN_CALLER, XSS_NAME, AppSite, app_site
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield browser
-        await browser.close()
 
 
 async def open_page(browser: Browser, url: str, problems: list[str], lang: str = "zh") -> Page:

@@ -5,12 +5,11 @@ supervisors' churn list and grading, and a blacklisted caller routed by the queu
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
+from playwright.async_api import Browser, ConsoleMessage, Page, expect
 
 from crmstore.model import COMPLAINT, CallFacts, FollowUpKind, FollowUpRequest, WrapUp
 from tests.gateway.gw_harness import (
@@ -34,16 +33,6 @@ TEXT = {
            "bad_email": "Not an e-mail address", "bad_phone": "Not a valid phone number",
            "settled": "Follow-up settled."},
 }
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield browser
-        await browser.close()
 
 
 async def open_page(browser: Browser, url: str, problems: list[str], lang: str) -> Page:

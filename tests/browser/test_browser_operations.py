@@ -4,11 +4,10 @@ one in force without a restart (an agent given a queue is offered its next call)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from tests.admin.admin_site import QUEUES_YAML, admin_site
 from tests.gateway.gw_harness import AGENT1, AGENT2, PLAIN_CALLER, SUPERVISOR_EXTENSION, app_site
@@ -17,16 +16,6 @@ from tests.gateway.test_gateway_protocol import call_state
 from .test_browser_console import ARTIFACTS, login, open_page
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield browser
-        await browser.close()
 
 
 async def test_supervisor_monitors_a_call_and_stops(browser: Browser, tmp_path: Path) -> None:

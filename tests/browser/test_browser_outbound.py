@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from ctiserver.outbound.dialling import DialSettings
 from pbxsim.world import PhoneProfile
@@ -22,16 +22,6 @@ TEXTS = {
            "available": "Available"},
     "zh": {"ringing": "客户振铃中", "talking": "通话中", "answered": "已接通", "busy": "忙", "available": "空闲"},
 }
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield browser
-        await browser.close()
 
 
 @pytest.fixture
