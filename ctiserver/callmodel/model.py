@@ -233,6 +233,18 @@ class CallModel:
         self._by_linkedid[uniqueid] = call_id
         self._aliases.setdefault(call_id, []).append(uniqueid)
 
+    def expect_line_agent(self, call_id: str, leg_id: str, now: float) -> list[object]:
+        """The CTI is about to originate an agent's leg (``ChannelId: leg_id``) and bridge it to a line it
+        placed itself (``ChannelId: call_id``, a campaign's). The line's own channel runs our dialplan, so it
+        is the caller's leg, even when the trunk is a Local pair whose ;2 half plays the far end."""
+        self.expect_leg(leg_id, call_id)
+        call = self.calls.get(call_id)
+        if call is None or call.origin != call_id or call.caller == call.origin:
+            return []
+        call.caller = call.origin
+        call.stale = True
+        return self._rederive(call, now)
+
     def hangup_requested(self, name: str) -> None:
         """The CTI is about to hang this channel up (AMI Hangup: an agent's hang-up button). Asterisk shows
         no request on the target of an AMI Hangup, and the partner's own dialplan hang-up comes before the

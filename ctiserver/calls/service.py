@@ -67,6 +67,15 @@ class PbxResynced:
     gone_since: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class LineAgentLeg:
+    """An agent's leg is being originated (ChannelId `leg_id`) to be bridged to line `call_id`, which the CTI
+    placed itself (a campaign's): one call, as an ACD offer's leg is one with its caller."""
+
+    call_id: str
+    leg_id: str
+
+
 class CallsService:
     def __init__(
         self,
@@ -100,6 +109,7 @@ class CallsService:
         bus.subscribe(ce.PbxShutdown, self._on_shutdown)
         bus.subscribe(d.Offer, self._on_offer)
         bus.subscribe(d.CallStateChanged, self._on_acd_call_state)
+        bus.subscribe(LineAgentLeg, self._on_line_agent_leg)
 
     # ------------------------------------------------------------------ links and models
 
@@ -186,6 +196,11 @@ class CallsService:
         pbx = self.pbx_of(offer.call_id)
         if pbx is not None:
             pbx.model.expect_leg(offer.leg_id, offer.call_id)
+
+    def _on_line_agent_leg(self, e: LineAgentLeg) -> None:
+        pbx = self.pbx_of(e.call_id)
+        if pbx is not None:
+            self.bus.publish_all(pbx.model.expect_line_agent(e.call_id, e.leg_id, self.clock()))
 
     def _on_acd_call_state(self, e: d.CallStateChanged) -> None:
         pbx = self.pbx_of(e.call_id)

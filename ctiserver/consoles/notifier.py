@@ -49,6 +49,7 @@ class ConsoleNotifier:
         bus.subscribe(d.Handover, self._on_handover)
         bus.subscribe(f.CallArrived, self._on_call_fact)
         bus.subscribe(f.CallEnded, self._on_call_ended)
+        bus.subscribe(f.DialerStep, self._on_dialer_step)
         bus.subscribe(ConsultationChanged, self._on_consultation)
         bus.subscribe(f.PromptMissing, self._on_prompt_missing)
         bus.subscribe(f.AlertRaised, self._on_alert)
@@ -178,6 +179,10 @@ class ConsoleNotifier:
 
     def _on_call_fact(self, e: f.CallArrived) -> None:
         self._call_row(e.call_id)
+
+    def _on_dialer_step(self, e: f.DialerStep) -> None:
+        if e.step == "connected":  # a campaign line bridged to its agent
+            self._call_row(e.call_id)
 
     def _on_call_ended(self, e: f.CallEnded) -> None:
         gw, call_id = self.gateway, e.call_id

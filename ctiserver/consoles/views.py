@@ -185,6 +185,10 @@ class ConsoleViews:
                     "agent_id": agent_id, "position": None, "vip": rec.vip, "since": rec.started_at,
                     "direction": "outbound"}
         view = self.router.call_view(call_id)
+        if view is None and rec.line_agent:  # a campaign line bridged to its agent: no call of the ACD's
+            return {"call_id": call_id, "caller": rec.caller_num, "caller_name": _caller_name(rec),
+                    "queue": rec.queue, "state": "talking", "agent_id": rec.line_agent, "position": None,
+                    "vip": rec.vip, "since": rec.started_at}
         state = _CALL_LIST_STATE.get(view.state, view.state) if view else "ivr"
         if state == "held":
             state = "held"

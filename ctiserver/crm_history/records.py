@@ -82,6 +82,7 @@ class CallRecord:
     end_reason: str = ""
     direction: str = "inbound"  # outbound: an agent's own call (click-to-call), folded from outbound.* facts
     purpose: str = ""  # outbound: click_to_call, callback
+    line_agent: str = ""  # a campaign line's agent once bridged (dialer step connected): the ACD holds no such call
 
     @property
     def live(self) -> bool:
@@ -213,6 +214,10 @@ class CallRecords:
             known = self.calls.get(body.call_id)
             if known is None or known.direction != "outbound":  # an outbound call's end is acd.outbound_ended
                 self._ended_call(body, at)
+        elif isinstance(body, f.DialerStep):
+            line = self.calls.get(body.call_id) if body.step == "connected" else None
+            if line is not None:
+                line.line_agent = body.agent_id
         elif isinstance(body, f.WrapUpSaved):
             self._wrapup(body)
         elif isinstance(body, f.SurveyAnswered):

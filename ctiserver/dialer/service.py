@@ -41,7 +41,7 @@ from crmstore.journal import read_rows_between
 from ..ami.errors import AmiError
 from ..ami.protocol import Message
 from ..bus import EventBus
-from ..calls.service import CallsService, Pbx
+from ..calls.service import CallsService, LineAgentLeg, Pbx
 from ..control import InvalidValue
 from ..journal import facts as f
 from ..projections.recorder import Recorder
@@ -597,6 +597,8 @@ class DialerService:
             return
         call_id = line.call_id
         self.recorder.record(f.DialerStep(run.name, "connect", call_id, agent_id))
+        # The agent's leg is the line's, as an ACD offer's is its caller's: no call of its own.
+        self.bus.publish(LineAgentLeg(call_id, f"{call_id}-agent"))
         leg = await self._agent_leg(line, agent_id, ring_s)
         # The person hung up meanwhile (the wrap-up is under way), or the pacer gave the line to another agent
         # (this one left the ACD while their phone rang): not this agent's call any more.
