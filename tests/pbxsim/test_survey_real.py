@@ -51,3 +51,35 @@ async def test_a_survey_line_reaches_the_agi_as_on_the_real_pbx(pbx: Pbx) -> Non
     replies = [(await session.run(f"GET VARIABLE {name}")).decode() for name in SURVEY_VARS]
     assert replies == real_replies
     session.close()
+
+
+def _recorded_local_env() -> dict[str, str]:
+    recs = [r for r in capture("31") if r.stream == "AGI8" and r.direction == RECEIVED]
+    return _env(recs[0].payload.decode())
+
+
+async def test_a_local_survey_line_reaches_the_agi_as_on_the_real_pbx(pbx: Pbx) -> None:  # noqa: F811
+    """`dialer.trunk: Local/{number}@cti-customer/n` (capture 31, AGI8): the `;1` half is redirected, and its
+    caller ID in the AGI is the dialled number, not the campaign's."""
+    real_env = _recorded_local_env()
+    number = "+442079465071"
+    assert real_env["agi_channel"].startswith(f"Local/{number}@cti-customer-")
+    pbx.sim.world.phones[number] = PhoneProfile(answer_after=1.0)
+    resp = await pbx.ami.action("Originate", Channel=f"Local/{number}@cti-customer/n", Context="cti-dialer",
+                                Exten="s", Priority="1", Timeout="15000", CallerID='"Example Co" <4008001234>',
+                                ChannelId="dial-1a223303092-1", Async="true",
+                                Variable=["CTI_CAMPAIGN=trial-survey-local", "CTI_SURVEY_FLOW=satisfaction_survey_en",
+                                          f"CTI_CONTACT_NUMBER={number}", "CTI_CUSTOMER_ID="])
+    assert resp["Response"] == "Success"
+    verdict = await pbx.event("UserEvent", UserEvent="AMDResult", Uniqueid="dial-1a223303092-1", timeout=20)
+    assert verdict["Channel"].endswith(";1")
+    moved = await pbx.ami.action("Redirect", Channel=verdict["Channel"], Context="cti-survey", Exten="s",
+                                 Priority="1")
+    assert moved["Response"] == "Success"
+    session = await pbx.agi.next()
+    env = _env(session.env)
+    varying = ("agi_channel", "agi_request", "agi_threadid")
+    assert {k: v for k, v in env.items() if k not in varying} == {
+        k: v for k, v in real_env.items() if k not in varying}
+    assert env["agi_channel"] == verdict["Channel"]
+    session.close()
