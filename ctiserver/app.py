@@ -314,7 +314,8 @@ class CtiServer:
             self.dialer = DialerService(s.dialer, CampaignStore(self.crm), self.recorder, self.calls,
                                         lambda: self.projector.router, self.bus, self.clock,
                                         push=lambda agent_id, kind, fields: self.gateway.push_to_agent(
-                                            agent_id, kind, fields))
+                                            agent_id, kind, fields),
+                                        flow_loaded=self.flows.__contains__)
             await self.dialer.start()  # settles the attempts a crash left dialling
             self.gateway.previews = self.dialer
             self.console.campaign_calls = self.dialer  # a campaign call's wrap-up settles its attempt

@@ -345,6 +345,7 @@ class Apps:
         tech, _, rest = target.partition("/")
         started = w.vnow()
         callee: Channel
+        trunk_line = tech.upper() == "PJSIP" and "@" in rest  # PJSIP/<number>@<trunk endpoint>
         if tech.lower() == "local":
             exten, _, ctx = rest.partition("@")
             ctx, _, local_options = ctx.partition("/")
@@ -385,7 +386,9 @@ class Apps:
                 w.set_var(chan, "DIALSTATUS", "CHANUNAVAIL")
                 return None
             callee = w.new_pjsip(trunk or peer, context="default", exten=peer, state=0, linkedid=chan.linkedid)
-            callee.cid_num, callee.cid_name = chan.cid_num, chan.cid_name
+            # A trunk line's caller ID number is the number dialled (captures 25 and 31: NewCallerid on
+            # PJSIP/trunk-…); through a Local pair it comes back to ';1' as it rings.
+            callee.cid_num, callee.cid_name = (peer if trunk else chan.cid_num), chan.cid_name
             callee.conn_num, callee.conn_name = chan.cid_num, chan.cid_name
             w.chan_event("Newchannel", callee)
             if predial:
@@ -415,6 +418,8 @@ class Apps:
                 partner = chan.partner
                 if partner is not None and not chan.is_one and partner.state not in (5, 6):
                     w.new_state(partner, 5)  # ringing travels back through a Local pair (an atxfer target)
+                    if trunk_line:
+                        w.set_callerid(partner, callee.cid_name, callee.cid_num)  # the trunk's, capture 31
             if callee.state == 6:
                 status = "ANSWER"
                 break

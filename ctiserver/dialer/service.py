@@ -132,8 +132,10 @@ class DialerService:
         bus: EventBus,
         clock: Callable[[], float],
         push: Push | None = None,
+        flow_loaded: Callable[[str], bool] | None = None,
     ) -> None:
         self.settings = settings
+        self.flow_loaded = flow_loaded
         self.campaigns = campaigns
         self.recorder = recorder
         self.calls = calls
@@ -142,6 +144,7 @@ class DialerService:
         self.clock = clock
         self.push = push
         self.runs: dict[str, _Run] = {}
+        self._unloaded_flow: set[str] = set()  # survey campaigns held back for their flow (logged once)
         self._lines: dict[str, _Line] = {}
         self._handled: dict[str, Handled] = {}  # call id -> the attempt, for the agent's disposition (recent ones)
         self._recording: dict[str, asyncio.Task[None]] = {}  # call id -> its outcome being written
@@ -233,6 +236,15 @@ class DialerService:
                 if is_survey(s) and not s.campaign.flow:
                     log.error("dialer: survey campaign %r names no flow: not dialled", name)
                     continue
+                if is_survey(s) and self.flow_loaded is not None and not self.flow_loaded(s.campaign.flow):
+                    # The survey entry would hang up on every person who answers (seen on a real PBX when the
+                    # example flow's fallback queue was not in queues.yaml): dial once the flow loads.
+                    if name not in self._unloaded_flow:
+                        log.error("dialer: survey campaign %r: its flow %r is not loaded (see the flow errors "
+                                  "at start, `ctiserver flows check`): not dialled", name, s.campaign.flow)
+                        self._unloaded_flow.add(name)
+                    continue
+                self._unloaded_flow.discard(name)
                 if not s.campaign.queue and not is_survey(s):
                     log.error("dialer: campaign %r has no queue: nobody to take its calls, not dialled", name)
                     continue

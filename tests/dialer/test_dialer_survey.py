@@ -92,3 +92,27 @@ def test_a_survey_line_a_crash_left_open_is_settled_as_connected_not_called_agai
     # would call them again for a survey they answered.
     assert settled_outcome(["answered", "survey"]) is AttemptOutcome.CONNECTED
     assert settled_outcome(["answered"]) is AttemptOutcome.ABANDONED
+
+
+async def test_a_survey_campaign_whose_flow_did_not_load_dials_nobody_until_it_loads(tmp_path: Path) -> None:
+    """On a real PBX the shipped example flow did not load (its fallback queue `general` was not in the
+    site's queues.yaml) and the campaign would have rung people only for the survey entry to hang up on
+    them: the dialer holds such a campaign back, and dials it once the flow loads."""
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "satisfaction_survey_en.yaml").write_text(EXAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+    survey = dataclasses.replace(
+        campaign("csat", DialingMode.PROGRESSIVE), kind=CampaignKind.SURVEY, flow="satisfaction_survey_en",
+        queue="", survey_lines=1)
+    async with dialer_stack(tmp_path, agents=()) as d:
+        assert "satisfaction_survey_en" not in d.server.flows  # fallback: unknown queue 'general'
+        await d.add_campaign(survey, [(TAKER, "Ann", "Etc/UTC")])
+        await d.server.dialer.refresh()
+        assert "csat" not in d.server.dialer.runs
+        assert not d.stack.tap.named("Newchannel")  # nobody rung
+
+        _survey_flow(tmp_path)  # the flow fixed: its fallback is a queue this centre has
+        assert not d.server.flows.reload()
+        await d.server.dialer.refresh()
+        assert "csat" in d.server.dialer.runs
+        assert await d.outcome_of("csat", TAKER, timeout=30) == "done"
