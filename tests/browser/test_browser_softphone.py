@@ -19,6 +19,7 @@ from pbxsim.world import OriginateRequest
 from tests.browser.softphone_site import CHROMIUM_ARGS, PhoneSite, phone_site, phone_stats, start_work
 from tests.browser.test_browser_console import ARTIFACTS
 from tests.gateway.gw_harness import ACD_YAML, AGENT1, PLAIN_CALLER
+from tests.waiting import until
 
 pytestmark = pytest.mark.browser
 
@@ -58,15 +59,6 @@ async def agent_page(browser: Browser, ps: PhoneSite, problems: list[str], lang:
 def agent_state(ps: PhoneSite) -> tuple[str, str | None]:
     v = ps.site.server.projector.router.agent_view(AGENT1, ps.site.server.now())
     return v.state, v.pause_reason
-
-
-async def until(predicate: object, what: str, timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():  # type: ignore[operator]
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def shot(page: Page, name: str) -> None:

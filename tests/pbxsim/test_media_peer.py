@@ -19,6 +19,7 @@ from pbxsim.simulator import Simulator
 from pbxsim.sip_ws import SipWsServer
 from pbxsim.world import OriginateRequest
 from tests.pbxsim.ws_phone import WsPhone
+from tests.waiting import until
 
 PASSWORDS = {"1002": "pw-1002"}
 
@@ -46,15 +47,6 @@ async def registered_phone(server: SipWsServer) -> WsPhone:
 def ring(sim: Simulator) -> asyncio.Task[object]:
     req = OriginateRequest(channel="PJSIP/1002", application="Wait", data="30", timeout_ms=20000)
     return asyncio.create_task(sim.world.originate(req))
-
-
-async def until(predicate: object, what: str, timeout: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():  # type: ignore[operator]
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def test_a_call_with_audio_both_ways_through_the_media_process(
