@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser.test_browser_console import ARTIFACTS, browser, login, open_page  # noqa: F401
+from tests.browser.test_browser_console import ARTIFACTS, login, open_page
 from tests.consoles.test_answer_control import ANSWER_AT_CONSOLE_ACD
 from tests.gateway.gw_harness import AGENT1, AGENT2, PLAIN_CALLER, AppSite, app_site
 
@@ -37,7 +37,7 @@ def _phone_channels(site: AppSite, extension: str) -> list[str]:
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
-async def test_the_answer_button_connects_the_call(browser: Browser, tmp_path: Path,  # noqa: F811
+async def test_the_answer_button_connects_the_call(browser: Browser, tmp_path: Path,
                                                    lang: str) -> None:
     text = TEXTS[lang]
     ARTIFACTS.mkdir(exist_ok=True)

@@ -19,7 +19,7 @@ from playwright.async_api import Browser, Page, expect
 
 from crmstore.store import open_store
 from ctiserver.reports.engine import Query, Report, labelled, run_report
-from tests.browser.test_browser_console import ARTIFACTS, browser, login, open_page  # noqa: F401 (fixture)
+from tests.browser.test_browser_console import ARTIFACTS, login, open_page
 from tests.gateway.gw_harness import ACD_YAML, AppSite, app_site
 from tests.gateway.report_day import DAY, store_report_day, with_more_agents
 
@@ -168,7 +168,7 @@ async def charts_match_engine(page: Page, report: Report) -> None:
         assert sum(v for _, v in got) == sum(r["handled"] for r in rows)
 
 
-async def test_every_report_on_the_page_shows_the_engines_figures(browser: Browser, site: AppSite) -> None:  # noqa: F811
+async def test_every_report_on_the_page_shows_the_engines_figures(browser: Browser, site: AppSite) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     problems: list[str] = []
     pages: dict[str, Page] = {}
@@ -209,7 +209,7 @@ async def test_every_report_on_the_page_shows_the_engines_figures(browser: Brows
     assert problems == []
 
 
-async def test_exports_are_the_servers_files_and_mistakes_are_said(browser: Browser, site: AppSite) -> None:  # noqa: F811
+async def test_exports_are_the_servers_files_and_mistakes_are_said(browser: Browser, site: AppSite) -> None:
     problems: list[str] = []
     page = await open_page(browser, site.http_url + "/supervisor", problems, lang="zh")
     await login(page, site, "super1")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from playwright.async_api import Browser, expect
 
-from tests.browser.test_browser_console import ARTIFACTS, browser, login, open_page  # noqa: F401 (fixture)
+from tests.browser.test_browser_console import ARTIFACTS, login, open_page
 from tests.gateway.gw_client import ConsoleClient
 from tests.gateway.gw_harness import ACD_YAML, AGENT1, HOSTILE_CALLER, PLAIN_CALLER, VIP_CALLER, app_site
 
@@ -30,7 +30,7 @@ TARGETS_YAML = ACD_YAML.replace(
           ).replace(SALES, SALES.replace("60}", "60, targets: {longest_wait_s: 2}}"))
 
 
-async def test_the_wallboard_colours_each_figure_against_its_target(browser: Browser, tmp_path: Path) -> None:  # noqa: F811
+async def test_the_wallboard_colours_each_figure_against_its_target(browser: Browser, tmp_path: Path) -> None:
     assert VIP in ACD_YAML and SALES in ACD_YAML
     ARTIFACTS.mkdir(exist_ok=True)
     problems: list[str] = []

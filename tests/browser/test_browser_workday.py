@@ -12,7 +12,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from crmstore.store import open_store
-from tests.browser.test_browser_console import ARTIFACTS, browser, login, open_page  # noqa: F401
+from tests.browser.test_browser_console import ARTIFACTS, login, open_page
 from tests.gateway.gw_harness import ACD_YAML, AGENT1, HOSTILE_CALLER, PLAIN_CALLER, AppSite, app_site
 
 pytestmark = pytest.mark.browser
@@ -43,7 +43,7 @@ def router_state(site: AppSite, agent_id: str) -> str:
 
 
 async def test_a_wrap_up_that_outlives_its_queue_timer_while_a_new_call_waits(
-        browser: Browser, short_site: AppSite) -> None:  # noqa: F811
+        browser: Browser, short_site: AppSite) -> None:
     site = short_site
     ARTIFACTS.mkdir(exist_ok=True)
     problems: list[str] = []
@@ -148,7 +148,7 @@ async def test_a_wrap_up_that_outlives_its_queue_timer_while_a_new_call_waits(
 
 
 async def test_a_pop_that_reads_in_two_seconds_shortcuts_and_the_idle_screen(
-        browser: Browser, site: AppSite) -> None:  # noqa: F811
+        browser: Browser, site: AppSite) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     problems: list[str] = []
     store = await open_store(f"sqlite:///{site.db}")
