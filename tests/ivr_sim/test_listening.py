@@ -158,4 +158,7 @@ async def test_hang_up_while_listening_ends_the_flow(rig: IvrRig, voice_dir: Pat
     result = await call.result(30.0)
     assert isinstance(result.outcome, CallerHungUp) and result.outcome.node == "menu"
     assert events(result)[-1] == ("menu", "hangup", "caller")
-    assert call.sent[-1] == "EXEC StopMixMonitor"  # answered HANGUP + 200: the run ends there
+    # The run ends at the first command that learns of the hang-up (capture 23 C): StopMixMonitor after a slice
+    # that answered -1, or the slice itself (511) when the caller hung up between two slices, as the server
+    # was deciding. Nothing else is sent on the dead channel.
+    assert call.sent[-1] in ("EXEC StopMixMonitor", "WAIT FOR DIGIT 100")
