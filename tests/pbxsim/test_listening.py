@@ -189,7 +189,12 @@ async def test_hang_up_while_listening_as_in_capture_23c(pbx: Pbx, tmp_path: Pat
     s = await pbx.run(script, CallerBehaviour(utterance=word, speak_delay=0.3, patience=2.3))
     want = agi_replies("23-speech-listening-mixmonitor", "AGI3")
     assert want[-4:] == ["200 result=-1", "HANGUP", "200 result=0", DEAD]
-    assert s.replies[-4:] == want[-4:]
+    # The hang-up lands inside a slice (the capture: -1, then HANGUP before the next reply) or, now and then on a
+    # busy machine, in the round trip between two slices: then HANGUP comes first and the next slice is refused.
+    # Either way HANGUP is said once and StopMixMonitor still runs on the dead channel.
+    between = ["HANGUP", DEAD, "200 result=0", DEAD]
+    assert s.replies[-4:] in (want[-4:], between)
+    assert s.replies.count("HANGUP") == 1
     final = path.stat().st_size
     assert final >= max(sizes) and final % BUFFER != 0  # closed, and the buffer written, at the hang-up
 
