@@ -1,7 +1,10 @@
 """The agent console as the phone, at the size of a team: 20 agent pages in headless Chromium (fake audio
 devices), each registered over SIP/WebSocket to the PBX simulator, answering by itself; callers arrive through
 the IVR and the ACD, a call every 0.5 s, and every call is answered in a browser, with real WebRTC audio both
-ways (aiortc on the PBX side, in the simulator's media process).
+ways (aiortc on the PBX side, in the simulator's media process). Each call talks 1.5 s after its first packet
+from the browser and the caller hangs up, so a few calls talk at once (calls_talking_max), as a team's calls
+overlap; all twenty on one 2-core machine would measure twenty agents' computers crammed into one, not the
+console.
 
 ring_ms: from the ACD's offer decision (the router's Offer event, on the CTI's bus) to the browser's 180
 Ringing at the PBX (JsSIP sends it when its session is created: the page is ringing), for every INVITE that
@@ -41,6 +44,7 @@ from playwright.async_api import Browser, Page, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
 from acd import decisions as acd_d
+from pbxsim.channels import Channel
 from pbxsim.sip_ws import BrowserCall
 from tests.browser.softphone_site import CHROMIUM_ARGS, PhoneSite, phone_site, start_work
 from tests.gateway.gw_harness import PLAIN_CALLER, _hash
@@ -51,7 +55,7 @@ PAGES = 20
 # ten pages stand for them.
 PAGES_PER_BROWSER = 10
 CALL_GAP_S = 0.5  # two calls a second for the team: each is set up while others talk
-TALK_S = 1.5  # after the last call's first packet: RTP both ways on every call
+TALK_S = 1.5  # each call talks this long after its first packet from the browser, then the caller hangs up
 AGENTS = [f"{2101 + i}" for i in range(PAGES)]
 PASSWORDS = {f"bench{i}": f"bench-pass-{i}" for i in range(PAGES)}
 ACD = "\n".join([
@@ -161,6 +165,7 @@ class Bench:
         self.answer_audio_ms: list[float] = []
         self.both_ways: list[bool] = []
         self.unanswered = 0
+        self.talking = self.talking_max = 0  # calls talking at once
         self.wall = time.time() - time.monotonic()
         ps.site.server.bus.subscribe(acd_d.Offer, lambda e: self.offered.__setitem__(e.leg_id, time.monotonic()))
 
@@ -174,18 +179,17 @@ class Bench:
             await page.evaluate(TRACE_HOOK)
 
     async def round(self, last: bool) -> None:
+        """Twenty callers, one every CALL_GAP_S; each call talks TALK_S after its first packet from the
+        browser, has its audio judged on both sides, and the caller hangs up. So a few calls talk at once, as
+        a team's calls overlap, and every page has rung while the others were registered and busy."""
         site, pbx = self.ps.site, self.ps.pbx
         first = len(pbx.calls)
+        talks = []
         for _ in AGENTS:
-            site.call(PLAIN_CALLER, "sales")
+            caller = site.call(PLAIN_CALLER, "sales")
+            talks.append(asyncio.create_task(self.talk(caller)))
             await asyncio.sleep(CALL_GAP_S)
-        deadline = time.monotonic() + 120  # a loaded machine sets calls up slowly: wait, then judge
-        while time.monotonic() < deadline:
-            calls = [c for c in pbx.calls[first:] if c.answered]
-            if len(calls) >= PAGES and all(c.peer is not None and c.peer.first_rtp_at is not None for c in calls):
-                break
-            await asyncio.sleep(0.1)
-        await asyncio.sleep(TALK_S)
+        judged = await asyncio.gather(*talks)
         calls = pbx.calls[first:]
         if self.trace:
             await self.print_trace(calls)
@@ -197,13 +201,41 @@ class Bench:
                 self.invite_to_180_ms.append((call.ringing_at - call.invite_sent_at) * 1000)
             if not call.answered:
                 self.unanswered += 1  # rung and not answered (re-offered elsewhere): not a call's audio
-                continue
-            self.both_ways.append(await self.judge_audio(call))
-        self.both_ways.extend(False for _ in range(PAGES - sum(c.answered for c in calls)))  # never connected
-        for caller in site.sim.callers:
-            caller.hang_up()
+        self.both_ways.extend(judged)  # a caller whose call never connected counts as False
         if not last:
             await self.back_to_available()
+
+    async def talk(self, caller: Channel) -> bool:
+        """One caller's call: wait for the browser leg it is bridged to, answered with RTP from the browser,
+        let it talk, judge its audio both ways, hang up. False when it never connected."""
+        pbx = self.ps.pbx
+        deadline = time.monotonic() + 120  # a loaded machine sets calls up slowly: wait, then judge
+
+        def connected() -> BrowserCall | None:
+            bridge = caller.bridge
+            if bridge is None:
+                return None
+            return next((c for c in pbx.calls if c.answered and c.chan.bridge is bridge and c.peer is not None
+                         and c.peer.first_rtp_at is not None), None)
+        call = connected()
+        while call is None and time.monotonic() < deadline and not caller.dead:
+            await asyncio.sleep(0.05)
+            call = connected()
+        if call is None:
+            self.hang_up(caller)
+            return False
+        self.talking += 1
+        self.talking_max = max(self.talking_max, self.talking)
+        await asyncio.sleep(TALK_S)
+        ok = await self.judge_audio(call)
+        self.talking -= 1
+        self.hang_up(caller)
+        return ok
+
+    def hang_up(self, caller: Channel) -> None:
+        for run in self.ps.site.sim.callers:
+            if run.chan is caller:
+                run.hang_up()
 
     async def judge_audio(self, call: BrowserCall) -> bool:
         first_rtp = call.peer.first_rtp_at if call.peer is not None else None
@@ -294,6 +326,7 @@ async def run(rounds: int, trace: bool = False) -> dict[str, object]:
         "answer_audio_ms": pct(bench.answer_audio_ms, 50),
         "answer_audio_p99_ms": pct(bench.answer_audio_ms, 99),
         "audio_both_ways": bool(bench.both_ways) and all(bench.both_ways),
+        "calls_talking_max": bench.talking_max,
         "console_memory_mb_per_page": round(statistics.mean(heaps), 1),
         "console_memory_mb_max": round(max(heaps), 1),
         "console_renderer_pss_mb_per_page": round(statistics.mean(pss), 1) if pss else None,
