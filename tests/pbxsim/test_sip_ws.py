@@ -204,10 +204,16 @@ async def test_contact_status_on_ami_as_asterisk_reports_it(pbx: tuple[Simulator
     names = {e[0][1]: [k for k, _ in e] for e in real}
     p = await phone(server, "1002")
     assert (await p.register()).status == 200
-    # registered: ContactStatus NonQualified, then PeerStatus Reachable (capture 30; no qualify here: never
-    # the Reachable that follows a real qualify)
+    for _ in range(100):
+        if len(seen) >= 3:
+            break
+        await asyncio.sleep(0.02)
+    # registered: ContactStatus NonQualified, then PeerStatus Reachable, then the qualify's answer makes the
+    # contact Reachable with its round trip (captures 30 and 33)
     assert [(e[0][1], dict(e)[e[0][1]]) for e in seen] == [("ContactStatus", "NonQualified"),
-                                                           ("PeerStatus", "Reachable")]
+                                                           ("PeerStatus", "Reachable"),
+                                                           ("ContactStatus", "Reachable")]
+    assert int(dict(seen[2])["RoundtripUsec"]) > 0 and p.qualified == 1
     assert [k for k, _ in seen[0]] == names["ContactStatus"] and [k for k, _ in seen[1]] == names["PeerStatus"]
     uri = dict(seen[0])["URI"]
     assert uri.startswith("sip:") and ";transport=ws;x-ast-orig-host=" in uri and uri.endswith(".invalid:0")
