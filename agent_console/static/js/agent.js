@@ -149,8 +149,12 @@ function renderPhone() {
     badge.textContent = t(`phone.state.${phone.state}`);
   }
   const notice = $("phone-message");
-  notice.textContent = view.phoneNotice;
-  show(notice, Boolean(view.phoneNotice));
+  // What the PBX says of the phone (not reachable, registration gone) is news the phone cannot give itself.
+  const said = soft && view.agent ? view.agent.phone_detail || "" : "";
+  const text = said.startsWith("pbx_") ? t(`phone.detail.${said}`) : view.phoneNotice;
+  notice.textContent = text;
+  notice.dataset.detail = said;
+  show(notice, Boolean(text));
   show($("btn-mute"), soft && phone.inCall);
   $("btn-mute").textContent = t(phone.muted ? "phone.unmute" : "phone.mute");
   $("btn-mute").dataset.muted = String(phone.muted);
