@@ -348,7 +348,7 @@ class SipWsServer:
         self._cseq += 1
         call_id = secrets.token_hex(16)
         ip, port = reg.conn.remote_address[:2]
-        target = f"{reg.contact.split('@', 1)[0]}@{ip}:{port};transport=ws"
+        target = f"{reg.contact.split('@', 1)[0]}@{ip}:{port};transport=WS"
         options = sip.SipMessage(method="OPTIONS", uri=target, headers=[
             ("Via", f"SIP/2.0/WS {self.host}:{self.port};rport;branch=z9hG4bKPj{secrets.token_hex(16)};alias"),
             ("From", f"<sip:{reg.extension}@{self.host}>;tag={sip.new_tag()}"),
@@ -370,7 +370,9 @@ class SipWsServer:
             self._qualifies.pop(call_id, None)
         if self.registrations.get(reg.extension) is not reg:
             return
-        if rtt_us:
+        if rtt_us and reg.status == "Reachable":
+            reg.rtt_us = rtt_us  # no event: ContactStatus tells changes only (capture 33 E)
+        elif rtt_us:
             self._contact_status(reg, "Reachable", rtt_us)
         elif reg.status != "Unreachable":
             log.info("sip/ws: %s did not answer the qualify in %g s: Unreachable", reg.extension,
@@ -635,11 +637,12 @@ class _Watcher:
 
 def _pbx_uri(reg: Registration) -> str:
     """The contact's URI as Asterisk names it: the websocket's source address, the browser's own host kept in
-    x-ast-orig-host (rewrite_contact; capture 30: ``;transport=ws`` over WSS too)."""
+    x-ast-orig-host (rewrite_contact). This endpoint is ``ws://``, where Asterisk writes ``transport=WS``
+    (captures 22, 33; over WSS it is ``transport=ws``, capture 30)."""
     user = sip.user(reg.contact)
     host = reg.contact.split("@", 1)[-1].split(";", 1)[0]
     ip, port = reg.conn.remote_address[:2]
-    return f"sip:{user}@{ip}:{port};transport=ws;x-ast-orig-host={host}:0"
+    return f"sip:{user}@{ip}:{port};transport=WS;x-ast-orig-host={host}:0"
 
 
 def _via_host(via: str) -> str:

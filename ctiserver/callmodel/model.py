@@ -390,8 +390,8 @@ class CallModel:
         return [PbxShutdown(self.pbx, m.get("Restart") == "True", now)]
 
     def _contact_status(self, m: Message, now: float) -> list[object]:
-        endpoint, status = m.get("EndpointName", ""), m.get("ContactStatus", "")
-        return [PbxContactChanged(self.pbx, endpoint, m.get("URI", ""), status, now)] if endpoint and status else []
+        # Passed on as said, even when incomplete: the phones' owner judges it (and says why it does not count).
+        return [PbxContactChanged(self.pbx, m.get("EndpointName", ""), m.get("URI", ""), m.get("ContactStatus", ""), now)]
 
     def contacts_listed(self, entries: Iterable[Message], now: float) -> list[object]:
         """A fresh PJSIPShowContacts listing (ContactList events; capture 33): the PBX's whole view of its

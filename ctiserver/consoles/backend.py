@@ -123,6 +123,7 @@ class ConsoleBackend:
         self.campaign_calls: CampaignCalls | None = None  # the dialer, when campaigns run
         self.phone_presence = PhonePresence(queueing, bus, clock, self._browser_endpoint)
         views.phone_shown = self.phone_presence.phones.shown
+        views.phone_detail = self.phone_presence.phones.shown_detail
         self._dialled: dict[str, str] = {}  # click-to-call leg -> agent: untracked outbound calls
         self._spies: dict[str, _Spy] = {}  # supervisor (username) -> their spy call
         self._spy_calls = 0

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -50,10 +51,14 @@ _WORKING = frozenset({"available", "reserved", "on_call", "on_hold", "wrap_up"})
 Change = tuple[str, tuple[str, str]]  # (agent, (state, detail))
 
 
+# A contact URI as res_pjsip reports one: sip:user@host:port;params (capture 33:
+# sip:1002@127.0.0.1:41742;transport=WS;x-ast-orig-host=60b35c3fd3d1.invalid:0). Anything else is not trusted.
+_SIP_URI = re.compile(r"sips?:(?:[\w.!~*'()&=+$,;?/%-]+@)?(?:[\w.-]+|\[[0-9a-f:.]+\])(?::\d{1,5})?(?:;[\w.!~*'()%+-]+(?:=[\w.!~*'()%+:\[\]-]*)?)*",
+                      re.IGNORECASE)
+
+
 def sip_uri(uri: str) -> bool:
-    """A contact URI as res_pjsip reports one (sip:user@host:port;params): anything else is not trusted."""
-    scheme, _, rest = uri.partition(":")
-    return scheme.lower() in ("sip", "sips") and bool(rest) and not any(c.isspace() for c in uri)
+    return len(uri) <= 512 and _SIP_URI.fullmatch(uri) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +140,10 @@ class PhoneRegistrations:
     def shown(self, agent_id: str) -> str:
         """The grid's value: "" for a desk phone."""
         return self.state.get(agent_id, "unregistered") if agent_id in self.endpoint else ""
+
+    def shown_detail(self, agent_id: str) -> str:
+        """Why the phone is not registered, as the consoles put it in words ("" when it is)."""
+        return self.detail.get(agent_id, "") if agent_id in self.endpoint and not self.registered(agent_id) else ""
 
 
 class PhonePresence:
