@@ -336,6 +336,14 @@ class SipWsServer:
                 continue
             await asyncio.sleep(min(next_qualify, reg.expires_at) - now)
 
+    async def qualify(self, extension: str) -> str:
+        """Qualify ``extension``'s contact now (as ``pjsip qualify <endpoint>`` does); its status after it."""
+        reg = self.registrations.get(extension)
+        if reg is None:
+            return "Removed"
+        await self._qualify(reg)
+        return reg.status
+
     def _expiration_check_after(self, t: float) -> float:
         """res_pjsip prunes expired contacts on a timer of its own, every expiration_check_s since it started."""
         step = self.expiration_check_s

@@ -301,7 +301,7 @@ async def test_a_cti_started_after_the_browser_registered_sees_it_registered(tmp
             await a.close()
             await _restart(site)
             row = await _grid_row(site, AGENT1)
-            assert (row["phone"], row["phone_detail"]) == ("registered", "")
+            assert row["phone"] == "registered" and not row.get("phone_detail")
             assert state(site) == ("available", None)
             a = await console(site, "agent1")
             assert (await a.request("phone_state", extension=AGENT1, state="registered"))["type"] == "result"
@@ -335,7 +335,7 @@ async def test_a_cti_started_while_the_browser_phone_was_gone_pauses_its_agent(t
             await next(iter(site.server.pbxes.values())).link.wait_up(10)
             assert state(site) == ("paused", "phone_unregistered")
             row = await _grid_row(site, AGENT1)
-            assert (row["phone"], row["phone_detail"]) == ("unregistered", "pbx_no_contact")
+            assert row["phone"] == "unregistered" and row.get("phone_detail") == "pbx_no_contact"
             again = WsPhone(pbx.url, AGENT1, sip_password(SECRET, AGENT1), "pbx.test")
             await again.open()
             assert (await again.register()).status == 200
