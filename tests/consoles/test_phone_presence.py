@@ -428,3 +428,32 @@ async def test_contact_reports_for_unknown_phones_or_bad_uris_change_nobody(
             await phone.close()
         finally:
             await pbx.stop()
+
+
+async def test_a_registration_the_browser_did_not_refresh_pauses_its_agent_when_it_expires(tmp_path: Path) -> None:
+    """The console says its phone is registered, but the phone never refreshes its registration (a page
+    whose timers stopped): at the PBX's expiration check the contact is Removed and the agent paused
+    (pbx_removed), though the phone's websocket is still open and it still answers the qualify."""
+    async with app_site(tmp_path, phones=SOFT) as site:
+        pbx = SipWsServer(site.sim.world, lambda ext: sip_password(SECRET, ext), media=False,
+                          expiration_check_s=0.5)
+        await pbx.start()
+        boss = await console(site, "super1")
+        a = await console(site, "agent1")
+        try:
+            await a.request("phone_account", extension=AGENT1)
+            await a.request("agent_login", extension=AGENT1, queues=["sales"])
+            phone = WsPhone(pbx.url, AGENT1, sip_password(SECRET, AGENT1), "pbx.test")
+            await phone.open()
+            assert (await phone.register(expires=2)).status == 200
+            assert (await a.request("phone_state", extension=AGENT1, state="registered"))["type"] == "result"
+            await site.until(lambda: state(site) == ("available", None), "agent 1 available")
+            await site.until(lambda: state(site) == ("paused", "phone_unregistered"), "agent 1 paused")
+            assert not pbx.registered(AGENT1) and phone.qualified >= 1
+            await boss.wait_for(lambda m: m["type"] == "agent_grid_delta" and AGENT1 in m["agents"]
+                                and (m["agents"][AGENT1] or {}).get("phone_detail") == "pbx_removed")
+            await phone.close()
+        finally:
+            await a.close()
+            await boss.close()
+            await pbx.stop()
