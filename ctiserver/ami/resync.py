@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .errors import AmiActionError
+from .errors import ActionTimeout, AmiActionError
 from .link import AmiLink, ResyncHook
 from .protocol import Message
 
@@ -53,6 +53,7 @@ async def take_snapshot(
 
 
 async def _contacts(link: AmiLink, timeout: float | None) -> tuple[Message, ...] | None:
+    # The phones' list must not hold the calls' resync back: refused or unanswered, it is only unknown.
     try:
         _, contacts = await link.list_action("PJSIPShowContacts", timeout=timeout)
     except AmiActionError as e:
@@ -60,6 +61,9 @@ async def _contacts(link: AmiLink, timeout: float | None) -> tuple[Message, ...]
             return ()
         log.warning("AMI %s: PJSIPShowContacts refused (%s): phones' contacts unknown until they change",
                     link.name, e.message.strip() or "no message")
+        return None
+    except ActionTimeout as e:
+        log.warning("AMI %s: %s: phones' contacts unknown until they change", link.name, e)
         return None
     return tuple(contacts)
 
