@@ -227,6 +227,20 @@ def _complete(name: str, aid: str | None, n: int, *extra: tuple[str, str]) -> wi
     return pairs
 
 
+@action("PJSIPShowContacts")
+async def _pjsip_show_contacts(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
+    rows = [row for lister in s.world.contact_lists for row in lister()]
+    if not rows:
+        # astman_send_error with a message ending in a newline: "No Contacts found\n\r\n" (capture 33)
+        s.send(wire.response(aid, "Error", wire.Verbatim("No Contacts found\n")))
+        return
+    s.send(wire.response(aid, "Success", "A listing of Contacts follows, presented as ContactList events",
+                         ("EventList", "start")))
+    for row in rows:
+        s.send([("Event", "ContactList"), *([("ActionID", aid)] if aid is not None else []), *row])
+    s.send(_complete("ContactListComplete", aid, len(rows)))
+
+
 @action("Status")
 async def _status(s: AmiSession, m: ActionFrame, aid: str | None) -> None:
     name = m.get("Channel")

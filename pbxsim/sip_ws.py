@@ -8,14 +8,23 @@ the 401's ``WWW-Authenticate: Digest realm="asterisk",nonce=..,opaque=..,algorit
 ``Contact: <..>;expires=<n-1>`` and ``Expires``, the INVITE's headers and SDP shape, a wrong password answered
 with a fresh 401, ACK after a final non-2xx, BYE and CANCEL both ways, 200 to a re-INVITE.
 
+The registrar's view of each contact follows Asterisk 22 with the shipped agent-webrtc-aor (captures 30, 33):
+a qualify OPTIONS as soon as it registers and every ``qualify_frequency_s`` after; an answer makes the contact
+Reachable (with its round trip), ``qualify_timeout_s`` without one Unreachable, and a registration not
+refreshed is Removed at the first expiration check after it expires (res_pjsip checks every 30 s). AMI
+PJSIPShowContacts lists the contacts as ContactList events.
+
 Message parsing is pbxsim.sip (pure); this module is the I/O around it and the registrar's state.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
+import hashlib
 import logging
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -38,12 +47,23 @@ ALLOW = "OPTIONS, REGISTER, SUBSCRIBE, NOTIFY, PUBLISH, INVITE, ACK, BYE, CANCEL
 NONCE_TTL_S = 32.0  # pjsip's nonce lifetime
 
 
+QUALIFY_FREQUENCY_S = 30.0  # agent-webrtc-aor's qualify_frequency
+QUALIFY_TIMEOUT_S = 3.0  # res_pjsip's default qualify_timeout
+EXPIRATION_CHECK_S = 30.0  # [global] contact_expiration_check_interval: when an expired contact goes
+
+
 @dataclass
 class Registration:
     extension: str
     contact: str  # the URI in the browser's Contact
     conn: ServerConnection
-    expires_at: float
+    expires_at: float  # time.monotonic()
+    call_id: str = ""
+    via_host: str = ""
+    user_agent: str = ""
+    status: str = "NonQualified"  # as ContactStatus says it: NonQualified, Reachable, Unreachable
+    rtt_us: int = 0
+    watch: asyncio.Task[None] | None = None  # its qualify and expiry
 
 
 @dataclass
@@ -80,8 +100,16 @@ class BrowserCall:
 
 class SipWsServer:
     def __init__(self, world: World, passwords: Callable[[str], str | None], *, host: str = "127.0.0.1",
-                 port: int = 0, media_dir: Path | None = None, media: bool = True, media_nice: int = 0) -> None:
+                 port: int = 0, media_dir: Path | None = None, media: bool = True, media_nice: int = 0,
+                 qualify_frequency_s: float = QUALIFY_FREQUENCY_S, qualify_timeout_s: float = QUALIFY_TIMEOUT_S,
+                 expiration_check_s: float = EXPIRATION_CHECK_S) -> None:
         self.world = world
+        self.qualify_frequency_s = qualify_frequency_s  # real seconds, like the registrations' expiry
+        self.qualify_timeout_s = qualify_timeout_s
+        self.expiration_check_s = expiration_check_s
+        self._qualifies: dict[str, asyncio.Future[sip.SipMessage]] = {}  # OPTIONS Call-ID -> its answer
+        self._started = time.monotonic()
+        self._cseq = 1700
         self.passwords = passwords  # extension -> its SIP password (None: no such endpoint)
         self.host, self.port = host, port
         self.media_dir = media_dir
@@ -106,9 +134,15 @@ class SipWsServer:
         self._server = await serve(self._session, self.host, self.port, subprotocols=["sip"],  # type: ignore[list-item]
                                    ping_interval=None)
         self.port = next(iter(self._server.sockets)).getsockname()[1]
+        self.world.contact_lists.append(self.contact_list)
         return self.port
 
     async def stop(self) -> None:
+        with contextlib.suppress(ValueError):
+            self.world.contact_lists.remove(self.contact_list)
+        for reg in self.registrations.values():
+            if reg.watch is not None:
+                reg.watch.cancel()
         for call in list(self.calls):
             await self._close_media(call)
         if self._server is not None:
@@ -166,6 +200,10 @@ class SipWsServer:
 
     async def _receive(self, conn: ServerConnection, msg: sip.SipMessage) -> None:
         if not msg.is_request:
+            qualify = self._qualifies.get(msg.call_id)
+            if qualify is not None and not qualify.done():
+                qualify.set_result(msg)
+                return
             call = self._call(msg.call_id)
             if call is not None:
                 await call.responses.put(msg)
@@ -233,12 +271,18 @@ class SipWsServer:
                                                    extra=[("Date", _date()), ("Server", USER_AGENT)]))
             return
         old = self.registrations.get(extension)
-        reg = Registration(extension, sip.address(contact), conn, time.monotonic() + expires)
+        reg = Registration(extension, sip.address(contact), conn, time.monotonic() + expires, msg.call_id,
+                           _via_host(msg.get("Via")), msg.get("User-Agent"))
         self.registrations[extension] = reg
+        if old is not None and old.watch is not None:
+            old.watch.cancel()
         if old is None or _pbx_uri(old) != _pbx_uri(reg):
             if old is not None:  # max_contacts 1, remove_existing: the new contact replaces the old one
                 self._contact_status(old, "Removed")
             self._contact_status(reg, "NonQualified")
+        else:  # a refresh: the contact stays what the qualify last found
+            reg.status, reg.rtt_us = old.status, old.rtt_us
+        reg.watch = self.world.spawn(self._watch(reg), name=f"contact {extension}")
         profile = self.world.phones.get(extension)
         if profile is None or profile.line is None:
             profile = PhoneProfile(answer_after=None, line=_Line(self, extension))
@@ -250,22 +294,123 @@ class SipWsServer:
             extra=[("Date", _date()), ("Contact", f"<{sip.address(contact)}>;expires={expires - 1}"),
                    ("Expires", str(expires)), ("Server", USER_AGENT)]))
 
-    def _contact_status(self, reg: Registration, status: str) -> None:
-        """AMI, as Asterisk 22 reports a contact (capture 30): registered, NonQualified (this endpoint sends no
-        qualify OPTIONS, so never Reachable) with PeerStatus Reachable after it; gone (unregistered, or its
-        websocket closed), PeerStatus Unreachable, then Removed."""
+    def _contact_status(self, reg: Registration, status: str, rtt_us: int = 0) -> None:
+        """AMI, as Asterisk 22 reports a contact (captures 30, 33): registered, NonQualified with PeerStatus
+        Reachable after it; qualified, PeerStatus (when the endpoint's state changes) then Reachable with the
+        round trip; no answer to the qualify, PeerStatus Unreachable then Unreachable; gone (unregistered,
+        expired, or its websocket closed), PeerStatus Unreachable, then Removed."""
+        reachable = status in ("NonQualified", "Reachable")
+        before = reg.status in ("NonQualified", "Reachable")
+        reg.status, reg.rtt_us = (reg.status, reg.rtt_us) if status == "Removed" else (status, rtt_us)
         peer = wire.event("PeerStatus", [("ChannelType", "PJSIP"), ("Peer", f"PJSIP/{reg.extension}"),
-                                         ("PeerStatus", "Reachable" if status != "Removed" else "Unreachable")])
+                                         ("PeerStatus", "Reachable" if reachable else "Unreachable")])
         contact = wire.event("ContactStatus", [("URI", _pbx_uri(reg)), ("ContactStatus", status),
                                                ("AOR", reg.extension), ("EndpointName", reg.extension),
-                                               ("RoundtripUsec", "0")])
-        for event in (contact, peer) if status != "Removed" else (peer, contact):
+                                               ("RoundtripUsec", str(rtt_us))])
+        # PeerStatus only when the endpoint's state changes (a Removed contact that was Unreachable: none)
+        changed = before if status == "Removed" else reachable != before
+        if status == "NonQualified":
+            events = [contact, peer]
+        else:
+            events = [peer, contact] if changed else [contact]
+        for event in events:
             self.world.emit(event)
+
+    async def _watch(self, reg: Registration) -> None:
+        """Qualify the contact now and every qualify_frequency_s; remove it at the first expiration check
+        after it expires."""
+        next_qualify = time.monotonic()
+        while self.registrations.get(reg.extension) is reg:
+            now = time.monotonic()
+            if now >= reg.expires_at:
+                due = self._expiration_check_after(reg.expires_at)
+                if now >= due:
+                    log.info("sip/ws: the registration of %s expired", reg.extension)
+                    self._unregister(reg.extension)
+                    return
+                await asyncio.sleep(due - now)
+                continue
+            if now >= next_qualify:
+                await self._qualify(reg)
+                next_qualify += self.qualify_frequency_s
+                continue
+            await asyncio.sleep(min(next_qualify, reg.expires_at) - now)
+
+    async def qualify(self, extension: str) -> str:
+        """Qualify ``extension``'s contact now (as ``pjsip qualify <endpoint>`` does); its status after it."""
+        reg = self.registrations.get(extension)
+        if reg is None:
+            return "Removed"
+        await self._qualify(reg)
+        return reg.status
+
+    def _expiration_check_after(self, t: float) -> float:
+        """res_pjsip prunes expired contacts on a timer of its own, every expiration_check_s since it started."""
+        step = self.expiration_check_s
+        if step <= 0:
+            return t
+        return self._started + math.ceil((t - self._started) / step) * step
+
+    async def _qualify(self, reg: Registration) -> None:
+        """One OPTIONS down the contact's websocket, as Asterisk sends it (capture 30)."""
+        self._cseq += 1
+        call_id = secrets.token_hex(16)
+        ip, port = reg.conn.remote_address[:2]
+        target = f"{reg.contact.split('@', 1)[0]}@{ip}:{port};transport=WS"
+        options = sip.SipMessage(method="OPTIONS", uri=target, headers=[
+            ("Via", f"SIP/2.0/WS {self.host}:{self.port};rport;branch=z9hG4bKPj{secrets.token_hex(16)};alias"),
+            ("From", f"<sip:{reg.extension}@{self.host}>;tag={sip.new_tag()}"),
+            ("To", f"<{target.split(';', 1)[0]}>"),
+            ("Contact", f"<sip:{reg.extension}@{self.host}:{self.port};transport=ws>"),
+            ("Call-ID", call_id), ("CSeq", f"{self._cseq} OPTIONS"), ("Max-Forwards", "70"),
+            ("User-Agent", USER_AGENT)])
+        answer: asyncio.Future[sip.SipMessage] = asyncio.get_running_loop().create_future()
+        self._qualifies[call_id] = answer
+        sent = time.monotonic()
+        try:
+            await self._send(reg.conn, options)
+            async with asyncio.timeout(self.qualify_timeout_s):
+                await answer
+            rtt_us = max(1, int((time.monotonic() - sent) * 1e6))
+        except TimeoutError:
+            rtt_us = 0
+        finally:
+            self._qualifies.pop(call_id, None)
+        if self.registrations.get(reg.extension) is not reg:
+            return
+        if rtt_us and reg.status == "Reachable":
+            reg.rtt_us = rtt_us  # no event: ContactStatus tells changes only (capture 33 E)
+        elif rtt_us:
+            self._contact_status(reg, "Reachable", rtt_us)
+        elif reg.status != "Unreachable":
+            log.info("sip/ws: %s did not answer the qualify in %g s: Unreachable", reg.extension,
+                     self.qualify_timeout_s)
+            self._contact_status(reg, "Unreachable")
+
+    def contact_list(self) -> list[wire.Pairs]:
+        """The registered contacts as PJSIPShowContacts lists them (ContactList fields in capture 33's order,
+        without Event and ActionID)."""
+        rows = []
+        wall = time.time() - time.monotonic()
+        for reg in self.registrations.values():
+            uri = _pbx_uri(reg)
+            rows.append([
+                ("ObjectType", "contact"), ("ObjectName", f"{reg.extension};@{hashlib.md5(uri.encode()).hexdigest()}"),
+                ("ViaAddr", reg.via_host), ("QualifyTimeout", f"{self.qualify_timeout_s:.6f}"),
+                ("Qualify2xxOnly", "false"), ("CallId", reg.call_id), ("RegServer", ""), ("PruneOnBoot", "yes"),
+                ("Path", ""), ("Endpoint", reg.extension), ("ViaPort", "0"), ("AuthenticateQualify", "no"),
+                ("Uri", uri), ("QualifyFrequency", f"{self.qualify_frequency_s:g}"), ("UserAgent", reg.user_agent),
+                ("ExpirationTime", str(int(wall + reg.expires_at))), ("OutboundProxy", ""),
+                ("Status", reg.status),
+                ("RoundtripUsec", str(reg.rtt_us) if reg.status == "Reachable" else "N/A")])
+        return rows
 
     def _unregister(self, extension: str) -> None:
         reg = self.registrations.pop(extension, None)
         if reg is None:
             return
+        if reg.watch is not None and reg.watch is not asyncio.current_task():
+            reg.watch.cancel()
         self._contact_status(reg, "Removed")
         profile = self.world.phones.get(extension)
         if profile is not None and profile.line is not None:
@@ -275,8 +420,9 @@ class SipWsServer:
     # ---------------------------------------------------------------- calls to the browser
     async def ring(self, extension: str, chan: Channel) -> None:
         reg = self.registrations.get(extension)
-        if reg is None or reg.expires_at <= time.monotonic():
-            chan.hangup_cause = 20  # Subscriber absent: no contact
+        if reg is None or reg.expires_at <= time.monotonic() or reg.status == "Unreachable":
+            # Subscriber absent: no contact, or none reachable (chan_pjsip dials reachable contacts only)
+            chan.hangup_cause = 20
             chan.hungup = True
             chan.wake()
             return
@@ -499,11 +645,18 @@ class _Watcher:
 
 def _pbx_uri(reg: Registration) -> str:
     """The contact's URI as Asterisk names it: the websocket's source address, the browser's own host kept in
-    x-ast-orig-host (rewrite_contact; capture 30: ``;transport=ws`` over WSS too)."""
+    x-ast-orig-host (rewrite_contact). This endpoint is ``ws://``, where Asterisk writes ``transport=WS``
+    (captures 22, 33; over WSS it is ``transport=ws``, capture 30)."""
     user = sip.user(reg.contact)
     host = reg.contact.split("@", 1)[-1].split(";", 1)[0]
     ip, port = reg.conn.remote_address[:2]
-    return f"sip:{user}@{ip}:{port};transport=ws;x-ast-orig-host={host}:0"
+    return f"sip:{user}@{ip}:{port};transport=WS;x-ast-orig-host={host}:0"
+
+
+def _via_host(via: str) -> str:
+    """``SIP/2.0/WS df7jal23ls0d.invalid;branch=..`` -> ``df7jal23ls0d.invalid`` (ContactList's ViaAddr)."""
+    parts = via.split(None, 1)
+    return parts[1].split(";", 1)[0].rsplit(":", 1)[0] if len(parts) == 2 else ""
 
 
 def _via_branch(msg: sip.SipMessage) -> str:

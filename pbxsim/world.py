@@ -121,6 +121,8 @@ class World:
         self.local_counter = 0
         self.uid_counter = 0
         self.phones: dict[str, PhoneProfile] = {}
+        # PJSIPShowContacts: each registrar's contacts (the SIP-over-WebSocket endpoint's), as ContactList fields
+        self.contact_lists: list[Callable[[], list[wire.Pairs]]] = []
         self.astdb: dict[tuple[str, str], str] = {}
         self.globals: dict[str, str] = dict(dialplan.globals)
         self._tasks: set[asyncio.Task[Any]] = set()

@@ -118,6 +118,17 @@ class PbxContactChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class PbxContactsListed:
+    """Every contact the PBX has, listed when the AMI link (re)connects (PJSIPShowContacts: ContactList events,
+    then ContactListComplete; capture 33). Endpoints with no contact in it have none on that PBX: a phone that
+    went while nobody was watching (the CTI restarting, the link down)."""
+
+    pbx: str
+    contacts: tuple[PbxContactChanged, ...]  # status: Reachable, Unreachable, NonQualified or Unknown
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class PbxShutdown:
     """Asterisk announced it is shutting down or restarting (AMI Shutdown event)."""
 

@@ -28,6 +28,7 @@ from .events import (
     LegHungUp,
     LegRinging,
     PbxContactChanged,
+    PbxContactsListed,
     PbxShutdown,
 )
 from .states import CallPhase, IllegalTransition, check_transition
@@ -389,8 +390,16 @@ class CallModel:
         return [PbxShutdown(self.pbx, m.get("Restart") == "True", now)]
 
     def _contact_status(self, m: Message, now: float) -> list[object]:
-        endpoint, status = m.get("EndpointName", ""), m.get("ContactStatus", "")
-        return [PbxContactChanged(self.pbx, endpoint, m.get("URI", ""), status, now)] if endpoint and status else []
+        # Passed on as said, even when incomplete: the phones' owner judges it (and says why it does not count).
+        return [PbxContactChanged(self.pbx, m.get("EndpointName", ""), m.get("URI", ""), m.get("ContactStatus", ""), now)]
+
+    def contacts_listed(self, entries: Iterable[Message], now: float) -> list[object]:
+        """A fresh PJSIPShowContacts listing (ContactList events; capture 33): the PBX's whole view of its
+        phones, which a CTI that just (re)connected cannot have from ContactStatus. ContactList names the
+        fields differently from ContactStatus: ``Endpoint``, ``Uri`` and ``Status``."""
+        contacts = tuple(PbxContactChanged(self.pbx, e.get("Endpoint", ""), e.get("Uri", ""), e.get("Status", ""), now)
+                         for e in entries)
+        return [PbxContactsListed(self.pbx, contacts, now)]
 
     def hung_up_by(self, call: Call) -> str:
         """Whose side ended the caller's current connection: the side whose channel gave the first sign

@@ -146,6 +146,8 @@ class CallsService:
         pbx.down_since = None
         pbx.synced = True
         self._end_unseen(pbx, gone_since, now)
+        if snap.contacts is not None:
+            self.bus.publish_all(pbx.model.contacts_listed(snap.contacts, now))
         self.bus.publish(PbxResynced(pbx.name, gone_since))
 
     def _end_unseen(self, pbx: Pbx, gone_since: float | None, now: float) -> None:

@@ -56,6 +56,7 @@ from .devices import DeviceRefused, Phones
 from .phones import PHONE_STATES, PhonePresence
 from .presence import ConsolePresence
 from .softphone import account as softphone_account
+from .softphone import endpoint_of
 from .today import agent_today
 from .views import ConsoleViews
 
@@ -120,8 +121,9 @@ class ConsoleBackend:
         self.outbound = outbound  # tracked click-to-call; None: the untracked dial below
         self.callbacks = callbacks
         self.campaign_calls: CampaignCalls | None = None  # the dialer, when campaigns run
-        self.phone_presence = PhonePresence(queueing, bus, clock)
+        self.phone_presence = PhonePresence(queueing, bus, clock, self._browser_endpoint)
         views.phone_shown = self.phone_presence.phones.shown
+        views.phone_detail = self.phone_presence.phones.shown_detail
         self._dialled: dict[str, str] = {}  # click-to-call leg -> agent: untracked outbound calls
         self._spies: dict[str, _Spy] = {}  # supervisor (username) -> their spy call
         self._spy_calls = 0
@@ -224,6 +226,9 @@ class ConsoleBackend:
             raise Refused("invalid_extension", str(e)) from None
         self._acd(ev.AgentLoggedIn(agent_id, device, queues or None))
         self.phone_presence.agent_logged_in(agent_id, endpoint)
+
+    def _browser_endpoint(self, device: str) -> str | None:
+        return endpoint_of(device) if self.phones.settings.softphone is not None else None
 
     async def phone_account(self, who: Principal, extension: str) -> dict[str, object] | None:
         """The SIP account of the agent's browser phone for ``extension``, or None when their phone is a desk

@@ -114,10 +114,14 @@ class ConsoleNotifier:
             self._push(lambda: gw.push_call_state(talking))
 
     def _on_phone_state(self, e: PhoneStateChanged) -> None:
-        # Supervisors see each agent's browser phone in the grid (the agent's console knows its own).
+        # Supervisors see each agent's browser phone in the grid; the agent's console knows its own phone's
+        # state, but not what the PBX says of it (pbx_unreachable...): it gets that with its agent state.
         gw = self.gateway
         row = {"phone": e.state, "phone_detail": e.detail}
         self._push(lambda: gw.push_agent_grid_delta(e.agent_id, row))
+        if self.views.config.has_agent(e.agent_id):
+            view = self.views.agent(e.agent_id)
+            self._push(lambda: gw.push_agent_state(view))
 
     def _on_pause_deferred(self, e: d.PauseDeferred) -> None:
         # The pause waits for the end of the call or wrap-up: the console and the grid show it now.

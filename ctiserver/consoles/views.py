@@ -34,6 +34,7 @@ class ConsoleViews:
         self._consulting = consulting
         self.pops: dict[str, object] = {}  # call id -> the CRM screen pop fetched when the caller queued
         self.phone_shown: Callable[[str], str] = lambda agent_id: ""  # browser phone state (consoles/phones.py)
+        self.phone_detail: Callable[[str], str] = lambda agent_id: ""  # ... and why it is not registered
 
     @property
     def router(self) -> Router:
@@ -82,7 +83,8 @@ class ConsoleViews:
                          self.drafts_of(agent_id), wrap_draft=wrap_draft,
                          auto_answer=AUTO_ANSWER_CONTEXT in v.endpoint,
                          answer_at_console=self.config.has_agent(agent_id)
-                         and answers_at_console(self.config.agent(agent_id), v.endpoint))
+                         and answers_at_console(self.config.agent(agent_id), v.endpoint),
+                         phone=self.phone_shown(agent_id), phone_detail=self.phone_detail(agent_id))
 
     def caller_shown(self, rec: CallRecord | None) -> str:
         """The caller as a console names them: the CRM's name, the caller ID name, else the number."""
@@ -104,7 +106,7 @@ class ConsoleViews:
                 "since": max(v.since, self.started_at), "reason": v.pause_reason or v.pending_pause or "",
                 "extension": label(v.endpoint) if v.endpoint else "",
                 "queues": list(v.queues), "call_id": v.call_id or "", "answered": v.calls_answered,
-                "phone": self.phone_shown(agent_id),
+                "phone": self.phone_shown(agent_id), "phone_detail": self.phone_detail(agent_id),
                 **self.agent_figures(agent_id, now)}
 
     def agent_figures(self, agent_id: str, now: float) -> dict[str, object]:

@@ -88,6 +88,8 @@ class AgentView:
     wrap_draft: Mapping[str, str] | None = None  # what the open form last sent ({disposition, notes}): a reload keeps it
     auto_answer: bool = False  # the agent's phone answers offers by itself
     answer_at_console: bool = False  # ... and is dialled only when the agent clicks Answer
+    phone: str = ""  # the browser phone's registration ("" a desk phone) and why it is not registered:
+    phone_detail: str = ""  # the console's word (network, no_microphone...) or the PBX's (pbx_unreachable...)
 
 
 @dataclass(frozen=True, slots=True)

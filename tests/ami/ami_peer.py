@@ -63,6 +63,7 @@ RECORDED: dict[str, tuple[str, str, str]] = {
     "StopMixMonitor": ("07", "ami1-006", "AMI1"),
     "MixMonitorMute": ("20", "ami1-004", "AMI1"),
     "Logoff": ("01", "ami1-018", "AMI1"),
+    "PJSIPShowContacts": ("33", "contacts-2", "AMI1"),
 }
 
 # Originate outcomes by the dial string's exten (capture 05 C): answered, no answer, busy, invalid.

@@ -446,6 +446,37 @@ async def test_resync_hook_snapshot_on_every_connect(peer: AmiPeer) -> None:
         await link.close()
 
 
+async def test_resync_reads_the_pbx_contacts_and_no_answer_about_them_stops_it(peer: AmiPeer) -> None:
+    """PJSIPShowContacts at every connect (capture 33): a list; none at all is Asterisk's error 'No Contacts
+    found' (an empty list, not a failed resync); a PBX that refuses the action (no res_pjsip, no permission)
+    or never answers it leaves the contacts unknown, and the link comes up all the same."""
+    snapshots: list[PbxSnapshot] = []
+    link = make_link(peer.port, on_connected=resync_hook(snapshots.append, timeout=0.5))
+
+    async def next_snapshot() -> PbxSnapshot:
+        n = len(snapshots)
+        peer.drop_all()
+        async with asyncio.timeout(5):
+            while len(snapshots) == n or not link.is_up:
+                await asyncio.sleep(0.01)
+        return snapshots[-1]
+
+    await link.connect(timeout=3)
+    try:
+        contacts = snapshots[0].contacts
+        assert contacts is not None and [(c["Endpoint"], c["Status"]) for c in contacts] == [("1002", "Reachable")]
+        peer.custom["PJSIPShowContacts"] = lambda m: recorded_reply("33", "contacts-1")
+        assert (await next_snapshot()).contacts == ()
+        peer.custom["PJSIPShowContacts"] = lambda m: recorded_reply("01", "ami1-007")  # Invalid/unknown command
+        assert (await next_snapshot()).contacts is None
+        del peer.custom["PJSIPShowContacts"]
+        peer.silent.add("PJSIPShowContacts")
+        snap = await next_snapshot()
+        assert snap.contacts is None and len(snap.channels) == 2
+    finally:
+        await link.close()
+
+
 def test_snapshot_variables_from_status_lines() -> None:
     status = recorded_reply("01", "ami1-013")  # Status of one channel with Variables:
     msgs = [m for m in AmiParser(expect_greeting=False).feed(b"".join(status)) if isinstance(m, Message)]

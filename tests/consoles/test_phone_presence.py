@@ -14,10 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from ctiserver.app import CtiServer
 from ctiserver.consoles.devices import PhoneSettings
 from ctiserver.consoles.softphone import SoftphoneSettings, sip_password
+from pbxsim.sip_ws import SipWsServer
 from tests.gateway.gw_client import ConsoleClient, Msg
 from tests.gateway.gw_harness import AGENT1, AGENT2, PLAIN_CALLER, AppSite, app_site
+from tests.pbxsim.ws_phone import WsPhone
 
 SECRET = "phone-presence-tests-secret"
 SOFT = PhoneSettings(softphone=SoftphoneSettings(ws_url="wss://pbx.test:8089/ws", secret=SECRET,
@@ -243,6 +246,213 @@ async def test_a_browser_phone_gone_without_unregistering_pauses_its_agent(tmp_p
                 await asyncio.sleep(0.05)
             assert state(site) == ("available", None)
             await again.close()
+        finally:
+            await a.close()
+            await boss.close()
+            await pbx.stop()
+
+
+# ------------------------------------------------------------------ the PBX's list, read when the AMI link connects
+
+async def _restart(site: AppSite) -> None:
+    """The CTI stops and starts again on its journal; the PBX (and the browsers registered to it) stay."""
+    journal = site.server.recorder.journal
+    await journal.durable(journal.last_seq, 10)
+    await site.server.stop()
+    site.server = CtiServer(site.server.settings)
+    await site.server.start()
+    site.sim.world.agi_host_override = ("127.0.0.1", site.server.agi_port)
+    await next(iter(site.server.pbxes.values())).link.wait_up(10)
+
+
+async def _at_work_on_a_browser_phone(site: AppSite, pbx: SipWsServer) -> tuple[ConsoleClient, WsPhone]:
+    a = await console(site, "agent1")
+    await a.request("phone_account", extension=AGENT1)
+    await a.request("agent_login", extension=AGENT1, queues=["sales"])
+    phone = WsPhone(pbx.url, AGENT1, sip_password(SECRET, AGENT1), "pbx.test")
+    await phone.open()
+    assert (await phone.register()).status == 200
+    assert (await a.request("phone_state", extension=AGENT1, state="registered"))["type"] == "result"
+    await site.until(lambda: state(site) == ("available", None), "agent 1 available")
+    return a, phone
+
+
+async def _grid_row(site: AppSite, agent_id: str) -> dict[str, object]:
+    boss = await console(site, "super1")
+    try:
+        snapshot = next(m for m in boss.seen if m["type"] == "snapshot")
+        row = snapshot["agents"][agent_id]
+        assert isinstance(row, dict)
+        return row
+    finally:
+        await boss.close()
+
+
+async def test_a_cti_started_after_the_browser_registered_sees_it_registered(tmp_path: Path) -> None:
+    """The browser phone registered while the CTI was running; the CTI restarts. Before any console is back,
+    the PBX's contact list (PJSIPShowContacts at the AMI link's connect) says the phone is registered:
+    supervisors see it so, the agent stays available, and the console's own report, when it reconnects, is
+    taken (the restarted CTI knows the phone from the device the agent logged in with)."""
+    async with app_site(tmp_path, phones=SOFT) as site:
+        pbx = SipWsServer(site.sim.world, lambda ext: sip_password(SECRET, ext), media=False)
+        await pbx.start()
+        try:
+            a, phone = await _at_work_on_a_browser_phone(site, pbx)
+            await a.close()
+            await _restart(site)
+            row = await _grid_row(site, AGENT1)
+            assert row["phone"] == "registered" and not row.get("phone_detail")
+            assert state(site) == ("available", None)
+            a = await console(site, "agent1")
+            assert (await a.request("phone_state", extension=AGENT1, state="registered"))["type"] == "result"
+            assert state(site) == ("available", None)
+            await a.close()
+            await phone.close()
+        finally:
+            await pbx.stop()
+
+
+async def test_a_cti_started_while_the_browser_phone_was_gone_pauses_its_agent(tmp_path: Path) -> None:
+    """The browser dies (no unregistration) while the CTI is down: nobody heard the ContactStatus Removed.
+    The restarted CTI reads the PBX's list, finds no contact for the agent's phone and pauses the agent at
+    once (phone_unregistered), without waiting for the console rule; supervisors see why (pbx_no_contact).
+    The phone registering again gives the agent back."""
+    async with app_site(tmp_path, phones=SOFT) as site:
+        pbx = SipWsServer(site.sim.world, lambda ext: sip_password(SECRET, ext), media=False)
+        await pbx.start()
+        try:
+            a, phone = await _at_work_on_a_browser_phone(site, pbx)
+            await a.close()
+            journal = site.server.recorder.journal
+            await journal.durable(journal.last_seq, 10)
+            await site.server.stop()
+            assert phone.ws is not None
+            phone.ws.transport.abort()  # gone while nobody watched
+            await site.until(lambda: not pbx.registered(AGENT1), "the PBX to drop the contact")
+            site.server = CtiServer(site.server.settings)
+            await site.server.start()
+            site.sim.world.agi_host_override = ("127.0.0.1", site.server.agi_port)
+            await next(iter(site.server.pbxes.values())).link.wait_up(10)
+            assert state(site) == ("paused", "phone_unregistered")
+            row = await _grid_row(site, AGENT1)
+            assert row["phone"] == "unregistered" and row.get("phone_detail") == "pbx_no_contact"
+            again = WsPhone(pbx.url, AGENT1, sip_password(SECRET, AGENT1), "pbx.test")
+            await again.open()
+            assert (await again.register()).status == 200
+            await site.until(lambda: state(site) != ("paused", "phone_unregistered"), "agent 1 given back")
+            await again.close()
+            await phone.close()
+        finally:
+            await pbx.stop()
+
+
+def test_the_contact_list_of_capture_33_is_read_through_the_call_model() -> None:
+    """Replayed from a real Asterisk 22.10.1: ContactList says Endpoint/Uri/Status, not ContactStatus's
+    names; Reachable keeps a phone registered, Unreachable takes it away, an empty list (the action's
+    'No Contacts found' error) leaves no contact."""
+    from ctiserver.callmodel.events import PbxContactsListed
+    from ctiserver.callmodel.model import CallModel
+    from ctiserver.consoles.phones import PhoneRegistrations
+    from tests.callmodel.replay import replay
+
+    messages = [m for _, m in replay("33").messages]
+    lists: list[list[object]] = []
+    for m in messages:
+        if m.get("Response") is not None and m.get("ActionID", "").startswith("contacts-"):
+            lists.append([])
+        elif m.get("Event") == "ContactList":
+            lists[-1].append(m)
+    assert [len(x) for x in lists] == [0, 1, 1, 0]  # before, registered, unreachable, expired
+    model = CallModel("pbx1")
+    listed = [model.contacts_listed(x, 1.0)[0] for x in lists]  # type: ignore[arg-type]
+    assert all(isinstance(e, PbxContactsListed) for e in listed)
+    contact = listed[1].contacts[0]  # type: ignore[attr-defined]
+    assert (contact.endpoint, contact.status) == ("1002", "Reachable")
+    assert contact.uri.startswith("sip:1002@127.0.0.1:") and ";x-ast-orig-host=" in contact.uri
+    assert listed[2].contacts[0].status == "Unreachable"  # type: ignore[attr-defined]
+
+    def judge(phones: PhoneRegistrations, e: object) -> list[tuple[str, tuple[str, str]]]:
+        return phones.contacts_listed("pbx1", [(c.endpoint, c.uri, c.status) for c in e.contacts])  # type: ignore[attr-defined]
+
+    phones = PhoneRegistrations()
+    phones.endpoint["agent-b"] = "1002"  # a restarted CTI: nothing known of the phone yet
+    assert judge(phones, listed[1]) == [("agent-b", ("registered", ""))]
+    phones.state["agent-b"] = "registered"
+    assert judge(phones, listed[2]) == [("agent-b", ("unregistered", "pbx_unreachable"))]
+    phones.state["agent-b"], phones.detail["agent-b"] = "unregistered", "pbx_unreachable"
+    assert judge(phones, listed[1]) == [("agent-b", ("registered", ""))]
+    phones.state["agent-b"], phones.detail["agent-b"] = "registered", ""
+    assert judge(phones, listed[3]) == [("agent-b", ("unregistered", "pbx_no_contact"))]
+    # a console's own failure is not overruled by a contact the PBX lists
+    phones.state["agent-b"], phones.detail["agent-b"] = "failed", "no_microphone"
+    assert judge(phones, listed[1]) == []
+
+
+async def test_contact_reports_for_unknown_phones_or_bad_uris_change_nobody(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """ContactStatus and ContactList about an endpoint no logged-in agent's browser uses, a URI that is not
+    a SIP URI, an empty endpoint, or the phone of an agent logged out: one log line each, no crash, and no
+    agent paused. The link stays up and the next good report still counts."""
+    import logging
+
+    from pbxsim import wire
+
+    async with app_site(tmp_path, phones=SOFT) as site:
+        pbx = SipWsServer(site.sim.world, lambda ext: sip_password(SECRET, ext), media=False)
+        await pbx.start()
+        try:
+            a, phone = await _at_work_on_a_browser_phone(site, pbx)
+            caplog.set_level(logging.INFO, logger="ctiserver.consoles.phones")
+            caplog.clear()
+            bad = [("sip:9999@10.0.0.9:5060", "Removed", "9999"),  # nobody's phone
+                   ("not a uri", "Removed", AGENT1),  # malformed
+                   ("sip:1001@10.0.0.1:5060\x01", "Unreachable", AGENT1),  # a control character
+                   ("sip:x@10.0.0.1:1;transport=ws", "Removed", ""),  # no endpoint
+                   ("sip:1002@10.0.0.2:5060", "Removed", AGENT2)]  # agent 2 is not logged in
+            for uri, status, endpoint in bad:
+                site.sim.world.emit(wire.event("ContactStatus", [
+                    ("URI", uri), ("ContactStatus", status), ("AOR", endpoint), ("EndpointName", endpoint),
+                    ("RoundtripUsec", "0")]))
+            await site.until(lambda: len([r for r in caplog.records if "contact" in r.getMessage()]) >= len(bad),
+                             "a log line per bad report")
+            lines = [r.getMessage() for r in caplog.records if "contact" in r.getMessage()]
+            assert len(lines) == len(bad), lines
+            assert state(site) == ("available", None)
+            assert state(site, AGENT2)[0] == "logged_out"
+            assert site.server.console.phone_presence.phones.state[AGENT1] == "registered"
+            # the link read all of it and goes on: the real contact's end still pauses agent 1
+            assert phone.ws is not None
+            phone.ws.transport.abort()
+            await site.until(lambda: state(site) == ("paused", "phone_unregistered"), "agent 1 paused")
+            await a.close()
+            await phone.close()
+        finally:
+            await pbx.stop()
+
+
+async def test_a_registration_the_browser_did_not_refresh_pauses_its_agent_when_it_expires(tmp_path: Path) -> None:
+    """The console says its phone is registered, but the phone never refreshes its registration (a page
+    whose timers stopped): at the PBX's expiration check the contact is Removed and the agent paused
+    (pbx_removed), though the phone's websocket is still open and it still answers the qualify."""
+    async with app_site(tmp_path, phones=SOFT) as site:
+        pbx = SipWsServer(site.sim.world, lambda ext: sip_password(SECRET, ext), media=False,
+                          expiration_check_s=0.5)
+        await pbx.start()
+        boss = await console(site, "super1")
+        a = await console(site, "agent1")
+        try:
+            await a.request("phone_account", extension=AGENT1)
+            await a.request("agent_login", extension=AGENT1, queues=["sales"])
+            phone = WsPhone(pbx.url, AGENT1, sip_password(SECRET, AGENT1), "pbx.test")
+            await phone.open()
+            assert (await phone.register(expires=2)).status == 200
+            assert (await a.request("phone_state", extension=AGENT1, state="registered"))["type"] == "result"
+            await site.until(lambda: state(site) == ("available", None), "agent 1 available")
+            await site.until(lambda: state(site) == ("paused", "phone_unregistered"), "agent 1 paused")
+            assert not pbx.registered(AGENT1) and phone.qualified >= 1
+            await boss.wait_for(lambda m: m["type"] == "agent_grid_delta" and AGENT1 in m["agents"]
+                                and (m["agents"][AGENT1] or {}).get("phone_detail") == "pbx_removed")
+            await phone.close()
         finally:
             await a.close()
             await boss.close()

@@ -183,12 +183,12 @@ async def test_garbage_on_the_websocket_is_dropped_and_the_phone_goes_on(pbx: tu
     await p.close()
 
 
-def _captured_contact_events() -> list[list[tuple[str, str]]]:
+def _captured_contact_events(name: str = "30") -> list[list[tuple[str, str]]]:
     from ctiserver.ami.protocol import AmiParser, Message
     from pbxsim.captures import RECEIVED, capture
 
     parser, out = AmiParser(), []
-    for rec in capture("30"):
+    for rec in capture(name):
         if rec.stream == "AMI1" and rec.direction == RECEIVED:
             out += [f.headers() for f in parser.feed(rec.payload)
                     if isinstance(f, Message) and f.event in ("ContactStatus", "PeerStatus")]
@@ -204,13 +204,19 @@ async def test_contact_status_on_ami_as_asterisk_reports_it(pbx: tuple[Simulator
     names = {e[0][1]: [k for k, _ in e] for e in real}
     p = await phone(server, "1002")
     assert (await p.register()).status == 200
-    # registered: ContactStatus NonQualified, then PeerStatus Reachable (capture 30; no qualify here: never
-    # the Reachable that follows a real qualify)
+    for _ in range(100):
+        if len(seen) >= 3:
+            break
+        await asyncio.sleep(0.02)
+    # registered: ContactStatus NonQualified, then PeerStatus Reachable, then the qualify's answer makes the
+    # contact Reachable with its round trip (captures 30 and 33)
     assert [(e[0][1], dict(e)[e[0][1]]) for e in seen] == [("ContactStatus", "NonQualified"),
-                                                           ("PeerStatus", "Reachable")]
+                                                           ("PeerStatus", "Reachable"),
+                                                           ("ContactStatus", "Reachable")]
+    assert int(dict(seen[2])["RoundtripUsec"]) > 0 and p.qualified == 1
     assert [k for k, _ in seen[0]] == names["ContactStatus"] and [k for k, _ in seen[1]] == names["PeerStatus"]
     uri = dict(seen[0])["URI"]
-    assert uri.startswith("sip:") and ";transport=ws;x-ast-orig-host=" in uri and uri.endswith(".invalid:0")
+    assert uri.startswith("sip:") and ";transport=WS;x-ast-orig-host=" in uri and uri.endswith(".invalid:0")
     assert dict(seen[0])["EndpointName"] == dict(seen[0])["AOR"] == "1002"
     # the browser dies without unregistering: its websocket's end removes the contact
     seen.clear()
@@ -225,4 +231,134 @@ async def test_contact_status_on_ami_as_asterisk_reports_it(pbx: tuple[Simulator
     assert dict(seen[1])["URI"] == uri
     assert [(e[0][1], dict(e)[e[0][1]]) for e in real][-2:] == [("PeerStatus", "Unreachable"),
                                                                ("ContactStatus", "Removed")]
+    await p.close()
+
+
+# ------------------------------------------------------------------ qualify, expiry, the contact list (capture 33)
+
+def _said(pairs: list[tuple[str, str]]) -> tuple[str, str]:
+    return pairs[0][1], dict(pairs)[pairs[0][1]]
+
+
+@pytest.fixture
+async def quick(tmp_path: Path) -> AsyncIterator[tuple[Simulator, SipWsServer, list[list[tuple[str, str]]]]]:
+    """A registrar whose qualify and expiration timers run in tenths of a second instead of 30 s."""
+    sim = Simulator(time_scale=0.05)
+    await sim.start()
+    server = SipWsServer(sim.world, PASSWORDS.get, media_dir=tmp_path, media=False, qualify_frequency_s=0.4,
+                         qualify_timeout_s=0.2, expiration_check_s=0.5)
+    await server.start()
+    seen: list[list[tuple[str, str]]] = []
+    sim.world.listeners.append(lambda pairs: seen.append(pairs) if pairs[0][1] in ("ContactStatus", "PeerStatus")
+                               else None)
+    try:
+        yield sim, server, seen
+    finally:
+        await server.stop()
+        await sim.stop()
+
+
+async def _until(seen: list[list[tuple[str, str]]], event: tuple[str, str], timeout: float = 5.0,
+                 since: int = 0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while event not in [_said(e) for e in seen[since:]]:
+        assert loop.time() < deadline, f"no {event} in {[_said(e) for e in seen]}"
+        await asyncio.sleep(0.02)
+
+
+async def test_qualify_makes_a_contact_reachable_then_unreachable_when_the_page_stops_answering(
+        quick: tuple[Simulator, SipWsServer, list[list[tuple[str, str]]]]) -> None:
+    """Capture 33 B-D: qualified at once, Reachable with its round trip; a page that stops answering OPTIONS
+    (frozen, its websocket still open) is Unreachable after the qualify timeout, and is not rung; answering
+    again makes it Reachable at the next qualify. The same events in the same order as the real PBX."""
+    sim, server, seen = quick
+    p = await phone(server, "1002")
+    assert (await p.register()).status == 200
+    await _until(seen, ("ContactStatus", "Reachable"))
+    assert int(dict(seen[-1])["RoundtripUsec"]) > 0
+    p.answers_qualify = False
+    await _until(seen, ("ContactStatus", "Unreachable"))
+    assert dict(seen[-1])["RoundtripUsec"] == "0"
+    # chan_pjsip dials reachable contacts only: the agent leg fails without ringing the frozen page
+    result = await asyncio.wait_for(await ring(sim, "1002"), 5)
+    assert not result.ok and server.calls == []  # type: ignore[attr-defined]
+    p.answers_qualify = True
+    await _until(seen, ("ContactStatus", "Reachable"), since=len(seen))
+    real = [_said(e) for e in _captured_contact_events("33")]
+    assert [_said(e) for e in seen] == real[:7] == [
+        ("ContactStatus", "NonQualified"), ("PeerStatus", "Reachable"), ("ContactStatus", "Reachable"),
+        ("PeerStatus", "Unreachable"), ("ContactStatus", "Unreachable"),
+        ("PeerStatus", "Reachable"), ("ContactStatus", "Reachable")]
+    await p.close()
+
+
+async def test_a_registration_not_refreshed_is_removed_at_the_expiration_check(
+        quick: tuple[Simulator, SipWsServer, list[list[tuple[str, str]]]]) -> None:
+    """Capture 33 E: a contact that expires while its phone still answers OPTIONS is Removed, not at its
+    expiry but at res_pjsip's next expiration check."""
+    _, server, seen = quick
+    p = await phone(server, "1002")
+    loop = asyncio.get_running_loop()
+    assert (await p.register(expires=1)).status == 200
+    registered = loop.time()
+    await _until(seen, ("ContactStatus", "Reachable"))
+    seen.clear()
+    await _until(seen, ("ContactStatus", "Removed"))
+    assert loop.time() - registered >= 1.0
+    assert not server.registered("1002") and p.qualified >= 2
+    real = [_said(e) for e in _captured_contact_events("33")]
+    assert [_said(e) for e in seen] == real[-2:] == [("PeerStatus", "Unreachable"), ("ContactStatus", "Removed")]
+    await p.close()
+
+
+async def _ami(sim: Simulator) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", sim.ami.port)
+    await reader.readline()
+    writer.write(b"Action: Login\r\nUsername: cti\r\nSecret: ctisecret\r\nEvents: off\r\n\r\n")
+    await reader.readuntil(b"\r\n\r\n")
+    return reader, writer
+
+
+async def _show_contacts(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, aid: str) -> list[bytes]:
+    writer.write(f"Action: PJSIPShowContacts\r\nActionID: {aid}\r\n\r\n".encode())
+    out = [await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)]
+    if b"EventList: start" in out[0]:
+        while b"EventList: Complete" not in out[-1]:
+            out.append(await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5))
+    return out
+
+
+def _names(message: bytes) -> list[bytes]:
+    return [line.split(b":", 1)[0] for line in message.split(b"\r\n") if line]
+
+
+async def test_pjsip_show_contacts_answers_as_asterisk_22(
+        quick: tuple[Simulator, SipWsServer, list[list[tuple[str, str]]]]) -> None:
+    """Capture 33 A and B: no contact is an error whose message ends in a bare LF; a registered browser is
+    one ContactList (Asterisk's header order, Endpoint/Uri/Status) and ContactListComplete."""
+    from pbxsim.captures import RECEIVED, capture
+
+    sim, server, seen = quick
+    real = [r.payload for r in capture("33") if r.stream == "AMI1" and r.direction == RECEIVED]
+    reader, writer = await _ami(sim)
+    empty = await _show_contacts(reader, writer, "contacts-1")
+    assert empty == [next(m for m in real if b"No Contacts found" in m)]
+    p = await phone(server, "1002")
+    assert (await p.register()).status == 200
+    await _until(seen, ("ContactStatus", "Reachable"))
+    listed = await _show_contacts(reader, writer, "contacts-2")
+    real_list = real[real.index(next(m for m in real if b"ActionID: contacts-2" in m)):][:3]
+    assert [_names(m) for m in listed] == [_names(m) for m in real_list]
+    assert listed[0] == real_list[0]  # the same Response, word for word
+    contact = dict(line.split(": ", 1) for line in listed[1].decode().split("\r\n") if ": " in line)
+    status = dict(next(e for e in reversed(seen) if e[0][1] == "ContactStatus"))
+    assert (contact["Endpoint"], contact["Uri"], contact["Status"]) == ("1002", status["URI"], "Reachable")
+    assert int(contact["RoundtripUsec"]) > 0 and contact["ObjectName"].startswith("1002;@")
+    assert listed[2] == real_list[2]  # ContactListComplete, ListItems: 1
+    p.answers_qualify = False
+    await _until(seen, ("ContactStatus", "Unreachable"))
+    listed = await _show_contacts(reader, writer, "contacts-3")
+    assert b"Status: Unreachable\r\nRoundtripUsec: N/A\r\n" in listed[1]
+    writer.close()
     await p.close()

@@ -28,6 +28,8 @@ class WsPhone:
         self._responses: asyncio.Queue[sip.SipMessage] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
         self.on_request: Callable[[sip.SipMessage], Awaitable[None]] | None = None
+        self.answers_qualify = True  # False: a frozen page, whose websocket stays open but says nothing
+        self.qualified = 0  # OPTIONS answered
 
     async def open(self) -> None:
         self.ws = await connect(self.ws_url, subprotocols=["sip"])  # type: ignore[list-item]
@@ -48,7 +50,13 @@ class WsPhone:
             if sip.is_keepalive(data):
                 continue
             msg = sip.parse(data)
-            if msg.is_request:
+            if msg.is_request and msg.method == "OPTIONS":
+                if self.answers_qualify:  # as JsSIP answers a qualify (capture 30)
+                    self.qualified += 1
+                    await self.send(sip.response_to(msg, 200, "OK", to_tag=sip.new_tag(), extra=[
+                        ("Allow", "INVITE,ACK,CANCEL,BYE,UPDATE,MESSAGE,OPTIONS,REFER,INFO,NOTIFY,SUBSCRIBE"),
+                        ("Accept", "application/sdp, application/dtmf-relay"), ("Supported", "outbound")]))
+            elif msg.is_request:
                 await self.requests.put(msg)
             else:
                 await self._responses.put(msg)

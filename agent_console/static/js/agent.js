@@ -143,14 +143,19 @@ async function fillDevices() {
 function renderPhone() {
   const badge = $("phone-status");
   const soft = Boolean(view.phone);
+  // What the PBX says of the phone (not reachable, registration gone) is news the phone cannot give itself.
+  const said = soft && view.agent ? view.agent.phone_detail || "" : "";
+  const state = said.startsWith("pbx_") ? "unregistered" : phone.state;
   show(badge, soft);
   if (soft) {
-    badge.dataset.state = phone.state;
-    badge.textContent = t(`phone.state.${phone.state}`);
+    badge.dataset.state = state;
+    badge.textContent = t(`phone.state.${state}`);
   }
   const notice = $("phone-message");
-  notice.textContent = view.phoneNotice;
-  show(notice, Boolean(view.phoneNotice));
+  const text = said.startsWith("pbx_") ? t(`phone.detail.${said}`) : view.phoneNotice;
+  notice.textContent = text;
+  notice.dataset.detail = said;
+  show(notice, Boolean(text));
   show($("btn-mute"), soft && phone.inCall);
   $("btn-mute").textContent = t(phone.muted ? "phone.unmute" : "phone.mute");
   $("btn-mute").dataset.muted = String(phone.muted);

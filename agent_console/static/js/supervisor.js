@@ -193,8 +193,11 @@ function paintAgent(agentId) {
   row.c.state.dataset.state = data.state;
   set(row.c.state, label("state", data.state) + (data.reason ? ` · ${label("reason", data.reason)}` : ""));
   // A browser phone's registration beside the extension (a desk phone's state is the PBX's to show).
-  set(row.c.ext, (data.extension || "–") + (data.phone ? ` · ${t(`phone.state.${data.phone}`)}` : ""));
+  // ... and why it is not registered, in words: the console's own report or the PBX's (pbx_unreachable ...).
+  set(row.c.ext, (data.extension || "–") + (data.phone ? ` · ${t(`phone.state.${data.phone}`)}` : "")
+    + (data.phone && data.phone_detail ? ` (${label("phone.why", data.phone_detail)})` : ""));
   row.c.ext.dataset.phone = data.phone || "";
+  row.c.ext.dataset.phoneDetail = data.phone_detail || "";
   set(row.c.queues, (data.queues || []).map((q) => label("queue", q)).join(", ") || "–");
   set(row.c.calls, data.calls_today ?? 0);
   set(row.c.aht, duration(data.aht_s));
