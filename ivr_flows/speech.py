@@ -33,7 +33,7 @@ import wave
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .fillers import garbage_words
 from .steps import Recognition, Recognize
@@ -422,6 +422,28 @@ class RecordingUnavailable(RuntimeError):
     """The PBX never wrote the recording (a directory it cannot create, a full disk)."""
 
 
+class AudioFeed(Protocol):
+    """The caller's voice streamed as it is spoken (an AudioSocket stream): 8 kHz 16-bit mono audio."""
+
+    def read_nowait(self) -> bytes | None:
+        """The audio that has arrived (b"" when none yet); None once the stream has ended."""
+        ...
+
+    async def read(self) -> bytes | None:
+        """Wait for audio; None once the stream has ended."""
+        ...
+
+    def close(self) -> None:
+        """End the stream at once (the PBX side hangs up)."""
+        ...
+
+
+# A stream's clock is the wall clock: a line that sends nothing (a Local channel, a phone with silence
+# suppression) is silence, so the end of speech and the listen delay are still counted. Frames come every
+# 20 ms (capture 32); when more than this is missing the gap is filled with silence.
+STREAM_GAP_SECONDS = 0.1
+
+
 def _decimation(path: str) -> tuple[int, int]:
     """(header bytes to skip, input samples per 8 kHz sample) for the recording's format."""
     if path.endswith(".sln48"):
@@ -494,7 +516,8 @@ class Endpointer:
 
 
 class Listening:
-    """One Listen: follows the recording the PBX writes beside the call, finds the start and the end of the
+    """One Listen: follows the caller's audio (streamed in 20 ms frames after ``follow``, else the recording
+    the PBX writes beside the call), finds the start and the end of the
     caller's utterance in it and recognizes it. ``speech_started`` is set when the caller starts talking
     (to stop a prompt), ``ended`` when the server has stopped listening; ``run()`` returns the recognition.
 
@@ -526,6 +549,12 @@ class Listening:
         self._candidate: Recognition | None = None  # the answer at the last candidate end, while still quiet
         self._result: Recognition | None = None
         self._stopped = False
+        self.feed: AudioFeed | None = None  # set by ``follow``: the audio comes from a stream, not a file
+        self._frames = 0  # 20 ms frames followed (stream): audio time, against the wall clock
+
+    def follow(self, feed: AudioFeed) -> None:
+        """Listen to a stream instead of the recording file (before ``run``); ``run`` closes it."""
+        self.feed = feed
 
     def prompts_ended(self, at_seconds: float | None = None) -> None:
         """The prompts are over, ``at_seconds`` into the recording (None: at the audio heard so far)."""
@@ -577,23 +606,28 @@ class Listening:
         unit = 2 * self._every
         usable = len(data) - len(data) % unit
         self._pending = data[usable:]
-        if usable and len(self._audio) < MAX_AUDIO_BYTES:
+        if usable:
             if self._every == 1:
                 pcm = data[:usable]
             else:
                 wide = array.array("h")
                 wide.frombytes(data[:usable])
                 pcm = wide[:: self._every].tobytes()  # Asterisk's resampler already cut everything above 4 kHz
-            pcm = self._rest + pcm
-            whole = len(pcm) - len(pcm) % FRAME_BYTES
-            self._rest = pcm[whole:]
-            # One 20 ms frame at a time: where the end is found, and what is decoded there, depends on the
-            # audio alone, not on the steps in which the file grew.
-            for i in range(0, whole, FRAME_BYTES):
-                if self.endpoint.ended:
-                    break
-                self._step(pcm[i : i + FRAME_BYTES])
+            self._take(pcm)
         return True
+
+    def _take(self, pcm: bytes) -> None:
+        """Follow 8 kHz audio one 20 ms frame at a time: where the end is found, and what is decoded there,
+        depends on the audio alone, not on the pieces in which it came (file steps, stream frames)."""
+        if len(self._audio) >= MAX_AUDIO_BYTES:
+            return
+        pcm = self._rest + pcm
+        whole = len(pcm) - len(pcm) % FRAME_BYTES
+        self._rest = pcm[whole:]
+        for i in range(0, whole, FRAME_BYTES):
+            if self.endpoint.ended:
+                break
+            self._step(pcm[i : i + FRAME_BYTES])
 
     def _step(self, frame: bytes) -> None:
         ep = self.endpoint
@@ -622,7 +656,47 @@ class Listening:
             ep.ended = "speech_end"
             self._result = candidate
 
+    def _take_stream(self, pcm: bytes, started: float) -> None:
+        """Stream audio, with silence for what the wall clock says is missing (blocking: decodes)."""
+        due = int((time.monotonic() - started) / FRAME_SECONDS)
+        have = self._frames + (len(self._rest) + len(pcm)) // FRAME_BYTES
+        if due - have > STREAM_GAP_SECONDS / FRAME_SECONDS:
+            pcm += bytes(FRAME_BYTES * (due - have))
+        self._frames += (len(self._rest) + len(pcm)) // FRAME_BYTES
+        self._take(pcm)
+
+    async def _follow_stream(self, feed: AudioFeed, limit: float) -> None:
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        ep = self.endpoint
+        while not self._stopped:
+            pcm = feed.read_nowait()
+            if pcm == b"":
+                try:
+                    async with asyncio.timeout(STREAM_GAP_SECONDS):
+                        pcm = await feed.read()
+                except TimeoutError:
+                    pcm = b""  # nothing came: the wall clock fills the gap with silence
+                else:
+                    more = feed.read_nowait() if pcm else b""
+                    pcm = pcm + more if pcm and more else pcm
+            if pcm is None:
+                if not self._stopped:
+                    raise RecordingUnavailable("the audio stream ended while listening")
+                break
+            await loop.run_in_executor(self.pool._executor, self._take_stream, pcm, started)
+            if ep.started_at is not None and not self.speech_started.is_set():
+                self.speech_started.set()
+            if ep.ended:
+                self._end(ep.ended)
+                break
+            if time.monotonic() - started > limit:
+                self._end("max_length" if ep.started_at is not None else "no_input")
+                break
+
     async def run(self) -> Recognition:
+        if self.feed is not None:
+            return await self._run_stream(self.feed)
         loop = asyncio.get_running_loop()
         started = time.monotonic()
         ep = self.endpoint
@@ -642,16 +716,32 @@ class Listening:
                     self._end("max_length" if ep.started_at is not None else "no_input")
                     break
                 await asyncio.sleep(LISTEN_POLL_SECONDS)
-            if self.reason in ("key", "hangup"):
-                return Recognition("", 0.0)
-            if ep.started_at is None:
-                return Recognition("", 0.0, decision_ms=0.0)
-            result = self._result
-            if result is None:
-                result = await loop.run_in_executor(self.pool._executor, self._decode)
-            done = time.monotonic()
-            return dataclasses.replace(result, decision_ms=(done - (self.ended_at or done)) * 1000)
+            return await self._outcome(loop)
         finally:
             self._end(self.reason or "error")
             if self._fh is not None:
                 self._fh.close()
+
+    async def _run_stream(self, feed: AudioFeed) -> Recognition:
+        loop = asyncio.get_running_loop()
+        ep = self.endpoint
+        limit = 2 * (ep.wait_seconds + ep.max_seconds) + 5.0
+        try:
+            await self._follow_stream(feed, limit)
+            feed.close()  # the decision ends the stream at once
+            return await self._outcome(loop)
+        finally:
+            feed.close()
+            self._end(self.reason or "error")
+
+    async def _outcome(self, loop: asyncio.AbstractEventLoop) -> Recognition:
+        ep = self.endpoint
+        if self.reason in ("key", "hangup"):
+            return Recognition("", 0.0)
+        if ep.started_at is None:
+            return Recognition("", 0.0, decision_ms=0.0)
+        result = self._result
+        if result is None:
+            result = await loop.run_in_executor(self.pool._executor, self._decode)
+        done = time.monotonic()
+        return dataclasses.replace(result, decision_ms=(done - (self.ended_at or done)) * 1000)

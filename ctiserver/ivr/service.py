@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,10 +29,12 @@ from ivr_flows.driver import FlowResult, run_flow
 from ivr_flows.interpreter import FlowRun
 from ivr_flows.model import FlowBlacklist
 from ivr_flows.registry import FlowRegistry
-from ivr_flows.speech import RecognizerPool
+from ivr_flows.speech import AudioFeed, RecognizerPool
 from ivr_flows.steps import QueueFigures, QueueHandoff, Transfer, VoicemailDone
 
 from ..agi.server import AgiSession, FastAgiServer
+from ..audiosocket.server import AudioSocketServer
+from ..calls.legs import LISTEN
 from ..calls.service import CallsService
 from ..journal import facts as f
 from ..projections.recorder import Recorder
@@ -46,6 +49,9 @@ log = logging.getLogger(__name__)
 # the caller hears something before the line drops, not silence (a real 22.10.1 answers a missing file at
 # once, result=-1 endpos=0, capture 14).
 REFUSAL_FALLBACK = "vm-goodbye"
+# A speech menu's audio stream: on a real PBX it is on the line ~3 ms after the Originate (capture 32 A);
+# past this the menu listens to a recording file instead.
+STREAM_ARRIVAL_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +78,10 @@ class IvrService:
         put_pop: Callable[[str, object], None] = lambda call_id, pop: None,
         missing_prompts: MissingPrompts | None = None,
         book_callback: BookCallback | None = None,
+        audiosocket: AudioSocketServer | None = None,
     ) -> None:
         self.settings = settings
+        self.audiosocket = audiosocket  # where speech menus' audio streams arrive; None: they listen to files
         self.book_callback = book_callback  # the flow's callback step books a callback (ctiserver.outbound)
         self.flows = flows
         self.crm = crm
@@ -213,13 +221,43 @@ class IvrService:
                 raise RuntimeError("no PBX for the call")
             await pbx.link.action("ControlPlayback", {"Channel": channel, "Control": "stop"})
 
+        async def open_stream() -> AudioFeed:
+            return await self._open_stream(call.call_id, channel)
+
         services = IvrServices(call, self.crm, self, self.speech, self.recorder.record, flow=flow.name,
                                missing_prompts=self.missing_prompts, book_callback=self.book_callback,
-                               spool=self.spool, stop_prompt=stop_prompt)
+                               spool=self.spool, stop_prompt=stop_prompt, open_stream=open_stream)
         try:
             return await run_flow(session, run, services)
         finally:  # hung up, ended, or failed: nothing of this call's speech stays in the spool
             self.spool.call_ended(services.recordings)
+
+    async def _open_stream(self, call_id: str, channel: str) -> AudioFeed:
+        """The caller's voice streamed here: AMI Originate of Local/s@cti-listen, whose ;2 spies on the
+        caller's channel hearing only the caller (ChanSpy qouE) and whose ;1 runs AudioSocket to our
+        listener (capture 32). Its ChannelId makes it ours (calls.legs): never a call of the centre's.
+        Raises when the stream is not on the line within STREAM_ARRIVAL_SECONDS."""
+        if self.audiosocket is None:
+            raise RuntimeError("no AudioSocket listener configured")
+        pbx = self.calls.pbx_of(call_id)
+        if pbx is None:
+            raise RuntimeError("no PBX for the call")
+        call_uuid = str(uuid.uuid4())
+        stream = self.audiosocket.expect(call_uuid)
+        try:
+            async with asyncio.timeout(STREAM_ARRIVAL_SECONDS):
+                await pbx.link.action("Originate", {
+                    "Channel": "Local/s@cti-listen", "Application": "AudioSocket",
+                    "Data": f"{call_uuid},{self.audiosocket.address}", "Variable": f"CTI_LISTEN_CHANNEL={channel}",
+                    "Async": "true", "ChannelId": f"{LISTEN}{call_uuid}", "OtherChannelId": f"{LISTEN}{call_uuid}-2"})
+                await stream.connected.wait()
+        except TimeoutError:
+            stream.close()
+            raise TimeoutError(f"the PBX did not connect the audio stream within {STREAM_ARRIVAL_SECONDS:.1f} s")
+        except BaseException:
+            stream.close()
+            raise
+        return stream
 
     async def _queue_caller(self, session: AgiSession, call: IvrCall, queue: str, priority: int,
                             skills: tuple[str, ...] = (), flow_blacklist: BlacklistPolicy | None = None) -> None:
