@@ -224,10 +224,16 @@ async def _listen(channel: AgiChannel, step: Listen, services: FlowServices, ser
                 ended = "key"
             elif reply.result == "-1":
                 ended = "hangup"  # the next command raises ChannelHungUp
+        if feed is not None and task.done() and not task.cancelled() and task.exception() is not None:
+            # The stream ended by itself: it does when the caller hangs up (capture 32 D), and the channel
+            # says so here (ChannelHungUp) before the menu takes its error path.
+            await channel.command("CHANNEL STATUS", timeout=REPLY_TIMEOUT)
         if ended:
             listening.stop(ended)
         if feed is None:
             await channel.command("EXEC", "StopMixMonitor", timeout=REPLY_TIMEOUT)
+        elif ended == "hangup":
+            raise ChannelHungUp("the caller hung up while the menu listened")  # no command left to say so
     except BaseException:
         listening.stop("hangup")
         if feed is not None:

@@ -551,6 +551,7 @@ class Listening:
         self._stopped = False
         self.feed: AudioFeed | None = None  # set by ``follow``: the audio comes from a stream, not a file
         self._frames = 0  # 20 ms frames followed (stream): audio time, against the wall clock
+        self._clock_from: float | None = None  # when the stream's first frame came
 
     def follow(self, feed: AudioFeed) -> None:
         """Listen to a stream instead of the recording file (before ``run``); ``run`` closes it."""
@@ -656,9 +657,16 @@ class Listening:
             ep.ended = "speech_end"
             self._result = candidate
 
-    def _take_stream(self, pcm: bytes, started: float) -> None:
-        """Stream audio, with silence for what the wall clock says is missing (blocking: decodes)."""
-        due = int((time.monotonic() - started) / FRAME_SECONDS)
+    def _take_stream(self, pcm: bytes) -> None:
+        """Stream audio, with silence for what the wall clock says is missing (blocking: decodes). The clock
+        starts with the first frame: before it the PBX was not listening yet (ChanSpy attaches ~0.1 s after
+        the Originate, capture 32), so nobody could have been heard."""
+        now = time.monotonic()
+        if self._clock_from is None:
+            if not pcm:
+                return
+            self._clock_from = now
+        due = int((now - self._clock_from) / FRAME_SECONDS)
         have = self._frames + (len(self._rest) + len(pcm)) // FRAME_BYTES
         if due - have > STREAM_GAP_SECONDS / FRAME_SECONDS:
             pcm += bytes(FRAME_BYTES * (due - have))
@@ -684,7 +692,7 @@ class Listening:
                 if not self._stopped:
                     raise RecordingUnavailable("the audio stream ended while listening")
                 break
-            await loop.run_in_executor(self.pool._executor, self._take_stream, pcm, started)
+            await loop.run_in_executor(self.pool._executor, self._take_stream, pcm)
             if ep.started_at is not None and not self.speech_started.is_set():
                 self.speech_started.set()
             if ep.ended:

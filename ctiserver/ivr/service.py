@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,7 +33,6 @@ from ivr_flows.steps import QueueFigures, QueueHandoff, Transfer, VoicemailDone
 
 from ..agi.server import AgiSession, FastAgiServer
 from ..audiosocket.server import AudioSocketServer
-from ..calls.legs import LISTEN
 from ..calls.service import CallsService
 from ..journal import facts as f
 from ..projections.recorder import Recorder
@@ -42,6 +40,7 @@ from ..queueing.service import QueueingService
 from .prompts import MissingPrompts
 from .services import BookCallback, IvrCall, IvrServices
 from .spool import SpeechSpool
+from .stream import open_stream
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +48,6 @@ log = logging.getLogger(__name__)
 # the caller hears something before the line drops, not silence (a real 22.10.1 answers a missing file at
 # once, result=-1 endpos=0, capture 14).
 REFUSAL_FALLBACK = "vm-goodbye"
-# A speech menu's audio stream: on a real PBX it is on the line ~3 ms after the Originate (capture 32 A);
-# past this the menu listens to a recording file instead.
-STREAM_ARRIVAL_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,31 +229,12 @@ class IvrService:
             self.spool.call_ended(services.recordings)
 
     async def _open_stream(self, call_id: str, channel: str) -> AudioFeed:
-        """The caller's voice streamed here: AMI Originate of Local/s@cti-listen, whose ;2 spies on the
-        caller's channel hearing only the caller (ChanSpy qouE) and whose ;1 runs AudioSocket to our
-        listener (capture 32). Its ChannelId makes it ours (calls.legs): never a call of the centre's.
-        Raises when the stream is not on the line within STREAM_ARRIVAL_SECONDS."""
         if self.audiosocket is None:
             raise RuntimeError("no AudioSocket listener configured")
         pbx = self.calls.pbx_of(call_id)
         if pbx is None:
             raise RuntimeError("no PBX for the call")
-        call_uuid = str(uuid.uuid4())
-        stream = self.audiosocket.expect(call_uuid)
-        try:
-            async with asyncio.timeout(STREAM_ARRIVAL_SECONDS):
-                await pbx.link.action("Originate", {
-                    "Channel": "Local/s@cti-listen", "Application": "AudioSocket",
-                    "Data": f"{call_uuid},{self.audiosocket.address}", "Variable": f"CTI_LISTEN_CHANNEL={channel}",
-                    "Async": "true", "ChannelId": f"{LISTEN}{call_uuid}", "OtherChannelId": f"{LISTEN}{call_uuid}-2"})
-                await stream.connected.wait()
-        except TimeoutError:
-            stream.close()
-            raise TimeoutError(f"the PBX did not connect the audio stream within {STREAM_ARRIVAL_SECONDS:.1f} s")
-        except BaseException:
-            stream.close()
-            raise
-        return stream
+        return await open_stream(self.audiosocket, pbx.link.action, channel)
 
     async def _queue_caller(self, session: AgiSession, call: IvrCall, queue: str, priority: int,
                             skills: tuple[str, ...] = (), flow_blacklist: BlacklistPolicy | None = None) -> None:
