@@ -32,7 +32,12 @@ __all__ = ["AUDIO_RATES", "FRAME_BYTES", "KIND_AUDIO", "KIND_DTMF", "KIND_ERROR"
 
 
 class AudioSocketError(ValueError):
-    """The peer sent something that is not AudioSocket."""
+    """The peer sent something that is not AudioSocket. ``messages``: the whole messages that came before
+    it in the same feed, so nothing good is lost."""
+
+    def __init__(self, why: str, messages: list[Message] | None = None) -> None:
+        super().__init__(why)
+        self.messages = messages or []
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +75,8 @@ def uuid_message(call_uuid: str) -> bytes:
 
 class MessageReader:
     """Fed bytes as they come, returns whole messages. The first message must be the UUID. A malformed
-    message raises AudioSocketError with one line saying what was wrong; the reader is then closed (the
-    stream cannot be resynchronized), and so is anything fed after a hang-up."""
+    message raises AudioSocketError with one line saying what was wrong (and the whole messages before it);
+    the reader is then closed (the stream cannot be resynchronized), and so is anything fed after a hang-up."""
 
     def __init__(self, *, max_payload: int = MAX_PAYLOAD) -> None:
         self.max_payload = max_payload
@@ -86,6 +91,14 @@ class MessageReader:
             return []
         self._buf += data
         out: list[Message] = []
+        try:
+            self._parse(out)
+        except AudioSocketError as e:
+            e.messages = out
+            raise
+        return out
+
+    def _parse(self, out: list[Message]) -> None:
         while len(self._buf) >= HEADER:
             kind, length = struct.unpack_from(">BH", self._buf)
             if length > self.max_payload:
@@ -102,7 +115,6 @@ class MessageReader:
                 if self._buf:
                     raise AudioSocketError("data after the end of the stream")
                 break
-        return out
 
     def _check(self, m: Message) -> Message:
         def bad(why: str) -> AudioSocketError:

@@ -24,6 +24,7 @@ from .protocol import (
     KIND_HANGUP,
     SILENCE,
     AudioSocketError,
+    Message,
     MessageReader,
     encode,
     hangup,
@@ -150,15 +151,21 @@ class AudioSocketServer:
         peer = writer.get_extra_info("peername")
         stream: AudioStream | None = None
         messages = MessageReader()
+        fault: AudioSocketError | None = None  # found after the UUID in the first read: raised once attached
         try:
             try:
                 async with asyncio.timeout(UUID_TIMEOUT):
-                    first: list = []
+                    first: list[Message] = []
                     while not first:
                         data = await reader.read(READ_CHUNK)
                         if not data:
                             return
-                        first = messages.feed(data)
+                        try:
+                            first = messages.feed(data)
+                        except AudioSocketError as e:
+                            if not e.messages:
+                                raise
+                            first, fault = e.messages, e
             except TimeoutError:
                 log.warning("AudioSocket from %s: no UUID within %.0f s; closed", peer, UUID_TIMEOUT)
                 return
@@ -170,23 +177,20 @@ class AudioSocketServer:
                 return
             stream._attach(writer)
             pending = first[1:]
+            if fault is not None:
+                _deliver(stream, pending)
+                raise fault
             while not stream.closed:
-                for m in pending:
-                    if m.kind == KIND_HANGUP:
-                        return
-                    rate = m.rate
-                    if rate is not None:
-                        stream._audio.put_nowait(_to_8k(m.payload, rate))
-                    elif m.kind == KIND_DTMF:
-                        stream.digits.append(m.digit)
-                    else:  # KIND_ERROR
-                        log.warning("AudioSocket stream %s: the PBX reported an error (%s)", stream.uuid,
-                                    m.payload.hex() or "no code")
-                        return
+                if not _deliver(stream, pending):
+                    return
                 data = await reader.read(READ_CHUNK)
                 if not data:
                     return
-                pending = messages.feed(data)
+                try:
+                    pending = messages.feed(data)
+                except AudioSocketError as e:
+                    _deliver(stream, e.messages)  # what came whole before the fault is kept
+                    raise
         except AudioSocketError as e:
             log.warning("AudioSocket from %s: %s; stream closed", peer, e)
         except (ConnectionError, OSError) as e:
@@ -197,6 +201,23 @@ class AudioSocketServer:
             with contextlib.suppress(Exception):
                 writer.close()
             self._handlers.discard(task)
+
+
+def _deliver(stream: AudioStream, messages: list[Message]) -> bool:
+    """Hand the messages to the stream; False once the PBX has ended it (hang-up, error)."""
+    for m in messages:
+        if m.kind == KIND_HANGUP:
+            return False
+        rate = m.rate
+        if rate is not None:
+            stream._audio.put_nowait(_to_8k(m.payload, rate))
+        elif m.kind == KIND_DTMF:
+            stream.digits.append(m.digit)
+        else:  # KIND_ERROR
+            log.warning("AudioSocket stream %s: the PBX reported an error (%s)", stream.uuid,
+                        m.payload.hex() or "no code")
+            return False
+    return True
 
 
 def _to_8k(pcm: bytes, rate: int) -> bytes:
