@@ -410,7 +410,7 @@ ONSET_GRACE_SECONDS = 0.25
 # phrase that no other phrase goes on from, the listening ends there. Gaps inside a word (stop consonants)
 # are shorter; vosk's own partial results lag the audio by up to 0.24 s, so they are not used.
 END_SILENCE_SECONDS = 0.15
-END_SILENCE_LONG_SECONDS = 0.6  # otherwise (a pause between words, words outside the menu)
+END_SILENCE_LONG_SECONDS = 0.4  # otherwise (a pause between words, words outside the menu)
 # A whole phrase that another phrase goes on from (예약, 예약 변경) waits this long for the rest: longer than
 # the pause inside a spoken phrase, shorter than the pause of a caller who has finished.
 END_SILENCE_CONTINUED_SECONDS = 0.35
@@ -575,14 +575,17 @@ class Listening:
             self.ended.set()
 
     def _decode(self) -> Recognition:
-        """Recognize everything heard so far (blocking): the live decoder's final answer the first time,
-        a fresh decode of the whole recording after that."""
-        if self.rec is not None:
-            rec, self.rec = self.rec, None
-        else:
-            rec = self.pool._recognizer(self.request, SAMPLE_RATE)
-            rec.accept(bytes(self._audio))
+        """Recognize everything heard so far (blocking): the final answer of the decoder that has followed
+        the audio from its start (the live one, or the one started again at the last candidate end)."""
+        rec = self.rec if self.rec is not None else self._fresh()
+        self.rec = None
         return rec.result(None)
+
+    def _fresh(self) -> _Decoders:
+        """A decoder that has heard the whole audio so far, from its start."""
+        rec = self.pool._recognizer(self.request, SAMPLE_RATE)
+        rec.accept(bytes(self._audio))
+        return rec
 
     def _complete(self, rec: Recognition) -> bool:
         said = rec.text
@@ -649,6 +652,11 @@ class Listening:
                 self._result = rec
             else:
                 self._candidate = rec
+                if rec.text not in self.request.phrases:
+                    # Decode the whole audio again now, while the caller is quiet, and follow it from here:
+                    # if this is the end after all, only the quiet tail is left to decode then. (A whole
+                    # phrase waiting for its continuation stands on this answer: no second decode.)
+                    self.rec = self._fresh()
         candidate = self._candidate
         if candidate is None or self._result is not None or candidate.text not in self.request.phrases:
             return
