@@ -408,12 +408,19 @@ ONSET_FRAMES = 4  # 80 ms of voice in a row starts an utterance (a click or a co
 ONSET_GRACE_SECONDS = 0.25
 # Quiet this long after voice is a candidate end: the utterance so far is decoded, and if it is a whole menu
 # phrase that no other phrase goes on from, the listening ends there. Gaps inside a word (stop consonants)
-# are shorter; vosk's own partial results lag the audio by up to 0.24 s, so they are not used.
+# are shorter; vosk's own partial results lag the audio by up to 0.24 s, so they are not used. A decoder
+# often finishes the last word only with more quiet after it, so a second look comes at 0.3 s (each look
+# after the first decodes the utterance again, started at the previous look while the caller was quiet).
 END_SILENCE_SECONDS = 0.15
+END_SILENCE_CHECKS = (END_SILENCE_SECONDS, 0.3)
 END_SILENCE_LONG_SECONDS = 0.4  # otherwise (a pause between words, words outside the menu)
 # A whole phrase that another phrase goes on from (예약, 예약 변경) waits this long for the rest: longer than
 # the pause inside a spoken phrase, shorter than the pause of a caller who has finished.
 END_SILENCE_CONTINUED_SECONDS = 0.35
+# vosk's answer depends on where its audio starts (a cut 20 ms later turned a synthetic 상담원 into 영업), so the
+# decoders start this long before the onset, whatever the caller let pass before speaking: a late speaker, a
+# stream that started earlier or later, and a whole recording with this much lead-in are decoded alike.
+LEAD_SECONDS = 0.3
 MISSING_RECORDING_SECONDS = 1.5  # wall clock: no file by then means the PBX could not write it
 LISTEN_POLL_SECONDS = 0.02
 
@@ -535,7 +542,8 @@ class Listening:
         self.pool = pool
         self.request = request
         self.endpoint = Endpointer(wait_seconds, max_seconds)
-        self.rec: _Decoders | None = pool._recognizer(request, SAMPLE_RATE)  # None once finalized
+        self.rec: _Decoders | None = None  # the decoder following the utterance (from LEAD_SECONDS before it)
+        self._lead: int | None = None  # where decoding starts in ``_audio`` (bytes), once the caller spoke
         self.speech_started = asyncio.Event()
         self.ended = asyncio.Event()
         self.reason = ""
@@ -545,7 +553,7 @@ class Listening:
         self._pending = b""
         self._rest = b""  # 8 kHz audio short of a whole 20 ms frame
         self._audio = bytearray()  # the 8 kHz audio so far (a security limit: MAX_AUDIO_BYTES)
-        self._checked_silence = False
+        self._checks = 0  # candidate ends looked at in this stretch of quiet (END_SILENCE_CHECKS)
         self._candidate: Recognition | None = None  # the answer at the last candidate end, while still quiet
         self._result: Recognition | None = None
         self._stopped = False
@@ -582,9 +590,9 @@ class Listening:
         return rec.result(None)
 
     def _fresh(self) -> _Decoders:
-        """A decoder that has heard the whole audio so far, from its start."""
+        """A decoder that has heard the whole utterance so far, from LEAD_SECONDS before its start."""
         rec = self.pool._recognizer(self.request, SAMPLE_RATE)
-        rec.accept(bytes(self._audio))
+        rec.accept(bytes(self._audio[self._lead or 0 :]))
         return rec
 
     def _complete(self, rec: Recognition) -> bool:
@@ -640,22 +648,28 @@ class Listening:
             self.rec.accept(frame)
         before = ep.voice_end
         ep.feed(frame)
+        if ep.started_at is not None and self._lead is None:
+            # The caller started: decoding starts LEAD_SECONDS before the voice, whatever came before it.
+            start = max(0.0, ep.started_at - LEAD_SECONDS)
+            self._lead = int(start * SAMPLE_RATE) * 2
+            self.rec = self._fresh()
         if ep.voice_end != before:
-            self._checked_silence = False  # the caller talks again: a new candidate end will come
+            self._checks = 0  # the caller talks again: new candidate ends will come
             self._candidate = None
-        if (ep.started_at is not None and not ep.ended and not self._checked_silence
-                and ep.silence >= END_SILENCE_SECONDS):
-            self._checked_silence = True
+        waiting = self._candidate is not None and self._candidate.text in self.request.phrases
+        if (ep.started_at is not None and not ep.ended and not waiting and self._checks < len(END_SILENCE_CHECKS)
+                and ep.silence >= END_SILENCE_CHECKS[self._checks]):
+            self._checks += 1
             rec = self._decode()
             if self._complete(rec):
                 ep.ended = "speech_end"
                 self._result = rec
             else:
                 self._candidate = rec
-                if rec.text not in self.request.phrases:
-                    # Decode the whole audio again now, while the caller is quiet, and follow it from here:
-                    # if this is the end after all, only the quiet tail is left to decode then. (A whole
-                    # phrase waiting for its continuation stands on this answer: no second decode.)
+                if rec.text not in self.request.phrases and self._checks < len(END_SILENCE_CHECKS):
+                    # Decode the whole utterance again now, while the caller is quiet, and follow it from here:
+                    # at the next look only the quiet tail is left to decode. (A whole phrase waiting for its
+                    # continuation stands on this answer; after the last look its answer is the answer.)
                     self.rec = self._fresh()
         candidate = self._candidate
         if candidate is None or self._result is not None or candidate.text not in self.request.phrases:
@@ -757,6 +771,8 @@ class Listening:
         if ep.started_at is None:
             return Recognition("", 0.0, decision_ms=0.0)
         result = self._result
+        if result is None and ep.ended == "speech_end" and self._candidate is not None:
+            result = self._candidate  # the last look's answer: only quiet came after it
         if result is None:
             result = await loop.run_in_executor(self.pool._executor, self._decode)
         done = time.monotonic()
