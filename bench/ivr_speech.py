@@ -18,17 +18,18 @@ how it does on words nobody listed), *_no_rejection (the same two figures with t
 rejection costs and buys), spool_files_left (speech recordings, the listening ones too, left in the spool after every recognition
 of the run, deleted as the server deletes them; target 0).
 
-Listening beside the call (what speech menus use: MixMonitor r() into raw 48 kHz, the end of speech found by
-the server): late_speaker_accuracy (right option, the caller starting 0.5, 1.5 or 3 s after the prompt),
-barge_in_accuracy (right option, the caller starting 0.3-1.2 s into a 2.5 s prompt, which stops when their
-voice is seen), end_of_speech_to_decision_p50_ms / _p99_ms (from the caller's last voiced 20 ms frame to the
-recognition, including the end-of-speech detection and Asterisk's 32 KiB write buffer: the file grows in
-0.34 s steps), end_of_speech_to_flow_p99_ms (the same to the end of the 100 ms WAIT FOR DIGIT slice in which
-the flow learns it), listen_samples. The listening runs LISTEN_CONCURRENCY calls at a time.
+Listening to a stream (what speech menus use: the caller's voice streamed by Asterisk's AudioSocket in 20 ms
+frames to the server's listener over loopback, the end of speech found by the server): late_speaker_accuracy
+(right option, the caller starting 0.5, 1.5 or 3 s after the prompt), barge_in_accuracy (right option, the
+caller starting 0.3-1.2 s into a 2.5 s prompt, which stops when their voice is seen),
+end_of_speech_to_decision_p50_ms / _p99_ms (from the caller's last voiced 20 ms frame to the recognition,
+including the end-of-speech detection), end_of_speech_to_flow_p99_ms (the same to the end of the 100 ms
+WAIT FOR DIGIT slice in which the flow learns it), listen_samples. The listening runs LISTEN_CONCURRENCY calls
+at a time.
 phase_seconds: where the run's time went.
 
-Recordings are written in real time (20 ms frames, like Asterisk) so the tailing reader sees what it would
-see during a call; --quick uses fewer utterances and stops the concurrency ramp earlier, same measurement.
+Recordings are written and streams sent in real time (20 ms frames, like Asterisk) so the server sees what it
+would see during a call; --quick uses fewer utterances and stops the concurrency ramp earlier, same measurement.
 """
 
 from __future__ import annotations
@@ -44,12 +45,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 import wave
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ctiserver.audiosocket.server import AudioSocketServer
 from ctiserver.ivr.spool import SpeechSpool
 from ivr_flows.fillers import garbage_words
 from ivr_flows.interpreter import SPEECH_RECORDING_PREFIX
@@ -63,7 +66,6 @@ LATE = (0.5, 1.5, 3.0)
 PROMPT_S = 2.5
 WAIT_S, MAX_S = 3.0, 5.0
 SLICE_S = 0.1  # the driver's WAIT FOR DIGIT slice
-WRITE_BUFFER = 32768  # Asterisk's stdio buffer for recordings (main/file.c)
 LISTEN_CONCURRENCY = 4
 
 KEYWORDS = ("예약", "환불", "문의", "영업", "상담원")
@@ -184,50 +186,44 @@ def voiced_end(pcm: bytes) -> float:
     return last / 8000
 
 
-async def listen_live(pool: RecognizerPool, voice: bytes, target: Path, speak_at: float,
-                      prompt: float | None, spool: SpeechSpool) -> tuple[Recognition, float, float]:
-    """Write a MixMonitor r() recording as Asterisk does (raw 48 kHz, 20 ms frames in real time, through a
-    32 KiB buffer) with ``voice`` starting ``speak_at`` s in, while a Listening follows it. ``prompt``: the
-    recording starts with a prompt of that length that stops when the caller's voice is seen (barge-in).
+async def listen_live(pool: RecognizerPool, voice: bytes, listener: AudioSocketServer, speak_at: float,
+                      prompt: float | None) -> tuple[Recognition, float, float]:
+    """Stream ``voice`` starting ``speak_at`` s in, as Asterisk's AudioSocket does (capture 32: the UUID, then
+    one 20 ms slin message every 20 ms over loopback), to the server's listener, while a Listening follows
+    the stream. ``prompt``: the listening starts with a prompt of that length that stops when the caller's
+    voice is seen (barge-in). The decision ends the stream (the hang-up message), as in a call.
     Returns (the recognition, end of speech -> recognition ms, end of speech -> flow ms)."""
-    from array import array
-
-    target.write_bytes(b"")
-    listening = pool.listen(Recognize(str(target), "ko", LISTEN_PHRASES, THRESHOLD), WAIT_S, MAX_S)
+    call = str(uuid.uuid4())
+    stream = listener.expect(call)
+    listening = pool.listen(Recognize(f"stream-{call}", "ko", LISTEN_PHRASES, THRESHOLD), WAIT_S, MAX_S)
+    listening.follow(stream)
     if prompt is None:
-        listening.prompts_ended(0.0)
+        listening.prompts_ended(None)
+    _, writer = await asyncio.open_connection("127.0.0.1", listener.port)  # its keepalives go unread
+    writer.write(b"\x01\x00\x10" + uuid.UUID(call).bytes)
+    await stream.connected.wait()
     task = asyncio.create_task(listening.run())
     start = time.monotonic()
     pcm8 = b"\x00\x00" * int(8000 * speak_at) + voice
     voice_end_at = start + speak_at + voiced_end(voice)
-    buffered = bytearray()
     n = 0
-    with open(target, "ab") as fh:  # noqa: ASYNC230 - stands in for Asterisk writing its spool file
+    try:
         while not listening.ended.is_set() and n < 8000 * (speak_at + WAIT_S + MAX_S + 2) // 160:
-            if prompt is not None and (
-                    listening.speech_started.is_set() or n * 0.02 >= prompt):
+            if prompt is not None and (listening.speech_started.is_set() or n * 0.02 >= prompt):
                 listening.prompts_ended(None)  # stopped by ControlPlayback, or over
                 prompt = None
-            frame = array("h")
-            frame.frombytes(pcm8[n * 320 : (n + 1) * 320].ljust(320, b"\x00"))
-            wide = array("h", bytes(320 * 6))
-            for k in range(6):
-                wide[k::6] = frame
-            buffered += wide.tobytes()
-            if len(buffered) >= WRITE_BUFFER:
-                fh.write(buffered[:WRITE_BUFFER])
-                fh.flush()
-                del buffered[:WRITE_BUFFER]
+            writer.write(b"\x10\x01\x40" + pcm8[n * 320 : (n + 1) * 320].ljust(320, b"\x00"))
             n += 1
             await asyncio.sleep(max(0.0, start + n * 0.02 - time.monotonic()))
-    rec = await task
+        rec = await task
+    finally:
+        writer.close()
     decided = time.monotonic()
-    spool.decided(str(target))  # as the server does once the answer is known
     flow = start + math.ceil((decided - start) / SLICE_S) * SLICE_S
     return rec, (decided - voice_end_at) * 1000, (flow - voice_end_at) * 1000
 
 
-async def listening_runs(pool: RecognizerPool, items: list[tuple[str, Path]], spool: SpeechSpool,
+async def listening_runs(pool: RecognizerPool, items: list[tuple[str, Path]], listener: AudioSocketServer,
                          barge_in: bool) -> list[tuple[bool, float, float]]:
     """(right?, end of speech -> decision ms, -> flow ms) for each utterance and start time."""
     jobs: list[tuple[str, bytes, float, float | None]] = []
@@ -242,8 +238,7 @@ async def listening_runs(pool: RecognizerPool, items: list[tuple[str, Path]], sp
 
     async def one(j: int, word: str, voice: bytes, at: float, prompt: float | None) -> tuple[bool, float, float]:
         async with sem:
-            target = spool.directory / f"{SPEECH_RECORDING_PREFIX}l{barge_in}{j}.sln48"
-            rec, to_decision, to_flow = await listen_live(pool, voice, target, at, prompt, spool)
+            rec, to_decision, to_flow = await listen_live(pool, voice, listener, at, prompt)
         return chosen(rec, MENU_OPTIONS) == option_of(word), to_decision, to_flow
 
     # Longest first, so the last calls do not run alone at the end (the same calls, in less time).
@@ -348,8 +343,13 @@ async def main(quick: bool) -> dict[str, object]:
             ramp_p99: dict[str, float] = {}
             # listening beside the call: late speakers and barge-in, the end of speech found here
             listen_items = items if not quick else items[:: max(1, len(items) // 5)][:5]
-            late = await listening_runs(pool, listen_items, spool, barge_in=False)
-            barge = await listening_runs(pool, listen_items, spool, barge_in=True)
+            listener = AudioSocketServer("127.0.0.1", 0)
+            await listener.start()
+            try:
+                late = await listening_runs(pool, listen_items, listener, barge_in=False)
+                barge = await listening_runs(pool, listen_items, listener, barge_in=True)
+            finally:
+                await listener.close()
             phase("listening")
             eos = [d for ok, d, _ in late + barge if ok]
             eos_flow = [f for ok, _, f in late + barge if ok]

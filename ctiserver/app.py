@@ -41,6 +41,7 @@ from .agi.peers import LOOPBACK, AllowList
 from .agi.server import FastAgiServer
 from .alerts.service import AlertService
 from .allocator import give_back_free_memory
+from .audiosocket.server import AudioSocketServer
 from .bus import EventBus
 from .calls.service import CallsService, Pbx, PbxSettings
 from .clock import Clock
@@ -97,6 +98,10 @@ class ServerSettings:
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
     agi_allow: AllowList = LOOPBACK  # who may connect to FastAGI: the PBXes
+    # Speech menus' audio streams (AudioSocket); None: off, menus listen to recording files. 0: any free port.
+    audiosocket_host: str = "127.0.0.1"
+    audiosocket_port: int | None = None
+    audiosocket_advertise: str | None = None
     http_host: str = "127.0.0.1"
     http_port: int = 8088
     default_country: str = "CN"
@@ -281,10 +286,14 @@ class CtiServer:
                                       crm=self.crm, views=views, clock=self.clock, bus=self.bus,
                                       phones=Phones(s.phones), presence=self.presence, outbound=self.outbound,
                                       callbacks=self.callbacks)
+        self.audiosocket = (AudioSocketServer(s.audiosocket_host, s.audiosocket_port,
+                                              advertise=s.audiosocket_advertise)
+                            if s.audiosocket_port is not None else None)
         self.ivr = IvrService(IvrSettings(s.flow_by_did, s.default_flow, s.recordings_dir,
                                           s.speech_keep_recordings_s), self.flows, self.crm,
                               self.speech, self.recorder, self.calls, self.queueing, lambda: self.projector.config,
-                              clock=self.clock, put_pop=views.put_pop, book_callback=self.callbacks.book)
+                              clock=self.clock, put_pop=views.put_pop, book_callback=self.callbacks.book,
+                              audiosocket=self.audiosocket)
         self.agi = FastAgiServer(s.agi_host, s.agi_port, allow=s.agi_allow)
         self.ivr.routes(self.agi)
         self.ivr.spool.sweep()  # what a crash left in the spool, before the first caller
@@ -323,6 +332,9 @@ class CtiServer:
                                               lambda agent_id, kind, fields: self.gateway.push_to_agent(
                                                   agent_id, kind, fields))
         self.gateway.campaigns = CampaignBoard(CampaignStore(self.crm), lambda: self.dialer, self.recorder.record)
+        if self.audiosocket is not None:
+            await self._listen("speech audio (AudioSocket)", s.audiosocket_host, s.audiosocket_port or 0,
+                               self.audiosocket.start())
         await self._listen("FastAGI", s.agi_host, s.agi_port, self.agi.start())
         await self._listen("the console gateway (http)", s.http_host, s.http_port, self.gateway.start())
         self.web_callbacks = web_callbacks(s.web_callbacks, self.callbacks, self.crm,
@@ -424,6 +436,10 @@ class CtiServer:
         if "agi" in opened:
             with contextlib.suppress(Exception):
                 await self.agi.close()
+        listener = opened.get("audiosocket")
+        if listener is not None:
+            with contextlib.suppress(Exception):
+                await listener.close()
         if "queueing" in opened:
             await self.queueing.stop()
         if "outbound" in opened:

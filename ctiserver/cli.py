@@ -123,7 +123,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         pbxes=tuple(PbxSettings(p.name, p.host, p.port, p.username, p.secret) for p in cfg.pbxes),
         acd=acd, database_url=cfg.database_url, flows_dir=cfg.flows_dir, accounts=cfg.accounts,
         agi_host=cfg.agi.host, agi_port=cfg.agi.port, http_host=cfg.http.host, http_port=cfg.http.port,
-        agi_allow=cfg.agi_allow,
+        agi_allow=cfg.agi_allow, audiosocket_host=cfg.audiosocket.host,
+        audiosocket_port=cfg.audiosocket.port or None, audiosocket_advertise=cfg.audiosocket_advertise,
         default_country=cfg.default_country, flow_by_did=cfg.flow_by_did, default_flow=cfg.default_flow,
         recordings_dir=cfg.recordings_dir, speech_models=cfg.speech_models,
         speech_keep_recordings_s=cfg.speech_keep_recordings_s, speech_reject_margin=cfg.speech_reject_margin,
@@ -142,7 +143,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
 
     # Before the journal replays (which can take a while): a port already taken is one line, at once.
-    for service, bind in (("FastAGI", cfg.agi), ("the console gateway (http)", cfg.http)):
+    for service, bind in (("FastAGI", cfg.agi), ("the console gateway (http)", cfg.http),
+                          *((("speech audio (AudioSocket)", cfg.audiosocket),) if cfg.audiosocket.port else ())):
         taken = _port_taken(service, bind.host, bind.port)
         if taken is not None:
             print(f"ctiserver run: {_cannot_listen(taken, cfg.path)}", file=sys.stderr)

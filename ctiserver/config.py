@@ -96,6 +96,9 @@ class CtiConfig:
     token_secret: str
     token_ttl_s: int
     timezone: str | None = None  # the centre's day for the statistics (IANA name); None: the machine's
+    # Speech menus' audio streams (Asterisk AudioSocket connects here); port 0: off (menus listen to files).
+    audiosocket: Bind = Bind("127.0.0.1", 4574)
+    audiosocket_advertise: str | None = None  # the host Asterisk dials, when not the bound one
     journal_batch_ms: int = 20  # what a crash may lose at most
     checkpoint_facts: int = 20_000
     checkpoint_s: int = 60
@@ -522,11 +525,13 @@ def load_config(path: str | Path) -> CtiConfig:
         token_secret=str(secret or ""),
         token_ttl_s=scalar("security", "token_ttl_s", 8 * 3600, int),
         timezone=_timezone(r, top, scalar("centre", "timezone")),
+        audiosocket=Bind(scalar("audiosocket", "host", "127.0.0.1"), scalar("audiosocket", "port", 4574, int)),
+        audiosocket_advertise=scalar("audiosocket", "advertise"),
         journal_batch_ms=scalar("journal", "batch_ms", 20, int),
         checkpoint_facts=scalar("journal", "checkpoint_facts", 20_000, int),
         checkpoint_s=scalar("journal", "checkpoint_s", 60, int),
         extra={k: v for k, v in data.items() if k not in
-               {"pbx", "agi", "http", "crm", "ivr", "acd", "speech", "accounts", "security", "centre",
+               {"pbx", "agi", "audiosocket", "http", "crm", "ivr", "acd", "speech", "accounts", "security", "centre",
                 "journal", "agents", "consoles", "metrics", "recordings", "dialer", "callbacks", "web_callbacks",
                 "click_to_call"}},
         agi_allow=_agi_allow(r, top.get("agi"), pbx_at),

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from .channel import AgiChannel, AgiReply, ChannelHungUp
 from .interpreter import FlowRun
-from .speech import Listening
+from .speech import AudioFeed, Listening
 from .steps import (
     AgiCommand,
     Listen,
@@ -69,6 +69,11 @@ class FlowServices(Protocol):
     def listen(self, request: Recognize, wait_seconds: float, max_seconds: float) -> Listening:
         """A Listening for the recording at request.audio_path, which the driver is about to start.
         Raises when speech cannot be recognized here (no model): the menu goes keypad-only."""
+        ...
+
+    async def listen_stream(self) -> AudioFeed:
+        """Have the PBX stream the caller's voice here in 20 ms frames (AudioSocket beside the call).
+        Raises when it cannot within a short bound: the menu then listens to a recording file."""
         ...
 
     async def stop_prompt(self) -> None:
@@ -177,17 +182,23 @@ async def _agi(channel: AgiChannel, cmd: AgiCommand, services: FlowServices, ser
 
 
 async def _listen(channel: AgiChannel, step: Listen, services: FlowServices, service_timeout: float) -> SpeechCapture:
-    """MixMonitor (caller's direction only, so the prompt is not in it: capture 24 A) records beside the
-    call while the prompts play and then while WAIT FOR DIGIT slices wait for keys; the server decodes the
-    growing file and says when the utterance is over; StopMixMonitor ends the recording. A hang-up ends
-    it too (capture 23 C): ChannelHungUp goes up to run_flow."""
+    """The caller's voice comes to the server as a stream (AudioSocket, 20 ms frames) while the prompts play
+    and then while WAIT FOR DIGIT slices wait for keys; the server says when the utterance is over, and
+    that ends the stream. Without a stream, MixMonitor (caller's direction only, so the prompt is not in it:
+    capture 24 A) records beside the call, the server decodes the growing file, and StopMixMonitor ends it.
+    A hang-up ends either (captures 23 C, 32 D): ChannelHungUp goes up to run_flow."""
     try:
         listening = services.listen(step.recognize, step.wait_seconds, step.max_seconds)
     except Exception as e:  # noqa: BLE001 - no recognizer means keypad, not a dropped call
         log.warning("speech unavailable for %s: %r", step.recognize.audio_path, e)
         return SpeechCapture(AgiReply(200, "0"), error=f"{type(e).__name__}: {e}", ended="error")
     path = step.recognize.audio_path
-    reply = await channel.command("EXEC", "MixMonitor", f",r({path})", timeout=REPLY_TIMEOUT)
+    feed = await _stream(services, service_timeout)
+    if feed is not None:
+        listening.follow(feed)
+        reply = AgiReply(200, "0")
+    else:
+        reply = await channel.command("EXEC", "MixMonitor", f",r({path})", timeout=REPLY_TIMEOUT)
     task = asyncio.create_task(listening.run())
     barged_in = False
     missing: list[str] = []
@@ -205,18 +216,28 @@ async def _listen(channel: AgiChannel, step: Listen, services: FlowServices, ser
             if reply.digit and reply.digit in step.keys:
                 ended = "key"
                 break
-        listening.prompts_ended(played / 8000 if step.prompts else 0.0)
+        # A stream is live: the prompts end now. A file starts with the prompts' time in it.
+        listening.prompts_ended(None if feed is not None else played / 8000 if step.prompts else 0.0)
         while not ended and not listening.ended.is_set() and not task.done():
             reply = await channel.command("WAIT FOR DIGIT", LISTEN_SLICE_MS, timeout=REPLY_TIMEOUT)
             if reply.result != STREAM_STOP_RESULT and reply.digit and reply.digit in step.keys:
                 ended = "key"
             elif reply.result == "-1":
                 ended = "hangup"  # the next command raises ChannelHungUp
+        if feed is not None and task.done() and not task.cancelled() and task.exception() is not None:
+            # The stream ended by itself: it does when the caller hangs up (capture 32 D), and the channel
+            # says so here (ChannelHungUp) before the menu takes its error path.
+            await channel.command("CHANNEL STATUS", timeout=REPLY_TIMEOUT)
         if ended:
             listening.stop(ended)
-        await channel.command("EXEC", "StopMixMonitor", timeout=REPLY_TIMEOUT)
+        if feed is None:
+            await channel.command("EXEC", "StopMixMonitor", timeout=REPLY_TIMEOUT)
+        elif ended == "hangup":
+            raise ChannelHungUp("the caller hung up while the menu listened")  # no command left to say so
     except BaseException:
         listening.stop("hangup")
+        if feed is not None:
+            feed.close()
         await _cancel(task)
         raise
     try:
@@ -231,6 +252,18 @@ async def _listen(channel: AgiChannel, step: Listen, services: FlowServices, ser
         return SpeechCapture(reply, ended="key", barged_in=barged_in, prompts_missing=tuple(missing))
     return SpeechCapture(reply, recognition, ended=ended or listening.reason, barged_in=barged_in,
                          prompts_missing=tuple(missing))
+
+
+async def _stream(services: FlowServices, service_timeout: float) -> AudioFeed | None:
+    """The caller's voice as a stream, or None (logged once) when the PBX cannot send it: the menu then
+    listens to a recording file as before."""
+    try:
+        async with asyncio.timeout(service_timeout):
+            return await services.listen_stream()
+    except Exception as e:  # noqa: BLE001 - a file is the fallback, not a dropped call
+        log.warning("no audio stream for the speech menu (%s); listening to a recording file instead",
+                    str(e) or type(e).__name__)
+        return None
 
 
 async def _prompt(channel: AgiChannel, prompt: str, keys: str, listening: Listening,

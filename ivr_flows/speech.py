@@ -33,7 +33,7 @@ import wave
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .fillers import garbage_words
 from .steps import Recognition, Recognize
@@ -408,18 +408,47 @@ ONSET_FRAMES = 4  # 80 ms of voice in a row starts an utterance (a click or a co
 ONSET_GRACE_SECONDS = 0.25
 # Quiet this long after voice is a candidate end: the utterance so far is decoded, and if it is a whole menu
 # phrase that no other phrase goes on from, the listening ends there. Gaps inside a word (stop consonants)
-# are shorter; vosk's own partial results lag the audio by up to 0.24 s, so they are not used.
+# are shorter; vosk's own partial results lag the audio by up to 0.24 s, so they are not used. A decoder
+# often finishes the last word only with more quiet after it, so a second look comes at 0.3 s (each look
+# after the first decodes the utterance again, started at the previous look while the caller was quiet).
 END_SILENCE_SECONDS = 0.15
-END_SILENCE_LONG_SECONDS = 0.6  # otherwise (a pause between words, words outside the menu)
+END_SILENCE_CHECKS = (END_SILENCE_SECONDS, 0.3)
+END_SILENCE_LONG_SECONDS = 0.4  # otherwise (a pause between words, words outside the menu)
 # A whole phrase that another phrase goes on from (예약, 예약 변경) waits this long for the rest: longer than
 # the pause inside a spoken phrase, shorter than the pause of a caller who has finished.
 END_SILENCE_CONTINUED_SECONDS = 0.35
+# vosk's answer depends on where its audio starts (a cut 20 ms later turned a synthetic 상담원 into 영업), so the
+# decoders start this long before the onset, whatever the caller let pass before speaking: a late speaker, a
+# stream that started earlier or later, and a whole recording with this much lead-in are decoded alike.
+LEAD_SECONDS = 0.3
 MISSING_RECORDING_SECONDS = 1.5  # wall clock: no file by then means the PBX could not write it
 LISTEN_POLL_SECONDS = 0.02
 
 
 class RecordingUnavailable(RuntimeError):
     """The PBX never wrote the recording (a directory it cannot create, a full disk)."""
+
+
+class AudioFeed(Protocol):
+    """The caller's voice streamed as it is spoken (an AudioSocket stream): 8 kHz 16-bit mono audio."""
+
+    def read_nowait(self) -> bytes | None:
+        """The audio that has arrived (b"" when none yet); None once the stream has ended."""
+        ...
+
+    async def read(self) -> bytes | None:
+        """Wait for audio; None once the stream has ended."""
+        ...
+
+    def close(self) -> None:
+        """End the stream at once (the PBX side hangs up)."""
+        ...
+
+
+# A stream's clock is the wall clock: a line that sends nothing (a Local channel, a phone with silence
+# suppression) is silence, so the end of speech and the listen delay are still counted. Frames come every
+# 20 ms (capture 32); when more than this is missing the gap is filled with silence.
+STREAM_GAP_SECONDS = 0.1
 
 
 def _decimation(path: str) -> tuple[int, int]:
@@ -494,7 +523,8 @@ class Endpointer:
 
 
 class Listening:
-    """One Listen: follows the recording the PBX writes beside the call, finds the start and the end of the
+    """One Listen: follows the caller's audio (streamed in 20 ms frames after ``follow``, else the recording
+    the PBX writes beside the call), finds the start and the end of the
     caller's utterance in it and recognizes it. ``speech_started`` is set when the caller starts talking
     (to stop a prompt), ``ended`` when the server has stopped listening; ``run()`` returns the recognition.
 
@@ -512,7 +542,8 @@ class Listening:
         self.pool = pool
         self.request = request
         self.endpoint = Endpointer(wait_seconds, max_seconds)
-        self.rec: _Decoders | None = pool._recognizer(request, SAMPLE_RATE)  # None once finalized
+        self.rec: _Decoders | None = None  # the decoder following the utterance (from LEAD_SECONDS before it)
+        self._lead: int | None = None  # where decoding starts in ``_audio`` (bytes), once the caller spoke
         self.speech_started = asyncio.Event()
         self.ended = asyncio.Event()
         self.reason = ""
@@ -522,10 +553,17 @@ class Listening:
         self._pending = b""
         self._rest = b""  # 8 kHz audio short of a whole 20 ms frame
         self._audio = bytearray()  # the 8 kHz audio so far (a security limit: MAX_AUDIO_BYTES)
-        self._checked_silence = False
+        self._checks = 0  # candidate ends looked at in this stretch of quiet (END_SILENCE_CHECKS)
         self._candidate: Recognition | None = None  # the answer at the last candidate end, while still quiet
         self._result: Recognition | None = None
         self._stopped = False
+        self.feed: AudioFeed | None = None  # set by ``follow``: the audio comes from a stream, not a file
+        self._frames = 0  # 20 ms frames followed (stream): audio time, against the wall clock
+        self._clock_from: float | None = None  # when the stream's first frame came
+
+    def follow(self, feed: AudioFeed) -> None:
+        """Listen to a stream instead of the recording file (before ``run``); ``run`` closes it."""
+        self.feed = feed
 
     def prompts_ended(self, at_seconds: float | None = None) -> None:
         """The prompts are over, ``at_seconds`` into the recording (None: at the audio heard so far)."""
@@ -545,14 +583,17 @@ class Listening:
             self.ended.set()
 
     def _decode(self) -> Recognition:
-        """Recognize everything heard so far (blocking): the live decoder's final answer the first time,
-        a fresh decode of the whole recording after that."""
-        if self.rec is not None:
-            rec, self.rec = self.rec, None
-        else:
-            rec = self.pool._recognizer(self.request, SAMPLE_RATE)
-            rec.accept(bytes(self._audio))
+        """Recognize everything heard so far (blocking): the final answer of the decoder that has followed
+        the audio from its start (the live one, or the one started again at the last candidate end)."""
+        rec = self.rec if self.rec is not None else self._fresh()
+        self.rec = None
         return rec.result(None)
+
+    def _fresh(self) -> _Decoders:
+        """A decoder that has heard the whole utterance so far, from LEAD_SECONDS before its start."""
+        rec = self.pool._recognizer(self.request, SAMPLE_RATE)
+        rec.accept(bytes(self._audio[self._lead or 0 :]))
+        return rec
 
     def _complete(self, rec: Recognition) -> bool:
         said = rec.text
@@ -577,23 +618,28 @@ class Listening:
         unit = 2 * self._every
         usable = len(data) - len(data) % unit
         self._pending = data[usable:]
-        if usable and len(self._audio) < MAX_AUDIO_BYTES:
+        if usable:
             if self._every == 1:
                 pcm = data[:usable]
             else:
                 wide = array.array("h")
                 wide.frombytes(data[:usable])
                 pcm = wide[:: self._every].tobytes()  # Asterisk's resampler already cut everything above 4 kHz
-            pcm = self._rest + pcm
-            whole = len(pcm) - len(pcm) % FRAME_BYTES
-            self._rest = pcm[whole:]
-            # One 20 ms frame at a time: where the end is found, and what is decoded there, depends on the
-            # audio alone, not on the steps in which the file grew.
-            for i in range(0, whole, FRAME_BYTES):
-                if self.endpoint.ended:
-                    break
-                self._step(pcm[i : i + FRAME_BYTES])
+            self._take(pcm)
         return True
+
+    def _take(self, pcm: bytes) -> None:
+        """Follow 8 kHz audio one 20 ms frame at a time: where the end is found, and what is decoded there,
+        depends on the audio alone, not on the pieces in which it came (file steps, stream frames)."""
+        if len(self._audio) >= MAX_AUDIO_BYTES:
+            return
+        pcm = self._rest + pcm
+        whole = len(pcm) - len(pcm) % FRAME_BYTES
+        self._rest = pcm[whole:]
+        for i in range(0, whole, FRAME_BYTES):
+            if self.endpoint.ended:
+                break
+            self._step(pcm[i : i + FRAME_BYTES])
 
     def _step(self, frame: bytes) -> None:
         ep = self.endpoint
@@ -602,18 +648,29 @@ class Listening:
             self.rec.accept(frame)
         before = ep.voice_end
         ep.feed(frame)
+        if ep.started_at is not None and self._lead is None:
+            # The caller started: decoding starts LEAD_SECONDS before the voice, whatever came before it.
+            start = max(0.0, ep.started_at - LEAD_SECONDS)
+            self._lead = int(start * SAMPLE_RATE) * 2
+            self.rec = self._fresh()
         if ep.voice_end != before:
-            self._checked_silence = False  # the caller talks again: a new candidate end will come
+            self._checks = 0  # the caller talks again: new candidate ends will come
             self._candidate = None
-        if (ep.started_at is not None and not ep.ended and not self._checked_silence
-                and ep.silence >= END_SILENCE_SECONDS):
-            self._checked_silence = True
+        waiting = self._candidate is not None and self._candidate.text in self.request.phrases
+        if (ep.started_at is not None and not ep.ended and not waiting and self._checks < len(END_SILENCE_CHECKS)
+                and ep.silence >= END_SILENCE_CHECKS[self._checks]):
+            self._checks += 1
             rec = self._decode()
             if self._complete(rec):
                 ep.ended = "speech_end"
                 self._result = rec
             else:
                 self._candidate = rec
+                if rec.text not in self.request.phrases and self._checks < len(END_SILENCE_CHECKS):
+                    # Decode the whole utterance again now, while the caller is quiet, and follow it from here:
+                    # at the next look only the quiet tail is left to decode. (A whole phrase waiting for its
+                    # continuation stands on this answer; after the last look its answer is the answer.)
+                    self.rec = self._fresh()
         candidate = self._candidate
         if candidate is None or self._result is not None or candidate.text not in self.request.phrases:
             return
@@ -622,7 +679,54 @@ class Listening:
             ep.ended = "speech_end"
             self._result = candidate
 
+    def _take_stream(self, pcm: bytes) -> None:
+        """Stream audio, with silence for what the wall clock says is missing (blocking: decodes). The clock
+        starts with the first frame: before it the PBX was not listening yet (ChanSpy attaches ~0.1 s after
+        the Originate, capture 32), so nobody could have been heard."""
+        now = time.monotonic()
+        if self._clock_from is None:
+            if not pcm:
+                return
+            self._clock_from = now
+        due = int((now - self._clock_from) / FRAME_SECONDS)
+        have = self._frames + (len(self._rest) + len(pcm)) // FRAME_BYTES
+        if due - have > STREAM_GAP_SECONDS / FRAME_SECONDS:
+            pcm += bytes(FRAME_BYTES * (due - have))
+        self._frames += (len(self._rest) + len(pcm)) // FRAME_BYTES
+        self._take(pcm)
+
+    async def _follow_stream(self, feed: AudioFeed, limit: float) -> None:
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        ep = self.endpoint
+        while not self._stopped:
+            pcm = feed.read_nowait()
+            if pcm == b"":
+                try:
+                    async with asyncio.timeout(STREAM_GAP_SECONDS):
+                        pcm = await feed.read()
+                except TimeoutError:
+                    pcm = b""  # nothing came: the wall clock fills the gap with silence
+                else:
+                    more = feed.read_nowait() if pcm else b""
+                    pcm = pcm + more if pcm and more else pcm
+            if pcm is None:
+                if not self._stopped:
+                    raise RecordingUnavailable("the audio stream ended while listening")
+                break
+            await loop.run_in_executor(self.pool._executor, self._take_stream, pcm)
+            if ep.started_at is not None and not self.speech_started.is_set():
+                self.speech_started.set()
+            if ep.ended:
+                self._end(ep.ended)
+                break
+            if time.monotonic() - started > limit:
+                self._end("max_length" if ep.started_at is not None else "no_input")
+                break
+
     async def run(self) -> Recognition:
+        if self.feed is not None:
+            return await self._run_stream(self.feed)
         loop = asyncio.get_running_loop()
         started = time.monotonic()
         ep = self.endpoint
@@ -642,16 +746,34 @@ class Listening:
                     self._end("max_length" if ep.started_at is not None else "no_input")
                     break
                 await asyncio.sleep(LISTEN_POLL_SECONDS)
-            if self.reason in ("key", "hangup"):
-                return Recognition("", 0.0)
-            if ep.started_at is None:
-                return Recognition("", 0.0, decision_ms=0.0)
-            result = self._result
-            if result is None:
-                result = await loop.run_in_executor(self.pool._executor, self._decode)
-            done = time.monotonic()
-            return dataclasses.replace(result, decision_ms=(done - (self.ended_at or done)) * 1000)
+            return await self._outcome(loop)
         finally:
             self._end(self.reason or "error")
             if self._fh is not None:
                 self._fh.close()
+
+    async def _run_stream(self, feed: AudioFeed) -> Recognition:
+        loop = asyncio.get_running_loop()
+        ep = self.endpoint
+        limit = 2 * (ep.wait_seconds + ep.max_seconds) + 5.0
+        try:
+            await self._follow_stream(feed, limit)
+            feed.close()  # the decision ends the stream at once
+            return await self._outcome(loop)
+        finally:
+            feed.close()
+            self._end(self.reason or "error")
+
+    async def _outcome(self, loop: asyncio.AbstractEventLoop) -> Recognition:
+        ep = self.endpoint
+        if self.reason in ("key", "hangup"):
+            return Recognition("", 0.0)
+        if ep.started_at is None:
+            return Recognition("", 0.0, decision_ms=0.0)
+        result = self._result
+        if result is None and ep.ended == "speech_end" and self._candidate is not None:
+            result = self._candidate  # the last look's answer: only quiet came after it
+        if result is None:
+            result = await loop.run_in_executor(self.pool._executor, self._decode)
+        done = time.monotonic()
+        return dataclasses.replace(result, decision_ms=(done - (self.ended_at or done)) * 1000)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from pbxsim import wire
+from pbxsim import audiosocket, wire
 from pbxsim.agi_client import run_agi
 from pbxsim.amd import AmdSettings, detect
 from pbxsim.channels import HUNGUP, Channel
@@ -45,6 +45,7 @@ class Apps:
             "chanspy": self.chanspy, "progress": self.noop, "verbose": self.noop, "log": self.noop,
             "queue": self.queue, "parkedcall": self.parked_call,
             "mixmonitor": self.mix_monitor, "stopmixmonitor": self.stop_mix_monitor,
+            "audiosocket": self.audio_socket,
         }
 
     amd_settings: AmdSettings = AmdSettings()
@@ -546,23 +547,41 @@ class Apps:
         w = self.world
         args = split_args(data)
         prefix = args[0]
-        spyee = next((c for c in w.channels.values() if c is not chan and c.name.startswith(prefix)
-                      and not c.dead), None)
         options = args[1] if len(args) > 1 else ""
+        exact = "u" in options  # a uniqueid or a full channel name, not a prefix
+        spyee = next((c for c in w.channels.values() if c is not chan and not c.dead and (
+            c.name == prefix or c.uniqueid == prefix if exact else c.name.startswith(prefix))), None)
         if chan.state != 6:
             self.do_answer(chan)
         if spyee is None:
             await chan.wait_for(1.0)
             return None
         # ChanSpy starts ~100 ms after the answer; attaching its audiohook makes the spyee's bridge
-        # re-publish BRIDGEPEER, once per hook (whisper adds a second one on the way out) (07 C/D).
+        # re-publish BRIDGEPEER, once per hook (whisper adds a second one on the way out) (07 C/D). On a
+        # Local channel that reads nothing, its first wait lasts ~0.6 s; a frame written to it (an AudioSocket
+        # server's first message) ends it at once (capture 32).
         if await chan.wait_for(0.1) is not None:
+            return None
+        if not chan.frames_in:
+            for _ in range(5):
+                if chan.frames_in or await chan.wait_for(0.1) is not None:
+                    break
+        if chan.hungup:
             return None
         w.emit(wire.event("ChanSpyStart", chan.snapshot("Spyer"), spyee.snapshot("Spyee")))
         w.announce_bridgepeers(spyee)
         spyee.spied_by.append(chan)
+        chan.spying = spyee
+        ear = chan.partner is not None and chan.partner.app.lower() == "audiosocket"
+        if ear:  # a speech menu's ear: the caller is being listened to from now on
+            w.ears[spyee.name] = chan
+            for obs in spyee.observers:
+                obs.record_started(spyee)
         while not chan.hungup and not spyee.dead and chan.interrupt is None:
             await chan.wait_signal()
+        chan.spying = None
+        if w.ears.get(spyee.name) is chan:
+            del w.ears[spyee.name]
         if chan in spyee.spied_by:
             spyee.spied_by.remove(chan)
         if not spyee.dead:
@@ -571,6 +590,11 @@ class Apps:
         if "w" in options and not spyee.dead:
             w.announce_bridgepeers(spyee)
         return None
+
+    async def audio_socket(self, chan: Channel, data: str) -> AppResult:
+        args = split_args(data)
+        ok = await audiosocket.run(self.world, chan, args[0] if args else "", args[1] if len(args) > 1 else "")
+        return None if ok else "hangup"
 
     async def parked_call(self, chan: Channel, data: str) -> AppResult:
         args = split_args(data)

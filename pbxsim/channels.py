@@ -124,6 +124,9 @@ class Channel:
         # one, which has none. A phone's BYE then shows it on HangupRequest (capture 19 B), or nothing.
         self.cause_set = False
         self.spied_by: list[Channel] = []
+        self.spying: Channel | None = None  # ChanSpy: the channel this one hears
+        self.frames_in = 0  # audio frames written to this channel from outside (an AudioSocket server's)
+        self.last_frame_in = 0.0
         self.sip_headers: list[tuple[str, str]] = []  # added to the INVITE by a pre-dial PJSIP_HEADER(add,...)
         self._signal = asyncio.Event()
         self.done = asyncio.Event()  # set once the Hangup event is out

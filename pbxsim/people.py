@@ -74,7 +74,7 @@ class CallerRun:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     connected_at: float | None = None
     spoke_over_prompt: bool = False
-    asked_while_listening: object | None = None  # the MixMonitor recording whose slices already got keys
+    asked_while_listening: object | None = None  # the recording or stream whose slices already got keys
 
     def start(self) -> None:
         self.pending_keys = list(self.behaviour.keys)
@@ -112,7 +112,7 @@ class CallerRun:
             self._spawn(self._press(self.pending_keys.pop(0)))
 
     def input_wanted(self, chan: Channel, max_digits: int) -> None:
-        live = self.world.live_recordings.get(chan.name)
+        live: object | None = self.world.live_recordings.get(chan.name) or self.world.ears.get(chan.name)
         if live is not None:
             # A listening's WAIT FOR DIGIT slices are one question to the caller, not one per slice.
             if live is self.asked_while_listening:

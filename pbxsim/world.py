@@ -117,6 +117,7 @@ class World:
         self.bridges: dict[str, Bridge] = {}
         self.recordings: dict[str, Recording] = {}  # MixMonitors running, by channel name
         self.live_recordings: dict[str, LiveRecording] = {}  # MixMonitor r(): the caller's side, as it comes
+        self.ears: dict[str, Channel] = {}  # speech menus' ChanSpy on a caller streaming to AudioSocket, by caller
         self._voices: dict[str, bytes] = {}  # 8 kHz samples of the callers' utterance files
         self.local_counter = 0
         self.uid_counter = 0

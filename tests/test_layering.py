@@ -28,6 +28,7 @@ PURE = (
     "ctiserver.ami.protocol",
     "ctiserver.ami.errors",
     "ctiserver.agi.protocol",
+    "ctiserver.audiosocket.protocol",
     "ctiserver.agi.peers",
     "ctiserver.control",
     "ctiserver.journal.facts",

@@ -7,6 +7,7 @@ that anyone (this process, a restarted one, a replay) tells them from callers' c
 * ``cti-fu-<id>-<ms>-<agent>`` an agent's call of follow-up <id> from their worklist
 * ``cti-spy-<ms>-<n>``        a supervisor's listen/whisper/barge call
 * ``cti-cust-<n>-<agent>``    the customer's leg of callback offer <n> (ctiserver.outbound)
+* ``cti-listen-<uuid>``       a speech menu's ear: ChanSpy on the caller streaming to AudioSocket (;1, ;2 ends -2)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ OUTBOUND = "cti-out-"
 SPY = "cti-spy-"
 FOLLOW_UP = "cti-fu-"
 CUSTOMER = "cti-cust-"
+LISTEN = "cti-listen-"
 
 
 def ours(uniqueid: str) -> bool:

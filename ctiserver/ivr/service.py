@@ -28,10 +28,11 @@ from ivr_flows.driver import FlowResult, run_flow
 from ivr_flows.interpreter import FlowRun
 from ivr_flows.model import FlowBlacklist
 from ivr_flows.registry import FlowRegistry
-from ivr_flows.speech import RecognizerPool
+from ivr_flows.speech import AudioFeed, RecognizerPool
 from ivr_flows.steps import QueueFigures, QueueHandoff, Transfer, VoicemailDone
 
 from ..agi.server import AgiSession, FastAgiServer
+from ..audiosocket.server import AudioSocketServer
 from ..calls.service import CallsService
 from ..journal import facts as f
 from ..projections.recorder import Recorder
@@ -39,6 +40,7 @@ from ..queueing.service import QueueingService
 from .prompts import MissingPrompts
 from .services import BookCallback, IvrCall, IvrServices
 from .spool import SpeechSpool
+from .stream import open_stream
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +74,10 @@ class IvrService:
         put_pop: Callable[[str, object], None] = lambda call_id, pop: None,
         missing_prompts: MissingPrompts | None = None,
         book_callback: BookCallback | None = None,
+        audiosocket: AudioSocketServer | None = None,
     ) -> None:
         self.settings = settings
+        self.audiosocket = audiosocket  # where speech menus' audio streams arrive; None: they listen to files
         self.book_callback = book_callback  # the flow's callback step books a callback (ctiserver.outbound)
         self.flows = flows
         self.crm = crm
@@ -213,13 +217,24 @@ class IvrService:
                 raise RuntimeError("no PBX for the call")
             await pbx.link.action("ControlPlayback", {"Channel": channel, "Control": "stop"})
 
+        async def open_stream() -> AudioFeed:
+            return await self._open_stream(call.call_id, channel)
+
         services = IvrServices(call, self.crm, self, self.speech, self.recorder.record, flow=flow.name,
                                missing_prompts=self.missing_prompts, book_callback=self.book_callback,
-                               spool=self.spool, stop_prompt=stop_prompt)
+                               spool=self.spool, stop_prompt=stop_prompt, open_stream=open_stream)
         try:
             return await run_flow(session, run, services)
         finally:  # hung up, ended, or failed: nothing of this call's speech stays in the spool
             self.spool.call_ended(services.recordings)
+
+    async def _open_stream(self, call_id: str, channel: str) -> AudioFeed:
+        if self.audiosocket is None:
+            raise RuntimeError("no AudioSocket listener configured")
+        pbx = self.calls.pbx_of(call_id)
+        if pbx is None:
+            raise RuntimeError("no PBX for the call")
+        return await open_stream(self.audiosocket, pbx.link.action, channel)
 
     async def _queue_caller(self, session: AgiSession, call: IvrCall, queue: str, priority: int,
                             skills: tuple[str, ...] = (), flow_blacklist: BlacklistPolicy | None = None) -> None:

@@ -16,7 +16,7 @@ from crmstore.queries import Identity
 from crmstore.store import CrmStore
 from crmstore.surveys import SCORES, YES_NO
 from ivr_flows.interpreter import FlowRun
-from ivr_flows.speech import Listening, RecognizerPool
+from ivr_flows.speech import AudioFeed, Listening, RecognizerPool
 from ivr_flows.steps import (
     PathEntry,
     QueueFigures,
@@ -78,6 +78,7 @@ class IvrServices:
         book_callback: BookCallback | None = None,
         spool: SpeechSpool | None = None,
         stop_prompt: Callable[[], Awaitable[None]] | None = None,
+        open_stream: Callable[[], Awaitable[AudioFeed]] | None = None,
     ) -> None:
         self.call = call
         self._book_callback = book_callback
@@ -90,6 +91,7 @@ class IvrServices:
         self._spool = spool
         self.recordings: set[str] = set()  # the speech recordings asked for: swept when the flow ends
         self._stop_prompt = stop_prompt
+        self._open_stream = open_stream
 
     def path_entry(self, entry: PathEntry) -> None:
         self._record(f.IvrStep(self.call.call_id, entry.node, entry.event, entry.value, entry.confidence))
@@ -169,6 +171,11 @@ class IvrServices:
 
             listening.run = run_then_delete  # type: ignore[method-assign]
         return listening
+
+    async def listen_stream(self) -> AudioFeed:
+        if self._open_stream is None:
+            raise RuntimeError("no AudioSocket listener configured")
+        return await self._open_stream()
 
     async def stop_prompt(self) -> None:
         if self._stop_prompt is None:

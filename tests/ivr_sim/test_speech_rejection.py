@@ -123,8 +123,19 @@ async def test_hang_up_inside_the_menu_keeps_the_way_in_the_crm(speech_rig: IvrR
 
 
 async def test_a_recording_that_cannot_be_written_goes_to_the_keypad(
-        speech_rig: IvrRig, voice_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
-    # The spool is not a directory (a missing mount, a full disk): no recording can be made there.
+        tmp_path: Path, speech_pool: RecognizerPool, voice_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # No stream (no AudioSocket listener), so the menu listens to a recording file; and the spool is not a
+    # directory (a missing mount, a full disk): no recording can be made there.
+    speech_rig = IvrRig(tmp_path, speech=speech_pool, time_scale=SPEECH_TIME_SCALE)
+    speech_rig.audiosocket = None
+    await speech_rig.start()
+    try:
+        await _cannot_be_written(speech_rig, voice_dir, caplog)
+    finally:
+        await speech_rig.close()
+
+
+async def _cannot_be_written(speech_rig: IvrRig, voice_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     speech_rig.spool.rmdir()
     speech_rig.spool.write_text("not a directory")
     wav = synthesize("환불", voice_dir)

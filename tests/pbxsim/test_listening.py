@@ -1,14 +1,18 @@
-"""The simulator records like Asterisk 22.10.1 for speech menus: captures 23 (MixMonitor r() beside the call,
-WAIT FOR DIGIT slices, StopMixMonitor; RECORD FILE's silence rule) and 24 (AMI ControlPlayback stopping a
-prompt started by AGI). The same FastAGI commands are sent to the simulator by a real FastAGI server on
+"""The simulator listens like Asterisk 22.10.1 for speech menus: captures 23 (MixMonitor r() beside the call,
+WAIT FOR DIGIT slices, StopMixMonitor; RECORD FILE's silence rule), 24 (AMI ControlPlayback stopping a
+prompt started by AGI) and 32 (the caller's voice streamed to an AudioSocket server by ChanSpy on a Local
+channel: its AMI events, the stream's first bytes and cadence). The same FastAGI commands are sent to the simulator by a real FastAGI server on
 loopback; the replies must be the capture's, word for word where they carry no timing, within a few frames
 where they do (endpos, the time left)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import socket
 import subprocess
+import uuid
 from array import array
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,7 +22,7 @@ import pytest
 
 from ctiserver.ami.protocol import AmiParser, Message, encode_action
 from pbxsim.captures import capture
-from pbxsim.people import CallerBehaviour
+from pbxsim.people import CallerBehaviour, voiced_seconds
 from pbxsim.simulator import Simulator
 
 TIME_SCALE = 0.1
@@ -365,3 +369,210 @@ async def test_a_stop_between_commands_is_dropped(pbx: Pbx) -> None:
         ami.close()
     assert s.replies == ["200 result=0 endpos=3404"]
 
+
+
+# ---------------------------------------------------------------------- capture 32: a stream beside the call
+class Listener:
+    """An AudioSocket server as plain as the capture's: every message with the (virtual-free) wall time it came."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[float, bytes, bytes]] = []  # (time, header, payload)
+        self.writers: list[asyncio.StreamWriter] = []
+        self.closed = asyncio.Event()
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.append(writer)
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                header = await reader.readexactly(3)
+                payload = await reader.readexactly(int.from_bytes(header[1:], "big"))
+                self.messages.append((loop.time(), header, payload))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            self.closed.set()
+
+    def voice_frames(self) -> list[bytes]:
+        return [p for _, h, p in self.messages if h[0] == 0x10]
+
+    async def close(self) -> None:
+        for w in self.writers:
+            w.close()
+        if self.server is not None:
+            self.server.close()
+
+
+class EventLog:
+    """Every AMI event of one session, read as it comes."""
+
+    def __init__(self, ami: Ami) -> None:
+        self.ami = ami
+        self.events: list[Message] = []
+
+    def take(self) -> None:
+        self.events += [m for m in self.ami.pending if "Event" in m and m not in self.events]
+
+    async def until(self, pred: Callable[[Message], bool], timeout: float = 5.0) -> Message:
+        async with asyncio.timeout(timeout):
+            while True:
+                self.take()
+                found = next((m for m in self.events if pred(m)), None)
+                if found is not None:
+                    return found
+                with contextlib.suppress(TimeoutError):
+                    data = await asyncio.wait_for(self.ami.reader.read(65536), 0.05)
+                    self.ami.pending += [f for f in self.ami.parser.feed(data) if isinstance(f, Message)]
+
+
+def halves(events: list[Message], one: str) -> list[tuple[str, str]]:
+    """(event, half) of the listening pair's events, in order: half is ";1" or ";2"."""
+    out = []
+    for m in events:
+        name = m.get("Channel") or m.get("SpyerChannel") or ""
+        if name.startswith(one.rsplit(";", 1)[0] + ";"):
+            out.append((m["Event"], name[-2:]))
+    return out
+
+
+def capture_halves(first: str) -> list[tuple[str, str]]:
+    """The same for the pair whose ;1 is ``first`` in capture 32."""
+    parser = AmiParser()
+    parser.feed(b"Asterisk Call Manager/11.0.0\r\n")
+    msgs = [parser.feed(r.payload) for r in capture("32-speech-stream-audiosocket")
+            if r.stream == "AMI1" and r.direction == "<<<" and r.payload.startswith(b"Event:")]
+    return halves([m for batch in msgs for m in batch if isinstance(m, Message)], first)
+
+
+async def originate_ear(ami: Ami, channel: str, port: int) -> tuple[str, Message]:
+    call = str(uuid.uuid4())
+    answer = await ami.action("Originate", Channel="Local/s@cti-listen", Application="AudioSocket",
+                              Data=f"{call},127.0.0.1:{port}", Variable=f"CTI_LISTEN_CHANNEL={channel}",
+                              Async="true", ChannelId=f"cti-listen-{call}", OtherChannelId=f"cti-listen-{call}-2")
+    return call, answer
+
+
+async def test_the_callers_voice_streams_beside_the_call_as_in_capture_32a(pbx: Pbx, word: Path) -> None:
+    listener = Listener()
+    await listener.start()
+    ami = await Ami.login(pbx.ami_port)
+    log = EventLog(ami)
+    found: dict[str, object] = {}
+
+    async def script(s: Session) -> None:
+        call, answer = await originate_ear(ami, s.channel, listener.port)
+        found["call"], found["answer"] = call, answer
+        await log.until(lambda m: m.get("Event") == "ChanSpyStart")
+        for _ in range(60):  # WAIT FOR DIGIT slices until 0.3 s after the last voiced frame, as the capture
+            await s.cmd("WAIT FOR DIGIT 100")
+            voiced = [i for i, p in enumerate(listener.voice_frames()) if any(abs(x) > 400 for x in _samples(p))]
+            if voiced and len(listener.voice_frames()) - voiced[-1] > 15:
+                break
+        listener.writers[0].write(b"\x00\x00\x00")  # the hang-up message ends it at once
+        await log.until(lambda m: m.get("Event") == "Hangup" and "cti-listen" in m.get("Channel", "")
+                        and m["Channel"].endswith(";2"))
+        await s.cmd("WAIT FOR DIGIT 100")
+
+    try:
+        s = await pbx.run(script, CallerBehaviour(utterance=word, speak_delay=1.5))
+        await asyncio.wait_for(listener.closed.wait(), 5)
+    finally:
+        ami.close()
+        await listener.close()
+    assert found["answer"]["Response"] == "Success"  # type: ignore[index]
+    # The UUID first, then 20 ms of slin per message (header 10 01 40), as Asterisk's (AS1)
+    real = [r.payload for r in capture("32-speech-stream-audiosocket") if r.stream == "AS1" and r.direction == "<<<"]
+    first = listener.messages[0]
+    assert first[1] == real[0][:3] and first[2] == uuid.UUID(str(found["call"])).bytes
+    assert {h for _, h, _ in listener.messages[1:]} == {real[1]} == {b"\x10\x01\x40"}
+    # in real (scaled) time: one frame per 20 ms of the PBX's clock
+    times = [t for t, h, _ in listener.messages if h[0] == 0x10]
+    span = (times[-1] - times[0]) / TIME_SCALE
+    assert abs(span - 0.02 * (len(times) - 1)) < 0.25 + 0.05 * span
+    # the caller's word, where they said it (1.5 s after the ear opened), and only the caller's side
+    audio = b"".join(listener.voice_frames())
+    at = audio.find(pcm(word)[: int(voiced_seconds(word) * 8000) * 2])
+    assert at >= 0 and abs(at / 16000 - 1.5) < 0.1 and not any(audio[:at])
+    # the events of the listening pair, as the capture's (the order of a few racing ones aside)
+    one = next(m["Channel"] for m in log.events if m.get("Event") == "Newchannel" and "cti-listen" in m["Channel"])
+    got, want = halves(log.events, one), capture_halves("Local/s@cti-listen-00000001;1")
+    assert sorted(got) == sorted(want), (got, want)
+    assert got.index(("ChanSpyStart", ";2")) > got.index(("OriginateResponse", ";1"))
+    # The end, the hang-up message's: ;1 goes, then ChanSpy stops and ;2 goes (Cdr comes from the CDR engine's
+    # own thread: before or after ChanSpyStop in the real runs)
+    tail = [e for e in got if e[0] != "Cdr"][-5:]
+    assert tail == [e for e in want if e[0] != "Cdr"][-5:] == [
+        ("HangupRequest", ";2"), ("Hangup", ";1"), ("ChanSpyStop", ";2"), ("SoftHangupRequest", ";2"),
+        ("Hangup", ";2")], tail
+    hangups = {m["Channel"][-2:]: m["Cause"] for m in log.events if m.get("Event") == "Hangup"
+               and "cti-listen" in m.get("Channel", "")}
+    assert hangups == {";1": "0", ";2": "0"}
+    assert all(r == "200 result=0" for r in s.replies)
+
+
+async def test_a_stream_to_nobody_ends_the_ear_at_once_as_in_capture_32e(pbx: Pbx) -> None:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    ami = await Ami.login(pbx.ami_port)
+    log = EventLog(ami)
+
+    async def script(s: Session) -> None:
+        await originate_ear(ami, s.channel, port)
+        await log.until(lambda m: m.get("Event") == "Hangup" and "cti-listen" in m.get("Channel", "")
+                        and m["Channel"].endswith(";2"))
+        await asyncio.sleep(0.2)
+        await s.cmd("WAIT FOR DIGIT 100")
+
+    try:
+        await pbx.run(script, CallerBehaviour())
+    finally:
+        ami.close()
+    one = next(m["Channel"] for m in log.events if m.get("Event") == "Newchannel" and "cti-listen" in m["Channel"])
+    got, want = halves(log.events, one), capture_halves("Local/s@cti-listen-00000009;1")
+    assert ("ChanSpyStart", ";2") not in got and ("ChanSpyStart", ";2") not in want
+    assert sorted(got) == sorted(want), (got, want)
+
+
+@pytest.mark.parametrize(("first_frame", "real_ms"), [(False, 602), (True, 115)])
+async def test_chanspy_starts_sooner_once_the_server_sends_a_frame_as_in_capture_32g(
+        pbx: Pbx, first_frame: bool, real_ms: int) -> None:
+    notes_ = " ".join(notes("32-speech-stream-audiosocket"))
+    assert f"ChanSpyStart {real_ms} ms after the Originate" in notes_
+    listener = Listener()
+    await listener.start()
+    ami = await Ami.login(pbx.ami_port)
+    log = EventLog(ami)
+    took: list[float] = []
+
+    async def script(s: Session) -> None:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await originate_ear(ami, s.channel, listener.port)
+        if first_frame:
+            while not listener.writers:
+                await asyncio.sleep(0.001)
+            listener.writers[0].write(b"\x10\x01\x40" + bytes(320))
+        await log.until(lambda m: m.get("Event") == "ChanSpyStart")
+        took.append((loop.time() - t0) / TIME_SCALE)
+        listener.writers[0].write(b"\x00\x00\x00")
+        await s.cmd("WAIT FOR DIGIT 100")
+
+    try:
+        await pbx.run(script, CallerBehaviour())
+    finally:
+        ami.close()
+        await listener.close()
+    [seconds] = took
+    assert abs(seconds - real_ms / 1000) < 0.15, seconds
+
+
+def _samples(pcm_: bytes) -> array[int]:
+    a = array("h")
+    a.frombytes(pcm_)
+    return a
