@@ -695,10 +695,9 @@ class Listening:
         self._frames += (len(self._rest) + len(pcm)) // FRAME_BYTES
         self._take(pcm)
 
-    async def _follow_stream(self, feed: AudioFeed, limit: float) -> None:
+    async def _follow_stream(self, feed: AudioFeed) -> None:
         loop = asyncio.get_running_loop()
         started = time.monotonic()
-        ep = self.endpoint
         while not self._stopped:
             pcm = feed.read_nowait()
             if pcm == b"":
@@ -715,35 +714,35 @@ class Listening:
                     raise RecordingUnavailable("the audio stream ended while listening")
                 break
             await loop.run_in_executor(self.pool._executor, self._take_stream, pcm)
-            if ep.started_at is not None and not self.speech_started.is_set():
-                self.speech_started.set()
-            if ep.ended:
-                self._end(ep.ended)
+            if self._heard_enough(started):
                 break
-            if time.monotonic() - started > limit:
-                self._end("max_length" if ep.started_at is not None else "no_input")
-                break
+
+    def _heard_enough(self, started: float) -> bool:
+        """After each piece of audio: tell that the caller started speaking; True when listening is over (the
+        end of the answer, or a wall-clock bound as well, for a PBX that stops sending audio)."""
+        ep = self.endpoint
+        limit = 2 * (ep.wait_seconds + ep.max_seconds) + 5.0
+        if ep.started_at is not None and not self.speech_started.is_set():
+            self.speech_started.set()
+        if ep.ended:
+            self._end(ep.ended)
+            return True
+        if time.monotonic() - started > limit:
+            self._end("max_length" if ep.started_at is not None else "no_input")
+            return True
+        return False
 
     async def run(self) -> Recognition:
         if self.feed is not None:
             return await self._run_stream(self.feed)
         loop = asyncio.get_running_loop()
         started = time.monotonic()
-        ep = self.endpoint
-        # A wall-clock bound as well, for a PBX that stops writing (a channel that sends no audio frames).
-        limit = 2 * (ep.wait_seconds + ep.max_seconds) + 5.0
         try:
             while not self._stopped:
                 there = await loop.run_in_executor(self.pool._executor, self._read)
                 if not there and time.monotonic() - started > MISSING_RECORDING_SECONDS:
                     raise RecordingUnavailable(f"the PBX did not write {self.request.audio_path}")
-                if ep.started_at is not None and not self.speech_started.is_set():
-                    self.speech_started.set()
-                if ep.ended:
-                    self._end(ep.ended)
-                    break
-                if time.monotonic() - started > limit:
-                    self._end("max_length" if ep.started_at is not None else "no_input")
+                if self._heard_enough(started):
                     break
                 await asyncio.sleep(LISTEN_POLL_SECONDS)
             return await self._outcome(loop)
@@ -754,10 +753,8 @@ class Listening:
 
     async def _run_stream(self, feed: AudioFeed) -> Recognition:
         loop = asyncio.get_running_loop()
-        ep = self.endpoint
-        limit = 2 * (ep.wait_seconds + ep.max_seconds) + 5.0
         try:
-            await self._follow_stream(feed, limit)
+            await self._follow_stream(feed)
             feed.close()  # the decision ends the stream at once
             return await self._outcome(loop)
         finally:

@@ -16,7 +16,7 @@ from ctiserver.consoles.devices import PhoneSettings
 from ctiserver.consoles.softphone import SoftphoneSettings, sip_password
 from pbxsim.sip_ws import BrowserCall, SipWsServer
 from pbxsim.site import free_port
-from tests.gateway.gw_harness import ACD_YAML, AppSite, app_site
+from tests.gateway.gw_harness import ACD_YAML, AGENT1, AppSite, app_site
 
 SECRET = "softphone-browser-tests-secret"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -50,6 +50,12 @@ async def phone_site(tmp: Path, *, acd_yaml: str = ACD_YAML, auto_answer: bool =
             yield PhoneSite(site, pbx)
         finally:
             await pbx.stop()
+
+
+def agent_state(ps: PhoneSite, agent: str = AGENT1) -> tuple[str, str | None]:
+    """The ACD's state of the agent and its pause reason."""
+    v = ps.site.server.projector.router.agent_view(agent, ps.site.server.now())
+    return v.state, v.pause_reason
 
 
 async def start_work(page: Page, site: AppSite, username: str, extension: str, queue: str,

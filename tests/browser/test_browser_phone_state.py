@@ -20,7 +20,7 @@ from ctiserver.consoles.devices import PhoneSettings
 from ctiserver.consoles.softphone import SoftphoneSettings, sip_password
 from pbxsim.sip_ws import SipWsServer
 from pbxsim.site import free_port
-from tests.browser.softphone_site import CHROMIUM_ARGS, PhoneSite, start_work
+from tests.browser.softphone_site import CHROMIUM_ARGS, PhoneSite, agent_state, start_work
 from tests.browser.test_browser_console import ARTIFACTS
 from tests.gateway.gw_harness import AGENT1, app_site
 from tests.waiting import until
@@ -63,11 +63,6 @@ async def new_page(browser: Browser, ps: PhoneSite, problems: list[str], path: s
     page.on("pageerror", lambda exc: problems.append(str(exc)))
     await page.goto(ps.site.http_url + path)
     return page
-
-
-def agent_state(ps: PhoneSite) -> tuple[str, str | None]:
-    v = ps.site.server.projector.router.agent_view(AGENT1, ps.site.server.now())
-    return v.state, v.pause_reason
 
 
 async def shot(page: Page, name: str) -> None:

@@ -16,7 +16,14 @@ from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 
 from pbxsim import webrtc_peer
 from pbxsim.world import OriginateRequest
-from tests.browser.softphone_site import CHROMIUM_ARGS, PhoneSite, phone_site, phone_stats, start_work
+from tests.browser.softphone_site import (
+    CHROMIUM_ARGS,
+    PhoneSite,
+    agent_state,
+    phone_site,
+    phone_stats,
+    start_work,
+)
 from tests.browser.test_browser_console import ARTIFACTS
 from tests.gateway.gw_harness import ACD_YAML, AGENT1, PLAIN_CALLER
 from tests.waiting import until
@@ -54,11 +61,6 @@ async def agent_page(browser: Browser, ps: PhoneSite, problems: list[str], lang:
     if lang == "en":
         await page.click("#lang")
     return page
-
-
-def agent_state(ps: PhoneSite) -> tuple[str, str | None]:
-    v = ps.site.server.projector.router.agent_view(AGENT1, ps.site.server.now())
-    return v.state, v.pause_reason
 
 
 async def shot(page: Page, name: str) -> None:
