@@ -189,11 +189,14 @@ async def test_auto_answer_hang_up_from_the_console_and_network_recovery(chromiu
     assert problems == []
 
 
-async def test_unregistered_phone_gets_no_offers_and_supervisors_see_it(chromium: Browser, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("error", "says"), [("NotAllowedError", "未获准使用麦克风"),  # permission denied
+                                            ("NotFoundError", "未找到麦克风")])  # a browser with no microphone
+async def test_unregistered_phone_gets_no_offers_and_supervisors_see_it(chromium: Browser, tmp_path: Path,
+                                                                        error: str, says: str) -> None:
     text = TEXTS["zh"]
     problems: list[str] = []
     deny = ("navigator.mediaDevices.getUserMedia = () => "
-            "Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));")
+            f"Promise.reject(new DOMException('Permission denied', '{error}'));")
     async with phone_site(tmp_path) as ps:
         boss = await agent_page(chromium, ps, problems, "zh")
         await boss.goto(ps.site.http_url + "/supervisor")
@@ -202,7 +205,7 @@ async def test_unregistered_phone_gets_no_offers_and_supervisors_see_it(chromium
         await boss.click("#login-form button[type=submit]")
         page = await agent_page(chromium, ps, problems, "zh", init_script=deny)
         await start_work(page, ps.site, "agent1", AGENT1, "sales", text["paused"])
-        await expect(page.locator("#phone-message")).to_contain_text("麦克风")
+        await expect(page.locator("#phone-message")).to_contain_text(says)
         await expect(page.locator("#phone-status")).to_have_text(text["failed"])
         assert agent_state(ps) == ("paused", "phone_unregistered") and not ps.pbx.registered(AGENT1)
         call_id = await ps.site.add_waiting_call("sales", PLAIN_CALLER)
@@ -211,8 +214,8 @@ async def test_unregistered_phone_gets_no_offers_and_supervisors_see_it(chromium
         await expect(page.locator("#offer-banner")).to_be_hidden()
         row = boss.locator(f"#agent-grid tr[data-key='{AGENT1}']")
         await expect(row).to_contain_text(text["failed"], timeout=10000)
-        await shot(page, "permission_denied_zh")
-        await shot(boss, "supervisor_phone_state_zh")
+        await shot(page, f"microphone_{error}_zh")
+        await shot(boss, f"supervisor_phone_state_{error}_zh")
         del call_id
     assert [p for p in problems if "Permission denied" not in p] == []
 
