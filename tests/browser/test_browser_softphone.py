@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
 
+from ctiserver.consoles.phones import PhoneStateChanged
 from pbxsim import webrtc_peer
 from pbxsim.world import OriginateRequest
 from tests.browser.softphone_site import (
@@ -187,6 +188,20 @@ async def test_auto_answer_hang_up_from_the_console_and_network_recovery(chromiu
         assert second.hung_up_by == "browser"
         await expect(page.locator("#call-panel")).to_be_hidden(timeout=10000)
     assert problems == []
+
+
+async def test_starting_work_registers_the_phone_once(chromium: Browser, tmp_path: Path) -> None:
+    """The phone registers before the agent logs in (no call may find the agent at work without one); news
+    about the agent that arrives in that moment (the PBX's word on the new contact) must not take the
+    phone away again, or every start of work costs a second registration and seconds of pause."""
+    told: list[tuple[str, str]] = []
+    async with phone_site(tmp_path) as ps:
+        ps.site.server.bus.subscribe(PhoneStateChanged, lambda e: told.append((e.state, e.detail)))
+        page = await agent_page(chromium, ps, [], "zh")
+        await start_work(page, ps.site, "agent1", AGENT1, "sales", TEXTS["zh"]["available"])
+        await asyncio.sleep(1.0)
+        assert told and all(state == "registered" for state, _ in told), told  # never unregistered on the way
+        assert agent_state(ps) == ("available", None)
 
 
 @pytest.mark.parametrize(("error", "says"), [("NotAllowedError", "未获准使用麦克风"),  # permission denied

@@ -297,7 +297,9 @@ function campaignOf(callId) {
 function phoneFollowsAgent(reconnected = false) {
   const agent = view.agent;
   if (!agent || agent.state === "logged_out") {
-    if (view.phone) {
+    // Starting work registers the phone before the login: news of the agent meanwhile (the PBX's word on
+    // the new contact) is not a log-out, and stopping the phone then would cost a second registration.
+    if (view.phone && !startingWork) {
       phone.stop();
       view.phone = null;
       view.phoneNotice = "";
@@ -314,6 +316,7 @@ function phoneFollowsAgent(reconnected = false) {
   }
 }
 let phoneStarting = false;
+let startingWork = false; // from the phone's start to the login's answer
 
 // ------------------------------------------------------------------ the wrap-up belongs to its call
 
@@ -695,8 +698,14 @@ onSubmit("phone-form", async () => {
   localStorage.setItem("cti.agent.extension", extension);
   localStorage.setItem("cti.agent.queues", JSON.stringify(queues));
   $("phone-error").textContent = "";
-  if (!(await startPhone(extension))) return;
-  const reply = await act("phone-error", "agent_login", { extension, queues });
+  startingWork = true;
+  let reply;
+  try {
+    if (!(await startPhone(extension))) return;
+    reply = await act("phone-error", "agent_login", { extension, queues });
+  } finally {
+    startingWork = false;
+  }
   if (!reply || reply.type === "error") { // not at work: the phone must not ring
     phone.stop();
     view.phone = null;
