@@ -195,7 +195,8 @@ async def listen_live(pool: RecognizerPool, voice: bytes, listener: AudioSocketS
     Returns (the recognition, end of speech -> recognition ms, end of speech -> flow ms)."""
     call = str(uuid.uuid4())
     stream = listener.expect(call)
-    listening = pool.listen(Recognize(f"stream-{call}", "ko", LISTEN_PHRASES, THRESHOLD), WAIT_S, MAX_S)
+    listening = pool.listen(Recognize(f"stream-{call}", "ko", LISTEN_PHRASES, THRESHOLD, MENU_OPTIONS), WAIT_S,
+                            MAX_S)
     listening.follow(stream)
     if prompt is None:
         listening.prompts_ended(None)

@@ -384,7 +384,8 @@ def _menu_node(run: FlowRun, node: MenuNode) -> Gen:
         if key is None and speech is not None:
             base = run._recording_name(SPEECH_RECORDING_PREFIX)
             listen = Recognize(f"{base}.{LISTEN_FORMAT}", speech.language,
-                               tuple(w for o in node.options for w in o.words), speech.confidence)
+                               tuple(w for o in node.options for w in o.words), speech.confidence,
+                               tuple(o.words for o in node.options))
             capture = yield Listen(listen, keys, speech.wait_seconds, speech.listen_seconds, over)
             assert isinstance(capture, SpeechCapture)
             for name in capture.prompts_missing:

@@ -414,7 +414,8 @@ ONSET_GRACE_SECONDS = 0.25
 END_SILENCE_SECONDS = 0.15
 END_SILENCE_CHECKS = (END_SILENCE_SECONDS, 0.3)
 END_SILENCE_LONG_SECONDS = 0.4  # otherwise (a pause between words, words outside the menu)
-# A whole phrase that another phrase goes on from (예약, 예약 변경) waits this long for the rest: longer than
+# A whole phrase that another option's phrase goes on from (영업 beside 영업 시간, an option of its own) waits
+# this long for the rest: longer than
 # the pause inside a spoken phrase, shorter than the pause of a caller who has finished.
 END_SILENCE_CONTINUED_SECONDS = 0.35
 # vosk's answer depends on where its audio starts (a cut 20 ms later turned a synthetic 상담원 into 영업), so the
@@ -529,9 +530,9 @@ class Listening:
     (to stop a prompt), ``ended`` when the server has stopped listening; ``run()`` returns the recognition.
 
     The audio is decoded as it comes; at the first candidate end the decoder is finalized (only its last
-    frames are left to decode). A whole phrase that no other phrase goes on from ends the listening there;
-    one that another phrase continues (예약, 예약 변경) waits END_SILENCE_CONTINUED_SECONDS for the rest and
-    stands if nothing came. Anything else waits for the long silence and then decodes the whole recording
+    frames are left to decode). A whole phrase that no other option's phrase goes on from ends the listening
+    there (예약 ends it when 예약 변경 is the same option); one that another option's phrase continues waits
+    END_SILENCE_CONTINUED_SECONDS for the rest and stands if nothing came. Anything else waits for the long silence and then decodes the whole recording
     again, from its start (with more quiet after the words a decoder often finds a word it had not yet
     finished): vosk's answer depends on where the audio starts (a cut 20 ms later turned a synthetic 상담원
     into 영업), so every decode starts at the same place. Decoding runs in the pool's executor, the waiting
@@ -600,7 +601,10 @@ class Listening:
         return bool(said) and said in self.request.phrases and not self._continued(said)
 
     def _continued(self, said: str) -> bool:
-        return any(p.startswith(said + " ") for p in self.request.phrases)
+        """Another option's phrase goes on from ``said``: the caller may not have finished. A longer phrase of
+        the same option (예약, 예약 변경) is the same answer, so there is nothing to wait for."""
+        own = next((c for c in self.request.choices if said in c), ())
+        return any(p.startswith(said + " ") and p not in own for p in self.request.phrases)
 
     def _read(self) -> bool:
         """Feed what the file gained and look for the end; False while the file does not exist yet."""

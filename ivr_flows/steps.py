@@ -20,12 +20,15 @@ from .channel import AgiReply
 
 @dataclass(frozen=True, slots=True)
 class Recognize:
-    """Recognize the caller's answer in ``audio_path`` against a grammar of ``phrases``."""
+    """Recognize the caller's answer in ``audio_path`` against a grammar of ``phrases``. ``choices``: the
+    menu's options, each as its phrases (empty: every phrase is an option of its own); the listening decides
+    on an option, so it need not wait for the rest of a phrase when the longer phrases are the same option."""
 
     audio_path: str
     language: str
     phrases: tuple[str, ...]
     threshold: float
+    choices: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

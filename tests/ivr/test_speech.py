@@ -20,8 +20,10 @@ from ivr_flows.driver import run_flow
 from ivr_flows.fillers import garbage_words, sound_distance
 from ivr_flows.interpreter import FlowRun
 from ivr_flows.speech import (
+    END_SILENCE_CHECKS,
     END_SILENCE_CONTINUED_SECONDS,
     END_SILENCE_LONG_SECONDS,
+    END_SILENCE_SECONDS,
     RecognizerPool,
     RecordingUnavailable,
     korean_model_path,
@@ -143,21 +145,30 @@ async def test_a_listening_recording_is_deleted_once_decided(pool: RecognizerPoo
     assert services.recordings == {str(path)}  # and swept again when the flow ends
 
 
-async def test_a_phrase_that_another_goes_on_from_is_decided_after_a_short_pause(pool: RecognizerPool,
-                                                                                tmp_path: Path) -> None:
-    # 예약 alone is a whole answer, but 예약 변경 goes on from it: the listening waits a little for the rest,
-    # not the full pause of a caller whose words are outside the menu. The end is found frame by frame, so
-    # a recording that is already whole ends at the same place as one that grows.
+@pytest.mark.parametrize(("choices", "waits"), [
+    ((("예약",), ("예약 변경",), ("환불",)), True),  # 예약 변경 is another option: the caller may go on
+    ((("예약", "예약 변경"), ("환불",)), False),  # the same option: 예약 already names it
+    ((), True),  # no options given: every phrase is its own
+])
+async def test_a_phrase_that_another_option_goes_on_from_is_decided_after_a_short_pause(
+        pool: RecognizerPool, tmp_path: Path, choices: tuple[tuple[str, ...], ...], waits: bool) -> None:
+    # 예약 alone is a whole answer, but when 예약 변경 is another option the listening waits a little for the
+    # rest, not the full pause of a caller whose words are outside the menu; when it is a synonym of 예약 the
+    # option is known and the first look decides. The end is found frame by frame, so a recording that is
+    # already whole ends at the same place as one that grows.
     wav = synthesize("예약", tmp_path)
     with wave.open(str(wav), "rb") as w:
         voice = w.readframes(w.getnframes())
     path = tmp_path / "speech-1795389319-1-menu-1.sln"
     path.write_bytes(voice + bytes(2 * 8000 * 2))  # raw 8 kHz, then 2 s of quiet
-    listening = pool.listen(Recognize(str(path), "ko", ("예약", "예약 변경", "환불"), 0.5), 3.0, 5.0)
+    listening = pool.listen(Recognize(str(path), "ko", ("예약", "예약 변경", "환불"), 0.5, choices), 3.0, 5.0)
     listening.prompts_ended(0.0)
     recognition = await listening.run()
     assert (recognition.text, listening.reason) == ("예약", "speech_end")
-    assert END_SILENCE_CONTINUED_SECONDS <= listening.endpoint.silence < END_SILENCE_LONG_SECONDS
+    if waits:
+        assert END_SILENCE_CONTINUED_SECONDS <= listening.endpoint.silence < END_SILENCE_LONG_SECONDS
+    else:
+        assert END_SILENCE_SECONDS <= listening.endpoint.silence < END_SILENCE_CHECKS[1]
 
 
 async def test_an_answer_that_names_two_options_is_a_no_match(pool: RecognizerPool, flow,  # type: ignore[no-untyped-def]
