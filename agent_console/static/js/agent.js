@@ -55,6 +55,7 @@ const conn = new Connection({
   onLoggedOut: () => {
     view.user = null;
     view.agent = null;
+    wasAtWork = false;
     phone.stop();
     view.phone = null;
     render();
@@ -293,13 +294,16 @@ function campaignOf(callId) {
 }
 
 // Logged out: the phone goes too (no call may ring a console that is not at work). A console opened again
-// on an agent at work (a reload) gets its phone back.
+// on an agent at work (a reload) gets its phone back. Only a log-out takes the phone, the agent going from
+// at work to logged out: starting work registers the phone before the login, and news of the agent still
+// logged out meanwhile (the PBX's word on the new contact) must not cost a second registration.
 function phoneFollowsAgent(reconnected = false) {
   const agent = view.agent;
-  if (!agent || agent.state === "logged_out") {
-    // Starting work registers the phone before the login: news of the agent meanwhile (the PBX's word on
-    // the new contact) is not a log-out, and stopping the phone then would cost a second registration.
-    if (view.phone && !startingWork) {
+  const atWork = Boolean(agent) && agent.state !== "logged_out";
+  const loggedOut = wasAtWork && !atWork;
+  wasAtWork = atWork;
+  if (!atWork) {
+    if (loggedOut && view.phone) {
       phone.stop();
       view.phone = null;
       view.phoneNotice = "";
@@ -316,7 +320,7 @@ function phoneFollowsAgent(reconnected = false) {
   }
 }
 let phoneStarting = false;
-let startingWork = false; // from the phone's start to the login's answer
+let wasAtWork = false; // the agent as the last news said: at work or not
 
 // ------------------------------------------------------------------ the wrap-up belongs to its call
 
@@ -698,14 +702,8 @@ onSubmit("phone-form", async () => {
   localStorage.setItem("cti.agent.extension", extension);
   localStorage.setItem("cti.agent.queues", JSON.stringify(queues));
   $("phone-error").textContent = "";
-  startingWork = true;
-  let reply;
-  try {
-    if (!(await startPhone(extension))) return;
-    reply = await act("phone-error", "agent_login", { extension, queues });
-  } finally {
-    startingWork = false;
-  }
+  if (!(await startPhone(extension))) return;
+  const reply = await act("phone-error", "agent_login", { extension, queues });
   if (!reply || reply.type === "error") { // not at work: the phone must not ring
     phone.stop();
     view.phone = null;
