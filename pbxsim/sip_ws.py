@@ -71,6 +71,7 @@ class Registration:
     status: str = "NonQualified"  # as ContactStatus says it: NonQualified, Reachable, Unreachable
     rtt_us: int = 0
     watch: asyncio.Task[None] | None = None  # its qualify and expiry
+    next_qualify: float = 0.0  # time.monotonic(); 0: at once
 
 
 @dataclass
@@ -293,8 +294,8 @@ class SipWsServer:
             if old is not None:  # max_contacts 1, remove_existing: the new contact replaces the old one
                 self._contact_status(old, "Removed")
             self._contact_status(reg, "NonQualified")
-        else:  # a refresh: the contact stays what the qualify last found
-            reg.status, reg.rtt_us = old.status, old.rtt_us
+        else:  # a refresh: the contact stays what the qualify last found, qualified on the same beat
+            reg.status, reg.rtt_us, reg.next_qualify = old.status, old.rtt_us, old.next_qualify  # (capture 34 B-H)
         reg.watch = self.world.spawn(self._watch(reg), name=f"contact {extension}")
         profile = self.world.phones.get(extension)
         if profile is None or profile.line is None:
@@ -352,9 +353,8 @@ class SipWsServer:
         return reg is not None and reg.expires_at > time.monotonic() and reg.status != "Unreachable"
 
     async def _watch(self, reg: Registration) -> None:
-        """Qualify the contact now and every qualify_frequency_s; remove it at the first expiration check
-        after it expires."""
-        next_qualify = time.monotonic()
+        """Qualify the contact when it is new and every qualify_frequency_s after (a refresh keeps the beat);
+        remove it at the first expiration check after it expires."""
         while self.registrations.get(reg.extension) is reg:
             now = time.monotonic()
             if now >= reg.expires_at:
@@ -365,11 +365,12 @@ class SipWsServer:
                     return
                 await asyncio.sleep(due - now)
                 continue
-            if now >= next_qualify:
+            if now >= reg.next_qualify:
+                # the beat moves on before the OPTIONS: a refresh during it does not qualify again
+                reg.next_qualify = (reg.next_qualify or now) + self.qualify_frequency_s
                 await self._qualify(reg)
-                next_qualify += self.qualify_frequency_s
                 continue
-            await asyncio.sleep(min(next_qualify, reg.expires_at) - now)
+            await asyncio.sleep(min(reg.next_qualify, reg.expires_at) - now)
 
     async def qualify(self, extension: str) -> str:
         """Qualify ``extension``'s contact now (as ``pjsip qualify <endpoint>`` does); its status after it."""

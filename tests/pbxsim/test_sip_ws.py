@@ -589,3 +589,31 @@ async def _until_said(said: list[tuple[str, str]], event: tuple[str, str], since
     while event not in said[since:]:
         assert loop.time() < deadline, f"no {event} in {said}"
         await asyncio.sleep(0.02)
+
+
+async def test_a_refreshed_registration_is_not_qualified_again_as_capture_34(tmp_path: Path) -> None:
+    """Capture 34 A-H: the contact is qualified once when it is new; seven refreshes of it within the next two
+    seconds sent no OPTIONS (the next came 30 s after the first). Here the beat is an hour, so every OPTIONS
+    the page answers is one the registrar sent for a REGISTER or the one asked for at the end."""
+    from pbxsim.captures import capture
+
+    recs = capture("34")
+    fresh = next(r.t for r in recs if r.stream == "NOTE" and r.note.startswith("B:"))
+    frozen = next(r.t for r in recs if r.stream == "NOTE" and r.note.startswith("I:"))
+    real = [r for r in recs if r.stream == "SIPWS1" and r.payload.startswith(b"OPTIONS") and fresh < r.t < frozen]
+    assert real == [] and len(_capture34_registers()[1:8]) == 7
+    sim = Simulator(time_scale=0.05)
+    await sim.start()
+    server = SipWsServer(sim.world, PASSWORDS.get, media_dir=tmp_path, media=False, qualify_frequency_s=3600)
+    await server.start()
+    try:
+        p = await phone(server, "1002")
+        assert (await p.register()).status == 200
+        for expires in (30, 3600, 1, 300, 60, 600, 300):
+            assert (await p.register(expires=expires)).status == 200
+        assert await server.qualify("1002") == "Reachable"  # its OPTIONS is answered after any sent before it
+        assert p.qualified == 2
+        await p.close()
+    finally:
+        await server.stop()
+        await sim.stop()
