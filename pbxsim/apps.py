@@ -98,8 +98,9 @@ class Apps:
         explicit = data.strip().isdigit()
         cause = int(data) if explicit else (chan.hangup_cause or 16)
         chan.hangup_cause = cause
-        # Hangup(21) sets the channel's cause; the soft hangup request itself says 16 (capture 15).
-        self.world.chan_event("SoftHangupRequest", chan, ("Cause", "16" if explicit else str(cause)))
+        # Hangup(21) sets the channel's cause, Hangup() keeps the one it has (3 after a Dial that made no
+        # channel); the soft hangup request itself always says 16, a soft hangup flag (captures 15, 34 M).
+        self.world.chan_event("SoftHangupRequest", chan, ("Cause", "16"))
         chan.hungup = True
         return "hangup-app"
 
@@ -383,8 +384,11 @@ class Apps:
             profile = w.phones.get(peer)
             if profile is None and trunk:
                 profile = PhoneProfile(answer_after=2.0)
-            if profile is None or not profile.registered:
+            if profile is None or not profile.dialable:
+                # No channel could be made (no reachable contact): app_dial gives its caller the request's
+                # cause, 3 no route to destination, which a Local ';2' hands to ';1' (capture 34 M)
                 w.set_var(chan, "DIALSTATUS", "CHANUNAVAIL")
+                chan.hangup_cause = 3
                 return None
             callee = w.new_pjsip(trunk or peer, context="default", exten=peer, state=0, linkedid=chan.linkedid)
             # A trunk line's caller ID number is the number dialled (captures 25 and 31: NewCallerid on

@@ -12,7 +12,9 @@ The registrar's view of each contact follows Asterisk 22 with the shipped agent-
 a qualify OPTIONS as soon as it registers and every ``qualify_frequency_s`` after; an answer makes the contact
 Reachable (with its round trip), ``qualify_timeout_s`` without one Unreachable, and a registration not
 refreshed is Removed at the first expiration check after it expires (res_pjsip checks every 30 s). AMI
-PJSIPShowContacts lists the contacts as ContactList events.
+PJSIPShowContacts lists the contacts as ContactList events. A REGISTER's expiry is clamped into the AOR's
+range, never refused; an endpoint whose only contact is Unreachable is not dialled at all: no channel, no
+INVITE, the Originate fails at once (capture 34).
 
 Message parsing is pbxsim.sip (pure); this module is the I/O around it and the registrar's state.
 """
@@ -50,6 +52,11 @@ NONCE_TTL_S = 32.0  # pjsip's nonce lifetime
 QUALIFY_FREQUENCY_S = 30.0  # agent-webrtc-aor's qualify_frequency
 QUALIFY_TIMEOUT_S = 3.0  # res_pjsip's default qualify_timeout
 EXPIRATION_CHECK_S = 30.0  # [global] contact_expiration_check_interval: when an expired contact goes
+# agent-webrtc-aor's range (minimum_expiration is res_pjsip's default): an expiry outside it is clamped, never
+# refused with 423 (capture 34 B-G)
+MINIMUM_EXPIRATION_S = 60
+DEFAULT_EXPIRATION_S = 300
+MAXIMUM_EXPIRATION_S = 600
 
 
 @dataclass
@@ -64,6 +71,7 @@ class Registration:
     status: str = "NonQualified"  # as ContactStatus says it: NonQualified, Reachable, Unreachable
     rtt_us: int = 0
     watch: asyncio.Task[None] | None = None  # its qualify and expiry
+    next_qualify: float = 0.0  # time.monotonic(); 0: at once
 
 
 @dataclass
@@ -102,8 +110,11 @@ class SipWsServer:
     def __init__(self, world: World, passwords: Callable[[str], str | None], *, host: str = "127.0.0.1",
                  port: int = 0, media_dir: Path | None = None, media: bool = True, media_nice: int = 0,
                  qualify_frequency_s: float = QUALIFY_FREQUENCY_S, qualify_timeout_s: float = QUALIFY_TIMEOUT_S,
-                 expiration_check_s: float = EXPIRATION_CHECK_S) -> None:
+                 expiration_check_s: float = EXPIRATION_CHECK_S, minimum_expiration_s: int = MINIMUM_EXPIRATION_S,
+                 default_expiration_s: int = DEFAULT_EXPIRATION_S,
+                 maximum_expiration_s: int = MAXIMUM_EXPIRATION_S) -> None:
         self.world = world
+        self.expiration_range = (minimum_expiration_s, default_expiration_s, maximum_expiration_s)
         self.qualify_frequency_s = qualify_frequency_s  # real seconds, like the registrations' expiry
         self.qualify_timeout_s = qualify_timeout_s
         self.expiration_check_s = expiration_check_s
@@ -264,11 +275,14 @@ class SipWsServer:
             await self._send(conn, self._challenge(msg))
             return
         contact = msg.get("Contact")
-        expires = _expires(msg)
+        expires = self._expiration(sip.params(contact).get("expires") or msg.get("Expires") or None)
+        # The 200 repeats Expires only when the REGISTER had one, clamped on its own (capture 34 E-G)
+        echoed = ([("Expires", str(self._expiration(msg.get("Expires"))))]
+                  if any(k.lower() == "expires" for k, _ in msg.headers) else [])
         if contact == "*" or expires == 0:
             self._unregister(extension)
             await self._send(conn, sip.response_to(msg, 200, "OK", to_tag=_via_branch(msg),
-                                                   extra=[("Date", _date()), ("Server", USER_AGENT)]))
+                                                   extra=[("Date", _date()), *echoed, ("Server", USER_AGENT)]))
             return
         old = self.registrations.get(extension)
         reg = Registration(extension, sip.address(contact), conn, time.monotonic() + expires, msg.call_id,
@@ -280,8 +294,8 @@ class SipWsServer:
             if old is not None:  # max_contacts 1, remove_existing: the new contact replaces the old one
                 self._contact_status(old, "Removed")
             self._contact_status(reg, "NonQualified")
-        else:  # a refresh: the contact stays what the qualify last found
-            reg.status, reg.rtt_us = old.status, old.rtt_us
+        else:  # a refresh: the contact stays what the qualify last found, qualified on the same beat
+            reg.status, reg.rtt_us, reg.next_qualify = old.status, old.rtt_us, old.next_qualify  # (capture 34 B-H)
         reg.watch = self.world.spawn(self._watch(reg), name=f"contact {extension}")
         profile = self.world.phones.get(extension)
         if profile is None or profile.line is None:
@@ -291,8 +305,22 @@ class SipWsServer:
         self.world.device_state(f"PJSIP/{extension}", "NOT_INUSE")
         await self._send(conn, sip.response_to(
             msg, 200, "OK", to_tag=_via_branch(msg),
-            extra=[("Date", _date()), ("Contact", f"<{sip.address(contact)}>;expires={expires - 1}"),
-                   ("Expires", str(expires)), ("Server", USER_AGENT)]))
+            extra=[("Date", _date()), ("Contact", f"<{sip.address(contact)}>;expires={expires - 1}"), *echoed,
+                   ("Server", USER_AGENT)]))
+
+    def _expiration(self, value: str | None) -> int:
+        """res_pjsip_registrar's registrar_get_expiration: 0 stays 0 (an unregistration), none is the AOR's
+        default, anything else is clamped into the AOR's range."""
+        low, default, high = self.expiration_range
+        if value is None:
+            return default
+        try:
+            asked = int(value)
+        except ValueError:
+            asked = -1
+        if asked < 0:
+            return default
+        return 0 if asked == 0 else max(low, min(asked, high))
 
     def _contact_status(self, reg: Registration, status: str, rtt_us: int = 0) -> None:
         """AMI, as Asterisk 22 reports a contact (captures 30, 33): registered, NonQualified with PeerStatus
@@ -315,11 +343,18 @@ class SipWsServer:
             events = [peer, contact] if changed else [contact]
         for event in events:
             self.world.emit(event)
+        if changed and status in ("Reachable", "Unreachable"):
+            # the endpoint's device state follows its only contact (capture 34 I, N)
+            self.world.device_state(f"PJSIP/{reg.extension}", "NOT_INUSE" if reachable else "UNAVAILABLE")
+
+    def reachable(self, extension: str) -> bool:
+        """Whether chan_pjsip would dial ``extension``: it has a contact that is not Unreachable (capture 34)."""
+        reg = self.registrations.get(extension)
+        return reg is not None and reg.expires_at > time.monotonic() and reg.status != "Unreachable"
 
     async def _watch(self, reg: Registration) -> None:
-        """Qualify the contact now and every qualify_frequency_s; remove it at the first expiration check
-        after it expires."""
-        next_qualify = time.monotonic()
+        """Qualify the contact when it is new and every qualify_frequency_s after (a refresh keeps the beat);
+        remove it at the first expiration check after it expires."""
         while self.registrations.get(reg.extension) is reg:
             now = time.monotonic()
             if now >= reg.expires_at:
@@ -330,11 +365,12 @@ class SipWsServer:
                     return
                 await asyncio.sleep(due - now)
                 continue
-            if now >= next_qualify:
+            if now >= reg.next_qualify:
+                # the beat moves on before the OPTIONS: a refresh during it does not qualify again
+                reg.next_qualify = (reg.next_qualify or now) + self.qualify_frequency_s
                 await self._qualify(reg)
-                next_qualify += self.qualify_frequency_s
                 continue
-            await asyncio.sleep(min(next_qualify, reg.expires_at) - now)
+            await asyncio.sleep(min(reg.next_qualify, reg.expires_at) - now)
 
     async def qualify(self, extension: str) -> str:
         """Qualify ``extension``'s contact now (as ``pjsip qualify <endpoint>`` does); its status after it."""
@@ -420,9 +456,9 @@ class SipWsServer:
     # ---------------------------------------------------------------- calls to the browser
     async def ring(self, extension: str, chan: Channel) -> None:
         reg = self.registrations.get(extension)
-        if reg is None or reg.expires_at <= time.monotonic() or reg.status == "Unreachable":
-            # Subscriber absent: no contact, or none reachable (chan_pjsip dials reachable contacts only)
-            chan.hangup_cause = 20
+        if reg is None or not self.reachable(extension):
+            # The contact went between the channel's request (PhoneProfile.dialable) and its INVITE
+            chan.hangup_cause = 3
             chan.hungup = True
             chan.wake()
             return
@@ -617,6 +653,9 @@ class _Line:
     async def ring(self, chan: Channel) -> None:
         await self.server.ring(self.extension, chan)
 
+    def reachable(self) -> bool:
+        return self.server.reachable(self.extension)
+
 
 class _Watcher:
     """Ends the SIP dialog when the agent leg ends on the PBX side (BYE, or CANCEL while it rings)."""
@@ -662,14 +701,6 @@ def _via_host(via: str) -> str:
 def _via_branch(msg: sip.SipMessage) -> str:
     # PJSIP's registrar uses the request's branch as its To tag (see the capture)
     return sip.params(msg.get("Via")).get("branch", sip.new_tag())
-
-
-def _expires(msg: sip.SipMessage) -> int:
-    value = sip.params(msg.get("Contact")).get("expires") or msg.get("Expires") or "3600"
-    try:
-        return max(0, min(int(value), 3600))
-    except ValueError:
-        return 3600
 
 
 def _date() -> str:

@@ -48,6 +48,8 @@ class PhoneLine(Protocol):
 
     async def ring(self, chan: Channel) -> None: ...
 
+    def reachable(self) -> bool: ...
+
 
 @dataclass(slots=True)
 class PhoneProfile:
@@ -63,6 +65,12 @@ class PhoneProfile:
     auto_answer: bool = False  # answers by itself when the INVITE says Call-Info: ...;answer-after=N
     context: str = "cti-dial"  # the endpoint's context (asterisk-config/pjsip.conf's agent templates)
     line: PhoneLine | None = None  # a registered SIP user agent answers instead of the timers above
+
+    @property
+    def dialable(self) -> bool:
+        """Whether chan_pjsip makes a channel for it at all: a browser whose only contact is Unreachable has none
+        to dial, like one not registered (capture 34)."""
+        return self.registered and (self.line is None or self.line.reachable())
 
 
 TRUNK_CONTEXT = "from-pstn"  # asterisk-config/pjsip.conf: the [trunk] endpoint's context
@@ -557,8 +565,9 @@ class World:
         cause = chan.hangup_cause if chan.hangup_cause is not None else 0
         partner = chan.partner
         if partner is not None and not partner.dead:
-            if chan.variables.get("DIALSTATUS") == "ANSWER":
-                self.set_var(partner, "CHANLOCALSTATUS", "ANSWER")  # app_dial's mark (captures 04-06)
+            status = chan.variables.get("DIALSTATUS")
+            if status and not chan.is_one:  # a ';2' that ran Dial leaves its outcome on ';1' (04-06, 34 M)
+                self.set_var(partner, "CHANLOCALSTATUS", status)
             self.queue_hangup(partner, cause)
         if chan.moh is not None:
             self.chan_event("MusicOnHoldStop", chan)
@@ -912,7 +921,7 @@ class World:
         if outcome in ("busy", "congestion", "hangup") and one.dialstring and not one.dial_ended:
             # The far end hung up before answering (Hangup(21), capture 15): Dial reports NOANSWER.
             one.dial_ended = True
-            status = {"busy": "BUSY", "congestion": "CONGESTION"}.get(outcome, "NOANSWER")
+            status = {"busy": "BUSY", "congestion": "CONGESTION"}.get(outcome) or _dial_status(one.hangup_cause)
             self.emit(wire.event("DialEnd", one.snapshot("Dest"), [("DialStatus", status)]))
         partner = one.partner
         if partner is not None and not partner.dead:
@@ -941,10 +950,12 @@ class World:
         profile = self.phones.get(peer)
         if profile is None and endpoint:
             profile = PhoneProfile(answer_after=2.0)  # somebody behind the trunk (as Dial has it)
-        if profile is None or not profile.registered:
+        if profile is None or not profile.dialable:
+            # No contact to dial (none registered, or its only one Unreachable): chan_pjsip makes no channel,
+            # so there is no event but the outcome, which names the ChannelId it was given (capture 34 J-P).
             if respond is not None and not req.is_async:
                 respond(wire.response(req.action_id, "Error", "Originate failed"))
-            result = OriginateResult(False, 0)
+            result = OriginateResult(False, 0, uniqueid=req.channel_id)
             self._originate_response(req, result)
             return result
         # Until it answers, an originated phone's channel is in its endpoint's context at 's' (captures 19,
@@ -1097,3 +1108,9 @@ def _uid_key(uid: str) -> tuple[float, int, str]:
 
 
 Waiter = Callable[[], Awaitable[None]]
+
+
+def _dial_status(cause: int | None) -> str:
+    """DialEnd's status for a dialled channel that hung up before answering, from its cause (dial.c's
+    ast_hangup_cause_to_dial_status): 3 or 20 CHANUNAVAIL (capture 34 M), anything else NOANSWER (capture 15)."""
+    return {17: "BUSY", 34: "CONGESTION", 3: "CHANUNAVAIL", 20: "CHANUNAVAIL"}.get(cause or 0, "NOANSWER")

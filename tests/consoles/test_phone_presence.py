@@ -436,7 +436,7 @@ async def test_a_registration_the_browser_did_not_refresh_pauses_its_agent_when_
     (pbx_removed), though the phone's websocket is still open and it still answers the qualify."""
     async with app_site(tmp_path, phones=SOFT) as site:
         pbx = SipWsServer(site.sim.world, lambda ext: sip_password(SECRET, ext), media=False,
-                          expiration_check_s=0.5)
+                          expiration_check_s=0.5, minimum_expiration_s=1)
         await pbx.start()
         boss = await console(site, "super1")
         a = await console(site, "agent1")

@@ -5,7 +5,8 @@ re-INVITE, and the contact going with the websocket."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -242,11 +243,12 @@ def _said(pairs: list[tuple[str, str]]) -> tuple[str, str]:
 
 @pytest.fixture
 async def quick(tmp_path: Path) -> AsyncIterator[tuple[Simulator, SipWsServer, list[list[tuple[str, str]]]]]:
-    """A registrar whose qualify and expiration timers run in tenths of a second instead of 30 s."""
+    """A registrar whose qualify and expiration timers run in tenths of a second instead of 30 s, and that takes a
+    registration of 1 s."""
     sim = Simulator(time_scale=0.05)
     await sim.start()
     server = SipWsServer(sim.world, PASSWORDS.get, media_dir=tmp_path, media=False, qualify_frequency_s=0.4,
-                         qualify_timeout_s=0.2, expiration_check_s=0.5)
+                         qualify_timeout_s=0.2, expiration_check_s=0.5, minimum_expiration_s=1)
     await server.start()
     seen: list[list[tuple[str, str]]] = []
     sim.world.listeners.append(lambda pairs: seen.append(pairs) if pairs[0][1] in ("ContactStatus", "PeerStatus")
@@ -362,3 +364,256 @@ async def test_pjsip_show_contacts_answers_as_asterisk_22(
     assert b"Status: Unreachable\r\nRoundtripUsec: N/A\r\n" in listed[1]
     writer.close()
     await p.close()
+
+
+# ------------------------------------------------------------------ capture 34: expiry range, an Unreachable browser
+
+def _capture34_registers() -> list[tuple[sip.SipMessage, sip.SipMessage]]:
+    """Each REGISTER the phone sent with its credentials in capture 34, and Asterisk's answer to it."""
+    from pbxsim.captures import RECEIVED, SENT, capture
+
+    sent = [sip.parse(r.payload) for r in capture("34") if r.stream == "SIPWS1" and r.direction == SENT]
+    got = [sip.parse(r.payload) for r in capture("34") if r.stream == "SIPWS1" and r.direction == RECEIVED
+           and r.payload.strip()]
+    out = []
+    for req in sent:
+        if req.method == "REGISTER" and req.get("Authorization"):
+            out.append((req, next(m for m in got if not m.is_request and m.cseq == req.cseq)))
+    return out
+
+
+def _contact_params(msg: sip.SipMessage) -> str:
+    contact = msg.get("Contact")
+    return contact[contact.index(">") + 1:]
+
+
+async def test_register_expiry_outside_the_aors_range_is_clamped_as_capture_34(
+        pbx: tuple[Simulator, SipWsServer]) -> None:
+    """agent-webrtc-aor takes 60..600 s (default 300): Asterisk never refuses an expiry with 423, it clamps it.
+    The Contact's own expires wins over the Expires header; the 200 echoes Expires (clamped) only when the
+    REGISTER had one; an unregistration's 200 says Expires: 0 and lists no contact."""
+    _, server = pbx
+    exchanges = _capture34_registers()
+    assert len(exchanges) == 9  # A-H and O
+    p = await phone(server, "1002")
+    for real_req, real_ok in exchanges:
+        params = _contact_params(real_req)
+        header = real_req.get("Expires") if any(k == "Expires" for k, _ in real_req.headers) else None
+        ok = await p.register_as(params, header)
+        what = f"REGISTER Contact {params!r}, Expires {header!r}"
+        assert (ok.status, ok.reason) == (real_ok.status, real_ok.reason) == (200, "OK"), what
+        assert [k for k, _ in ok.headers] == [k for k, _ in real_ok.headers], what
+        assert ok.get("Expires") == real_ok.get("Expires"), what
+        if real_ok.get("Contact"):
+            assert _contact_params(ok) == _contact_params(real_ok), what
+            expires = int(_contact_params(ok).split("=")[1]) + 1
+            listed = dict(server.contact_list()[0])
+            assert expires - 2 <= int(listed["ExpirationTime"]) - time.time() <= expires, what
+        else:
+            assert not server.registered("1002")
+    await p.close()
+
+
+class _AmiClient:
+    """An AMI session that logs in with every event (as the capture's did) and keeps what comes in order."""
+
+    def __init__(self) -> None:
+        self.messages: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def open(self, port: int) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", port)
+        await self.reader.readline()
+        self.writer.write(b"Action: Login\r\nUsername: cti\r\nSecret: ctisecret\r\n\r\n")
+        self._task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        while True:
+            await self.messages.put(await self.reader.readuntil(b"\r\n\r\n"))
+
+    def drain(self) -> None:
+        while not self.messages.empty():
+            self.messages.get_nowait()
+
+    async def exchange(self, action: bytes, last: Callable[[bytes], bool]) -> list[bytes]:
+        self.writer.write(action)
+        out = [await asyncio.wait_for(self.messages.get(), 5)]
+        while not last(out[-1]):
+            out.append(await asyncio.wait_for(self.messages.get(), 5))
+        return out
+
+    async def close(self) -> None:
+        self._task.cancel()
+        self.writer.close()
+
+
+def _capture34_originate(aid: str) -> tuple[bytes, list[bytes], Callable[[bytes], bool]]:
+    """The Originate with ActionID ``aid`` in capture 34, what Asterisk sent from then until its outcome (the
+    OriginateResponse of an async one, the Response of a synchronous one), and how to know that last message."""
+    from pbxsim.captures import RECEIVED, SENT, capture
+
+    ami = [r for r in capture("34") if r.stream == "AMI1"]
+    start = next(i for i, r in enumerate(ami) if r.direction == SENT and f"ActionID: {aid}\r\n".encode() in r.payload)
+    action = ami[start].payload
+    mark = f"ActionID: {aid}\r\n".encode()
+    if b"Async: true" in action:
+        def last(m: bytes) -> bool:
+            return m.startswith(b"Event: OriginateResponse\r\n") and mark in m
+    else:
+        def last(m: bytes) -> bool:
+            return m.startswith(b"Response: ") and mark in m
+    answer = []
+    for r in ami[start + 1:]:
+        assert r.direction == RECEIVED
+        answer.append(r.payload)
+        if last(r.payload):
+            break
+    return action, answer, last
+
+
+def _shape(messages: list[bytes]) -> list[tuple[str, ...]]:
+    """Which message, about which half of a Local pair, and the values the outcome is read from."""
+    out = []
+    for m in messages:
+        fields = dict(line.split(": ", 1) for line in m.decode().split("\r\n") if ": " in line)
+        kind = fields.get("Event") or "Response " + fields.get("Response", "")
+        half = (fields.get("Channel") or fields.get("DestChannel") or "")[-2:]
+        said = tuple(f"{k}={fields[k]}" for k in ("Variable", "Value", "Cause", "DialStatus", "Reason", "Uniqueid")
+                     if k in fields)
+        out.append((kind, half) + said)
+    return out
+
+
+async def test_an_agent_leg_to_an_unreachable_browser_fails_before_any_invite_as_capture_34(
+        quick: tuple[Simulator, SipWsServer, list[list[tuple[str, str]]]]) -> None:
+    """Capture 34 I-P: chan_pjsip dials reachable contacts only, so an Originate to a browser whose only contact
+    is Unreachable (or that has none) makes no channel and sends no INVITE: Response Success, then at once
+    OriginateResponse Failure with Reason 0 and the ChannelId as its Uniqueid, word for word; synchronous,
+    Originate failed. Through Dial (the auto-answer path) it is CHANUNAVAIL and cause 3 on the Local pair."""
+    sim, server, seen = quick
+    ami = _AmiClient()
+    await ami.open(sim.ami.port)
+    p = await phone(server, "1002")
+    assert (await p.register()).status == 200
+    await _until(seen, ("ContactStatus", "Reachable"))
+    p.answers_qualify = False
+    await _until(seen, ("ContactStatus", "Unreachable"))
+    await asyncio.sleep(0.1)
+    ami.drain()
+    for aid in ("offer-1", "offer-2", "offer-3"):  # into cti-agent-ready with a ChannelId; Echo; synchronous
+        action, real, last = _capture34_originate(aid)
+        assert await ami.exchange(action, last) == real, aid
+    action, real, last = _capture34_originate("offer-4")  # Local/1002@cti-agent-dial/n: Dial(PJSIP/1002)
+    local = await ami.exchange(action, last)
+    # every message in the real order, by what it says (Cdr and the Local device's state float: README)
+    assert [s for s in _shape(local) if s[0] not in ("Cdr", "DeviceStateChange")] == \
+        [s for s in _shape(real) if s[0] not in ("Cdr", "DeviceStateChange")]
+    assert [s[:3] for s in _shape(real) if "Hangup" in s[0] or s[0] in ("DialEnd", "OriginateResponse")] == [
+        ("SoftHangupRequest", ";2", "Cause=16"), ("HangupRequest", ";1", "Cause=3"),
+        ("Hangup", ";2", "Cause=3"), ("DialEnd", ";1", "DialStatus=CHANUNAVAIL"),
+        ("OriginateResponse", "/n", "Reason=0")]
+    assert not any(b"PJSIP/1002-" in m for m in local)  # no PJSIP channel is ever made
+    assert p.requests.empty() and server.calls == []  # and no INVITE reached the page
+    # unregistered, no contact at all: the same two messages (capture 34 P)
+    assert (await p.register_as(";expires=0", "0")).status == 200
+    await asyncio.sleep(0.1)
+    ami.drain()
+    action, real, last = _capture34_originate("offer-5")
+    assert await ami.exchange(action, last) == real
+    await ami.close()
+    await p.close()
+
+
+async def test_the_endpoints_device_state_follows_its_contact_as_capture_34(
+        quick: tuple[Simulator, SipWsServer, list[list[tuple[str, str]]]]) -> None:
+    """Capture 34 A, I, N, O: PJSIP/1002 is NOT_INUSE once registered, UNAVAILABLE when its only contact turns
+    Unreachable, NOT_INUSE again when it answers, UNAVAILABLE when it unregisters. Each DeviceStateChange
+    follows the PeerStatus that caused it; whether it comes before or after that PeerStatus's ContactStatus
+    differs from run to run on the real PBX (Asterisk publishes device state from another thread)."""
+    from ctiserver.ami.protocol import AmiParser, Message
+    from pbxsim.captures import RECEIVED, capture
+
+    sim, server, _ = quick
+    said: list[tuple[str, str]] = []
+    sim.world.listeners.append(lambda pairs: said.append(_said_device(pairs)) if _about_1002(pairs) else None)
+    parser, real = AmiParser(), []
+    for rec in capture("34"):
+        if rec.stream == "AMI1" and rec.direction == RECEIVED:
+            real += [_said_device(f.headers()) for f in parser.feed(rec.payload)
+                     if isinstance(f, Message) and _about_1002(f.headers())]
+    p = await phone(server, "1002")
+    assert (await p.register()).status == 200
+    await _until_said(said, ("ContactStatus", "Reachable"))
+    p.answers_qualify = False
+    await _until_said(said, ("DeviceStateChange", "UNAVAILABLE"))
+    mark = len(said)
+    p.answers_qualify = True
+    await _until_said(said, ("DeviceStateChange", "NOT_INUSE"), since=mark)
+    mark = len(said)
+    assert (await p.register_as(";expires=0", "0")).status == 200
+    await _until_said(said, ("DeviceStateChange", "UNAVAILABLE"), since=mark)
+    for events in (said, real):
+        assert [e for e in events if e[0] != "DeviceStateChange"] == [
+            ("ContactStatus", "NonQualified"), ("PeerStatus", "Reachable"), ("ContactStatus", "Reachable"),
+            ("PeerStatus", "Unreachable"), ("ContactStatus", "Unreachable"),
+            ("PeerStatus", "Reachable"), ("ContactStatus", "Reachable"),
+            ("PeerStatus", "Unreachable"), ("ContactStatus", "Removed")]
+        assert _device_after_peer(events) == [("Reachable", "NOT_INUSE"), ("Unreachable", "UNAVAILABLE"),
+                                              ("Reachable", "NOT_INUSE"), ("Unreachable", "UNAVAILABLE")]
+    await p.close()
+
+
+def _about_1002(pairs: list[tuple[str, str]]) -> bool:
+    fields = dict(pairs)
+    return pairs[0][1] in ("ContactStatus", "PeerStatus") or fields.get("Device") == "PJSIP/1002"
+
+
+def _device_after_peer(events: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Each DeviceStateChange with the PeerStatus last said before it."""
+    peer, out = "", []
+    for kind, value in events:
+        if kind == "PeerStatus":
+            peer = value
+        elif kind == "DeviceStateChange":
+            out.append((peer, value))
+    return out
+
+
+def _said_device(pairs: list[tuple[str, str]]) -> tuple[str, str]:
+    fields = dict(pairs)
+    return (pairs[0][1], fields["State"]) if pairs[0][1] == "DeviceStateChange" else _said(pairs)
+
+
+async def _until_said(said: list[tuple[str, str]], event: tuple[str, str], since: int = 0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5.0
+    while event not in said[since:]:
+        assert loop.time() < deadline, f"no {event} in {said}"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_refreshed_registration_is_not_qualified_again_as_capture_34(tmp_path: Path) -> None:
+    """Capture 34 A-H: the contact is qualified once when it is new; seven refreshes of it within the next two
+    seconds sent no OPTIONS (the next came 30 s after the first). Here the beat is an hour, so every OPTIONS
+    the page answers is one the registrar sent for a REGISTER or the one asked for at the end."""
+    from pbxsim.captures import capture
+
+    recs = capture("34")
+    fresh = next(r.t for r in recs if r.stream == "NOTE" and r.note.startswith("B:"))
+    frozen = next(r.t for r in recs if r.stream == "NOTE" and r.note.startswith("I:"))
+    real = [r for r in recs if r.stream == "SIPWS1" and r.payload.startswith(b"OPTIONS") and fresh < r.t < frozen]
+    assert real == [] and len(_capture34_registers()[1:8]) == 7
+    sim = Simulator(time_scale=0.05)
+    await sim.start()
+    server = SipWsServer(sim.world, PASSWORDS.get, media_dir=tmp_path, media=False, qualify_frequency_s=3600)
+    await server.start()
+    try:
+        p = await phone(server, "1002")
+        assert (await p.register()).status == 200
+        for expires in (30, 3600, 1, 300, 60, 600, 300):
+            assert (await p.register(expires=expires)).status == 200
+        assert await server.qualify("1002") == "Reachable"  # its OPTIONS is answered after any sent before it
+        assert p.qualified == 2
+        await p.close()
+    finally:
+        await server.stop()
+        await sim.stop()

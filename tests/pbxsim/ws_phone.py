@@ -84,11 +84,20 @@ class WsPhone:
                 return msg
 
     async def register(self, expires: int = 300, password: str | None = None) -> sip.SipMessage:
-        """REGISTER, answering one 401 challenge; returns the final response."""
+        """REGISTER as JsSIP does (the same expiry in the Contact and in Expires), answering one 401 challenge;
+        returns the final response."""
+        return await self.register_as(f";expires={expires}", str(expires), password=password)
+
+    async def register_as(self, contact_params: str, expires_header: str | None,
+                          password: str | None = None) -> sip.SipMessage:
+        """REGISTER with these Contact parameters (``;expires=30`` or none) and this Expires header (None: no
+        header), answering one 401 challenge; returns the final response."""
         uri = f"sip:{self.domain}"
         to = f"<sip:{self.username}@{self.domain}>"
-        extra = [("Contact", f"{self.contact};expires={expires}"), ("Expires", str(expires)),
-                 ("Allow", "INVITE,ACK,CANCEL,BYE,OPTIONS,INFO,NOTIFY"), ("Supported", "path,gruu,outbound")]
+        extra = [("Contact", f"{self.contact}{contact_params}")]
+        if expires_header is not None:
+            extra.append(("Expires", expires_header))
+        extra += [("Allow", "INVITE,ACK,CANCEL,BYE,OPTIONS,INFO,NOTIFY"), ("Supported", "path,gruu,outbound")]
         await self.send(self.request("REGISTER", uri, to=to, extra=extra))
         first = await self.final_response()
         if first.status != 401:
