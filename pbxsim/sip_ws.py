@@ -301,8 +301,7 @@ class SipWsServer:
         if profile is None or profile.line is None:
             profile = PhoneProfile(answer_after=None, line=_Line(self, extension))
             self.world.phones[extension] = profile
-        profile.registered = True
-        self.world.device_state(f"PJSIP/{extension}", "NOT_INUSE")
+        profile.registered = True  # dialable at once; its device state waits for the qualify's answer
         await self._send(conn, sip.response_to(
             msg, 200, "OK", to_tag=_via_branch(msg),
             extra=[("Date", _date()), ("Contact", f"<{sip.address(contact)}>;expires={expires - 1}"), *echoed,
@@ -323,24 +322,21 @@ class SipWsServer:
         return 0 if asked == 0 else max(low, min(asked, high))
 
     def _contact_status(self, reg: Registration, status: str, rtt_us: int = 0) -> None:
-        """AMI, as Asterisk 22 reports a contact (captures 30, 33): registered, NonQualified with PeerStatus
-        Reachable after it; qualified, PeerStatus (when the endpoint's state changes) then Reachable with the
-        round trip; no answer to the qualify, PeerStatus Unreachable then Unreachable; gone (unregistered,
-        expired, or its websocket closed), PeerStatus Unreachable, then Removed."""
-        reachable = status in ("NonQualified", "Reachable")
-        before = reg.status in ("NonQualified", "Reachable")
+        """AMI, as Asterisk 22 reports a contact (captures 30, 33, 34): registered, NonQualified; the qualify's
+        answer, PeerStatus Reachable (the endpoint comes online only then) and Reachable with the round trip;
+        no answer to the qualify, PeerStatus Unreachable then Unreachable; gone (unregistered, expired, or its
+        websocket closed), PeerStatus Unreachable, then Removed. PeerStatus and the device state only when the
+        endpoint's state changes: a contact removed before any qualify answered goes with ContactStatus alone."""
+        reachable = status == "Reachable"
+        before = reg.status == "Reachable"
         reg.status, reg.rtt_us = (reg.status, reg.rtt_us) if status == "Removed" else (status, rtt_us)
         peer = wire.event("PeerStatus", [("ChannelType", "PJSIP"), ("Peer", f"PJSIP/{reg.extension}"),
                                          ("PeerStatus", "Reachable" if reachable else "Unreachable")])
         contact = wire.event("ContactStatus", [("URI", _pbx_uri(reg)), ("ContactStatus", status),
                                                ("AOR", reg.extension), ("EndpointName", reg.extension),
                                                ("RoundtripUsec", str(rtt_us))])
-        # PeerStatus only when the endpoint's state changes (a Removed contact that was Unreachable: none)
         changed = before if status == "Removed" else reachable != before
-        if status == "NonQualified":
-            events = [contact, peer]
-        else:
-            events = [peer, contact] if changed else [contact]
+        events = [peer, contact] if changed else [contact]
         for event in events:
             self.world.emit(event)
         if changed and status in ("Reachable", "Unreachable"):
@@ -447,11 +443,13 @@ class SipWsServer:
             return
         if reg.watch is not None and reg.watch is not asyncio.current_task():
             reg.watch.cancel()
+        online = reg.status == "Reachable"
         self._contact_status(reg, "Removed")
         profile = self.world.phones.get(extension)
         if profile is not None and profile.line is not None:
             profile.registered = False
-            self.world.device_state(f"PJSIP/{extension}", "UNAVAILABLE")
+            if online:  # an endpoint that never came online has no device state to lose
+                self.world.device_state(f"PJSIP/{extension}", "UNAVAILABLE")
 
     # ---------------------------------------------------------------- calls to the browser
     async def ring(self, extension: str, chan: Channel) -> None:

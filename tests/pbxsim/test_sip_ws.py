@@ -562,6 +562,27 @@ async def test_the_endpoints_device_state_follows_its_contact_as_capture_34(
     await p.close()
 
 
+async def test_a_contact_removed_before_its_first_qualify_leaves_the_endpoint_offline(
+        pbx: tuple[Simulator, SipWsServer]) -> None:
+    """On the real PBX the endpoint comes online (PeerStatus Reachable, device NOT_INUSE) with the first qualify's
+    answer, not with the REGISTER (captures 30 and 33: PeerStatus after the OPTIONS' 200). A browser that
+    unregisters before answering that qualify (a console stopping the phone it has just registered) made only
+    ContactStatus NonQualified then Removed on a real Asterisk 22.10.1: no PeerStatus, no device state."""
+    sim, server = pbx
+    said: list[tuple[str, str]] = []
+    sim.world.listeners.append(lambda pairs: said.append(_said_device(pairs)) if _about_1002(pairs) else None)
+    p = await phone(server, "1002")
+    p.answers_qualify = False
+    assert (await p.register()).status == 200
+    await _until_said(said, ("ContactStatus", "NonQualified"))
+    await asyncio.sleep(0.2)  # the qualify is out and unanswered: still offline
+    assert said == [("ContactStatus", "NonQualified")]
+    assert (await p.register_as(";expires=0", "0")).status == 200
+    await _until_said(said, ("ContactStatus", "Removed"))
+    assert said == [("ContactStatus", "NonQualified"), ("ContactStatus", "Removed")]
+    await p.close()
+
+
 def _about_1002(pairs: list[tuple[str, str]]) -> bool:
     fields = dict(pairs)
     return pairs[0][1] in ("ContactStatus", "PeerStatus") or fields.get("Device") == "PJSIP/1002"
